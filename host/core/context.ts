@@ -1,0 +1,128 @@
+/**
+ * Per-execution state of one route call, kept on the host side. The script
+ * reaches it only through KSR functions, which the bridge addresses by
+ * context id; no host object ever crosses into an isolate.
+ */
+import type { SipMessage, MessageEdits } from "../sip/message.js";
+import { emptyEdits } from "../sip/message.js";
+
+export type TransportProto = "udp" | "tcp";
+
+/** Where a message came from and which local socket took it. */
+export interface ReceiveInfo {
+  readonly proto: TransportProto;
+  readonly srcIp: string;
+  readonly srcPort: number;
+  readonly localIp: string;
+  readonly localPort: number;
+  /** TCP connection id; -1 for UDP. */
+  readonly connectionId: number;
+}
+
+export interface ListenSocket {
+  readonly proto: TransportProto;
+  readonly ip: string;
+  readonly port: number;
+}
+
+export type RouteType = "request" | "reply" | "failure" | "branch" | "onreply" | "onsend";
+
+export type LogLevel = "dbg" | "info" | "notice" | "warn" | "err" | "crit";
+
+/** A reply the route asked the host to send (sl_send_reply and friends). */
+export interface LocalReply {
+  readonly status: number;
+  readonly reason: string;
+}
+
+/**
+ * Host capabilities a KSR function may use. Implemented by the server; the
+ * testing harness implements it without sockets.
+ */
+export interface HostServices {
+  readonly listen: readonly ListenSocket[];
+  /** Extra names (host or host:port) treated as local by is_myself*. */
+  readonly aliases: readonly string[];
+  log(level: LogLevel, text: string, ctx?: MessageContext): void;
+  /**
+   * Send a locally generated reply to ctx's request (RFC 3261 §8.2.6,
+   * addressed per §18.2.2). Headers added with hdr.append_to_reply are
+   * included. Returns false when it could not be built or sent.
+   */
+  sendReply(ctx: MessageContext, status: number, reason: string): boolean;
+  /**
+   * Stateless forwarding (Kamailio `forward`): a request goes to `targetUri`,
+   * else $du, else the R-URI, with our Via on top; a reply goes to the
+   * second Via. Returns false when the destination cannot be resolved or
+   * the send fails.
+   */
+  forward(ctx: MessageContext, targetUri?: string): boolean;
+  /** Wall clock in ms (controllable in tests). */
+  now(): number;
+}
+
+/** State a tenant keeps between messages (Kamailio's per-process $var, $shv). */
+export interface TenantState {
+  readonly id: string;
+  /** $var(name): per-process in Kamailio, so per tenant runner here. */
+  readonly vars: Map<string, string | number>;
+  /** $shv(name): shared variables. */
+  readonly sharedVars: Map<string, string | number>;
+}
+
+export function newTenantState(id: string): TenantState {
+  return { id, vars: new Map(), sharedVars: new Map() };
+}
+
+let nextContextId = 1;
+
+export class MessageContext {
+  readonly id = nextContextId++;
+  /** Request-URI after script changes ($ru); undefined while unchanged. */
+  newRequestUri: string | undefined;
+  /** Destination URI ($du); undefined when unset. */
+  dstUri: string | undefined;
+  /** Forced send socket ($fs) as "proto:ip:port". */
+  sendSocket: string | undefined;
+  /** Message (transaction) flags, bits 0..31. */
+  flags = 0;
+  /** Branch flags per branch index; branch 0 is the R-URI branch. */
+  readonly branchFlags: number[] = [0];
+  /** Script flags; reset at each route run. */
+  scriptFlags = 0;
+  /** Header changes applied on send (lumps). */
+  readonly edits: MessageEdits = emptyEdits();
+  /** Raw header lines for the next locally generated reply (hdr.append_to_reply). */
+  readonly replyHeaders: string[] = [];
+  /** Add received/rport to the top Via and answer to the source port (RFC 3581). */
+  forceRport = false;
+  /** Add rport to the Via this proxy inserts when forwarding. */
+  addLocalRport = false;
+  /** KSR.x.exit()/drop() ran: every later KSR call of this execution is refused. */
+  exited = false;
+  /** Drop flag (KSR.x.drop(), KSR.set_drop()). */
+  dropped = false;
+  /** The local reply sent by this execution, if any. */
+  replied: LocalReply | undefined;
+  /** The message was forwarded (stateless or stateful). */
+  forwarded = false;
+  /** Reply that sl_reply_error() should send for the last internal error. */
+  lastError: LocalReply | undefined;
+
+  constructor(
+    readonly msg: SipMessage,
+    readonly rcv: ReceiveInfo,
+    readonly routeType: RouteType,
+    readonly tenant: TenantState,
+    readonly host: HostServices,
+  ) {}
+
+  /** The current Request-URI ($ru): the rewritten one if the script changed it. */
+  get requestUri(): string {
+    return this.newRequestUri ?? this.msg.requestUri;
+  }
+
+  get isRequest(): boolean {
+    return this.msg.kind === "request";
+  }
+}

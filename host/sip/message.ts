@@ -1,0 +1,95 @@
+/**
+ * The SIP message model shared by the parser, the serializer, the KSR modules
+ * and the proxy core.
+ *
+ * Text is held as "binary" (latin1) strings: one JS char per wire byte. This
+ * keeps byte-exact round trips (RFC 3261 allows UTF-8 in display names and
+ * reason phrases; we never re-encode) and makes `string.length` the byte
+ * count that Content-Length needs. The KSR bridge converts to and from UTF-8
+ * at the script boundary.
+ */
+
+/** One header field as it appeared in the message. */
+export interface Header {
+  /** Name exactly as on the wire: "v", "VIA", "Via". */
+  readonly name: string;
+  /** Lowercase full name, compact form expanded (RFC 3261 §7.3.3): "v" → "via". */
+  readonly key: string;
+  /** Field value: folded lines joined with one space (§7.3.1), outer whitespace trimmed. */
+  readonly value: string;
+  /** Exact bytes of the field (all its folded lines) including the final CRLF, as received. */
+  readonly raw: string;
+}
+
+export interface CSeq {
+  readonly seq: number;
+  readonly method: string;
+}
+
+/** A parsed request or response. Immutable once parsed: edits live in {@link MessageEdits}. */
+export interface SipMessage {
+  readonly kind: "request" | "response";
+  /** Request method; for a response the CSeq method. */
+  readonly method: string;
+  /** Request-URI as text (requests only, "" for responses). */
+  readonly requestUri: string;
+  /** Status code (responses only, 0 for requests). */
+  readonly status: number;
+  /** Reason phrase (responses only). */
+  readonly reason: string;
+  /** "SIP/2.0". */
+  readonly version: string;
+  /** The start line without its CRLF, as received. */
+  readonly startLine: string;
+  /** Every header field in wire order. */
+  readonly headers: readonly Header[];
+  /** Body bytes as a binary string ("" when none). */
+  readonly body: string;
+  /** The whole message as received (binary string). */
+  readonly raw: string;
+  /** Call-ID value ("" if absent, which the parser rejects for well-formed messages). */
+  readonly callId: string;
+  readonly cseq: CSeq;
+}
+
+/**
+ * Changes a route made to a message, applied only when the message is
+ * serialized for sending. As in Kamailio (lumps), reads of the message keep
+ * seeing the original headers; only the Request-URI change is visible to
+ * reads ($ru), and that is kept by the message context, not here.
+ */
+export interface MessageEdits {
+  /** Header index → replacement raw text ("" removes the header). Raw text must end in CRLF. */
+  readonly replaced: Map<number, string>;
+  /** Raw header lines inserted before header index i (key = i). */
+  readonly insertedBefore: Map<number, string[]>;
+  /** Raw header lines inserted after header index i (key = i). */
+  readonly insertedAfter: Map<number, string[]>;
+  /** Raw header lines inserted before the first header. */
+  readonly prepended: string[];
+  /** Raw header lines appended after the last header. */
+  readonly appended: string[];
+  /** New body (binary string), or undefined to keep the received body. */
+  body?: string;
+}
+
+export function emptyEdits(): MessageEdits {
+  return {
+    replaced: new Map(),
+    insertedBefore: new Map(),
+    insertedAfter: new Map(),
+    prepended: [],
+    appended: [],
+  };
+}
+
+export function hasEdits(edits: MessageEdits): boolean {
+  return (
+    edits.replaced.size > 0 ||
+    edits.insertedBefore.size > 0 ||
+    edits.insertedAfter.size > 0 ||
+    edits.prepended.length > 0 ||
+    edits.appended.length > 0 ||
+    edits.body !== undefined
+  );
+}
