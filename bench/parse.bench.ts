@@ -1,0 +1,41 @@
+/**
+ * Parser micro-benchmark (not a test):
+ *   npx vitest bench --run bench/parse.bench.ts
+ * Input strings are made flat the way the transport produces them
+ * (Buffer → latin1 string), not concatenation ropes.
+ */
+import { bench, describe } from "vitest";
+import { parseMessage } from "../host/sip/parser.js";
+import { serializeMessage } from "../host/sip/serialize.js";
+import { emptyEdits } from "../host/sip/message.js";
+import { StreamFramer } from "../host/sip/framing.js";
+import { inviteText, requestLines, sipText } from "../test/sip/fixtures.js";
+
+const flat = (s: string): string => Buffer.from(s, "latin1").toString("latin1");
+
+const invite = flat(inviteText());
+const options = flat(sipText(requestLines("OPTIONS")));
+const parsedInvite = (() => {
+  const r = parseMessage(invite);
+  if (!r.ok) throw new Error(r.error);
+  return r.message;
+})();
+const proxyEdits = emptyEdits();
+proxyEdits.insertedBefore.set(0, ["Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKproxy1\r\n"]);
+proxyEdits.replaced.set(1, "Max-Forwards: 69\r\n");
+const streamBytes = Buffer.from(invite + options + invite, "latin1");
+
+describe("sip", () => {
+  bench("parseMessage: typical INVITE with SDP", () => {
+    parseMessage(invite);
+  });
+  bench("parseMessage: OPTIONS", () => {
+    parseMessage(options);
+  });
+  bench("serializeMessage: INVITE with a Via added and Max-Forwards replaced", () => {
+    serializeMessage(parsedInvite, proxyEdits);
+  });
+  bench("StreamFramer: three messages in one chunk", () => {
+    new StreamFramer().push(streamBytes);
+  });
+});
