@@ -3,5 +3,24 @@
  * isolate facade, KSR.x.modf, `ksr api`, `ksr check` and ksr.d.ts derive.
  */
 import type { KemiModule } from "./types.js";
+import { coreModule } from "./core.js";
+import { pvModule } from "./pv.js";
+import { hdrModule } from "./hdr.js";
+import { kxModule } from "./kx.js";
+import { slModule } from "./sl.js";
+import { maxfwdModule } from "./maxfwd.js";
+import { sanityModule } from "./sanity.js";
+import { siputilsModule } from "./siputils.js";
+import { corexModule } from "./corex.js";
 
-export const KEMI_MODULES: readonly KemiModule[] = [];
+export const KEMI_MODULES: readonly KemiModule[] = [
+  coreModule,
+  pvModule,
+  hdrModule,
+  kxModule,
+  slModule,
+  maxfwdModule,
+  sanityModule,
+  siputilsModule,
+  corexModule,
+];

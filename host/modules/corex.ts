@@ -1,0 +1,87 @@
+/**
+ * KSR.corex (Kamailio corex module): the functions that only look at the
+ * message or at per-message state. Extended flags are 64 per message
+ * (0..63), kept beside the message context; the stateful proxy code can
+ * read them with xflagsOf().
+ *
+ * Not provided here: append_branch* (need the branch set of the stateful
+ * proxy), send_data/sendx (raw sends), set_*_socket*, set_source_address,
+ * via_* (Via building options), file_read/file_write (a tenant script must
+ * not reach the host file system).
+ */
+import type { MessageContext } from "../core/context.js";
+import type { KemiModule } from "./types.js";
+import { currentRuri, firstHeaderOf } from "./msgutil.js";
+
+const xflags = new WeakMap<MessageContext, bigint>();
+const MAX_XFLAG = 63;
+
+/** The extended flags of ctx as a 64-bit mask. */
+export function xflagsOf(ctx: MessageContext): bigint {
+  return xflags.get(ctx) ?? 0n;
+}
+
+function xflagValid(f: number): boolean {
+  return Number.isInteger(f) && f >= 0 && f <= MAX_XFLAG;
+}
+
+export const corexModule: KemiModule = {
+  name: "corex",
+  kamailioModule: "corex",
+  functions: {
+    has_ruri_user: {
+      params: [],
+      returns: "int",
+      doc: "1 if the R-URI has a user part, -1 otherwise (also for replies).",
+      run(ctx) {
+        const u = currentRuri(ctx);
+        return u !== null && u.user !== undefined && u.user.length > 0 ? 1 : -1;
+      },
+    },
+    has_user_agent: {
+      params: [],
+      returns: "int",
+      doc: "1 if a non-empty User-Agent header is present, -1 otherwise.",
+      run(ctx) {
+        const h = firstHeaderOf(ctx.msg, "user-agent");
+        return h !== undefined && h.value.length > 0 ? 1 : -1;
+      },
+    },
+    setxflag: {
+      params: ["int"],
+      returns: "int",
+      nativeName: "setxflag",
+      doc: "Set extended flag f (0..63). 1 ok, -1 if out of range.",
+      run(ctx, f: number) {
+        if (!xflagValid(f)) return -1;
+        xflags.set(ctx, xflagsOf(ctx) | (1n << BigInt(f)));
+        return 1;
+      },
+    },
+    resetxflag: {
+      params: ["int"],
+      returns: "int",
+      nativeName: "resetxflag",
+      doc: "Reset extended flag f (0..63). 1 ok, -1 if out of range.",
+      run(ctx, f: number) {
+        if (!xflagValid(f)) return -1;
+        xflags.set(ctx, xflagsOf(ctx) & ~(1n << BigInt(f)));
+        return 1;
+      },
+    },
+    isxflagset: {
+      params: ["int"],
+      returns: "int",
+      nativeName: "isxflagset",
+      doc: "1 if extended flag f is set, -1 if not or out of range.",
+      run: (ctx, f: number) => (xflagValid(f) && (xflagsOf(ctx) >> BigInt(f)) & 1n ? 1 : -1),
+    },
+    is_faked_msg: {
+      params: [],
+      returns: "int",
+      nativeName: "is_faked_msg",
+      doc: "1 if the message was built internally (Kamailio faked message), -1 for a message received from the network: always -1 here.",
+      run: () => -1,
+    },
+  },
+};
