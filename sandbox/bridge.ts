@@ -1,0 +1,319 @@
+/**
+ * Host side of the KSR bridge: the flat function table derived from the
+ * module export tables, the description the facade builds KSR from, and the
+ * dispatcher behind the one ivm.Callback every KSR call goes through.
+ *
+ * The dispatcher never throws (an exception in a host callback would surface
+ * inside the script as a catchable error carrying host details), answers
+ * only primitives, and addresses per-message state by the context id the
+ * facade passes, so several executions could be in flight later.
+ */
+import type { MessageContext, LogLevel } from "../host/core/context.js";
+import { log } from "../host/core/log.js";
+import type { KemiFunction, KemiModule, KemiParamType, KemiReturnType, KemiValue } from "../host/modules/types.js";
+import {
+  ARG_ERROR_MISSING,
+  ARG_ERROR_TOO_LARGE,
+  MAX_PARAMS,
+  MODF_ARG_TOO_LARGE,
+  OP_ARG_ERROR,
+  OP_DROP,
+  OP_EXIT,
+  OP_MODF,
+  type FacadeDescription,
+  type WireModule,
+} from "../runtime/protocol.js";
+import { binaryToText, textToBinary } from "./strings.js";
+
+/** Default cap on one string argument from a script: 1 MiB. */
+export const DEFAULT_MAX_STRING_LENGTH = 1024 * 1024;
+
+/** One callable KSR entry (exported or unavailable). */
+export interface BridgeEntry {
+  /** "KSR.sl.sl_send_reply" / "KSR.is_INVITE": for log lines. */
+  readonly qualifiedName: string;
+  readonly params: readonly KemiParamType[];
+  readonly returns: KemiReturnType;
+  /** Undefined for an unavailable function. */
+  readonly fn?: KemiFunction;
+  /** Why an unavailable function cannot work here. */
+  readonly unavailableReason?: string;
+  /** Reachable through KSR.x.modf (module functions only). */
+  readonly module: string;
+}
+
+/** What a failed call answers, by declared return type. */
+export function failureValue(returns: KemiReturnType): KemiValue {
+  switch (returns) {
+    case "int":
+      return -1;
+    case "bool":
+      return false;
+    case "xval":
+      return null;
+    case "none":
+      return undefined;
+  }
+}
+
+export class BridgeTable {
+  readonly entries: readonly BridgeEntry[];
+  /** Native cfg name → entry id, for KSR.x.modf. */
+  private readonly byNativeName: ReadonlyMap<string, number>;
+  /** The tables as the facade needs them (ids index `entries`). */
+  readonly description: Omit<FacadeDescription, "exitToken" | "maxStringLength">;
+
+  constructor(modules: readonly KemiModule[]) {
+    const entries: BridgeEntry[] = [];
+    const byNativeName = new Map<string, number>();
+    const wire: WireModule[] = [];
+    const seenModules = new Set<string>();
+    const coreNames = new Set<string>();
+    for (const mod of modules) {
+      if (mod.name === "x") throw new Error(`module name "x" is reserved for KSR.x`);
+      if (seenModules.has(mod.name)) throw new Error(`duplicate KEMI module "${mod.name}"`);
+      seenModules.add(mod.name);
+      const prefix = mod.name === "" ? "KSR." : `KSR.${mod.name}.`;
+      const wireFunctions: { name: string; id: number; params: KemiParamType[]; returns: KemiReturnType }[] = [];
+      const add = (name: string, entry: BridgeEntry, nativeName: string | undefined): void => {
+        if (entry.params.length > MAX_PARAMS) throw new Error(`${entry.qualifiedName}: more than ${MAX_PARAMS} parameters`);
+        const id = entries.length;
+        entries.push(entry);
+        wireFunctions.push({ name, id, params: [...entry.params], returns: entry.returns });
+        if (mod.name === "") coreNames.add(name);
+        else if (nativeName !== undefined && !byNativeName.has(nativeName)) byNativeName.set(nativeName, id);
+      };
+      for (const [name, fn] of Object.entries(mod.functions)) {
+        add(name, { qualifiedName: prefix + name, params: fn.params, returns: fn.returns, fn, module: mod.name }, fn.nativeName ?? name);
+      }
+      for (const [name, u] of Object.entries(mod.unavailable ?? {})) {
+        if (Object.hasOwn(mod.functions, name)) throw new Error(`${prefix}${name} is both exported and unavailable`);
+        add(name, { qualifiedName: prefix + name, params: u.params, returns: u.returns, unavailableReason: u.reason, module: mod.name }, name);
+      }
+      wire.push({ name: mod.name, functions: wireFunctions });
+    }
+    for (const name of coreNames) {
+      if (seenModules.has(name)) throw new Error(`core function KSR.${name} collides with module KSR.${name}`);
+    }
+    this.entries = entries;
+    this.byNativeName = byNativeName;
+    this.description = { modules: wire };
+  }
+
+  /** Entry id for a native cfg function name, if KSR.x.modf may call it. */
+  modfTarget(nativeName: string): number | undefined {
+    return this.byNativeName.get(nativeName);
+  }
+}
+
+/** Parses an integer parameter given to KSR.x.modf as text (cfg fixup: decimal, optional sign). */
+function parseModfInt(text: string): number | undefined {
+  if (!/^[+-]?\d{1,10}$/.test(text)) return undefined;
+  const n = Number(text);
+  return n >= -2147483648 && n <= 2147483647 ? n : undefined;
+}
+
+function describeHostError(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  try {
+    return String(e);
+  } catch {
+    return "(unprintable value)";
+  }
+}
+
+/**
+ * Dispatches bridge calls for one runner. `executions` is the runner's map of
+ * in-flight route runs (context id → context).
+ */
+export class BridgeDispatcher {
+  constructor(
+    private readonly table: BridgeTable,
+    private readonly executions: ReadonlyMap<number, MessageContext>,
+    /** Answered when an execution has exited; the facade turns it into the exit sentinel. */
+    private readonly exitToken: string,
+    private readonly maxStringLength: number,
+    /** Log scope for calls that arrive outside any route run (top-level script code). */
+    private readonly logScope: string,
+  ) {}
+
+  /** The ivm.Callback body. Never throws; answers only primitives. */
+  dispatch(ctxId: number, op: number, args: unknown[]): unknown {
+    const ctx = this.executions.get(ctxId);
+    try {
+      if (op >= 0) {
+        const entry = this.table.entries[op];
+        if (entry === undefined) return undefined;
+        if (ctx === undefined) return this.outsideRoute(entry.qualifiedName, failureValue(entry.returns));
+        if (ctx.exited) return this.exitToken;
+        return this.callEntry(ctx, entry, args);
+      }
+      switch (op) {
+        case OP_EXIT:
+        case OP_DROP:
+          if (ctx !== undefined) {
+            if (op === OP_DROP && !ctx.exited) ctx.dropped = true;
+            ctx.exited = true;
+          }
+          return this.exitToken;
+        case OP_MODF:
+          if (ctx === undefined) return this.outsideRoute("KSR.x.modf", -1);
+          if (ctx.exited) return this.exitToken;
+          return this.modf(ctx, args);
+        case OP_ARG_ERROR:
+          return this.argError(ctx, args);
+        default:
+          return undefined;
+      }
+    } catch (e) {
+      // Only reachable through a failing logger; keep the isolate out of it.
+      try {
+        log("err", this.logScope, `KSR bridge failure: ${describeHostError(e)}`);
+      } catch {
+        // nothing left to report to
+      }
+      return undefined;
+    }
+  }
+
+  private log(ctx: MessageContext | undefined, level: LogLevel, text: string): void {
+    if (ctx === undefined) {
+      log(level, this.logScope, text);
+      return;
+    }
+    try {
+      ctx.host.log(level, text, ctx);
+    } catch {
+      log(level, this.logScope, text);
+    }
+  }
+
+  private outsideRoute(name: string, value: KemiValue): KemiValue {
+    this.log(undefined, "err", `${name}: called outside a route (no message to work on)`);
+    return value;
+  }
+
+  private argError(ctx: MessageContext | undefined, args: unknown[]): KemiValue | string {
+    const [fnId, reason, index] = args as [number, number, number];
+    const entry = this.table.entries[fnId];
+    if (entry === undefined) return undefined;
+    if (ctx !== undefined && ctx.exited) return this.exitToken;
+    if (reason === ARG_ERROR_MISSING) {
+      this.log(ctx, "err", `${entry.qualifiedName}: called without its ${entry.params.length} parameter(s)`);
+      // app_jsdt answers false here whatever the declared return type.
+      return false;
+    }
+    if (reason === ARG_ERROR_TOO_LARGE) {
+      this.log(ctx, "err", `${entry.qualifiedName}: parameter ${index + 1} longer than ${this.maxStringLength} characters, call refused`);
+    }
+    return failureValue(entry.returns);
+  }
+
+  /** Runs one entry with converted arguments; a throwing module function becomes a logged failure. */
+  private callEntry(ctx: MessageContext, entry: BridgeEntry, args: unknown[]): unknown {
+    if (entry.fn === undefined) {
+      this.log(ctx, "err", `${entry.qualifiedName}: not available: ${entry.unavailableReason ?? "not supported"}`);
+      return failureValue(entry.returns);
+    }
+    const params = entry.params;
+    for (let i = 0; i < params.length; i++) {
+      const value = args[i];
+      if (params[i] === "str") {
+        if (typeof value !== "string") return this.badArgument(ctx, entry, i);
+        if (value.length > this.maxStringLength) return this.badArgument(ctx, entry, i);
+        args[i] = textToBinary(value);
+      } else if (typeof value !== "number" || !Number.isInteger(value)) {
+        return this.badArgument(ctx, entry, i);
+      }
+    }
+    let result: KemiValue;
+    try {
+      result = entry.fn.run(ctx, ...args);
+    } catch (e) {
+      this.log(ctx, "err", `${entry.qualifiedName}: failed: ${describeHostError(e)}`);
+      result = failureValue(entry.returns);
+    }
+    // A function may itself end the execution; the facade then throws the sentinel.
+    if (ctx.exited) return this.exitToken;
+    return this.toScriptValue(ctx, entry, result);
+  }
+
+  private badArgument(ctx: MessageContext, entry: BridgeEntry, index: number): KemiValue {
+    this.log(ctx, "err", `${entry.qualifiedName}: invalid parameter ${index + 1}`);
+    return failureValue(entry.returns);
+  }
+
+  /** Normalises a module's result to its declared return type (scripts branch on exact values). */
+  private toScriptValue(ctx: MessageContext, entry: BridgeEntry, result: KemiValue): KemiValue {
+    switch (entry.returns) {
+      case "int":
+        if (typeof result === "number") return result;
+        if (typeof result === "boolean") return result ? 1 : -1;
+        break;
+      case "bool":
+        if (typeof result === "boolean") return result;
+        if (typeof result === "number") return result > 0;
+        break;
+      case "xval":
+        if (typeof result === "string") return binaryToText(result);
+        if (typeof result === "number" || result === null) return result;
+        if (result === undefined) return null;
+        break;
+      case "none":
+        return undefined;
+    }
+    this.log(ctx, "err", `${entry.qualifiedName}: returned a ${typeof result}, declared ${entry.returns}`);
+    return failureValue(entry.returns);
+  }
+
+  /** KSR.x.modf(fname, ...strings): a module function by its native cfg name. */
+  private modf(ctx: MessageContext, args: unknown[]): number | string {
+    const [fname, argCount] = args as [unknown, number];
+    if (typeof fname !== "string") {
+      this.log(ctx, "err", "KSR.x.modf: missing function name");
+      return -1;
+    }
+    if (argCount === MODF_ARG_TOO_LARGE) {
+      this.log(ctx, "err", `KSR.x.modf: argument longer than ${this.maxStringLength} characters, call refused`);
+      return -1;
+    }
+    const name = textToBinary(fname);
+    const id = this.table.modfTarget(name);
+    if (id === undefined) {
+      this.log(ctx, "err", `KSR.x.modf: function '${name}' is not available`);
+      return -1;
+    }
+    const entry = this.table.entries[id]!;
+    if (argCount !== entry.params.length) {
+      this.log(ctx, "err", `KSR.x.modf: function '${name}' takes ${entry.params.length} parameter(s), ${argCount} given`);
+      return -1;
+    }
+    const converted: unknown[] = [];
+    for (let i = 0; i < entry.params.length; i++) {
+      const text = args[i + 2] as string;
+      if (entry.params[i] === "int") {
+        const n = parseModfInt(text);
+        if (n === undefined) {
+          this.log(ctx, "err", `KSR.x.modf: function '${name}' parameter ${i + 1} is not an integer: '${textToBinary(text)}'`);
+          return -1;
+        }
+        converted.push(n);
+      } else {
+        converted.push(text);
+      }
+    }
+    const result = this.callEntry(ctx, entry, converted);
+    if (result === this.exitToken) return this.exitToken;
+    // modf answers an int, like every native cfg function.
+    switch (typeof result) {
+      case "number":
+        return result;
+      case "boolean":
+        return result ? 1 : -1;
+      case "undefined":
+        return entry.returns === "none" ? 1 : -1;
+      default:
+        return result === null ? -1 : 1;
+    }
+  }
+}
