@@ -1,0 +1,513 @@
+/**
+ * The SIP server of one tenant: transport → parse → route → effects, and
+ * the HostServices the KSR functions use to reply and forward.
+ *
+ * Everything here is stateless (no transactions): replies are addressed by
+ * the request's Via (RFC 3261 §18.2.2, RFC 3581), responses are forwarded
+ * by their Via (§16.7 step 3, §16.11), requests are forwarded with a Via
+ * whose branch is derived from the incoming one (§16.11).
+ */
+import { createHash } from "node:crypto";
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
+import type { MessageEdits, SipMessage } from "../sip/message.js";
+import { parseMessage, topVia, DEFAULT_PARSE_LIMITS, type ParseFailure, type ParseLimits } from "../sip/parser.js";
+import { buildResponse, generateTag, serializeMessage } from "../sip/serialize.js";
+import type { Via } from "../sip/via.js";
+import { formatVia, parseVia, viaParam } from "../sip/via.js";
+import { parseUri, uriParam, uriTransport } from "../sip/uri.js";
+import type { RouteOutcome, RouteRunner } from "../../sandbox/types.js";
+import { TransportLayer } from "../transport/index.js";
+import { formatHostPort, formatListenSocket, isWildcardIp, parseListenSocket, sameIp, unbracket } from "../transport/listen-socket.js";
+import { isOwnVia, responseDestination, stampReceivedVia, viaTransport, type Destination } from "./addressing.js";
+import { MessageContext, newTenantState } from "./context.js";
+import type { HostServices, ListenSocket, LogLevel, ReceiveInfo, TenantState, TransportProto } from "./context.js";
+import { log as writeLog } from "./log.js";
+import { buildMalformedReply, reasonFromError, responseViaLines, topViaOf } from "./malformed.js";
+
+export const REQUEST_ROUTE = "ksr_request_route";
+export const REPLY_ROUTE = "ksr_reply_route";
+
+/** Magic cookie of RFC 3261 §8.1.1.7 branches. */
+const BRANCH_COOKIE = "z9hG4bK";
+
+export interface SipServerOptions {
+  readonly listen: readonly ListenSocket[];
+  /** Extra host[:port] names that mean "us" (Via checks, is_myself). */
+  readonly aliases?: readonly string[];
+  /** Tenant id: log scope and TenantState id. Default "default". */
+  readonly tenantId?: string;
+  /** TCP idle timeout in ms (default 120 000, see host/transport/tcp.ts). */
+  readonly idleTimeoutMs?: number;
+  readonly maxTcpConnections?: number;
+  readonly parseLimits?: ParseLimits;
+  /** Clock for HostServices.now (tests). */
+  readonly now?: () => number;
+  /** Host name → IP address (default: the OS resolver via dns.lookup). */
+  readonly resolveHost?: (host: string, family: 4 | 6) => Promise<string>;
+}
+
+async function defaultResolve(host: string, family: 4 | 6): Promise<string> {
+  const r = await lookup(host, { family });
+  return r.address;
+}
+
+export class SipServer implements HostServices {
+  readonly tenant: TenantState;
+  readonly aliases: readonly string[];
+  private readonly transport: TransportLayer;
+  private readonly parseLimits: ParseLimits;
+  private readonly clock: () => number;
+  private readonly resolveHost: (host: string, family: 4 | 6) => Promise<string>;
+  private readonly configured: readonly ListenSocket[];
+  private boundSockets: ListenSocket[] = [];
+  /** Whether the script defines ksr_reply_route; asked once (a runner's script does not change). */
+  private hasReplyRoute: boolean | undefined;
+  /** One To tag per request context for every local reply to it (§8.2.6.2). */
+  private readonly localTags = new WeakMap<MessageContext, string>();
+
+  constructor(
+    private readonly runner: RouteRunner,
+    options: SipServerOptions,
+  ) {
+    this.configured = options.listen;
+    this.aliases = options.aliases ?? [];
+    this.tenant = newTenantState(options.tenantId ?? "default");
+    this.parseLimits = options.parseLimits ?? DEFAULT_PARSE_LIMITS;
+    this.clock = options.now ?? Date.now;
+    this.resolveHost = options.resolveHost ?? defaultResolve;
+    this.transport = new TransportLayer({
+      listen: options.listen,
+      onMessage: (data, rcv) => this.receive(data, rcv),
+      parseLimits: this.parseLimits,
+      tcpIdleTimeoutMs: options.idleTimeoutMs,
+      maxTcpConnections: options.maxTcpConnections,
+    });
+  }
+
+  /** Bind every listen socket; resolves with them as bound (port 0 replaced). */
+  async start(): Promise<ListenSocket[]> {
+    this.boundSockets = await this.transport.start();
+    this.log("info", `listening on ${this.boundSockets.map(formatListenSocket).join(", ")}`);
+    return this.boundSockets;
+  }
+
+  /** Close every socket; resolves when all are closed. The runner is the caller's to dispose. */
+  async stop(): Promise<void> {
+    await this.transport.stop();
+  }
+
+  /** The listen sockets: as bound once started, as configured before. */
+  get listen(): readonly ListenSocket[] {
+    return this.boundSockets.length > 0 ? this.boundSockets : this.configured;
+  }
+
+  /** The bound port of the first listen socket of a transport (tests start on port 0). */
+  portOf(proto: TransportProto): number {
+    const s = this.listen.find((l) => l.proto === proto);
+    if (!s) throw new Error(`no ${proto} listen socket`);
+    return s.port;
+  }
+
+  get tcpConnectionCount(): number {
+    return this.transport.tcpConnectionCount;
+  }
+
+  now(): number {
+    return this.clock();
+  }
+
+  log(level: LogLevel, text: string, _ctx?: MessageContext): void {
+    writeLog(level, this.tenant.id, text);
+  }
+
+  // ---------------------------------------------------------------- receive
+
+  /**
+   * Entry point for every received message. Nothing escapes: an internal
+   * error is logged and the message is abandoned, the server carries on.
+   */
+  receive(data: string, rcv: ReceiveInfo): void {
+    try {
+      const parsed = parseMessage(data, this.parseLimits);
+      if (!parsed.ok) {
+        this.rejectMalformed(parsed, rcv);
+        return;
+      }
+      if (parsed.message.kind === "request") this.onRequest(parsed.message, rcv);
+      else this.onResponse(parsed.message, rcv);
+    } catch (err) {
+      this.log("err", `internal error handling a message from ${describeSource(rcv)}: ${errorText(err)}`);
+    }
+  }
+
+  private rejectMalformed(parsed: ParseFailure, rcv: ReceiveInfo): void {
+    const from = describeSource(rcv);
+    if (parsed.kind !== "request") {
+      this.log("warn", `dropped malformed ${parsed.kind ?? "message"} from ${from}: ${parsed.error}`);
+      return;
+    }
+    if (parsed.method === "ACK") {
+      // An ACK is never answered (RFC 3261 §17.2.1 / §8.2.6).
+      this.log("warn", `dropped malformed ACK from ${from}: ${parsed.error}`);
+      return;
+    }
+    const top = parsed.headers ? topViaOf(parsed.headers) : undefined;
+    if (!top) {
+      this.log("warn", `dropped malformed request from ${from} (no usable Via to answer): ${parsed.error}`);
+      return;
+    }
+    const stamped = stampReceivedVia(top.vias[0]!, rcv, false);
+    const dest = responseDestination(stamped, rcv.connectionId);
+    if (!dest) {
+      this.log("warn", `dropped malformed request from ${from} (Via transport ${top.vias[0]!.transport} not supported): ${parsed.error}`);
+      return;
+    }
+    // The parser reports a well-formed but unknown SIP-Version with the 505
+    // reason phrase (RFC 3261 §21.5.7); everything else is a 400 (§8.2.2 ff.)
+    // whose reason phrase names the problem.
+    const status = parsed.error === "Version Not Supported" ? 505 : 400;
+    const reason = reasonFromError(parsed.error);
+    const reply = buildMalformedReply(parsed.headers!, responseViaLines(top.viaHeaders, top.vias, stamped), status, reason, generateTag());
+    this.log("notice", `malformed request from ${from}: ${parsed.error}; answering ${status}`);
+    this.dispatch(dest, reply, localSocketOf(rcv), `${status} reply`);
+  }
+
+  private onRequest(msg: SipMessage, rcv: ReceiveInfo): void {
+    const ctx = new MessageContext(msg, rcv, "request", this.tenant, this);
+    const outcome = this.runner.runRoute(REQUEST_ROUTE, ctx);
+    if (outcome.status === "ok") return; // no reply/relay: silently consumed, as in Kamailio
+    if (outcome.status === "missing") {
+      this.log("err", `script ${this.runner.scriptPath} defines no ${REQUEST_ROUTE}(); request ${msg.method} call-id=${msg.callId} not handled`);
+      return;
+    }
+    this.logRouteFailure(REQUEST_ROUTE, ctx, outcome);
+    // Error policy: 500 to requests other than ACK (never answered) unless
+    // the route already answered or sent the request on.
+    if (msg.method !== "ACK" && ctx.replied === undefined && !ctx.forwarded) {
+      this.sendReply(ctx, 500, "Server Internal Error"); // RFC 3261 §21.5.1
+    }
+  }
+
+  private onResponse(msg: SipMessage, rcv: ReceiveInfo): void {
+    let ctx: MessageContext | undefined;
+    this.hasReplyRoute ??= this.runner.hasRoute(REPLY_ROUTE);
+    if (this.hasReplyRoute) {
+      ctx = new MessageContext(msg, rcv, "reply", this.tenant, this);
+      const outcome = this.runner.runRoute(REPLY_ROUTE, ctx);
+      if (outcome.status === "error") {
+        this.logRouteFailure(REPLY_ROUTE, ctx, outcome);
+        return; // error policy for replies: drop
+      }
+      if (ctx.dropped) return;
+      if (ctx.forwarded) return; // the route forwarded it already
+    }
+    this.forwardResponse(msg, rcv, ctx?.edits);
+  }
+
+  private logRouteFailure(route: string, ctx: MessageContext, outcome: Extract<RouteOutcome, { status: "error" }>): void {
+    const where = outcome.location ?? this.runner.scriptPath;
+    this.log(
+      "err",
+      `tenant=${this.tenant.id} route=${route} call-id=${ctx.msg.callId} ${outcome.kind}: ${outcome.message} (at ${where})`,
+    );
+  }
+
+  // ------------------------------------------------------- HostServices
+
+  sendReply(ctx: MessageContext, status: number, reason: string): boolean {
+    const msg = ctx.msg;
+    if (msg.kind !== "request") {
+      this.log("err", `cannot send a reply to a response (call-id=${msg.callId})`);
+      return false;
+    }
+    if (msg.method === "ACK") {
+      this.log("warn", `not replying ${status} to ACK (call-id=${msg.callId}): ACK is never answered`);
+      return false;
+    }
+    if (!Number.isInteger(status) || status < 100 || status > 699) {
+      this.log("err", `invalid reply status ${status} (call-id=${msg.callId})`);
+      return false;
+    }
+    const top = topVia(msg);
+    if (top === undefined) {
+      this.log("err", `cannot address a reply: request has no usable Via (call-id=${msg.callId})`);
+      return false;
+    }
+    const viaHeaders = msg.headers.filter((h) => h.key === "via");
+    const firstVias = viaHeaders[0]!.value.includes(",") ? parseVia(viaHeaders[0]!.value) : [top];
+    const stamped = stampReceivedVia(top, ctx.rcv, ctx.forceRport);
+    const dest = responseDestination(stamped, ctx.rcv.connectionId);
+    if (!dest) {
+      this.log("err", `cannot send a reply over Via transport ${stamped.transport} (call-id=${msg.callId})`);
+      return false;
+    }
+    // buildResponse adds it only when the To has no tag and status > 100.
+    const toTag = status > 100 ? this.localTagFor(ctx) : undefined;
+    const safeReason = reason.replace(/[\r\n]+/g, " ");
+    const text = buildResponse(msg, status, safeReason, {
+      toTag,
+      extraHeaders: ctx.replyHeaders.length > 0 ? ctx.replyHeaders : undefined,
+      viaOverride: responseViaLines(viaHeaders, firstVias, stamped),
+    });
+    const sent = this.dispatch(dest, text, localSocketOf(ctx.rcv), `${status} reply`);
+    if (sent) ctx.replied = { status, reason: safeReason };
+    return sent;
+  }
+
+  forward(ctx: MessageContext, targetUri?: string): boolean {
+    if (ctx.msg.kind === "response") {
+      const ok = this.forwardResponse(ctx.msg, ctx.rcv, ctx.edits);
+      if (ok) ctx.forwarded = true;
+      return ok;
+    }
+    const ok = this.forwardRequest(ctx, targetUri ?? ctx.dstUri ?? ctx.requestUri);
+    if (ok) ctx.forwarded = true;
+    return ok;
+  }
+
+  // ------------------------------------------------------- forwarding
+
+  /**
+   * Stateless request forwarding (Kamailio `forward`, RFC 3261 §16.11).
+   * The destination URI gives host, port and transport; host names are
+   * resolved to an A/AAAA record of the sending socket's family (no NAPTR
+   * or SRV, RFC 3263 §4 is not applied). For a host name the request is
+   * built now and sent when the lookup finishes: forward() returns true and a
+   * failed lookup is logged.
+   */
+  private forwardRequest(ctx: MessageContext, target: string): boolean {
+    const callId = ctx.msg.callId;
+    const uri = parseUri(target);
+    if (!uri || uri.scheme === "tel") {
+      this.log("err", `forward: cannot route to "${target}" (call-id=${callId})`);
+      return false;
+    }
+    const transport = uriTransport(uri);
+    if (transport !== "udp" && transport !== "tcp") {
+      this.log("err", `forward: transport ${transport} of ${target} is not supported (call-id=${callId})`);
+      return false;
+    }
+    const maddr = uriParam(uri, "maddr");
+    const host = unbracket(maddr !== undefined && maddr !== "" ? maddr : uri.host);
+    const port = uri.port ?? 5060;
+    const socket = this.sendingSocket(ctx, transport, host);
+    if (!socket) {
+      this.log("err", `forward: no ${transport} listen socket to reach ${host} (call-id=${callId})`);
+      return false;
+    }
+    const via = this.ownVia(ctx, socket, target);
+    const edits = withViaOnTop(ctx.msg, withStampedTopVia(ctx, ctx.edits), via);
+    const text = serializeMessage(ctx.msg, edits, {
+      requestUri: ctx.newRequestUri,
+      stream: transport === "tcp", // Content-Length mandatory on streams (RFC 3261 §18.3)
+    });
+    return this.dispatch({ proto: transport, host, port }, text, socket, `${ctx.msg.method} request`);
+  }
+
+  /**
+   * Stateless response forwarding (RFC 3261 §16.7 step 3, §18.2.2): the top
+   * Via must be ours; it is removed and the response goes where the next
+   * Via says.
+   */
+  private forwardResponse(msg: SipMessage, rcv: ReceiveInfo, edits?: MessageEdits): boolean {
+    const viaIndexes: number[] = [];
+    msg.headers.forEach((h, i) => {
+      if (h.key === "via") viaIndexes.push(i);
+    });
+    const what = `${msg.status} response (call-id=${msg.callId})`;
+    if (viaIndexes.length === 0) {
+      this.log("warn", `dropped ${what}: no Via`);
+      return false;
+    }
+    const firstIndex = viaIndexes[0]!;
+    const firstVias = parseVia(msg.headers[firstIndex]!.value);
+    const top = firstVias[0];
+    if (!top || !isOwnVia(top, this.listen, this.aliases)) {
+      this.log("warn", `dropped ${what}: top Via ${top ? formatVia(top) : "(unparsable)"} is not ours`);
+      return false;
+    }
+    let next: Via | undefined = firstVias[1];
+    if (!next && viaIndexes.length > 1) next = parseVia(msg.headers[viaIndexes[1]!]!.value)[0];
+    if (!next) {
+      this.log("info", `dropped ${what}: no Via after ours, nowhere to forward`);
+      return false;
+    }
+    let connectionId: number | undefined;
+    if (viaTransport(next) === "tcp") {
+      // Our Via carries the id of the connection the request came in on (see
+      // ownVia); it is used only while that connection is still to the
+      // address the next Via names, so a stale id cannot misdirect.
+      const id = Number(viaParam(top, "i") ?? NaN);
+      const remoteIp = Number.isInteger(id) ? this.transport.tcpConnectionRemoteIp(id) : undefined;
+      if (remoteIp !== undefined && sameIp(remoteIp, unbracket(next.received ?? next.host))) connectionId = id;
+    }
+    const dest = responseDestination(next, connectionId);
+    if (!dest) {
+      this.log("warn", `dropped ${what}: Via transport ${next.transport} not supported`);
+      return false;
+    }
+    const base = edits ?? EMPTY_EDITS;
+    const replaced = new Map(base.replaced);
+    replaced.set(
+      firstIndex,
+      firstVias.length > 1 ? `Via: ${firstVias.slice(1).map(formatVia).join(", ")}\r\n` : "",
+    );
+    const text = serializeMessage(msg, { ...base, replaced }, { stream: dest.proto === "tcp" });
+    const from = rcv.proto === dest.proto ? localSocketOf(rcv) : undefined;
+    return this.dispatch(dest, text, from, what);
+  }
+
+  /** The Via this server puts on top of a request it forwards (RFC 3261 §16.6 step 8). */
+  private ownVia(ctx: MessageContext, socket: ListenSocket, target: string): string {
+    let via = `Via: SIP/2.0/${socket.proto.toUpperCase()} ${this.viaHostPort(socket)};branch=${this.statelessBranch(ctx, target)}`;
+    if (ctx.addLocalRport) via += ";rport";
+    // Remember the incoming TCP connection so the response can be sent back
+    // on it (RFC 3261 §18.2.2) without transaction state.
+    if (ctx.rcv.proto === "tcp" && ctx.rcv.connectionId >= 0) via += `;i=${ctx.rcv.connectionId}`;
+    return via + "\r\n";
+  }
+
+  private viaHostPort(socket: ListenSocket): string {
+    if (!isWildcardIp(socket.ip)) return formatHostPort(socket.ip, socket.port);
+    // A wildcard address is no address for a peer to answer to: name the
+    // first alias instead.
+    const alias = this.aliases[0];
+    return alias ? `${alias.replace(/:\d+$/, "")}:${socket.port}` : formatHostPort(socket.ip, socket.port);
+  }
+
+  /**
+   * RFC 3261 §16.11: a stateless proxy derives the branch from the incoming
+   * request so that a retransmission (and the CANCEL or non-2xx ACK of an
+   * INVITE, which share its branch) is forwarded with the same branch, and
+   * mixes in the destination so that different targets get different ones.
+   * Without an RFC 3261 branch the §17.2.3 matching fields stand in.
+   */
+  private statelessBranch(ctx: MessageContext, target: string): string {
+    const msg = ctx.msg;
+    const incoming = topVia(msg);
+    const hash = createHash("sha1");
+    if (incoming?.branch?.startsWith(BRANCH_COOKIE)) {
+      hash.update(incoming.branch);
+    } else {
+      const from = msg.headers.find((h) => h.key === "from")?.value ?? "";
+      const to = msg.headers.find((h) => h.key === "to")?.value ?? "";
+      hash.update(`${msg.callId}\n${msg.cseq.seq}\n${from}\n${to}\n${incoming ? formatVia(incoming) : ""}\n${msg.requestUri}`);
+    }
+    hash.update(`\n${ctx.requestUri}\n${target}`);
+    return BRANCH_COOKIE + "sl" + hash.digest("hex").slice(0, 24);
+  }
+
+  private sendingSocket(ctx: MessageContext, proto: TransportProto, dstHost: string): ListenSocket | undefined {
+    let forced: ListenSocket | undefined;
+    if (ctx.sendSocket) {
+      try {
+        forced = parseListenSocket(ctx.sendSocket);
+      } catch (err) {
+        this.log("warn", `ignoring send socket ${ctx.sendSocket}: ${errorText(err)}`);
+      }
+      if (forced && forced.proto !== proto) {
+        this.log("warn", `ignoring send socket ${ctx.sendSocket}: destination transport is ${proto}`);
+        forced = undefined;
+      }
+    }
+    // For a host name we do not know the family yet: use the socket of the
+    // first family we listen on and resolve the name in that family.
+    const probe = isIP(dstHost) !== 0 ? dstHost : this.listen.find((l) => l.proto === proto)?.ip ?? "0.0.0.0";
+    return this.transport.socketFor(proto, probe, forced);
+  }
+
+  /**
+   * Hand a message to the transport, resolving a host name first. Returns
+   * false when it cannot be sent now; after an asynchronous lookup, failures
+   * are logged instead.
+   */
+  private dispatch(dest: Destination, text: string, from: ListenSocket | undefined, what: string): boolean {
+    if (isIP(dest.host) !== 0) {
+      const ok = this.transport.send(dest.proto, dest.host, dest.port, text, dest.connectionId, from);
+      if (!ok) this.log("err", `failed to send ${what} to ${dest.proto}:${formatHostPort(dest.host, dest.port)}`);
+      return ok;
+    }
+    const family: 4 | 6 = from && isIP(from.ip) === 6 ? 6 : 4;
+    this.resolveHost(dest.host, family).then(
+      (ip) => {
+        if (!this.transport.isStarted) return;
+        if (!this.transport.send(dest.proto, ip, dest.port, text, dest.connectionId, from)) {
+          this.log("err", `failed to send ${what} to ${dest.proto}:${formatHostPort(ip, dest.port)} (${dest.host})`);
+        }
+      },
+      (err) => this.log("err", `cannot resolve ${dest.host} to send ${what}: ${errorText(err)}`),
+    );
+    return true;
+  }
+
+  private localTagFor(ctx: MessageContext): string {
+    let tag = this.localTags.get(ctx);
+    if (tag === undefined) {
+      tag = generateTag();
+      this.localTags.set(ctx, tag);
+    }
+    return tag;
+  }
+}
+
+const EMPTY_EDITS: MessageEdits = {
+  replaced: new Map(),
+  insertedBefore: new Map(),
+  insertedAfter: new Map(),
+  prepended: [],
+  appended: [],
+};
+
+/**
+ * The route's edits plus our Via directly above the first received Via
+ * (RFC 3261 §16.6 step 8), without changing the route's own edit set (the
+ * script may forward again).
+ */
+function withViaOnTop(msg: SipMessage, edits: MessageEdits, viaLine: string): MessageEdits {
+  const firstVia = msg.headers.findIndex((h) => h.key === "via");
+  if (firstVia < 0) return { ...edits, prepended: [viaLine, ...edits.prepended] };
+  const insertedBefore = new Map(edits.insertedBefore);
+  insertedBefore.set(firstVia, [...(edits.insertedBefore.get(firstVia) ?? []), viaLine]);
+  return { ...edits, insertedBefore };
+}
+
+/**
+ * RFC 3261 §18.2.1 (and RFC 3581 §4 for rport): the received top Via gets
+ * received/rport before the request is forwarded, so that the response can
+ * find its way back (through NAT) without state. The Via field is rewritten
+ * only when something was added, and not when the route replaced it itself.
+ */
+function withStampedTopVia(ctx: MessageContext, edits: MessageEdits): MessageEdits {
+  const msg = ctx.msg;
+  const top = topVia(msg);
+  const index = msg.headers.findIndex((h) => h.key === "via");
+  if (!top || index < 0 || edits.replaced.has(index)) return edits;
+  const stamped = stampReceivedVia(top, ctx.rcv, ctx.forceRport);
+  if (stamped === top) return edits;
+  const field = msg.headers[index]!;
+  const values = field.value.includes(",") ? parseVia(field.value) : [top];
+  const line = `${field.name}: ${[stamped, ...values.slice(1)].map(formatVia).join(", ")}\r\n`;
+  const replaced = new Map(edits.replaced);
+  replaced.set(index, line);
+  return { ...edits, replaced };
+}
+
+function localSocketOf(rcv: ReceiveInfo): ListenSocket {
+  return { proto: rcv.proto, ip: rcv.localIp, port: rcv.localPort };
+}
+
+function describeSource(rcv: ReceiveInfo): string {
+  return `${rcv.proto}:${formatHostPort(rcv.srcIp, rcv.srcPort)}`;
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  try {
+    return String(err);
+  } catch {
+    return "unprintable error";
+  }
+}
+
+

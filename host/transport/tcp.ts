@@ -1,0 +1,245 @@
+/**
+ * TCP listeners and the connection table.
+ *
+ * - Every connection, accepted or opened by us, gets a numeric id that
+ *   travels in ReceiveInfo.connectionId, so that a response goes back on the
+ *   connection its request arrived on (RFC 3261 §18.2.2).
+ * - Outgoing messages to ip:port reuse any open connection whose remote end
+ *   is that address (accepted or opened), else a new connection is opened
+ *   (RFC 3261 §18.1.1 "SHOULD use an existing connection").
+ * - Each connection has its own StreamFramer (RFC 3261 §18.3: Content-Length
+ *   frames messages on a stream). A framing error leaves the stream position
+ *   unknown, so the connection is closed.
+ * - A CRLFCRLF ping is answered with a single CRLF pong (RFC 5626 §3.5.1).
+ * - A connection idle (no byte read or written) for `idleTimeoutMs` is closed.
+ *   The default, 120 s, is Kamailio's `tcp_connection_lifetime` default; it
+ *   is longer than the 95-120 s keepalive interval RFC 5626 §4.4.1 suggests
+ *   for clients, so a client doing keepalives keeps its connection.
+ * - At most `maxConnections` connections exist (Kamailio's
+ *   `tcp_max_connections` default is 2048); beyond that accepted
+ *   connections are closed at once and sends needing a new one fail.
+ */
+import net from "node:net";
+import type { ListenSocket, ReceiveInfo } from "../core/context.js";
+import { log } from "../core/log.js";
+import { StreamFramer } from "../sip/framing.js";
+import type { ParseLimits } from "../sip/parser.js";
+import { formatHostPort, formatListenSocket, isWildcardIp, normalizeIp } from "./listen-socket.js";
+import type { MessageHandler } from "./udp.js";
+
+export const DEFAULT_TCP_IDLE_TIMEOUT_MS = 120_000;
+export const DEFAULT_MAX_TCP_CONNECTIONS = 2048;
+
+export interface TcpOptions {
+  readonly idleTimeoutMs: number;
+  readonly maxConnections: number;
+  /** Message size limit the framer enforces per connection. */
+  readonly limits: ParseLimits;
+}
+
+interface TcpConnection {
+  readonly id: number;
+  readonly socket: net.Socket;
+  readonly framer: StreamFramer;
+  readonly remoteIp: string;
+  readonly remotePort: number;
+  /** The listen socket this connection belongs to (accepted on it, or opened on its behalf). */
+  readonly local: ListenSocket;
+  readonly outbound: boolean;
+}
+
+let nextConnectionId = 1;
+
+function addressKey(ip: string, port: number): string {
+  return `${normalizeIp(ip)}|${port}`;
+}
+
+export class TcpTransport {
+  private readonly servers: { server: net.Server; bound: ListenSocket }[] = [];
+  private readonly connections = new Map<number, TcpConnection>();
+  private readonly byAddress = new Map<string, TcpConnection>();
+  private stopping = false;
+
+  constructor(
+    private readonly listen: readonly ListenSocket[],
+    private readonly options: TcpOptions,
+    private readonly deliver: MessageHandler,
+  ) {}
+
+  get bound(): ListenSocket[] {
+    return this.servers.map((s) => s.bound);
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Remote address of an open connection, or undefined. */
+  connectionInfo(id: number): { remoteIp: string; remotePort: number; local: ListenSocket } | undefined {
+    const c = this.connections.get(id);
+    return c && !c.socket.destroyed ? { remoteIp: c.remoteIp, remotePort: c.remotePort, local: c.local } : undefined;
+  }
+
+  async start(): Promise<ListenSocket[]> {
+    for (const config of this.listen) {
+      const server = net.createServer((socket) => this.accept(socket, entry.bound));
+      const entry = { server, bound: config };
+      server.on("error", (err) => log("err", "transport", `tcp ${formatListenSocket(entry.bound)}: ${err.message}`));
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen({ host: config.ip, port: config.port, ipv6Only: config.ip === "::" ? false : undefined }, () => {
+          server.off("error", reject);
+          const addr = server.address() as net.AddressInfo;
+          entry.bound = { proto: "tcp", ip: config.ip, port: addr.port };
+          resolve();
+        });
+      });
+      this.servers.push(entry);
+    }
+    return this.bound;
+  }
+
+  /**
+   * Write a message. `connectionId` names the connection to use first
+   * (the one a request came in on); if it is gone, an open connection to
+   * ip:port is used, else one is opened from `from` (or the first listen
+   * socket of the destination's family). Returns false when no connection
+   * can be had; errors after that point are logged.
+   */
+  send(ip: string, port: number, data: string, connectionId?: number, from?: ListenSocket): boolean {
+    if (this.stopping) return false;
+    let conn = connectionId !== undefined && connectionId >= 0 ? this.connections.get(connectionId) : undefined;
+    if (conn && !isWritable(conn)) conn = undefined;
+    if (!conn) {
+      const known = this.byAddress.get(addressKey(ip, port));
+      if (known && isWritable(known)) conn = known;
+    }
+    if (!conn) conn = this.connect(ip, port, from);
+    if (!conn) return false;
+    conn.socket.write(Buffer.from(data, "latin1"));
+    return true;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const c of this.connections.values()) c.socket.destroy();
+    this.connections.clear();
+    this.byAddress.clear();
+    await Promise.all(
+      this.servers.map((s) => new Promise<void>((resolve) => s.server.close(() => resolve()))),
+    );
+    this.servers.length = 0;
+  }
+
+  private accept(socket: net.Socket, local: ListenSocket): void {
+    const remote = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`;
+    if (this.stopping || this.connections.size >= this.options.maxConnections) {
+      log("warn", "transport", `tcp ${formatListenSocket(local)}: refused connection from ${remote} (limit ${this.options.maxConnections} connections)`);
+      socket.destroy();
+      return;
+    }
+    if (socket.remoteAddress === undefined || socket.remotePort === undefined) {
+      socket.destroy();
+      return;
+    }
+    this.register(socket, normalizeIp(socket.remoteAddress), socket.remotePort, local, false);
+  }
+
+  private connect(ip: string, port: number, from?: ListenSocket): TcpConnection | undefined {
+    const family = net.isIP(ip);
+    if (family === 0) return undefined;
+    const local = from ?? this.bound.find((b) => net.isIP(b.ip) === family || isWildcardIp(b.ip));
+    if (!local) {
+      log("err", "transport", `tcp: no tcp listen socket for IPv${family} destination ${formatHostPort(ip, port)}`);
+      return undefined;
+    }
+    if (this.connections.size >= this.options.maxConnections) {
+      log("err", "transport", `tcp: cannot connect to ${formatHostPort(ip, port)}: limit of ${this.options.maxConnections} connections reached`);
+      return undefined;
+    }
+    // Bind the outgoing side to the listen address so the peer sees the
+    // address our Via names (the port stays ephemeral; replies come back on
+    // this connection, RFC 3261 §18.2.2).
+    const socket = net.connect({
+      host: ip,
+      port,
+      localAddress: isWildcardIp(local.ip) ? undefined : local.ip,
+    });
+    socket.on("error", (err) => log("warn", "transport", `tcp connection to ${formatHostPort(ip, port)}: ${err.message}`));
+    return this.register(socket, normalizeIp(ip), port, local, true);
+  }
+
+  private register(socket: net.Socket, remoteIp: string, remotePort: number, local: ListenSocket, outbound: boolean): TcpConnection {
+    const conn: TcpConnection = {
+      id: nextConnectionId++,
+      socket,
+      framer: new StreamFramer(this.options.limits),
+      remoteIp,
+      remotePort,
+      local,
+      outbound,
+    };
+    const key = addressKey(remoteIp, remotePort);
+    this.connections.set(conn.id, conn);
+    this.byAddress.set(key, conn);
+    socket.setNoDelay(true);
+    socket.setTimeout(this.options.idleTimeoutMs);
+    socket.on("timeout", () => {
+      log("dbg", "transport", `tcp connection ${conn.id} to ${formatHostPort(remoteIp, remotePort)} idle for ${this.options.idleTimeoutMs} ms; closing`);
+      socket.destroy();
+    });
+    if (!outbound) {
+      socket.on("error", (err) => log("dbg", "transport", `tcp connection ${conn.id} from ${formatHostPort(remoteIp, remotePort)}: ${err.message}`));
+    }
+    socket.on("close", () => {
+      this.connections.delete(conn.id);
+      if (this.byAddress.get(key) === conn) this.byAddress.delete(key);
+    });
+    socket.on("data", (chunk: Buffer) => this.onData(conn, chunk));
+    return conn;
+  }
+
+  private onData(conn: TcpConnection, chunk: Buffer): void {
+    let items;
+    try {
+      items = conn.framer.push(chunk);
+    } catch (err) {
+      log("err", "transport", `tcp connection ${conn.id}: framer failed: ${(err as Error)?.message ?? String(err)}; closing`);
+      conn.socket.destroy();
+      return;
+    }
+    for (const item of items) {
+      if (conn.socket.destroyed) return;
+      switch (item.kind) {
+        case "keepalive":
+          // RFC 5626 §3.5.1: answer a CRLFCRLF ping with a CRLF pong.
+          conn.socket.write("\r\n");
+          break;
+        case "error":
+          log("warn", "transport", `tcp connection ${conn.id} from ${formatHostPort(conn.remoteIp, conn.remotePort)}: ${item.error}; closing`);
+          conn.socket.destroy();
+          return;
+        case "message": {
+          const rcv: ReceiveInfo = {
+            proto: "tcp",
+            srcIp: conn.remoteIp,
+            srcPort: conn.remotePort,
+            localIp: conn.local.ip,
+            localPort: conn.local.port,
+            connectionId: conn.id,
+          };
+          try {
+            this.deliver(item.data, rcv);
+          } catch (err) {
+            log("err", "transport", `tcp: message handler failed: ${(err as Error)?.message ?? String(err)}`);
+          }
+          break;
+        }
+      }
+    }
+  }
+}
+
+function isWritable(c: TcpConnection): boolean {
+  return !c.socket.destroyed && c.socket.writable;
+}

@@ -1,0 +1,134 @@
+/**
+ * The `ksr` command as users run it: the bundled CLI (npm run build →
+ * dist/ksr.js, started through bin/ksr.js) in a child process.
+ */
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { scriptPath } from "./harness.js";
+import { TcpPeer, UdpPeer, buildRequest, statusOf } from "./sip-client.js";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const BIN = path.join(ROOT, "bin/ksr.js");
+
+function ksrSync(args: string[]) {
+  return spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, encoding: "utf8", timeout: 20_000 });
+}
+
+const children: ChildProcess[] = [];
+
+beforeAll(() => {
+  execFileSync(process.execPath, ["scripts/build.mjs"], { cwd: ROOT, stdio: "pipe", timeout: 60_000 });
+}, 90_000);
+
+afterEach(() => {
+  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+});
+
+/** Start `ksr run` and wait for the line saying where it listens; returns the child and its ports. */
+async function startKsr(args: string[]): Promise<{ child: ChildProcess; udpPort: number; tcpPort: number; stderr: () => string }> {
+  const child = spawn(process.execPath, [BIN, "run", ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  children.push(child);
+  let stderr = "";
+  child.stderr!.setEncoding("utf8");
+  const ports = await new Promise<{ udpPort: number; tcpPort: number }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`ksr did not start:\n${stderr}`)), 15_000);
+    child.stderr!.on("data", (chunk: string) => {
+      stderr += chunk;
+      const udp = /udp:127\.0\.0\.1:(\d+)/.exec(stderr);
+      const tcp = /tcp:127\.0\.0\.1:(\d+)/.exec(stderr);
+      if (/running .* on /.test(stderr) && udp && tcp) {
+        clearTimeout(timer);
+        resolve({ udpPort: Number(udp[1]), tcpPort: Number(tcp[1]) });
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`ksr exited with ${code}:\n${stderr}`));
+    });
+  });
+  return { child, ...ports, stderr: () => stderr };
+}
+
+function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  return new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+}
+
+describe("ksr run", () => {
+  it("exits 1 printing file:line for a script with a syntax error, without a stack", () => {
+    const r = ksrSync(["run", scriptPath("syntax-error.js"), "--listen", "udp:127.0.0.1:0"]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/syntax-error\.js:3:\d+: /);
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+  });
+
+  it("names the option when a value is bad", () => {
+    const heap = ksrSync(["run", scriptPath("reply-ok.js"), "--heap-mb", "lots"]);
+    expect(heap.status).not.toBe(0);
+    expect(heap.stderr).toContain("--heap-mb");
+    const listen = ksrSync(["run", scriptPath("reply-ok.js"), "--listen", "sctp:127.0.0.1:5060"]);
+    expect(listen.status).not.toBe(0);
+    expect(listen.stderr).toContain("--listen");
+    const level = ksrSync(["run", scriptPath("reply-ok.js"), "--log-level", "loud"]);
+    expect(level.status).not.toBe(0);
+    expect(level.stderr).toContain("--log-level");
+  });
+
+  it("answers OPTIONS over UDP and TCP and stops cleanly on SIGTERM", async () => {
+    const ksr = await startKsr([scriptPath("reply-ok.js"), "--listen", "udp:127.0.0.1:0", "--listen", "tcp:127.0.0.1:0", "--alias", "proxy.example.test"]);
+    const client = await UdpPeer.open();
+    try {
+      await client.send(buildRequest({ viaPort: client.port }), ksr.udpPort);
+      expect(statusOf((await client.next(5000)).data)).toBe(200);
+    } finally {
+      await client.close();
+    }
+    const tcp = await TcpPeer.connect(ksr.tcpPort);
+    try {
+      await tcp.write(buildRequest({ transport: "TCP", viaPort: 5999 }));
+      expect(statusOf(await tcp.next(5000))).toBe(200);
+    } finally {
+      tcp.close();
+    }
+    ksr.child.kill("SIGTERM");
+    expect(await exitOf(ksr.child)).toEqual({ code: 0, signal: null });
+    expect(ksr.stderr()).toContain("SIGTERM: stopping");
+  });
+
+  it("stops cleanly on SIGINT", async () => {
+    const ksr = await startKsr([scriptPath("reply-ok.js"), "--listen", "udp:127.0.0.1:0", "--listen", "tcp:127.0.0.1:0"]);
+    ksr.child.kill("SIGINT");
+    expect(await exitOf(ksr.child)).toEqual({ code: 0, signal: null });
+  });
+
+  it("exits 1 when the port is taken", async () => {
+    const holder = await UdpPeer.open();
+    try {
+      const r = ksrSync(["run", scriptPath("reply-ok.js"), "--listen", `udp:127.0.0.1:${holder.port}`]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain("cannot listen");
+    } finally {
+      await holder.close();
+    }
+  });
+});
+
+describe("ksr api", () => {
+  it("lists the KSR functions from the export tables as JSON", () => {
+    const r = ksrSync(["api", "--json"]);
+    expect(r.status).toBe(0);
+    const entries = JSON.parse(r.stdout) as { module: string; name: string; params: string[]; returns: string; available: boolean }[];
+    const reply = entries.find((e) => e.module === "sl" && e.name === "sl_send_reply");
+    expect(reply).toMatchObject({ params: ["int", "str"], returns: "int", available: true });
+    expect(entries.some((e) => e.module === "" && e.name === "is_method")).toBe(true);
+  });
+
+  it("prints one line per function as text", () => {
+    const r = ksrSync(["api"]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^int KSR\.sl\.sl_send_reply\(int, str\)/m);
+    expect(r.stdout).toMatch(/^\d+ functions \(\d+ available, \d+ unavailable\)$/m);
+  });
+});
