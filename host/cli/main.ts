@@ -3,6 +3,7 @@
  *
  *   ksr run <script> [--listen proto:ip:port]... [--alias host[:port]]...
  *                    [--heap-mb n] [--timeout-ms n] [--log-level level]
+ *                    [--no-supervise]
  *   ksr api [--json]
  */
 import { Command, InvalidArgumentError } from "commander";
@@ -14,7 +15,9 @@ import { ScriptLoadError } from "../../sandbox/compile.js";
 import { ScriptRunner } from "../../sandbox/runner.js";
 import { DEFAULT_LIMITS } from "../../sandbox/types.js";
 import { formatListenSocket, parseListenSocket } from "../transport/listen-socket.js";
+import { fileURLToPath } from "node:url";
 import { describeApi, formatApiText } from "./api.js";
+import { announceReady, isServerProcess, supervise } from "./supervisor.js";
 
 const DEFAULT_LISTEN = ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"];
 
@@ -53,10 +56,33 @@ interface RunOptions {
   heapMb: number;
   timeoutMs: number;
   logLevel: LogLevel;
+  /** false with --no-supervise: serve in this process, no restart on a crash. */
+  supervise: boolean;
+}
+
+/** The `ksr run` arguments for a supervised server process. */
+function serverArgs(scriptPath: string, opts: RunOptions, listen: readonly string[] | undefined): string[] {
+  const sockets = listen ?? (opts.listen ?? DEFAULT_LISTEN.map(parseListenSocket)).map(formatListenSocket);
+  return [
+    "run",
+    scriptPath,
+    ...sockets.flatMap((s) => ["--listen", s]),
+    ...(opts.alias ?? []).flatMap((a) => ["--alias", a]),
+    "--heap-mb",
+    String(opts.heapMb),
+    "--timeout-ms",
+    String(opts.timeoutMs),
+    "--log-level",
+    opts.logLevel,
+  ];
 }
 
 async function run(scriptPath: string, opts: RunOptions): Promise<void> {
   setLogLevel(opts.logLevel);
+  if (opts.supervise && !isServerProcess()) {
+    const entry = fileURLToPath(import.meta.url);
+    process.exit(await supervise({ entry, argsFor: (listen) => serverArgs(scriptPath, opts, listen) }));
+  }
   const tenant = "default";
   let runner: ScriptRunner;
   try {
@@ -100,9 +126,13 @@ async function run(scriptPath: string, opts: RunOptions): Promise<void> {
   };
   process.on("SIGINT", () => shutdown("SIGINT"));
   process.on("SIGTERM", () => shutdown("SIGTERM"));
+  // A server process whose supervisor is gone (even killed with SIGKILL)
+  // must not linger holding the ports.
+  if (isServerProcess()) process.on("disconnect", () => shutdown("supervisor gone"));
   // Announced only once the signal handlers are in place: whoever waits for
   // this line may stop the server right away.
   log("notice", "ksr", `running ${scriptPath} on ${server.listen.map(formatListenSocket).join(", ")}`);
+  announceReady(server.listen.map(formatListenSocket));
 }
 
 export function buildProgram(): Command {
@@ -118,6 +148,7 @@ export function buildProgram(): Command {
     .option("--heap-mb <n>", "isolate heap limit in MB", positiveInt, DEFAULT_LIMITS.heapMb)
     .option("--timeout-ms <n>", "time limit of one route call in ms", positiveInt, DEFAULT_LIMITS.routeTimeoutMs)
     .option("--log-level <level>", `one of ${LOG_LEVELS.join(", ")}`, logLevelOption, "info" as LogLevel)
+    .option("--no-supervise", "serve in this process (no restart of a crashed server process)")
     .action((script: string, opts: RunOptions) => run(script, opts));
 
   program

@@ -97,6 +97,27 @@ describe("ksr run", () => {
     expect(ksr.stderr()).toContain("SIGTERM: stopping");
   });
 
+  it("restarts a server process that V8 aborts, which then answers again on the same port", async () => {
+    const ksr = await startKsr([scriptPath("process-abort.js"), "--listen", "udp:127.0.0.1:0", "--listen", "tcp:127.0.0.1:0", "--heap-mb", "32", "--timeout-ms", "5000"]);
+    const client = await UdpPeer.open();
+    try {
+      await client.send(buildRequest({ uri: "sip:abort@127.0.0.1", viaPort: client.port }), ksr.udpPort);
+      // The request that aborted the process gets no answer; the restarted
+      // server answers the next ones on the same port.
+      let status = 0;
+      for (let attempt = 0; attempt < 20 && status !== 200; attempt++) {
+        await client.send(buildRequest({ uri: "sip:ok@127.0.0.1", viaPort: client.port }), ksr.udpPort);
+        status = await client.next(500).then((m) => statusOf(m.data), () => 0);
+      }
+      expect(status).toBe(200);
+      expect(ksr.stderr()).toMatch(/server process ended unexpectedly \(signal SIGABRT\)/);
+    } finally {
+      await client.close();
+    }
+    ksr.child.kill("SIGTERM");
+    expect(await exitOf(ksr.child)).toEqual({ code: 0, signal: null });
+  }, 30_000);
+
   it("stops cleanly on SIGINT", async () => {
     const ksr = await startKsr([scriptPath("reply-ok.js"), "--listen", "udp:127.0.0.1:0", "--listen", "tcp:127.0.0.1:0"]);
     ksr.child.kill("SIGINT");
