@@ -16,14 +16,15 @@ var DIRECTORY = {
 function ksr_request_route() {
   ksr_route_reqinit();
 
-  // ACK and CANCEL of requests forwarded statelessly follow the same path.
+  // Requests for our domain; ACK and CANCEL of calls forwarded statelessly
+  // take the same path as their INVITE, so they reach the same place.
   if (KSR.is_myself_ruri()) {
     ksr_route_local();
     return;
   }
 
-  if (!KSR.is_myself_furi() && !KSR.is_myself_srcip()) {
-    // Neither from nor to us: refuse to relay.
+  if (!KSR.is_myself_furi()) {
+    // Neither from nor to our domain: refuse to relay.
     KSR.sl.sl_send_reply(403, "Not relaying");
     KSR.x.exit();
   }
