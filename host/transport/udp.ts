@@ -8,6 +8,9 @@ import type { ListenSocket, ReceiveInfo } from "../core/context.js";
 import { log } from "../core/log.js";
 import { formatListenSocket, formatHostPort, normalizeIp } from "./listen-socket.js";
 
+/** Receive buffer asked for each UDP socket (see enlargeReceiveBuffer). */
+const UDP_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
+
 /** Largest UDP payload over IPv4 (65535 − 8 byte UDP header − 20 byte IP header). */
 export const MAX_UDP_PAYLOAD = 65507;
 
@@ -45,10 +48,26 @@ export class UdpListener {
       this.socket.once("error", onError);
       this.socket.bind(this.boundSocket.port, this.boundSocket.ip, () => {
         this.socket.off("error", onError);
+        this.enlargeReceiveBuffer();
         this.boundSocket = { proto: "udp", ip: this.boundSocket.ip, port: this.socket.address().port };
         resolve(this.boundSocket);
       });
     });
+  }
+
+  /**
+   * A burst of datagrams arriving while the main thread runs a route waits
+   * in the kernel's receive buffer; the default (~200 KB) overflows at a
+   * few thousand requests per second and every overflow costs a
+   * retransmission (measured with sipp: retransmissions equalled receive
+   * buffer errors). Ask for 4 MiB; the kernel caps it at net.core.rmem_max.
+   */
+  private enlargeReceiveBuffer(): void {
+    try {
+      this.socket.setRecvBufferSize(UDP_RECEIVE_BUFFER_BYTES);
+    } catch (err) {
+      log("warn", "transport", `udp ${formatListenSocket(this.boundSocket)}: cannot enlarge receive buffer: ${(err as Error).message}`);
+    }
   }
 
   /**

@@ -1,0 +1,398 @@
+// Driving `ksr run` and sipp as child processes, shared by the sipp interop
+// tests (test/interop) and the load benchmark (scripts/bench.mjs).
+//
+// Everything here stays on 127.0.0.1, every wait is bounded, and processes
+// are stopped by the PID this module started, never by name.
+import { spawn, spawnSync } from "node:child_process";
+import dgram from "node:dgram";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const KSR_BIN = path.join(REPO_ROOT, "bin", "ksr.js");
+export const KSR_BUNDLE = path.join(REPO_ROOT, "dist", "ksr.js");
+
+const LOCALHOST = "127.0.0.1";
+
+/** The sipp version line, or null when sipp is not on PATH. */
+export function sippVersion() {
+  const probe = spawnSync("sipp", ["-v"], { encoding: "utf8", timeout: 10_000 });
+  if (probe.error) return null;
+  const line = `${probe.stdout}\n${probe.stderr}`.split("\n").find((l) => /SIPp v?\d/i.test(l));
+  return (line ?? "sipp (unknown version)").trim();
+}
+
+function bindUdp(port) {
+  return new Promise((resolve, reject) => {
+    const socket = dgram.createSocket("udp4");
+    socket.once("error", reject);
+    socket.bind(port, LOCALHOST, () => resolve(socket));
+  });
+}
+
+function listenTcp(port) {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(port, LOCALHOST, () => resolve(server));
+  });
+}
+
+/**
+ * A port that is free on 127.0.0.1 for both UDP and TCP right now (the OS
+ * picks it for UDP; TCP is then checked on the same number). Bounded retries.
+ */
+export async function findFreePort() {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const udp = await bindUdp(0);
+    const port = udp.address().port;
+    try {
+      const tcp = await listenTcp(port);
+      await new Promise((resolve) => tcp.close(resolve));
+      return port;
+    } catch {
+      // taken on TCP: try another number
+    } finally {
+      udp.close();
+    }
+  }
+  throw new Error("no port free on both UDP and TCP on 127.0.0.1 after 20 attempts");
+}
+
+/**
+ * Sends one OPTIONS over UDP and resolves with the status line of the first
+ * answer, or null when nothing came back within timeoutMs.
+ */
+export async function probeOptions(port, timeoutMs = 500) {
+  const socket = await bindUdp(0);
+  const localPort = socket.address().port;
+  const branch = `z9hG4bK-probe-${process.pid}-${Date.now()}`;
+  const request =
+    `OPTIONS sip:probe@${LOCALHOST}:${port} SIP/2.0\r\n` +
+    `Via: SIP/2.0/UDP ${LOCALHOST}:${localPort};branch=${branch}\r\n` +
+    `From: <sip:probe@${LOCALHOST}>;tag=probe\r\n` +
+    `To: <sip:probe@${LOCALHOST}>\r\n` +
+    `Call-ID: ${branch}@${LOCALHOST}\r\n` +
+    "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+  try {
+    return await new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(null), timeoutMs);
+      socket.on("message", (data) => {
+        clearTimeout(timer);
+        resolve(data.toString("latin1").split("\r\n")[0]);
+      });
+      socket.send(request, port, LOCALHOST);
+    });
+  } finally {
+    socket.close();
+  }
+}
+
+/** Builds dist/ksr.js (npm run build) when it is missing or older than a source file. */
+export function ensureBuilt({ force = false } = {}) {
+  const newestSource = ["host", "sandbox", "runtime"]
+    .map((dir) => path.join(REPO_ROOT, dir))
+    .filter((dir) => fs.existsSync(dir))
+    .flatMap((dir) => fs.readdirSync(dir, { recursive: true }).map((f) => path.join(dir, f)))
+    .filter((f) => f.endsWith(".ts"))
+    .reduce((newest, f) => Math.max(newest, fs.statSync(f).mtimeMs), 0);
+  const built = fs.existsSync(KSR_BUNDLE) ? fs.statSync(KSR_BUNDLE).mtimeMs : 0;
+  if (!force && built >= newestSource) return false;
+  const result = spawnSync(process.execPath, [path.join(REPO_ROOT, "scripts", "build.mjs")], {
+    cwd: REPO_ROOT,
+    encoding: "utf8",
+    timeout: 120_000,
+  });
+  if (result.status !== 0) {
+    throw new Error(`build failed (exit ${result.status}):\n${result.stdout}${result.stderr}`);
+  }
+  return true;
+}
+
+function waitForExit(child, timeoutMs) {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  }
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(null), timeoutMs);
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal });
+    });
+  });
+}
+
+/**
+ * Starts `node bin/ksr.js run <script>` listening on UDP and TCP 127.0.0.1:port
+ * and resolves once it answers an OPTIONS probe (bounded by readyTimeoutMs).
+ * Returns { pid, port, output(), stop() }; stop() sends SIGTERM to that PID,
+ * then SIGKILL if it has not exited within 5 s.
+ */
+export async function startKsr({ script, port, logLevel = "warn", extraArgs = [], readyTimeoutMs = 15_000 }) {
+  if (!fs.existsSync(KSR_BUNDLE)) throw new Error(`${KSR_BUNDLE} is missing: run \`npm run build\` first`);
+  const args = [
+    KSR_BIN,
+    "run",
+    script,
+    "--listen",
+    `udp:${LOCALHOST}:${port}`,
+    "--listen",
+    `tcp:${LOCALHOST}:${port}`,
+    "--log-level",
+    logLevel,
+    ...extraArgs,
+  ];
+  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  const keep = (chunk) => {
+    output += chunk.toString();
+    if (output.length > 200_000) output = output.slice(-100_000); // bounded memory under chatty logs
+  };
+  child.stdout.on("data", keep);
+  child.stderr.on("data", keep);
+  const handle = {
+    pid: child.pid,
+    port,
+    output: () => output,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return waitForExit(child, 0);
+      child.kill("SIGTERM");
+      const exited = await waitForExit(child, 5_000);
+      if (exited) return exited;
+      child.kill("SIGKILL");
+      return (await waitForExit(child, 5_000)) ?? { code: null, signal: "SIGKILL" };
+    },
+  };
+  const spawnError = new Promise((_, reject) => child.once("error", reject));
+  spawnError.catch(() => {});
+  const deadline = Date.now() + readyTimeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`ksr run exited (code ${child.exitCode}, signal ${child.signalCode}) before answering:\n${output}`);
+    }
+    const status = await Promise.race([probeOptions(port, 300), spawnError]);
+    if (status !== null) return handle;
+  }
+  await handle.stop();
+  throw new Error(`ksr run did not answer OPTIONS on udp:${LOCALHOST}:${port} within ${readyTimeoutMs} ms:\n${output}`);
+}
+
+/** "HH:MM:SS" or "HH:MM:SS:uuuuuu" (sipp's stat format) to seconds. */
+function sippDurationToSeconds(value) {
+  const parts = value.trim().split(":").map(Number);
+  const [h, m, s, us = 0] = parts;
+  return h * 3600 + m * 60 + s + us / 1e6;
+}
+
+/** The last row of a sipp -trace_stat CSV as a header -> value map. */
+export function readSippStats(file) {
+  const rows = fs
+    .readFileSync(file, "latin1")
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => l.split(";"));
+  if (rows.length < 2) throw new Error(`${file} has no statistics row`);
+  const header = rows[0];
+  const last = rows[rows.length - 1];
+  return new Map(header.map((name, i) => [name, last[i]]));
+}
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)];
+}
+
+/**
+ * Runs one bounded sipp UAC load against 127.0.0.1:targetPort.
+ *   transport: "udp" (sipp -t u1) or "tcp" (sipp -t t1, one connection)
+ *   calls, rate: sipp -m and -r (calls per second)
+ * Resolves with sipp's exit code and counters from its final statistics row;
+ * response times (ms, sipp resolution 1 ms) from its per-call rtt trace.
+ */
+export async function runSipp({
+  scenarioFile,
+  targetPort,
+  transport = "udp",
+  calls,
+  rate,
+  localPort,
+  recvTimeoutMs = 5_000,
+  extraArgs = [],
+}) {
+  if (!(calls > 0 && rate > 0)) throw new Error("calls and rate must be positive");
+  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "ksr-sipp-"));
+  // Bound: the time the calls need at this rate, plus room for the last
+  // answers and sipp's retransmissions.
+  const boundS = Math.ceil(calls / rate) + Math.ceil(recvTimeoutMs / 1000) + 20;
+  const args = [
+    `${LOCALHOST}:${targetPort}`,
+    "-sf",
+    path.resolve(scenarioFile), // sipp runs in its own working directory
+    "-t",
+    transport === "tcp" ? "t1" : "u1",
+    "-i",
+    LOCALHOST,
+    "-p",
+    String(localPort ?? (await findFreePort())),
+    "-m",
+    String(calls),
+    "-r",
+    String(rate),
+    "-rp",
+    "1000",
+    "-recv_timeout",
+    String(recvTimeoutMs),
+    "-timeout",
+    `${boundS}s`,
+    "-nostdin",
+    "-buff_size",
+    "4194304",
+    "-trace_stat",
+    "-stf",
+    path.join(workDir, "stat.csv"),
+    "-fd",
+    "1",
+    "-trace_rtt",
+    "-rtt_freq",
+    "1",
+    "-trace_err",
+    ...extraArgs,
+  ];
+  const started = performance.now();
+  const child = spawn("sipp", args, { cwd: workDir, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  const keep = (chunk) => {
+    output += chunk.toString();
+    if (output.length > 100_000) output = output.slice(-50_000);
+  };
+  child.stdout.on("data", keep);
+  child.stderr.on("data", keep);
+  const exit = await new Promise((resolve, reject) => {
+    const killer = setTimeout(() => child.kill("SIGKILL"), (boundS + 10) * 1000);
+    child.once("error", (err) => {
+      clearTimeout(killer);
+      reject(new Error(`cannot run sipp: ${err.message}`));
+    });
+    child.once("exit", (code, signal) => {
+      clearTimeout(killer);
+      resolve({ code, signal });
+    });
+  });
+  const wallS = (performance.now() - started) / 1000;
+  const statFile = path.join(workDir, "stat.csv");
+  if (!fs.existsSync(statFile)) {
+    throw new Error(`sipp wrote no statistics (exit ${exit.code}, signal ${exit.signal}):\n${output.slice(-3000)}`);
+  }
+  const stats = readSippStats(statFile);
+  const count = (name) => Number(stats.get(name) ?? NaN);
+  const rttFile = fs.readdirSync(workDir).find((f) => f.endsWith("_rtt.csv"));
+  const rtts = rttFile
+    ? fs
+        .readFileSync(path.join(workDir, rttFile), "latin1")
+        .split("\n")
+        .slice(1)
+        .map((l) => Number(l.split(";")[1]))
+        .filter((v) => Number.isFinite(v))
+        .sort((x, y) => x - y)
+    : [];
+  const errorFile = fs.readdirSync(workDir).find((f) => f.endsWith("_errors.log"));
+  const errors = errorFile ? fs.readFileSync(path.join(workDir, errorFile), "latin1").slice(0, 4000) : "";
+  // Keep sipp's files only when something went wrong, for the post-mortem.
+  const keptWorkDir = exit.code === 0 ? null : workDir;
+  if (!keptWorkDir) fs.rmSync(workDir, { recursive: true, force: true });
+  return {
+    exitCode: exit.code,
+    signal: exit.signal,
+    transport,
+    calls,
+    rate,
+    created: count("OutgoingCall(C)"),
+    successful: count("SuccessfulCall(C)"),
+    failed: count("FailedCall(C)"),
+    retransmissions: count("Retransmissions(C)"),
+    timeouts: count("FailedMaxUDPRetrans(C)") + count("FailedTimeoutOnRecv(C)"),
+    achievedRate: count("CallRate(C)"),
+    elapsedS: sippDurationToSeconds(stats.get("ElapsedTime(C)") ?? "0:0:0"),
+    wallS,
+    rtMs: {
+      mean: rtts.length ? rtts.reduce((a, b) => a + b, 0) / rtts.length : NaN,
+      p50: percentile(rtts, 0.5),
+      p99: percentile(rtts, 0.99),
+      max: rtts.length ? rtts[rtts.length - 1] : NaN,
+    },
+    errors,
+    output,
+    keptWorkDir,
+  };
+}
+
+// Fields of /proc/<pid>/stat after "(comm) ": state [0], ppid [1], utime [11], stime [12] (clock ticks).
+function readProcStat(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "latin1");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) };
+}
+
+/** CPU time (user + system, all threads) of a live process in seconds, from /proc. */
+export function processCpuSeconds(pid) {
+  return readProcStat(pid).ticks / clockTicksPerSecond();
+}
+
+/**
+ * CPU time of a live process and all its live descendants in seconds (for
+ * servers with worker processes, such as Kamailio); 0 when pid is gone.
+ */
+export function processTreeCpuSeconds(pid) {
+  const stats = new Map();
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      stats.set(Number(entry), readProcStat(entry));
+    } catch {
+      // exited while we were reading
+    }
+  }
+  if (!stats.has(pid)) return 0;
+  const tree = new Set([pid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [child, { ppid }] of stats) {
+      if (tree.has(ppid) && !tree.has(child)) {
+        tree.add(child);
+        grew = true;
+      }
+    }
+  }
+  let ticks = 0;
+  for (const member of tree) ticks += stats.get(member).ticks;
+  return ticks / clockTicksPerSecond();
+}
+
+let ticksPerSecond;
+function clockTicksPerSecond() {
+  if (ticksPerSecond === undefined) {
+    const probe = spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8", timeout: 5_000 });
+    const value = Number(probe.stdout?.trim());
+    ticksPerSecond = Number.isFinite(value) && value > 0 ? value : 100;
+  }
+  return ticksPerSecond;
+}
+
+/**
+ * The system-wide UDP receive-buffer overflow counter (Udp: RcvbufErrors in
+ * /proc/net/snmp): datagrams the kernel dropped because a socket's receive
+ * buffer was full. Any socket counts, so read it around a run.
+ */
+export function udpReceiveBufferErrors() {
+  const udpLines = fs
+    .readFileSync("/proc/net/snmp", "latin1")
+    .split("\n")
+    .filter((l) => l.startsWith("Udp:"));
+  if (udpLines.length < 2) return NaN;
+  const names = udpLines[0].trim().split(/\s+/);
+  const values = udpLines[1].trim().split(/\s+/);
+  return Number(values[names.indexOf("RcvbufErrors")]);
+}

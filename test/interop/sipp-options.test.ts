@@ -1,0 +1,96 @@
+/**
+ * Interop with sipp: `ksr run` as its own process, a bounded OPTIONS load
+ * from sipp over UDP and over TCP, every call must end with a 200.
+ *
+ * Needs the sipp binary (Debian package sip-tester). Without it the suite
+ * fails on purpose: .ci/run installs it, and a skipped interop suite would
+ * read as a pass.
+ */
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  ensureBuilt,
+  findFreePort,
+  runSipp,
+  sippVersion,
+  startKsr,
+  type KsrProcess,
+  type SippResult,
+} from "../../bench/lib/sipp.mjs";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const OPTIONS_SCENARIO = path.join(HERE, "sipp", "options.xml");
+const OPTIONS_200_SCRIPT = path.join(HERE, "scripts", "options-200.js");
+
+const CALLS = 500;
+const RATE_PER_SECOND = 200;
+
+function describeRun(result: SippResult, server: KsrProcess): string {
+  return [
+    `sipp exit ${result.exitCode} (signal ${result.signal}), ${result.successful}/${result.calls} successful, ` +
+      `${result.failed} failed, ${result.retransmissions} retransmissions, ${result.timeouts} timeouts`,
+    result.keptWorkDir ? `sipp files kept in ${result.keptWorkDir}` : "",
+    result.errors ? `sipp errors:\n${result.errors}` : "",
+    `sipp output (tail):\n${result.output.slice(-1500)}`,
+    `server output (tail):\n${server.output().slice(-1500)}`,
+  ]
+    .filter(Boolean)
+    .join("\n");
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("sipp OPTIONS load against `ksr run`", () => {
+  let server: KsrProcess | undefined;
+
+  beforeAll(async () => {
+    if (sippVersion() === null) {
+      throw new Error(
+        "sipp is not installed, the interop suite cannot run. Install it (Debian/Ubuntu: apt-get install -y sip-tester); .ci/run does.",
+      );
+    }
+    ensureBuilt();
+    server = await startKsr({ script: OPTIONS_200_SCRIPT, port: await findFreePort() });
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  for (const transport of ["udp", "tcp"] as const) {
+    it(`answers ${CALLS} OPTIONS at ${RATE_PER_SECOND}/s over ${transport.toUpperCase()} with 200`, async () => {
+      const running = server!;
+      const result = await runSipp({
+        scenarioFile: OPTIONS_SCENARIO,
+        targetPort: running.port,
+        transport,
+        calls: CALLS,
+        rate: RATE_PER_SECOND,
+      });
+      const diagnostics = describeRun(result, running);
+      // sipp exits 0 only when every call succeeded (1: at least one failed).
+      expect(result.exitCode, diagnostics).toBe(0);
+      expect(result.created, diagnostics).toBe(CALLS);
+      expect(result.successful, diagnostics).toBe(CALLS);
+      expect(result.failed, diagnostics).toBe(0);
+      expect(isAlive(running.pid), diagnostics).toBe(true);
+      // The load must not have produced error-level log lines (the server runs with --log-level warn).
+      expect(running.output(), diagnostics).not.toMatch(/^(ERR|CRIT) /m);
+    });
+  }
+
+  it("stops with exit code 0 on SIGTERM after the load", async () => {
+    const running = server!;
+    const exit = await running.stop();
+    server = undefined;
+    expect(exit, running.output()).toEqual({ code: 0, signal: null });
+  });
+});
