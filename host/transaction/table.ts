@@ -1,0 +1,283 @@
+/**
+ * Finding the transaction a message belongs to: requests to server
+ * transactions (RFC 3261 §17.2.3, CANCEL per §9.2), responses to client
+ * transactions (§17.1.3).
+ *
+ * Memory: one Map entry per transaction (two for an RFC 2543 INVITE server
+ * transaction, whose ACK is matched by a second key), keyed by a computed
+ * string: ~60-120 bytes for an RFC 3261 key, a few hundred for an RFC 2543
+ * one. The transaction itself holds the parsed request (about 2-3 times its
+ * wire size), the last provisional and the last final response texts and at
+ * most three timer handles: roughly 3-8 KB for a typical 1 KB INVITE. The
+ * table is bounded by `maxTransactions`; a full table refuses new
+ * transactions (the caller answers 503 or drops) instead of growing.
+ * Entries leave the table the instant their transaction terminates.
+ */
+import type { SipMessage } from "../sip/message.js";
+import { fromHeader, toHeader, topVia } from "../sip/parser.js";
+import { headerParam } from "../sip/nameaddr.js";
+import type { Via } from "../sip/via.js";
+import type { ClientTransaction } from "./client.js";
+import { InviteServerTransaction } from "./invite-server.js";
+import type { ServerTransaction } from "./server.js";
+
+/** The RFC 3261 branch prefix (§8.1.1.7); branches without it come from RFC 2543 elements. */
+export const MAGIC_COOKIE = "z9hG4bK";
+
+export const DEFAULT_MAX_TRANSACTIONS = 65_536;
+
+export interface TransactionTableOptions {
+  /** Upper bound on live transactions, client and server together. Default 65 536. */
+  readonly maxTransactions?: number;
+}
+
+/** Field separator of computed keys: never part of an (unfolded) header value or a Request-URI. */
+const SEP = "\n";
+
+/** Whether a branch carries the RFC 3261 magic cookie (§17.2.3). */
+export function isRfc3261Branch(branch: string | undefined): branch is string {
+  return branch !== undefined && branch.startsWith(MAGIC_COOKIE);
+}
+
+/**
+ * Whether a Via transport is reliable in the sense of §17 (no
+ * retransmissions, zero wait timers): everything but UDP. Unknown
+ * transports count as unreliable, which only costs retransmissions.
+ */
+export function isReliableTransport(transport: string): boolean {
+  switch (transport.toUpperCase()) {
+    case "TCP":
+    case "TLS":
+    case "SCTP":
+    case "TLS-SCTP":
+    case "WS":
+    case "WSS":
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** sent-by (§18.2.2 / §17.2.3): host compared case-insensitively, port as written. */
+function sentByKey(via: Via): string {
+  return via.host.toLowerCase() + ":" + (via.port === undefined ? "" : String(via.port));
+}
+
+/**
+ * A whole top Via for the RFC 2543 rules, which compare the field: equal
+ * sent-protocol, sent-by and parameter set (§20.42), so parameters are
+ * sorted by lowercased name.
+ */
+function viaFieldKey(via: Via): string {
+  const params = via.params.map((p) => p.name.toLowerCase() + (p.value === undefined ? "" : "=" + p.value)).sort();
+  return via.protocol.toUpperCase() + "/" + via.transport + " " + sentByKey(via) + ";" + params.join(";");
+}
+
+function tagOf(kind: "from" | "to", msg: SipMessage): string {
+  return headerParam(kind === "from" ? fromHeader(msg) : toHeader(msg), "tag") ?? "";
+}
+
+/**
+ * §17.2.3 with a magic-cookie branch: the branch, the top Via sent-by and
+ * the method, where an ACK counts as the INVITE it acknowledges.
+ */
+function rfc3261ServerKey(branch: string, via: Via, method: string): string {
+  return branch + SEP + sentByKey(via) + SEP + method;
+}
+
+/**
+ * §17.2.3 for a branch without the cookie (RFC 2543): Request-URI, To tag,
+ * From tag, Call-ID, CSeq (number and method) and top Via of the request
+ * that created the transaction. CANCEL matching (§9.2) uses the same
+ * fields with the method INVITE.
+ */
+function rfc2543ServerKey(request: SipMessage, via: Via, method: string): string {
+  return (
+    request.requestUri + SEP + tagOf("to", request) + SEP + tagOf("from", request) + SEP +
+    request.callId + SEP + request.cseq.seq + SEP + method + SEP + viaFieldKey(via)
+  );
+}
+
+/**
+ * §17.2.3, RFC 2543 ACK: Request-URI, From tag, Call-ID, CSeq number and
+ * top Via of the INVITE; the To tag is checked against the response sent.
+ */
+function rfc2543AckKey(request: SipMessage, via: Via): string {
+  return (
+    request.requestUri + SEP + tagOf("from", request) + SEP + request.callId + SEP +
+    request.cseq.seq + SEP + viaFieldKey(via)
+  );
+}
+
+function safeTopVia(msg: SipMessage): Via | undefined {
+  try {
+    return topVia(msg);
+  } catch {
+    return undefined; // a hand-built message without valid From/To: matches nothing
+  }
+}
+
+export class TransactionTable {
+  readonly maxTransactions: number;
+  private readonly servers = new Map<string, ServerTransaction>();
+  /** Second key of RFC 2543 INVITE server transactions, for their ACK. */
+  private readonly rfc2543Acks = new Map<string, InviteServerTransaction>();
+  private readonly clients = new Map<string, ClientTransaction>();
+
+  constructor(options: TransactionTableOptions = {}) {
+    const max = options.maxTransactions ?? DEFAULT_MAX_TRANSACTIONS;
+    if (!Number.isInteger(max) || max < 1) throw new RangeError(`maxTransactions must be a positive integer, got ${max}`);
+    this.maxTransactions = max;
+  }
+
+  /** Live transactions, client and server. */
+  get size(): number {
+    return this.servers.size + this.clients.size;
+  }
+
+  get serverCount(): number {
+    return this.servers.size;
+  }
+
+  get clientCount(): number {
+    return this.clients.size;
+  }
+
+  get isFull(): boolean {
+    return this.size >= this.maxTransactions;
+  }
+
+  /**
+   * Register a server transaction under the key of the request that
+   * created it. False when the table is full, the transaction already
+   * terminated, or another live transaction has that key (the request
+   * should have matched it: see {@link matchRequest}).
+   */
+  addServer(tx: ServerTransaction): boolean {
+    if (tx.detach !== undefined) throw new Error("transaction is already in a table");
+    if (tx.terminated || this.isFull) return false;
+    const request = tx.request;
+    const via = safeTopVia(request);
+    if (via === undefined) return false;
+    const cookie = isRfc3261Branch(via.branch);
+    const key = cookie ? rfc3261ServerKey(via.branch!, via, request.method) : rfc2543ServerKey(request, via, request.method);
+    if (this.servers.has(key)) return false;
+    this.servers.set(key, tx);
+    let ackKey: string | undefined;
+    if (!cookie && tx instanceof InviteServerTransaction) {
+      ackKey = rfc2543AckKey(request, via);
+      if (this.rfc2543Acks.has(ackKey)) ackKey = undefined; // first one keeps the ACK key
+      else this.rfc2543Acks.set(ackKey, tx);
+    }
+    tx.detach = () => {
+      if (this.servers.get(key) === tx) this.servers.delete(key);
+      if (ackKey !== undefined && this.rfc2543Acks.get(ackKey) === tx) this.rfc2543Acks.delete(ackKey);
+    };
+    return true;
+  }
+
+  /**
+   * Register a client transaction under its branch and method (§17.1.3).
+   * False when the table is full, the transaction already terminated, its
+   * request has no branch, or the key is taken.
+   */
+  addClient(tx: ClientTransaction): boolean {
+    if (tx.detach !== undefined) throw new Error("transaction is already in a table");
+    if (tx.terminated || this.isFull || tx.branch === "") return false;
+    const key = tx.branch + SEP + tx.method;
+    if (this.clients.has(key)) return false;
+    this.clients.set(key, tx);
+    tx.detach = () => {
+      if (this.clients.get(key) === tx) this.clients.delete(key);
+    };
+    return true;
+  }
+
+  /** Drop a transaction from the table without terminating it. */
+  remove(tx: ServerTransaction | ClientTransaction): void {
+    const detach = tx.detach;
+    tx.detach = undefined;
+    detach?.();
+  }
+
+  /**
+   * The server transaction a request belongs to (§17.2.3), or undefined for
+   * a new request. With a magic-cookie branch: same branch, same top Via
+   * sent-by, same method, ACK matching the INVITE. Without (RFC 2543):
+   * Request-URI, To tag, From tag, Call-ID, CSeq and top Via of the
+   * creating request; an ACK matches an INVITE on Request-URI, From tag,
+   * Call-ID, CSeq number and top Via, and its To tag must equal the To tag
+   * of the final response the transaction sent. An ACK for a 2xx carries a
+   * new branch and so matches nothing: it is forwarded by the TU.
+   * A CANCEL matches only its own transaction; see {@link findInviteForCancel}.
+   */
+  matchRequest(request: SipMessage): ServerTransaction | undefined {
+    if (request.kind !== "request") return undefined;
+    const via = safeTopVia(request);
+    if (via === undefined) return undefined;
+    const isAck = request.method === "ACK";
+    if (isRfc3261Branch(via.branch)) {
+      return this.servers.get(rfc3261ServerKey(via.branch, via, isAck ? "INVITE" : request.method));
+    }
+    if (isAck) {
+      const tx = this.rfc2543Acks.get(rfc2543AckKey(request, via));
+      if (tx === undefined) return undefined;
+      return (tx.finalResponseToTag() ?? "") === tagOf("to", request) ? tx : undefined;
+    }
+    return this.servers.get(rfc2543ServerKey(request, via, request.method));
+  }
+
+  /**
+   * The INVITE server transaction a CANCEL refers to (§9.2): the
+   * §17.2.3 rules applied to the CANCEL as if its method were INVITE. With
+   * a magic cookie: branch and sent-by; without: Request-URI, To tag, From
+   * tag, Call-ID, CSeq number and top Via. Whether the INVITE can still be
+   * cancelled (no final response yet) is the TU's call: see its state.
+   */
+  findInviteForCancel(cancel: SipMessage): InviteServerTransaction | undefined {
+    if (cancel.kind !== "request") return undefined;
+    const via = safeTopVia(cancel);
+    if (via === undefined) return undefined;
+    const key = isRfc3261Branch(via.branch)
+      ? rfc3261ServerKey(via.branch, via, "INVITE")
+      : rfc2543ServerKey(cancel, via, "INVITE");
+    const tx = this.servers.get(key);
+    return tx instanceof InviteServerTransaction ? tx : undefined;
+  }
+
+  /**
+   * The client transaction a response belongs to (§17.1.3): the branch of
+   * its top Via and the method of its CSeq (so the response to a CANCEL
+   * never matches the INVITE it cancels).
+   */
+  matchResponse(response: SipMessage): ClientTransaction | undefined {
+    if (response.kind !== "response") return undefined;
+    const branch = safeTopVia(response)?.branch;
+    if (branch === undefined || branch === "") return undefined;
+    return this.clients.get(branch + SEP + response.cseq.method);
+  }
+
+  /**
+   * Match a request and hand it to its transaction (which absorbs the
+   * retransmission or ACK). Returns the transaction, or undefined when the
+   * request is new (the TU then creates a server transaction for it, except
+   * for ACK, which never creates one).
+   */
+  receiveRequest(request: SipMessage): ServerTransaction | undefined {
+    const tx = this.matchRequest(request);
+    tx?.receiveRequest(request);
+    return tx;
+  }
+
+  /**
+   * Match a response and hand it to its client transaction. Returns the
+   * transaction, or undefined when none matches; what happens to such a
+   * response is the TU's decision (RFC 3261 §16.7 step 1 as revised by
+   * RFC 6026 for unmatched responses at a proxy).
+   */
+  receiveResponse(response: SipMessage): ClientTransaction | undefined {
+    const tx = this.matchResponse(response);
+    tx?.receiveResponse(response);
+    return tx;
+  }
+}
