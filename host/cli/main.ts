@@ -5,6 +5,8 @@
  *                    [--heap-mb n] [--timeout-ms n] [--log-level level]
  *                    [--no-supervise]
  *   ksr api [--json]
+ *   ksr check <script...>
+ *   ksr test [files...] [--reporter text|junit]
  */
 import { Command, InvalidArgumentError } from "commander";
 import type { ListenSocket, LogLevel } from "../core/context.js";
@@ -17,6 +19,8 @@ import { DEFAULT_LIMITS } from "../../sandbox/types.js";
 import { formatListenSocket, parseListenSocket } from "../transport/listen-socket.js";
 import { fileURLToPath } from "node:url";
 import { describeApi, formatApiText } from "./api.js";
+import { runCheck } from "./check.js";
+import { runTests, type TestReporter } from "./test.js";
 import { announceReady, isServerProcess, supervise } from "./supervisor.js";
 
 const DEFAULT_LISTEN = ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"];
@@ -43,6 +47,11 @@ function aliasOption(value: string): string {
 function positiveInt(value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`"${value}" is not a positive integer`);
   return Number(value);
+}
+
+function reporterOption(value: string): TestReporter {
+  if (value !== "text" && value !== "junit") throw new InvalidArgumentError(`"${value}" is not text or junit`);
+  return value;
 }
 
 function logLevelOption(value: string): LogLevel {
@@ -158,6 +167,27 @@ export function buildProgram(): Command {
     .action((opts: { json?: boolean }) => {
       const entries = describeApi(KEMI_MODULES);
       process.stdout.write(opts.json ? JSON.stringify(entries, null, 2) + "\n" : formatApiText(entries));
+    });
+
+  program
+    .command("check")
+    .description("check routing scripts against the KSR export tables without running them")
+    .argument("<script...>", "routing scripts (.js or .ts)")
+    .action(async (scripts: string[]) => {
+      process.exitCode = await runCheck(scripts, (line) => process.stdout.write(line + "\n"));
+    });
+
+  program
+    .command("test")
+    .description("run YAML scenario files against their routing scripts, without sockets")
+    .argument("[files...]", "scenario files (default: every *.test.yaml under the current directory)")
+    .option("--reporter <name>", "text or junit (JUnit XML on stdout)", reporterOption, "text" as TestReporter)
+    .action(async (files: string[], opts: { reporter: TestReporter }) => {
+      process.exitCode = await runTests(files, {
+        reporter: opts.reporter,
+        out: (text) => process.stdout.write(text),
+        err: (text) => process.stderr.write(text),
+      });
     });
 
   return program;

@@ -17,7 +17,7 @@ import type { Via } from "../sip/via.js";
 import { formatVia, parseVia, viaParam } from "../sip/via.js";
 import { parseUri, uriParam, uriTransport } from "../sip/uri.js";
 import type { RouteOutcome, RouteRunner } from "../../sandbox/types.js";
-import { TransportLayer } from "../transport/index.js";
+import { TransportLayer, type TransportOptions } from "../transport/index.js";
 import { formatHostPort, formatListenSocket, isWildcardIp, parseListenSocket, sameIp, unbracket } from "../transport/listen-socket.js";
 import { isOwnVia, responseDestination, stampReceivedVia, viaTransport, type Destination } from "./addressing.js";
 import { MessageContext, newTenantState } from "./context.js";
@@ -45,7 +45,19 @@ export interface SipServerOptions {
   readonly now?: () => number;
   /** Host name → IP address (default: the OS resolver via dns.lookup). */
   readonly resolveHost?: (host: string, family: 4 | 6) => Promise<string>;
+  /**
+   * Builds the transport (default: TransportLayer, real sockets). The
+   * testing harness (host/testing) passes one that records what would be
+   * sent, so scripts are tested against this very server logic.
+   */
+  readonly transport?: (options: TransportOptions) => ServerTransport;
 }
+
+/** What the server needs of a transport; TransportLayer is the real one. */
+export type ServerTransport = Pick<
+  TransportLayer,
+  "start" | "stop" | "isStarted" | "send" | "socketFor" | "tcpConnectionRemoteIp" | "tcpConnectionCount"
+>;
 
 async function defaultResolve(host: string, family: 4 | 6): Promise<string> {
   const r = await lookup(host, { family });
@@ -55,7 +67,7 @@ async function defaultResolve(host: string, family: 4 | 6): Promise<string> {
 export class SipServer implements HostServices {
   readonly tenant: TenantState;
   readonly aliases: readonly string[];
-  private readonly transport: TransportLayer;
+  private readonly transport: ServerTransport;
   private readonly parseLimits: ParseLimits;
   private readonly clock: () => number;
   private readonly resolveHost: (host: string, family: 4 | 6) => Promise<string>;
@@ -76,7 +88,8 @@ export class SipServer implements HostServices {
     this.parseLimits = options.parseLimits ?? DEFAULT_PARSE_LIMITS;
     this.clock = options.now ?? Date.now;
     this.resolveHost = options.resolveHost ?? defaultResolve;
-    this.transport = new TransportLayer({
+    const createTransport = options.transport ?? ((o: TransportOptions) => new TransportLayer(o));
+    this.transport = createTransport({
       listen: options.listen,
       onMessage: (data, rcv) => this.receive(data, rcv),
       parseLimits: this.parseLimits,

@@ -29,6 +29,29 @@ export interface TransportOptions {
   readonly maxTcpConnections?: number;
 }
 
+/**
+ * Of the sockets `bound`, the one a message to `dstIp` over `proto` leaves
+ * from: the forced one if it is among them, else the first of the
+ * destination's address family (a specific address before a wildcard).
+ */
+export function pickSendingSocket(
+  bound: readonly ListenSocket[],
+  proto: TransportProto,
+  dstIp: string,
+  forced?: ListenSocket,
+): ListenSocket | undefined {
+  const family = isIP(dstIp);
+  const candidates = bound.filter((b) => b.proto === proto);
+  if (forced) {
+    const match = candidates.find((b) => b.port === forced.port && sameIp(b.ip, forced.ip));
+    if (match) return match;
+  }
+  return (
+    candidates.find((b) => isIP(b.ip) === family && !isWildcardIp(b.ip)) ??
+    candidates.find((b) => isIP(b.ip) === family)
+  );
+}
+
 export class TransportLayer {
   private readonly udp: UdpListener[];
   private readonly tcp: TcpTransport;
@@ -92,16 +115,7 @@ export class TransportLayer {
    * forced one if it is ours, else the first of the destination's family.
    */
   socketFor(proto: TransportProto, dstIp: string, forced?: ListenSocket): ListenSocket | undefined {
-    const family = isIP(dstIp);
-    const candidates = this.bound.filter((b) => b.proto === proto);
-    if (forced) {
-      const match = candidates.find((b) => b.port === forced.port && sameIp(b.ip, forced.ip));
-      if (match) return match;
-    }
-    return (
-      candidates.find((b) => isIP(b.ip) === family && !isWildcardIp(b.ip)) ??
-      candidates.find((b) => isIP(b.ip) === family)
-    );
+    return pickSendingSocket(this.bound, proto, dstIp, forced);
   }
 
   /**

@@ -1,0 +1,417 @@
+/**
+ * `ksr check <script>...`: static checks of a routing script against the
+ * export tables, without running it.
+ *
+ * The script is compiled exactly as `ksr run` compiles it (sandbox/compile.ts:
+ * syntax errors come out as file:line:col), then the compiled JavaScript is
+ * parsed with acorn and every member chain rooted at the global `KSR` is
+ * looked up in the same BridgeTable the isolate facade is built from:
+ *
+ *  - `KSR.<name>` / `KSR.<module>.<name>` that no module provides;
+ *  - functions a module lists as `unavailable` ("not available here: why");
+ *  - direct calls with fewer arguments than declared parameters (the facade
+ *    then passes undefined → 0 / "undefined", or refuses a call without
+ *    arguments) and with more (extra arguments are silently ignored);
+ *  - KSR.x.modf("name", ...) with a literal name: unknown or unavailable
+ *    native names, and a parameter count other than declared (the bridge
+ *    refuses the call then);
+ *  - a script without a global ksr_request_route (Kamailio logs an error
+ *    for every request then).
+ *
+ * For TypeScript, positions are mapped back through esbuild's source map,
+ * and when the `typescript` package is installed the script is also
+ * type-checked (strict) against typings generated from the same export
+ * tables (or the ksr.d.ts it references itself); a type error on a line
+ * that already has a KSR finding is left out as the same problem.
+ * A script that shadows `KSR` with a local binding is not recognised as such.
+ */
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { parse, type Node as AcornNode } from "acorn";
+import { KEMI_MODULES } from "../modules/index.js";
+import type { KemiModule, KemiParamType } from "../modules/types.js";
+import { BridgeTable, type BridgeEntry } from "../../sandbox/bridge.js";
+import { compileScript, compileSource, ScriptLoadError, type CompiledScript } from "../../sandbox/compile.js";
+import { generateKsrDts } from "./typings.js";
+
+export interface CheckFinding {
+  readonly file: string;
+  /** 1-based. */
+  readonly line: number;
+  /** 1-based. */
+  readonly column: number;
+  readonly message: string;
+  /** load: the script does not compile or cannot be read; api: a KSR call or route problem; type: a TypeScript type error. */
+  readonly kind: "load" | "api" | "type";
+}
+
+/** The functions of KSR.x, which every KEMI interpreter module implements itself. */
+const KSR_X_FUNCTIONS = ["exit", "drop", "modf"] as const;
+
+const REQUEST_ROUTE = "ksr_request_route";
+
+/** Loosely typed ESTree node: the walker only reads the fields it needs. */
+interface EsNode extends AcornNode {
+  [key: string]: unknown;
+}
+
+function isNode(value: unknown): value is EsNode {
+  return typeof value === "object" && value !== null && typeof (value as { type?: unknown }).type === "string";
+}
+
+/** Name of a non-computed member (`a.b`) or a computed string literal member (`a["b"]`). */
+function memberName(node: EsNode): string | undefined {
+  const property = node.property as EsNode;
+  if (!node.computed && property.type === "Identifier") return property.name as string;
+  if (node.computed && property.type === "Literal" && typeof property.value === "string") return property.value;
+  return undefined;
+}
+
+/** ["sl", "sl_send_reply"] for `KSR.sl.sl_send_reply`; undefined when the chain is not rooted at KSR or has dynamic parts. */
+function ksrPath(node: EsNode): string[] | undefined {
+  if (node.type !== "MemberExpression" || node.optional === true) return undefined;
+  const object = node.object as EsNode;
+  const name = memberName(node);
+  if (name === undefined) return undefined;
+  if (object.type === "Identifier" && object.name === "KSR") return [name];
+  const prefix = ksrPath(object);
+  return prefix === undefined ? undefined : [...prefix, name];
+}
+
+/** String value of a literal or an expression-free template literal. */
+function staticString(node: EsNode): string | undefined {
+  if (node.type === "Literal" && typeof node.value === "string") return node.value;
+  if (node.type === "TemplateLiteral" && (node.expressions as unknown[]).length === 0) {
+    const quasi = (node.quasis as EsNode[])[0];
+    const cooked = (quasi?.value as { cooked?: string } | undefined)?.cooked;
+    return typeof cooked === "string" ? cooked : undefined;
+  }
+  return undefined;
+}
+
+function describeParams(params: readonly KemiParamType[]): string {
+  return params.length === 0 ? "none" : params.join(", ");
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+/** What a KSR path names. */
+type Resolved =
+  | { readonly kind: "function"; readonly entry: BridgeEntry }
+  | { readonly kind: "special"; readonly name: (typeof KSR_X_FUNCTIONS)[number] }
+  | { readonly kind: "namespace" }
+  | { readonly kind: "unknown"; readonly message: string };
+
+class ApiIndex {
+  private readonly table: BridgeTable;
+  private readonly byQualifiedName = new Map<string, BridgeEntry>();
+  private readonly moduleNames = new Set<string>();
+
+  constructor(modules: readonly KemiModule[]) {
+    this.table = new BridgeTable(modules);
+    for (const entry of this.table.entries) this.byQualifiedName.set(entry.qualifiedName, entry);
+    for (const mod of modules) if (mod.name !== "") this.moduleNames.add(mod.name);
+  }
+
+  /** Resolves the first one or two names of a KSR path (anything after a function is a property of it). */
+  resolve(path: readonly string[]): Resolved {
+    const [first, second] = path;
+    const core = this.byQualifiedName.get(`KSR.${first}`);
+    if (core !== undefined) return { kind: "function", entry: core };
+    if (first === "x") {
+      if (second === undefined) return { kind: "namespace" };
+      const special = KSR_X_FUNCTIONS.find((name) => name === second);
+      if (special !== undefined) return { kind: "special", name: special };
+      return { kind: "unknown", message: `KSR.x.${second} does not exist (KSR.x has ${KSR_X_FUNCTIONS.join(", ")})` };
+    }
+    if (!this.moduleNames.has(first!)) {
+      return { kind: "unknown", message: `KSR.${first} is not provided by any module` };
+    }
+    if (second === undefined) return { kind: "namespace" };
+    const entry = this.byQualifiedName.get(`KSR.${first}.${second}`);
+    if (entry !== undefined) return { kind: "function", entry };
+    return { kind: "unknown", message: `KSR.${first}.${second} is not provided by module ${first}` };
+  }
+
+  modfTarget(nativeName: string): BridgeEntry | undefined {
+    const id = this.table.modfTarget(nativeName);
+    return id === undefined ? undefined : this.table.entries[id];
+  }
+}
+
+/** Statically checks compiled script code; positions are mapped back for TypeScript. */
+function checkCompiled(compiled: CompiledScript, api: ApiIndex): CheckFinding[] {
+  const { filename, sourceMap } = compiled;
+  const findings: CheckFinding[] = [];
+  const at = (node: AcornNode, message: string): void => {
+    const start = node.loc!.start;
+    // acorn: 1-based line, 0-based column; findings are 1-based both.
+    const mapped = sourceMap?.lookup(start.line, start.column + 1);
+    findings.push({
+      file: filename,
+      line: mapped?.line ?? start.line,
+      column: mapped?.column ?? start.column + 1,
+      message,
+      kind: "api",
+    });
+  };
+
+  let program: EsNode;
+  try {
+    program = parse(compiled.code, { ecmaVersion: "latest", sourceType: "script", locations: true }) as unknown as EsNode;
+  } catch (e) {
+    const loc = (e as { loc?: { line: number; column: number } }).loc;
+    const text = e instanceof Error ? e.message.replace(/ \(\d+:\d+\)$/, "") : String(e);
+    if (loc === undefined) return [{ file: filename, line: 1, column: 1, message: `SyntaxError: ${text}`, kind: "load" }];
+    const mapped = sourceMap?.lookup(loc.line, loc.column + 1);
+    return [{ file: filename, line: mapped?.line ?? loc.line, column: mapped?.column ?? loc.column + 1, message: `SyntaxError: ${text}`, kind: "load" }];
+  }
+
+  const checkCall = (call: EsNode, resolved: Resolved, chain: EsNode, path: readonly string[]): void => {
+    const args = call.arguments as EsNode[];
+    // A spread hides the count: nothing can be said about it statically.
+    if (args.some((a) => a.type === "SpreadElement")) return;
+    if (resolved.kind === "function" && path.length <= 2) {
+      const { entry } = resolved;
+      if (entry.fn === undefined) return; // reported as unavailable already
+      const want = entry.params.length;
+      if (args.length < want) {
+        at(chain, `${entry.qualifiedName} takes ${plural(want, "argument")} (${describeParams(entry.params)}), ${args.length} given`);
+      } else if (args.length > want) {
+        at(chain, `${entry.qualifiedName} takes ${plural(want, "argument")} (${describeParams(entry.params)}), ${args.length} given; the extra ones are ignored`);
+      }
+      return;
+    }
+    if (resolved.kind === "special" && resolved.name === "modf" && path.length === 2) checkModf(call, chain, args);
+  };
+
+  const checkModf = (call: EsNode, chain: EsNode, args: EsNode[]): void => {
+    if (args.length === 0) {
+      at(chain, "KSR.x.modf needs the name of a module function");
+      return;
+    }
+    const name = staticString(args[0]!);
+    if (name === undefined) return; // computed at run time
+    const entry = api.modfTarget(name);
+    if (entry === undefined) {
+      at(call, `KSR.x.modf("${name}"): no module function of that name is provided`);
+      return;
+    }
+    if (entry.fn === undefined) {
+      at(call, `KSR.x.modf("${name}") (${entry.qualifiedName}): not available here: ${entry.unavailableReason ?? "not supported"}`);
+      return;
+    }
+    const given = args.length - 1;
+    if (given !== entry.params.length) {
+      at(call, `KSR.x.modf("${name}") takes ${plural(entry.params.length, "parameter")} (${describeParams(entry.params)}), ${given} given`);
+    }
+  };
+
+  /** Visits a maximal KSR member chain (one not extended by its parent). */
+  const checkChain = (chain: EsNode, path: string[], parent: EsNode | undefined): void => {
+    const resolved = api.resolve(path);
+    if (resolved.kind === "unknown") {
+      at(chain, resolved.message);
+      return;
+    }
+    if (resolved.kind === "function" && resolved.entry.fn === undefined) {
+      at(chain, `${resolved.entry.qualifiedName}: not available here: ${resolved.entry.unavailableReason ?? "not supported"}`);
+      return;
+    }
+    if (parent !== undefined && parent.type === "CallExpression" && parent.callee === chain) {
+      checkCall(parent, resolved, chain, path);
+    }
+  };
+
+  // Iterative walk (no recursion limit on deeply nested scripts); parents tracked per node.
+  const stack: { node: EsNode; parent: EsNode | undefined }[] = [{ node: program, parent: undefined }];
+  while (stack.length > 0) {
+    const { node, parent } = stack.pop()!;
+    if (node.type === "MemberExpression") {
+      const path = ksrPath(node);
+      if (path !== undefined) {
+        const extended = parent !== undefined && parent.type === "MemberExpression" && parent.object === node && ksrPath(parent) !== undefined;
+        if (!extended) checkChain(node, path, parent);
+        // The inner links of a chain are names only: nothing below needs a visit.
+        continue;
+      }
+    }
+    const children: EsNode[] = [];
+    for (const key of Object.keys(node)) {
+      if (key === "loc") continue;
+      const value = node[key];
+      if (Array.isArray(value)) {
+        for (const item of value) if (isNode(item)) children.push(item);
+      } else if (isNode(value)) {
+        children.push(value);
+      }
+    }
+    // Reverse so findings come out in source order.
+    for (let i = children.length - 1; i >= 0; i--) stack.push({ node: children[i]!, parent: node });
+  }
+
+  if (!definesGlobalFunction(program, REQUEST_ROUTE)) {
+    findings.push({
+      file: filename,
+      line: 1,
+      column: 1,
+      message: `missing ${REQUEST_ROUTE}(): every request would be logged as unhandled`,
+      kind: "api",
+    });
+  }
+
+  findings.sort((a, b) => a.line - b.line || a.column - b.column);
+  return findings;
+}
+
+/** True when the script's top level declares `name` (function declaration, var, or globalThis.name = ...). */
+function definesGlobalFunction(program: EsNode, name: string): boolean {
+  for (const statement of program.body as EsNode[]) {
+    if (statement.type === "FunctionDeclaration" && (statement.id as EsNode | null)?.name === name) return true;
+    if (statement.type === "VariableDeclaration") {
+      for (const d of statement.declarations as EsNode[]) {
+        if ((d.id as EsNode).type === "Identifier" && (d.id as EsNode).name === name && d.init !== null) return true;
+      }
+    }
+    if (statement.type === "ExpressionStatement" && (statement.expression as EsNode).type === "AssignmentExpression") {
+      const target = (statement.expression as EsNode).left as EsNode;
+      if (target.type === "Identifier" && target.name === name) return true;
+      if (
+        target.type === "MemberExpression" &&
+        (target.object as EsNode).type === "Identifier" &&
+        ["globalThis", "self"].includes((target.object as EsNode).name as string) &&
+        memberName(target) === name
+      ) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+function loadErrorFinding(e: ScriptLoadError): CheckFinding {
+  const prefix = e.line === undefined ? `${e.file}: ` : e.column === undefined ? `${e.file}:${e.line}: ` : `${e.file}:${e.line}:${e.column}: `;
+  const text = e.message.startsWith(prefix) ? e.message.slice(prefix.length) : e.message;
+  return { file: e.file, line: e.line ?? 1, column: e.column ?? 1, message: text, kind: "load" };
+}
+
+/** Checks script text that stands for `filename` (its extension decides JS or TS). */
+export function checkSource(source: string, filename: string, modules: readonly KemiModule[] = KEMI_MODULES): CheckFinding[] {
+  let compiled: CompiledScript;
+  try {
+    compiled = compileSource(source, filename);
+  } catch (e) {
+    if (e instanceof ScriptLoadError) return [loadErrorFinding(e)];
+    throw e;
+  }
+  return checkCompiled(compiled, new ApiIndex(modules));
+}
+
+/** Checks a script file. */
+export function checkScript(path: string, modules: readonly KemiModule[] = KEMI_MODULES): CheckFinding[] {
+  let compiled: CompiledScript;
+  try {
+    compiled = compileScript(path);
+  } catch (e) {
+    if (e instanceof ScriptLoadError) return [loadErrorFinding(e)];
+    throw e;
+  }
+  return checkCompiled(compiled, new ApiIndex(modules));
+}
+
+/** `file:line:col: message`. */
+export function formatFinding(f: CheckFinding): string {
+  return `${f.file}:${f.line}:${f.column}: ${f.message}`;
+}
+
+/** The closing line of `ksr check`. */
+export function formatCheckSummary(problems: number, files: number): string {
+  return problems === 0
+    ? `no problems found in ${plural(files, "file")}`
+    : `${plural(problems, "problem")} found in ${plural(files, "file")}`;
+}
+
+type TypeScriptApi = typeof import("typescript");
+
+/** The typescript package when it is installed (it is a development tool, not a dependency). */
+async function loadTypeScript(): Promise<TypeScriptApi | undefined> {
+  try {
+    const mod = (await import("typescript")) as TypeScriptApi & { default?: TypeScriptApi };
+    return mod.default ?? mod;
+  } catch {
+    return undefined;
+  }
+}
+
+const GENERATED_TYPINGS = "/__ksr_check__/ksr.d.ts";
+
+/** Type errors of a TypeScript script against the KSR typings of `modules`. */
+export function typeCheckScript(ts: TypeScriptApi, file: string, modules: readonly KemiModule[] = KEMI_MODULES): CheckFinding[] {
+  const options: import("typescript").CompilerOptions = {
+    strict: true,
+    noEmit: true,
+    target: ts.ScriptTarget.ES2022,
+    lib: ["lib.es2022.d.ts"],
+    types: [],
+    skipLibCheck: true,
+  };
+  const host = ts.createCompilerHost(options);
+  const typings = generateKsrDts(modules);
+  const getSourceFile = host.getSourceFile.bind(host);
+  const fileExists = host.fileExists.bind(host);
+  host.getSourceFile = (name, version, onError, create) =>
+    name === GENERATED_TYPINGS ? ts.createSourceFile(name, typings, version) : getSourceFile(name, version, onError, create);
+  host.fileExists = (name) => name === GENERATED_TYPINGS || fileExists(name);
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch {
+    return []; // reported by checkScript already
+  }
+  // A script that references typings of its own gets those, not a second copy.
+  const ownTypings = ts.preProcessFile(text).referencedFiles.some((r) => /(^|\/)ksr\.d\.ts$/.test(r.fileName));
+  const program = ts.createProgram(ownTypings ? [file] : [file, GENERATED_TYPINGS], options, host);
+  const findings: CheckFinding[] = [];
+  for (const d of ts.getPreEmitDiagnostics(program)) {
+    if (d.category !== ts.DiagnosticCategory.Error) continue;
+    const message = ts.flattenDiagnosticMessageText(d.messageText, "\n").replace(/\n\s*/g, " ");
+    if (d.file === undefined || d.start === undefined) {
+      findings.push({ file, line: 1, column: 1, message: `type error: ${message}`, kind: "type" });
+      continue;
+    }
+    if (path.resolve(d.file.fileName) !== path.resolve(file)) continue;
+    const pos = d.file.getLineAndCharacterOfPosition(d.start);
+    findings.push({ file, line: pos.line + 1, column: pos.character + 1, message: `type error TS${d.code}: ${message}`, kind: "type" });
+  }
+  return findings;
+}
+
+/** checkScript plus, for TypeScript when `ts` is given, the type errors not on a line already reported. */
+export function checkScriptFully(file: string, modules: readonly KemiModule[], ts: TypeScriptApi | undefined): CheckFinding[] {
+  const findings = checkScript(file, modules);
+  if (ts === undefined || !/\.(ts|mts|cts)$/i.test(file)) return findings;
+  // A script that does not compile has no types worth reporting.
+  if (findings.some((f) => f.kind === "load")) return findings;
+  const reportedLines = new Set(findings.map((f) => f.line));
+  const typeFindings = typeCheckScript(ts, file, modules).filter((f) => !reportedLines.has(f.line));
+  return [...findings, ...typeFindings].sort((a, b) => a.line - b.line || a.column - b.column);
+}
+
+/**
+ * Runs `ksr check` over files, writing one line per finding and a summary
+ * to `out`. Returns the process exit code: 1 when anything was found.
+ */
+export async function runCheck(files: readonly string[], out: (line: string) => void, modules: readonly KemiModule[] = KEMI_MODULES): Promise<number> {
+  const ts = files.some((f) => /\.(ts|mts|cts)$/i.test(f)) ? await loadTypeScript() : undefined;
+  let problems = 0;
+  for (const file of files) {
+    for (const finding of checkScriptFully(file, modules, ts)) {
+      out(formatFinding(finding));
+      problems++;
+    }
+  }
+  out(formatCheckSummary(problems, files.length));
+  return problems === 0 ? 0 : 1;
+}

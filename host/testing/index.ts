@@ -1,0 +1,585 @@
+/**
+ * ksr-sandbox/testing: run a routing script in-process, with no sockets,
+ * and see what the server did with each message.
+ *
+ *   import { loadScript } from "ksr-sandbox/testing";
+ *   const h = await loadScript("proxy.js");
+ *   const r = await h.send({ method: "INVITE", ruri: "sip:bob@127.0.0.1" });
+ *   r.forwarded[0].destination; // { proto: "udp", ip: "127.0.0.1", port: 5080 }
+ *   h.close();
+ *
+ * Messages go through the real SipServer (host/core/server.ts): the same
+ * parsing, the same route invocation and error policy, the same reply and
+ * forwarding code. Only the transport is replaced by one that records what
+ * would have been sent, and host names are resolved from a table instead
+ * of DNS. The clock every KSR function reads (HostServices.now) is the
+ * harness's, and the tenant state ($var, $shv; later location and htable)
+ * can be seeded before the first message.
+ */
+import { randomBytes } from "node:crypto";
+import { isIP } from "node:net";
+import type { ListenSocket, LogLevel, MessageContext, ReceiveInfo, TenantState, TransportProto } from "../core/context.js";
+import { SipServer, type ServerTransport } from "../core/server.js";
+import type { KemiModule } from "../modules/types.js";
+import type { SipMessage } from "../sip/message.js";
+import { canonicalHeaderKey } from "../sip/headers.js";
+import { parseMessage } from "../sip/parser.js";
+import { parseListenSocket, pickSendingSocket } from "../transport/index.js";
+import { ScriptRunner } from "../../sandbox/runner.js";
+import { binaryToText, textToBinary } from "../../sandbox/strings.js";
+import { DEFAULT_LIMITS, type RouteOutcome, type RouteRunner, type ScriptLimits } from "../../sandbox/types.js";
+
+export type { ListenSocket, LogLevel, TenantState, TransportProto } from "../core/context.js";
+
+/** Where a test message comes from. */
+export interface SourceAddress {
+  readonly proto?: TransportProto;
+  readonly ip?: string;
+  readonly port?: number;
+  /** TCP connection id the message arrives on (default 1 for TCP). */
+  readonly connectionId?: number;
+}
+
+export interface LoadScriptOptions {
+  /** Sockets the server "listens" on, as "proto:ip:port" or objects. Default udp and tcp on 127.0.0.1:5060. */
+  readonly listen?: readonly (string | ListenSocket)[];
+  /** Other names of the server (is_myself, Via checks), host[:port]. */
+  readonly aliases?: readonly string[];
+  /** Start time of the clock in ms since the epoch. Default 1_700_000_000_000. */
+  readonly now?: number;
+  readonly limits?: Partial<ScriptLimits>;
+  /** Tenant id (log scope, TenantState id). Default "test". */
+  readonly tenant?: string;
+  /** Host name → IP address for forwarding to names (no DNS is asked). */
+  readonly hosts?: Readonly<Record<string, string>>;
+  /** Default source of sent messages. Default udp 192.0.2.10:5060 (TEST-NET-1, RFC 5737). */
+  readonly source?: SourceAddress;
+  /** Initial $var values. */
+  readonly vars?: Readonly<Record<string, string | number>>;
+  /** Initial $shv values. */
+  readonly sharedVars?: Readonly<Record<string, string | number>>;
+  /** Called once with the tenant state before any message, to seed state of other modules. */
+  readonly seed?: (state: TenantState) => void;
+  /** Export tables the script's KSR is built from (default: all modules). */
+  readonly modules?: readonly KemiModule[];
+  /** Also write log lines to the process log (stderr). Default false: they are only recorded. */
+  readonly printLogs?: boolean;
+}
+
+/** A request described by fields; everything not given gets a valid default. */
+export interface RequestSpec {
+  readonly method?: string;
+  /** Request-URI. Default sip:test@<local ip>:<local port>. */
+  readonly ruri?: string;
+  /** From header value. Default <sip:alice@example.com>;tag=<random>. */
+  readonly from?: string;
+  /** To header value. Default <Request-URI>. */
+  readonly to?: string;
+  readonly callId?: string;
+  readonly cseq?: number;
+  /** Via header values, top first. Default one Via of the source address with a fresh branch. */
+  readonly via?: string | readonly string[];
+  /** Max-Forwards value; null leaves the header out. Default 70. */
+  readonly maxForwards?: number | null;
+  readonly contact?: string;
+  readonly userAgent?: string;
+  /** More headers: name → value(s), or whole "Name: value" lines. */
+  readonly headers?: Readonly<Record<string, string | readonly string[]>> | readonly string[];
+  readonly body?: string;
+  /** Content-Type of the body (default application/sdp when there is a body). */
+  readonly contentType?: string;
+}
+
+export interface SendOptions {
+  /** Source address for this message (merged over the harness default). */
+  readonly source?: SourceAddress;
+  /**
+   * Send raw text exactly as given: no placeholders, no line-end
+   * conversion, no Content-Length. Default false.
+   */
+  readonly raw?: boolean;
+  /** Extra {{name}} placeholder values (override the generated ones). */
+  readonly values?: Readonly<Record<string, string>>;
+}
+
+export interface MessageHeader {
+  readonly name: string;
+  readonly value: string;
+}
+
+export interface WireDestination {
+  readonly proto: TransportProto;
+  readonly ip: string;
+  readonly port: number;
+}
+
+/** A reply the server generated for the request. */
+export interface SentReply {
+  readonly status: number;
+  readonly reason: string;
+  readonly headers: readonly MessageHeader[];
+  /** The whole reply as it would go on the wire. */
+  readonly raw: string;
+  readonly destination: WireDestination;
+}
+
+/** A message the server sent on: the request (or, for a reply sent in, the reply). */
+export interface SentForward {
+  readonly kind: "request" | "response";
+  readonly destination: WireDestination;
+  /** The local socket it leaves from. */
+  readonly from?: ListenSocket;
+  /** Request-URI of a forwarded request ("" for a response). */
+  readonly requestUri: string;
+  /** Status of a forwarded response (0 for a request). */
+  readonly status: number;
+  readonly headers: readonly MessageHeader[];
+  /** Header lines ("Name: value") present in the sent message and not in the received one. */
+  readonly added: readonly string[];
+  /** Header lines of the received message missing from the sent one. */
+  readonly removed: readonly string[];
+  readonly raw: string;
+}
+
+export interface LogLine {
+  readonly level: LogLevel;
+  /** The text without its trailing newline. */
+  readonly text: string;
+}
+
+/** Everything that happened for one message. */
+export interface SendResult {
+  /** The message as sent in (after placeholders). */
+  readonly sent: string;
+  /** The {{placeholder}} values used for this message (fresh callid, branch, fromtag, totag per message). */
+  readonly values: Readonly<Record<string, string>>;
+  readonly replies: readonly SentReply[];
+  readonly forwarded: readonly SentForward[];
+  /** KSR.x.drop() or KSR.set_drop() ran. */
+  readonly dropped: boolean;
+  /** The route ended through KSR.x.exit() or KSR.x.drop(). */
+  readonly exited: boolean;
+  readonly logs: readonly LogLine[];
+  /** Indexes (0..31) of the message flags set when the route ended. */
+  readonly flags: readonly number[];
+  /** Name of the route function that ran, if any (ksr_request_route / ksr_reply_route). */
+  readonly route?: string;
+  /** The route failed (exception, timeout, out of memory). */
+  readonly error?: { readonly kind: string; readonly message: string; readonly location?: string };
+  /** R-URI ($ru) when the route ended, for a request. */
+  readonly ruri?: string;
+  /** Destination URI ($du) when the route ended, if set. */
+  readonly dstUri?: string;
+}
+
+/** A loaded script ready for messages. */
+export interface ScriptHarness {
+  /** Sends one message in and resolves when everything it caused was "sent". */
+  send(message: string | RequestSpec, options?: SendOptions): Promise<SendResult>;
+  readonly clock: {
+    now(): number;
+    set(ms: number): void;
+    advance(ms: number): void;
+  };
+  /** The tenant state the KSR functions use ($var, $shv, ...): read or change it between messages. */
+  readonly state: TenantState;
+  readonly listen: readonly ListenSocket[];
+  readonly scriptPath: string;
+  /** Releases the isolate. */
+  close(): void;
+}
+
+const DEFAULT_NOW = 1_700_000_000_000;
+const DEFAULT_LISTEN = ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"];
+const DEFAULT_SOURCE = { proto: "udp", ip: "192.0.2.10", port: 5060 } as const;
+const DEFAULT_TCP_CONNECTION_ID = 1;
+
+/** One message handed to the recording transport. */
+interface Transmission {
+  readonly proto: TransportProto;
+  readonly ip: string;
+  readonly port: number;
+  readonly data: string;
+  readonly from?: ListenSocket;
+}
+
+/** The server's transport, minus the sockets: remembers what it was asked to send. */
+class RecordingTransport implements ServerTransport {
+  readonly sent: Transmission[] = [];
+  /** TCP connection id → remote IP, for connections test messages arrived on. */
+  readonly connections = new Map<number, string>();
+
+  constructor(private readonly sockets: readonly ListenSocket[]) {}
+
+  async start(): Promise<ListenSocket[]> {
+    return [...this.sockets];
+  }
+
+  async stop(): Promise<void> {}
+
+  get isStarted(): boolean {
+    return true;
+  }
+
+  get tcpConnectionCount(): number {
+    return this.connections.size;
+  }
+
+  send(proto: TransportProto, ip: string, port: number, data: string, _connectionId?: number, from?: ListenSocket): boolean {
+    this.sent.push({ proto, ip, port, data, from });
+    return true;
+  }
+
+  socketFor(proto: TransportProto, dstIp: string, forced?: ListenSocket): ListenSocket | undefined {
+    return pickSendingSocket(this.sockets, proto, dstIp, forced);
+  }
+
+  tcpConnectionRemoteIp(connectionId: number): string | undefined {
+    return this.connections.get(connectionId);
+  }
+}
+
+/** Passes route runs through to the script, keeping the context and outcome of each. */
+class RecordingRunner implements RouteRunner {
+  readonly runs: { name: string; ctx: MessageContext; outcome: RouteOutcome }[] = [];
+
+  constructor(private readonly inner: RouteRunner) {}
+
+  get scriptPath(): string {
+    return this.inner.scriptPath;
+  }
+
+  hasRoute(name: string): boolean {
+    return this.inner.hasRoute(name);
+  }
+
+  runRoute(name: string, ctx: MessageContext): RouteOutcome {
+    const outcome = this.inner.runRoute(name, ctx);
+    this.runs.push({ name, ctx, outcome });
+    return outcome;
+  }
+
+  dispose(): void {
+    this.inner.dispose();
+  }
+}
+
+/** The real server, with its log lines recorded. */
+class HarnessServer extends SipServer {
+  lines: LogLine[] = [];
+  printLogs = false;
+
+  override log(level: LogLevel, text: string, ctx?: MessageContext): void {
+    this.lines.push({ level, text: text.endsWith("\n") ? text.slice(0, -1) : text });
+    if (this.printLogs) super.log(level, text, ctx);
+  }
+}
+
+function randomToken(bytes: number): string {
+  return randomBytes(bytes).toString("hex");
+}
+
+/** Test-friendly text → wire text: CRLF line ends, common indentation removed, header block terminated. */
+export function toWireText(text: string): string {
+  let lines = text.replace(/\r\n/g, "\n").split("\n");
+  while (lines.length > 0 && lines[0]!.trim() === "") lines.shift();
+  let endsWithNewline = false;
+  if (lines.length > 0 && lines[lines.length - 1]!.trim() === "") {
+    lines.pop();
+    endsWithNewline = true;
+  }
+  // A template literal's first line follows the backtick unindented: the
+  // common indentation is then that of the lines after it.
+  const indentOf = (l: string) => /^[ \t]*/.exec(l)![0].length;
+  const firstFlush = lines.length > 1 && indentOf(lines[0]!) === 0;
+  const measured = (firstFlush ? lines.slice(1) : lines).filter((l) => l.trim() !== "").map(indentOf);
+  const cut = measured.length > 0 ? Math.min(...measured) : 0;
+  lines = lines.map((l) => l.slice(Math.min(cut, indentOf(l))));
+  const blank = lines.findIndex((l) => l === "");
+  const head = blank === -1 ? lines : lines.slice(0, blank);
+  const bodyLines = blank === -1 ? [] : lines.slice(blank + 1);
+  const body = bodyLines.length === 0 ? "" : bodyLines.join("\r\n") + (endsWithNewline ? "\r\n" : "");
+  // A message written without Content-Length gets one: stream transports
+  // require it (RFC 3261 §18.3) and a body without it is easy to get wrong.
+  if (!head.some((l) => /^(content-length|l)[ \t]*:/i.test(l))) {
+    head.push(`Content-Length: ${Buffer.byteLength(body, "utf8")}`);
+  }
+  return head.join("\r\n") + "\r\n\r\n" + body;
+}
+
+/** Replaces {{name}} placeholders; an unknown name is an error (a typo would otherwise go out as text). */
+export function fillPlaceholders(text: string, values: Readonly<Record<string, string>>): string {
+  return text.replace(/\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g, (_whole, name: string) => {
+    const value = values[name];
+    if (value === undefined) {
+      throw new Error(`unknown placeholder {{${name}}} (known: ${Object.keys(values).sort().join(", ")})`);
+    }
+    return value;
+  });
+}
+
+function formatHost(ip: string): string {
+  return isIP(ip) === 6 ? `[${ip}]` : ip;
+}
+
+/** Builds a request from fields (RFC 3261 §8.1.1: the mandatory headers are always present). */
+export function buildRequestText(spec: RequestSpec, values: Readonly<Record<string, string>>): string {
+  const method = spec.method ?? "OPTIONS";
+  const ruri = spec.ruri ?? `sip:test@${formatHost(values.local_ip!)}:${values.local_port}`;
+  const vias = spec.via === undefined ? [`SIP/2.0/${values.PROTO} ${formatHost(values.source_ip!)}:${values.source_port};branch=${values.branch}`] : typeof spec.via === "string" ? [spec.via] : spec.via;
+  const lines = [`${method} ${ruri} SIP/2.0`, ...vias.map((v) => `Via: ${v}`)];
+  if (spec.maxForwards !== null) lines.push(`Max-Forwards: ${spec.maxForwards ?? 70}`);
+  lines.push(`From: ${spec.from ?? `<sip:alice@example.com>;tag=${values.fromtag}`}`);
+  lines.push(`To: ${spec.to ?? `<${ruri}>`}`);
+  lines.push(`Call-ID: ${spec.callId ?? values.callid}`);
+  lines.push(`CSeq: ${spec.cseq ?? 1} ${method}`);
+  if (spec.contact !== undefined) lines.push(`Contact: ${spec.contact}`);
+  if (spec.userAgent !== undefined) lines.push(`User-Agent: ${spec.userAgent}`);
+  if (Array.isArray(spec.headers)) {
+    lines.push(...(spec.headers as readonly string[]));
+  } else if (spec.headers !== undefined) {
+    for (const [name, value] of Object.entries(spec.headers as Record<string, string | readonly string[]>)) {
+      for (const v of typeof value === "string" ? [value] : value) lines.push(`${name}: ${v}`);
+    }
+  }
+  const body = spec.body ?? "";
+  if (body !== "") lines.push(`Content-Type: ${spec.contentType ?? "application/sdp"}`);
+  lines.push(`Content-Length: ${Buffer.byteLength(body, "utf8")}`);
+  return lines.join("\r\n") + "\r\n\r\n" + body;
+}
+
+/** The spec with {{placeholders}} filled in every string field. */
+function fillSpecPlaceholders(spec: RequestSpec, values: Readonly<Record<string, string>>): RequestSpec {
+  const fill = (v: unknown): unknown => {
+    if (typeof v === "string") return fillPlaceholders(v, values);
+    if (Array.isArray(v)) return v.map(fill);
+    if (typeof v === "object" && v !== null) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fill(x)]));
+    return v;
+  };
+  return fill(spec) as RequestSpec;
+}
+
+function headersOf(msg: SipMessage): MessageHeader[] {
+  return msg.headers.map((h) => ({ name: binaryToText(h.name), value: binaryToText(h.value) }));
+}
+
+/** Multiset difference a − b of header lines. */
+function headerLinesMissing(a: readonly MessageHeader[], b: readonly MessageHeader[]): string[] {
+  const counts = new Map<string, number>();
+  for (const h of b) {
+    const line = `${h.name}: ${h.value}`;
+    counts.set(line, (counts.get(line) ?? 0) + 1);
+  }
+  const out: string[] = [];
+  for (const h of a) {
+    const line = `${h.name}: ${h.value}`;
+    const n = counts.get(line) ?? 0;
+    if (n > 0) counts.set(line, n - 1);
+    else out.push(line);
+  }
+  return out;
+}
+
+function flagIndexes(flags: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < 32; i++) if ((flags >>> i) & 1) out.push(i);
+  return out;
+}
+
+function toListenSocket(s: string | ListenSocket): ListenSocket {
+  return typeof s === "string" ? parseListenSocket(s) : s;
+}
+
+class Harness implements ScriptHarness {
+  private readonly server: HarnessServer;
+  private readonly transport: RecordingTransport;
+  private readonly runner: RecordingRunner;
+  private readonly pendingLookups = new Set<Promise<unknown>>();
+  private readonly defaultSource: Required<Omit<SourceAddress, "connectionId">> & { connectionId?: number };
+  private ms: number;
+  readonly listen: readonly ListenSocket[];
+  readonly clock: ScriptHarness["clock"];
+
+  constructor(scriptRunner: ScriptRunner, opts: LoadScriptOptions) {
+    this.ms = opts.now ?? DEFAULT_NOW;
+    this.listen = (opts.listen ?? DEFAULT_LISTEN).map(toListenSocket);
+    if (this.listen.length === 0) throw new Error("loadScript: at least one listen socket is needed");
+    this.defaultSource = { ...DEFAULT_SOURCE, ...opts.source };
+    this.transport = new RecordingTransport(this.listen);
+    this.runner = new RecordingRunner(scriptRunner);
+    const hosts = opts.hosts ?? {};
+    this.server = new HarnessServer(this.runner, {
+      listen: this.listen,
+      aliases: opts.aliases,
+      tenantId: opts.tenant ?? "test",
+      now: () => this.ms,
+      transport: () => this.transport,
+      resolveHost: (host) => {
+        const ip = Object.hasOwn(hosts, host) ? hosts[host] : undefined;
+        const lookup = ip !== undefined ? Promise.resolve(ip) : Promise.reject(new Error(`${host} is not in the harness's hosts table`));
+        this.pendingLookups.add(lookup);
+        return lookup;
+      },
+    });
+    this.server.printLogs = opts.printLogs ?? false;
+    for (const [k, v] of Object.entries(opts.vars ?? {})) this.server.tenant.vars.set(k, v);
+    for (const [k, v] of Object.entries(opts.sharedVars ?? {})) this.server.tenant.sharedVars.set(k, v);
+    opts.seed?.(this.server.tenant);
+    const self = this;
+    this.clock = {
+      now: () => self.ms,
+      set(ms: number) {
+        self.ms = ms;
+      },
+      advance(ms: number) {
+        self.ms += ms;
+      },
+    };
+  }
+
+  get state(): TenantState {
+    return this.server.tenant;
+  }
+
+  get scriptPath(): string {
+    return this.runner.scriptPath;
+  }
+
+  /** Placeholder values for one message from `source` received on `local`. */
+  private placeholders(source: Required<Omit<SourceAddress, "connectionId">>, local: ListenSocket, extra: Readonly<Record<string, string>>): Record<string, string> {
+    return {
+      callid: `${randomToken(8)}@${source.ip}`,
+      branch: `z9hG4bK${randomToken(8)}`,
+      fromtag: randomToken(4),
+      totag: randomToken(4),
+      source_ip: source.ip,
+      source_port: String(source.port),
+      local_ip: local.ip,
+      local_port: String(local.port),
+      proto: source.proto,
+      PROTO: source.proto.toUpperCase(),
+      ...extra,
+    };
+  }
+
+  async send(message: string | RequestSpec, options: SendOptions = {}): Promise<SendResult> {
+    const source = { ...this.defaultSource, ...options.source };
+    const local = this.listen.find((l) => l.proto === source.proto);
+    if (local === undefined) throw new Error(`send: the harness does not listen on ${source.proto}`);
+    const values = this.placeholders(source, local, options.values ?? {});
+    let text: string;
+    if (typeof message !== "string") text = buildRequestText(fillSpecPlaceholders(message, values), values);
+    else if (options.raw) text = message;
+    else text = toWireText(fillPlaceholders(message, values));
+
+    const connectionId = source.proto === "tcp" ? (source.connectionId ?? DEFAULT_TCP_CONNECTION_ID) : -1;
+    if (source.proto === "tcp") this.transport.connections.set(connectionId, source.ip);
+    const rcv: ReceiveInfo = { proto: source.proto, srcIp: source.ip, srcPort: source.port, localIp: local.ip, localPort: local.port, connectionId };
+
+    const wire = textToBinary(text);
+    const incoming = parseMessage(wire);
+    this.transport.sent.length = 0;
+    this.runner.runs.length = 0;
+    this.server.lines = [];
+    this.server.receive(wire, rcv);
+    // Forwards to host names are sent once the (table) lookup settles.
+    while (this.pendingLookups.size > 0) {
+      const pending = [...this.pendingLookups];
+      this.pendingLookups.clear();
+      await Promise.allSettled(pending);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return this.result(text, values, incoming.ok ? incoming.message : undefined);
+  }
+
+  private result(sentText: string, values: Readonly<Record<string, string>>, incoming: SipMessage | undefined): SendResult {
+    const replies: SentReply[] = [];
+    const forwarded: SentForward[] = [];
+    const incomingHeaders = incoming ? headersOf(incoming) : [];
+    for (const t of this.transport.sent) {
+      const parsed = parseMessage(t.data);
+      const destination: WireDestination = { proto: t.proto, ip: t.ip, port: t.port };
+      const raw = binaryToText(t.data);
+      if (!parsed.ok) {
+        // The 400 answer to a malformed request echoes its broken headers
+        // (RFC 3261 §8.2.6.1 copies From, To, Call-ID...), so it may not
+        // parse: read its status line alone.
+        const statusLine = /^SIP\/2\.0 (\d{3}) ([^\r\n]*)\r\n/.exec(raw);
+        if (statusLine !== null) {
+          replies.push({ status: Number(statusLine[1]), reason: statusLine[2]!, headers: [], raw, destination });
+        } else {
+          forwarded.push({ kind: "request", destination, from: t.from, requestUri: "", status: 0, headers: [], added: [], removed: [], raw });
+        }
+        continue;
+      }
+      const msg = parsed.message;
+      const headers = headersOf(msg);
+      // A response to a request sent in is a local reply; anything else was sent on.
+      if (msg.kind === "response" && incoming?.kind !== "response") {
+        replies.push({ status: msg.status, reason: binaryToText(msg.reason), headers, raw, destination });
+      } else {
+        forwarded.push({
+          kind: msg.kind,
+          destination,
+          from: t.from,
+          requestUri: binaryToText(msg.requestUri),
+          status: msg.status,
+          headers,
+          added: headerLinesMissing(headers, incomingHeaders),
+          removed: headerLinesMissing(incomingHeaders, headers),
+          raw,
+        });
+      }
+    }
+    const run = this.runner.runs[this.runner.runs.length - 1];
+    const ctx = run?.ctx;
+    const outcome = run?.outcome;
+    return {
+      sent: sentText,
+      values,
+      replies,
+      forwarded,
+      dropped: ctx?.dropped ?? false,
+      exited: ctx?.exited ?? false,
+      logs: [...this.server.lines],
+      flags: flagIndexes(ctx?.flags ?? 0),
+      ...(run !== undefined ? { route: run.name } : {}),
+      ...(outcome?.status === "error"
+        ? { error: { kind: outcome.kind, message: outcome.message, ...(outcome.location !== undefined ? { location: outcome.location } : {}) } }
+        : {}),
+      ...(ctx !== undefined && ctx.isRequest ? { ruri: binaryToText(ctx.requestUri) } : {}),
+      ...(ctx?.dstUri !== undefined ? { dstUri: binaryToText(ctx.dstUri) } : {}),
+    };
+  }
+
+  close(): void {
+    this.runner.dispose();
+  }
+}
+
+function runnerOptions(opts: LoadScriptOptions) {
+  return {
+    limits: { ...DEFAULT_LIMITS, ...opts.limits },
+    tenant: opts.tenant ?? "test",
+    ...(opts.modules !== undefined ? { modules: opts.modules } : {}),
+  };
+}
+
+/**
+ * Loads a routing script file (.js or .ts). Rejects with the load error
+ * (`file:line:col: message`) when it does not compile or run.
+ */
+export async function loadScript(path: string, opts: LoadScriptOptions = {}): Promise<ScriptHarness> {
+  return new Harness(ScriptRunner.load(path, runnerOptions(opts)), opts);
+}
+
+/** Same as loadScript for script text; `filename` decides JS or TS and names the script in errors. */
+export async function loadScriptSource(source: string, filename: string, opts: LoadScriptOptions = {}): Promise<ScriptHarness> {
+  return new Harness(ScriptRunner.fromSource(source, filename, runnerOptions(opts)), opts);
+}
+
+/** Values of the header `name`, in order (case-insensitive; "v" and "Via" are the same header, RFC 3261 §7.3.3). */
+export function headerValues(message: { readonly headers: readonly MessageHeader[] }, name: string): string[] {
+  const wanted = canonicalHeaderKey(name);
+  return message.headers.filter((h) => canonicalHeaderKey(h.name) === wanted).map((h) => h.value);
+}

@@ -1,0 +1,1040 @@
+// Generated from the KEMI export tables (host/modules) by scripts/gen-dts.mjs; do not edit.
+// Reference it from a TypeScript routing script:
+//   /// <reference path="node_modules/ksr-sandbox/runtime/ksr.d.ts" />
+// or list it in the "include" (or "files") of your tsconfig.json.
+//
+// A routing script is a plain script, not a module: it defines these global
+// functions, which the server calls by name with no arguments:
+//   ksr_request_route(): every SIP request received (required).
+//   ksr_reply_route(): every SIP reply received, before it is forwarded by its Via; KSR.x.drop() keeps it from being forwarded (optional).
+//   ksr_onsend_route(): each request about to be sent (optional; KSR.x.drop() keeps it from being sent).
+// Their return values are ignored; KSR.x.exit() ends a route early.
+
+declare namespace KSRTypes {
+  /** The KEMI interpreter functions (Kamailio app_jsdt's KSR.x). */
+  interface XModule {
+    /** Ends the route execution here, like `exit` in kamailio.cfg. Every later KSR call of this execution is refused. */
+    exit(): never;
+    /** Ends the route execution and drops the message, like `drop` in kamailio.cfg: a reply is not forwarded. */
+    drop(): never;
+    /**
+     * Calls a module function by its native kamailio.cfg name, every parameter given as a string
+     * and converted to the declared type; -1 when the name is unknown or the count is wrong.
+     * Prefer the dedicated KSR function.
+     */
+    modf(fname: string, ...params: string[]): number;
+  }
+
+  /** KSR.corex: Kamailio module corex. */
+  interface CorexModule {
+    /**
+     * 1 if the R-URI has a user part, -1 otherwise (also for replies).
+     * Native name for KSR.x.modf: "has_ruri_user".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    has_ruri_user(): number;
+    /**
+     * 1 if a non-empty User-Agent header is present, -1 otherwise.
+     * Native name for KSR.x.modf: "has_user_agent".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    has_user_agent(): number;
+    /**
+     * 1 if the message was built internally (Kamailio faked message), -1 for a message received from the network: always -1 here.
+     * Native name for KSR.x.modf: "is_faked_msg".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    is_faked_msg(): number;
+    /**
+     * 1 if extended flag f is set, -1 if not or out of range.
+     * Native name for KSR.x.modf: "isxflagset".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    isxflagset(p1: number): number;
+    /**
+     * Reset extended flag f (0..63). 1 ok, -1 if out of range.
+     * Native name for KSR.x.modf: "resetxflag".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    resetxflag(p1: number): number;
+    /**
+     * Set extended flag f (0..63). 1 ok, -1 if out of range.
+     * Native name for KSR.x.modf: "setxflag".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    setxflag(p1: number): number;
+  }
+
+  /** KSR.hdr: Kamailio module core. */
+  interface HdrModule {
+    /**
+     * Add header line(s) after the last header. 1 ok.
+     * Native name for KSR.x.modf: "append".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    append(p1: string): number;
+    /**
+     * Add header line(s) after the first header named hname (at the end if there is none). 1 ok.
+     * Native name for KSR.x.modf: "append_after".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    append_after(p1: string, p2: string): number;
+    /**
+     * Alias of hdr.append (not in Kamailio's KEMI list, but its JS example calls it).
+     * Native name for KSR.x.modf: "append_hf".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    append_hf(p1: string): number;
+    /**
+     * Add header line(s) to the reply this server generates for the message (sl/tm). 1 ok.
+     * Native name for KSR.x.modf: "append_to_reply".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    append_to_reply(p1: string): number;
+    /**
+     * Body of the first header with that name as received, null if none.
+     * Native name for KSR.x.modf: "get".
+     * @returns a string, a number, or null.
+     */
+    get(p1: string): string | number | null;
+    /**
+     * Body of the idx-th header with that name (0 = first, -1 = last), null if none.
+     * Native name for KSR.x.modf: "get_idx".
+     * @returns a string, a number, or null.
+     */
+    get_idx(p1: string, p2: number): string | number | null;
+    /**
+     * Body of the first header with that name as received, "" if none.
+     * Native name for KSR.x.modf: "gete".
+     * @returns a string, a number, or null.
+     */
+    gete(p1: string): string | number | null;
+    /**
+     * Body of the idx-th header with that name (0 = first, -1 = last), "" if none.
+     * Native name for KSR.x.modf: "gete_idx".
+     * @returns a string, a number, or null.
+     */
+    gete_idx(p1: string, p2: number): string | number | null;
+    /**
+     * Body of the first header with that name as received, "<null>" if none.
+     * Native name for KSR.x.modf: "getw".
+     * @returns a string, a number, or null.
+     */
+    getw(p1: string): string | number | null;
+    /**
+     * Body of the idx-th header with that name (0 = first, -1 = last), "<null>" if none.
+     * Native name for KSR.x.modf: "getw_idx".
+     * @returns a string, a number, or null.
+     */
+    getw_idx(p1: string, p2: number): string | number | null;
+    /**
+     * Add header line(s) before the first header. 1 ok.
+     * Native name for KSR.x.modf: "insert".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    insert(p1: string): number;
+    /**
+     * Add header line(s) before the first header named hname (at the top if there is none). 1 ok.
+     * Native name for KSR.x.modf: "insert_before".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    insert_before(p1: string, p2: string): number;
+    /**
+     * 1 if a header with that name is present, -1 if not.
+     * Native name for KSR.x.modf: "is_present".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    is_present(p1: string): number;
+    /**
+     * Compare header bodies: op eq|ne|sw|in (case-insensitive), idxmode f(irst)|l(ast)|a(ll)|o(ne).
+     * Native name for KSR.x.modf: "match_content".
+     */
+    match_content(p1: string, p2: string, p3: string, p4: string): boolean;
+    /**
+     * Remove all headers with that name (compact forms match). 1 even when none existed; -1 on a bad name.
+     * Native name for KSR.x.modf: "remove".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    remove(p1: string): number;
+    /**
+     * Remove headers named hrm, then append the text.
+     * Native name for KSR.x.modf: "rmappend".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    rmappend(p1: string, p2: string): number;
+    /**
+     * Remove headers named hrm, then insert the text at the top.
+     * Native name for KSR.x.modf: "rminsert".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    rminsert(p1: string, p2: string): number;
+  }
+
+  /** KSR.kx: Kamailio module kemix. */
+  interface KxModule {
+    /**
+     * Digest username (user part) from Proxy-Authorization / Authorization; null when missing.
+     * Native name for KSR.x.modf: "get_au".
+     * @returns a string, a number, or null.
+     */
+    get_au(): string | number | null;
+    /**
+     * Message body; null when missing.
+     * Native name for KSR.x.modf: "get_body".
+     * @returns a string, a number, or null.
+     */
+    get_body(): string | number | null;
+    /**
+     * Body length in bytes; 0 if none.
+     * Native name for KSR.x.modf: "get_bodylen".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    get_bodylen(): number;
+    /**
+     * Call-ID; "" if missing.
+     * Native name for KSR.x.modf: "get_callid".
+     * @returns a string, a number, or null.
+     */
+    get_callid(): string | number | null;
+    /**
+     * TCP connection id; -1 for UDP.
+     * Native name for KSR.x.modf: "get_conid".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    get_conid(): number;
+    /**
+     * URI of the first Contact (not for Contact: *); null when missing.
+     * Native name for KSR.x.modf: "get_cturi".
+     * @returns a string, a number, or null.
+     */
+    get_cturi(): string | number | null;
+    /**
+     * Value of a cfg #!define: there are none here, so always "".
+     * Native name for KSR.x.modf: "get_def".
+     * @returns a string, a number, or null.
+     */
+    get_def(p1: string): string | number | null;
+    /**
+     * Integer value of a cfg #!define: there are none here, so always 0.
+     * Native name for KSR.x.modf: "get_defn".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    get_defn(p1: string): number;
+    /**
+     * Destination URI ($du); null when missing.
+     * Native name for KSR.x.modf: "get_duri".
+     * @returns a string, a number, or null.
+     */
+    get_duri(): string | number | null;
+    /**
+     * Environment variable, only if on the host allow-list (none by default); "" otherwise.
+     * Native name for KSR.x.modf: "get_env".
+     * @returns a string, a number, or null.
+     */
+    get_env(p1: string): string | number | null;
+    /**
+     * Environment variable as an integer, only if on the host allow-list; 0 otherwise.
+     * Native name for KSR.x.modf: "get_envn".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    get_envn(p1: string): number;
+    /**
+     * From URI host; null when missing.
+     * Native name for KSR.x.modf: "get_fhost".
+     * @returns a string, a number, or null.
+     */
+    get_fhost(): string | number | null;
+    /**
+     * From URI; null if no valid From.
+     * Native name for KSR.x.modf: "get_furi".
+     * @returns a string, a number, or null.
+     */
+    get_furi(): string | number | null;
+    /**
+     * From URI user; null when missing.
+     * Native name for KSR.x.modf: "get_fuser".
+     * @returns a string, a number, or null.
+     */
+    get_fuser(): string | number | null;
+    /**
+     * Request method, or the CSeq method of a reply.
+     * Native name for KSR.x.modf: "get_method".
+     * @returns a string, a number, or null.
+     */
+    get_method(): string | number | null;
+    /**
+     * The whole message as received.
+     * Native name for KSR.x.modf: "get_msgbuf".
+     * @returns a string, a number, or null.
+     */
+    get_msgbuf(): string | number | null;
+    /**
+     * Length of the message as received.
+     * Native name for KSR.x.modf: "get_msglen".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    get_msglen(): number;
+    /**
+     * 1 for a request, 2 for a reply.
+     * Native name for KSR.x.modf: "get_msgtype".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    get_msgtype(): number;
+    /**
+     * Next hop: $du if set, else the R-URI.
+     * Native name for KSR.x.modf: "get_nhuri".
+     * @returns a string, a number, or null.
+     */
+    get_nhuri(): string | number | null;
+    /**
+     * Original (received) R-URI; null for replies.
+     * Native name for KSR.x.modf: "get_ouri".
+     * @returns a string, a number, or null.
+     */
+    get_ouri(): string | number | null;
+    /**
+     * Receive transport ("udp", "tcp").
+     * Native name for KSR.x.modf: "get_proto".
+     * @returns a string, a number, or null.
+     */
+    get_proto(): string | number | null;
+    /**
+     * Receive transport id (1 udp, 2 tcp, 3 tls, 4 sctp, 5 ws, 6 wss).
+     * Native name for KSR.x.modf: "get_protoid".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    get_protoid(): number;
+    /**
+     * Name of the receiving socket: null (sockets have no names here).
+     * Native name for KSR.x.modf: "get_rcv_sock_name".
+     * @returns a string, a number, or null.
+     */
+    get_rcv_sock_name(): string | number | null;
+    /**
+     * Receiving socket as proto:ip:port.
+     * Native name for KSR.x.modf: "get_rcvaddr_sock".
+     * @returns a string, a number, or null.
+     */
+    get_rcvaddr_sock(): string | number | null;
+    /**
+     * Advertised IP of the receiving socket (its own IP: no advertised addresses here).
+     * Native name for KSR.x.modf: "get_rcvadvip".
+     * @returns a string, a number, or null.
+     */
+    get_rcvadvip(): string | number | null;
+    /**
+     * Advertised port of the receiving socket (its own port here).
+     * Native name for KSR.x.modf: "get_rcvadvport".
+     * @returns a string, a number, or null.
+     */
+    get_rcvadvport(): string | number | null;
+    /**
+     * Local IP the message was received on.
+     * Native name for KSR.x.modf: "get_rcvip".
+     * @returns a string, a number, or null.
+     */
+    get_rcvip(): string | number | null;
+    /**
+     * Local port the message was received on (a number).
+     * Native name for KSR.x.modf: "get_rcvport".
+     * @returns a string, a number, or null.
+     */
+    get_rcvport(): string | number | null;
+    /**
+     * R-URI host; null when missing.
+     * Native name for KSR.x.modf: "get_rhost".
+     * @returns a string, a number, or null.
+     */
+    get_rhost(): string | number | null;
+    /**
+     * R-URI (the rewritten one if changed); null for replies.
+     * Native name for KSR.x.modf: "get_ruri".
+     * @returns a string, a number, or null.
+     */
+    get_ruri(): string | number | null;
+    /**
+     * R-URI user; null when missing.
+     * Native name for KSR.x.modf: "get_ruser".
+     * @returns a string, a number, or null.
+     */
+    get_ruser(): string | number | null;
+    /**
+     * Forced send socket ($fs) as proto:ip:port; null if none.
+     * Native name for KSR.x.modf: "get_send_sock".
+     * @returns a string, a number, or null.
+     */
+    get_send_sock(): string | number | null;
+    /**
+     * Name of the forced send socket: null (sockets have no names here).
+     * Native name for KSR.x.modf: "get_send_sock_name".
+     * @returns a string, a number, or null.
+     */
+    get_send_sock_name(): string | number | null;
+    /**
+     * Port of the forced send socket; 0 if none.
+     * Native name for KSR.x.modf: "get_send_sock_port".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    get_send_sock_port(): number;
+    /**
+     * Source address as proto:ip:port.
+     * Native name for KSR.x.modf: "get_srcaddr_sock".
+     * @returns a string, a number, or null.
+     */
+    get_srcaddr_sock(): string | number | null;
+    /**
+     * Source IP address.
+     * Native name for KSR.x.modf: "get_srcip".
+     * @returns a string, a number, or null.
+     */
+    get_srcip(): string | number | null;
+    /**
+     * Source port (a number).
+     * Native name for KSR.x.modf: "get_srcport".
+     * @returns a string, a number, or null.
+     */
+    get_srcport(): string | number | null;
+    /**
+     * Source address as sip:ip:port (;transport=... when not UDP).
+     * Native name for KSR.x.modf: "get_srcuri".
+     * @returns a string, a number, or null.
+     */
+    get_srcuri(): string | number | null;
+    /**
+     * Reply status code; -1 for requests.
+     * Native name for KSR.x.modf: "get_status".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    get_status(): number;
+    /**
+     * To URI host; null when missing.
+     * Native name for KSR.x.modf: "get_thost".
+     * @returns a string, a number, or null.
+     */
+    get_thost(): string | number | null;
+    /**
+     * Current Unix time in seconds.
+     * Native name for KSR.x.modf: "get_timestamp".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    get_timestamp(): number;
+    /**
+     * To URI; null if no valid To.
+     * Native name for KSR.x.modf: "get_turi".
+     * @returns a string, a number, or null.
+     */
+    get_turi(): string | number | null;
+    /**
+     * To URI user; null when missing.
+     * Native name for KSR.x.modf: "get_tuser".
+     * @returns a string, a number, or null.
+     */
+    get_tuser(): string | number | null;
+    /**
+     * User-Agent header body; null when missing.
+     * Native name for KSR.x.modf: "get_ua".
+     * @returns a string, a number, or null.
+     */
+    get_ua(): string | number | null;
+    /**
+     * Digest username (user part) from Proxy-Authorization / Authorization; "" when missing.
+     * Native name for KSR.x.modf: "gete_au".
+     * @returns a string, a number, or null.
+     */
+    gete_au(): string | number | null;
+    /**
+     * Message body; "" when missing.
+     * Native name for KSR.x.modf: "gete_body".
+     * @returns a string, a number, or null.
+     */
+    gete_body(): string | number | null;
+    /**
+     * URI of the first Contact (not for Contact: *); "" when missing.
+     * Native name for KSR.x.modf: "gete_cturi".
+     * @returns a string, a number, or null.
+     */
+    gete_cturi(): string | number | null;
+    /**
+     * Destination URI ($du); "" when missing.
+     * Native name for KSR.x.modf: "gete_duri".
+     * @returns a string, a number, or null.
+     */
+    gete_duri(): string | number | null;
+    /**
+     * From URI host; "" when missing.
+     * Native name for KSR.x.modf: "gete_fhost".
+     * @returns a string, a number, or null.
+     */
+    gete_fhost(): string | number | null;
+    /**
+     * From URI user; "" when missing.
+     * Native name for KSR.x.modf: "gete_fuser".
+     * @returns a string, a number, or null.
+     */
+    gete_fuser(): string | number | null;
+    /**
+     * R-URI host; "" when missing.
+     * Native name for KSR.x.modf: "gete_rhost".
+     * @returns a string, a number, or null.
+     */
+    gete_rhost(): string | number | null;
+    /**
+     * R-URI user; "" when missing.
+     * Native name for KSR.x.modf: "gete_ruser".
+     * @returns a string, a number, or null.
+     */
+    gete_ruser(): string | number | null;
+    /**
+     * To URI host; "" when missing.
+     * Native name for KSR.x.modf: "gete_thost".
+     * @returns a string, a number, or null.
+     */
+    gete_thost(): string | number | null;
+    /**
+     * To URI user; "" when missing.
+     * Native name for KSR.x.modf: "gete_tuser".
+     * @returns a string, a number, or null.
+     */
+    gete_tuser(): string | number | null;
+    /**
+     * User-Agent header body; "" when missing.
+     * Native name for KSR.x.modf: "gete_ua".
+     * @returns a string, a number, or null.
+     */
+    gete_ua(): string | number | null;
+    /**
+     * Reply status code as a string; null for requests.
+     * Native name for KSR.x.modf: "gets_status".
+     * @returns a string, a number, or null.
+     */
+    gets_status(): string | number | null;
+    /**
+     * Digest username (user part) from Proxy-Authorization / Authorization; "<null>" when missing.
+     * Native name for KSR.x.modf: "getw_au".
+     * @returns a string, a number, or null.
+     */
+    getw_au(): string | number | null;
+    /**
+     * Message body; "<null>" when missing.
+     * Native name for KSR.x.modf: "getw_body".
+     * @returns a string, a number, or null.
+     */
+    getw_body(): string | number | null;
+    /**
+     * URI of the first Contact (not for Contact: *); "<null>" when missing.
+     * Native name for KSR.x.modf: "getw_cturi".
+     * @returns a string, a number, or null.
+     */
+    getw_cturi(): string | number | null;
+    /**
+     * Destination URI ($du); "<null>" when missing.
+     * Native name for KSR.x.modf: "getw_duri".
+     * @returns a string, a number, or null.
+     */
+    getw_duri(): string | number | null;
+    /**
+     * From URI host; "<null>" when missing.
+     * Native name for KSR.x.modf: "getw_fhost".
+     * @returns a string, a number, or null.
+     */
+    getw_fhost(): string | number | null;
+    /**
+     * From URI user; "<null>" when missing.
+     * Native name for KSR.x.modf: "getw_fuser".
+     * @returns a string, a number, or null.
+     */
+    getw_fuser(): string | number | null;
+    /**
+     * R-URI host; "<null>" when missing.
+     * Native name for KSR.x.modf: "getw_rhost".
+     * @returns a string, a number, or null.
+     */
+    getw_rhost(): string | number | null;
+    /**
+     * R-URI user; "<null>" when missing.
+     * Native name for KSR.x.modf: "getw_ruser".
+     * @returns a string, a number, or null.
+     */
+    getw_ruser(): string | number | null;
+    /**
+     * To URI host; "<null>" when missing.
+     * Native name for KSR.x.modf: "getw_thost".
+     * @returns a string, a number, or null.
+     */
+    getw_thost(): string | number | null;
+    /**
+     * To URI user; "<null>" when missing.
+     * Native name for KSR.x.modf: "getw_tuser".
+     * @returns a string, a number, or null.
+     */
+    getw_tuser(): string | number | null;
+    /**
+     * User-Agent header body; "<null>" when missing.
+     * Native name for KSR.x.modf: "getw_ua".
+     * @returns a string, a number, or null.
+     */
+    getw_ua(): string | number | null;
+    /**
+     * True if a cfg #!define exists: there are none here, so always false.
+     * Native name for KSR.x.modf: "ifdef".
+     */
+    ifdef(p1: string): boolean;
+    /**
+     * True if a cfg #!define does not exist: always true here.
+     * Native name for KSR.x.modf: "ifndef".
+     */
+    ifndef(p1: string): boolean;
+  }
+
+  /** KSR.maxfwd: Kamailio module maxfwd. */
+  interface MaxfwdModule {
+    /**
+     * 1 if Max-Forwards is below the limit; -1 if not; -2 if there is no header; -3 if it is invalid.
+     * Native name for KSR.x.modf: "is_maxfwd_lt".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    is_maxfwd_lt(p1: number): number;
+    /**
+     * 2 = Max-Forwards added with the limit; 1 = decremented; -1 = value is 0 (reply 483); -2 = error/invalid header.
+     * Native name for KSR.x.modf: "process_maxfwd".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    process_maxfwd(p1: number): number;
+  }
+
+  /** KSR.pv: Kamailio module core. */
+  interface PvModule {
+    /**
+     * Value of the PV: number for integer PVs, else string; null if missing or the name is invalid.
+     * Native name for KSR.x.modf: "get".
+     * @returns a string, a number, or null.
+     */
+    get(p1: string): string | number | null;
+    /**
+     * Like get, but "" when missing.
+     * Native name for KSR.x.modf: "gete".
+     * @returns a string, a number, or null.
+     */
+    gete(p1: string): string | number | null;
+    /**
+     * Integer value: strings are parsed as integers; missing, invalid or non-numeric gives 0.
+     * Native name for KSR.x.modf: "geti".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    geti(p1: string): number;
+    /**
+     * Like get, but the given number when missing.
+     * Native name for KSR.x.modf: "getvn".
+     * @returns a string, a number, or null.
+     */
+    getvn(p1: string, p2: number): string | number | null;
+    /**
+     * Like get, but the given string when missing.
+     * Native name for KSR.x.modf: "getvs".
+     * @returns a string, a number, or null.
+     */
+    getvs(p1: string, p2: string): string | number | null;
+    /**
+     * Like get, but "<null>" when missing.
+     * Native name for KSR.x.modf: "getw".
+     * @returns a string, a number, or null.
+     */
+    getw(p1: string): string | number | null;
+    /**
+     * True if the PV has no value; also true for an invalid name.
+     * Native name for KSR.x.modf: "is_null".
+     */
+    is_null(p1: string): boolean;
+    /**
+     * Assign an integer to a writable PV.
+     * Native name for KSR.x.modf: "seti".
+     */
+    seti(p1: string, p2: number): boolean;
+    /**
+     * Assign a string to a writable PV ($ru $rU $rd $rp $du $fs $var $shv $avp).
+     * Native name for KSR.x.modf: "sets".
+     */
+    sets(p1: string, p2: string): boolean;
+    /**
+     * Assign null: clears $du/$fs, removes the newest $avp value, resets $var/$shv to 0.
+     * Native name for KSR.x.modf: "unset".
+     */
+    unset(p1: string): boolean;
+  }
+
+  /** KSR.sanity: Kamailio module sanity. */
+  interface SanityModule {
+    /**
+     * Run the checks selected by msg_flags/uri_flags. 1 passed; -1 failed (error reply already sent; just exit).
+     * Native name for KSR.x.modf: "sanity_check".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sanity_check(p1: number, p2: number): number;
+    /**
+     * sanity_check with the default flags (3047, 7).
+     * Native name for KSR.x.modf: "sanity_check_defaults".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sanity_check_defaults(): number;
+    /**
+     * In noreply mode, send the reply of the last failed check (500 Server Sanity Failure if none). Returns 1; -1 if sending failed.
+     * Native name for KSR.x.modf: "sanity_reply".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sanity_reply(): number;
+  }
+
+  /** KSR.siputils: Kamailio module siputils. */
+  interface SiputilsModule {
+    /**
+     * Add ";param" (name or name=value) to the R-URI. 1 ok (also for ""), -1 on error.
+     * Native name for KSR.x.modf: "add_uri_param".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    add_uri_param(p1: string): number;
+    /**
+     * 1 if user, host and port (default 5060) match, -1 if not, -2 if one does not parse.
+     * Native name for KSR.x.modf: "cmp_aor".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    cmp_aor(p1: string, p2: string): number;
+    /**
+     * 1 if both name the same header (case-insensitive, compact forms), -1 if not, -2 if invalid.
+     * Native name for KSR.x.modf: "cmp_hdr_name".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    cmp_hdr_name(p1: string, p2: string): number;
+    /**
+     * 1 if the URIs are equal (RFC 3261 §19.1.4), -1 if not, -2 if one does not parse.
+     * Native name for KSR.x.modf: "cmp_uri".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    cmp_uri(p1: string, p2: string): number;
+    /**
+     * 1 if the To header has a tag, -1 otherwise.
+     * Native name for KSR.x.modf: "has_totag".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    has_totag(): number;
+    /**
+     * 1 if the text is non-empty [0-9A-Za-z]; -2 if empty, -3 on another character.
+     * Native name for KSR.x.modf: "is_alphanum".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    is_alphanum(p1: string): number;
+    /**
+     * Like is_alphanum, also allowing the characters of the second text.
+     * Native name for KSR.x.modf: "is_alphanumex".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    is_alphanumex(p1: string, p2: string): number;
+    /**
+     * 1 if the message did not pass another proxy (one Via; for replies: see is_first_hop_mode 0), else -1.
+     * Native name for KSR.x.modf: "is_first_hop".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    is_first_hop(): number;
+    /**
+     * is_first_hop; for replies mode 0 also requires the top Record-Route to be an IP and not the source.
+     * Native name for KSR.x.modf: "is_first_hop_mode".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    is_first_hop_mode(p1: number): number;
+    /**
+     * 1 if the R-URI has a gr parameter with a value, 2 if gr has no value, -1 otherwise (RFC 5627).
+     * Native name for KSR.x.modf: "is_gruu".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    is_gruu(): number;
+    /**
+     * 1 if the text is non-empty decimal digits only; -2 otherwise.
+     * Native name for KSR.x.modf: "is_numeric".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    is_numeric(p1: string): number;
+    /**
+     * 1 for a reply, -1 for a request.
+     * Native name for KSR.x.modf: "is_reply".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    is_reply(): number;
+    /**
+     * 1 for a request, -1 for a reply.
+     * Native name for KSR.x.modf: "is_request".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    is_request(): number;
+    /**
+     * 1 if the text is an optional '+' (then 1-9) followed by digits only; -2 otherwise.
+     * Native name for KSR.x.modf: "is_tel_number".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    is_tel_number(p1: string): number;
+    /**
+     * 1 if the text is a valid sip/sips/tel URI, -1 otherwise.
+     * Native name for KSR.x.modf: "is_uri".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    is_uri(p1: string): number;
+    /**
+     * Answer an OPTIONS addressed to this server (no R-URI user) with 200 OK + Accept/Accept-Encoding/Accept-Language/Supported. 1 ok, -1 otherwise.
+     * Native name for KSR.x.modf: "options_reply".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    options_reply(): number;
+    /**
+     * 1 if the R-URI has the parameter (exact name) without a value, -1 otherwise.
+     * Native name for KSR.x.modf: "uri_param".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    uri_param(p1: string): number;
+    /**
+     * 1 if the R-URI has the parameter (case-insensitive name), with or without value; -1 otherwise.
+     * Native name for KSR.x.modf: "uri_param_any".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    uri_param_any(p1: string): number;
+    /**
+     * Remove the first R-URI parameter with that name (case-insensitive). 1 (also when absent), -1 on error.
+     * Native name for KSR.x.modf: "uri_param_rm".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    uri_param_rm(p1: string): number;
+    /**
+     * 1 if the R-URI has the parameter (exact name) with exactly that value, -1 otherwise.
+     * Native name for KSR.x.modf: "uri_param_value".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    uri_param_value(p1: string, p2: string): number;
+  }
+
+  /** KSR.sl: Kamailio module sl. */
+  interface SlModule {
+    /**
+     * Reply statefully if a transaction exists, else statelessly (no transactions yet: always stateless). 1 ok, -1 error.
+     * Native name for KSR.x.modf: "send_reply".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    send_reply(p1: number, p2: string): number;
+    /**
+     * Reply with the last internal error (e.g. after a failed relay), else 500 "Server Internal Error". Returns 1.
+     * Native name for KSR.x.modf: "sl_reply_error".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sl_reply_error(): number;
+    /**
+     * Send a stateless reply. 1 ok, -1 error (reply, ACK, code outside 100..699, send failure), -2 if the message must not be answered.
+     * Native name for KSR.x.modf: "sl_send_reply".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sl_send_reply(p1: number, p2: string): number;
+  }
+
+  /** The KSR object: core functions and one member per module. */
+  interface KSR {
+    readonly x: XModule;
+    readonly corex: CorexModule;
+    readonly hdr: HdrModule;
+    readonly kx: KxModule;
+    readonly maxfwd: MaxfwdModule;
+    readonly pv: PvModule;
+    readonly sanity: SanityModule;
+    readonly siputils: SiputilsModule;
+    readonly sl: SlModule;
+    /** Add the rport parameter to the Via this proxy inserts (RFC 3581 §3). */
+    add_local_rport(): boolean;
+    /** Write the text to the log at level crit (no newline is added). */
+    crit(p1: string): void;
+    /** Write the text to the log at level dbg (no newline is added). */
+    dbg(p1: string): void;
+    /** Write the text to the log at level err (no newline is added). */
+    err(p1: string): void;
+    /** Add received/rport to the top Via and reply to the source port (RFC 3581 symmetric response routing). */
+    force_rport(): boolean;
+    /**
+     * Stateless forward to $du, else the R-URI (a reply goes by its Via). 1 ok, -1 error.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    forward(): number;
+    /**
+     * Stateless forward to the given URI (empty = like forward()). 1 ok, -1 error.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    forward_uri(p1: string): number;
+    /** Write the text to the log at level info (no newline is added). */
+    info(p1: string): void;
+    /** True if the request method (CSeq method for a reply) is ACK. */
+    is_ACK(): boolean;
+    /** True if the request method (CSeq method for a reply) is BYE. */
+    is_BYE(): boolean;
+    /** True if the request method (CSeq method for a reply) is CANCEL. */
+    is_CANCEL(): boolean;
+    /** True if the request method (CSeq method for a reply) is DELETE. */
+    is_DELETE(): boolean;
+    /** True if the request method (CSeq method for a reply) is GET. */
+    is_GET(): boolean;
+    /** True if the request method (CSeq method for a reply) is INFO. */
+    is_INFO(): boolean;
+    /** True if the request method (CSeq method for a reply) is INVITE. */
+    is_INVITE(): boolean;
+    /** True if the message was received on an IPv4 socket. */
+    is_IPv4(): boolean;
+    /** True if the message was received on an IPv6 socket. */
+    is_IPv6(): boolean;
+    /** True if the request method (CSeq method for a reply) is KDMQ. */
+    is_KDMQ(): boolean;
+    /** True if the request method (CSeq method for a reply) is MESSAGE. */
+    is_MESSAGE(): boolean;
+    /** True if the request method (CSeq method for a reply) is NOTIFY. */
+    is_NOTIFY(): boolean;
+    /** True if the request method (CSeq method for a reply) is OPTIONS. */
+    is_OPTIONS(): boolean;
+    /** True if the request method (CSeq method for a reply) is POST. */
+    is_POST(): boolean;
+    /** True if the request method (CSeq method for a reply) is PRACK. */
+    is_PRACK(): boolean;
+    /** True if the request method (CSeq method for a reply) is PUBLISH. */
+    is_PUBLISH(): boolean;
+    /** True if the request method (CSeq method for a reply) is PUT. */
+    is_PUT(): boolean;
+    /** True if the request method (CSeq method for a reply) is REFER. */
+    is_REFER(): boolean;
+    /** True if the request method (CSeq method for a reply) is REGISTER. */
+    is_REGISTER(): boolean;
+    /** True if the message was received over SCTP. */
+    is_SCTP(): boolean;
+    /** True if the request method (CSeq method for a reply) is SUBSCRIBE. */
+    is_SUBSCRIBE(): boolean;
+    /** True if the message was received over TCP. */
+    is_TCP(): boolean;
+    /** True if the message was received over TLS. */
+    is_TLS(): boolean;
+    /** True if the message was received over UDP. */
+    is_UDP(): boolean;
+    /** True if the request method (CSeq method for a reply) is UPDATE. */
+    is_UPDATE(): boolean;
+    /** True if the message was received over WS. */
+    is_WS(): boolean;
+    /** True if the message was received over WSS. */
+    is_WSS(): boolean;
+    /** True if the message was received over WS or WSS. */
+    is_WSX(): boolean;
+    /** True if the local port the message arrived on equals p. */
+    is_dst_port(p1: number): boolean;
+    /** Case-insensitive method test (CSeq method for replies); "INVITE|BYE" lists take standard methods only. */
+    is_method(p1: string): boolean;
+    /** True if the method matches a letter: I A B C R M O S P N F U E K G T V D (case-insensitive). */
+    is_method_in(p1: string): boolean;
+    /** True if the host (or sip:/sips: URI host, port, transport) is a local listen address or alias. No port = any port. */
+    is_myself(p1: string): boolean;
+    /** True if $du is set and points to this server. */
+    is_myself_duri(): boolean;
+    /** True if the From URI points to this server. */
+    is_myself_furi(): boolean;
+    /** True if the next hop ($du if set, else the R-URI) points to this server. */
+    is_myself_nhuri(): boolean;
+    /** True if the (possibly rewritten) R-URI points to this server; false for replies. */
+    is_myself_ruri(): boolean;
+    /** True if the source IP is a local address (any port). */
+    is_myself_srcip(): boolean;
+    /** True if the source address (as sip:ip:port;transport) is local. */
+    is_myself_suri(): boolean;
+    /** True if the To URI points to this server. */
+    is_myself_turi(): boolean;
+    /** True if the receive transport matches a letter: u=UDP t=TCP e=TLS s=SCTP v=WS w=WSS. */
+    is_proto(p1: string): boolean;
+    /** True if the source port equals p. */
+    is_src_port(p1: number): boolean;
+    /** True if branch flag f of branch 0 is set. */
+    isbflagset(p1: number): boolean;
+    /** True if branch flag f of branch index b is set (false if no such branch). */
+    isbiflagset(p1: number, p2: number): boolean;
+    /** True if $du is set and non-empty. */
+    isdsturiset(): boolean;
+    /** True if message flag f is set. */
+    isflagset(p1: number): boolean;
+    /** True if script flag f is set. */
+    issflagset(p1: number): boolean;
+    /** Log text at level dbg|info|notice|warn|err|crit (case-insensitive); any other level logs at err. */
+    log(p1: string, p2: string): void;
+    /** Write the text to the log at level notice (no newline is added). */
+    notice(p1: string): void;
+    /** Reset branch flag f of branch 0. */
+    resetbflag(p1: number): boolean;
+    /** Reset branch flag f of branch index b. */
+    resetbiflag(p1: number, p2: number): boolean;
+    /** Clear $du. */
+    resetdsturi(): boolean;
+    /** Reset message flag f (0..31). */
+    resetflag(p1: number): boolean;
+    /** Reset script flag f. */
+    resetsflag(p1: number): boolean;
+    /**
+     * Run a native kamailio.cfg route block: there are none here, so always -1 (no such route), as in Kamailio.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    route(p1: string): number;
+    /**
+     * Address to advertise in the Via/Record-Route added for this message. 1 ok, 0 if longer than 127 chars.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    set_advertised_address(p1: string): number;
+    /**
+     * Port to advertise in the Via/Record-Route added for this message. 1 ok, 0 if longer than 7 chars.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    set_advertised_port(p1: string): number;
+    /** Mark the message to be dropped when the route ends (execution continues). */
+    set_drop(): void;
+    /** Close the TCP connection after forwarding this message. */
+    set_forward_close(): boolean;
+    /** Forward only over an existing TCP connection; never open a new one. */
+    set_forward_no_connect(): boolean;
+    /** Close the TCP connection after sending the reply to this message. */
+    set_reply_close(): boolean;
+    /** Send replies only over the existing TCP connection; never open a new one. */
+    set_reply_no_connect(): boolean;
+    /** Set branch flag f of branch 0 (the R-URI branch). */
+    setbflag(p1: number): boolean;
+    /** Set branch flag f of branch index b (no effect on a branch that does not exist). */
+    setbiflag(p1: number, p2: number): boolean;
+    /** Set the destination URI ($du). Returns true even when it cannot be set (Kamailio quirk). */
+    setdsturi(p1: string): boolean;
+    /** Set message flag f (0..31). */
+    setflag(p1: number): boolean;
+    /** Replace the R-URI host part ($rd). */
+    sethost(p1: string): boolean;
+    /** Set script flag f (script flags are reset at the start of each route run). */
+    setsflag(p1: number): boolean;
+    /** Replace the whole R-URI ($ru). The text is taken as is, as Kamailio does. */
+    seturi(p1: string): boolean;
+    /** Replace the R-URI user part ($rU); an empty string removes it. */
+    setuser(p1: string): boolean;
+    /** True if the next-hop host is an IPv4 address. */
+    to_IPv4(): boolean;
+    /** True if the next-hop host is an IPv6 address. */
+    to_IPv6(): boolean;
+    /** True if the next hop ($du, else R-URI; 2nd Via for replies) uses SCTP. */
+    to_SCTP(): boolean;
+    /** True if the next hop ($du, else R-URI; 2nd Via for replies) uses TCP. */
+    to_TCP(): boolean;
+    /** True if the next hop ($du, else R-URI; 2nd Via for replies) uses TLS. */
+    to_TLS(): boolean;
+    /** True if the next hop ($du, else R-URI; 2nd Via for replies) uses UDP. */
+    to_UDP(): boolean;
+    /** True if the next hop ($du, else R-URI; 2nd Via for replies) uses WS. */
+    to_WS(): boolean;
+    /** True if the next hop ($du, else R-URI; 2nd Via for replies) uses WSS. */
+    to_WSS(): boolean;
+    /** True if the next hop ($du, else R-URI; 2nd Via for replies) uses WS or WSS. */
+    to_WSX(): boolean;
+    /** Write the text to the log at level warn (no newline is added). */
+    warn(p1: string): void;
+  }
+
+  /** The type of a route function (ksr_request_route and the others). */
+  type RouteFunction = () => void;
+}
+
+/** The Kamailio KEMI API, as in app_jsdt. */
+declare const KSR: KSRTypes.KSR;
