@@ -8,7 +8,7 @@
  * the XML on stdout, the closing line on stderr. Exit code 1 when anything
  * failed (or no scenario file was found).
  */
-import { readdirSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { runScenarioFile, type ScenarioOutcome } from "../testing/scenarios.js";
 
@@ -38,6 +38,14 @@ export function findScenarioFiles(dir: string): string[] {
   };
   walk(dir, 0);
   return found.sort();
+}
+
+function isDirectory(file: string): boolean {
+  try {
+    return statSync(file).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function xmlEscape(text: string): string {
@@ -92,7 +100,8 @@ export interface RunTestsOptions {
 
 /** Runs the scenario files (all *.test.yaml under the current directory when none are given); returns the exit code. */
 export async function runTests(files: readonly string[], opts: RunTestsOptions): Promise<number> {
-  const targets = files.length > 0 ? files : findScenarioFiles(process.cwd());
+  // A directory argument stands for the scenario files below it.
+  const targets = files.length > 0 ? files.flatMap((f) => (isDirectory(f) ? findScenarioFiles(f) : [f])) : findScenarioFiles(process.cwd());
   if (targets.length === 0) {
     opts.err("ksr test: no scenario files (*.test.yaml) found\n");
     return 1;

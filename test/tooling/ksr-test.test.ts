@@ -33,6 +33,15 @@ describe("ksr test on the example scenario files", { timeout: 60_000 }, () => {
   });
 });
 
+describe("ksr test arguments", { timeout: 60_000 }, () => {
+  it("takes a directory for the scenario files below it", async () => {
+    const r = await runKsr(["test", "examples"]);
+    const total = exampleScenarioFiles.reduce((n, f) => n + scenarioCount(f), 0);
+    expect(r.stdout.trimEnd().split("\n").at(-1)).toBe(`${total} passed, 0 failed`);
+    expect(r.status).toBe(0);
+  });
+});
+
 describe("ksr test reporting failures", { timeout: 60_000 }, () => {
   it("reports wrong expectations with an expected/actual diff and exits 1", async () => {
     const r = await runKsr(["test", FAILING]);
