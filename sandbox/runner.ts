@@ -4,8 +4,19 @@
  * Routes run synchronously on the calling thread (`applySync` with a
  * per-call timeout) and every KSR call is a synchronous ivm.Callback into
  * the host (about 1 µs; see bench/route-call.bench.ts). The callback carries
- * the execution's context id, so an asynchronous `apply` mode, with several
+ * the execution's context id, so the asynchronous mode below, with several
  * executions in flight, needs no change to the bridge.
+ *
+ * Execution modes (bench/EXECUTION-DESIGN.md): a runner starts in "sync"
+ * mode. demote() (or, with `autoDemote`, its first timeout or out-of-memory)
+ * moves it to "async" mode for good: routes then run with `apply` on
+ * isolated-vm's thread pool, so a looping or allocating script can no longer
+ * stall the main thread. The isolate runs one execution at a time and queues
+ * the rest; every KSR call of an async execution is a hop to the main
+ * thread and back (about 30 µs each, against about 1 µs in sync mode). In
+ * async mode runRoute() refuses to run, because applySync on an isolate with
+ * executions in flight would block the main thread behind them; callers use
+ * runRouteAny(), which picks by mode.
  *
  * Failures stay inside the runner: an exception or timeout is reported as a
  * RouteOutcome and the isolate keeps serving (isolated-vm leaves an isolate
@@ -35,12 +46,42 @@ export interface ScriptRunnerOptions {
   readonly loadTimeoutMs?: number;
   /** Longest string a script may pass to one KSR parameter; default 1 MiB. */
   readonly maxStringLength?: number;
+  /** Initial execution mode; default "sync". */
+  readonly mode?: ExecutionMode;
+  /** Move to async mode at the first route timeout or out-of-memory in sync mode; default false. */
+  readonly autoDemote?: boolean;
+  /** Called once when the runner moves to async mode, with the reason. */
+  readonly onDemote?: (reason: string) => void;
 }
+
+/** Where route calls run: on the calling thread, or on isolated-vm's thread pool. */
+export type ExecutionMode = "sync" | "async";
 
 const DEFAULT_LOAD_TIMEOUT_MS = 1000;
 const TIMEOUT_MESSAGE = "Script execution timed out.";
 /** Budget for the few facade calls that never run script code (hasRoute, takeFailure). */
 const FACADE_CALL_TIMEOUT_MS = 1000;
+
+/** isolated-vm's rejection for an async call that never started because the isolate was gone. */
+const DISPOSED_BEFORE_START = "Isolate is disposed";
+
+/**
+ * Runs a route and, when it failed, takes the failure description in the same
+ * isolate task: with several async executions queued, a separate takeFailure
+ * call could read the description of a later execution. Evaluated as a
+ * closure, so the function is never reachable from the script's globals;
+ * array literals define own properties, so script changes to
+ * Array.prototype cannot intercept the result.
+ */
+const COLLECTING_RUN_ROUTE = `
+const runRoute = $0, takeFailure = $1, failed = $2;
+return function runRouteCollected(ctxId, name) {
+  const code = runRoute(ctxId, name);
+  if (code !== failed) return [code, "", ""];
+  const failure = takeFailure();
+  return [code, failure[0], failure[1]];
+};
+`;
 
 const OK: RouteOutcome = Object.freeze({ status: "ok" });
 const MISSING: RouteOutcome = Object.freeze({ status: "missing" });
@@ -52,6 +93,10 @@ interface IsolateInstance {
   readonly runRoute: ivm.Reference<(ctxId: number, name: string) => number>;
   readonly hasRoute: ivm.Reference<(name: string) => boolean>;
   readonly takeFailure: ivm.Reference<() => [string, string]>;
+  /** runRoute + takeFailure in one isolate task (async mode). */
+  readonly runRouteCollected: ivm.Reference<(ctxId: number, name: string) => [number, string, string]>;
+  /** Last cpuTime read from this isolate, kept for when it is discarded and can no longer be asked. */
+  lastCpuNs: bigint;
 }
 
 function errorMessage(e: unknown): string {
@@ -75,8 +120,15 @@ export class ScriptRunner implements RouteRunner {
   private instance: IsolateInstance | undefined;
   private disposed = false;
   private restartCount = 0;
-  /** CPU time of isolates released while still readable (see cpuTimeNs). */
+  /** CPU time of isolates already released (see cpuTimeNs). */
   private retiredCpuNs = 0n;
+  private currentMode: ExecutionMode;
+  /** Async executions started and not yet settled. */
+  private inFlightCount = 0;
+  /** Re-creation of the isolate in progress (async mode), shared by every execution that waits for it. */
+  private pendingInstance: Promise<IsolateInstance> | undefined;
+  /** hasRoute answers, for when the isolate is busy with async executions and cannot be asked. */
+  private readonly knownRoutes = new Map<string, boolean>();
 
   private constructor(
     private readonly compiled: CompiledScript,
@@ -88,6 +140,7 @@ export class ScriptRunner implements RouteRunner {
     this.loadTimeoutMs = opts.loadTimeoutMs ?? DEFAULT_LOAD_TIMEOUT_MS;
     this.logScope = `script:${opts.tenant}`;
     this.dispatcher = new BridgeDispatcher(this.table, this.executions, this.exitToken, this.maxStringLength, this.logScope);
+    this.currentMode = opts.mode ?? "sync";
   }
 
   /**
@@ -103,6 +156,29 @@ export class ScriptRunner implements RouteRunner {
   /** Same as load() for script text that is not (or not only) on disk; `filename` decides JS or TS. */
   static fromSource(source: string, filename: string, opts: ScriptRunnerOptions): ScriptRunner {
     return ScriptRunner.fromCompiled(compileSource(source, filename), opts);
+  }
+
+  /**
+   * load() with the isolate built by isolated-vm's async calls: compiling
+   * the runtime and running the script's top-level code (up to
+   * loadTimeoutMs) happen off the main thread. For reloading a script
+   * while the server keeps serving. Rejects with the same ScriptLoadErrors.
+   */
+  static async loadAsync(path: string, opts: ScriptRunnerOptions): Promise<ScriptRunner> {
+    const runner = new ScriptRunner(compileScript(path), opts);
+    runner.instance = await runner.instantiateAsync();
+    let defined = false;
+    try {
+      defined = (await runner.instance.hasRoute.apply(undefined, ["ksr_request_route"], { timeout: FACADE_CALL_TIMEOUT_MS })) === true;
+    } catch {
+      defined = false;
+    }
+    if (!defined) {
+      runner.dispose();
+      throw ScriptLoadError.at(runner.scriptPath, "missing ksr_request_route");
+    }
+    runner.knownRoutes.set("ksr_request_route", true);
+    return runner;
   }
 
   private static fromCompiled(compiled: CompiledScript, opts: ScriptRunnerOptions): ScriptRunner {
@@ -123,26 +199,132 @@ export class ScriptRunner implements RouteRunner {
   /**
    * CPU time spent in this runner's isolates, in ns (input for per-tenant
    * CPU budgets). An isolate discarded for running out of memory can no
-   * longer be asked, so its time is missing from the sum.
+   * longer be asked; it counts with the last reading taken from it plus the
+   * wall time of the execution that exhausted it (for an async execution
+   * that includes its wait in the isolate's queue, so it errs high).
    */
   get cpuTimeNs(): bigint {
-    const current = this.instance && !this.instance.isolate.isDisposed ? this.instance.isolate.cpuTime : 0n;
+    const instance = this.instance;
+    let current = 0n;
+    if (instance !== undefined && !instance.isolate.isDisposed) {
+      try {
+        current = instance.isolate.cpuTime;
+        instance.lastCpuNs = current;
+      } catch {
+        // disposed between the check and the read (another thread ran it out of memory)
+        current = instance.lastCpuNs;
+      }
+    }
     return this.retiredCpuNs + current;
   }
 
+  /** "sync" until demoted; "async" for good after that. */
+  get mode(): ExecutionMode {
+    return this.currentMode;
+  }
+
+  /** Async executions started and not yet finished. */
+  get inFlight(): number {
+    return this.inFlightCount;
+  }
+
+  /** True once dispose() ran. */
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  /** Moves the runner to async execution for good. Idempotent. */
+  demote(reason = "demoted"): void {
+    if (this.currentMode === "async") return;
+    this.currentMode = "async";
+    log("warn", this.logScope, `${this.scriptPath}: routes now run asynchronously off the main thread (${reason})`);
+    try {
+      this.opts.onDemote?.(reason);
+    } catch (e) {
+      log("err", this.logScope, `demotion listener failed: ${errorMessage(e)}`);
+    }
+  }
+
+  /**
+   * True if the script defines a global function of that name. While async
+   * executions are in flight the isolate cannot be asked without waiting
+   * for them, so the answer is the last one known for that name (false if
+   * never asked).
+   */
   hasRoute(name: string): boolean {
+    if (this.inFlightCount > 0 || this.pendingInstance !== undefined) return this.knownRoutes.get(name) ?? false;
     const instance = this.liveInstance();
     if (instance === undefined) return false;
     try {
-      return instance.hasRoute.applySync(undefined, [name], { timeout: FACADE_CALL_TIMEOUT_MS }) === true;
+      const defined = instance.hasRoute.applySync(undefined, [name], { timeout: FACADE_CALL_TIMEOUT_MS }) === true;
+      this.knownRoutes.set(name, defined);
+      return defined;
     } catch {
       this.noteFailure(instance);
       return false;
     }
   }
 
+  /** Runs the route the way the current mode says: a RouteOutcome in sync mode, a promise of one in async mode. */
+  runRouteAny(name: string, ctx: MessageContext): RouteOutcome | Promise<RouteOutcome> {
+    return this.currentMode === "sync" ? this.runRoute(name, ctx) : this.runRouteAsync(name, ctx);
+  }
+
+  /**
+   * Runs one route on isolated-vm's thread pool. Never rejects. Several may
+   * be in flight; the isolate runs them one after the other. Same outcomes
+   * as runRoute, with the same timeout (counted from when the isolate starts
+   * the execution) and memory limit.
+   */
+  async runRouteAsync(name: string, ctx: MessageContext): Promise<RouteOutcome> {
+    if (this.disposed) return { status: "error", kind: "exception", message: "script runner disposed" };
+    this.executions.set(ctx.id, ctx);
+    this.inFlightCount++;
+    try {
+      // One retry: an execution queued behind one that ran the isolate out of
+      // memory never started, so it runs on the re-created isolate.
+      for (let attempt = 0; ; attempt++) {
+        let instance: IsolateInstance;
+        try {
+          instance = this.instance ?? (await this.restartAsync());
+        } catch (e) {
+          return { status: "error", kind: "exception", message: `script could not be reloaded: ${errorMessage(e)}` };
+        }
+        if (this.disposed) return { status: "error", kind: "exception", message: "script runner disposed" };
+        const started = performance.now();
+        try {
+          const [code, message, stack] = (await instance.runRouteCollected.apply(undefined, [ctx.id, name], {
+            timeout: this.opts.limits.routeTimeoutMs,
+            result: { copy: true },
+          })) as [number, string, string];
+          if (code === ROUTE_OK) return OK;
+          if (code === ROUTE_MISSING) return MISSING;
+          if (code === ROUTE_FAILED) return this.describeException(message, stack);
+          return { status: "error", kind: "exception", message: `unexpected route result ${String(code)}` };
+        } catch (e) {
+          if (this.disposed) return { status: "error", kind: "exception", message: "script runner disposed" };
+          if (errorMessage(e) === DISPOSED_BEFORE_START && attempt === 0) {
+            this.noteFailure(instance);
+            continue;
+          }
+          return this.routeAbort(instance, e, started);
+        }
+      }
+    } finally {
+      this.inFlightCount--;
+      this.executions.delete(ctx.id);
+    }
+  }
+
   runRoute(name: string, ctx: MessageContext): RouteOutcome {
     if (this.disposed) return { status: "error", kind: "exception", message: "script runner disposed" };
+    if (this.currentMode === "async") {
+      return {
+        status: "error",
+        kind: "exception",
+        message: "script runner runs asynchronously (demoted); use runRouteAny or runRouteAsync",
+      };
+    }
     let instance: IsolateInstance;
     try {
       instance = this.instance ?? this.restart();
@@ -150,6 +332,7 @@ export class ScriptRunner implements RouteRunner {
       return { status: "error", kind: "exception", message: `script could not be reloaded: ${errorMessage(e)}` };
     }
     this.executions.set(ctx.id, ctx);
+    const started = performance.now();
     try {
       const code = instance.runRoute.applySync(undefined, [ctx.id, name], { timeout: this.opts.limits.routeTimeoutMs });
       if (code === ROUTE_OK) return OK;
@@ -157,7 +340,11 @@ export class ScriptRunner implements RouteRunner {
       if (code === ROUTE_FAILED) return this.routeException(instance);
       return { status: "error", kind: "exception", message: `unexpected route result ${String(code)}` };
     } catch (e) {
-      return this.routeAbort(instance, e);
+      const outcome = this.routeAbort(instance, e, started);
+      if (this.opts.autoDemote === true && outcome.status === "error" && (outcome.kind === "timeout" || outcome.kind === "oom")) {
+        this.demote(outcome.kind === "timeout" ? "route timed out" : "route ran out of memory");
+      }
+      return outcome;
     } finally {
       this.executions.delete(ctx.id);
     }
@@ -182,6 +369,11 @@ export class ScriptRunner implements RouteRunner {
       this.noteFailure(instance);
       message = `uncaught exception (description lost: ${errorMessage(e)})`;
     }
+    return this.describeException(message, stack);
+  }
+
+  /** The outcome for an uncaught exception, positions mapped back to the script's source. */
+  private describeException(message: string, stack: string): RouteOutcome {
     const { filename, sourceMap } = this.compiled;
     const position = firstScriptPosition(stack, filename, sourceMap);
     const mappedMessage = remapPositions(message, filename, sourceMap);
@@ -190,9 +382,12 @@ export class ScriptRunner implements RouteRunner {
       : { status: "error", kind: "exception", message: mappedMessage, location: `${filename}:${position.line}` };
   }
 
-  /** applySync itself threw: the isolate stopped the script (timeout) or died (memory). */
-  private routeAbort(instance: IsolateInstance, e: unknown): RouteOutcome {
+  /** apply/applySync itself threw: the isolate stopped the script (timeout) or died (memory). */
+  private routeAbort(instance: IsolateInstance, e: unknown, startedMs: number): RouteOutcome {
     if (instance.isolate.isDisposed) {
+      // The discarded isolate's CPU can no longer be read: count the fatal
+      // execution's wall time, which it spent allocating on one thread.
+      if (this.instance === instance) instance.lastCpuNs += BigInt(Math.round((performance.now() - startedMs) * 1e6));
       this.noteFailure(instance);
       return {
         status: "error",
@@ -234,8 +429,80 @@ export class ScriptRunner implements RouteRunner {
     this.instance = undefined;
     if (instance === undefined) return;
     if (!instance.isolate.isDisposed) {
-      this.retiredCpuNs += instance.isolate.cpuTime;
-      instance.isolate.dispose();
+      try {
+        instance.lastCpuNs = instance.isolate.cpuTime;
+        instance.isolate.dispose();
+      } catch {
+        // discarded by isolated-vm meanwhile (out of memory on another thread)
+      }
+    }
+    this.retiredCpuNs += instance.lastCpuNs;
+  }
+
+  /**
+   * Async mode's restart: the script's isolate is rebuilt with isolated-vm's
+   * async calls, so compiling the runtime and running the script's
+   * top-level code happen off the main thread. Concurrent callers share one
+   * restart.
+   */
+  private restartAsync(): Promise<IsolateInstance> {
+    this.pendingInstance ??= (async () => {
+      log("warn", this.logScope, `${this.scriptPath}: re-creating the script isolate after it ran out of memory`);
+      try {
+        const instance = await this.instantiateAsync();
+        if (this.disposed) {
+          instance.isolate.dispose();
+          throw new Error("script runner disposed");
+        }
+        this.instance = instance;
+        this.restartCount++;
+        return instance;
+      } finally {
+        this.pendingInstance = undefined;
+      }
+    })();
+    return this.pendingInstance;
+  }
+
+  private bridgeCallback(): ivm.Callback {
+    return new ivm.Callback((ctxId: number, op: number, ...args: unknown[]) => this.dispatcher.dispatch(ctxId, op, args));
+  }
+
+  private facadeDescription(): string {
+    return JSON.stringify({ ...this.table.description, maxStringLength: this.maxStringLength, exitToken: this.exitToken });
+  }
+
+  /** instantiate() with isolated-vm's async calls (same steps, same failures). */
+  private async instantiateAsync(): Promise<IsolateInstance> {
+    const isolate = new ivm.Isolate({ memoryLimit: this.opts.limits.heapMb });
+    try {
+      const context = await isolate.createContext();
+      const runtime = await isolate.compileScript(runtimeSource(), { filename: RUNTIME_FILENAME });
+      await runtime.run(context);
+      runtime.release();
+      const install = (await context.global.get("__ksrInstall", { reference: true })) as ivm.Reference<
+        (bridge: unknown, descriptionJson: string) => unknown
+      >;
+      await context.global.delete("__ksrInstall");
+      const entryPoints = (await install.apply(undefined, [this.bridgeCallback(), this.facadeDescription()], {
+        result: { reference: true },
+      })) as unknown as ivm.Reference<Record<string, unknown>>;
+      install.release();
+      const runRoute = (await entryPoints.get("runRoute", { reference: true })) as IsolateInstance["runRoute"];
+      const hasRoute = (await entryPoints.get("hasRoute", { reference: true })) as IsolateInstance["hasRoute"];
+      const takeFailure = (await entryPoints.get("takeFailure", { reference: true })) as IsolateInstance["takeFailure"];
+      entryPoints.release();
+      const runRouteCollected = (await context.evalClosure(
+        COLLECTING_RUN_ROUTE,
+        [runRoute.derefInto(), takeFailure.derefInto(), ROUTE_FAILED],
+        { result: { reference: true } },
+      )) as unknown as IsolateInstance["runRouteCollected"];
+      const instance: IsolateInstance = { isolate, context, runRoute, hasRoute, takeFailure, runRouteCollected, lastCpuNs: 0n };
+      await this.runTopLevelAsync(isolate, context);
+      return instance;
+    } catch (e) {
+      if (!isolate.isDisposed) isolate.dispose();
+      throw e;
     }
   }
 
@@ -249,24 +516,24 @@ export class ScriptRunner implements RouteRunner {
         (bridge: unknown, descriptionJson: string) => unknown
       >;
       context.global.deleteSync("__ksrInstall");
-      const description = JSON.stringify({
-        ...this.table.description,
-        maxStringLength: this.maxStringLength,
-        exitToken: this.exitToken,
-      });
-      const bridge = new ivm.Callback((ctxId: number, op: number, ...args: unknown[]) =>
-        this.dispatcher.dispatch(ctxId, op, args),
-      );
-      const entryPoints = install.applySync(undefined, [bridge, description], {
+      const entryPoints = install.applySync(undefined, [this.bridgeCallback(), this.facadeDescription()], {
         result: { reference: true },
       }) as unknown as ivm.Reference<Record<string, unknown>>;
       install.release();
+      const runRoute = entryPoints.getSync("runRoute", { reference: true }) as IsolateInstance["runRoute"];
+      const takeFailure = entryPoints.getSync("takeFailure", { reference: true }) as IsolateInstance["takeFailure"];
       const instance: IsolateInstance = {
         isolate,
         context,
-        runRoute: entryPoints.getSync("runRoute", { reference: true }) as IsolateInstance["runRoute"],
+        runRoute,
         hasRoute: entryPoints.getSync("hasRoute", { reference: true }) as IsolateInstance["hasRoute"],
-        takeFailure: entryPoints.getSync("takeFailure", { reference: true }) as IsolateInstance["takeFailure"],
+        takeFailure,
+        runRouteCollected: context.evalClosureSync(
+          COLLECTING_RUN_ROUTE,
+          [runRoute.derefInto(), takeFailure.derefInto(), ROUTE_FAILED],
+          { result: { reference: true } },
+        ) as unknown as IsolateInstance["runRouteCollected"],
+        lastCpuNs: 0n,
       };
       entryPoints.release();
       this.runTopLevel(isolate, context);
@@ -279,33 +546,61 @@ export class ScriptRunner implements RouteRunner {
 
   /** Compiles and evaluates the script; any failure becomes a ScriptLoadError naming file:line. */
   private runTopLevel(isolate: ivm.Isolate, context: ivm.Context): void {
-    const { code, filename, sourceMap } = this.compiled;
+    const { code, filename } = this.compiled;
     let script: ivm.Script;
     try {
       script = isolate.compileScriptSync(code, { filename });
     } catch (e) {
-      // isolated-vm reports V8 syntax errors as "SyntaxError: message [file:line:col]".
-      const message = errorMessage(e);
-      const position = firstScriptPosition(message, filename, sourceMap);
-      const text = message.replace(/ \[[^\]]*\]$/, "");
-      throw ScriptLoadError.at(filename, `SyntaxError: ${text}`, position?.line, position?.column);
+      throw this.compileError(e);
     }
     try {
       script.runSync(context, { timeout: this.loadTimeoutMs });
     } catch (e) {
-      if (isolate.isDisposed) {
-        throw ScriptLoadError.at(filename, `top-level code exceeded the memory limit of ${this.opts.limits.heapMb} MB`);
-      }
-      const message = errorMessage(e);
-      if (message === TIMEOUT_MESSAGE) {
-        throw ScriptLoadError.at(filename, `top-level code did not finish within ${this.loadTimeoutMs} ms`);
-      }
-      const stack = e instanceof Error && typeof e.stack === "string" ? e.stack : "";
-      const position = firstScriptPosition(stack, filename, sourceMap);
-      const name = e instanceof Error ? e.name : "uncaught value";
-      throw ScriptLoadError.at(filename, `${name}: ${remapPositions(message, filename, sourceMap)}`, position?.line, position?.column);
+      throw this.topLevelError(isolate, e);
     } finally {
       script.release();
     }
+  }
+
+  /** runTopLevel with isolated-vm's async calls: the script's top-level code runs off the main thread. */
+  private async runTopLevelAsync(isolate: ivm.Isolate, context: ivm.Context): Promise<void> {
+    const { code, filename } = this.compiled;
+    let script: ivm.Script;
+    try {
+      script = await isolate.compileScript(code, { filename });
+    } catch (e) {
+      throw this.compileError(e);
+    }
+    try {
+      await script.run(context, { timeout: this.loadTimeoutMs });
+    } catch (e) {
+      throw this.topLevelError(isolate, e);
+    } finally {
+      script.release();
+    }
+  }
+
+  private compileError(e: unknown): ScriptLoadError {
+    const { filename, sourceMap } = this.compiled;
+    // isolated-vm reports V8 syntax errors as "SyntaxError: message [file:line:col]".
+    const message = errorMessage(e);
+    const position = firstScriptPosition(message, filename, sourceMap);
+    const text = message.replace(/ \[[^\]]*\]$/, "");
+    return ScriptLoadError.at(filename, `SyntaxError: ${text}`, position?.line, position?.column);
+  }
+
+  private topLevelError(isolate: ivm.Isolate, e: unknown): ScriptLoadError {
+    const { filename, sourceMap } = this.compiled;
+    if (isolate.isDisposed) {
+      return ScriptLoadError.at(filename, `top-level code exceeded the memory limit of ${this.opts.limits.heapMb} MB`);
+    }
+    const message = errorMessage(e);
+    if (message === TIMEOUT_MESSAGE) {
+      return ScriptLoadError.at(filename, `top-level code did not finish within ${this.loadTimeoutMs} ms`);
+    }
+    const stack = e instanceof Error && typeof e.stack === "string" ? e.stack : "";
+    const position = firstScriptPosition(stack, filename, sourceMap);
+    const name = e instanceof Error ? e.name : "uncaught value";
+    return ScriptLoadError.at(filename, `${name}: ${remapPositions(message, filename, sourceMap)}`, position?.line, position?.column);
   }
 }

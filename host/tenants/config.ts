@@ -1,0 +1,363 @@
+/**
+ * The tenants file: which routing script serves which requests, with what
+ * limits and which KSR modules.
+ *
+ *   unmatched: 404            # reply to a request no tenant selects: 404 or 403
+ *   default: public           # optional: tenant for requests no rule selects
+ *   tenants:
+ *     - id: acme
+ *       script: scripts/acme.js          # relative to this file; .js or .ts
+ *       match:                           # one rule, or a list of rules (any rule may match)
+ *         domains: [acme.example, "*.acme.example"]   # R-URI or To host
+ *         sockets: ["udp:127.0.0.1:5060"]             # listening socket [proto:]host[:port]
+ *         sources: [10.0.0.0/8, "2001:db8::/32"]     # source address CIDR
+ *       limits: { heapMb: 64, routeTimeoutMs: 100, cpuShare: 0.25 }
+ *       onError: { status: 500 }         # reply when the route fails
+ *       modules: [sl, hdr, pv]           # KSR modules the script may use; default all
+ *
+ * Within one rule every criterion given must match; a rule with no
+ * criterion matches nothing. Tenants are tried in file order and the first
+ * match wins. YAML (.yaml/.yml) or JSON (.json). Every validation error names
+ * the file, the tenant (or "top level") and the field.
+ */
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { isIP } from "node:net";
+import { dirname, extname, resolve } from "node:path";
+import { parse as parseYaml, YAMLParseError } from "yaml";
+import { z } from "zod";
+import { KEMI_MODULES } from "../modules/index.js";
+import type { TransportProto } from "../core/context.js";
+import { DEFAULT_LIMITS } from "../../sandbox/types.js";
+import type { ExecutionMode } from "../../sandbox/runner.js";
+
+export interface TenantLimits {
+  /** Isolate heap limit in MB. */
+  readonly heapMb: number;
+  /** Time limit of one route call in ms. */
+  readonly routeTimeoutMs: number;
+  /** Average share of one core the tenant's scripts may use (token bucket over isolate CPU time). */
+  readonly cpuShare: number;
+  /** Wall time whose worth of cpuShare may be used in one burst, in ms. */
+  readonly cpuBurstMs: number;
+}
+
+/** A listening socket pattern: undefined fields match anything. */
+export interface SocketPattern {
+  readonly proto?: TransportProto;
+  /** IP address as Node reports local addresses (no brackets). */
+  readonly ip?: string;
+  readonly port?: number;
+}
+
+export interface TenantMatchRule {
+  /** Lowercase host names; "*.example.com" matches subdomains only, "*" any host. */
+  readonly domains: readonly string[];
+  readonly sockets: readonly SocketPattern[];
+  /** CIDR blocks ("10.0.0.0/8", "2001:db8::/32"); a bare address is a /32 or /128. */
+  readonly sources: readonly string[];
+}
+
+export interface TenantErrorPolicy {
+  /** Reply status when the route fails (exception, timeout, out of memory). */
+  readonly status: number;
+  readonly reason: string;
+}
+
+export interface TenantEntry {
+  readonly id: string;
+  /** Absolute path of the routing script. */
+  readonly scriptPath: string;
+  readonly match: readonly TenantMatchRule[];
+  readonly limits: TenantLimits;
+  readonly onError: TenantErrorPolicy;
+  /** KEMI module names the script may use (its KSR object has only these); undefined: all. */
+  readonly modules: readonly string[] | undefined;
+  /** Execution mode a (re)loaded script starts in. */
+  readonly mode: ExecutionMode;
+}
+
+export interface TenantsConfig {
+  /** Absolute path of the tenants file. */
+  readonly file: string;
+  readonly tenants: readonly TenantEntry[];
+  /** Id of the tenant for requests no rule selects. */
+  readonly defaultTenant: string | undefined;
+  /** Reply status for a request that selects no tenant. */
+  readonly unmatched: 403 | 404;
+}
+
+export interface TenantsConfigIssue {
+  readonly file: string;
+  /** Tenant id (or "#n", 1-based, when the entry has no usable id); undefined for top-level fields. */
+  readonly tenant: string | undefined;
+  /** Dotted path inside the tenant (or the top level): "limits.heapMb", "match.sources[1]". */
+  readonly field: string;
+  readonly message: string;
+}
+
+/** The tenants file is unreadable or invalid; `issues` lists every problem found. */
+export class TenantsConfigError extends Error {
+  constructor(readonly issues: readonly TenantsConfigIssue[]) {
+    super(issues.map(formatIssue).join("\n"));
+    this.name = "TenantsConfigError";
+  }
+}
+
+export function formatIssue(issue: TenantsConfigIssue): string {
+  const where = issue.tenant === undefined ? "top level" : `tenant "${issue.tenant}"`;
+  return issue.field === "" ? `${issue.file}: ${where}: ${issue.message}` : `${issue.file}: ${where}, field ${issue.field}: ${issue.message}`;
+}
+
+export const DEFAULT_CPU_SHARE = 1;
+export const DEFAULT_CPU_BURST_MS = 1000;
+export const DEFAULT_ERROR_STATUS = 500;
+
+/** Default reason phrases for the statuses an error policy commonly uses (RFC 3261 §21). */
+const REASONS: Readonly<Record<number, string>> = {
+  403: "Forbidden",
+  404: "Not Found",
+  480: "Temporarily Unavailable",
+  500: "Server Internal Error",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Server Time-out",
+};
+
+// ---------------------------------------------------------------------------
+// Pattern parsing (shared by the schema and the selector)
+// ---------------------------------------------------------------------------
+
+const LABEL = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+
+/** Why a domain pattern is invalid, or undefined when it is valid (expects lowercase). */
+export function domainPatternProblem(pattern: string): string | undefined {
+  if (pattern === "*") return undefined;
+  const body = pattern.startsWith("*.") ? pattern.slice(2) : pattern;
+  if (body.includes("*")) return `"${pattern}": a wildcard may only be the whole first label ("*.example.com")`;
+  if (isIP(body.replace(/^\[(.*)\]$/, "$1")) !== 0) return pattern.startsWith("*.") ? `"${pattern}": a wildcard cannot precede an IP address` : undefined;
+  const labels = body.split(".");
+  if (labels.some((l) => !LABEL.test(l))) return `"${pattern}" is not a host name`;
+  return undefined;
+}
+
+/** Parses `[proto:]host[:port]`, host an IPv4 address, [IPv6] or "*"; a string is the problem. */
+export function parseSocketPattern(text: string): SocketPattern | string {
+  let rest = text.trim().toLowerCase();
+  let proto: TransportProto | undefined;
+  const protoMatch = /^(udp|tcp):/.exec(rest);
+  if (protoMatch !== null) {
+    proto = protoMatch[1] as TransportProto;
+    rest = rest.slice(protoMatch[0].length);
+  }
+  let host: string;
+  let portText: string | undefined;
+  if (rest.startsWith("[")) {
+    const close = rest.indexOf("]");
+    if (close < 0) return `"${text}": unclosed "[" in IPv6 address`;
+    host = rest.slice(1, close);
+    const after = rest.slice(close + 1);
+    if (after !== "" && !after.startsWith(":")) return `"${text}": expected ":port" after the IPv6 address`;
+    portText = after === "" ? undefined : after.slice(1);
+    if (isIP(host) !== 6) return `"${text}": "${host}" is not an IPv6 address`;
+  } else {
+    const parts = rest.split(":");
+    if (parts.length > 2) return `"${text}": write an IPv6 address in brackets, e.g. "udp:[::1]:5060"`;
+    host = parts[0]!;
+    portText = parts[1];
+    if (host !== "*" && isIP(host) !== 4) return `"${text}": "${host}" is not an IPv4 address, [IPv6] address or "*"`;
+  }
+  let port: number | undefined;
+  if (portText !== undefined && portText !== "*") {
+    if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) return `"${text}": "${portText}" is not a port`;
+    port = Number(portText);
+  }
+  return {
+    ...(proto !== undefined ? { proto } : {}),
+    ...(host !== "*" ? { ip: host } : {}),
+    ...(port !== undefined ? { port } : {}),
+  };
+}
+
+/** Splits "addr/prefix" (or a bare address) into its parts; a string is the problem. */
+export function parseCidr(text: string): { address: string; prefix: number; family: "ipv4" | "ipv6" } | string {
+  const [address, prefixText, extra] = text.trim().split("/");
+  if (extra !== undefined) return `"${text}" is not a CIDR block`;
+  const version = isIP(address ?? "");
+  if (version === 0) return `"${text}": "${address}" is not an IP address`;
+  const max = version === 4 ? 32 : 128;
+  let prefix = max;
+  if (prefixText !== undefined) {
+    if (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) > max) return `"${text}": prefix length must be 0..${max}`;
+    prefix = Number(prefixText);
+  }
+  return { address: address!, prefix, family: version === 4 ? "ipv4" : "ipv6" };
+}
+
+// ---------------------------------------------------------------------------
+// Schema
+// ---------------------------------------------------------------------------
+
+const domainSchema = z
+  .string()
+  .min(1)
+  .transform((s) => s.trim().toLowerCase())
+  .superRefine((s, ctx) => {
+    const problem = domainPatternProblem(s);
+    if (problem !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+  });
+
+const socketSchema = z.string().transform((s, ctx) => {
+  const parsed = parseSocketPattern(s);
+  if (typeof parsed === "string") {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: parsed });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+const sourceSchema = z.string().superRefine((s, ctx) => {
+  const parsed = parseCidr(s);
+  if (typeof parsed === "string") ctx.addIssue({ code: z.ZodIssueCode.custom, message: parsed });
+});
+
+const ruleSchema = z
+  .object({
+    domains: z.array(domainSchema).default([]),
+    sockets: z.array(socketSchema).default([]),
+    sources: z.array(sourceSchema).default([]),
+  })
+  .strict();
+
+const limitsSchema = z
+  .object({
+    heapMb: z.number().int().min(8).max(4096).default(DEFAULT_LIMITS.heapMb),
+    routeTimeoutMs: z.number().int().min(1).max(60_000).default(DEFAULT_LIMITS.routeTimeoutMs),
+    cpuShare: z.number().gt(0).max(256).default(DEFAULT_CPU_SHARE),
+    cpuBurstMs: z.number().int().min(10).max(600_000).default(DEFAULT_CPU_BURST_MS),
+  })
+  .strict();
+
+const tenantSchema = z
+  .object({
+    id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "must be 1-64 letters, digits, '_', '.', '-' (not first)"),
+    script: z.string().min(1).regex(/\.(js|mjs|cjs|ts|mts|cts)$/i, "must be a .js or .ts file"),
+    match: z.union([ruleSchema, z.array(ruleSchema)]).optional(),
+    limits: limitsSchema.default({}),
+    onError: z
+      .object({
+        status: z.number().int().min(300).max(699).default(DEFAULT_ERROR_STATUS),
+        reason: z.string().min(1).regex(/^[^\r\n]*$/, "must be one line").optional(),
+      })
+      .strict()
+      .default({}),
+    modules: z.array(z.string()).optional(),
+    mode: z.enum(["sync", "async"]).default("sync"),
+  })
+  .strict();
+
+const fileSchema = z
+  .object({
+    unmatched: z.union([z.literal(404), z.literal(403)]).default(404),
+    default: z.string().optional(),
+    tenants: z.array(tenantSchema).min(1, "at least one tenant is required"),
+  })
+  .strict();
+
+// ---------------------------------------------------------------------------
+// Loading
+// ---------------------------------------------------------------------------
+
+export interface LoadTenantsOptions {
+  /** Module names a tenant may list; default the names of KEMI_MODULES. */
+  readonly knownModules?: readonly string[];
+}
+
+function readDocument(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new TenantsConfigError([{ file, tenant: undefined, field: "", message: `cannot read: ${(e as Error).message}` }]);
+  }
+  const ext = extname(file).toLowerCase();
+  try {
+    if (ext === ".json") return JSON.parse(text) as unknown;
+    if (ext === ".yaml" || ext === ".yml") return parseYaml(text) as unknown;
+  } catch (e) {
+    const message = e instanceof YAMLParseError ? e.message.replace(/\n[\s\S]*$/, "") : `invalid JSON: ${(e as Error).message}`;
+    throw new TenantsConfigError([{ file, tenant: undefined, field: "", message }]);
+  }
+  throw new TenantsConfigError([{ file, tenant: undefined, field: "", message: "tenants file must end in .yaml, .yml or .json" }]);
+}
+
+/** "tenants.2.limits.heapMb" → tenant of entry 2, field "limits.heapMb". */
+function locate(file: string, raw: unknown, path: readonly (string | number)[]): Omit<TenantsConfigIssue, "message"> {
+  if (path[0] !== "tenants" || typeof path[1] !== "number") return { file, tenant: undefined, field: fieldPath(path) };
+  return { file, tenant: tenantLabel(raw, path[1]), field: fieldPath(path.slice(2)) };
+}
+
+function tenantLabel(raw: unknown, index: number): string {
+  const entries = (raw as { tenants?: unknown } | null)?.tenants;
+  const entry = Array.isArray(entries) ? (entries[index] as { id?: unknown } | undefined) : undefined;
+  const id = entry?.id;
+  return typeof id === "string" && id !== "" ? id : `#${index + 1}`;
+}
+
+function fieldPath(path: readonly (string | number)[]): string {
+  let out = "";
+  for (const part of path) out += typeof part === "number" ? `[${part}]` : out === "" ? part : `.${part}`;
+  return out;
+}
+
+function reasonFor(status: number): string {
+  return REASONS[status] ?? (status >= 500 ? "Server Error" : status >= 400 ? "Request Failed" : "Redirection");
+}
+
+/**
+ * Reads and validates a tenants file. Throws TenantsConfigError listing
+ * every problem (each naming the file, the tenant and the field). Scripts
+ * must exist; whether they compile is checked when they are loaded.
+ */
+export function loadTenantsFile(path: string, opts: LoadTenantsOptions = {}): TenantsConfig {
+  const file = resolve(path);
+  const raw = readDocument(file);
+  const parsed = fileSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new TenantsConfigError(parsed.error.issues.map((issue) => ({ ...locate(file, raw, issue.path), message: issue.message })));
+  }
+  const data = parsed.data;
+  const issues: TenantsConfigIssue[] = [];
+  const knownModules = new Set(opts.knownModules ?? KEMI_MODULES.map((m) => m.name).filter((n) => n !== ""));
+  const baseDir = dirname(file);
+  const seen = new Set<string>();
+  const tenants: TenantEntry[] = data.tenants.map((t) => {
+    const issue = (field: string, message: string): void => {
+      issues.push({ file, tenant: t.id, field, message });
+    };
+    if (seen.has(t.id)) issue("id", `duplicate tenant id (also used by an earlier tenant)`);
+    seen.add(t.id);
+    const scriptPath = resolve(baseDir, t.script);
+    if (!existsSync(scriptPath)) issue("script", `file not found: ${scriptPath}`);
+    else if (!statSync(scriptPath).isFile()) issue("script", `not a file: ${scriptPath}`);
+    if (t.modules !== undefined) {
+      t.modules.forEach((name, i) => {
+        if (!knownModules.has(name)) issue(`modules[${i}]`, `unknown KSR module "${name}" (known: ${[...knownModules].join(", ")})`);
+      });
+    }
+    const match = t.match === undefined ? [] : Array.isArray(t.match) ? t.match : [t.match];
+    return {
+      id: t.id,
+      scriptPath,
+      match,
+      limits: t.limits,
+      onError: { status: t.onError.status, reason: t.onError.reason ?? reasonFor(t.onError.status) },
+      modules: t.modules,
+      mode: t.mode,
+    };
+  });
+  if (data.default !== undefined && !seen.has(data.default)) {
+    issues.push({ file, tenant: undefined, field: "default", message: `no tenant has the id "${data.default}"` });
+  }
+  if (issues.length > 0) throw new TenantsConfigError(issues);
+  return { file, tenants, defaultTenant: data.default, unmatched: data.unmatched };
+}

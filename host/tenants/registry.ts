@@ -1,0 +1,410 @@
+/**
+ * The loaded tenants: per tenant its current script runner, the state its
+ * scripts keep between messages, its CPU budget and its counters.
+ *
+ * Execution (bench/EXECUTION-DESIGN.md): a tenant's routes run synchronously
+ * until it times out, runs out of memory or overruns its CPU budget; then its
+ * runner is demoted to asynchronous execution on isolated-vm's threads, so
+ * it can no longer stall the main thread. Every tenant, sync or demoted, is
+ * held to its CPU share: a request that arrives while its bucket is empty is
+ * not run at all (the caller answers 503).
+ *
+ * Reload: a new runner is built off the main thread and swapped in only if
+ * the script loads; executions already started (and leases, e.g. held by a
+ * transaction) keep the runner they started with, which is disposed when
+ * the last of them lets go.
+ */
+import { watch as watchPath, type FSWatcher } from "node:fs";
+import { basename, dirname } from "node:path";
+import { newTenantState, type MessageContext, type ReceiveInfo, type TenantState } from "../core/context.js";
+import { log } from "../core/log.js";
+import { KEMI_MODULES } from "../modules/index.js";
+import type { KemiModule } from "../modules/types.js";
+import type { SipMessage } from "../sip/message.js";
+import { CpuBudget } from "../../sandbox/budget.js";
+import { ScriptRunner, type ExecutionMode, type ScriptRunnerOptions } from "../../sandbox/runner.js";
+import type { RouteOutcome } from "../../sandbox/types.js";
+import { TenantsConfigError, type TenantEntry, type TenantErrorPolicy, type TenantsConfig, type TenantsConfigIssue } from "./config.js";
+import { TenantSelector } from "./select.js";
+
+/** A route run, or the refusal to run it because the tenant is over its CPU budget. */
+export type TenantRouteOutcome = RouteOutcome | { readonly status: "over-budget" };
+
+export type ReplyClass = "1xx" | "2xx" | "3xx" | "4xx" | "5xx" | "6xx";
+
+export type ReloadResult = { readonly ok: true } | { readonly ok: false; readonly error: string };
+
+export interface TenantRegistryOptions {
+  /** Every export table; a tenant's `modules` list selects from it. Default KEMI_MODULES. */
+  readonly modules?: readonly KemiModule[];
+  /** Demote a tenant at its first timeout, out-of-memory or budget overrun; default true. */
+  readonly autoDemote?: boolean;
+  /** Clock for the CPU budgets, in ms (tests); default performance.now. */
+  readonly nowMs?: () => number;
+  /** Time a script file must stay unchanged before watch() reloads it; default 100 ms. */
+  readonly watchDebounceMs?: number;
+  /** Told about every reload watch() starts, successful or not. */
+  readonly onWatchReload?: (tenantId: string, result: ReloadResult) => void;
+}
+
+const LOG_SCOPE = "tenants";
+
+export class TenantCounters {
+  /** Route runs asked for, admitted or not. */
+  messages = 0;
+  /** Runs that ended in an exception, timeout or out-of-memory. */
+  routeErrors = 0;
+  timeouts = 0;
+  /** Isolates discarded (and re-created) for running out of memory. */
+  oomRestarts = 0;
+  /** Requests refused without running because the CPU budget was empty. */
+  overBudget = 0;
+  /** Times a runner of this tenant moved to async execution. */
+  demotions = 0;
+  reloads = 0;
+  reloadFailures = 0;
+  readonly repliesByClass: Record<ReplyClass, number> = { "1xx": 0, "2xx": 0, "3xx": 0, "4xx": 0, "5xx": 0, "6xx": 0 };
+
+  constructor(private readonly readCpuNs: () => bigint) {}
+
+  /** CPU time of all of this tenant's isolates, past and present, in ns. */
+  get cpuNs(): bigint {
+    return this.readCpuNs();
+  }
+}
+
+export class Tenant {
+  readonly id: string;
+  readonly state: TenantState;
+  readonly budget: CpuBudget;
+  readonly counters: TenantCounters;
+  /** @internal */ current: ScriptRunner;
+  /** @internal Runners whose isolates are still alive: the current one and retired ones still in use. */
+  readonly live = new Set<ScriptRunner>();
+  /** @internal CPU of runners already disposed. */
+  disposedCpuNs = 0n;
+
+  /** @internal */
+  constructor(
+    readonly config: TenantEntry,
+    runner: ScriptRunner,
+    nowMs: (() => number) | undefined,
+  ) {
+    this.id = config.id;
+    this.state = newTenantState(config.id);
+    this.current = runner;
+    this.live.add(runner);
+    this.counters = new TenantCounters(() => this.cpuNs());
+    this.budget = new CpuBudget({
+      share: config.limits.cpuShare,
+      burstMs: config.limits.cpuBurstMs,
+      readCpuNs: () => this.cpuNs(),
+      ...(nowMs !== undefined ? { nowMs } : {}),
+    });
+  }
+
+  /** The runner new messages use. */
+  get runner(): ScriptRunner {
+    return this.current;
+  }
+
+  get mode(): ExecutionMode {
+    return this.current.mode;
+  }
+
+  /** What to answer when a route of this tenant fails. */
+  get onError(): TenantErrorPolicy {
+    return this.config.onError;
+  }
+
+  private cpuNs(): bigint {
+    let sum = this.disposedCpuNs;
+    for (const r of this.live) sum += r.cpuTimeNs;
+    return sum;
+  }
+}
+
+/**
+ * One runner kept alive for as long as its holder needs it, even across
+ * reloads: a transaction runs its reply routes with the script that ran its
+ * request route (issue: in-flight transactions finish with their script).
+ */
+export interface RunnerLease {
+  readonly tenant: Tenant;
+  readonly runner: ScriptRunner;
+  /** Runs a route on the leased runner, counted and charged to the tenant but not refused for budget (replies cannot be answered with 503). */
+  run(routeName: string, ctx: MessageContext): TenantRouteOutcome | Promise<TenantRouteOutcome>;
+  /** Idempotent. The runner is disposed when it is retired and this was its last user. */
+  release(): void;
+}
+
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null)?.then === "function";
+}
+
+function replyClass(status: number): ReplyClass | undefined {
+  const c = Math.floor(status / 100);
+  return c >= 1 && c <= 6 ? (`${c}xx` as ReplyClass) : undefined;
+}
+
+export class TenantRegistry {
+  readonly config: TenantsConfig;
+  private readonly selector: TenantSelector;
+  private readonly byId = new Map<string, Tenant>();
+  private readonly users = new Map<ScriptRunner, number>();
+  private readonly retired = new Set<ScriptRunner>();
+  private readonly modules: readonly KemiModule[];
+  private readonly autoDemote: boolean;
+  private readonly watchers: FSWatcher[] = [];
+  private readonly debounceTimers = new Map<string, NodeJS.Timeout>();
+  private readonly reloading = new Map<string, Promise<ReloadResult>>();
+  private disposed = false;
+
+  /**
+   * Loads every tenant's script (synchronously: this is start-up). Throws
+   * TenantsConfigError naming the file, tenant and field "script" for every
+   * script that does not load; nothing stays loaded then.
+   */
+  constructor(
+    config: TenantsConfig,
+    private readonly opts: TenantRegistryOptions = {},
+  ) {
+    this.config = config;
+    this.modules = opts.modules ?? KEMI_MODULES;
+    this.autoDemote = opts.autoDemote ?? true;
+    this.selector = new TenantSelector(config);
+    const issues: TenantsConfigIssue[] = [];
+    for (const entry of config.tenants) {
+      let runner: ScriptRunner;
+      try {
+        runner = ScriptRunner.load(entry.scriptPath, this.runnerOptions(entry, () => this.byId.get(entry.id)));
+      } catch (e) {
+        issues.push({ file: config.file, tenant: entry.id, field: "script", message: e instanceof Error ? e.message : String(e) });
+        continue;
+      }
+      this.byId.set(entry.id, new Tenant(entry, runner, opts.nowMs));
+    }
+    if (issues.length > 0) {
+      this.dispose();
+      throw new TenantsConfigError(issues);
+    }
+  }
+
+  /** Tenants in file order. */
+  get tenants(): readonly Tenant[] {
+    return [...this.byId.values()];
+  }
+
+  get(id: string): Tenant | undefined {
+    return this.byId.get(id);
+  }
+
+  /** The tenant for a request (see TenantSelector); undefined: answer `unmatchedStatus`. */
+  select(msg: SipMessage, rcv: ReceiveInfo): Tenant | undefined {
+    const entry = this.selector.select(msg, rcv);
+    return entry === undefined ? undefined : this.byId.get(entry.id);
+  }
+
+  /** Status for a request that selects no tenant (config `unmatched`). */
+  get unmatchedStatus(): 403 | 404 {
+    return this.config.unmatched;
+  }
+
+  /**
+   * Runs a route of the tenant's current script for ctx (whose
+   * `tenant` should be tenant.state). Refused with "over-budget" when the
+   * tenant's CPU bucket is empty: the caller answers 503 and the tenant is
+   * demoted. The result is synchronous while the tenant runs sync, a
+   * promise once it is demoted. Never throws or rejects.
+   */
+  run(tenant: Tenant, routeName: string, ctx: MessageContext): TenantRouteOutcome | Promise<TenantRouteOutcome> {
+    if (!tenant.budget.admit()) {
+      tenant.counters.messages++;
+      tenant.counters.overBudget++;
+      if (this.autoDemote) tenant.current.demote("CPU budget exceeded");
+      return { status: "over-budget" };
+    }
+    const lease = this.acquire(tenant);
+    const result = lease.run(routeName, ctx);
+    if (isPromise(result)) return result.finally(() => lease.release());
+    lease.release();
+    return result;
+  }
+
+  /** Keeps the tenant's current runner alive until release(), whatever reloads happen meanwhile. */
+  acquire(tenant: Tenant): RunnerLease {
+    const runner = tenant.current;
+    this.users.set(runner, (this.users.get(runner) ?? 0) + 1);
+    let released = false;
+    return {
+      tenant,
+      runner,
+      run: (routeName, ctx) => this.execute(tenant, runner, routeName, ctx),
+      release: () => {
+        if (released) return;
+        released = true;
+        const left = (this.users.get(runner) ?? 1) - 1;
+        if (left > 0) {
+          this.users.set(runner, left);
+          return;
+        }
+        this.users.delete(runner);
+        if (this.retired.has(runner)) this.disposeRunner(tenant, runner);
+      },
+    };
+  }
+
+  /** Counts a reply the server sent for this tenant itself (unmatched, over budget, route error). */
+  recordReply(tenant: Tenant, status: number): void {
+    const c = replyClass(status);
+    if (c !== undefined) tenant.counters.repliesByClass[c]++;
+  }
+
+  /**
+   * Recompiles the tenant's script and swaps it in if it loads; otherwise
+   * the old script keeps running and the error (file:line: message) is
+   * returned and logged. Concurrent reloads of one tenant share one load.
+   */
+  reload(tenantId: string): Promise<ReloadResult> {
+    const tenant = this.byId.get(tenantId);
+    if (tenant === undefined) return Promise.resolve({ ok: false, error: `no tenant "${tenantId}"` });
+    const pending = this.reloading.get(tenantId);
+    if (pending !== undefined) return pending;
+    const job = this.doReload(tenant).finally(() => this.reloading.delete(tenantId));
+    this.reloading.set(tenantId, job);
+    return job;
+  }
+
+  /** Reloads every tenant; one result per tenant id. */
+  async reloadAll(): Promise<Map<string, ReloadResult>> {
+    const ids = [...this.byId.keys()];
+    const results = await Promise.all(ids.map((id) => this.reload(id)));
+    return new Map(ids.map((id, i) => [id, results[i]!]));
+  }
+
+  /**
+   * Reloads a tenant whenever its script file changes (debounced). Watches
+   * the script's directory, so editors that replace the file are seen too.
+   * Returns a function that stops watching; dispose() stops it as well.
+   */
+  watch(): () => void {
+    const debounceMs = this.opts.watchDebounceMs ?? 100;
+    const byDir = new Map<string, Map<string, string[]>>();
+    for (const tenant of this.byId.values()) {
+      const dir = dirname(tenant.config.scriptPath);
+      const name = basename(tenant.config.scriptPath);
+      const files = byDir.get(dir) ?? new Map<string, string[]>();
+      files.set(name, [...(files.get(name) ?? []), tenant.id]);
+      byDir.set(dir, files);
+    }
+    const started: FSWatcher[] = [];
+    for (const [dir, files] of byDir) {
+      const watcher = watchPath(dir, { persistent: false }, (_event, filename) => {
+        const ids = filename === null ? [...files.values()].flat() : files.get(basename(filename.toString()));
+        for (const id of ids ?? []) this.scheduleReload(id, debounceMs);
+      });
+      watcher.on("error", (e) => log("err", LOG_SCOPE, `watching ${dir} failed: ${e.message}`));
+      started.push(watcher);
+      this.watchers.push(watcher);
+    }
+    return () => {
+      for (const w of started) {
+        w.close();
+        const i = this.watchers.indexOf(w);
+        if (i >= 0) this.watchers.splice(i, 1);
+      }
+    };
+  }
+
+  /** Stops watching and disposes every runner, in use or not. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const w of this.watchers.splice(0)) w.close();
+    for (const t of this.debounceTimers.values()) clearTimeout(t);
+    this.debounceTimers.clear();
+    for (const tenant of this.byId.values()) {
+      for (const r of [...tenant.live]) this.disposeRunner(tenant, r);
+    }
+  }
+
+  private scheduleReload(tenantId: string, debounceMs: number): void {
+    if (this.disposed) return;
+    const previous = this.debounceTimers.get(tenantId);
+    if (previous !== undefined) clearTimeout(previous);
+    const timer = setTimeout(() => {
+      this.debounceTimers.delete(tenantId);
+      void this.reload(tenantId).then((result) => this.opts.onWatchReload?.(tenantId, result));
+    }, debounceMs);
+    timer.unref();
+    this.debounceTimers.set(tenantId, timer);
+  }
+
+  private async doReload(tenant: Tenant): Promise<ReloadResult> {
+    let fresh: ScriptRunner;
+    try {
+      fresh = await ScriptRunner.loadAsync(tenant.config.scriptPath, this.runnerOptions(tenant.config, () => tenant));
+    } catch (e) {
+      const error = e instanceof Error ? e.message : String(e);
+      tenant.counters.reloadFailures++;
+      log("err", LOG_SCOPE, `tenant ${tenant.id}: reload failed, the previous script keeps running: ${error}`);
+      return { ok: false, error };
+    }
+    if (this.disposed) {
+      fresh.dispose();
+      return { ok: false, error: "tenant registry disposed" };
+    }
+    const old = tenant.current;
+    tenant.current = fresh;
+    tenant.live.add(fresh);
+    tenant.counters.reloads++;
+    this.retired.add(old);
+    if (!this.users.has(old)) this.disposeRunner(tenant, old);
+    log("info", LOG_SCOPE, `tenant ${tenant.id}: reloaded ${tenant.config.scriptPath}`);
+    return { ok: true };
+  }
+
+  private execute(tenant: Tenant, runner: ScriptRunner, routeName: string, ctx: MessageContext): TenantRouteOutcome | Promise<TenantRouteOutcome> {
+    tenant.counters.messages++;
+    const result = runner.runRouteAny(routeName, ctx);
+    if (isPromise(result)) return result.then((outcome) => this.account(tenant, ctx, outcome));
+    return this.account(tenant, ctx, result);
+  }
+
+  private account(tenant: Tenant, ctx: MessageContext, outcome: RouteOutcome): RouteOutcome {
+    tenant.budget.charge();
+    const c = tenant.counters;
+    if (outcome.status === "error") {
+      c.routeErrors++;
+      if (outcome.kind === "timeout") c.timeouts++;
+      else if (outcome.kind === "oom") c.oomRestarts++;
+    }
+    if (ctx.replied !== undefined) this.recordReply(tenant, ctx.replied.status);
+    return outcome;
+  }
+
+  private disposeRunner(tenant: Tenant, runner: ScriptRunner): void {
+    if (!tenant.live.delete(runner)) return;
+    this.retired.delete(runner);
+    runner.dispose();
+    // A disposed runner still reports the CPU of the isolates it had.
+    tenant.disposedCpuNs += runner.cpuTimeNs;
+  }
+
+  private runnerOptions(entry: TenantEntry, tenant: () => Tenant | undefined): ScriptRunnerOptions {
+    const allowed = entry.modules === undefined ? undefined : new Set(entry.modules);
+    return {
+      limits: { heapMb: entry.limits.heapMb, routeTimeoutMs: entry.limits.routeTimeoutMs },
+      tenant: entry.id,
+      // Core functions (KSR.is_INVITE, KSR.setflag, ...) and KSR.x are always there; a module not
+      // allowed is absent from the KSR object, so calling it fails like any undefined function.
+      modules: allowed === undefined ? this.modules : this.modules.filter((m) => m.name === "" || allowed.has(m.name)),
+      mode: entry.mode,
+      autoDemote: this.autoDemote,
+      onDemote: () => {
+        const t = tenant();
+        if (t !== undefined) t.counters.demotions++;
+      },
+    };
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * Picks the tenant whose routing script handles a request.
+ *
+ * Tenants are tried in file order; the first with a matching rule wins,
+ * else the default tenant, else none (the server answers with the
+ * configured `unmatched` status). Within a rule every criterion given must
+ * match:
+ * - domains: the host of the Request-URI or of the To URI (RFC 3261 §8.1.1.1,
+ *   §8.1.1.2), compared case-insensitively (§19.1.4); "*.example.com"
+ *   matches any subdomain but not example.com itself; "*" matches any host;
+ * - sockets: the local socket that received the message;
+ * - sources: the source address, in a CIDR block (IPv4-mapped IPv6
+ *   addresses count as the IPv4 address).
+ *
+ * A response has no Request-URI; the server should route it by its
+ * transaction, and select() matches it by the To host only.
+ */
+import { BlockList } from "node:net";
+import type { ReceiveInfo } from "../core/context.js";
+import type { SipMessage } from "../sip/message.js";
+import { toHeader } from "../sip/parser.js";
+import { parseUri } from "../sip/uri.js";
+import { parseCidr, type SocketPattern, type TenantEntry, type TenantMatchRule, type TenantsConfig } from "./config.js";
+
+interface CompiledRule {
+  readonly exact: ReadonlySet<string>;
+  /** Suffixes with their leading dot: "*.example.com" → ".example.com". */
+  readonly suffixes: readonly string[];
+  readonly anyDomain: boolean;
+  readonly checksDomain: boolean;
+  readonly sockets: readonly SocketPattern[];
+  readonly sources: BlockList | undefined;
+}
+
+interface CompiledTenant {
+  readonly entry: TenantEntry;
+  readonly rules: readonly CompiledRule[];
+}
+
+const MAPPED_V4 = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i;
+
+/** Lowercase host without IPv6 brackets, as the patterns are written. */
+function normalizeHost(host: string): string {
+  const lower = host.toLowerCase();
+  return lower.startsWith("[") && lower.endsWith("]") ? lower.slice(1, -1) : lower.replace(/\.$/, "");
+}
+
+function compileRule(rule: TenantMatchRule): CompiledRule {
+  const exact = new Set<string>();
+  const suffixes: string[] = [];
+  let anyDomain = false;
+  for (const d of rule.domains) {
+    if (d === "*") anyDomain = true;
+    else if (d.startsWith("*.")) suffixes.push(d.slice(1));
+    else exact.add(normalizeHost(d));
+  }
+  let sources: BlockList | undefined;
+  if (rule.sources.length > 0) {
+    sources = new BlockList();
+    for (const s of rule.sources) {
+      const cidr = parseCidr(s);
+      // loadTenantsFile validated every block; a bad one here is a programming error.
+      if (typeof cidr === "string") throw new Error(cidr);
+      sources.addSubnet(cidr.address, cidr.prefix, cidr.family);
+    }
+  }
+  return { exact, suffixes, anyDomain, checksDomain: rule.domains.length > 0, sockets: rule.sockets, sources };
+}
+
+function socketMatches(p: SocketPattern, rcv: ReceiveInfo): boolean {
+  if (p.proto !== undefined && p.proto !== rcv.proto) return false;
+  if (p.port !== undefined && p.port !== rcv.localPort) return false;
+  if (p.ip !== undefined && p.ip !== normalizeIp(rcv.localIp)) return false;
+  return true;
+}
+
+function normalizeIp(ip: string): string {
+  const mapped = MAPPED_V4.exec(ip);
+  return mapped !== null ? mapped[1]! : ip.toLowerCase();
+}
+
+function sourceMatches(list: BlockList, srcIp: string): boolean {
+  const ip = normalizeIp(srcIp);
+  try {
+    return list.check(ip, ip.includes(":") ? "ipv6" : "ipv4");
+  } catch {
+    // not an address at all (a hand-built ReceiveInfo)
+    return false;
+  }
+}
+
+export class TenantSelector {
+  private readonly compiled: readonly CompiledTenant[];
+  private readonly fallback: TenantEntry | undefined;
+
+  constructor(config: Pick<TenantsConfig, "tenants" | "defaultTenant">) {
+    this.compiled = config.tenants.map((entry) => ({ entry, rules: entry.match.map(compileRule) }));
+    this.fallback = config.defaultTenant === undefined ? undefined : config.tenants.find((t) => t.id === config.defaultTenant);
+  }
+
+  /** The tenant for this message, or undefined when none is selected and there is no default. */
+  select(msg: SipMessage, rcv: ReceiveInfo): TenantEntry | undefined {
+    let hosts: string[] | undefined;
+    for (const tenant of this.compiled) {
+      for (const rule of tenant.rules) {
+        if (rule.checksDomain) {
+          hosts ??= messageHosts(msg);
+          if (!hosts.some((h) => domainMatches(rule, h))) continue;
+        }
+        if (rule.sockets.length > 0 && !rule.sockets.some((p) => socketMatches(p, rcv))) continue;
+        if (rule.sources !== undefined && !sourceMatches(rule.sources, rcv.srcIp)) continue;
+        if (!rule.checksDomain && rule.sockets.length === 0 && rule.sources === undefined) continue;
+        return tenant.entry;
+      }
+    }
+    return this.fallback;
+  }
+}
+
+function domainMatches(rule: CompiledRule, host: string): boolean {
+  if (rule.anyDomain) return true;
+  if (rule.exact.has(host)) return true;
+  for (const suffix of rule.suffixes) if (host.length > suffix.length && host.endsWith(suffix)) return true;
+  return false;
+}
+
+/** Hosts of the Request-URI and the To URI (tel: URIs have none). */
+function messageHosts(msg: SipMessage): string[] {
+  const hosts: string[] = [];
+  if (msg.kind === "request") {
+    const ruri = parseUri(msg.requestUri);
+    if (ruri !== null && ruri.host !== "") hosts.push(normalizeHost(ruri.host));
+  }
+  try {
+    const to = parseUri(toHeader(msg).uri);
+    if (to !== null && to.host !== "") hosts.push(normalizeHost(to.host));
+  } catch {
+    // no To header: only the Request-URI counts
+  }
+  return hosts;
+}
