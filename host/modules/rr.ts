@@ -15,6 +15,7 @@
  * on the context at once.
  */
 import type { ListenSocket, MessageContext } from "../core/context.js";
+import { safeRegexTest } from "../core/safe-regex.js";
 import type { SipMessage } from "../sip/message.js";
 import { splitHeaderValues } from "../sip/headers.js";
 import { parseNameAddr } from "../sip/nameaddr.js";
@@ -472,30 +473,6 @@ function recordRoute(ctx: MessageContext, address: RecordRouteAddress, params: s
   return 1;
 }
 
-// ------------------------------------------------------------ regex cache
-
-const regexCache = new Map<string, RegExp | null>();
-const REGEX_CACHE_LIMIT = 256;
-
-/**
- * check_route_param's expression. Kamailio compiles a POSIX extended,
- * case-insensitive regex; JavaScript's syntax covers what such patterns
- * use. Null when it does not compile.
- */
-function compiledRegex(source: string): RegExp | null {
-  let re = regexCache.get(source);
-  if (re === undefined) {
-    try {
-      re = new RegExp(source, "i");
-    } catch {
-      re = null;
-    }
-    if (regexCache.size >= REGEX_CACHE_LIMIT) regexCache.clear();
-    regexCache.set(source, re);
-  }
-  return re;
-}
-
 // ------------------------------------------------------------------ exports
 
 export const rrModule: KemiModule = {
@@ -578,14 +555,17 @@ export const rrModule: KemiModule = {
       returns: "int",
       doc: 'Match a regex (case-insensitive) against the parameters of our Route (";lr;ftag=..."). 1 match; -1 otherwise.',
       run(ctx, source: string) {
-        const re = compiledRegex(source);
-        if (re === null) {
-          ctx.host.log("err", `bad re ${source}\n`, ctx);
-          return -1;
-        }
         const params = localRouteParams(ctx);
         if (params === undefined || params === "") return -1;
-        return re.test(`;${params}`) ? 1 : -1;
+        // Kamailio compiles a POSIX extended, case-insensitive regex;
+        // JavaScript's syntax covers what such patterns use. The subject is
+        // remote input, so the match runs time-bounded (safe-regex.ts).
+        const result = safeRegexTest(source, "i", `;${params}`);
+        if (!result.ok) {
+          ctx.host.log("err", `check_route_param: ${result.error}\n`, ctx);
+          return -1;
+        }
+        return result.matched ? 1 : -1;
       },
     },
     is_direction: {

@@ -37,6 +37,13 @@ describe("check_route_param", () => {
     expect(rr("check_route_param", bare, ".*")).toBe(-1);
   });
 
+  it("logs and returns -1 for a pattern that backtracks without end on the Route's parameters", () => {
+    const crafted = `<sip:127.0.0.1;lr;ftag=${CALLER_TAG};x=${"a".repeat(40)}!>`;
+    const { ctx, host } = makeContext(routedRequest({ uri: "sip:bob@10.0.0.9", routes: [crafted] }));
+    expect(rr("check_route_param", ctx, "x=(a+)+$")).toBe(-1);
+    expect(host.logs.some((l) => l.level === "err" && /took longer than/.test(l.text))).toBe(true);
+  });
+
   it("logs and returns -1 for an expression that does not compile", () => {
     const { ctx, host } = makeContext(routedRequest({ uri: "sip:bob@10.0.0.9", routes: [ours] }));
     expect(rr("check_route_param", ctx, "(nat")).toBe(-1);
