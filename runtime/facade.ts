@@ -286,6 +286,9 @@ function install(hostCall: HostCall, descriptionJson: string): FacadeEntryPoints
   entryPoints.runRoute = function runRoute(ctxId: number, name: string): number {
     const route = routeFunction(name);
     if (route === undefined) return ROUTE_MISSING;
+    // Routes nest: tm runs a branch route from inside the t_relay call of
+    // the route that relays, so the caller's execution is restored after.
+    const callerCtxId = currentCtxId;
     currentCtxId = ctxId;
     try {
       reflectApply(route, undefined, []);
@@ -295,7 +298,7 @@ function install(hostCall: HostCall, descriptionJson: string): FacadeEntryPoints
       lastFailure = describe(thrown);
       return ROUTE_FAILED;
     } finally {
-      currentCtxId = 0;
+      currentCtxId = callerCtxId;
     }
   };
   entryPoints.hasRoute = function hasRoute(name: string): boolean {

@@ -28,6 +28,24 @@ declare namespace KSRTypes {
   /** KSR.corex: Kamailio module corex. */
   interface CorexModule {
     /**
+     * Move the R-URI branch (with $du, $fs and its branch flags) into the destination set. 1 ok, -1 error (set full).
+     * Native name for KSR.x.modf: "append_branch".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    append_branch(): number;
+    /**
+     * Add a branch to the URI (inheriting $du, $fs and the R-URI branch flags); "" = append_branch(). 1 ok, -1 error.
+     * Native name for KSR.x.modf: "append_branch_uri".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    append_branch_uri(p1: string): number;
+    /**
+     * Like append_branch_uri with a q-value ("0.5"). 1 ok, -1 error (bad q, set full).
+     * Native name for KSR.x.modf: "append_branch_uri_q".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    append_branch_uri_q(p1: string, p2: string): number;
+    /**
      * 1 if the R-URI has a user part, -1 otherwise (also for replies).
      * Native name for KSR.x.modf: "has_ruri_user".
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
@@ -662,6 +680,88 @@ declare namespace KSRTypes {
     unset(p1: string): boolean;
   }
 
+  /** KSR.rr: Kamailio module rr. */
+  interface RrModule {
+    /**
+     * Append a parameter (";name=value") to the Record-Route URI, before or after record_route(). 1 ok; -1 on error.
+     * Native name for KSR.x.modf: "add_rr_param".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    add_rr_param(p1: string): number;
+    /**
+     * Match a regex (case-insensitive) against the parameters of our Route (";lr;ftag=..."). 1 match; -1 otherwise.
+     * Native name for KSR.x.modf: "check_route_param".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    check_route_param(p1: string): number;
+    /**
+     * In-dialog request direction by our Route's ftag: "downstream" (caller to callee) or "upstream". 1 if it is; -1 if not; -6 unknown direction.
+     * Native name for KSR.x.modf: "is_direction".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    is_direction(p1: string): number;
+    /**
+     * Route by the Route headers (RFC 3261 §16.4/§16.12, strict-router interworking). 1 routed; -1 no Route/error; -3 only our Route in an initial request (removed).
+     * Native name for KSR.x.modf: "loose_route".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    loose_route(): number;
+    /**
+     * loose_route(); mode 1 skips the strict-router check of an R-URI of ours. Same return codes.
+     * Native name for KSR.x.modf: "loose_route_mode".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    loose_route_mode(p1: number): number;
+    /**
+     * loose_route() for initial requests: 1 when the Route set was a preloaded one of ours (-3 of loose_route), else -1.
+     * Native name for KSR.x.modf: "loose_route_preloaded".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    loose_route_preloaded(): number;
+    /**
+     * After loose_route(): 1 when the next hop was taken from a Route header after ours, else -1.
+     * Native name for KSR.x.modf: "rr_next_hop_route".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    next_hop_route(): number;
+    /**
+     * Record-Route this request (two headers with ;r2=on when it leaves by another socket). 1 ok; -1 if already record-routed or on error.
+     * Native name for KSR.x.modf: "record_route".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    record_route(): number;
+    /**
+     * Record-Route with this address instead of the socket's (doubled when the transport changes). 1 ok; -1 on error.
+     * Native name for KSR.x.modf: "record_route_advertised_address".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    record_route_advertised_address(p1: string): number;
+    /**
+     * record_route() with URI parameters appended to the Record-Route URI (";name=value"). 1 ok; -1 on error.
+     * Native name for KSR.x.modf: "record_route_params".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    record_route_params(p1: string): number;
+    /**
+     * Record-Route with the given "host[:port][;params]" texts (the second, if not empty, as a second header). 1 ok; -1 on error.
+     * Native name for KSR.x.modf: "record_route_preset".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    record_route_preset(p1: string, p2: string): number;
+    /**
+     * Record-Route with the given "host[:port][;params]" text. 1 ok; -1 on error.
+     * Native name for KSR.x.modf: "record_route_preset_one".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    record_route_preset_one(p1: string): number;
+    /**
+     * Drop the Record-Route header(s) this request was going to get. Always 1.
+     * Native name for KSR.x.modf: "remove_record_route".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    remove_record_route(): number;
+  }
+
   /** KSR.sanity: Kamailio module sanity. */
   interface SanityModule {
     /**
@@ -811,7 +911,7 @@ declare namespace KSRTypes {
   /** KSR.sl: Kamailio module sl. */
   interface SlModule {
     /**
-     * Reply statefully if a transaction exists, else statelessly (no transactions yet: always stateless). 1 ok, -1 error.
+     * Reply statefully if the message has a transaction (t_newtran/t_relay ran, or a transaction route), else statelessly. 1 ok, -1 error, -2 if the message must not be answered.
      * Native name for KSR.x.modf: "send_reply".
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
@@ -830,6 +930,200 @@ declare namespace KSRTypes {
     sl_send_reply(p1: number, p2: string): number;
   }
 
+  /** KSR.tm: Kamailio module tm. */
+  interface TmModule {
+    /**
+     * Failure route: 1 if any branch received a response, -1 otherwise.
+     * Native name for KSR.x.modf: "t_any_replied".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_any_replied(): number;
+    /**
+     * Failure route: 1 if any branch timed out, -1 otherwise.
+     * Native name for KSR.x.modf: "t_any_timeout".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_any_timeout(): number;
+    /**
+     * Failure route: 1 if the failed branch received a response, -1 otherwise.
+     * Native name for KSR.x.modf: "t_branch_replied".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_branch_replied(): number;
+    /**
+     * Failure route: 1 if the failed branch timed out, -1 otherwise.
+     * Native name for KSR.x.modf: "t_branch_timeout".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_branch_timeout(): number;
+    /**
+     * 1 if the status (see t_get_status_code) matches the extended, case-insensitive regex; -1 otherwise.
+     * Native name for KSR.x.modf: "t_check_status".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_check_status(p1: string): number;
+    /**
+     * Request: 0 retransmission (last reply resent) or hop-by-hop ACK (absorbed) — stop; 1 ACK of a relayed 2xx / CANCEL whose INVITE exists; -1 none. Reply: 1/-1. Transaction routes: 1.
+     * Native name for KSR.x.modf: "t_check_trans".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_check_trans(): number;
+    /**
+     * Branch index: the branch of a branch/onreply/branch-failure route; in a request route the number of appended branches; in a failure route the branches so far plus appended ones; -1 undefined.
+     * Native name for KSR.x.modf: "t_get_branch_index".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_get_branch_index(): number;
+    /**
+     * Status of the last reply sent (request route), of the current reply (reply routes), of the winning reply (failure route); -1 without a transaction.
+     * Native name for KSR.x.modf: "t_get_status_code".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_get_status_code(): number;
+    /**
+     * 1 if a CANCEL arrived for the transaction, -1 otherwise.
+     * Native name for KSR.x.modf: "t_is_canceled".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_is_canceled(): number;
+    /**
+     * Whether "branch_route", "failure_route" or "onreply_route" is armed: 1 yes, -1 no.
+     * Native name for KSR.x.modf: "t_is_set".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_is_set(p1: string): number;
+    /**
+     * Create the transaction: 1 created, 0 retransmission absorbed (stop), -10 already created for this message, <0 error.
+     * Native name for KSR.x.modf: "t_newtran".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_newtran(): number;
+    /**
+     * Arm the branch route (JS function name) run for each outgoing branch of the next relay; "" disarms. 1.
+     * Native name for KSR.x.modf: "t_on_branch".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_on_branch(p1: string): number;
+    /**
+     * Arm the branch-failure route run when one branch ends negatively; "" disarms. 1.
+     * Native name for KSR.x.modf: "t_on_branch_failure".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_on_branch_failure(p1: string): number;
+    /**
+     * Arm the failure route run when every branch ended negatively (or timed out / was cancelled); "" disarms. 1.
+     * Native name for KSR.x.modf: "t_on_failure".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_on_failure(p1: string): number;
+    /**
+     * Arm the onreply route run for each response of the transaction; "" disarms. 1.
+     * Native name for KSR.x.modf: "t_on_reply".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_on_reply(p1: string): number;
+    /**
+     * Relay statefully to $du / R-URI / the branch set. Request route: 1 ok, 0 retransmission or hop-by-hop ACK absorbed, <0 error (reply with sl_reply_error). Failure route: sends the new branches, 1 or -1.
+     * Native name for KSR.x.modf: "t_relay".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_relay(): number;
+    /**
+     * Like t_relay, over the given transport ("udp" or "tcp").
+     * Native name for KSR.x.modf: "t_relay_to_proto".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_relay_to_proto(p1: string): number;
+    /**
+     * Like t_relay, every branch sent to proto:addr:port.
+     * Native name for KSR.x.modf: "t_relay_to_proto_addr".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_relay_to_proto_addr(p1: string, p2: string, p3: number): number;
+    /**
+     * Like t_relay, every branch sent to the given next hop ("[proto:]host[:port]" or a SIP URI).
+     * Native name for KSR.x.modf: "t_relay_to_proxy".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_relay_to_proxy(p1: string): number;
+    /**
+     * Stateful reply on the existing transaction (t_newtran/t_relay first). 1 ok, -1 error or no transaction, -2 if the message must not be answered.
+     * Native name for KSR.x.modf: "t_reply".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_reply(p1: number, p2: string): number;
+    /**
+     * Back to the default fr_timer and fr_inv_timer. 1.
+     * Native name for KSR.x.modf: "t_reset_fr".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_reset_fr(): number;
+    /**
+     * Stateful reply, creating the transaction if needed. 1 ok, -1 error.
+     * Native name for KSR.x.modf: "t_send_reply".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_send_reply(p1: number, p2: string): number;
+    /**
+     * 1: a 6xx from a branch no longer cancels the other branches (0 restores). 1.
+     * Native name for KSR.x.modf: "t_set_disable_6xx".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_set_disable_6xx(p1: number): number;
+    /**
+     * Set fr_inv_timer and fr_timer (ms, 0 = default) of the transaction (or the one about to be created). 1 ok, -1 invalid.
+     * Native name for KSR.x.modf: "t_set_fr".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_set_fr(p1: number, p2: number): number;
+    /**
+     * t_set_fr(ms, 0).
+     * Native name for KSR.x.modf: "t_set_fr_inv".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_set_fr_inv(p1: number): number;
+  }
+
+  /** KSR.tmx: Kamailio module tmx. */
+  interface TmxModule {
+    /**
+     * Copy the message flags into the transaction (seen by its later routes). 1 ok, -1 without a transaction.
+     * Native name for KSR.x.modf: "t_flush_flags".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_flush_flags(): number;
+    /**
+     * 1 in a branch route, -1 elsewhere.
+     * Native name for KSR.x.modf: "t_is_branch_route".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_is_branch_route(): number;
+    /**
+     * 1 in a failure route, -1 elsewhere.
+     * Native name for KSR.x.modf: "t_is_failure_route".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_is_failure_route(): number;
+    /**
+     * 1 in the core reply route or a tm onreply route, -1 elsewhere.
+     * Native name for KSR.x.modf: "t_is_reply_route".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_is_reply_route(): number;
+    /**
+     * 1 in the request route, -1 elsewhere.
+     * Native name for KSR.x.modf: "t_is_request_route".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_is_request_route(): number;
+    /**
+     * 1 if another worker is processing the same request right now (a racing retransmission), -1 otherwise. Routes run one at a time here, so no request is ever in process elsewhere: -1.
+     * Native name for KSR.x.modf: "t_precheck_trans".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    t_precheck_trans(): number;
+  }
+
   /** The KSR object: core functions and one member per module. */
   interface KSR {
     readonly x: XModule;
@@ -838,9 +1132,12 @@ declare namespace KSRTypes {
     readonly kx: KxModule;
     readonly maxfwd: MaxfwdModule;
     readonly pv: PvModule;
+    readonly rr: RrModule;
     readonly sanity: SanityModule;
     readonly siputils: SiputilsModule;
     readonly sl: SlModule;
+    readonly tm: TmModule;
+    readonly tmx: TmxModule;
     /** Add the rport parameter to the Via this proxy inserts (RFC 3581 §3). */
     add_local_rport(): boolean;
     /** Write the text to the log at level crit (no newline is added). */

@@ -5,6 +5,7 @@
  */
 import type { SipMessage, MessageEdits } from "../sip/message.js";
 import { emptyEdits } from "../sip/message.js";
+import type { StatefulProxy } from "../proxy/proxy.js";
 
 export type TransportProto = "udp" | "tcp";
 
@@ -25,7 +26,7 @@ export interface ListenSocket {
   readonly port: number;
 }
 
-export type RouteType = "request" | "reply" | "failure" | "branch" | "onreply" | "onsend";
+export type RouteType = "request" | "reply" | "failure" | "branch" | "branch_failure" | "onreply" | "onsend";
 
 export type LogLevel = "dbg" | "info" | "notice" | "warn" | "err" | "crit";
 
@@ -59,6 +60,11 @@ export interface HostServices {
   forward(ctx: MessageContext, targetUri?: string): boolean;
   /** Wall clock in ms (controllable in tests). */
   now(): number;
+  /**
+   * The transaction user of the stateful proxy (KSR.tm). Absent on hosts
+   * without transaction state: tm functions then fail with -1.
+   */
+  readonly proxy?: StatefulProxy;
 }
 
 /** State a tenant keeps between messages (Kamailio's per-process $var, $shv). */

@@ -24,6 +24,8 @@ import { MessageContext, newTenantState } from "./context.js";
 import type { HostServices, ListenSocket, LogLevel, ReceiveInfo, TenantState, TransportProto } from "./context.js";
 import { log as writeLog } from "./log.js";
 import { buildMalformedReply, reasonFromError, responseViaLines, topViaOf } from "./malformed.js";
+import { StatefulProxy, type ProxyOptions } from "../proxy/proxy.js";
+import { RealTimerService, type TimerService } from "../transaction/index.js";
 
 export const REQUEST_ROUTE = "ksr_request_route";
 export const REPLY_ROUTE = "ksr_reply_route";
@@ -51,6 +53,10 @@ export interface SipServerOptions {
    * sent, so scripts are tested against this very server logic.
    */
   readonly transport?: (options: TransportOptions) => ServerTransport;
+  /** Timers of the transaction layer (default: real timers; tests pass a FakeClock). */
+  readonly timers?: TimerService;
+  /** Stateful proxy settings (T1/T2/T4, fr timers, table size). */
+  readonly proxy?: ProxyOptions;
 }
 
 /** What the server needs of a transport; TransportLayer is the real one. */
@@ -77,6 +83,8 @@ export class SipServer implements HostServices {
   private hasReplyRoute: boolean | undefined;
   /** One To tag per request context for every local reply to it (§8.2.6.2). */
   private readonly localTags = new WeakMap<MessageContext, string>();
+  /** The transaction user behind KSR.tm (RFC 3261 §16 / §17). */
+  readonly proxy: StatefulProxy;
 
   constructor(
     private readonly runner: RouteRunner,
@@ -96,6 +104,21 @@ export class SipServer implements HostServices {
       tcpIdleTimeoutMs: options.idleTimeoutMs,
       maxTcpConnections: options.maxTcpConnections,
     });
+    this.proxy = new StatefulProxy(
+      {
+        services: this,
+        tenant: this.tenant,
+        currentRunner: () => this.runner,
+        timers: options.timers ?? new RealTimerService(),
+        socketFor: (proto, host, forced) => {
+          // As sendingSocket: a host name is resolved later, in the family of our first socket.
+          const probe = isIP(host) !== 0 ? host : this.listen.find((l) => l.proto === proto)?.ip ?? "0.0.0.0";
+          return this.transport.socketFor(proto, probe, forced);
+        },
+        send: (dest, data, from, what) => this.dispatch(dest, data, from, what),
+      },
+      options.proxy,
+    );
   }
 
   /** Bind every listen socket; resolves with them as bound (port 0 replaced). */
@@ -189,16 +212,22 @@ export class SipServer implements HostServices {
   private onRequest(msg: SipMessage, rcv: ReceiveInfo): void {
     const ctx = new MessageContext(msg, rcv, "request", this.tenant, this);
     const outcome = this.runner.runRoute(REQUEST_ROUTE, ctx);
-    if (outcome.status === "ok") return; // no reply/relay: silently consumed, as in Kamailio
-    if (outcome.status === "missing") {
-      this.log("err", `script ${this.runner.scriptPath} defines no ${REQUEST_ROUTE}(); request ${msg.method} call-id=${msg.callId} not handled`);
-      return;
-    }
-    this.logRouteFailure(REQUEST_ROUTE, ctx, outcome);
-    // Error policy: 500 to requests other than ACK (never answered) unless
-    // the route already answered or sent the request on.
-    if (msg.method !== "ACK" && ctx.replied === undefined && !ctx.forwarded) {
-      this.sendReply(ctx, 500, "Server Internal Error"); // RFC 3261 §21.5.1
+    try {
+      if (outcome.status === "ok") return; // no reply/relay: silently consumed, as in Kamailio
+      if (outcome.status === "missing") {
+        this.log("err", `script ${this.runner.scriptPath} defines no ${REQUEST_ROUTE}(); request ${msg.method} call-id=${msg.callId} not handled`);
+        return;
+      }
+      this.logRouteFailure(REQUEST_ROUTE, ctx, outcome);
+      // Error policy: 500 to requests other than ACK (never answered) unless
+      // the route already answered or sent the request on.
+      if (msg.method !== "ACK" && ctx.replied === undefined && !ctx.forwarded) {
+        this.sendReply(ctx, 500, "Server Internal Error"); // RFC 3261 §21.5.1
+      }
+    } finally {
+      // The transaction the route created (if any): deferred branches are
+      // sent, an unanswered one is released (Kamailio's end-of-script t_unref).
+      this.proxy.requestRouteDone(ctx);
     }
   }
 
@@ -215,6 +244,9 @@ export class SipServer implements HostServices {
       if (ctx.dropped) return;
       if (ctx.forwarded) return; // the route forwarded it already
     }
+    // Kamailio order: the core reply route first, then transaction matching;
+    // a response no transaction claims is forwarded statelessly.
+    if (this.proxy.receiveResponse(msg, rcv, ctx?.edits)) return;
     this.forwardResponse(msg, rcv, ctx?.edits);
   }
 

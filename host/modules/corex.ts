@@ -4,14 +4,24 @@
  * (0..63), kept beside the message context; the stateful proxy code can
  * read them with xflagsOf().
  *
- * Not provided here: append_branch* (need the branch set of the stateful
- * proxy), send_data/sendx (raw sends), set_*_socket*, set_source_address,
+ * append_branch* add to the destination set of the stateful proxy
+ * (host/proxy/branch-set.ts). Not provided here: send_data/sendx (raw sends), set_*_socket*, set_source_address,
  * via_* (Via building options), file_read/file_write (a tenant script must
  * not reach the host file system).
  */
 import type { MessageContext } from "../core/context.js";
 import type { KemiModule } from "./types.js";
 import { currentRuri, firstHeaderOf } from "./msgutil.js";
+import { appendBranch } from "../proxy/branch-set.js";
+
+/** Kamailio allows append_branch in request and failure routes only. */
+function appendBranchIn(ctx: MessageContext, uri: string | undefined, q: string | undefined): number {
+  if (!ctx.isRequest || (ctx.routeType !== "request" && ctx.routeType !== "failure")) {
+    ctx.host.log("err", "append_branch: only in request and failure routes\n", ctx);
+    return -1;
+  }
+  return appendBranch(ctx, uri, q) ? 1 : -1;
+}
 
 const xflags = new WeakMap<MessageContext, bigint>();
 const MAX_XFLAG = 63;
@@ -75,6 +85,25 @@ export const corexModule: KemiModule = {
       nativeName: "isxflagset",
       doc: "1 if extended flag f is set, -1 if not or out of range.",
       run: (ctx, f: number) => (xflagValid(f) && (xflagsOf(ctx) >> BigInt(f)) & 1n ? 1 : -1),
+    },
+    append_branch: {
+      params: [],
+      returns: "int",
+      nativeName: "append_branch",
+      doc: "Move the R-URI branch (with $du, $fs and its branch flags) into the destination set. 1 ok, -1 error (set full).",
+      run: (ctx) => appendBranchIn(ctx, undefined, undefined),
+    },
+    append_branch_uri: {
+      params: ["str"],
+      returns: "int",
+      doc: "Add a branch to the URI (inheriting $du, $fs and the R-URI branch flags); \"\" = append_branch(). 1 ok, -1 error.",
+      run: (ctx, uri: string) => appendBranchIn(ctx, uri, undefined),
+    },
+    append_branch_uri_q: {
+      params: ["str", "str"],
+      returns: "int",
+      doc: "Like append_branch_uri with a q-value (\"0.5\"). 1 ok, -1 error (bad q, set full).",
+      run: (ctx, uri: string, q: string) => appendBranchIn(ctx, uri, q),
     },
     is_faked_msg: {
       params: [],

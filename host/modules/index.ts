@@ -12,6 +12,9 @@ import { maxfwdModule } from "./maxfwd.js";
 import { sanityModule } from "./sanity.js";
 import { siputilsModule } from "./siputils.js";
 import { corexModule } from "./corex.js";
+import { tmModule } from "./tm.js";
+import { tmxModule } from "./tmx.js";
+import { rrModule } from "./rr.js";
 
 export const KEMI_MODULES: readonly KemiModule[] = [
   coreModule,
@@ -23,4 +26,7 @@ export const KEMI_MODULES: readonly KemiModule[] = [
   sanityModule,
   siputilsModule,
   corexModule,
+  tmModule,
+  tmxModule,
+  rrModule,
 ];

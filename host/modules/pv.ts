@@ -37,6 +37,7 @@ import {
   type NullMode,
 } from "./msgutil.js";
 import { isLocalAddress } from "./myself.js";
+import { tmPvAccessor } from "../proxy/tm-pv.js";
 
 type PvValue = string | number | null;
 
@@ -535,7 +536,8 @@ function compile(name: string): PvAccessor | null {
   if (p === null) return null;
   if (p.inner === undefined) {
     if (p.idx.kind !== "none") return null;
-    return SIMPLE.get(p.cls) ?? null;
+    // $T_* and $br belong to the stateful proxy (host/proxy/tm-pv.ts).
+    return SIMPLE.get(p.cls) ?? tmPvAccessor(p.cls, undefined, lookupPv);
   }
   const indexable = p.cls === "hdr" || p.cls === "avp";
   if (p.idx.kind !== "none" && !indexable) return null;
@@ -555,7 +557,7 @@ function compile(name: string): PvAccessor | null {
     case "HN":
       return hnAccessor(p.inner);
     default:
-      return null;
+      return tmPvAccessor(p.cls, p.inner, lookupPv);
   }
 }
 

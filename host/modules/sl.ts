@@ -1,11 +1,10 @@
 /**
  * KSR.sl: stateless replies (Kamailio sl module).
  *
- * send_reply: Kamailio replies statefully when tm created a transaction for
- * the request and statelessly otherwise. This table has no transaction
- * layer to ask, so it always replies statelessly; the stateful proxy code
- * should replace this entry (same name and signature) once transactions
- * exist.
+ * send_reply: as in Kamailio, replies statefully (KSR.tm.t_reply) when the
+ * route has a transaction (t_newtran / t_relay ran for the message, or the
+ * route is a transaction route), statelessly otherwise. sl_send_reply is
+ * always stateless.
  *
  * Not provided: send_reply_mode (its only mode flag concerns tm), and
  * sl_forward_reply (forwards a received reply with a new status, needs the
@@ -26,6 +25,11 @@ const noReply = new WeakSet<MessageContext>();
  */
 export function markNoReply(ctx: MessageContext): void {
   noReply.add(ctx);
+}
+
+/** Whether markNoReply was applied to ctx (tm's replies honour it too). */
+export function isMarkedNoReply(ctx: MessageContext): boolean {
+  return noReply.has(ctx);
 }
 
 /**
@@ -68,8 +72,13 @@ export const slModule: KemiModule = {
       params: ["int", "str"],
       returns: "int",
       nativeName: "send_reply",
-      doc: "Reply statefully if a transaction exists, else statelessly (no transactions yet: always stateless). 1 ok, -1 error.",
-      run: (ctx, code: number, reason: string) => slReply(ctx, code, reason),
+      doc: "Reply statefully if the message has a transaction (t_newtran/t_relay ran, or a transaction route), else statelessly. 1 ok, -1 error, -2 if the message must not be answered.",
+      run(ctx, code: number, reason: string) {
+        const proxy = ctx.host.proxy;
+        if (proxy === undefined || proxy.bindingOf(ctx) === undefined) return slReply(ctx, code, reason);
+        if (noReply.has(ctx)) return -2;
+        return proxy.reply(ctx, code, reason);
+      },
     },
     sl_reply_error: {
       params: [],

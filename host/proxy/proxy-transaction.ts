@@ -1,0 +1,190 @@
+/**
+ * The state a stateful proxy keeps per received request (Kamailio's tm
+ * "cell"): the server transaction facing upstream, the branches (one
+ * client transaction each) facing downstream, the routes armed for it,
+ * and the request as the script left it when it relayed (RFC 3261 §16.2:
+ * "a stateful proxy ... maintains ... a response context").
+ */
+import type { MessageEdits, SipMessage } from "../sip/message.js";
+import { MessageContext } from "../core/context.js";
+import type { ListenSocket, ReceiveInfo } from "../core/context.js";
+import { sendOptions, peekSendOptions } from "../modules/sendopts.js";
+import { copyRecordRouteState } from "./record-route.js";
+import type { AvpStore } from "../modules/pv.js";
+import type { ClientTransaction, ServerTransaction, TimerHandle } from "../transaction/index.js";
+import type { RouteRunner } from "../../sandbox/types.js";
+import { copyEdits, type NextHop, type Upstream } from "./messages.js";
+import type { RelayOverride } from "./proxy.js";
+
+/** Per-transaction switches a script sets with t_on_* / t_set_* (before or after the transaction exists). */
+export interface TmSettings {
+  onBranch: string;
+  onFailure: string;
+  onReply: string;
+  onBranchFailure: string;
+  /** fr_timer for this transaction in ms (0 = the proxy default). */
+  frTimerMs: number;
+  /** fr_inv_timer for this transaction in ms (0 = the proxy default). */
+  frInvTimerMs: number;
+  /** t_set_disable_6xx: a 6xx does not cancel the other branches. */
+  disable6xx: boolean;
+}
+
+export function defaultSettings(): TmSettings {
+  return { onBranch: "", onFailure: "", onReply: "", onBranchFailure: "", frTimerMs: 0, frInvTimerMs: 0, disable6xx: false };
+}
+
+/**
+ * Copy the per-message state other modules keep beside a context (the
+ * Record-Route asked for, advertised address/port and connection options)
+ * from one context to another: a branch or failure route works on the
+ * request as its request route left it.
+ */
+export function copyMessageState(from: MessageContext, to: MessageContext): void {
+  copyRecordRouteState(from, to);
+  const options = peekSendOptions(from);
+  if (options !== undefined) Object.assign(sendOptions(to), options);
+}
+
+/** The request as the script left it at t_relay time: what failure routes start from. */
+export interface SavedRequest {
+  /** A detached context holding the module state of the request (see copyMessageState). */
+  readonly moduleState: MessageContext;
+  readonly requestUri: string | undefined;
+  readonly dstUri: string | undefined;
+  readonly sendSocket: string | undefined;
+  readonly edits: MessageEdits;
+  readonly forceRport: boolean;
+  readonly addLocalRport: boolean;
+}
+
+export function saveRequest(ctx: MessageContext): SavedRequest {
+  const moduleState = new MessageContext(ctx.msg, ctx.rcv, ctx.routeType, ctx.tenant, ctx.host);
+  copyMessageState(ctx, moduleState);
+  return {
+    moduleState,
+    requestUri: ctx.newRequestUri,
+    dstUri: ctx.dstUri,
+    sendSocket: ctx.sendSocket,
+    edits: copyEdits(ctx.edits),
+    forceRport: ctx.forceRport,
+    addLocalRport: ctx.addLocalRport,
+  };
+}
+
+/** A final outcome of a branch: a received response, or one this proxy stands in for (408 timeout, 503 transport error). */
+export interface BranchFinal {
+  readonly status: number;
+  readonly reason: string;
+  /** The response as received; undefined for a locally generated outcome. */
+  readonly reply: SipMessage | undefined;
+  /** Edits the reply routes made to it (applied when it is relayed). */
+  readonly edits: MessageEdits | undefined;
+}
+
+/** One outgoing branch (RFC 3261 §16.6): a target and its client transaction. */
+export class ProxyBranch {
+  /** Highest provisional status received (0: none), for §9.1 CANCEL and §16.8 timer handling. */
+  provisional = 0;
+  final: BranchFinal | undefined;
+  /** The fr timer (Kamailio fr_timer / fr_inv_timer, RFC timer C for INVITE) ran out. */
+  timedOut = false;
+  /** A CANCEL is wanted but waits for a provisional response (§9.1). */
+  cancelRequested = false;
+  cancelSent = false;
+  /** Request retransmissions are no longer sent (the branch was given up without a CANCEL, §16.8). */
+  retransmissionsStopped = false;
+  frTimer: TimerHandle | undefined;
+  client: ClientTransaction | undefined;
+  /** Reason header lines (RFC 3326) to put in a CANCEL sent later. */
+  cancelReason: readonly string[] = [];
+
+  constructor(
+    readonly index: number,
+    /** Request-URI sent on this branch. */
+    readonly uri: string,
+    /** $du of the branch. */
+    readonly dstUri: string | undefined,
+    /** Branch flags. */
+    public flags: number,
+    readonly hop: NextHop,
+    readonly socket: ListenSocket,
+  ) {}
+
+  get completed(): boolean {
+    return this.final !== undefined;
+  }
+
+  /** Whether any response (provisional or final, not one stood in for) was received. */
+  get replied(): boolean {
+    return this.provisional > 0 || (this.final !== undefined && this.final.reply !== undefined);
+  }
+}
+
+/** The proxy's record of one received request and everything sent for it. */
+export class ProxyTransaction implements TmSettings {
+  onBranch = "";
+  onFailure = "";
+  onReply = "";
+  onBranchFailure = "";
+  frTimerMs = 0;
+  frInvTimerMs = 0;
+  disable6xx = false;
+
+  readonly branches: ProxyBranch[] = [];
+  /** Message flags of the request (updated by every route of the transaction). */
+  flags: number;
+  /** The request state at the first relay; failure routes start from it. */
+  saved: SavedRequest;
+  /** A CANCEL for this INVITE arrived (t_is_canceled). */
+  canceled = false;
+  /** Last status sent upstream (0 = none): t_get_status_code, $T_reply_code in request routes. */
+  uasStatus = 0;
+  /** A final response went upstream. */
+  finalSent = false;
+  /** A route of this transaction is running or branches are being created: completion is checked afterwards. */
+  busy = false;
+  /** The branch whose response was chosen (failure route), -1 before. */
+  pickedBranch = -1;
+  /** At least one branch was sent (t_relay succeeded once). */
+  relayed = false;
+  /** The request route ended without relaying or answering statefully: the transaction only absorbs retransmissions until removed. */
+  released = false;
+  /** To tags of the 2xx responses relayed upstream, for matching end-to-end ACKs. */
+  readonly okToTags = new Set<string>();
+
+  constructor(
+    readonly server: ServerTransaction,
+    readonly request: SipMessage,
+    readonly rcv: ReceiveInfo,
+    readonly upstream: Upstream,
+    /** The routes of this transaction run in the script it started with. */
+    readonly runner: RouteRunner,
+    /** Shared $avp store: the transaction's AVPs, seen by all of its routes. */
+    readonly avps: AvpStore,
+    /** To tag of responses generated here (§8.2.6.2: one tag for all of them). */
+    readonly localToTag: string,
+    ctx: MessageContext,
+  ) {
+    this.flags = ctx.flags;
+    this.saved = saveRequest(ctx);
+  }
+
+  get isInvite(): boolean {
+    return this.request.method === "INVITE";
+  }
+
+  applySettings(s: TmSettings): void {
+    this.onBranch = s.onBranch;
+    this.onFailure = s.onFailure;
+    this.onReply = s.onReply;
+    this.onBranchFailure = s.onBranchFailure;
+    this.frTimerMs = s.frTimerMs;
+    this.frInvTimerMs = s.frInvTimerMs;
+    this.disable6xx = s.disable6xx;
+  }
+
+  pendingBranches(): ProxyBranch[] {
+    return this.branches.filter((b) => !b.completed);
+  }
+}
