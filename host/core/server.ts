@@ -17,6 +17,7 @@ import type { Via } from "../sip/via.js";
 import { formatVia, parseVia, viaParam } from "../sip/via.js";
 import { parseUri, uriParam, uriTransport } from "../sip/uri.js";
 import type { RouteOutcome, RouteRunner } from "../../sandbox/types.js";
+import { renderRecordRoute } from "../proxy/record-route.js";
 import { TransportLayer, type TransportOptions } from "../transport/index.js";
 import { formatHostPort, formatListenSocket, isWildcardIp, parseListenSocket, sameIp, unbracket } from "../transport/listen-socket.js";
 import { isOwnVia, responseDestination, stampReceivedVia, viaTransport, type Destination } from "./addressing.js";
@@ -342,7 +343,11 @@ export class SipServer implements HostServices {
       return false;
     }
     const via = this.ownVia(ctx, socket, target);
-    const edits = withViaOnTop(ctx.msg, withStampedTopVia(ctx, ctx.edits), via);
+    // Record-Route for the socket this copy leaves by (RFC 3261 §16.6 step 4,
+    // RFC 5658); ctx.edits stays as the script left it, for another forward.
+    const recordRoute = renderRecordRoute(ctx, socket, localSocketOf(ctx.rcv));
+    const base = recordRoute.length > 0 ? { ...ctx.edits, prepended: [...recordRoute, ...ctx.edits.prepended] } : ctx.edits;
+    const edits = withViaOnTop(ctx.msg, withStampedTopVia(ctx, base), via);
     const text = serializeMessage(ctx.msg, edits, {
       requestUri: ctx.newRequestUri,
       stream: transport === "tcp", // Content-Length mandatory on streams (RFC 3261 §18.3)

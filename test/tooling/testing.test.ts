@@ -20,6 +20,21 @@ async function script(source: string, opts: Parameters<typeof loadScript>[1] = {
   return h;
 }
 
+describe("stateless forward with record_route", () => {
+  it("puts our Record-Route above the headers of the forwarded request, once per forward", async () => {
+    const h = await script(`function ksr_request_route() {
+      KSR.rr.record_route();
+      KSR.rr.add_rr_param(";nat=yes");
+      KSR.forward_uri("sip:127.0.0.1:5080");
+    }`);
+    const r = await h.send({ method: "INVITE", ruri: "sip:bob@127.0.0.1:5060" });
+    expect(r.forwarded).toHaveLength(1);
+    const rr = headerValues(r.forwarded[0]!, "record-route");
+    expect(rr).toHaveLength(1);
+    expect(rr[0]).toMatch(/^<sip:127\.0\.0\.1;lr;ftag=[^;>]+;nat=yes>$/);
+  });
+});
+
 describe("loadScript + send: the basic proxy example", () => {
   it("forwards a call for a known local user to its address, R-URI rewritten, our Via on top", async () => {
     const h = await example("basic-proxy.js");
