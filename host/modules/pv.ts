@@ -38,6 +38,7 @@ import {
 } from "./msgutil.js";
 import { isLocalAddress } from "./myself.js";
 import { tmPvAccessor } from "../proxy/tm-pv.js";
+import { htablePvAccessor } from "./htable.js";
 
 type PvValue = string | number | null;
 
@@ -505,6 +506,9 @@ interface ParsedName {
 
 const CLASS_RE = /^[A-Za-z_][A-Za-z0-9_.]*$/;
 
+/** Classes whose inner name may itself hold PVs with parentheses: $sht(t=>$var(k)). */
+const NESTED_NAME_CLASSES: ReadonlySet<string> = new Set(["sht", "shtex", "shtinc", "shtdec"]);
+
 /** Split a PV name into class, inner name and index; null when malformed. */
 export function parsePvName(name: string): ParsedName | null {
   if (!name.startsWith("$") || name.length < 2) return null;
@@ -527,7 +531,7 @@ export function parsePvName(name: string): ParsedName | null {
   if (!body.endsWith(")")) return null;
   const cls = body.slice(0, open);
   const inner = body.slice(open + 1, -1);
-  if (!CLASS_RE.test(cls) || inner.length === 0 || inner.includes(")")) return null;
+  if (!CLASS_RE.test(cls) || inner.length === 0 || (inner.includes(")") && !NESTED_NAME_CLASSES.has(cls))) return null;
   return { cls, inner, idx };
 }
 
@@ -556,6 +560,13 @@ function compile(name: string): PvAccessor | null {
       return tvAccessor(p.inner);
     case "HN":
       return hnAccessor(p.inner);
+    case "sht":
+    case "shtex":
+    case "shtinc":
+    case "shtdec":
+    case "shtitkey":
+    case "shtitval":
+      return htablePvAccessor(p.cls, p.inner, lookupPv);
     default:
       return tmPvAccessor(p.cls, p.inner, lookupPv);
   }

@@ -85,14 +85,8 @@ describe("ksr check: KSR calls", () => {
     ]);
   });
 
-  it("reports functions a module lists as unavailable, with the reason", () => {
-    const rtpproxy: KemiModule = {
-      name: "rtpproxy",
-      kamailioModule: "rtpproxy",
-      functions: {},
-      unavailable: { rtpproxy_manage: { params: ["str"], returns: "int", reason: "no RTP proxy is configured" } },
-    };
-    const modules = [...KEMI_MODULES, rtpproxy];
+  it("reports functions a module lists as unavailable, with the reason (rtpproxy: no RTP proxy here)", () => {
+    const modules = KEMI_MODULES;
     expect(check(route('  KSR.rtpproxy.rtpproxy_manage("co");\n  KSR.x.modf("rtpproxy_manage", "co");'), "s.js", modules)).toEqual([
       "2:3: KSR.rtpproxy.rtpproxy_manage: not available here: no RTP proxy is configured",
       '3:3: KSR.x.modf("rtpproxy_manage") (KSR.rtpproxy.rtpproxy_manage): not available here: no RTP proxy is configured',

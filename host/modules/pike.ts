@@ -1,0 +1,47 @@
+/**
+ * KSR.pike (Kamailio pike module): flood detection per source address.
+ * The counting windows and thresholds are in state/pike-store.ts
+ * (configurePike sets Kamailio's sampling_time_unit, reqs_density_per_unit
+ * and remove_latency per tenant or for all).
+ *
+ * Like Kamailio, pike only detects: the script decides what to do (the
+ * basic example script bans the address in an htable and exits).
+ */
+import type { MessageContext } from "../core/context.js";
+import type { KemiModule } from "./types.js";
+import { PIKE_NEWLY_FLOODING, tenantPike } from "./state/pike-store.js";
+import { canonicalIp } from "./nathelper.js";
+
+function check(ctx: MessageContext, address: string): number {
+  const result = tenantPike(ctx.tenant.id).check(address, ctx.host.now());
+  // Kamailio logs the blocking at its pike_log_level (warning by default).
+  if (result === PIKE_NEWLY_FLOODING) ctx.host.log("warn", `PIKE - BLOCKing ip ${address}\n`, ctx);
+  return result;
+}
+
+export const pikeModule: KemiModule = {
+  name: "pike",
+  kamailioModule: "pike",
+  functions: {
+    pike_check_req: {
+      params: [],
+      returns: "int",
+      doc: "Count this request against its source address: 1 not flooding, -1 already flooding, -2 newly detected as flooding.",
+      run: (ctx) => check(ctx, canonicalIp(ctx.rcv.srcIp) ?? ctx.rcv.srcIp),
+    },
+    pike_check_ip: {
+      params: ["str"],
+      returns: "int",
+      doc: "Like pike_check_req for the given address: 1 / -1 / -2; -1 also for an invalid address.",
+      run(ctx, ip: string) {
+        if (ip.length === 0) return -1;
+        const address = canonicalIp(ip);
+        if (address === undefined) {
+          ctx.host.log("err", `pike: failed to parse ip address: ${ip}\n`, ctx);
+          return -1;
+        }
+        return check(ctx, address);
+      },
+    },
+  },
+};
