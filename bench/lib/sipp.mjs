@@ -91,6 +91,22 @@ export async function probeOptions(port, timeoutMs = 500) {
   }
 }
 
+/**
+ * Whether something listens on 127.0.0.1:port (or the wildcard address) for
+ * this protocol, read from /proc/net/{udp,tcp} so that checking never takes
+ * the port itself (a bind attempt could make the server's own bind fail).
+ */
+export function isListening(protocol, port) {
+  const TCP_LISTEN = "0A";
+  const wanted = new Set([`0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`, `00000000:${port.toString(16).toUpperCase().padStart(4, "0")}`]);
+  return fs
+    .readFileSync(`/proc/net/${protocol}`, "latin1")
+    .split("\n")
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .some((fields) => wanted.has(fields[1]) && (protocol === "udp" || fields[3] === TCP_LISTEN));
+}
+
 /** Builds dist/ksr.js (npm run build) when it is missing or older than a source file. */
 export function ensureBuilt({ force = false } = {}) {
   const newestSource = ["host", "sandbox", "runtime"]
@@ -127,11 +143,22 @@ function waitForExit(child, timeoutMs) {
 
 /**
  * Starts `node bin/ksr.js run <script>` listening on UDP and TCP 127.0.0.1:port
- * and resolves once it answers an OPTIONS probe (bounded by readyTimeoutMs).
+ * and resolves once it is ready (bounded by readyTimeoutMs): with readiness
+ * "options" (default) once it answers an OPTIONS probe; with "sockets" once
+ * its UDP and TCP sockets are open (for scripts that relay an OPTIONS rather
+ * than answer it, so that a probe would reach whatever is behind them).
  * Returns { pid, port, output(), stop() }; stop() sends SIGTERM to that PID,
  * then SIGKILL if it has not exited within 5 s.
  */
-export async function startKsr({ script, port, logLevel = "warn", extraArgs = [], readyTimeoutMs = 15_000 }) {
+export async function startKsr({
+  script,
+  port,
+  logLevel = "warn",
+  extraArgs = [],
+  readyTimeoutMs = 15_000,
+  readiness = "options",
+}) {
+  if (readiness !== "options" && readiness !== "sockets") throw new Error(`readiness must be "options" or "sockets"`);
   if (!fs.existsSync(KSR_BUNDLE)) throw new Error(`${KSR_BUNDLE} is missing: run \`npm run build\` first`);
   const args = [
     KSR_BIN,
@@ -173,11 +200,17 @@ export async function startKsr({ script, port, logLevel = "warn", extraArgs = []
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`ksr run exited (code ${child.exitCode}, signal ${child.signalCode}) before answering:\n${output}`);
     }
-    const status = await Promise.race([probeOptions(port, 300), spawnError]);
-    if (status !== null) return handle;
+    if (readiness === "options") {
+      const status = await Promise.race([probeOptions(port, 300), spawnError]);
+      if (status !== null) return handle;
+    } else {
+      if (isListening("udp", port) && isListening("tcp", port)) return handle;
+      await Promise.race([new Promise((resolve) => setTimeout(resolve, 100)), spawnError]);
+    }
   }
   await handle.stop();
-  throw new Error(`ksr run did not answer OPTIONS on udp:${LOCALHOST}:${port} within ${readyTimeoutMs} ms:\n${output}`);
+  const awaited = readiness === "options" ? "answer OPTIONS" : "listen";
+  throw new Error(`ksr run did not ${awaited} on udp:${LOCALHOST}:${port} within ${readyTimeoutMs} ms:\n${output}`);
 }
 
 /** "HH:MM:SS" or "HH:MM:SS:uuuuuu" (sipp's stat format) to seconds. */
@@ -206,62 +239,108 @@ function percentile(sorted, p) {
 }
 
 /**
- * Runs one bounded sipp UAC load against 127.0.0.1:targetPort.
- *   transport: "udp" (sipp -t u1) or "tcp" (sipp -t t1, one connection)
- *   calls, rate: sipp -m and -r (calls per second)
- * Resolves with sipp's exit code and counters from its final statistics row;
- * response times (ms, sipp resolution 1 ms) from its per-call rtt trace.
+ * Per-message counters of a sipp -trace_counts CSV (last row), in scenario
+ * order. sipp names each column "<index>_<method or status>_<counter>";
+ * counters are Sent/Retrans(/Timeout) for a send and Recv/Retrans/Timeout/Unexp
+ * for a reception, where Retrans of a reception counts the retransmissions
+ * sipp received and folded into it.
  */
-export async function runSipp({
+export function readSippCounts(file) {
+  const stats = readSippStats(file);
+  const byIndex = new Map();
+  for (const [column, value] of stats) {
+    const match = /^(\d+)_(.+)_([A-Za-z]+)$/.exec(column);
+    if (!match) continue;
+    const index = Number(match[1]);
+    const entry = byIndex.get(index) ?? { index, name: match[2], counters: {} };
+    entry.counters[match[3]] = Number(value);
+    byIndex.set(index, entry);
+  }
+  return [...byIndex.values()].sort((x, y) => x.index - y.index);
+}
+
+/**
+ * The counters of the occurrence-th (0-based) scenario step named name
+ * ("INVITE", "200", ...) in a SippRun's messages; throws when there is none,
+ * so a test cannot silently read a missing step as zero.
+ */
+export function sippMessageCounters(run, name, occurrence = 0) {
+  const steps = run.messages.filter((m) => m.name === name);
+  const step = steps[occurrence];
+  if (!step) {
+    throw new Error(`sipp counts have ${steps.length} step(s) named ${name}, not occurrence ${occurrence}: ${JSON.stringify(run.messages)}`);
+  }
+  return step.counters;
+}
+
+/**
+ * Starts one bounded sipp process on 127.0.0.1 and returns at once.
+ *
+ * A UAC when remotePort is given (sipp sends to 127.0.0.1:remotePort at
+ * `rate` calls/s), otherwise a UAS waiting for calls on localPort. The
+ * scenario is a file (scenarioFile) or one of sipp's built-in ones
+ * (builtinScenario: "uac", "uas", ...). Bounds: sipp stops after `calls`
+ * calls (-m; optional for a UAS, which then runs until stopped) or after
+ * timeoutS seconds (-timeout); the process is killed 10 s after that bound
+ * if it is still running.
+ *
+ * Returns { pid, localPort, finished, stop() }: finished resolves with the
+ * SippRun once sipp exits; stop() sends SIGTERM to that PID (then SIGKILL)
+ * and resolves with the same SippRun.
+ */
+export async function startSipp({
   scenarioFile,
-  targetPort,
+  builtinScenario,
+  remotePort,
+  localPort,
   transport = "udp",
   calls,
   rate,
-  localPort,
+  timeoutS,
   recvTimeoutMs = 5_000,
   extraArgs = [],
 }) {
-  if (!(calls > 0 && rate > 0)) throw new Error("calls and rate must be positive");
+  if ((scenarioFile === undefined) === (builtinScenario === undefined)) {
+    throw new Error("give exactly one of scenarioFile and builtinScenario");
+  }
+  const isUac = remotePort !== undefined;
+  // A UAS may run without -m: a message it cannot map to a call (a late
+  // retransmission) counts as a call of its own, so -m could end it early.
+  if (calls !== undefined ? !(calls > 0) : isUac) throw new Error("calls must be positive (and given for a UAC)");
+  if (isUac && !(rate > 0)) throw new Error("a UAC needs a positive rate");
+  if (!(timeoutS > 0)) throw new Error("timeoutS must be positive");
+  const port = localPort ?? (await findFreePort());
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "ksr-sipp-"));
-  // Bound: the time the calls need at this rate, plus room for the last
-  // answers and sipp's retransmissions.
-  const boundS = Math.ceil(calls / rate) + Math.ceil(recvTimeoutMs / 1000) + 20;
   const args = [
-    `${LOCALHOST}:${targetPort}`,
-    "-sf",
-    path.resolve(scenarioFile), // sipp runs in its own working directory
+    ...(isUac ? [`${LOCALHOST}:${remotePort}`] : []),
+    ...(scenarioFile !== undefined ? ["-sf", path.resolve(scenarioFile)] : ["-sn", builtinScenario]),
     "-t",
     transport === "tcp" ? "t1" : "u1",
     "-i",
     LOCALHOST,
     "-p",
-    String(localPort ?? (await findFreePort())),
-    "-m",
-    String(calls),
-    "-r",
-    String(rate),
-    "-rp",
-    "1000",
+    String(port),
+    ...(calls !== undefined ? ["-m", String(calls)] : []),
+    ...(isUac ? ["-r", String(rate), "-rp", "1000"] : []),
     "-recv_timeout",
     String(recvTimeoutMs),
     "-timeout",
-    `${boundS}s`,
+    `${timeoutS}s`,
     "-nostdin",
     "-buff_size",
     "4194304",
     "-trace_stat",
     "-stf",
     path.join(workDir, "stat.csv"),
+    "-trace_counts",
     "-fd",
     "1",
-    "-trace_rtt",
-    "-rtt_freq",
-    "1",
     "-trace_err",
+    ...(isUac ? ["-trace_rtt", "-rtt_freq", "1"] : []),
     ...extraArgs,
   ];
   const started = performance.now();
+  // sipp writes its trace files into its working directory.
   const child = spawn("sipp", args, { cwd: workDir, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   const keep = (chunk) => {
@@ -270,8 +349,8 @@ export async function runSipp({
   };
   child.stdout.on("data", keep);
   child.stderr.on("data", keep);
-  const exit = await new Promise((resolve, reject) => {
-    const killer = setTimeout(() => child.kill("SIGKILL"), (boundS + 10) * 1000);
+  const exit = new Promise((resolve, reject) => {
+    const killer = setTimeout(() => child.kill("SIGKILL"), (timeoutS + 10) * 1000);
     child.once("error", (err) => {
       clearTimeout(killer);
       reject(new Error(`cannot run sipp: ${err.message}`));
@@ -281,14 +360,33 @@ export async function runSipp({
       resolve({ code, signal });
     });
   });
-  const wallS = (performance.now() - started) / 1000;
+  const finished = exit.then((result) => collectSippRun(workDir, result, (performance.now() - started) / 1000, output));
+  finished.catch(() => {}); // observed by whoever awaits it; no unhandled rejection meanwhile
+  return {
+    pid: child.pid,
+    localPort: port,
+    finished,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGTERM");
+        const stopped = await Promise.race([exit.then(() => true), new Promise((r) => setTimeout(() => r(false), 5_000))]);
+        if (!stopped) child.kill("SIGKILL");
+      }
+      return finished;
+    },
+  };
+}
+
+/** Reads what a finished sipp left in workDir; removes workDir unless sipp failed. */
+function collectSippRun(workDir, exit, wallS, output) {
   const statFile = path.join(workDir, "stat.csv");
   if (!fs.existsSync(statFile)) {
-    throw new Error(`sipp wrote no statistics (exit ${exit.code}, signal ${exit.signal}):\n${output.slice(-3000)}`);
+    throw new Error(`sipp wrote no statistics (exit ${exit.code}, signal ${exit.signal}); files in ${workDir}:\n${output.slice(-3000)}`);
   }
   const stats = readSippStats(statFile);
   const count = (name) => Number(stats.get(name) ?? NaN);
-  const rttFile = fs.readdirSync(workDir).find((f) => f.endsWith("_rtt.csv"));
+  const files = fs.readdirSync(workDir);
+  const rttFile = files.find((f) => f.endsWith("_rtt.csv"));
   const rtts = rttFile
     ? fs
         .readFileSync(path.join(workDir, rttFile), "latin1")
@@ -298,7 +396,9 @@ export async function runSipp({
         .filter((v) => Number.isFinite(v))
         .sort((x, y) => x - y)
     : [];
-  const errorFile = fs.readdirSync(workDir).find((f) => f.endsWith("_errors.log"));
+  const countsFile = files.find((f) => f.endsWith("_counts.csv"));
+  const messages = countsFile ? readSippCounts(path.join(workDir, countsFile)) : [];
+  const errorFile = files.find((f) => f.endsWith("_errors.log"));
   const errors = errorFile ? fs.readFileSync(path.join(workDir, errorFile), "latin1").slice(0, 4000) : "";
   // Keep sipp's files only when something went wrong, for the post-mortem.
   const keptWorkDir = exit.code === 0 ? null : workDir;
@@ -306,14 +406,12 @@ export async function runSipp({
   return {
     exitCode: exit.code,
     signal: exit.signal,
-    transport,
-    calls,
-    rate,
-    created: count("OutgoingCall(C)"),
+    created: (stats.has("OutgoingCall(C)") ? count("OutgoingCall(C)") : 0) + (stats.has("IncomingCall(C)") ? count("IncomingCall(C)") : 0),
     successful: count("SuccessfulCall(C)"),
     failed: count("FailedCall(C)"),
     retransmissions: count("Retransmissions(C)"),
     timeouts: count("FailedMaxUDPRetrans(C)") + count("FailedTimeoutOnRecv(C)"),
+    unexpected: count("FailedUnexpectedMessage(C)"),
     achievedRate: count("CallRate(C)"),
     elapsedS: sippDurationToSeconds(stats.get("ElapsedTime(C)") ?? "0:0:0"),
     wallS,
@@ -323,10 +421,50 @@ export async function runSipp({
       p99: percentile(rtts, 0.99),
       max: rtts.length ? rtts[rtts.length - 1] : NaN,
     },
+    messages,
     errors,
     output,
     keptWorkDir,
   };
+}
+
+/**
+ * Runs one bounded sipp UAC load against 127.0.0.1:targetPort.
+ *   transport: "udp" (sipp -t u1) or "tcp" (sipp -t t1, one connection)
+ *   calls, rate: sipp -m and -r (calls per second)
+ *   scenarioFile, or builtinScenario for one of sipp's own ("uac")
+ * Resolves with sipp's exit code and counters from its final statistics row;
+ * response times (ms, sipp resolution 1 ms) from its per-call rtt trace.
+ */
+export async function runSipp({
+  scenarioFile,
+  builtinScenario,
+  targetPort,
+  transport = "udp",
+  calls,
+  rate,
+  localPort,
+  recvTimeoutMs = 5_000,
+  extraArgs = [],
+}) {
+  if (!(calls > 0 && rate > 0)) throw new Error("calls and rate must be positive");
+  // Bound: the time the calls need at this rate, plus room for the last
+  // answers and sipp's retransmissions.
+  const timeoutS = Math.ceil(calls / rate) + Math.ceil(recvTimeoutMs / 1000) + 20;
+  const sipp = await startSipp({
+    scenarioFile,
+    builtinScenario,
+    remotePort: targetPort,
+    localPort,
+    transport,
+    calls,
+    rate,
+    timeoutS,
+    recvTimeoutMs,
+    extraArgs,
+  });
+  const run = await sipp.finished;
+  return { ...run, transport, calls, rate };
 }
 
 // Fields of /proc/<pid>/stat after "(comm) ": state [0], ppid [1], utime [11], stime [12] (clock ticks).

@@ -1,0 +1,14 @@
+// Types for kamailio.mjs.
+import type { KsrProcess } from "./sipp.mjs";
+
+export declare const KAMAILIO_BENCH_DIR: string;
+export declare function kamailioVersion(): string | null;
+export declare function startKamailio(options: {
+  script: string;
+  port: number;
+  /** UDP worker processes (the configuration's own value when absent). */
+  children?: number;
+  shmMb?: number;
+  pkgMb?: number;
+  readyTimeoutMs?: number;
+}): Promise<KsrProcess>;

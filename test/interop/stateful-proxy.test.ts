@@ -1,0 +1,308 @@
+/**
+ * Interop of the stateful proxy with sipp over loopback: sipp caller →
+ * `ksr run` (test/interop/scripts/stateful-relay.js) → sipp callee(s), one
+ * bounded batch of calls per case, every call must complete as the scenario
+ * files in test/interop/sipp describe:
+ *
+ *   - basic call INVITE/100/180/200/ACK/BYE/200 with Record-Route;
+ *   - CANCEL of a ringing call (200 for the CANCEL, 487 for the INVITE);
+ *   - callee answers 486;
+ *   - silent callee → 408 from the proxy's timer → failure route → second callee;
+ *   - a "lost" 200 OK retransmitted by the callee reaches the caller;
+ *   - a retransmitted INVITE is absorbed (the callee sees one INVITE).
+ *
+ * Each case starts its own server on free ports and stops every process it
+ * started by PID. KSR_INTEROP_PROXY=kamailio runs the same cases against
+ * Kamailio 5.6 + app_jsdt with the same script (a check of the scenarios
+ * themselves against the reference implementation).
+ *
+ * Needs the sipp binary (Debian package sip-tester); without it the suite
+ * fails on purpose, as sipp-options.test.ts does.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { beforeAll, describe, expect, it } from "vitest";
+import { kamailioVersion, startKamailio } from "../../bench/lib/kamailio.mjs";
+import {
+  ensureBuilt,
+  findFreePort,
+  isListening,
+  runSipp,
+  sippMessageCounters,
+  sippVersion,
+  startKsr,
+  startSipp,
+  type KsrProcess,
+  type SippProcess,
+  type SippRun,
+} from "../../bench/lib/sipp.mjs";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const SCENARIOS = path.join(HERE, "sipp");
+const RELAY_SCRIPT_TEMPLATE = path.join(HERE, "scripts", "stateful-relay.js");
+
+const PROXY = process.env.KSR_INTEROP_PROXY ?? "ksr";
+if (PROXY !== "ksr" && PROXY !== "kamailio") throw new Error(`KSR_INTEROP_PROXY must be ksr or kamailio, not ${PROXY}`);
+
+const CALLS = 10;
+const RATE_PER_SECOND = 10;
+/** The proxy's fr_timer in the generated script: how long the silent callee is waited for. */
+const FR_TIMER_MS = 1500;
+const FR_INV_TIMER_MS = 10_000;
+/** The silent callee stays in its call longer than the proxy waits for it. */
+const SILENCE_MS = FR_TIMER_MS + 1500;
+/** Bound on every sipp callee: the whole batch plus the longest call plus slack. */
+const CALLEE_TIMEOUT_S = Math.ceil(CALLS / RATE_PER_SECOND) + Math.ceil(SILENCE_MS / 1000) + 20;
+
+interface RelaySettings {
+  readonly uasPort: number;
+  readonly failoverPort: number;
+}
+
+/**
+ * The relay script with this case's callee ports and timers: scripts have no
+ * environment, so the template's settings lines are rewritten in a copy.
+ */
+function renderRelayScript(dir: string, settings: RelaySettings): string {
+  const values: Record<string, string> = {
+    UAS_URI: JSON.stringify(`sip:127.0.0.1:${settings.uasPort}`),
+    FAILOVER_URI: JSON.stringify(`sip:127.0.0.1:${settings.failoverPort}`),
+    FR_INV_TIMER_MS: String(FR_INV_TIMER_MS),
+    FR_TIMER_MS: String(FR_TIMER_MS),
+  };
+  let text = fs.readFileSync(RELAY_SCRIPT_TEMPLATE, "utf8");
+  for (const [name, value] of Object.entries(values)) {
+    const line = new RegExp(`^var ${name} = .*;$`, "m");
+    if (!line.test(text)) throw new Error(`${RELAY_SCRIPT_TEMPLATE} has no "var ${name} = ...;" line to set`);
+    text = text.replace(line, `var ${name} = ${value};`);
+  }
+  const file = path.join(dir, "stateful-relay.js");
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+async function startProxy(script: string, port: number): Promise<KsrProcess> {
+  // One worker: with several, Kamailio may forward a 180 after its 200,
+  // which these strict scenarios would count as a failure.
+  if (PROXY === "kamailio") return startKamailio({ script, port, children: 1 });
+  // The relay forwards an OPTIONS probe instead of answering it: wait for
+  // the sockets instead.
+  return startKsr({ script, port, readiness: "sockets", logLevel: "warn" });
+}
+
+interface CalleeSpec {
+  readonly label: string;
+  readonly scenario: string;
+  readonly extraArgs?: string[];
+}
+
+interface CaseSpec {
+  readonly callees: readonly CalleeSpec[];
+  readonly caller: { readonly scenario: string; readonly extraArgs?: string[] };
+}
+
+interface CaseRun {
+  readonly caller: SippRun;
+  readonly callees: Record<string, SippRun>;
+  readonly diagnostics: string;
+  readonly proxyOutput: string;
+}
+
+/** ksr runs with --log-level warn: an error-level line means something went wrong inside the server. */
+function expectNoServerErrors(run: CaseRun): void {
+  if (PROXY === "ksr") expect(run.proxyOutput, run.diagnostics).not.toMatch(/^(ERR|CRIT) /m);
+}
+
+function describeSipp(label: string, run: SippRun): string {
+  return [
+    `${label}: sipp exit ${run.exitCode} (signal ${run.signal}), ${run.successful} successful, ${run.failed} failed ` +
+      `(${run.unexpected} on an unexpected message), ${run.timeouts} timeouts, ${run.retransmissions} retransmissions sent`,
+    `  steps: ${run.messages.map((m) => `${m.index}:${m.name} ${JSON.stringify(m.counters)}`).join(" | ")}`,
+    run.keptWorkDir ? `  sipp files kept in ${run.keptWorkDir}` : "",
+    run.errors ? `  errors:\n${run.errors.slice(0, 2000)}` : "",
+  ]
+    .filter(Boolean)
+    .join("\n");
+}
+
+async function waitForUdpListener(port: number, what: string): Promise<void> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    if (isListening("udp", port)) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`${what} did not open udp:127.0.0.1:${port} within 5 s`);
+}
+
+/**
+ * One case: a proxy running the relay script towards this case's callees,
+ * the callees, then CALLS calls from the caller at RATE_PER_SECOND. The
+ * callees are started before the calls and each expects exactly CALLS calls.
+ */
+async function runCase(spec: CaseSpec): Promise<CaseRun> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ksr-stateful-interop-"));
+  const [proxyPort, uasPort, failoverPort] = [await findFreePort(), await findFreePort(), await findFreePort()];
+  const calleePorts = [uasPort, failoverPort];
+  const script = renderRelayScript(dir, { uasPort, failoverPort });
+  const proxy = await startProxy(script, proxyPort);
+  const callees: { spec: CalleeSpec; sipp: SippProcess }[] = [];
+  try {
+    for (const [i, callee] of spec.callees.entries()) {
+      const sipp = await startSipp({
+        scenarioFile: path.join(SCENARIOS, callee.scenario),
+        localPort: calleePorts[i],
+        calls: CALLS,
+        timeoutS: CALLEE_TIMEOUT_S,
+        extraArgs: callee.extraArgs ?? [],
+      });
+      callees.push({ spec: callee, sipp });
+      await waitForUdpListener(calleePorts[i]!, `sipp ${callee.label}`);
+    }
+    const caller = await runSipp({
+      scenarioFile: path.join(SCENARIOS, spec.caller.scenario),
+      targetPort: proxyPort,
+      calls: CALLS,
+      rate: RATE_PER_SECOND,
+      extraArgs: spec.caller.extraArgs ?? [],
+    });
+    // The callees end by themselves after CALLS calls; one still running
+    // 5 s after the caller is done is stopped (its run then shows what it lacked).
+    const calleeRuns: Record<string, SippRun> = {};
+    for (const { spec: callee, sipp } of callees) {
+      const settled = await Promise.race([sipp.finished, new Promise<null>((r) => setTimeout(() => r(null), 5_000))]);
+      calleeRuns[callee.label] = settled ?? (await sipp.stop());
+    }
+    const proxyExit = await proxy.stop();
+    const diagnostics = [
+      describeSipp("caller", caller),
+      ...Object.entries(calleeRuns).map(([label, run]) => describeSipp(label, run)),
+      `${PROXY} exit ${JSON.stringify(proxyExit)}, output (tail):\n${proxy.output().slice(-3000)}`,
+    ].join("\n");
+    return { caller, callees: calleeRuns, diagnostics, proxyOutput: proxy.output() };
+  } finally {
+    // Already stopped on the normal path; this covers an exception above
+    // without hiding it.
+    for (const { sipp } of callees) await sipp.stop().catch(() => undefined);
+    await proxy.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Every call of the run completed, by sipp's own accounting. */
+function expectAllCallsSucceeded(label: string, run: SippRun, diagnostics: string): void {
+  // sipp exits 0 only when every call succeeded (1: at least one failed).
+  expect(run.exitCode, `${label}\n${diagnostics}`).toBe(0);
+  expect(run.created, `${label}\n${diagnostics}`).toBe(CALLS);
+  expect(run.successful, `${label}\n${diagnostics}`).toBe(CALLS);
+  expect(run.failed, `${label}\n${diagnostics}`).toBe(0);
+}
+
+describe(`stateful proxy (${PROXY}) between sipp caller and callees over UDP`, () => {
+  beforeAll(() => {
+    if (sippVersion() === null) {
+      throw new Error(
+        "sipp is not installed, the interop suite cannot run. Install it (Debian/Ubuntu: apt-get install -y sip-tester); .ci/run does.",
+      );
+    }
+    if (PROXY === "kamailio" && kamailioVersion() === null) throw new Error("KSR_INTEROP_PROXY=kamailio but kamailio is not installed");
+    if (PROXY === "ksr") ensureBuilt();
+  });
+
+  it("relays a basic call INVITE/100/180/200/ACK/BYE/200, record-routed", async () => {
+    const run = await runCase({
+      callees: [{ label: "callee", scenario: "uas-answer.xml" }],
+      caller: { scenario: "uac-call.xml" },
+    });
+    const { caller, callees, diagnostics } = run;
+    expectNoServerErrors(run);
+    expectAllCallsSucceeded("caller", caller, diagnostics);
+    expectAllCallsSucceeded("callee", callees.callee!, diagnostics);
+    // The ACK and the BYE reached the callee through the route set: one each per call.
+    expect(sippMessageCounters(callees.callee!, "ACK").Recv, diagnostics).toBe(CALLS);
+    expect(sippMessageCounters(callees.callee!, "BYE").Recv, diagnostics).toBe(CALLS);
+  });
+
+  it("cancels a ringing call: 200 for the CANCEL, 487 for the INVITE, ACK hop by hop", async () => {
+    const run = await runCase({
+      callees: [{ label: "callee", scenario: "uas-ring-cancel.xml" }],
+      caller: { scenario: "uac-cancel.xml" },
+    });
+    const { caller, callees, diagnostics } = run;
+    expectNoServerErrors(run);
+    expectAllCallsSucceeded("caller", caller, diagnostics);
+    expectAllCallsSucceeded("callee", callees.callee!, diagnostics);
+    expect(sippMessageCounters(caller, "487").Recv, diagnostics).toBe(CALLS);
+    // The proxy acknowledged the callee's 487 itself (RFC 3261 §17.1.1.3).
+    expect(sippMessageCounters(callees.callee!, "ACK").Recv, diagnostics).toBe(CALLS);
+  });
+
+  it("relays a 486 from the callee and absorbs the caller's ACK for it", async () => {
+    const run = await runCase({
+      callees: [{ label: "callee", scenario: "uas-busy.xml" }],
+      caller: { scenario: "uac-rejected.xml" },
+    });
+    const { caller, callees, diagnostics } = run;
+    expectNoServerErrors(run);
+    expectAllCallsSucceeded("caller", caller, diagnostics);
+    expectAllCallsSucceeded("callee", callees.callee!, diagnostics);
+    expect(sippMessageCounters(caller, "486").Recv, diagnostics).toBe(CALLS);
+    expect(sippMessageCounters(callees.callee!, "ACK").Recv, diagnostics).toBe(CALLS);
+  });
+
+  it("fails over to a second callee from the failure route when the first stays silent (408)", async () => {
+    const run = await runCase({
+      callees: [
+        { label: "silent callee", scenario: "uas-silent.xml", extraArgs: ["-d", String(SILENCE_MS)] },
+        { label: "failover callee", scenario: "uas-answer.xml" },
+      ],
+      caller: { scenario: "uac-call.xml" },
+    });
+    const { caller, callees, diagnostics } = run;
+    expectNoServerErrors(run);
+    expectAllCallsSucceeded("caller", caller, diagnostics);
+    expectAllCallsSucceeded("silent callee", callees["silent callee"]!, diagnostics);
+    expectAllCallsSucceeded("failover callee", callees["failover callee"]!, diagnostics);
+    const silentInvite = sippMessageCounters(callees["silent callee"]!, "INVITE");
+    expect(silentInvite.Recv, diagnostics).toBe(CALLS);
+    // RFC 3261 §17.1.1.2 Timer A: over UDP the unanswered INVITE was sent
+    // again at least once (after T1 = 500 ms) before the 1.5 s timer fired.
+    expect(silentInvite.Retrans, diagnostics).toBeGreaterThanOrEqual(CALLS);
+    // The caller's call was answered only after the proxy's timer fired
+    // (less a timer tick: Kamailio's own run shows 1472 ms for 1500).
+    expect(caller.rtMs.p50, diagnostics).toBeGreaterThanOrEqual(FR_TIMER_MS - 250);
+  });
+
+  it("relays the callee's retransmitted 200 OK to a caller that lost the first one", async () => {
+    const run = await runCase({
+      callees: [{ label: "callee", scenario: "uas-answer.xml" }],
+      caller: { scenario: "uac-lost-200.xml", extraArgs: ["-nr"] },
+    });
+    const { caller, callees, diagnostics } = run;
+    expectNoServerErrors(run);
+    expectAllCallsSucceeded("caller", caller, diagnostics);
+    expectAllCallsSucceeded("callee", callees.callee!, diagnostics);
+    expect(sippMessageCounters(caller, "200", 0).Recv, diagnostics).toBe(CALLS);
+    expect(sippMessageCounters(caller, "200", 1).Recv, diagnostics).toBe(CALLS);
+    // The second 200 is the callee's own retransmission (uas-answer.xml's
+    // first 200 step is the answer to the INVITE).
+    expect(sippMessageCounters(callees.callee!, "200", 0).Retrans, diagnostics).toBeGreaterThanOrEqual(CALLS);
+  });
+
+  it("absorbs a retransmitted INVITE: the callee sees one INVITE per call", async () => {
+    const run = await runCase({
+      callees: [{ label: "callee", scenario: "uas-single-invite.xml", extraArgs: ["-nr"] }],
+      caller: { scenario: "uac-retransmitted-invite.xml", extraArgs: ["-nr"] },
+    });
+    const { caller, callees, diagnostics } = run;
+    expectNoServerErrors(run);
+    expectAllCallsSucceeded("caller", caller, diagnostics);
+    expectAllCallsSucceeded("callee", callees.callee!, diagnostics);
+    const invite = sippMessageCounters(callees.callee!, "INVITE");
+    expect(invite.Recv, diagnostics).toBe(CALLS);
+    expect(callees.callee!.unexpected, diagnostics).toBe(0);
+    // RFC 3261 §17.2.1: the proxy answered the retransmission with its last
+    // provisional response (the second 100 step of the caller).
+    expect(sippMessageCounters(caller, "100", 1).Recv, diagnostics).toBe(CALLS);
+  });
+});
