@@ -34,7 +34,7 @@ export interface BranchTarget {
 interface DestinationSet {
   readonly branches: BranchTarget[];
   /** R-URI and $du at the moment the R-URI was consumed; undefined while it is new. */
-  consumedAt: { readonly uri: string; readonly dst: string | undefined } | undefined;
+  consumedAt: { readonly uri: string } | undefined;
 }
 
 const sets = new WeakMap<MessageContext, DestinationSet>();
@@ -112,11 +112,16 @@ export function clearBranches(ctx: MessageContext): void {
 
 /** The R-URI was used for a branch (or moved into the set): not to be used again unless changed. */
 export function markRuriConsumed(ctx: MessageContext): void {
-  setOf(ctx).consumedAt = { uri: ctx.requestUri, dst: ctx.dstUri };
+  setOf(ctx).consumedAt = { uri: ctx.requestUri };
 }
 
-/** Whether the R-URI (with $du) is available as a branch of its own. */
+/**
+ * Whether the R-URI is available as a branch of its own. Only a change of
+ * the R-URI makes it new again: in a failure route, setting $du alone
+ * leaves no branch to relay (Kamailio 5.6: "no branches for forwarding",
+ * seen with sipp against Kamailio 5.6.3).
+ */
 export function ruriIsNew(ctx: MessageContext): boolean {
   const at = sets.get(ctx)?.consumedAt;
-  return at === undefined || at.uri !== ctx.requestUri || at.dst !== ctx.dstUri;
+  return at === undefined || at.uri !== ctx.requestUri;
 }

@@ -269,6 +269,31 @@ describe("onreply route", () => {
 });
 
 describe("failure route and serial forking", () => {
+  test("setting only $du in the failure route leaves no branch: t_relay returns -1, as in Kamailio", () => {
+    const relays: number[] = [];
+    const bed = new ProxyTestBed({
+      ksr_request_route(ctx) {
+        const KSR = ksr(ctx);
+        KSR.seturi(`sip:bob@${B1}`);
+        KSR.tm.t_on_failure("failure");
+        KSR.tm.t_relay();
+      },
+      failure(ctx) {
+        const KSR = ksr(ctx);
+        KSR.setdsturi(`sip:${B2}`);
+        relays.push(KSR.tm.t_relay());
+        KSR.seturi(`sip:bob@${B2}`);
+        relays.push(KSR.tm.t_relay());
+      },
+    });
+    bed.receiveRequest(request({ uri: "sip:bob@example.com" }));
+    const first = bed.requestsTo(B1, "INVITE")[0]!.msg;
+    bed.take();
+    bed.receiveResponse(responseTo(first, 486, "Busy Here"));
+    expect(relays).toEqual([-1, 1]);
+    expect(bed.requestsTo(B2, "INVITE")).toHaveLength(1);
+  });
+
   test("a negative final runs the failure route with the request as relayed; t_relay there forks serially", () => {
     const seen: unknown[] = [];
     const bed = new ProxyTestBed({
