@@ -103,14 +103,22 @@ function install(hostCall: HostCall, descriptionJson: string): FacadeEntryPoints
     return s.length > maxStringLength ? TOO_LARGE : s;
   }
 
-  /** Every answer from the host passes here: the exit token means "this execution has ended". */
-  function answer(result: unknown): unknown {
+  /**
+   * Every answer from the host passes here: the exit token means "this
+   * execution has ended". `ctxId` is the execution that made the call: a
+   * route nested inside the call (tm's branch route in t_relay) that was
+   * stopped by its timeout never ran runRoute's finally, so the caller's id
+   * is put back here.
+   */
+  function answer(result: unknown, ctxId: number): unknown {
+    currentCtxId = ctxId;
     if (result === exitToken) throw EXIT_SENTINEL;
     return result;
   }
 
   function argError(fnId: number, reason: number, index: number): unknown {
-    return answer(hostCall(currentCtxId, OP_ARG_ERROR, fnId, reason, index));
+    const ctxId = currentCtxId;
+    return answer(hostCall(ctxId, OP_ARG_ERROR, fnId, reason, index), ctxId);
   }
 
   function makeFunction(fn: WireFunction): Function {
@@ -125,27 +133,28 @@ function install(hostCall: HostCall, descriptionJson: string): FacadeEntryPoints
     // A method definition: no `prototype` property, not a constructor, but it has `arguments`.
     const holder = {
       ksr(a0?: unknown, a1?: unknown, a2?: unknown, a3?: unknown, a4?: unknown, a5?: unknown): unknown {
-        if (count === 0) return answer(hostCall(currentCtxId, id));
+        const ctxId = currentCtxId;
+        if (count === 0) return answer(hostCall(ctxId, id), ctxId);
         // app_jsdt: a function that declares params, called with none, is an error returning false.
         if (arguments.length === 0) return argError(id, ARG_ERROR_MISSING, 0);
         const c0 = convert(t0, a0);
         if (c0 === TOO_LARGE) return argError(id, ARG_ERROR_TOO_LARGE, 0);
-        if (count === 1) return answer(hostCall(currentCtxId, id, c0));
+        if (count === 1) return answer(hostCall(ctxId, id, c0), ctxId);
         const c1 = convert(t1, a1);
         if (c1 === TOO_LARGE) return argError(id, ARG_ERROR_TOO_LARGE, 1);
-        if (count === 2) return answer(hostCall(currentCtxId, id, c0, c1));
+        if (count === 2) return answer(hostCall(ctxId, id, c0, c1), ctxId);
         const c2 = convert(t2, a2);
         if (c2 === TOO_LARGE) return argError(id, ARG_ERROR_TOO_LARGE, 2);
-        if (count === 3) return answer(hostCall(currentCtxId, id, c0, c1, c2));
+        if (count === 3) return answer(hostCall(ctxId, id, c0, c1, c2), ctxId);
         const c3 = convert(t3, a3);
         if (c3 === TOO_LARGE) return argError(id, ARG_ERROR_TOO_LARGE, 3);
-        if (count === 4) return answer(hostCall(currentCtxId, id, c0, c1, c2, c3));
+        if (count === 4) return answer(hostCall(ctxId, id, c0, c1, c2, c3), ctxId);
         const c4 = convert(t4, a4);
         if (c4 === TOO_LARGE) return argError(id, ARG_ERROR_TOO_LARGE, 4);
-        if (count === 5) return answer(hostCall(currentCtxId, id, c0, c1, c2, c3, c4));
+        if (count === 5) return answer(hostCall(ctxId, id, c0, c1, c2, c3, c4), ctxId);
         const c5 = convert(t5, a5);
         if (c5 === TOO_LARGE) return argError(id, ARG_ERROR_TOO_LARGE, 5);
-        return answer(hostCall(currentCtxId, id, c0, c1, c2, c3, c4, c5));
+        return answer(hostCall(ctxId, id, c0, c1, c2, c3, c4, c5), ctxId);
       },
     };
     const f = holder.ksr;
@@ -165,7 +174,7 @@ function install(hostCall: HostCall, descriptionJson: string): FacadeEntryPoints
     },
     modf(fname?: unknown, a0?: unknown, a1?: unknown, a2?: unknown, a3?: unknown, a4?: unknown, a5?: unknown): unknown {
       const id = currentCtxId;
-      if (arguments.length === 0) return answer(hostCall(id, OP_MODF, undefined, 0));
+      if (arguments.length === 0) return answer(hostCall(id, OP_MODF, undefined, 0), id);
       // The host checks the count against the function's declaration; only up to six are converted.
       const argc = arguments.length - 1;
       const name = toStr(fname);
@@ -185,16 +194,16 @@ function install(hostCall: HostCall, descriptionJson: string): FacadeEntryPoints
         s4.length > maxStringLength ||
         s5.length > maxStringLength
       ) {
-        return answer(hostCall(id, OP_MODF, "", MODF_ARG_TOO_LARGE));
+        return answer(hostCall(id, OP_MODF, "", MODF_ARG_TOO_LARGE), id);
       }
       switch (argc) {
-        case 0: return answer(hostCall(id, OP_MODF, name, argc));
-        case 1: return answer(hostCall(id, OP_MODF, name, argc, s0));
-        case 2: return answer(hostCall(id, OP_MODF, name, argc, s0, s1));
-        case 3: return answer(hostCall(id, OP_MODF, name, argc, s0, s1, s2));
-        case 4: return answer(hostCall(id, OP_MODF, name, argc, s0, s1, s2, s3));
-        case 5: return answer(hostCall(id, OP_MODF, name, argc, s0, s1, s2, s3, s4));
-        default: return answer(hostCall(id, OP_MODF, name, argc, s0, s1, s2, s3, s4, s5));
+        case 0: return answer(hostCall(id, OP_MODF, name, argc), id);
+        case 1: return answer(hostCall(id, OP_MODF, name, argc, s0), id);
+        case 2: return answer(hostCall(id, OP_MODF, name, argc, s0, s1), id);
+        case 3: return answer(hostCall(id, OP_MODF, name, argc, s0, s1, s2), id);
+        case 4: return answer(hostCall(id, OP_MODF, name, argc, s0, s1, s2, s3), id);
+        case 5: return answer(hostCall(id, OP_MODF, name, argc, s0, s1, s2, s3, s4), id);
+        default: return answer(hostCall(id, OP_MODF, name, argc, s0, s1, s2, s3, s4, s5), id);
       }
     },
   };

@@ -25,6 +25,80 @@ declare namespace KSRTypes {
     modf(fname: string, ...params: string[]): number;
   }
 
+  /** KSR.auth: Kamailio module auth. */
+  interface AuthModule {
+    /**
+     * Challenge: 401 with WWW-Authenticate for REGISTER, 407 with Proxy-Authenticate otherwise. Flags: 1 qop=auth, 2 qop=auth-int, 16 stale=true. 1 sent, -3 send failed; ACK/CANCEL: 1, nothing sent.
+     * Native name for KSR.x.modf: "auth_challenge".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    auth_challenge(p1: string, p2: number): number;
+    /**
+     * Remove the credentials header that the last auth check used from the forwarded request. 1 ok, -1 none (or ACK/CANCEL/PRACK).
+     * Native name for KSR.x.modf: "consume_credentials".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    consume_credentials(): number;
+    /**
+     * 1 if a Proxy-Authorization or Authorization header has digest credentials for the realm, -1 otherwise.
+     * Native name for KSR.x.modf: "has_credentials".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    has_credentials(p1: string): number;
+    /**
+     * Send 407 Proxy Authentication Required with a Proxy-Authenticate digest challenge (flags as auth_challenge). 1 sent, -3 send failed.
+     * Native name for KSR.x.modf: "proxy_challenge".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    proxy_challenge(p1: string, p2: number): number;
+    /**
+     * Check credentials (Authorization for REGISTER, else Proxy-Authorization) against the given password (flags 1: it is an HA1). checks 1: auth user must match From/To. Codes as auth_db.auth_check.
+     * Native name for KSR.x.modf: "pv_auth_check".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    pv_auth_check(p1: string, p2: string, p3: number, p4: number): number;
+    /**
+     * Send 401 Unauthorized with a WWW-Authenticate digest challenge (flags as auth_challenge). 1 sent, -3 send failed.
+     * Native name for KSR.x.modf: "www_challenge".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    www_challenge(p1: string, p2: number): number;
+  }
+
+  /** KSR.auth_db: Kamailio module auth_db. */
+  interface AuthDbModule {
+    /**
+     * Digest check (Authorization for REGISTER, Proxy-Authorization otherwise) against the subscriber table; flags 1: auth user must be the To (REGISTER/PUBLISH) or From user, 2: not for INVITE/BYE/PRACK/UPDATE/MESSAGE. 1 ok; -1 error, -2 wrong password, -3 unknown user, -4 stale nonce, -5 no credentials, -6 nonce reused, -8 user mismatch.
+     * Native name for KSR.x.modf: "auth_check".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    auth_check(p1: string, p2: string, p3: number): number;
+    /**
+     * 1 if the URI's user (and domain with flag 1) is in the subscriber table, -1 if not (or on error).
+     * Native name for KSR.x.modf: "is_subscriber".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    is_subscriber(p1: string, p2: string, p3: number): number;
+    /**
+     * Digest check of the Proxy-Authorization header against the subscriber table. Codes as auth_check.
+     * Native name for KSR.x.modf: "proxy_authenticate".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    proxy_authenticate(p1: string, p2: string): number;
+    /**
+     * Digest check of the Authorization header against the subscriber table. Codes as auth_check.
+     * Native name for KSR.x.modf: "www_authenticate".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    www_authenticate(p1: string, p2: string): number;
+    /**
+     * www_authenticate with the given method in the digest (A2) instead of the request's. Codes as auth_check.
+     * Native name for KSR.x.modf: "www_authenticate_method".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    www_authenticate_method(p1: string, p2: string, p3: string): number;
+  }
+
   /** KSR.corex: Kamailio module corex. */
   interface CorexModule {
     /**
@@ -186,6 +260,178 @@ declare namespace KSRTypes {
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     rminsert(p1: string, p2: string): number;
+  }
+
+  /** KSR.htable: Kamailio module htable. */
+  interface HtableModule {
+    /**
+     * Subtract 1 from an integer item; the new value, or -255 when the item is missing (and no initVal) or a string.
+     * Native name for KSR.x.modf: "sht_dec".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sht_dec(p1: string, p2: string): number;
+    /**
+     * Item value: number for integer items, string otherwise; null when missing (the table's initVal if it has one).
+     * Native name for KSR.x.modf: "sht_get".
+     * @returns a string, a number, or null.
+     */
+    sht_get(p1: string, p2: string): string | number | null;
+    /**
+     * Like sht_get, but "" when missing.
+     * Native name for KSR.x.modf: "sht_gete".
+     * @returns a string, a number, or null.
+     */
+    sht_gete(p1: string, p2: string): string | number | null;
+    /**
+     * Like sht_get, but "<null>" when missing.
+     * Native name for KSR.x.modf: "sht_getw".
+     * @returns a string, a number, or null.
+     */
+    sht_getw(p1: string, p2: string): string | number | null;
+    /**
+     * Add 1 to an integer item; the new value, or -255 when the item is missing (and the table has no initVal) or a string.
+     * Native name for KSR.x.modf: "sht_inc".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sht_inc(p1: string, p2: string): number;
+    /**
+     * 1 if the item is missing, -1 if present; -2 when the table has an initVal (never null); 2 for an empty table name.
+     * Native name for KSR.x.modf: "sht_is_null".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sht_is_null(p1: string, p2: string): number;
+    /**
+     * Close the iterator. 1 ok, -1 unknown iterator.
+     * Native name for KSR.x.modf: "sht_iterator_end".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sht_iterator_end(p1: string): number;
+    /**
+     * Move the iterator to the next item ($shtitkey/$shtitval). 1 ok, -1 no more items or unknown iterator.
+     * Native name for KSR.x.modf: "sht_iterator_next".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sht_iterator_next(p1: string): number;
+    /**
+     * Remove the current item and move on: 1 next item exists, -2 no more items, -1 error.
+     * Native name for KSR.x.modf: "sht_iterator_rm".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sht_iterator_rm(p1: string): number;
+    /**
+     * Make the current item expire after the given seconds. 1 ok, -1 error.
+     * Native name for KSR.x.modf: "sht_iterator_setex".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sht_iterator_setex(p1: string, p2: number): number;
+    /**
+     * Set the current item to an integer. 1 ok, -1 error.
+     * Native name for KSR.x.modf: "sht_iterator_seti".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sht_iterator_seti(p1: string, p2: number): number;
+    /**
+     * Set the current item to a string. 1 ok, -1 error.
+     * Native name for KSR.x.modf: "sht_iterator_sets".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sht_iterator_sets(p1: string, p2: string): number;
+    /**
+     * Start (or restart) iterator `name` over the table's items (up to 4 iterators). 1 ok, -1 error.
+     * Native name for KSR.x.modf: "sht_iterator_start".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sht_iterator_start(p1: string, p2: string): number;
+    /**
+     * Take the re-entrant lock of a key (never blocks: executions of a tenant run one at a time). 1.
+     * Native name for KSR.x.modf: "sht_lock".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sht_lock(p1: string, p2: string): number;
+    /**
+     * Whether some item name matches: op "eq", "ne", "re" (regex), "sw" (starts with). 1 match, -1 none or error.
+     * Native name for KSR.x.modf: "sht_match_name".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sht_match_name(p1: string, p2: string, p3: string): number;
+    /**
+     * Whether some string item value matches: op "eq", "ne", "re", "sw". 1 match, -1 none or error.
+     * Native name for KSR.x.modf: "sht_match_str_value".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sht_match_str_value(p1: string, p2: string, p3: string): number;
+    /**
+     * Remove every item of the table. 0 on success, as Kamailio's KEMI export; -1 for an empty name.
+     * Native name for KSR.x.modf: "sht_reset".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sht_reset(p1: string): number;
+    /**
+     * Remove an item. 1, also when it was missing.
+     * Native name for KSR.x.modf: "sht_rm".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sht_rm(p1: string, p2: string): number;
+    /**
+     * Remove the items whose name matches: op "re" regex, "sw" starts with, "ew" ends with, "in" contains. 1 ok; -1 bad op/regex.
+     * Native name for KSR.x.modf: "sht_rm_name".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sht_rm_name(p1: string, p2: string, p3: string): number;
+    /**
+     * Remove the items whose name matches the regular expression (case-insensitive). 1 ok; -1 bad or too slow expression.
+     * Native name for KSR.x.modf: "sht_rm_name_re".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sht_rm_name_re(p1: string, p2: string): number;
+    /**
+     * Remove the items whose string value matches: op "re", "sw", "ew", "in". 1 ok; -1 bad op/regex.
+     * Native name for KSR.x.modf: "sht_rm_value".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sht_rm_value(p1: string, p2: string, p3: string): number;
+    /**
+     * Remove the items whose string value matches the regular expression (case-insensitive). 1 ok; -1 bad or too slow expression.
+     * Native name for KSR.x.modf: "sht_rm_value_re".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sht_rm_value_re(p1: string, p2: string): number;
+    /**
+     * Make an existing item expire after the given seconds (0: never). 1, also when the item is missing.
+     * Native name for KSR.x.modf: "sht_setex".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sht_setex(p1: string, p2: string, p3: number): number;
+    /**
+     * Store an integer item. 1 ok; -1 when the tenant's htable memory bound is reached.
+     * Native name for KSR.x.modf: "sht_seti".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sht_seti(p1: string, p2: string, p3: number): number;
+    /**
+     * Store a string item. 1 ok; -1 when the tenant's htable memory bound is reached.
+     * Native name for KSR.x.modf: "sht_sets".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sht_sets(p1: string, p2: string, p3: string): number;
+    /**
+     * Store an integer item that expires after the given seconds (0: the table's autoexpire). 1 ok, -1 error.
+     * Native name for KSR.x.modf: "sht_setxi".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sht_setxi(p1: string, p2: string, p3: number, p4: number): number;
+    /**
+     * Store a string item that expires after the given seconds (0: the table's autoexpire). 1 ok, -1 error.
+     * Native name for KSR.x.modf: "sht_setxs".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sht_setxs(p1: string, p2: string, p3: string, p4: number): number;
+    /**
+     * Release one level of a key's lock. 1 (an unlock without lock is logged).
+     * Native name for KSR.x.modf: "sht_unlock".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    sht_unlock(p1: string, p2: string): number;
   }
 
   /** KSR.kx: Kamailio module kemix. */
@@ -620,6 +866,130 @@ declare namespace KSRTypes {
     process_maxfwd(p1: number): number;
   }
 
+  /** KSR.nathelper: Kamailio module nathelper. */
+  interface NathelperModule {
+    /**
+     * Insert ;alias=srcip~srcport~proto after the Contact URI's host:port unless it already is the source. 1 added, 2 not needed or no Contact, -1 error.
+     * Native name for KSR.x.modf: "add_contact_alias".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    add_contact_alias(): number;
+    /**
+     * Insert ;alias=ip~port~proto with the given address into the Contact URI. 1 added, 2 no Contact, -1 invalid address/port/proto.
+     * Native name for KSR.x.modf: "add_contact_alias_addr".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    add_contact_alias_addr(p1: string, p2: string, p3: string): number;
+    /**
+     * Add received="sip:srcip:port;transport" to every Contact as a header parameter, or (flag 1, UDP only) as a URI parameter. 1 ok, -1 error.
+     * Native name for KSR.x.modf: "add_rcv_param".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    add_rcv_param(p1: number): number;
+    /**
+     * Rewrite the Contact URI's host:port to the source address (maddr dropped). 1 ok; -1 no Contact or already rewritten.
+     * Native name for KSR.x.modf: "fix_nated_contact".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    fix_nated_contact(): number;
+    /**
+     * Record the source address (sip:ip:port;transport) as the received address the registrar saves with the contacts. 1.
+     * Native name for KSR.x.modf: "fix_nated_register".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    fix_nated_register(): number;
+    /** @deprecated Not available here: SDP rewriting (fix_nated_sdp) is not implemented. Logs an error and returns a failure value. */
+    fix_nated_sdp(p1: number): number;
+    /** @deprecated Not available here: SDP rewriting (fix_nated_sdp_ip) is not implemented. Logs an error and returns a failure value. */
+    fix_nated_sdp_ip(p1: number, p2: string): number;
+    /**
+     * If the R-URI has an alias parameter: $du = sip:ip:port;transport from it, and the parameter is removed. 1 done, 2 no alias, -1 malformed.
+     * Native name for KSR.x.modf: "handle_ruri_alias".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    handle_ruri_alias(): number;
+    /**
+     * handle_ruri_alias using the first (mode 0) or the last (other modes) alias parameter. 1 / 2 / -1.
+     * Native name for KSR.x.modf: "handle_ruri_alias_mode".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    handle_ruri_alias_mode(p1: number): number;
+    /**
+     * 1 if the IPv4 address is private (RFC 1918, RFC 6598 100.64/10, 192.0.0.0/24), -1 otherwise or when not an IPv4 address.
+     * Native name for KSR.x.modf: "is_rfc1918".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    is_rfc1918(p1: string): number;
+    /**
+     * 1 if any test of the bitmask says the sender is behind NAT, else -1: 1 Contact private IP, 2 Via address != source, 4 Via private IP, 8 SDP private IP, 16 source port != Via port, 32 source private IP, 64 WebSocket, 128 source port != Contact port, 256 SDP c= != source, 512 destination != R-URI.
+     * Native name for KSR.x.modf: "nat_uac_test".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    nat_uac_test(p1: number): number;
+    /**
+     * Write the URI encoded in the (single) Contact's alias parameter, sip:ip:port;transport=proto, into the given PV. 1 ok, -1 error.
+     * Native name for KSR.x.modf: "set_alias_to_pv".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    set_alias_to_pv(p1: string): number;
+    /**
+     * Append ;alias=srcip~srcport~proto to the Contact URI (put in <> if needed). 1 ok; -1 no Contact or already rewritten.
+     * Native name for KSR.x.modf: "set_contact_alias".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    set_contact_alias(): number;
+    /**
+     * Like set_contact_alias, first removing an alias parameter the URI already has. 1 ok; -1 error.
+     * Native name for KSR.x.modf: "set_contact_alias_trim".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    set_contact_alias_trim(): number;
+  }
+
+  /** KSR.permissions: Kamailio module permissions. */
+  interface PermissionsModule {
+    /**
+     * 1 if the IP address and port match an entry of the address group (port 0 = any), -1 otherwise.
+     * Native name for KSR.x.modf: "allow_address".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    allow_address(p1: number, p2: string, p3: number): number;
+    /**
+     * The group of the first address entry matching the IP address and port, -1 when none.
+     * Native name for KSR.x.modf: "allow_address_group".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    allow_address_group(p1: string, p2: number): number;
+    /**
+     * 1 if the source IP and port of the message match an entry of the address group (port 0 = any), -1 otherwise.
+     * Native name for KSR.x.modf: "allow_source_address".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    allow_source_address(p1: number): number;
+    /**
+     * The group of the first address entry matching the source IP and port, -1 when none.
+     * Native name for KSR.x.modf: "allow_source_address_group".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    allow_source_address_group(): number;
+  }
+
+  /** KSR.pike: Kamailio module pike. */
+  interface PikeModule {
+    /**
+     * Like pike_check_req for the given address: 1 / -1 / -2; -1 also for an invalid address.
+     * Native name for KSR.x.modf: "pike_check_ip".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    pike_check_ip(p1: string): number;
+    /**
+     * Count this request against its source address: 1 not flooding, -1 already flooding, -2 newly detected as flooding.
+     * Native name for KSR.x.modf: "pike_check_req".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    pike_check_req(): number;
+  }
+
   /** KSR.pv: Kamailio module core. */
   interface PvModule {
     /**
@@ -678,6 +1048,82 @@ declare namespace KSRTypes {
      * Native name for KSR.x.modf: "unset".
      */
     unset(p1: string): boolean;
+  }
+
+  /** KSR.registrar: Kamailio module registrar. */
+  interface RegistrarModule {
+    /**
+     * R-URI := best binding of the R-URI's AoR (its Path/received as $du), the others appended as branches by q. 1 found, -1 none, -2 none accepts the method, -3 error.
+     * Native name for KSR.x.modf: "lookup".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    lookup(p1: string): number;
+    /**
+     * lookup() for the R-URI and every appended branch that has only a URI. 1 if any was found, else the last lookup's code.
+     * Native name for KSR.x.modf: "lookup_branches".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    lookup_branches(p1: string): number;
+    /**
+     * Append every binding of the URI's AoR (R-URI when "") as branches; the R-URI stays. Codes as lookup().
+     * Native name for KSR.x.modf: "lookup_to_dset".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    lookup_to_dset(p1: string, p2: string): number;
+    /**
+     * lookup() for the AoR of the given URI.
+     * Native name for KSR.x.modf: "lookup_uri".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    lookup_uri(p1: string, p2: string): number;
+    /**
+     * Send the 200 OK a save() with flag 0x02 left unsent. 1 sent, -1 nothing pending or send failed.
+     * Native name for KSR.x.modf: "reg_send_reply".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    reg_send_reply(): number;
+    /**
+     * 1 if the R-URI's AoR (To URI for replies) has a valid binding, -1 otherwise.
+     * Native name for KSR.x.modf: "registered".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    registered(p1: string): number;
+    /**
+     * 1 if the URI's AoR has a valid binding, -1 otherwise.
+     * Native name for KSR.x.modf: "registered_uri".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    registered_uri(p1: string, p2: string): number;
+    /**
+     * Process the REGISTER's contacts for its To AoR and reply (200 with the bindings, or the error). Flags: 0x01 memory only, 0x02 no reply, 0x04 one contact per AoR, 0x10 with 0x02 put the reply headers on the next reply. 1 inserted, 2 updated, 3 deleted, 4 returned; -1 error, -2 too many contacts.
+     * Native name for KSR.x.modf: "save".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    save(p1: string, p2: number): number;
+    /**
+     * save() for the AoR of the given URI instead of the To URI.
+     * Native name for KSR.x.modf: "save_uri".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    save_uri(p1: string, p2: number, p3: string): number;
+    /**
+     * q-value ("0.5") that the next save() of this message gives every contact. 1 ok, -1 invalid.
+     * Native name for KSR.x.modf: "set_q_override".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    set_q_override(p1: string): number;
+    /**
+     * Remove every binding of the URI's AoR (To URI when ""). 1 done, -1 bad AoR.
+     * Native name for KSR.x.modf: "unregister".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    unregister(p1: string, p2: string): number;
+    /**
+     * Remove the binding with that ruid (of the URI's AoR, or any AoR when the URI is ""). 1 done, -1 bad AoR, -3 not found.
+     * Native name for KSR.x.modf: "unregister_ruid".
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    unregister_ruid(p1: string, p2: string, p3: string): number;
   }
 
   /** KSR.rr: Kamailio module rr. */
@@ -760,6 +1206,44 @@ declare namespace KSRTypes {
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     remove_record_route(): number;
+  }
+
+  /** KSR.rtpproxy: Kamailio module rtpproxy. */
+  interface RtpproxyModule {
+    /** @deprecated Not available here: no RTP proxy is configured. Logs an error and returns a failure value. */
+    rtpproxy_answer(p1: string): number;
+    /** @deprecated Not available here: no RTP proxy is configured. Logs an error and returns a failure value. */
+    rtpproxy_answer0(): number;
+    /** @deprecated Not available here: no RTP proxy is configured. Logs an error and returns a failure value. */
+    rtpproxy_answer_ip(p1: string, p2: string): number;
+    /** @deprecated Not available here: no RTP proxy is configured. Logs an error and returns a failure value. */
+    rtpproxy_destroy(p1: string): number;
+    /** @deprecated Not available here: no RTP proxy is configured. Logs an error and returns a failure value. */
+    rtpproxy_destroy0(): number;
+    /** @deprecated Not available here: no RTP proxy is configured. Logs an error and returns a failure value. */
+    rtpproxy_manage(p1: string): number;
+    /** @deprecated Not available here: no RTP proxy is configured. Logs an error and returns a failure value. */
+    rtpproxy_manage0(): number;
+    /** @deprecated Not available here: no RTP proxy is configured. Logs an error and returns a failure value. */
+    rtpproxy_manage_ip(p1: string, p2: string): number;
+    /** @deprecated Not available here: no RTP proxy is configured. Logs an error and returns a failure value. */
+    rtpproxy_offer(p1: string): number;
+    /** @deprecated Not available here: no RTP proxy is configured. Logs an error and returns a failure value. */
+    rtpproxy_offer0(): number;
+    /** @deprecated Not available here: no RTP proxy is configured. Logs an error and returns a failure value. */
+    rtpproxy_offer_ip(p1: string, p2: string): number;
+    /** @deprecated Not available here: no RTP proxy is configured. Logs an error and returns a failure value. */
+    rtpproxy_stop_stream2uac(): number;
+    /** @deprecated Not available here: no RTP proxy is configured. Logs an error and returns a failure value. */
+    rtpproxy_stop_stream2uas(): number;
+    /** @deprecated Not available here: no RTP proxy is configured. Logs an error and returns a failure value. */
+    rtpproxy_stream2uac(p1: string, p2: number): number;
+    /** @deprecated Not available here: no RTP proxy is configured. Logs an error and returns a failure value. */
+    rtpproxy_stream2uas(p1: string, p2: number): number;
+    /** @deprecated Not available here: no RTP proxy is configured. Logs an error and returns a failure value. */
+    set_rtpproxy_set(p1: number): number;
+    /** @deprecated Not available here: no RTP proxy is configured. Logs an error and returns a failure value. */
+    start_recording(): number;
   }
 
   /** KSR.sanity: Kamailio module sanity. */
@@ -1127,12 +1611,20 @@ declare namespace KSRTypes {
   /** The KSR object: core functions and one member per module. */
   interface KSR {
     readonly x: XModule;
+    readonly auth: AuthModule;
+    readonly auth_db: AuthDbModule;
     readonly corex: CorexModule;
     readonly hdr: HdrModule;
+    readonly htable: HtableModule;
     readonly kx: KxModule;
     readonly maxfwd: MaxfwdModule;
+    readonly nathelper: NathelperModule;
+    readonly permissions: PermissionsModule;
+    readonly pike: PikeModule;
     readonly pv: PvModule;
+    readonly registrar: RegistrarModule;
     readonly rr: RrModule;
+    readonly rtpproxy: RtpproxyModule;
     readonly sanity: SanityModule;
     readonly siputils: SiputilsModule;
     readonly sl: SlModule;

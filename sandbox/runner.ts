@@ -129,6 +129,8 @@ export class ScriptRunner implements RouteRunner {
   private pendingInstance: Promise<IsolateInstance> | undefined;
   /** hasRoute answers, for when the isolate is busy with async executions and cannot be asked. */
   private readonly knownRoutes = new Map<string, boolean>();
+  /** KSR calls of this runner's isolate being answered on the main thread right now (routes nest inside them). */
+  private hostCallDepth = 0;
 
   private constructor(
     private readonly compiled: CompiledScript,
@@ -316,9 +318,16 @@ export class ScriptRunner implements RouteRunner {
     }
   }
 
+  /**
+   * Runs one route on the calling thread. In async mode only as a nested
+   * route: from inside a KSR call of this runner's own execution (tm's
+   * branch route inside t_relay). The isolate is then blocked in that call,
+   * waiting for the main thread, and isolated-vm runs the nested call in it
+   * re-entrantly; an async call would queue behind the waiting execution.
+   */
   runRoute(name: string, ctx: MessageContext): RouteOutcome {
     if (this.disposed) return { status: "error", kind: "exception", message: "script runner disposed" };
-    if (this.currentMode === "async") {
+    if (this.currentMode === "async" && this.hostCallDepth === 0) {
       return {
         status: "error",
         kind: "exception",
@@ -465,7 +474,14 @@ export class ScriptRunner implements RouteRunner {
   }
 
   private bridgeCallback(): ivm.Callback {
-    return new ivm.Callback((ctxId: number, op: number, ...args: unknown[]) => this.dispatcher.dispatch(ctxId, op, args));
+    return new ivm.Callback((ctxId: number, op: number, ...args: unknown[]) => {
+      this.hostCallDepth++;
+      try {
+        return this.dispatcher.dispatch(ctxId, op, args);
+      } finally {
+        this.hostCallDepth--;
+      }
+    });
   }
 
   private facadeDescription(): string {

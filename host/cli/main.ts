@@ -4,14 +4,22 @@
  *   ksr run <script> [--listen proto:ip:port]... [--alias host[:port]]...
  *                    [--heap-mb n] [--timeout-ms n] [--log-level level]
  *                    [--no-supervise]
+ *   ksr run --tenants <tenants.yaml> [--watch] [--listen ...] [--alias ...]
+ *                    [--log-level level] [--no-supervise]
  *   ksr api [--json]
  *   ksr check <script...>
  *   ksr test [files...] [--reporter text|junit]
+ *   ksr subscriber|address add|rm|list ...   (host/cli/db-commands.ts)
+ *
+ * `ksr run` also takes --db <file>: the SQLite file of the location,
+ * subscriber and address tables (default ./ksr.sqlite).
  */
 import { Command, InvalidArgumentError } from "commander";
+import { resolve as resolvePath } from "node:path";
 import type { ListenSocket, LogLevel } from "../core/context.js";
 import { LOG_LEVELS, isLogLevel, log, setLogLevel } from "../core/log.js";
 import { SipServer } from "../core/server.js";
+import { loadTenantsFile, TenantRegistry, TenantsConfigError } from "../tenants/index.js";
 import { KEMI_MODULES } from "../modules/index.js";
 import { ScriptLoadError } from "../../sandbox/compile.js";
 import { ScriptRunner } from "../../sandbox/runner.js";
@@ -21,6 +29,7 @@ import { fileURLToPath } from "node:url";
 import { describeApi, formatApiText } from "./api.js";
 import { runCheck } from "./check.js";
 import { runTests, type TestReporter } from "./test.js";
+import { DEFAULT_DB_FILE, openRunDatabase, registerDbCommands } from "./db-commands.js";
 import { announceReady, isServerProcess, supervise } from "./supervisor.js";
 
 const DEFAULT_LISTEN = ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"];
@@ -60,6 +69,10 @@ function logLevelOption(value: string): LogLevel {
 }
 
 interface RunOptions {
+  /** Tenants file: serve its tenants instead of one script. */
+  tenants?: string;
+  /** With --tenants: reload a tenant when its script file changes. */
+  watch?: boolean;
   listen?: ListenSocket[];
   alias?: string[];
   heapMb: number;
@@ -67,11 +80,15 @@ interface RunOptions {
   logLevel: LogLevel;
   /** false with --no-supervise: serve in this process, no restart on a crash. */
   supervise: boolean;
+  /** SQLite file of the location, subscriber and address tables. */
+  db: string;
 }
 
 /** The `ksr run` arguments for a supervised server process. */
-function serverArgs(scriptPath: string, opts: RunOptions, listen: readonly string[] | undefined): string[] {
+function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: readonly string[] | undefined): string[] {
   const sockets = listen ?? (opts.listen ?? DEFAULT_LISTEN.map(parseListenSocket)).map(formatListenSocket);
+  const common = [...sockets.flatMap((s) => ["--listen", s]), ...(opts.alias ?? []).flatMap((a) => ["--alias", a]), "--log-level", opts.logLevel, "--db", opts.db];
+  if (scriptPath === undefined) return ["run", "--tenants", resolvePath(opts.tenants!), ...(opts.watch === true ? ["--watch"] : []), ...common];
   return [
     "run",
     scriptPath,
@@ -83,15 +100,36 @@ function serverArgs(scriptPath: string, opts: RunOptions, listen: readonly strin
     String(opts.timeoutMs),
     "--log-level",
     opts.logLevel,
+    "--db",
+    opts.db,
   ];
 }
 
-async function run(scriptPath: string, opts: RunOptions): Promise<void> {
+/** Options that only make sense for one of the two ways of running; the message says why. */
+function runUsageProblem(scriptPath: string | undefined, opts: RunOptions, fromCli: (option: string) => boolean): string | undefined {
+  if (scriptPath !== undefined && opts.tenants !== undefined) return "give either a script or --tenants, not both";
+  if (scriptPath === undefined && opts.tenants === undefined) return "missing the script to run (or --tenants <file>)";
+  if (opts.tenants === undefined && opts.watch === true) return "--watch reloads the scripts of a tenants file: use it with --tenants";
+  if (opts.tenants !== undefined) {
+    for (const [key, flag] of [["heapMb", "--heap-mb"], ["timeoutMs", "--timeout-ms"]] as const) {
+      if (fromCli(key)) return `${flag} does not apply with --tenants: set limits per tenant in the tenants file`;
+    }
+  }
+  return undefined;
+}
+
+async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (option: string) => boolean): Promise<void> {
+  const problem = runUsageProblem(scriptPath, opts, fromCli);
+  if (problem !== undefined) {
+    process.stderr.write(`ksr run: ${problem}\n`);
+    process.exit(2);
+  }
   setLogLevel(opts.logLevel);
   if (opts.supervise && !isServerProcess()) {
     const entry = fileURLToPath(import.meta.url);
     process.exit(await supervise({ entry, argsFor: (listen) => serverArgs(scriptPath, opts, listen) }));
   }
+  if (scriptPath === undefined) return runTenants(opts.tenants!, opts);
   const tenant = "default";
   let runner: ScriptRunner;
   try {
@@ -105,10 +143,12 @@ async function run(scriptPath: string, opts: RunOptions): Promise<void> {
     process.stderr.write(`ksr: cannot load script: ${text}\n`);
     process.exit(1);
   }
+  const data = openRunDatabase(opts.db);
   const server = new SipServer(runner, {
     listen: opts.listen ?? DEFAULT_LISTEN.map(parseListenSocket),
     aliases: opts.alias ?? [],
     tenantId: tenant,
+    data,
   });
   try {
     await server.start();
@@ -125,6 +165,7 @@ async function run(scriptPath: string, opts: RunOptions): Promise<void> {
     server.stop().then(
       () => {
         runner.dispose();
+        data.close();
         process.exit(0);
       },
       (err) => {
@@ -135,6 +176,10 @@ async function run(scriptPath: string, opts: RunOptions): Promise<void> {
   };
   process.on("SIGINT", () => shutdown("SIGINT"));
   process.on("SIGTERM", () => shutdown("SIGTERM"));
+  // SIGHUP would end the process by default; a single script is not reloaded.
+  process.on("SIGHUP", () => log("notice", "ksr", "SIGHUP: only a server started with --tenants reloads its scripts; ignored"));
+  // SIGUSR2 would end the process too; the counters it logs are per tenant.
+  process.on("SIGUSR2", () => log("notice", "ksr", "SIGUSR2: counters are kept per tenant (--tenants); nothing to log"));
   // A server process whose supervisor is gone (even killed with SIGKILL)
   // must not linger holding the ports.
   if (isServerProcess()) process.on("disconnect", () => shutdown("supervisor gone"));
@@ -144,21 +189,97 @@ async function run(scriptPath: string, opts: RunOptions): Promise<void> {
   announceReady(server.listen.map(formatListenSocket));
 }
 
+/**
+ * `ksr run --tenants file`: every tenant's script loaded (any that does not
+ * load, or a file that does not validate, stops the start with every
+ * problem listed), one server for all. SIGHUP reloads every tenant,
+ * `--watch` a tenant whose script file changes; a script that fails to
+ * load leaves the old one running (the registry logs why, naming the
+ * tenant and file:line). SIGUSR2 logs each tenant's counters.
+ */
+async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> {
+  let registry: TenantRegistry;
+  try {
+    registry = new TenantRegistry(loadTenantsFile(tenantsFile));
+  } catch (err) {
+    const text = err instanceof TenantsConfigError ? err.message : `${tenantsFile}: ${(err as Error)?.message ?? String(err)}`;
+    process.stderr.write(`ksr: cannot load the tenants: ${text}\n`);
+    process.exit(1);
+  }
+  const data = openRunDatabase(opts.db);
+  const server = new SipServer(registry, {
+    listen: opts.listen ?? DEFAULT_LISTEN.map(parseListenSocket),
+    aliases: opts.alias ?? [],
+    tenantId: "ksr",
+    data,
+  });
+  try {
+    await server.start();
+  } catch (err) {
+    registry.dispose();
+    process.stderr.write(`ksr: cannot listen: ${(err as Error)?.message ?? String(err)}\n`);
+    process.exit(1);
+  }
+  if (opts.watch === true) registry.watch();
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log("notice", "ksr", `${signal}: stopping`);
+    server.stop().then(
+      () => {
+        registry.dispose();
+        data.close();
+        process.exit(0);
+      },
+      (err) => {
+        process.stderr.write(`ksr: error while stopping: ${(err as Error)?.message ?? String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", () => shutdown("SIGINT"));
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGHUP", () => {
+    log("notice", "ksr", "SIGHUP: reloading every tenant's script");
+    void registry.reloadAll().then((results) => {
+      const failed = [...results].filter(([, r]) => !r.ok).map(([id]) => id);
+      log(
+        failed.length === 0 ? "notice" : "err",
+        "ksr",
+        failed.length === 0 ? `SIGHUP: ${results.size} tenant(s) reloaded` : `SIGHUP: reload failed for ${failed.join(", ")}; their previous scripts keep running`,
+      );
+    });
+  });
+  process.on("SIGUSR2", () => {
+    for (const line of server.tenants!.counterLines()) log("info", "counters", line);
+  });
+  if (isServerProcess()) process.on("disconnect", () => shutdown("supervisor gone"));
+  const ids = registry.tenants.map((t) => t.id).join(", ");
+  log("notice", "ksr", `running tenants ${ids} of ${registry.config.file} on ${server.listen.map(formatListenSocket).join(", ")}`);
+  announceReady(server.listen.map(formatListenSocket));
+}
+
 export function buildProgram(): Command {
   const program = new Command();
   program.name("ksr").description("SIP server routed by Kamailio KEMI scripts in isolated-vm isolates");
 
   program
     .command("run")
-    .description("run a routing script as a SIP server")
-    .argument("<script>", "routing script (.js or .ts) defining ksr_request_route()")
+    .description("run a routing script (or the tenants of a tenants file) as a SIP server")
+    .argument("[script]", "routing script (.js or .ts) defining ksr_request_route()")
+    .option("--tenants <file>", "serve the tenants of this file (YAML or JSON) instead of one script")
+    .option("--watch", "with --tenants: reload a tenant when its script file changes")
     .option("--listen <proto:ip:port>", `listen socket, repeatable (default ${DEFAULT_LISTEN.join(" and ")})`, collect(listenOption))
     .option("--alias <host[:port]>", "another name of this server (is_myself, Via checks), repeatable", collect(aliasOption))
     .option("--heap-mb <n>", "isolate heap limit in MB", positiveInt, DEFAULT_LIMITS.heapMb)
     .option("--timeout-ms <n>", "time limit of one route call in ms", positiveInt, DEFAULT_LIMITS.routeTimeoutMs)
     .option("--log-level <level>", `one of ${LOG_LEVELS.join(", ")}`, logLevelOption, "info" as LogLevel)
     .option("--no-supervise", "serve in this process (no restart of a crashed server process)")
-    .action((script: string, opts: RunOptions) => run(script, opts));
+    .option("--db <file>", 'SQLite file of the location, subscriber and address tables (":memory:" for none)', DEFAULT_DB_FILE)
+    .action((script: string | undefined, opts: RunOptions, command: Command) =>
+      run(script, opts, (option) => command.getOptionValueSource(option) === "cli"),
+    );
 
   program
     .command("api")
@@ -189,6 +310,8 @@ export function buildProgram(): Command {
         err: (text) => process.stderr.write(text),
       });
     });
+
+  registerDbCommands(program);
 
   return program;
 }

@@ -102,6 +102,14 @@ export function supervise(opts: SupervisorOptions): Promise<number> {
     };
     process.on("SIGINT", () => stop("SIGINT"));
     process.on("SIGTERM", () => stop("SIGTERM"));
+    // Reload (SIGHUP) and the counters dump (SIGUSR2) are the server
+    // process's business; the supervisor passes them on (and, handling
+    // them, is not ended by SIGHUP's default action).
+    for (const signal of ["SIGHUP", "SIGUSR2"] as const) {
+      process.on(signal, () => {
+        if (child !== undefined && !stopping) child.kill(signal);
+      });
+    }
     start();
   });
 }

@@ -6,6 +6,7 @@
 import type { SipMessage, MessageEdits } from "../sip/message.js";
 import { emptyEdits } from "../sip/message.js";
 import type { StatefulProxy } from "../proxy/proxy.js";
+import type { DataServices } from "../storage/index.js";
 
 export type TransportProto = "udp" | "tcp";
 
@@ -65,6 +66,12 @@ export interface HostServices {
    * without transaction state: tm functions then fail with -1.
    */
   readonly proxy?: StatefulProxy;
+  /**
+   * Registrations, subscribers, trusted addresses and their settings
+   * (KSR.registrar, KSR.auth_db, KSR.permissions). Absent on hosts without
+   * a database: those functions then fail with their error code.
+   */
+  readonly data?: DataServices;
 }
 
 /** State a tenant keeps between messages (Kamailio's per-process $var, $shv). */

@@ -1,6 +1,8 @@
 /**
- * The SIP server of one tenant: transport → parse → route → effects, and
- * the HostServices the KSR functions use to reply and forward.
+ * The SIP server: transport → parse → route → effects, and the HostServices
+ * the KSR functions use to reply and forward. It runs one routing script
+ * (a RouteRunner), or the scripts of a TenantRegistry, each message routed
+ * to its tenant (host/core/tenant-routing.ts).
  *
  * Everything here is stateless (no transactions): replies are addressed by
  * the request's Via (RFC 3261 §18.2.2, RFC 3581), responses are forwarded
@@ -27,9 +29,11 @@ import { log as writeLog } from "./log.js";
 import { buildMalformedReply, reasonFromError, responseViaLines, topViaOf } from "./malformed.js";
 import { StatefulProxy, type ProxyOptions } from "../proxy/proxy.js";
 import { RealTimerService, type TimerService } from "../transaction/index.js";
+import type { DataServices } from "../storage/index.js";
+import { TenantRegistry } from "../tenants/registry.js";
+import { REPLY_ROUTE, REQUEST_ROUTE, TENANT_VIA_PARAM, TenantRouting } from "./tenant-routing.js";
 
-export const REQUEST_ROUTE = "ksr_request_route";
-export const REPLY_ROUTE = "ksr_reply_route";
+export { REPLY_ROUTE, REQUEST_ROUTE };
 
 /** Magic cookie of RFC 3261 §8.1.1.7 branches. */
 const BRANCH_COOKIE = "z9hG4bK";
@@ -38,7 +42,7 @@ export interface SipServerOptions {
   readonly listen: readonly ListenSocket[];
   /** Extra host[:port] names that mean "us" (Via checks, is_myself). */
   readonly aliases?: readonly string[];
-  /** Tenant id: log scope and TenantState id. Default "default". */
+  /** Tenant id: log scope and TenantState id (with a TenantRegistry: of the server's own log lines). Default "default". */
   readonly tenantId?: string;
   /** TCP idle timeout in ms (default 120 000, see host/transport/tcp.ts). */
   readonly idleTimeoutMs?: number;
@@ -58,6 +62,8 @@ export interface SipServerOptions {
   readonly timers?: TimerService;
   /** Stateful proxy settings (T1/T2/T4, fr timers, table size). */
   readonly proxy?: ProxyOptions;
+  /** Location, subscriber and address tables for KSR.registrar / auth_db / permissions. */
+  readonly data?: DataServices;
 }
 
 /** What the server needs of a transport; TransportLayer is the real one. */
@@ -74,6 +80,8 @@ async function defaultResolve(host: string, family: 4 | 6): Promise<string> {
 export class SipServer implements HostServices {
   readonly tenant: TenantState;
   readonly aliases: readonly string[];
+  /** See SipServerOptions.data; shared by every tenant, each keyed by its tenant id. */
+  readonly data: DataServices | undefined;
   private readonly transport: ServerTransport;
   private readonly parseLimits: ParseLimits;
   private readonly clock: () => number;
@@ -84,19 +92,31 @@ export class SipServer implements HostServices {
   private hasReplyRoute: boolean | undefined;
   /** One To tag per request context for every local reply to it (§8.2.6.2). */
   private readonly localTags = new WeakMap<MessageContext, string>();
-  /** The transaction user behind KSR.tm (RFC 3261 §16 / §17). */
+  /**
+   * The transaction user behind KSR.tm (RFC 3261 §16 / §17). With a
+   * TenantRegistry each tenant has its own (tenantProxy()); this one then
+   * serves no script.
+   */
   readonly proxy: StatefulProxy;
+  /** The single routing script; undefined with a TenantRegistry. */
+  private readonly runner: RouteRunner | undefined;
+  /** Multi-tenant routing; undefined with a single RouteRunner. */
+  readonly tenants: TenantRouting | undefined;
 
-  constructor(
-    private readonly runner: RouteRunner,
-    options: SipServerOptions,
-  ) {
+  /**
+   * `routing`: one RouteRunner (every message runs its routes), or a
+   * TenantRegistry (each message runs the routes of its tenant). Either
+   * stays the caller's to dispose.
+   */
+  constructor(routing: RouteRunner | TenantRegistry, options: SipServerOptions) {
+    this.runner = routing instanceof TenantRegistry ? undefined : routing;
     this.configured = options.listen;
     this.aliases = options.aliases ?? [];
     this.tenant = newTenantState(options.tenantId ?? "default");
     this.parseLimits = options.parseLimits ?? DEFAULT_PARSE_LIMITS;
     this.clock = options.now ?? Date.now;
     this.resolveHost = options.resolveHost ?? defaultResolve;
+    this.data = options.data;
     const createTransport = options.transport ?? ((o: TransportOptions) => new TransportLayer(o));
     this.transport = createTransport({
       listen: options.listen,
@@ -105,21 +125,48 @@ export class SipServer implements HostServices {
       tcpIdleTimeoutMs: options.idleTimeoutMs,
       maxTcpConnections: options.maxTcpConnections,
     });
+    const timers = options.timers ?? new RealTimerService();
+    const socketFor = (proto: TransportProto, host: string, forced: ListenSocket | undefined): ListenSocket | undefined => {
+      // As sendingSocket: a host name is resolved later, in the family of our first socket.
+      const probe = isIP(host) !== 0 ? host : this.listen.find((l) => l.proto === proto)?.ip ?? "0.0.0.0";
+      return this.transport.socketFor(proto, probe, forced);
+    };
+    const send = (dest: Destination, data: string, from: ListenSocket | undefined, what: string): boolean => this.dispatch(dest, data, from, what);
+    const single = this.runner;
     this.proxy = new StatefulProxy(
       {
         services: this,
         tenant: this.tenant,
-        currentRunner: () => this.runner,
-        timers: options.timers ?? new RealTimerService(),
-        socketFor: (proto, host, forced) => {
-          // As sendingSocket: a host name is resolved later, in the family of our first socket.
-          const probe = isIP(host) !== 0 ? host : this.listen.find((l) => l.proto === proto)?.ip ?? "0.0.0.0";
-          return this.transport.socketFor(proto, probe, forced);
+        currentRunner: () => {
+          if (single === undefined) throw new Error("the server's own proxy runs no script when it serves tenants");
+          return single;
         },
-        send: (dest, data, from, what) => this.dispatch(dest, data, from, what),
+        timers,
+        socketFor,
+        send,
       },
       options.proxy,
     );
+    this.tenants =
+      routing instanceof TenantRegistry
+        ? new TenantRouting(
+            routing,
+            {
+              services: this,
+              serverState: this.tenant,
+              timers,
+              socketFor,
+              send,
+              forwardResponse: (msg, rcv, edits) => this.forwardResponse(msg, rcv, edits),
+            },
+            options.proxy,
+          )
+        : undefined;
+  }
+
+  /** With a TenantRegistry: the stateful proxy (transactions) of one tenant. */
+  tenantProxy(tenantId: string): StatefulProxy | undefined {
+    return this.tenants?.proxyOf(tenantId);
   }
 
   /** Bind every listen socket; resolves with them as bound (port 0 replaced). */
@@ -171,8 +218,12 @@ export class SipServer implements HostServices {
         this.rejectMalformed(parsed, rcv);
         return;
       }
-      if (parsed.message.kind === "request") this.onRequest(parsed.message, rcv);
-      else this.onResponse(parsed.message, rcv);
+      const tenants = this.tenants;
+      if (tenants !== undefined) {
+        if (parsed.message.kind === "request") tenants.onRequest(parsed.message, rcv);
+        else tenants.onResponse(parsed.message, rcv);
+      } else if (parsed.message.kind === "request") this.onRequest(parsed.message, rcv, this.runner!);
+      else this.onResponse(parsed.message, rcv, this.runner!);
     } catch (err) {
       this.log("err", `internal error handling a message from ${describeSource(rcv)}: ${errorText(err)}`);
     }
@@ -210,16 +261,16 @@ export class SipServer implements HostServices {
     this.dispatch(dest, reply, localSocketOf(rcv), `${status} reply`);
   }
 
-  private onRequest(msg: SipMessage, rcv: ReceiveInfo): void {
+  private onRequest(msg: SipMessage, rcv: ReceiveInfo, runner: RouteRunner): void {
     const ctx = new MessageContext(msg, rcv, "request", this.tenant, this);
-    const outcome = this.runner.runRoute(REQUEST_ROUTE, ctx);
+    const outcome = runner.runRoute(REQUEST_ROUTE, ctx);
     try {
       if (outcome.status === "ok") return; // no reply/relay: silently consumed, as in Kamailio
       if (outcome.status === "missing") {
-        this.log("err", `script ${this.runner.scriptPath} defines no ${REQUEST_ROUTE}(); request ${msg.method} call-id=${msg.callId} not handled`);
+        this.log("err", `script ${runner.scriptPath} defines no ${REQUEST_ROUTE}(); request ${msg.method} call-id=${msg.callId} not handled`);
         return;
       }
-      this.logRouteFailure(REQUEST_ROUTE, ctx, outcome);
+      this.logRouteFailure(REQUEST_ROUTE, ctx, outcome, runner);
       // Error policy: 500 to requests other than ACK (never answered) unless
       // the route already answered or sent the request on.
       if (msg.method !== "ACK" && ctx.replied === undefined && !ctx.forwarded) {
@@ -232,14 +283,14 @@ export class SipServer implements HostServices {
     }
   }
 
-  private onResponse(msg: SipMessage, rcv: ReceiveInfo): void {
+  private onResponse(msg: SipMessage, rcv: ReceiveInfo, runner: RouteRunner): void {
     let ctx: MessageContext | undefined;
-    this.hasReplyRoute ??= this.runner.hasRoute(REPLY_ROUTE);
+    this.hasReplyRoute ??= runner.hasRoute(REPLY_ROUTE);
     if (this.hasReplyRoute) {
       ctx = new MessageContext(msg, rcv, "reply", this.tenant, this);
-      const outcome = this.runner.runRoute(REPLY_ROUTE, ctx);
+      const outcome = runner.runRoute(REPLY_ROUTE, ctx);
       if (outcome.status === "error") {
-        this.logRouteFailure(REPLY_ROUTE, ctx, outcome);
+        this.logRouteFailure(REPLY_ROUTE, ctx, outcome, runner);
         return; // error policy for replies: drop
       }
       if (ctx.dropped) return;
@@ -251,8 +302,8 @@ export class SipServer implements HostServices {
     this.forwardResponse(msg, rcv, ctx?.edits);
   }
 
-  private logRouteFailure(route: string, ctx: MessageContext, outcome: Extract<RouteOutcome, { status: "error" }>): void {
-    const where = outcome.location ?? this.runner.scriptPath;
+  private logRouteFailure(route: string, ctx: MessageContext, outcome: Extract<RouteOutcome, { status: "error" }>, runner: RouteRunner): void {
+    const where = outcome.location ?? runner.scriptPath;
     this.log(
       "err",
       `tenant=${this.tenant.id} route=${route} call-id=${ctx.msg.callId} ${outcome.kind}: ${outcome.message} (at ${where})`,
@@ -412,6 +463,9 @@ export class SipServer implements HostServices {
   private ownVia(ctx: MessageContext, socket: ListenSocket, target: string): string {
     let via = `Via: SIP/2.0/${socket.proto.toUpperCase()} ${this.viaHostPort(socket)};branch=${this.statelessBranch(ctx, target)}`;
     if (ctx.addLocalRport) via += ";rport";
+    // Serving tenants: the response comes back to the tenant that forwarded
+    // the request (see tenant-routing.ts). The next hops see the tenant id.
+    if (this.tenants !== undefined) via += `;${TENANT_VIA_PARAM}=${ctx.tenant.id}`;
     // Remember the incoming TCP connection so the response can be sent back
     // on it (RFC 3261 §18.2.2) without transaction state.
     if (ctx.rcv.proto === "tcp" && ctx.rcv.connectionId >= 0) via += `;i=${ctx.rcv.connectionId}`;

@@ -15,6 +15,14 @@ import { corexModule } from "./corex.js";
 import { tmModule } from "./tm.js";
 import { tmxModule } from "./tmx.js";
 import { rrModule } from "./rr.js";
+import { htableModule } from "./htable.js";
+import { pikeModule } from "./pike.js";
+import { nathelperModule } from "./nathelper.js";
+import { rtpproxyModule } from "./rtpproxy.js";
+import { registrarModule } from "./registrar.js";
+import { authModule } from "./auth.js";
+import { authDbModule } from "./auth_db.js";
+import { permissionsModule } from "./permissions.js";
 
 export const KEMI_MODULES: readonly KemiModule[] = [
   coreModule,
@@ -29,4 +37,12 @@ export const KEMI_MODULES: readonly KemiModule[] = [
   tmModule,
   tmxModule,
   rrModule,
+  htableModule,
+  pikeModule,
+  nathelperModule,
+  rtpproxyModule,
+  registrarModule,
+  authModule,
+  authDbModule,
+  permissionsModule,
 ];

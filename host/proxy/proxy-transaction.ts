@@ -12,9 +12,8 @@ import { sendOptions, peekSendOptions } from "../modules/sendopts.js";
 import { copyRecordRouteState } from "./record-route.js";
 import type { AvpStore } from "../modules/pv.js";
 import type { ClientTransaction, ServerTransaction, TimerHandle } from "../transaction/index.js";
-import type { RouteRunner } from "../../sandbox/types.js";
 import { copyEdits, type NextHop, type Upstream } from "./messages.js";
-import type { RelayOverride } from "./proxy.js";
+import type { RelayOverride, TransactionRoutes } from "./proxy.js";
 
 /** Per-transaction switches a script sets with t_on_* / t_set_* (before or after the transaction exists). */
 export interface TmSettings {
@@ -152,6 +151,8 @@ export class ProxyTransaction implements TmSettings {
   released = false;
   /** To tags of the 2xx responses relayed upstream, for matching end-to-end ACKs. */
   readonly okToTags = new Set<string>();
+  /** Work on this transaction waiting for an asynchronous route; later events queue behind it. */
+  pendingWork: Promise<void> | undefined;
 
   constructor(
     readonly server: ServerTransaction,
@@ -159,7 +160,7 @@ export class ProxyTransaction implements TmSettings {
     readonly rcv: ReceiveInfo,
     readonly upstream: Upstream,
     /** The routes of this transaction run in the script it started with. */
-    readonly runner: RouteRunner,
+    readonly routes: TransactionRoutes,
     /** Shared $avp store: the transaction's AVPs, seen by all of its routes. */
     readonly avps: AvpStore,
     /** To tag of responses generated here (§8.2.6.2: one tag for all of them). */

@@ -25,7 +25,13 @@
  * provisional response is cancelled.
  *
  * Everything runs synchronously on the caller's stack (message receipt or
- * a timer); routes run through the transaction's RouteRunner.
+ * a timer); routes run through the transaction's TransactionRoutes. A
+ * route of a script that runs asynchronously (a demoted tenant) returns a
+ * promise: the transaction logic carries on when it settles, and the
+ * transaction's later responses and timer events wait for it, so they are
+ * handled in the order they came, as in the synchronous case. Branch routes
+ * always run synchronously, nested inside the t_relay call that creates the
+ * branches (see ScriptRunner.runRoute).
  */
 import type {
   HostServices,
@@ -92,6 +98,36 @@ export const DEFAULT_WAIT_TIMER_MS = 5_000;
 /** Kamailio's E_SCRIPT: t_newtran was already called for this message. */
 export const E_SCRIPT = -10;
 
+/** The routes of one transaction: the script that started it, for as long as the transaction lives. */
+export interface TransactionRoutes {
+  readonly scriptPath: string;
+  /** Runs a route; a promise of the outcome when the script runs asynchronously. Never throws or rejects. */
+  run(name: string, ctx: MessageContextType): RouteOutcome | Promise<RouteOutcome>;
+  /** Runs a route nested inside a KSR call of one of this script's routes (the branch route in t_relay): always synchronous. */
+  runNested(name: string, ctx: MessageContextType): RouteOutcome;
+  /** The transaction is over; idempotent. */
+  release(): void;
+}
+
+/** TransactionRoutes over one synchronous RouteRunner that nothing needs to release. */
+export function runnerRoutes(runner: RouteRunner): TransactionRoutes {
+  return {
+    scriptPath: runner.scriptPath,
+    run: (name, ctx) => runner.runRoute(name, ctx),
+    runNested: (name, ctx) => runner.runRoute(name, ctx),
+    release: () => {},
+  };
+}
+
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null | undefined)?.then === "function";
+}
+
+/** k(value) now, or once the promise settles. */
+function andThen<T, R>(value: T | Promise<T>, k: (v: T) => R | Promise<R>): R | Promise<R> {
+  return isPromise(value) ? value.then(k) : k(value);
+}
+
 /** What the proxy needs from the server it runs in. */
 export interface ProxyHost {
   /** The HostServices new route contexts get (the server itself). */
@@ -99,6 +135,12 @@ export interface ProxyHost {
   readonly tenant: TenantState;
   /** The runner new transactions use (a reload swaps it; running transactions keep theirs). */
   currentRunner(): RouteRunner;
+  /**
+   * The routes a new transaction keeps until it ends (e.g. a lease on the
+   * tenant's current script, so that a reload does not change them).
+   * Default: currentRunner(), run synchronously.
+   */
+  transactionRoutes?(): TransactionRoutes;
   readonly timers: TimerService;
   /** The local socket a message to `host` over `proto` leaves from; `forced` is the script's $fs. */
   socketFor(proto: TransportProto, host: string, forced: ListenSocket | undefined): ListenSocket | undefined;
@@ -147,6 +189,8 @@ export class StatefulProxy {
   /** t_on_* / t_set_* made before the transaction of a request route exists. */
   private readonly pending = new WeakMap<MessageContextType, TmSettings>();
   private readonly byServer = new WeakMap<ServerTransaction, ProxyTransaction>();
+  /** The proxy transaction of each branch's client transaction. */
+  private readonly byClient = new WeakMap<ClientTransaction, ProxyTransaction>();
   /** INVITE transactions that relayed a 2xx, by Call-ID/CSeq/From tag: their ACKs are end to end. */
   private readonly answered = new Map<string, ProxyTransaction>();
   /** The reply being matched by receiveResponse (its receive info and core reply-route edits). */
@@ -304,7 +348,8 @@ export class StatefulProxy {
       ctx.host.log("err", `cannot register the transaction (call-id=${msg.callId})\n`, ctx);
       return undefined;
     }
-    tx = new ProxyTransaction(server, msg, ctx.rcv, upstream, this.host.currentRunner(), avpStore(ctx), localToTag, ctx);
+    const routes = this.host.transactionRoutes?.() ?? runnerRoutes(this.host.currentRunner());
+    tx = new ProxyTransaction(server, msg, ctx.rcv, upstream, routes, avpStore(ctx), localToTag, ctx);
     const settings = this.pending.get(ctx);
     if (settings !== undefined) tx.applySettings(settings);
     this.byServer.set(server, tx);
@@ -313,6 +358,7 @@ export class StatefulProxy {
   }
 
   private forget(tx: ProxyTransaction): void {
+    tx.routes.release();
     for (const b of tx.branches) this.stopFrTimer(b);
     const key = this.answeredKey(tx.request);
     if (key !== undefined && this.answered.get(key) === tx) this.answered.delete(key);
@@ -337,7 +383,10 @@ export class StatefulProxy {
       ctx.host.log("warn", `transaction created but neither relayed nor replied (call-id=${tx.request.callId})\n`, ctx);
     }
     tx.released = true;
-    this.host.timers.setTimer(this.waitTimerMs, () => this.table.remove(tx.server));
+    this.host.timers.setTimer(this.waitTimerMs, () => {
+      this.table.remove(tx.server);
+      tx.routes.release();
+    });
   }
 
   // ------------------------------------------------------------- t_relay
@@ -531,7 +580,7 @@ export class StatefulProxy {
         if (branchRoute !== "") {
           this.bindings.set(bctx, { tx, branch: tx.branches.length, reply: undefined });
           bctx.flags = tx.flags;
-          this.runRoute(tx, branchRoute, bctx);
+          this.runNestedRoute(tx, branchRoute, bctx);
           tx.flags = bctx.flags;
           if (bctx.dropped) {
             bctx.host.log("info", `branch ${tx.branches.length} dropped by the branch route\n`, bctx);
@@ -594,10 +643,15 @@ export class StatefulProxy {
     let client: ClientTransaction | undefined;
     let starting = true;
     const user: ClientTransactionUser = {
-      onResponse: (response) => this.onBranchResponse(tx, branch, response),
-      onTimeout: () => this.onBranchTimeout(tx, branch),
+      onResponse: (response) => {
+        // receiveResponse is on the stack: take its receive info and edits now, the work may wait.
+        const rcv = this.incoming?.rcv ?? tx.rcv;
+        const edits = this.incoming?.edits;
+        this.serialized(tx, () => this.onBranchResponse(tx, branch, response, rcv, edits));
+      },
+      onTimeout: () => this.serialized(tx, () => this.onBranchTimeout(tx, branch)),
       onTransportError: () => {
-        if (!starting) this.onBranchTransportError(tx, branch);
+        if (!starting) this.serialized(tx, () => this.onBranchTransportError(tx, branch));
       },
     };
     const options = {
@@ -623,6 +677,7 @@ export class StatefulProxy {
       return "error";
     }
     branch.client = client;
+    this.byClient.set(client, tx);
     client.start();
     starting = false;
     if (client.terminated) {
@@ -710,34 +765,88 @@ export class StatefulProxy {
     return this.table.matchResponse(msg) !== undefined;
   }
 
-  private onBranchResponse(tx: ProxyTransaction, branch: ProxyBranch, reply: SipMessage): void {
+  /** The proxy transaction a response belongs to through one of its branches (not through a CANCEL it sent). */
+  transactionOfResponse(msg: SipMessage): ProxyTransaction | undefined {
+    const client = this.table.matchResponse(msg);
+    return client === undefined ? undefined : this.byClient.get(client);
+  }
+
+  /**
+   * A request that retransmits one with a transaction, or the ACK of a
+   * non-2xx final response, is handed to its transaction (the last response
+   * is resent, the ACK absorbed) without running any route: true then.
+   * For a server that cannot run the script for it (a tenant over budget).
+   */
+  absorbRetransmission(msg: SipMessage): boolean {
+    const found = this.classify(msg);
+    if (found.kind !== "retransmission" && found.kind !== "ack-negative") return false;
+    this.absorb(found.server, msg);
+    return true;
+  }
+
+  /**
+   * Runs transaction-user work for tx now, or, while earlier work of tx
+   * waits for an asynchronous route, after it: responses and timer events
+   * of one transaction are handled in the order they came. The synchronous
+   * path creates no promise.
+   */
+  private serialized(tx: ProxyTransaction, work: () => void | Promise<void>): void {
+    const before = tx.pendingWork;
+    if (before === undefined) {
+      const result = work();
+      if (result !== undefined) this.awaitWork(tx, result);
+      return;
+    }
+    this.awaitWork(tx, before.then(work));
+  }
+
+  private awaitWork(tx: ProxyTransaction, work: Promise<void>): void {
+    const settled = work.then(undefined, (err: unknown) => {
+      this.host.services.log("err", `transaction call-id=${tx.request.callId}: ${err instanceof Error ? err.message : String(err)}\n`);
+    });
+    tx.pendingWork = settled;
+    void settled.then(() => {
+      if (tx.pendingWork === settled) tx.pendingWork = undefined;
+    });
+  }
+
+  private onBranchResponse(
+    tx: ProxyTransaction,
+    branch: ProxyBranch,
+    reply: SipMessage,
+    rcv: ReceiveInfo,
+    edits: MessageEdits | undefined,
+  ): void | Promise<void> {
     const status = reply.status;
-    const rcv = this.incoming?.rcv ?? tx.rcv;
-    let edits = this.incoming?.edits;
-    if (tx.onReply !== "") {
-      const rctx = this.routeContext(tx, reply, rcv, "onreply", {
-        tx,
-        branch: branch.index,
-        reply: { status, reason: reply.reason, msg: reply },
-      });
-      rctx.flags = tx.flags;
-      rctx.branchFlags[0] = branch.flags;
-      if (edits !== undefined) loadEdits(rctx.edits, edits);
-      this.runRoute(tx, tx.onReply, rctx);
+    if (tx.onReply === "") return this.afterReplyRoutes(tx, branch, reply, edits);
+    const rctx = this.routeContext(tx, reply, rcv, "onreply", {
+      tx,
+      branch: branch.index,
+      reply: { status, reason: reply.reason, msg: reply },
+    });
+    rctx.flags = tx.flags;
+    rctx.branchFlags[0] = branch.flags;
+    if (edits !== undefined) loadEdits(rctx.edits, edits);
+    return andThen(this.runRoute(tx, tx.onReply, rctx), () => {
       tx.flags = rctx.flags;
       branch.flags = rctx.branchFlags[0] ?? branch.flags;
-      edits = rctx.edits;
       // Kamailio: drop in an onreply route stops a provisional response;
       // a final one is processed regardless.
       if (rctx.dropped && status < 200) return;
-    }
+      return this.afterReplyRoutes(tx, branch, reply, rctx.edits);
+    });
+  }
+
+  /** §16.7 steps 3-10 for a response, once the onreply route (if any) is done with it. */
+  private afterReplyRoutes(tx: ProxyTransaction, branch: ProxyBranch, reply: SipMessage, edits: MessageEdits | undefined): void | Promise<void> {
+    const status = reply.status;
     if (status < 200) {
       this.onProvisional(tx, branch, reply, edits);
     } else if (status < 300) {
       this.onSuccess(tx, branch, reply, edits);
     } else {
       if (branch.completed) return; // already given up on (timeout): the client transaction ACKs it
-      this.completeBranch(tx, branch, { status, reason: reply.reason, reply, edits });
+      return this.completeBranch(tx, branch, { status, reason: reply.reason, reply, edits });
     }
   }
 
@@ -795,25 +904,33 @@ export class StatefulProxy {
   }
 
   /** A branch ended without a 2xx (response, timeout or transport error). */
-  private completeBranch(tx: ProxyTransaction, branch: ProxyBranch, final: BranchFinal): void {
+  private completeBranch(tx: ProxyTransaction, branch: ProxyBranch, final: BranchFinal): void | Promise<void> {
     this.stopFrTimer(branch);
     branch.final = final;
-    if (tx.onBranchFailure !== "") {
-      const fctx = this.requestRouteContext(tx, "branch_failure", branch, final);
-      const wasBusy = tx.busy;
-      tx.busy = true;
-      try {
-        this.runRoute(tx, tx.onBranchFailure, fctx);
-      } finally {
-        tx.busy = wasBusy;
-      }
-      tx.flags = fctx.flags;
+    if (tx.onBranchFailure === "") return this.afterBranchFailure(tx, final);
+    const fctx = this.requestRouteContext(tx, "branch_failure", branch, final);
+    const wasBusy = tx.busy;
+    tx.busy = true;
+    let outcome: RouteOutcome | Promise<RouteOutcome>;
+    try {
+      outcome = this.runRoute(tx, tx.onBranchFailure, fctx);
+    } catch (err) {
+      tx.busy = wasBusy;
+      throw err;
     }
+    return andThen(outcome, () => {
+      tx.busy = wasBusy;
+      tx.flags = fctx.flags;
+      return this.afterBranchFailure(tx, final);
+    });
+  }
+
+  private afterBranchFailure(tx: ProxyTransaction, final: BranchFinal): void | Promise<void> {
     // §16.7 step 5: a 6xx ends the search: the other branches are cancelled.
     if (final.status >= 600 && tx.isInvite && !tx.disable6xx) {
       for (const b of tx.pendingBranches()) this.cancelBranch(tx, b, []);
     }
-    this.checkCompletion(tx);
+    return this.checkCompletion(tx);
   }
 
   /**
@@ -821,29 +938,39 @@ export class StatefulProxy {
    * route runs if armed (it may start new branches, or answer); otherwise
    * the best response goes upstream.
    */
-  private checkCompletion(tx: ProxyTransaction): void {
+  private checkCompletion(tx: ProxyTransaction): void | Promise<void> {
     if (tx.busy || tx.finalSent || tx.branches.length === 0) return;
     if (tx.branches.some((b) => !b.completed)) return;
     const finals = tx.branches.map((b) => b.final!);
     const picked = pickBestResponse(finals);
     tx.pickedBranch = picked;
-    if (tx.onFailure !== "") {
-      const name = tx.onFailure;
-      // One run per arming: the failure route re-arms itself to catch the next round.
-      tx.onFailure = "";
-      const fctx = this.requestRouteContext(tx, "failure", tx.branches[picked]!, finals[picked]!);
-      markRuriConsumed(fctx);
-      tx.busy = true;
-      try {
-        this.runRoute(tx, name, fctx);
-      } finally {
-        tx.busy = false;
-      }
+    if (tx.onFailure === "") return this.sendBestResponse(tx, picked);
+    const name = tx.onFailure;
+    // One run per arming: the failure route re-arms itself to catch the next round.
+    tx.onFailure = "";
+    const fctx = this.requestRouteContext(tx, "failure", tx.branches[picked]!, finals[picked]!);
+    markRuriConsumed(fctx);
+    const branchesBefore = tx.branches.length;
+    tx.busy = true;
+    let outcome: RouteOutcome | Promise<RouteOutcome>;
+    try {
+      outcome = this.runRoute(tx, name, fctx);
+    } catch (err) {
+      tx.busy = false;
+      throw err;
+    }
+    return andThen(outcome, () => {
+      tx.busy = false;
       tx.flags = fctx.flags;
       if (tx.finalSent) return;
-      if (tx.branches.some((b) => !b.completed)) return; // serial forking: new branches are out
-    }
-    this.sendBestResponse(tx, picked);
+      if (tx.branches.length > branchesBefore) {
+        // Serial forking: new branches are out. Their responses wait for
+        // this route (see serialized), so they are normally still pending;
+        // if every one has ended already, completion is due now.
+        return this.checkCompletion(tx);
+      }
+      this.sendBestResponse(tx, picked);
+    });
   }
 
   private sendBestResponse(tx: ProxyTransaction, picked: number): void {
@@ -879,7 +1006,7 @@ export class StatefulProxy {
     this.stopFrTimer(branch);
     branch.frTimer = this.host.timers.setTimer(ms, () => {
       branch.frTimer = undefined;
-      this.onBranchTimeout(tx, branch);
+      this.serialized(tx, () => this.onBranchTimeout(tx, branch));
     });
   }
 
@@ -893,18 +1020,18 @@ export class StatefulProxy {
    * INVITE branch with a provisional response is cancelled; any other
    * branch stops retransmitting. Either way the branch counts as a 408.
    */
-  private onBranchTimeout(tx: ProxyTransaction, branch: ProxyBranch): void {
+  private onBranchTimeout(tx: ProxyTransaction, branch: ProxyBranch): void | Promise<void> {
     if (branch.completed) return;
     branch.timedOut = true;
     if (tx.isInvite && branch.provisional > 0) this.sendCancel(branch);
     else branch.retransmissionsStopped = true;
-    this.completeBranch(tx, branch, { status: 408, reason: "Request Timeout", reply: undefined, edits: undefined });
+    return this.completeBranch(tx, branch, { status: 408, reason: "Request Timeout", reply: undefined, edits: undefined });
   }
 
   /** §16.9: a transport error counts as a 503 from that branch. */
-  private onBranchTransportError(tx: ProxyTransaction, branch: ProxyBranch): void {
+  private onBranchTransportError(tx: ProxyTransaction, branch: ProxyBranch): void | Promise<void> {
     if (branch.completed) return;
-    this.completeBranch(tx, branch, { status: 503, reason: "Service Unavailable", reply: undefined, edits: undefined });
+    return this.completeBranch(tx, branch, { status: 503, reason: "Service Unavailable", reply: undefined, edits: undefined });
   }
 
   /** Cancel a pending INVITE branch (§16.10): now if it had a provisional response, else once one arrives (§9.1). */
@@ -968,8 +1095,18 @@ export class StatefulProxy {
     return ctx;
   }
 
-  private runRoute(tx: ProxyTransaction, name: string, ctx: MessageContext): RouteOutcome {
-    const outcome = tx.runner.runRoute(name, ctx);
+  /** Runs a route of the transaction (failure, branch-failure, onreply): its outcome, or a promise of it for an asynchronous script. */
+  private runRoute(tx: ProxyTransaction, name: string, ctx: MessageContext): RouteOutcome | Promise<RouteOutcome> {
+    const outcome = tx.routes.run(name, ctx);
+    return isPromise(outcome) ? outcome.then((o) => this.reportRoute(tx, name, ctx, o)) : this.reportRoute(tx, name, ctx, outcome);
+  }
+
+  /** Runs a route nested inside a KSR call of the transaction's script (the branch route in t_relay). */
+  private runNestedRoute(tx: ProxyTransaction, name: string, ctx: MessageContext): RouteOutcome {
+    return this.reportRoute(tx, name, ctx, tx.routes.runNested(name, ctx));
+  }
+
+  private reportRoute(tx: ProxyTransaction, name: string, ctx: MessageContext, outcome: RouteOutcome): RouteOutcome {
     if (outcome.status === "missing") {
       ctx.host.log("err", `route function ${name}() armed for call-id=${tx.request.callId} is not defined\n`, ctx);
     } else if (outcome.status === "error") {

@@ -134,6 +134,12 @@ export interface RunnerLease {
   readonly runner: ScriptRunner;
   /** Runs a route on the leased runner, counted and charged to the tenant but not refused for budget (replies cannot be answered with 503). */
   run(routeName: string, ctx: MessageContext): TenantRouteOutcome | Promise<TenantRouteOutcome>;
+  /**
+   * Runs a route nested inside a KSR call of a route running on this lease's
+   * runner (tm's branch route inside t_relay): synchronously, whatever the
+   * mode (see ScriptRunner.runRoute). Counted and charged like run().
+   */
+  runNested(routeName: string, ctx: MessageContext): RouteOutcome;
   /** Idempotent. The runner is disposed when it is retired and this was its last user. */
   release(): void;
 }
@@ -240,6 +246,10 @@ export class TenantRegistry {
       tenant,
       runner,
       run: (routeName, ctx) => this.execute(tenant, runner, routeName, ctx),
+      runNested: (routeName, ctx) => {
+        tenant.counters.messages++;
+        return this.account(tenant, ctx, runner.runRoute(routeName, ctx));
+      },
       release: () => {
         if (released) return;
         released = true;

@@ -1,0 +1,390 @@
+/**
+ * The server's multi-tenant receive path: which tenant's script handles a
+ * message, with which state, and what is answered when none does or the
+ * tenant may not run now.
+ *
+ * Requests: the tenant is selected by the tenants file's rules (R-URI / To
+ * domain, listening socket, source CIDR; host/tenants/select.ts). No tenant:
+ * the configured `unmatched` status (404 or 403), never to an ACK (RFC 3261
+ * §17.2.1). Over its CPU budget: a retransmission of a request with a
+ * transaction is left to that transaction (its last response is resent, a
+ * hop-by-hop ACK absorbed, §17.2.1 / §17.2.2); anything else but an ACK gets
+ * 503 with Retry-After (§21.5.4) without running the script. A route that
+ * fails: the tenant's error policy status, unless the route already answered
+ * or forwarded.
+ *
+ * Each tenant has its own StatefulProxy (transaction table, timers of its
+ * transactions) and its own HostServices, whose `proxy` is that one: no KSR
+ * call of one tenant can match, cancel or answer another tenant's
+ * transactions, and a tenant filling its table does not fill anyone else's.
+ * A transaction keeps a lease on the script runner that created it, so its
+ * failure, branch and onreply routes run in that script even after a
+ * reload.
+ *
+ * Responses: a response matching a client transaction belongs to that
+ * transaction's tenant; its ksr_reply_route runs in the transaction's
+ * script. Any other response (to a request a script forwarded statelessly,
+ * or arriving after its transaction ended) goes to the tenant named by the
+ * `ksr-tenant` parameter of our Via on it (stateless forwarding puts it
+ * there), else to the tenant the selection rules give for the response
+ * (To host, listening socket, source; then the default tenant), else it is
+ * dropped.
+ *
+ * Demoted tenants run their routes asynchronously: the route's promise is
+ * followed up when it settles (reply, error policy, end of the request
+ * route for the proxy); synchronous tenants take the same code without a
+ * promise.
+ */
+import type { MessageEdits, SipMessage } from "../sip/message.js";
+import { topVia } from "../sip/parser.js";
+import { viaParam } from "../sip/via.js";
+import { StatefulProxy, type ProxyHost, type ProxyOptions, type TransactionRoutes } from "../proxy/proxy.js";
+import type { TimerService } from "../transaction/index.js";
+import type { RunnerLease, Tenant, TenantRegistry, TenantRouteOutcome } from "../tenants/registry.js";
+import type { ScriptRunner } from "../../sandbox/runner.js";
+import type { RouteOutcome } from "../../sandbox/types.js";
+import type { Destination } from "./addressing.js";
+import { MessageContext } from "./context.js";
+import type { HostServices, ListenSocket, LogLevel, ReceiveInfo, TenantState, TransportProto } from "./context.js";
+import { log as writeLog } from "./log.js";
+
+export const REQUEST_ROUTE = "ksr_request_route";
+export const REPLY_ROUTE = "ksr_reply_route";
+
+/** Via parameter naming the tenant whose script forwarded a request statelessly, so that its response finds the tenant. */
+export const TENANT_VIA_PARAM = "ksr-tenant";
+
+/** What the tenant routing needs from the server. */
+export interface TenantRoutingServer {
+  /** The server's own services: replies and forwarding are the server's, per tenant only the proxy differs. */
+  readonly services: HostServices;
+  /** State of the server itself, for contexts that belong to no tenant (the unmatched reply). */
+  readonly serverState: TenantState;
+  readonly timers: TimerService;
+  socketFor(proto: TransportProto, host: string, forced: ListenSocket | undefined): ListenSocket | undefined;
+  send(dest: Destination, data: string, from: ListenSocket | undefined, what: string): boolean;
+  /** Stateless response forwarding by Via (RFC 3261 §16.7 step 3, §18.2.2). */
+  forwardResponse(msg: SipMessage, rcv: ReceiveInfo, edits: MessageEdits | undefined): boolean;
+}
+
+/** Reason phrases of the statuses this file sends (RFC 3261 §21). */
+const UNMATCHED_REASON: Readonly<Record<403 | 404, string>> = { 403: "Forbidden", 404: "Not Found" };
+
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null | undefined)?.then === "function";
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** A tenant's view of the server: the server's services with the tenant's own proxy and log scope. */
+class TenantHost implements HostServices {
+  proxy: StatefulProxy | undefined;
+
+  constructor(
+    private readonly server: HostServices,
+    private readonly tenantId: string,
+  ) {}
+
+  get listen(): readonly ListenSocket[] {
+    return this.server.listen;
+  }
+
+  get aliases(): readonly string[] {
+    return this.server.aliases;
+  }
+
+  /** The server's data services; their tables are namespaced by ctx.tenant.id. */
+  get data(): HostServices["data"] {
+    return this.server.data;
+  }
+
+  log(level: LogLevel, text: string): void {
+    writeLog(level, this.tenantId, text);
+  }
+
+  sendReply(ctx: MessageContext, status: number, reason: string): boolean {
+    return this.server.sendReply(ctx, status, reason);
+  }
+
+  forward(ctx: MessageContext, targetUri?: string): boolean {
+    return this.server.forward(ctx, targetUri);
+  }
+
+  now(): number {
+    return this.server.now();
+  }
+}
+
+/** A transaction's routes: a lease on the runner current when it started (see TenantRegistry.acquire). */
+class LeasedRoutes implements TransactionRoutes {
+  constructor(readonly lease: RunnerLease) {}
+
+  get scriptPath(): string {
+    return this.lease.runner.scriptPath;
+  }
+
+  run(name: string, ctx: MessageContext): RouteOutcome | Promise<RouteOutcome> {
+    const result = this.lease.run(name, ctx);
+    return isPromise(result) ? result.then(asRouteOutcome) : asRouteOutcome(result);
+  }
+
+  runNested(name: string, ctx: MessageContext): RouteOutcome {
+    return this.lease.runNested(name, ctx);
+  }
+
+  release(): void {
+    this.lease.release();
+  }
+}
+
+/** A lease's runs are never refused for budget; should one be, it counts as a failed run. */
+function asRouteOutcome(outcome: TenantRouteOutcome): RouteOutcome {
+  return outcome.status === "over-budget" ? { status: "error", kind: "exception", message: "tenant over its CPU budget" } : outcome;
+}
+
+interface TenantSlot {
+  readonly tenant: Tenant;
+  readonly host: TenantHost;
+  readonly proxy: StatefulProxy;
+}
+
+export class TenantRouting {
+  private readonly slots = new Map<Tenant, TenantSlot>();
+  /** Whether a runner's script defines ksr_reply_route (a runner's script never changes). */
+  private readonly replyRouteDefined = new WeakMap<ScriptRunner, boolean>();
+  /** Requests answered with the `unmatched` status (they belong to no tenant's counters). */
+  unmatchedRequests = 0;
+  /** Responses dropped because no tenant could be found for them. */
+  unclaimedResponses = 0;
+
+  constructor(
+    readonly registry: TenantRegistry,
+    private readonly server: TenantRoutingServer,
+    proxyOptions: ProxyOptions | undefined,
+  ) {
+    for (const tenant of registry.tenants) {
+      const host = new TenantHost(server.services, tenant.id);
+      const proxyHost: ProxyHost = {
+        services: host,
+        tenant: tenant.state,
+        currentRunner: () => tenant.runner,
+        transactionRoutes: () => new LeasedRoutes(registry.acquire(tenant)),
+        timers: server.timers,
+        socketFor: (proto, h, forced) => server.socketFor(proto, h, forced),
+        send: (dest, data, from, what) => server.send(dest, data, from, what),
+      };
+      const proxy = new StatefulProxy(proxyHost, proxyOptions);
+      host.proxy = proxy;
+      this.slots.set(tenant, { tenant, host, proxy });
+    }
+  }
+
+  /** The stateful proxy of a tenant (its transactions). */
+  proxyOf(tenantId: string): StatefulProxy | undefined {
+    const tenant = this.registry.get(tenantId);
+    return tenant === undefined ? undefined : this.slots.get(tenant)?.proxy;
+  }
+
+  // ---------------------------------------------------------- requests
+
+  onRequest(msg: SipMessage, rcv: ReceiveInfo): void {
+    const tenant = this.registry.select(msg, rcv);
+    if (tenant === undefined) {
+      this.rejectUnmatched(msg, rcv);
+      return;
+    }
+    const slot = this.slots.get(tenant)!;
+    const ctx = new MessageContext(msg, rcv, "request", tenant.state, slot.host);
+    const result = this.registry.run(tenant, REQUEST_ROUTE, ctx);
+    if (isPromise(result)) {
+      // Like receive() for the synchronous path: nothing escapes, the server carries on.
+      result
+        .then((outcome) => this.afterRequestRoute(slot, ctx, outcome))
+        .catch((err: unknown) => slot.host.log("err", `internal error after the request route of call-id=${msg.callId}: ${errorText(err)}`));
+      return;
+    }
+    this.afterRequestRoute(slot, ctx, result);
+  }
+
+  private afterRequestRoute(slot: TenantSlot, ctx: MessageContext, outcome: TenantRouteOutcome): void {
+    const { tenant, proxy } = slot;
+    const msg = ctx.msg;
+    try {
+      if (outcome.status === "ok") return; // no reply/relay: silently consumed, as in Kamailio
+      if (outcome.status === "over-budget") {
+        this.refuseOverBudget(slot, ctx);
+        return;
+      }
+      if (outcome.status === "missing") {
+        slot.host.log("err", `script ${tenant.runner.scriptPath} defines no ${REQUEST_ROUTE}(); request ${msg.method} call-id=${msg.callId} not handled`);
+        return;
+      }
+      slot.host.log(
+        "err",
+        `tenant=${tenant.id} route=${REQUEST_ROUTE} call-id=${msg.callId} ${outcome.kind}: ${outcome.message} (at ${outcome.location ?? tenant.config.scriptPath})`,
+      );
+      // The tenant's error policy, for requests other than ACK (never
+      // answered) that the route neither answered nor sent on.
+      if (msg.method !== "ACK" && ctx.replied === undefined && !ctx.forwarded) {
+        const { status, reason } = tenant.onError;
+        if (slot.host.sendReply(ctx, status, reason)) this.registry.recordReply(tenant, status);
+      }
+    } finally {
+      // The transaction the route created (if any): deferred branches are
+      // sent, an unanswered one is released.
+      proxy.requestRouteDone(ctx);
+    }
+  }
+
+  /** The tenant's CPU bucket is empty: the script is not run for this request. */
+  private refuseOverBudget(slot: TenantSlot, ctx: MessageContext): void {
+    const msg = ctx.msg;
+    // A retransmission must get the response its transaction already has
+    // (or will have), not a contradicting 503.
+    if (slot.proxy.absorbRetransmission(msg)) return;
+    if (msg.method === "ACK") {
+      slot.host.log("dbg", `over CPU budget: ACK call-id=${msg.callId} dropped without running the script`);
+      return;
+    }
+    const budget = slot.tenant.budget;
+    // Time until the bucket is out of debt, whole seconds (RFC 3261 §20.33), at least 1.
+    const retryAfter = Math.max(1, Math.ceil(-budget.tokensMs / budget.share / 1000));
+    ctx.replyHeaders.push(`Retry-After: ${retryAfter}`);
+    if (slot.host.sendReply(ctx, 503, "Service Unavailable")) this.registry.recordReply(slot.tenant, 503);
+    slot.host.log("dbg", `over CPU budget: ${msg.method} call-id=${msg.callId} answered 503 without running the script`);
+  }
+
+  private rejectUnmatched(msg: SipMessage, rcv: ReceiveInfo): void {
+    this.unmatchedRequests++;
+    const services = this.server.services;
+    if (msg.method === "ACK") {
+      services.log("dbg", `no tenant for ACK call-id=${msg.callId}: dropped`);
+      return;
+    }
+    const status = this.registry.unmatchedStatus;
+    const ctx = new MessageContext(msg, rcv, "request", this.server.serverState, services);
+    services.sendReply(ctx, status, UNMATCHED_REASON[status]);
+    services.log("dbg", `no tenant for ${msg.method} ${msg.requestUri} call-id=${msg.callId}: answered ${status}`);
+  }
+
+  // --------------------------------------------------------- responses
+
+  onResponse(msg: SipMessage, rcv: ReceiveInfo): void {
+    for (const slot of this.slots.values()) {
+      if (!slot.proxy.matchesResponse(msg)) continue;
+      // Kamailio order: the core reply route first, then the transaction.
+      // It runs in the transaction's script (a CANCEL's response: the current one).
+      const tx = slot.proxy.transactionOfResponse(msg);
+      if (tx !== undefined && tx.routes instanceof LeasedRoutes) {
+        this.replyRoute(slot, tx.routes.lease, msg, rcv);
+      } else {
+        const lease = this.registry.acquire(slot.tenant);
+        this.replyRoute(slot, lease, msg, rcv, () => lease.release());
+      }
+      return;
+    }
+    const tenant = this.tenantOfUnmatchedResponse(msg, rcv);
+    if (tenant === undefined) {
+      this.unclaimedResponses++;
+      this.server.services.log("dbg", `no tenant for ${msg.status} response call-id=${msg.callId}: dropped`);
+      return;
+    }
+    const slot = this.slots.get(tenant)!;
+    const lease = this.registry.acquire(tenant);
+    this.replyRoute(slot, lease, msg, rcv, () => lease.release());
+  }
+
+  /** The tenant of a response no transaction claims: our Via's tenant parameter, else the selection rules. */
+  private tenantOfUnmatchedResponse(msg: SipMessage, rcv: ReceiveInfo): Tenant | undefined {
+    const via = topVia(msg);
+    const named = via === undefined ? undefined : viaParam(via, TENANT_VIA_PARAM);
+    if (named !== undefined && named !== "") {
+      const tenant = this.registry.get(named);
+      if (tenant !== undefined) return tenant;
+    }
+    return this.registry.select(msg, rcv);
+  }
+
+  /**
+   * ksr_reply_route (if the script has one) on the lease's runner, then the
+   * tenant's proxy (§17.1.3 matching, onreply route, §16.7), and stateless
+   * forwarding by Via for a response no transaction claims.
+   */
+  private replyRoute(slot: TenantSlot, lease: RunnerLease, msg: SipMessage, rcv: ReceiveInfo, done?: () => void): void {
+    const continueWith = (ctx: MessageContext | undefined): void => {
+      try {
+        if (ctx !== undefined && (ctx.dropped || ctx.forwarded)) return;
+        if (slot.proxy.receiveResponse(msg, rcv, ctx?.edits)) return;
+        this.server.forwardResponse(msg, rcv, ctx?.edits);
+      } finally {
+        done?.();
+      }
+    };
+    if (!this.definesReplyRoute(lease.runner)) {
+      continueWith(undefined);
+      return;
+    }
+    const ctx = new MessageContext(msg, rcv, "reply", slot.tenant.state, slot.host);
+    const settle = (outcome: TenantRouteOutcome): void => {
+      if (outcome.status === "missing") {
+        this.replyRouteDefined.set(lease.runner, false);
+        continueWith(undefined);
+        return;
+      }
+      if (outcome.status === "error") {
+        slot.host.log(
+          "err",
+          `tenant=${slot.tenant.id} route=${REPLY_ROUTE} call-id=${msg.callId} ${outcome.kind}: ${outcome.message} (at ${outcome.location ?? lease.runner.scriptPath})`,
+        );
+        done?.();
+        return; // error policy for replies: drop
+      }
+      continueWith(outcome.status === "ok" ? ctx : undefined);
+    };
+    const result = lease.run(REPLY_ROUTE, ctx);
+    if (isPromise(result)) {
+      // Like receive() for the synchronous path: nothing escapes, the server carries on.
+      result.then(settle).catch((err: unknown) => {
+        slot.host.log("err", `internal error after the reply route of call-id=${msg.callId}: ${errorText(err)}`);
+      });
+      return;
+    }
+    settle(result);
+  }
+
+  /**
+   * Whether to run ksr_reply_route on this runner: asked of the isolate
+   * once, when it is not busy with asynchronous executions (it cannot be
+   * asked then without waiting for them); until then the route is run, and
+   * a "missing" outcome answers the question.
+   */
+  private definesReplyRoute(runner: ScriptRunner): boolean {
+    let defined = this.replyRouteDefined.get(runner);
+    if (defined !== undefined) return defined;
+    if (runner.inFlight > 0) return true;
+    defined = runner.hasRoute(REPLY_ROUTE);
+    this.replyRouteDefined.set(runner, defined);
+    return defined;
+  }
+
+  /** One line per tenant with its counters (for SIGUSR2 and tests). */
+  counterLines(): string[] {
+    const lines = this.registry.tenants.map((t) => {
+      const c = t.counters;
+      const replies = Object.entries(c.repliesByClass)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(" ");
+      const cpuMs = Number(c.cpuNs / 1000n) / 1000;
+      return (
+        `tenant ${t.id}: mode=${t.mode} messages=${c.messages} route-errors=${c.routeErrors} timeouts=${c.timeouts} ` +
+        `oom-restarts=${c.oomRestarts} over-budget=${c.overBudget} demotions=${c.demotions} reloads=${c.reloads} ` +
+        `reload-failures=${c.reloadFailures} cpu-ms=${cpuMs.toFixed(1)} budget-ms=${t.budget.tokensMs.toFixed(1)} ` +
+        `transactions=${this.slots.get(t)!.proxy.table.serverCount} replies: ${replies}`
+      );
+    });
+    lines.push(`no tenant: requests answered ${this.registry.unmatchedStatus}=${this.unmatchedRequests} responses dropped=${this.unclaimedResponses}`);
+    return lines;
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * A route nested inside a KSR call runs synchronously even when its runner
+ * runs asynchronously (demoted): the outer execution waits in the host call,
+ * and isolated-vm runs the nested call in the same isolate re-entrantly.
+ * This is what lets tm run a demoted tenant's branch route inside t_relay.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import type { MessageContext } from "../../host/core/context.js";
+import type { KemiModule } from "../../host/modules/types.js";
+import { ScriptRunner } from "../../sandbox/runner.js";
+import type { RouteOutcome } from "../../sandbox/types.js";
+import { LIMITS, fakeHost, makeContext } from "./fixtures.js";
+
+let runner: ScriptRunner | undefined;
+afterEach(() => runner?.dispose());
+
+function nestingModules(inner: () => RouteOutcome): KemiModule[] {
+  return [
+    {
+      name: "nest",
+      kamailioModule: "test",
+      functions: {
+        run_inner: {
+          params: [],
+          returns: "int",
+          doc: "runs the script's inner route on a new context: 1 when it ended ok",
+          run: () => (inner().status === "ok" ? 1 : -1),
+        },
+        reply: {
+          params: ["int"],
+          returns: "int",
+          doc: "replies with the code on the calling context",
+          run: (ctx: MessageContext, code: number) => (ctx.host.sendReply(ctx, code, "Nested") ? 1 : -1),
+        },
+      },
+    },
+  ];
+}
+
+describe("nested routes of an asynchronous runner", () => {
+  it("run synchronously inside the outer execution's KSR call, on their own context", async () => {
+    const host = fakeHost();
+    const outer = makeContext(host, "INVITE");
+    const innerCtx = makeContext(host, "OPTIONS");
+    const modules = nestingModules(() => runner!.runRoute("inner_route", innerCtx));
+    runner = ScriptRunner.fromSource(
+      `function ksr_request_route() { const r = KSR.nest.run_inner(); KSR.nest.reply(r === 1 ? 200 : 500); }
+       function inner_route() { KSR.nest.reply(180); }`,
+      "/scripts/nested-async.js",
+      { limits: LIMITS, tenant: "t1", modules, mode: "async" },
+    );
+    expect(runner.mode).toBe("async");
+    const pending = runner.runRouteAny("ksr_request_route", outer);
+    expect(pending).toBeInstanceOf(Promise);
+    expect(await pending).toEqual({ status: "ok" });
+    expect(innerCtx.replied).toEqual({ status: 180, reason: "Nested" });
+    expect(outer.replied).toEqual({ status: 200, reason: "Nested" });
+  });
+
+  it.each(["sync", "async"] as const)("%s: a nested route that loops is stopped by its timeout; the outer execution carries on with its own context", async (mode) => {
+    const host = fakeHost();
+    const outer = makeContext(host, "INVITE");
+    const innerCtx = makeContext(host, "OPTIONS");
+    let innerOutcome: RouteOutcome | undefined;
+    const modules = nestingModules(() => (innerOutcome = runner!.runRoute("inner_route", innerCtx)));
+    runner = ScriptRunner.fromSource(
+      `function ksr_request_route() { KSR.nest.run_inner(); KSR.nest.reply(200); }
+       function inner_route() { for (;;) {} }`,
+      "/scripts/nested-async-loop.js",
+      { limits: { heapMb: 32, routeTimeoutMs: 50 }, tenant: "t1", modules, mode },
+    );
+    expect(await runner.runRouteAny("ksr_request_route", outer)).toEqual({ status: "ok" });
+    expect(innerOutcome).toMatchObject({ status: "error", kind: "timeout" });
+    expect(outer.replied).toEqual({ status: 200, reason: "Nested" });
+  });
+
+  it("outside a KSR call, runRoute still refuses to block on an asynchronous runner", () => {
+    const host = fakeHost();
+    runner = ScriptRunner.fromSource(`function ksr_request_route() {}`, "/scripts/plain.js", { limits: LIMITS, tenant: "t1", mode: "async" });
+    expect(runner.runRoute("ksr_request_route", makeContext(host, "OPTIONS"))).toMatchObject({ status: "error", kind: "exception" });
+  });
+});

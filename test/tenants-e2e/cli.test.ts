@@ -1,0 +1,145 @@
+/**
+ * `ksr run --tenants` as users run it: the CLI bundle in a supervised child
+ * process, reloading on SIGHUP (forwarded by the supervisor) and with
+ * --watch, logging counters on SIGUSR2.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { UdpPeer } from "../e2e/sip-client.js";
+import { ROOT, buildCli } from "../tooling/cli.js";
+import { tenantDir, type TenantDir } from "../tenants/fixtures.js";
+import { ask } from "./harness.js";
+
+let cli = "";
+beforeAll(async () => {
+  cli = await buildCli();
+}, 60_000);
+
+const children: ChildProcess[] = [];
+const peers: UdpPeer[] = [];
+afterEach(async () => {
+  for (const p of peers.splice(0)) await p.close();
+  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+});
+
+const answer = (reason: string) => `function ksr_request_route() {\n  KSR.sl.sl_send_reply(200, "${reason}");\n}\n`;
+
+function setup(): { dir: TenantDir; file: string } {
+  const dir = tenantDir();
+  dir.write("a.js", answer("a v1"));
+  dir.write("b.js", answer("b v1"));
+  const file = dir.write(
+    "tenants.yaml",
+    `tenants:\n  - id: a\n    script: a.js\n    match: { domains: [a.example] }\n  - id: b\n    script: b.js\n    match: { domains: [b.example] }\n`,
+  );
+  return { dir, file };
+}
+
+interface Running {
+  readonly child: ChildProcess;
+  readonly udpPort: number;
+  stderr(): string;
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<void>;
+}
+
+async function startKsr(args: string[]): Promise<Running> {
+  const child = spawn(process.execPath, [cli, "run", ...args, "--listen", "udp:127.0.0.1:0"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  children.push(child);
+  let stderr = "";
+  child.stderr!.setEncoding("utf8");
+  child.stderr!.on("data", (chunk: string) => (stderr += chunk));
+  const waitFor = async (pattern: RegExp, timeoutMs = 10_000): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    while (!pattern.test(stderr)) {
+      if (Date.now() > deadline) throw new Error(`no ${pattern} in ksr's output within ${timeoutMs} ms:\n${stderr}`);
+      if (child.exitCode !== null) throw new Error(`ksr exited with ${child.exitCode}:\n${stderr}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  await waitFor(/running tenants a, b of .* on udp:127\.0\.0\.1:(\d+)/, 15_000);
+  const udpPort = Number(/on udp:127\.0\.0\.1:(\d+)/.exec(stderr)![1]);
+  return { child, udpPort, stderr: () => stderr, waitFor };
+}
+
+async function peer(): Promise<UdpPeer> {
+  const p = await UdpPeer.open();
+  peers.push(p);
+  return p;
+}
+
+/** Asks until the answer's reason is `want` (a reload takes effect asynchronously); bounded. */
+async function untilReason(p: UdpPeer, port: number, domain: string, want: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  while (Date.now() < deadline) {
+    last = (await ask(p, port, { method: "OPTIONS", uri: `sip:x@${domain}` })).reason;
+    if (last === want) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${domain} still answers "${last}", not "${want}"`);
+}
+
+describe("ksr run --tenants", () => {
+  it("refuses a script together with --tenants, --watch without it, and --heap-mb with it", () => {
+    const { file } = setup();
+    const both = spawnSync(process.execPath, [cli, "run", path.join(ROOT, "examples/basic-proxy.js"), "--tenants", file], { encoding: "utf8", timeout: 20_000 });
+    expect(both.status).toBe(2);
+    expect(both.stderr).toContain("either a script or --tenants");
+    const watch = spawnSync(process.execPath, [cli, "run", path.join(ROOT, "examples/basic-proxy.js"), "--watch"], { encoding: "utf8", timeout: 20_000 });
+    expect(watch.status).toBe(2);
+    expect(watch.stderr).toContain("--watch");
+    const heap = spawnSync(process.execPath, [cli, "run", "--tenants", file, "--heap-mb", "32"], { encoding: "utf8", timeout: 20_000 });
+    expect(heap.status).toBe(2);
+    expect(heap.stderr).toContain("per tenant");
+  });
+
+  it("exits 1 naming file, tenant and field for an invalid tenants file", () => {
+    const { dir } = setup();
+    const bad = dir.write("bad.yaml", `tenants:\n  - id: a\n    script: a.js\n    limits: { heapMb: 2 }\n`);
+    const r = spawnSync(process.execPath, [cli, "run", "--tenants", bad, "--listen", "udp:127.0.0.1:0"], { encoding: "utf8", timeout: 20_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/bad\.yaml: tenant "a", field limits\.heapMb: /);
+  });
+
+  it("reloads every tenant on SIGHUP through the supervisor, keeps the old script when the new one is broken, logs counters on SIGUSR2", async () => {
+    const { dir, file } = setup();
+    const ksr = await startKsr(["--tenants", file]);
+    const client = await peer();
+    expect((await ask(client, ksr.udpPort, { uri: "sip:x@a.example" })).reason).toBe("a v1");
+    expect((await ask(client, ksr.udpPort, { uri: "sip:x@c.example" })).status).toBe(404);
+
+    dir.write("a.js", answer("a v2"));
+    ksr.child.kill("SIGHUP");
+    await ksr.waitFor(/SIGHUP: 2 tenant\(s\) reloaded/);
+    expect((await ask(client, ksr.udpPort, { uri: "sip:x@a.example" })).reason).toBe("a v2");
+
+    dir.write("b.js", 'function ksr_request_route() {\n  KSR.sl.sl_send_reply(200, "b v2")\n  ++;\n}\n');
+    ksr.child.kill("SIGHUP");
+    await ksr.waitFor(/ERR \[ksr\] SIGHUP: reload failed for b; their previous scripts keep running/);
+    expect(ksr.stderr()).toMatch(/ERR \[tenants\] tenant b: reload failed, the previous script keeps running: .*b\.js:3:\d+/);
+    expect((await ask(client, ksr.udpPort, { uri: "sip:x@b.example" })).reason).toBe("b v1");
+
+    ksr.child.kill("SIGUSR2");
+    await ksr.waitFor(/INFO \[counters\] tenant b: mode=sync messages=1 .*reloads=1 reload-failures=1 .*2xx=1 /);
+    await ksr.waitFor(/INFO \[counters\] no tenant: requests answered 404=1/);
+    // Still the same server process: the supervisor forwarded the signals instead of dying or restarting.
+    expect(ksr.stderr()).not.toMatch(/restarting/);
+    ksr.child.kill("SIGTERM");
+    await new Promise((r) => ksr.child.once("exit", r));
+    expect(ksr.child.exitCode).toBe(0);
+  }, 40_000);
+
+  it("--watch reloads the tenant whose script file changed", async () => {
+    const { dir, file } = setup();
+    const ksr = await startKsr(["--tenants", file, "--watch"]);
+    const client = await peer();
+    expect((await ask(client, ksr.udpPort, { uri: "sip:x@b.example" })).reason).toBe("b v1");
+    writeFileSync(path.join(dir.dir, "b.js"), answer("b v2"));
+    await untilReason(client, ksr.udpPort, "b.example", "b v2");
+    await ksr.waitFor(/INFO \[tenants\] tenant b: reloaded .*b\.js/);
+    expect((await ask(client, ksr.udpPort, { uri: "sip:x@a.example" })).reason).toBe("a v1");
+    expect(ksr.stderr()).not.toMatch(/tenant a: reloaded/);
+  }, 40_000);
+});
