@@ -19,6 +19,8 @@ import { resolve as resolvePath } from "node:path";
 import type { ListenSocket, LogLevel } from "../core/context.js";
 import { LOG_LEVELS, isLogLevel, log, setLogLevel } from "../core/log.js";
 import { SipServer } from "../core/server.js";
+import type { ProxyOptions } from "../proxy/proxy.js";
+import { resolveTimerConfig } from "../transaction/timers.js";
 import { loadTenantsFile, TenantRegistry, TenantsConfigError } from "../tenants/index.js";
 import { KEMI_MODULES } from "../modules/index.js";
 import { ScriptLoadError } from "../../sandbox/compile.js";
@@ -82,27 +84,46 @@ interface RunOptions {
   supervise: boolean;
   /** SQLite file of the location, subscriber and address tables. */
   db: string;
+  /** RFC 3261 §17 timers T1, T2, T4 and tm's fr_timer / fr_inv_timer, in ms. */
+  t1Ms?: number;
+  t2Ms?: number;
+  t4Ms?: number;
+  frTimerMs?: number;
+  frInvTimerMs?: number;
+}
+
+/** The transaction timer options given, as `ksr run` arguments. */
+const TIMER_FLAGS = [
+  ["t1Ms", "--t1-ms"],
+  ["t2Ms", "--t2-ms"],
+  ["t4Ms", "--t4-ms"],
+  ["frTimerMs", "--fr-timer-ms"],
+  ["frInvTimerMs", "--fr-inv-timer-ms"],
+] as const;
+
+/** Stateful proxy settings from the timer options (defaults where not given); throws naming a bad combination. */
+function proxyOptions(opts: RunOptions): ProxyOptions {
+  return {
+    timerConfig: resolveTimerConfig({ T1: opts.t1Ms, T2: opts.t2Ms, T4: opts.t4Ms }),
+    frTimerMs: opts.frTimerMs,
+    frInvTimerMs: opts.frInvTimerMs,
+  };
 }
 
 /** The `ksr run` arguments for a supervised server process. */
 function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: readonly string[] | undefined): string[] {
   const sockets = listen ?? (opts.listen ?? DEFAULT_LISTEN.map(parseListenSocket)).map(formatListenSocket);
-  const common = [...sockets.flatMap((s) => ["--listen", s]), ...(opts.alias ?? []).flatMap((a) => ["--alias", a]), "--log-level", opts.logLevel, "--db", opts.db];
-  if (scriptPath === undefined) return ["run", "--tenants", resolvePath(opts.tenants!), ...(opts.watch === true ? ["--watch"] : []), ...common];
-  return [
-    "run",
-    scriptPath,
+  const common = [
     ...sockets.flatMap((s) => ["--listen", s]),
     ...(opts.alias ?? []).flatMap((a) => ["--alias", a]),
-    "--heap-mb",
-    String(opts.heapMb),
-    "--timeout-ms",
-    String(opts.timeoutMs),
     "--log-level",
     opts.logLevel,
     "--db",
     opts.db,
+    ...TIMER_FLAGS.flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, String(opts[key])])),
   ];
+  if (scriptPath === undefined) return ["run", "--tenants", resolvePath(opts.tenants!), ...(opts.watch === true ? ["--watch"] : []), ...common];
+  return ["run", scriptPath, ...common, "--heap-mb", String(opts.heapMb), "--timeout-ms", String(opts.timeoutMs)];
 }
 
 /** Options that only make sense for one of the two ways of running; the message says why. */
@@ -110,6 +131,11 @@ function runUsageProblem(scriptPath: string | undefined, opts: RunOptions, fromC
   if (scriptPath !== undefined && opts.tenants !== undefined) return "give either a script or --tenants, not both";
   if (scriptPath === undefined && opts.tenants === undefined) return "missing the script to run (or --tenants <file>)";
   if (opts.tenants === undefined && opts.watch === true) return "--watch reloads the scripts of a tenants file: use it with --tenants";
+  try {
+    proxyOptions(opts);
+  } catch (err) {
+    return (err as Error).message;
+  }
   if (opts.tenants !== undefined) {
     for (const [key, flag] of [["heapMb", "--heap-mb"], ["timeoutMs", "--timeout-ms"]] as const) {
       if (fromCli(key)) return `${flag} does not apply with --tenants: set limits per tenant in the tenants file`;
@@ -149,6 +175,7 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
     aliases: opts.alias ?? [],
     tenantId: tenant,
     data,
+    proxy: proxyOptions(opts),
   });
   try {
     await server.start();
@@ -212,6 +239,7 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
     aliases: opts.alias ?? [],
     tenantId: "ksr",
     data,
+    proxy: proxyOptions(opts),
   });
   try {
     await server.start();
@@ -277,6 +305,11 @@ export function buildProgram(): Command {
     .option("--log-level <level>", `one of ${LOG_LEVELS.join(", ")}`, logLevelOption, "info" as LogLevel)
     .option("--no-supervise", "serve in this process (no restart of a crashed server process)")
     .option("--db <file>", 'SQLite file of the location, subscriber and address tables (":memory:" for none)', DEFAULT_DB_FILE)
+    .option("--t1-ms <n>", "RFC 3261 timer T1, the round-trip estimate (default 500)", positiveInt)
+    .option("--t2-ms <n>", "RFC 3261 timer T2, the longest retransmit interval (default 4000)", positiveInt)
+    .option("--t4-ms <n>", "RFC 3261 timer T4, how long a message may live in the network (default 5000)", positiveInt)
+    .option("--fr-timer-ms <n>", "tm fr_timer: wait for a first reply to a branch (default 30000)", positiveInt)
+    .option("--fr-inv-timer-ms <n>", "tm fr_inv_timer: wait for a final reply after a provisional (default 120000)", positiveInt)
     .action((script: string | undefined, opts: RunOptions, command: Command) =>
       run(script, opts, (option) => command.getOptionValueSource(option) === "cli"),
     );

@@ -126,6 +126,37 @@ describe("ksr run", () => {
     expect(await exitOf(ksr.child)).toEqual({ code: 0, signal: null });
   }, 60_000);
 
+  it("takes the RFC 3261 timers from the command line: T1 100 ms retransmits an unanswered INVITE at 100, 300, 700 ms", async () => {
+    const callee = await UdpPeer.open();
+    const caller = await UdpPeer.open();
+    const ksr = await startKsr([scriptPath("relay.js"), "--listen", "udp:127.0.0.1:0", "--listen", "tcp:127.0.0.1:0", "--t1-ms", "100", "--t2-ms", "400"]);
+    try {
+      await caller.send(buildRequest({ method: "INVITE", uri: `sip:bob@127.0.0.1:${callee.port}`, viaPort: caller.port }), ksr.udpPort);
+      const invites: string[] = [];
+      // Timer A doubles from T1 (§17.1.1.2): copies at 0, 100, 300, 700 ms;
+      // with the default T1 of 500 ms only the copies at 0 and 500 ms would
+      // arrive within 900 ms.
+      const until = Date.now() + 900;
+      for (;;) {
+        const left = until - Date.now();
+        if (left <= 0) break;
+        const m = await callee.next(left).catch(() => undefined);
+        if (m === undefined) break;
+        if (m.data.startsWith("INVITE ")) invites.push(m.data);
+      }
+      expect(invites.length).toBeGreaterThanOrEqual(4);
+    } finally {
+      await callee.close();
+      await caller.close();
+    }
+  });
+
+  it("refuses timer values that contradict RFC 3261 (T2 below T1), naming them", () => {
+    const r = ksrSync(["run", scriptPath("relay.js"), "--t1-ms", "500", "--t2-ms", "100"]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("T2 (100 ms) must not be smaller than T1 (500 ms)");
+  });
+
   it("stops cleanly on SIGINT", async () => {
     const ksr = await startKsr([scriptPath("reply-ok.js"), "--listen", "udp:127.0.0.1:0", "--listen", "tcp:127.0.0.1:0"]);
     ksr.child.kill("SIGINT");
