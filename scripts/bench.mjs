@@ -1,9 +1,9 @@
 // `npm run bench`: load benchmark of the SIP server plus the in-process
 // micro-benchmarks.
 //
-//   npm run bench [-- --scenario options|stateful-relay] [--rates 2000,4000,8000]
-//                 [--duration 10] [--transport udp|tcp] [--port 5060]
-//                 [--no-micro] [--no-load] [--kamailio]
+//   npm run bench [-- --scenario options|stateful-relay|basic-register|basic-call]
+//                 [--rates 2000,4000,8000] [--duration 10] [--transport udp|tcp]
+//                 [--port 5060] [--users 10] [--no-micro] [--no-load] [--kamailio]
 //
 // 1. Builds dist/ if needed and starts `ksr run` on 127.0.0.1 (port 5060 when
 //    free, otherwise a free port) with the scenario's script:
@@ -15,6 +15,20 @@
 //      call, as ../shared/bench/run-load.sh runs it (-sn uac
 //      -default_behaviors bye,pingreply -d 0, -recv_timeout 10 s). UDP only,
 //      the transport of the Kamailio reference.
+//    - basic-register and basic-call: Kamailio's own example script
+//      kamailio-basic-kemi-jsdt.js, unmodified, taken from the Debian
+//      package kamailio (apt-get download + dpkg -x, see
+//      bench/lib/kamailio-example.mjs), on a temporary SQLite database with
+//      --users subscribers u0001..uNNNN@127.0.0.1 (`ksr subscriber add`).
+//      basic-register: each call registers a subscriber again with digest
+//      authentication, REGISTER/401/REGISTER/200, a new Call-ID and so a
+//      new challenge per call (test/interop/basic/load-register.xml; rt =
+//      first REGISTER → 200); run k of the ladder registers subscriber k
+//      (sipp cannot vary credentials per call: SIPp issue #640).
+//      basic-call: u0001 calls u0002, who is registered from the sipp callee
+//      on 127.0.0.1:5080: INVITE/407/ACK/INVITE/100/180/200/ACK/BYE/200
+//      (test/interop/basic/load-caller.xml and callee.xml; rt = authenticated
+//      INVITE → 200). UDP only.
 // 2. Runs the load at increasing rates, each for a bounded duration, until a
 //    rate has a failure (a failed call, or fewer completed calls than
 //    started) or a backlog (p99 response time over 1 s). Reports the highest
@@ -29,8 +43,11 @@
 // --kamailio runs the same load against Kamailio 5.6 + app_jsdt running the
 // same logic (stateless-reply.js or stateful-relay.js), through the shared
 // Kamailio harness ($KAMAILIO_BENCH_DIR, default ../shared/bench next to the
-// repository), right after the ksr ladder. It is only for comparison on a
-// developer machine with kamailio installed.
+// repository), right after the ksr ladder. For the basic-* scenarios
+// Kamailio runs its own copy of the same example script with
+// bench/cfg/kamailio-basic-kemi.cfg (every module the script calls; the
+// same subscribers in a db_text database; usrloc in memory; 2 workers).
+// It is only for comparison on a developer machine with kamailio installed.
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -50,6 +67,8 @@ import {
   startSipp,
   udpReceiveBufferErrors,
 } from "../bench/lib/sipp.mjs";
+import { obtainBasicKemiScript } from "../bench/lib/kamailio-example.mjs";
+import { makeKamailioBasicDbDir, startKamailioBasic, writeKamailioBasicDatabase } from "../bench/lib/kamailio-basic.mjs";
 
 const { values: opts } = parseArgs({
   options: {
@@ -62,6 +81,7 @@ const { values: opts } = parseArgs({
     "no-load": { type: "boolean", default: false },
     kamailio: { type: "boolean", default: false },
     "max-p99-ms": { type: "string", default: "100" },
+    users: { type: "string", default: "10" },
   },
 });
 
@@ -69,7 +89,11 @@ const SCENARIO = opts.scenario;
 const DEFAULT_RATES = {
   options: "1000,2000,4000,6000,8000,10000,12000,14000,16000,20000",
   "stateful-relay": "250,500,750,1000,1250,1500,2000,2500,3000",
+  "basic-register": "250,500,1000,1500,2000,3000,4000,6000,8000",
+  "basic-call": "100,250,500,750,1000,1250,1500,2000,2500",
 };
+const IS_BASIC = SCENARIO === "basic-register" || SCENARIO === "basic-call";
+const USERS = Number(opts.users);
 if (!(SCENARIO in DEFAULT_RATES)) throw new Error(`--scenario must be one of ${Object.keys(DEFAULT_RATES).join(", ")}`);
 const RATES = (opts.rates ?? DEFAULT_RATES[SCENARIO]).split(",").map(Number);
 const DURATION_S = Number(opts.duration);
@@ -80,7 +104,8 @@ const SATURATED_P99_MS = 1000;
 if (RATES.some((r) => !(Number.isInteger(r) && r > 0))) throw new Error("--rates: comma-separated positive integers");
 if (!(DURATION_S > 0 && DURATION_S <= 60)) throw new Error("--duration must be in (0, 60] seconds");
 if (TRANSPORT !== "udp" && TRANSPORT !== "tcp") throw new Error("--transport must be udp or tcp");
-if (SCENARIO === "stateful-relay" && TRANSPORT !== "udp") throw new Error("--scenario stateful-relay runs over UDP only");
+if (SCENARIO !== "options" && TRANSPORT !== "udp") throw new Error(`--scenario ${SCENARIO} runs over UDP only`);
+if (!(Number.isInteger(USERS) && USERS >= 2 && USERS <= 10_000)) throw new Error("--users must be an integer in [2, 10000]");
 
 const OPTIONS_SCENARIO = path.join(REPO_ROOT, "test", "interop", "sipp", "options.xml");
 const BENCH_SCRIPTS = {
@@ -89,6 +114,9 @@ const BENCH_SCRIPTS = {
 };
 /** The shared harness's name for each scenario's Kamailio script. */
 const KAMAILIO_SCENARIOS = { options: "stateless-reply", "stateful-relay": "stateful-relay" };
+const BASIC_SCENARIOS = path.join(REPO_ROOT, "test", "interop", "basic");
+/** The digest realm of the basic script is the From host: the server's address. */
+const BASIC_DOMAIN = "127.0.0.1";
 /** Where both relays send calls: the port of the UAS in ../shared/bench/js/stateful-relay.js. */
 const RELAY_UAS_PORT = 5080;
 /** run-load.sh's -recv_timeout for the relay: a call waiting longer for a message fails. */
@@ -171,6 +199,131 @@ function statefulRelayLoad(targetPort) {
   };
 }
 
+/** The basic script's subscribers: u0001..uNNNN@127.0.0.1, password "pw-" + user. */
+function basicSubscribers() {
+  return Array.from({ length: USERS }, (_, i) => {
+    const user = `u${String(i + 1).padStart(4, "0")}`;
+    return { user, domain: BASIC_DOMAIN, password: `pw-${user}` };
+  });
+}
+
+/** sipp arguments: the request's user (-s) and the digest credentials (-au, -ap) of a subscriber. */
+const sippCredentials = (subscriber) => ["-s", subscriber.user, "-au", subscriber.user, "-ap", subscriber.password];
+
+/**
+ * Each call registers one subscriber again with digest authentication; run
+ * k of the ladder uses subscriber k (round robin over the pool).
+ */
+function basicRegisterLoad(targetPort, subscribers) {
+  // One source port for every run, so that each subscriber keeps one
+  // binding that its runs refresh (a new port per run would add a contact
+  // per run, up to the registrar's max_contacts).
+  let localPort;
+  let runs = 0;
+  return {
+    describe:
+      `Kamailio's kamailio-basic-kemi-jsdt.js: REGISTER/401/REGISTER with credentials/200 per call over UDP, ` +
+      `one of ${subscribers.length} subscribers per run (rt = first REGISTER sent → 200 received)`,
+    unit: "registrations/s",
+    warmUp: { calls: 1000, rate: 250 },
+    async prepare() {
+      localPort = await findFreePort();
+    },
+    run: (calls, rate) =>
+      runSipp({
+        scenarioFile: path.join(BASIC_SCENARIOS, "load-register.xml"),
+        targetPort,
+        localPort,
+        transport: "udp",
+        calls,
+        rate,
+        extraArgs: sippCredentials(subscribers[runs++ % subscribers.length]),
+      }),
+  };
+}
+
+/**
+ * Calls from the first subscriber to the second, registered (digest) from
+ * the callee's port before the ladder; a fresh sipp callee per run.
+ */
+function basicCallLoad(targetPort, subscribers) {
+  const [caller, callee] = subscribers;
+  return {
+    describe:
+      `Kamailio's kamailio-basic-kemi-jsdt.js: ${caller.user} calls ${callee.user} registered at 127.0.0.1:${RELAY_UAS_PORT}, ` +
+      "INVITE/407/ACK/INVITE/100/180/200/ACK/BYE/200 per call over UDP (rt = authenticated INVITE sent → 200 received)",
+    unit: "calls/s",
+    warmUp: { calls: 500, rate: 100 },
+    async prepare() {
+      if (isListening("udp", RELAY_UAS_PORT)) {
+        throw new Error(`udp 127.0.0.1:${RELAY_UAS_PORT} is taken: the callee must register and listen there`);
+      }
+      for (const [subscriber, localPort] of [
+        [callee, RELAY_UAS_PORT],
+        [caller, undefined],
+      ]) {
+        const registration = await runSipp({
+          scenarioFile: path.join(BASIC_SCENARIOS, "register.xml"),
+          targetPort,
+          localPort,
+          calls: 1,
+          rate: 1,
+          extraArgs: sippCredentials(subscriber),
+        });
+        if (registration.exitCode !== 0) {
+          throw new Error(`registering ${subscriber.user} failed (sipp exit ${registration.exitCode}):\n${registration.errors}`);
+        }
+      }
+    },
+    async run(calls, rate) {
+      const uas = await startSipp({
+        scenarioFile: path.join(BASIC_SCENARIOS, "callee.xml"),
+        localPort: RELAY_UAS_PORT,
+        timeoutS: Math.ceil(calls / rate) + 40,
+        recvTimeoutMs: RELAY_RECV_TIMEOUT_MS,
+      });
+      for (let i = 0; i < 50 && !isListening("udp", RELAY_UAS_PORT); i++) await sleep(100);
+      const uasCpuBefore = processCpuSeconds(uas.pid);
+      const started = performance.now();
+      try {
+        const result = await runSipp({
+          scenarioFile: path.join(BASIC_SCENARIOS, "load-caller.xml"),
+          targetPort,
+          transport: "udp",
+          calls,
+          rate,
+          recvTimeoutMs: RELAY_RECV_TIMEOUT_MS,
+          // As for the stateful relay: a 180 forwarded after its 200 (Kamailio's
+          // workers can do that) does not abort the call; anything else
+          // unexpected still ends as a failed call (timeout).
+          extraArgs: [
+            "-s",
+            callee.user,
+            "-key",
+            "caller",
+            caller.user,
+            "-au",
+            caller.user,
+            "-ap",
+            caller.password,
+            "-default_behaviors",
+            "bye,pingreply",
+          ],
+        });
+        let uasCpuShare = NaN;
+        try {
+          uasCpuShare = (processCpuSeconds(uas.pid) - uasCpuBefore) / ((performance.now() - started) / 1000);
+        } catch {
+          // the UAS already exited
+        }
+        return { ...result, uasCpuShare };
+      } finally {
+        await uas.stop().catch(() => {});
+      }
+    },
+  };
+}
+
 /**
  * Runs the rate ladder of load against the server whose root process is
  * serverPid. Stops at the first rate with a failure or a saturated p99.
@@ -181,6 +334,7 @@ async function rateLadder(label, serverPid, load) {
     `| ${load.unit} | calls | ok | failed | retrans | UDP drops | achieved/s | rt mean ms | rt p50 | rt p99 | rt max | server CPU % of a core | server CPU µs/call | UAS CPU % | sipp exit |`,
   );
   console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+  await load.prepare?.();
   // Warm-up, not reported: JIT compilation in the server and its isolate, and
   // first-use allocations, would otherwise land in the first rate's numbers.
   const warmUp = await load.run(load.warmUp.calls, load.warmUp.rate);
@@ -236,40 +390,92 @@ async function rateLadder(label, serverPid, load) {
   return { label, rows, best, bestClean };
 }
 
-const BENCH_SCRIPT = BENCH_SCRIPTS[SCENARIO];
-// The relay forwards an OPTIONS probe to the UAS instead of answering it.
-const KSR_READINESS = SCENARIO === "options" ? "options" : "sockets";
-const makeLoad = (targetPort) => (SCENARIO === "options" ? optionsLoad(targetPort, TRANSPORT) : statefulRelayLoad(targetPort));
+const BENCH_SCRIPT = IS_BASIC ? null : BENCH_SCRIPTS[SCENARIO];
+// The relay forwards an OPTIONS probe to the UAS instead of answering it;
+// the basic script answers one (a 407 challenge for the probe's user).
+const KSR_READINESS = SCENARIO === "stateful-relay" ? "sockets" : "options";
+const makeLoad = (targetPort, basic) => {
+  if (SCENARIO === "options") return optionsLoad(targetPort, TRANSPORT);
+  if (SCENARIO === "stateful-relay") return statefulRelayLoad(targetPort);
+  if (SCENARIO === "basic-register") return basicRegisterLoad(targetPort, basic.subscribers);
+  return basicCallLoad(targetPort, basic.subscribers);
+};
 
-async function benchKsr() {
+/**
+ * For the basic-* scenarios: Kamailio's example script (downloaded once),
+ * the subscriber pool and a working directory for both servers' databases.
+ */
+function prepareBasic() {
+  const { script, version } = obtainBasicKemiScript();
+  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "ksr-bench-basic-"));
+  console.log(`kamailio-basic-kemi-jsdt.js from the Debian package kamailio ${version}: ${script}`);
+  return { script, version, workDir, subscribers: basicSubscribers() };
+}
+
+/** A SQLite database for `ksr run --db` holding the subscriber pool (`ksr subscriber add`, one process each). */
+function writeKsrSubscriberDatabase(basic) {
+  const database = path.join(basic.workDir, "ksr.sqlite");
+  const started = performance.now();
+  for (const { user, domain, password } of basic.subscribers) {
+    const add = spawnSync(process.execPath, [path.join(REPO_ROOT, "bin", "ksr.js"), "subscriber", "add", `${user}@${domain}`, password, "--db", database], {
+      cwd: REPO_ROOT,
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    if (add.status !== 0) throw new Error(`ksr subscriber add ${user}@${domain} failed:\n${add.stdout}${add.stderr}`);
+  }
+  console.log(`${basic.subscribers.length} subscribers added with \`ksr subscriber add\` in ${fmt((performance.now() - started) / 1000, 1)} s`);
+  return database;
+}
+
+async function benchKsr(basic) {
   const built = ensureBuilt();
   if (built) console.log("built dist/ksr.js");
+  const script = basic ? basic.script : BENCH_SCRIPT;
+  const extraArgs = basic ? ["--db", writeKsrSubscriberDatabase(basic)] : [];
   let port = opts.port ? Number(opts.port) : 5060;
   const taken = isListening("udp", port) || isListening("tcp", port) || (await probeOptions(port, 200)) !== null;
   if (!opts.port && taken) port = await findFreePort();
   let server;
   try {
-    server = await startKsr({ script: BENCH_SCRIPT, port, logLevel: "warn", readiness: KSR_READINESS });
+    server = await startKsr({ script, port, logLevel: "warn", readiness: KSR_READINESS, extraArgs });
   } catch (err) {
     if (opts.port) throw err;
     // 5060 may have been taken meanwhile.
-    server = await startKsr({ script: BENCH_SCRIPT, port: await findFreePort(), logLevel: "warn", readiness: KSR_READINESS });
+    server = await startKsr({ script, port: await findFreePort(), logLevel: "warn", readiness: KSR_READINESS, extraArgs });
   }
   try {
-    console.log(`ksr run ${path.relative(REPO_ROOT, BENCH_SCRIPT)} on 127.0.0.1:${server.port} (pid ${server.pid})`);
-    return await rateLadder(`ksr (${path.basename(BENCH_SCRIPT)})`, server.pid, makeLoad(server.port));
+    console.log(`ksr run ${basic ? script : path.relative(REPO_ROOT, script)} on 127.0.0.1:${server.port} (pid ${server.pid})`);
+    return await rateLadder(`ksr (${path.basename(script)})`, server.pid, makeLoad(server.port, basic));
   } finally {
     const exit = await server.stop();
     if (!exit || exit.code !== 0) console.log(`ksr exited with ${JSON.stringify(exit)}:\n${server.output().slice(-2000)}`);
+    const errors = server.output().split("\n").filter((line) => /^(ERR|CRIT) /.test(line));
+    if (errors.length > 0) console.log(`\nksr logged ${errors.length} error line(s), first ones:\n${errors.slice(0, 5).join("\n")}`);
   }
 }
 
-async function benchKamailio() {
-  const harness = path.resolve(process.env.KAMAILIO_BENCH_DIR ?? path.join(REPO_ROOT, "..", "shared", "bench"));
+/** Kamailio running its own copy of the basic script, same subscribers (db_text), same load. */
+async function benchKamailioBasic(basic) {
+  const dbDir = makeKamailioBasicDbDir();
+  writeKamailioBasicDatabase(dbDir, basic.subscribers);
+  const server = await startKamailioBasic({ script: basic.script, port: await findFreePort(), dbDir });
+  try {
+    console.log(`kamailio ${path.basename(basic.script)} with bench/cfg/kamailio-basic-kemi.cfg on 127.0.0.1:${server.port} (pid ${server.pid})`);
+    return await rateLadder(`kamailio 5.6 app_jsdt (${path.basename(basic.script)})`, server.pid, makeLoad(server.port, basic));
+  } finally {
+    await server.stop();
+    fs.rmSync(dbDir, { recursive: true, force: true });
+  }
+}
+
+async function benchKamailio(basic) {
   if (spawnSync("kamailio", ["-v"], { timeout: 10_000 }).error) {
     console.log("\n--kamailio: kamailio is not installed; skipped");
     return null;
   }
+  if (basic) return benchKamailioBasic(basic);
+  const harness = path.resolve(process.env.KAMAILIO_BENCH_DIR ?? path.join(REPO_ROOT, "..", "shared", "bench"));
   if (!fs.existsSync(path.join(harness, "start-kamailio.sh"))) {
     console.log(`\n--kamailio: no start-kamailio.sh in ${harness} (set KAMAILIO_BENCH_DIR); skipped`);
     return null;
@@ -315,9 +521,14 @@ if (!opts["no-load"]) {
     console.log("sipp is not installed (Debian/Ubuntu: apt-get install -y sip-tester); load benchmark skipped");
     failed = true;
   } else {
-    const ksr = await benchKsr();
-    if (!ksr.best) failed = true;
-    if (opts.kamailio) await benchKamailio();
+    const basic = IS_BASIC ? prepareBasic() : null;
+    try {
+      const ksr = await benchKsr(basic);
+      if (!ksr.best) failed = true;
+      if (opts.kamailio) await benchKamailio(basic);
+    } finally {
+      if (basic) fs.rmSync(basic.workDir, { recursive: true, force: true });
+    }
   }
 }
 if (!opts["no-micro"]) {

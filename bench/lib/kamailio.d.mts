@@ -11,4 +11,8 @@ export declare function startKamailio(options: {
   shmMb?: number;
   pkgMb?: number;
   readyTimeoutMs?: number;
+  /** Configuration template instead of the shared kamailio-kemi.cfg (same listen/alias/children lines). */
+  cfgTemplate?: string;
+  /** Extra `-A` preprocessor definitions: "NAME" or 'NAME="value"'. */
+  defines?: string[];
 }): Promise<KsrProcess>;

@@ -29,9 +29,21 @@ export function kamailioVersion() {
  * a 180 after the 200 that followed it). Returns
  * { pid, port, output(), stop() } like startKsr; stop() sends SIGTERM to the
  * main process (which takes its children down), SIGKILL after 5 s.
+ * cfgTemplate replaces the shared configuration (it must have the same
+ * listen/alias/children lines); defines are extra `-A` preprocessor
+ * definitions ("NAME" or 'NAME="value"').
  */
-export async function startKamailio({ script, port, children, shmMb = 256, pkgMb = 32, readyTimeoutMs = 15_000 }) {
-  const template = path.join(KAMAILIO_BENCH_DIR, "cfg", "kamailio-kemi.cfg");
+export async function startKamailio({
+  script,
+  port,
+  children,
+  shmMb = 256,
+  pkgMb = 32,
+  readyTimeoutMs = 15_000,
+  cfgTemplate = path.join(KAMAILIO_BENCH_DIR, "cfg", "kamailio-kemi.cfg"),
+  defines = [],
+}) {
+  const template = cfgTemplate;
   if (!fs.existsSync(template)) throw new Error(`${template} is missing (set KAMAILIO_BENCH_DIR)`);
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "ksr-kamailio-"));
   const original = fs.readFileSync(template, "latin1");
@@ -47,7 +59,7 @@ export async function startKamailio({ script, port, children, shmMb = 256, pkgMb
   }
   const cfgFile = path.join(runDir, "kamailio.cfg");
   fs.writeFileSync(cfgFile, cfg);
-  const args = ["-f", cfgFile, "-DD", "-E", "-m", String(shmMb), "-M", String(pkgMb), "-Y", runDir, "-A", `JS_SCRIPT="${path.resolve(script)}"`];
+  const args = ["-f", cfgFile, "-DD", "-E", "-m", String(shmMb), "-M", String(pkgMb), "-Y", runDir, "-A", `JS_SCRIPT="${path.resolve(script)}"`, ...defines.flatMap((d) => ["-A", d])];
   const child = spawn("kamailio", args, { cwd: runDir, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   const keep = (chunk) => {
