@@ -177,22 +177,42 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
     data,
     proxy: proxyOptions(opts),
   });
+  await serveUntilStopped(server, () => {
+    runner.dispose();
+    data.close();
+  });
+  // SIGHUP would end the process by default; a single script is not reloaded.
+  process.on("SIGHUP", () => log("notice", "ksr", "SIGHUP: only a server started with --tenants reloads its scripts; ignored"));
+  // SIGUSR2 would end the process too; the counters it logs are per tenant.
+  process.on("SIGUSR2", () => log("notice", "ksr", "SIGUSR2: counters are kept per tenant (--tenants); nothing to log"));
+  // Announced only once the signal handlers are in place: whoever waits for
+  // this line may stop the server right away.
+  log("notice", "ksr", `running ${scriptPath} on ${server.listen.map(formatListenSocket).join(", ")}`);
+  announceReady(server.listen.map(formatListenSocket));
+}
+
+/**
+ * Start listening and stop cleanly on SIGINT/SIGTERM, or when the
+ * supervisor is gone (a server process must not linger holding the ports,
+ * even if its supervisor was killed with SIGKILL). `release` frees what the
+ * server used; a failure to listen exits with code 1.
+ */
+async function serveUntilStopped(server: SipServer, release: () => void): Promise<void> {
   try {
     await server.start();
   } catch (err) {
-    runner.dispose();
+    release();
     process.stderr.write(`ksr: cannot listen: ${(err as Error)?.message ?? String(err)}\n`);
     process.exit(1);
   }
   let stopping = false;
-  const shutdown = (signal: string) => {
+  const shutdown = (reason: string) => {
     if (stopping) return;
     stopping = true;
-    log("notice", "ksr", `${signal}: stopping`);
+    log("notice", "ksr", `${reason}: stopping`);
     server.stop().then(
       () => {
-        runner.dispose();
-        data.close();
+        release();
         process.exit(0);
       },
       (err) => {
@@ -203,17 +223,7 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
   };
   process.on("SIGINT", () => shutdown("SIGINT"));
   process.on("SIGTERM", () => shutdown("SIGTERM"));
-  // SIGHUP would end the process by default; a single script is not reloaded.
-  process.on("SIGHUP", () => log("notice", "ksr", "SIGHUP: only a server started with --tenants reloads its scripts; ignored"));
-  // SIGUSR2 would end the process too; the counters it logs are per tenant.
-  process.on("SIGUSR2", () => log("notice", "ksr", "SIGUSR2: counters are kept per tenant (--tenants); nothing to log"));
-  // A server process whose supervisor is gone (even killed with SIGKILL)
-  // must not linger holding the ports.
   if (isServerProcess()) process.on("disconnect", () => shutdown("supervisor gone"));
-  // Announced only once the signal handlers are in place: whoever waits for
-  // this line may stop the server right away.
-  log("notice", "ksr", `running ${scriptPath} on ${server.listen.map(formatListenSocket).join(", ")}`);
-  announceReady(server.listen.map(formatListenSocket));
 }
 
 /**
@@ -241,33 +251,11 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
     data,
     proxy: proxyOptions(opts),
   });
-  try {
-    await server.start();
-  } catch (err) {
+  await serveUntilStopped(server, () => {
     registry.dispose();
-    process.stderr.write(`ksr: cannot listen: ${(err as Error)?.message ?? String(err)}\n`);
-    process.exit(1);
-  }
+    data.close();
+  });
   if (opts.watch === true) registry.watch();
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log("notice", "ksr", `${signal}: stopping`);
-    server.stop().then(
-      () => {
-        registry.dispose();
-        data.close();
-        process.exit(0);
-      },
-      (err) => {
-        process.stderr.write(`ksr: error while stopping: ${(err as Error)?.message ?? String(err)}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGINT", () => shutdown("SIGINT"));
-  process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGHUP", () => {
     log("notice", "ksr", "SIGHUP: reloading every tenant's script");
     void registry.reloadAll().then((results) => {
@@ -282,7 +270,6 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
   process.on("SIGUSR2", () => {
     for (const line of server.tenants!.counterLines()) log("info", "counters", line);
   });
-  if (isServerProcess()) process.on("disconnect", () => shutdown("supervisor gone"));
   const ids = registry.tenants.map((t) => t.id).join(", ");
   log("notice", "ksr", `running tenants ${ids} of ${registry.config.file} on ${server.listen.map(formatListenSocket).join(", ")}`);
   announceReady(server.listen.map(formatListenSocket));
