@@ -6,9 +6,10 @@
  * end the server; errors, timeouts and ordinary heap exhaustion are caught
  * inside the isolate. One case is beyond reach from JavaScript: V8 aborts
  * the whole process (fatal "CALL_AND_RETRY_LAST") when an isolate makes a
- * single very large allocation close to its heap limit, e.g. a string that
- * triples in length on each step. isolated-vm documents its memory limit as
- * a guideline for that reason. The supervisor turns such an abort into a
+ * single very large allocation beyond its heap limit, e.g.
+ * `new Array(2 ** 26).fill(1.5)` (fatal "CALL_AND_RETRY_LAST", SIGABRT) or
+ * `"ab".repeat(2 ** 27).split("")` (SIGTRAP). isolated-vm documents its
+ * memory limit as a guideline for that reason. The supervisor turns such an abort into a
  * restart of the server process instead of an outage.
  */
 import { fork, type ChildProcess } from "node:child_process";
