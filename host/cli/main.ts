@@ -8,7 +8,7 @@
  *                    [--log-level level] [--no-supervise]
  *   ksr api [--json]
  *   ksr check <script...>
- *   ksr test [files...] [--reporter text|junit]
+ *   ksr test [files...] [--reporter text|junit] [--watch]
  *   ksr subscriber|address add|rm|list ...   (host/cli/db-commands.ts)
  *
  * `ksr run` also takes --db <file>: the SQLite file of the location,
@@ -30,7 +30,7 @@ import { formatListenSocket, parseListenSocket } from "../transport/listen-socke
 import { fileURLToPath } from "node:url";
 import { describeApi, formatApiText } from "./api.js";
 import { runCheck } from "./check.js";
-import { runTests, type TestReporter } from "./test.js";
+import { runTests, watchTests, type TestReporter } from "./test.js";
 import { DEFAULT_DB_FILE, openRunDatabase, registerDbCommands } from "./db-commands.js";
 import { announceReady, isServerProcess, supervise } from "./supervisor.js";
 
@@ -323,12 +323,22 @@ export function buildProgram(): Command {
     .description("run YAML scenario files against their routing scripts, without sockets")
     .argument("[files...]", "scenario files (default: every *.test.yaml under the current directory)")
     .option("--reporter <name>", "text or junit (JUnit XML on stdout)", reporterOption, "text" as TestReporter)
-    .action(async (files: string[], opts: { reporter: TestReporter }) => {
-      process.exitCode = await runTests(files, {
+    .option("--watch", "run again whenever a scenario file or its script changes (Ctrl-C stops)")
+    .action(async (files: string[], opts: { reporter: TestReporter; watch?: boolean }) => {
+      const io = {
         reporter: opts.reporter,
-        out: (text) => process.stdout.write(text),
-        err: (text) => process.stderr.write(text),
-      });
+        out: (text: string) => process.stdout.write(text),
+        err: (text: string) => process.stderr.write(text),
+      };
+      if (!opts.watch) {
+        process.exitCode = await runTests(files, io);
+        return;
+      }
+      const stop = new AbortController();
+      const interrupt = () => stop.abort();
+      process.once("SIGINT", interrupt);
+      process.once("SIGTERM", interrupt);
+      process.exitCode = await watchTests(files, { ...io, signal: stop.signal });
     });
 
   registerDbCommands(program);

@@ -7,10 +7,14 @@
  * failed one, and the closing line `N passed, M failed`. JUnit reporter:
  * the XML on stdout, the closing line on stderr. Exit code 1 when anything
  * failed (or no scenario file was found).
+ *
+ * `--watch`: after the first run, runs again whenever a scenario file or the
+ * script one of them tests changes (or a scenario file appears in a watched
+ * directory), until interrupted.
  */
-import { readdirSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from "node:fs";
 import path from "node:path";
-import { runScenarioFile, type ScenarioOutcome } from "../testing/scenarios.js";
+import { parseScenarioFile, runScenarioFile, type ScenarioOutcome } from "../testing/scenarios.js";
 
 export type TestReporter = "text" | "junit";
 
@@ -98,10 +102,14 @@ export interface RunTestsOptions {
   readonly err: (text: string) => void;
 }
 
+/** The scenario files the arguments stand for: a directory for those below it, nothing for all under the current directory. */
+function scenarioTargets(files: readonly string[]): string[] {
+  return files.length > 0 ? files.flatMap((f) => (isDirectory(f) ? findScenarioFiles(f) : [f])) : findScenarioFiles(process.cwd());
+}
+
 /** Runs the scenario files (all *.test.yaml under the current directory when none are given); returns the exit code. */
 export async function runTests(files: readonly string[], opts: RunTestsOptions): Promise<number> {
-  // A directory argument stands for the scenario files below it.
-  const targets = files.length > 0 ? files.flatMap((f) => (isDirectory(f) ? findScenarioFiles(f) : [f])) : findScenarioFiles(process.cwd());
+  const targets = scenarioTargets(files);
   if (targets.length === 0) {
     opts.err("ksr test: no scenario files (*.test.yaml) found\n");
     return 1;
@@ -124,4 +132,98 @@ export async function runTests(files: readonly string[], opts: RunTestsOptions):
     opts.out(`\n${summary}\n`);
   }
   return outcomes.every((o) => o.passed) ? 0 : 1;
+}
+
+export interface WatchTestsOptions extends RunTestsOptions {
+  /** Quiet time after the last change before a run starts (editors write a file in several steps). Default 150 ms. */
+  readonly debounceMs?: number;
+  /** Stops watching; the promise then resolves with the exit code of the last run. */
+  readonly signal?: AbortSignal;
+}
+
+/** Absolute paths of the scenario files and the scripts they test (a file that cannot be parsed is watched alone). */
+function watchedFiles(files: readonly string[]): Set<string> {
+  const watched = new Set<string>();
+  for (const file of scenarioTargets(files)) {
+    const full = path.resolve(file);
+    watched.add(full);
+    try {
+      watched.add(parseScenarioFile(readFileSync(full, "utf8"), full).script);
+    } catch {
+      // A broken scenario file is reported by the run; fixing it triggers the next one.
+    }
+  }
+  return watched;
+}
+
+/**
+ * `ksr test --watch`: runs the scenario files, then again after every change
+ * of one of them or of a script they test. Directories are watched rather
+ * than files: an editor that saves by writing a new file and renaming it
+ * over the old one would end a watch on the file itself.
+ */
+export async function watchTests(files: readonly string[], opts: WatchTestsOptions): Promise<number> {
+  const debounceMs = opts.debounceMs ?? 150;
+  let lastCode = await runTests(files, opts);
+  if (opts.signal?.aborted) return lastCode;
+  let watched = watchedFiles(files);
+  const watchers = new Map<string, FSWatcher>();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let running = false;
+  let changedWhileRunning = false;
+
+  const rerun = async (): Promise<void> => {
+    if (running) {
+      changedWhileRunning = true;
+      return;
+    }
+    running = true;
+    try {
+      do {
+        changedWhileRunning = false;
+        opts.out(`\n${"─".repeat(20)} re-run ${new Date().toISOString()} ${"─".repeat(20)}\n`);
+        lastCode = await runTests(files, opts);
+        watched = watchedFiles(files);
+        updateWatchers();
+      } while (changedWhileRunning && !opts.signal?.aborted);
+    } finally {
+      running = false;
+    }
+  };
+
+  const onChange = (dir: string, filename: string | Buffer | null): void => {
+    // Without a file name (some platforms) any change in a watched directory counts.
+    const full = filename === null ? undefined : path.join(dir, filename.toString());
+    if (full !== undefined && !watched.has(full) && !SCENARIO_FILE.test(full)) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => void rerun(), debounceMs);
+  };
+
+  function updateWatchers(): void {
+    const dirs = new Set([...watched].map((f) => path.dirname(f)));
+    for (const [dir, w] of watchers) {
+      if (!dirs.has(dir)) {
+        w.close();
+        watchers.delete(dir);
+      }
+    }
+    for (const dir of dirs) {
+      if (watchers.has(dir)) continue;
+      try {
+        watchers.set(dir, watch(dir, (_event, filename) => onChange(dir, filename)));
+      } catch (e) {
+        opts.err(`ksr test --watch: cannot watch ${dir}: ${e instanceof Error ? e.message : String(e)}\n`);
+      }
+    }
+  }
+
+  updateWatchers();
+  opts.err(`ksr test --watch: watching ${watched.size} file${watched.size === 1 ? "" : "s"}; Ctrl-C stops\n`);
+  await new Promise<void>((resolve) => {
+    if (opts.signal === undefined) return; // runs until the process is interrupted
+    opts.signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+  clearTimeout(timer);
+  for (const w of watchers.values()) w.close();
+  return lastCode;
 }

@@ -15,6 +15,24 @@
  * of DNS. The clock every KSR function reads (HostServices.now) is the
  * harness's, and the tenant state ($var, $shv; later location and htable)
  * can be seeded before the first message.
+ *
+ * Stateful routing (KSR.tm) runs on the harness clock too: its transaction
+ * timers (retransmissions, fr_timer / fr_inv_timer) fire only when the
+ * clock is moved on. `downstream` says how each destination answers what
+ * the script relays there; `advance(ms)` moves the clock and resolves with
+ * what the server sent meanwhile (relayed replies, the failure route's new
+ * branch, the ACK or CANCEL the proxy generated):
+ *
+ *   const h = await loadScript("proxy.js", {
+ *     downstream: {
+ *       "udp:127.0.0.1:5080": [{ after: 0, status: 180 }, { after: 2000, status: 486 }],
+ *       "udp:127.0.0.1:5090": "never",
+ *     },
+ *   });
+ *   const r = await h.send({ method: "INVITE", ruri: "sip:bob@127.0.0.1" });
+ *   r.replies;  // 180 relayed to the caller (answers due at 0 ms are in send()'s result)
+ *   const later = await h.advance(2000);
+ *   later.replies; later.forwarded; later.routes;  // 486 / failure route outcome
  */
 import { randomBytes } from "node:crypto";
 import { isIP } from "node:net";
@@ -25,6 +43,7 @@ import type { SipMessage } from "../sip/message.js";
 import { canonicalHeaderKey } from "../sip/headers.js";
 import { parseMessage } from "../sip/parser.js";
 import { parseListenSocket, pickSendingSocket } from "../transport/index.js";
+import { FakeClock, type TimerHandle } from "../transaction/index.js";
 import { ScriptRunner } from "../../sandbox/runner.js";
 import { binaryToText, textToBinary } from "../../sandbox/strings.js";
 import { DEFAULT_LIMITS, type RouteOutcome, type RouteRunner, type ScriptLimits } from "../../sandbox/types.js";
@@ -64,7 +83,26 @@ export interface LoadScriptOptions {
   readonly modules?: readonly KemiModule[];
   /** Also write log lines to the process log (stderr). Default false: they are only recorded. */
   readonly printLogs?: boolean;
+  /**
+   * How destinations ("proto:ip:port") answer the requests sent to them.
+   * A destination not listed never answers, like "never".
+   */
+  readonly downstream?: Readonly<Record<string, DownstreamBehaviour>>;
 }
+
+/** One response a simulated downstream element sends to each request it receives. */
+export interface DownstreamResponse {
+  /** Milliseconds after the request was received (harness clock). */
+  readonly after: number;
+  readonly status: number;
+  /** Reason phrase; default the standard one of the status. */
+  readonly reason?: string;
+  /** Extra header lines ("Name: value"). */
+  readonly headers?: readonly string[];
+}
+
+/** The responses of a destination to every request (except ACK) it receives, or "never" for a silent one. */
+export type DownstreamBehaviour = "never" | readonly DownstreamResponse[];
 
 /** A request described by fields; everything not given gets a valid default. */
 export interface RequestSpec {
@@ -129,6 +167,8 @@ export interface SentForward {
   readonly destination: WireDestination;
   /** The local socket it leaves from. */
   readonly from?: ListenSocket;
+  /** Method of a forwarded request (INVITE, or the ACK / CANCEL the proxy generated); "" for a response. */
+  readonly method: string;
   /** Request-URI of a forwarded request ("" for a response). */
   readonly requestUri: string;
   /** Status of a forwarded response (0 for a request). */
@@ -162,8 +202,10 @@ export interface SendResult {
   readonly logs: readonly LogLine[];
   /** Indexes (0..31) of the message flags set when the route ended. */
   readonly flags: readonly number[];
-  /** Name of the route function that ran, if any (ksr_request_route / ksr_reply_route). */
+  /** Name of the route function that ran last, if any (ksr_request_route / ksr_reply_route / a failure route...). */
   readonly route?: string;
+  /** Names of every route function run, in order (request, branch, onreply, failure routes). */
+  readonly routes: readonly string[];
   /** The route failed (exception, timeout, out of memory). */
   readonly error?: { readonly kind: string; readonly message: string; readonly location?: string };
   /** R-URI ($ru) when the route ended, for a request. */
@@ -174,8 +216,18 @@ export interface SendResult {
 
 /** A loaded script ready for messages. */
 export interface ScriptHarness {
-  /** Sends one message in and resolves when everything it caused was "sent". */
+  /**
+   * Sends one message in and resolves when everything it caused was "sent",
+   * including downstream answers due at once (`after: 0`) and what they caused.
+   */
   send(message: string | RequestSpec, options?: SendOptions): Promise<SendResult>;
+  /**
+   * Moves the clock on by `ms`, firing the transaction timers and the
+   * downstream answers that fall due; resolves with what was sent meanwhile.
+   * Its `added`/`removed` header lines and `values` refer to the last message sent in.
+   */
+  advance(ms: number): Promise<SendResult>;
+  /** The clock; its advance() and set() fire due timers too but keep nothing of what they sent (use advance() above for that). */
   readonly clock: {
     now(): number;
     set(ms: number): void;
@@ -193,6 +245,10 @@ const DEFAULT_NOW = 1_700_000_000_000;
 const DEFAULT_LISTEN = ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"];
 const DEFAULT_SOURCE = { proto: "udp", ip: "192.0.2.10", port: 5060 } as const;
 const DEFAULT_TCP_CONNECTION_ID = 1;
+/** TCP connection ids of downstream elements start here, clear of the ids tests use. */
+const DOWNSTREAM_TCP_CONNECTION_BASE = 1_000_000;
+/** Bound on lookup/timer rounds while one message or one advance settles. */
+const MAX_SETTLE_ROUNDS = 100_000;
 
 /** One message handed to the recording transport. */
 interface Transmission {
@@ -201,6 +257,8 @@ interface Transmission {
   readonly port: number;
   readonly data: string;
   readonly from?: ListenSocket;
+  /** Sent while the server handled a response the test sent in: a relayed response, not a reply to the caller. */
+  readonly causedByResponseSentIn: boolean;
 }
 
 /** The server's transport, minus the sockets: remembers what it was asked to send. */
@@ -208,6 +266,10 @@ class RecordingTransport implements ServerTransport {
   readonly sent: Transmission[] = [];
   /** TCP connection id → remote IP, for connections test messages arrived on. */
   readonly connections = new Map<number, string>();
+  /** True while the server handles a response sent in by the test. */
+  handlingResponseSentIn = false;
+  /** Told of every message after it is recorded (the simulated downstream elements listen here). */
+  onSend: ((t: Transmission) => void) | undefined;
 
   constructor(private readonly sockets: readonly ListenSocket[]) {}
 
@@ -226,7 +288,9 @@ class RecordingTransport implements ServerTransport {
   }
 
   send(proto: TransportProto, ip: string, port: number, data: string, _connectionId?: number, from?: ListenSocket): boolean {
-    this.sent.push({ proto, ip, port, data, from });
+    const t: Transmission = { proto, ip, port, data, from, causedByResponseSentIn: this.handlingResponseSentIn };
+    this.sent.push(t);
+    this.onSend?.(t);
     return true;
   }
 
@@ -390,18 +454,167 @@ function toListenSocket(s: string | ListenSocket): ListenSocket {
   return typeof s === "string" ? parseListenSocket(s) : s;
 }
 
+/** Standard reason phrases (RFC 3261 §21) of the statuses a downstream answer usually has. */
+const REASON_PHRASES: Readonly<Record<number, string>> = {
+  100: "Trying",
+  180: "Ringing",
+  181: "Call Is Being Forwarded",
+  182: "Queued",
+  183: "Session Progress",
+  200: "OK",
+  202: "Accepted",
+  301: "Moved Permanently",
+  302: "Moved Temporarily",
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  407: "Proxy Authentication Required",
+  408: "Request Timeout",
+  480: "Temporarily Unavailable",
+  481: "Call/Transaction Does Not Exist",
+  486: "Busy Here",
+  487: "Request Terminated",
+  488: "Not Acceptable Here",
+  500: "Server Internal Error",
+  503: "Service Unavailable",
+  600: "Busy Everywhere",
+  603: "Decline",
+};
+
+/** "proto:ip:port" of a destination, IPv6 in brackets (the form scenario files use). */
+export function formatDestination(d: { readonly proto: string; readonly ip: string; readonly port: number }): string {
+  return `${d.proto}:${formatHost(d.ip)}:${d.port}`;
+}
+
+/** A downstream key as given ("UDP:127.0.0.1:5080") in the canonical form; throws when it is not proto:ip:port. */
+function canonicalDestinationKey(key: string): string {
+  const m = /^(udp|tcp):(\[[^\]]+\]|[^:[\]]+):(\d{1,5})$/i.exec(key.trim());
+  if (m === null) throw new Error(`downstream: "${key}" is not proto:ip:port (e.g. udp:127.0.0.1:5080)`);
+  const ip = m[2]!.startsWith("[") ? m[2]!.slice(1, -1) : m[2]!;
+  if (isIP(ip) === 0) throw new Error(`downstream: "${key}": ${ip} is not an IP address`);
+  return formatDestination({ proto: m[1]!.toLowerCase(), ip, port: Number(m[3]) });
+}
+
+/** The branch parameter of the top Via (RFC 3261 §8.1.1.7: it identifies the transaction). */
+function topViaBranch(msg: SipMessage): string {
+  const via = msg.headers.find((h) => h.key === "via");
+  return /;\s*branch=([^;,\s]+)/i.exec(via?.value ?? "")?.[1] ?? "";
+}
+
+/**
+ * A response built from a received request as a UAS does (RFC 3261
+ * §8.2.6.2): Via headers (all, in order), From, Call-ID and CSeq copied, To
+ * copied with the UAS's tag added unless the request had one (a 100 Trying
+ * gets none). A 1xx/2xx to an INVITE carries a Contact of the element, so
+ * that the dialog it may establish has a remote target (§12.1.1).
+ */
+function buildDownstreamResponse(request: SipMessage, status: number, reason: string, toTag: string, extraHeaders: readonly string[], contact: string): string {
+  const lines = [`SIP/2.0 ${status} ${reason}`];
+  for (const h of request.headers) {
+    if (h.key === "via" || h.key === "from" || h.key === "call-id" || h.key === "cseq") lines.push(`${binaryToText(h.name)}: ${binaryToText(h.value)}`);
+    if (h.key === "to") {
+      const to = binaryToText(h.value);
+      lines.push(`${binaryToText(h.name)}: ${status === 100 || /;\s*tag=/i.test(to) ? to : `${to};tag=${toTag}`}`);
+    }
+  }
+  if (request.method === "INVITE" && status > 100 && status < 300) lines.push(`Contact: ${contact}`);
+  lines.push(...extraHeaders, "Content-Length: 0");
+  return lines.join("\r\n") + "\r\n\r\n";
+}
+
+/** A request a simulated downstream element received, and its answers still to come. */
+interface ReceivedRequest {
+  readonly transmission: Transmission;
+  readonly request: SipMessage;
+  readonly toTag: string;
+  timers: TimerHandle[];
+  answeredFinally: boolean;
+}
+
+/**
+ * The elements behind the destinations of LoadScriptOptions.downstream: each
+ * answers every new request sent to it (retransmissions are absorbed, as a
+ * UAS's server transaction does, RFC 3261 §17.2) with its configured
+ * responses at their times on the harness clock. A CANCEL is answered
+ * 200 and the INVITE it cancels 487 if it had no final response yet (§9.2).
+ * ACK gets no response (§17.1.1.3). Responses configured after a final one
+ * are not sent: a UAS sends one final response per request.
+ */
+class SimulatedDownstream {
+  private readonly behaviours = new Map<string, DownstreamBehaviour>();
+  private readonly received = new Map<string, ReceivedRequest>();
+
+  constructor(
+    behaviours: Readonly<Record<string, DownstreamBehaviour>>,
+    private readonly timers: FakeClock,
+    private readonly deliver: (from: Transmission, data: string) => void,
+  ) {
+    for (const [key, behaviour] of Object.entries(behaviours)) {
+      if (behaviour !== "never" && !Array.isArray(behaviour)) throw new Error(`downstream "${key}": must be "never" or a list of responses`);
+      for (const r of behaviour === "never" ? [] : behaviour) {
+        if (!Number.isInteger(r.status) || r.status < 100 || r.status > 699) throw new Error(`downstream "${key}": status ${r.status} is not 100..699`);
+        if (!(r.after >= 0)) throw new Error(`downstream "${key}": after must be a number of ms >= 0`);
+      }
+      this.behaviours.set(canonicalDestinationKey(key), behaviour);
+    }
+  }
+
+  onSend(t: Transmission): void {
+    const destination = formatDestination(t);
+    const behaviour = this.behaviours.get(destination);
+    if (behaviour === undefined || behaviour === "never") return;
+    const parsed = parseMessage(t.data);
+    if (!parsed.ok || parsed.message.kind !== "request" || parsed.message.method === "ACK") return;
+    const request = parsed.message;
+    const branch = topViaBranch(request);
+    const id = `${destination}|${branch}|${request.method}`;
+    if (this.received.has(id)) return;
+    const entry: ReceivedRequest = { transmission: t, request, toTag: randomToken(4), timers: [], answeredFinally: false };
+    this.received.set(id, entry);
+    if (request.method === "CANCEL") {
+      entry.timers.push(this.timers.setTimer(0, () => this.answer(entry, 200)));
+      const invite = this.received.get(`${destination}|${branch}|INVITE`);
+      if (invite !== undefined && !invite.answeredFinally) {
+        for (const h of invite.timers) this.timers.clearTimer(h);
+        invite.timers = [this.timers.setTimer(0, () => this.answer(invite, 487))];
+      }
+      return;
+    }
+    for (const r of behaviour) entry.timers.push(this.timers.setTimer(r.after, () => this.answer(entry, r.status, r.reason, r.headers)));
+  }
+
+  private answer(entry: ReceivedRequest, status: number, reason?: string, headers: readonly string[] = []): void {
+    if (entry.answeredFinally) return;
+    if (status >= 200) entry.answeredFinally = true;
+    const t = entry.transmission;
+    const contact = `<sip:${formatHost(t.ip)}:${t.port}${t.proto === "udp" ? "" : `;transport=${t.proto}`}>`;
+    const text = buildDownstreamResponse(entry.request, status, reason ?? REASON_PHRASES[status] ?? "Response", entry.toTag, headers, contact);
+    this.deliver(t, textToBinary(text));
+  }
+}
+
 class Harness implements ScriptHarness {
   private readonly server: HarnessServer;
   private readonly transport: RecordingTransport;
   private readonly runner: RecordingRunner;
   private readonly pendingLookups = new Set<Promise<unknown>>();
   private readonly defaultSource: Required<Omit<SourceAddress, "connectionId">> & { connectionId?: number };
-  private ms: number;
+  /** The transaction timers and downstream answers run on it; HostServices.now is it plus `offset`. */
+  private readonly timers: FakeClock;
+  /** How far clock.set() moved the script's clock back (timers never run backwards). */
+  private offset = 0;
+  private readonly downstream: SimulatedDownstream;
+  /** TCP connection ids of downstream elements' answers, by destination. */
+  private readonly downstreamConnections = new Map<string, number>();
+  /** The last message sent in and its placeholder values: advance() results refer to them. */
+  private lastIncoming: SipMessage | undefined;
+  private lastValues: Readonly<Record<string, string>> = {};
   readonly listen: readonly ListenSocket[];
   readonly clock: ScriptHarness["clock"];
 
   constructor(scriptRunner: ScriptRunner, opts: LoadScriptOptions) {
-    this.ms = opts.now ?? DEFAULT_NOW;
+    this.timers = new FakeClock(opts.now ?? DEFAULT_NOW);
     this.listen = (opts.listen ?? DEFAULT_LISTEN).map(toListenSocket);
     if (this.listen.length === 0) throw new Error("loadScript: at least one listen socket is needed");
     this.defaultSource = { ...DEFAULT_SOURCE, ...opts.source };
@@ -412,7 +625,8 @@ class Harness implements ScriptHarness {
       listen: this.listen,
       aliases: opts.aliases,
       tenantId: opts.tenant ?? "test",
-      now: () => this.ms,
+      now: () => this.now(),
+      timers: this.timers,
       transport: () => this.transport,
       resolveHost: (host) => {
         const ip = Object.hasOwn(hosts, host) ? hosts[host] : undefined;
@@ -425,16 +639,74 @@ class Harness implements ScriptHarness {
     for (const [k, v] of Object.entries(opts.vars ?? {})) this.server.tenant.vars.set(k, v);
     for (const [k, v] of Object.entries(opts.sharedVars ?? {})) this.server.tenant.sharedVars.set(k, v);
     opts.seed?.(this.server.tenant);
+    this.downstream = new SimulatedDownstream(opts.downstream ?? {}, this.timers, (t, data) => this.receiveFromDownstream(t, data));
+    this.transport.onSend = (t) => this.downstream.onSend(t);
     const self = this;
     this.clock = {
-      now: () => self.ms,
+      now: () => self.now(),
       set(ms: number) {
-        self.ms = ms;
+        const now = self.now();
+        if (ms >= now) self.timers.advance(ms - now);
+        else self.offset += ms - now;
       },
       advance(ms: number) {
-        self.ms += ms;
+        self.timers.advance(ms);
       },
     };
+  }
+
+  private now(): number {
+    return this.timers.now() + this.offset;
+  }
+
+  /** A downstream element's answer arrives from the destination the request went to. */
+  private receiveFromDownstream(t: Transmission, data: string): void {
+    const local = t.from ?? this.listen.find((l) => l.proto === t.proto) ?? this.listen[0]!;
+    let connectionId = -1;
+    if (t.proto === "tcp") {
+      const key = formatDestination(t);
+      connectionId = this.downstreamConnections.get(key) ?? DOWNSTREAM_TCP_CONNECTION_BASE + this.downstreamConnections.size;
+      this.downstreamConnections.set(key, connectionId);
+      this.transport.connections.set(connectionId, t.ip);
+    }
+    this.server.receive(data, { proto: t.proto, srcIp: t.ip, srcPort: t.port, localIp: local.ip, localPort: local.port, connectionId });
+  }
+
+  /** Waits for the host-name lookups of forwards (they are sent once the table lookup settles). */
+  private async settleLookups(): Promise<void> {
+    for (let round = 0; this.pendingLookups.size > 0; round++) {
+      if (round >= MAX_SETTLE_ROUNDS) throw new Error(`forwards still waiting for host lookups after ${MAX_SETTLE_ROUNDS} rounds`);
+      const pending = [...this.pendingLookups];
+      this.pendingLookups.clear();
+      await Promise.allSettled(pending);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  /** Moves the timer clock to `target`, one due timer at a time, letting the forwards each one causes go out. */
+  private async runTimersUntil(target: number): Promise<void> {
+    await this.settleLookups();
+    for (let round = 0; ; round++) {
+      const due = this.timers.nextDue();
+      if (due === undefined || due > target) break;
+      if (round >= MAX_SETTLE_ROUNDS) throw new Error(`more than ${MAX_SETTLE_ROUNDS} timers due before ${target}`);
+      this.timers.advance(Math.max(0, due - this.timers.now()));
+      await this.settleLookups();
+    }
+    if (target > this.timers.now()) this.timers.advance(target - this.timers.now());
+  }
+
+  private beginRecording(): void {
+    this.transport.sent.length = 0;
+    this.runner.runs.length = 0;
+    this.server.lines = [];
+  }
+
+  async advance(ms: number): Promise<SendResult> {
+    if (!(ms >= 0)) throw new RangeError(`cannot advance by ${ms} ms`);
+    this.beginRecording();
+    await this.runTimersUntil(this.timers.now() + ms);
+    return this.result("", this.lastValues, this.lastIncoming);
   }
 
   get state(): TenantState {
@@ -477,19 +749,21 @@ class Harness implements ScriptHarness {
     const rcv: ReceiveInfo = { proto: source.proto, srcIp: source.ip, srcPort: source.port, localIp: local.ip, localPort: local.port, connectionId };
 
     const wire = textToBinary(text);
-    const incoming = parseMessage(wire);
-    this.transport.sent.length = 0;
-    this.runner.runs.length = 0;
-    this.server.lines = [];
-    this.server.receive(wire, rcv);
-    // Forwards to host names are sent once the (table) lookup settles.
-    while (this.pendingLookups.size > 0) {
-      const pending = [...this.pendingLookups];
-      this.pendingLookups.clear();
-      await Promise.allSettled(pending);
-      await new Promise((resolve) => setImmediate(resolve));
+    const parsed = parseMessage(wire);
+    const incoming = parsed.ok ? parsed.message : undefined;
+    this.beginRecording();
+    this.transport.handlingResponseSentIn = incoming?.kind === "response";
+    try {
+      this.server.receive(wire, rcv);
+      await this.settleLookups();
+    } finally {
+      this.transport.handlingResponseSentIn = false;
     }
-    return this.result(text, values, incoming.ok ? incoming.message : undefined);
+    this.lastIncoming = incoming;
+    this.lastValues = values;
+    // Downstream answers due at once (after: 0) belong to this message.
+    await this.runTimersUntil(this.timers.now());
+    return this.result(text, values, incoming);
   }
 
   private result(sentText: string, values: Readonly<Record<string, string>>, incoming: SipMessage | undefined): SendResult {
@@ -508,20 +782,22 @@ class Harness implements ScriptHarness {
         if (statusLine !== null) {
           replies.push({ status: Number(statusLine[1]), reason: statusLine[2]!, headers: [], raw, destination });
         } else {
-          forwarded.push({ kind: "request", destination, from: t.from, requestUri: "", status: 0, headers: [], added: [], removed: [], raw });
+          forwarded.push({ kind: "request", destination, from: t.from, method: "", requestUri: "", status: 0, headers: [], added: [], removed: [], raw });
         }
         continue;
       }
       const msg = parsed.message;
       const headers = headersOf(msg);
-      // A response to a request sent in is a local reply; anything else was sent on.
-      if (msg.kind === "response" && incoming?.kind !== "response") {
+      // A response is a reply to the caller (local, or relayed from a
+      // downstream element) unless it relays a response the test sent in.
+      if (msg.kind === "response" && !t.causedByResponseSentIn) {
         replies.push({ status: msg.status, reason: binaryToText(msg.reason), headers, raw, destination });
       } else {
         forwarded.push({
           kind: msg.kind,
           destination,
           from: t.from,
+          method: msg.kind === "request" ? binaryToText(msg.method) : "",
           requestUri: binaryToText(msg.requestUri),
           status: msg.status,
           headers,
@@ -544,6 +820,7 @@ class Harness implements ScriptHarness {
       logs: [...this.server.lines],
       flags: flagIndexes(ctx?.flags ?? 0),
       ...(run !== undefined ? { route: run.name } : {}),
+      routes: this.runner.runs.map((r) => r.name),
       ...(outcome?.status === "error"
         ? { error: { kind: outcome.kind, message: outcome.message, ...(outcome.location !== undefined ? { location: outcome.location } : {}) } }
         : {}),

@@ -19,6 +19,25 @@
  *           expect: { replies: [] }
  *         - advance: 60000          # move the clock on (ms)
  *
+ * Stateful routing: `options.downstream` says how each destination answers
+ * the requests relayed to it (see LoadScriptOptions.downstream), and an
+ * `advance` step may have an `expect` about what was sent while the clock
+ * moved (relayed replies, the failure route's new branch, ACK / CANCEL):
+ *
+ *   options:
+ *     downstream:
+ *       "udp:127.0.0.1:5080": [{ after: 0, status: 180 }, { after: 2000, status: 486 }]
+ *       "udp:127.0.0.1:5090": never
+ *   scenarios:
+ *     - name: busy callee fails over
+ *       steps:
+ *         - send: { method: INVITE, ruri: "sip:bob@127.0.0.1" }
+ *           expect: { replies: [{ status: 100 }, { status: 180 }] }
+ *         - advance: 2000
+ *           expect:
+ *             routes: [ksr_failure_backup]
+ *             forwards: [{ method: ACK }, { method: INVITE, destination: "udp:127.0.0.1:5070" }]
+ *
  * Every scenario runs against a freshly loaded script (no state leaks from
  * one scenario to the next); the steps of one scenario share it.
  *
@@ -30,7 +49,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
-import { fillPlaceholders, headerValues, loadScript, type LoadScriptOptions, type MessageHeader, type RequestSpec, type ScriptHarness, type SendResult, type SentForward, type SentReply, type SourceAddress } from "./index.js";
+import { fillPlaceholders, headerValues, loadScript, type LoadScriptOptions, type MessageHeader, type RequestSpec, type ScriptHarness, type DownstreamBehaviour, type SendResult, type SentForward, type SentReply, type SourceAddress } from "./index.js";
 
 /** A scenario file that cannot be used; the message names the file and the place. */
 export class ScenarioFileError extends Error {
@@ -45,6 +64,8 @@ export interface Expectation {
   readonly dropped?: boolean;
   readonly exited?: boolean;
   readonly logs?: readonly LogExpectation[];
+  /** Names of the route functions run, in order (exactly these). */
+  readonly routes?: readonly string[];
   readonly flags?: readonly number[];
   readonly ruri?: string;
   readonly du?: string | null;
@@ -66,6 +87,8 @@ export interface ReplyExpectation {
 export interface ForwardExpectation {
   /** "proto:ip:port". */
   readonly destination?: string;
+  /** Method of a forwarded request (exact or /regex/). */
+  readonly method?: string;
   readonly ruri?: string;
   readonly status?: number;
   readonly headers?: HeaderExpectation;
@@ -88,7 +111,7 @@ export type ScenarioStep =
       readonly source?: SourceAddress;
       readonly expect: Expectation;
     }
-  | { readonly kind: "advance"; readonly ms: number }
+  | { readonly kind: "advance"; readonly ms: number; readonly expect?: Expectation }
   | { readonly kind: "clock"; readonly ms: number };
 
 export interface Scenario {
@@ -114,11 +137,12 @@ export interface ScenarioOutcome {
 }
 
 /** Options a scenario file may give, passed to loadScript. */
-const SCENARIO_OPTIONS = ["listen", "aliases", "now", "hosts", "source", "vars", "shv", "tenant", "limits"] as const;
+const SCENARIO_OPTIONS = ["listen", "aliases", "now", "hosts", "source", "vars", "shv", "tenant", "limits", "downstream"] as const;
 const REQUEST_FIELDS = ["method", "ruri", "from", "to", "callId", "cseq", "via", "maxForwards", "contact", "userAgent", "headers", "body", "contentType"] as const;
-const EXPECT_KEYS = ["reply", "replies", "forward", "forwards", "dropped", "exited", "logs", "flags", "ruri", "du", "error"] as const;
+const EXPECT_KEYS = ["reply", "replies", "forward", "forwards", "dropped", "exited", "logs", "routes", "flags", "ruri", "du", "error"] as const;
 const REPLY_KEYS = ["status", "reason", "headers", "destination"] as const;
-const FORWARD_KEYS = ["destination", "ruri", "status", "headers", "added", "removed"] as const;
+const FORWARD_KEYS = ["destination", "method", "ruri", "status", "headers", "added", "removed"] as const;
+const DOWNSTREAM_RESPONSE_KEYS = ["after", "status", "reason", "headers"] as const;
 const SOURCE_KEYS = ["proto", "ip", "port", "connectionId"] as const;
 
 type Obj = Record<string, unknown>;
@@ -207,6 +231,7 @@ class Reader {
     const lines = (key: string) => this.list(o[key], `${where}.${key}`).map((x, i) => this.pattern(x, `${where}.${key}[${i}]`));
     return {
       ...(o.destination !== undefined ? { destination: this.pattern(o.destination, `${where}.destination`) } : {}),
+      ...(o.method !== undefined ? { method: this.pattern(o.method, `${where}.method`) } : {}),
       ...(o.ruri !== undefined ? { ruri: this.pattern(o.ruri, `${where}.ruri`) } : {}),
       ...(o.status !== undefined ? { status: this.number(o.status, `${where}.status`) } : {}),
       ...(o.headers !== undefined ? { headers: this.headers(o.headers, `${where}.headers`) } : {}),
@@ -246,6 +271,7 @@ class Reader {
             }),
           }
         : {}),
+      ...(o.routes !== undefined ? { routes: this.list(o.routes, `${where}.routes`).map((n, i) => this.string(n, `${where}.routes[${i}]`)) } : {}),
       ...(o.flags !== undefined ? { flags: this.list(o.flags, `${where}.flags`).map((f, i) => this.number(f, `${where}.flags[${i}]`)) } : {}),
       ...(o.ruri !== undefined ? { ruri: this.pattern(o.ruri, `${where}.ruri`) } : {}),
       ...(o.du !== undefined ? { du: o.du === null ? null : this.pattern(o.du, `${where}.du`) } : {}),
@@ -269,9 +295,42 @@ class Reader {
     return { message: spec as RequestSpec, raw: false, ...(source ? { source } : {}) };
   }
 
+  /** options.downstream: "proto:ip:port" → never | list of { after, status, reason?, headers? }. */
+  downstream(value: unknown, where: string): Record<string, DownstreamBehaviour> {
+    if (!isObject(value)) this.fail(where, "must be a mapping of proto:ip:port to never or a list of responses");
+    const out: Record<string, DownstreamBehaviour> = {};
+    for (const [key, behaviour] of Object.entries(value)) {
+      const w = `${where}.${key}`;
+      if (!/^(udp|tcp):(\[[^\]]+\]|[^:[\]]+):\d{1,5}$/i.test(key)) this.fail(w, "the key must be proto:ip:port, e.g. udp:127.0.0.1:5080");
+      if (behaviour === "never") {
+        out[key] = "never";
+        continue;
+      }
+      out[key] = this.list(behaviour, w).map((item, i) => {
+        const r = this.object(item, `${w}[${i}]`, DOWNSTREAM_RESPONSE_KEYS);
+        const status = this.number(r.status, `${w}[${i}].status`);
+        if (!Number.isInteger(status) || status < 100 || status > 699) this.fail(`${w}[${i}].status`, "must be 100..699");
+        const after = r.after === undefined ? 0 : this.number(r.after, `${w}[${i}].after`);
+        if (after < 0) this.fail(`${w}[${i}].after`, "must be >= 0");
+        return {
+          after,
+          status,
+          ...(r.reason !== undefined ? { reason: this.string(r.reason, `${w}[${i}].reason`) } : {}),
+          ...(r.headers !== undefined ? { headers: this.list(r.headers, `${w}[${i}].headers`).map((h, j) => this.string(h, `${w}[${i}].headers[${j}]`)) } : {}),
+        };
+      });
+    }
+    return out;
+  }
+
   step(value: unknown, where: string): ScenarioStep {
     const o = this.object(value, where, ["send", "expect", "advance", "clock"]);
-    if (o.advance !== undefined) return { kind: "advance", ms: this.number(o.advance, `${where}.advance`) };
+    if (o.advance !== undefined) {
+      const ms = this.number(o.advance, `${where}.advance`);
+      if (ms < 0) this.fail(`${where}.advance`, "must be >= 0");
+      return { kind: "advance", ms, ...(o.expect !== undefined ? { expect: this.expectation(o.expect, `${where}.expect`) } : {}) };
+    }
+    if (o.expect !== undefined && o.send === undefined) this.fail(where, "expect belongs to a send or an advance step");
     if (o.clock !== undefined) return { kind: "clock", ms: this.number(o.clock, `${where}.clock`) };
     if (o.send === undefined) this.fail(where, "needs send (or advance / clock)");
     return { kind: "send", ...this.message(o.send, `${where}.send`), expect: this.expectation(o.expect, `${where}.expect`) };
@@ -320,6 +379,7 @@ export function parseScenarioFile(text: string, file: string): ScenarioFile {
       for (const [k, v] of Object.entries(values)) if (typeof v !== "string" && typeof v !== "number") r.fail(`options.${key}.${k}`, "must be a string or a number");
       options[target] = values;
     }
+    if (o.downstream !== undefined) options.downstream = r.downstream(o.downstream, "options.downstream");
     if (o.limits !== undefined) {
       const l = r.object(o.limits, "options.limits", ["heapMb", "routeTimeoutMs"]);
       options.limits = Object.fromEntries(Object.entries(l).map(([k, v]) => [k, r.number(v, `options.limits.${k}`)]));
@@ -360,7 +420,7 @@ function summarizeReply(r: SentReply): string {
 }
 
 function summarizeForward(f: SentForward): string {
-  return f.kind === "request" ? `${f.requestUri} → ${formatDestination(f.destination)}` : `${f.status} response → ${formatDestination(f.destination)}`;
+  return f.kind === "request" ? `${f.method} ${f.requestUri} → ${formatDestination(f.destination)}` : `${f.status} response → ${formatDestination(f.destination)}`;
 }
 
 class Diff {
@@ -412,6 +472,7 @@ function checkReply(d: Diff, where: string, want: ReplyExpectation, got: SentRep
 
 function checkForward(d: Diff, where: string, want: ForwardExpectation, got: SentForward): void {
   if (want.destination !== undefined) d.text(`${where}.destination`, want.destination, formatDestination(got.destination));
+  if (want.method !== undefined) d.text(`${where}.method`, want.method, got.method);
   if (want.ruri !== undefined) d.text(`${where}.ruri`, want.ruri, got.requestUri);
   if (want.status !== undefined) d.value(`${where}.status`, want.status, got.status);
   if (want.headers !== undefined) d.headers(`${where}.headers`, want.headers, got);
@@ -440,6 +501,7 @@ export function compareOutcome(expect: Expectation, result: SendResult): string[
   }
   if (expect.dropped !== undefined) d.value("dropped", expect.dropped, result.dropped);
   if (expect.exited !== undefined) d.value("exited", expect.exited, result.exited);
+  if (expect.routes !== undefined) d.value("routes", expect.routes, result.routes);
   if (expect.flags !== undefined) d.value("flags", [...expect.flags].sort((a, b) => a - b), result.flags);
   if (expect.ruri !== undefined) d.text("ruri", expect.ruri, result.ruri);
   if (expect.du !== undefined) {
@@ -485,7 +547,15 @@ async function runScenario(file: ScenarioFile, scenario: Scenario): Promise<Scen
     let sendIndex = 0;
     for (const step of scenario.steps) {
       if (step.kind === "advance") {
-        harness.clock.advance(step.ms);
+        const label = `advance ${step.ms} ms after message ${sendIndex}`;
+        let moved: SendResult;
+        try {
+          moved = await harness.advance(step.ms);
+        } catch (e) {
+          return finish([`${label}: ${e instanceof Error ? e.message : String(e)}`]);
+        }
+        const diff = step.expect === undefined ? [] : compareOutcome(step.expect, moved);
+        if (diff.length > 0) return finish(diff.map((line, i) => (i === 0 || !line.startsWith("  ") ? `${label}: ${line}` : line)));
         continue;
       }
       if (step.kind === "clock") {
