@@ -46,6 +46,12 @@ import { parseListenSocket, pickSendingSocket } from "../transport/index.js";
 import { FakeClock, type TimerHandle } from "../transaction/index.js";
 import { ScriptRunner } from "../../sandbox/runner.js";
 import { binaryToText, textToBinary } from "../../sandbox/strings.js";
+import { subscriberRow } from "../cli/db-commands.js";
+import { aorOf } from "../modules/registrar.js";
+import { tenantHtables } from "../modules/state/htable-store.js";
+import { dropTenantState } from "../modules/state/tenant-scope.js";
+import { openDataServices, type DataServices } from "../storage/index.js";
+import type { Binding } from "../storage/types.js";
 import { DEFAULT_LIMITS, type RouteOutcome, type RouteRunner, type ScriptLimits } from "../../sandbox/types.js";
 
 export type { ListenSocket, LogLevel, TenantState, TransportProto } from "../core/context.js";
@@ -88,6 +94,34 @@ export interface LoadScriptOptions {
    * A destination not listed never answers, like "never".
    */
   readonly downstream?: Readonly<Record<string, DownstreamBehaviour>>;
+  /** Location, subscriber and htable contents before the first message. */
+  readonly state?: SeedState;
+}
+
+/**
+ * Module state to start from. The harness keeps it in an in-memory
+ * database of its own, so nothing persists and harnesses do not share it.
+ */
+export interface SeedState {
+  /** Registrations as KSR.registrar.save would store them. */
+  readonly locations?: readonly SeedBinding[];
+  /** Digest users for KSR.auth_db, as `ksr subscriber add` stores them. */
+  readonly subscribers?: readonly { readonly user: string /* user@domain */; readonly password: string }[];
+  /** htable items: table → key → value (integers stay numbers). */
+  readonly htable?: Readonly<Record<string, Readonly<Record<string, string | number>>>>;
+}
+
+export interface SeedBinding {
+  /** The address of record as a URI, e.g. "sip:bob@example.com". */
+  readonly aor: string;
+  /** Where to reach it, e.g. "sip:bob@192.0.2.20:5062". */
+  readonly contact: string;
+  /** Seconds from the harness's start time until it expires. Default 3600. */
+  readonly expires?: number;
+  /** q-value 0..1 (RFC 3261 §20.10). Default unspecified. */
+  readonly q?: number;
+  /** usrloc table. Default "location". */
+  readonly table?: string;
 }
 
 /** One response a simulated downstream element sends to each request it receives. */
@@ -610,6 +644,10 @@ class Harness implements ScriptHarness {
   /** The last message sent in and its placeholder values: advance() results refer to them. */
   private lastIncoming: SipMessage | undefined;
   private lastValues: Readonly<Record<string, string>> = {};
+  /** Tenant id: the namespace of this harness's module state. */
+  private readonly tenantId: string;
+  /** The location, subscriber and address tables, in memory. */
+  private readonly data: DataServices;
   readonly listen: readonly ListenSocket[];
   readonly clock: ScriptHarness["clock"];
 
@@ -621,7 +659,13 @@ class Harness implements ScriptHarness {
     this.transport = new RecordingTransport(this.listen);
     this.runner = new RecordingRunner(scriptRunner);
     const hosts = opts.hosts ?? {};
+    this.tenantId = opts.tenant ?? "test";
+    // Shared module state (htable, pike) is keyed by tenant id process-wide:
+    // every harness starts from nothing, whatever ran before it.
+    dropTenantState(this.tenantId);
+    this.data = openDataServices({ file: ":memory:", now: () => this.now() });
     this.server = new HarnessServer(this.runner, {
+      data: this.data,
       listen: this.listen,
       aliases: opts.aliases,
       tenantId: opts.tenant ?? "test",
@@ -638,6 +682,7 @@ class Harness implements ScriptHarness {
     this.server.printLogs = opts.printLogs ?? false;
     for (const [k, v] of Object.entries(opts.vars ?? {})) this.server.tenant.vars.set(k, v);
     for (const [k, v] of Object.entries(opts.sharedVars ?? {})) this.server.tenant.sharedVars.set(k, v);
+    if (opts.state !== undefined) seedState(opts.state, this.tenantId, this.data, this.now());
     opts.seed?.(this.server.tenant);
     this.downstream = new SimulatedDownstream(opts.downstream ?? {}, this.timers, (t, data) => this.receiveFromDownstream(t, data));
     this.transport.onSend = (t) => this.downstream.onSend(t);
@@ -831,6 +876,43 @@ class Harness implements ScriptHarness {
 
   close(): void {
     this.runner.dispose();
+    this.data.close();
+    dropTenantState(this.tenantId);
+  }
+}
+
+/** Put the seed state where the modules look for it (see SeedState). */
+function seedState(state: SeedState, tenant: string, data: DataServices, now: number): void {
+  for (const [i, b] of (state.locations ?? []).entries()) {
+    const aor = aorOf(textToBinary(b.aor), data.registrar);
+    if (aor === undefined) throw new Error(`state.locations[${i}].aor: "${b.aor}" is not a SIP URI`);
+    const table = b.table ?? "location";
+    const binding: Binding = {
+      ruid: `seed-${i}`,
+      aor,
+      contact: textToBinary(b.contact),
+      expires: now + (b.expires ?? 3600) * 1000,
+      q: b.q === undefined ? -1 : Math.round(b.q * 1000),
+      callId: `seed-${i}`,
+      cseq: 1,
+      path: "",
+      received: "",
+      instance: "",
+      regId: 0,
+      userAgent: "",
+      socket: "",
+      branchFlags: 0,
+      methods: [],
+      lastModified: now,
+      seq: 0,
+      memoryOnly: false,
+    };
+    data.locations.replace(tenant, table, aor, [...data.locations.bindings(tenant, table, aor), binding]);
+  }
+  for (const s of state.subscribers ?? []) data.subscribers.put(tenant, subscriberRow(s.user, s.password));
+  const htables = tenantHtables(tenant);
+  for (const [table, items] of Object.entries(state.htable ?? {})) {
+    for (const [key, value] of Object.entries(items)) htables.set(table, key, value, 0, now);
   }
 }
 

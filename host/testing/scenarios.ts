@@ -19,6 +19,14 @@
  *           expect: { replies: [] }
  *         - advance: 60000          # move the clock on (ms)
  *
+ * Module state to start from: `options.state` (see LoadScriptOptions.state):
+ *
+ *   options:
+ *     state:
+ *       locations: [{ aor: "sip:bob@example.com", contact: "sip:bob@192.0.2.20", expires: 600, q: 0.5 }]
+ *       subscribers: [{ user: alice@example.com, password: secret }]
+ *       htable: { ipban: { "198.51.100.7": 1 } }
+ *
  * Stateful routing: `options.downstream` says how each destination answers
  * the requests relayed to it (see LoadScriptOptions.downstream), and an
  * `advance` step may have an `expect` about what was sent while the clock
@@ -49,7 +57,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
-import { fillPlaceholders, headerValues, loadScript, type LoadScriptOptions, type MessageHeader, type RequestSpec, type ScriptHarness, type DownstreamBehaviour, type SendResult, type SentForward, type SentReply, type SourceAddress } from "./index.js";
+import { fillPlaceholders, headerValues, loadScript, type LoadScriptOptions, type MessageHeader, type RequestSpec, type ScriptHarness, type DownstreamBehaviour, type SeedBinding, type SeedState, type SendResult, type SentForward, type SentReply, type SourceAddress } from "./index.js";
 
 /** A scenario file that cannot be used; the message names the file and the place. */
 export class ScenarioFileError extends Error {
@@ -137,7 +145,7 @@ export interface ScenarioOutcome {
 }
 
 /** Options a scenario file may give, passed to loadScript. */
-const SCENARIO_OPTIONS = ["listen", "aliases", "now", "hosts", "source", "vars", "shv", "tenant", "limits", "downstream"] as const;
+const SCENARIO_OPTIONS = ["listen", "aliases", "now", "hosts", "source", "vars", "shv", "tenant", "limits", "downstream", "state"] as const;
 const REQUEST_FIELDS = ["method", "ruri", "from", "to", "callId", "cseq", "via", "maxForwards", "contact", "userAgent", "headers", "body", "contentType"] as const;
 const EXPECT_KEYS = ["reply", "replies", "forward", "forwards", "dropped", "exited", "logs", "routes", "flags", "ruri", "du", "error"] as const;
 const REPLY_KEYS = ["status", "reason", "headers", "destination"] as const;
@@ -295,6 +303,44 @@ class Reader {
     return { message: spec as RequestSpec, raw: false, ...(source ? { source } : {}) };
   }
 
+  /** options.state: { locations?: [{aor, contact, expires?, q?, table?}], subscribers?: [{user, password}], htable?: {table: {key: value}} }. */
+  state(value: unknown, where: string): SeedState {
+    const o = this.object(value, where, ["locations", "subscribers", "htable"]);
+    const out: { locations?: SeedBinding[]; subscribers?: { user: string; password: string }[]; htable?: Record<string, Record<string, string | number>> } = {};
+    if (o.locations !== undefined) {
+      out.locations = this.list(o.locations, `${where}.locations`).map((item, i) => {
+        const w = `${where}.locations[${i}]`;
+        const b = this.object(item, w, ["aor", "contact", "expires", "q", "table"]);
+        return {
+          aor: this.string(b.aor, `${w}.aor`),
+          contact: this.string(b.contact, `${w}.contact`),
+          ...(b.expires !== undefined ? { expires: this.number(b.expires, `${w}.expires`) } : {}),
+          ...(b.q !== undefined ? { q: this.number(b.q, `${w}.q`) } : {}),
+          ...(b.table !== undefined ? { table: this.string(b.table, `${w}.table`) } : {}),
+        };
+      });
+    }
+    if (o.subscribers !== undefined) {
+      out.subscribers = this.list(o.subscribers, `${where}.subscribers`).map((item, i) => {
+        const w = `${where}.subscribers[${i}]`;
+        const u = this.object(item, w, ["user", "password"]);
+        const user = this.string(u.user, `${w}.user`);
+        if (!/^[^@\s]+@[^@\s]+$/.test(user)) this.fail(`${w}.user`, "must be user@domain");
+        return { user, password: this.string(u.password, `${w}.password`) };
+      });
+    }
+    if (o.htable !== undefined) {
+      const tables = this.object(o.htable, `${where}.htable`, Object.keys(o.htable as Obj));
+      out.htable = {};
+      for (const [table, items] of Object.entries(tables)) {
+        const values = this.object(items, `${where}.htable.${table}`, Object.keys((items ?? {}) as Obj));
+        for (const [k, v] of Object.entries(values)) if (typeof v !== "string" && typeof v !== "number") this.fail(`${where}.htable.${table}.${k}`, "must be a string or a number");
+        out.htable[table] = values as Record<string, string | number>;
+      }
+    }
+    return out;
+  }
+
   /** options.downstream: "proto:ip:port" → never | list of { after, status, reason?, headers? }. */
   downstream(value: unknown, where: string): Record<string, DownstreamBehaviour> {
     if (!isObject(value)) this.fail(where, "must be a mapping of proto:ip:port to never or a list of responses");
@@ -380,6 +426,7 @@ export function parseScenarioFile(text: string, file: string): ScenarioFile {
       options[target] = values;
     }
     if (o.downstream !== undefined) options.downstream = r.downstream(o.downstream, "options.downstream");
+    if (o.state !== undefined) options.state = r.state(o.state, "options.state");
     if (o.limits !== undefined) {
       const l = r.object(o.limits, "options.limits", ["heapMb", "routeTimeoutMs"]);
       options.limits = Object.fromEntries(Object.entries(l).map(([k, v]) => [k, r.number(v, `options.limits.${k}`)]));
