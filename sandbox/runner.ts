@@ -34,6 +34,7 @@ import { BridgeDispatcher, BridgeTable, DEFAULT_MAX_STRING_LENGTH } from "./brid
 import { compileScript, compileSource, ScriptLoadError, type CompiledScript } from "./compile.js";
 import { firstScriptPosition, remapPositions } from "./sourcemap.js";
 import { RUNTIME_FILENAME, runtimeSource } from "./runtime-source.js";
+import { IsolateCoverageSession, scriptCoverageFromV8, type ScriptCoverage } from "./coverage.js";
 import type { RouteOutcome, RouteRunner, ScriptLimits } from "./types.js";
 
 export interface ScriptRunnerOptions {
@@ -52,6 +53,13 @@ export interface ScriptRunnerOptions {
   readonly autoDemote?: boolean;
   /** Called once when the runner moves to async mode, with the reason. */
   readonly onDemote?: (reason: string) => void;
+  /**
+   * Count which lines and functions of the script run (takeCoverage()); default
+   * false, and then no inspector is attached. Needs loadAsync/fromSourceAsync.
+   * Counts cover the current isolate: one re-created after an out-of-memory
+   * starts again from zero.
+   */
+  readonly coverage?: boolean;
 }
 
 /** Where route calls run: on the calling thread, or on isolated-vm's thread pool. */
@@ -97,6 +105,8 @@ interface IsolateInstance {
   readonly runRouteCollected: ivm.Reference<(ctxId: number, name: string) => [number, string, string]>;
   /** Last cpuTime read from this isolate, kept for when it is discarded and can no longer be asked. */
   lastCpuNs: bigint;
+  /** Present when the runner counts coverage. */
+  coverage?: IsolateCoverageSession;
 }
 
 function errorMessage(e: unknown): string {
@@ -167,7 +177,16 @@ export class ScriptRunner implements RouteRunner {
    * while the server keeps serving. Rejects with the same ScriptLoadErrors.
    */
   static async loadAsync(path: string, opts: ScriptRunnerOptions): Promise<ScriptRunner> {
-    const runner = new ScriptRunner(compileScript(path), opts);
+    return ScriptRunner.fromCompiledAsync(compileScript(path), opts);
+  }
+
+  /** loadAsync() for script text; `filename` decides JS or TS. */
+  static async fromSourceAsync(source: string, filename: string, opts: ScriptRunnerOptions): Promise<ScriptRunner> {
+    return ScriptRunner.fromCompiledAsync(compileSource(source, filename), opts);
+  }
+
+  private static async fromCompiledAsync(compiled: CompiledScript, opts: ScriptRunnerOptions): Promise<ScriptRunner> {
+    const runner = new ScriptRunner(compiled, opts);
     runner.instance = await runner.instantiateAsync();
     let defined = false;
     try {
@@ -184,6 +203,10 @@ export class ScriptRunner implements RouteRunner {
   }
 
   private static fromCompiled(compiled: CompiledScript, opts: ScriptRunnerOptions): ScriptRunner {
+    if (opts.coverage === true) {
+      // Coverage must be on before the script is compiled, which only an async load can wait for.
+      throw new Error("the coverage option needs ScriptRunner.loadAsync or fromSourceAsync");
+    }
     const runner = new ScriptRunner(compiled, opts);
     runner.instance = runner.instantiate();
     if (!runner.hasRoute("ksr_request_route")) {
@@ -440,6 +463,7 @@ export class ScriptRunner implements RouteRunner {
     if (!instance.isolate.isDisposed) {
       try {
         instance.lastCpuNs = instance.isolate.cpuTime;
+        instance.coverage?.dispose();
         instance.isolate.dispose();
       } catch {
         // discarded by isolated-vm meanwhile (out of memory on another thread)
@@ -460,6 +484,7 @@ export class ScriptRunner implements RouteRunner {
       try {
         const instance = await this.instantiateAsync();
         if (this.disposed) {
+          instance.coverage?.dispose();
           instance.isolate.dispose();
           throw new Error("script runner disposed");
         }
@@ -490,7 +515,8 @@ export class ScriptRunner implements RouteRunner {
 
   /** instantiate() with isolated-vm's async calls (same steps, same failures). */
   private async instantiateAsync(): Promise<IsolateInstance> {
-    const isolate = new ivm.Isolate({ memoryLimit: this.opts.limits.heapMb });
+    const isolate = this.newIsolate();
+    let coverage: IsolateCoverageSession | undefined;
     try {
       const context = await isolate.createContext();
       const runtime = await isolate.compileScript(runtimeSource(), { filename: RUNTIME_FILENAME });
@@ -514,17 +540,42 @@ export class ScriptRunner implements RouteRunner {
         { result: { reference: true } },
       )) as unknown as IsolateInstance["runRouteCollected"];
       const instance: IsolateInstance = { isolate, context, runRoute, hasRoute, takeFailure, runRouteCollected, lastCpuNs: 0n };
+      instance.coverage = coverage = this.startCoverage(isolate);
+      await coverage?.started;
       await this.runTopLevelAsync(isolate, context);
       return instance;
     } catch (e) {
+      coverage?.dispose();
       if (!isolate.isDisposed) isolate.dispose();
       throw e;
     }
   }
 
+  private newIsolate(): ivm.Isolate {
+    return new ivm.Isolate({ memoryLimit: this.opts.limits.heapMb, ...(this.opts.coverage === true ? { inspector: true } : {}) });
+  }
+
+  private startCoverage(isolate: ivm.Isolate): IsolateCoverageSession | undefined {
+    return this.opts.coverage === true ? new IsolateCoverageSession(isolate.createInspectorSession()) : undefined;
+  }
+
+  /**
+   * Lines and functions of the script run so far in the current isolate
+   * (requires the `coverage` option). Asynchronous: the inspector answers
+   * from the isolate's thread.
+   */
+  async takeCoverage(): Promise<ScriptCoverage> {
+    const { code, filename, sourceMap } = this.compiled;
+    const session = this.instance?.coverage;
+    if (this.opts.coverage !== true) throw new Error("takeCoverage: the runner was created without the coverage option");
+    const v8 = session === undefined || this.instance?.isolate.isDisposed === true ? undefined : await session.take(filename);
+    return scriptCoverageFromV8(v8, code, filename, sourceMap);
+  }
+
   /** A fresh isolate with the facade installed and the script's top-level code run. */
   private instantiate(): IsolateInstance {
-    const isolate = new ivm.Isolate({ memoryLimit: this.opts.limits.heapMb });
+    const isolate = this.newIsolate();
+    let coverage: IsolateCoverageSession | undefined;
     try {
       const context = isolate.createContextSync();
       isolate.compileScriptSync(runtimeSource(), { filename: RUNTIME_FILENAME }).runSync(context);
@@ -552,9 +603,15 @@ export class ScriptRunner implements RouteRunner {
         lastCpuNs: 0n,
       };
       entryPoints.release();
+      // Best effort: the inspector turns coverage on from another thread, and
+      // nothing here can wait for it, so the first code may go uncounted. Only
+      // a sync re-creation after an out-of-memory comes here with coverage on;
+      // loading with coverage goes through instantiateAsync.
+      instance.coverage = coverage = this.startCoverage(isolate);
       this.runTopLevel(isolate, context);
       return instance;
     } catch (e) {
+      coverage?.dispose();
       if (!isolate.isDisposed) isolate.dispose();
       throw e;
     }

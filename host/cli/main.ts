@@ -324,9 +324,13 @@ export function buildProgram(): Command {
     .argument("[files...]", "scenario files (default: every *.test.yaml under the current directory)")
     .option("--reporter <name>", "text or junit (JUnit XML on stdout)", reporterOption, "text" as TestReporter)
     .option("--watch", "run again whenever a scenario file or its script changes (Ctrl-C stops)")
-    .action(async (files: string[], opts: { reporter: TestReporter; watch?: boolean }) => {
+    .option("--coverage", "print per script the lines and routes that ran")
+    .option("--coverage-lcov <file>", "also write the coverage as an lcov tracefile")
+    .action(async (files: string[], opts: { reporter: TestReporter; watch?: boolean; coverage?: boolean; coverageLcov?: string }) => {
       const io = {
         reporter: opts.reporter,
+        ...(opts.coverage === true ? { coverage: true } : {}),
+        ...(opts.coverageLcov !== undefined ? { coverageLcov: opts.coverageLcov } : {}),
         out: (text: string) => process.stdout.write(text),
         err: (text: string) => process.stderr.write(text),
       };

@@ -8,13 +8,18 @@
  * the XML on stdout, the closing line on stderr. Exit code 1 when anything
  * failed (or no scenario file was found).
  *
+ * `--coverage [--coverage-lcov file]`: after the runs, per script the lines
+ * and routes (functions) that ran, summed over every scenario; the lcov
+ * tracefile is for coverage viewers (genhtml, editors).
+ *
  * `--watch`: after the first run, runs again whenever a scenario file or the
  * script one of them tests changes (or a scenario file appears in a watched
  * directory), until interrupted.
  */
-import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from "node:fs";
+import { readdirSync, readFileSync, statSync, watch, writeFileSync, type FSWatcher } from "node:fs";
 import path from "node:path";
 import { parseScenarioFile, runScenarioFile, type ScenarioOutcome } from "../testing/scenarios.js";
+import { formatCoverageSummary, formatLcov, mergeCoverage, type ScriptCoverage } from "../../sandbox/coverage.js";
 
 export type TestReporter = "text" | "junit";
 
@@ -98,6 +103,10 @@ export function formatSummary(outcomes: readonly ScenarioOutcome[]): string {
 
 export interface RunTestsOptions {
   readonly reporter: TestReporter;
+  /** Print per script the lines and routes that ran. */
+  readonly coverage?: boolean;
+  /** Also write the coverage as an lcov tracefile here (implies coverage). */
+  readonly coverageLcov?: string;
   readonly out: (text: string) => void;
   readonly err: (text: string) => void;
 }
@@ -115,8 +124,14 @@ export async function runTests(files: readonly string[], opts: RunTestsOptions):
     return 1;
   }
   const outcomes: ScenarioOutcome[] = [];
+  const wantCoverage = opts.coverage === true || opts.coverageLcov !== undefined;
+  const coverageByScript = new Map<string, ScriptCoverage>();
+  const onCoverage = (c: ScriptCoverage): void => {
+    const seen = coverageByScript.get(c.file);
+    coverageByScript.set(c.file, seen === undefined ? c : mergeCoverage(seen, c));
+  };
   for (const file of targets) {
-    for (const o of await runScenarioFile(file)) {
+    for (const o of await runScenarioFile(file, wantCoverage ? { onCoverage } : {})) {
       outcomes.push(o);
       if (opts.reporter === "text") {
         opts.out(`${o.passed ? "✓" : "✗"} ${o.file} › ${o.name} (${Math.round(o.durationMs)} ms)\n`);
@@ -130,6 +145,13 @@ export async function runTests(files: readonly string[], opts: RunTestsOptions):
     opts.err(`${summary}\n`);
   } else {
     opts.out(`\n${summary}\n`);
+  }
+  if (wantCoverage) {
+    const coverages = [...coverageByScript.values()].sort((a, b) => a.file.localeCompare(b.file));
+    // With junit, stdout carries the XML only.
+    const print = opts.reporter === "junit" ? opts.err : opts.out;
+    print(`\n${coverages.map(formatCoverageSummary).join("")}`);
+    if (opts.coverageLcov !== undefined) writeFileSync(opts.coverageLcov, formatLcov(coverages));
   }
   return outcomes.every((o) => o.passed) ? 0 : 1;
 }

@@ -45,6 +45,7 @@ import { parseMessage } from "../sip/parser.js";
 import { parseListenSocket, pickSendingSocket } from "../transport/index.js";
 import { FakeClock, type TimerHandle } from "../transaction/index.js";
 import { ScriptRunner } from "../../sandbox/runner.js";
+import type { ScriptCoverage } from "../../sandbox/coverage.js";
 import { binaryToText, textToBinary } from "../../sandbox/strings.js";
 import { subscriberRow } from "../cli/db-commands.js";
 import { aorOf } from "../modules/registrar.js";
@@ -96,6 +97,8 @@ export interface LoadScriptOptions {
   readonly downstream?: Readonly<Record<string, DownstreamBehaviour>>;
   /** Location, subscriber and htable contents before the first message. */
   readonly state?: SeedState;
+  /** Count the script's lines and functions that run (ScriptHarness.takeCoverage). Default false. */
+  readonly coverage?: boolean;
 }
 
 /**
@@ -273,6 +276,8 @@ export interface ScriptHarness {
   readonly scriptPath: string;
   /** Releases the isolate. */
   close(): void;
+  /** Lines and functions of the script run so far (loadScript with `coverage: true`). */
+  takeCoverage(): Promise<ScriptCoverage>;
 }
 
 const DEFAULT_NOW = 1_700_000_000_000;
@@ -632,6 +637,7 @@ class Harness implements ScriptHarness {
   private readonly server: HarnessServer;
   private readonly transport: RecordingTransport;
   private readonly runner: RecordingRunner;
+  private readonly scriptRunner: ScriptRunner;
   private readonly pendingLookups = new Set<Promise<unknown>>();
   private readonly defaultSource: Required<Omit<SourceAddress, "connectionId">> & { connectionId?: number };
   /** The transaction timers and downstream answers run on it; HostServices.now is it plus `offset`. */
@@ -658,6 +664,7 @@ class Harness implements ScriptHarness {
     this.defaultSource = { ...DEFAULT_SOURCE, ...opts.source };
     this.transport = new RecordingTransport(this.listen);
     this.runner = new RecordingRunner(scriptRunner);
+    this.scriptRunner = scriptRunner;
     const hosts = opts.hosts ?? {};
     this.tenantId = opts.tenant ?? "test";
     // Shared module state (htable, pike) is keyed by tenant id process-wide:
@@ -874,6 +881,10 @@ class Harness implements ScriptHarness {
     };
   }
 
+  takeCoverage(): Promise<ScriptCoverage> {
+    return this.scriptRunner.takeCoverage();
+  }
+
   close(): void {
     this.runner.dispose();
     this.data.close();
@@ -921,6 +932,7 @@ function runnerOptions(opts: LoadScriptOptions) {
     limits: { ...DEFAULT_LIMITS, ...opts.limits },
     tenant: opts.tenant ?? "test",
     ...(opts.modules !== undefined ? { modules: opts.modules } : {}),
+    ...(opts.coverage === true ? { coverage: true } : {}),
   };
 }
 
@@ -929,12 +941,17 @@ function runnerOptions(opts: LoadScriptOptions) {
  * (`file:line:col: message`) when it does not compile or run.
  */
 export async function loadScript(path: string, opts: LoadScriptOptions = {}): Promise<ScriptHarness> {
-  return new Harness(ScriptRunner.load(path, runnerOptions(opts)), opts);
+  const runner = opts.coverage === true ? await ScriptRunner.loadAsync(path, runnerOptions(opts)) : ScriptRunner.load(path, runnerOptions(opts));
+  return new Harness(runner, opts);
 }
 
 /** Same as loadScript for script text; `filename` decides JS or TS and names the script in errors. */
 export async function loadScriptSource(source: string, filename: string, opts: LoadScriptOptions = {}): Promise<ScriptHarness> {
-  return new Harness(ScriptRunner.fromSource(source, filename, runnerOptions(opts)), opts);
+  const runner =
+    opts.coverage === true
+      ? await ScriptRunner.fromSourceAsync(source, filename, runnerOptions(opts))
+      : ScriptRunner.fromSource(source, filename, runnerOptions(opts));
+  return new Harness(runner, opts);
 }
 
 /** Values of the header `name`, in order (case-insensitive; "v" and "Via" are the same header, RFC 3261 §7.3.3). */

@@ -57,6 +57,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
+import type { ScriptCoverage } from "../../sandbox/coverage.js";
 import { fillPlaceholders, headerValues, loadScript, type LoadScriptOptions, type MessageHeader, type RequestSpec, type ScriptHarness, type DownstreamBehaviour, type SeedBinding, type SeedState, type SendResult, type SentForward, type SentReply, type SourceAddress } from "./index.js";
 
 /** A scenario file that cannot be used; the message names the file and the place. */
@@ -575,7 +576,13 @@ export function compareOutcome(expect: Expectation, result: SendResult): string[
 
 // ----------------------------------------------------------------- running
 
-async function runScenario(file: ScenarioFile, scenario: Scenario): Promise<ScenarioOutcome> {
+/** What runScenarioFile does beyond running the scenarios. */
+export interface RunScenarioOptions {
+  /** Called with the script's coverage after each scenario that loaded it. */
+  readonly onCoverage?: (coverage: ScriptCoverage) => void;
+}
+
+async function runScenario(file: ScenarioFile, scenario: Scenario, opts: RunScenarioOptions): Promise<ScenarioOutcome> {
   const started = performance.now();
   const finish = (failures: string[]): ScenarioOutcome => ({
     file: file.path,
@@ -586,7 +593,7 @@ async function runScenario(file: ScenarioFile, scenario: Scenario): Promise<Scen
   });
   let harness: ScriptHarness;
   try {
-    harness = await loadScript(file.script, file.options);
+    harness = await loadScript(file.script, opts.onCoverage === undefined ? file.options : { ...file.options, coverage: true });
   } catch (e) {
     return finish([`cannot load ${file.script}: ${e instanceof Error ? e.message : String(e)}`]);
   }
@@ -624,12 +631,13 @@ async function runScenario(file: ScenarioFile, scenario: Scenario): Promise<Scen
     }
     return finish([]);
   } finally {
+    if (opts.onCoverage !== undefined) opts.onCoverage(await harness.takeCoverage());
     harness.close();
   }
 }
 
 /** Runs every scenario of a file; a file that cannot be read or parsed is one failed outcome. */
-export async function runScenarioFile(file: string): Promise<ScenarioOutcome[]> {
+export async function runScenarioFile(file: string, opts: RunScenarioOptions = {}): Promise<ScenarioOutcome[]> {
   let parsed: ScenarioFile;
   try {
     parsed = parseScenarioFile(readFileSync(file, "utf8"), file);
@@ -638,6 +646,6 @@ export async function runScenarioFile(file: string): Promise<ScenarioOutcome[]> 
     return [{ file, name: "(scenario file)", passed: false, failures: [message], durationMs: 0 }];
   }
   const out: ScenarioOutcome[] = [];
-  for (const scenario of parsed.scenarios) out.push(await runScenario(parsed, scenario));
+  for (const scenario of parsed.scenarios) out.push(await runScenario(parsed, scenario, opts));
   return out;
 }
