@@ -6,29 +6,14 @@
  */
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { UdpPeer, buildResponseTo, headerValue, headerValues, randomToken, reasonOf, statusOf, type Received } from "../e2e/sip-client.js";
-import { LogCapture, serveTenantsFile } from "./harness.js";
+import { serveTenantsFile, tenantTestbed } from "./harness.js";
 
 const EXAMPLE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../examples/multi-tenant/tenants.yaml");
 
-const logs = new LogCapture();
+const { logs, peer, serve } = tenantTestbed();
 let srv: Awaited<ReturnType<typeof serveTenantsFile>> | undefined;
-const peers: UdpPeer[] = [];
-
-beforeEach(() => logs.install());
-afterEach(async () => {
-  for (const p of peers.splice(0)) await p.close();
-  await srv?.stop();
-  srv = undefined;
-  logs.uninstall();
-});
-
-async function peer(): Promise<UdpPeer> {
-  const p = await UdpPeer.open();
-  peers.push(p);
-  return p;
-}
 
 /** A request from `from` with the given Request-URI and To URI. */
 function request(method: string, ruri: string, to: string, from: UdpPeer, extra: string[] = []): string {
@@ -57,7 +42,7 @@ async function finalOf(p: UdpPeer): Promise<Received> {
 
 describe("examples/multi-tenant", () => {
   it("voicemail answers OPTIONS, INVITE, MESSAGE and anything else by itself", async () => {
-    srv = await serveTenantsFile(EXAMPLE);
+    srv = serve(await serveTenantsFile(EXAMPLE));
     const c = await peer();
     const send = async (method: string) => {
       await c.send(request(method, "sip:bob@voicemail.example", "sip:bob@voicemail.example", c), srv!.udpPort);
@@ -75,7 +60,7 @@ describe("examples/multi-tenant", () => {
   });
 
   it("acme relays a call to the phone and the phone's 200 back, Record-Routed", async () => {
-    srv = await serveTenantsFile(EXAMPLE);
+    srv = serve(await serveTenantsFile(EXAMPLE));
     const caller = await peer();
     const phone = await peer();
     await caller.send(request("INVITE", `sip:bob@127.0.0.1:${phone.port}`, "sip:bob@acme.example", caller), srv.udpPort);
@@ -88,7 +73,7 @@ describe("examples/multi-tenant", () => {
   });
 
   it("acme sends a busy call on to the voicemail tenant, whose answer reaches the caller", async () => {
-    srv = await serveTenantsFile(EXAMPLE);
+    srv = serve(await serveTenantsFile(EXAMPLE));
     const caller = await peer();
     const phone = await peer();
     await caller.send(request("INVITE", `sip:bob@127.0.0.1:${phone.port}`, "sip:bob@acme.example", caller), srv.udpPort);
@@ -102,7 +87,7 @@ describe("examples/multi-tenant", () => {
   });
 
   it("answers 404 for a domain no tenant serves", async () => {
-    srv = await serveTenantsFile(EXAMPLE);
+    srv = serve(await serveTenantsFile(EXAMPLE));
     const c = await peer();
     await c.send(request("INVITE", "sip:carol@elsewhere.example", "sip:carol@elsewhere.example", c), srv.udpPort);
     expect(statusOf((await c.next()).data)).toBe(404);

@@ -4,6 +4,7 @@
  * SipServer on 127.0.0.1 (OS-chosen UDP port). Log lines are captured.
  */
 import { writeFileSync } from "node:fs";
+import { afterEach, beforeEach } from "vitest";
 import { SipServer, type SipServerOptions } from "../../host/core/server.js";
 import { loadTenantsFile, TenantRegistry, type TenantRegistryOptions } from "../../host/tenants/index.js";
 import { LogCapture } from "../e2e/harness.js";
@@ -90,4 +91,39 @@ export async function expectOptions200(peer: UdpPeer, port: number, domain: stri
   const r = await ask(peer, port, { method: "OPTIONS", uri: `sip:ping@${domain}` }, timeoutMs);
   if (r.status !== 200) throw new Error(`OPTIONS to ${domain}: expected 200, got ${r.status} ${r.reason}`);
   return r.reason;
+}
+
+/**
+ * The per-test fixtures of the tenant suites: captured logs, UDP peers and
+ * the server under test, all released after each test. Call once at the
+ * top of a test file.
+ */
+export function tenantTestbed(): {
+  logs: LogCapture;
+  peer(): Promise<UdpPeer>;
+  serve<T extends { stop(): Promise<void> }>(server: T): T;
+} {
+  const logs = new LogCapture();
+  const peers: UdpPeer[] = [];
+  let server: { stop(): Promise<void> } | undefined;
+  beforeEach(() => logs.install());
+  afterEach(async () => {
+    for (const p of peers.splice(0)) await p.close();
+    await server?.stop();
+    server = undefined;
+    logs.uninstall();
+  });
+  return {
+    logs,
+    async peer() {
+      const p = await UdpPeer.open();
+      peers.push(p);
+      return p;
+    },
+    /** Stop this server after the test; returns it. */
+    serve(s) {
+      server = s;
+      return s;
+    },
+  };
 }

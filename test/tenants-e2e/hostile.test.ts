@@ -2,27 +2,12 @@
  * Hostile tenants: whatever one tenant's script does, the other tenant of
  * the same server keeps answering OPTIONS with 200 over UDP.
  */
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { UdpPeer, buildRequest, reasonOf, statusOf } from "../e2e/sip-client.js";
-import { LogCapture, ask, expectOptions200, startTenants, type TenantServer } from "./harness.js";
+import { ask, expectOptions200, startTenants, type TenantServer, tenantTestbed } from "./harness.js";
 
-const logs = new LogCapture();
+const { logs, peer, serve: stopAfterTest } = tenantTestbed();
 let srv: TenantServer | undefined;
-const peers: UdpPeer[] = [];
-
-beforeEach(() => logs.install());
-afterEach(async () => {
-  for (const p of peers.splice(0)) await p.close();
-  await srv?.stop();
-  srv = undefined;
-  logs.uninstall();
-});
-
-async function peer(): Promise<UdpPeer> {
-  const p = await UdpPeer.open();
-  peers.push(p);
-  return p;
-}
 
 /** The well-behaved tenant: answers 200, naming any tampering it can see in its own realm. */
 const GOOD = `
@@ -57,7 +42,7 @@ const TENANTS = `tenants:
 `;
 
 async function serve(evil: string): Promise<TenantServer> {
-  srv = await startTenants({ "good.js": GOOD, "evil.js": evil }, TENANTS);
+  srv = stopAfterTest(await startTenants({ "good.js": GOOD, "evil.js": evil }, TENANTS));
   return srv;
 }
 

@@ -4,29 +4,14 @@
  * and failure routes carry the transaction on when they finish, and each
  * response goes upstream once, in order.
  */
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { ExecutionMode } from "../../sandbox/runner.js";
 import { UdpPeer, buildRequest, buildResponseTo, headerValue, reasonOf, statusOf, type Received } from "../e2e/sip-client.js";
-import { LogCapture, expectOptions200, startTenants, type TenantServer } from "./harness.js";
+import { expectOptions200, startTenants, type TenantServer, tenantTestbed } from "./harness.js";
 import { markedProxy } from "./scripts.js";
 
-const logs = new LogCapture();
+const { logs, peer, serve } = tenantTestbed();
 let srv: TenantServer | undefined;
-const peers: UdpPeer[] = [];
-
-beforeEach(() => logs.install());
-afterEach(async () => {
-  for (const p of peers.splice(0)) await p.close();
-  await srv?.stop();
-  srv = undefined;
-  logs.uninstall();
-});
-
-async function peer(): Promise<UdpPeer> {
-  const p = await UdpPeer.open();
-  peers.push(p);
-  return p;
-}
 
 const tenants = (mode: ExecutionMode) => `tenants:
   - id: proxy
@@ -50,7 +35,7 @@ async function nextNot100(p: UdpPeer): Promise<Received> {
 
 describe.each(["sync", "async"] as const)("stateful proxy tenant in %s mode", (mode) => {
   it("runs branch, onreply and failure routes, relaying each response once and in order", async () => {
-    srv = await startTenants({ "proxy.js": markedProxy("v1"), "other.js": OTHER }, tenants(mode));
+    srv = serve(await startTenants({ "proxy.js": markedProxy("v1"), "other.js": OTHER }, tenants(mode)));
     expect(srv.registry.get("proxy")!.mode).toBe(mode);
     const caller = await peer();
     const callee = await peer();
@@ -82,7 +67,7 @@ describe.each(["sync", "async"] as const)("stateful proxy tenant in %s mode", (m
   });
 
   it("relays a 2xx to a MESSAGE with the route marks; its retransmission is absorbed by the client transaction", async () => {
-    srv = await startTenants({ "proxy.js": markedProxy("v1"), "other.js": OTHER }, tenants(mode));
+    srv = serve(await startTenants({ "proxy.js": markedProxy("v1"), "other.js": OTHER }, tenants(mode)));
     const caller = await peer();
     const callee = await peer();
     await caller.send(

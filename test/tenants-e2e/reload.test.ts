@@ -4,29 +4,14 @@
  * routes of the script that started it, a script that does not compile
  * leaves the old one running, and the other tenant never notices.
  */
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { UdpPeer, buildRequest, buildResponseTo, headerValue, reasonOf, statusOf, type Received } from "../e2e/sip-client.js";
 import { resolveTimerConfig } from "../../host/transaction/index.js";
-import { LogCapture, ask, expectOptions200, startTenants, type TenantServer } from "./harness.js";
+import { ask, expectOptions200, startTenants, type TenantServer, tenantTestbed } from "./harness.js";
 import { markedProxy } from "./scripts.js";
 
-const logs = new LogCapture();
+const { logs, peer, serve } = tenantTestbed();
 let srv: TenantServer | undefined;
-const peers: UdpPeer[] = [];
-
-beforeEach(() => logs.install());
-afterEach(async () => {
-  for (const p of peers.splice(0)) await p.close();
-  await srv?.stop();
-  srv = undefined;
-  logs.uninstall();
-});
-
-async function peer(): Promise<UdpPeer> {
-  const p = await UdpPeer.open();
-  peers.push(p);
-  return p;
-}
 
 const TENANTS = `tenants:
   - id: p
@@ -57,7 +42,7 @@ async function nextFinal(p: UdpPeer, callId = ""): Promise<Received> {
 
 describe("reload", () => {
   it("under traffic: no request goes unanswered, and once the new script answers the old one never does again", async () => {
-    srv = await startTenants({ "p.js": markedProxy("v1"), "other.js": OTHER }, TENANTS);
+    srv = serve(await startTenants({ "p.js": markedProxy("v1"), "other.js": OTHER }, TENANTS));
     const s = srv;
     const client = await peer();
     const otherClient = await peer();
@@ -82,7 +67,7 @@ describe("reload", () => {
   it("a transaction started before the reload finishes with the old script's routes; a new one uses the new script", async () => {
     // Short RFC 3261 timers, so that the first transaction ends (Timer I = T4) within the test.
     const timerConfig = resolveTimerConfig({ T1: 10, T2: 40, T4: 20 });
-    srv = await startTenants({ "p.js": markedProxy("v1"), "other.js": OTHER }, TENANTS, { server: { proxy: { timerConfig } } });
+    srv = serve(await startTenants({ "p.js": markedProxy("v1"), "other.js": OTHER }, TENANTS, { server: { proxy: { timerConfig } } }));
     const s = srv;
     const caller = await peer();
     const callee = await peer();
@@ -134,7 +119,7 @@ describe("reload", () => {
   });
 
   it("a script that does not compile leaves the old one running and logs file:line", async () => {
-    srv = await startTenants({ "p.js": markedProxy("v1"), "other.js": OTHER }, TENANTS);
+    srv = serve(await startTenants({ "p.js": markedProxy("v1"), "other.js": OTHER }, TENANTS));
     const s = srv;
     const client = await peer();
     s.rewrite("p.js", 'function ksr_request_route() {\n  KSR.sl.sl_send_reply(200, "v2");\n  if (\n}\n');
