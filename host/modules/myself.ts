@@ -90,30 +90,46 @@ function parsedAliases(list: readonly string[]): Alias[] {
 }
 
 function parseAlias(text: string): Alias | null {
+  const spec = parseSocketSpec(text);
+  return spec === null ? null : { host: canonicalHost(spec.host), port: spec.port, proto: spec.proto };
+}
+
+/**
+ * "[proto:]host[:port]" as aliases and $fs are written: proto and port
+ * optional (port 0 = not given); an IPv6 host in brackets, or bare when the
+ * text has several colons and no port. Null when malformed.
+ */
+export function parseSocketSpec(text: string): { proto: string; host: string; port: number } | null {
   let rest = text.trim();
   let proto = "";
+  // "udp:5060" is host "udp" with a port, not a protocol without a host.
   const m = /^(udp|tcp|tls|sctp|ws|wss):(?!\d+$)/i.exec(rest);
   if (m !== null && !rest.startsWith("[")) {
     proto = m[1]!.toLowerCase();
     rest = rest.slice(m[0].length);
   }
   let host = rest;
-  let port = 0;
+  let portText: string | undefined;
   if (rest.startsWith("[")) {
     const close = rest.indexOf("]");
     if (close === -1) return null;
     host = rest.slice(0, close + 1);
     const after = rest.slice(close + 1);
-    if (after.startsWith(":")) port = Number(after.slice(1));
+    if (after.length > 0) {
+      if (!after.startsWith(":")) return null;
+      portText = after.slice(1);
+    }
   } else {
     const colon = rest.lastIndexOf(":");
     if (colon !== -1 && rest.indexOf(":") === colon) {
       host = rest.slice(0, colon);
-      port = Number(rest.slice(colon + 1));
+      portText = rest.slice(colon + 1);
     }
   }
-  if (!Number.isInteger(port) || port < 0 || port > 65535 || host.length === 0) return null;
-  return { host: canonicalHost(host), port, proto };
+  if (portText !== undefined && !/^\d{1,5}$/.test(portText)) return null;
+  const port = portText === undefined ? 0 : Number(portText);
+  if (port > 65535 || host.length === 0) return null;
+  return { proto, host, port };
 }
 
 /**

@@ -36,7 +36,7 @@ import {
   xvalNull,
   type NullMode,
 } from "./msgutil.js";
-import { isLocalAddress } from "./myself.js";
+import { isLocalAddress, parseSocketSpec } from "./myself.js";
 import { tmPvAccessor } from "../proxy/tm-pv.js";
 import { htablePvAccessor } from "./htable.js";
 
@@ -165,39 +165,6 @@ function messageTimeMs(ctx: MessageContext): number {
     contextTime.set(ctx, t);
   }
   return t;
-}
-
-/** Socket "proto:ip:port" ($fs): proto and port optional. */
-function parseSocketSpec(text: string): { proto: string; host: string; port: number } | null {
-  let rest = text.trim();
-  let proto = "";
-  const m = /^(udp|tcp|tls|sctp|ws|wss):/i.exec(rest);
-  if (m !== null) {
-    proto = m[1]!.toLowerCase();
-    rest = rest.slice(m[0].length);
-  }
-  let host = rest;
-  let port = 0;
-  if (rest.startsWith("[")) {
-    const close = rest.indexOf("]");
-    if (close === -1) return null;
-    host = rest.slice(0, close + 1);
-    const after = rest.slice(close + 1);
-    if (after.length > 0) {
-      if (!/^:\d{1,5}$/.test(after)) return null;
-      port = Number(after.slice(1));
-    }
-  } else {
-    const colon = rest.indexOf(":");
-    if (colon !== -1) {
-      host = rest.slice(0, colon);
-      const p = rest.slice(colon + 1);
-      if (!/^\d{1,5}$/.test(p)) return null;
-      port = Number(p);
-    }
-  }
-  if (host.length === 0 || port > 65535) return null;
-  return { proto, host, port };
 }
 
 // ---------------------------------------------------------- simple PVs
