@@ -1,9 +1,11 @@
 // `npm run bench`: load benchmark of the SIP server plus the in-process
 // micro-benchmarks.
 //
-//   npm run bench [-- --scenario options|stateful-relay|basic-register|basic-call]
+//   npm run bench [-- --scenario options|stateful-relay|basic-register|basic-call|noisy-neighbour]
 //                 [--rates 2000,4000,8000] [--duration 10] [--transport udp|tcp]
 //                 [--port 5060] [--users 10] [--no-micro] [--no-load] [--kamailio]
+//                 [--noisy loop,heap,crash] [--noisy-rate 20] [--noisy-cpu-share x]
+//                 [--isolation process|in-process] [--repeat 1]
 //
 // 1. Builds dist/ if needed and starts `ksr run` on 127.0.0.1 (port 5060 when
 //    free, otherwise a free port) with the scenario's script:
@@ -40,6 +42,20 @@
 //    core, and µs per call).
 // 3. Runs `vitest bench --run bench/` (bench/*.bench.ts: parser, route call).
 //
+// --scenario noisy-neighbour (bench/lib/noisy-sipp.mjs) is not a ladder: at
+// each rate of --rates (default 200 calls/s) it runs phases of --duration
+// seconds, each on a fresh `ksr run --tenants` server: tenant B (b.example,
+// the stateful relay to a sipp UAS) with sipp calls, first alone, then next
+// to tenant A (a.example) receiving --noisy-rate OPTIONS per second whose
+// script, per --noisy variant, loops until its route timeout (loop),
+// allocates until its heap limit (heap), or aborts V8 with one huge
+// allocation (crash: only survivable with tenants in separate processes, so
+// not run unless asked). It reports B's completed calls and p99 against the
+// alone phase, PASS when above 90 % and under 2×, and what A got back.
+// --isolation is passed on to `ksr run` when given; --noisy-cpu-share sets
+// A's cpuShare (default: the tenants file's default); --repeat runs every
+// phase that many times, interleaved, and judges the medians.
+//
 // --kamailio runs the same load against Kamailio 5.6 + app_jsdt running the
 // same logic (stateless-reply.js or stateful-relay.js), through the shared
 // Kamailio harness ($KAMAILIO_BENCH_DIR, default ../shared/bench next to the
@@ -69,6 +85,7 @@ import {
 } from "../bench/lib/sipp.mjs";
 import { obtainBasicKemiScript } from "../bench/lib/kamailio-example.mjs";
 import { makeKamailioBasicDbDir, startKamailioBasic, writeKamailioBasicDatabase } from "../bench/lib/kamailio-basic.mjs";
+import { NOISY_VARIANTS, benchNoisyNeighbour } from "../bench/lib/noisy-sipp.mjs";
 
 const { values: opts } = parseArgs({
   options: {
@@ -82,6 +99,11 @@ const { values: opts } = parseArgs({
     kamailio: { type: "boolean", default: false },
     "max-p99-ms": { type: "string", default: "100" },
     users: { type: "string", default: "10" },
+    noisy: { type: "string", default: "loop,heap" },
+    "noisy-rate": { type: "string", default: "20" },
+    "noisy-cpu-share": { type: "string" },
+    isolation: { type: "string" },
+    repeat: { type: "string", default: "1" },
   },
 });
 
@@ -91,6 +113,7 @@ const DEFAULT_RATES = {
   "stateful-relay": "250,500,750,1000,1250,1500,2000,2500,3000",
   "basic-register": "250,500,1000,1500,2000,3000,4000,6000,8000",
   "basic-call": "100,250,500,750,1000,1250,1500,2000,2500",
+  "noisy-neighbour": "200",
 };
 const IS_BASIC = SCENARIO === "basic-register" || SCENARIO === "basic-call";
 const USERS = Number(opts.users);
@@ -106,6 +129,17 @@ if (!(DURATION_S > 0 && DURATION_S <= 60)) throw new Error("--duration must be i
 if (TRANSPORT !== "udp" && TRANSPORT !== "tcp") throw new Error("--transport must be udp or tcp");
 if (SCENARIO !== "options" && TRANSPORT !== "udp") throw new Error(`--scenario ${SCENARIO} runs over UDP only`);
 if (!(Number.isInteger(USERS) && USERS >= 2 && USERS <= 10_000)) throw new Error("--users must be an integer in [2, 10000]");
+const NOISY = {
+  variants: opts.noisy.split(",").map((v) => v.trim()),
+  aRate: Number(opts["noisy-rate"]),
+  aCpuShare: opts["noisy-cpu-share"] === undefined ? undefined : Number(opts["noisy-cpu-share"]),
+  isolation: opts.isolation,
+  repeat: Number(opts.repeat),
+};
+if (NOISY.variants.some((v) => !NOISY_VARIANTS.includes(v))) throw new Error(`--noisy: comma-separated variants among ${NOISY_VARIANTS.join(", ")}`);
+if (!(NOISY.aRate > 0 && NOISY.aRate <= 1000)) throw new Error("--noisy-rate must be in (0, 1000] requests/s");
+if (!(Number.isInteger(NOISY.repeat) && NOISY.repeat >= 1 && NOISY.repeat <= 10)) throw new Error("--repeat must be an integer in [1, 10]");
+if (NOISY.aCpuShare !== undefined && !(NOISY.aCpuShare > 0 && NOISY.aCpuShare <= 256)) throw new Error("--noisy-cpu-share must be in (0, 256]");
 
 const OPTIONS_SCENARIO = path.join(REPO_ROOT, "test", "interop", "sipp", "options.xml");
 const BENCH_SCRIPTS = {
@@ -520,6 +554,12 @@ if (!opts["no-load"]) {
   if (sippVersion() === null) {
     console.log("sipp is not installed (Debian/Ubuntu: apt-get install -y sip-tester); load benchmark skipped");
     failed = true;
+  } else if (SCENARIO === "noisy-neighbour") {
+    const built = ensureBuilt();
+    if (built) console.log("built dist/ksr.js");
+    const noisy = await benchNoisyNeighbour({ rates: RATES, durationS: DURATION_S, ...NOISY });
+    if (!noisy.passed) failed = true;
+    if (opts.kamailio) console.log("\n--kamailio: Kamailio has no tenants; not run for the noisy-neighbour scenario");
   } else {
     const basic = IS_BASIC ? prepareBasic() : null;
     try {

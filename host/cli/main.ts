@@ -6,6 +6,7 @@
  *                    [--no-supervise]
  *   ksr run --tenants <tenants.yaml> [--watch] [--listen ...] [--alias ...]
  *                    [--log-level level] [--no-supervise]
+ *   ksr ctl [--control <path>] tenants | reload [tenant] | counters   (host/cli/ctl.ts)
  *   ksr api [--json]
  *   ksr check <script...>
  *   ksr test [files...] [--reporter text|junit] [--watch]
@@ -19,8 +20,7 @@ import { resolve as resolvePath } from "node:path";
 import type { ListenSocket, LogLevel } from "../core/context.js";
 import { LOG_LEVELS, isLogLevel, log, setLogLevel } from "../core/log.js";
 import { SipServer } from "../core/server.js";
-import type { ProxyOptions } from "../proxy/proxy.js";
-import { resolveTimerConfig } from "../transaction/timers.js";
+import { proxyOptionsFromTimers, type ProxyOptions } from "../proxy/proxy.js";
 import { loadTenantsFile, TenantRegistry, TenantsConfigError } from "../tenants/index.js";
 import { KEMI_MODULES } from "../modules/index.js";
 import { ScriptLoadError } from "../../sandbox/compile.js";
@@ -33,6 +33,20 @@ import { runCheck } from "./check.js";
 import { runTests, watchTests, type TestReporter } from "./test.js";
 import { DEFAULT_DB_FILE, openRunDatabase, registerDbCommands } from "./db-commands.js";
 import { announceReady, isServerProcess, supervise } from "./supervisor.js";
+import { registerCtlCommand } from "./ctl.js";
+import { inProcessControlTarget } from "../control/in-process.js";
+import { startControlServer, type ControlServer } from "../control/server.js";
+import { DEFAULT_CONTROL_PATH, resolveControlPath, type ControlTarget } from "../control/types.js";
+import { fork } from "node:child_process";
+import type { TenantsConfig } from "../tenants/config.js";
+import type { ReloadResult } from "../tenants/registry.js";
+import { TenantProcesses } from "../tenants/processes.js";
+import { runTenantWorker } from "../tenants/worker.js";
+import type { WorkerConfig } from "../tenants/worker-protocol.js";
+import { TransportLayer } from "../transport/index.js";
+
+/** The hidden command a tenant's worker process runs. */
+const WORKER_COMMAND = "tenant-worker";
 
 const DEFAULT_LISTEN = ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"];
 
@@ -70,11 +84,23 @@ function logLevelOption(value: string): LogLevel {
   return value;
 }
 
+/** How tenants are kept apart: each in its own worker process, or all in the server's process. */
+type Isolation = "process" | "in-process";
+
+function isolationOption(value: string): Isolation {
+  if (value !== "process" && value !== "in-process") throw new InvalidArgumentError(`"${value}" is not process or in-process`);
+  return value;
+}
+
 interface RunOptions {
   /** Tenants file: serve its tenants instead of one script. */
   tenants?: string;
+  /** With --tenants: worker process per tenant (default) or all in one process. */
+  isolation: Isolation;
   /** With --tenants: reload a tenant when its script file changes. */
   watch?: boolean;
+  /** With --tenants: Unix socket path for `ksr ctl` (true: --control given without a path); off when undefined. */
+  control?: string | true;
   listen?: ListenSocket[];
   alias?: string[];
   heapMb: number;
@@ -103,11 +129,7 @@ const TIMER_FLAGS = [
 
 /** Stateful proxy settings from the timer options (defaults where not given); throws naming a bad combination. */
 function proxyOptions(opts: RunOptions): ProxyOptions {
-  return {
-    timerConfig: resolveTimerConfig({ T1: opts.t1Ms, T2: opts.t2Ms, T4: opts.t4Ms }),
-    frTimerMs: opts.frTimerMs,
-    frInvTimerMs: opts.frInvTimerMs,
-  };
+  return proxyOptionsFromTimers(opts);
 }
 
 /** The `ksr run` arguments for a supervised server process. */
@@ -121,8 +143,12 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
     "--db",
     opts.db,
     ...TIMER_FLAGS.flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, String(opts[key])])),
+    // Only ever set with --tenants (runUsageProblem); absolute, whatever the server process's directory.
+    ...(opts.control === undefined ? [] : ["--control", resolveControlPath(opts.control)]),
   ];
-  if (scriptPath === undefined) return ["run", "--tenants", resolvePath(opts.tenants!), ...(opts.watch === true ? ["--watch"] : []), ...common];
+  if (scriptPath === undefined) {
+    return ["run", "--tenants", resolvePath(opts.tenants!), "--isolation", opts.isolation, ...(opts.watch === true ? ["--watch"] : []), ...common];
+  }
   return ["run", scriptPath, ...common, "--heap-mb", String(opts.heapMb), "--timeout-ms", String(opts.timeoutMs)];
 }
 
@@ -131,6 +157,8 @@ function runUsageProblem(scriptPath: string | undefined, opts: RunOptions, fromC
   if (scriptPath !== undefined && opts.tenants !== undefined) return "give either a script or --tenants, not both";
   if (scriptPath === undefined && opts.tenants === undefined) return "missing the script to run (or --tenants <file>)";
   if (opts.tenants === undefined && opts.watch === true) return "--watch reloads the scripts of a tenants file: use it with --tenants";
+  if (opts.tenants === undefined && opts.control !== undefined) return "--control opens the control socket of a tenants server: use it with --tenants";
+  if (opts.tenants === undefined && fromCli("isolation")) return "--isolation separates the tenants of a tenants file: use it with --tenants";
   try {
     proxyOptions(opts);
   } catch (err) {
@@ -155,7 +183,7 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
     const entry = fileURLToPath(import.meta.url);
     process.exit(await supervise({ entry, argsFor: (listen) => serverArgs(scriptPath, opts, listen) }));
   }
-  if (scriptPath === undefined) return runTenants(opts.tenants!, opts);
+  if (scriptPath === undefined) return opts.isolation === "process" ? runTenantProcesses(opts.tenants!, opts) : runTenants(opts.tenants!, opts);
   const tenant = "default";
   let runner: ScriptRunner;
   try {
@@ -227,7 +255,102 @@ async function serveUntilStopped(server: SipServer, release: () => void): Promis
 }
 
 /**
- * `ksr run --tenants file`: every tenant's script loaded (any that does not
+ * With --control: the control socket `ksr ctl` talks to, serving `target`
+ * (host/control/server.ts); undefined without --control. A socket that
+ * cannot be opened (another server on it, not a socket) exits 1.
+ */
+async function startControlOrExit(opts: RunOptions, target: () => ControlTarget): Promise<ControlServer | undefined> {
+  if (opts.control === undefined) return undefined;
+  try {
+    return await startControlServer(resolveControlPath(opts.control), target());
+  } catch (err) {
+    process.stderr.write(`ksr: cannot open the control socket: ${(err as Error)?.message ?? String(err)}\n`);
+    process.exit(1);
+  }
+}
+
+/** The tenants file, or exit 1 naming every problem in it. */
+function loadTenantsOrExit(tenantsFile: string): TenantsConfig {
+  try {
+    return loadTenantsFile(tenantsFile);
+  } catch (err) {
+    const text = err instanceof TenantsConfigError ? err.message : `${tenantsFile}: ${(err as Error)?.message ?? String(err)}`;
+    process.stderr.write(`ksr: cannot load the tenants: ${text}\n`);
+    process.exit(1);
+  }
+}
+
+/**
+ * `ksr run --tenants file` (--isolation process, the default): this process
+ * keeps the sockets and hands each message to its tenant's worker process
+ * (host/tenants/processes.ts); a tenant whose worker dies is restarted
+ * alone. A worker whose script does not load stops the start (it printed
+ * why, file:line). SIGHUP reloads every tenant in its worker, `--watch` a
+ * tenant whose script changes; SIGUSR2 logs each tenant's counters.
+ */
+async function runTenantProcesses(tenantsFile: string, opts: RunOptions): Promise<void> {
+  const config = loadTenantsOrExit(tenantsFile);
+  const entry = fileURLToPath(import.meta.url);
+  let server: SipServer | undefined;
+  const workerConfig = (tenantId: string): WorkerConfig => ({
+    tenantsFile: config.file,
+    tenantId,
+    listen: server!.listen,
+    aliases: opts.alias ?? [],
+    db: opts.db === ":memory:" ? opts.db : resolvePath(opts.db),
+    logLevel: opts.logLevel,
+    watch: opts.watch === true,
+    timers: { t1Ms: opts.t1Ms, t2Ms: opts.t2Ms, t4Ms: opts.t4Ms, frTimerMs: opts.frTimerMs, frInvTimerMs: opts.frInvTimerMs },
+  });
+  const processes = new TenantProcesses(config, {
+    spawn: (tenantId) =>
+      fork(entry, [WORKER_COMMAND, JSON.stringify(workerConfig(tenantId))], {
+        serialization: "advanced",
+        stdio: ["ignore", "inherit", "inherit", "ipc"],
+      }),
+  });
+  let transport: TransportLayer | undefined;
+  server = new SipServer(processes, {
+    listen: opts.listen ?? DEFAULT_LISTEN.map(parseListenSocket),
+    aliases: opts.alias ?? [],
+    tenantId: "ksr",
+    transport: (o) => (transport = new TransportLayer(o)),
+  });
+  processes.attach(server, transport!);
+  await serveUntilStopped(server, () => void processes.stop());
+  try {
+    await processes.start();
+  } catch (err) {
+    process.stderr.write(`ksr: cannot start the tenants: ${(err as Error).message}\n`);
+    await server.stop();
+    process.exit(1);
+  }
+  process.on("SIGHUP", () => {
+    log("notice", "ksr", "SIGHUP: reloading every tenant's script");
+    void processes.reload().then(logReloadResults);
+  });
+  process.on("SIGUSR2", () => {
+    void processes.counterLines().then((lines) => {
+      for (const line of lines) log("info", "counters", line);
+    });
+  });
+  const ids = config.tenants.map((t) => t.id).join(", ");
+  log("notice", "ksr", `running tenants ${ids} of ${config.file} (one process each) on ${server.listen.map(formatListenSocket).join(", ")}`);
+  announceReady(server.listen.map(formatListenSocket));
+}
+
+/** One log line for a SIGHUP reload of every tenant. */
+function logReloadResults(results: Map<string, ReloadResult>): void {
+  const failed = [...results].filter(([, r]) => !r.ok).map(([id]) => id);
+  log(
+    failed.length === 0 ? "notice" : "err",
+    "ksr",
+    failed.length === 0 ? `SIGHUP: ${results.size} tenant(s) reloaded` : `SIGHUP: reload failed for ${failed.join(", ")}; their previous scripts keep running`,
+  );
+}
+
+/**
+ * `ksr run --tenants file --isolation in-process`: every tenant's script loaded (any that does not
  * load, or a file that does not validate, stops the start with every
  * problem listed), one server for all. SIGHUP reloads every tenant,
  * `--watch` a tenant whose script file changes; a script that fails to
@@ -237,7 +360,7 @@ async function serveUntilStopped(server: SipServer, release: () => void): Promis
 async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> {
   let registry: TenantRegistry;
   try {
-    registry = new TenantRegistry(loadTenantsFile(tenantsFile));
+    registry = new TenantRegistry(loadTenantsOrExit(tenantsFile));
   } catch (err) {
     const text = err instanceof TenantsConfigError ? err.message : `${tenantsFile}: ${(err as Error)?.message ?? String(err)}`;
     process.stderr.write(`ksr: cannot load the tenants: ${text}\n`);
@@ -251,21 +374,18 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
     data,
     proxy: proxyOptions(opts),
   });
+  let control: ControlServer | undefined;
   await serveUntilStopped(server, () => {
+    // close() removes the socket file at once; the process exits right after.
+    void control?.close();
     registry.dispose();
     data.close();
   });
   if (opts.watch === true) registry.watch();
+  control = await startControlOrExit(opts, () => inProcessControlTarget(registry, server.tenants!));
   process.on("SIGHUP", () => {
     log("notice", "ksr", "SIGHUP: reloading every tenant's script");
-    void registry.reloadAll().then((results) => {
-      const failed = [...results].filter(([, r]) => !r.ok).map(([id]) => id);
-      log(
-        failed.length === 0 ? "notice" : "err",
-        "ksr",
-        failed.length === 0 ? `SIGHUP: ${results.size} tenant(s) reloaded` : `SIGHUP: reload failed for ${failed.join(", ")}; their previous scripts keep running`,
-      );
-    });
+    void registry.reloadAll().then(logReloadResults);
   });
   process.on("SIGUSR2", () => {
     for (const line of server.tenants!.counterLines()) log("info", "counters", line);
@@ -285,6 +405,8 @@ export function buildProgram(): Command {
     .argument("[script]", "routing script (.js or .ts) defining ksr_request_route()")
     .option("--tenants <file>", "serve the tenants of this file (YAML or JSON) instead of one script")
     .option("--watch", "with --tenants: reload a tenant when its script file changes")
+    .option("--control [path]", `with --tenants: Unix socket for \`ksr ctl\` (reload, counters, tenants; default path ${DEFAULT_CONTROL_PATH}); off when not given`)
+    .option("--isolation <mode>", "with --tenants: process (each tenant in its own worker process) or in-process", isolationOption, "process" as Isolation)
     .option("--listen <proto:ip:port>", `listen socket, repeatable (default ${DEFAULT_LISTEN.join(" and ")})`, collect(listenOption))
     .option("--alias <host[:port]>", "another name of this server (is_myself, Via checks), repeatable", collect(aliasOption))
     .option("--heap-mb <n>", "isolate heap limit in MB", positiveInt, DEFAULT_LIMITS.heapMb)
@@ -346,6 +468,13 @@ export function buildProgram(): Command {
     });
 
   registerDbCommands(program);
+  registerCtlCommand(program);
+
+  // A tenant's worker process (started by `ksr run --tenants`, not by hand).
+  program
+    .command(WORKER_COMMAND, { hidden: true })
+    .argument("<config>", "worker configuration (JSON)")
+    .action((config: string) => runTenantWorker(JSON.parse(config) as WorkerConfig, openRunDatabase));
 
   return program;
 }

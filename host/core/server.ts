@@ -66,6 +66,19 @@ export interface SipServerOptions {
   readonly data?: DataServices;
 }
 
+/**
+ * Routing done somewhere else: every well-formed message is handed on with
+ * the bytes it arrived as (tenant worker processes, host/tenants/processes.ts).
+ * Malformed requests are still answered here.
+ */
+export interface MessageDispatcher {
+  dispatch(msg: SipMessage, data: string, rcv: ReceiveInfo): void;
+}
+
+function isDispatcher(routing: RouteRunner | TenantRegistry | MessageDispatcher): routing is MessageDispatcher {
+  return typeof (routing as Partial<MessageDispatcher>).dispatch === "function";
+}
+
 /** What the server needs of a transport; TransportLayer is the real one. */
 export type ServerTransport = Pick<
   TransportLayer,
@@ -98,18 +111,22 @@ export class SipServer implements HostServices {
    * serves no script.
    */
   readonly proxy: StatefulProxy;
-  /** The single routing script; undefined with a TenantRegistry. */
+  /** The single routing script; undefined with a TenantRegistry or a MessageDispatcher. */
   private readonly runner: RouteRunner | undefined;
+  /** Where messages go when they are routed elsewhere. */
+  private readonly dispatcher: MessageDispatcher | undefined;
   /** Multi-tenant routing; undefined with a single RouteRunner. */
   readonly tenants: TenantRouting | undefined;
 
   /**
-   * `routing`: one RouteRunner (every message runs its routes), or a
-   * TenantRegistry (each message runs the routes of its tenant). Either
-   * stays the caller's to dispose.
+   * `routing`: one RouteRunner (every message runs its routes), a
+   * TenantRegistry (each message runs the routes of its tenant), or a
+   * MessageDispatcher (each message is handed on, no script runs here).
+   * Each stays the caller's to dispose.
    */
-  constructor(routing: RouteRunner | TenantRegistry, options: SipServerOptions) {
-    this.runner = routing instanceof TenantRegistry ? undefined : routing;
+  constructor(routing: RouteRunner | TenantRegistry | MessageDispatcher, options: SipServerOptions) {
+    this.dispatcher = isDispatcher(routing) ? routing : undefined;
+    this.runner = routing instanceof TenantRegistry || isDispatcher(routing) ? undefined : routing;
     this.configured = options.listen;
     this.aliases = options.aliases ?? [];
     this.tenant = newTenantState(options.tenantId ?? "default");
@@ -219,7 +236,8 @@ export class SipServer implements HostServices {
         return;
       }
       const tenants = this.tenants;
-      if (tenants !== undefined) {
+      if (this.dispatcher !== undefined) this.dispatcher.dispatch(parsed.message, data, rcv);
+      else if (tenants !== undefined) {
         if (parsed.message.kind === "request") tenants.onRequest(parsed.message, rcv);
         else tenants.onResponse(parsed.message, rcv);
       } else if (parsed.message.kind === "request") this.onRequest(parsed.message, rcv, this.runner!);

@@ -70,6 +70,24 @@ export interface TenantRoutingServer {
 /** Reason phrases of the statuses this file sends (RFC 3261 §21). */
 const UNMATCHED_REASON: Readonly<Record<403 | 404, string>> = { 403: "Forbidden", 404: "Not Found" };
 
+/** The tenant id in the `ksr-tenant` parameter of a response's top Via (ours, when we sent the request), if any. */
+export function tenantNamedByVia(msg: SipMessage): string | undefined {
+  const via = topVia(msg);
+  const named = via === undefined ? undefined : viaParam(via, TENANT_VIA_PARAM);
+  return named === undefined || named === "" ? undefined : named;
+}
+
+/** A request no tenant selects: the configured status, never to an ACK (RFC 3261 §17.2.1). */
+export function answerUnmatched(services: HostServices, state: TenantState, msg: SipMessage, rcv: ReceiveInfo, status: 403 | 404): void {
+  if (msg.method === "ACK") {
+    services.log("dbg", `no tenant for ACK call-id=${msg.callId}: dropped`);
+    return;
+  }
+  const ctx = new MessageContext(msg, rcv, "request", state, services);
+  services.sendReply(ctx, status, UNMATCHED_REASON[status]);
+  services.log("dbg", `no tenant for ${msg.method} ${msg.requestUri} call-id=${msg.callId}: answered ${status}`);
+}
+
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | null | undefined)?.then === "function";
 }
@@ -174,6 +192,10 @@ export class TenantRouting {
         timers: server.timers,
         socketFor: (proto, h, forced) => server.socketFor(proto, h, forced),
         send: (dest, data, from, what) => server.send(dest, data, from, what),
+        // Responses to every branch name the tenant, so that whoever receives
+        // them (this server, or the front of tenant processes) finds it
+        // without the transaction table.
+        viaParams: `;${TENANT_VIA_PARAM}=${tenant.id}`,
       };
       const proxy = new StatefulProxy(proxyHost, proxyOptions);
       host.proxy = proxy;
@@ -258,15 +280,7 @@ export class TenantRouting {
 
   private rejectUnmatched(msg: SipMessage, rcv: ReceiveInfo): void {
     this.unmatchedRequests++;
-    const services = this.server.services;
-    if (msg.method === "ACK") {
-      services.log("dbg", `no tenant for ACK call-id=${msg.callId}: dropped`);
-      return;
-    }
-    const status = this.registry.unmatchedStatus;
-    const ctx = new MessageContext(msg, rcv, "request", this.server.serverState, services);
-    services.sendReply(ctx, status, UNMATCHED_REASON[status]);
-    services.log("dbg", `no tenant for ${msg.method} ${msg.requestUri} call-id=${msg.callId}: answered ${status}`);
+    answerUnmatched(this.server.services, this.server.serverState, msg, rcv, this.registry.unmatchedStatus);
   }
 
   // --------------------------------------------------------- responses
@@ -298,13 +312,9 @@ export class TenantRouting {
 
   /** The tenant of a response no transaction claims: our Via's tenant parameter, else the selection rules. */
   private tenantOfUnmatchedResponse(msg: SipMessage, rcv: ReceiveInfo): Tenant | undefined {
-    const via = topVia(msg);
-    const named = via === undefined ? undefined : viaParam(via, TENANT_VIA_PARAM);
-    if (named !== undefined && named !== "") {
-      const tenant = this.registry.get(named);
-      if (tenant !== undefined) return tenant;
-    }
-    return this.registry.select(msg, rcv);
+    const named = tenantNamedByVia(msg);
+    const tenant = named === undefined ? undefined : this.registry.get(named);
+    return tenant ?? this.registry.select(msg, rcv);
   }
 
   /**
@@ -369,9 +379,17 @@ export class TenantRouting {
     return defined;
   }
 
-  /** One line per tenant with its counters (for SIGUSR2 and tests). */
+  /** One line per tenant with its counters, then the line of messages no tenant took (for SIGUSR2 and tests). */
   counterLines(): string[] {
-    const lines = this.registry.tenants.map((t) => {
+    return [
+      ...this.tenantCounterLines(),
+      `no tenant: requests answered ${this.registry.unmatchedStatus}=${this.unmatchedRequests} responses dropped=${this.unclaimedResponses}`,
+    ];
+  }
+
+  /** One line per tenant with its counters. */
+  tenantCounterLines(): string[] {
+    return this.registry.tenants.map((t) => {
       const c = t.counters;
       const replies = Object.entries(c.repliesByClass)
         .map(([k, v]) => `${k}=${v}`)
@@ -384,7 +402,5 @@ export class TenantRouting {
         `transactions=${this.slots.get(t)!.proxy.table.serverCount} replies: ${replies}`
       );
     });
-    lines.push(`no tenant: requests answered ${this.registry.unmatchedStatus}=${this.unmatchedRequests} responses dropped=${this.unclaimedResponses}`);
-    return lines;
   }
 }

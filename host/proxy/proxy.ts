@@ -146,6 +146,8 @@ export interface ProxyHost {
   socketFor(proto: TransportProto, host: string, forced: ListenSocket | undefined): ListenSocket | undefined;
   /** Send bytes (host names resolved); false when they cannot be sent now. */
   send(dest: Destination, data: string, from: ListenSocket | undefined, what: string): boolean;
+  /** Parameters added to our Via on every branch (";name=value..."), e.g. the tenant its responses belong to. */
+  readonly viaParams?: string;
 }
 
 export interface ProxyOptions {
@@ -155,6 +157,24 @@ export interface ProxyOptions {
   /** How long a transaction the script neither relayed nor answered keeps absorbing retransmissions. */
   readonly waitTimerMs?: number;
   readonly maxTransactions?: number;
+}
+
+/** The timer settings of `ksr run` (--t1-ms ... --fr-inv-timer-ms), in ms; undefined: the default. */
+export interface ProxyTimerSettings {
+  readonly t1Ms?: number;
+  readonly t2Ms?: number;
+  readonly t4Ms?: number;
+  readonly frTimerMs?: number;
+  readonly frInvTimerMs?: number;
+}
+
+/** Proxy options from timer settings; throws a RangeError naming a bad combination (e.g. T2 < T1). */
+export function proxyOptionsFromTimers(t: ProxyTimerSettings): ProxyOptions {
+  return {
+    timerConfig: resolveTimerConfig({ T1: t.t1Ms, T2: t.t2Ms, T4: t.t4Ms }),
+    frTimerMs: t.frTimerMs,
+    frInvTimerMs: t.frInvTimerMs,
+  };
 }
 
 /** What a route context knows of its transaction. */
@@ -624,6 +644,7 @@ export class StatefulProxy {
     }
     let via = `Via: SIP/2.0/${hop.proto.toUpperCase()} ${viaSentBy(socket, this.host.services.aliases)};branch=${generateBranch()}`;
     if (bctx.addLocalRport) via += ";rport";
+    if (this.host.viaParams !== undefined) via += this.host.viaParams;
     // The id of the connection the request came on, so that a response
     // arriving after the transaction ended can still be forwarded back on
     // it statelessly (the server's stateless reply path reads it).

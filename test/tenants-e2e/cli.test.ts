@@ -3,7 +3,7 @@
  * process, reloading on SIGHUP (forwarded by the supervisor) and with
  * --watch, logging counters on SIGUSR2.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -11,17 +11,17 @@ import { UdpPeer } from "../e2e/sip-client.js";
 import { ROOT, buildCli } from "../tooling/cli.js";
 import { tenantDir, type TenantDir } from "../tenants/fixtures.js";
 import { ask } from "./harness.js";
+import { ksrCliTestbed } from "./cli-harness.js";
 
 let cli = "";
 beforeAll(async () => {
   cli = await buildCli();
 }, 60_000);
 
-const children: ChildProcess[] = [];
+const startKsr = ksrCliTestbed(() => cli);
 const peers: UdpPeer[] = [];
 afterEach(async () => {
   for (const p of peers.splice(0)) await p.close();
-  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
 });
 
 const answer = (reason: string) => `function ksr_request_route() {\n  KSR.sl.sl_send_reply(200, "${reason}");\n}\n`;
@@ -35,32 +35,6 @@ function setup(): { dir: TenantDir; file: string } {
     `tenants:\n  - id: a\n    script: a.js\n    match: { domains: [a.example] }\n  - id: b\n    script: b.js\n    match: { domains: [b.example] }\n`,
   );
   return { dir, file };
-}
-
-interface Running {
-  readonly child: ChildProcess;
-  readonly udpPort: number;
-  stderr(): string;
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<void>;
-}
-
-async function startKsr(args: string[]): Promise<Running> {
-  const child = spawn(process.execPath, [cli, "run", ...args, "--listen", "udp:127.0.0.1:0"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-  children.push(child);
-  let stderr = "";
-  child.stderr!.setEncoding("utf8");
-  child.stderr!.on("data", (chunk: string) => (stderr += chunk));
-  const waitFor = async (pattern: RegExp, timeoutMs = 10_000): Promise<void> => {
-    const deadline = Date.now() + timeoutMs;
-    while (!pattern.test(stderr)) {
-      if (Date.now() > deadline) throw new Error(`no ${pattern} in ksr's output within ${timeoutMs} ms:\n${stderr}`);
-      if (child.exitCode !== null) throw new Error(`ksr exited with ${child.exitCode}:\n${stderr}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
-  await waitFor(/running tenants a, b of .* on udp:127\.0\.0\.1:(\d+)/, 15_000);
-  const udpPort = Number(/on udp:127\.0\.0\.1:(\d+)/.exec(stderr)![1]);
-  return { child, udpPort, stderr: () => stderr, waitFor };
 }
 
 async function peer(): Promise<UdpPeer> {

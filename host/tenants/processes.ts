@@ -1,0 +1,405 @@
+/**
+ * Tenants in worker processes: the front.
+ *
+ * The front owns the sockets. It parses each message (a malformed request
+ * is answered 400 here), picks the tenant — requests by the tenants file's
+ * rules (host/tenants/select.ts), responses by the `ksr-tenant` parameter
+ * our Via carries on every request a tenant sends (stateless or stateful),
+ * else by the rules — and posts the message's bytes to that tenant's worker
+ * process (host/tenants/worker.ts), which runs the script, transactions and
+ * data of that tenant and posts back the bytes to send.
+ *
+ * A worker that dies (a V8 abort, a kill) is restarted alone, after 100 ms,
+ * doubling up to 5 s while it keeps dying within 10 s of its start; the
+ * other tenants do not notice. Messages for a worker that is starting are
+ * held until it is ready. While a tenant has no worker (waiting to
+ * restart), or `maxQueue` of its messages are not yet handled (a script
+ * stuck in its timeouts), the front answers its requests 503 with Retry-After (RFC 3261
+ * §21.5.4) and drops its ACKs and responses (the peers' retransmissions
+ * recover them, §17.1.1.2 / §17.1.2.2). Everything the tenant kept in
+ * memory (transactions, htables, pike state) is lost with its worker; its
+ * bindings, subscribers and addresses are in the database and stay.
+ */
+import type { ChildProcess } from "node:child_process";
+import type { ReceiveInfo } from "../core/context.js";
+import { MessageContext } from "../core/context.js";
+import { log } from "../core/log.js";
+import type { MessageDispatcher, SipServer } from "../core/server.js";
+import { answerUnmatched, tenantNamedByVia } from "../core/tenant-routing.js";
+import type { SipMessage } from "../sip/message.js";
+import type { TransportLayer } from "../transport/index.js";
+import { formatListenSocket } from "../transport/listen-socket.js";
+import type { TenantsConfig } from "./config.js";
+import type { ReloadResult } from "./registry.js";
+import { TenantSelector } from "./select.js";
+import { isWorkerMessage, type FrontMessage, type WorkerMessage } from "./worker-protocol.js";
+
+/** Restart pacing of a tenant's worker (as the server supervisor's). */
+const FIRST_RESTART_DELAY_MS = 100;
+const MAX_RESTART_DELAY_MS = 5000;
+const HEALTHY_RUN_MS = 10_000;
+/** A worker that does not answer a control request in this time is reported as not answering. */
+const REQUEST_TIMEOUT_MS = 5000;
+/** A stopping worker that has not exited after SIGTERM in this time is killed. */
+const STOP_GRACE_MS = 2000;
+export const DEFAULT_MAX_QUEUE = 1000;
+
+export type WorkerState = "starting" | "running" | "restarting" | "stopped";
+
+export interface TenantProcessesOptions {
+  /** Starts the worker process of a tenant (fork of the ksr entry with `tenant-worker`, an IPC channel, structured-clone serialization). */
+  readonly spawn: (tenantId: string) => ChildProcess;
+  /** Messages posted to a worker and not yet handled before its requests are refused with 503. */
+  readonly maxQueue?: number;
+}
+
+/** Counters the front keeps per tenant (the worker keeps the script's). */
+export class FrontCounters {
+  /** Worker processes that ended without being asked to. */
+  restarts = 0;
+  /** Requests answered 503 because the tenant had no worker. */
+  refusedNoWorker = 0;
+  /** Requests answered 503 because the worker's queue was full. */
+  refusedQueueFull = 0;
+  /** ACKs and responses dropped for either reason. */
+  dropped = 0;
+}
+
+interface PendingRequest {
+  readonly resolve: (msg: WorkerMessage | undefined) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+/** One tenant's worker process, restarted when it dies. */
+class TenantProcess {
+  state: WorkerState = "starting";
+  child: ChildProcess | undefined;
+  /** Messages posted (or held for a starting worker) and not yet reported handled. */
+  queued = 0;
+  /** Messages held while the worker starts, posted once it is ready. */
+  private held: FrontMessage[] = [];
+  readonly counters = new FrontCounters();
+  lastExit: string | undefined;
+  private startedAt = 0;
+  /** The wait before the pending restart, and before the one after it. */
+  private restartDelay = FIRST_RESTART_DELAY_MS;
+  private nextRestartDelay = FIRST_RESTART_DELAY_MS;
+  private nextRequestId = 1;
+  private readonly requests = new Map<number, PendingRequest>();
+  private restartTimer: NodeJS.Timeout | undefined;
+  /** Settles the first start: ready, or the reason it is not. */
+  private firstStart: { resolve: () => void; reject: (err: Error) => void } | undefined;
+
+  constructor(
+    readonly id: string,
+    private readonly front: TenantProcesses,
+  ) {}
+
+  /** Resolves when the first worker is ready; rejects if it exits before. */
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.firstStart = { resolve, reject };
+      this.spawn();
+    });
+  }
+
+  private spawn(): void {
+    this.state = "starting";
+    this.queued = 0;
+    this.startedAt = Date.now();
+    const child = this.front.spawnWorker(this.id);
+    this.child = child;
+    child.on("message", (msg: unknown) => {
+      if (isWorkerMessage(msg)) this.onWorkerMessage(msg);
+    });
+    child.once("exit", (code, signal) => this.onExit(child, code, signal));
+    // An IPC write to a worker that just died: its exit is handled above.
+    child.on("error", (err) => log("warn", this.id, `worker process: ${err.message}`));
+  }
+
+  private onWorkerMessage(msg: WorkerMessage): void {
+    switch (msg.t) {
+      case "ready": {
+        this.state = "running";
+        log("info", this.id, `tenant worker running (pid ${this.child?.pid})`);
+        const held = this.held;
+        this.held = [];
+        // Posted as if they had just arrived; any that cannot be are lost like a datagram.
+        for (const m of held) if (!this.post(m)) this.queued--;
+        this.firstStart?.resolve();
+        this.firstStart = undefined;
+        return;
+      }
+      case "send":
+        this.front.send(this.id, msg);
+        return;
+      case "done":
+        this.queued = Math.max(0, this.queued - msg.count);
+        return;
+      case "reloaded":
+      case "counters":
+      case "status": {
+        const pending = this.requests.get(msg.id);
+        if (pending === undefined) return;
+        this.requests.delete(msg.id);
+        clearTimeout(pending.timer);
+        pending.resolve(msg);
+        return;
+      }
+    }
+  }
+
+  private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.child !== child) return;
+    this.child = undefined;
+    for (const [id, pending] of this.requests) {
+      clearTimeout(pending.timer);
+      pending.resolve(undefined);
+      this.requests.delete(id);
+    }
+    const how = signal !== null ? `signal ${signal}` : `exit code ${code}`;
+    this.lastExit = how;
+    this.counters.dropped += this.held.length;
+    this.held = [];
+    this.queued = 0;
+    if (this.state === "stopped") return;
+    if (this.firstStart !== undefined) {
+      // It never served: the script does not load (the worker printed why) or it could not start.
+      this.state = "stopped";
+      this.firstStart.reject(new Error(`tenant ${this.id}: worker process ended before it was ready (${how})`));
+      this.firstStart = undefined;
+      return;
+    }
+    this.counters.restarts++;
+    const ranFor = Date.now() - this.startedAt;
+    // After a healthy run the first delay again; crashes in a row double it.
+    if (ranFor >= HEALTHY_RUN_MS) this.nextRestartDelay = FIRST_RESTART_DELAY_MS;
+    this.restartDelay = this.nextRestartDelay;
+    this.nextRestartDelay = Math.min(this.restartDelay * 2, MAX_RESTART_DELAY_MS);
+    this.state = "restarting";
+    log(
+      "crit",
+      this.id,
+      `tenant worker process ended unexpectedly (${how}) after ${ranFor} ms; its transactions and in-memory data are lost; ` +
+        `restarting in ${this.restartDelay} ms (other tenants are not affected)`,
+    );
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (this.state === "restarting") this.spawn();
+    }, this.restartDelay);
+  }
+
+  /**
+   * Posts a SIP message to the worker, or holds it while the worker starts;
+   * false when it can be neither (no worker, or `limit` messages queued).
+   */
+  deliver(msg: FrontMessage, limit: number): boolean {
+    if (this.queued >= limit) return false;
+    if (this.state === "starting") this.held.push(msg);
+    else if (!this.post(msg)) return false;
+    this.queued++;
+    return true;
+  }
+
+  /** Posts a message to the worker; false when there is no running worker. */
+  post(msg: FrontMessage): boolean {
+    const child = this.child;
+    if (this.state !== "running" || child === undefined || !child.connected) return false;
+    try {
+      child.send(msg);
+    } catch {
+      return false;
+    }
+    return true;
+  }
+
+  /** Asks the worker and waits for its answer; undefined when it has none (not running, died, timed out). */
+  request(make: (id: number) => FrontMessage): Promise<WorkerMessage | undefined> {
+    const id = this.nextRequestId++;
+    return new Promise((resolve) => {
+      if (!this.post(make(id))) return resolve(undefined);
+      const timer = setTimeout(() => {
+        this.requests.delete(id);
+        resolve(undefined);
+      }, REQUEST_TIMEOUT_MS);
+      this.requests.set(id, { resolve, timer });
+    });
+  }
+
+  /** Seconds until a worker should be back, for Retry-After (at least 1). */
+  get retryAfterSeconds(): number {
+    return Math.max(1, Math.ceil(this.restartDelay / 1000));
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Stops the worker for good (SIGTERM, SIGKILL after a grace period); resolves when it has exited. */
+  stop(): Promise<void> {
+    this.state = "stopped";
+    if (this.restartTimer !== undefined) clearTimeout(this.restartTimer);
+    this.firstStart?.reject(new Error(`tenant ${this.id}: stopped before it was ready`));
+    this.firstStart = undefined;
+    const child = this.child;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      const kill = setTimeout(() => child.kill("SIGKILL"), STOP_GRACE_MS);
+      child.once("exit", () => {
+        clearTimeout(kill);
+        resolve();
+      });
+      child.kill("SIGTERM");
+    });
+  }
+}
+
+/** The front's MessageDispatcher: every tenant in its own worker process. */
+export class TenantProcesses implements MessageDispatcher {
+  private readonly selector: TenantSelector;
+  private readonly processes = new Map<string, TenantProcess>();
+  private readonly maxQueue: number;
+  private server: SipServer | undefined;
+  private transport: TransportLayer | undefined;
+  /** Requests answered with the `unmatched` status. */
+  unmatchedRequests = 0;
+  /** Responses no tenant could be found for. */
+  unclaimedResponses = 0;
+
+  constructor(
+    readonly config: TenantsConfig,
+    private readonly options: TenantProcessesOptions,
+  ) {
+    this.selector = new TenantSelector(config);
+    this.maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
+    for (const entry of config.tenants) this.processes.set(entry.id, new TenantProcess(entry.id, this));
+  }
+
+  /** The server whose sockets the workers use (it answers unmatched and refused requests itself). */
+  attach(server: SipServer, transport: TransportLayer): void {
+    this.server = server;
+    this.transport = transport;
+  }
+
+  /**
+   * Starts every tenant's worker (after the server listens: they are given
+   * its bound sockets). Rejects when one does not start — its script does
+   * not load —, after stopping the others.
+   */
+  async start(): Promise<void> {
+    const starts = [...this.processes.values()].map((p) => p.start());
+    const results = await Promise.allSettled(starts);
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed.length > 0) {
+      await this.stop();
+      throw new Error(failed.map((r) => (r.reason as Error).message).join("\n"));
+    }
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.processes.values()].map((p) => p.stop()));
+  }
+
+  /** @internal Starts a worker process for a tenant. */
+  spawnWorker(tenantId: string): ChildProcess {
+    return this.options.spawn(tenantId);
+  }
+
+  /** @internal What a worker asks to send, sent from the front's sockets. */
+  send(tenantId: string, msg: Extract<WorkerMessage, { t: "send" }>): void {
+    const ok = this.transport?.send(msg.proto, msg.ip, msg.port, msg.data, msg.connectionId, msg.from) ?? false;
+    if (!ok) {
+      const from = msg.from === undefined ? "" : ` from ${formatListenSocket(msg.from)}`;
+      log("warn", tenantId, `could not send ${msg.data.length} bytes over ${msg.proto} to ${msg.ip}:${msg.port}${from}`);
+    }
+  }
+
+  dispatch(msg: SipMessage, data: string, rcv: ReceiveInfo): void {
+    const server = this.server;
+    if (server === undefined) return;
+    if (msg.kind === "request") {
+      const entry = this.selector.select(msg, rcv);
+      if (entry === undefined) {
+        this.unmatchedRequests++;
+        answerUnmatched(server, server.tenant, msg, rcv, this.config.unmatched);
+        return;
+      }
+      this.deliver(this.processes.get(entry.id)!, msg, data, rcv);
+      return;
+    }
+    const named = tenantNamedByVia(msg);
+    const proc = (named === undefined ? undefined : this.processes.get(named)) ?? this.processOfSelection(msg, rcv);
+    if (proc === undefined) {
+      this.unclaimedResponses++;
+      log("dbg", "ksr", `no tenant for ${msg.status} response call-id=${msg.callId}: dropped`);
+      return;
+    }
+    this.deliver(proc, msg, data, rcv);
+  }
+
+  private processOfSelection(msg: SipMessage, rcv: ReceiveInfo): TenantProcess | undefined {
+    const entry = this.selector.select(msg, rcv);
+    return entry === undefined ? undefined : this.processes.get(entry.id);
+  }
+
+  private deliver(proc: TenantProcess, msg: SipMessage, data: string, rcv: ReceiveInfo): void {
+    if (proc.deliver({ t: "sip", data, rcv }, this.maxQueue)) return;
+    const full = proc.queued >= this.maxQueue;
+    const why = full ? `its worker has ${proc.queued} messages queued` : `its worker is ${proc.state}`;
+    if (msg.kind === "response" || msg.method === "ACK") {
+      proc.counters.dropped++;
+      log("dbg", proc.id, `${msg.kind === "response" ? `${msg.status} response` : "ACK"} call-id=${msg.callId} dropped: ${why}`);
+      return;
+    }
+    if (full) proc.counters.refusedQueueFull++;
+    else proc.counters.refusedNoWorker++;
+    const server = this.server!;
+    const ctx = new MessageContext(msg, rcv, "request", server.tenant, server);
+    ctx.replyHeaders.push(`Retry-After: ${proc.retryAfterSeconds}`);
+    server.sendReply(ctx, 503, "Service Unavailable");
+    log("info", proc.id, `${msg.method} call-id=${msg.callId} answered 503: ${why}`);
+  }
+
+  /** Reloads one tenant's script (or every tenant's) in its worker. */
+  async reload(tenantId?: string): Promise<Map<string, ReloadResult>> {
+    const ids = tenantId === undefined ? [...this.processes.keys()] : [tenantId];
+    const results = await Promise.all(
+      ids.map(async (id): Promise<ReloadResult> => {
+        const proc = this.processes.get(id);
+        if (proc === undefined) return { ok: false, error: `no tenant "${id}"` };
+        const answer = await proc.request((rid) => ({ t: "reload", id: rid }));
+        if (answer?.t === "reloaded") return answer.result;
+        return { ok: false, error: `tenant ${id}: worker is ${proc.state}, not answering` };
+      }),
+    );
+    return new Map(ids.map((id, i) => [id, results[i]!]));
+  }
+
+  /** Per tenant: the front's line (process, restarts, refusals) and the worker's counters; then messages no tenant took. */
+  async counterLines(): Promise<string[]> {
+    const lines: string[] = [];
+    for (const proc of this.processes.values()) {
+      const c = proc.counters;
+      lines.push(
+        `tenant ${proc.id}: process state=${proc.state} pid=${proc.pid ?? "-"} restarts=${c.restarts} queued=${proc.queued} ` +
+          `refused-no-worker=${c.refusedNoWorker} refused-queue-full=${c.refusedQueueFull} dropped=${c.dropped}` +
+          (proc.lastExit !== undefined ? ` last-exit=${proc.lastExit.replace(/ /g, "-")}` : ""),
+      );
+      const answer = await proc.request((id) => ({ t: "counters", id }));
+      if (answer?.t === "counters") lines.push(...answer.lines);
+      else lines.push(`tenant ${proc.id}: worker not answering (${proc.state})`);
+    }
+    lines.push(`no tenant: requests answered ${this.config.unmatched}=${this.unmatchedRequests} responses dropped=${this.unclaimedResponses}`);
+    return lines;
+  }
+
+  /** Per tenant: worker state, pid, restarts and (when it answers) the script's execution mode. */
+  async statuses(): Promise<{ id: string; state: WorkerState; pid: number | undefined; restarts: number; mode: string | undefined }[]> {
+    return Promise.all(
+      [...this.processes.values()].map(async (proc) => {
+        const answer = await proc.request((id) => ({ t: "status", id }));
+        return { id: proc.id, state: proc.state, pid: proc.pid, restarts: proc.counters.restarts, mode: answer?.t === "status" ? answer.mode : undefined };
+      }),
+    );
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Messages between the front process (sockets, parsing, tenant selection;
+ * host/tenants/processes.ts) and a tenant's worker process (its script,
+ * transactions and data; host/tenants/worker.ts), over the Node IPC channel
+ * with structured-clone serialization.
+ *
+ * SIP messages cross as the bytes received (a latin1 string) with their
+ * ReceiveInfo, and come back as the bytes to send with their addressing:
+ * the worker runs the same SipServer as the in-process mode, only its
+ * transport is this channel.
+ */
+import type { ListenSocket, ReceiveInfo, TransportProto } from "../core/context.js";
+import type { ProxyTimerSettings } from "../proxy/proxy.js";
+import type { ReloadResult } from "./registry.js";
+
+/** Front → worker. */
+export type FrontMessage =
+  | { readonly t: "sip"; readonly data: string; readonly rcv: ReceiveInfo }
+  | { readonly t: "reload"; readonly id: number }
+  | { readonly t: "counters"; readonly id: number }
+  | { readonly t: "status"; readonly id: number };
+
+/** Worker → front. */
+export type WorkerMessage =
+  | { readonly t: "ready" }
+  | {
+      readonly t: "send";
+      readonly proto: TransportProto;
+      readonly ip: string;
+      readonly port: number;
+      readonly data: string;
+      readonly connectionId?: number;
+      readonly from?: ListenSocket;
+    }
+  /** Messages of the front handled since the last report (the front's queue accounting). */
+  | { readonly t: "done"; readonly count: number }
+  | { readonly t: "reloaded"; readonly id: number; readonly result: ReloadResult }
+  | { readonly t: "counters"; readonly id: number; readonly lines: readonly string[] }
+  | { readonly t: "status"; readonly id: number; readonly mode: string };
+
+/** What a worker is started with (JSON in its argument list). */
+export interface WorkerConfig {
+  readonly tenantsFile: string;
+  readonly tenantId: string;
+  /** The front's sockets as bound: the worker's Via, Record-Route and sending-socket choices use them. */
+  readonly listen: readonly ListenSocket[];
+  readonly aliases: readonly string[];
+  readonly db: string;
+  readonly logLevel: string;
+  readonly watch: boolean;
+  readonly timers: ProxyTimerSettings;
+}
+
+export function isWorkerMessage(value: unknown): value is WorkerMessage {
+  return typeof value === "object" && value !== null && typeof (value as { t?: unknown }).t === "string";
+}
+
+export function isFrontMessage(value: unknown): value is FrontMessage {
+  return typeof value === "object" && value !== null && typeof (value as { t?: unknown }).t === "string";
+}

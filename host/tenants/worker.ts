@@ -1,0 +1,172 @@
+/**
+ * A tenant's worker process: the tenant's script, transactions, htables and
+ * registrar cache, in a process of their own (host/tenants/processes.ts
+ * starts it with the hidden `ksr tenant-worker` command).
+ *
+ * Why a process: V8 aborts the whole process when an isolate makes one very
+ * large allocation beyond its heap limit (`new Array(2 ** 26).fill(1.5)`,
+ * fatal CALL_AND_RETRY_LAST); isolated-vm cannot catch that. In its own
+ * process such a script ends only its own tenant's worker, which the front
+ * restarts; the other tenants keep their processes, transactions and data.
+ *
+ * Inside, it is the in-process server unchanged: a SipServer over a
+ * TenantRegistry holding this one tenant, whose transport is the IPC channel
+ * to the front (received messages in, bytes to send out).
+ */
+import { isIP } from "node:net";
+import type { ListenSocket, ReceiveInfo, TransportProto } from "../core/context.js";
+import { log, setLogLevel, isLogLevel } from "../core/log.js";
+import { SipServer, type ServerTransport } from "../core/server.js";
+import { pickSendingSocket, type TransportOptions } from "../transport/index.js";
+import { proxyOptionsFromTimers } from "../proxy/proxy.js";
+import type { DataServices } from "../storage/index.js";
+import { loadTenantsFile, type TenantsConfig } from "./config.js";
+import { TenantRegistry } from "./registry.js";
+import { isFrontMessage, type FrontMessage, type WorkerConfig, type WorkerMessage } from "./worker-protocol.js";
+
+/** TCP connection ids remembered with their remote address (the stateless response path checks them). */
+const MAX_REMEMBERED_CONNECTIONS = 4096;
+
+/** The tenants file reduced to one tenant, with the default kept only if it is that tenant. */
+export function onlyTenant(config: TenantsConfig, tenantId: string): TenantsConfig {
+  const entry = config.tenants.find((t) => t.id === tenantId);
+  if (entry === undefined) throw new Error(`${config.file}: no tenant "${tenantId}"`);
+  return { ...config, tenants: [entry], defaultTenant: config.defaultTenant === tenantId ? tenantId : undefined };
+}
+
+/**
+ * The worker's transport: what the server sends is posted to the front,
+ * which owns the sockets; what the front posts is received. A send is
+ * reported as done once posted (the front logs a send the OS refuses).
+ */
+export class IpcTransport implements ServerTransport {
+  private onMessage: TransportOptions["onMessage"] | undefined;
+  private started = false;
+  private readonly connections = new Map<number, string>();
+
+  constructor(
+    private readonly sockets: readonly ListenSocket[],
+    private readonly post: (msg: WorkerMessage) => void,
+  ) {}
+
+  /** The TransportOptions factory SipServer calls. */
+  attach(options: TransportOptions): this {
+    this.onMessage = options.onMessage;
+    return this;
+  }
+
+  /** A message the front received for this tenant. */
+  deliver(data: string, rcv: ReceiveInfo): void {
+    if (rcv.proto === "tcp" && rcv.connectionId >= 0) {
+      this.connections.delete(rcv.connectionId);
+      this.connections.set(rcv.connectionId, rcv.srcIp);
+      if (this.connections.size > MAX_REMEMBERED_CONNECTIONS) this.connections.delete(this.connections.keys().next().value!);
+    }
+    this.onMessage?.(data, rcv);
+  }
+
+  async start(): Promise<ListenSocket[]> {
+    this.started = true;
+    return [...this.sockets];
+  }
+
+  async stop(): Promise<void> {
+    this.started = false;
+  }
+
+  get isStarted(): boolean {
+    return this.started;
+  }
+
+  send(proto: TransportProto, ip: string, port: number, data: string, connectionId?: number, from?: ListenSocket): boolean {
+    if (isIP(ip) === 0) return false;
+    this.post({ t: "send", proto, ip, port, data, ...(connectionId !== undefined ? { connectionId } : {}), ...(from !== undefined ? { from } : {}) });
+    return true;
+  }
+
+  socketFor(proto: TransportProto, dstIp: string, forced?: ListenSocket): ListenSocket | undefined {
+    return pickSendingSocket(this.sockets, proto, dstIp, forced);
+  }
+
+  /** The remote address of a TCP connection this tenant received on (the front owns the connection itself). */
+  tcpConnectionRemoteIp(connectionId: number): string | undefined {
+    return this.connections.get(connectionId);
+  }
+
+  /** TCP connections this tenant has received on (recently); the front has the open ones. */
+  get tcpConnectionCount(): number {
+    return this.connections.size;
+  }
+}
+
+/**
+ * Runs the worker until the front goes away. `openData` opens the tenant's
+ * data services (the run database). Exits with code 1 when the script does
+ * not load (the error, file:line, goes to stderr first).
+ */
+export async function runTenantWorker(config: WorkerConfig, openData: (file: string) => DataServices): Promise<void> {
+  if (isLogLevel(config.logLevel)) setLogLevel(config.logLevel);
+  const post = (msg: WorkerMessage): void => {
+    // The channel is gone only when the front is; 'disconnect' ends us then.
+    if (process.connected) process.send!(msg);
+  };
+  let registry: TenantRegistry;
+  try {
+    registry = new TenantRegistry(onlyTenant(loadTenantsFile(config.tenantsFile), config.tenantId));
+  } catch (err) {
+    process.stderr.write(`ksr: tenant ${config.tenantId}: cannot load: ${(err as Error)?.message ?? String(err)}\n`);
+    process.exit(1);
+  }
+  const data = openData(config.db);
+  const channel = new IpcTransport(config.listen, post);
+  const server = new SipServer(registry, {
+    listen: config.listen,
+    aliases: config.aliases,
+    tenantId: `ksr/${config.tenantId}`,
+    data,
+    proxy: proxyOptionsFromTimers(config.timers),
+    transport: (options) => channel.attach(options),
+  });
+  await server.start();
+  if (config.watch) registry.watch();
+
+  // Handled messages are reported in batches, once per turn of the event loop.
+  let handled = 0;
+  const reportHandled = (): void => {
+    const count = handled;
+    handled = 0;
+    if (count > 0) post({ t: "done", count });
+  };
+  const onFrontMessage = (msg: FrontMessage): void => {
+    switch (msg.t) {
+      case "sip":
+        channel.deliver(msg.data, msg.rcv);
+        if (handled++ === 0) setImmediate(reportHandled);
+        return;
+      case "reload":
+        void registry.reload(config.tenantId).then((result) => post({ t: "reloaded", id: msg.id, result }));
+        return;
+      case "counters":
+        post({ t: "counters", id: msg.id, lines: server.tenants!.tenantCounterLines() });
+        return;
+      case "status":
+        post({ t: "status", id: msg.id, mode: registry.get(config.tenantId)!.mode });
+        return;
+    }
+  };
+  process.on("message", (msg: unknown) => {
+    if (isFrontMessage(msg)) onFrontMessage(msg);
+  });
+  const exit = (): void => {
+    registry.dispose();
+    data.close();
+    process.exit(0);
+  };
+  // The front decides when a worker ends: it sends SIGTERM, or it is gone.
+  process.on("disconnect", exit);
+  process.on("SIGTERM", exit);
+  // A terminal's Ctrl-C reaches the whole process group; the front stops us.
+  for (const signal of ["SIGINT", "SIGHUP", "SIGUSR2"] as const) process.on(signal, () => {});
+  log("dbg", `ksr/${config.tenantId}`, `tenant worker ready (pid ${process.pid})`);
+  post({ t: "ready" });
+}

@@ -1,0 +1,255 @@
+/**
+ * The front of tenant worker processes (host/tenants/processes.ts) against
+ * fake worker processes: which worker a message goes to, holding messages
+ * while a worker starts, the queue limit, restarts, and control requests.
+ */
+import { EventEmitter } from "node:events";
+import type { ChildProcess } from "node:child_process";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { ListenSocket } from "../../host/core/context.js";
+import { SipServer } from "../../host/core/server.js";
+import { parseMessage } from "../../host/sip/parser.js";
+import type { SipMessage } from "../../host/sip/message.js";
+import { loadTenantsFile } from "../../host/tenants/config.js";
+import { TenantProcesses } from "../../host/tenants/processes.js";
+import { IpcTransport, onlyTenant } from "../../host/tenants/worker.js";
+import type { FrontMessage, WorkerMessage } from "../../host/tenants/worker-protocol.js";
+import type { TransportLayer } from "../../host/transport/index.js";
+import { REPLY_200, rcv, request, tenantDir } from "./fixtures.js";
+
+/** A worker process as the front sees it: IPC messages both ways, kill → exit. */
+class FakeWorker extends EventEmitter {
+  readonly received: FrontMessage[] = [];
+  connected = true;
+  exitCode: number | null = null;
+  signalCode: NodeJS.Signals | null = null;
+  constructor(readonly pid: number) {
+    super();
+  }
+  send(msg: FrontMessage): boolean {
+    this.received.push(msg);
+    return true;
+  }
+  /** The worker says something to the front. */
+  say(msg: WorkerMessage): void {
+    this.emit("message", msg);
+  }
+  die(signal: NodeJS.Signals | null, code: number | null = null): void {
+    this.connected = false;
+    this.signalCode = signal;
+    this.exitCode = code;
+    this.emit("exit", code, signal);
+  }
+  kill(signal: NodeJS.Signals = "SIGTERM"): boolean {
+    queueMicrotask(() => this.die(signal));
+    return true;
+  }
+  sipTexts(): string[] {
+    return this.received.flatMap((m) => (m.t === "sip" ? [m.data] : []));
+  }
+}
+
+const LISTEN: ListenSocket[] = [{ proto: "udp", ip: "127.0.0.1", port: 5060 }];
+
+interface Front {
+  readonly front: TenantProcesses;
+  /** Workers started so far, per tenant, in order. */
+  readonly workers: Map<string, FakeWorker[]>;
+  /** What the front's own server sent (its replies: 404, 503). */
+  readonly replies: string[];
+  /** What workers asked the front to send. */
+  readonly sends: unknown[][];
+  latest(id: string): FakeWorker;
+}
+
+function makeFront(maxQueue?: number): Front {
+  const dir = tenantDir();
+  dir.write("a.js", REPLY_200);
+  dir.write("b.js", REPLY_200);
+  const config = loadTenantsFile(
+    dir.write(
+      "tenants.yaml",
+      "unmatched: 404\ntenants:\n  - id: a\n    script: a.js\n    match: { domains: [a.example] }\n  - id: b\n    script: b.js\n    match: { domains: [b.example] }\n",
+    ),
+  );
+  const workers = new Map<string, FakeWorker[]>();
+  let pid = 100;
+  const front = new TenantProcesses(config, {
+    spawn: (id) => {
+      const w = new FakeWorker(pid++);
+      workers.set(id, [...(workers.get(id) ?? []), w]);
+      return w as unknown as ChildProcess;
+    },
+    ...(maxQueue !== undefined ? { maxQueue } : {}),
+  });
+  const replies: string[] = [];
+  const ipc = new IpcTransport(LISTEN, (m) => {
+    if (m.t === "send") replies.push(m.data);
+  });
+  const server = new SipServer(front, { listen: LISTEN, tenantId: "ksr", transport: (o) => ipc.attach(o) });
+  const sends: unknown[][] = [];
+  const transport = { send: (...args: unknown[]) => (sends.push(args), true) } as unknown as TransportLayer;
+  front.attach(server, transport);
+  return { front, workers, replies, sends, latest: (id) => workers.get(id)!.at(-1)! };
+}
+
+function deliver(f: Front, msg: SipMessage, text = "raw"): void {
+  f.front.dispatch(msg, text, rcv());
+}
+
+function response(via: string, to = "<sip:bob@c.example>;tag=x"): SipMessage {
+  const text = `SIP/2.0 200 OK\r\nVia: ${via}\r\nVia: SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bK-up\r\nFrom: <sip:alice@example.org>;tag=a1\r\nTo: ${to}\r\nCall-ID: r@x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n`;
+  const parsed = parseMessage(text);
+  if (!parsed.ok) throw new Error(parsed.error);
+  return parsed.message;
+}
+
+async function started(f: Front): Promise<void> {
+  const start = f.front.start();
+  for (const id of ["a", "b"]) f.latest(id).say({ t: "ready" });
+  await start;
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("TenantProcesses", () => {
+  it("hands each request to the worker of the tenant its rules select, and answers the unmatched status itself", async () => {
+    const f = makeFront();
+    await started(f);
+    deliver(f, request({ ruri: "sip:x@a.example" }), "to a");
+    deliver(f, request({ ruri: "sip:x@b.example" }), "to b");
+    deliver(f, request({ ruri: "sip:x@c.example" }), "to nobody");
+    expect(f.latest("a").sipTexts()).toEqual(["to a"]);
+    expect(f.latest("b").sipTexts()).toEqual(["to b"]);
+    expect(f.replies).toHaveLength(1);
+    expect(f.replies[0]).toMatch(/^SIP\/2\.0 404 Not Found\r\n/);
+    expect(f.front.unmatchedRequests).toBe(1);
+  });
+
+  it("hands a response to the tenant named on our Via, else to the tenant of its To host; drops it when neither exists", async () => {
+    const f = makeFront();
+    await started(f);
+    deliver(f, response("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1;ksr-tenant=b", "<sip:x@a.example>"), "named b");
+    deliver(f, response("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK2", "<sip:x@a.example>"), "to host a");
+    deliver(f, response("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK3;ksr-tenant=zz"), "nobody");
+    expect(f.latest("b").sipTexts()).toEqual(["named b"]);
+    expect(f.latest("a").sipTexts()).toEqual(["to host a"]);
+    expect(f.front.unclaimedResponses).toBe(1);
+  });
+
+  it("holds messages while a worker starts and posts them, in order, once it is ready", async () => {
+    const f = makeFront();
+    const start = f.front.start();
+    deliver(f, request({ ruri: "sip:x@a.example" }), "first");
+    deliver(f, request({ ruri: "sip:x@a.example" }), "second");
+    expect(f.latest("a").sipTexts()).toEqual([]);
+    f.latest("a").say({ t: "ready" });
+    f.latest("b").say({ t: "ready" });
+    await start;
+    expect(f.latest("a").sipTexts()).toEqual(["first", "second"]);
+    expect(f.replies).toEqual([]);
+  });
+
+  it("answers 503 with Retry-After and drops ACKs while a worker has maxQueue messages not yet handled", async () => {
+    const f = makeFront(2);
+    await started(f);
+    const a = f.latest("a");
+    deliver(f, request({ ruri: "sip:x@a.example" }), "1");
+    deliver(f, request({ ruri: "sip:x@a.example" }), "2");
+    deliver(f, request({ ruri: "sip:x@a.example" }), "3");
+    deliver(f, request({ ruri: "sip:x@a.example", method: "ACK" }), "ack");
+    expect(a.sipTexts()).toEqual(["1", "2"]);
+    expect(f.replies).toHaveLength(1);
+    expect(f.replies[0]).toMatch(/^SIP\/2\.0 503 Service Unavailable\r\n/);
+    expect(f.replies[0]).toMatch(/\r\nRetry-After: \d+\r\n/);
+    // b is not held up by a's queue.
+    deliver(f, request({ ruri: "sip:x@b.example" }), "b1");
+    expect(f.latest("b").sipTexts()).toEqual(["b1"]);
+    // The worker reports two handled: the queue has room again.
+    a.say({ t: "done", count: 2 });
+    deliver(f, request({ ruri: "sip:x@a.example" }), "4");
+    expect(a.sipTexts()).toEqual(["1", "2", "4"]);
+  });
+
+  it("restarts a worker that dies, alone, answering its requests 503 until the new one is ready", async () => {
+    vi.useFakeTimers();
+    const f = makeFront();
+    await started(f);
+    const first = f.latest("a");
+    first.die("SIGABRT");
+    deliver(f, request({ ruri: "sip:x@a.example" }), "while down");
+    expect(f.replies[0]).toMatch(/^SIP\/2\.0 503 Service Unavailable\r\n/);
+    deliver(f, request({ ruri: "sip:x@b.example" }), "b meanwhile");
+    expect(f.latest("b").sipTexts()).toEqual(["b meanwhile"]);
+    expect(f.workers.get("a")).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(f.workers.get("a")).toHaveLength(2);
+    expect(f.workers.get("b")).toHaveLength(1);
+    // Held while the new worker starts, posted once it is ready.
+    deliver(f, request({ ruri: "sip:x@a.example" }), "after restart");
+    f.latest("a").say({ t: "ready" });
+    expect(f.latest("a").sipTexts()).toEqual(["after restart"]);
+  });
+
+  it("rejects start() naming the tenant whose worker ends before it is ready, and stops the others", async () => {
+    const f = makeFront();
+    const start = f.front.start();
+    f.latest("a").say({ t: "ready" });
+    f.latest("b").die(null, 1);
+    await expect(start).rejects.toThrow("tenant b: worker process ended before it was ready (exit code 1)");
+    expect(f.latest("a").signalCode).toBe("SIGTERM");
+  });
+
+  it("reloads through the worker and reports a tenant that does not exist or has no worker", async () => {
+    vi.useFakeTimers();
+    const f = makeFront();
+    await started(f);
+    const a = f.latest("a");
+    const pending = f.front.reload("a");
+    const asked = a.received.find((m) => m.t === "reload")!;
+    a.say({ t: "reloaded", id: (asked as { id: number }).id, result: { ok: false, error: "a.js:3:5: Unexpected" } });
+    expect([...(await pending)]).toEqual([["a", { ok: false, error: "a.js:3:5: Unexpected" }]]);
+    expect([...(await f.front.reload("nope"))]).toEqual([["nope", { ok: false, error: 'no tenant "nope"' }]]);
+    f.latest("b").die("SIGKILL");
+    const b = await f.front.reload("b");
+    expect(b.get("b")).toEqual({ ok: false, error: "tenant b: worker is restarting, not answering" });
+  });
+
+  it("sends what a worker asks from the front's sockets", async () => {
+    const f = makeFront();
+    await started(f);
+    f.latest("b").say({ t: "send", proto: "udp", ip: "192.0.2.1", port: 5070, data: "bytes", from: LISTEN[0] });
+    expect(f.sends).toEqual([["udp", "192.0.2.1", 5070, "bytes", undefined, LISTEN[0]]]);
+  });
+
+  it("counts restarts and refusals per tenant in its counter lines", async () => {
+    vi.useFakeTimers();
+    const f = makeFront(1);
+    await started(f);
+    deliver(f, request({ ruri: "sip:x@a.example" }), "1");
+    deliver(f, request({ ruri: "sip:x@a.example" }), "2 refused");
+    f.latest("b").die("SIGABRT");
+    const counting = f.front.counterLines();
+    // The fake workers never answer the counters request: the front gives up after its timeout.
+    await vi.advanceTimersByTimeAsync(6000);
+    const lines = await counting;
+    expect(lines.find((l) => l.startsWith("tenant a: process"))).toMatch(/state=running pid=\d+ restarts=0 queued=1 refused-no-worker=0 refused-queue-full=1 dropped=0/);
+    expect(lines).toContain("tenant a: worker not answering (running)");
+    expect(lines.find((l) => l.startsWith("tenant b: process"))).toMatch(/restarts=1 .*last-exit=signal-SIGABRT/);
+    expect(lines.at(-1)).toBe("no tenant: requests answered 404=0 responses dropped=0");
+  });
+});
+
+describe("onlyTenant", () => {
+  it("keeps one tenant, and the default only when it is that tenant", () => {
+    const dir = tenantDir();
+    dir.write("a.js", REPLY_200);
+    dir.write("b.js", REPLY_200);
+    const config = loadTenantsFile(dir.write("t.yaml", "default: b\ntenants:\n  - id: a\n    script: a.js\n  - id: b\n    script: b.js\n"));
+    expect(onlyTenant(config, "a")).toMatchObject({ tenants: [{ id: "a" }], defaultTenant: undefined });
+    expect(onlyTenant(config, "b")).toMatchObject({ tenants: [{ id: "b" }], defaultTenant: "b" });
+    expect(() => onlyTenant(config, "c")).toThrow('no tenant "c"');
+  });
+});
