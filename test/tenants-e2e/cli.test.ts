@@ -56,7 +56,7 @@ async function untilReason(p: UdpPeer, port: number, domain: string, want: strin
 }
 
 describe("ksr run --tenants", () => {
-  it("refuses a script together with --tenants, --watch without it, and --heap-mb with it", () => {
+  it("refuses a script together with --tenants, --watch or --isolation without it, --heap-mb with it, an unknown isolation", () => {
     const { file } = setup();
     const both = spawnSync(process.execPath, [cli, "run", path.join(ROOT, "examples/basic-proxy.js"), "--tenants", file], { encoding: "utf8", timeout: 20_000 });
     expect(both.status).toBe(2);
@@ -67,6 +67,12 @@ describe("ksr run --tenants", () => {
     const heap = spawnSync(process.execPath, [cli, "run", "--tenants", file, "--heap-mb", "32"], { encoding: "utf8", timeout: 20_000 });
     expect(heap.status).toBe(2);
     expect(heap.stderr).toContain("per tenant");
+    const isolation = spawnSync(process.execPath, [cli, "run", path.join(ROOT, "examples/basic-proxy.js"), "--isolation", "process"], { encoding: "utf8", timeout: 20_000 });
+    expect(isolation.status).toBe(2);
+    expect(isolation.stderr).toContain("--isolation separates the tenants of a tenants file");
+    const mode = spawnSync(process.execPath, [cli, "run", "--tenants", file, "--isolation", "threads"], { encoding: "utf8", timeout: 20_000 });
+    expect(mode.status).not.toBe(0);
+    expect(mode.stderr).toContain('"threads" is not process or in-process');
   });
 
   it("exits 1 naming file, tenant and field for an invalid tenants file", () => {
@@ -77,9 +83,12 @@ describe("ksr run --tenants", () => {
     expect(r.stderr).toMatch(/bad\.yaml: tenant "a", field limits\.heapMb: /);
   });
 
+});
+
+describe.each(["process", "in-process"])("ksr run --tenants --isolation %s", (isolation) => {
   it("reloads every tenant on SIGHUP through the supervisor, keeps the old script when the new one is broken, logs counters on SIGUSR2", async () => {
     const { dir, file } = setup();
-    const ksr = await startKsr(["--tenants", file]);
+    const ksr = await startKsr(["--tenants", file, "--isolation", isolation]);
     const client = await peer();
     expect((await ask(client, ksr.udpPort, { uri: "sip:x@a.example" })).reason).toBe("a v1");
     expect((await ask(client, ksr.udpPort, { uri: "sip:x@c.example" })).status).toBe(404);
@@ -107,7 +116,7 @@ describe("ksr run --tenants", () => {
 
   it("--watch reloads the tenant whose script file changed", async () => {
     const { dir, file } = setup();
-    const ksr = await startKsr(["--tenants", file, "--watch"]);
+    const ksr = await startKsr(["--tenants", file, "--isolation", isolation, "--watch"]);
     const client = await peer();
     expect((await ask(client, ksr.udpPort, { uri: "sip:x@b.example" })).reason).toBe("b v1");
     writeFileSync(path.join(dir.dir, "b.js"), answer("b v2"));
