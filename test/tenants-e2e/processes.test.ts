@@ -5,7 +5,7 @@
  * tenant answers throughout, and the dead one is restarted.
  */
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { UdpPeer, buildRequest, buildResponseTo, headerValue, headerValues, reasonOf, statusOf } from "../e2e/sip-client.js";
+import { TcpPeer, UdpPeer, buildRequest, buildResponseTo, headerValue, headerValues, reasonOf, statusOf } from "../e2e/sip-client.js";
 import { buildCli } from "../tooling/cli.js";
 import { tenantDir } from "../tenants/fixtures.js";
 import { ask, expectOptions200 } from "./harness.js";
@@ -136,6 +136,35 @@ describe("tenants in worker processes", () => {
     // Our Via is gone from what the UAC gets; the UAC's own is on top.
     expect(headerValues(busy, "via")[0]).toContain(`127.0.0.1:${uac.port}`);
     expect(headerValue(busy, "via")).not.toMatch(/ksr-tenant/);
+    expect(await ksr.stop()).toBe(0);
+  }, 60_000);
+
+  it("an ordinary heap bomb is caught in the worker: its isolate is rebuilt, the worker keeps running", async () => {
+    const ksr = await startKsr(["--tenants", tenantsFile(hostile("const hoard = []; for (;;) hoard.push(new Array(1 << 20).fill(hoard.length));")), "--db", ":memory:"]);
+    const good = await peer();
+    const evil = await peer();
+    const bombed = await ask(evil, ksr.udpPort, { method: "INFO", uri: "sip:x@evil.example" }, 10_000);
+    expect(bombed.status).toBe(500);
+    expect(await expectOptions200(evil, ksr.udpPort, "evil.example")).toBe("evil ok");
+    expect(await expectOptions200(good, ksr.udpPort, "good.example")).toBe("good");
+    ksr.child.kill("SIGUSR2");
+    await ksr.waitFor(/INFO \[counters\] tenant evil: process state=running pid=\d+ restarts=0 /);
+    await ksr.waitFor(/INFO \[counters\] tenant evil: mode=\w+ messages=2 route-errors=1 timeouts=0 oom-restarts=1 /);
+    expect(await ksr.stop()).toBe(0);
+  }, 60_000);
+
+  it("answers over the TCP connection a request came in on, through the worker", async () => {
+    const ksr = await startKsr(["--tenants", tenantsFile(hostile("")), "--db", ":memory:", "--listen", "tcp:127.0.0.1:0"]);
+    const tcpPort = Number(/tcp:127\.0\.0\.1:(\d+)/.exec(ksr.stderr())![1]);
+    const conn = await TcpPeer.connect(tcpPort);
+    try {
+      await conn.write(buildRequest({ method: "OPTIONS", uri: "sip:x@good.example", transport: "TCP", viaPort: conn.localPort }));
+      const answer = await conn.next(5000);
+      expect(statusOf(answer)).toBe(200);
+      expect(reasonOf(answer)).toBe("good");
+    } finally {
+      conn.close();
+    }
     expect(await ksr.stop()).toBe(0);
   }, 60_000);
 
