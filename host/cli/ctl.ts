@@ -132,9 +132,9 @@ export function registerCtlCommand(program: Command): void {
   const ctl = program
     .command("ctl")
     .description("control a running `ksr run --tenants ... --control <path>` server: list tenants, reload scripts, read counters")
-    .option("--control <path>", `control socket of the server (default ${DEFAULT_CONTROL_PATH} in the current directory)`, DEFAULT_CONTROL_PATH)
+    .option("--control <path>", "control socket of the server (a relative path is taken from the current directory)", DEFAULT_CONTROL_PATH)
     .option("--json", "print the server's answer as JSON")
-    .option("--timeout-ms <n>", `how long to wait for the answer (default ${DEFAULT_CALL_TIMEOUT_MS})`, positiveInt, DEFAULT_CALL_TIMEOUT_MS)
+    .option("--timeout-ms <n>", "how long to wait for the answer, in ms", positiveInt, DEFAULT_CALL_TIMEOUT_MS)
     // Set before the subcommands are added: they inherit it.
     .exitOverride(exitOnUsage);
 

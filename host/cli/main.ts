@@ -35,6 +35,7 @@ import { DEFAULT_DB_FILE, openRunDatabase, registerDbCommands } from "./db-comma
 import { announceReady, isServerProcess, supervise } from "./supervisor.js";
 import { registerCtlCommand } from "./ctl.js";
 import { inProcessControlTarget } from "../control/in-process.js";
+import { processesControlTarget } from "../control/processes.js";
 import { startControlServer, type ControlServer } from "../control/server.js";
 import { DEFAULT_CONTROL_PATH, resolveControlPath, type ControlTarget } from "../control/types.js";
 import { fork } from "node:child_process";
@@ -317,7 +318,11 @@ async function runTenantProcesses(tenantsFile: string, opts: RunOptions): Promis
     transport: (o) => (transport = new TransportLayer(o)),
   });
   processes.attach(server, transport!);
-  await serveUntilStopped(server, () => void processes.stop());
+  let control: ControlServer | undefined;
+  await serveUntilStopped(server, () => {
+    void control?.close();
+    void processes.stop();
+  });
   try {
     await processes.start();
   } catch (err) {
@@ -325,6 +330,7 @@ async function runTenantProcesses(tenantsFile: string, opts: RunOptions): Promis
     await server.stop();
     process.exit(1);
   }
+  control = await startControlOrExit(opts, () => processesControlTarget(processes));
   process.on("SIGHUP", () => {
     log("notice", "ksr", "SIGHUP: reloading every tenant's script");
     void processes.reload().then(logReloadResults);

@@ -3,12 +3,8 @@
  * the server process: the TenantRegistry reloads, the TenantRouting counts.
  */
 import type { TenantRouting } from "../core/tenant-routing.js";
-import type { ReloadResult, TenantRegistry } from "../tenants/registry.js";
-import type { ControlTarget, TenantReloadResult, TenantStatus } from "./types.js";
-
-function reloadResult(tenant: string, result: ReloadResult): TenantReloadResult {
-  return result.ok ? { tenant, ok: true } : { tenant, ok: false, error: result.error };
-}
+import type { TenantRegistry } from "../tenants/registry.js";
+import { reloadResult, type ControlTarget, type TenantReloadResult, type TenantStatus } from "./types.js";
 
 export function inProcessControlTarget(registry: TenantRegistry, routing: TenantRouting): ControlTarget {
   return {

@@ -9,6 +9,7 @@
  * provides its own implementation.
  */
 import { resolve as resolvePath } from "node:path";
+import type { ReloadResult } from "../tenants/registry.js";
 
 /** Where `ksr run --control` (given without a path) and `ksr ctl` put / look for the socket: in the current directory. */
 export const DEFAULT_CONTROL_PATH = "ksr.ctl";
@@ -56,4 +57,9 @@ export interface ControlTarget {
  */
 export function resolveControlPath(option: string | true): string {
   return resolvePath(option === true ? DEFAULT_CONTROL_PATH : option);
+}
+
+/** A registry's reload result as the control interface reports it. */
+export function reloadResult(tenant: string, result: ReloadResult): TenantReloadResult {
+  return result.ok ? { tenant, ok: true } : { tenant, ok: false, error: result.error };
 }

@@ -158,6 +158,37 @@ describe("ksr ctl against ksr run --tenants --control", () => {
     expect(gone.stderr).toBe(`ksr ctl: no ksr server is listening on ${socket} (is it running with --control ${socket}?)\n`);
   }, 60_000);
 
+  it("with each tenant in its own worker process (the default): tenants lists the workers, reload and counters go through them", async () => {
+    const { dir, file, socket } = setup();
+    const ksr = await startKsr(["--tenants", file, "--listen", "udp:127.0.0.1:0", "--control", socket, "--db", ":memory:", "--no-supervise"]);
+    const client = await peer();
+    expect(await reasonFor(client, ksr.udpPort, "a.example")).toBe("a v1");
+
+    dir.write("a.js", answer("a v2"));
+    expect(ctl(["--control", socket, "reload", "a"])).toMatchObject({ status: 0, stdout: "tenant a: reloaded\n", stderr: "" });
+    expect(await reasonFor(client, ksr.udpPort, "a.example")).toBe("a v2");
+    dir.write("a.js", BROKEN);
+    const failed = ctl(["--control", socket, "reload", "a"]);
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toMatch(/^tenant a: reload failed: .*a\.js:3:\d+: /);
+    expect(await reasonFor(client, ksr.udpPort, "a.example")).toBe("a v2");
+
+    const statuses = JSON.parse(ctl(["--control", socket, "--json", "tenants"]).stdout) as { id: string; isolation: string; state: string; pid: number; restarts: number; mode: string }[];
+    expect(statuses.map((t) => [t.id, t.isolation, t.state, t.restarts, t.mode])).toEqual([
+      ["a", "process", "running", 0, "sync"],
+      ["b", "process", "running", 0, "sync"],
+    ]);
+    // One worker process each, neither of them the server.
+    expect(new Set([ksr.child.pid, statuses[0]!.pid, statuses[1]!.pid]).size).toBe(3);
+
+    const counters = ctl(["--control", socket, "counters"]).stdout.trimEnd().split("\n");
+    expect(counters[0]).toMatch(new RegExp(`^tenant a: process state=running pid=${statuses[0]!.pid} restarts=0 `));
+    expect(counters[1]).toMatch(/^tenant a: mode=sync messages=3 .*reloads=1 reload-failures=1 /);
+    expect(counters.at(-1)).toBe("no tenant: requests answered 404=0 responses dropped=0");
+    expect(await ksr.stop()).toBe(0);
+    expect(existsSync(socket)).toBe(false);
+  }, 60_000);
+
   it("supervised, --control without a path: the server process gets the socket in the starting directory, where ksr ctl finds it by default", async () => {
     const { file, dir } = setup();
     const ksr = await startKsr(["--tenants", file, ...IN_PROCESS, "--control", "--listen", "udp:127.0.0.1:0", "--db", ":memory:"], dir.dir);
