@@ -465,6 +465,12 @@ export async function benchNoisyNeighbour({ rates, durationS, variants, aRate, a
       return { successful: median(runs.map((p) => p.b.successful)), p99Ms: median(runs.map((p) => p.b.rtMs.p99)) };
     };
     const alone = summaryOf("alone");
+    // A baseline that itself lost calls would make every ratio meaningless.
+    const aloneFailures = phases.filter((p) => p.variant === "alone").reduce((n, p) => n + (p.calls - p.b.successful), 0);
+    if (aloneFailures > 0) {
+      passed = false;
+      print(`\nNo verdict at ${rate} calls/s: B alone did not complete ${aloneFailures} of its calls, so it is no baseline (see its sipp files above).`);
+    }
     print(`\nVerdict${repeat > 1 ? ` (medians of ${repeat} runs)` : ""}: B's throughput vs alone > ${THROUGHPUT_MIN_RATIO * 100} % and p99 vs alone < ${P99_MAX_RATIO}×\n`);
     print("| phase | B ok | rt p99 ms | throughput vs alone | p99 vs alone | verdict |");
     print("| --- | ---: | ---: | ---: | ---: | --- |");
@@ -475,6 +481,7 @@ export async function benchNoisyNeighbour({ rates, durationS, variants, aRate, a
       const expectedToFail = variant === "crash" && isolation !== "process";
       if (!verdict.pass && !expectedToFail) passed = false;
       const verdictText =
+        (aloneFailures > 0 ? "no verdict (baseline failed calls); would be " : "") +
         `${verdict.pass ? "PASS" : "FAIL"}${verdict.throughputPass ? "" : " (throughput)"}${verdict.p99Pass ? "" : " (p99)"}` +
         (expectedToFail ? " — expected to fail without process isolation" : "");
       print(
