@@ -32,7 +32,7 @@ import { formatListenSocket } from "../transport/listen-socket.js";
 import type { TenantsConfig } from "./config.js";
 import type { ReloadResult } from "./registry.js";
 import { TenantSelector } from "./select.js";
-import { isWorkerMessage, type FrontMessage, type WorkerMessage } from "./worker-protocol.js";
+import { isWorkerMessage, type FrontMessage, type ReceivedItem, type SendItem, type WorkerMessage } from "./worker-protocol.js";
 
 /** Restart pacing of a tenant's worker (as the server supervisor's). */
 const FIRST_RESTART_DELAY_MS = 100;
@@ -77,7 +77,10 @@ class TenantProcess {
   /** Messages posted (or held for a starting worker) and not yet reported handled. */
   queued = 0;
   /** Messages held while the worker starts, posted once it is ready. */
-  private held: FrontMessage[] = [];
+  private held: ReceivedItem[] = [];
+  /** Messages to post at the end of this turn of the event loop, in one batch. */
+  private outbox: ReceivedItem[] = [];
+  private flushScheduled = false;
   readonly counters = new FrontCounters();
   lastExit: string | undefined;
   private startedAt = 0;
@@ -122,19 +125,16 @@ class TenantProcess {
       case "ready": {
         this.state = "running";
         log("info", this.id, `tenant worker running (pid ${this.child?.pid})`);
-        const held = this.held;
+        this.outbox.push(...this.held);
         this.held = [];
-        // Posted as if they had just arrived; any that cannot be are lost like a datagram.
-        for (const m of held) if (!this.post(m)) this.queued--;
+        this.scheduleFlush();
         this.firstStart?.resolve();
         this.firstStart = undefined;
         return;
       }
-      case "send":
-        this.front.send(this.id, msg);
-        return;
-      case "done":
-        this.queued = Math.max(0, this.queued - msg.count);
+      case "out":
+        for (const item of msg.sends) this.front.send(this.id, item);
+        this.queued = Math.max(0, this.queued - msg.handled);
         return;
       case "reloaded":
       case "counters":
@@ -159,8 +159,9 @@ class TenantProcess {
     }
     const how = signal !== null ? `signal ${signal}` : `exit code ${code}`;
     this.lastExit = how;
-    this.counters.dropped += this.held.length;
+    this.counters.dropped += this.held.length + this.outbox.length;
     this.held = [];
+    this.outbox = [];
     this.queued = 0;
     if (this.state === "stopped") return;
     if (this.firstStart !== undefined) {
@@ -193,12 +194,29 @@ class TenantProcess {
    * Posts a SIP message to the worker, or holds it while the worker starts;
    * false when it can be neither (no worker, or `limit` messages queued).
    */
-  deliver(msg: FrontMessage, limit: number): boolean {
+  deliver(item: ReceivedItem, limit: number): boolean {
     if (this.queued >= limit) return false;
-    if (this.state === "starting") this.held.push(msg);
-    else if (!this.post(msg)) return false;
+    if (this.state === "starting") this.held.push(item);
+    else if (this.state === "running" && this.child?.connected === true) {
+      this.outbox.push(item);
+      this.scheduleFlush();
+    } else return false;
     this.queued++;
     return true;
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      const items = this.outbox;
+      this.outbox = [];
+      if (items.length === 0 || this.post({ t: "sip", items })) return;
+      // The worker went away meanwhile: lost like datagrams; its exit is handled apart.
+      this.counters.dropped += items.length;
+      this.queued = Math.max(0, this.queued - items.length);
+    });
   }
 
   /** Posts a message to the worker; false when there is no running worker. */
@@ -306,7 +324,7 @@ export class TenantProcesses implements MessageDispatcher {
   }
 
   /** @internal What a worker asks to send, sent from the front's sockets. */
-  send(tenantId: string, msg: Extract<WorkerMessage, { t: "send" }>): void {
+  send(tenantId: string, msg: SendItem): void {
     const ok = this.transport?.send(msg.proto, msg.ip, msg.port, msg.data, msg.connectionId, msg.from) ?? false;
     if (!ok) {
       const from = msg.from === undefined ? "" : ` from ${formatListenSocket(msg.from)}`;
@@ -343,7 +361,7 @@ export class TenantProcesses implements MessageDispatcher {
   }
 
   private deliver(proc: TenantProcess, msg: SipMessage, data: string, rcv: ReceiveInfo): void {
-    if (proc.deliver({ t: "sip", data, rcv }, this.maxQueue)) return;
+    if (proc.deliver({ data, rcv }, this.maxQueue)) return;
     const full = proc.queued >= this.maxQueue;
     const why = full ? `its worker has ${proc.queued} messages queued` : `its worker is ${proc.state}`;
     if (msg.kind === "response" || msg.method === "ACK") {

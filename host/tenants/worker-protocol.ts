@@ -13,9 +13,29 @@ import type { ListenSocket, ReceiveInfo, TransportProto } from "../core/context.
 import type { ProxyTimerSettings } from "../proxy/proxy.js";
 import type { ReloadResult } from "./registry.js";
 
-/** Front → worker. */
+/** A SIP message received by the front for the worker's tenant. */
+export interface ReceivedItem {
+  readonly data: string;
+  readonly rcv: ReceiveInfo;
+}
+
+/** Bytes the worker asks the front to send (TransportLayer.send's arguments). */
+export interface SendItem {
+  readonly proto: TransportProto;
+  readonly ip: string;
+  readonly port: number;
+  readonly data: string;
+  readonly connectionId?: number;
+  readonly from?: ListenSocket;
+}
+
+/**
+ * Front → worker. SIP traffic crosses in batches, one per turn of the
+ * sender's event loop: under load a structured-clone message per SIP
+ * message costs more than the SIP message itself.
+ */
 export type FrontMessage =
-  | { readonly t: "sip"; readonly data: string; readonly rcv: ReceiveInfo }
+  | { readonly t: "sip"; readonly items: readonly ReceivedItem[] }
   | { readonly t: "reload"; readonly id: number }
   | { readonly t: "counters"; readonly id: number }
   | { readonly t: "status"; readonly id: number };
@@ -23,17 +43,8 @@ export type FrontMessage =
 /** Worker → front. */
 export type WorkerMessage =
   | { readonly t: "ready" }
-  | {
-      readonly t: "send";
-      readonly proto: TransportProto;
-      readonly ip: string;
-      readonly port: number;
-      readonly data: string;
-      readonly connectionId?: number;
-      readonly from?: ListenSocket;
-    }
-  /** Messages of the front handled since the last report (the front's queue accounting). */
-  | { readonly t: "done"; readonly count: number }
+  /** What to send, and how many received messages were handled since the last batch (the front's queue accounting). */
+  | { readonly t: "out"; readonly sends: readonly SendItem[]; readonly handled: number }
   | { readonly t: "reloaded"; readonly id: number; readonly result: ReloadResult }
   | { readonly t: "counters"; readonly id: number; readonly lines: readonly string[] }
   | { readonly t: "status"; readonly id: number; readonly mode: string };

@@ -22,7 +22,7 @@ import { proxyOptionsFromTimers } from "../proxy/proxy.js";
 import type { DataServices } from "../storage/index.js";
 import { loadTenantsFile, type TenantsConfig } from "./config.js";
 import { TenantRegistry } from "./registry.js";
-import { isFrontMessage, type FrontMessage, type WorkerConfig, type WorkerMessage } from "./worker-protocol.js";
+import { isFrontMessage, type FrontMessage, type SendItem, type WorkerConfig, type WorkerMessage } from "./worker-protocol.js";
 
 /** TCP connection ids remembered with their remote address (the stateless response path checks them). */
 const MAX_REMEMBERED_CONNECTIONS = 4096;
@@ -32,6 +32,40 @@ export function onlyTenant(config: TenantsConfig, tenantId: string): TenantsConf
   const entry = config.tenants.find((t) => t.id === tenantId);
   if (entry === undefined) throw new Error(`${config.file}: no tenant "${tenantId}"`);
   return { ...config, tenants: [entry], defaultTenant: config.defaultTenant === tenantId ? tenantId : undefined };
+}
+
+/** What the worker posts to the front, batched per turn of the event loop. */
+class Outbox {
+  private sends: SendItem[] = [];
+  private handled = 0;
+  private scheduled = false;
+
+  constructor(private readonly post: (msg: WorkerMessage) => void) {}
+
+  send(item: SendItem): void {
+    this.sends.push(item);
+    this.schedule();
+  }
+
+  /** One received message handled. */
+  handledOne(): void {
+    this.handled++;
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const msg: WorkerMessage = { t: "out", sends: this.sends, handled: this.handled };
+    this.sends = [];
+    this.handled = 0;
+    this.post(msg);
+  }
 }
 
 /**
@@ -46,7 +80,7 @@ export class IpcTransport implements ServerTransport {
 
   constructor(
     private readonly sockets: readonly ListenSocket[],
-    private readonly post: (msg: WorkerMessage) => void,
+    private readonly outbox: { send(item: SendItem): void },
   ) {}
 
   /** The TransportOptions factory SipServer calls. */
@@ -80,7 +114,7 @@ export class IpcTransport implements ServerTransport {
 
   send(proto: TransportProto, ip: string, port: number, data: string, connectionId?: number, from?: ListenSocket): boolean {
     if (isIP(ip) === 0) return false;
-    this.post({ t: "send", proto, ip, port, data, ...(connectionId !== undefined ? { connectionId } : {}), ...(from !== undefined ? { from } : {}) });
+    this.outbox.send({ proto, ip, port, data, ...(connectionId !== undefined ? { connectionId } : {}), ...(from !== undefined ? { from } : {}) });
     return true;
   }
 
@@ -118,7 +152,8 @@ export async function runTenantWorker(config: WorkerConfig, openData: (file: str
     process.exit(1);
   }
   const data = openData(config.db);
-  const channel = new IpcTransport(config.listen, post);
+  const outbox = new Outbox(post);
+  const channel = new IpcTransport(config.listen, outbox);
   const server = new SipServer(registry, {
     listen: config.listen,
     aliases: config.aliases,
@@ -130,18 +165,13 @@ export async function runTenantWorker(config: WorkerConfig, openData: (file: str
   await server.start();
   if (config.watch) registry.watch();
 
-  // Handled messages are reported in batches, once per turn of the event loop.
-  let handled = 0;
-  const reportHandled = (): void => {
-    const count = handled;
-    handled = 0;
-    if (count > 0) post({ t: "done", count });
-  };
   const onFrontMessage = (msg: FrontMessage): void => {
     switch (msg.t) {
       case "sip":
-        channel.deliver(msg.data, msg.rcv);
-        if (handled++ === 0) setImmediate(reportHandled);
+        for (const item of msg.items) {
+          channel.deliver(item.data, item.rcv);
+          outbox.handledOne();
+        }
         return;
       case "reload":
         void registry.reload(config.tenantId).then((result) => post({ t: "reloaded", id: msg.id, result }));

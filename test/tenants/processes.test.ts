@@ -45,7 +45,7 @@ class FakeWorker extends EventEmitter {
     return true;
   }
   sipTexts(): string[] {
-    return this.received.flatMap((m) => (m.t === "sip" ? [m.data] : []));
+    return this.received.flatMap((m) => (m.t === "sip" ? m.items.map((i) => i.data) : []));
   }
 }
 
@@ -83,9 +83,7 @@ function makeFront(maxQueue?: number): Front {
     ...(maxQueue !== undefined ? { maxQueue } : {}),
   });
   const replies: string[] = [];
-  const ipc = new IpcTransport(LISTEN, (m) => {
-    if (m.t === "send") replies.push(m.data);
-  });
+  const ipc = new IpcTransport(LISTEN, { send: (item) => replies.push(item.data) });
   const server = new SipServer(front, { listen: LISTEN, tenantId: "ksr", transport: (o) => ipc.attach(o) });
   const sends: unknown[][] = [];
   const transport = { send: (...args: unknown[]) => (sends.push(args), true) } as unknown as TransportLayer;
@@ -114,6 +112,12 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+/** What the worker got once the front's batch of this turn went out (SIP messages cross once per event-loop turn). */
+async function posted(worker: FakeWorker): Promise<string[]> {
+  await new Promise((r) => setImmediate(r));
+  return worker.sipTexts();
+}
+
 describe("TenantProcesses", () => {
   it("hands each request to the worker of the tenant its rules select, and answers the unmatched status itself", async () => {
     const f = makeFront();
@@ -121,8 +125,8 @@ describe("TenantProcesses", () => {
     deliver(f, request({ ruri: "sip:x@a.example" }), "to a");
     deliver(f, request({ ruri: "sip:x@b.example" }), "to b");
     deliver(f, request({ ruri: "sip:x@c.example" }), "to nobody");
-    expect(f.latest("a").sipTexts()).toEqual(["to a"]);
-    expect(f.latest("b").sipTexts()).toEqual(["to b"]);
+    expect(await posted(f.latest("a"))).toEqual(["to a"]);
+    expect(await posted(f.latest("b"))).toEqual(["to b"]);
     expect(f.replies).toHaveLength(1);
     expect(f.replies[0]).toMatch(/^SIP\/2\.0 404 Not Found\r\n/);
     expect(f.front.unmatchedRequests).toBe(1);
@@ -134,8 +138,8 @@ describe("TenantProcesses", () => {
     deliver(f, response("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1;ksr-tenant=b", "<sip:x@a.example>"), "named b");
     deliver(f, response("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK2", "<sip:x@a.example>"), "to host a");
     deliver(f, response("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK3;ksr-tenant=zz"), "nobody");
-    expect(f.latest("b").sipTexts()).toEqual(["named b"]);
-    expect(f.latest("a").sipTexts()).toEqual(["to host a"]);
+    expect(await posted(f.latest("b"))).toEqual(["named b"]);
+    expect(await posted(f.latest("a"))).toEqual(["to host a"]);
     expect(f.front.unclaimedResponses).toBe(1);
   });
 
@@ -144,11 +148,13 @@ describe("TenantProcesses", () => {
     const start = f.front.start();
     deliver(f, request({ ruri: "sip:x@a.example" }), "first");
     deliver(f, request({ ruri: "sip:x@a.example" }), "second");
-    expect(f.latest("a").sipTexts()).toEqual([]);
+    expect(await posted(f.latest("a"))).toEqual([]);
     f.latest("a").say({ t: "ready" });
     f.latest("b").say({ t: "ready" });
     await start;
-    expect(f.latest("a").sipTexts()).toEqual(["first", "second"]);
+    expect(await posted(f.latest("a"))).toEqual(["first", "second"]);
+    // In one IPC message: a batch per turn of the event loop.
+    expect(f.latest("a").received.filter((m) => m.t === "sip")).toHaveLength(1);
     expect(f.replies).toEqual([]);
   });
 
@@ -160,21 +166,21 @@ describe("TenantProcesses", () => {
     deliver(f, request({ ruri: "sip:x@a.example" }), "2");
     deliver(f, request({ ruri: "sip:x@a.example" }), "3");
     deliver(f, request({ ruri: "sip:x@a.example", method: "ACK" }), "ack");
-    expect(a.sipTexts()).toEqual(["1", "2"]);
+    expect(await posted(a)).toEqual(["1", "2"]);
     expect(f.replies).toHaveLength(1);
     expect(f.replies[0]).toMatch(/^SIP\/2\.0 503 Service Unavailable\r\n/);
     expect(f.replies[0]).toMatch(/\r\nRetry-After: \d+\r\n/);
     // b is not held up by a's queue.
     deliver(f, request({ ruri: "sip:x@b.example" }), "b1");
-    expect(f.latest("b").sipTexts()).toEqual(["b1"]);
+    expect(await posted(f.latest("b"))).toEqual(["b1"]);
     // The worker reports two handled: the queue has room again.
-    a.say({ t: "done", count: 2 });
+    a.say({ t: "out", sends: [], handled: 2 });
     deliver(f, request({ ruri: "sip:x@a.example" }), "4");
-    expect(a.sipTexts()).toEqual(["1", "2", "4"]);
+    expect(await posted(a)).toEqual(["1", "2", "4"]);
   });
 
   it("restarts a worker that dies, alone, answering its requests 503 until the new one is ready", async () => {
-    vi.useFakeTimers();
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
     const f = makeFront();
     await started(f);
     const first = f.latest("a");
@@ -182,7 +188,7 @@ describe("TenantProcesses", () => {
     deliver(f, request({ ruri: "sip:x@a.example" }), "while down");
     expect(f.replies[0]).toMatch(/^SIP\/2\.0 503 Service Unavailable\r\n/);
     deliver(f, request({ ruri: "sip:x@b.example" }), "b meanwhile");
-    expect(f.latest("b").sipTexts()).toEqual(["b meanwhile"]);
+    expect(await posted(f.latest("b"))).toEqual(["b meanwhile"]);
     expect(f.workers.get("a")).toHaveLength(1);
     await vi.advanceTimersByTimeAsync(1000);
     expect(f.workers.get("a")).toHaveLength(2);
@@ -190,7 +196,7 @@ describe("TenantProcesses", () => {
     // Held while the new worker starts, posted once it is ready.
     deliver(f, request({ ruri: "sip:x@a.example" }), "after restart");
     f.latest("a").say({ t: "ready" });
-    expect(f.latest("a").sipTexts()).toEqual(["after restart"]);
+    expect(await posted(f.latest("a"))).toEqual(["after restart"]);
   });
 
   it("rejects start() naming the tenant whose worker ends before it is ready, and stops the others", async () => {
@@ -203,7 +209,7 @@ describe("TenantProcesses", () => {
   });
 
   it("reloads through the worker and reports a tenant that does not exist or has no worker", async () => {
-    vi.useFakeTimers();
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
     const f = makeFront();
     await started(f);
     const a = f.latest("a");
@@ -220,12 +226,12 @@ describe("TenantProcesses", () => {
   it("sends what a worker asks from the front's sockets", async () => {
     const f = makeFront();
     await started(f);
-    f.latest("b").say({ t: "send", proto: "udp", ip: "192.0.2.1", port: 5070, data: "bytes", from: LISTEN[0] });
+    f.latest("b").say({ t: "out", sends: [{ proto: "udp", ip: "192.0.2.1", port: 5070, data: "bytes", from: LISTEN[0] }], handled: 0 });
     expect(f.sends).toEqual([["udp", "192.0.2.1", 5070, "bytes", undefined, LISTEN[0]]]);
   });
 
   it("counts restarts and refusals per tenant in its counter lines", async () => {
-    vi.useFakeTimers();
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
     const f = makeFront(1);
     await started(f);
     deliver(f, request({ ruri: "sip:x@a.example" }), "1");
