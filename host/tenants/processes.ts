@@ -10,7 +10,8 @@
  * data of that tenant and posts back the bytes to send.
  *
  * A worker that dies (a V8 abort, a kill) is restarted alone, after 100 ms,
- * doubling up to 5 s while it keeps dying within 10 s of its start; the
+ * four times longer (up to 30 s) each time it dies again within 10 s of its
+ * start — each start and each abort burns CPU the other tenants share —; the
  * other tenants do not notice. Messages for a worker that is starting are
  * held until it is ready. While a tenant has no worker (waiting to
  * restart), or `maxQueue` of its messages are not yet handled (a script
@@ -34,9 +35,10 @@ import type { ReloadResult } from "./registry.js";
 import { TenantSelector } from "./select.js";
 import { isWorkerMessage, type FrontMessage, type ReceivedItem, type SendItem, type WorkerMessage } from "./worker-protocol.js";
 
-/** Restart pacing of a tenant's worker (as the server supervisor's). */
+/** Restart pacing of a tenant's worker: quick after a one-off crash, backing off hard from a crash loop. */
 const FIRST_RESTART_DELAY_MS = 100;
-const MAX_RESTART_DELAY_MS = 5000;
+const RESTART_BACKOFF_FACTOR = 4;
+const MAX_RESTART_DELAY_MS = 30_000;
 const HEALTHY_RUN_MS = 10_000;
 /** A worker that does not answer a control request in this time is reported as not answering. */
 const REQUEST_TIMEOUT_MS = 5000;
@@ -173,10 +175,10 @@ class TenantProcess {
     }
     this.counters.restarts++;
     const ranFor = Date.now() - this.startedAt;
-    // After a healthy run the first delay again; crashes in a row double it.
+    // After a healthy run the first delay again; crashes in a row multiply it.
     if (ranFor >= HEALTHY_RUN_MS) this.nextRestartDelay = FIRST_RESTART_DELAY_MS;
     this.restartDelay = this.nextRestartDelay;
-    this.nextRestartDelay = Math.min(this.restartDelay * 2, MAX_RESTART_DELAY_MS);
+    this.nextRestartDelay = Math.min(this.restartDelay * RESTART_BACKOFF_FACTOR, MAX_RESTART_DELAY_MS);
     this.state = "restarting";
     log(
       "crit",
