@@ -306,7 +306,9 @@ async function runTenantProcesses(tenantsFile: string, opts: RunOptions): Promis
   const processes = new TenantProcesses(config, {
     spawn: (tenantId) =>
       fork(entry, [WORKER_COMMAND, JSON.stringify(workerConfig(tenantId))], {
-        serialization: "advanced",
+        // JSON: measured 2-3x cheaper per SIP message than "advanced" (structured clone)
+        // for these objects of strings and numbers; latin1 strings round-trip.
+        serialization: "json",
         stdio: ["ignore", "inherit", "inherit", "ipc"],
       }),
   });

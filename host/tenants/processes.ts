@@ -49,7 +49,7 @@ export const DEFAULT_MAX_QUEUE = 1000;
 export type WorkerState = "starting" | "running" | "restarting" | "stopped";
 
 export interface TenantProcessesOptions {
-  /** Starts the worker process of a tenant (fork of the ksr entry with `tenant-worker`, an IPC channel, structured-clone serialization). */
+  /** Starts the worker process of a tenant (fork of the ksr entry with `tenant-worker`, an IPC channel, JSON serialization). */
   readonly spawn: (tenantId: string) => ChildProcess;
   /** Messages posted to a worker and not yet handled before its requests are refused with 503. */
   readonly maxQueue?: number;

@@ -2,7 +2,7 @@
  * Messages between the front process (sockets, parsing, tenant selection;
  * host/tenants/processes.ts) and a tenant's worker process (its script,
  * transactions and data; host/tenants/worker.ts), over the Node IPC channel
- * with structured-clone serialization.
+ * with JSON serialization (plain objects of strings and numbers only).
  *
  * SIP messages cross as the bytes received (a latin1 string) with their
  * ReceiveInfo, and come back as the bytes to send with their addressing:
@@ -31,7 +31,7 @@ export interface SendItem {
 
 /**
  * Front → worker. SIP traffic crosses in batches, one per turn of the
- * sender's event loop: under load a structured-clone message per SIP
+ * sender's event loop: under load an IPC message per SIP
  * message costs more than the SIP message itself.
  */
 export type FrontMessage =

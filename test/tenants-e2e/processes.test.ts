@@ -117,12 +117,15 @@ describe("tenants in worker processes", () => {
     );
     const ksr = await startKsr(["--tenants", file, "--db", ":memory:"]);
     const uac = await peer();
-    const invite = buildRequest({ method: "INVITE", uri: "sip:bob@relay.example", viaPort: uac.port });
+    // UTF-8 bytes in the body cross front → worker → front unchanged (SIP text is handled as latin1 strings).
+    const body = Buffer.from("v=0\r\ns=héllo ☃\r\n", "utf8").toString("latin1");
+    const invite = buildRequest({ method: "INVITE", uri: "sip:bob@relay.example", viaPort: uac.port, body, headers: ["Content-Type: application/sdp"] });
     await uac.send(invite, ksr.udpPort);
     expect(statusOf((await uac.next(3000)).data)).toBe(100); // the transaction's 100 Trying (RFC 3261 §16.2)
     const forwarded = (await uas.next(3000)).data;
     expect(forwarded.startsWith("INVITE sip:bob@relay.example SIP/2.0")).toBe(true);
     expect(headerValues(forwarded, "via")[0]).toMatch(/;ksr-tenant=relay/);
+    expect(forwarded.slice(forwarded.indexOf("\r\n\r\n") + 4)).toBe(body);
 
     await uas.send(buildResponseTo(forwarded, 180, "Ringing"), ksr.udpPort);
     const ringing = (await uac.next(3000)).data;
