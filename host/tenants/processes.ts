@@ -22,6 +22,7 @@
  * bindings, subscribers and addresses are in the database and stay.
  */
 import type { ChildProcess } from "node:child_process";
+import { setPriority } from "node:os";
 import type { ReceiveInfo } from "../core/context.js";
 import { MessageContext } from "../core/context.js";
 import { log } from "../core/log.js";
@@ -33,7 +34,7 @@ import { formatListenSocket } from "../transport/listen-socket.js";
 import type { TenantsConfig } from "./config.js";
 import type { ReloadResult } from "./registry.js";
 import { TenantSelector } from "./select.js";
-import { isWorkerMessage, type FrontMessage, type ReceivedItem, type SendItem, type WorkerMessage } from "./worker-protocol.js";
+import { MISBEHAVING_NICE, isWorkerMessage, type FrontMessage, type ReceivedItem, type SendItem, type WorkerMessage } from "./worker-protocol.js";
 
 /** Restart pacing of a tenant's worker: quick after a one-off crash, backing off hard from a crash loop. */
 const FIRST_RESTART_DELAY_MS = 100;
@@ -53,6 +54,8 @@ export interface TenantProcessesOptions {
   readonly spawn: (tenantId: string) => ChildProcess;
   /** Messages posted to a worker and not yet handled before its requests are refused with 503. */
   readonly maxQueue?: number;
+  /** Sets a worker process's nice value to MISBEHAVING_NICE (default os.setPriority; tests record it). */
+  readonly lowerPriority?: (pid: number) => void;
 }
 
 /** Counters the front keeps per tenant (the worker keeps the script's). */
@@ -92,6 +95,8 @@ class TenantProcess {
   private nextRequestId = 1;
   private readonly requests = new Map<number, PendingRequest>();
   private restartTimer: NodeJS.Timeout | undefined;
+  /** Whether the last worker died within HEALTHY_RUN_MS of its start. */
+  private crashLooping = false;
   /** Settles the first start: ready, or the reason it is not. */
   private firstStart: { resolve: () => void; reject: (err: Error) => void } | undefined;
 
@@ -114,6 +119,15 @@ class TenantProcess {
     this.startedAt = Date.now();
     const child = this.front.spawnWorker(this.id);
     this.child = child;
+    // A worker that keeps dying burns CPU starting and aborting: its next
+    // one yields the CPU to the other tenants (see MISBEHAVING_NICE).
+    if (this.crashLooping && child.pid !== undefined) {
+      try {
+        this.front.lowerPriority(child.pid);
+      } catch (err) {
+        log("warn", this.id, `cannot lower the priority of worker ${child.pid}: ${(err as Error).message}`);
+      }
+    }
     child.on("message", (msg: unknown) => {
       if (isWorkerMessage(msg)) this.onWorkerMessage(msg);
     });
@@ -176,7 +190,8 @@ class TenantProcess {
     this.counters.restarts++;
     const ranFor = Date.now() - this.startedAt;
     // After a healthy run the first delay again; crashes in a row multiply it.
-    if (ranFor >= HEALTHY_RUN_MS) this.nextRestartDelay = FIRST_RESTART_DELAY_MS;
+    this.crashLooping = ranFor < HEALTHY_RUN_MS;
+    if (!this.crashLooping) this.nextRestartDelay = FIRST_RESTART_DELAY_MS;
     this.restartDelay = this.nextRestartDelay;
     this.nextRestartDelay = Math.min(this.restartDelay * RESTART_BACKOFF_FACTOR, MAX_RESTART_DELAY_MS);
     this.state = "restarting";
@@ -318,6 +333,11 @@ export class TenantProcesses implements MessageDispatcher {
 
   async stop(): Promise<void> {
     await Promise.all([...this.processes.values()].map((p) => p.stop()));
+  }
+
+  /** @internal Lowers a worker's priority (a tenant whose workers keep dying). */
+  lowerPriority(pid: number): void {
+    (this.options.lowerPriority ?? ((p: number) => setPriority(p, MISBEHAVING_NICE)))(pid);
   }
 
   /** @internal Starts a worker process for a tenant. */

@@ -45,6 +45,14 @@ export interface TenantRegistryOptions {
   readonly watchDebounceMs?: number;
   /** Told about every reload watch() starts, successful or not. */
   readonly onWatchReload?: (tenantId: string, result: ReloadResult) => void;
+  /** Told when a runner of a tenant moves to async execution (after the tenant's counters count it). */
+  readonly onDemote?: (tenantId: string, reason: string) => void;
+  /**
+   * Cumulative CPU time charged to a tenant's budget, in ns. Default: its
+   * isolates' cpuTime. A tenant alone in a worker process charges the
+   * whole process instead (host/tenants/worker.ts).
+   */
+  readonly budgetCpuNs?: (tenant: Tenant) => bigint;
 }
 
 const LOG_SCOPE = "tenants";
@@ -89,6 +97,7 @@ export class Tenant {
     readonly config: TenantEntry,
     runner: ScriptRunner,
     nowMs: (() => number) | undefined,
+    budgetCpuNs?: (tenant: Tenant) => bigint,
   ) {
     this.id = config.id;
     this.state = newTenantState(config.id);
@@ -98,7 +107,7 @@ export class Tenant {
     this.budget = new CpuBudget({
       share: config.limits.cpuShare,
       burstMs: config.limits.cpuBurstMs,
-      readCpuNs: () => this.cpuNs(),
+      readCpuNs: budgetCpuNs === undefined ? () => this.cpuNs() : () => budgetCpuNs(this),
       ...(nowMs !== undefined ? { nowMs } : {}),
     });
   }
@@ -188,7 +197,7 @@ export class TenantRegistry {
         issues.push({ file: config.file, tenant: entry.id, field: "script", message: e instanceof Error ? e.message : String(e) });
         continue;
       }
-      this.byId.set(entry.id, new Tenant(entry, runner, opts.nowMs));
+      this.byId.set(entry.id, new Tenant(entry, runner, opts.nowMs, opts.budgetCpuNs));
     }
     if (issues.length > 0) {
       this.dispose();
@@ -411,9 +420,10 @@ export class TenantRegistry {
       modules: allowed === undefined ? this.modules : this.modules.filter((m) => m.name === "" || allowed.has(m.name)),
       mode: entry.mode,
       autoDemote: this.autoDemote,
-      onDemote: () => {
+      onDemote: (reason) => {
         const t = tenant();
         if (t !== undefined) t.counters.demotions++;
+        this.opts.onDemote?.(entry.id, reason);
       },
     };
   }

@@ -30,6 +30,17 @@ export interface SendItem {
 }
 
 /**
+ * The nice value of a tenant worker whose tenant misbehaves (its script
+ * was demoted for a timeout, out of memory or CPU overrun; or its worker
+ * keeps dying). Under CPU contention Linux then gives it about a tenth of
+ * the weight of a worker at nice 0, so the well-behaved tenants keep their
+ * latency; an idle machine still runs it at full speed. An unprivileged
+ * process cannot lower its nice value again: it stays until the worker is
+ * restarted.
+ */
+export const MISBEHAVING_NICE = 10;
+
+/**
  * Front → worker. SIP traffic crosses in batches, one per turn of the
  * sender's event loop: under load an IPC message per SIP
  * message costs more than the SIP message itself.

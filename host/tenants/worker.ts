@@ -14,6 +14,7 @@
  * to the front (received messages in, bytes to send out).
  */
 import { isIP } from "node:net";
+import { getPriority, setPriority } from "node:os";
 import type { ListenSocket, ReceiveInfo, TransportProto } from "../core/context.js";
 import { log, setLogLevel, isLogLevel } from "../core/log.js";
 import { SipServer, type ServerTransport } from "../core/server.js";
@@ -22,10 +23,27 @@ import { proxyOptionsFromTimers } from "../proxy/proxy.js";
 import type { DataServices } from "../storage/index.js";
 import { loadTenantsFile, type TenantsConfig } from "./config.js";
 import { TenantRegistry } from "./registry.js";
-import { isFrontMessage, type FrontMessage, type SendItem, type WorkerConfig, type WorkerMessage } from "./worker-protocol.js";
+import { MISBEHAVING_NICE, isFrontMessage, type FrontMessage, type SendItem, type WorkerConfig, type WorkerMessage } from "./worker-protocol.js";
 
 /** TCP connection ids remembered with their remote address (the stateless response path checks them). */
 const MAX_REMEMBERED_CONNECTIONS = 4096;
+
+/** CPU time of this whole process (all threads: the isolate's too), in ns. */
+function processCpuNs(): bigint {
+  const usage = process.cpuUsage();
+  return BigInt(usage.user + usage.system) * 1000n;
+}
+
+/** Lowers this worker's priority for good (see MISBEHAVING_NICE). */
+function yieldCpu(tenantId: string, why: string): void {
+  try {
+    if (getPriority() >= MISBEHAVING_NICE) return;
+    setPriority(MISBEHAVING_NICE);
+    log("notice", tenantId, `${why}: its worker (pid ${process.pid}) now runs at nice ${MISBEHAVING_NICE}, yielding the CPU to other tenants`);
+  } catch (err) {
+    log("warn", tenantId, `cannot lower the worker's priority: ${(err as Error).message}`);
+  }
+}
 
 /** The tenants file reduced to one tenant, with the default kept only if it is that tenant. */
 export function onlyTenant(config: TenantsConfig, tenantId: string): TenantsConfig {
@@ -146,7 +164,12 @@ export async function runTenantWorker(config: WorkerConfig, openData: (file: str
   };
   let registry: TenantRegistry;
   try {
-    registry = new TenantRegistry(onlyTenant(loadTenantsFile(config.tenantsFile), config.tenantId));
+    registry = new TenantRegistry(onlyTenant(loadTenantsFile(config.tenantsFile), config.tenantId), {
+      // Alone in this process, the tenant's CPU share covers all of it: its
+      // script, isolate rebuilds, garbage collection and SIP processing.
+      budgetCpuNs: processCpuNs,
+      onDemote: (tenantId, reason) => yieldCpu(tenantId, `tenant ${tenantId} demoted (${reason})`),
+    });
   } catch (err) {
     process.stderr.write(`ksr: tenant ${config.tenantId}: cannot load: ${(err as Error)?.message ?? String(err)}\n`);
     process.exit(1);

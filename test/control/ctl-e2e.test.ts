@@ -3,89 +3,33 @@
  * the CLI in child processes, SIP over UDP on 127.0.0.1, reloads asked
  * through the control socket.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, lstatSync } from "node:fs";
 import path from "node:path";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { UdpPeer } from "../e2e/sip-client.js";
-import { ROOT, buildCli } from "../tooling/cli.js";
-import { tenantDir, type TenantDir } from "../tenants/fixtures.js";
+import { describe, expect, it } from "vitest";
+import type { UdpPeer } from "../e2e/sip-client.js";
+import { ROOT } from "../tooling/cli.js";
+import type { TenantDir } from "../tenants/fixtures.js";
 import { ask } from "../tenants-e2e/harness.js";
+import { BROKEN_SCRIPT, answerScript, cliTestbed, twoTenants, type RunningKsr } from "../tenants-e2e/cli-harness.js";
 
-let cli = "";
-beforeAll(async () => {
-  cli = await buildCli();
-}, 60_000);
-
-const children: ChildProcess[] = [];
-const peers: UdpPeer[] = [];
-afterEach(async () => {
-  for (const p of peers.splice(0)) await p.close();
-  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-});
-
-const answer = (reason: string) => `function ksr_request_route() {\n  KSR.sl.sl_send_reply(200, "${reason}");\n}\n`;
-const BROKEN = 'function ksr_request_route() {\n  KSR.sl.sl_send_reply(200, "broken")\n  ++;\n}\n';
+const { cli, startKsr: start, peer } = cliTestbed();
+const answer = answerScript;
+const BROKEN = BROKEN_SCRIPT;
 
 function setup(): { dir: TenantDir; file: string; socket: string } {
-  const dir = tenantDir();
-  dir.write("a.js", answer("a v1"));
-  dir.write("b.js", answer("b v1"));
-  const file = dir.write(
-    "tenants.yaml",
-    `tenants:\n  - id: a\n    script: a.js\n    match: { domains: [a.example] }\n  - id: b\n    script: b.js\n    match: { domains: [b.example] }\n`,
-  );
+  const { dir, file } = twoTenants();
   return { dir, file, socket: path.join(dir.dir, "ksr.ctl") };
 }
 
-interface Running {
-  readonly child: ChildProcess;
-  readonly udpPort: number;
-  /** Waits (bounded) until the server's output contains `text`: its stderr arrives asynchronously. */
-  waitFor(text: string, timeoutMs?: number): Promise<void>;
-  stop(): Promise<number | null>;
-}
-
-async function startKsr(args: string[], cwd = ROOT): Promise<Running> {
-  const child = spawn(process.execPath, [cli, "run", ...args], { cwd, stdio: ["ignore", "pipe", "pipe"] });
-  children.push(child);
-  let stderr = "";
-  child.stderr!.setEncoding("utf8");
-  child.stderr!.on("data", (chunk: string) => (stderr += chunk));
-  const ready = /running tenants a, b of .* on udp:127\.0\.0\.1:(\d+)/;
-  const deadline = Date.now() + 15_000;
-  while (!ready.test(stderr)) {
-    if (Date.now() > deadline) throw new Error(`ksr did not start within 15 s:\n${stderr}`);
-    if (child.exitCode !== null) throw new Error(`ksr exited with ${child.exitCode}:\n${stderr}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return {
-    child,
-    udpPort: Number(ready.exec(stderr)![1]),
-    async waitFor(text, timeoutMs = 5000) {
-      const until = Date.now() + timeoutMs;
-      while (!stderr.includes(text)) {
-        if (Date.now() > until) throw new Error(`no "${text}" in ksr's output within ${timeoutMs} ms:\n${stderr}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    },
-    async stop() {
-      child.kill("SIGTERM");
-      if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.once("exit", r));
-      return child.exitCode;
-    },
-  };
+/** ksr run in cwd (the control socket's default directory). */
+function startKsr(args: string[], cwd = ROOT): Promise<RunningKsr> {
+  return start(args, { cwd });
 }
 
 function ctl(args: string[], cwd = ROOT): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [cli, "ctl", ...args], { cwd, encoding: "utf8", timeout: 20_000 });
+  const r = spawnSync(process.execPath, [cli(), "ctl", ...args], { cwd, encoding: "utf8", timeout: 20_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-async function peer(): Promise<UdpPeer> {
-  const p = await UdpPeer.open();
-  peers.push(p);
-  return p;
 }
 
 async function reasonFor(p: UdpPeer, port: number, domain: string): Promise<string> {
@@ -105,7 +49,7 @@ describe("ksr ctl against ksr run --tenants --control", () => {
     // A second server may not take over a live control socket.
     const second = spawnSync(
       process.execPath,
-      [cli, "run", "--tenants", file, ...IN_PROCESS, "--listen", "udp:127.0.0.1:0", "--control", socket, "--db", ":memory:", "--no-supervise"],
+      [cli(), "run", "--tenants", file, ...IN_PROCESS, "--listen", "udp:127.0.0.1:0", "--control", socket, "--db", ":memory:", "--no-supervise"],
       { cwd: ROOT, encoding: "utf8", timeout: 20_000 },
     );
     expect(second.status).toBe(1);
@@ -206,7 +150,7 @@ describe("ksr ctl against ksr run --tenants --control", () => {
   }, 60_000);
 
   it("usage errors exit 2: --control without --tenants, ctl without or with an unknown command, extra arguments", () => {
-    const run = spawnSync(process.execPath, [cli, "run", path.join(ROOT, "examples/basic-proxy.js"), "--control", "/tmp/x.ctl"], { encoding: "utf8", timeout: 20_000 });
+    const run = spawnSync(process.execPath, [cli(), "run", path.join(ROOT, "examples/basic-proxy.js"), "--control", "/tmp/x.ctl"], { encoding: "utf8", timeout: 20_000 });
     expect(run.status).toBe(2);
     expect(run.stderr).toContain("--control opens the control socket of a tenants server: use it with --tenants");
     expect(ctl([]).status).toBe(2);

@@ -6,42 +6,15 @@
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { UdpPeer } from "../e2e/sip-client.js";
-import { ROOT, buildCli } from "../tooling/cli.js";
-import { tenantDir, type TenantDir } from "../tenants/fixtures.js";
+import { describe, expect, it } from "vitest";
+import type { UdpPeer } from "../e2e/sip-client.js";
+import { ROOT } from "../tooling/cli.js";
 import { ask } from "./harness.js";
-import { ksrCliTestbed } from "./cli-harness.js";
+import { answerScript, cliTestbed, twoTenants } from "./cli-harness.js";
 
-let cli = "";
-beforeAll(async () => {
-  cli = await buildCli();
-}, 60_000);
-
-const startKsr = ksrCliTestbed(() => cli);
-const peers: UdpPeer[] = [];
-afterEach(async () => {
-  for (const p of peers.splice(0)) await p.close();
-});
-
-const answer = (reason: string) => `function ksr_request_route() {\n  KSR.sl.sl_send_reply(200, "${reason}");\n}\n`;
-
-function setup(): { dir: TenantDir; file: string } {
-  const dir = tenantDir();
-  dir.write("a.js", answer("a v1"));
-  dir.write("b.js", answer("b v1"));
-  const file = dir.write(
-    "tenants.yaml",
-    `tenants:\n  - id: a\n    script: a.js\n    match: { domains: [a.example] }\n  - id: b\n    script: b.js\n    match: { domains: [b.example] }\n`,
-  );
-  return { dir, file };
-}
-
-async function peer(): Promise<UdpPeer> {
-  const p = await UdpPeer.open();
-  peers.push(p);
-  return p;
-}
+const { cli: cliPath, startKsr, peer } = cliTestbed();
+const answer = answerScript;
+const setup = twoTenants;
 
 /** Asks until the answer's reason is `want` (a reload takes effect asynchronously); bounded. */
 async function untilReason(p: UdpPeer, port: number, domain: string, want: string, timeoutMs = 5000): Promise<void> {
@@ -58,19 +31,19 @@ async function untilReason(p: UdpPeer, port: number, domain: string, want: strin
 describe("ksr run --tenants", () => {
   it("refuses a script together with --tenants, --watch or --isolation without it, --heap-mb with it, an unknown isolation", () => {
     const { file } = setup();
-    const both = spawnSync(process.execPath, [cli, "run", path.join(ROOT, "examples/basic-proxy.js"), "--tenants", file], { encoding: "utf8", timeout: 20_000 });
+    const both = spawnSync(process.execPath, [cliPath(), "run", path.join(ROOT, "examples/basic-proxy.js"), "--tenants", file], { encoding: "utf8", timeout: 20_000 });
     expect(both.status).toBe(2);
     expect(both.stderr).toContain("either a script or --tenants");
-    const watch = spawnSync(process.execPath, [cli, "run", path.join(ROOT, "examples/basic-proxy.js"), "--watch"], { encoding: "utf8", timeout: 20_000 });
+    const watch = spawnSync(process.execPath, [cliPath(), "run", path.join(ROOT, "examples/basic-proxy.js"), "--watch"], { encoding: "utf8", timeout: 20_000 });
     expect(watch.status).toBe(2);
     expect(watch.stderr).toContain("--watch");
-    const heap = spawnSync(process.execPath, [cli, "run", "--tenants", file, "--heap-mb", "32"], { encoding: "utf8", timeout: 20_000 });
+    const heap = spawnSync(process.execPath, [cliPath(), "run", "--tenants", file, "--heap-mb", "32"], { encoding: "utf8", timeout: 20_000 });
     expect(heap.status).toBe(2);
     expect(heap.stderr).toContain("per tenant");
-    const isolation = spawnSync(process.execPath, [cli, "run", path.join(ROOT, "examples/basic-proxy.js"), "--isolation", "process"], { encoding: "utf8", timeout: 20_000 });
+    const isolation = spawnSync(process.execPath, [cliPath(), "run", path.join(ROOT, "examples/basic-proxy.js"), "--isolation", "process"], { encoding: "utf8", timeout: 20_000 });
     expect(isolation.status).toBe(2);
     expect(isolation.stderr).toContain("--isolation separates the tenants of a tenants file");
-    const mode = spawnSync(process.execPath, [cli, "run", "--tenants", file, "--isolation", "threads"], { encoding: "utf8", timeout: 20_000 });
+    const mode = spawnSync(process.execPath, [cliPath(), "run", "--tenants", file, "--isolation", "threads"], { encoding: "utf8", timeout: 20_000 });
     expect(mode.status).not.toBe(0);
     expect(mode.stderr).toContain('"threads" is not process or in-process');
   });
@@ -78,7 +51,7 @@ describe("ksr run --tenants", () => {
   it("exits 1 naming file, tenant and field for an invalid tenants file", () => {
     const { dir } = setup();
     const bad = dir.write("bad.yaml", `tenants:\n  - id: a\n    script: a.js\n    limits: { heapMb: 2 }\n`);
-    const r = spawnSync(process.execPath, [cli, "run", "--tenants", bad, "--listen", "udp:127.0.0.1:0"], { encoding: "utf8", timeout: 20_000 });
+    const r = spawnSync(process.execPath, [cliPath(), "run", "--tenants", bad, "--listen", "udp:127.0.0.1:0"], { encoding: "utf8", timeout: 20_000 });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/bad\.yaml: tenant "a", field limits\.heapMb: /);
   });

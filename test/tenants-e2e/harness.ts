@@ -127,3 +127,26 @@ export function tenantTestbed(): {
     },
   };
 }
+
+/** The hostile script's INFO misbehaves; anything else is answered "evil ok". */
+export function hostile(misbehaviour: string, topLevel = ""): string {
+  return `${topLevel}
+function ksr_request_route() {
+  if (KSR.is_method("INFO")) {
+    ${misbehaviour}
+  }
+  KSR.sl.sl_send_reply(200, "evil ok");
+}
+`;
+}
+
+/** Tenants good (good.js, good.example) and evil (evil.js, evil.example; 32 MB, 300 ms). */
+export const GOOD_EVIL_TENANTS = `tenants:
+  - id: good
+    script: good.js
+    match: { domains: [good.example] }
+  - id: evil
+    script: evil.js
+    match: { domains: [evil.example] }
+    limits: { heapMb: 32, routeTimeoutMs: 300 }
+`;

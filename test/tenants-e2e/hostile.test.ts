@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { UdpPeer, buildRequest, reasonOf, statusOf } from "../e2e/sip-client.js";
-import { ask, expectOptions200, startTenants, type TenantServer, tenantTestbed } from "./harness.js";
+import { GOOD_EVIL_TENANTS, ask, expectOptions200, hostile, startTenants, type TenantServer, tenantTestbed } from "./harness.js";
 
 const { logs, peer, serve: stopAfterTest } = tenantTestbed();
 let srv: TenantServer | undefined;
@@ -19,30 +19,8 @@ function ksr_request_route() {
 }
 `;
 
-/** The hostile script's INFO misbehaves; anything else is answered "evil ok". */
-function hostile(misbehaviour: string, topLevel = ""): string {
-  return `${topLevel}
-function ksr_request_route() {
-  if (KSR.is_method("INFO")) {
-    ${misbehaviour}
-  }
-  KSR.sl.sl_send_reply(200, "evil ok");
-}
-`;
-}
-
-const TENANTS = `tenants:
-  - id: good
-    script: good.js
-    match: { domains: [good.example] }
-  - id: evil
-    script: evil.js
-    match: { domains: [evil.example] }
-    limits: { heapMb: 32, routeTimeoutMs: 300 }
-`;
-
 async function serve(evil: string): Promise<TenantServer> {
-  srv = stopAfterTest(await startTenants({ "good.js": GOOD, "evil.js": evil }, TENANTS));
+  srv = stopAfterTest(await startTenants({ "good.js": GOOD, "evil.js": evil }, GOOD_EVIL_TENANTS));
   return srv;
 }
 

@@ -4,52 +4,22 @@
  * process from inside a script — ends one tenant's worker only; the other
  * tenant answers throughout, and the dead one is restarted.
  */
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { TcpPeer, UdpPeer, buildRequest, buildResponseTo, headerValue, headerValues, reasonOf, statusOf } from "../e2e/sip-client.js";
-import { buildCli } from "../tooling/cli.js";
+import { getPriority } from "node:os";
+import { describe, expect, it } from "vitest";
+import { TcpPeer, buildRequest, buildResponseTo, headerValue, headerValues, reasonOf, statusOf } from "../e2e/sip-client.js";
 import { tenantDir } from "../tenants/fixtures.js";
-import { ask, expectOptions200 } from "./harness.js";
-import { ksrCliTestbed } from "./cli-harness.js";
+import { GOOD_EVIL_TENANTS, ask, expectOptions200, hostile } from "./harness.js";
+import { cliTestbed } from "./cli-harness.js";
 
-let cli = "";
-beforeAll(async () => {
-  cli = await buildCli();
-}, 60_000);
-const startKsr = ksrCliTestbed(() => cli);
-
-const peers: UdpPeer[] = [];
-afterEach(async () => {
-  for (const p of peers.splice(0)) await p.close();
-});
-async function peer(): Promise<UdpPeer> {
-  const p = await UdpPeer.open();
-  peers.push(p);
-  return p;
-}
+const { startKsr, peer } = cliTestbed();
 
 const GOOD = `function ksr_request_route() { KSR.sl.sl_send_reply(200, "good"); }\n`;
-
-/** INFO misbehaves as given; anything else is answered 200 "evil ok". */
-function hostile(misbehaviour: string): string {
-  return `function ksr_request_route() {\n  if (KSR.is_method("INFO")) {\n    ${misbehaviour}\n  }\n  KSR.sl.sl_send_reply(200, "evil ok");\n}\n`;
-}
 
 function tenantsFile(evil: string): string {
   const dir = tenantDir();
   dir.write("good.js", GOOD);
   dir.write("evil.js", evil);
-  return dir.write(
-    "tenants.yaml",
-    `tenants:
-  - id: good
-    script: good.js
-    match: { domains: [good.example] }
-  - id: evil
-    script: evil.js
-    match: { domains: [evil.example] }
-    limits: { heapMb: 32, routeTimeoutMs: 300 }
-`,
-  );
+  return dir.write("tenants.yaml", GOOD_EVIL_TENANTS);
 }
 
 describe("tenants in worker processes", () => {
@@ -103,6 +73,12 @@ describe("tenants in worker processes", () => {
     for (let i = 0; i < 5; i++) statuses.push(statusOf((await evil.next(5000)).data));
     expect(statuses).toEqual([500, 500, 500, 500, 500]);
     await ksr.waitFor(/ERR \[evil\] tenant=evil route=ksr_request_route .* timeout/);
+    // Demoted at its first timeout, the evil worker yields the CPU; the good one keeps its priority.
+    await ksr.waitFor(/NOTICE \[evil\] tenant evil demoted \(route timed out\): its worker \(pid \d+\) now runs at nice 10/);
+    const evilPid = Number(/its worker \(pid (\d+)\) now runs at nice 10/.exec(ksr.stderr())![1]);
+    const goodPid = Number(/INFO \[good\] tenant worker running \(pid (\d+)\)/.exec(ksr.stderr())![1]);
+    expect(getPriority(evilPid)).toBe(10);
+    expect(getPriority(goodPid)).toBe(getPriority(ksr.child.pid!));
     expect(await ksr.stop()).toBe(0);
   }, 60_000);
 
@@ -157,7 +133,7 @@ describe("tenants in worker processes", () => {
   }, 60_000);
 
   it("answers over the TCP connection a request came in on, through the worker", async () => {
-    const ksr = await startKsr(["--tenants", tenantsFile(hostile("")), "--db", ":memory:", "--listen", "tcp:127.0.0.1:0"]);
+    const ksr = await startKsr(["--tenants", tenantsFile(hostile("")), "--db", ":memory:", "--listen", "udp:127.0.0.1:0", "--listen", "tcp:127.0.0.1:0"]);
     const tcpPort = Number(/tcp:127\.0\.0\.1:(\d+)/.exec(ksr.stderr())![1]);
     const conn = await TcpPeer.connect(tcpPort);
     try {

@@ -59,6 +59,8 @@ interface Front {
   readonly replies: string[];
   /** What workers asked the front to send. */
   readonly sends: unknown[][];
+  /** Pids of workers started at a lower priority. */
+  readonly lowered: number[];
   latest(id: string): FakeWorker;
 }
 
@@ -73,7 +75,9 @@ function makeFront(maxQueue?: number): Front {
     ),
   );
   const workers = new Map<string, FakeWorker[]>();
-  let pid = 100;
+  const lowered: number[] = [];
+  // Fake pids far above any real one: nothing here may touch a real process.
+  let pid = 4_000_000_000;
   const front = new TenantProcesses(config, {
     spawn: (id) => {
       const w = new FakeWorker(pid++);
@@ -81,6 +85,7 @@ function makeFront(maxQueue?: number): Front {
       return w as unknown as ChildProcess;
     },
     ...(maxQueue !== undefined ? { maxQueue } : {}),
+    lowerPriority: (p) => lowered.push(p),
   });
   const replies: string[] = [];
   const ipc = new IpcTransport(LISTEN, { send: (item) => replies.push(item.data) });
@@ -88,7 +93,7 @@ function makeFront(maxQueue?: number): Front {
   const sends: unknown[][] = [];
   const transport = { send: (...args: unknown[]) => (sends.push(args), true) } as unknown as TransportLayer;
   front.attach(server, transport);
-  return { front, workers, replies, sends, latest: (id) => workers.get(id)!.at(-1)! };
+  return { front, workers, replies, sends, lowered, latest: (id) => workers.get(id)!.at(-1)! };
 }
 
 function deliver(f: Front, msg: SipMessage, text = "raw"): void {
@@ -193,6 +198,8 @@ describe("TenantProcesses", () => {
     await vi.advanceTimersByTimeAsync(1000);
     expect(f.workers.get("a")).toHaveLength(2);
     expect(f.workers.get("b")).toHaveLength(1);
+    // It died right after starting: the new worker yields the CPU to the others.
+    expect(f.lowered).toEqual([f.latest("a").pid]);
     // Held while the new worker starts, posted once it is ready.
     deliver(f, request({ ruri: "sip:x@a.example" }), "after restart");
     f.latest("a").say({ t: "ready" });

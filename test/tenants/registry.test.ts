@@ -203,6 +203,28 @@ describe("demotion and CPU budget", () => {
   });
 });
 
+describe("budget clock and demotion listener", () => {
+  test("budgetCpuNs charges what it reports (a worker charges its whole process), and onDemote hears the demotion", () => {
+    const clock = { ms: 0 };
+    const cpu = { ns: 0n };
+    const demoted: string[] = [];
+    const { registry: reg, tenant } = setup(
+      `function ksr_request_route() { KSR.sl.sl_send_reply(200, "cheap"); }\n`,
+      "    limits: { cpuShare: 0.01, cpuBurstMs: 1000 }\n", // a 10 ms bucket
+      { nowMs: () => clock.ms, budgetCpuNs: () => cpu.ns, onDemote: (id, reason) => demoted.push(`${id}: ${reason}`) },
+    );
+    const host = makeRecordingHost();
+    expect(reg.run(tenant, "ksr_request_route", contextFor(tenant, host))).toEqual({ status: "ok" });
+    // The script costs next to nothing, but the process spent 50 ms of CPU (say, rebuilding an isolate).
+    cpu.ns += 50_000_000n;
+    expect(reg.run(tenant, "ksr_request_route", contextFor(tenant, host))).toEqual({ status: "over-budget" });
+    expect(tenant.budget.tokensMs).toBeCloseTo(-40, 5);
+    expect(demoted).toEqual(["t: CPU budget exceeded"]);
+    // The counters keep the isolates' own CPU time.
+    expect(tenant.counters.cpuNs).toBeLessThan(50_000_000n);
+  });
+});
+
 describe("reload", () => {
   test("a good script replaces the old one for new messages; tenant state survives", async () => {
     const { registry: reg, tenant, scriptPath } = setup(`function ksr_request_route() { KSR.pv.sets("$var(n)", "kept"); KSR.sl.sl_send_reply(200, "v1"); }\n`);
