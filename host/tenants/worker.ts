@@ -14,6 +14,7 @@
  * to the front (received messages in, bytes to send out).
  */
 import { isIP } from "node:net";
+import { readdirSync } from "node:fs";
 import { getPriority, setPriority } from "node:os";
 import type { ListenSocket, ReceiveInfo, TransportProto } from "../core/context.js";
 import { log, setLogLevel, isLogLevel } from "../core/log.js";
@@ -34,15 +35,33 @@ function processCpuNs(): bigint {
   return BigInt(usage.user + usage.system) * 1000n;
 }
 
-/** Lowers this worker's priority for good (see MISBEHAVING_NICE). */
+/**
+ * Lowers this worker's priority for good (see MISBEHAVING_NICE). On Linux a
+ * nice value belongs to a thread, and a demoted script runs on one of
+ * isolated-vm's threads, started long before: every thread of the process
+ * is lowered (threads started later inherit it from the main thread).
+ */
 function yieldCpu(tenantId: string, why: string): void {
+  if (getPriority() >= MISBEHAVING_NICE) return;
+  let threads: string[];
   try {
-    if (getPriority() >= MISBEHAVING_NICE) return;
-    setPriority(MISBEHAVING_NICE);
-    log("notice", tenantId, `${why}: its worker (pid ${process.pid}) now runs at nice ${MISBEHAVING_NICE}, yielding the CPU to other tenants`);
-  } catch (err) {
-    log("warn", tenantId, `cannot lower the worker's priority: ${(err as Error).message}`);
+    threads = readdirSync("/proc/self/task");
+  } catch {
+    threads = [String(process.pid)]; // no /proc: the main thread at least
   }
+  let failed = 0;
+  for (const tid of threads) {
+    try {
+      setPriority(Number(tid), MISBEHAVING_NICE);
+    } catch {
+      failed++; // a thread that ended meanwhile
+    }
+  }
+  if (failed === threads.length) {
+    log("warn", tenantId, `${why}: cannot lower the priority of its worker (pid ${process.pid})`);
+    return;
+  }
+  log("notice", tenantId, `${why}: its worker (pid ${process.pid}) now runs at nice ${MISBEHAVING_NICE}, yielding the CPU to other tenants`);
 }
 
 /** The tenants file reduced to one tenant, with the default kept only if it is that tenant. */

@@ -4,6 +4,7 @@
  * process from inside a script — ends one tenant's worker only; the other
  * tenant answers throughout, and the dead one is restarted.
  */
+import { readdirSync } from "node:fs";
 import { getPriority } from "node:os";
 import { describe, expect, it } from "vitest";
 import { TcpPeer, buildRequest, buildResponseTo, headerValue, headerValues, reasonOf, statusOf } from "../e2e/sip-client.js";
@@ -77,7 +78,10 @@ describe("tenants in worker processes", () => {
     await ksr.waitFor(/NOTICE \[evil\] tenant evil demoted \(route timed out\): its worker \(pid \d+\) now runs at nice 10/);
     const evilPid = Number(/its worker \(pid (\d+)\) now runs at nice 10/.exec(ksr.stderr())![1]);
     const goodPid = Number(/INFO \[good\] tenant worker running \(pid (\d+)\)/.exec(ksr.stderr())![1]);
-    expect(getPriority(evilPid)).toBe(10);
+    // Every thread of it: the demoted script runs on one of isolated-vm's threads.
+    const threads = readdirSync(`/proc/${evilPid}/task`).map(Number);
+    expect(threads.length).toBeGreaterThan(1);
+    expect(threads.map((tid) => getPriority(tid))).toEqual(threads.map(() => 10));
     expect(getPriority(goodPid)).toBe(getPriority(ksr.child.pid!));
     expect(await ksr.stop()).toBe(0);
   }, 60_000);
