@@ -77,6 +77,7 @@ import {
   processTreeCpuSeconds,
   isListening,
   processCpuSeconds,
+  runCallsThroughUas,
   runSipp,
   sippVersion,
   startKsr,
@@ -194,41 +195,7 @@ function statefulRelayLoad(targetPort) {
       if (isListening("udp", RELAY_UAS_PORT)) {
         throw new Error(`udp 127.0.0.1:${RELAY_UAS_PORT} is taken: the relay's UAS must listen there`);
       }
-      // A fresh UAS per run, as run-load.sh does, without -m (a late
-      // retransmitted BYE would count as a call and end it early); it is
-      // stopped by PID once the UAC is done.
-      const uas = await startSipp({
-        builtinScenario: "uas",
-        localPort: RELAY_UAS_PORT,
-        timeoutS: Math.ceil(calls / rate) + 40,
-        recvTimeoutMs: RELAY_RECV_TIMEOUT_MS,
-      });
-      for (let i = 0; i < 50 && !isListening("udp", RELAY_UAS_PORT); i++) await sleep(100);
-      const uasCpuBefore = processCpuSeconds(uas.pid);
-      const started = performance.now();
-      try {
-        const result = await runSipp({
-          builtinScenario: "uac",
-          targetPort,
-          transport: "udp",
-          calls,
-          rate,
-          recvTimeoutMs: RELAY_RECV_TIMEOUT_MS,
-          // A 180 forwarded after its 200 (Kamailio's workers can do that)
-          // is ignored instead of aborting the call; anything else
-          // unexpected still ends as a failed call (timeout).
-          extraArgs: ["-d", "0", "-default_behaviors", "bye,pingreply"],
-        });
-        let uasCpuShare = NaN;
-        try {
-          uasCpuShare = (processCpuSeconds(uas.pid) - uasCpuBefore) / ((performance.now() - started) / 1000);
-        } catch {
-          // the UAS already exited
-        }
-        return { ...result, uasCpuShare };
-      } finally {
-        await uas.stop().catch(() => {});
-      }
+      return runCallsThroughUas({ targetPort, uasPort: RELAY_UAS_PORT, calls, rate, recvTimeoutMs: RELAY_RECV_TIMEOUT_MS });
     },
   };
 }

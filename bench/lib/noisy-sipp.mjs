@@ -26,12 +26,9 @@ import path from "node:path";
 import {
   REPO_ROOT,
   findFreePort,
-  isListening,
-  processCpuSeconds,
   processTreeCpuSeconds,
-  runSipp,
+  runCallsThroughUas,
   startKsr,
-  startSipp,
   udpReceiveBufferErrors,
 } from "./sipp.mjs";
 
@@ -297,38 +294,15 @@ function isAlive(pid) {
 }
 
 /** B's sipp calls through the server to a UAS on uasPort: calls at rate, bounded. */
-async function runBCalls({ serverPort, uasPort, calls, rate }) {
-  const uas = await startSipp({
-    builtinScenario: "uas",
-    localPort: uasPort,
-    timeoutS: Math.ceil(calls / rate) + 40,
+function runBCalls({ serverPort, uasPort, calls, rate }) {
+  return runCallsThroughUas({
+    targetPort: serverPort,
+    uasPort,
+    calls,
+    rate,
     recvTimeoutMs: RECV_TIMEOUT_MS,
+    uac: { scenarioFile: UAC_SCENARIO, extraArgs: ["-key", "tenant_domain", B_DOMAIN] },
   });
-  for (let i = 0; i < 50 && !isListening("udp", uasPort); i++) await sleep(100);
-  const uasCpuBefore = processCpuSeconds(uas.pid);
-  const started = performance.now();
-  try {
-    const result = await runSipp({
-      scenarioFile: UAC_SCENARIO,
-      targetPort: serverPort,
-      transport: "udp",
-      calls,
-      rate,
-      recvTimeoutMs: RECV_TIMEOUT_MS,
-      // As for the stateful-relay scenario: -d 0 (no pause before the BYE);
-      // a 180 forwarded after its 200 is ignored rather than failing the call.
-      extraArgs: ["-key", "tenant_domain", B_DOMAIN, "-d", "0", "-default_behaviors", "bye,pingreply"],
-    });
-    let uasCpuShare = NaN;
-    try {
-      uasCpuShare = (processCpuSeconds(uas.pid) - uasCpuBefore) / ((performance.now() - started) / 1000);
-    } catch {
-      // the UAS already exited
-    }
-    return { ...result, uasCpuShare };
-  } finally {
-    await uas.stop().catch(() => {});
-  }
 }
 
 /**

@@ -118,6 +118,15 @@ export declare function runSipp(options: {
   extraArgs?: string[];
 }): Promise<SippResult>;
 
+export declare function runCallsThroughUas(options: {
+  targetPort: number;
+  uasPort: number;
+  calls: number;
+  rate: number;
+  recvTimeoutMs?: number;
+  uac?: { scenarioFile?: string; extraArgs?: string[] };
+}): Promise<SippResult & { uasCpuShare: number }>;
+
 export declare function processCpuSeconds(pid: number): number;
 export declare function processTreeCpuSeconds(pid: number): number;
 export declare function udpReceiveBufferErrors(): number;

@@ -474,6 +474,43 @@ function readProcStat(pid) {
   return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) };
 }
 
+/**
+ * Calls through the server under test: a fresh sipp UAS on uasPort (without
+ * -m: a late retransmitted BYE would count as a call and end it early;
+ * stopped by PID once the UAC is done), and a sipp UAC sending `calls` calls
+ * at `rate` to targetPort with -d 0 (no pause before the BYE) and a 180
+ * forwarded after its 200 ignored instead of failing the call (anything else
+ * unexpected still ends as a failed call). `uac` names the UAC scenario and
+ * any extra arguments. Resolves with the UAC's result and the UAS's CPU
+ * share over the run.
+ */
+export async function runCallsThroughUas({ targetPort, uasPort, calls, rate, recvTimeoutMs, uac = {} }) {
+  const uas = await startSipp({ builtinScenario: "uas", localPort: uasPort, timeoutS: Math.ceil(calls / rate) + 40, recvTimeoutMs });
+  for (let i = 0; i < 50 && !isListening("udp", uasPort); i++) await new Promise((r) => setTimeout(r, 100));
+  const uasCpuBefore = processCpuSeconds(uas.pid);
+  const started = performance.now();
+  try {
+    const result = await runSipp({
+      ...(uac.scenarioFile !== undefined ? { scenarioFile: uac.scenarioFile } : { builtinScenario: "uac" }),
+      targetPort,
+      transport: "udp",
+      calls,
+      rate,
+      recvTimeoutMs,
+      extraArgs: [...(uac.extraArgs ?? []), "-d", "0", "-default_behaviors", "bye,pingreply"],
+    });
+    let uasCpuShare = NaN;
+    try {
+      uasCpuShare = (processCpuSeconds(uas.pid) - uasCpuBefore) / ((performance.now() - started) / 1000);
+    } catch {
+      // the UAS already exited
+    }
+    return { ...result, uasCpuShare };
+  } finally {
+    await uas.stop().catch(() => {});
+  }
+}
+
 /** CPU time (user + system, all threads) of a live process in seconds, from /proc. */
 export function processCpuSeconds(pid) {
   return readProcStat(pid).ticks / clockTicksPerSecond();
