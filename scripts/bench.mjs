@@ -75,13 +75,12 @@ import {
   findFreePort,
   probeOptions,
   processTreeCpuSeconds,
+  isAlive,
   isListening,
-  processCpuSeconds,
   runCallsThroughUas,
   runSipp,
   sippVersion,
   startKsr,
-  startSipp,
   udpReceiveBufferErrors,
 } from "../bench/lib/sipp.mjs";
 import { obtainBasicKemiScript } from "../bench/lib/kamailio-example.mjs";
@@ -161,14 +160,6 @@ const PAUSE_BETWEEN_RATES_MS = 2000;
 const fmt = (v, digits = 0) => (Number.isFinite(v) ? v.toFixed(digits) : "-");
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function isAlive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * One kind of sipp load against a server on targetPort: describe is the
@@ -276,51 +267,19 @@ function basicCallLoad(targetPort, subscribers) {
         }
       }
     },
-    async run(calls, rate) {
-      const uas = await startSipp({
-        scenarioFile: path.join(BASIC_SCENARIOS, "callee.xml"),
-        localPort: RELAY_UAS_PORT,
-        timeoutS: Math.ceil(calls / rate) + 40,
+    run(calls, rate) {
+      return runCallsThroughUas({
+        targetPort,
+        uasPort: RELAY_UAS_PORT,
+        calls,
+        rate,
         recvTimeoutMs: RELAY_RECV_TIMEOUT_MS,
-      });
-      for (let i = 0; i < 50 && !isListening("udp", RELAY_UAS_PORT); i++) await sleep(100);
-      const uasCpuBefore = processCpuSeconds(uas.pid);
-      const started = performance.now();
-      try {
-        const result = await runSipp({
+        uas: { scenarioFile: path.join(BASIC_SCENARIOS, "callee.xml") },
+        uac: {
           scenarioFile: path.join(BASIC_SCENARIOS, "load-caller.xml"),
-          targetPort,
-          transport: "udp",
-          calls,
-          rate,
-          recvTimeoutMs: RELAY_RECV_TIMEOUT_MS,
-          // As for the stateful relay: a 180 forwarded after its 200 (Kamailio's
-          // workers can do that) does not abort the call; anything else
-          // unexpected still ends as a failed call (timeout).
-          extraArgs: [
-            "-s",
-            callee.user,
-            "-key",
-            "caller",
-            caller.user,
-            "-au",
-            caller.user,
-            "-ap",
-            caller.password,
-            "-default_behaviors",
-            "bye,pingreply",
-          ],
-        });
-        let uasCpuShare = NaN;
-        try {
-          uasCpuShare = (processCpuSeconds(uas.pid) - uasCpuBefore) / ((performance.now() - started) / 1000);
-        } catch {
-          // the UAS already exited
-        }
-        return { ...result, uasCpuShare };
-      } finally {
-        await uas.stop().catch(() => {});
-      }
+          extraArgs: ["-s", callee.user, "-key", "caller", caller.user, "-au", caller.user, "-ap", caller.password],
+        },
+      });
     },
   };
 }

@@ -26,6 +26,7 @@ import path from "node:path";
 import {
   REPO_ROOT,
   findFreePort,
+  isAlive,
   processTreeCpuSeconds,
   runCallsThroughUas,
   startKsr,
@@ -284,14 +285,6 @@ export function judgePhase(alone, phase, { minThroughputRatio = THROUGHPUT_MIN_R
 // Phases
 // ---------------------------------------------------------------------------
 
-function isAlive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** B's sipp calls through the server to a UAS on uasPort: calls at rate, bounded. */
 function runBCalls({ serverPort, uasPort, calls, rate }) {

@@ -125,7 +125,11 @@ export declare function runCallsThroughUas(options: {
   rate: number;
   recvTimeoutMs?: number;
   uac?: { scenarioFile?: string; extraArgs?: string[] };
+  uas?: { scenarioFile?: string };
 }): Promise<SippResult & { uasCpuShare: number }>;
+
+/** Whether a process of that pid exists (signal 0). */
+export declare function isAlive(pid: number): boolean;
 
 export declare function processCpuSeconds(pid: number): number;
 export declare function processTreeCpuSeconds(pid: number): number;

@@ -481,11 +481,16 @@ function readProcStat(pid) {
  * at `rate` to targetPort with -d 0 (no pause before the BYE) and a 180
  * forwarded after its 200 ignored instead of failing the call (anything else
  * unexpected still ends as a failed call). `uac` names the UAC scenario and
- * any extra arguments. Resolves with the UAC's result and the UAS's CPU
+ * any extra arguments, `uas` the UAS scenario (default sipp's uas). Resolves with the UAC's result and the UAS's CPU
  * share over the run.
  */
-export async function runCallsThroughUas({ targetPort, uasPort, calls, rate, recvTimeoutMs, uac = {} }) {
-  const uas = await startSipp({ builtinScenario: "uas", localPort: uasPort, timeoutS: Math.ceil(calls / rate) + 40, recvTimeoutMs });
+export async function runCallsThroughUas({ targetPort, uasPort, calls, rate, recvTimeoutMs, uac = {}, uas: uasScenario = {} }) {
+  const uas = await startSipp({
+    ...(uasScenario.scenarioFile !== undefined ? { scenarioFile: uasScenario.scenarioFile } : { builtinScenario: "uas" }),
+    localPort: uasPort,
+    timeoutS: Math.ceil(calls / rate) + 40,
+    recvTimeoutMs,
+  });
   for (let i = 0; i < 50 && !isListening("udp", uasPort); i++) await new Promise((r) => setTimeout(r, 100));
   const uasCpuBefore = processCpuSeconds(uas.pid);
   const started = performance.now();
@@ -512,6 +517,15 @@ export async function runCallsThroughUas({ targetPort, uasPort, calls, rate, rec
 }
 
 /** CPU time (user + system, all threads) of a live process in seconds, from /proc. */
+export function isAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function processCpuSeconds(pid) {
   return readProcStat(pid).ticks / clockTicksPerSecond();
 }
