@@ -5,10 +5,11 @@
 import { describe, expect, it } from "vitest";
 import { inProcessControlTarget } from "../../host/control/in-process.js";
 import { ask, startTenants, tenantTestbed } from "../tenants-e2e/harness.js";
+import { answerScript } from "../tenants-e2e/cli-harness.js";
 
 const { peer, serve } = tenantTestbed();
 
-const answer = (reason: string) => `function ksr_request_route() {\n  KSR.sl.sl_send_reply(200, "${reason}");\n}\n`;
+const answer = answerScript;
 const TENANTS = `tenants:
   - id: a
     script: a.js
