@@ -14,7 +14,7 @@
 import type { MessageContext, TransportProto } from "../core/context.js";
 import type { StatefulProxy } from "../proxy/proxy.js";
 import { parseProxyAddress } from "../proxy/messages.js";
-import { appendedBranches } from "../proxy/branch-set.js";
+import { branchIndexOf } from "../proxy/tm-pv.js";
 import type { ProxyTransaction } from "../proxy/proxy-transaction.js";
 import { isMarkedNoReply } from "./sl.js";
 import type { KemiModule } from "./types.js";
@@ -275,17 +275,7 @@ export const tmModule: KemiModule = {
       params: [],
       returns: "int",
       doc: "Branch index: the branch of a branch/onreply/branch-failure route; in a request route the number of appended branches; in a failure route the branches so far plus appended ones; -1 undefined.",
-      run(ctx) {
-        const bound = ctx.host.proxy?.bindingOf(ctx);
-        switch (ctx.routeType) {
-          case "request":
-            return appendedBranches(ctx).length;
-          case "failure":
-            return bound === undefined ? -1 : bound.tx.branches.length + appendedBranches(ctx).length;
-          default:
-            return bound === undefined ? -1 : bound.branch;
-        }
-      },
+      run: (ctx) => branchIndexOf(ctx),
     },
     t_get_status_code: {
       params: [],

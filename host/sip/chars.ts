@@ -214,3 +214,40 @@ export function isHost(s: string): boolean {
   }
   return true;
 }
+
+/**
+ * End (index after the closing DQUOTE) of the quoted-string opening at
+ * `open`, or -1 when it is not closed before `end` or holds a bare CR/LF or
+ * a quoted-pair outside %x00-7F except CR/LF (RFC 3261 §25.1).
+ */
+export function quotedStringEnd(s: string, open: number, end: number): number {
+  for (let i = open + 1; i < end; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x5c /* \ */) {
+      if (i + 1 >= end) return -1;
+      const next = s.charCodeAt(i + 1);
+      if (next === 0x0a || next === 0x0d || next > 0x7f) return -1;
+      i++;
+    } else if (c === 0x22) {
+      return i + 1;
+    } else if (c === 0x0a || c === 0x0d) {
+      return -1;
+    }
+  }
+  return -1;
+}
+
+/**
+ * End of a header parameter's gen-value starting at `i` (RFC 3261 §25.1:
+ * token / host / quoted-string; a host's IPv6 reference adds ":" "[" "]"),
+ * or -1 for an unclosed or invalid quoted-string. An empty value ends at `i`.
+ */
+export function genValueEnd(s: string, i: number, end: number): number {
+  if (i < end && s.charCodeAt(i) === 0x22) return quotedStringEnd(s, i, end);
+  while (i < end) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80 && ((CHAR_CLASS[c]! & C_TOKEN) !== 0 || c === 0x3a || c === 0x5b || c === 0x5d)) i++;
+    else break;
+  }
+  return i;
+}

@@ -2,7 +2,7 @@
  * name-addr / addr-spec values of From, To, Contact, Route, Record-Route,
  * Refer-To, P-Asserted-Identity ... (RFC 3261 §20.10, grammar §25.1).
  */
-import { CHAR_CLASS, C_ALPHANUM, C_TOKEN, isWsp } from "./chars.js";
+import { CHAR_CLASS, C_ALPHANUM, C_TOKEN, genValueEnd, isWsp, quotedStringEnd } from "./chars.js";
 import type { UriParam } from "./uri.js";
 
 export interface NameAddr {
@@ -43,8 +43,8 @@ export function parseNameAddr(text: string): NameAddr | null {
 
   const first = text.charCodeAt(i);
   if (first === 0x22 /* " */) {
-    const q = readQuoted(text, i, end);
-    if (q === null) return null;
+    const q = quotedStringEnd(text, i, end);
+    if (q === -1) return null;
     displayName = unquote(text.slice(i + 1, q - 1));
     i = skipWs(text, q, end);
     if (text.charCodeAt(i) !== 0x3c /* < */) return null;
@@ -119,27 +119,6 @@ function skipWs(s: string, i: number, end: number): number {
   return i;
 }
 
-/**
- * Index just past the closing quote of the quoted-string opening at `open`,
- * or null if unterminated or containing CR/LF (§25.1 qdtext / quoted-pair).
- */
-function readQuoted(s: string, open: number, end: number): number | null {
-  for (let i = open + 1; i < end; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 0x5c /* \ */) {
-      if (i + 1 >= end) return null;
-      const next = s.charCodeAt(i + 1);
-      if (next === 0x0a || next === 0x0d || next > 0x7f) return null;
-      i++;
-    } else if (c === 0x22) {
-      return i + 1;
-    } else if (c === 0x0a || c === 0x0d) {
-      return null;
-    }
-  }
-  return null;
-}
-
 function unquote(inner: string): string {
   return inner.indexOf("\\") === -1 ? inner : inner.replace(/\\([\s\S])/g, "$1");
 }
@@ -199,19 +178,8 @@ function parseHeaderParams(s: string, i: number, end: number): UriParam[] | null
     if (i < end && s.charCodeAt(i) === 0x3d /* = */) {
       i = skipWs(s, i + 1, end);
       const valueStart = i;
-      if (i < end && s.charCodeAt(i) === 0x22) {
-        const q = readQuoted(s, i, end);
-        if (q === null) return null;
-        i = q;
-      } else {
-        // token / host: token chars plus ":" "[" "]" of IPv6 references
-        while (i < end) {
-          const c = s.charCodeAt(i);
-          if (c < 0x80 && ((CHAR_CLASS[c]! & C_TOKEN) !== 0 || c === 0x3a || c === 0x5b || c === 0x5d)) i++;
-          else break;
-        }
-      }
-      if (i === valueStart) return null;
+      i = genValueEnd(s, i, end);
+      if (i <= valueStart) return null;
       param.value = s.slice(valueStart, i);
     }
     params.push(param);

@@ -2,7 +2,7 @@
  * Via header values (RFC 3261 §20.42, grammar §25.1; rport RFC 3581).
  */
 import { splitHeaderValues } from "./headers.js";
-import { CHAR_CLASS, C_TOKEN, isDigits, isHost, isIPv4, isIPv6, isToken, isWsp } from "./chars.js";
+import { CHAR_CLASS, C_TOKEN, genValueEnd, isDigits, isHost, isIPv4, isIPv6, isToken, isWsp } from "./chars.js";
 import type { UriParam } from "./uri.js";
 
 export interface Via {
@@ -115,19 +115,8 @@ function parseViaParm(s: string): Via | null {
     if (i < end && s.charCodeAt(i) === 0x3d) {
       i = skipWs(s, i + 1, end);
       const valueStart = i;
-      if (s.charCodeAt(i) === 0x22) {
-        const close = quotedEnd(s, i, end);
-        if (close === -1) return null;
-        i = close;
-      } else {
-        // gen-value = token / host / quoted-string: token chars plus ":" "[" "]"
-        while (i < end) {
-          const c = s.charCodeAt(i);
-          if (c < 0x80 && ((CHAR_CLASS[c]! & C_TOKEN) !== 0 || c === 0x3a || c === 0x5b || c === 0x5d)) i++;
-          else break;
-        }
-      }
-      if (i === valueStart) return null;
+      i = genValueEnd(s, i, end);
+      if (i <= valueStart) return null;
       param.value = s.slice(valueStart, i);
     }
     if (!applyKnownParam(via, param)) return null;
@@ -217,12 +206,3 @@ function skipToken(s: string, i: number, end: number): number {
   return i;
 }
 
-/** Index just past the closing quote of the quoted-string at `open`, or -1. */
-function quotedEnd(s: string, open: number, end: number): number {
-  for (let i = open + 1; i < end; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 0x5c) i++;
-    else if (c === 0x22) return i + 1;
-  }
-  return -1;
-}
