@@ -22,13 +22,12 @@
 // medians are shown. Bounded: about 8 × --seconds + 14 s plus set-up
 // (≈ 45 s at the default).
 import { build } from "esbuild";
-import { once } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { Worker } from "node:worker_threads";
+import { deliverOnSchedule, fixedRateSchedule, percentile } from "./lib/arrivals.mjs";
 
 const { values: opts } = parseArgs({
   options: {
@@ -167,61 +166,23 @@ function handle(registry, domain, n) {
 // ---------------------------------------------------------------------------
 
 const now = () => performance.now();
-function percentile(sorted, p) {
-  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)];
-}
-
-// Arrival generator on its own thread: sleeps with Atomics.wait, posts each due batch.
-const ARRIVALS = `
-const { parentPort } = require("node:worker_threads");
-const clock = () => performance.timeOrigin + performance.now();
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-parentPort.once("message", ({ startAbs, at }) => {
-  let next = 0;
-  while (next < at.length) {
-    const wait = startAbs + at[next] - clock();
-    if (wait > 0.02) Atomics.wait(sleeper, 0, 0, wait);
-    const due = clock() - startAbs;
-    let end = next;
-    while (end < at.length && at[end] <= due) end++;
-    if (end > next) { parentPort.postMessage([next, end]); next = end; }
-  }
-});`;
 
 function schedule(withA) {
-  const events = [];
-  for (let t = 0; t < SECONDS * 1000; t += 1000 / B_RATE) events.push({ tenant: "b", at: t });
-  if (withA) for (let t = 0.37 * (1000 / A_RATE); t < SECONDS * 1000; t += 1000 / A_RATE) events.push({ tenant: "a", at: t });
-  return events.sort((x, y) => x.at - y.at);
+  const rates = [{ tenant: "b", rate: B_RATE, phase: 0 }];
+  if (withA) rates.push({ tenant: "a", rate: A_RATE, phase: 0.37 });
+  return fixedRateSchedule(rates, SECONDS);
 }
 
 async function latencyRun(registry, withA) {
-  const events = schedule(withA);
-  const generator = new Worker(ARRIVALS, { eval: true });
-  await once(generator, "online");
-  const t0 = now() + 20;
   const bLatencies = []; // [arrival offset ms, latency ms]
-  const pending = [];
   let n = 0;
-  await new Promise((resolve, reject) => {
-    generator.on("error", reject);
-    generator.on("message", ([from, to]) => {
-      for (let i = from; i < to; i++) {
-        const e = events[i];
-        const arrival = t0 + e.at;
-        const result = handle(registry, e.tenant === "b" ? "b.example" : "a.example", n++);
-        if (e.tenant === "b") {
-          if (result) pending.push(result.then(() => bLatencies.push([e.at, now() - arrival])));
-          else bLatencies.push([e.at, now() - arrival]);
-        } else if (result) pending.push(result);
-      }
-      if (to === events.length) resolve();
-    });
-    generator.postMessage({ startAbs: performance.timeOrigin + t0, at: Float64Array.from(events, (e) => e.at) });
+  const windowMs = await deliverOnSchedule(schedule(withA), (e, arrival) => {
+    const result = handle(registry, e.tenant === "b" ? "b.example" : "a.example", n++);
+    if (e.tenant !== "b") return result;
+    if (result) return result.then(() => bLatencies.push([e.at, now() - arrival]));
+    bLatencies.push([e.at, now() - arrival]);
+    return undefined;
   });
-  await Promise.all(pending);
-  const windowMs = now() - t0;
-  await generator.terminate();
   return { bLatencies, windowMs };
 }
 

@@ -26,8 +26,7 @@
 import ivm from "isolated-vm";
 import os from "node:os";
 import { parseArgs } from "node:util";
-import { Worker } from "node:worker_threads";
-import { once } from "node:events";
+import { deliverOnSchedule, fixedRateSchedule, percentile } from "./lib/arrivals.mjs";
 
 const { values: opts } = parseArgs({
   options: {
@@ -139,11 +138,6 @@ function createTenant(name) {
 
 const now = () => performance.now();
 
-function percentile(sorted, p) {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)];
-}
-
 function latencySummary(latenciesMs, windowMs) {
   const sorted = [...latenciesMs].sort((x, y) => x - y);
   return {
@@ -185,74 +179,6 @@ async function measureAsyncThroughput(call, total, inFlight) {
   }
   await Promise.all(Array.from({ length: inFlight }, worker));
   return total / ((now() - start) / 1000);
-}
-
-// ---------------------------------------------------------------------------
-// Arrival schedule driver
-// ---------------------------------------------------------------------------
-
-// Fixed-rate arrivals for each tenant over the window, merged in time order.
-// rates: [{ tenant, rate, phase }], phase in [0, 1) staggers tenants so that
-// their first messages do not coincide.
-function buildSchedule(rates, seconds) {
-  const events = [];
-  for (const { tenant, rate, phase } of rates) {
-    const interval = 1000 / rate;
-    for (let t = phase * interval; t < seconds * 1000; t += interval) events.push({ tenant, at: t });
-  }
-  return events.sort((x, y) => x.at - y.at);
-}
-
-// The arrival generator runs on its own thread, sleeps with Atomics.wait
-// (sub-millisecond, no busy loop) and posts each due batch to the main thread,
-// whose event loop wakes up for it as it would for a datagram. While the main
-// thread is blocked, arrivals queue up and are handled in order afterwards,
-// exactly like datagrams in a socket buffer.
-const ARRIVAL_GENERATOR = `
-const { parentPort } = require("node:worker_threads");
-const clock = () => performance.timeOrigin + performance.now();
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-parentPort.once("message", ({ startAbs, at }) => {
-  let next = 0;
-  while (next < at.length) {
-    const wait = startAbs + at[next] - clock();
-    if (wait > 0.02) Atomics.wait(sleeper, 0, 0, wait);
-    const due = clock() - startAbs;
-    let end = next;
-    while (end < at.length && at[end] <= due) end++;
-    if (end > next) {
-      parentPort.postMessage([next, end]);
-      next = end;
-    }
-  }
-});
-`;
-
-// Delivers the events at their scheduled times. handler(event, arrivalMs)
-// returns undefined (finished synchronously) or a promise; arrivalMs is the
-// scheduled arrival in performance.now() time, so latency = finish - arrival
-// includes any time the message waited for a blocked main thread.
-// Resolves with the window length in ms (until the last handler settled).
-async function runSchedule(events, handler) {
-  const generator = new Worker(ARRIVAL_GENERATOR, { eval: true });
-  await once(generator, "online");
-  const t0 = now() + 20;
-  const pending = [];
-  await new Promise((resolve, reject) => {
-    generator.on("error", reject);
-    generator.on("message", ([from, to]) => {
-      for (let i = from; i < to; i++) {
-        const result = handler(events[i], t0 + events[i].at);
-        if (result) pending.push(result);
-      }
-      if (to === events.length) resolve();
-    });
-    generator.postMessage({ startAbs: performance.timeOrigin + t0, at: Float64Array.from(events, (e) => e.at) });
-  });
-  await Promise.all(pending);
-  const windowMs = now() - t0;
-  await generator.terminate();
-  return windowMs;
 }
 
 // ---------------------------------------------------------------------------
@@ -365,12 +291,12 @@ async function noisyNeighbour(bDesign, aPolicy) {
 
   const rates = [{ tenant: "B", rate: B_RATE, phase: 0 }];
   noisy.forEach((_, i) => rates.push({ tenant: i, rate: A_RATE, phase: (i + 0.5) / noisyCount }));
-  const events = buildSchedule(rates, SCENARIO_SECONDS);
+  const events = fixedRateSchedule(rates, SCENARIO_SECONDS);
   const bSamples = []; // [arrival offset ms, latency ms]
   let bFirstArrival = Infinity;
   let bLastFinish = 0;
   const cpuBefore = process.cpuUsage();
-  const windowMs = await runSchedule(events, (event, arrival) => {
+  const windowMs = await deliverOnSchedule(events, (event, arrival) => {
     if (event.tenant !== "B") return runNoisy(noisy[event.tenant]);
     const record = (finish) => {
       bSamples.push([arrival, finish - arrival]);

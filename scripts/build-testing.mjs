@@ -1,25 +1,15 @@
-// Builds the `ksr-sandbox/testing` entry: dist/testing.js (esbuild bundle,
-// packages external like dist/ksr.js) and its declarations under
-// dist/types/ (tsc, declarations only; skipped with --no-types).
-import { build } from "esbuild";
+// Builds the `ksr-sandbox/testing` entry: dist/testing.js (an esbuild
+// bundle like dist/ksr.js) and its declarations under dist/types/ (tsc,
+// declarations only; skipped with --no-types).
 import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { bundleForNode } from "./node-bundle.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
-await build({
-  entryPoints: [path.join(root, "host/testing/index.ts")],
-  outfile: path.join(root, "dist/testing.js"),
-  bundle: true,
-  platform: "node",
-  format: "esm",
-  target: "node20",
-  sourcemap: true,
-  packages: "external",
-  logLevel: "warning",
-});
+await bundleForNode(path.join(root, "host/testing/index.ts"), path.join(root, "dist/testing.js"));
 
 if (process.argv.includes("--no-types")) process.exit(0);
 

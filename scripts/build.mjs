@@ -1,15 +1,4 @@
 // Bundles the CLI into dist/ksr.js so `ksr` starts without a TypeScript loader.
-// Native and self-spawning packages stay external.
-import { build } from "esbuild";
+import { bundleForNode } from "./node-bundle.mjs";
 
-await build({
-  entryPoints: ["host/cli/main.ts"],
-  outfile: "dist/ksr.js",
-  bundle: true,
-  platform: "node",
-  format: "esm",
-  target: "node20",
-  sourcemap: true,
-  packages: "external",
-  logLevel: "warning",
-});
+await bundleForNode("host/cli/main.ts", "dist/ksr.js");

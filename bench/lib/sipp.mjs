@@ -516,7 +516,7 @@ export async function runCallsThroughUas({ targetPort, uasPort, calls, rate, rec
   }
 }
 
-/** CPU time (user + system, all threads) of a live process in seconds, from /proc. */
+/** Whether a process of that pid exists (signal 0). */
 export function isAlive(pid) {
   try {
     process.kill(pid, 0);
@@ -526,6 +526,7 @@ export function isAlive(pid) {
   }
 }
 
+/** CPU time (user + system, all threads) of a live process in seconds, from /proc. */
 export function processCpuSeconds(pid) {
   return readProcStat(pid).ticks / clockTicksPerSecond();
 }

@@ -382,8 +382,12 @@ function randomToken(bytes: number): string {
   return randomBytes(bytes).toString("hex");
 }
 
-/** Test-friendly text → wire text: CRLF line ends, common indentation removed, header block terminated. */
-export function toWireText(text: string): string {
+/**
+ * The lines of a message written in a test (a template literal): leading
+ * blank lines and the closing backtick's line dropped, common indentation
+ * removed. `endsWithNewline`: the text ended with a line break.
+ */
+export function dedentMessageLines(text: string): { lines: string[]; endsWithNewline: boolean } {
   let lines = text.replace(/\r\n/g, "\n").split("\n");
   while (lines.length > 0 && lines[0]!.trim() === "") lines.shift();
   let endsWithNewline = false;
@@ -398,6 +402,12 @@ export function toWireText(text: string): string {
   const measured = (firstFlush ? lines.slice(1) : lines).filter((l) => l.trim() !== "").map(indentOf);
   const cut = measured.length > 0 ? Math.min(...measured) : 0;
   lines = lines.map((l) => l.slice(Math.min(cut, indentOf(l))));
+  return { lines, endsWithNewline };
+}
+
+/** Test-friendly text → wire text: CRLF line ends, common indentation removed, header block terminated. */
+export function toWireText(text: string): string {
+  const { lines, endsWithNewline } = dedentMessageLines(text);
   const blank = lines.findIndex((l) => l === "");
   const head = blank === -1 ? lines : lines.slice(0, blank);
   const bodyLines = blank === -1 ? [] : lines.slice(blank + 1);

@@ -21,6 +21,7 @@
  * (`now()`) is `opts.now` (default 1_700_000_000_000) and can be changed
  * through `host.clock.ms`.
  */
+import { dedentMessageLines } from "../../host/testing/index.js";
 import { parseMessage } from "../../host/sip/parser.js";
 import type { SipMessage } from "../../host/sip/message.js";
 import {
@@ -119,17 +120,8 @@ export function makeRecordingHost(opts: Pick<MakeContextOptions, "listen" | "ali
 
 /** Turn test-friendly text into wire text: dedent, CRLF line ends, header terminator. */
 export function toWireText(text: string): string {
-  let lines = text.replace(/\r\n/g, "\n").split("\n");
-  while (lines.length > 0 && lines[0]!.trim() === "") lines.shift();
-  // The line holding a template literal's closing backtick is not content.
-  let endsWithNewline = false;
-  if (lines.length > 0 && lines[lines.length - 1]!.trim() === "") {
-    lines.pop();
-    endsWithNewline = true;
-  }
-  const indents = lines.filter((l) => l.trim() !== "").map((l) => /^[ \t]*/.exec(l)![0].length);
-  const cut = indents.length > 0 ? Math.min(...indents) : 0;
-  lines = lines.map((l) => l.slice(Math.min(cut, /^[ \t]*/.exec(l)![0].length)));
+  // Unlike the harness's toWireText, no Content-Length is added: parser tests omit it on purpose.
+  const { lines, endsWithNewline } = dedentMessageLines(text);
   const blank = lines.findIndex((l) => l === "");
   if (blank === -1) return lines.join("\r\n") + "\r\n\r\n";
   const head = lines.slice(0, blank);

@@ -34,15 +34,14 @@ import {
   REPO_ROOT,
   ensureBuilt,
   findFreePort,
-  isListening,
   runSipp,
   sippMessageCounters,
-  sippVersion,
   startKsr,
   startSipp,
   type KsrProcess,
   type SippRun,
 } from "../../bench/lib/sipp.mjs";
+import { calleeRunAfterCaller, describeSipp, expectAllCallsSucceeded, requireSipp, waitForUdpListener } from "./harness.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SCENARIOS = path.join(HERE, "basic");
@@ -74,26 +73,6 @@ function ksrCli(args: string[]): string {
   return result.stdout;
 }
 
-function describeSipp(label: string, run: SippRun): string {
-  return [
-    `${label}: sipp exit ${run.exitCode} (signal ${run.signal}), ${run.created} created, ${run.successful} successful, ` +
-      `${run.failed} failed (${run.unexpected} on an unexpected message), ${run.timeouts} timeouts, ${run.retransmissions} retransmissions sent`,
-    `  steps: ${run.messages.map((m) => `${m.index}:${m.name} ${JSON.stringify(m.counters)}`).join(" | ")}`,
-    run.keptWorkDir ? `  sipp files kept in ${run.keptWorkDir}` : "",
-    run.errors ? `  errors:\n${run.errors.slice(0, 2000)}` : "",
-  ]
-    .filter(Boolean)
-    .join("\n");
-}
-
-/** sipp exits 0 only when every call succeeded; the counts say the batch was complete. */
-function expectAllSucceeded(label: string, run: SippRun, calls: number, diagnostics: string): void {
-  expect(run.exitCode, `${label}\n${diagnostics}`).toBe(0);
-  expect(run.created, `${label}\n${diagnostics}`).toBe(calls);
-  expect(run.successful, `${label}\n${diagnostics}`).toBe(calls);
-  expect(run.failed, `${label}\n${diagnostics}`).toBe(0);
-}
-
 /**
  * Error-level lines of the server's log. The script calls
  * KSR.rtpproxy.rtpproxy_manage only for NATed calls, which loopback calls
@@ -105,14 +84,6 @@ function unexpectedServerErrors(output: string): string[] {
     .split("\n")
     .filter((line) => /^(ERR|CRIT) /.test(line))
     .filter((line) => !/rtpproxy/i.test(line));
-}
-
-async function waitForUdpListener(port: number, what: string): Promise<void> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    if (isListening("udp", port)) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`${what} did not open udp:127.0.0.1:${port} within 5 s`);
 }
 
 describe("Kamailio's kamailio-basic-kemi-jsdt.js, unmodified, under `ksr run` with sipp over UDP", () => {
@@ -131,11 +102,7 @@ describe("Kamailio's kamailio-basic-kemi-jsdt.js, unmodified, under `ksr run` wi
     startKsr({ script, port: serverPort, logLevel: "warn", extraArgs: ["--db", database] });
 
   beforeAll(async () => {
-    if (sippVersion() === null) {
-      throw new Error(
-        "sipp is not installed, the interop suite cannot run. Install it (Debian/Ubuntu: apt-get install -y sip-tester); .ci/run does.",
-      );
-    }
+    requireSipp();
     ensureBuilt();
     // Throws with apt-get's output when the package cannot be downloaded.
     script = obtainBasicKemiScript().script;
@@ -184,7 +151,7 @@ describe("Kamailio's kamailio-basic-kemi-jsdt.js, unmodified, under `ksr run` wi
       ["alice", alicePort],
     ] as const) {
       const { run, diagnostics } = await register(user, port);
-      expectAllSucceeded(`REGISTER ${user}`, run, 1, diagnostics);
+      expectAllCallsSucceeded(`REGISTER ${user}`, run, 1, diagnostics);
       expect(sippMessageCounters(run, "401").Recv, diagnostics).toBe(1);
       expect(sippMessageCounters(run, "200").Recv, diagnostics).toBe(1);
     }
@@ -211,10 +178,7 @@ describe("Kamailio's kamailio-basic-kemi-jsdt.js, unmodified, under `ksr run` wi
         rate: RATE_PER_SECOND,
         extraArgs: ["-s", "bob", ...callerArgs("alice")],
       });
-      // The callee ends by itself after CALLS calls; one still running 5 s
-      // after the caller is done is stopped, and its run shows what it lacked.
-      const settled = await Promise.race([callee.finished, new Promise<null>((r) => setTimeout(() => r(null), 5_000))]);
-      const calleeRun = settled ?? (await callee.stop());
+      const calleeRun = await calleeRunAfterCaller(callee);
       const diagnostics = [describeSipp("caller alice", caller), describeSipp("callee bob", calleeRun), serverTail()].join("\n");
       return { caller, callee: calleeRun, diagnostics };
     } finally {
@@ -223,8 +187,8 @@ describe("Kamailio's kamailio-basic-kemi-jsdt.js, unmodified, under `ksr run` wi
   }
 
   function expectCallsCompleted({ caller, callee, diagnostics }: { caller: SippRun; callee: SippRun; diagnostics: string }): void {
-    expectAllSucceeded("caller", caller, CALLS, diagnostics);
-    expectAllSucceeded("callee", callee, CALLS, diagnostics);
+    expectAllCallsSucceeded("caller", caller, CALLS, diagnostics);
+    expectAllCallsSucceeded("callee", callee, CALLS, diagnostics);
     expect(sippMessageCounters(caller, "407").Recv, diagnostics).toBe(CALLS);
     // Only the authenticated INVITE reached bob, once per call, and the ACK
     // and the BYE followed the record-routed path to him.
@@ -252,7 +216,7 @@ describe("Kamailio's kamailio-basic-kemi-jsdt.js, unmodified, under `ksr run` wi
 
   it("answers 404 Not Found to an authenticated call to a local user without a binding", async () => {
     const { run, diagnostics } = await callUnregistered("nobody");
-    expectAllSucceeded("caller", run, CALLS, diagnostics);
+    expectAllCallsSucceeded("caller", run, CALLS, diagnostics);
     expect(sippMessageCounters(run, "407").Recv, diagnostics).toBe(CALLS);
     expect(sippMessageCounters(run, "404").Recv, diagnostics).toBe(CALLS);
   });
@@ -265,29 +229,29 @@ describe("Kamailio's kamailio-basic-kemi-jsdt.js, unmodified, under `ksr run` wi
 
   it("answers an OPTIONS addressed to the server itself with 200 Keepalive", async () => {
     const { run, diagnostics } = await requests("options-keepalive.xml");
-    expectAllSucceeded("OPTIONS", run, CALLS, diagnostics);
+    expectAllCallsSucceeded("OPTIONS", run, CALLS, diagnostics);
     expect(sippMessageCounters(run, "200").Recv, diagnostics).toBe(CALLS);
   });
 
   it("answers 483 Too Many Hops to a request with Max-Forwards 0", async () => {
     const { run, diagnostics } = await requests("max-forwards-zero.xml", ["-s", "bob"]);
-    expectAllSucceeded("Max-Forwards 0", run, CALLS, diagnostics);
+    expectAllCallsSucceeded("Max-Forwards 0", run, CALLS, diagnostics);
     expect(sippMessageCounters(run, "483").Recv, diagnostics).toBe(CALLS);
   });
 
   it("refuses to relay from a foreign caller to a foreign domain with 403 Not relaying", async () => {
     const { run, diagnostics } = await requests("not-relaying.xml");
-    expectAllSucceeded("foreign INVITE", run, CALLS, diagnostics);
+    expectAllCallsSucceeded("foreign INVITE", run, CALLS, diagnostics);
     expect(sippMessageCounters(run, "403").Recv, diagnostics).toBe(CALLS);
   });
 
   it("answers a friendly-scanner REGISTER with 200 OK and processes it no further (no binding)", async () => {
     const scanned = await requests("friendly-scanner.xml", ["-s", "carol"]);
-    expectAllSucceeded("friendly-scanner REGISTER", scanned.run, CALLS, scanned.diagnostics);
+    expectAllCallsSucceeded("friendly-scanner REGISTER", scanned.run, CALLS, scanned.diagnostics);
     expect(sippMessageCounters(scanned.run, "200").Recv, scanned.diagnostics).toBe(CALLS);
     // Had the registrar seen these REGISTERs, carol would now be reachable.
     const { run, diagnostics } = await callUnregistered("carol");
-    expectAllSucceeded("INVITE carol", run, CALLS, diagnostics);
+    expectAllCallsSucceeded("INVITE carol", run, CALLS, diagnostics);
     expect(sippMessageCounters(run, "404").Recv, diagnostics).toBe(CALLS);
   });
 

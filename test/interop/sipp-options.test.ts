@@ -10,18 +10,21 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  REPO_ROOT,
   ensureBuilt,
   findFreePort,
+  isAlive,
   runSipp,
-  sippVersion,
   startKsr,
   type KsrProcess,
   type SippResult,
 } from "../../bench/lib/sipp.mjs";
+import { expectAllCallsSucceeded, requireSipp } from "./harness.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const OPTIONS_SCENARIO = path.join(HERE, "sipp", "options.xml");
-const OPTIONS_200_SCRIPT = path.join(HERE, "scripts", "options-200.js");
+/** The load benchmark's minimal script: 200 OK to every request but ACK. */
+const OPTIONS_200_SCRIPT = path.join(REPO_ROOT, "bench", "scripts", "options-200.js");
 
 const CALLS = 500;
 const RATE_PER_SECOND = 200;
@@ -39,24 +42,11 @@ function describeRun(result: SippResult, server: KsrProcess): string {
     .join("\n");
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe("sipp OPTIONS load against `ksr run`", () => {
   let server: KsrProcess | undefined;
 
   beforeAll(async () => {
-    if (sippVersion() === null) {
-      throw new Error(
-        "sipp is not installed, the interop suite cannot run. Install it (Debian/Ubuntu: apt-get install -y sip-tester); .ci/run does.",
-      );
-    }
+    requireSipp();
     ensureBuilt();
     server = await startKsr({ script: OPTIONS_200_SCRIPT, port: await findFreePort() });
   });
@@ -76,11 +66,7 @@ describe("sipp OPTIONS load against `ksr run`", () => {
         rate: RATE_PER_SECOND,
       });
       const diagnostics = describeRun(result, running);
-      // sipp exits 0 only when every call succeeded (1: at least one failed).
-      expect(result.exitCode, diagnostics).toBe(0);
-      expect(result.created, diagnostics).toBe(CALLS);
-      expect(result.successful, diagnostics).toBe(CALLS);
-      expect(result.failed, diagnostics).toBe(0);
+      expectAllCallsSucceeded(`OPTIONS over ${transport}`, result, CALLS, diagnostics);
       expect(isAlive(running.pid), diagnostics).toBe(true);
       // The load must not have produced error-level log lines (the server runs with --log-level warn).
       expect(running.output(), diagnostics).not.toMatch(/^(ERR|CRIT) /m);

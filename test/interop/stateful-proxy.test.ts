@@ -28,16 +28,22 @@ import { kamailioVersion, startKamailio } from "../../bench/lib/kamailio.mjs";
 import {
   ensureBuilt,
   findFreePort,
-  isListening,
   runSipp,
   sippMessageCounters,
-  sippVersion,
   startKsr,
   startSipp,
   type KsrProcess,
   type SippProcess,
   type SippRun,
 } from "../../bench/lib/sipp.mjs";
+import {
+  calleeRunAfterCaller,
+  describeSipp,
+  expectAllCallsSucceeded,
+  requireSipp,
+  scriptWithSettings,
+  waitForUdpListener,
+} from "./harness.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SCENARIOS = path.join(HERE, "sipp");
@@ -61,23 +67,14 @@ interface RelaySettings {
   readonly failoverPort: number;
 }
 
-/**
- * The relay script with this case's callee ports and timers: scripts have no
- * environment, so the template's settings lines are rewritten in a copy.
- */
+/** The relay script with this case's callee ports and timers, written into dir. */
 function renderRelayScript(dir: string, settings: RelaySettings): string {
-  const values: Record<string, string> = {
+  const text = scriptWithSettings(RELAY_SCRIPT_TEMPLATE, {
     UAS_URI: JSON.stringify(`sip:127.0.0.1:${settings.uasPort}`),
     FAILOVER_URI: JSON.stringify(`sip:127.0.0.1:${settings.failoverPort}`),
     FR_INV_TIMER_MS: String(FR_INV_TIMER_MS),
     FR_TIMER_MS: String(FR_TIMER_MS),
-  };
-  let text = fs.readFileSync(RELAY_SCRIPT_TEMPLATE, "utf8");
-  for (const [name, value] of Object.entries(values)) {
-    const line = new RegExp(`^var ${name} = .*;$`, "m");
-    if (!line.test(text)) throw new Error(`${RELAY_SCRIPT_TEMPLATE} has no "var ${name} = ...;" line to set`);
-    text = text.replace(line, `var ${name} = ${value};`);
-  }
+  });
   const file = path.join(dir, "stateful-relay.js");
   fs.writeFileSync(file, text);
   return file;
@@ -115,26 +112,6 @@ function expectNoServerErrors(run: CaseRun): void {
   if (PROXY === "ksr") expect(run.proxyOutput, run.diagnostics).not.toMatch(/^(ERR|CRIT) /m);
 }
 
-function describeSipp(label: string, run: SippRun): string {
-  return [
-    `${label}: sipp exit ${run.exitCode} (signal ${run.signal}), ${run.successful} successful, ${run.failed} failed ` +
-      `(${run.unexpected} on an unexpected message), ${run.timeouts} timeouts, ${run.retransmissions} retransmissions sent`,
-    `  steps: ${run.messages.map((m) => `${m.index}:${m.name} ${JSON.stringify(m.counters)}`).join(" | ")}`,
-    run.keptWorkDir ? `  sipp files kept in ${run.keptWorkDir}` : "",
-    run.errors ? `  errors:\n${run.errors.slice(0, 2000)}` : "",
-  ]
-    .filter(Boolean)
-    .join("\n");
-}
-
-async function waitForUdpListener(port: number, what: string): Promise<void> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    if (isListening("udp", port)) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`${what} did not open udp:127.0.0.1:${port} within 5 s`);
-}
-
 /**
  * One case: a proxy running the relay script towards this case's callees,
  * the callees, then CALLS calls from the caller at RATE_PER_SECOND. The
@@ -166,13 +143,8 @@ async function runCase(spec: CaseSpec): Promise<CaseRun> {
       rate: RATE_PER_SECOND,
       extraArgs: spec.caller.extraArgs ?? [],
     });
-    // The callees end by themselves after CALLS calls; one still running
-    // 5 s after the caller is done is stopped (its run then shows what it lacked).
     const calleeRuns: Record<string, SippRun> = {};
-    for (const { spec: callee, sipp } of callees) {
-      const settled = await Promise.race([sipp.finished, new Promise<null>((r) => setTimeout(() => r(null), 5_000))]);
-      calleeRuns[callee.label] = settled ?? (await sipp.stop());
-    }
+    for (const { spec: callee, sipp } of callees) calleeRuns[callee.label] = await calleeRunAfterCaller(sipp);
     const proxyExit = await proxy.stop();
     const diagnostics = [
       describeSipp("caller", caller),
@@ -189,22 +161,9 @@ async function runCase(spec: CaseSpec): Promise<CaseRun> {
   }
 }
 
-/** Every call of the run completed, by sipp's own accounting. */
-function expectAllCallsSucceeded(label: string, run: SippRun, diagnostics: string): void {
-  // sipp exits 0 only when every call succeeded (1: at least one failed).
-  expect(run.exitCode, `${label}\n${diagnostics}`).toBe(0);
-  expect(run.created, `${label}\n${diagnostics}`).toBe(CALLS);
-  expect(run.successful, `${label}\n${diagnostics}`).toBe(CALLS);
-  expect(run.failed, `${label}\n${diagnostics}`).toBe(0);
-}
-
 describe(`stateful proxy (${PROXY}) between sipp caller and callees over UDP`, () => {
   beforeAll(() => {
-    if (sippVersion() === null) {
-      throw new Error(
-        "sipp is not installed, the interop suite cannot run. Install it (Debian/Ubuntu: apt-get install -y sip-tester); .ci/run does.",
-      );
-    }
+    requireSipp();
     if (PROXY === "kamailio" && kamailioVersion() === null) throw new Error("KSR_INTEROP_PROXY=kamailio but kamailio is not installed");
     if (PROXY === "ksr") ensureBuilt();
   });
@@ -216,8 +175,8 @@ describe(`stateful proxy (${PROXY}) between sipp caller and callees over UDP`, (
     });
     const { caller, callees, diagnostics } = run;
     expectNoServerErrors(run);
-    expectAllCallsSucceeded("caller", caller, diagnostics);
-    expectAllCallsSucceeded("callee", callees.callee!, diagnostics);
+    expectAllCallsSucceeded("caller", caller, CALLS, diagnostics);
+    expectAllCallsSucceeded("callee", callees.callee!, CALLS, diagnostics);
     // The ACK and the BYE reached the callee through the route set: one each per call.
     expect(sippMessageCounters(callees.callee!, "ACK").Recv, diagnostics).toBe(CALLS);
     expect(sippMessageCounters(callees.callee!, "BYE").Recv, diagnostics).toBe(CALLS);
@@ -230,8 +189,8 @@ describe(`stateful proxy (${PROXY}) between sipp caller and callees over UDP`, (
     });
     const { caller, callees, diagnostics } = run;
     expectNoServerErrors(run);
-    expectAllCallsSucceeded("caller", caller, diagnostics);
-    expectAllCallsSucceeded("callee", callees.callee!, diagnostics);
+    expectAllCallsSucceeded("caller", caller, CALLS, diagnostics);
+    expectAllCallsSucceeded("callee", callees.callee!, CALLS, diagnostics);
     expect(sippMessageCounters(caller, "487").Recv, diagnostics).toBe(CALLS);
     // The proxy acknowledged the callee's 487 itself (RFC 3261 §17.1.1.3).
     expect(sippMessageCounters(callees.callee!, "ACK").Recv, diagnostics).toBe(CALLS);
@@ -244,8 +203,8 @@ describe(`stateful proxy (${PROXY}) between sipp caller and callees over UDP`, (
     });
     const { caller, callees, diagnostics } = run;
     expectNoServerErrors(run);
-    expectAllCallsSucceeded("caller", caller, diagnostics);
-    expectAllCallsSucceeded("callee", callees.callee!, diagnostics);
+    expectAllCallsSucceeded("caller", caller, CALLS, diagnostics);
+    expectAllCallsSucceeded("callee", callees.callee!, CALLS, diagnostics);
     expect(sippMessageCounters(caller, "486").Recv, diagnostics).toBe(CALLS);
     expect(sippMessageCounters(callees.callee!, "ACK").Recv, diagnostics).toBe(CALLS);
   });
@@ -260,9 +219,9 @@ describe(`stateful proxy (${PROXY}) between sipp caller and callees over UDP`, (
     });
     const { caller, callees, diagnostics } = run;
     expectNoServerErrors(run);
-    expectAllCallsSucceeded("caller", caller, diagnostics);
-    expectAllCallsSucceeded("silent callee", callees["silent callee"]!, diagnostics);
-    expectAllCallsSucceeded("failover callee", callees["failover callee"]!, diagnostics);
+    expectAllCallsSucceeded("caller", caller, CALLS, diagnostics);
+    expectAllCallsSucceeded("silent callee", callees["silent callee"]!, CALLS, diagnostics);
+    expectAllCallsSucceeded("failover callee", callees["failover callee"]!, CALLS, diagnostics);
     const silentInvite = sippMessageCounters(callees["silent callee"]!, "INVITE");
     expect(silentInvite.Recv, diagnostics).toBe(CALLS);
     // RFC 3261 §17.1.1.2 Timer A: over UDP the unanswered INVITE was sent
@@ -280,8 +239,8 @@ describe(`stateful proxy (${PROXY}) between sipp caller and callees over UDP`, (
     });
     const { caller, callees, diagnostics } = run;
     expectNoServerErrors(run);
-    expectAllCallsSucceeded("caller", caller, diagnostics);
-    expectAllCallsSucceeded("callee", callees.callee!, diagnostics);
+    expectAllCallsSucceeded("caller", caller, CALLS, diagnostics);
+    expectAllCallsSucceeded("callee", callees.callee!, CALLS, diagnostics);
     expect(sippMessageCounters(caller, "200", 0).Recv, diagnostics).toBe(CALLS);
     expect(sippMessageCounters(caller, "200", 1).Recv, diagnostics).toBe(CALLS);
     // The second 200 is the callee's own retransmission (uas-answer.xml's
@@ -296,8 +255,8 @@ describe(`stateful proxy (${PROXY}) between sipp caller and callees over UDP`, (
     });
     const { caller, callees, diagnostics } = run;
     expectNoServerErrors(run);
-    expectAllCallsSucceeded("caller", caller, diagnostics);
-    expectAllCallsSucceeded("callee", callees.callee!, diagnostics);
+    expectAllCallsSucceeded("caller", caller, CALLS, diagnostics);
+    expectAllCallsSucceeded("callee", callees.callee!, CALLS, diagnostics);
     const invite = sippMessageCounters(callees.callee!, "INVITE");
     expect(invite.Recv, diagnostics).toBe(CALLS);
     expect(callees.callee!.unexpected, diagnostics).toBe(0);

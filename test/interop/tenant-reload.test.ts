@@ -1,8 +1,8 @@
 /**
  * Hot reload under load (issue 5, "zero failed calls under sipp load during
  * ten reloads"): `ksr run --tenants` with one tenant running a stateful
- * relay (test/interop/tenants/versioned-relay.js) between a sipp caller and
- * a sipp callee. While the caller's calls run, the tenant's script file is
+ * relay (test/interop/scripts/stateful-relay.js, which tags the INVITEs it
+ * relays with its version) between a sipp caller and a sipp callee. While the caller's calls run, the tenant's script file is
  * rewritten between two versions and the server gets SIGHUP ten times.
  *
  * Every call must complete (sipp exit 0 on both sides), the server must log
@@ -22,20 +22,26 @@ import { beforeAll, describe, expect, it } from "vitest";
 import {
   ensureBuilt,
   findFreePort,
-  isListening,
   runSipp,
   sippMessageCounters,
-  sippVersion,
   startKsr,
   startSipp,
   type KsrProcess,
   type SippProcess,
   type SippRun,
 } from "../../bench/lib/sipp.mjs";
+import {
+  calleeRunAfterCaller,
+  describeSipp,
+  expectAllCallsSucceeded,
+  requireSipp,
+  scriptWithSettings,
+  waitForUdpListener,
+} from "./harness.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SCENARIOS = path.join(HERE, "sipp");
-const RELAY_SCRIPT_TEMPLATE = path.join(HERE, "tenants", "versioned-relay.js");
+const RELAY_SCRIPT_TEMPLATE = path.join(HERE, "scripts", "stateful-relay.js");
 const TENANT_ID = "relay";
 
 const CALLS = 300;
@@ -47,19 +53,18 @@ const FIRST_RELOAD_AFTER_MS = 1000;
 /** Bound on the callee: the whole batch plus slack for the last BYEs. */
 const CALLEE_TIMEOUT_S = Math.ceil(CALLS / RATE_PER_SECOND) + 30;
 
-/** The relay script with the callee's port and a script version (1 or 2). */
+/**
+ * The relay script with the callee's port and a script version (1 or 2).
+ * The callee always answers, so the failover of the template is never used;
+ * its timers are set to 0, tm's defaults.
+ */
 function renderRelayScript(uasPort: number, version: number): string {
-  const values: Record<string, string> = {
+  return scriptWithSettings(RELAY_SCRIPT_TEMPLATE, {
     UAS_URI: JSON.stringify(`sip:127.0.0.1:${uasPort}`),
+    FR_INV_TIMER_MS: "0",
+    FR_TIMER_MS: "0",
     SCRIPT_VERSION: String(version),
-  };
-  let text = fs.readFileSync(RELAY_SCRIPT_TEMPLATE, "utf8");
-  for (const [name, value] of Object.entries(values)) {
-    const line = new RegExp(`^var ${name} = .*;$`, "m");
-    if (!line.test(text)) throw new Error(`${RELAY_SCRIPT_TEMPLATE} has no "var ${name} = ...;" line to set`);
-    text = text.replace(line, `var ${name} = ${value};`);
-  }
-  return text;
+  });
 }
 
 function writeTenantsFile(dir: string, scriptFile: string): string {
@@ -97,25 +102,6 @@ function countVersionSwitches(versions: readonly string[]): number {
   let switches = 0;
   for (let i = 1; i < versions.length; i++) if (versions[i] !== versions[i - 1]) switches++;
   return switches;
-}
-
-function describeSipp(label: string, run: SippRun): string {
-  return [
-    `${label}: sipp exit ${run.exitCode} (signal ${run.signal}), ${run.created} created, ${run.successful} successful, ` +
-      `${run.failed} failed (${run.unexpected} on an unexpected message), ${run.timeouts} timeouts, ${run.retransmissions} retransmissions`,
-    run.keptWorkDir ? `  sipp files kept in ${run.keptWorkDir}` : "",
-    run.errors ? `  errors:\n${run.errors.slice(0, 2000)}` : "",
-  ]
-    .filter(Boolean)
-    .join("\n");
-}
-
-async function waitForUdpListener(port: number, what: string): Promise<void> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    if (isListening("udp", port)) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`${what} did not open udp:127.0.0.1:${port} within 5 s`);
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -175,10 +161,7 @@ async function runCallsWithReloads(): Promise<ReloadRun> {
       await sleep(RELOAD_INTERVAL_MS);
     }
     const caller = await callerRun;
-    // The callee ends by itself after CALLS calls; one still running 5 s
-    // after the caller is done is stopped (its run then shows what it lacked).
-    const running = callee;
-    const calleeRun = (await Promise.race([running.finished, sleep(5_000).then(() => null)])) ?? (await running.stop());
+    const calleeRun = await calleeRunAfterCaller(callee);
     // The last reload is logged once its isolate is up: bounded wait for it.
     for (let wait = 0; wait < 50 && countMatches(proxy.output(), RELOADED_LINE) < reloadsSent; wait++) await sleep(100);
     const proxyExit = await proxy.stop();
@@ -201,11 +184,7 @@ async function runCallsWithReloads(): Promise<ReloadRun> {
 
 describe("tenant hot reload under sipp load (ksr run --tenants, SIGHUP)", () => {
   beforeAll(() => {
-    if (sippVersion() === null) {
-      throw new Error(
-        "sipp is not installed, the interop suite cannot run. Install it (Debian/Ubuntu: apt-get install -y sip-tester); .ci/run does.",
-      );
-    }
+    requireSipp();
     ensureBuilt();
   });
 
@@ -219,10 +198,7 @@ describe("tenant hot reload under sipp load (ksr run --tenants, SIGHUP)", () => 
       ["caller", caller],
       ["callee", callee],
     ] as const) {
-      expect(side.exitCode, `${label}\n${diagnostics}`).toBe(0);
-      expect(side.created, `${label}\n${diagnostics}`).toBe(CALLS);
-      expect(side.successful, `${label}\n${diagnostics}`).toBe(CALLS);
-      expect(side.failed, `${label}\n${diagnostics}`).toBe(0);
+      expectAllCallsSucceeded(label, side, CALLS, diagnostics);
     }
     // Calls set up before a reload still had their ACK and BYE relayed.
     expect(sippMessageCounters(callee, "ACK").Recv, diagnostics).toBe(CALLS);

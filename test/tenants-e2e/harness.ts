@@ -32,30 +32,8 @@ export interface StartOptions {
 export async function startTenants(scripts: Readonly<Record<string, string>>, tenantsYaml: string, opts: StartOptions = {}): Promise<TenantServer> {
   const dir = tenantDir();
   for (const [name, text] of Object.entries(scripts)) dir.write(name, text);
-  const config = loadTenantsFile(dir.write("tenants.yaml", tenantsYaml));
-  const registry = new TenantRegistry(config, opts.registry);
-  const server = new SipServer(registry, {
-    listen: [{ proto: "udp", ip: "127.0.0.1", port: 0 }],
-    tenantId: "server",
-    ...opts.server,
-  });
-  try {
-    await server.start();
-  } catch (e) {
-    registry.dispose();
-    throw e;
-  }
-  return {
-    dir,
-    registry,
-    server,
-    udpPort: server.portOf("udp"),
-    rewrite: (name, text) => writeFileSync(`${dir.dir}/${name}`, text),
-    async stop() {
-      await server.stop();
-      registry.dispose();
-    },
-  };
+  const served = await serveTenantsFile(dir.write("tenants.yaml", tenantsYaml), opts);
+  return { ...served, dir, rewrite: (name, text) => writeFileSync(`${dir.dir}/${name}`, text) };
 }
 
 /** Serves an existing tenants file (e.g. an example) on 127.0.0.1. */

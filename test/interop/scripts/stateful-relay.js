@@ -1,20 +1,27 @@
-// Transaction-stateful relay used by the stateful-proxy interop tests
-// (test/interop/stateful-proxy.test.ts): every new call goes to one UAS;
-// when that UAS does not answer before the final-response timer fires, the
-// failure route retries the call on a second UAS (serial forking).
+// Transaction-stateful relay of the interop tests: every new call goes to
+// one UAS; when that UAS does not answer before the final-response timer
+// fires, the failure route retries the call on a second UAS (serial forking;
+// test/interop/stateful-proxy.test.ts). With a SCRIPT_VERSION set, every
+// initial INVITE it relays carries "X-Script-Version: <SCRIPT_VERSION>", so a
+// callee's message trace shows which version of the script routed each call
+// (test/interop/tenant-reload.test.ts rewrites a tenant's script between two
+// versions while calls run).
 //
 // Written in ES5 with the KSR calls of Kamailio's app_jsdt, so the same file
 // runs unchanged under Kamailio 5.6 as a reference.
 //
-// Scripts cannot read the environment: the test copies this file into a
-// temporary directory and rewrites the four `var` lines below with the ports
-// of the sipp UASs it started and the timers it wants.
+// Scripts cannot read the environment: the tests copy this file into a
+// temporary directory and rewrite the `var` lines below with the ports of
+// the sipp UASs they started, the timers they want and the version.
 var UAS_URI = "sip:127.0.0.1:5080";
 var FAILOVER_URI = "sip:127.0.0.1:5081";
 // fr_inv_timer (after a provisional response) and fr_timer (no response at
-// all), in ms: the failover case waits for fr_timer, so it is kept short.
+// all), in ms, 0 for tm's defaults: the failover case waits for fr_timer, so
+// it is kept short.
 var FR_INV_TIMER_MS = 10000;
 var FR_TIMER_MS = 1500;
+// 0: no X-Script-Version header.
+var SCRIPT_VERSION = 0;
 
 function ksr_request_route() {
 	// RFC 3261 §16.3 step 3 and §16.6 step 3: a request out of hops is
@@ -61,6 +68,9 @@ function ksr_request_route() {
 		KSR.rr.record_route();
 		KSR.tm.t_set_fr(FR_INV_TIMER_MS, FR_TIMER_MS);
 		KSR.tm.t_on_failure("ksr_failure_route");
+		if (SCRIPT_VERSION > 0) {
+			KSR.hdr.append("X-Script-Version: " + SCRIPT_VERSION + "\r\n");
+		}
 	}
 	KSR.setdsturi(UAS_URI);
 	ksr_relay();
