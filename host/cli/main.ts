@@ -40,7 +40,6 @@ import { startControlServer, type ControlServer } from "../control/server.js";
 import { DEFAULT_CONTROL_PATH, resolveControlPath, type ControlTarget } from "../control/types.js";
 import { fork } from "node:child_process";
 import type { TenantsConfig } from "../tenants/config.js";
-import type { ReloadResult } from "../tenants/registry.js";
 import { TenantProcesses } from "../tenants/processes.js";
 import { runTenantWorker } from "../tenants/worker.js";
 import type { WorkerConfig } from "../tenants/worker-protocol.js";
@@ -260,10 +259,10 @@ async function serveUntilStopped(server: SipServer, release: () => void): Promis
  * (host/control/server.ts); undefined without --control. A socket that
  * cannot be opened (another server on it, not a socket) exits 1.
  */
-async function startControlOrExit(opts: RunOptions, target: () => ControlTarget): Promise<ControlServer | undefined> {
+async function startControlOrExit(opts: RunOptions, target: ControlTarget): Promise<ControlServer | undefined> {
   if (opts.control === undefined) return undefined;
   try {
-    return await startControlServer(resolveControlPath(opts.control), target());
+    return await startControlServer(resolveControlPath(opts.control), target);
   } catch (err) {
     process.stderr.write(`ksr: cannot open the control socket: ${(err as Error)?.message ?? String(err)}\n`);
     process.exit(1);
@@ -332,29 +331,38 @@ async function runTenantProcesses(tenantsFile: string, opts: RunOptions): Promis
     await server.stop();
     process.exit(1);
   }
-  control = await startControlOrExit(opts, () => processesControlTarget(processes));
+  const target = processesControlTarget(processes);
+  control = await startControlOrExit(opts, target);
+  const ids = config.tenants.map((t) => t.id).join(", ");
+  serveTenantSignals(server, target, `running tenants ${ids} of ${config.file} (one process each)`);
+}
+
+/**
+ * The last step of starting a tenants server, either isolation: SIGHUP
+ * reloads every tenant's script, SIGUSR2 logs the counters (both through
+ * the same ControlTarget as the control socket), then the ready line.
+ */
+function serveTenantSignals(server: SipServer, target: ControlTarget, running: string): void {
   process.on("SIGHUP", () => {
     log("notice", "ksr", "SIGHUP: reloading every tenant's script");
-    void processes.reload().then(logReloadResults);
+    void target.reload().then((results) => {
+      const failed = results.filter((r) => !r.ok).map((r) => r.tenant);
+      log(
+        failed.length === 0 ? "notice" : "err",
+        "ksr",
+        failed.length === 0 ? `SIGHUP: ${results.length} tenant(s) reloaded` : `SIGHUP: reload failed for ${failed.join(", ")}; their previous scripts keep running`,
+      );
+    });
   });
   process.on("SIGUSR2", () => {
-    void processes.counterLines().then((lines) => {
+    void target.counters().then((lines) => {
       for (const line of lines) log("info", "counters", line);
     });
   });
-  const ids = config.tenants.map((t) => t.id).join(", ");
-  log("notice", "ksr", `running tenants ${ids} of ${config.file} (one process each) on ${server.listen.map(formatListenSocket).join(", ")}`);
+  // Announced only once the signal handlers are in place: whoever waits for
+  // this line may signal the server right away.
+  log("notice", "ksr", `${running} on ${server.listen.map(formatListenSocket).join(", ")}`);
   announceReady(server.listen.map(formatListenSocket));
-}
-
-/** One log line for a SIGHUP reload of every tenant. */
-function logReloadResults(results: Map<string, ReloadResult>): void {
-  const failed = [...results].filter(([, r]) => !r.ok).map(([id]) => id);
-  log(
-    failed.length === 0 ? "notice" : "err",
-    "ksr",
-    failed.length === 0 ? `SIGHUP: ${results.size} tenant(s) reloaded` : `SIGHUP: reload failed for ${failed.join(", ")}; their previous scripts keep running`,
-  );
 }
 
 /**
@@ -390,17 +398,10 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
     data.close();
   });
   if (opts.watch === true) registry.watch();
-  control = await startControlOrExit(opts, () => inProcessControlTarget(registry, server.tenants!));
-  process.on("SIGHUP", () => {
-    log("notice", "ksr", "SIGHUP: reloading every tenant's script");
-    void registry.reloadAll().then(logReloadResults);
-  });
-  process.on("SIGUSR2", () => {
-    for (const line of server.tenants!.counterLines()) log("info", "counters", line);
-  });
+  const target = inProcessControlTarget(registry, server.tenants!);
+  control = await startControlOrExit(opts, target);
   const ids = registry.tenants.map((t) => t.id).join(", ");
-  log("notice", "ksr", `running tenants ${ids} of ${registry.config.file} on ${server.listen.map(formatListenSocket).join(", ")}`);
-  announceReady(server.listen.map(formatListenSocket));
+  serveTenantSignals(server, target, `running tenants ${ids} of ${registry.config.file}`);
 }
 
 export function buildProgram(): Command {

@@ -6,7 +6,7 @@
  * several suites start from.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { afterEach, beforeAll } from "vitest";
+import { afterEach, beforeAll, expect } from "vitest";
 import { UdpPeer } from "../e2e/sip-client.js";
 import { ROOT, buildCli } from "../tooling/cli.js";
 import { tenantDir, type TenantDir } from "../tenants/fixtures.js";
@@ -46,7 +46,16 @@ export function cliTestbed(): CliTestbed {
   const peers: UdpPeer[] = [];
   afterEach(async () => {
     for (const p of peers.splice(0)) await p.close();
-    for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    // A server still running here was not stopped by its test; it is killed
+    // either way (no test may leave one behind holding its ports).
+    for (const child of children.splice(0)) {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.once("exit", r));
+        child.kill("SIGKILL");
+        await exited;
+      }
+      expect(child.exitCode !== null || child.signalCode !== null).toBe(true);
+    }
   });
   const startKsr = async (args: readonly string[], opts: StartOptions = {}): Promise<RunningKsr> => {
     const listen = args.includes("--listen") ? [] : ["--listen", "udp:127.0.0.1:0"];
@@ -65,7 +74,11 @@ export function cliTestbed(): CliTestbed {
       }
     };
     await waitFor(opts.ready ?? /running tenants .* on udp:127\.0\.0\.1:(\d+)/, 20_000);
-    const udpPort = Number(/on udp:127\.0\.0\.1:(\d+)/.exec(stderr)![1]);
+    // The ready line names the port the OS chose for port 0.
+    const announced = /on udp:127\.0\.0\.1:(\d+)/.exec(stderr);
+    expect(announced, `ksr's ready line names its UDP port:\n${stderr}`).not.toBeNull();
+    const udpPort = Number(announced![1]);
+    expect(udpPort).toBeGreaterThan(0);
     const stop = async (): Promise<number | null> => {
       if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((r) => child.once("exit", r));
