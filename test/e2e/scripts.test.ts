@@ -3,32 +3,17 @@
  * replies, forwarding, reply routes, the error policy, and hostile scripts
  * that must not take the server down.
  */
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { LogCapture, startScript, type RunningServer } from "./harness.js";
-import { TcpPeer, UdpPeer, buildRequest, buildResponseTo, headerValue, headerValues, reasonOf, statusOf } from "./sip-client.js";
+import { describe, expect, it } from "vitest";
+import { startScript, type RunningServer } from "./harness.js";
+import { UdpPeer, buildRequest, buildResponseTo, headerValue, headerValues, reasonOf, statusOf } from "./sip-client.js";
+import { testbed } from "./testbed.js";
 
-const logs = new LogCapture();
-let running: RunningServer | undefined;
-const closers: (() => unknown)[] = [];
+const bed = testbed();
+const { logs, udpPeer, tcpPeer } = bed;
 
 async function serve(script: string): Promise<RunningServer> {
-  running = await startScript(script);
-  return running;
+  return bed.serve(await startScript(script));
 }
-
-async function udpPeer(): Promise<UdpPeer> {
-  const p = await UdpPeer.open();
-  closers.push(() => p.close());
-  return p;
-}
-
-beforeEach(() => logs.install());
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-  await running?.stop();
-  running = undefined;
-  logs.uninstall();
-});
 
 /** OPTIONS from `client` must get a 200. */
 async function expectOptionsOk(srv: RunningServer, client: UdpPeer): Promise<void> {
@@ -50,8 +35,7 @@ describe("KSR.sl.sl_send_reply", () => {
 
   it("answers OPTIONS with 200 over TCP on the same connection", async () => {
     const srv = await serve("reply-ok.js");
-    const client = await TcpPeer.connect(srv.tcpPort);
-    closers.push(() => client.close());
+    const client = await tcpPeer(srv.tcpPort);
     await client.write(buildRequest({ transport: "TCP", viaPort: 5999 }));
     expect(statusOf(await client.next())).toBe(200);
   });

@@ -5,12 +5,11 @@
  * addressing (RFC 3261 §18.2.2, RFC 3581), malformed input, stateless
  * forwarding of requests and responses.
  */
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { HostRouteRunner, LogCapture, startServer, type HostRoutes, type RunningServer } from "./harness.js";
+import { describe, expect, it } from "vitest";
+import { HostRouteRunner, startServer, type HostRoutes, type RunningServer } from "./harness.js";
 import {
   TcpListenerPeer,
   TcpPeer,
-  UdpPeer,
   buildRequest,
   buildResponseTo,
   headerValue,
@@ -20,6 +19,7 @@ import {
   statusOf,
 } from "./sip-client.js";
 import type { SipServerOptions } from "../../host/core/server.js";
+import { testbed } from "./testbed.js";
 
 const replyOk: HostRoutes = {
   ksr_request_route: (ctx) => {
@@ -33,34 +33,12 @@ const forwardAll: HostRoutes = {
   },
 };
 
-const logs = new LogCapture();
-let running: RunningServer | undefined;
-const closers: (() => unknown)[] = [];
+const bed = testbed();
+const { logs, udpPeer, tcpPeer, closeAfter } = bed;
 
 async function serve(routes: HostRoutes, options: Partial<SipServerOptions> = {}): Promise<RunningServer> {
-  running = await startServer(new HostRouteRunner(routes), options);
-  return running;
+  return bed.serve(await startServer(new HostRouteRunner(routes), options));
 }
-
-async function udpPeer(): Promise<UdpPeer> {
-  const p = await UdpPeer.open();
-  closers.push(() => p.close());
-  return p;
-}
-
-async function tcpPeer(port: number): Promise<TcpPeer> {
-  const p = await TcpPeer.connect(port);
-  closers.push(() => p.close());
-  return p;
-}
-
-beforeEach(() => logs.install());
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-  await running?.stop();
-  running = undefined;
-  logs.uninstall();
-});
 
 describe("replies over UDP", () => {
   it("answers at the sent-by address and adds no received when sent-by is the source", async () => {
@@ -411,10 +389,10 @@ describe("stateless forwarding", () => {
     const srv = await serve(forwardAll);
     const caller = await udpPeer();
     const listener = await TcpListenerPeer.open();
-    closers.push(() => listener.close());
+    closeAfter(() => listener.close());
     await caller.send(buildRequest({ uri: `sip:bob@127.0.0.1:${listener.port};transport=tcp`, viaPort: caller.port }), srv.udpPort);
     const conn = await listener.nextConnection();
-    closers.push(() => conn.close());
+    closeAfter(() => conn.close());
     const out = await conn.next();
     expect(headerValues(out, "via")[0]).toMatch(new RegExp(`^SIP/2\\.0/TCP 127\\.0\\.0\\.1:${srv.tcpPort};branch=`));
     expect(headerValue(out, "content-length")).toBe("0");
@@ -446,8 +424,7 @@ describe("lifecycle", () => {
   it("stop() closes sockets and connections", async () => {
     const srv = await serve(replyOk);
     const client = await tcpPeer(srv.tcpPort);
-    await srv.stop();
-    running = undefined;
+    await bed.stopServer();
     await client.waitClosed();
     await expect(TcpPeer.connect(srv.tcpPort)).rejects.toThrow();
   });

@@ -4,11 +4,11 @@
  * SipServer on 127.0.0.1 (OS-chosen UDP port). Log lines are captured.
  */
 import { writeFileSync } from "node:fs";
-import { afterEach, beforeEach } from "vitest";
 import { SipServer, type SipServerOptions } from "../../host/core/server.js";
 import { loadTenantsFile, TenantRegistry, type TenantRegistryOptions } from "../../host/tenants/index.js";
 import { LogCapture } from "../e2e/harness.js";
 import { UdpPeer, buildRequest, reasonOf, statusOf, type RequestSpec } from "../e2e/sip-client.js";
+import { testbed } from "../e2e/testbed.js";
 import { tenantDir, type TenantDir } from "../tenants/fixtures.js";
 
 export { LogCapture };
@@ -81,29 +81,8 @@ export function tenantTestbed(): {
   peer(): Promise<UdpPeer>;
   serve<T extends { stop(): Promise<void> }>(server: T): T;
 } {
-  const logs = new LogCapture();
-  const peers: UdpPeer[] = [];
-  let server: { stop(): Promise<void> } | undefined;
-  beforeEach(() => logs.install());
-  afterEach(async () => {
-    for (const p of peers.splice(0)) await p.close();
-    await server?.stop();
-    server = undefined;
-    logs.uninstall();
-  });
-  return {
-    logs,
-    async peer() {
-      const p = await UdpPeer.open();
-      peers.push(p);
-      return p;
-    },
-    /** Stop this server after the test; returns it. */
-    serve(s) {
-      server = s;
-      return s;
-    },
-  };
+  const bed = testbed();
+  return { logs: bed.logs, peer: bed.udpPeer, serve: bed.serve };
 }
 
 /** The hostile script's INFO misbehaves; anything else is answered "evil ok". */
