@@ -21,14 +21,16 @@
  * failure, branch and onreply routes run in that script even after a
  * reload.
  *
- * Responses: a response matching a client transaction belongs to that
- * transaction's tenant; its ksr_reply_route runs in the transaction's
- * script. Any other response (to a request a script forwarded statelessly,
- * or arriving after its transaction ended) goes to the tenant named by the
- * `ksr-tenant` parameter of our Via on it (stateless forwarding puts it
- * there), else to the tenant the selection rules give for the response
- * (To host, listening socket, source; then the default tenant), else it is
- * dropped.
+ * Responses: every request a tenant sends carries `ksr-tenant=<id>` on our
+ * Via (stateful branches and stateless forwards), so a response is matched
+ * against the transactions of the tenant it names only (of all tenants if
+ * it names none we know). A response matching a client transaction belongs
+ * to that transaction's tenant; its ksr_reply_route runs in the
+ * transaction's script. Any other response (to a request a script
+ * forwarded statelessly, or arriving after its transaction ended) goes to
+ * the named tenant, else to the tenant the selection rules give for the
+ * response (To host, listening socket, source; then the default tenant),
+ * else it is dropped.
  *
  * Demoted tenants run their routes asynchronously: the route's promise is
  * followed up when it settles (reply, error policy, end of the request
@@ -286,7 +288,13 @@ export class TenantRouting {
   // --------------------------------------------------------- responses
 
   onResponse(msg: SipMessage, rcv: ReceiveInfo): void {
-    for (const slot of this.slots.values()) {
+    // Every request a tenant sends names it on our Via (stateful branches,
+    // CANCELs, stateless forwards): only that tenant's transactions can
+    // match. A response naming no known tenant is tried against all.
+    const named = tenantNamedByVia(msg);
+    const namedTenant = named === undefined ? undefined : this.registry.get(named);
+    const candidates = namedTenant === undefined ? this.slots.values() : [this.slots.get(namedTenant)!];
+    for (const slot of candidates) {
       if (!slot.proxy.matchesResponse(msg)) continue;
       // Kamailio order: the core reply route first, then the transaction.
       // It runs in the transaction's script (a CANCEL's response: the current one).
@@ -299,7 +307,8 @@ export class TenantRouting {
       }
       return;
     }
-    const tenant = this.tenantOfUnmatchedResponse(msg, rcv);
+    // No transaction: the named tenant, else the one the rules select.
+    const tenant = namedTenant ?? this.registry.select(msg, rcv);
     if (tenant === undefined) {
       this.unclaimedResponses++;
       this.server.services.log("dbg", `no tenant for ${msg.status} response call-id=${msg.callId}: dropped`);
@@ -308,13 +317,6 @@ export class TenantRouting {
     const slot = this.slots.get(tenant)!;
     const lease = this.registry.acquire(tenant);
     this.replyRoute(slot, lease, msg, rcv, () => lease.release());
-  }
-
-  /** The tenant of a response no transaction claims: our Via's tenant parameter, else the selection rules. */
-  private tenantOfUnmatchedResponse(msg: SipMessage, rcv: ReceiveInfo): Tenant | undefined {
-    const named = tenantNamedByVia(msg);
-    const tenant = named === undefined ? undefined : this.registry.get(named);
-    return tenant ?? this.registry.select(msg, rcv);
   }
 
   /**
