@@ -27,7 +27,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { deliverOnSchedule, fixedRateSchedule, percentile } from "./lib/arrivals.mjs";
+import { deliverOnSchedule, fixedRateSchedule } from "./lib/arrivals.mjs";
+import { percentile } from "./lib/stats.mjs";
 
 const { values: opts } = parseArgs({
   options: {

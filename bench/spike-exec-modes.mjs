@@ -26,7 +26,8 @@
 import ivm from "isolated-vm";
 import os from "node:os";
 import { parseArgs } from "node:util";
-import { deliverOnSchedule, fixedRateSchedule, percentile } from "./lib/arrivals.mjs";
+import { deliverOnSchedule, fixedRateSchedule } from "./lib/arrivals.mjs";
+import { percentile } from "./lib/stats.mjs";
 
 const { values: opts } = parseArgs({
   options: {

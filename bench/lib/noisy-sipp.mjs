@@ -76,11 +76,6 @@ const RECV_TIMEOUT_MS = 10_000;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function percentile(sorted, p) {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)];
-}
-
 // ---------------------------------------------------------------------------
 // Tenants file
 // ---------------------------------------------------------------------------

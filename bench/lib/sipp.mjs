@@ -233,11 +233,6 @@ export function readSippStats(file) {
   return new Map(header.map((name, i) => [name, last[i]]));
 }
 
-function percentile(sorted, p) {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)];
-}
-
 /**
  * Per-message counters of a sipp -trace_counts CSV (last row), in scenario
  * order. sipp names each column "<index>_<method or status>_<counter>";

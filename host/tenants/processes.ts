@@ -86,9 +86,7 @@ class TenantProcess {
   child: ChildProcess | undefined;
   /** Messages posted (or held for a starting worker) and not yet reported handled. */
   queued = 0;
-  /** Messages held while the worker starts, posted once it is ready. */
-  private held: ReceivedItem[] = [];
-  /** Messages to post at the end of this turn of the event loop, in one batch. */
+  /** Messages to post in one batch at the end of this turn of the event loop, or once a starting worker is ready. */
   private outbox: ReceivedItem[] = [];
   private flushScheduled = false;
   readonly counters = new FrontCounters();
@@ -146,8 +144,6 @@ class TenantProcess {
       case "ready": {
         this.state = "running";
         log("info", this.id, `tenant worker running (pid ${this.child?.pid})`);
-        this.outbox.push(...this.held);
-        this.held = [];
         this.scheduleFlush();
         this.firstStart?.resolve();
         this.firstStart = undefined;
@@ -180,8 +176,7 @@ class TenantProcess {
     }
     const how = signal !== null ? `signal ${signal}` : `exit code ${code}`;
     this.lastExit = how;
-    this.counters.dropped += this.held.length + this.outbox.length;
-    this.held = [];
+    this.counters.dropped += this.outbox.length;
     this.outbox = [];
     this.queued = 0;
     if (this.state === "stopped") return;
@@ -218,11 +213,10 @@ class TenantProcess {
    */
   deliver(item: ReceivedItem, limit: number): boolean {
     if (this.queued >= limit) return false;
-    if (this.state === "starting") this.held.push(item);
-    else if (this.state === "running" && this.child?.connected === true) {
-      this.outbox.push(item);
-      this.scheduleFlush();
-    } else return false;
+    const running = this.state === "running" && this.child?.connected === true;
+    if (!running && this.state !== "starting") return false;
+    this.outbox.push(item);
+    if (running) this.scheduleFlush();
     this.queued++;
     return true;
   }
@@ -232,6 +226,8 @@ class TenantProcess {
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
+      // A worker starting again meanwhile gets them once it is ready.
+      if (this.state === "starting") return;
       const items = this.outbox;
       this.outbox = [];
       if (items.length === 0 || this.post({ t: "sip", items })) return;

@@ -37,11 +37,10 @@ import {
   runSipp,
   sippMessageCounters,
   startKsr,
-  startSipp,
   type KsrProcess,
   type SippRun,
 } from "../../bench/lib/sipp.mjs";
-import { calleeRunAfterCaller, describeSipp, expectAllCallsSucceeded, requireSipp, waitForUdpListener } from "./harness.js";
+import { calleeRunAfterCaller, describeSipp, expectAllCallsSucceeded, requireSipp, startCallee } from "./harness.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SCENARIOS = path.join(HERE, "basic");
@@ -162,14 +161,13 @@ describe("Kamailio's kamailio-basic-kemi-jsdt.js, unmodified, under `ksr run` wi
    * registered port, alice's caller answers the 407 with her credentials.
    */
   async function callBob(): Promise<{ caller: SippRun; callee: SippRun; diagnostics: string }> {
-    const callee = await startSipp({
+    const callee = await startCallee("sipp callee", {
       scenarioFile: scenario("callee.xml"),
       localPort: bobPort,
       calls: CALLS,
       timeoutS: CALLEE_TIMEOUT_S,
     });
     try {
-      await waitForUdpListener(bobPort, "sipp callee");
       const caller = await runSipp({
         scenarioFile: scenario("caller.xml"),
         targetPort: serverPort,

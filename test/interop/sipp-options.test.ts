@@ -7,7 +7,6 @@
  * read as a pass.
  */
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   REPO_ROOT,
@@ -19,10 +18,9 @@ import {
   type KsrProcess,
   type SippResult,
 } from "../../bench/lib/sipp.mjs";
-import { expectAllCallsSucceeded, requireSipp } from "./harness.js";
+import { SIPP_SCENARIOS, expectAllCallsSucceeded, requireSipp } from "./harness.js";
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const OPTIONS_SCENARIO = path.join(HERE, "sipp", "options.xml");
+const OPTIONS_SCENARIO = path.join(SIPP_SCENARIOS, "options.xml");
 /** The load benchmark's minimal script: 200 OK to every request but ACK. */
 const OPTIONS_200_SCRIPT = path.join(REPO_ROOT, "bench", "scripts", "options-200.js");
 

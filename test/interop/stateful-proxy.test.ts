@@ -22,7 +22,6 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { kamailioVersion, startKamailio } from "../../bench/lib/kamailio.mjs";
 import {
@@ -31,23 +30,20 @@ import {
   runSipp,
   sippMessageCounters,
   startKsr,
-  startSipp,
   type KsrProcess,
   type SippProcess,
   type SippRun,
 } from "../../bench/lib/sipp.mjs";
 import {
+  RELAY_SCRIPT_TEMPLATE,
+  SIPP_SCENARIOS,
   calleeRunAfterCaller,
   describeSipp,
   expectAllCallsSucceeded,
   requireSipp,
   scriptWithSettings,
-  waitForUdpListener,
+  startCallee,
 } from "./harness.js";
-
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const SCENARIOS = path.join(HERE, "sipp");
-const RELAY_SCRIPT_TEMPLATE = path.join(HERE, "scripts", "stateful-relay.js");
 
 const PROXY = process.env.KSR_INTEROP_PROXY ?? "ksr";
 if (PROXY !== "ksr" && PROXY !== "kamailio") throw new Error(`KSR_INTEROP_PROXY must be ksr or kamailio, not ${PROXY}`);
@@ -126,18 +122,17 @@ async function runCase(spec: CaseSpec): Promise<CaseRun> {
   const callees: { spec: CalleeSpec; sipp: SippProcess }[] = [];
   try {
     for (const [i, callee] of spec.callees.entries()) {
-      const sipp = await startSipp({
-        scenarioFile: path.join(SCENARIOS, callee.scenario),
-        localPort: calleePorts[i],
+      const sipp = await startCallee(`sipp ${callee.label}`, {
+        scenarioFile: path.join(SIPP_SCENARIOS, callee.scenario),
+        localPort: calleePorts[i]!,
         calls: CALLS,
         timeoutS: CALLEE_TIMEOUT_S,
         extraArgs: callee.extraArgs ?? [],
       });
       callees.push({ spec: callee, sipp });
-      await waitForUdpListener(calleePorts[i]!, `sipp ${callee.label}`);
     }
     const caller = await runSipp({
-      scenarioFile: path.join(SCENARIOS, spec.caller.scenario),
+      scenarioFile: path.join(SIPP_SCENARIOS, spec.caller.scenario),
       targetPort: proxyPort,
       calls: CALLS,
       rate: RATE_PER_SECOND,

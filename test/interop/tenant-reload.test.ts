@@ -17,7 +17,6 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
   ensureBuilt,
@@ -25,23 +24,20 @@ import {
   runSipp,
   sippMessageCounters,
   startKsr,
-  startSipp,
   type KsrProcess,
   type SippProcess,
   type SippRun,
 } from "../../bench/lib/sipp.mjs";
 import {
+  RELAY_SCRIPT_TEMPLATE,
+  SIPP_SCENARIOS,
   calleeRunAfterCaller,
   describeSipp,
   expectAllCallsSucceeded,
   requireSipp,
   scriptWithSettings,
-  waitForUdpListener,
+  startCallee,
 } from "./harness.js";
-
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const SCENARIOS = path.join(HERE, "sipp");
-const RELAY_SCRIPT_TEMPLATE = path.join(HERE, "scripts", "stateful-relay.js");
 const TENANT_ID = "relay";
 
 const CALLS = 300;
@@ -135,17 +131,16 @@ async function runCallsWithReloads(): Promise<ReloadRun> {
     // is the same option in commander's one-argument form. notice level:
     // the SIGHUP outcome lines are notices.
     proxy = await startKsr({ script: `--tenants=${tenantsFile}`, port: proxyPort, readiness: "sockets", logLevel: "notice" });
-    callee = await startSipp({
-      scenarioFile: path.join(SCENARIOS, "uas-answer.xml"),
+    callee = await startCallee("sipp callee", {
+      scenarioFile: path.join(SIPP_SCENARIOS, "uas-answer.xml"),
       localPort: uasPort,
       calls: CALLS,
       timeoutS: CALLEE_TIMEOUT_S,
       extraArgs: ["-trace_msg", "-message_file", calleeMessageLog],
     });
-    await waitForUdpListener(uasPort, "sipp callee");
 
     const callerRun = runSipp({
-      scenarioFile: path.join(SCENARIOS, "uac-call.xml"),
+      scenarioFile: path.join(SIPP_SCENARIOS, "uac-call.xml"),
       targetPort: proxyPort,
       calls: CALLS,
       rate: RATE_PER_SECOND,
