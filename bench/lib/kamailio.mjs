@@ -10,7 +10,7 @@ import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { REPO_ROOT, isListening } from "./sipp.mjs";
+import { REPO_ROOT, captureOutput, isListening } from "./sipp.mjs";
 
 export const KAMAILIO_BENCH_DIR = path.resolve(process.env.KAMAILIO_BENCH_DIR ?? path.join(REPO_ROOT, "..", "shared", "bench"));
 
@@ -61,20 +61,14 @@ export async function startKamailio({
   fs.writeFileSync(cfgFile, cfg);
   const args = ["-f", cfgFile, "-DD", "-E", "-m", String(shmMb), "-M", String(pkgMb), "-Y", runDir, "-A", `JS_SCRIPT="${path.resolve(script)}"`, ...defines.flatMap((d) => ["-A", d])];
   const child = spawn("kamailio", args, { cwd: runDir, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  const keep = (chunk) => {
-    output += chunk.toString();
-    if (output.length > 200_000) output = output.slice(-100_000);
-  };
-  child.stdout.on("data", keep);
-  child.stderr.on("data", keep);
+  const output = captureOutput(child, 200_000);
   const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
   const spawnError = new Promise((_, reject) => child.once("error", reject));
   spawnError.catch(() => {});
   const handle = {
     pid: child.pid,
     port,
-    output: () => output,
+    output,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill("SIGTERM");
@@ -89,11 +83,11 @@ export async function startKamailio({
   const deadline = Date.now() + readyTimeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`kamailio exited (code ${child.exitCode}, signal ${child.signalCode}) before listening:\n${output}`);
+      throw new Error(`kamailio exited (code ${child.exitCode}, signal ${child.signalCode}) before listening:\n${output()}`);
     }
     if (isListening("udp", port)) return handle;
     await Promise.race([new Promise((r) => setTimeout(r, 100)), spawnError]);
   }
   await handle.stop();
-  throw new Error(`kamailio did not listen on udp:127.0.0.1:${port} within ${readyTimeoutMs} ms:\n${output}`);
+  throw new Error(`kamailio did not listen on udp:127.0.0.1:${port} within ${readyTimeoutMs} ms:\n${output()}`);
 }

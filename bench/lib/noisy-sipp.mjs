@@ -32,6 +32,7 @@ import {
   startKsr,
   udpReceiveBufferErrors,
 } from "./sipp.mjs";
+import { percentile } from "./stats.mjs";
 
 const LOCALHOST = "127.0.0.1";
 export const B_DOMAIN = "b.example";

@@ -4,6 +4,10 @@ export declare const REPO_ROOT: string;
 export declare const KSR_BIN: string;
 export declare const KSR_BUNDLE: string;
 
+export declare function captureOutput(
+  child: { stdout: NodeJS.ReadableStream; stderr: NodeJS.ReadableStream },
+  maxChars: number,
+): () => string;
 export declare function sippVersion(): string | null;
 export declare function findFreePort(): Promise<number>;
 export declare function probeOptions(port: number, timeoutMs?: number): Promise<string | null>;

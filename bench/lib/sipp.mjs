@@ -10,12 +10,28 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { percentile } from "./stats.mjs";
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const KSR_BIN = path.join(REPO_ROOT, "bin", "ksr.js");
 export const KSR_BUNDLE = path.join(REPO_ROOT, "dist", "ksr.js");
 
 const LOCALHOST = "127.0.0.1";
+
+/**
+ * Collects a child's stdout and stderr as one text, bounded under chatty
+ * logs: past maxChars only the newest half is kept. Returns a reader.
+ */
+export function captureOutput(child, maxChars) {
+  let output = "";
+  const keep = (chunk) => {
+    output += chunk.toString();
+    if (output.length > maxChars) output = output.slice(-maxChars / 2);
+  };
+  child.stdout.on("data", keep);
+  child.stderr.on("data", keep);
+  return () => output;
+}
 
 /** The sipp version line, or null when sipp is not on PATH. */
 export function sippVersion() {
@@ -173,17 +189,11 @@ export async function startKsr({
     ...extraArgs,
   ];
   const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  const keep = (chunk) => {
-    output += chunk.toString();
-    if (output.length > 200_000) output = output.slice(-100_000); // bounded memory under chatty logs
-  };
-  child.stdout.on("data", keep);
-  child.stderr.on("data", keep);
+  const output = captureOutput(child, 200_000);
   const handle = {
     pid: child.pid,
     port,
-    output: () => output,
+    output,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return waitForExit(child, 0);
       child.kill("SIGTERM");
@@ -198,7 +208,7 @@ export async function startKsr({
   const deadline = Date.now() + readyTimeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`ksr run exited (code ${child.exitCode}, signal ${child.signalCode}) before answering:\n${output}`);
+      throw new Error(`ksr run exited (code ${child.exitCode}, signal ${child.signalCode}) before answering:\n${output()}`);
     }
     if (readiness === "options") {
       const status = await Promise.race([probeOptions(port, 300), spawnError]);
@@ -210,7 +220,7 @@ export async function startKsr({
   }
   await handle.stop();
   const awaited = readiness === "options" ? "answer OPTIONS" : "listen";
-  throw new Error(`ksr run did not ${awaited} on udp:${LOCALHOST}:${port} within ${readyTimeoutMs} ms:\n${output}`);
+  throw new Error(`ksr run did not ${awaited} on udp:${LOCALHOST}:${port} within ${readyTimeoutMs} ms:\n${output()}`);
 }
 
 /** "HH:MM:SS" or "HH:MM:SS:uuuuuu" (sipp's stat format) to seconds. */
@@ -337,13 +347,7 @@ export async function startSipp({
   const started = performance.now();
   // sipp writes its trace files into its working directory.
   const child = spawn("sipp", args, { cwd: workDir, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  const keep = (chunk) => {
-    output += chunk.toString();
-    if (output.length > 100_000) output = output.slice(-50_000);
-  };
-  child.stdout.on("data", keep);
-  child.stderr.on("data", keep);
+  const output = captureOutput(child, 100_000);
   const exit = new Promise((resolve, reject) => {
     const killer = setTimeout(() => child.kill("SIGKILL"), (timeoutS + 10) * 1000);
     child.once("error", (err) => {
@@ -355,7 +359,7 @@ export async function startSipp({
       resolve({ code, signal });
     });
   });
-  const finished = exit.then((result) => collectSippRun(workDir, result, (performance.now() - started) / 1000, output));
+  const finished = exit.then((result) => collectSippRun(workDir, result, (performance.now() - started) / 1000, output()));
   finished.catch(() => {}); // observed by whoever awaits it; no unhandled rejection meanwhile
   return {
     pid: child.pid,
