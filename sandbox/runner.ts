@@ -37,6 +37,9 @@ import { RUNTIME_FILENAME, runtimeSource } from "./runtime-source.js";
 import { IsolateCoverageSession, scriptCoverageFromV8, type ScriptCoverage } from "./coverage.js";
 import type { RouteOutcome, RouteRunner, ScriptLimits } from "./types.js";
 
+/** The running Node major version (some isolated-vm features depend on it). */
+const NODE_MAJOR = Number(process.versions.node.split(".")[0]);
+
 export interface ScriptRunnerOptions {
   readonly limits: ScriptLimits;
   /** Tenant id, for log lines. */
@@ -556,7 +559,12 @@ export class ScriptRunner implements RouteRunner {
   }
 
   private startCoverage(isolate: ivm.Isolate): IsolateCoverageSession | undefined {
-    return this.opts.coverage === true ? new IsolateCoverageSession(isolate.createInspectorSession()) : undefined;
+    if (this.opts.coverage !== true) return undefined;
+    // isolated-vm 7.0.2's inspector session fails a V8 thread check and
+    // aborts the whole process on Node 26 ("Check failed:
+    // IsCreationThread()"); refuse with an error instead of dying.
+    if (NODE_MAJOR >= 26) throw new Error(`script coverage needs Node 24: isolated-vm's inspector aborts the process on Node ${process.versions.node}`);
+    return new IsolateCoverageSession(isolate.createInspectorSession());
   }
 
   /**

@@ -4,8 +4,8 @@
  * starts it with the hidden `ksr tenant-worker` command).
  *
  * Why a process: V8 aborts the whole process when an isolate makes one very
- * large allocation beyond its heap limit (`new Array(2 ** 26).fill(1.5)`,
- * fatal CALL_AND_RETRY_LAST); isolated-vm cannot catch that. In its own
+ * large allocation beyond its heap limit (`"ab".repeat(2 ** 27).split("")`);
+ * isolated-vm cannot catch that. In its own
  * process such a script ends only its own tenant's worker, which the front
  * restarts; the other tenants keep their processes, transactions and data.
  *
