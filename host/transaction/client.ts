@@ -3,7 +3,7 @@
  * non-INVITE client transactions.
  */
 import type { SipMessage } from "../sip/message.js";
-import { Transaction, type TransactionOptions, type TransactionState } from "./transaction.js";
+import { Transaction, type PreparedRequest, type TransactionOptions, type TransactionState } from "./transaction.js";
 
 /** How a client transaction reports to its owner, the transaction user (TU). */
 export interface ClientTransactionUser {
@@ -37,12 +37,8 @@ export abstract class ClientTransaction extends Transaction {
   readonly requestData: string;
   private started = false;
 
-  protected constructor(
-    prepared: { message: SipMessage; data: string },
-    options: ClientTransactionOptions,
-    initial: TransactionState,
-  ) {
-    super(prepared.message, options, initial);
+  protected constructor(prepared: PreparedRequest, options: ClientTransactionOptions, initial: TransactionState) {
+    super(prepared, options, initial);
     this.requestData = prepared.data;
     this.user = options.user;
   }

@@ -5,6 +5,8 @@
 import type { SipMessage } from "../sip/message.js";
 import { parseMessage, topVia } from "../sip/parser.js";
 import { serializeMessage } from "../sip/serialize.js";
+import { canonicalHeaderKey } from "../sip/headers.js";
+import { parseVia } from "../sip/via.js";
 import { DEFAULT_TIMER_CONFIG, type TimerConfig, type TimerHandle, type TimerService } from "./timers.js";
 
 /**
@@ -67,18 +69,57 @@ export abstract class Transaction {
    */
   detach: (() => void) | undefined;
 
+  /** The request, parsed; undefined until first asked for when it came as wire text (see PreparedRequest). */
+  private requestValue: SipMessage | undefined;
+  /** Wire text of a request not parsed yet. */
+  private requestText: string | undefined;
+
   protected constructor(
-    readonly request: SipMessage,
+    request: SipMessage | PreparedRequest,
     options: TransactionOptions,
     initial: TransactionState,
   ) {
-    this.method = request.method;
-    this.branch = topVia(request)?.branch ?? "";
+    if (isPrepared(request)) {
+      this.method = request.method;
+      this.branch = request.branch;
+      this.requestValue = request.message;
+      this.requestText = request.message === undefined ? request.data : undefined;
+    } else {
+      this.method = request.method;
+      this.branch = topVia(request)?.branch ?? "";
+      this.requestValue = request;
+    }
     this.reliable = options.reliable;
     this.timers = options.timers;
     this.config = options.config ?? DEFAULT_TIMER_CONFIG;
     this.sendFn = options.send;
     this.stateValue = initial;
+  }
+
+  /**
+   * The request that created the transaction. A client transaction's own
+   * request is parsed only when something needs more than its method and
+   * branch (the ACK of a non-2xx response, a CANCEL): most never do.
+   */
+  get request(): SipMessage {
+    if (this.requestValue === undefined) {
+      if (this.requestText === undefined) throw new Error(`${this.method} transaction ${this.branch}: its request was released`);
+      const parsed = parseMessage(this.requestText);
+      if (!parsed.ok || parsed.message.kind !== "request") throw new TypeError(`transaction request does not parse: ${parsed.ok ? "a response" : parsed.error}`);
+      this.requestValue = parsed.message;
+      this.requestText = undefined;
+    }
+    return this.requestValue;
+  }
+
+  /**
+   * Drop the request once its owner no longer needs it (a proxy
+   * transaction past its wait time): the table matches by keys computed
+   * when the transaction was added, and what is still sent is kept as text.
+   */
+  releaseRequest(): void {
+    this.requestValue = undefined;
+    this.requestText = undefined;
   }
 
   get state(): TransactionState {
@@ -161,16 +202,68 @@ export abstract class Transaction {
   }
 }
 
-/** The request of a client transaction as given: wire text (parsed here) or an already parsed message. */
+/** The request of a client transaction as given: wire text or an already parsed message. */
 export type OutgoingRequest = string | SipMessage;
 
-/** Parse an outgoing request given as text; a request we built ourselves must parse. */
-export function outgoingRequest(request: OutgoingRequest): { message: SipMessage; data: string } {
-  if (typeof request !== "string") return { message: request, data: serializeMessage(request) };
-  const parsed = parseMessage(request);
-  if (!parsed.ok) throw new TypeError(`client transaction request does not parse: ${parsed.error}`);
-  if (parsed.message.kind !== "request") throw new TypeError("client transaction needs a request, got a response");
-  return { message: parsed.message, data: request };
+/** A request as a client transaction keeps it: the wire text, what matching needs, and the parsed form if there is one. */
+export interface PreparedRequest {
+  readonly data: string;
+  readonly method: string;
+  /** Branch of the top Via (§17.1.3 matching key with the method). */
+  readonly branch: string;
+  readonly message: SipMessage | undefined;
+}
+
+function isPrepared(request: SipMessage | PreparedRequest): request is PreparedRequest {
+  return (request as Partial<PreparedRequest>).data !== undefined && (request as Partial<SipMessage>).kind === undefined;
+}
+
+/** RFC 3261 §7.1 Request-Line: Method SP Request-URI SP SIP-Version. */
+const REQUEST_LINE = /^([!%'*+\-.0-9A-Z_`a-z~]+) \S+ SIP\/2\.0$/;
+
+/**
+ * An outgoing request given as text, prepared without a full parse: the
+ * method from the request line and the branch from the top Via, which is
+ * all that sending and response matching (§17.1.3) need. The rest is
+ * parsed on demand (see Transaction.request). A request without a
+ * Request-Line or a Via is refused here, as a full parse would refuse it.
+ */
+export function outgoingRequest(request: OutgoingRequest): PreparedRequest {
+  if (typeof request !== "string") {
+    return { data: serializeMessage(request), method: request.method, branch: topVia(request)?.branch ?? "", message: request };
+  }
+  const lineEnd = request.indexOf("\r\n");
+  const requestLine = REQUEST_LINE.exec(lineEnd < 0 ? request : request.slice(0, lineEnd));
+  if (requestLine === null) throw new TypeError("client transaction needs a request: no SIP/2.0 Request-Line");
+  const via = topViaValue(request, lineEnd + 2);
+  const top = via === undefined ? undefined : parseVia(via)[0];
+  if (top === undefined) throw new TypeError("client transaction request has no usable Via");
+  return { data: request, method: requestLine[1]!, branch: top.branch ?? "", message: undefined };
+}
+
+/** The value of the first Via (or compact v) header field of a request's header section, folded lines joined. */
+function topViaValue(text: string, from: number): string | undefined {
+  let at = from;
+  while (at < text.length) {
+    const end = text.indexOf("\r\n", at);
+    const line = end < 0 ? text.slice(at) : text.slice(at, end);
+    if (line === "") return undefined; // end of the header section
+    const colon = line.indexOf(":");
+    if (colon > 0 && canonicalHeaderKey(line.slice(0, colon).trim()) === "via") {
+      let value = line.slice(colon + 1);
+      let next = end < 0 ? text.length : end + 2;
+      // RFC 3261 §7.3.1: a line starting with whitespace continues the field.
+      while (next < text.length && (text[next] === " " || text[next] === "\t")) {
+        const e = text.indexOf("\r\n", next);
+        value += " " + (e < 0 ? text.slice(next) : text.slice(next, e)).trim();
+        next = e < 0 ? text.length : e + 2;
+      }
+      return value.trim();
+    }
+    if (end < 0) return undefined;
+    at = end + 2;
+  }
+  return undefined;
 }
 
 /** Whether a status code is a valid SIP status (§7.2, §21: 100-699). */

@@ -187,7 +187,21 @@ describe("InviteClientTransaction over UDP (RFC 3261 §17.1.1.2)", () => {
     expect(tx.branch).toBe("z9hG4bKclient1");
     expect(tx.method).toBe("INVITE");
     expect(() => new InviteClientTransaction(requestText({ method: "OPTIONS" }), opts)).toThrow(TypeError);
-    expect(() => new InviteClientTransaction("garbage", opts)).toThrow(/does not parse/);
+    expect(() => new InviteClientTransaction("garbage", opts)).toThrow(/no SIP\/2\.0 Request-Line/);
+    const noVia = requestText()
+      .split("\r\n")
+      .filter((line) => !/^via:/i.test(line))
+      .join("\r\n");
+    expect(() => new InviteClientTransaction(noVia, opts)).toThrow(/no usable Via/);
+  });
+
+  it("takes method and branch from the text and parses the rest only when asked (the ACK of a non-2xx needs it)", () => {
+    const rec = new Recorder();
+    const folded = requestText().replace(/^Via: (.*)$/m, "v:\r\n  $1");
+    const tx = new InviteClientTransaction(folded, { timers: rec.clock, send: rec.send, reliable: false, user: rec.clientUser });
+    expect(tx.branch).toBe("z9hG4bKclient1");
+    expect(tx.request.method).toBe("INVITE");
+    expect(tx.request.callId).toBe(request().callId);
   });
 });
 
