@@ -133,8 +133,6 @@ export class ProxyTransaction implements TmSettings {
   readonly branches: ProxyBranch[] = [];
   /** Message flags of the request (updated by every route of the transaction). */
   flags: number;
-  /** The request state at the first relay; failure routes start from it. */
-  saved: SavedRequest;
   /** A CANCEL for this INVITE arrived (t_is_canceled). */
   canceled = false;
   /** Last status sent upstream (0 = none): t_get_status_code, $T_reply_code in request routes. */
@@ -149,14 +147,31 @@ export class ProxyTransaction implements TmSettings {
   relayed = false;
   /** The request route ended without relaying or answering statefully: the transaction only absorbs retransmissions until removed. */
   released = false;
+  /** Key of this INVITE in the proxy's map of answered INVITEs (Call-ID, CSeq, From tag), once a 2xx was relayed. */
+  answeredKey: string | undefined;
   /** To tags of the 2xx responses relayed upstream, for matching end-to-end ACKs. */
   readonly okToTags = new Set<string>();
   /** Work on this transaction waiting for an asynchronous route; later events queue behind it. */
   pendingWork: Promise<void> | undefined;
+  /** The wait timer after the final response is armed (see StatefulProxy.armFinish). */
+  finishArmed = false;
+  /**
+   * The wait time after the final response is over: the request, the saved
+   * route state and the branches' responses are dropped, no route of the
+   * transaction runs again, and what is left only absorbs retransmissions
+   * until the RFC 3261 timers end the server and client transactions.
+   */
+  finished = false;
+  /** Method of the request (kept after finish). */
+  readonly method: string;
+  /** Call-ID of the request, for log lines (kept after finish). */
+  readonly callId: string;
+  private requestValue: SipMessage | undefined;
+  private savedValue: SavedRequest | undefined;
 
   constructor(
     readonly server: ServerTransaction,
-    readonly request: SipMessage,
+    request: SipMessage,
     readonly rcv: ReceiveInfo,
     readonly upstream: Upstream,
     /** The routes of this transaction run in the script it started with. */
@@ -168,11 +183,45 @@ export class ProxyTransaction implements TmSettings {
     ctx: MessageContext,
   ) {
     this.flags = ctx.flags;
-    this.saved = saveRequest(ctx);
+    this.method = request.method;
+    this.callId = request.callId;
+    this.requestValue = request;
+    this.savedValue = saveRequest(ctx);
+  }
+
+  /** The received request. Not kept once finished: asking then is a bug of the caller. */
+  get request(): SipMessage {
+    if (this.requestValue === undefined) throw new Error(`transaction call-id=${this.callId} is finished: its request is no longer kept`);
+    return this.requestValue;
+  }
+
+  /** The request state at the first relay; failure routes start from it. Not kept once finished. */
+  get saved(): SavedRequest {
+    if (this.savedValue === undefined) throw new Error(`transaction call-id=${this.callId} is finished: its saved request is no longer kept`);
+    return this.savedValue;
+  }
+
+  set saved(value: SavedRequest) {
+    this.savedValue = value;
   }
 
   get isInvite(): boolean {
-    return this.request.method === "INVITE";
+    return this.method === "INVITE";
+  }
+
+  /**
+   * Keep only what the rest of the transaction's life needs: the server
+   * transaction's last response and keys, the upstream address, the To tags
+   * of relayed 2xx (for the end-to-end ACK), branch statuses. What a route
+   * could read (request, saved state, received responses) goes.
+   */
+  finish(): void {
+    this.finished = true;
+    this.requestValue = undefined;
+    this.savedValue = undefined;
+    for (const b of this.branches) {
+      if (b.final !== undefined) b.final = { status: b.final.status, reason: b.final.reason, reply: undefined, edits: undefined };
+    }
   }
 
   applySettings(s: TmSettings): void {

@@ -338,9 +338,12 @@ export class StatefulProxy {
       return undefined;
     }
     let tx: ProxyTransaction | undefined;
+    // The callbacks outlive the route: they keep the Call-ID and the host, not the message or its context.
+    const { callId } = msg;
+    const services = ctx.host;
     const user: ServerTransactionUser = {
-      onTimeout: () => ctx.host.log("info", `no ACK for the final response (call-id=${msg.callId})\n`),
-      onTransportError: () => ctx.host.log("warn", `could not send a response upstream (call-id=${msg.callId})\n`),
+      onTimeout: () => services.log("info", `no ACK for the final response (call-id=${callId})\n`),
+      onTransportError: () => services.log("warn", `could not send a response upstream (call-id=${callId})\n`),
       onTerminated: () => {
         if (tx !== undefined) this.forget(tx);
       },
@@ -380,8 +383,45 @@ export class StatefulProxy {
   private forget(tx: ProxyTransaction): void {
     tx.routes.release();
     for (const b of tx.branches) this.stopFrTimer(b);
-    const key = this.answeredKey(tx.request);
-    if (key !== undefined && this.answered.get(key) === tx) this.answered.delete(key);
+    if (tx.answeredKey !== undefined && this.answered.get(tx.answeredKey) === tx) this.answered.delete(tx.answeredKey);
+  }
+
+  /**
+   * A final response went upstream: after Kamailio's wait time (wt_timer)
+   * the transaction is finished (ProxyTransaction.finish), once no branch
+   * is pending and no route of it is running. Until then a script sees the
+   * whole transaction, as in Kamailio; after it, the server and client
+   * transactions absorb retransmissions for the rest of their RFC 3261
+   * timers (J, L, M, D: 32 s over UDP) holding only their keys and last
+   * messages, so the heap holds seconds of calls, not half a minute.
+   */
+  private armFinish(tx: ProxyTransaction): void {
+    if (tx.finishArmed) return;
+    tx.finishArmed = true;
+    const check = (): void => {
+      if (tx.server.terminated) return; // forget() ran
+      if (tx.busy || tx.pendingWork !== undefined || tx.branches.some((b) => !b.completed)) {
+        this.host.timers.setTimer(this.waitTimerMs, check);
+        return;
+      }
+      tx.routes.release();
+      for (const b of tx.branches) this.stopFrTimer(b);
+      tx.finish();
+      tx.server.releaseRequest();
+    };
+    this.host.timers.setTimer(this.waitTimerMs, check);
+  }
+
+  /**
+   * A 2xx retransmission (or a late 2xx of another fork) for a finished
+   * INVITE transaction: §16.7 step 5 / RFC 6026 want every 2xx upstream, so
+   * it is relayed as received, with the core reply route's edits, without
+   * the transaction's routes (as Kamailio forwards it once its cell is gone).
+   */
+  private relayAfterFinish(tx: ProxyTransaction, reply: SipMessage): void {
+    if (reply.status < 200 || reply.status >= 300 || !tx.isInvite) return;
+    const text = relayedResponseText(reply, this.incoming?.edits, tx.upstream.dest.proto === "tcp");
+    if (!tx.server.respond(reply.status, text)) this.host.send(tx.upstream.dest, text, tx.upstream.socket, `${reply.status} response`);
   }
 
   /**
@@ -395,12 +435,12 @@ export class StatefulProxy {
     if (bound === undefined || ctx.routeType !== "request") return;
     const tx = bound.tx;
     if (tx.relayed || tx.finalSent || tx.server.terminated) return;
-    if (ctx.replied === undefined && ctx.lastError !== undefined && tx.request.method !== "ACK") {
+    if (ctx.replied === undefined && ctx.lastError !== undefined && tx.method !== "ACK") {
       this.replyLocal(tx, ctx.lastError.status, ctx.lastError.reason, []);
       return;
     }
     if (ctx.replied === undefined) {
-      ctx.host.log("warn", `transaction created but neither relayed nor replied (call-id=${tx.request.callId})\n`, ctx);
+      ctx.host.log("warn", `transaction created but neither relayed nor replied (call-id=${tx.callId})\n`, ctx);
     }
     tx.released = true;
     this.host.timers.setTimer(this.waitTimerMs, () => {
@@ -665,6 +705,10 @@ export class StatefulProxy {
     let starting = true;
     const user: ClientTransactionUser = {
       onResponse: (response) => {
+        if (tx.finished) {
+          this.relayAfterFinish(tx, response);
+          return;
+        }
         // receiveResponse is on the stack: take its receive info and edits now, the work may wait.
         const rcv = this.incoming?.rcv ?? tx.rcv;
         const edits = this.incoming?.edits;
@@ -683,7 +727,7 @@ export class StatefulProxy {
         // §16.8: a branch given up without a CANCEL sends no more
         // retransmissions of its request (its ACKs and CANCEL still go).
         if (branch.retransmissionsStopped && client !== undefined && data === client.requestData) return true;
-        return this.host.send(dest, data, socket, `${tx.request.method} request`);
+        return this.host.send(dest, data, socket, `${tx.method} request`);
       },
       user,
     };
@@ -718,6 +762,7 @@ export class StatefulProxy {
    * (a final response was already sent).
    */
   replyLocal(tx: ProxyTransaction, status: number, reason: string, extraHeaders: readonly string[]): boolean {
+    if (tx.finished) return false; // a final response went upstream long ago
     const text = buildLocalResponse(tx.request, tx.upstream, status, reason, tx.localToTag, extraHeaders);
     // An explicit answer on a released transaction is sent (e.g. the 487
     // for a CANCEL); only the automatic 100 stays suppressed.
@@ -727,6 +772,7 @@ export class StatefulProxy {
     tx.uasStatus = status;
     if (status >= 200) {
       tx.finalSent = true;
+      this.armFinish(tx);
       // A final answer ends the search: branches still ringing are cancelled.
       if (tx.isInvite) for (const b of tx.pendingBranches()) this.cancelBranch(tx, b, []);
     }
@@ -789,7 +835,8 @@ export class StatefulProxy {
   /** The proxy transaction a response belongs to through one of its branches (not through a CANCEL it sent). */
   transactionOfResponse(msg: SipMessage): ProxyTransaction | undefined {
     const client = this.table.matchResponse(msg);
-    return client === undefined ? undefined : this.byClient.get(client);
+    const tx = client === undefined ? undefined : this.byClient.get(client);
+    return tx?.finished === true ? undefined : tx;
   }
 
   /**
@@ -823,7 +870,7 @@ export class StatefulProxy {
 
   private awaitWork(tx: ProxyTransaction, work: Promise<void>): void {
     const settled = work.then(undefined, (err: unknown) => {
-      this.host.services.log("err", `transaction call-id=${tx.request.callId}: ${err instanceof Error ? err.message : String(err)}\n`);
+      this.host.services.log("err", `transaction call-id=${tx.callId}: ${err instanceof Error ? err.message : String(err)}\n`);
     });
     tx.pendingWork = settled;
     void settled.then(() => {
@@ -901,6 +948,7 @@ export class StatefulProxy {
     if (tx.server.respond(status, text)) {
       tx.uasStatus = status;
       tx.finalSent = true;
+      this.armFinish(tx);
     } else if (tx.isInvite) {
       // The server transaction is past "accepted" (it ended, or it sent a
       // non-2xx): §16.7 step 5 still wants the 2xx upstream.
@@ -911,10 +959,10 @@ export class StatefulProxy {
     if (!tx.isInvite) return;
     try {
       const toTag = headerParam(toHeader(reply), "tag");
-      const key = this.answeredKey(tx.request);
-      if (toTag !== undefined && key !== undefined) {
+      tx.answeredKey ??= this.answeredKey(tx.request);
+      if (toTag !== undefined && tx.answeredKey !== undefined) {
         tx.okToTags.add(toTag);
-        this.answered.set(key, tx);
+        this.answered.set(tx.answeredKey, tx);
       }
     } catch {
       // a 2xx without a parsable To: its ACK cannot be matched, nothing else depends on it
@@ -1018,6 +1066,7 @@ export class StatefulProxy {
     if (tx.server.respond(status, text)) {
       tx.uasStatus = status;
       tx.finalSent = true;
+      this.armFinish(tx);
     }
   }
 
@@ -1129,11 +1178,11 @@ export class StatefulProxy {
 
   private reportRoute(tx: ProxyTransaction, name: string, ctx: MessageContext, outcome: RouteOutcome): RouteOutcome {
     if (outcome.status === "missing") {
-      ctx.host.log("err", `route function ${name}() armed for call-id=${tx.request.callId} is not defined\n`, ctx);
+      ctx.host.log("err", `route function ${name}() armed for call-id=${tx.callId} is not defined\n`, ctx);
     } else if (outcome.status === "error") {
       ctx.host.log(
         "err",
-        `route ${name} (${ctx.routeType}) call-id=${tx.request.callId} ${outcome.kind}: ${outcome.message}${outcome.location ? ` (at ${outcome.location})` : ""}\n`,
+        `route ${name} (${ctx.routeType}) call-id=${tx.callId} ${outcome.kind}: ${outcome.message}${outcome.location ? ` (at ${outcome.location})` : ""}\n`,
         ctx,
       );
     }

@@ -89,7 +89,8 @@ export function tmPvAccessor(cls: string, inner: string | undefined, lookup: (na
     get(ctx) {
       const tx = transactionOf(ctx);
       if (tx === undefined) return null;
-      const msg = cls === "T_req" ? tx.request : transactionReply(ctx);
+      // A finished transaction keeps no request (see ProxyTransaction.finish).
+      const msg = cls === "T_req" ? (tx.finished ? undefined : tx.request) : transactionReply(ctx);
       return msg === undefined ? null : target.get(viewOf(ctx, msg, tx));
     },
   };

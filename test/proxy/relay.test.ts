@@ -215,6 +215,106 @@ describe("INVITE relayed statefully", () => {
   });
 });
 
+describe("after the wait time (Kamailio wt_timer): a finished transaction keeps only what retransmissions need", () => {
+  /** The relay, with an onreply route that counts its runs and reads $T_req. */
+  function onreplyBed(): { bed: ProxyTestBed; onreplyRuns: (string | null)[] } {
+    const onreplyRuns: (string | null)[] = [];
+    const bed = new ProxyTestBed({
+      ksr_request_route(ctx) {
+        const KSR = ksr(ctx);
+        if (KSR.is_ACK()) {
+          KSR.tm.t_relay();
+          return;
+        }
+        KSR.tm.t_on_reply("on_reply");
+        KSR.tm.t_relay();
+      },
+      on_reply(ctx) {
+        onreplyRuns.push(ksr(ctx).pv.get("$T_req($ci)") as string | null);
+      },
+    });
+    return { bed, onreplyRuns };
+  }
+
+  test("within the wait time a retransmitted 2xx runs the onreply route again; after it, the 2xx is still relayed but no route runs", () => {
+    const { bed, onreplyRuns } = onreplyBed();
+    const callId = parse(request()).callId;
+    bed.receiveRequest(request());
+    const invite = bed.take()[1]!.msg;
+    const ok = responseTo(invite, 200, "OK");
+    bed.receiveResponse(ok);
+    bed.clock.advance(4_999);
+    bed.receiveResponse(ok);
+    expect(onreplyRuns).toEqual([callId, callId]);
+    expect(bed.take().map((s) => s.msg.status)).toEqual([200, 200]);
+    bed.clock.advance(1);
+    bed.receiveResponse(ok);
+    expect(onreplyRuns).toHaveLength(2);
+    const [relayed, ...rest] = bed.take();
+    expect(rest).toEqual([]);
+    expect(relayed!.msg.status).toBe(200);
+    expect(headers(relayed!.msg, "via")).toEqual([headers(invite, "via")[1]]);
+    expect(relayed!.dest).toEqual({ proto: "udp", host: UAC.ip, port: UAC.port });
+  });
+
+  test("a finished transaction still absorbs its INVITE's retransmission (no second INVITE downstream) and matches the end-to-end ACK", () => {
+    const results: number[] = [];
+    let ackCheck: number | undefined;
+    const bed = new ProxyTestBed({
+      ksr_request_route(ctx) {
+        const KSR = ksr(ctx);
+        if (KSR.is_ACK()) {
+          ackCheck = KSR.tm.t_check_trans();
+          KSR.tm.t_relay();
+          return;
+        }
+        results.push(KSR.tm.t_relay());
+      },
+    });
+    const text = request({ branch: "z9hG4bKfinished" });
+    bed.receiveRequest(text);
+    const invite = bed.take()[1]!.msg;
+    bed.receiveResponse(responseTo(invite, 200, "OK"));
+    bed.take();
+    bed.clock.advance(5_000);
+    bed.receiveRequest(text);
+    expect(results).toEqual([1, 0]);
+    expect(bed.take().filter((s) => s.msg.kind === "request")).toEqual([]);
+    bed.receiveRequest(request({ method: "ACK", toTag: "uas-tag", branch: "z9hG4bKack2" }));
+    expect(ackCheck).toBe(1);
+    expect(bed.statelessForwards.map((f) => f.msg.method)).toEqual(["ACK"]);
+  });
+
+  test("a non-2xx final: the UAS's retransmitted 486 is ACKed again by the finished client transaction and not relayed twice", () => {
+    const bed = new ProxyTestBed(relayRoutes);
+    bed.receiveRequest(request());
+    const invite = bed.take()[1]!.msg;
+    const busy = responseTo(invite, 486, "Busy Here");
+    bed.receiveResponse(busy);
+    expect(bed.take().map((s) => (s.msg.kind === "request" ? s.msg.method : s.msg.status))).toEqual(["ACK", 486]);
+    bed.clock.advance(5_000);
+    // Meanwhile timer G resent the 486 upstream, as the UAC has not ACKed it (§17.2.1).
+    expect(bed.take().map((s) => s.msg.status)).toEqual([486, 486, 486]);
+    bed.receiveResponse(busy);
+    expect(bed.take().map((s) => (s.msg.kind === "request" ? s.msg.method : s.msg.status))).toEqual(["ACK"]);
+  });
+
+  test("the wait time runs from the final response, and waits for branches still pending (a CANCELled fork)", () => {
+    const { bed, onreplyRuns } = onreplyBed();
+    bed.receiveRequest(request());
+    const invite = bed.take()[1]!.msg;
+    bed.receiveResponse(responseTo(invite, 180, "Ringing"));
+    bed.clock.advance(10_000);
+    bed.receiveResponse(responseTo(invite, 180, "Ringing"));
+    expect(onreplyRuns).toHaveLength(2); // no final yet: the transaction is whole
+    const ok = responseTo(invite, 200, "OK");
+    bed.receiveResponse(ok);
+    bed.clock.advance(4_000);
+    bed.receiveResponse(ok);
+    expect(onreplyRuns).toHaveLength(4);
+  });
+});
+
 describe("tm return codes", () => {
   test("t_newtran: 1, then -10 for the same message; 0 for its retransmission", () => {
     const codes: number[][] = [];
