@@ -9,8 +9,14 @@
  * one. The transaction itself holds the parsed request (about 2-3 times its
  * wire size), the last provisional and the last final response texts and at
  * most three timer handles: roughly 3-8 KB for a typical 1 KB INVITE. The
- * table is bounded by `maxTransactions`; a full table refuses new
- * transactions (the caller answers 503 or drops) instead of growing.
+ * table is bounded by `maxTransactions` transactions still waiting for
+ * their final response; a full table refuses new transactions (the caller
+ * answers 503 or drops) instead of growing. Settled transactions (final
+ * response passed on, waiting out timers D, I, J, K, L, M: up to 32 s over
+ * UDP) do not count: at 1 000 calls/s they alone are ~100 000. They are
+ * bounded separately by `maxSettled`; past it the oldest settled one is
+ * ended early, which only means that a very late retransmission of its
+ * request or response is no longer absorbed here.
  * Entries leave the table the instant their transaction terminates.
  */
 import type { SipMessage } from "../sip/message.js";
@@ -26,9 +32,14 @@ export const MAGIC_COOKIE = "z9hG4bK";
 
 export const DEFAULT_MAX_TRANSACTIONS = 65_536;
 
+/** Settled transactions kept per unsettled one allowed, by default. */
+const DEFAULT_SETTLED_FACTOR = 8;
+
 export interface TransactionTableOptions {
-  /** Upper bound on live transactions, client and server together. Default 65 536. */
+  /** Upper bound on transactions waiting for their final response, client and server together. Default 65 536. */
   readonly maxTransactions?: number;
+  /** Upper bound on settled transactions kept for retransmissions. Default 8 × maxTransactions. */
+  readonly maxSettled?: number;
 }
 
 /** Field separator of computed keys: never part of an (unfolded) header value or a Request-URI. */
@@ -119,20 +130,37 @@ function safeTopVia(msg: SipMessage): Via | undefined {
 
 export class TransactionTable {
   readonly maxTransactions: number;
+  readonly maxSettled: number;
   private readonly servers = new Map<string, ServerTransaction>();
   /** Second key of RFC 2543 INVITE server transactions, for their ACK. */
   private readonly rfc2543Acks = new Map<string, InviteServerTransaction>();
   private readonly clients = new Map<string, ClientTransaction>();
+  /** Settled transactions in the table, oldest first (a Set keeps insertion order). */
+  private readonly settledInTable = new Set<ServerTransaction | ClientTransaction>();
+  /** Settled transactions ended early to stay within maxSettled. */
+  expiredEarly = 0;
 
   constructor(options: TransactionTableOptions = {}) {
     const max = options.maxTransactions ?? DEFAULT_MAX_TRANSACTIONS;
     if (!Number.isInteger(max) || max < 1) throw new RangeError(`maxTransactions must be a positive integer, got ${max}`);
     this.maxTransactions = max;
+    const maxSettled = options.maxSettled ?? DEFAULT_SETTLED_FACTOR * max;
+    if (!Number.isInteger(maxSettled) || maxSettled < 1) throw new RangeError(`maxSettled must be a positive integer, got ${maxSettled}`);
+    this.maxSettled = maxSettled;
   }
 
-  /** Live transactions, client and server. */
+  /** Transactions in the table, client and server, settled ones included. */
   get size(): number {
     return this.servers.size + this.clients.size;
+  }
+
+  /** Transactions in the table still waiting for their final response. */
+  get unsettledCount(): number {
+    return this.size - this.settledInTable.size;
+  }
+
+  get settledCount(): number {
+    return this.settledInTable.size;
   }
 
   get serverCount(): number {
@@ -144,7 +172,25 @@ export class TransactionTable {
   }
 
   get isFull(): boolean {
-    return this.size >= this.maxTransactions;
+    return this.unsettledCount >= this.maxTransactions;
+  }
+
+  /** Track a transaction of the table: counted as settled from its final response on, forgotten on termination. */
+  private track(tx: ServerTransaction | ClientTransaction, drop: () => void): void {
+    tx.detach = () => {
+      drop();
+      this.settledInTable.delete(tx);
+    };
+    const settle = (): void => {
+      this.settledInTable.add(tx);
+      if (this.settledInTable.size > this.maxSettled) {
+        const oldest = this.settledInTable.values().next().value!;
+        this.expiredEarly++;
+        oldest.expire();
+      }
+    };
+    if (tx.settled) settle();
+    else tx.onSettled = settle;
   }
 
   /**
@@ -169,10 +215,10 @@ export class TransactionTable {
       if (this.rfc2543Acks.has(ackKey)) ackKey = undefined; // first one keeps the ACK key
       else this.rfc2543Acks.set(ackKey, tx);
     }
-    tx.detach = () => {
+    this.track(tx, () => {
       if (this.servers.get(key) === tx) this.servers.delete(key);
       if (ackKey !== undefined && this.rfc2543Acks.get(ackKey) === tx) this.rfc2543Acks.delete(ackKey);
-    };
+    });
     return true;
   }
 
@@ -187,9 +233,9 @@ export class TransactionTable {
     const key = tx.branch + SEP + tx.method;
     if (this.clients.has(key)) return false;
     this.clients.set(key, tx);
-    tx.detach = () => {
+    this.track(tx, () => {
       if (this.clients.get(key) === tx) this.clients.delete(key);
-    };
+    });
     return true;
   }
 
@@ -197,6 +243,7 @@ export class TransactionTable {
   remove(tx: ServerTransaction | ClientTransaction): void {
     const detach = tx.detach;
     tx.detach = undefined;
+    tx.onSettled = undefined;
     detach?.();
   }
 

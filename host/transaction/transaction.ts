@@ -68,6 +68,12 @@ export abstract class Transaction {
    * @internal
    */
   detach: (() => void) | undefined;
+  /**
+   * Set by the {@link TransactionTable}: called once when the machine has
+   * handed its final response on and only waits out its timers.
+   * @internal
+   */
+  onSettled: (() => void) | undefined;
 
   /** The request, parsed; undefined until first asked for when it came as wire text (see PreparedRequest). */
   private requestValue: SipMessage | undefined;
@@ -150,7 +156,29 @@ export abstract class Transaction {
   protected abstract notifyTerminated(): void;
 
   protected setState(next: TransactionState): void {
+    const wasSettled = isSettledState(this.stateValue);
     this.stateValue = next;
+    if (!wasSettled && isSettledState(next)) {
+      const settled = this.onSettled;
+      this.onSettled = undefined;
+      settled?.();
+    }
+  }
+
+  /** Whether the final response has been handed on: the machine only waits out its timers (see isSettledState). */
+  get settled(): boolean {
+    return isSettledState(this.stateValue);
+  }
+
+  /**
+   * End a settled transaction before its timers do (the table makes room
+   * under load): it stops absorbing retransmissions, nothing else changes
+   * for either side. Refused for a transaction still waiting for its final
+   * response.
+   */
+  expire(): void {
+    if (!this.settled) throw new Error(`cannot expire a ${this.stateValue} transaction`);
+    this.terminate();
   }
 
   /** Pass a message to the transport; false on a transport error (the caller decides what follows). */
@@ -200,6 +228,16 @@ export abstract class Transaction {
     detach?.();
     this.notifyTerminated();
   }
+}
+
+/**
+ * States in which the final response has been passed on and the machine
+ * only absorbs retransmissions (and, for an INVITE, the ACK or further 2xx)
+ * until a timer ends it: completed, confirmed, accepted (RFC 3261 §17,
+ * RFC 6026 §7).
+ */
+export function isSettledState(state: TransactionState): boolean {
+  return state === "completed" || state === "confirmed" || state === "accepted";
 }
 
 /** The request of a client transaction as given: wire text or an already parsed message. */

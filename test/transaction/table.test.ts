@@ -239,6 +239,42 @@ describe("table lifetime and bounds", () => {
     expect(new TransactionTable().addServer(dead)).toBe(false);
     expect(() => new TransactionTable({ maxTransactions: 0 })).toThrow(RangeError);
   });
+
+  it("counts only transactions still waiting for their final response against maxTransactions; settled ones wait out timer J beside them", () => {
+    const rec = new Recorder();
+    const table = new TransactionTable({ maxTransactions: 2 });
+    const options = (branch: string) => request({ method: "OPTIONS", via: `SIP/2.0/UDP h.example.com;branch=${branch}` });
+    const a = serverFor(rec, options("z9hG4bKa")) as NonInviteServerTransaction;
+    const b = serverFor(rec, options("z9hG4bKb")) as NonInviteServerTransaction;
+    expect(table.addServer(a) && table.addServer(b)).toBe(true);
+    expect(table.isFull).toBe(true);
+    a.respond(200, "SIP/2.0 200 OK\r\n\r\n");
+    expect(a.state).toBe("completed");
+    expect([table.unsettledCount, table.settledCount, table.isFull]).toEqual([1, 1, false]);
+    expect(table.addServer(serverFor(rec, options("z9hG4bKc")))).toBe(true);
+    // The settled one still absorbs its retransmission (resends its 200) until timer J.
+    expect(table.matchRequest(options("z9hG4bKa"))).toBe(a);
+    rec.clock.advance(32_000);
+    expect(a.terminated).toBe(true);
+    expect([table.unsettledCount, table.settledCount]).toEqual([2, 0]);
+  });
+
+  it("past maxSettled the oldest settled transaction is ended early", () => {
+    const rec = new Recorder();
+    const table = new TransactionTable({ maxTransactions: 10, maxSettled: 2 });
+    const txs = ["z9hG4bK1", "z9hG4bK2", "z9hG4bK3"].map((branch) => {
+      const tx = serverFor(rec, request({ method: "OPTIONS", via: `SIP/2.0/UDP h.example.com;branch=${branch}` })) as NonInviteServerTransaction;
+      expect(table.addServer(tx)).toBe(true);
+      return tx;
+    });
+    txs[0]!.respond(200, "SIP/2.0 200 OK\r\n\r\n");
+    txs[1]!.respond(200, "SIP/2.0 200 OK\r\n\r\n");
+    expect(txs.map((t) => t.terminated)).toEqual([false, false, false]);
+    txs[2]!.respond(200, "SIP/2.0 200 OK\r\n\r\n");
+    expect(txs.map((t) => t.terminated)).toEqual([true, false, false]);
+    expect([table.settledCount, table.expiredEarly, table.size]).toEqual([2, 1, 2]);
+    expect(() => serverFor(rec, request({ method: "OPTIONS" })).expire()).toThrow(/cannot expire a trying transaction/);
+  });
 });
 
 describe("helpers", () => {
