@@ -1,0 +1,101 @@
+// Profile the stateful relay under sipp load: one `ksr run` server process
+// (no supervisor) with V8's CPU profiler and GC tracing, a sipp UAS on 5080
+// and a sipp UAC at --rate calls/s for --duration s. Writes the .cpuprofile
+// and the GC trace to --out (default /tmp/ksr-profile) and prints the
+// hottest functions by self time and the GC pause totals.
+//
+//   node bench/profile-relay.mjs [--rate 500] [--duration 10] [--script bench/scripts/stateful-relay.js] [--out dir]
+//                                [--no-cpu-prof] [--heap-snapshot [--snapshot-delay-ms 6000]]
+//
+// --heap-snapshot writes a V8 heap snapshot into --out right after the load,
+// while the transactions of the run are still held by their timers.
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { REPO_ROOT, ensureBuilt, probeOptions, runCallsThroughUas, processCpuSeconds } from "./lib/sipp.mjs";
+
+const { values: opts } = parseArgs({
+  options: {
+    rate: { type: "string", default: "500" },
+    duration: { type: "string", default: "10" },
+    script: { type: "string", default: "bench/scripts/stateful-relay.js" },
+    out: { type: "string", default: "/tmp/ksr-profile" },
+    port: { type: "string", default: "5060" },
+    "no-cpu-prof": { type: "boolean", default: false },
+    "heap-snapshot": { type: "boolean", default: false },
+    "snapshot-delay-ms": { type: "string", default: "0" },
+  },
+});
+const rate = Number(opts.rate);
+const durationS = Number(opts.duration);
+const port = Number(opts.port);
+if (!(rate > 0 && rate <= 5000) || !(durationS > 0 && durationS <= 120)) throw new Error("--rate in (0, 5000], --duration in (0, 120]");
+fs.rmSync(opts.out, { recursive: true, force: true });
+fs.mkdirSync(opts.out, { recursive: true });
+ensureBuilt();
+
+const nodeArgs = ["--trace-gc", ...(opts["heap-snapshot"] ? ["--heapsnapshot-signal=SIGTTIN", `--diagnostic-dir=${opts.out}`] : []), ...(opts["no-cpu-prof"] ? [] : ["--cpu-prof", `--cpu-prof-dir=${opts.out}`])];
+const server = spawn(
+  process.execPath,
+  [...nodeArgs, path.join(REPO_ROOT, "bin", "ksr.js"), "run", opts.script, "--listen", `udp:127.0.0.1:${port}`, "--log-level", "warn"],
+  { cwd: REPO_ROOT, env: { ...process.env, KSR_SERVER_PROCESS: "1" }, stdio: ["ignore", "pipe", "pipe"] },
+);
+const gcLog = fs.createWriteStream(path.join(opts.out, "gc.log"));
+server.stdout.pipe(gcLog);
+let stderr = "";
+server.stderr.on("data", (d) => (stderr += d));
+for (let i = 0; i < 100 && !(await probeOptions(port, 200)); i++) await new Promise((r) => setTimeout(r, 100));
+const cpuBefore = processCpuSeconds(server.pid);
+const result = await runCallsThroughUas({ targetPort: port, uasPort: 5080, calls: rate * durationS, rate, recvTimeoutMs: 10_000 });
+const cpu = processCpuSeconds(server.pid) - cpuBefore;
+if (opts["heap-snapshot"]) {
+  // Right after the load (plus --snapshot-delay-ms): every transaction of the last 32 s (timers D/J) is still held.
+  await new Promise((r) => setTimeout(r, Number(opts["snapshot-delay-ms"])));
+  server.kill("SIGTTIN");
+  for (let i = 0; i < 600 && !fs.readdirSync(opts.out).some((f) => f.endsWith(".heapsnapshot")); i++) await new Promise((r) => setTimeout(r, 100));
+  await new Promise((r) => setTimeout(r, 3000));
+}
+server.kill("SIGTERM");
+await new Promise((r) => server.on("exit", r));
+gcLog.end();
+console.log(`calls ok=${result.successful} failed=${result.failed} retrans=${result.retransmissions} rt p50/p99/max ms ${result.rtMs.p50}/${result.rtMs.p99}/${result.rtMs.max}`);
+console.log(`server CPU ${(cpu * 1e6 / (rate * durationS)).toFixed(0)} µs/call`);
+if (stderr.trim()) console.log("server stderr (first 2000 chars):\n" + stderr.slice(0, 2000));
+
+// GC pauses from --trace-gc lines: "[pid:addr] 1234 ms: Scavenge 12.3 (..) -> .. , 1.2 / 0.0 ms ..."
+const gcText = fs.readFileSync(path.join(opts.out, "gc.log"), "utf8");
+const pauses = { Scavenge: [], "Mark-Compact": [], "Minor Mark-Compact": [] };
+for (const line of gcText.split("\n")) {
+  const m = /ms: (Scavenge|Mark-Compact|Minor Mark-Compact)[^,]*, ([\d.]+) \/ ([\d.]+) ms/.exec(line);
+  if (m) pauses[m[1]].push(Number(m[2]));
+}
+for (const [kind, list] of Object.entries(pauses)) {
+  if (list.length === 0) continue;
+  list.sort((a, b) => a - b);
+  const sum = list.reduce((a, b) => a + b, 0);
+  console.log(`GC ${kind}: ${list.length} pauses, total ${sum.toFixed(0)} ms, max ${list.at(-1).toFixed(1)} ms, p99 ${list[Math.floor(list.length * 0.99)].toFixed(1)} ms`);
+}
+const heapLines = gcText.split("\n").filter((l) => /Mark-Compact/.test(l)).slice(-3);
+if (heapLines.length) console.log("last Mark-Compacts:\n" + heapLines.join("\n"));
+
+if (!opts["no-cpu-prof"]) {
+  const file = fs.readdirSync(opts.out).find((f) => f.endsWith(".cpuprofile"));
+  const prof = JSON.parse(fs.readFileSync(path.join(opts.out, file), "utf8"));
+  const self = new Map();
+  const dt = prof.timeDeltas;
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const hits = new Map();
+  for (let i = 0; i < prof.samples.length; i++) hits.set(prof.samples[i], (hits.get(prof.samples[i]) ?? 0) + (dt[i] ?? 0));
+  let total = 0;
+  for (const [id, us] of hits) {
+    const n = byId.get(id);
+    const cf = n.callFrame;
+    const key = `${cf.functionName || "(anon)"} ${cf.url.replace(/^.*\/(dist|node_modules)\//, "$1/")}:${cf.lineNumber + 1}`;
+    self.set(key, (self.get(key) ?? 0) + us);
+    total += us;
+  }
+  const top = [...self].sort((a, b) => b[1] - a[1]).slice(0, 40);
+  console.log(`\nCPU profile ${file}: total ${(total / 1e6).toFixed(2)} s sampled; top self time:`);
+  for (const [k, us] of top) console.log(`${((us / total) * 100).toFixed(1).padStart(5)} %  ${k}`);
+}
