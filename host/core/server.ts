@@ -9,24 +9,39 @@
  * by their Via (§16.7 step 3, §16.11), requests are forwarded with a Via
  * whose branch is derived from the incoming one (§16.11).
  */
-import { createHash } from "node:crypto";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import type { MessageEdits, SipMessage } from "../sip/message.js";
-import { parseMessage, topVia, DEFAULT_PARSE_LIMITS, type ParseFailure, type ParseLimits } from "../sip/parser.js";
-import { buildResponse, generateTag, serializeMessage } from "../sip/serialize.js";
-import type { Via } from "../sip/via.js";
-import { formatVia, parseVia, viaParam } from "../sip/via.js";
-import { parseUri, uriParam, uriTransport } from "../sip/uri.js";
+import { parseMessage, DEFAULT_PARSE_LIMITS, type ParseFailure, type ParseLimits } from "../sip/parser.js";
+import { generateTag } from "../sip/serialize.js";
+import { formatVia } from "../sip/via.js";
 import type { RouteOutcome, RouteRunner } from "../../sandbox/types.js";
 import { renderRecordRoute } from "../proxy/record-route.js";
 import { TransportLayer, type TransportOptions } from "../transport/index.js";
-import { formatHostPort, formatListenSocket, isWildcardIp, parseListenSocket, sameIp, unbracket } from "../transport/listen-socket.js";
-import { isOwnVia, responseDestination, stampReceivedVia, viaTransport, type Destination } from "./addressing.js";
+import { formatHostPort, formatListenSocket, parseListenSocket, sameIp, unbracket } from "../transport/listen-socket.js";
+import {
+  buildForwardedRequest,
+  buildLocalResponse,
+  buildMalformedReply,
+  isOwnVia,
+  isUpstream,
+  localSocketOf,
+  nextHopOf,
+  ourViaLine,
+  reasonFromError,
+  relayedResponseText,
+  responseDestination,
+  responseVias,
+  safeReasonPhrase,
+  statelessBranch,
+  tcpConnectionOf,
+  upstreamOf,
+  viaTransport,
+  type Destination,
+} from "./outbound.js";
 import { MessageContext, newTenantState } from "./context.js";
 import type { HostServices, ListenSocket, LogLevel, ReceiveInfo, TenantState, TransportProto } from "./context.js";
 import { log as writeLog } from "./log.js";
-import { buildMalformedReply, reasonFromError, responseViaLines, topViaOf } from "./malformed.js";
 import { StatefulProxy, type ProxyOptions } from "../proxy/proxy.js";
 import { RealTimerService, type TimerService } from "../transaction/index.js";
 import type { DataServices } from "../storage/index.js";
@@ -34,9 +49,6 @@ import { TenantRegistry } from "../tenants/registry.js";
 import { REPLY_ROUTE, REQUEST_ROUTE, TENANT_VIA_PARAM, TenantRouting } from "./tenant-routing.js";
 
 export { REPLY_ROUTE, REQUEST_ROUTE };
-
-/** Magic cookie of RFC 3261 §8.1.1.7 branches. */
-const BRANCH_COOKIE = "z9hG4bK";
 
 export interface SipServerOptions {
   readonly listen: readonly ListenSocket[];
@@ -258,25 +270,19 @@ export class SipServer implements HostServices {
       this.log("warn", `dropped malformed ACK from ${from}: ${parsed.error}`);
       return;
     }
-    const top = parsed.headers ? topViaOf(parsed.headers) : undefined;
-    if (!top) {
-      this.log("warn", `dropped malformed request from ${from} (no usable Via to answer): ${parsed.error}`);
-      return;
-    }
-    const stamped = stampReceivedVia(top.vias[0]!, rcv, false);
-    const dest = responseDestination(stamped, rcv.connectionId);
-    if (!dest) {
-      this.log("warn", `dropped malformed request from ${from} (Via transport ${top.vias[0]!.transport} not supported): ${parsed.error}`);
+    const upstream = parsed.headers === undefined ? undefined : upstreamOf(parsed.headers, rcv, false);
+    if (upstream === undefined || !isUpstream(upstream)) {
+      const why = upstream?.reason === "transport" ? `Via transport ${upstream.transport} not supported` : "no usable Via to answer";
+      this.log("warn", `dropped malformed request from ${from} (${why}): ${parsed.error}`);
       return;
     }
     // The parser reports a well-formed but unknown SIP-Version with the 505
     // reason phrase (RFC 3261 §21.5.7); everything else is a 400 (§8.2.2 ff.)
     // whose reason phrase names the problem.
     const status = parsed.error === "Version Not Supported" ? 505 : 400;
-    const reason = reasonFromError(parsed.error);
-    const reply = buildMalformedReply(parsed.headers!, responseViaLines(top.viaHeaders, top.vias, stamped), status, reason, generateTag());
+    const reply = buildMalformedReply(parsed.headers!, upstream, status, reasonFromError(parsed.error), generateTag());
     this.log("notice", `malformed request from ${from}: ${parsed.error}; answering ${status}`);
-    this.dispatch(dest, reply, localSocketOf(rcv), `${status} reply`);
+    this.dispatch(upstream.dest, reply, upstream.socket, `${status} reply`);
   }
 
   private onRequest(msg: SipMessage, rcv: ReceiveInfo, runner: RouteRunner): void {
@@ -344,28 +350,21 @@ export class SipServer implements HostServices {
       this.log("err", `invalid reply status ${status} (call-id=${msg.callId})`);
       return false;
     }
-    const top = topVia(msg);
-    if (top === undefined) {
-      this.log("err", `cannot address a reply: request has no usable Via (call-id=${msg.callId})`);
-      return false;
-    }
-    const viaHeaders = msg.headers.filter((h) => h.key === "via");
-    const firstVias = viaHeaders[0]!.value.includes(",") ? parseVia(viaHeaders[0]!.value) : [top];
-    const stamped = stampReceivedVia(top, ctx.rcv, ctx.forceRport);
-    const dest = responseDestination(stamped, ctx.rcv.connectionId);
-    if (!dest) {
-      this.log("err", `cannot send a reply over Via transport ${stamped.transport} (call-id=${msg.callId})`);
+    const upstream = upstreamOf(msg.headers, ctx.rcv, ctx.forceRport);
+    if (!isUpstream(upstream)) {
+      this.log(
+        "err",
+        upstream.reason === "no-via"
+          ? `cannot address a reply: request has no usable Via (call-id=${msg.callId})`
+          : `cannot send a reply over Via transport ${upstream.transport} (call-id=${msg.callId})`,
+      );
       return false;
     }
     // buildResponse adds it only when the To has no tag and status > 100.
     const toTag = status > 100 ? this.localTagFor(ctx) : undefined;
-    const safeReason = reason.replace(/[\r\n]+/g, " ");
-    const text = buildResponse(msg, status, safeReason, {
-      toTag,
-      extraHeaders: ctx.replyHeaders.length > 0 ? ctx.replyHeaders : undefined,
-      viaOverride: responseViaLines(viaHeaders, firstVias, stamped),
-    });
-    const sent = this.dispatch(dest, text, localSocketOf(ctx.rcv), `${status} reply`);
+    const safeReason = safeReasonPhrase(reason);
+    const text = buildLocalResponse(msg, upstream, status, safeReason, toTag, ctx.replyHeaders);
+    const sent = this.dispatch(upstream.dest, text, upstream.socket, `${status} reply`);
     if (sent) ctx.replied = { status, reason: safeReason };
     return sent;
   }
@@ -393,35 +392,39 @@ export class SipServer implements HostServices {
    */
   private forwardRequest(ctx: MessageContext, target: string): boolean {
     const callId = ctx.msg.callId;
-    const uri = parseUri(target);
-    if (!uri || uri.scheme === "tel") {
-      this.log("err", `forward: cannot route to "${target}" (call-id=${callId})`);
+    const hop = nextHopOf(target);
+    if (typeof hop === "string") {
+      this.log("err", `forward: ${hop} (call-id=${callId})`);
       return false;
     }
-    const transport = uriTransport(uri);
-    if (transport !== "udp" && transport !== "tcp") {
-      this.log("err", `forward: transport ${transport} of ${target} is not supported (call-id=${callId})`);
-      return false;
-    }
-    const maddr = uriParam(uri, "maddr");
-    const host = unbracket(maddr !== undefined && maddr !== "" ? maddr : uri.host);
-    const port = uri.port ?? 5060;
-    const socket = this.sendingSocket(ctx, transport, host);
+    const socket = this.sendingSocket(ctx, hop.proto, hop.host);
     if (!socket) {
-      this.log("err", `forward: no ${transport} listen socket to reach ${host} (call-id=${callId})`);
+      this.log("err", `forward: no ${hop.proto} listen socket to reach ${hop.host} (call-id=${callId})`);
       return false;
     }
-    const via = this.ownVia(ctx, socket, target);
-    // Record-Route for the socket this copy leaves by (RFC 3261 §16.6 step 4,
-    // RFC 5658); ctx.edits stays as the script left it, for another forward.
-    const recordRoute = renderRecordRoute(ctx, socket, localSocketOf(ctx.rcv));
-    const base = recordRoute.length > 0 ? { ...ctx.edits, prepended: [...recordRoute, ...ctx.edits.prepended] } : ctx.edits;
-    const edits = withViaOnTop(ctx.msg, withStampedTopVia(ctx, base), via);
-    const text = serializeMessage(ctx.msg, edits, {
-      requestUri: ctx.newRequestUri,
-      stream: transport === "tcp", // Content-Length mandatory on streams (RFC 3261 §18.3)
+    const viaLine = ourViaLine({
+      socket,
+      aliases: this.aliases,
+      branch: statelessBranch(ctx.msg, ctx.requestUri, target),
+      rport: ctx.addLocalRport,
+      // Serving tenants: the response comes back to the tenant that forwarded
+      // the request (see tenant-routing.ts). The next hops see the tenant id.
+      params: this.tenants !== undefined ? `;${TENANT_VIA_PARAM}=${ctx.tenant.id}` : undefined,
+      inbound: ctx.rcv,
     });
-    return this.dispatch({ proto: transport, host, port }, text, socket, `${ctx.msg.method} request`);
+    const text = buildForwardedRequest({
+      msg: ctx.msg,
+      rcv: ctx.rcv,
+      edits: ctx.edits,
+      requestUri: ctx.newRequestUri,
+      viaLine,
+      forceRport: ctx.forceRport,
+      // Record-Route for the socket this copy leaves by (RFC 3261 §16.6 step 4, RFC 5658).
+      recordRoute: renderRecordRoute(ctx, socket, localSocketOf(ctx.rcv)),
+      decrementMaxForwards: false,
+      stream: hop.proto === "tcp", // Content-Length mandatory on streams (RFC 3261 §18.3)
+    });
+    return this.dispatch(hop, text, socket, `${ctx.msg.method} request`);
   }
 
   /**
@@ -430,35 +433,28 @@ export class SipServer implements HostServices {
    * Via says.
    */
   private forwardResponse(msg: SipMessage, rcv: ReceiveInfo, edits?: MessageEdits): boolean {
-    const viaIndexes: number[] = [];
-    msg.headers.forEach((h, i) => {
-      if (h.key === "via") viaIndexes.push(i);
-    });
     const what = `${msg.status} response (call-id=${msg.callId})`;
-    if (viaIndexes.length === 0) {
+    const vias = responseVias(msg);
+    if (vias === undefined) {
       this.log("warn", `dropped ${what}: no Via`);
       return false;
     }
-    const firstIndex = viaIndexes[0]!;
-    const firstVias = parseVia(msg.headers[firstIndex]!.value);
-    const top = firstVias[0];
-    if (!top || !isOwnVia(top, this.listen, this.aliases)) {
-      this.log("warn", `dropped ${what}: top Via ${top ? formatVia(top) : "(unparsable)"} is not ours`);
+    const { top, next } = vias;
+    if (!isOwnVia(top, this.listen, this.aliases)) {
+      this.log("warn", `dropped ${what}: top Via ${formatVia(top)} is not ours`);
       return false;
     }
-    let next: Via | undefined = firstVias[1];
-    if (!next && viaIndexes.length > 1) next = parseVia(msg.headers[viaIndexes[1]!]!.value)[0];
     if (!next) {
       this.log("info", `dropped ${what}: no Via after ours, nowhere to forward`);
       return false;
     }
     let connectionId: number | undefined;
     if (viaTransport(next) === "tcp") {
-      // Our Via carries the id of the connection the request came in on (see
-      // ownVia); it is used only while that connection is still to the
-      // address the next Via names, so a stale id cannot misdirect.
-      const id = Number(viaParam(top, "i") ?? NaN);
-      const remoteIp = Number.isInteger(id) ? this.transport.tcpConnectionRemoteIp(id) : undefined;
+      // Our Via carries the id of the connection the request came in on; it
+      // is used only while that connection is still to the address the next
+      // Via names, so a stale id cannot misdirect.
+      const id = tcpConnectionOf(top);
+      const remoteIp = id !== undefined ? this.transport.tcpConnectionRemoteIp(id) : undefined;
       if (remoteIp !== undefined && sameIp(remoteIp, unbracket(next.received ?? next.host))) connectionId = id;
     }
     const dest = responseDestination(next, connectionId);
@@ -466,58 +462,9 @@ export class SipServer implements HostServices {
       this.log("warn", `dropped ${what}: Via transport ${next.transport} not supported`);
       return false;
     }
-    const base = edits ?? EMPTY_EDITS;
-    const replaced = new Map(base.replaced);
-    replaced.set(
-      firstIndex,
-      firstVias.length > 1 ? `Via: ${firstVias.slice(1).map(formatVia).join(", ")}\r\n` : "",
-    );
-    const text = serializeMessage(msg, { ...base, replaced }, { stream: dest.proto === "tcp" });
+    const text = relayedResponseText(msg, edits, dest.proto === "tcp");
     const from = rcv.proto === dest.proto ? localSocketOf(rcv) : undefined;
     return this.dispatch(dest, text, from, what);
-  }
-
-  /** The Via this server puts on top of a request it forwards (RFC 3261 §16.6 step 8). */
-  private ownVia(ctx: MessageContext, socket: ListenSocket, target: string): string {
-    let via = `Via: SIP/2.0/${socket.proto.toUpperCase()} ${this.viaHostPort(socket)};branch=${this.statelessBranch(ctx, target)}`;
-    if (ctx.addLocalRport) via += ";rport";
-    // Serving tenants: the response comes back to the tenant that forwarded
-    // the request (see tenant-routing.ts). The next hops see the tenant id.
-    if (this.tenants !== undefined) via += `;${TENANT_VIA_PARAM}=${ctx.tenant.id}`;
-    // Remember the incoming TCP connection so the response can be sent back
-    // on it (RFC 3261 §18.2.2) without transaction state.
-    if (ctx.rcv.proto === "tcp" && ctx.rcv.connectionId >= 0) via += `;i=${ctx.rcv.connectionId}`;
-    return via + "\r\n";
-  }
-
-  private viaHostPort(socket: ListenSocket): string {
-    if (!isWildcardIp(socket.ip)) return formatHostPort(socket.ip, socket.port);
-    // A wildcard address is no address for a peer to answer to: name the
-    // first alias instead.
-    const alias = this.aliases[0];
-    return alias ? `${alias.replace(/:\d+$/, "")}:${socket.port}` : formatHostPort(socket.ip, socket.port);
-  }
-
-  /**
-   * RFC 3261 §16.11: a stateless proxy derives the branch from the incoming
-   * request so that a retransmission (and the CANCEL or non-2xx ACK of an
-   * INVITE, which share its branch) is forwarded with the same branch, and
-   * mixes in the destination so that different targets get different ones.
-   * Without an RFC 3261 branch the §17.2.3 matching fields stand in.
-   */
-  private statelessBranch(ctx: MessageContext, target: string): string {
-    const msg = ctx.msg;
-    const incoming = topVia(msg);
-    const hash = createHash("sha1");
-    if (incoming?.branch?.startsWith(BRANCH_COOKIE)) {
-      hash.update(incoming.branch);
-    } else {
-      const from = msg.headers.find((h) => h.key === "from")?.value ?? "";
-      const to = msg.headers.find((h) => h.key === "to")?.value ?? "";
-      hash.update(`${msg.callId}\n${msg.cseq.seq}\n${from}\n${to}\n${incoming ? formatVia(incoming) : ""}\n${msg.requestUri}`);
-    }
-    hash.update(`\n${ctx.requestUri}\n${target}`);
-    return BRANCH_COOKIE + "sl" + hash.digest("hex").slice(0, 24);
   }
 
   private sendingSocket(ctx: MessageContext, proto: TransportProto, dstHost: string): ListenSocket | undefined {
@@ -571,52 +518,6 @@ export class SipServer implements HostServices {
     }
     return tag;
   }
-}
-
-const EMPTY_EDITS: MessageEdits = {
-  replaced: new Map(),
-  insertedBefore: new Map(),
-  insertedAfter: new Map(),
-  prepended: [],
-  appended: [],
-};
-
-/**
- * The route's edits plus our Via directly above the first received Via
- * (RFC 3261 §16.6 step 8), without changing the route's own edit set (the
- * script may forward again).
- */
-function withViaOnTop(msg: SipMessage, edits: MessageEdits, viaLine: string): MessageEdits {
-  const firstVia = msg.headers.findIndex((h) => h.key === "via");
-  if (firstVia < 0) return { ...edits, prepended: [viaLine, ...edits.prepended] };
-  const insertedBefore = new Map(edits.insertedBefore);
-  insertedBefore.set(firstVia, [...(edits.insertedBefore.get(firstVia) ?? []), viaLine]);
-  return { ...edits, insertedBefore };
-}
-
-/**
- * RFC 3261 §18.2.1 (and RFC 3581 §4 for rport): the received top Via gets
- * received/rport before the request is forwarded, so that the response can
- * find its way back (through NAT) without state. The Via field is rewritten
- * only when something was added, and not when the route replaced it itself.
- */
-function withStampedTopVia(ctx: MessageContext, edits: MessageEdits): MessageEdits {
-  const msg = ctx.msg;
-  const top = topVia(msg);
-  const index = msg.headers.findIndex((h) => h.key === "via");
-  if (!top || index < 0 || edits.replaced.has(index)) return edits;
-  const stamped = stampReceivedVia(top, ctx.rcv, ctx.forceRport);
-  if (stamped === top) return edits;
-  const field = msg.headers[index]!;
-  const values = field.value.includes(",") ? parseVia(field.value) : [top];
-  const line = `${field.name}: ${[stamped, ...values.slice(1)].map(formatVia).join(", ")}\r\n`;
-  const replaced = new Map(edits.replaced);
-  replaced.set(index, line);
-  return { ...edits, replaced };
-}
-
-function localSocketOf(rcv: ReceiveInfo): ListenSocket {
-  return { proto: rcv.proto, ip: rcv.localIp, port: rcv.localPort };
 }
 
 function describeSource(rcv: ReceiveInfo): string {

@@ -45,7 +45,7 @@ import type { TimerService } from "../transaction/index.js";
 import type { RunnerLease, Tenant, TenantRegistry, TenantRouteOutcome } from "../tenants/registry.js";
 import type { ScriptRunner } from "../../sandbox/runner.js";
 import type { RouteOutcome } from "../../sandbox/types.js";
-import type { Destination } from "./addressing.js";
+import type { Destination } from "./outbound.js";
 import { MessageContext } from "./context.js";
 import type { HostServices, ListenSocket, LogLevel, ReceiveInfo, TenantState, TransportProto } from "./context.js";
 import { log as writeLog } from "./log.js";
