@@ -1,13 +1,15 @@
 /**
- * The SIP server: transport → parse → route → effects, and the HostServices
- * the KSR functions use to reply and forward. It runs one routing script
- * (a RouteRunner), or the scripts of a TenantRegistry, each message routed
- * to its tenant (host/core/tenant-routing.ts).
+ * The SIP server: transport → parse → Router, and the HostServices the KSR
+ * functions use to reply and forward. One inbound path: a malformed
+ * request is answered here, every well-formed message goes to the Router
+ * (the tenants' scripts, host/core/tenant-routing.ts — a single script is a
+ * registry of one tenant —, or the front of tenant worker processes).
  *
- * Everything here is stateless (no transactions): replies are addressed by
- * the request's Via (RFC 3261 §18.2.2, RFC 3581), responses are forwarded
- * by their Via (§16.7 step 3, §16.11), requests are forwarded with a Via
- * whose branch is derived from the incoming one (§16.11).
+ * Everything here is stateless (no transactions); the wire messages come
+ * from host/core/outbound.ts: replies are addressed by the request's Via
+ * (RFC 3261 §18.2.2, RFC 3581), responses are forwarded by their Via
+ * (§16.7 step 3, §16.11), requests are forwarded with a Via whose branch
+ * is derived from the incoming one (§16.11).
  */
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
@@ -15,7 +17,6 @@ import type { MessageEdits, SipMessage } from "../sip/message.js";
 import { parseMessage, DEFAULT_PARSE_LIMITS, type ParseFailure, type ParseLimits } from "../sip/parser.js";
 import { generateTag } from "../sip/serialize.js";
 import { formatVia } from "../sip/via.js";
-import type { RouteOutcome, RouteRunner } from "../../sandbox/types.js";
 import { renderRecordRoute } from "../proxy/record-route.js";
 import { TransportLayer, type TransportOptions } from "../transport/index.js";
 import { formatHostPort, formatListenSocket, parseListenSocket, sameIp, unbracket } from "../transport/listen-socket.js";
@@ -42,13 +43,7 @@ import {
 import { MessageContext, newTenantState } from "./context.js";
 import type { HostServices, ListenSocket, LogLevel, ReceiveInfo, TenantState, TransportProto } from "./context.js";
 import { log as writeLog } from "./log.js";
-import { StatefulProxy, type ProxyOptions } from "../proxy/proxy.js";
-import { RealTimerService, type TimerService } from "../transaction/index.js";
 import type { DataServices } from "../storage/index.js";
-import { TenantRegistry } from "../tenants/registry.js";
-import { REPLY_ROUTE, REQUEST_ROUTE, TENANT_VIA_PARAM, TenantRouting } from "./tenant-routing.js";
-
-export { REPLY_ROUTE, REQUEST_ROUTE };
 
 export interface SipServerOptions {
   readonly listen: readonly ListenSocket[];
@@ -70,25 +65,47 @@ export interface SipServerOptions {
    * sent, so scripts are tested against this very server logic.
    */
   readonly transport?: (options: TransportOptions) => ServerTransport;
-  /** Timers of the transaction layer (default: real timers; tests pass a FakeClock). */
-  readonly timers?: TimerService;
-  /** Stateful proxy settings (T1/T2/T4, fr timers, table size). */
-  readonly proxy?: ProxyOptions;
   /** Location, subscriber and address tables for KSR.registrar / auth_db / permissions. */
   readonly data?: DataServices;
 }
 
 /**
- * Routing done somewhere else: every well-formed message is handed on with
- * the bytes it arrived as (tenant worker processes, host/tenants/processes.ts).
- * Malformed requests are still answered here.
+ * What the server does with every well-formed message it receives: run the
+ * routes of the tenant it belongs to (TenantRouting, host/core/tenant-routing.ts;
+ * `ksr run script.js` is a registry of one tenant), or hand it on with the
+ * bytes it arrived as (the front of tenant worker processes,
+ * host/tenants/processes.ts). Malformed requests are answered by the
+ * server before any router sees them.
  */
-export interface MessageDispatcher {
-  dispatch(msg: SipMessage, data: string, rcv: ReceiveInfo): void;
+export interface Router {
+  route(msg: SipMessage, data: string, rcv: ReceiveInfo): void;
 }
 
-function isDispatcher(routing: RouteRunner | TenantRegistry | MessageDispatcher): routing is MessageDispatcher {
-  return typeof (routing as Partial<MessageDispatcher>).dispatch === "function";
+/**
+ * What a router gets of the server: its HostServices (replies and
+ * forwarding addressed by host/core/outbound.ts) with the state and log
+ * scope of the server itself, and the transport underneath.
+ */
+export interface RouterHost extends HostServices {
+  /** State of the server itself, for contexts that belong to no tenant (e.g. the unmatched reply). */
+  readonly tenant: TenantState;
+  /**
+   * Stateless forwarding (see HostServices.forward); `viaParams` are added
+   * to our Via of a forwarded request (e.g. the tenant's, ";ksr-tenant=a").
+   */
+  forward(ctx: MessageContext, targetUri?: string, viaParams?: string): boolean;
+  /** Stateless response forwarding by Via (RFC 3261 §16.7 step 3, §18.2.2), with the reply route's edits. */
+  forwardResponse(msg: SipMessage, rcv: ReceiveInfo, edits: MessageEdits | undefined): boolean;
+  /** The listen socket a message to `host` leaves by; `forced` is the script's choice (KSR.force_send_socket). */
+  socketFor(proto: TransportProto, host: string, forced: ListenSocket | undefined): ListenSocket | undefined;
+  /**
+   * Hands a message to the transport, resolving a host name first. Returns
+   * false when it cannot be sent now (logged, naming `what`); after an
+   * asynchronous lookup, failures are logged instead.
+   */
+  send(dest: Destination, data: string, from: ListenSocket | undefined, what: string): boolean;
+  /** A log line in another scope than the server's own (a tenant's). */
+  logAs(scope: string, level: LogLevel, text: string): void;
 }
 
 /** What the server needs of a transport; TransportLayer is the real one. */
@@ -102,43 +119,27 @@ async function defaultResolve(host: string, family: 4 | 6): Promise<string> {
   return r.address;
 }
 
-export class SipServer implements HostServices {
+export class SipServer<R extends Router = Router> implements RouterHost {
   readonly tenant: TenantState;
   readonly aliases: readonly string[];
   /** See SipServerOptions.data; shared by every tenant, each keyed by its tenant id. */
   readonly data: DataServices | undefined;
+  /** Where every well-formed message goes. */
+  readonly router: R;
   private readonly transport: ServerTransport;
   private readonly parseLimits: ParseLimits;
   private readonly clock: () => number;
   private readonly resolveHost: (host: string, family: 4 | 6) => Promise<string>;
   private readonly configured: readonly ListenSocket[];
   private boundSockets: ListenSocket[] = [];
-  /** Whether the script defines ksr_reply_route; asked once (a runner's script does not change). */
-  private hasReplyRoute: boolean | undefined;
   /** One To tag per request context for every local reply to it (§8.2.6.2). */
   private readonly localTags = new WeakMap<MessageContext, string>();
-  /**
-   * The transaction user behind KSR.tm (RFC 3261 §16 / §17). With a
-   * TenantRegistry each tenant has its own (tenantProxy()); this one then
-   * serves no script.
-   */
-  readonly proxy: StatefulProxy;
-  /** The single routing script; undefined with a TenantRegistry or a MessageDispatcher. */
-  private readonly runner: RouteRunner | undefined;
-  /** Where messages go when they are routed elsewhere. */
-  private readonly dispatcher: MessageDispatcher | undefined;
-  /** Multi-tenant routing; undefined with a single RouteRunner. */
-  readonly tenants: TenantRouting | undefined;
 
   /**
-   * `routing`: one RouteRunner (every message runs its routes), a
-   * TenantRegistry (each message runs the routes of its tenant), or a
-   * MessageDispatcher (each message is handed on, no script runs here).
-   * Each stays the caller's to dispose.
+   * `router` builds the router over this server (it stays the caller's to
+   * dispose, with whatever it runs).
    */
-  constructor(routing: RouteRunner | TenantRegistry | MessageDispatcher, options: SipServerOptions) {
-    this.dispatcher = isDispatcher(routing) ? routing : undefined;
-    this.runner = routing instanceof TenantRegistry || isDispatcher(routing) ? undefined : routing;
+  constructor(router: (host: RouterHost) => R, options: SipServerOptions) {
     this.configured = options.listen;
     this.aliases = options.aliases ?? [];
     this.tenant = newTenantState(options.tenantId ?? "default");
@@ -154,48 +155,7 @@ export class SipServer implements HostServices {
       tcpIdleTimeoutMs: options.idleTimeoutMs,
       maxTcpConnections: options.maxTcpConnections,
     });
-    const timers = options.timers ?? new RealTimerService();
-    const socketFor = (proto: TransportProto, host: string, forced: ListenSocket | undefined): ListenSocket | undefined => {
-      // As sendingSocket: a host name is resolved later, in the family of our first socket.
-      const probe = isIP(host) !== 0 ? host : this.listen.find((l) => l.proto === proto)?.ip ?? "0.0.0.0";
-      return this.transport.socketFor(proto, probe, forced);
-    };
-    const send = (dest: Destination, data: string, from: ListenSocket | undefined, what: string): boolean => this.dispatch(dest, data, from, what);
-    const single = this.runner;
-    this.proxy = new StatefulProxy(
-      {
-        services: this,
-        tenant: this.tenant,
-        currentRunner: () => {
-          if (single === undefined) throw new Error("the server's own proxy runs no script when it serves tenants");
-          return single;
-        },
-        timers,
-        socketFor,
-        send,
-      },
-      options.proxy,
-    );
-    this.tenants =
-      routing instanceof TenantRegistry
-        ? new TenantRouting(
-            routing,
-            {
-              services: this,
-              serverState: this.tenant,
-              timers,
-              socketFor,
-              send,
-              forwardResponse: (msg, rcv, edits) => this.forwardResponse(msg, rcv, edits),
-            },
-            options.proxy,
-          )
-        : undefined;
-  }
-
-  /** With a TenantRegistry: the stateful proxy (transactions) of one tenant. */
-  tenantProxy(tenantId: string): StatefulProxy | undefined {
-    return this.tenants?.proxyOf(tenantId);
+    this.router = router(this);
   }
 
   /** Bind every listen socket; resolves with them as bound (port 0 replaced). */
@@ -231,7 +191,11 @@ export class SipServer implements HostServices {
   }
 
   log(level: LogLevel, text: string, _ctx?: MessageContext): void {
-    writeLog(level, this.tenant.id, text);
+    this.logAs(this.tenant.id, level, text);
+  }
+
+  logAs(scope: string, level: LogLevel, text: string): void {
+    writeLog(level, scope, text);
   }
 
   // ---------------------------------------------------------------- receive
@@ -247,13 +211,7 @@ export class SipServer implements HostServices {
         this.rejectMalformed(parsed, rcv);
         return;
       }
-      const tenants = this.tenants;
-      if (this.dispatcher !== undefined) this.dispatcher.dispatch(parsed.message, data, rcv);
-      else if (tenants !== undefined) {
-        if (parsed.message.kind === "request") tenants.onRequest(parsed.message, rcv);
-        else tenants.onResponse(parsed.message, rcv);
-      } else if (parsed.message.kind === "request") this.onRequest(parsed.message, rcv, this.runner!);
-      else this.onResponse(parsed.message, rcv, this.runner!);
+      this.router.route(parsed.message, data, rcv);
     } catch (err) {
       this.log("err", `internal error handling a message from ${describeSource(rcv)}: ${errorText(err)}`);
     }
@@ -282,56 +240,7 @@ export class SipServer implements HostServices {
     const status = parsed.error === "Version Not Supported" ? 505 : 400;
     const reply = buildMalformedReply(parsed.headers!, upstream, status, reasonFromError(parsed.error), generateTag());
     this.log("notice", `malformed request from ${from}: ${parsed.error}; answering ${status}`);
-    this.dispatch(upstream.dest, reply, upstream.socket, `${status} reply`);
-  }
-
-  private onRequest(msg: SipMessage, rcv: ReceiveInfo, runner: RouteRunner): void {
-    const ctx = new MessageContext(msg, rcv, "request", this.tenant, this);
-    const outcome = runner.runRoute(REQUEST_ROUTE, ctx);
-    try {
-      if (outcome.status === "ok") return; // no reply/relay: silently consumed, as in Kamailio
-      if (outcome.status === "missing") {
-        this.log("err", `script ${runner.scriptPath} defines no ${REQUEST_ROUTE}(); request ${msg.method} call-id=${msg.callId} not handled`);
-        return;
-      }
-      this.logRouteFailure(REQUEST_ROUTE, ctx, outcome, runner);
-      // Error policy: 500 to requests other than ACK (never answered) unless
-      // the route already answered or sent the request on.
-      if (msg.method !== "ACK" && ctx.replied === undefined && !ctx.forwarded) {
-        this.sendReply(ctx, 500, "Server Internal Error"); // RFC 3261 §21.5.1
-      }
-    } finally {
-      // The transaction the route created (if any): deferred branches are
-      // sent, an unanswered one is released (Kamailio's end-of-script t_unref).
-      this.proxy.requestRouteDone(ctx);
-    }
-  }
-
-  private onResponse(msg: SipMessage, rcv: ReceiveInfo, runner: RouteRunner): void {
-    let ctx: MessageContext | undefined;
-    this.hasReplyRoute ??= runner.hasRoute(REPLY_ROUTE);
-    if (this.hasReplyRoute) {
-      ctx = new MessageContext(msg, rcv, "reply", this.tenant, this);
-      const outcome = runner.runRoute(REPLY_ROUTE, ctx);
-      if (outcome.status === "error") {
-        this.logRouteFailure(REPLY_ROUTE, ctx, outcome, runner);
-        return; // error policy for replies: drop
-      }
-      if (ctx.dropped) return;
-      if (ctx.forwarded) return; // the route forwarded it already
-    }
-    // Kamailio order: the core reply route first, then transaction matching;
-    // a response no transaction claims is forwarded statelessly.
-    if (this.proxy.receiveResponse(msg, rcv, ctx?.edits)) return;
-    this.forwardResponse(msg, rcv, ctx?.edits);
-  }
-
-  private logRouteFailure(route: string, ctx: MessageContext, outcome: Extract<RouteOutcome, { status: "error" }>, runner: RouteRunner): void {
-    const where = outcome.location ?? runner.scriptPath;
-    this.log(
-      "err",
-      `tenant=${this.tenant.id} route=${route} call-id=${ctx.msg.callId} ${outcome.kind}: ${outcome.message} (at ${where})`,
-    );
+    this.send(upstream.dest, reply, upstream.socket, `${status} reply`);
   }
 
   // ------------------------------------------------------- HostServices
@@ -364,18 +273,18 @@ export class SipServer implements HostServices {
     const toTag = status > 100 ? this.localTagFor(ctx) : undefined;
     const safeReason = safeReasonPhrase(reason);
     const text = buildLocalResponse(msg, upstream, status, safeReason, toTag, ctx.replyHeaders);
-    const sent = this.dispatch(upstream.dest, text, upstream.socket, `${status} reply`);
+    const sent = this.send(upstream.dest, text, upstream.socket, `${status} reply`);
     if (sent) ctx.replied = { status, reason: safeReason };
     return sent;
   }
 
-  forward(ctx: MessageContext, targetUri?: string): boolean {
+  forward(ctx: MessageContext, targetUri?: string, viaParams?: string): boolean {
     if (ctx.msg.kind === "response") {
       const ok = this.forwardResponse(ctx.msg, ctx.rcv, ctx.edits);
       if (ok) ctx.forwarded = true;
       return ok;
     }
-    const ok = this.forwardRequest(ctx, targetUri ?? ctx.dstUri ?? ctx.requestUri);
+    const ok = this.forwardRequest(ctx, targetUri ?? ctx.dstUri ?? ctx.requestUri, viaParams);
     if (ok) ctx.forwarded = true;
     return ok;
   }
@@ -390,7 +299,7 @@ export class SipServer implements HostServices {
    * built now and sent when the lookup finishes: forward() returns true and a
    * failed lookup is logged.
    */
-  private forwardRequest(ctx: MessageContext, target: string): boolean {
+  private forwardRequest(ctx: MessageContext, target: string, viaParams: string | undefined): boolean {
     const callId = ctx.msg.callId;
     const hop = nextHopOf(target);
     if (typeof hop === "string") {
@@ -407,9 +316,7 @@ export class SipServer implements HostServices {
       aliases: this.aliases,
       branch: statelessBranch(ctx.msg, ctx.requestUri, target),
       rport: ctx.addLocalRport,
-      // Serving tenants: the response comes back to the tenant that forwarded
-      // the request (see tenant-routing.ts). The next hops see the tenant id.
-      params: this.tenants !== undefined ? `;${TENANT_VIA_PARAM}=${ctx.tenant.id}` : undefined,
+      params: viaParams,
       inbound: ctx.rcv,
     });
     const text = buildForwardedRequest({
@@ -424,7 +331,7 @@ export class SipServer implements HostServices {
       decrementMaxForwards: false,
       stream: hop.proto === "tcp", // Content-Length mandatory on streams (RFC 3261 §18.3)
     });
-    return this.dispatch(hop, text, socket, `${ctx.msg.method} request`);
+    return this.send(hop, text, socket, `${ctx.msg.method} request`);
   }
 
   /**
@@ -432,7 +339,7 @@ export class SipServer implements HostServices {
    * Via must be ours; it is removed and the response goes where the next
    * Via says.
    */
-  private forwardResponse(msg: SipMessage, rcv: ReceiveInfo, edits?: MessageEdits): boolean {
+  forwardResponse(msg: SipMessage, rcv: ReceiveInfo, edits: MessageEdits | undefined): boolean {
     const what = `${msg.status} response (call-id=${msg.callId})`;
     const vias = responseVias(msg);
     if (vias === undefined) {
@@ -464,7 +371,7 @@ export class SipServer implements HostServices {
     }
     const text = relayedResponseText(msg, edits, dest.proto === "tcp");
     const from = rcv.proto === dest.proto ? localSocketOf(rcv) : undefined;
-    return this.dispatch(dest, text, from, what);
+    return this.send(dest, text, from, what);
   }
 
   private sendingSocket(ctx: MessageContext, proto: TransportProto, dstHost: string): ListenSocket | undefined {
@@ -480,18 +387,17 @@ export class SipServer implements HostServices {
         forced = undefined;
       }
     }
+    return this.socketFor(proto, dstHost, forced);
+  }
+
+  socketFor(proto: TransportProto, host: string, forced: ListenSocket | undefined): ListenSocket | undefined {
     // For a host name we do not know the family yet: use the socket of the
     // first family we listen on and resolve the name in that family.
-    const probe = isIP(dstHost) !== 0 ? dstHost : this.listen.find((l) => l.proto === proto)?.ip ?? "0.0.0.0";
+    const probe = isIP(host) !== 0 ? host : this.listen.find((l) => l.proto === proto)?.ip ?? "0.0.0.0";
     return this.transport.socketFor(proto, probe, forced);
   }
 
-  /**
-   * Hand a message to the transport, resolving a host name first. Returns
-   * false when it cannot be sent now; after an asynchronous lookup, failures
-   * are logged instead.
-   */
-  private dispatch(dest: Destination, text: string, from: ListenSocket | undefined, what: string): boolean {
+  send(dest: Destination, text: string, from: ListenSocket | undefined, what: string): boolean {
     if (isIP(dest.host) !== 0) {
       const ok = this.transport.send(dest.proto, dest.host, dest.port, text, dest.connectionId, from);
       if (!ok) this.log("err", `failed to send ${what} to ${dest.proto}:${formatHostPort(dest.host, dest.port)}`);
