@@ -257,17 +257,19 @@ export class TenantRegistry {
       if (this.autoDemote) tenant.current.demote("CPU budget exceeded");
       return { status: "over-budget" };
     }
-    const lease = this.acquire(tenant);
-    const result = lease.run(routeName, ctx);
-    if (isPromise(result)) return result.finally(() => lease.release());
-    lease.release();
+    // A lease without the lease object: this is the per-message path.
+    const runner = tenant.current;
+    this.hold(runner);
+    const result = this.execute(tenant, runner, routeName, ctx);
+    if (isPromise(result)) return result.finally(() => this.letGo(tenant, runner));
+    this.letGo(tenant, runner);
     return result;
   }
 
   /** Keeps the tenant's current runner alive until release(), whatever reloads happen meanwhile. */
   acquire(tenant: Tenant): RunnerLease {
     const runner = tenant.current;
-    this.users.set(runner, (this.users.get(runner) ?? 0) + 1);
+    this.hold(runner);
     let released = false;
     return {
       tenant,
@@ -280,15 +282,24 @@ export class TenantRegistry {
       release: () => {
         if (released) return;
         released = true;
-        const left = (this.users.get(runner) ?? 1) - 1;
-        if (left > 0) {
-          this.users.set(runner, left);
-          return;
-        }
-        this.users.delete(runner);
-        if (this.retired.has(runner)) this.disposeRunner(tenant, runner);
+        this.letGo(tenant, runner);
       },
     };
+  }
+
+  private hold(runner: TenantRunner): void {
+    this.users.set(runner, (this.users.get(runner) ?? 0) + 1);
+  }
+
+  /** One user of the runner less; a retired runner is disposed when its last user lets go. */
+  private letGo(tenant: Tenant, runner: TenantRunner): void {
+    const left = (this.users.get(runner) ?? 1) - 1;
+    if (left > 0) {
+      this.users.set(runner, left);
+      return;
+    }
+    this.users.delete(runner);
+    if (this.retired.has(runner)) this.disposeRunner(tenant, runner);
   }
 
   /** Counts a reply the server sent for this tenant itself (unmatched, over budget, route error). */
