@@ -78,13 +78,14 @@ export interface SipServerOptions {
  * server before any router sees them.
  */
 export interface Router {
+  /** `data` is the message as received. An exception is logged by the server, which carries on. */
   route(msg: SipMessage, data: string, rcv: ReceiveInfo): void;
 }
 
 /**
  * What a router gets of the server: its HostServices (replies and
- * forwarding addressed by host/core/outbound.ts) with the state and log
- * scope of the server itself, and the transport underneath.
+ * stateless forwarding, the wire messages of host/core/outbound.ts) with
+ * the state and log scope of the server itself, its sockets and its sends.
  */
 export interface RouterHost extends HostServices {
   /** State of the server itself, for contexts that belong to no tenant (e.g. the unmatched reply). */
