@@ -261,11 +261,12 @@ export interface Upstream {
 export type NoUpstream = { readonly reason: "no-via" } | { readonly reason: "transport"; readonly transport: string };
 
 /**
- * §18.2.2 addressing for the responses to a request, from its header
- * fields (a parsed request's, or those the parser could split of a
- * malformed one).
+ * §18.2.2 addressing for the responses to a request: a parsed request, or
+ * the header fields the parser could split of a malformed one.
  */
-export function upstreamOf(headers: readonly Header[], rcv: ReceiveInfo, forceRport: boolean): Upstream | NoUpstream {
+export function upstreamOf(request: SipMessage | readonly Header[], rcv: ReceiveInfo, forceRport: boolean): Upstream | NoUpstream {
+  const parsed = !isHeaderList(request);
+  const headers = parsed ? request.headers : request;
   let first: Header | undefined;
   for (const h of headers) {
     if (h.key === "via") {
@@ -274,13 +275,18 @@ export function upstreamOf(headers: readonly Header[], rcv: ReceiveInfo, forceRp
     }
   }
   if (first === undefined) return { reason: "no-via" };
-  const firstVias = parseVia(first.value);
+  // A parsed request's Vias are parsed already; a field of one value needs no second parse.
+  const firstVias = parsed && !first.value.includes(",") ? allVias(request).slice(0, 1) : parseVia(first.value);
   const top = firstVias[0];
   if (top === undefined) return { reason: "no-via" };
   const stamped = stampReceivedVia(top, rcv, forceRport);
   const dest = responseDestination(stamped, rcv.connectionId);
   if (dest === undefined) return { reason: "transport", transport: stamped.transport };
   return { dest, socket: localSocketOf(rcv), viaLines: responseViaLines(headers, first, firstVias, stamped) };
+}
+
+function isHeaderList(request: SipMessage | readonly Header[]): request is readonly Header[] {
+  return Array.isArray(request);
 }
 
 export function isUpstream(u: Upstream | NoUpstream): u is Upstream {

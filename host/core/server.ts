@@ -260,7 +260,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
       this.log("err", `invalid reply status ${status} (call-id=${msg.callId})`);
       return false;
     }
-    const upstream = upstreamOf(msg.headers, ctx.rcv, ctx.forceRport);
+    const upstream = upstreamOf(msg, ctx.rcv, ctx.forceRport);
     if (!isUpstream(upstream)) {
       this.log(
         "err",

@@ -330,7 +330,7 @@ export class StatefulProxy {
 
   private createTransaction(ctx: MessageContextType): ProxyTransaction | undefined {
     const msg = ctx.msg;
-    const upstream = upstreamOf(msg.headers, ctx.rcv, ctx.forceRport);
+    const upstream = upstreamOf(msg, ctx.rcv, ctx.forceRport);
     if (!isUpstream(upstream)) {
       ctx.host.log("err", `unresolvable Via: cannot create a transaction (call-id=${msg.callId})\n`, ctx);
       return undefined;
