@@ -21,10 +21,9 @@ import type { ListenSocket, LogLevel } from "../core/context.js";
 import { LOG_LEVELS, isLogLevel, log, setLogLevel } from "../core/log.js";
 import { SipServer } from "../core/server.js";
 import { proxyOptionsFromTimers, type ProxyOptions } from "../proxy/proxy.js";
-import { loadTenantsFile, TenantRegistry, TenantsConfigError } from "../tenants/index.js";
+import { loadTenantsFile, singleScriptConfig, TenantRegistry, TenantsConfigError } from "../tenants/index.js";
+import { tenantServer } from "../core/tenant-routing.js";
 import { KEMI_MODULES } from "../modules/index.js";
-import { ScriptLoadError } from "../../sandbox/compile.js";
-import { ScriptRunner } from "../../sandbox/runner.js";
 import { DEFAULT_LIMITS } from "../../sandbox/types.js";
 import { formatListenSocket, parseListenSocket } from "../transport/listen-socket.js";
 import { fileURLToPath } from "node:url";
@@ -43,7 +42,6 @@ import type { TenantsConfig } from "../tenants/config.js";
 import { TenantProcesses } from "../tenants/processes.js";
 import { runTenantWorker } from "../tenants/worker.js";
 import type { WorkerConfig } from "../tenants/worker-protocol.js";
-import { TransportLayer } from "../transport/index.js";
 
 /** The hidden command a tenant's worker process runs. */
 const WORKER_COMMAND = "tenant-worker";
@@ -185,34 +183,38 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
   }
   if (scriptPath === undefined) return opts.isolation === "process" ? runTenantProcesses(opts.tenants!, opts) : runTenants(opts.tenants!, opts);
   const tenant = "default";
-  let runner: ScriptRunner;
+  let registry: TenantRegistry;
   try {
-    runner = ScriptRunner.load(scriptPath, {
-      limits: { heapMb: opts.heapMb, routeTimeoutMs: opts.timeoutMs },
-      tenant,
+    // A single script is a tenants file of one tenant: the same inbound path,
+    // without CPU budgets (nobody to share with) and synchronous throughout,
+    // a route timeout included (no demotion).
+    registry = new TenantRegistry(singleScriptConfig(scriptPath, tenant, { heapMb: opts.heapMb, routeTimeoutMs: opts.timeoutMs }), {
+      cpuBudgets: false,
+      autoDemote: false,
     });
   } catch (err) {
     // The load error already reads "file:line:col: message"; no stack.
-    const text = err instanceof ScriptLoadError ? err.message : `${scriptPath}: ${(err as Error)?.message ?? String(err)}`;
+    const text = err instanceof TenantsConfigError ? err.issues.map((i) => i.message).join("; ") : `${scriptPath}: ${(err as Error)?.message ?? String(err)}`;
     process.stderr.write(`ksr: cannot load script: ${text}\n`);
     process.exit(1);
   }
   const data = openRunDatabase(opts.db);
-  const server = new SipServer(runner, {
-    listen: opts.listen ?? DEFAULT_LISTEN.map(parseListenSocket),
-    aliases: opts.alias ?? [],
-    tenantId: tenant,
-    data,
-    proxy: proxyOptions(opts),
-  });
+  const server = tenantServer(
+    registry,
+    { listen: opts.listen ?? DEFAULT_LISTEN.map(parseListenSocket), aliases: opts.alias ?? [], tenantId: tenant, data },
+    // Alone, the tenant needs no name on our Vias: the next hops see plain ones.
+    { proxy: proxyOptions(opts), nameTenantInVia: false },
+  );
   await serveUntilStopped(server, () => {
-    runner.dispose();
+    registry.dispose();
     data.close();
   });
   // SIGHUP would end the process by default; a single script is not reloaded.
   process.on("SIGHUP", () => log("notice", "ksr", "SIGHUP: only a server started with --tenants reloads its scripts; ignored"));
-  // SIGUSR2 would end the process too; the counters it logs are per tenant.
-  process.on("SIGUSR2", () => log("notice", "ksr", "SIGUSR2: counters are kept per tenant (--tenants); nothing to log"));
+  // SIGUSR2 would end the process too: it logs the script's counters.
+  process.on("SIGUSR2", () => {
+    for (const line of server.router.tenantCounterLines()) log("info", "counters", line);
+  });
   // Announced only once the signal handlers are in place: whoever waits for
   // this line may stop the server right away.
   log("notice", "ksr", `running ${scriptPath} on ${server.listen.map(formatListenSocket).join(", ")}`);
@@ -311,14 +313,11 @@ async function runTenantProcesses(tenantsFile: string, opts: RunOptions): Promis
         stdio: ["ignore", "inherit", "inherit", "ipc"],
       }),
   });
-  let transport: TransportLayer | undefined;
-  server = new SipServer(processes, {
+  server = new SipServer((host) => processes.attach(host), {
     listen: opts.listen ?? DEFAULT_LISTEN.map(parseListenSocket),
     aliases: opts.alias ?? [],
     tenantId: "ksr",
-    transport: (o) => (transport = new TransportLayer(o)),
   });
-  processes.attach(server, transport!);
   let control: ControlServer | undefined;
   await serveUntilStopped(server, () => {
     void control?.close();
@@ -383,13 +382,11 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
     process.exit(1);
   }
   const data = openRunDatabase(opts.db);
-  const server = new SipServer(registry, {
-    listen: opts.listen ?? DEFAULT_LISTEN.map(parseListenSocket),
-    aliases: opts.alias ?? [],
-    tenantId: "ksr",
-    data,
-    proxy: proxyOptions(opts),
-  });
+  const server = tenantServer(
+    registry,
+    { listen: opts.listen ?? DEFAULT_LISTEN.map(parseListenSocket), aliases: opts.alias ?? [], tenantId: "ksr", data },
+    { proxy: proxyOptions(opts) },
+  );
   let control: ControlServer | undefined;
   await serveUntilStopped(server, () => {
     // close() removes the socket file at once; the process exits right after.
@@ -398,7 +395,7 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
     data.close();
   });
   if (opts.watch === true) registry.watch();
-  const target = inProcessControlTarget(registry, server.tenants!);
+  const target = inProcessControlTarget(registry, server.router);
   control = await startControlOrExit(opts, target);
   const ids = registry.tenants.map((t) => t.id).join(", ");
   serveTenantSignals(server, target, `running tenants ${ids} of ${registry.config.file}`);

@@ -24,7 +24,9 @@
  * Responses: every request a tenant sends carries `ksr-tenant=<id>` on our
  * Via (stateful branches and stateless forwards), so a response is matched
  * against the transactions of the tenant it names only (of all tenants if
- * it names none we know). A response matching a client transaction belongs
+ * it names none we know). A server of one tenant (`ksr run script.js`)
+ * leaves the parameter out (TenantRoutingOptions.nameTenantInVia): the
+ * next hops see the Vias a single-script proxy would write. A response matching a client transaction belongs
  * to that transaction's tenant; its ksr_reply_route runs in the
  * transaction's script. Any other response (to a request a script
  * forwarded statelessly, or arriving after its transaction ended) goes to
@@ -37,18 +39,16 @@
  * route for the proxy); synchronous tenants take the same code without a
  * promise.
  */
-import type { MessageEdits, SipMessage } from "../sip/message.js";
+import type { SipMessage } from "../sip/message.js";
 import { topVia } from "../sip/parser.js";
 import { viaParam } from "../sip/via.js";
 import { StatefulProxy, type ProxyHost, type ProxyOptions, type TransactionRoutes } from "../proxy/proxy.js";
-import type { TimerService } from "../transaction/index.js";
-import type { RunnerLease, Tenant, TenantRegistry, TenantRouteOutcome } from "../tenants/registry.js";
-import type { ScriptRunner } from "../../sandbox/runner.js";
+import { RealTimerService, type TimerService } from "../transaction/index.js";
+import type { RunnerLease, Tenant, TenantRegistry, TenantRouteOutcome, TenantRunner } from "../tenants/registry.js";
 import type { RouteOutcome } from "../../sandbox/types.js";
-import type { Destination } from "./addressing.js";
 import { MessageContext } from "./context.js";
-import type { HostServices, ListenSocket, LogLevel, ReceiveInfo, TenantState, TransportProto } from "./context.js";
-import { log as writeLog } from "./log.js";
+import type { HostServices, ListenSocket, LogLevel, ReceiveInfo, TenantState } from "./context.js";
+import { SipServer, type Router, type RouterHost, type SipServerOptions } from "./server.js";
 
 export const REQUEST_ROUTE = "ksr_request_route";
 export const REPLY_ROUTE = "ksr_reply_route";
@@ -56,17 +56,22 @@ export const REPLY_ROUTE = "ksr_reply_route";
 /** Via parameter naming the tenant whose script forwarded a request statelessly, so that its response finds the tenant. */
 export const TENANT_VIA_PARAM = "ksr-tenant";
 
-/** What the tenant routing needs from the server. */
-export interface TenantRoutingServer {
-  /** The server's own services: replies and forwarding are the server's, per tenant only the proxy differs. */
-  readonly services: HostServices;
-  /** State of the server itself, for contexts that belong to no tenant (the unmatched reply). */
-  readonly serverState: TenantState;
-  readonly timers: TimerService;
-  socketFor(proto: TransportProto, host: string, forced: ListenSocket | undefined): ListenSocket | undefined;
-  send(dest: Destination, data: string, from: ListenSocket | undefined, what: string): boolean;
-  /** Stateless response forwarding by Via (RFC 3261 §16.7 step 3, §18.2.2). */
-  forwardResponse(msg: SipMessage, rcv: ReceiveInfo, edits: MessageEdits | undefined): boolean;
+export interface TenantRoutingOptions {
+  /** Timers of the tenants' transactions (default: real timers; tests pass a FakeClock). */
+  readonly timers?: TimerService;
+  /** Stateful proxy settings (T1/T2/T4, fr timers, table size) of every tenant. */
+  readonly proxy?: ProxyOptions;
+  /**
+   * Write `ksr-tenant=<id>` on our Vias (default true): needed where a
+   * response must find its tenant among several (a tenants file, and a
+   * tenant worker whose front routes responses by it).
+   */
+  readonly nameTenantInVia?: boolean;
+}
+
+/** A server whose router runs the registry's tenants. The registry stays the caller's to dispose. */
+export function tenantServer(registry: TenantRegistry, server: SipServerOptions, routing: TenantRoutingOptions = {}): SipServer<TenantRouting> {
+  return new SipServer((host) => new TenantRouting(registry, host, routing), server);
 }
 
 /** Reason phrases of the statuses this file sends (RFC 3261 §21). */
@@ -98,13 +103,15 @@ function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** A tenant's view of the server: the server's services with the tenant's own proxy and log scope. */
+/** A tenant's view of the server: the server's services with the tenant's own proxy, log scope and Via parameter. */
 class TenantHost implements HostServices {
   proxy: StatefulProxy | undefined;
 
   constructor(
-    private readonly server: HostServices,
+    private readonly server: RouterHost,
     private readonly tenantId: string,
+    /** Added to our Via of what this tenant forwards (TenantRoutingOptions.nameTenantInVia). */
+    readonly viaParams: string | undefined,
   ) {}
 
   get listen(): readonly ListenSocket[] {
@@ -121,7 +128,7 @@ class TenantHost implements HostServices {
   }
 
   log(level: LogLevel, text: string): void {
-    writeLog(level, this.tenantId, text);
+    this.server.logAs(this.tenantId, level, text);
   }
 
   sendReply(ctx: MessageContext, status: number, reason: string): boolean {
@@ -129,7 +136,7 @@ class TenantHost implements HostServices {
   }
 
   forward(ctx: MessageContext, targetUri?: string): boolean {
-    return this.server.forward(ctx, targetUri);
+    return this.server.forward(ctx, targetUri, this.viaParams);
   }
 
   now(): number {
@@ -170,10 +177,10 @@ interface TenantSlot {
   readonly proxy: StatefulProxy;
 }
 
-export class TenantRouting {
+export class TenantRouting implements Router {
   private readonly slots = new Map<Tenant, TenantSlot>();
   /** Whether a runner's script defines ksr_reply_route (a runner's script never changes). */
-  private readonly replyRouteDefined = new WeakMap<ScriptRunner, boolean>();
+  private readonly replyRouteDefined = new WeakMap<TenantRunner, boolean>();
   /** Requests answered with the `unmatched` status (they belong to no tenant's counters). */
   unmatchedRequests = 0;
   /** Responses dropped because no tenant could be found for them. */
@@ -181,25 +188,28 @@ export class TenantRouting {
 
   constructor(
     readonly registry: TenantRegistry,
-    private readonly server: TenantRoutingServer,
-    proxyOptions: ProxyOptions | undefined,
+    private readonly server: RouterHost,
+    options: TenantRoutingOptions = {},
   ) {
+    const timers = options.timers ?? new RealTimerService();
     for (const tenant of registry.tenants) {
-      const host = new TenantHost(server.services, tenant.id);
+      // Responses to every request the tenant sends (stateful branches and
+      // stateless forwards) name the tenant, so that whoever receives them
+      // (this server, or the front of tenant processes) finds it without
+      // the transaction table.
+      const viaParams = options.nameTenantInVia === false ? undefined : `;${TENANT_VIA_PARAM}=${tenant.id}`;
+      const host = new TenantHost(server, tenant.id, viaParams);
       const proxyHost: ProxyHost = {
         services: host,
         tenant: tenant.state,
         currentRunner: () => tenant.runner,
         transactionRoutes: () => new LeasedRoutes(registry.acquire(tenant)),
-        timers: server.timers,
+        timers,
         socketFor: (proto, h, forced) => server.socketFor(proto, h, forced),
         send: (dest, data, from, what) => server.send(dest, data, from, what),
-        // Responses to every branch name the tenant, so that whoever receives
-        // them (this server, or the front of tenant processes) finds it
-        // without the transaction table.
-        viaParams: `;${TENANT_VIA_PARAM}=${tenant.id}`,
+        viaParams,
       };
-      const proxy = new StatefulProxy(proxyHost, proxyOptions);
+      const proxy = new StatefulProxy(proxyHost, options.proxy);
       host.proxy = proxy;
       this.slots.set(tenant, { tenant, host, proxy });
     }
@@ -211,9 +221,14 @@ export class TenantRouting {
     return tenant === undefined ? undefined : this.slots.get(tenant)?.proxy;
   }
 
+  route(msg: SipMessage, _data: string, rcv: ReceiveInfo): void {
+    if (msg.kind === "request") this.onRequest(msg, rcv);
+    else this.onResponse(msg, rcv);
+  }
+
   // ---------------------------------------------------------- requests
 
-  onRequest(msg: SipMessage, rcv: ReceiveInfo): void {
+  private onRequest(msg: SipMessage, rcv: ReceiveInfo): void {
     const tenant = this.registry.select(msg, rcv);
     if (tenant === undefined) {
       this.rejectUnmatched(msg, rcv);
@@ -282,12 +297,12 @@ export class TenantRouting {
 
   private rejectUnmatched(msg: SipMessage, rcv: ReceiveInfo): void {
     this.unmatchedRequests++;
-    answerUnmatched(this.server.services, this.server.serverState, msg, rcv, this.registry.unmatchedStatus);
+    answerUnmatched(this.server, this.server.tenant, msg, rcv, this.registry.unmatchedStatus);
   }
 
   // --------------------------------------------------------- responses
 
-  onResponse(msg: SipMessage, rcv: ReceiveInfo): void {
+  private onResponse(msg: SipMessage, rcv: ReceiveInfo): void {
     // Every request a tenant sends names it on our Via (stateful branches,
     // CANCELs, stateless forwards): only that tenant's transactions can
     // match. A response naming no known tenant is tried against all.
@@ -311,7 +326,7 @@ export class TenantRouting {
     const tenant = namedTenant ?? this.registry.select(msg, rcv);
     if (tenant === undefined) {
       this.unclaimedResponses++;
-      this.server.services.log("dbg", `no tenant for ${msg.status} response call-id=${msg.callId}: dropped`);
+      this.server.log("dbg", `no tenant for ${msg.status} response call-id=${msg.callId}: dropped`);
       return;
     }
     const slot = this.slots.get(tenant)!;
@@ -372,7 +387,7 @@ export class TenantRouting {
    * asked then without waiting for them); until then the route is run, and
    * a "missing" outcome answers the question.
    */
-  private definesReplyRoute(runner: ScriptRunner): boolean {
+  private definesReplyRoute(runner: TenantRunner): boolean {
     let defined = this.replyRouteDefined.get(runner);
     if (defined !== undefined) return defined;
     if (runner.inFlight > 0) return true;

@@ -12,7 +12,8 @@ import { sendOptions, peekSendOptions } from "../modules/sendopts.js";
 import { copyRecordRouteState } from "./record-route.js";
 import type { AvpStore } from "../modules/pv.js";
 import type { ClientTransaction, ServerTransaction, TimerHandle } from "../transaction/index.js";
-import { copyEdits, type NextHop, type Upstream } from "./messages.js";
+import type { NextHop, Upstream } from "../core/outbound.js";
+import { copyEdits } from "./messages.js";
 import type { RelayOverride, TransactionRoutes } from "./proxy.js";
 
 /** Per-transaction switches a script sets with t_on_* / t_set_* (before or after the transaction exists). */

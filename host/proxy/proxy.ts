@@ -43,7 +43,19 @@ import type {
   TransportProto,
 } from "../core/context.js";
 import { MessageContext } from "../core/context.js";
-import type { Destination } from "../core/addressing.js";
+import {
+  buildForwardedRequest,
+  buildLocalResponse,
+  isUpstream,
+  localSocketOf,
+  nextHopOf,
+  ourViaLine,
+  relayedResponseText,
+  safeReasonPhrase,
+  upstreamOf,
+  type Destination,
+  type NextHop,
+} from "../core/outbound.js";
 import type { MessageEdits, SipMessage } from "../sip/message.js";
 import { fromHeader, headersByKey, toHeader } from "../sip/parser.js";
 import { headerParam } from "../sip/nameaddr.js";
@@ -67,17 +79,7 @@ import { parseListenSocket } from "../transport/listen-socket.js";
 import { avpStore, setAvpStore } from "../modules/pv.js";
 import type { RouteOutcome, RouteRunner } from "../../sandbox/types.js";
 import { appendedBranches, clearBranches, markRuriConsumed, ruriIsNew } from "./branch-set.js";
-import {
-  buildBranchRequest,
-  buildLocalResponse,
-  loadEdits,
-  nextHopOf,
-  relayedResponseText,
-  stampedTopViaLine,
-  upstreamOf,
-  viaSentBy,
-  type NextHop,
-} from "./messages.js";
+import { loadEdits } from "./messages.js";
 import {
   copyMessageState,
   defaultSettings,
@@ -329,7 +331,7 @@ export class StatefulProxy {
   private createTransaction(ctx: MessageContextType): ProxyTransaction | undefined {
     const msg = ctx.msg;
     const upstream = upstreamOf(msg, ctx.rcv, ctx.forceRport);
-    if (upstream === undefined) {
+    if (!isUpstream(upstream)) {
       ctx.host.log("err", `unresolvable Via: cannot create a transaction (call-id=${msg.callId})\n`, ctx);
       return undefined;
     }
@@ -682,21 +684,25 @@ export class StatefulProxy {
       bctx.host.log("err", `t_relay: no ${hop.proto} socket to reach ${hop.host}\n`, bctx);
       return "error";
     }
-    let via = `Via: SIP/2.0/${hop.proto.toUpperCase()} ${viaSentBy(socket, this.host.services.aliases)};branch=${generateBranch()}`;
-    if (bctx.addLocalRport) via += ";rport";
-    if (this.host.viaParams !== undefined) via += this.host.viaParams;
-    // The id of the connection the request came on, so that a response
-    // arriving after the transaction ended can still be forwarded back on
-    // it statelessly (the server's stateless reply path reads it).
-    if (tx.rcv.proto === "tcp" && tx.rcv.connectionId >= 0) via += `;i=${tx.rcv.connectionId}`;
-    const inbound = { proto: tx.rcv.proto, ip: tx.rcv.localIp, port: tx.rcv.localPort };
-    const text = buildBranchRequest({
+    const text = buildForwardedRequest({
       msg: tx.request,
+      rcv: bctx.rcv,
       edits: bctx.edits,
       requestUri: uri,
-      viaLine: via + "\r\n",
-      stampedTopViaLine: stampedTopViaLine(bctx),
-      recordRoute: renderRecordRoute(bctx, socket, inbound),
+      viaLine: ourViaLine({
+        socket,
+        aliases: this.host.services.aliases,
+        branch: generateBranch(),
+        rport: bctx.addLocalRport,
+        params: this.host.viaParams,
+        // The id of the connection the request came on, so that a response
+        // arriving after the transaction ended can still be forwarded back on
+        // it statelessly (the server's stateless reply path reads it).
+        inbound: tx.rcv,
+      }),
+      forceRport: bctx.forceRport,
+      recordRoute: renderRecordRoute(bctx, socket, localSocketOf(tx.rcv)),
+      decrementMaxForwards: true,
       stream: hop.proto === "tcp",
     });
     const branch = new ProxyBranch(index, uri, dstUri, bctx.branchFlags[0] ?? 0, hop, socket);
@@ -763,7 +769,7 @@ export class StatefulProxy {
    */
   replyLocal(tx: ProxyTransaction, status: number, reason: string, extraHeaders: readonly string[]): boolean {
     if (tx.finished) return false; // a final response went upstream long ago
-    const text = buildLocalResponse(tx.request, tx.upstream, status, reason, tx.localToTag, extraHeaders);
+    const text = buildLocalResponse(tx.request, tx.upstream, status, safeReasonPhrase(reason), tx.localToTag, extraHeaders);
     // An explicit answer on a released transaction is sent (e.g. the 487
     // for a CANCEL); only the automatic 100 stays suppressed.
     tx.released = false;
@@ -1061,7 +1067,7 @@ export class StatefulProxy {
       text = relayedResponseText(final.reply, final.edits, tx.upstream.dest.proto === "tcp", challenges);
     } else {
       const reason = remapped ? "Server Internal Error" : final.reason;
-      text = buildLocalResponse(tx.request, tx.upstream, status, reason, tx.localToTag, challenges);
+      text = buildLocalResponse(tx.request, tx.upstream, status, safeReasonPhrase(reason), tx.localToTag, challenges);
     }
     if (tx.server.respond(status, text)) {
       tx.uasStatus = status;

@@ -118,13 +118,13 @@ export interface ResponseOptions {
   /** To tag to add when the request's To has none (generated when omitted). */
   toTag?: string;
   /** Raw header lines (with CRLF) written after CSeq. */
-  extraHeaders?: string[];
+  extraHeaders?: readonly string[];
   /** Body (binary string). */
   body?: string;
   /** Content-Type for the body. */
   contentType?: string;
   /** Raw Via lines to use instead of the request's (e.g. with received/rport added). */
-  viaOverride?: string[];
+  viaOverride?: readonly string[];
 }
 
 /**

@@ -361,3 +361,26 @@ export function loadTenantsFile(path: string, opts: LoadTenantsOptions = {}): Te
   if (issues.length > 0) throw new TenantsConfigError(issues);
   return { file, tenants, defaultTenant: data.default, unmatched: data.unmatched };
 }
+
+/** The error policy of a script run alone: 500 (RFC 3261 §21.5.1), as Kamailio answers a failed script. */
+const SINGLE_SCRIPT_ON_ERROR: TenantErrorPolicy = { status: 500, reason: "Server Internal Error" };
+
+/**
+ * `ksr run script.js` as a tenants file of one tenant: every message
+ * selects it (it is the default tenant, no rules), it answers 500 when a
+ * route fails, runs every KSR module, and runs synchronously from the start.
+ * Its CPU share is that of the whole process (a registry of one script
+ * turns budgets off, TenantRegistryOptions.cpuBudgets).
+ */
+export function singleScriptConfig(scriptPath: string, tenantId: string, limits: { readonly heapMb: number; readonly routeTimeoutMs: number }): TenantsConfig {
+  const entry: TenantEntry = {
+    id: tenantId,
+    scriptPath,
+    match: [],
+    limits: { heapMb: limits.heapMb, routeTimeoutMs: limits.routeTimeoutMs, cpuShare: 1, cpuBurstMs: DEFAULT_CPU_BURST_MS },
+    onError: SINGLE_SCRIPT_ON_ERROR,
+    modules: undefined,
+    mode: "sync",
+  };
+  return { file: scriptPath, tenants: [entry], defaultTenant: tenantId, unmatched: 404 };
+}

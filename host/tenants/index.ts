@@ -9,6 +9,7 @@ export {
   TenantsConfigError,
   formatIssue,
   loadTenantsFile,
+  singleScriptConfig,
   type LoadTenantsOptions,
   type SocketPattern,
   type TenantEntry,
@@ -28,4 +29,5 @@ export {
   type RunnerLease,
   type TenantRegistryOptions,
   type TenantRouteOutcome,
+  type TenantRunner,
 } from "./registry.js";

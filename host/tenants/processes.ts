@@ -31,11 +31,9 @@ import { setPriority } from "node:os";
 import type { ReceiveInfo } from "../core/context.js";
 import { MessageContext } from "../core/context.js";
 import { log } from "../core/log.js";
-import type { MessageDispatcher, SipServer } from "../core/server.js";
+import type { Router, RouterHost } from "../core/server.js";
 import { answerUnmatched, tenantNamedByVia } from "../core/tenant-routing.js";
 import type { SipMessage } from "../sip/message.js";
-import type { TransportLayer } from "../transport/index.js";
-import { formatListenSocket } from "../transport/listen-socket.js";
 import type { TenantsConfig } from "./config.js";
 import type { ReloadResult } from "./registry.js";
 import { TenantSelector } from "./select.js";
@@ -290,13 +288,12 @@ class TenantProcess {
   }
 }
 
-/** The front's MessageDispatcher: every tenant in its own worker process. */
-export class TenantProcesses implements MessageDispatcher {
+/** The front's Router: every tenant in its own worker process, each message handed on with the bytes it arrived as. */
+export class TenantProcesses implements Router {
   private readonly selector: TenantSelector;
   private readonly processes = new Map<string, TenantProcess>();
   private readonly maxQueue: number;
-  private server: SipServer | undefined;
-  private transport: TransportLayer | undefined;
+  private server: RouterHost | undefined;
   /** Requests answered with the `unmatched` status. */
   unmatchedRequests = 0;
   /** Responses no tenant could be found for. */
@@ -311,10 +308,13 @@ export class TenantProcesses implements MessageDispatcher {
     for (const entry of config.tenants) this.processes.set(entry.id, new TenantProcess(entry.id, this));
   }
 
-  /** The server whose sockets the workers use (it answers unmatched and refused requests itself). */
-  attach(server: SipServer, transport: TransportLayer): void {
+  /**
+   * The server whose sockets the workers use (it answers unmatched and
+   * refused requests itself): `new SipServer((host) => processes.attach(host), ...)`.
+   */
+  attach(server: RouterHost): this {
     this.server = server;
-    this.transport = transport;
+    return this;
   }
 
   /**
@@ -348,14 +348,11 @@ export class TenantProcesses implements MessageDispatcher {
 
   /** @internal What a worker asks to send, sent from the front's sockets. */
   send(tenantId: string, msg: SendItem): void {
-    const ok = this.transport?.send(msg.proto, msg.ip, msg.port, msg.data, msg.connectionId, msg.from) ?? false;
-    if (!ok) {
-      const from = msg.from === undefined ? "" : ` from ${formatListenSocket(msg.from)}`;
-      log("warn", tenantId, `could not send ${msg.data.length} bytes over ${msg.proto} to ${msg.ip}:${msg.port}${from}`);
-    }
+    const dest = { proto: msg.proto, host: msg.ip, port: msg.port, connectionId: msg.connectionId };
+    this.server?.send(dest, msg.data, msg.from, `${msg.data.length} bytes of tenant ${tenantId}`);
   }
 
-  dispatch(msg: SipMessage, data: string, rcv: ReceiveInfo): void {
+  route(msg: SipMessage, data: string, rcv: ReceiveInfo): void {
     const server = this.server;
     if (server === undefined) return;
     if (msg.kind === "request") {

@@ -34,7 +34,22 @@ export type ReplyClass = "1xx" | "2xx" | "3xx" | "4xx" | "5xx" | "6xx";
 
 export type ReloadResult = { readonly ok: true } | { readonly ok: false; readonly error: string };
 
+/** What the registry needs of a tenant's script runner; ScriptRunner is the real one. */
+export type TenantRunner = Pick<ScriptRunner, "scriptPath" | "mode" | "inFlight" | "cpuTimeNs" | "isDisposed" | "hasRoute" | "runRoute" | "runRouteAny" | "demote" | "dispose">;
+
 export interface TenantRegistryOptions {
+  /**
+   * Builds a tenant's first runner (default ScriptRunner.load with the
+   * tenant's limits and modules). The testing harness passes one that
+   * records each run; a reload always loads the script file.
+   */
+  readonly load?: (entry: TenantEntry, options: ScriptRunnerOptions) => TenantRunner;
+  /**
+   * Hold every tenant to its CPU share (default true). A server of one
+   * script (`ksr run script.js`) has nobody to share with: off, it neither
+   * refuses a request nor reads the isolate's CPU time per message.
+   */
+  readonly cpuBudgets?: boolean;
   /** Every export table; a tenant's `modules` list selects from it. Default KEMI_MODULES. */
   readonly modules?: readonly KemiModule[];
   /** Demote a tenant at its first timeout, out-of-memory or budget overrun; default true. */
@@ -86,16 +101,16 @@ export class Tenant {
   readonly state: TenantState;
   readonly budget: CpuBudget;
   readonly counters: TenantCounters;
-  /** @internal */ current: ScriptRunner;
+  /** @internal */ current: TenantRunner;
   /** @internal Runners whose isolates are still alive: the current one and retired ones still in use. */
-  readonly live = new Set<ScriptRunner>();
+  readonly live = new Set<TenantRunner>();
   /** @internal CPU of runners already disposed. */
   disposedCpuNs = 0n;
 
   /** @internal */
   constructor(
     readonly config: TenantEntry,
-    runner: ScriptRunner,
+    runner: TenantRunner,
     nowMs: (() => number) | undefined,
     budgetCpuNs?: (tenant: Tenant) => bigint,
   ) {
@@ -113,7 +128,7 @@ export class Tenant {
   }
 
   /** The runner new messages use. */
-  get runner(): ScriptRunner {
+  get runner(): TenantRunner {
     return this.current;
   }
 
@@ -140,7 +155,7 @@ export class Tenant {
  */
 export interface RunnerLease {
   readonly tenant: Tenant;
-  readonly runner: ScriptRunner;
+  readonly runner: TenantRunner;
   /** Runs a route on the leased runner, counted and charged to the tenant but not refused for budget (replies cannot be answered with 503). */
   run(routeName: string, ctx: MessageContext): TenantRouteOutcome | Promise<TenantRouteOutcome>;
   /**
@@ -166,10 +181,11 @@ export class TenantRegistry {
   readonly config: TenantsConfig;
   private readonly selector: TenantSelector;
   private readonly byId = new Map<string, Tenant>();
-  private readonly users = new Map<ScriptRunner, number>();
-  private readonly retired = new Set<ScriptRunner>();
+  private readonly users = new Map<TenantRunner, number>();
+  private readonly retired = new Set<TenantRunner>();
   private readonly modules: readonly KemiModule[];
   private readonly autoDemote: boolean;
+  private readonly cpuBudgets: boolean;
   private readonly watchers: FSWatcher[] = [];
   private readonly debounceTimers = new Map<string, NodeJS.Timeout>();
   private readonly reloading = new Map<string, Promise<ReloadResult>>();
@@ -187,12 +203,14 @@ export class TenantRegistry {
     this.config = config;
     this.modules = opts.modules ?? KEMI_MODULES;
     this.autoDemote = opts.autoDemote ?? true;
+    this.cpuBudgets = opts.cpuBudgets ?? true;
     this.selector = new TenantSelector(config);
+    const load = opts.load ?? ((entry: TenantEntry, options: ScriptRunnerOptions) => ScriptRunner.load(entry.scriptPath, options));
     const issues: TenantsConfigIssue[] = [];
     for (const entry of config.tenants) {
-      let runner: ScriptRunner;
+      let runner: TenantRunner;
       try {
-        runner = ScriptRunner.load(entry.scriptPath, this.runnerOptions(entry, () => this.byId.get(entry.id)));
+        runner = load(entry, this.runnerOptions(entry, () => this.byId.get(entry.id)));
       } catch (e) {
         issues.push({ file: config.file, tenant: entry.id, field: "script", message: e instanceof Error ? e.message : String(e) });
         continue;
@@ -233,23 +251,25 @@ export class TenantRegistry {
    * promise once it is demoted. Never throws or rejects.
    */
   run(tenant: Tenant, routeName: string, ctx: MessageContext): TenantRouteOutcome | Promise<TenantRouteOutcome> {
-    if (!tenant.budget.admit()) {
+    if (this.cpuBudgets && !tenant.budget.admit()) {
       tenant.counters.messages++;
       tenant.counters.overBudget++;
       if (this.autoDemote) tenant.current.demote("CPU budget exceeded");
       return { status: "over-budget" };
     }
-    const lease = this.acquire(tenant);
-    const result = lease.run(routeName, ctx);
-    if (isPromise(result)) return result.finally(() => lease.release());
-    lease.release();
+    // A lease without the lease object: this is the per-message path.
+    const runner = tenant.current;
+    this.hold(runner);
+    const result = this.execute(tenant, runner, routeName, ctx);
+    if (isPromise(result)) return result.finally(() => this.letGo(tenant, runner));
+    this.letGo(tenant, runner);
     return result;
   }
 
   /** Keeps the tenant's current runner alive until release(), whatever reloads happen meanwhile. */
   acquire(tenant: Tenant): RunnerLease {
     const runner = tenant.current;
-    this.users.set(runner, (this.users.get(runner) ?? 0) + 1);
+    this.hold(runner);
     let released = false;
     return {
       tenant,
@@ -262,15 +282,24 @@ export class TenantRegistry {
       release: () => {
         if (released) return;
         released = true;
-        const left = (this.users.get(runner) ?? 1) - 1;
-        if (left > 0) {
-          this.users.set(runner, left);
-          return;
-        }
-        this.users.delete(runner);
-        if (this.retired.has(runner)) this.disposeRunner(tenant, runner);
+        this.letGo(tenant, runner);
       },
     };
+  }
+
+  private hold(runner: TenantRunner): void {
+    this.users.set(runner, (this.users.get(runner) ?? 0) + 1);
+  }
+
+  /** One user of the runner less; a retired runner is disposed when its last user lets go. */
+  private letGo(tenant: Tenant, runner: TenantRunner): void {
+    const left = (this.users.get(runner) ?? 1) - 1;
+    if (left > 0) {
+      this.users.set(runner, left);
+      return;
+    }
+    this.users.delete(runner);
+    if (this.retired.has(runner)) this.disposeRunner(tenant, runner);
   }
 
   /** Counts a reply the server sent for this tenant itself (unmatched, over budget, route error). */
@@ -383,7 +412,7 @@ export class TenantRegistry {
     return { ok: true };
   }
 
-  private execute(tenant: Tenant, runner: ScriptRunner, routeName: string, ctx: MessageContext): TenantRouteOutcome | Promise<TenantRouteOutcome> {
+  private execute(tenant: Tenant, runner: TenantRunner, routeName: string, ctx: MessageContext): TenantRouteOutcome | Promise<TenantRouteOutcome> {
     tenant.counters.messages++;
     const result = runner.runRouteAny(routeName, ctx);
     if (isPromise(result)) return result.then((outcome) => this.account(tenant, ctx, outcome));
@@ -391,7 +420,7 @@ export class TenantRegistry {
   }
 
   private account(tenant: Tenant, ctx: MessageContext, outcome: RouteOutcome): RouteOutcome {
-    tenant.budget.charge();
+    if (this.cpuBudgets) tenant.budget.charge();
     const c = tenant.counters;
     if (outcome.status === "error") {
       c.routeErrors++;
@@ -402,7 +431,7 @@ export class TenantRegistry {
     return outcome;
   }
 
-  private disposeRunner(tenant: Tenant, runner: ScriptRunner): void {
+  private disposeRunner(tenant: Tenant, runner: TenantRunner): void {
     if (!tenant.live.delete(runner)) return;
     this.retired.delete(runner);
     runner.dispose();

@@ -18,7 +18,8 @@ import { readdirSync } from "node:fs";
 import { getPriority, setPriority } from "node:os";
 import type { ListenSocket, ReceiveInfo, TransportProto } from "../core/context.js";
 import { log, setLogLevel, isLogLevel } from "../core/log.js";
-import { SipServer, type ServerTransport } from "../core/server.js";
+import type { ServerTransport } from "../core/server.js";
+import { tenantServer } from "../core/tenant-routing.js";
 import { pickSendingSocket, type TransportOptions } from "../transport/index.js";
 import { proxyOptionsFromTimers } from "../proxy/proxy.js";
 import type { DataServices } from "../storage/index.js";
@@ -196,14 +197,12 @@ export async function runTenantWorker(config: WorkerConfig, openData: (file: str
   const data = openData(config.db);
   const outbox = new Outbox(post);
   const channel = new IpcTransport(config.listen, outbox);
-  const server = new SipServer(registry, {
-    listen: config.listen,
-    aliases: config.aliases,
-    tenantId: `ksr/${config.tenantId}`,
-    data,
-    proxy: proxyOptionsFromTimers(config.timers),
-    transport: (options) => channel.attach(options),
-  });
+  const server = tenantServer(
+    registry,
+    { listen: config.listen, aliases: config.aliases, tenantId: `ksr/${config.tenantId}`, data, transport: (options) => channel.attach(options) },
+    // The front routes responses to this worker by the tenant our Vias name.
+    { proxy: proxyOptionsFromTimers(config.timers), nameTenantInVia: true },
+  );
   await server.start();
   if (config.watch) registry.watch();
 
@@ -219,7 +218,7 @@ export async function runTenantWorker(config: WorkerConfig, openData: (file: str
         void registry.reload(config.tenantId).then((result) => post({ t: "reloaded", id: msg.id, result }));
         return;
       case "counters":
-        post({ t: "counters", id: msg.id, lines: server.tenants!.tenantCounterLines() });
+        post({ t: "counters", id: msg.id, lines: server.router.tenantCounterLines() });
         return;
       case "status":
         post({ t: "status", id: msg.id, mode: registry.get(config.tenantId)!.mode });

@@ -38,13 +38,16 @@ import { randomBytes } from "node:crypto";
 import { isIP } from "node:net";
 import type { ListenSocket, LogLevel, MessageContext, ReceiveInfo, TenantState, TransportProto } from "../core/context.js";
 import { SipServer, type ServerTransport } from "../core/server.js";
+import { TenantRouting } from "../core/tenant-routing.js";
+import { singleScriptConfig } from "../tenants/config.js";
+import { TenantRegistry, type TenantRunner } from "../tenants/registry.js";
 import type { KemiModule } from "../modules/types.js";
 import type { SipMessage } from "../sip/message.js";
 import { canonicalHeaderKey } from "../sip/headers.js";
 import { parseMessage } from "../sip/parser.js";
 import { parseListenSocket, pickSendingSocket } from "../transport/index.js";
 import { FakeClock, type TimerHandle } from "../transaction/index.js";
-import { ScriptRunner } from "../../sandbox/runner.js";
+import { ScriptRunner, type ExecutionMode } from "../../sandbox/runner.js";
 import type { ScriptCoverage } from "../../sandbox/coverage.js";
 import { binaryToText, textToBinary } from "../../sandbox/strings.js";
 import { subscriberRow } from "../cli/db-commands.js";
@@ -53,7 +56,7 @@ import { tenantHtables } from "../modules/state/htable-store.js";
 import { dropTenantState } from "../modules/state/tenant-scope.js";
 import { openDataServices, type DataServices } from "../storage/index.js";
 import type { Binding } from "../storage/types.js";
-import { DEFAULT_LIMITS, type RouteOutcome, type RouteRunner, type ScriptLimits } from "../../sandbox/types.js";
+import { DEFAULT_LIMITS, type RouteOutcome, type ScriptLimits } from "../../sandbox/types.js";
 
 export type { ListenSocket, LogLevel, TenantState, TransportProto } from "../core/context.js";
 
@@ -343,13 +346,29 @@ class RecordingTransport implements ServerTransport {
 }
 
 /** Passes route runs through to the script, keeping the context and outcome of each. */
-class RecordingRunner implements RouteRunner {
+class RecordingRunner implements TenantRunner {
   readonly runs: { name: string; ctx: MessageContext; outcome: RouteOutcome }[] = [];
 
-  constructor(private readonly inner: RouteRunner) {}
+  constructor(private readonly inner: ScriptRunner) {}
 
   get scriptPath(): string {
     return this.inner.scriptPath;
+  }
+
+  get mode(): ExecutionMode {
+    return this.inner.mode;
+  }
+
+  get inFlight(): number {
+    return this.inner.inFlight;
+  }
+
+  get cpuTimeNs(): bigint {
+    return this.inner.cpuTimeNs;
+  }
+
+  get isDisposed(): boolean {
+    return this.inner.isDisposed;
   }
 
   hasRoute(name: string): boolean {
@@ -357,24 +376,36 @@ class RecordingRunner implements RouteRunner {
   }
 
   runRoute(name: string, ctx: MessageContext): RouteOutcome {
-    const outcome = this.inner.runRoute(name, ctx);
-    this.runs.push({ name, ctx, outcome });
-    return outcome;
+    return this.record(name, ctx, this.inner.runRoute(name, ctx));
+  }
+
+  runRouteAny(name: string, ctx: MessageContext): RouteOutcome | Promise<RouteOutcome> {
+    const result = this.inner.runRouteAny(name, ctx);
+    return result instanceof Promise ? result.then((outcome) => this.record(name, ctx, outcome)) : this.record(name, ctx, result);
+  }
+
+  demote(reason?: string): void {
+    this.inner.demote(reason);
   }
 
   dispose(): void {
     this.inner.dispose();
   }
+
+  private record(name: string, ctx: MessageContext, outcome: RouteOutcome): RouteOutcome {
+    this.runs.push({ name, ctx, outcome });
+    return outcome;
+  }
 }
 
-/** The real server, with its log lines recorded. */
-class HarnessServer extends SipServer {
+/** The real server, with its log lines (its own and the script's) recorded. */
+class HarnessServer extends SipServer<TenantRouting> {
   lines: LogLine[] = [];
   printLogs = false;
 
-  override log(level: LogLevel, text: string, ctx?: MessageContext): void {
+  override logAs(scope: string, level: LogLevel, text: string): void {
     this.lines.push({ level, text: text.endsWith("\n") ? text.slice(0, -1) : text });
-    if (this.printLogs) super.log(level, text, ctx);
+    if (this.printLogs) super.logAs(scope, level, text);
   }
 }
 
@@ -648,6 +679,8 @@ class Harness implements ScriptHarness {
   private readonly transport: RecordingTransport;
   private readonly runner: RecordingRunner;
   private readonly scriptRunner: ScriptRunner;
+  /** The script as the one tenant of a registry. */
+  private readonly registry: TenantRegistry;
   private readonly pendingLookups = new Set<Promise<unknown>>();
   private readonly defaultSource: Required<Omit<SourceAddress, "connectionId">> & { connectionId?: number };
   /** The transaction timers and downstream answers run on it; HostServices.now is it plus `offset`. */
@@ -675,19 +708,27 @@ class Harness implements ScriptHarness {
     this.transport = new RecordingTransport(this.listen);
     this.runner = new RecordingRunner(scriptRunner);
     this.scriptRunner = scriptRunner;
-    const hosts = opts.hosts ?? {};
     this.tenantId = opts.tenant ?? "test";
+    // The script is a tenant of its own, as `ksr run script.js` serves it:
+    // synchronous, no CPU budget, no tenant name on our Vias.
+    this.registry = new TenantRegistry(singleScriptConfig(scriptRunner.scriptPath, this.tenantId, { ...DEFAULT_LIMITS, ...opts.limits }), {
+      load: () => this.runner,
+      cpuBudgets: false,
+      autoDemote: false,
+    });
+    const hosts = opts.hosts ?? {};
     // Shared module state (htable, pike) is keyed by tenant id process-wide:
     // every harness starts from nothing, whatever ran before it.
     dropTenantState(this.tenantId);
     this.data = openDataServices({ file: ":memory:", now: () => this.now() });
-    this.server = new HarnessServer(this.runner, {
+    const registry = this.registry;
+    const timers = this.timers;
+    this.server = new HarnessServer((host) => new TenantRouting(registry, host, { timers, nameTenantInVia: false }), {
       data: this.data,
       listen: this.listen,
       aliases: opts.aliases,
-      tenantId: opts.tenant ?? "test",
+      tenantId: this.tenantId,
       now: () => this.now(),
-      timers: this.timers,
       transport: () => this.transport,
       resolveHost: (host) => {
         const ip = Object.hasOwn(hosts, host) ? hosts[host] : undefined;
@@ -697,10 +738,10 @@ class Harness implements ScriptHarness {
       },
     });
     this.server.printLogs = opts.printLogs ?? false;
-    for (const [k, v] of Object.entries(opts.vars ?? {})) this.server.tenant.vars.set(k, v);
-    for (const [k, v] of Object.entries(opts.sharedVars ?? {})) this.server.tenant.sharedVars.set(k, v);
+    for (const [k, v] of Object.entries(opts.vars ?? {})) this.state.vars.set(k, v);
+    for (const [k, v] of Object.entries(opts.sharedVars ?? {})) this.state.sharedVars.set(k, v);
     if (opts.state !== undefined) seedState(opts.state, this.tenantId, this.data, this.now());
-    opts.seed?.(this.server.tenant);
+    opts.seed?.(this.state);
     this.downstream = new SimulatedDownstream(opts.downstream ?? {}, this.timers, (t, data) => this.receiveFromDownstream(t, data));
     this.transport.onSend = (t) => this.downstream.onSend(t);
     const self = this;
@@ -772,7 +813,7 @@ class Harness implements ScriptHarness {
   }
 
   get state(): TenantState {
-    return this.server.tenant;
+    return this.registry.get(this.tenantId)!.state;
   }
 
   get scriptPath(): string {
@@ -896,7 +937,7 @@ class Harness implements ScriptHarness {
   }
 
   close(): void {
-    this.runner.dispose();
+    this.registry.dispose();
     this.data.close();
     dropTenantState(this.tenantId);
   }

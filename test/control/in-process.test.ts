@@ -22,7 +22,7 @@ const TENANTS = `tenants:
 
 async function start() {
   const srv = serve(await startTenants({ "a.js": answer("a v1"), "b.js": answer("b v1") }, TENANTS));
-  return { srv, target: inProcessControlTarget(srv.registry, srv.server.tenants!) };
+  return { srv, target: inProcessControlTarget(srv.registry, srv.server.router) };
 }
 
 describe("inProcessControlTarget", () => {
@@ -63,7 +63,7 @@ describe("inProcessControlTarget", () => {
     await ask(client, srv.udpPort, { method: "OPTIONS", uri: "sip:x@a.example" });
     await ask(client, srv.udpPort, { method: "OPTIONS", uri: "sip:x@nowhere.example" });
     const lines = await target.counters();
-    expect(lines).toEqual(srv.server.tenants!.counterLines());
+    expect(lines).toEqual(srv.server.router.counterLines());
     expect(lines[0]).toMatch(/^tenant a: mode=sync messages=1 .* 2xx=1 /);
     expect(lines[1]).toMatch(/^tenant b: mode=async messages=0 /);
     expect(lines[2]).toBe("no tenant: requests answered 404=1 responses dropped=0");

@@ -76,7 +76,7 @@ describe("ksr run", () => {
     expect(level.stderr).toContain("--log-level");
   });
 
-  it("answers OPTIONS over UDP and TCP and stops cleanly on SIGTERM", async () => {
+  it("answers OPTIONS over UDP and TCP, logs the script's counters on SIGUSR2 and stops cleanly on SIGTERM", async () => {
     const ksr = await startKsr([scriptPath("reply-ok.js"), "--listen", "udp:127.0.0.1:0", "--listen", "tcp:127.0.0.1:0", "--alias", "proxy.example.test"]);
     const client = await UdpPeer.open();
     try {
@@ -92,6 +92,10 @@ describe("ksr run", () => {
     } finally {
       tcp.close();
     }
+    ksr.child.kill("SIGUSR2");
+    const counters = /INFO \[counters\] tenant default: mode=sync messages=2 route-errors=0 .* 2xx=2 /;
+    for (let i = 0; i < 100 && !counters.test(ksr.stderr()); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(ksr.stderr()).toMatch(counters);
     ksr.child.kill("SIGTERM");
     expect(await exitOf(ksr.child)).toEqual({ code: 0, signal: null });
     expect(ksr.stderr()).toContain("SIGTERM: stopping");

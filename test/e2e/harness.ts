@@ -8,9 +8,12 @@ import { fileURLToPath } from "node:url";
 import path from "node:path";
 import type { MessageContext } from "../../host/core/context.js";
 import { setLogSink, setLogLevel, type LogRecord } from "../../host/core/log.js";
-import { SipServer, type SipServerOptions } from "../../host/core/server.js";
+import type { SipServer, SipServerOptions } from "../../host/core/server.js";
+import { tenantServer, type TenantRouting, type TenantRoutingOptions } from "../../host/core/tenant-routing.js";
+import { singleScriptConfig } from "../../host/tenants/config.js";
+import { TenantRegistry, type TenantRunner } from "../../host/tenants/registry.js";
 import { ScriptRunner } from "../../sandbox/runner.js";
-import type { RouteOutcome, RouteRunner, ScriptLimits } from "../../sandbox/types.js";
+import type { RouteOutcome, ScriptLimits } from "../../sandbox/types.js";
 
 export const SCRIPTS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), "scripts");
 
@@ -55,8 +58,12 @@ export class LogCapture {
 /** Route functions run on the host, standing in for a script. */
 export type HostRoutes = Partial<Record<string, (ctx: MessageContext) => void>>;
 
-export class HostRouteRunner implements RouteRunner {
+export class HostRouteRunner implements TenantRunner {
   readonly scriptPath = "host-routes";
+  readonly mode = "sync";
+  readonly inFlight = 0;
+  readonly cpuTimeNs = 0n;
+  isDisposed = false;
   constructor(private readonly routes: HostRoutes) {}
   hasRoute(name: string): boolean {
     return this.routes[name] !== undefined;
@@ -67,26 +74,40 @@ export class HostRouteRunner implements RouteRunner {
     fn(ctx);
     return { status: "ok" };
   }
-  dispose(): void {}
+  runRouteAny(name: string, ctx: MessageContext): RouteOutcome {
+    return this.runRoute(name, ctx);
+  }
+  /** Host routes run on the calling thread only. */
+  demote(): void {}
+  dispose(): void {
+    this.isDisposed = true;
+  }
 }
 
 export interface RunningServer {
-  readonly server: SipServer;
-  readonly runner: RouteRunner;
+  readonly server: SipServer<TenantRouting>;
+  readonly runner: TenantRunner;
   readonly udpPort: number;
   readonly tcpPort: number;
   stop(): Promise<void>;
 }
 
-export async function startServer(runner: RouteRunner, options: Partial<SipServerOptions> = {}): Promise<RunningServer> {
-  const server = new SipServer(runner, {
-    listen: [
-      { proto: "udp", ip: "127.0.0.1", port: 0 },
-      { proto: "tcp", ip: "127.0.0.1", port: 0 },
-    ],
-    tenantId: "e2e",
-    ...options,
-  });
+/** A server of one script, as `ksr run script.js` builds it, running `runner`. */
+export async function startServer(runner: TenantRunner, options: Partial<SipServerOptions> = {}, routing: TenantRoutingOptions = {}): Promise<RunningServer> {
+  const tenantId = options.tenantId ?? "e2e";
+  const registry = new TenantRegistry(singleScriptConfig(runner.scriptPath, tenantId, TEST_LIMITS), { load: () => runner, cpuBudgets: false, autoDemote: false });
+  const server = tenantServer(
+    registry,
+    {
+      listen: [
+        { proto: "udp", ip: "127.0.0.1", port: 0 },
+        { proto: "tcp", ip: "127.0.0.1", port: 0 },
+      ],
+      tenantId,
+      ...options,
+    },
+    { nameTenantInVia: false, ...routing },
+  );
   await server.start();
   return {
     server,
@@ -95,7 +116,7 @@ export async function startServer(runner: RouteRunner, options: Partial<SipServe
     tcpPort: server.portOf("tcp"),
     async stop() {
       await server.stop();
-      runner.dispose();
+      registry.dispose();
     },
   };
 }

@@ -9,7 +9,7 @@
  * reply route, then transaction matching, else stateless forwarding.
  */
 import { MessageContext, newTenantState, type HostServices, type ListenSocket, type LogLevel, type ReceiveInfo } from "../../host/core/context.js";
-import type { Destination } from "../../host/core/addressing.js";
+import type { Destination } from "../../host/core/outbound.js";
 import { KEMI_MODULES } from "../../host/modules/index.js";
 import type { KemiValue } from "../../host/modules/types.js";
 import { StatefulProxy, type ProxyOptions } from "../../host/proxy/proxy.js";

@@ -4,7 +4,8 @@
  * SipServer on 127.0.0.1 (OS-chosen UDP port). Log lines are captured.
  */
 import { writeFileSync } from "node:fs";
-import { SipServer, type SipServerOptions } from "../../host/core/server.js";
+import type { SipServer, SipServerOptions } from "../../host/core/server.js";
+import { tenantServer, type TenantRouting, type TenantRoutingOptions } from "../../host/core/tenant-routing.js";
 import { loadTenantsFile, TenantRegistry, type TenantRegistryOptions } from "../../host/tenants/index.js";
 import { LogCapture } from "../e2e/harness.js";
 import { UdpPeer, buildRequest, reasonOf, statusOf, type RequestSpec } from "../e2e/sip-client.js";
@@ -16,7 +17,7 @@ export { LogCapture };
 export interface TenantServer {
   readonly dir: TenantDir;
   readonly registry: TenantRegistry;
-  readonly server: SipServer;
+  readonly server: SipServer<TenantRouting>;
   readonly udpPort: number;
   /** Rewrites a script file of the directory (for reload tests). */
   rewrite(name: string, text: string): void;
@@ -26,6 +27,7 @@ export interface TenantServer {
 export interface StartOptions {
   readonly registry?: TenantRegistryOptions;
   readonly server?: Partial<SipServerOptions>;
+  readonly routing?: TenantRoutingOptions;
 }
 
 /** Writes `scripts` (file name → text) and `tenantsYaml` into a fresh directory and serves them. */
@@ -39,7 +41,7 @@ export async function startTenants(scripts: Readonly<Record<string, string>>, te
 /** Serves an existing tenants file (e.g. an example) on 127.0.0.1. */
 export async function serveTenantsFile(file: string, opts: StartOptions = {}): Promise<Omit<TenantServer, "dir" | "rewrite">> {
   const registry = new TenantRegistry(loadTenantsFile(file), opts.registry);
-  const server = new SipServer(registry, { listen: [{ proto: "udp", ip: "127.0.0.1", port: 0 }], tenantId: "server", ...opts.server });
+  const server = tenantServer(registry, { listen: [{ proto: "udp", ip: "127.0.0.1", port: 0 }], tenantId: "server", ...opts.server }, opts.routing);
   try {
     await server.start();
   } catch (e) {

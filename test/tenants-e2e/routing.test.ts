@@ -51,7 +51,7 @@ describe("selection", () => {
     expect(r.reason).toBe("Not Found");
     await peer!.send(buildRequest({ method: "ACK", uri: "sip:x@c.example", viaPort: peer!.port }), srv.udpPort);
     expect(await peer!.poll(300)).toBeUndefined();
-    expect(srv.server.tenants!.unmatchedRequests).toBe(2);
+    expect(srv.server.router.unmatchedRequests).toBe(2);
     expect(srv.registry.get("a")!.counters.messages + srv.registry.get("b")!.counters.messages).toBe(0);
   });
 
@@ -200,7 +200,7 @@ function ksr_request_route() {
     expect(Number(headerValue(refused.text, "retry-after"))).toBeGreaterThanOrEqual(2);
     expect(hog.counters.overBudget).toBe(2);
     expect(hog.counters.repliesByClass["5xx"]).toBe(1);
-    expect(srv.server.tenantProxy("hog")!.table.serverCount).toBe(1);
+    expect(srv.server.router.proxyOf("hog")!.table.serverCount).toBe(1);
     // The other tenant is not held to the hog's budget.
     expect(await expectOptions200(peer!, port, "a.example")).toBe("tenant a");
   });
@@ -238,7 +238,7 @@ function ksr_reply_route() {
       const stray = buildResponseTo(forwarded, 202, "Accepted").replace(/;ksr-tenant=a/, "");
       await callee.send(stray, srv.udpPort);
       expect(await peer!.poll(300)).toBeUndefined();
-      expect(srv.server.tenants!.unclaimedResponses).toBe(1);
+      expect(srv.server.router.unclaimedResponses).toBe(1);
     } finally {
       await callee.close();
     }

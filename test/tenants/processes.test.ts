@@ -13,8 +13,7 @@ import type { SipMessage } from "../../host/sip/message.js";
 import { loadTenantsFile } from "../../host/tenants/config.js";
 import { TenantProcesses } from "../../host/tenants/processes.js";
 import { IpcTransport, onlyTenant } from "../../host/tenants/worker.js";
-import type { FrontMessage, WorkerMessage } from "../../host/tenants/worker-protocol.js";
-import type { TransportLayer } from "../../host/transport/index.js";
+import type { FrontMessage, SendItem, WorkerMessage } from "../../host/tenants/worker-protocol.js";
 import { REPLY_200, rcv, request, tenantDir } from "./fixtures.js";
 
 /** A worker process as the front sees it: IPC messages both ways, kill → exit. */
@@ -55,10 +54,10 @@ interface Front {
   readonly front: TenantProcesses;
   /** Workers started so far, per tenant, in order. */
   readonly workers: Map<string, FakeWorker[]>;
-  /** What the front's own server sent (its replies: 404, 503). */
+  /** The texts the front's server sent: its own replies (404, 503) and what workers asked it to send. */
   readonly replies: string[];
-  /** What workers asked the front to send. */
-  readonly sends: unknown[][];
+  /** The same, with where each went. */
+  readonly sends: SendItem[];
   /** Pids of workers started at a lower priority. */
   readonly lowered: number[];
   latest(id: string): FakeWorker;
@@ -88,16 +87,19 @@ function makeFront(maxQueue?: number): Front {
     lowerPriority: (p) => lowered.push(p),
   });
   const replies: string[] = [];
-  const ipc = new IpcTransport(LISTEN, { send: (item) => replies.push(item.data) });
-  const server = new SipServer(front, { listen: LISTEN, tenantId: "ksr", transport: (o) => ipc.attach(o) });
-  const sends: unknown[][] = [];
-  const transport = { send: (...args: unknown[]) => (sends.push(args), true) } as unknown as TransportLayer;
-  front.attach(server, transport);
+  const sends: SendItem[] = [];
+  const ipc = new IpcTransport(LISTEN, {
+    send: (item) => {
+      replies.push(item.data);
+      sends.push(item);
+    },
+  });
+  new SipServer((host) => front.attach(host), { listen: LISTEN, tenantId: "ksr", transport: (o) => ipc.attach(o) });
   return { front, workers, replies, sends, lowered, latest: (id) => workers.get(id)!.at(-1)! };
 }
 
 function deliver(f: Front, msg: SipMessage, text = "raw"): void {
-  f.front.dispatch(msg, text, rcv());
+  f.front.route(msg, text, rcv());
 }
 
 function response(via: string, to = "<sip:bob@c.example>;tag=x"): SipMessage {
@@ -234,7 +236,7 @@ describe("TenantProcesses", () => {
     const f = makeFront();
     await started(f);
     f.latest("b").say({ t: "out", sends: [{ proto: "udp", ip: "192.0.2.1", port: 5070, data: "bytes", from: LISTEN[0] }], handled: 0 });
-    expect(f.sends).toEqual([["udp", "192.0.2.1", 5070, "bytes", undefined, LISTEN[0]]]);
+    expect(f.sends).toEqual([{ proto: "udp", ip: "192.0.2.1", port: 5070, data: "bytes", from: LISTEN[0] }]);
   });
 
   it("counts restarts and refusals per tenant in its counter lines", async () => {

@@ -18,6 +18,7 @@ import {
 } from "../../host/tenants/index.js";
 import { makeRecordingHost, type RecordingHost } from "../helpers/context.js";
 import { rcv, request, tenantDir, type TenantDir } from "./fixtures.js";
+import type { ScriptRunner } from "../../sandbox/runner.js";
 
 let registry: TenantRegistry | undefined;
 
@@ -177,7 +178,7 @@ describe("demotion and CPU budget", () => {
     expect(await reg.run(tenant, "ksr_request_route", new MessageContext(request({ ruri: "sip:ok@example.com" }), rcv(), "request", tenant.state, host))).toEqual({ status: "ok" });
     expect(host.replies).toEqual([{ status: 200, reason: "OK", headers: [] }]);
     expect(tenant.counters.oomRestarts).toBe(1);
-    expect(tenant.runner.restarts).toBe(1);
+    expect((tenant.runner as ScriptRunner).restarts).toBe(1);
   });
 
   test("over budget: refused without running, and demoted; admitted again once the bucket refilled", async () => {
