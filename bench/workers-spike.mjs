@@ -20,6 +20,7 @@
 //                   affinity: an upper bound, not a correct design
 //   cluster-udp     cluster shared handle; a misdelivered message is handed to its owner as a
 //                   loopback datagram to the owner's private port
+//   cluster-udp-1src the same, load from ONE source socket
 //   cluster-ipc     cluster shared handle; hand-off over IPC through the primary (JSON batches)
 //   reuseport-1src  a socket per worker with SO_REUSEPORT, load from ONE source socket (sipp's
 //                   default): the kernel's 4-tuple hash sends everything to one worker
@@ -267,6 +268,7 @@ const DESIGNS = {
   single: { mode: "single", sources: 16 },
   "cluster-none": { mode: "cluster-none", sources: 16 },
   "cluster-udp": { mode: "cluster-udp", sources: 16 },
+  "cluster-udp-1src": { mode: "cluster-udp", sources: 1 },
   "cluster-ipc": { mode: "cluster-ipc", sources: 16 },
   "reuseport-1src": { mode: "reuseport", sources: 1 },
   "reuseport-64src": { mode: "reuseport", sources: 64 },
