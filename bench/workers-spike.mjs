@@ -9,7 +9,7 @@
 // message that arrives at another worker is handed off to its owner.
 //
 //   flock /tmp/ksr-bench.lock node bench/workers-spike.mjs [--seconds 3] [--busy 50,300]
-//       [--workers 2] [--only <substring of a design name>] [--rates-50 ...] [--rates-300 ...]
+//       [--workers 2] [--only <substrings of design names, comma-separated>] [--rates-50 ...] [--rates-300 ...]
 //   node bench/workers-spike.mjs --check-ivm-thread   (isolated-vm inside a worker thread)
 //   node bench/workers-spike.mjs --shared-state [--workers 2]   (a cross-process store's cost per operation)
 //
@@ -21,7 +21,12 @@
 //   cluster-udp     cluster shared handle; a misdelivered message is handed to its owner as a
 //                   loopback datagram to the owner's private port
 //   cluster-udp-1src the same, load from ONE source socket
+//   cluster-udp-hof the same, 16 sources, hand-offs first: a worker hands on the datagrams it
+//                   does not own before it works on those it owns
 //   cluster-ipc     cluster shared handle; hand-off over IPC through the primary (JSON batches)
+//   readers-1       cluster shared handle read by ONE dedicated reader process that hands every
+//                   message to its owner among N workers (loopback datagram); the workers only
+//                   send on the shared handle (a front without IPC, scripts out of the reader)
 //   reuseport-1src  a socket per worker with SO_REUSEPORT, load from ONE source socket (sipp's
 //                   default): the kernel's 4-tuple hash sends everything to one worker
 //   reuseport-64src the same with 64 source sockets (sipp -t un style, many UAs)
@@ -135,9 +140,20 @@ function runAffinityWorker(id, publicSocket, handoff) {
     ipcPending.length = 0;
     for (const [to, items] of byOwner) process.send({ to, items });
   };
+  // With handOffFirst, the messages this worker owns wait until the datagrams
+  // libuv read in the same turn have been classified and the others handed on,
+  // so that a handed-off message does not queue behind this worker's work too.
+  const own = [];
+  const drainOwn = () => {
+    for (const [text, port, address] of own.splice(0)) answer(text, port, address, id);
+  };
   publicSocket.on("message", (msg, rinfo) => {
     const text = msg.toString("latin1");
     const owner = handoff === "none" ? id : ownerOf(text, n);
+    if (owner === id && cfg.handOffFirst) {
+      if (own.push([text, rinfo.port, rinfo.address]) === 1) setImmediate(drainOwn);
+      return;
+    }
     if (owner === id) return answer(text, rinfo.port, rinfo.address, id);
     if (handoff === "udp") {
       privateSocket.send(`${rinfo.port} ${rinfo.address} ${id}\n${text}`, cfg.handoffBase + owner, "127.0.0.1");
@@ -195,6 +211,54 @@ function runCluster(handoff) {
   } else {
     runAffinityWorker(Number(process.env.WORKERS_SPIKE_WORKER_ID), dgram.createSocket("udp4"), handoff);
   }
+}
+
+/**
+ * Dedicated readers: `readers` processes read the shared socket and hand every
+ * message to its owner among N workers (loopback datagram); the workers never
+ * read the shared socket (libuv's receive stopped on their copy of the handle;
+ * `_handle.recvStop()` is Node-internal, good enough for a spike) but answer
+ * from it, so that every answer leaves from the listen port.
+ */
+function runReaderCluster() {
+  if (cluster.isPrimary) {
+    const children = [];
+    for (let id = 0; id < cfg.workers; id++) children.push(cluster.fork({ WORKERS_SPIKE_WORKER_ID: String(id) }));
+    for (let r = 0; r < cfg.readers; r++) children.push(cluster.fork({ WORKERS_SPIKE_READER_ID: String(r) }));
+    superviseChildren(children, false);
+    return;
+  }
+  const publicSocket = dgram.createSocket("udp4");
+  const bound = () => process.send({ bound: true, pid: process.pid });
+  const readerId = process.env.WORKERS_SPIKE_READER_ID;
+  if (readerId !== undefined) {
+    publicSocket.on("message", (msg, rinfo) => {
+      const text = msg.toString("latin1");
+      const owner = ownerOf(text, cfg.workers);
+      publicSocket.send(`${rinfo.port} ${rinfo.address} r${readerId}\n${text}`, cfg.handoffBase + owner, "127.0.0.1");
+    });
+    publicSocket.bind({ port: cfg.port, address: "127.0.0.1", exclusive: false }, () => {
+      bigBuffers(publicSocket);
+      bound();
+    });
+    return;
+  }
+  const id = Number(process.env.WORKERS_SPIKE_WORKER_ID);
+  process.noDeprecation = true; // `_handle` below
+  const privateSocket = dgram.createSocket("udp4");
+  privateSocket.on("message", (msg) => {
+    const text = msg.toString("latin1");
+    const newline = text.indexOf("\n");
+    const [port, address, receiver] = text.slice(0, newline).split(" ");
+    publicSocket.send(route(text.slice(newline + 1), cfg.busyUs, receiver, id), Number(port), address);
+  });
+  privateSocket.bind({ port: cfg.handoffBase + id, address: "127.0.0.1", exclusive: true }, () => {
+    bigBuffers(privateSocket);
+    publicSocket.bind({ port: cfg.port, address: "127.0.0.1", exclusive: false }, () => {
+      publicSocket._handle.recvStop();
+      bound();
+    });
+  });
 }
 
 function runReusePort() {
@@ -269,7 +333,9 @@ const DESIGNS = {
   "cluster-none": { mode: "cluster-none", sources: 16 },
   "cluster-udp": { mode: "cluster-udp", sources: 16 },
   "cluster-udp-1src": { mode: "cluster-udp", sources: 1 },
+  "cluster-udp-hof": { mode: "cluster-udp", sources: 16, handOffFirst: true },
   "cluster-ipc": { mode: "cluster-ipc", sources: 16 },
+  "readers-1": { mode: "readers", sources: 16, readers: 1 },
   "reuseport-1src": { mode: "reuseport", sources: 1 },
   "reuseport-64src": { mode: "reuseport", sources: 64 },
   "front-ipc": { mode: "front", sources: 16 },
@@ -322,6 +388,8 @@ async function startServer(design, busyUs, args) {
     WORKERS_SPIKE_ROLE: "server",
     WORKERS_SPIKE_CFG: JSON.stringify({
       mode: design.mode,
+      handOffFirst: design.handOffFirst === true,
+      readers: design.readers ?? 0,
       workers: args.workers,
       busyUs,
       port: args.port,
@@ -532,7 +600,8 @@ async function bench() {
   const args = { workers: Number(values.workers), port: Number(values.port) };
   if (!(Number.isInteger(args.workers) && args.workers >= 1 && args.workers <= 16)) throw new Error("--workers in 1..16");
   const busyLevels = values.busy.split(",").map(Number);
-  const designs = Object.entries(DESIGNS).filter(([name]) => !values.only || name.includes(values.only));
+  const wanted = values.only?.split(",");
+  const designs = Object.entries(DESIGNS).filter(([name]) => !wanted || wanted.some((part) => name.includes(part)));
   const results = [];
   for (const busyUs of busyLevels) {
     const rates = (values[`rates-${busyUs}`] ?? values["rates-50"]).split(",").map(Number);
@@ -575,5 +644,6 @@ if (ROLE === "bench") {
   else if (cfg.mode === "cluster-udp") runCluster("udp");
   else if (cfg.mode === "cluster-ipc") runCluster("ipc");
   else if (cfg.mode === "reuseport") runReusePort();
+  else if (cfg.mode === "readers") runReaderCluster();
   else if (cfg.mode === "front") runFront();
 }
