@@ -4,12 +4,13 @@
 // Self-contained (none of the project's code): a synthetic SIP-sized workload
 // (600-byte requests, a 300-byte answer) with a per-message busy loop standing
 // in for parsing, routing and the transaction layer. Every message has an
-// owner: worker hash(Call-ID) mod N, the rule a real server would apply to a
-// request (and the worker id carried in our Via branch for a response). A
-// message that arrives at another worker is handed off to its owner.
+// owner: worker hash(Call-ID) mod N, the rule a real server would apply to every
+// message of a call (a proxy keeps the Call-ID on both legs and in responses). A
+// message that arrives at another process is handed off to its owner.
 //
-//   flock /tmp/ksr-bench.lock node bench/workers-spike.mjs [--seconds 3] [--busy 50,300]
-//       [--workers 2] [--only <substrings of design names, comma-separated>] [--rates-50 ...] [--rates-300 ...]
+//   flock /tmp/ksr-bench.lock node bench/workers-spike.mjs [--seconds 3] [--busy 0,50,300]
+//       [--workers 2] [--only <substrings of design names, comma-separated>]
+//       [--rates-0 ...] [--rates-50 ...] [--rates-300 ...] [--json]
 //   node bench/workers-spike.mjs --check-ivm-thread   (isolated-vm inside a worker thread)
 //   node bench/workers-spike.mjs --shared-state [--workers 2]   (a cross-process store's cost per operation)
 //
