@@ -1,11 +1,11 @@
 // `npm run bench`: load benchmark of the SIP server plus the in-process
 // micro-benchmarks.
 //
-//   npm run bench [-- --scenario options|stateful-relay|basic-register|basic-call|noisy-neighbour]
+//   npm run bench [-- --scenario options|stateful-relay|basic-register|basic-call|noisy-neighbour|soak]
 //                 [--rates 2000,4000,8000] [--duration 10] [--transport udp|tcp]
 //                 [--port 5060] [--users 10] [--no-micro] [--no-load] [--kamailio]
 //                 [--noisy loop,heap,crash] [--noisy-rate 20] [--noisy-cpu-share x]
-//                 [--isolation process|in-process] [--repeat 1]
+//                 [--isolation process|in-process] [--repeat 1] [--soak-minutes 10]
 //
 // 1. Builds dist/ if needed and starts `ksr run` on 127.0.0.1 (port 5060 when
 //    free, otherwise a free port) with the scenario's script:
@@ -56,6 +56,15 @@
 // A's cpuShare (default: the tenants file's default); --repeat runs every
 // phase that many times, interleaved, and judges the medians.
 //
+// --scenario soak holds the stateful relay load at one rate (the first of
+// --rates, default 600 calls/s) for --soak-minutes (default 10) on one
+// `ksr run` server and samples the resident memory of its process tree
+// every 10 s (bench/lib/soak.mjs). It prints the calls, failures,
+// retransmissions, p99, CPU per call and the RSS curve, and judges: zero
+// failed calls, and memory flat after warm-up (the highest RSS of the
+// second half at most 10 % above the highest between the warm-up and the
+// half). The command exits 1 when either fails.
+//
 // --kamailio runs the same load against Kamailio 5.6 + app_jsdt running the
 // same logic (stateless-reply.js or stateful-relay.js), through the shared
 // Kamailio harness ($KAMAILIO_BENCH_DIR, default ../shared/bench next to the
@@ -86,6 +95,7 @@ import {
 import { obtainBasicKemiScript } from "../bench/lib/kamailio-example.mjs";
 import { makeKamailioBasicDbDir, startKamailioBasic, writeKamailioBasicDatabase } from "../bench/lib/kamailio-basic.mjs";
 import { NOISY_VARIANTS, benchNoisyNeighbour } from "../bench/lib/noisy-sipp.mjs";
+import { formatRssCurve, soakRelay } from "../bench/lib/soak.mjs";
 
 const { values: opts } = parseArgs({
   options: {
@@ -104,6 +114,7 @@ const { values: opts } = parseArgs({
     "noisy-cpu-share": { type: "string" },
     isolation: { type: "string" },
     repeat: { type: "string", default: "1" },
+    "soak-minutes": { type: "string", default: "10" },
   },
 });
 
@@ -114,6 +125,7 @@ const DEFAULT_RATES = {
   "basic-register": "250,500,1000,1500,2000,3000,4000,6000,8000",
   "basic-call": "100,250,500,750,1000,1250,1500,2000,2500",
   "noisy-neighbour": "200",
+  soak: "600",
 };
 const IS_BASIC = SCENARIO === "basic-register" || SCENARIO === "basic-call";
 const USERS = Number(opts.users);
@@ -125,6 +137,8 @@ const MAX_CLEAN_P99_MS = Number(opts["max-p99-ms"]);
 // Past this p99 the server (or sipp) is clearly saturated; higher rates only pile up.
 const SATURATED_P99_MS = 1000;
 if (RATES.some((r) => !(Number.isInteger(r) && r > 0))) throw new Error("--rates: comma-separated positive integers");
+const SOAK_MINUTES = Number(opts["soak-minutes"]);
+if (!(SOAK_MINUTES > 0 && SOAK_MINUTES <= 60)) throw new Error("--soak-minutes must be in (0, 60]");
 if (!(DURATION_S > 0 && DURATION_S <= 60)) throw new Error("--duration must be in (0, 60] seconds");
 if (TRANSPORT !== "udp" && TRANSPORT !== "tcp") throw new Error("--transport must be udp or tcp");
 if (SCENARIO !== "options" && TRANSPORT !== "udp") throw new Error(`--scenario ${SCENARIO} runs over UDP only`);
@@ -145,6 +159,7 @@ const OPTIONS_SCENARIO = path.join(REPO_ROOT, "test", "interop", "sipp", "option
 const BENCH_SCRIPTS = {
   options: path.join(REPO_ROOT, "bench", "scripts", "options-200.js"),
   "stateful-relay": path.join(REPO_ROOT, "bench", "scripts", "stateful-relay.js"),
+  soak: path.join(REPO_ROOT, "bench", "scripts", "stateful-relay.js"),
 };
 /** The shared harness's name for each scenario's Kamailio script. */
 const KAMAILIO_SCENARIOS = { options: "stateless-reply", "stateful-relay": "stateful-relay" };
@@ -353,7 +368,7 @@ async function rateLadder(label, serverPid, load) {
 const BENCH_SCRIPT = IS_BASIC ? null : BENCH_SCRIPTS[SCENARIO];
 // The relay forwards an OPTIONS probe to the UAS instead of answering it;
 // the basic script answers one (a 407 challenge for the probe's user).
-const KSR_READINESS = SCENARIO === "stateful-relay" ? "sockets" : "options";
+const KSR_READINESS = SCENARIO === "stateful-relay" || SCENARIO === "soak" ? "sockets" : "options";
 const makeLoad = (targetPort, basic) => {
   if (SCENARIO === "options") return optionsLoad(targetPort, TRANSPORT);
   if (SCENARIO === "stateful-relay") return statefulRelayLoad(targetPort);
@@ -458,6 +473,35 @@ async function benchKamailio(basic) {
   }
 }
 
+/** --scenario soak: one rate held for minutes, the server's RSS sampled (bench/lib/soak.mjs). */
+async function benchSoak() {
+  const built = ensureBuilt();
+  if (built) console.log("built dist/ksr.js");
+  if (isListening("udp", RELAY_UAS_PORT)) throw new Error(`udp 127.0.0.1:${RELAY_UAS_PORT} is taken: the relay's UAS must listen there`);
+  const rate = RATES[0];
+  const server = await startKsr({ script: BENCH_SCRIPTS.soak, port: await findFreePort(), logLevel: "warn", readiness: "sockets" });
+  try {
+    console.log(`\n## soak: ksr run bench/scripts/stateful-relay.js (pid ${server.pid}), sipp relay load at ${rate} calls/s for ${SOAK_MINUTES} min\n`);
+    const soak = await soakRelay({ serverPid: server.pid, targetPort: server.port, uasPort: RELAY_UAS_PORT, rate, minutes: SOAK_MINUTES });
+    const { result, verdict } = soak;
+    const calls = Math.round(rate * soak.durationS);
+    console.log(
+      `calls ${calls}: ok ${result.successful}, failed ${result.failed}, retransmissions ${result.retransmissions}, ` +
+        `rt p50/p99/max ${fmt(result.rtMs.p50)}/${fmt(result.rtMs.p99)}/${fmt(result.rtMs.max)} ms, server CPU ${fmt(soak.cpuUsPerCall, 1)} µs per call\n`,
+    );
+    console.log(formatRssCurve(soak.samples));
+    const noFailure = result.exitCode === 0 && result.failed === 0 && result.successful === calls;
+    const flatText =
+      verdict.flat === undefined
+        ? verdict.reason
+        : `highest RSS ${fmt(verdict.middleMax / 2 ** 20, 1)} MB from ${fmt(verdict.warmUpS)} s to the half, ${fmt(verdict.lateMax / 2 ** 20, 1)} MB in the second half (${fmt(verdict.growth * 100, 1)} %)`;
+    console.log(`\n**soak: ${noFailure ? "zero failed calls" : "FAILED calls"}; memory ${verdict.flat === true ? "flat" : verdict.flat === false ? "GROWING" : "not judged"}** — ${flatText}`);
+    return noFailure && verdict.flat !== false;
+  } finally {
+    await server.stop();
+  }
+}
+
 function runMicroBenchmarks() {
   const benchFiles = fs.readdirSync(path.join(REPO_ROOT, "bench")).filter((f) => /\.bench\.[cm]?[jt]s$/.test(f));
   if (benchFiles.length === 0) {
@@ -480,6 +524,9 @@ if (!opts["no-load"]) {
   if (sippVersion() === null) {
     console.log("sipp is not installed (Debian/Ubuntu: apt-get install -y sip-tester); load benchmark skipped");
     failed = true;
+  } else if (SCENARIO === "soak") {
+    if (!(await benchSoak())) failed = true;
+    if (opts.kamailio) console.log("\n--kamailio: the soak runs ksr only (Kamailio's shared memory is reserved up front, its RSS says little)");
   } else if (SCENARIO === "noisy-neighbour") {
     const built = ensureBuilt();
     if (built) console.log("built dist/ksr.js");
