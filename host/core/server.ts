@@ -32,6 +32,7 @@ import { RealTimerService, type TimerService } from "../transaction/index.js";
 import type { DataServices } from "../storage/index.js";
 import { TenantRegistry } from "../tenants/registry.js";
 import { REPLY_ROUTE, REQUEST_ROUTE, TENANT_VIA_PARAM, TenantRouting } from "./tenant-routing.js";
+import { LoadShedder, ReceiveQueueProbe, type OverloadOptions } from "./overload.js";
 
 export { REPLY_ROUTE, REQUEST_ROUTE };
 
@@ -64,6 +65,8 @@ export interface SipServerOptions {
   readonly proxy?: ProxyOptions;
   /** Location, subscriber and address tables for KSR.registrar / auth_db / permissions. */
   readonly data?: DataServices;
+  /** Load shedding (host/core/overload.ts); none when not given. Not applied with a MessageDispatcher, which sheds per tenant. */
+  readonly overload?: OverloadOptions;
 }
 
 /**
@@ -117,6 +120,9 @@ export class SipServer implements HostServices {
   private readonly dispatcher: MessageDispatcher | undefined;
   /** Multi-tenant routing; undefined with a single RouteRunner. */
   readonly tenants: TenantRouting | undefined;
+  /** Load shedding of the receive path, when configured; the probe measures the receive queue unless a delay source is given. */
+  readonly shedder: LoadShedder | undefined;
+  private readonly queueProbe: ReceiveQueueProbe | undefined;
 
   /**
    * `routing`: one RouteRunner (every message runs its routes), a
@@ -179,6 +185,22 @@ export class SipServer implements HostServices {
             options.proxy,
           )
         : undefined;
+    const overload = this.dispatcher === undefined ? options.overload : undefined;
+    if (overload !== undefined) {
+      const probe = overload.delaySource === undefined ? new ReceiveQueueProbe(Date.now, () => this.shedder?.poll()) : undefined;
+      this.queueProbe = probe;
+      this.shedder = new LoadShedder(overload, overload.delaySource ?? (() => probe!.delayMs()), this.clock, {
+        toTransaction: (msg, rcv) => {
+          const proxy = this.tenants === undefined ? this.proxy : this.tenants.proxyFor(msg, rcv);
+          return proxy?.absorbRetransmission(msg) === true ? "absorbed" : "new";
+        },
+        sendShedReply: (msg, rcv, retryAfterS, toTag) => this.sendShedReply(msg, rcv, retryAfterS, toTag),
+        log: (level, text) => this.log(level, text),
+      });
+    } else {
+      this.queueProbe = undefined;
+      this.shedder = undefined;
+    }
   }
 
   /** With a TenantRegistry: the stateful proxy (transactions) of one tenant. */
@@ -189,12 +211,14 @@ export class SipServer implements HostServices {
   /** Bind every listen socket; resolves with them as bound (port 0 replaced). */
   async start(): Promise<ListenSocket[]> {
     this.boundSockets = await this.transport.start();
+    await this.queueProbe?.start(this.boundSockets);
     this.log("info", `listening on ${this.boundSockets.map(formatListenSocket).join(", ")}`);
     return this.boundSockets;
   }
 
   /** Close every socket; resolves when all are closed. The runner is the caller's to dispose. */
   async stop(): Promise<void> {
+    this.queueProbe?.stop();
     await this.transport.stop();
   }
 
@@ -230,11 +254,13 @@ export class SipServer implements HostServices {
    */
   receive(data: string, rcv: ReceiveInfo): void {
     try {
+      if (this.queueProbe?.takeProbe(data, rcv) === true) return;
       const parsed = parseMessage(data, this.parseLimits);
       if (!parsed.ok) {
         this.rejectMalformed(parsed, rcv);
         return;
       }
+      if (this.shedder?.intercept(parsed.message, rcv) === true) return;
       const tenants = this.tenants;
       if (this.dispatcher !== undefined) this.dispatcher.dispatch(parsed.message, data, rcv);
       else if (tenants !== undefined) {
@@ -245,6 +271,14 @@ export class SipServer implements HostServices {
     } catch (err) {
       this.log("err", `internal error handling a message from ${describeSource(rcv)}: ${errorText(err)}`);
     }
+  }
+
+  /** A request refused for overload: 503 with Retry-After (RFC 3261 §21.5.4, §20.33), To tag `toTag` (host/core/overload.ts). */
+  sendShedReply(msg: SipMessage, rcv: ReceiveInfo, retryAfterS: number, toTag: string): void {
+    const ctx = new MessageContext(msg, rcv, "request", this.tenant, this);
+    ctx.replyHeaders.push(`Retry-After: ${retryAfterS}`);
+    this.localTags.set(ctx, toTag);
+    this.sendReply(ctx, 503, "Service Unavailable");
   }
 
   private rejectMalformed(parsed: ParseFailure, rcv: ReceiveInfo): void {

@@ -211,6 +211,12 @@ export class TenantRouting {
     return tenant === undefined ? undefined : this.slots.get(tenant)?.proxy;
   }
 
+  /** The stateful proxy of the tenant a request is for (its selection rules), if any. */
+  proxyFor(msg: SipMessage, rcv: ReceiveInfo): StatefulProxy | undefined {
+    const tenant = this.registry.select(msg, rcv);
+    return tenant === undefined ? undefined : this.slots.get(tenant)?.proxy;
+  }
+
   // ---------------------------------------------------------- requests
 
   onRequest(msg: SipMessage, rcv: ReceiveInfo): void {
