@@ -54,10 +54,15 @@ import { isWildcardIp } from "../transport/listen-socket.js";
 /**
  * Default shedding threshold. A UDP sender retransmits a request after
  * T1 = 500 ms without an answer (§17.1.1.2); the server must act well before
- * that. Measured with the stateful-relay benchmark (README, Benchmarks):
- * below ~50 ms shedding starts on the bursts a clean rate has too.
+ * that. Measured with `npm run bench -- --scenario overload` (README,
+ * Benchmarks): at 1000-1500 calls/s, which the stateful relay completes
+ * without a single retransmission, its queueing delay still peaks at
+ * 60-270 ms (p99 of the INVITE → 200 time); a 100 ms threshold shed
+ * hundreds of those calls for nothing. At 200 ms those bursts pass, and
+ * a real overload (the delay grows without bound) is still cut short well
+ * before T1.
  */
-export const DEFAULT_OVERLOAD_DELAY_MS = 100;
+export const DEFAULT_OVERLOAD_DELAY_MS = 200;
 
 /**
  * Retry-After of a shed request, seconds (§20.33). Short: an overload
