@@ -428,11 +428,11 @@ async function startBenchKsr(script, extraArgs) {
 }
 
 /** Stops a bench server, reporting an unclean exit and the error lines it logged. */
-async function stopBenchKsr(server) {
+async function stopBenchKsr(server, label = "ksr") {
   const exit = await server.stop();
-  if (!exit || exit.code !== 0) console.log(`ksr exited with ${JSON.stringify(exit)}:\n${server.output().slice(-2000)}`);
+  if (!exit || exit.code !== 0) console.log(`${label} exited with ${JSON.stringify(exit)}:\n${server.output().slice(-2000)}`);
   const errors = server.output().split("\n").filter((line) => /^(ERR|CRIT) /.test(line));
-  if (errors.length > 0) console.log(`\nksr logged ${errors.length} error line(s), first ones:\n${errors.slice(0, 5).join("\n")}`);
+  if (errors.length > 0) console.log(`\n${label} logged ${errors.length} error line(s), first ones:\n${errors.slice(0, 5).join("\n")}`);
 }
 
 async function benchKsr(basic) {
@@ -576,7 +576,7 @@ async function benchOverload() {
     try {
       runs.push(await overloadRun(label, server.port, server.pid, offered, () => shedCountInLog(server.output())));
     } finally {
-      await stopBenchKsr(server);
+      await stopBenchKsr(server, label);
     }
     await sleep(PAUSE_BETWEEN_RATES_MS);
   }
