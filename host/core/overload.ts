@@ -18,7 +18,8 @@
  * it comes out of that queue (DelayGauge). A probe not back yet counts with
  * its age, so the delay shows while it grows, and a probe the kernel dropped
  * is passed by the next one that arrives. The timer's own lateness is added
- * for what the probe cannot see (TCP only, a long route).
+ * for what the probe cannot see (TCP only, a turn of the event loop spent
+ * on many slow routes).
  *
  * The decision (overloadAction), while the delay is over the threshold
  * (shedding starts at `thresholdMs`, ends below half of it: hysteresis, so
@@ -427,9 +428,15 @@ export class ReceiveQueueProbe {
     this.socket = undefined;
   }
 
-  /** Queueing delay now: the probes' and the timer's lateness, whichever is more. */
+  /**
+   * Queueing delay now: the probes', or the timer's lateness, whichever is
+   * more. The timer's lateness counts while it is late, not only once it
+   * has run: libuv hands over up to 32 datagrams in one turn, and 32 slow
+   * routes keep the timers (and the probes) waiting for that whole turn.
+   */
   delayMs(): number {
-    return Math.max(this.gauge.delayMs(), this.loopLagMs);
+    const late = this.timer === undefined ? 0 : this.now() - this.lastTick - PROBE_INTERVAL_MS;
+    return Math.max(this.gauge.delayMs(), this.loopLagMs, late);
   }
 
   /** True (and measured) when `data` is one of our probes. */

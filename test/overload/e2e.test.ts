@@ -199,3 +199,16 @@ describe("ReceiveQueueProbe", () => {
     expect(probe.delayMs()).toBeGreaterThanOrEqual(0);
   });
 });
+
+describe("ReceiveQueueProbe without a UDP socket", () => {
+  test("the timer's lateness counts while it is late: a turn of the event loop that keeps it waiting shows as delay", async () => {
+    let now = 5000;
+    const probe = new ReceiveQueueProbe(() => now, () => {});
+    closers.push(async () => probe.stop());
+    await probe.start([{ proto: "tcp", ip: IP, port: 1 }]);
+    // No await below: the timer cannot run between these lines.
+    expect(probe.delayMs()).toBe(0);
+    now += 350;
+    expect(probe.delayMs()).toBe(340); // 350 ms since the timer last ran, 10 ms of which are its interval
+  });
+});
