@@ -1,11 +1,12 @@
 // `npm run bench`: load benchmark of the SIP server plus the in-process
 // micro-benchmarks.
 //
-//   npm run bench [-- --scenario options|stateful-relay|basic-register|basic-call|noisy-neighbour|soak]
+//   npm run bench [-- --scenario options|stateful-relay|basic-register|basic-call|noisy-neighbour|overload|soak]
 //                 [--rates 2000,4000,8000] [--duration 10] [--transport udp|tcp]
 //                 [--port 5060] [--users 10] [--no-micro] [--no-load] [--kamailio]
 //                 [--noisy loop,heap,crash] [--noisy-rate 20] [--noisy-cpu-share x]
-//                 [--isolation process|in-process] [--repeat 1] [--soak-minutes 10]
+//                 [--isolation process|in-process] [--repeat 1]
+//                 [--clean-rate R] [--overload-delay-ms N] [--soak-minutes 10]
 //
 // 1. Builds dist/ if needed and starts `ksr run` on 127.0.0.1 (port 5060 when
 //    free, otherwise a free port) with the scenario's script:
@@ -55,6 +56,19 @@
 // --isolation is passed on to `ksr run` when given; --noisy-cpu-share sets
 // A's cpuShare (default: the tenants file's default); --repeat runs every
 // phase that many times, interleaved, and judges the medians.
+//
+// --scenario overload (overload without collapse): the stateful-relay load
+// offered at twice the highest clean rate R. R is found with the
+// stateful-relay ladder (--rates) on a ksr server, or given with
+// --clean-rate R. Then 2R calls/s for --duration seconds against: ksr with
+// load shedding (its default; --overload-delay-ms passed on), ksr with
+// --no-overload-shedding, and with --kamailio Kamailio's stateful relay (no
+// shedding in that configuration), each on a fresh server after the same
+// warm-up. Reports offered and completed calls (goodput: sipp's successful
+// calls; sipp's UAC counts a 503 to its INVITE as a failed call), failed
+// calls, the 503s the server logged ("shed N INVITE ..." lines), sipp's
+// retransmissions, p99 INVITE → 200 and the server's CPU. PASS when ksr
+// with shedding completes at least 90 % of R × duration calls.
 //
 // --scenario soak holds the stateful relay load at one rate (the first of
 // --rates, default 600 calls/s) for --soak-minutes (default 10) on one
@@ -115,6 +129,8 @@ const { values: opts } = parseArgs({
     isolation: { type: "string" },
     repeat: { type: "string", default: "1" },
     "soak-minutes": { type: "string", default: "10" },
+    "clean-rate": { type: "string" },
+    "overload-delay-ms": { type: "string" },
   },
 });
 
@@ -126,6 +142,8 @@ const DEFAULT_RATES = {
   "basic-call": "100,250,500,750,1000,1250,1500,2000,2500",
   "noisy-neighbour": "200",
   soak: "600",
+  // The ladder that finds the clean rate R; the overload is then 2R.
+  overload: "250,500,750,1000,1250,1500,2000",
 };
 const IS_BASIC = SCENARIO === "basic-register" || SCENARIO === "basic-call";
 const USERS = Number(opts.users);
@@ -141,6 +159,10 @@ const SOAK_MINUTES = Number(opts["soak-minutes"]);
 if (!(SOAK_MINUTES > 0 && SOAK_MINUTES <= 60)) throw new Error("--soak-minutes must be in (0, 60]");
 if (!(DURATION_S > 0 && DURATION_S <= 60)) throw new Error("--duration must be in (0, 60] seconds");
 if (TRANSPORT !== "udp" && TRANSPORT !== "tcp") throw new Error("--transport must be udp or tcp");
+const CLEAN_RATE = opts["clean-rate"] === undefined ? undefined : Number(opts["clean-rate"]);
+if (CLEAN_RATE !== undefined && !(Number.isInteger(CLEAN_RATE) && CLEAN_RATE > 0 && CLEAN_RATE <= 20_000)) throw new Error("--clean-rate must be an integer in [1, 20000]");
+const OVERLOAD_DELAY_MS = opts["overload-delay-ms"];
+if (OVERLOAD_DELAY_MS !== undefined && !/^[1-9]\d*$/.test(OVERLOAD_DELAY_MS)) throw new Error("--overload-delay-ms must be a positive integer");
 if (SCENARIO !== "options" && TRANSPORT !== "udp") throw new Error(`--scenario ${SCENARIO} runs over UDP only`);
 if (!(Number.isInteger(USERS) && USERS >= 2 && USERS <= 10_000)) throw new Error("--users must be an integer in [2, 10000]");
 const NOISY = {
@@ -160,9 +182,10 @@ const BENCH_SCRIPTS = {
   options: path.join(REPO_ROOT, "bench", "scripts", "options-200.js"),
   "stateful-relay": path.join(REPO_ROOT, "bench", "scripts", "stateful-relay.js"),
   soak: path.join(REPO_ROOT, "bench", "scripts", "stateful-relay.js"),
+  overload: path.join(REPO_ROOT, "bench", "scripts", "stateful-relay.js"),
 };
 /** The shared harness's name for each scenario's Kamailio script. */
-const KAMAILIO_SCENARIOS = { options: "stateless-reply", "stateful-relay": "stateful-relay" };
+const KAMAILIO_SCENARIOS = { options: "stateless-reply", "stateful-relay": "stateful-relay", overload: "stateful-relay" };
 const BASIC_SCENARIOS = path.join(REPO_ROOT, "test", "interop", "basic");
 /** The digest realm of the basic script is the From host: the server's address. */
 const BASIC_DOMAIN = "127.0.0.1";
@@ -368,10 +391,10 @@ async function rateLadder(label, serverPid, load) {
 const BENCH_SCRIPT = IS_BASIC ? null : BENCH_SCRIPTS[SCENARIO];
 // The relay forwards an OPTIONS probe to the UAS instead of answering it;
 // the basic script answers one (a 407 challenge for the probe's user).
-const KSR_READINESS = SCENARIO === "stateful-relay" || SCENARIO === "soak" ? "sockets" : "options";
+const KSR_READINESS = SCENARIO === "stateful-relay" || SCENARIO === "overload" || SCENARIO === "soak" ? "sockets" : "options";
 const makeLoad = (targetPort, basic) => {
   if (SCENARIO === "options") return optionsLoad(targetPort, TRANSPORT);
-  if (SCENARIO === "stateful-relay") return statefulRelayLoad(targetPort);
+  if (SCENARIO === "stateful-relay" || SCENARIO === "overload") return statefulRelayLoad(targetPort);
   if (SCENARIO === "basic-register") return basicRegisterLoad(targetPort, basic.subscribers);
   return basicCallLoad(targetPort, basic.subscribers);
 };
@@ -403,11 +426,8 @@ function writeKsrSubscriberDatabase(basic) {
   return database;
 }
 
-async function benchKsr(basic) {
-  const built = ensureBuilt();
-  if (built) console.log("built dist/ksr.js");
-  const script = basic ? basic.script : BENCH_SCRIPT;
-  const extraArgs = basic ? ["--db", writeKsrSubscriberDatabase(basic)] : [];
+/** `ksr run script` on 127.0.0.1: --port, else 5060 when free, else a free port. */
+async function startBenchKsr(script, extraArgs) {
   let port = opts.port ? Number(opts.port) : 5060;
   const taken = isListening("udp", port) || isListening("tcp", port) || (await probeOptions(port, 200)) !== null;
   if (!opts.port && taken) port = await findFreePort();
@@ -419,14 +439,28 @@ async function benchKsr(basic) {
     // 5060 may have been taken meanwhile.
     server = await startKsr({ script, port: await findFreePort(), logLevel: "warn", readiness: KSR_READINESS, extraArgs });
   }
+  return server;
+}
+
+/** Stops a bench server, reporting an unclean exit and the error lines it logged. */
+async function stopBenchKsr(server, label = "ksr") {
+  const exit = await server.stop();
+  if (!exit || exit.code !== 0) console.log(`${label} exited with ${JSON.stringify(exit)}:\n${server.output().slice(-2000)}`);
+  const errors = server.output().split("\n").filter((line) => /^(ERR|CRIT) /.test(line));
+  if (errors.length > 0) console.log(`\n${label} logged ${errors.length} error line(s), first ones:\n${errors.slice(0, 5).join("\n")}`);
+}
+
+async function benchKsr(basic) {
+  const built = ensureBuilt();
+  if (built) console.log("built dist/ksr.js");
+  const script = basic ? basic.script : BENCH_SCRIPT;
+  const extraArgs = basic ? ["--db", writeKsrSubscriberDatabase(basic)] : [];
+  const server = await startBenchKsr(script, extraArgs);
   try {
     console.log(`ksr run ${basic ? script : path.relative(REPO_ROOT, script)} on 127.0.0.1:${server.port} (pid ${server.pid})`);
     return await rateLadder(`ksr (${path.basename(script)})`, server.pid, makeLoad(server.port, basic));
   } finally {
-    const exit = await server.stop();
-    if (!exit || exit.code !== 0) console.log(`ksr exited with ${JSON.stringify(exit)}:\n${server.output().slice(-2000)}`);
-    const errors = server.output().split("\n").filter((line) => /^(ERR|CRIT) /.test(line));
-    if (errors.length > 0) console.log(`\nksr logged ${errors.length} error line(s), first ones:\n${errors.slice(0, 5).join("\n")}`);
+    await stopBenchKsr(server);
   }
 }
 
@@ -445,29 +479,46 @@ async function benchKamailioBasic(basic) {
 }
 
 async function benchKamailio(basic) {
+  if (basic) {
+    if (spawnSync("kamailio", ["-v"], { timeout: 10_000 }).error) {
+      console.log("\n--kamailio: kamailio is not installed; skipped");
+      return null;
+    }
+    return benchKamailioBasic(basic);
+  }
+  const kamailioScenario = KAMAILIO_SCENARIOS[SCENARIO];
+  return withKamailio((pid) => {
+    // The shared configuration listens on UDP 127.0.0.1:5060 only.
+    const load = SCENARIO === "options" ? optionsLoad(5060, "udp") : statefulRelayLoad(5060);
+    return rateLadder(`kamailio 5.6 app_jsdt (${kamailioScenario}.js)`, pid, load);
+  });
+}
+
+/**
+ * Runs use(pid) against Kamailio started by the shared harness with the
+ * scenario's script (UDP 127.0.0.1:5060), then stops it; null when it is
+ * not installed or does not start.
+ */
+async function withKamailio(use) {
+  const harness = path.resolve(process.env.KAMAILIO_BENCH_DIR ?? path.join(REPO_ROOT, "..", "shared", "bench"));
   if (spawnSync("kamailio", ["-v"], { timeout: 10_000 }).error) {
     console.log("\n--kamailio: kamailio is not installed; skipped");
     return null;
   }
-  if (basic) return benchKamailioBasic(basic);
-  const harness = path.resolve(process.env.KAMAILIO_BENCH_DIR ?? path.join(REPO_ROOT, "..", "shared", "bench"));
   if (!fs.existsSync(path.join(harness, "start-kamailio.sh"))) {
     console.log(`\n--kamailio: no start-kamailio.sh in ${harness} (set KAMAILIO_BENCH_DIR); skipped`);
     return null;
   }
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "ksr-kamailio-"));
   const env = { ...process.env, BENCH_RUN: runDir, BENCH_RESULTS: runDir };
-  const kamailioScenario = KAMAILIO_SCENARIOS[SCENARIO];
-  const start = spawnSync(path.join(harness, "start-kamailio.sh"), [kamailioScenario], { env, encoding: "utf8", timeout: 30_000 });
+  const start = spawnSync(path.join(harness, "start-kamailio.sh"), [KAMAILIO_SCENARIOS[SCENARIO]], { env, encoding: "utf8", timeout: 30_000 });
   if (start.status !== 0) {
     console.log(`\n--kamailio: start-kamailio.sh failed:\n${start.stdout}${start.stderr}`);
     return null;
   }
   const pid = Number(fs.readFileSync(path.join(runDir, "kamailio.pid"), "utf8").trim());
   try {
-    // The shared configuration listens on UDP 127.0.0.1:5060 only.
-    const load = SCENARIO === "options" ? optionsLoad(5060, "udp") : statefulRelayLoad(5060);
-    return await rateLadder(`kamailio 5.6 app_jsdt (${kamailioScenario}.js)`, pid, load);
+    return await use(pid);
   } finally {
     spawnSync(path.join(harness, "stop-kamailio.sh"), [], { env, encoding: "utf8", timeout: 30_000 });
   }
@@ -479,7 +530,7 @@ async function benchSoak() {
   if (built) console.log("built dist/ksr.js");
   if (isListening("udp", RELAY_UAS_PORT)) throw new Error(`udp 127.0.0.1:${RELAY_UAS_PORT} is taken: the relay's UAS must listen there`);
   const rate = RATES[0];
-  const server = await startKsr({ script: BENCH_SCRIPTS.soak, port: await findFreePort(), logLevel: "warn", readiness: "sockets" });
+  const server = await startBenchKsr(BENCH_SCRIPTS.soak, []);
   try {
     console.log(`\n## soak: ksr run bench/scripts/stateful-relay.js (pid ${server.pid}), sipp relay load at ${rate} calls/s for ${SOAK_MINUTES} min\n`);
     const soak = await soakRelay({ serverPid: server.pid, targetPort: server.port, uasPort: RELAY_UAS_PORT, rate, minutes: SOAK_MINUTES });
@@ -498,8 +549,104 @@ async function benchSoak() {
     console.log(`\n**soak: ${noFailure ? "zero failed calls" : "FAILED calls"}; memory ${verdict.flat === true ? "flat" : verdict.flat === false ? "GROWING" : "not judged"}** — ${flatText}`);
     return noFailure && verdict.flat !== false;
   } finally {
-    await server.stop();
+    await stopBenchKsr(server);
   }
+}
+
+/** The requests a ksr server answered 503 for overload: the sum of its "shed N INVITE, M REGISTER[, K other]" lines. */
+function shedCountInLog(output) {
+  let total = 0;
+  for (const match of output.matchAll(/\bshed (\d+) INVITE, (\d+) REGISTER(?:, (\d+) other)? in the last/g)) {
+    total += Number(match[1]) + Number(match[2]) + Number(match[3] ?? 0);
+  }
+  return total;
+}
+
+/**
+ * One overload run: a warm-up, then `rate` calls/s for DURATION_S seconds of
+ * the stateful-relay load against the server on `port` whose root process is
+ * `pid`. shedCount() reads the 503s it logged (null: it logs none).
+ */
+async function overloadRun(label, port, pid, rate, shedCount) {
+  const load = statefulRelayLoad(port);
+  await load.run(load.warmUp.calls, load.warmUp.rate);
+  await sleep(PAUSE_BETWEEN_RATES_MS);
+  const shedBefore = shedCount?.() ?? null;
+  const calls = rate * DURATION_S;
+  const cpuBefore = processTreeCpuSeconds(pid);
+  const started = performance.now();
+  const result = await load.run(calls, rate);
+  const wallS = (performance.now() - started) / 1000;
+  const cpuShare = (processTreeCpuSeconds(pid) - cpuBefore) / wallS;
+  // The last second's line is written once the episode ends: give it time to.
+  await sleep(1500);
+  const shed = shedBefore === null ? null : shedCount() - shedBefore;
+  return { label, calls, rate, result, cpuShare, shed, alive: isAlive(pid) };
+}
+
+/** --scenario overload: 2R offered to ksr with and without shedding (and Kamailio); PASS on ksr's goodput with shedding. */
+async function benchOverload() {
+  const built = ensureBuilt();
+  if (built) console.log("built dist/ksr.js");
+  const script = BENCH_SCRIPTS.overload;
+  const sheddingArgs = OVERLOAD_DELAY_MS === undefined ? [] : ["--overload-delay-ms", OVERLOAD_DELAY_MS];
+  let cleanRate = CLEAN_RATE;
+  if (cleanRate === undefined) {
+    const server = await startBenchKsr(script, sheddingArgs);
+    try {
+      const ladder = await rateLadder(`ksr (${path.basename(script)}) to find the clean rate R`, server.pid, statefulRelayLoad(server.port));
+      cleanRate = ladder.bestClean?.rate;
+    } finally {
+      await stopBenchKsr(server);
+    }
+    if (cleanRate === undefined) {
+      console.log("\nno clean rate found: no overload run");
+      return { passed: false };
+    }
+    await sleep(PAUSE_BETWEEN_RATES_MS);
+  }
+  const offered = 2 * cleanRate;
+  const target = cleanRate * DURATION_S;
+  console.log(
+    `\n## Overload: ${offered} calls/s offered (2 × the clean rate R = ${cleanRate}${CLEAN_RATE === undefined ? ", measured above" : ", --clean-rate"}) ` +
+      `for ${DURATION_S} s; PASS when ksr with shedding completes ≥ 90 % of R × ${DURATION_S} s = ${Math.ceil(0.9 * target)} calls\n`,
+  );
+  const runs = [];
+  for (const [label, args] of [
+    [`ksr, shedding (--overload-delay-ms ${OVERLOAD_DELAY_MS ?? "default"})`, sheddingArgs],
+    ["ksr --no-overload-shedding", ["--no-overload-shedding"]],
+  ]) {
+    const server = await startBenchKsr(script, args);
+    try {
+      runs.push(await overloadRun(label, server.port, server.pid, offered, () => shedCountInLog(server.output())));
+    } finally {
+      await stopBenchKsr(server, label);
+    }
+    await sleep(PAUSE_BETWEEN_RATES_MS);
+  }
+  if (opts.kamailio) {
+    const kamailio = await withKamailio((pid) => overloadRun("kamailio 5.6 app_jsdt (stateful-relay.js, no shedding)", 5060, pid, offered, null));
+    if (kamailio) runs.push(kamailio);
+  }
+  console.log(
+    "| server | offered | completed (goodput) | % of R × duration | failed | 503 sent | retrans | rt p50 ms | rt p99 | server CPU % of a core |",
+  );
+  console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+  for (const run of runs) {
+    const r = run.result;
+    console.log(
+      `| ${run.label} | ${run.calls} | ${r.successful} | ${fmt((100 * r.successful) / target)} | ${r.failed} | ${run.shed === null ? "-" : run.shed} | ` +
+        `${r.retransmissions} | ${fmt(r.rtMs.p50)} | ${fmt(r.rtMs.p99)} | ${fmt(run.cpuShare * 100)}${run.alive ? "" : " (died)"} |`,
+    );
+  }
+  const shedding = runs[0];
+  const passed = shedding.result.successful >= 0.9 * target;
+  console.log(
+    `\n**overload: ${passed ? "PASS" : "FAIL"}** — ksr with shedding completed ${shedding.result.successful} of ${shedding.calls} offered calls, ` +
+      `${fmt((100 * shedding.result.successful) / target)} % of R × duration (${target}); without shedding ${runs[1].result.successful}` +
+      (runs[2] ? `; Kamailio ${runs[2].result.successful}` : ""),
+  );
+  return { passed };
 }
 
 function runMicroBenchmarks() {
@@ -533,6 +680,9 @@ if (!opts["no-load"]) {
     const noisy = await benchNoisyNeighbour({ rates: RATES, durationS: DURATION_S, ...NOISY });
     if (!noisy.passed) failed = true;
     if (opts.kamailio) console.log("\n--kamailio: Kamailio has no tenants; not run for the noisy-neighbour scenario");
+  } else if (SCENARIO === "overload") {
+    const overload = await benchOverload();
+    if (!overload.passed) failed = true;
   } else {
     const basic = IS_BASIC ? prepareBasic() : null;
     try {

@@ -3,9 +3,9 @@
  *
  *   ksr run <script> [--listen proto:ip:port]... [--alias host[:port]]...
  *                    [--heap-mb n] [--timeout-ms n] [--log-level level]
- *                    [--no-supervise]
+ *                    [--no-supervise] [--overload-delay-ms n] [--no-overload-shedding]
  *   ksr run --tenants <tenants.yaml> [--watch] [--listen ...] [--alias ...]
- *                    [--log-level level] [--no-supervise]
+ *                    [--log-level level] [--no-supervise] [--overload-delay-ms n] [--no-overload-shedding]
  *   ksr ctl [--control <path>] tenants | reload [tenant] | counters   (host/cli/ctl.ts)
  *   ksr api [--json]
  *   ksr check <script...>
@@ -42,6 +42,8 @@ import type { TenantsConfig } from "../tenants/config.js";
 import { TenantProcesses } from "../tenants/processes.js";
 import { runTenantWorker } from "../tenants/worker.js";
 import type { WorkerConfig } from "../tenants/worker-protocol.js";
+import { TransportLayer } from "../transport/index.js";
+import { DEFAULT_OVERLOAD_DELAY_MS, type OverloadOptions } from "../core/overload.js";
 
 /** The hidden command a tenant's worker process runs. */
 const WORKER_COMMAND = "tenant-worker";
@@ -114,6 +116,15 @@ interface RunOptions {
   t4Ms?: number;
   frTimerMs?: number;
   frInvTimerMs?: number;
+  /** Queueing delay (ms) past which new requests are answered 503 (host/core/overload.ts). */
+  overloadDelayMs: number;
+  /** false with --no-overload-shedding. */
+  overloadShedding: boolean;
+}
+
+/** The load shedding `ksr run` applies; undefined with --no-overload-shedding. */
+function overloadOptions(opts: RunOptions): OverloadOptions | undefined {
+  return opts.overloadShedding ? { thresholdMs: opts.overloadDelayMs } : undefined;
 }
 
 /** The transaction timer options given, as `ksr run` arguments. */
@@ -141,6 +152,9 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
     "--db",
     opts.db,
     ...TIMER_FLAGS.flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, String(opts[key])])),
+    "--overload-delay-ms",
+    String(opts.overloadDelayMs),
+    ...(opts.overloadShedding ? [] : ["--no-overload-shedding"]),
     // Only ever set with --tenants (runUsageProblem); absolute, whatever the server process's directory.
     ...(opts.control === undefined ? [] : ["--control", resolveControlPath(opts.control)]),
   ];
@@ -201,7 +215,13 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
   const data = openRunDatabase(opts.db);
   const server = tenantServer(
     registry,
-    { listen: opts.listen ?? DEFAULT_LISTEN.map(parseListenSocket), aliases: opts.alias ?? [], tenantId: tenant, data },
+    {
+      listen: opts.listen ?? DEFAULT_LISTEN.map(parseListenSocket),
+      aliases: opts.alias ?? [],
+      tenantId: tenant,
+      data,
+      overload: overloadOptions(opts),
+    },
     // Alone, the tenant needs no name on our Vias: the next hops see plain ones.
     { proxy: proxyOptions(opts), nameTenantInVia: false },
   );
@@ -211,9 +231,10 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
   });
   // SIGHUP would end the process by default; a single script is not reloaded.
   process.on("SIGHUP", () => log("notice", "ksr", "SIGHUP: only a server started with --tenants reloads its scripts; ignored"));
-  // SIGUSR2 would end the process too: it logs the script's counters.
+  // SIGUSR2 would end the process too: it logs the script's counters and the load shedding's.
   process.on("SIGUSR2", () => {
     for (const line of server.router.tenantCounterLines()) log("info", "counters", line);
+    log("info", "counters", server.shedder?.counterLine() ?? "overload: shedding off (--no-overload-shedding)");
   });
   // Announced only once the signal handlers are in place: whoever waits for
   // this line may stop the server right away.
@@ -305,6 +326,7 @@ async function runTenantProcesses(tenantsFile: string, opts: RunOptions): Promis
     timers: { t1Ms: opts.t1Ms, t2Ms: opts.t2Ms, t4Ms: opts.t4Ms, frTimerMs: opts.frTimerMs, frInvTimerMs: opts.frInvTimerMs },
   });
   const processes = new TenantProcesses(config, {
+    overload: overloadOptions(opts),
     spawn: (tenantId) =>
       fork(entry, [WORKER_COMMAND, JSON.stringify(workerConfig(tenantId))], {
         // JSON: measured 2-3x cheaper per SIP message than "advanced" (structured clone)
@@ -384,7 +406,13 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
   const data = openRunDatabase(opts.db);
   const server = tenantServer(
     registry,
-    { listen: opts.listen ?? DEFAULT_LISTEN.map(parseListenSocket), aliases: opts.alias ?? [], tenantId: "ksr", data },
+    {
+      listen: opts.listen ?? DEFAULT_LISTEN.map(parseListenSocket),
+      aliases: opts.alias ?? [],
+      tenantId: "ksr",
+      data,
+      overload: overloadOptions(opts),
+    },
     { proxy: proxyOptions(opts) },
   );
   let control: ControlServer | undefined;
@@ -395,7 +423,11 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
     data.close();
   });
   if (opts.watch === true) registry.watch();
-  const target = inProcessControlTarget(registry, server.router);
+  const tenantsTarget = inProcessControlTarget(registry, server.router);
+  // Load shedding is the server's (one receive queue for every tenant): its line after the tenants'.
+  const shedder = server.shedder;
+  const target: ControlTarget =
+    shedder === undefined ? tenantsTarget : { ...tenantsTarget, counters: async () => [...(await tenantsTarget.counters()), shedder.counterLine()] };
   control = await startControlOrExit(opts, target);
   const ids = registry.tenants.map((t) => t.id).join(", ");
   serveTenantSignals(server, target, `running tenants ${ids} of ${registry.config.file}`);
@@ -425,6 +457,8 @@ export function buildProgram(): Command {
     .option("--t4-ms <n>", "RFC 3261 timer T4, how long a message may live in the network (default 5000)", positiveInt)
     .option("--fr-timer-ms <n>", "tm fr_timer: wait for a first reply to a branch (default 30000)", positiveInt)
     .option("--fr-inv-timer-ms <n>", "tm fr_inv_timer: wait for a final reply after a provisional (default 120000)", positiveInt)
+    .option("--overload-delay-ms <n>", "queueing delay past which new requests are answered 503 with Retry-After", positiveInt, DEFAULT_OVERLOAD_DELAY_MS)
+    .option("--no-overload-shedding", "never answer 503 for overload (requests queue up instead)")
     .action((script: string | undefined, opts: RunOptions, command: Command) =>
       run(script, opts, (option) => command.getOptionValueSource(option) === "cli"),
     );

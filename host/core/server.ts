@@ -44,6 +44,7 @@ import { MessageContext, newTenantState } from "./context.js";
 import type { HostServices, ListenSocket, LogLevel, ReceiveInfo, TenantState, TransportProto } from "./context.js";
 import { log as writeLog } from "./log.js";
 import type { DataServices } from "../storage/index.js";
+import { LoadShedder, ReceiveQueueProbe, type OverloadOptions } from "./overload.js";
 
 export interface SipServerOptions {
   readonly listen: readonly ListenSocket[];
@@ -67,6 +68,8 @@ export interface SipServerOptions {
   readonly transport?: (options: TransportOptions) => ServerTransport;
   /** Location, subscriber and address tables for KSR.registrar / auth_db / permissions. */
   readonly data?: DataServices;
+  /** Load shedding (host/core/overload.ts); none when not given. The front of tenant worker processes sheds per tenant instead (host/tenants/processes.ts). */
+  readonly overload?: OverloadOptions;
 }
 
 /**
@@ -80,6 +83,13 @@ export interface SipServerOptions {
 export interface Router {
   /** `data` is the message as received. An exception is logged by the server, which carries on. */
   route(msg: SipMessage, data: string, rcv: ReceiveInfo): void;
+  /**
+   * Hands a request that retransmits one with a transaction (or the ACK of
+   * a non-2xx) to that transaction without running a script: true then.
+   * Used while shedding load (host/core/overload.ts); a router without
+   * transactions of its own leaves it out.
+   */
+  absorbRetransmission?(msg: SipMessage, rcv: ReceiveInfo): boolean;
 }
 
 /**
@@ -107,6 +117,8 @@ export interface RouterHost extends HostServices {
   send(dest: Destination, data: string, from: ListenSocket | undefined, what: string): boolean;
   /** A log line in another scope than the server's own (a tenant's). */
   logAs(scope: string, level: LogLevel, text: string): void;
+  /** A request refused for overload: 503 with Retry-After, To tag `toTag` (host/core/overload.ts). */
+  sendShedReply(msg: SipMessage, rcv: ReceiveInfo, retryAfterS: number, toTag: string): void;
 }
 
 /** What the server needs of a transport; TransportLayer is the real one. */
@@ -135,6 +147,9 @@ export class SipServer<R extends Router = Router> implements RouterHost {
   private boundSockets: ListenSocket[] = [];
   /** One To tag per request context for every local reply to it (§8.2.6.2). */
   private readonly localTags = new WeakMap<MessageContext, string>();
+  /** Load shedding of the receive path, when configured; the probe measures the receive queue unless a delay source is given. */
+  readonly shedder: LoadShedder | undefined;
+  private readonly queueProbe: ReceiveQueueProbe | undefined;
 
   /**
    * `router` builds the router over this server (it stays the caller's to
@@ -157,17 +172,32 @@ export class SipServer<R extends Router = Router> implements RouterHost {
       maxTcpConnections: options.maxTcpConnections,
     });
     this.router = router(this);
+    const overload = options.overload;
+    if (overload !== undefined) {
+      const probe = overload.delaySource === undefined ? new ReceiveQueueProbe(Date.now, () => this.shedder?.poll()) : undefined;
+      this.queueProbe = probe;
+      this.shedder = new LoadShedder(overload, overload.delaySource ?? (() => probe!.delayMs()), this.clock, {
+        toTransaction: (msg, rcv) => (this.router.absorbRetransmission?.(msg, rcv) === true ? "absorbed" : "new"),
+        sendShedReply: (msg, rcv, retryAfterS, toTag) => this.sendShedReply(msg, rcv, retryAfterS, toTag),
+        log: (level, text) => this.log(level, text),
+      });
+    } else {
+      this.queueProbe = undefined;
+      this.shedder = undefined;
+    }
   }
 
   /** Bind every listen socket; resolves with them as bound (port 0 replaced). */
   async start(): Promise<ListenSocket[]> {
     this.boundSockets = await this.transport.start();
+    await this.queueProbe?.start(this.boundSockets);
     this.log("info", `listening on ${this.boundSockets.map(formatListenSocket).join(", ")}`);
     return this.boundSockets;
   }
 
   /** Close every socket; resolves when all are closed. The runner is the caller's to dispose. */
   async stop(): Promise<void> {
+    this.queueProbe?.stop();
     await this.transport.stop();
   }
 
@@ -207,15 +237,25 @@ export class SipServer<R extends Router = Router> implements RouterHost {
    */
   receive(data: string, rcv: ReceiveInfo): void {
     try {
+      if (this.queueProbe?.takeProbe(data, rcv) === true) return;
       const parsed = parseMessage(data, this.parseLimits);
       if (!parsed.ok) {
         this.rejectMalformed(parsed, rcv);
         return;
       }
+      if (this.shedder?.intercept(parsed.message, rcv) === true) return;
       this.router.route(parsed.message, data, rcv);
     } catch (err) {
       this.log("err", `internal error handling a message from ${describeSource(rcv)}: ${errorText(err)}`);
     }
+  }
+
+  /** A request refused for overload: 503 with Retry-After (RFC 3261 §21.5.4, §20.33), To tag `toTag` (host/core/overload.ts). */
+  sendShedReply(msg: SipMessage, rcv: ReceiveInfo, retryAfterS: number, toTag: string): void {
+    const ctx = new MessageContext(msg, rcv, "request", this.tenant, this);
+    ctx.replyHeaders.push(`Retry-After: ${retryAfterS}`);
+    this.localTags.set(ctx, toTag);
+    this.sendReply(ctx, 503, "Service Unavailable");
   }
 
   private rejectMalformed(parsed: ParseFailure, rcv: ReceiveInfo): void {

@@ -226,6 +226,13 @@ export class TenantRouting implements Router {
     else this.onResponse(msg, rcv);
   }
 
+  /** A retransmission (or hop-by-hop ACK) for a transaction of the tenant the request selects: handed to it without a script. */
+  absorbRetransmission(msg: SipMessage, rcv: ReceiveInfo): boolean {
+    const tenant = this.registry.select(msg, rcv);
+    const proxy = tenant === undefined ? undefined : this.slots.get(tenant)?.proxy;
+    return proxy?.absorbRetransmission(msg) === true;
+  }
+
   // ---------------------------------------------------------- requests
 
   private onRequest(msg: SipMessage, rcv: ReceiveInfo): void {

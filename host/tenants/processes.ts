@@ -25,6 +25,14 @@
  * recover them, §17.1.1.2 / §17.1.2.2). Everything the tenant kept in
  * memory (transactions, htables, pike state) is lost with its worker; its
  * bindings, subscribers and addresses are in the database and stay.
+ *
+ * Load shedding (host/core/overload.ts) is per tenant here: the queueing
+ * delay is how long the messages posted to its worker wait to be handled
+ * (the worker reports them handled in order), and past the threshold the
+ * front answers the tenant's new requests 503 itself, with the same
+ * decision as a single server. The transactions are in the worker, so the
+ * front remembers the initial requests it let through (RecentRequests):
+ * their retransmissions go on to the worker's transaction, never a 503.
  */
 import type { ChildProcess } from "node:child_process";
 import { setPriority } from "node:os";
@@ -37,6 +45,7 @@ import type { SipMessage } from "../sip/message.js";
 import type { TenantsConfig } from "./config.js";
 import type { ReloadResult } from "./registry.js";
 import { TenantSelector } from "./select.js";
+import { DelayGauge, LoadShedder, RecentRequests, isInitialRequest, type OverloadOptions } from "../core/overload.js";
 import { MISBEHAVING_NICE, isWorkerMessage, type FrontMessage, type ReceivedItem, type SendItem, type WorkerMessage } from "./worker-protocol.js";
 
 /** Restart pacing of a tenant's worker: quick after a one-off crash, backing off hard from a crash loop. */
@@ -49,6 +58,10 @@ const REQUEST_TIMEOUT_MS = 5000;
 /** A stopping worker that has not exited after SIGTERM in this time is killed. */
 const STOP_GRACE_MS = 2000;
 export const DEFAULT_MAX_QUEUE = 1000;
+/** How long the front remembers an initial request it let through: 64×T1, Timer B/F (RFC 3261 §17.1.1.2, §17.1.2.2). */
+const RECENT_REQUEST_SPAN_MS = 32_000;
+/** How often the shedders re-evaluate (an episode ends, the per-second line is written, even without traffic). */
+const SHEDDER_POLL_MS = 100;
 
 export type WorkerState = "starting" | "running" | "restarting" | "stopped";
 
@@ -59,6 +72,8 @@ export interface TenantProcessesOptions {
   readonly maxQueue?: number;
   /** Sets a worker process's nice value to MISBEHAVING_NICE (default os.setPriority; tests record it). */
   readonly lowerPriority?: (pid: number) => void;
+  /** Load shedding per tenant; none when not given. */
+  readonly overload?: OverloadOptions;
 }
 
 /** Counters the front keeps per tenant (the worker keeps the script's). */
@@ -94,6 +109,12 @@ class TenantProcess {
   private restartDelay = FIRST_RESTART_DELAY_MS;
   private nextRestartDelay = FIRST_RESTART_DELAY_MS;
   private nextRequestId = 1;
+  /** Queueing delay of the messages posted to the worker (host/core/overload.ts). */
+  readonly queueDelay = new DelayGauge(Date.now);
+  /** Initial requests let through, whose retransmissions the shedder passes on. */
+  readonly recent = new RecentRequests(Date.now, RECENT_REQUEST_SPAN_MS);
+  /** Load shedding of this tenant, when configured (set by TenantProcesses). */
+  shedder: LoadShedder | undefined;
   private readonly requests = new Map<number, PendingRequest>();
   private restartTimer: NodeJS.Timeout | undefined;
   /** Whether the last worker died within HEALTHY_RUN_MS of its start. */
@@ -141,6 +162,9 @@ class TenantProcess {
     switch (msg.t) {
       case "ready": {
         this.state = "running";
+        // Held while it started: their wait so far is not queueing in the worker.
+        this.queueDelay.reset();
+        for (let i = 0; i < this.queued; i++) this.queueDelay.enter();
         log("info", this.id, `tenant worker running (pid ${this.child?.pid})`);
         this.scheduleFlush();
         this.firstStart?.resolve();
@@ -150,6 +174,7 @@ class TenantProcess {
       case "out":
         for (const item of msg.sends) this.front.send(this.id, item);
         this.queued = Math.max(0, this.queued - msg.handled);
+        this.queueDelay.leave(msg.handled);
         return;
       case "reloaded":
       case "counters":
@@ -177,6 +202,7 @@ class TenantProcess {
     this.counters.dropped += this.outbox.length;
     this.outbox = [];
     this.queued = 0;
+    this.queueDelay.reset();
     if (this.state === "stopped") return;
     if (this.firstStart !== undefined) {
       // It never served: the script does not load (the worker printed why) or it could not start.
@@ -216,6 +242,7 @@ class TenantProcess {
     this.outbox.push(item);
     if (running) this.scheduleFlush();
     this.queued++;
+    if (this.state === "running") this.queueDelay.enter();
     return true;
   }
 
@@ -232,6 +259,7 @@ class TenantProcess {
       // The worker went away meanwhile: lost like datagrams; its exit is handled apart.
       this.counters.dropped += items.length;
       this.queued = Math.max(0, this.queued - items.length);
+      this.queueDelay.leave(items.length);
     });
   }
 
@@ -298,6 +326,7 @@ export class TenantProcesses implements Router {
   unmatchedRequests = 0;
   /** Responses no tenant could be found for. */
   unclaimedResponses = 0;
+  private shedderPoll: NodeJS.Timeout | undefined;
 
   constructor(
     readonly config: TenantsConfig,
@@ -306,6 +335,20 @@ export class TenantProcesses implements Router {
     this.selector = new TenantSelector(config);
     this.maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
     for (const entry of config.tenants) this.processes.set(entry.id, new TenantProcess(entry.id, this));
+    const overload = options.overload;
+    if (overload !== undefined) {
+      for (const proc of this.processes.values()) {
+        // Every message to the worker passes here, so an empty queue has no delay, however late
+        // the last one was handled (a route that ran to its timeout must not keep the tenant shed).
+        // A worker that is not running has no queue to measure: no worker at all is refused below.
+        const delay = overload.delaySource ?? (() => (proc.state === "running" && proc.queueDelay.size > 0 ? proc.queueDelay.delayMs() : 0));
+        proc.shedder = new LoadShedder(overload, delay, Date.now, {
+          toTransaction: (msg) => (proc.recent.has(msg) ? "pass" : "new"),
+          sendShedReply: (msg, rcv, retryAfterS, toTag) => this.server?.sendShedReply(msg, rcv, retryAfterS, toTag),
+          log: (level, text) => log(level, proc.id, text),
+        });
+      }
+    }
   }
 
   /**
@@ -323,6 +366,12 @@ export class TenantProcesses implements Router {
    * not load —, after stopping the others.
    */
   async start(): Promise<void> {
+    if (this.options.overload !== undefined && this.shedderPoll === undefined) {
+      this.shedderPoll = setInterval(() => {
+        for (const proc of this.processes.values()) proc.shedder?.poll();
+      }, SHEDDER_POLL_MS);
+      this.shedderPoll.unref();
+    }
     const starts = [...this.processes.values()].map((p) => p.start());
     const results = await Promise.allSettled(starts);
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
@@ -333,6 +382,8 @@ export class TenantProcesses implements Router {
   }
 
   async stop(): Promise<void> {
+    if (this.shedderPoll !== undefined) clearInterval(this.shedderPoll);
+    this.shedderPoll = undefined;
     await Promise.all([...this.processes.values()].map((p) => p.stop()));
   }
 
@@ -381,7 +432,11 @@ export class TenantProcesses implements Router {
   }
 
   private deliver(proc: TenantProcess, msg: SipMessage, data: string, rcv: ReceiveInfo): void {
-    if (proc.deliver({ data, rcv }, this.maxQueue)) return;
+    if (proc.shedder?.intercept(msg, rcv) === true) return;
+    if (proc.deliver({ data, rcv }, this.maxQueue)) {
+      if (proc.shedder !== undefined && isInitialRequest(msg)) proc.recent.add(msg);
+      return;
+    }
     const full = proc.queued >= this.maxQueue;
     const why = full ? `its worker has ${proc.queued} messages queued` : `its worker is ${proc.state}`;
     if (msg.kind === "response" || msg.method === "ACK") {
@@ -421,7 +476,8 @@ export class TenantProcesses implements Router {
       lines.push(
         `tenant ${proc.id}: process state=${proc.state} pid=${proc.pid ?? "-"} restarts=${c.restarts} queued=${proc.queued} ` +
           `refused-no-worker=${c.refusedNoWorker} refused-queue-full=${c.refusedQueueFull} dropped=${c.dropped}` +
-          (proc.lastExit !== undefined ? ` last-exit=${proc.lastExit.replace(/ /g, "-")}` : ""),
+          (proc.lastExit !== undefined ? ` last-exit=${proc.lastExit.replace(/ /g, "-")}` : "") +
+          (proc.shedder !== undefined ? ` ${proc.shedder.counterFields()}` : ""),
       );
       const answer = await proc.request((id) => ({ t: "counters", id }));
       if (answer?.t === "counters") lines.push(...answer.lines);

@@ -79,10 +79,12 @@ describe("ksr ctl against ksr run --tenants --control", () => {
     const counters = ctl(["--control", socket, "counters"]);
     expect(counters.status).toBe(0);
     const lines = counters.stdout.trimEnd().split("\n");
-    expect(lines).toHaveLength(3);
+    expect(lines).toHaveLength(4);
     expect(lines[0]).toMatch(/^tenant a: mode=sync messages=3 .*reloads=1 reload-failures=1 .*2xx=3 /);
     expect(lines[1]).toMatch(/^tenant b: mode=sync messages=1 .*reloads=0 reload-failures=0 /);
     expect(lines[2]).toBe("no tenant: requests answered 404=0 responses dropped=0");
+    // Load shedding is the server's, one receive queue for every tenant.
+    expect(lines[3]).toMatch(/^overload: shedding=(no|yes) overload-episodes=\d+ shed=/);
 
     const tenants = ctl(["--control", socket, "tenants"]);
     expect(tenants.status).toBe(0);
@@ -126,7 +128,7 @@ describe("ksr ctl against ksr run --tenants --control", () => {
     expect(new Set([ksr.child.pid, statuses[0]!.pid, statuses[1]!.pid]).size).toBe(3);
 
     const counters = ctl(["--control", socket, "counters"]).stdout.trimEnd().split("\n");
-    expect(counters[0]).toMatch(new RegExp(`^tenant a: process state=running pid=${statuses[0]!.pid} restarts=0 `));
+    expect(counters[0]).toMatch(new RegExp(`^tenant a: process state=running pid=${statuses[0]!.pid} restarts=0 .* shedding=(no|yes) overload-episodes=`));
     expect(counters[1]).toMatch(/^tenant a: mode=sync messages=3 .*reloads=1 reload-failures=1 /);
     expect(counters.at(-1)).toBe("no tenant: requests answered 404=0 responses dropped=0");
     expect(await ksr.stop()).toBe(0);

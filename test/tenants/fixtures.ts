@@ -29,13 +29,13 @@ export function tenantDir(): TenantDir {
 
 export const REPLY_200 = `function ksr_request_route() { KSR.sl.sl_send_reply(200, "OK"); }\n`;
 
-export function request(opts: { ruri?: string; to?: string; method?: string } = {}): SipMessage {
+export function request(opts: { ruri?: string; to?: string; method?: string; branch?: string } = {}): SipMessage {
   const method = opts.method ?? "OPTIONS";
   const ruri = opts.ruri ?? "sip:bob@example.com";
   const to = opts.to ?? "<sip:bob@example.com>";
   const text =
     `${method} ${ruri} SIP/2.0\r\n` +
-    "Via: SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bK-tenant-1\r\n" +
+    `Via: SIP/2.0/UDP 10.0.0.1:5070;branch=${opts.branch ?? "z9hG4bK-tenant-1"}\r\n` +
     "From: <sip:alice@example.org>;tag=a1\r\n" +
     `To: ${to}\r\n` +
     "Call-ID: tenants-test@10.0.0.1\r\n" +

@@ -15,6 +15,7 @@ import { TenantProcesses } from "../../host/tenants/processes.js";
 import { IpcTransport, onlyTenant } from "../../host/tenants/worker.js";
 import type { FrontMessage, SendItem, WorkerMessage } from "../../host/tenants/worker-protocol.js";
 import { REPLY_200, rcv, request, tenantDir } from "./fixtures.js";
+import { SHED_TAG_PREFIX, type OverloadOptions } from "../../host/core/overload.js";
 
 /** A worker process as the front sees it: IPC messages both ways, kill → exit. */
 class FakeWorker extends EventEmitter {
@@ -63,7 +64,7 @@ interface Front {
   latest(id: string): FakeWorker;
 }
 
-function makeFront(maxQueue?: number): Front {
+function makeFront(maxQueue?: number, overload?: OverloadOptions): Front {
   const dir = tenantDir();
   dir.write("a.js", REPLY_200);
   dir.write("b.js", REPLY_200);
@@ -85,6 +86,7 @@ function makeFront(maxQueue?: number): Front {
     },
     ...(maxQueue !== undefined ? { maxQueue } : {}),
     lowerPriority: (p) => lowered.push(p),
+    ...(overload !== undefined ? { overload } : {}),
   });
   const replies: string[] = [];
   const sends: SendItem[] = [];
@@ -254,6 +256,43 @@ describe("TenantProcesses", () => {
     expect(lines).toContain("tenant a: worker not answering (running)");
     expect(lines.find((l) => l.startsWith("tenant b: process"))).toMatch(/restarts=1 .*last-exit=signal-SIGABRT/);
     expect(lines.at(-1)).toBe("no tenant: requests answered 404=0 responses dropped=0");
+  });
+
+  it("sheds a tenant's new requests while its worker lags, and passes on retransmissions, in-dialog requests and responses", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    vi.setSystemTime(1_000_000);
+    const f = makeFront(undefined, { thresholdMs: 100 });
+    await started(f);
+    const a = f.latest("a");
+    const invite = (branch: string, to?: string) => request({ ruri: "sip:x@a.example", method: "INVITE", branch, ...(to !== undefined ? { to } : {}) });
+    deliver(f, invite("z9hG4bK-first"), "first");
+    expect(await posted(a)).toEqual(["first"]);
+    // The worker has not handled it 150 ms later: a's queueing delay is over the threshold.
+    vi.setSystemTime(1_000_150);
+    deliver(f, invite("z9hG4bK-second"), "second");
+    expect(f.replies).toHaveLength(1);
+    expect(f.replies[0]).toMatch(/^SIP\/2\.0 503 Service Unavailable\r\n/);
+    expect(f.replies[0]).toMatch(/\r\nRetry-After: 1\r\n/);
+    expect(f.replies[0]).toContain(`;tag=${SHED_TAG_PREFIX}`);
+    // The first INVITE's retransmission goes to the worker's transaction; so do in-dialog requests and responses.
+    deliver(f, invite("z9hG4bK-first"), "first again");
+    deliver(f, request({ ruri: "sip:x@a.example", method: "BYE", to: "<sip:x@a.example>;tag=b1", branch: "z9hG4bK-bye" }), "bye");
+    deliver(f, response("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK9;ksr-tenant=a"), "response");
+    expect(await posted(a)).toEqual(["first", "first again", "bye", "response"]);
+    // Tenant b's worker keeps up: its new calls go through.
+    deliver(f, request({ ruri: "sip:x@b.example", method: "INVITE", branch: "z9hG4bK-b" }), "b call");
+    expect(await posted(f.latest("b"))).toEqual(["b call"]);
+    // The worker catches up: a's new calls go through again.
+    vi.setSystemTime(1_000_160);
+    a.say({ t: "out", sends: [], handled: 4 });
+    deliver(f, invite("z9hG4bK-third"), "third");
+    expect(await posted(a)).toEqual(["first", "first again", "bye", "response", "third"]);
+    expect(f.replies).toHaveLength(1);
+    const counting = f.front.counterLines();
+    await vi.advanceTimersByTimeAsync(12_000); // the fake workers do not answer the counters request
+    expect((await counting).find((l) => l.startsWith("tenant a: process"))).toMatch(
+      / shedding=no overload-episodes=1 shed=INVITE:1 absorbed-retransmissions=0 absorbed-acks-of-503=0$/,
+    );
   });
 });
 
