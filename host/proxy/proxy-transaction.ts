@@ -5,7 +5,7 @@
  * and the request as the script left it when it relayed (RFC 3261 §16.2:
  * "a stateful proxy ... maintains ... a response context").
  */
-import type { MessageEdits, SipMessage } from "../sip/message.js";
+import { ownCopy, type MessageEdits, type SipMessage } from "../sip/message.js";
 import { MessageContext } from "../core/context.js";
 import type { ListenSocket, ReceiveInfo } from "../core/context.js";
 import { sendOptions, peekSendOptions } from "../modules/sendopts.js";
@@ -185,7 +185,7 @@ export class ProxyTransaction implements TmSettings {
   ) {
     this.flags = ctx.flags;
     this.method = request.method;
-    this.callId = request.callId;
+    this.callId = ownCopy(request.callId);
     this.requestValue = request;
     this.savedValue = saveRequest(ctx);
   }

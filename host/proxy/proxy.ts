@@ -56,7 +56,7 @@ import {
   type Destination,
   type NextHop,
 } from "../core/outbound.js";
-import type { MessageEdits, SipMessage } from "../sip/message.js";
+import { ownCopy, type MessageEdits, type SipMessage } from "../sip/message.js";
 import { fromHeader, headersByKey, toHeader } from "../sip/parser.js";
 import { headerParam } from "../sip/nameaddr.js";
 import { buildResponse, generateBranch, generateTag } from "../sip/serialize.js";
@@ -330,18 +330,20 @@ export class StatefulProxy {
 
   private createTransaction(ctx: MessageContextType): ProxyTransaction | undefined {
     const msg = ctx.msg;
-    const upstream = upstreamOf(msg, ctx.rcv, ctx.forceRport);
-    if (!isUpstream(upstream)) {
+    const addressed = upstreamOf(msg, ctx.rcv, ctx.forceRport);
+    if (!isUpstream(addressed)) {
       ctx.host.log("err", `unresolvable Via: cannot create a transaction (call-id=${msg.callId})\n`, ctx);
       return undefined;
     }
+    // The transaction answers from these Via lines for its whole life: they must not pin the request (ownCopy).
+    const upstream = { ...addressed, viaLines: addressed.viaLines.map(ownCopy) };
     if (this.table.isFull) {
       ctx.host.log("err", `transaction table full (${this.table.maxTransactions}): request not handled (call-id=${msg.callId})\n`, ctx);
       return undefined;
     }
     let tx: ProxyTransaction | undefined;
     // The callbacks outlive the route: they keep the Call-ID and the host, not the message or its context.
-    const { callId } = msg;
+    const callId = ownCopy(msg.callId);
     const services = ctx.host;
     const user: ServerTransactionUser = {
       onTimeout: () => services.log("info", `no ACK for the final response (call-id=${callId})\n`),
@@ -410,15 +412,21 @@ export class StatefulProxy {
       for (const b of tx.branches) this.stopFrTimer(b);
       tx.finish();
       tx.server.releaseRequest();
+      // A branch's INVITE client transaction in "accepted" (timer M) only
+      // passes 2xx retransmissions up: without it they match nothing and are
+      // forwarded by their Via (core reply route, then stateless relay), as
+      // Kamailio forwards them once its cell is gone.
+      for (const b of tx.branches) if (b.client?.state === "accepted") b.client.expire();
     };
     this.host.timers.setTimer(this.waitTimerMs, check);
   }
 
   /**
-   * A 2xx retransmission (or a late 2xx of another fork) for a finished
-   * INVITE transaction: §16.7 step 5 / RFC 6026 want every 2xx upstream, so
-   * it is relayed as received, with the core reply route's edits, without
-   * the transaction's routes (as Kamailio forwards it once its cell is gone).
+   * A response for a finished transaction through a branch still waiting
+   * (a CANCELled branch's late answer): §16.7 step 5 / RFC 6026 want every
+   * 2xx upstream, so it is relayed as received, with the core reply route's
+   * edits, without the transaction's routes (as Kamailio forwards it once
+   * its cell is gone); anything else has no one left to go to.
    */
   private relayAfterFinish(tx: ProxyTransaction, reply: SipMessage): void {
     if (reply.status < 200 || reply.status >= 300 || !tx.isInvite) return;
@@ -705,7 +713,7 @@ export class StatefulProxy {
       decrementMaxForwards: true,
       stream: hop.proto === "tcp",
     });
-    const branch = new ProxyBranch(index, uri, dstUri, bctx.branchFlags[0] ?? 0, hop, socket);
+    const branch = new ProxyBranch(index, ownCopy(uri), dstUri, bctx.branchFlags[0] ?? 0, hop, socket);
     const dest: Destination = { proto: hop.proto, host: hop.host, port: hop.port };
     let client: ClientTransaction | undefined;
     let starting = true;
@@ -967,7 +975,7 @@ export class StatefulProxy {
       const toTag = headerParam(toHeader(reply), "tag");
       tx.answeredKey ??= this.answeredKey(tx.request);
       if (toTag !== undefined && tx.answeredKey !== undefined) {
-        tx.okToTags.add(toTag);
+        tx.okToTags.add(ownCopy(toTag));
         this.answered.set(tx.answeredKey, tx);
       }
     } catch {

@@ -33,14 +33,28 @@ export interface ClientTransactionOptions extends TransactionOptions {
  */
 export abstract class ClientTransaction extends Transaction {
   protected readonly user: ClientTransactionUser;
-  /** The request as passed to the transport (retransmissions resend exactly these bytes). */
-  readonly requestData: string;
+  private requestDataValue: string;
   private started = false;
 
   protected constructor(prepared: PreparedRequest, options: ClientTransactionOptions, initial: TransactionState) {
     super(prepared, options, initial);
-    this.requestData = prepared.data;
+    this.requestDataValue = prepared.data;
     this.user = options.user;
+  }
+
+  /**
+   * The request as passed to the transport (retransmissions resend exactly
+   * these bytes); "" once a final response has settled the transaction,
+   * which then never sends the request again.
+   */
+  get requestData(): string {
+    return this.requestDataValue;
+  }
+
+  /** A settled client transaction keeps neither its request's text nor its parsed form: its timers (D, K, M) only absorb. */
+  protected override releaseOnSettle(): void {
+    this.requestDataValue = "";
+    this.releaseRequest();
   }
 
   /** Send the request and start the machine's timers. Once only. */

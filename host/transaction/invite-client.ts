@@ -114,10 +114,11 @@ export class InviteClientTransaction extends ClientTransaction {
   private enterCompleted(response: SipMessage): void {
     this.stopTimer("A");
     this.stopTimer("B");
+    // Built before "completed", which releases the INVITE (releaseOnSettle).
+    this.ack = buildAckForNonSuccess(this.request, response);
     this.setState("completed");
     const timerD = timerDFor(this.config, this.reliable);
     if (timerD > 0) this.startTimer("D", timerD, () => this.terminate());
-    this.ack = buildAckForNonSuccess(this.request, response);
     const sent = this.transmit(this.ack);
     this.user.onResponse(response, this);
     if (this.state !== "completed") return; // the TU reported a transport error meanwhile

@@ -20,7 +20,7 @@
 import type { SipMessage } from "../sip/message.js";
 import { buildResponse } from "../sip/serialize.js";
 import { ServerTransaction, type ServerTransactionOptions } from "./server.js";
-import { assertStatus } from "./transaction.js";
+import { assertStatus, isRfc3261Branch } from "./transaction.js";
 
 export type InviteServerState = "proceeding" | "completed" | "confirmed" | "accepted" | "terminated";
 
@@ -136,6 +136,15 @@ export class InviteServerTransaction extends ServerTransaction {
     } else if (this.state === "completed") {
       if (this.lastFinal !== undefined) this.send(this.lastFinal);
     }
+  }
+
+  /**
+   * RFC 6026 §7.1: "accepted" never sends its 2xx again (the TU does), so
+   * the text goes; an RFC 2543 transaction keeps it for the To tag its ACK
+   * is matched by (§17.2.3).
+   */
+  protected override releaseOnSettle(): void {
+    if (this.state === "accepted" && isRfc3261Branch(this.branch)) this.lastFinal = undefined;
   }
 
   private receiveAck(ack: SipMessage): void {

@@ -19,16 +19,17 @@
  * request or response is no longer absorbed here.
  * Entries leave the table the instant their transaction terminates.
  */
-import type { SipMessage } from "../sip/message.js";
+import { ownCopy, type SipMessage } from "../sip/message.js";
 import { fromHeader, toHeader, topVia } from "../sip/parser.js";
 import { headerParam } from "../sip/nameaddr.js";
 import type { Via } from "../sip/via.js";
 import type { ClientTransaction } from "./client.js";
 import { InviteServerTransaction } from "./invite-server.js";
+import { isRfc3261Branch } from "./transaction.js";
+
+export { MAGIC_COOKIE, isRfc3261Branch } from "./transaction.js";
 import type { ServerTransaction } from "./server.js";
 
-/** The RFC 3261 branch prefix (§8.1.1.7); branches without it come from RFC 2543 elements. */
-export const MAGIC_COOKIE = "z9hG4bK";
 
 export const DEFAULT_MAX_TRANSACTIONS = 65_536;
 
@@ -45,10 +46,6 @@ export interface TransactionTableOptions {
 /** Field separator of computed keys: never part of an (unfolded) header value or a Request-URI. */
 const SEP = "\n";
 
-/** Whether a branch carries the RFC 3261 magic cookie (§17.2.3). */
-export function isRfc3261Branch(branch: string | undefined): branch is string {
-  return branch !== undefined && branch.startsWith(MAGIC_COOKIE);
-}
 
 /**
  * Whether a Via transport is reliable in the sense of §17 (no
@@ -206,12 +203,13 @@ export class TransactionTable {
     const via = safeTopVia(request);
     if (via === undefined) return false;
     const cookie = isRfc3261Branch(via.branch);
-    const key = cookie ? rfc3261ServerKey(via.branch!, via, request.method) : rfc2543ServerKey(request, via, request.method);
+    // Stored keys are own copies: a key concatenated from slices of the request would keep it alive for the timers' 32 s.
+    const key = ownCopy(cookie ? rfc3261ServerKey(via.branch!, via, request.method) : rfc2543ServerKey(request, via, request.method));
     if (this.servers.has(key)) return false;
     this.servers.set(key, tx);
     let ackKey: string | undefined;
     if (!cookie && tx instanceof InviteServerTransaction) {
-      ackKey = rfc2543AckKey(request, via);
+      ackKey = ownCopy(rfc2543AckKey(request, via));
       if (this.rfc2543Acks.has(ackKey)) ackKey = undefined; // first one keeps the ACK key
       else this.rfc2543Acks.set(ackKey, tx);
     }

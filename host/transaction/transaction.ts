@@ -2,7 +2,7 @@
  * What the four RFC 3261 §17 state machines share: states, options, the
  * send/transport-error plumbing, named timers and termination.
  */
-import type { SipMessage } from "../sip/message.js";
+import { ownCopy, type SipMessage } from "../sip/message.js";
 import { parseMessage, topVia } from "../sip/parser.js";
 import { serializeMessage } from "../sip/serialize.js";
 import { canonicalHeaderKey } from "../sip/headers.js";
@@ -87,12 +87,13 @@ export abstract class Transaction {
   ) {
     if (isPrepared(request)) {
       this.method = request.method;
-      this.branch = request.branch;
+      this.branch = ownCopy(request.branch);
       this.requestValue = request.message;
       this.requestText = request.message === undefined ? request.data : undefined;
     } else {
       this.method = request.method;
-      this.branch = topVia(request)?.branch ?? "";
+      // Kept for the whole life of the transaction, the request's only until it is released.
+      this.branch = ownCopy(topVia(request)?.branch ?? "");
       this.requestValue = request;
     }
     this.reliable = options.reliable;
@@ -159,11 +160,15 @@ export abstract class Transaction {
     const wasSettled = isSettledState(this.stateValue);
     this.stateValue = next;
     if (!wasSettled && isSettledState(next)) {
+      this.releaseOnSettle();
       const settled = this.onSettled;
       this.onSettled = undefined;
       settled?.();
     }
   }
+
+  /** What the machine no longer needs once its final response is through; it lives on for its timers. */
+  protected releaseOnSettle(): void {}
 
   /** Whether the final response has been handed on: the machine only waits out its timers (see isSettledState). */
   get settled(): boolean {
@@ -228,6 +233,14 @@ export abstract class Transaction {
     detach?.();
     this.notifyTerminated();
   }
+}
+
+/** The RFC 3261 branch prefix (§8.1.1.7); branches without it come from RFC 2543 elements. */
+export const MAGIC_COOKIE = "z9hG4bK";
+
+/** Whether a branch carries the RFC 3261 magic cookie (§17.2.3). */
+export function isRfc3261Branch(branch: string | undefined): branch is string {
+  return branch !== undefined && branch.startsWith(MAGIC_COOKIE);
 }
 
 /**

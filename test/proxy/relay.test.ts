@@ -236,7 +236,7 @@ describe("after the wait time (Kamailio wt_timer): a finished transaction keeps 
     return { bed, onreplyRuns };
   }
 
-  test("within the wait time a retransmitted 2xx runs the onreply route again; after it, the 2xx is still relayed but no route runs", () => {
+  test("within the wait time a retransmitted 2xx runs the onreply route again; after it, it matches no transaction and is forwarded by its Via", () => {
     const { bed, onreplyRuns } = onreplyBed();
     const callId = parse(request()).callId;
     bed.receiveRequest(request());
@@ -248,13 +248,10 @@ describe("after the wait time (Kamailio wt_timer): a finished transaction keeps 
     expect(onreplyRuns).toEqual([callId, callId]);
     expect(bed.take().map((s) => s.msg.status)).toEqual([200, 200]);
     bed.clock.advance(1);
-    bed.receiveResponse(ok);
+    expect(bed.receiveResponse(ok)).toBe(false);
     expect(onreplyRuns).toHaveLength(2);
-    const [relayed, ...rest] = bed.take();
-    expect(rest).toEqual([]);
-    expect(relayed!.msg.status).toBe(200);
-    expect(headers(relayed!.msg, "via")).toEqual([headers(invite, "via")[1]]);
-    expect(relayed!.dest).toEqual({ proto: "udp", host: UAC.ip, port: UAC.port });
+    expect(bed.take()).toEqual([]);
+    expect(bed.statelessForwards.map((f) => f.msg.status)).toEqual([200]);
   });
 
   test("a finished transaction still absorbs its INVITE's retransmission (no second INVITE downstream) and matches the end-to-end ACK", () => {
@@ -297,6 +294,23 @@ describe("after the wait time (Kamailio wt_timer): a finished transaction keeps 
     expect(bed.take().map((s) => s.msg.status)).toEqual([486, 486, 486]);
     bed.receiveResponse(busy);
     expect(bed.take().map((s) => (s.msg.kind === "request" ? s.msg.method : s.msg.status))).toEqual(["ACK"]);
+  });
+
+  test("a 2xx that races the CANCEL of a timed-out branch still goes upstream after the wait time (§16.7 step 5)", () => {
+    const bed = new ProxyTestBed(relayRoutes, { frInvTimerMs: 1_000 });
+    bed.receiveRequest(request());
+    const invite = bed.take()[1]!.msg;
+    bed.receiveResponse(responseTo(invite, 180, "Ringing"));
+    bed.clock.advance(1_000); // fr_inv_timer: the branch is CANCELled and counts as 408
+    bed.clock.advance(5_000); // the wait time after the 408 went upstream
+    const before = bed.take();
+    // The CANCEL (retransmitted by timer E) downstream; the 408 (retransmitted by timer G) upstream.
+    expect(new Set(before.filter((s) => s.msg.kind === "request").map((s) => s.msg.method))).toEqual(new Set(["CANCEL"]));
+    expect(new Set(before.filter((s) => s.msg.kind === "response").map((s) => s.msg.status))).toEqual(new Set([180, 408]));
+    expect(bed.receiveResponse(responseTo(invite, 200, "OK"))).toBe(true);
+    const after = bed.take();
+    expect(after.map((s) => (s.msg.kind === "request" ? s.msg.method : s.msg.status))).toEqual([200]);
+    expect(after[0]!.dest).toEqual({ proto: "udp", host: UAC.ip, port: UAC.port });
   });
 
   test("the wait time runs from the final response, and waits for branches still pending (a CANCELled fork)", () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { buildResponse, generateBranch, generateTag, serializeMessage } from "../../host/sip/serialize.js";
-import { emptyEdits, type SipMessage } from "../../host/sip/message.js";
+import { emptyEdits, ownCopy, type SipMessage } from "../../host/sip/message.js";
 import { firstHeader, parseMessage, toHeader } from "../../host/sip/parser.js";
 import { headerParam } from "../../host/sip/nameaddr.js";
 import { INVITE_LINES, SDP_BODY, inviteText, requestLines, sipText, withLine } from "./fixtures.js";
@@ -222,5 +222,17 @@ describe("generateTag / generateBranch", () => {
     }
     expect(tags.size).toBe(2000);
     expect(branches.size).toBe(2000);
+  });
+});
+
+describe("ownCopy", () => {
+  it("returns the same text, whatever its length, cut from a larger message or not", () => {
+    const raw = "INVITE sip:bob@example.com SIP/2.0\r\nCall-ID: a84b4c76e66710@pc33.atlanta.example.com\r\n\r\n";
+    for (let start = 0; start < 40; start += 7) {
+      for (let end = start; end <= raw.length; end += 5) {
+        const cut = raw.slice(start, end);
+        expect(ownCopy(cut)).toBe(cut);
+      }
+    }
   });
 });
