@@ -194,6 +194,43 @@ describe("permissions.allow_source_address", () => {
   });
 });
 
+describe("subscriber rows (auth_db)", () => {
+  const row = (ha1: string) => ({ username: "bob", domain: "example.com", password: "", ha1, ha1b: "", ha1Sha256: "", ha1bSha256: "" });
+
+  it("sees rows another connection (the ksr command) adds, changes or removes after a look-up", () => {
+    const file = tempDb();
+    const host = makeDataHost({ file });
+    const subscribers = host.data.subscribers;
+    expect(subscribers.find("t1", "bob", "example.com")).toBeUndefined();
+    expect(subscribers.findByUsername("t1", "bob")).toEqual([]);
+
+    const other = openSqlite(file);
+    const command = new SqliteSubscriberStore(other);
+    command.put("t1", row("first"));
+    expect(subscribers.find("t1", "bob", "example.com")?.ha1).toBe("first");
+    expect(subscribers.findByUsername("t1", "bob").map((s) => s.ha1)).toEqual(["first"]);
+    command.put("t1", row("second"));
+    expect(subscribers.find("t1", "bob", "example.com")?.ha1).toBe("second");
+    command.remove("t1", "bob", "example.com");
+    expect(subscribers.find("t1", "bob", "example.com")).toBeUndefined();
+    expect(subscribers.findByUsername("t1", "bob")).toEqual([]);
+    other.close();
+    host.data.close();
+  });
+
+  it("sees its own writes at once", () => {
+    const host = makeDataHost();
+    const subscribers = host.data.subscribers;
+    expect(subscribers.find("t1", "bob", "example.com")).toBeUndefined();
+    subscribers.put("t1", row("mine"));
+    expect(subscribers.find("t1", "bob", "example.com")?.ha1).toBe("mine");
+    expect(subscribers.find("t2", "bob", "example.com")).toBeUndefined();
+    subscribers.remove("t1", "bob", "example.com");
+    expect(subscribers.find("t1", "bob", "example.com")).toBeUndefined();
+    host.data.close();
+  });
+});
+
 describe("ksr subscriber / address commands", () => {
   async function ksr(args: string[]): Promise<string[]> {
     const out: string[] = [];
