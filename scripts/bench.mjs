@@ -5,7 +5,7 @@
 //                 [--rates 2000,4000,8000] [--duration 10] [--transport udp|tcp]
 //                 [--port 5060] [--users 10] [--no-micro] [--no-load] [--kamailio]
 //                 [--noisy loop,heap,crash] [--noisy-rate 20] [--noisy-cpu-share x]
-//                 [--isolation process|in-process] [--repeat 1]
+//                 [--isolation process|in-process] [--repeat 1] [--location memory|db]
 //                 [--clean-rate R] [--overload-delay-ms N] [--soak-minutes 10]
 //
 // 1. Builds dist/ if needed and starts `ksr run` on 127.0.0.1 (port 5060 when
@@ -32,6 +32,11 @@
 //      on 127.0.0.1:5080: INVITE/407/ACK/INVITE/100/180/200/ACK/BYE/200
 //      (test/interop/basic/load-caller.xml and callee.xml; rt = authenticated
 //      INVITE → 200). UDP only.
+//      ksr keeps the registrations in memory only (`ksr run --location
+//      memory`), as Kamailio's usrloc does in the reference (db_mode 0), so
+//      that the comparison is like for like; --location db writes them
+//      through to the SQLite file (ksr's default). The header of the ksr
+//      ladder says which.
 // 2. Runs the load at increasing rates, each for a bounded duration, until a
 //    rate has a failure (a failed call, or fewer completed calls than
 //    started) or a backlog (p99 response time over 1 s). Reports the highest
@@ -87,6 +92,8 @@
 // bench/cfg/kamailio-basic-kemi.cfg (every module the script calls; the
 // same subscribers in a db_text database; usrloc in memory; 2 workers).
 // It is only for comparison on a developer machine with kamailio installed.
+// After both ladders it prints the ratios ksr / Kamailio: highest clean rate,
+// and server CPU per call at the highest rate both ran cleanly.
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -131,6 +138,7 @@ const { values: opts } = parseArgs({
     "soak-minutes": { type: "string", default: "10" },
     "clean-rate": { type: "string" },
     "overload-delay-ms": { type: "string" },
+    location: { type: "string", default: "memory" },
   },
 });
 
@@ -147,6 +155,8 @@ const DEFAULT_RATES = {
 };
 const IS_BASIC = SCENARIO === "basic-register" || SCENARIO === "basic-call";
 const USERS = Number(opts.users);
+const KSR_LOCATION = opts.location;
+if (KSR_LOCATION !== "memory" && KSR_LOCATION !== "db") throw new Error("--location must be memory or db");
 if (!(SCENARIO in DEFAULT_RATES)) throw new Error(`--scenario must be one of ${Object.keys(DEFAULT_RATES).join(", ")}`);
 const RATES = (opts.rates ?? DEFAULT_RATES[SCENARIO]).split(",").map(Number);
 const DURATION_S = Number(opts.duration);
@@ -454,11 +464,12 @@ async function benchKsr(basic) {
   const built = ensureBuilt();
   if (built) console.log("built dist/ksr.js");
   const script = basic ? basic.script : BENCH_SCRIPT;
-  const extraArgs = basic ? ["--db", writeKsrSubscriberDatabase(basic)] : [];
+  const extraArgs = basic ? ["--db", writeKsrSubscriberDatabase(basic), "--location", KSR_LOCATION] : [];
   const server = await startBenchKsr(script, extraArgs);
   try {
     console.log(`ksr run ${basic ? script : path.relative(REPO_ROOT, script)} on 127.0.0.1:${server.port} (pid ${server.pid})`);
-    return await rateLadder(`ksr (${path.basename(script)})`, server.pid, makeLoad(server.port, basic));
+    const location = basic ? `, --location ${KSR_LOCATION}${KSR_LOCATION === "memory" ? " (registrations in memory only)" : " (registrations written through to SQLite)"}` : "";
+    return await rateLadder(`ksr (${path.basename(script)}${location})`, server.pid, makeLoad(server.port, basic));
   } finally {
     await stopBenchKsr(server);
   }
@@ -649,6 +660,26 @@ async function benchOverload() {
   return { passed };
 }
 
+/**
+ * ksr / Kamailio: highest clean rate (above 1 is better for ksr), and
+ * server CPU per call at the highest rate both ladders ran cleanly (below 1
+ * is better for ksr), where the load was the same for both.
+ */
+function printRatios(ksr, kamailio) {
+  const ratio = (a, b) => (a > 0 && b > 0 ? fmt(a / b, 2) + "×" : "n/a");
+  const cleanRates = (ladder) => new Set(ladder.rows.filter((r) => r.clean).map((r) => r.rate));
+  const kamailioClean = cleanRates(kamailio);
+  const common = [...cleanRates(ksr)].filter((rate) => kamailioClean.has(rate)).sort((a, b) => a - b).at(-1);
+  const at = (ladder) => ladder.rows.find((r) => r.rate === common);
+  console.log(`\n## ksr / Kamailio\n`);
+  console.log(`highest clean rate: ${ksr.bestClean?.rate ?? "none"} / ${kamailio.bestClean?.rate ?? "none"} = ${ratio(ksr.bestClean?.rate, kamailio.bestClean?.rate)}`);
+  console.log(
+    common === undefined
+      ? "server CPU per call: no rate ran cleanly on both"
+      : `server CPU per call at ${common}/s: ${fmt(at(ksr).cpuUsPerRequest, 1)} / ${fmt(at(kamailio).cpuUsPerRequest, 1)} µs = ${ratio(at(ksr).cpuUsPerRequest, at(kamailio).cpuUsPerRequest)}`,
+  );
+}
+
 function runMicroBenchmarks() {
   const benchFiles = fs.readdirSync(path.join(REPO_ROOT, "bench")).filter((f) => /\.bench\.[cm]?[jt]s$/.test(f));
   if (benchFiles.length === 0) {
@@ -688,7 +719,10 @@ if (!opts["no-load"]) {
     try {
       const ksr = await benchKsr(basic);
       if (!ksr.best) failed = true;
-      if (opts.kamailio) await benchKamailio(basic);
+      if (opts.kamailio) {
+        const kamailio = await benchKamailio(basic);
+        if (kamailio) printRatios(ksr, kamailio);
+      }
     } finally {
       if (basic) fs.rmSync(basic.workDir, { recursive: true, force: true });
     }

@@ -16,7 +16,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { computeHa1, toBinary } from "../auth/digest.js";
 import { openSqlite, parseCidr, SqliteAddressStore, SqliteSubscriberStore } from "../storage/sqlite.js";
 import type { Subscriber } from "../storage/types.js";
-import { openDataServices, type DataServices } from "../storage/index.js";
+import { openDataServices, type DataServices, type LocationMode } from "../storage/index.js";
 
 /** The database file `ksr run` and these commands use unless --db says otherwise. */
 export const DEFAULT_DB_FILE = "./ksr.sqlite";
@@ -174,15 +174,15 @@ export function registerDbCommands(program: Command, out: (line: string) => void
 }
 
 /**
- * The data services of `ksr run --db <file>`. An existing file is opened at
+ * The data services of `ksr run --db <file> [--location memory|db]`. An existing file is opened at
  * once (registrations loaded, the expiry sweep started; the process exits
  * with a message when it cannot be used). A file that does not exist yet is
  * created only when a script first uses the location, subscriber or
  * address table, so scripts that use none leave no database behind.
  */
-export function openRunDatabase(file: string): DataServices {
+export function openRunDatabase(file: string, location: LocationMode = "db"): DataServices {
   const open = (): DataServices => {
-    const data = openDataServices({ file });
+    const data = openDataServices({ file, location });
     data.startSweeper();
     return data;
   };

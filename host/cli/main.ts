@@ -13,7 +13,9 @@
  *   ksr subscriber|address add|rm|list ...   (host/cli/db-commands.ts)
  *
  * `ksr run` also takes --db <file>: the SQLite file of the location,
- * subscriber and address tables (default ./ksr.sqlite).
+ * subscriber and address tables (default ./ksr.sqlite), and --location
+ * memory|db: registrations written through to that file (db, the default)
+ * or kept in memory only and lost at a restart (memory).
  */
 import { Command, InvalidArgumentError } from "commander";
 import { resolve as resolvePath } from "node:path";
@@ -39,6 +41,7 @@ import { startControlServer, type ControlServer } from "../control/server.js";
 import { DEFAULT_CONTROL_PATH, resolveControlPath, type ControlTarget } from "../control/types.js";
 import { fork } from "node:child_process";
 import type { TenantsConfig } from "../tenants/config.js";
+import { isLocationMode, LOCATION_MODES, type LocationMode } from "../storage/index.js";
 import { TenantProcesses } from "../tenants/processes.js";
 import { runTenantWorker } from "../tenants/worker.js";
 import type { WorkerConfig } from "../tenants/worker-protocol.js";
@@ -87,6 +90,11 @@ function logLevelOption(value: string): LogLevel {
 /** How tenants are kept apart: each in its own worker process, or all in the server's process. */
 type Isolation = "process" | "in-process";
 
+function locationOption(value: string): LocationMode {
+  if (!isLocationMode(value)) throw new InvalidArgumentError(`"${value}" is not ${LOCATION_MODES.join(" or ")}`);
+  return value;
+}
+
 function isolationOption(value: string): Isolation {
   if (value !== "process" && value !== "in-process") throw new InvalidArgumentError(`"${value}" is not process or in-process`);
   return value;
@@ -110,6 +118,8 @@ interface RunOptions {
   supervise: boolean;
   /** SQLite file of the location, subscriber and address tables. */
   db: string;
+  /** Registrations written through to the file (db) or in memory only. */
+  location: LocationMode;
   /** RFC 3261 §17 timers T1, T2, T4 and tm's fr_timer / fr_inv_timer, in ms. */
   t1Ms?: number;
   t2Ms?: number;
@@ -151,6 +161,8 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
     opts.logLevel,
     "--db",
     opts.db,
+    "--location",
+    opts.location,
     ...TIMER_FLAGS.flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, String(opts[key])])),
     "--overload-delay-ms",
     String(opts.overloadDelayMs),
@@ -212,7 +224,7 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
     process.stderr.write(`ksr: cannot load script: ${text}\n`);
     process.exit(1);
   }
-  const data = openRunDatabase(opts.db);
+  const data = openRunDatabase(opts.db, opts.location);
   const server = tenantServer(
     registry,
     {
@@ -321,6 +333,7 @@ async function runTenantProcesses(tenantsFile: string, opts: RunOptions): Promis
     listen: server!.listen,
     aliases: opts.alias ?? [],
     db: opts.db === ":memory:" ? opts.db : resolvePath(opts.db),
+    location: opts.location,
     logLevel: opts.logLevel,
     watch: opts.watch === true,
     timers: { t1Ms: opts.t1Ms, t2Ms: opts.t2Ms, t4Ms: opts.t4Ms, frTimerMs: opts.frTimerMs, frInvTimerMs: opts.frInvTimerMs },
@@ -403,7 +416,7 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
     process.stderr.write(`ksr: cannot load the tenants: ${text}\n`);
     process.exit(1);
   }
-  const data = openRunDatabase(opts.db);
+  const data = openRunDatabase(opts.db, opts.location);
   const server = tenantServer(
     registry,
     {
@@ -452,6 +465,12 @@ export function buildProgram(): Command {
     .option("--log-level <level>", `one of ${LOG_LEVELS.join(", ")}`, logLevelOption, "info" as LogLevel)
     .option("--no-supervise", "serve in this process (no restart of a crashed server process)")
     .option("--db <file>", 'SQLite file of the location, subscriber and address tables (":memory:" for none)', DEFAULT_DB_FILE)
+    .option(
+      "--location <mode>",
+      "registrations: db (kept in memory and written through to the --db file, reloaded at start) or memory (in memory only, lost when the server stops; Kamailio usrloc db_mode 0)",
+      locationOption,
+      "db" as LocationMode,
+    )
     .option("--t1-ms <n>", "RFC 3261 timer T1, the round-trip estimate (default 500)", positiveInt)
     .option("--t2-ms <n>", "RFC 3261 timer T2, the longest retransmit interval (default 4000)", positiveInt)
     .option("--t4-ms <n>", "RFC 3261 timer T4, how long a message may live in the network (default 5000)", positiveInt)

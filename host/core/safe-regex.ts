@@ -74,9 +74,43 @@ class RegexSandbox {
 const sandbox = new RegexSandbox();
 
 /**
+ * Patterns of characters that match only themselves (no regex syntax
+ * character: `\ ^ $ . | ? * + ( ) [ ] { }`), such as the "nat=yes" of
+ * Kamailio's example script. Matching them is a substring search, which
+ * cannot backtrack: done on the host, without the isolate round trip.
+ */
+const LITERAL_PATTERN = /^[A-Za-z0-9 !"#%&',\-/:;<=>@_`~]*$/;
+
+/** ASCII letters folded to lower case; every other code unit as it is. */
+function foldAscii(c: number): number {
+  return c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
+}
+
+/**
+ * Whether `literal` (ASCII, see LITERAL_PATTERN) occurs in `subject`. With
+ * ignoreCase only ASCII letters fold: without the u flag a JavaScript
+ * RegExp never matches an ASCII pattern character with a non-ASCII one
+ * (ECMA-262 Canonicalize), so neither does this.
+ */
+function containsLiteral(subject: string, literal: string, ignoreCase: boolean): boolean {
+  if (!ignoreCase) return subject.includes(literal);
+  const last = subject.length - literal.length;
+  outer: for (let start = 0; start <= last; start++) {
+    for (let i = 0; i < literal.length; i++) {
+      if (foldAscii(subject.charCodeAt(start + i)) !== foldAscii(literal.charCodeAt(i))) continue outer;
+    }
+    return true;
+  }
+  return false;
+}
+
+/**
  * Test `subject` against a script-supplied pattern, bounded in time.
  * Invalid patterns and timeouts come back as errors for the caller to log.
  */
 export function safeRegexTest(pattern: string, flags: string, subject: string): RegexResult {
+  if ((flags === "" || flags === "i") && LITERAL_PATTERN.test(pattern)) {
+    return { ok: true, matched: containsLiteral(subject, pattern, flags === "i") };
+  }
   return sandbox.test(pattern, flags, subject);
 }

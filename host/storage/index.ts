@@ -109,9 +109,25 @@ export interface DataServices {
   close(): void;
 }
 
+/**
+ * Where registrations live (Kamailio usrloc db_mode): "db" keeps them in
+ * memory and writes every change through to the SQLite file, reloading them
+ * at start (db_mode 1 with preload); "memory" keeps them in memory only,
+ * writing nothing, so they are lost when the server stops (db_mode 0).
+ */
+export type LocationMode = "db" | "memory";
+
+export const LOCATION_MODES: readonly LocationMode[] = ["db", "memory"];
+
+export function isLocationMode(value: string): value is LocationMode {
+  return (LOCATION_MODES as readonly string[]).includes(value);
+}
+
 export interface DataServicesOptions {
   /** SQLite file, or ":memory:" for a private in-memory database. */
   readonly file: string;
+  /** Where the location table lives (default "db"). */
+  readonly location?: LocationMode;
   /** Clock in ms (tests pass a fake one). */
   readonly now?: () => number;
   readonly registrar?: Partial<RegistrarSettings>;
@@ -128,7 +144,8 @@ export function openDataServices(options: DataServicesOptions): DataServices {
   const db = openSqlite(options.file);
   let locations: CachedLocationStore;
   try {
-    locations = new CachedLocationStore(new SqliteLocationPersistence(db), now());
+    const persistence = (options.location ?? "db") === "db" ? new SqliteLocationPersistence(db) : undefined;
+    locations = new CachedLocationStore(persistence, now());
   } catch (err) {
     db.close();
     throw err;

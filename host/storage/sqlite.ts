@@ -4,9 +4,8 @@
  * by its tenant id.
  *
  * WAL mode with a busy timeout lets `ksr subscriber|address ...` write to
- * the file while a server has it open; the server notices such changes
- * through SQLite's data_version (addresses are cached) or reads them
- * directly (subscribers).
+ * the file while a server has it open; the server caches subscriber and
+ * address rows and notices such changes through SQLite's data_version.
  */
 import Database from "better-sqlite3";
 import { BlockList, isIP } from "node:net";
@@ -187,6 +186,30 @@ export class SqliteLocationPersistence implements LocationPersistence {
   }
 }
 
+/**
+ * SQLite's data_version of the connection, which changes when another
+ * connection commits to the file (https://sqlite.org/pragma.html#pragma_data_version);
+ * a commit on this connection does not change it, so the stores drop their
+ * own cache entries when they write. One prepared statement: `db.pragma()`
+ * would prepare a new one per call.
+ */
+class DataVersion {
+  private readonly stmt;
+  private seen = -1;
+
+  constructor(db: Db) {
+    this.stmt = db.prepare("PRAGMA data_version").pluck();
+  }
+
+  /** Whether another connection committed since the last call (true at the first). */
+  changed(): boolean {
+    const version = this.stmt.get() as number;
+    if (version === this.seen) return false;
+    this.seen = version;
+    return true;
+  }
+}
+
 // ---------------------------------------------------------------- subscriber
 
 interface SubscriberRow {
@@ -213,7 +236,21 @@ function rowToSubscriber(r: SubscriberRow): Subscriber {
 
 const SUBSCRIBER_COLUMNS = "username, domain, password, ha1, ha1b, ha1_sha256, ha1b_sha256";
 
+/**
+ * Most subscriber look-ups remembered (hits and misses, by user and domain
+ * or by user alone); past it the cache starts again empty, so user names
+ * that do not exist cannot make it grow without bound.
+ */
+const SUBSCRIBER_CACHE_MAX = 10_000;
+
 export class SqliteSubscriberStore implements SubscriberStore {
+  /**
+   * Rows read per digest check, as Kamailio's auth_db reads its table per
+   * check; kept until the file changes (another connection's commit, or a
+   * write here), so a running server sees `ksr subscriber` changes at once.
+   */
+  private readonly cache = new Map<string, Subscriber | undefined | readonly Subscriber[]>();
+  private readonly version;
   private readonly findStmt;
   private readonly byUserStmt;
   private readonly putStmt;
@@ -221,6 +258,7 @@ export class SqliteSubscriberStore implements SubscriberStore {
   private readonly listStmt;
 
   constructor(db: Db) {
+    this.version = new DataVersion(db);
     this.findStmt = db.prepare(`SELECT ${SUBSCRIBER_COLUMNS} FROM subscriber WHERE tenant = ? AND username = ? AND domain = ?`);
     this.byUserStmt = db.prepare(`SELECT ${SUBSCRIBER_COLUMNS} FROM subscriber WHERE tenant = ? AND username = ? ORDER BY domain`);
     this.putStmt = db.prepare(
@@ -232,15 +270,37 @@ export class SqliteSubscriberStore implements SubscriberStore {
   }
 
   find(tenant: string, username: string, domain: string): Subscriber | undefined {
+    // NUL cannot occur in a tenant id, nor in a user or domain taken from SIP text.
+    const key = `f\u0000${tenant}\u0000${username}\u0000${domain}`;
+    const cache = this.freshCache();
+    if (cache.has(key)) return cache.get(key) as Subscriber | undefined;
     const row = this.findStmt.get(tenant, username, domain) as SubscriberRow | undefined;
-    return row === undefined ? undefined : rowToSubscriber(row);
+    const found = row === undefined ? undefined : rowToSubscriber(row);
+    this.remember(key, found);
+    return found;
   }
 
   findByUsername(tenant: string, username: string): readonly Subscriber[] {
-    return (this.byUserStmt.all(tenant, username) as SubscriberRow[]).map(rowToSubscriber);
+    const key = `u\u0000${tenant}\u0000${username}`;
+    const cached = this.freshCache().get(key) as readonly Subscriber[] | undefined;
+    if (cached !== undefined) return cached;
+    const found = (this.byUserStmt.all(tenant, username) as SubscriberRow[]).map(rowToSubscriber);
+    this.remember(key, found);
+    return found;
+  }
+
+  private freshCache(): Map<string, Subscriber | undefined | readonly Subscriber[]> {
+    if (this.version.changed()) this.cache.clear();
+    return this.cache;
+  }
+
+  private remember(key: string, value: Subscriber | undefined | readonly Subscriber[]): void {
+    if (this.cache.size >= SUBSCRIBER_CACHE_MAX) this.cache.clear();
+    this.cache.set(key, value);
   }
 
   put(tenant: string, s: Subscriber): void {
+    this.cache.clear();
     this.putStmt.run({
       tenant,
       username: s.username,
@@ -254,6 +314,7 @@ export class SqliteSubscriberStore implements SubscriberStore {
   }
 
   remove(tenant: string, username: string, domain: string): boolean {
+    this.cache.clear();
     return this.removeStmt.run(tenant, username, domain).changes > 0;
   }
 
@@ -294,14 +355,14 @@ function compileEntry(entry: AddressEntry): BlockList {
 
 export class SqliteAddressStore implements AddressStore {
   private readonly cache = new Map<string, CompiledAddresses>();
-  /** SQLite's data_version when the cache was filled: another connection's commit changes it. */
-  private cachedVersion = -1;
+  private readonly version;
   private readonly listStmt;
   private readonly addStmt;
   private readonly removeStmt;
   private readonly removeAnyPortStmt;
 
-  constructor(private readonly db: Db) {
+  constructor(db: Db) {
+    this.version = new DataVersion(db);
     this.listStmt = db.prepare("SELECT id, grp, ip, mask, port, tag FROM address WHERE tenant = ? ORDER BY id");
     this.addStmt = db.prepare("INSERT INTO address (tenant, grp, ip, mask, port, tag) VALUES (?, ?, ?, ?, ?, ?)");
     this.removeStmt = db.prepare("DELETE FROM address WHERE tenant = ? AND grp = ? AND ip = ? AND mask = ? AND port = ?");
@@ -357,11 +418,7 @@ export class SqliteAddressStore implements AddressStore {
   }
 
   private compiled(tenant: string): CompiledAddresses {
-    const version = this.db.pragma("data_version", { simple: true }) as number;
-    if (version !== this.cachedVersion) {
-      this.cache.clear();
-      this.cachedVersion = version;
-    }
+    if (this.version.changed()) this.cache.clear();
     let c = this.cache.get(tenant);
     if (c === undefined) {
       c = { entries: this.list(tenant).map((entry) => ({ entry, net: compileEntry(entry) })) };

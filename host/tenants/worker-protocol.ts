@@ -9,6 +9,7 @@
  * the worker runs the same SipServer as the in-process mode, only its
  * transport is this channel.
  */
+import type { LocationMode } from "../storage/index.js";
 import type { ListenSocket, ReceiveInfo, TransportProto } from "../core/context.js";
 import type { ProxyTimerSettings } from "../proxy/proxy.js";
 import type { ReloadResult } from "./registry.js";
@@ -68,6 +69,8 @@ export interface WorkerConfig {
   readonly listen: readonly ListenSocket[];
   readonly aliases: readonly string[];
   readonly db: string;
+  /** Where registrations live (`ksr run --location`). */
+  readonly location: LocationMode;
   readonly logLevel: string;
   readonly watch: boolean;
   readonly timers: ProxyTimerSettings;

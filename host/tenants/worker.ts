@@ -22,7 +22,7 @@ import type { ServerTransport } from "../core/server.js";
 import { tenantServer } from "../core/tenant-routing.js";
 import { pickSendingSocket, type TransportOptions } from "../transport/index.js";
 import { proxyOptionsFromTimers } from "../proxy/proxy.js";
-import type { DataServices } from "../storage/index.js";
+import type { DataServices, LocationMode } from "../storage/index.js";
 import { loadTenantsFile, type TenantsConfig } from "./config.js";
 import { TenantRegistry } from "./registry.js";
 import { MISBEHAVING_NICE, isFrontMessage, type FrontMessage, type SendItem, type WorkerConfig, type WorkerMessage } from "./worker-protocol.js";
@@ -176,7 +176,7 @@ export class IpcTransport implements ServerTransport {
  * data services (the run database). Exits with code 1 when the script does
  * not load (the error, file:line, goes to stderr first).
  */
-export async function runTenantWorker(config: WorkerConfig, openData: (file: string) => DataServices): Promise<void> {
+export async function runTenantWorker(config: WorkerConfig, openData: (file: string, location: LocationMode) => DataServices): Promise<void> {
   if (isLogLevel(config.logLevel)) setLogLevel(config.logLevel);
   const post = (msg: WorkerMessage): void => {
     // The channel is gone only when the front is; 'disconnect' ends us then.
@@ -194,7 +194,7 @@ export async function runTenantWorker(config: WorkerConfig, openData: (file: str
     process.stderr.write(`ksr: tenant ${config.tenantId}: cannot load: ${(err as Error)?.message ?? String(err)}\n`);
     process.exit(1);
   }
-  const data = openData(config.db);
+  const data = openData(config.db, config.location);
   const outbox = new Outbox(post);
   const channel = new IpcTransport(config.listen, outbox);
   const server = tenantServer(

@@ -11,6 +11,21 @@ describe("safeRegexTest", () => {
     expect(safeRegexTest("^;lr", "", ";ftag=1;lr")).toEqual({ ok: true, matched: false });
   });
 
+  it("matches literal patterns (searched on the host) exactly as RegExp does", () => {
+    const patterns = ["nat=yes", "NAT=yes", "lr", ";ftag=a1-b2", "a b", "x/y:z@w", "", "k", "i", "s"];
+    const subjects = [";lr;nat=yes", ";LR;Nat=Yes", ";ftag=A1-B2;lr", "", "a  b", "a b", "x/y:z@w", "\u212a", "\u0130", "\u017f", "K", "nat=ye"];
+    for (const pattern of patterns) {
+      for (const flags of ["", "i"]) {
+        for (const subject of subjects) {
+          expect(safeRegexTest(pattern, flags, subject), `/${pattern}/${flags} on ${JSON.stringify(subject)}`).toEqual({
+            ok: true,
+            matched: new RegExp(pattern, flags).test(subject),
+          });
+        }
+      }
+    }
+  });
+
   it("reports a pattern that does not compile", () => {
     const r = safeRegexTest("(unclosed", "", "x");
     expect(r.ok).toBe(false);

@@ -3,10 +3,10 @@
  * §3.9.1) and the nonce service: expiry, clock drift, replay, forgery,
  * tenant binding, bounded tracking.
  */
-import { createHash } from "node:crypto";
+import { createHash, createHmac, randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { computeHa1, digestResponse, parseAlgorithm, sessionHa1 } from "../../host/auth/digest.js";
-import { NonceService } from "../../host/auth/nonce.js";
+import { HmacSha256, NonceService } from "../../host/auth/nonce.js";
 
 describe("digest vectors", () => {
   it("RFC 2617 §3.5: MD5, qop=auth", () => {
@@ -55,6 +55,19 @@ describe("digest vectors", () => {
     expect(parseAlgorithm(undefined)?.name).toBe("MD5");
     expect(parseAlgorithm("sha-256-sess")).toEqual({ hash: "SHA-256", session: true, name: "SHA-256-sess" });
     expect(parseAlgorithm("SHA-512")).toBeUndefined();
+  });
+});
+
+describe("HmacSha256", () => {
+  it("equals crypto's HMAC-SHA-256 for keys shorter than, equal to and longer than the block (RFC 2104 §2)", () => {
+    for (const keyBytes of [1, 32, 64, 65, 200]) {
+      const key = randomBytes(keyBytes);
+      const hmac = new HmacSha256(key);
+      for (const [prefix, data] of [["default\u0000", randomBytes(8)], ["tenant-ü\u0000", randomBytes(8)], ["", Buffer.alloc(0)], ["default\u0000", randomBytes(100)]] as const) {
+        const expected = createHmac("sha256", key).update(prefix, "utf8").update(data).digest();
+        expect(hmac.digest(prefix, data).equals(expected)).toBe(true);
+      }
+    }
   });
 });
 

@@ -97,6 +97,69 @@ describe("persistence", () => {
   });
 });
 
+describe("location in memory only (--location memory, usrloc db_mode 0)", () => {
+  const locationRows = (file: string): string[] => {
+    const db = openSqlite(file);
+    const rows = db.prepare("SELECT aor FROM location ORDER BY aor").all() as { aor: string }[];
+    db.close();
+    return rows.map((r) => r.aor);
+  };
+
+  it("finds a saved REGISTER by lookup until it expires, and writes nothing to the file", () => {
+    const file = tempDb();
+    const host = makeDataHost({ file, location: "memory" });
+    expect(reg("save", contextOn(host, register({ expires: 60 })).ctx, "location", 0)).toBe(1);
+    host.clock.ms = T0 + 59_000;
+    const found = contextOn(host, invite("sip:alice@example.com")).ctx;
+    expect(reg("lookup", found, "location")).toBe(1);
+    expect(found.requestUri).toBe("sip:alice@10.0.0.1:5070");
+    expect(locationRows(file)).toEqual([]);
+
+    // RFC 3261 §10.3: a binding past its expiration is gone; lookup answers -1 (not found).
+    host.clock.ms = T0 + 61_000;
+    expect(reg("lookup", contextOn(host, invite("sip:alice@example.com")).ctx, "location")).toBe(-1);
+    expect(host.data.locations.sweepExpired(host.clock.ms, 10)).toBe(1);
+    expect(host.data.locations.aorCount("t1")).toBe(0);
+    host.data.close();
+  });
+
+  it("loses its bindings at a restart and neither loads nor removes rows a db-mode run stored", () => {
+    const file = tempDb();
+    const stored = makeDataHost({ file });
+    reg("save", contextOn(stored, register({ aor: "sip:kept@example.com" })).ctx, "location", 0);
+    stored.data.close();
+
+    const memory = makeDataHost({ file, location: "memory" });
+    expect(memory.data.locations.bindings("t1", "location", "kept")).toEqual([]);
+    reg("save", contextOn(memory, register({ aor: "sip:volatile@example.com", callId: "v" })).ctx, "location", 0);
+    expect(memory.data.locations.bindings("t1", "location", "volatile")).toHaveLength(1);
+    memory.data.close();
+    expect(locationRows(file)).toEqual(["kept"]);
+
+    const restarted = makeDataHost({ file, location: "memory" });
+    expect(restarted.data.locations.bindings("t1", "location", "volatile")).toEqual([]);
+    restarted.data.close();
+  });
+
+  it("is what openRunDatabase (ksr run --location memory) opens, subscribers still from the file", () => {
+    const file = tempDb();
+    const data = openRunDatabase(file, "memory");
+    data.subscribers.put("default", { username: "alice", domain: "example.com", password: "", ha1: "h", ha1b: "hb", ha1Sha256: "", ha1bSha256: "" });
+    const binding: Binding = {
+      ruid: "r1", aor: "alice", contact: "sip:alice@10.0.0.1", expires: Date.now() + 60_000, q: -1, callId: "c", cseq: 1, path: "", received: "",
+      instance: "", regId: 0, userAgent: "", socket: "", branchFlags: 0, methods: [], lastModified: Date.now(), seq: 0, memoryOnly: false,
+    };
+    data.locations.replace("default", "location", "alice", [binding]);
+    expect(data.locations.bindings("default", "location", "alice")).toHaveLength(1);
+    data.close();
+    expect(locationRows(file)).toEqual([]);
+    const again = openRunDatabase(file, "memory");
+    expect(again.subscribers.find("default", "alice", "example.com")?.ha1).toBe("h");
+    expect(again.locations.bindings("default", "location", "alice")).toEqual([]);
+    again.close();
+  });
+});
+
 describe("permissions.allow_source_address", () => {
   it("matches the source against CIDR entries of the group; port 0 is any port", () => {
     const host = makeDataHost();
@@ -127,6 +190,43 @@ describe("permissions.allow_source_address", () => {
     new SqliteAddressStore(other).add("t1", { group: 3, ip: "198.51.100.0", mask: 24, port: 0, tag: "" });
     other.close();
     expect(perm("allow_source_address", ctx, 3)).toBe(1);
+    host.data.close();
+  });
+});
+
+describe("subscriber rows (auth_db)", () => {
+  const row = (ha1: string) => ({ username: "bob", domain: "example.com", password: "", ha1, ha1b: "", ha1Sha256: "", ha1bSha256: "" });
+
+  it("sees rows another connection (the ksr command) adds, changes or removes after a look-up", () => {
+    const file = tempDb();
+    const host = makeDataHost({ file });
+    const subscribers = host.data.subscribers;
+    expect(subscribers.find("t1", "bob", "example.com")).toBeUndefined();
+    expect(subscribers.findByUsername("t1", "bob")).toEqual([]);
+
+    const other = openSqlite(file);
+    const command = new SqliteSubscriberStore(other);
+    command.put("t1", row("first"));
+    expect(subscribers.find("t1", "bob", "example.com")?.ha1).toBe("first");
+    expect(subscribers.findByUsername("t1", "bob").map((s) => s.ha1)).toEqual(["first"]);
+    command.put("t1", row("second"));
+    expect(subscribers.find("t1", "bob", "example.com")?.ha1).toBe("second");
+    command.remove("t1", "bob", "example.com");
+    expect(subscribers.find("t1", "bob", "example.com")).toBeUndefined();
+    expect(subscribers.findByUsername("t1", "bob")).toEqual([]);
+    other.close();
+    host.data.close();
+  });
+
+  it("sees its own writes at once", () => {
+    const host = makeDataHost();
+    const subscribers = host.data.subscribers;
+    expect(subscribers.find("t1", "bob", "example.com")).toBeUndefined();
+    subscribers.put("t1", row("mine"));
+    expect(subscribers.find("t1", "bob", "example.com")?.ha1).toBe("mine");
+    expect(subscribers.find("t2", "bob", "example.com")).toBeUndefined();
+    subscribers.remove("t1", "bob", "example.com");
+    expect(subscribers.find("t1", "bob", "example.com")).toBeUndefined();
     host.data.close();
   });
 });
