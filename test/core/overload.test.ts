@@ -6,6 +6,7 @@
 import { describe, expect, test } from "vitest";
 import type { ReceiveInfo } from "../../host/core/context.js";
 import {
+  DEFAULT_OVERLOAD_SUSTAIN_MS,
   DelayGauge,
   LoadShedder,
   RecentRequests,
@@ -165,10 +166,11 @@ function recorder(): Recorder {
   return host;
 }
 
-function shedderAt(thresholdMs = 100) {
+/** A shedder that starts at the first reading over the threshold (sustainMs 0) unless told otherwise. */
+function shedderAt(thresholdMs = 100, sustainMs = 0) {
   const clock = { now: 0, delay: 0 };
   const host = recorder();
-  const shedder = new LoadShedder({ thresholdMs }, () => clock.delay, () => clock.now, host);
+  const shedder = new LoadShedder({ thresholdMs, sustainMs }, () => clock.delay, () => clock.now, host);
   return { clock, host, shedder };
 }
 
@@ -255,6 +257,24 @@ describe("LoadShedder", () => {
     expect(shedder.intercept(request("ACK", { toTag: `${SHED_TAG_PREFIX}1234` }), RCV)).toBe(true);
     expect(shedder.counters().shedAcks).toBe(1);
     expect(host.replies).toEqual([]);
+  });
+
+  test("shedding starts only once the delay has stayed over the threshold for sustainMs: one stall is no overload", () => {
+    const { clock, host, shedder } = shedderAt(100, DEFAULT_OVERLOAD_SUSTAIN_MS);
+    clock.delay = 300; // a stall: over the threshold once...
+    expect(shedder.intercept(request("INVITE"), RCV)).toBe(false);
+    clock.now += 10;
+    clock.delay = 20; // ...and drained at the next reading
+    expect(shedder.intercept(request("INVITE"), RCV)).toBe(false);
+    clock.now += 100;
+    clock.delay = 300; // a queue that stays: counted from its first reading over
+    expect(shedder.intercept(request("INVITE"), RCV)).toBe(false);
+    clock.now += DEFAULT_OVERLOAD_SUSTAIN_MS - 1;
+    expect(shedder.intercept(request("INVITE"), RCV)).toBe(false);
+    clock.now += 1;
+    expect(shedder.intercept(request("INVITE"), RCV)).toBe(true);
+    expect(shedder.shedding).toBe(true);
+    expect(host.replies.map((r) => r.method)).toEqual(["INVITE"]);
   });
 
   test("a threshold that is not a positive number is refused", () => {

@@ -93,7 +93,7 @@ describe("load shedding over UDP", () => {
     running = await startServer(runner, {
       tenantId: "overload-e2e",
       now: () => clock.now,
-      overload: { thresholdMs: 100, delaySource: () => clock.delay },
+      overload: { thresholdMs: 100, sustainMs: 0, delaySource: () => clock.delay },
     });
     const proxyPort = running.udpPort;
     const uac = await peer();

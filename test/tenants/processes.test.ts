@@ -261,7 +261,7 @@ describe("TenantProcesses", () => {
   it("sheds a tenant's new requests while its worker lags, and passes on retransmissions, in-dialog requests and responses", async () => {
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
     vi.setSystemTime(1_000_000);
-    const f = makeFront(undefined, { thresholdMs: 100 });
+    const f = makeFront(undefined, { thresholdMs: 100, sustainMs: 0 });
     await started(f);
     const a = f.latest("a");
     const invite = (branch: string, to?: string) => request({ ruri: "sip:x@a.example", method: "INVITE", branch, ...(to !== undefined ? { to } : {}) });
