@@ -40,6 +40,7 @@ const { values: opts } = parseArgs({
     "no-cpu-prof": { type: "boolean", default: false },
     "heap-snapshot": { type: "boolean", default: false },
     "snapshot-delay-ms": { type: "string", default: "0" },
+    "node-args": { type: "string", default: "" },
   },
 });
 const rate = Number(opts.rate);
@@ -75,7 +76,7 @@ if (isBasic) {
   serverOptions.push("--db", database, "--location", opts.location);
 }
 
-const nodeArgs = ["--trace-gc", ...(opts["heap-snapshot"] ? ["--heapsnapshot-signal=SIGTTIN", `--diagnostic-dir=${opts.out}`] : []), ...(opts["no-cpu-prof"] ? [] : ["--cpu-prof", `--cpu-prof-dir=${opts.out}`])];
+const nodeArgs = [...opts["node-args"].split(" ").filter(Boolean), "--trace-gc", ...(opts["heap-snapshot"] ? ["--heapsnapshot-signal=SIGTTIN", `--diagnostic-dir=${opts.out}`] : []), ...(opts["no-cpu-prof"] ? [] : ["--cpu-prof", `--cpu-prof-dir=${opts.out}`])];
 const server = spawn(
   process.execPath,
   [...nodeArgs, path.join(REPO_ROOT, "bin", "ksr.js"), "run", script, "--listen", `udp:127.0.0.1:${port}`, "--log-level", "warn", ...serverOptions],
