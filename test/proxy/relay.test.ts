@@ -19,6 +19,27 @@ const relayRoutes: TestRoutes = {
   },
 };
 
+/**
+ * A relay that records what t_check_trans answered for each ACK (which it
+ * then relays) and what t_relay answered for every other request.
+ */
+function recordingRelay(): { routes: TestRoutes; ackChecks: number[]; relays: number[] } {
+  const ackChecks: number[] = [];
+  const relays: number[] = [];
+  const routes: TestRoutes = {
+    ksr_request_route(ctx) {
+      const KSR = ksr(ctx);
+      if (KSR.is_ACK()) {
+        ackChecks.push(KSR.tm.t_check_trans());
+        KSR.tm.t_relay();
+        return;
+      }
+      relays.push(KSR.tm.t_relay());
+    },
+  };
+  return { routes, ackChecks, relays };
+}
+
 describe("INVITE relayed statefully", () => {
   test("100 Trying upstream, the INVITE downstream with our Via on top and Max-Forwards decremented (§16.6)", () => {
     const bed = new ProxyTestBed(relayRoutes);
@@ -57,18 +78,8 @@ describe("INVITE relayed statefully", () => {
   });
 
   test("every 2xx retransmission is relayed, and the ACK for the 2xx is forwarded end to end (t_check_trans 1)", () => {
-    let checked: number | undefined;
-    const bed = new ProxyTestBed({
-      ksr_request_route(ctx) {
-        const KSR = ksr(ctx);
-        if (KSR.is_ACK()) {
-          checked = KSR.tm.t_check_trans();
-          KSR.tm.t_relay();
-          return;
-        }
-        KSR.tm.t_relay();
-      },
-    });
+    const relay = recordingRelay();
+    const bed = new ProxyTestBed(relay.routes);
     bed.receiveRequest(request());
     const invite = bed.take()[1]!.msg;
     const ok = responseTo(invite, 200, "OK");
@@ -76,7 +87,7 @@ describe("INVITE relayed statefully", () => {
     bed.receiveResponse(ok);
     expect(bed.take().map((s) => s.msg.status)).toEqual([200, 200]);
     bed.receiveRequest(request({ method: "ACK", toTag: "uas-tag", branch: "z9hG4bKack1" }));
-    expect(checked).toBe(1);
+    expect(relay.ackChecks).toEqual([1]);
     expect(bed.statelessForwards).toHaveLength(1);
     expect(bed.statelessForwards[0]!.msg.method).toBe("ACK");
     expect(bed.take()).toEqual([]); // not through a transaction
@@ -255,19 +266,8 @@ describe("after the wait time (Kamailio wt_timer): a finished transaction keeps 
   });
 
   test("a finished transaction still absorbs its INVITE's retransmission (no second INVITE downstream) and matches the end-to-end ACK", () => {
-    const results: number[] = [];
-    let ackCheck: number | undefined;
-    const bed = new ProxyTestBed({
-      ksr_request_route(ctx) {
-        const KSR = ksr(ctx);
-        if (KSR.is_ACK()) {
-          ackCheck = KSR.tm.t_check_trans();
-          KSR.tm.t_relay();
-          return;
-        }
-        results.push(KSR.tm.t_relay());
-      },
-    });
+    const relay = recordingRelay();
+    const bed = new ProxyTestBed(relay.routes);
     const text = request({ branch: "z9hG4bKfinished" });
     bed.receiveRequest(text);
     const invite = bed.take()[1]!.msg;
@@ -275,10 +275,10 @@ describe("after the wait time (Kamailio wt_timer): a finished transaction keeps 
     bed.take();
     bed.clock.advance(5_000);
     bed.receiveRequest(text);
-    expect(results).toEqual([1, 0]);
+    expect(relay.relays).toEqual([1, 0]);
     expect(bed.take().filter((s) => s.msg.kind === "request")).toEqual([]);
     bed.receiveRequest(request({ method: "ACK", toTag: "uas-tag", branch: "z9hG4bKack2" }));
-    expect(ackCheck).toBe(1);
+    expect(relay.ackChecks).toEqual([1]);
     expect(bed.statelessForwards.map((f) => f.msg.method)).toEqual(["ACK"]);
   });
 
