@@ -44,6 +44,8 @@ interface NonceState {
 
 const PAYLOAD_BYTES = 8;
 const MAC_BYTES = 16;
+/** Length of an issued nonce: base64url without padding of payload and MAC. */
+const NONCE_CHARS = Math.ceil(((PAYLOAD_BYTES + MAC_BYTES) * 4) / 3);
 
 /** SHA-256's block size in bytes (FIPS 180-4), the HMAC pad length. */
 const SHA256_BLOCK_BYTES = 64;
@@ -120,7 +122,9 @@ export class NonceService {
    * credentials' nonce-count (undefined without qop).
    */
   verify(tenant: string, nonce: string, nowMs: number, nc: number | undefined): NonceVerdict {
-    if (!/^[A-Za-z0-9_-]+$/.test(nonce)) return "invalid";
+    // Exactly the characters issued: base64url decoding ignores extra
+    // trailing bits, so a lengthened nonce would decode to the same bytes.
+    if (nonce.length !== NONCE_CHARS || !/^[A-Za-z0-9_-]+$/.test(nonce)) return "invalid";
     const raw = Buffer.from(nonce, "base64url");
     if (raw.length !== PAYLOAD_BYTES + MAC_BYTES) return "invalid";
     const payload = raw.subarray(0, PAYLOAD_BYTES);

@@ -4,7 +4,7 @@
  * SHA-256).
  *
  * Return codes are Kamailio's auth_cfg_result_t: 1 ok, -1 error (bad or
- * unparsable credentials, forged nonce, unsupported algorithm), -2 wrong
+ * unparsable credentials, forged nonce), -2 wrong
  * password, -3 unknown user, -4 stale nonce, -5 no credentials for the
  * realm, -6 nonce reused, -8 auth user differs from the From/To user.
  * Challenges: 1 sent, -1 not a request, -3 the reply could not be sent.
@@ -130,20 +130,26 @@ export function preAuth(ctx: MessageContext, realm: string, kind: CredentialsHea
   const qop = p.get("qop");
   const nc = p.get("nc");
   const cnonce = p.get("cnonce");
-  const algorithm = parseAlgorithm(p.get("algorithm"));
   if (username === "" || nonce === "" || uri === "" || response === "") {
     ctx.host.log("err", "auth: credentials are not filled properly\n", ctx);
     return AUTH_ERROR;
   }
+  let algorithm = parseAlgorithm(p.get("algorithm"));
   if (algorithm === undefined) {
-    ctx.host.log("err", `auth: unsupported digest algorithm ${p.get("algorithm")}\n`, ctx);
-    return AUTH_ERROR;
+    // Kamailio 5.6 does not look at the algorithm parameter of credentials:
+    // its auth module computes the response with the algorithm it is
+    // configured for. So here: the preferred challenge algorithm. The
+    // response must still match it, so nothing is accepted that the
+    // password does not prove.
+    algorithm = parseAlgorithm(authSettingsOf(ctx).challengeAlgorithms[0])!;
+    ctx.host.log("dbg", `auth: unknown digest algorithm "${p.get("algorithm")}", checking with ${algorithm.name}\n`, ctx);
   }
   let ncValue: number | undefined;
   if (qop !== undefined) {
     const q = qop.toLowerCase();
-    // qop needs cnonce and an 8-hex-digit nc (RFC 2617 §3.2.2).
-    if ((q !== "auth" && q !== "auth-int") || cnonce === undefined || cnonce === "" || nc === undefined || !/^[0-9a-fA-F]{8}$/.test(nc)) {
+    // qop needs cnonce and nc (RFC 2617 §3.2.2: 8 hex digits; fewer are
+    // taken as Kamailio takes them, the response covers nc as sent).
+    if ((q !== "auth" && q !== "auth-int") || cnonce === undefined || cnonce === "" || nc === undefined || !/^[0-9a-fA-F]{1,8}$/.test(nc)) {
       ctx.host.log("err", "auth: bad qop, nc or cnonce in credentials\n", ctx);
       return AUTH_ERROR;
     }

@@ -217,13 +217,27 @@ export interface Credentials {
   readonly username: string | undefined;
 }
 
+/** Separators skipped between digest parameters: list commas, stray semicolons, white space. */
+function isParamSeparator(c: string | undefined): boolean {
+  return c === "," || c === ";" || c === " " || c === "\t" || c === "\r" || c === "\n";
+}
+
 /**
- * Parse `Digest name=value, name="quoted", ...`. Returns null when Digest
- * parameters are syntactically broken. Other schemes (Basic ...) are not
- * looked into: they come back with their scheme name and no parameters.
+ * Parse `Digest name=value, name="quoted", ...` as leniently as Kamailio's
+ * digest parser (parser/digest/digest_parser.c): parameter names in any
+ * case, white space around "=" and ",", and stray separators tolerated,
+ * which clients send (sipp's widely copied scenarios end the header with
+ * `algorithm=MD5;`). A token value ends at white space, "," or ";"
+ * (RFC 2617 §3.2.2 values are tokens or quoted strings, never containing
+ * either); a quoted value keeps its escapes' characters. What follows a
+ * value up to the next separator, and a name without "=", are ignored.
+ * Returns null only when a quoted string is unterminated or a parameter
+ * has no name: the values that are found are used exactly, so the digest
+ * check stays as strict as before. Other schemes (Basic ...) are not looked
+ * into: they come back with their scheme name and no parameters.
  */
 export function parseCredentials(value: string): Credentials | null {
-  const m = /^\s*([!-~]+)\s*/.exec(value);
+  const m = /^\s*([!-~]+?)(?=[\s,]|$)[\s,]*/.exec(value);
   if (m === null) return null;
   const scheme = m[1]!;
   const params = new Map<string, string>();
@@ -231,34 +245,39 @@ export function parseCredentials(value: string): Credentials | null {
   let i = m[0].length;
   const n = value.length;
   while (i < n) {
-    while (i < n && (value[i] === " " || value[i] === "\t" || value[i] === ",")) i++;
+    while (i < n && isParamSeparator(value[i])) i++;
     if (i >= n) break;
-    const eq = value.indexOf("=", i);
-    if (eq === -1) return null;
-    const name = value.slice(i, eq).trim().toLowerCase();
-    if (name.length === 0 || /[\s,"]/.test(name)) return null;
-    i = eq + 1;
+    let j = i;
+    while (j < n && value[j] !== "=" && value[j] !== '"' && !isParamSeparator(value[j])) j++;
+    if (j === i) return null; // a value (quoted string) where a name belongs
+    const name = value.slice(i, j).toLowerCase();
+    i = j;
+    while (i < n && (value[i] === " " || value[i] === "\t")) i++;
+    if (value[i] !== "=") continue; // a bare word: no parameter
+    i++;
     while (i < n && (value[i] === " " || value[i] === "\t")) i++;
     let v: string;
     if (value[i] === '"') {
-      let j = i + 1;
+      let k = i + 1;
       let out = "";
-      for (; j < n; j++) {
-        const ch = value[j]!;
-        if (ch === "\\" && j + 1 < n) {
-          out += value[++j];
+      for (; k < n; k++) {
+        const ch = value[k]!;
+        if (ch === "\\" && k + 1 < n) {
+          out += value[++k];
         } else if (ch === '"') break;
         else out += ch;
       }
-      if (j >= n) return null; // unterminated quoted string
+      if (k >= n) return null; // unterminated quoted string
       v = out;
-      i = j + 1;
+      i = k + 1;
     } else {
-      let j = i;
-      while (j < n && value[j] !== ",") j++;
-      v = value.slice(i, j).trim();
-      i = j;
+      let k = i;
+      while (k < n && !isParamSeparator(value[k])) k++;
+      v = value.slice(i, k);
+      i = k;
     }
+    // Anything glued to the value before the next separator is ignored.
+    while (i < n && !isParamSeparator(value[i])) i++;
     params.set(name, v);
   }
   return { scheme, params, username: params.get("username") };

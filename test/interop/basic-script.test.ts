@@ -20,6 +20,9 @@
  *   - Max-Forwards 0 → 483;
  *   - a foreign caller to a foreign domain → 403 Not relaying;
  *   - User-Agent friendly-scanner → 200 OK and nothing else (no binding);
+ *   - the same REGISTER and call with credentials ending in `algorithm=MD5;`
+ *     (sipp scenarios copied around write `[authentication];`), which
+ *     Kamailio accepts;
  *   - after a restart on the same database bob's binding still routes calls.
  */
 import { spawnSync } from "node:child_process";
@@ -45,6 +48,21 @@ import { calleeRunAfterCaller, describeSipp, expectAllCallsSucceeded, requireSip
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SCENARIOS = path.join(HERE, "basic");
 const scenario = (name: string): string => path.join(SCENARIOS, name);
+
+/**
+ * A copy of a scenario whose credentials header ends in ";": sipp expands
+ * `[authentication]` to the whole Authorization / Proxy-Authorization line,
+ * so `[authentication];` sends `..., algorithm=MD5;` as widely copied
+ * scenarios do.
+ */
+function withTrailingSemicolon(file: string, dir: string): string {
+  const text = fs.readFileSync(file, "utf8");
+  const copy = path.join(dir, `trailing-semicolon-${path.basename(file)}`);
+  const rewritten = text.replace("[authentication]", "[authentication];");
+  if (rewritten === text) throw new Error(`${file} has no [authentication] line`);
+  fs.writeFileSync(copy, rewritten);
+  return copy;
+}
 
 /** Subscribers in the realm the script challenges with: the From host, here the server's address. */
 const DOMAIN = "127.0.0.1";
@@ -132,9 +150,9 @@ describe("Kamailio's kamailio-basic-kemi-jsdt.js, unmodified, under `ksr run` wi
   });
 
   /** One REGISTER → 401 → REGISTER with credentials → 200 for user, sent from localPort. */
-  async function register(user: User, localPort: number): Promise<{ run: SippRun; diagnostics: string }> {
+  async function register(user: User, localPort: number, scenarioFile = scenario("register.xml")): Promise<{ run: SippRun; diagnostics: string }> {
     const run = await runSipp({
-      scenarioFile: scenario("register.xml"),
+      scenarioFile,
       targetPort: serverPort,
       localPort,
       calls: 1,
@@ -160,7 +178,7 @@ describe("Kamailio's kamailio-basic-kemi-jsdt.js, unmodified, under `ksr run` wi
    * CALLS calls from alice to bob: bob's sipp callee listens on his
    * registered port, alice's caller answers the 407 with her credentials.
    */
-  async function callBob(): Promise<{ caller: SippRun; callee: SippRun; diagnostics: string }> {
+  async function callBob(callerScenario = scenario("caller.xml")): Promise<{ caller: SippRun; callee: SippRun; diagnostics: string }> {
     const callee = await startCallee("sipp callee", {
       scenarioFile: scenario("callee.xml"),
       localPort: bobPort,
@@ -169,7 +187,7 @@ describe("Kamailio's kamailio-basic-kemi-jsdt.js, unmodified, under `ksr run` wi
     });
     try {
       const caller = await runSipp({
-        scenarioFile: scenario("caller.xml"),
+        scenarioFile: callerScenario,
         targetPort: serverPort,
         localPort: alicePort,
         calls: CALLS,
@@ -197,6 +215,14 @@ describe("Kamailio's kamailio-basic-kemi-jsdt.js, unmodified, under `ksr run` wi
 
   it("relays an authenticated INVITE from alice to bob's registered Contact and the call completes", async () => {
     expectCallsCompleted(await callBob());
+  });
+
+  it("accepts credentials ending in `algorithm=MD5;`: REGISTER 401 → 200 and INVITE 407 → call", async () => {
+    const { run, diagnostics } = await register("bob", bobPort, withTrailingSemicolon(scenario("register.xml"), workDir));
+    expectAllCallsSucceeded("REGISTER bob (trailing ;)", run, 1, diagnostics);
+    expect(sippMessageCounters(run, "401").Recv, diagnostics).toBe(1);
+    expect(sippMessageCounters(run, "200").Recv, diagnostics).toBe(1);
+    expectCallsCompleted(await callBob(withTrailingSemicolon(scenario("caller.xml"), workDir)));
   });
 
   /** CALLS authenticated INVITEs from alice to user, each answered 404. */

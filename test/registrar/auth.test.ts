@@ -128,8 +128,22 @@ describe("auth_db.auth_check", () => {
     const forged = { ...ch!, nonce: ch!.nonce.slice(0, -2) + (ch!.nonce.endsWith("AA") ? "BB" : "AA") };
     expect(check(host, registerWith(answer(forged, ALICE)))).toBe(-1);
     expect(check(host, registerWith(`Digest username="alice", realm="${REALM}"`))).toBe(-1);
+    // An unterminated quoted string cannot be parsed.
+    expect(check(host, registerWith(`Digest username="alice", realm="${REALM}`))).toBe(-1);
+  });
+
+  it("checks an unknown algorithm name with the configured algorithm, as Kamailio 5.6 does", () => {
+    // Kamailio's auth module never reads the credentials' algorithm: the
+    // response decides. An MD5 response under another name passes, a
+    // response of another length (a real SHA-512 one) does not.
+    const host = hostWithAlice();
+    const [ch] = challengeFor(host, register(), 1);
+    expect(check(host, registerWith(answer(ch!, { ...ALICE, algorithm: "SHA-512" })))).toBe(1);
     const [ch2] = challengeFor(host, register(), 1);
-    expect(check(host, registerWith(answer(ch2!, { ...ALICE, algorithm: "SHA-512" })))).toBe(-1);
+    const named = answer(ch2!, { ...ALICE, algorithm: "SHA-512" });
+    const longResponse = named.replace(/response="([0-9a-f]+)"/, (_, r: string) => `response="${r}${r}"`);
+    expect(longResponse).toContain("algorithm=SHA-512");
+    expect(check(host, registerWith(longResponse))).toBe(-1);
   });
 
   it("-8 when flag 1 is set and the auth user is not the To user of a REGISTER", () => {
@@ -253,5 +267,44 @@ describe("credentials helpers", () => {
     const ha1 = subscriberRow("alice@example.com", "wonderland").ha1;
     expect(auth("pv_auth_check", contextOn(host, registerWith(answer(ch, { ...ALICE, nc: 2 }))).ctx, REALM, ha1, 1, 1)).toBe(1);
     expect(auth("pv_auth_check", contextOn(host, registerWith(answer(ch, { ...ALICE, nc: 3 }))).ctx, REALM, "wrong", 0, 1)).toBe(-2);
+  });
+});
+
+describe("credentials as clients write them (Kamailio's lenient parser)", () => {
+  /** A correct qop=auth answer to a fresh challenge, rewritten by `mangle`, checked. */
+  function checkMangled(mangle: (credentials: string) => string): number {
+    const host = hostWithAlice();
+    const [ch] = challengeFor(host, register(), 1);
+    const credentials = answer(ch!, { ...ALICE, algorithm: "MD5" });
+    return check(host, registerWith(mangle(credentials)));
+  }
+
+  it("accepts a trailing semicolon after algorithm=MD5 (sipp's copied scenarios)", () => {
+    expect(checkMangled((c) => `${c};`)).toBe(1);
+    expect(checkMangled((c) => c.replace("algorithm=MD5", "algorithm=MD5;"))).toBe(1);
+  });
+
+  it("accepts stray separators, white space and parameter names in any case", () => {
+    expect(checkMangled((c) => c.replace(/, /g, " ,\t ;, "))).toBe(1);
+    expect(checkMangled((c) => c.replace(/(\w+)=/g, (_, n: string) => `${n.toUpperCase()} = `))).toBe(1);
+    expect(checkMangled((c) => `${c},,`)).toBe(1);
+    expect(checkMangled((c) => c.replace("Digest ", "Digest  ,"))).toBe(1);
+  });
+
+  it("accepts quoted or unquoted algorithm, qop and nc, and the algorithm in any case", () => {
+    expect(checkMangled((c) => c.replace("algorithm=MD5", 'algorithm="MD5"'))).toBe(1);
+    expect(checkMangled((c) => c.replace("algorithm=MD5", "algorithm=md5"))).toBe(1);
+    expect(checkMangled((c) => c.replace("qop=auth", 'qop="auth"'))).toBe(1);
+    expect(checkMangled((c) => c.replace(/nc=([0-9a-f]{8})/, 'nc="$1"'))).toBe(1);
+  });
+
+  it("stays strict on what the digest covers: realm, nonce, uri and response as sent", () => {
+    expect(checkMangled((c) => c.replace(/nonce="([^"]+)"/, 'nonce="$1x"'))).toBe(-1);
+    expect(checkMangled((c) => c.replace(/uri="([^"]+)"/, 'uri="$1;x"'))).toBe(-2);
+    expect(checkMangled((c) => c.replace(/response="([0-9a-f])/, (_, d: string) => `response="${d === "0" ? "1" : "0"}`))).toBe(-2);
+    expect(checkMangled((c) => c.replace(/realm="([^"]+)"/, 'realm="$1.evil"'))).toBe(-5);
+    // A glued suffix on nc is ignored like the semicolon, but a changed nc is not.
+    expect(checkMangled((c) => c.replace(/nc=0000000([0-9a-f])/, "nc=0000000$1;"))).toBe(1);
+    expect(checkMangled((c) => c.replace(/nc=0000000([0-9a-f])/, "nc=00000002"))).toBe(-2);
   });
 });
