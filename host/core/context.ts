@@ -91,8 +91,20 @@ let nextContextId = 1;
 
 export class MessageContext {
   readonly id = nextContextId++;
-  /** Request-URI after script changes ($ru); undefined while unchanged. */
+  /**
+   * Request-URI after script changes ($ru); undefined while unchanged.
+   * Scripts' changes go through setRequestUri, which also makes it usable
+   * for a branch again.
+   */
   newRequestUri: string | undefined;
+  /**
+   * Kamailio's "ruri is new" state, inverted: the R-URI was used for a
+   * branch (a relay, append_branch() without a URI) or this is a failure
+   * route, and is not to be relayed again until assigned. Kamailio marks
+   * it new on every R-URI assignment, the same value included, and on a
+   * $du assignment through the PV (core/dset.c rewrite_uri, pv_set_dsturi).
+   */
+  ruriConsumed = false;
   /** Destination URI ($du); undefined when unset. */
   dstUri: string | undefined;
   /** Forced send socket ($fs) as "proto:ip:port". */
@@ -129,6 +141,12 @@ export class MessageContext {
     readonly tenant: TenantState,
     readonly host: HostServices,
   ) {}
+
+  /** A script's (or a module's) R-URI assignment: the R-URI becomes usable for a branch again. */
+  setRequestUri(uri: string): void {
+    this.newRequestUri = uri;
+    this.ruriConsumed = false;
+  }
 
   /** The current Request-URI ($ru): the rewritten one if the script changed it. */
   get requestUri(): string {

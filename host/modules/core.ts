@@ -243,7 +243,7 @@ function rewriteRuri(ctx: MessageContext, change: (u: ReturnType<typeof cloneUri
   }
   const u = cloneUri(cur);
   change(u);
-  ctx.newRequestUri = formatUri(u);
+  ctx.setRequestUri(formatUri(u));
   return true;
 }
 
@@ -444,7 +444,7 @@ export const coreModule: KemiModule = {
       doc: "Replace the whole R-URI ($ru). The text is taken as is, as Kamailio does.",
       run(ctx, uri: string) {
         if (!ctx.isRequest) return false;
-        ctx.newRequestUri = uri;
+        ctx.setRequestUri(uri);
         return true;
       },
     },

@@ -316,7 +316,7 @@ function handleRuriAlias(ctx: MessageContext, mode: number): number {
   }
   ctx.dstUri = target.uri;
   u.params.splice(index, 1);
-  ctx.newRequestUri = formatUri(u);
+  ctx.setRequestUri(formatUri(u));
   return 1;
 }
 

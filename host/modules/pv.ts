@@ -144,7 +144,7 @@ function changeRuri(ctx: MessageContext, change: (u: SipUri) => boolean): boolea
   if (cur === null || cur.scheme === "tel") return false;
   const u = cloneUri(cur);
   if (!change(u)) return false;
-  ctx.newRequestUri = formatUri(u);
+  ctx.setRequestUri(formatUri(u));
   return true;
 }
 
@@ -178,7 +178,7 @@ const ruAccessor: PvAccessor = {
   get: (ctx) => (ctx.isRequest ? ctx.requestUri : null),
   set(ctx, v) {
     if (!ctx.isRequest || typeof v !== "string" || v.length === 0) return false;
-    ctx.newRequestUri = v;
+    ctx.setRequestUri(v);
     return true;
   },
 };
@@ -232,7 +232,15 @@ const duAccessor: PvAccessor = {
   get: (ctx) => ctx.dstUri ?? null,
   set(ctx, v) {
     if (typeof v === "number") return false;
-    ctx.dstUri = v === null || v.length === 0 ? undefined : v;
+    if (v === null || v.length === 0) {
+      ctx.dstUri = undefined;
+      return true;
+    }
+    ctx.dstUri = v;
+    // Kamailio's pv_set_dsturi: a new next hop makes the R-URI usable for
+    // a branch again (serial forking from a failure route). KSR.setdsturi
+    // does not (core KEMI set_dst_uri).
+    ctx.ruriConsumed = false;
     return true;
   },
 };

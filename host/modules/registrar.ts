@@ -623,7 +623,7 @@ function lookup(ctx: MessageContext, table: string, uri: string, toDset: boolean
   let rest = r.targets;
   if (!toDset) {
     const best = r.targets[0]!;
-    ctx.newRequestUri = best.contact;
+    ctx.setRequestUri(best.contact);
     ctx.dstUri = nextHopOf(best);
     setPathRoute(ctx, best.path);
     const socket = liveSocket(ctx, best.socket);

@@ -304,7 +304,7 @@ function afterLooseRouter(
     // router's URI the R-URI, and its Route value goes. Kamailio saves the
     // R-URI as received.
     ctx.edits.appended.push(`Route: <${ctx.msg.requestUri}>\r\n`);
-    ctx.newRequestUri = nextHopUri(next.uriText, nextUri);
+    ctx.setRequestUri(nextHopUri(next.uriText, nextUri));
     removal.remove(next);
   } else {
     // RFC 3261 §16.6 step 7 / §16.12: a loose router next; the R-URI stays
@@ -350,7 +350,7 @@ function afterStrictRouter(
   if (isStrictRouter(currentUri)) {
     // Next hop strict as well (or the last value, a UA's Contact): behave
     // as a strict router, the Route value becomes the R-URI.
-    ctx.newRequestUri = nextHopUri(current.uriText, currentUri);
+    ctx.setRequestUri(nextHopUri(current.uriText, currentUri));
     removal.remove(current);
     return RR_DRIVEN;
   }
@@ -361,7 +361,7 @@ function afterStrictRouter(
     ctx.host.log("err", "checking maddr failed\n", ctx);
     return RR_ERROR;
   }
-  ctx.newRequestUri = nextHopUri(last.uriText, lastUri);
+  ctx.setRequestUri(nextHopUri(last.uriText, lastUri));
   removal.remove(last);
   return RR_DRIVEN;
 }

@@ -79,7 +79,7 @@ function changeRuri(ctx: MessageContext, change: (u: SipUri) => void): number {
   if (cur === null) return -1;
   const u = cloneUri(cur);
   change(u);
-  ctx.newRequestUri = formatUri(u);
+  ctx.setRequestUri(formatUri(u));
   return 1;
 }
 

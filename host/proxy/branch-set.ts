@@ -8,12 +8,12 @@
  * Kamailio.
  *
  * Kamailio also tracks whether the R-URI is still "new", i.e. usable as a
- * branch of its own: append_branch() without a URI moves the R-URI into the
- * set (and consumes it), a relay consumes it, and in a failure route it
- * starts consumed; setting $ru, $du or any part of the R-URI makes it new
- * again. Here the R-URI counts as new when it or $du differs from what it
- * was when it was consumed, which is the same except for a script that
- * assigns the very value already there.
+ * branch of its own (ctx.ruriConsumed, inverted): a relay consumes it, and
+ * in a failure route it starts consumed; any R-URI assignment (the same
+ * value included) or a $du assignment through the PV makes it new again
+ * (MessageContext.setRequestUri). KEMI's corex.append_branch() without a
+ * URI copies the R-URI into the set without consuming it (corex_lib.c,
+ * unlike the native cfg append_branch()).
  */
 import type { MessageContext } from "../core/context.js";
 
@@ -33,8 +33,6 @@ export interface BranchTarget {
 
 interface DestinationSet {
   readonly branches: BranchTarget[];
-  /** R-URI and $du at the moment the R-URI was consumed; undefined while it is new. */
-  consumedAt: { readonly uri: string } | undefined;
 }
 
 const sets = new WeakMap<MessageContext, DestinationSet>();
@@ -42,7 +40,7 @@ const sets = new WeakMap<MessageContext, DestinationSet>();
 function setOf(ctx: MessageContext): DestinationSet {
   let s = sets.get(ctx);
   if (s === undefined) {
-    s = { branches: [], consumedAt: undefined };
+    s = { branches: [] };
     sets.set(ctx, s);
   }
   return s;
@@ -66,10 +64,12 @@ export function parseQValue(text: string): number | undefined {
 /**
  * Kamailio append_branch semantics (corex): with a URI, a branch to that
  * URI that inherits $du, the forced socket and the branch flags of the
- * R-URI branch; without one, the R-URI branch itself moves into the set:
- * its $du, socket and branch flags go with it and are reset on the
- * message, and the R-URI is consumed. Returns false when the set is full
- * or the q-value is malformed.
+ * R-URI branch; without one, a copy of the R-URI branch: its $du, socket
+ * and branch flags go with it and are reset on the message. The R-URI is
+ * not consumed (corex_lib.c): in a request route a t_relay() then sends
+ * both, as Kamailio 5.6 does (seen on loopback: two INVITEs to the same
+ * URI); in a failure route, where the R-URI starts consumed, only the copy.
+ * Returns false when the set is full or the q-value is malformed.
  */
 export function appendBranch(ctx: MessageContext, uri: string | undefined, qText: string | undefined): boolean {
   let q = -1;
@@ -98,7 +98,6 @@ export function appendBranch(ctx: MessageContext, uri: string | undefined, qText
     ctx.sendSocket = undefined;
     ctx.branchFlags[0] = 0;
     ctx.dstUri = undefined;
-    markRuriConsumed(ctx);
   }
   return true;
 }
@@ -110,18 +109,12 @@ export function clearBranches(ctx: MessageContext): void {
   ctx.branchFlags.length = 1;
 }
 
-/** The R-URI was used for a branch (or moved into the set): not to be used again unless changed. */
+/** The R-URI was used for a branch: not to be used again unless assigned. */
 export function markRuriConsumed(ctx: MessageContext): void {
-  setOf(ctx).consumedAt = { uri: ctx.requestUri };
+  ctx.ruriConsumed = true;
 }
 
-/**
- * Whether the R-URI is available as a branch of its own. Only a change of
- * the R-URI makes it new again: in a failure route, setting $du alone
- * leaves no branch to relay (Kamailio 5.6: "no branches for forwarding",
- * seen with sipp against Kamailio 5.6.3).
- */
+/** Whether the R-URI is available as a branch of its own. */
 export function ruriIsNew(ctx: MessageContext): boolean {
-  const at = sets.get(ctx)?.consumedAt;
-  return at === undefined || at.uri !== ctx.requestUri;
+  return !ctx.ruriConsumed;
 }

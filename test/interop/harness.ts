@@ -22,6 +22,9 @@ export const SIPP_SCENARIOS = path.join(HERE, "sipp");
  */
 export const RELAY_SCRIPT_TEMPLATE = path.join(HERE, "scripts", "stateful-relay.js");
 
+/** Serial retries from the failure route, as a template (`var` lines: UAS_URI, RETARGET, DISABLE_6XX). */
+export const FAILURE_RETRY_SCRIPT_TEMPLATE = path.join(HERE, "scripts", "failure-retry.js");
+
 /**
  * Throws when sipp is missing: the suites fail on purpose then, since a
  * skipped interop suite would read as a pass (.ci/run installs sipp).

@@ -9,7 +9,12 @@
  *   - callee answers 486;
  *   - silent callee → 408 from the proxy's timer → failure route → second callee;
  *   - a "lost" 200 OK retransmitted by the callee reaches the caller;
- *   - a retransmitted INVITE is absorbed (the callee sees one INVITE).
+ *   - a retransmitted INVITE is absorbed (the callee sees one INVITE);
+ *   - failure-route semantics (test/interop/scripts/failure-retry.js): which
+ *     changes of the request let t_relay() in a failure route start a new
+ *     branch (serial retries 503 → 486 → 200 to the same UAS), $T_reply_code
+ *     and t_check_status there, t_on_failure re-armed, a header added there,
+ *     and a 603 with and without t_set_disable_6xx.
  *
  * Each case starts its own server on free ports and stops every process it
  * started by PID. KSR_INTEROP_PROXY=kamailio runs the same cases against
@@ -22,7 +27,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kamailioVersion, startKamailio } from "../../bench/lib/kamailio.mjs";
 import {
   ensureBuilt,
@@ -35,6 +40,7 @@ import {
   type SippRun,
 } from "../../bench/lib/sipp.mjs";
 import {
+  FAILURE_RETRY_SCRIPT_TEMPLATE,
   RELAY_SCRIPT_TEMPLATE,
   SIPP_SCENARIOS,
   calleeRunAfterCaller,
@@ -62,6 +68,9 @@ interface RelaySettings {
   readonly uasPort: number;
   readonly failoverPort: number;
 }
+
+/** Writes a case's routing script into dir: the file to run. */
+type ScriptRenderer = (dir: string, settings: RelaySettings) => string;
 
 /** The relay script with this case's callee ports and timers, written into dir. */
 function renderRelayScript(dir: string, settings: RelaySettings): string {
@@ -94,6 +103,8 @@ interface CalleeSpec {
 interface CaseSpec {
   readonly callees: readonly CalleeSpec[];
   readonly caller: { readonly scenario: string; readonly extraArgs?: string[] };
+  /** The routing script; the relay script by default. */
+  readonly script?: ScriptRenderer;
 }
 
 interface CaseRun {
@@ -104,8 +115,10 @@ interface CaseRun {
 }
 
 /** ksr runs with --log-level warn: an error-level line means something went wrong inside the server. */
-function expectNoServerErrors(run: CaseRun): void {
-  if (PROXY === "ksr") expect(run.proxyOutput, run.diagnostics).not.toMatch(/^(ERR|CRIT) /m);
+function expectNoServerErrors(run: CaseRun, expected?: RegExp): void {
+  if (PROXY !== "ksr") return;
+  const errors = run.proxyOutput.split("\n").filter((line) => /^(ERR|CRIT) /.test(line) && !(expected?.test(line) ?? false));
+  expect(errors, run.diagnostics).toEqual([]);
 }
 
 /**
@@ -117,13 +130,13 @@ async function runCase(spec: CaseSpec): Promise<CaseRun> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ksr-stateful-interop-"));
   const [proxyPort, uasPort, failoverPort] = [await findFreePort(), await findFreePort(), await findFreePort()];
   const calleePorts = [uasPort, failoverPort];
-  const script = renderRelayScript(dir, { uasPort, failoverPort });
+  const script = (spec.script ?? renderRelayScript)(dir, { uasPort, failoverPort });
   const proxy = await startProxy(script, proxyPort);
   const callees: { spec: CalleeSpec; sipp: SippProcess }[] = [];
   try {
     for (const [i, callee] of spec.callees.entries()) {
       const sipp = await startCallee(`sipp ${callee.label}`, {
-        scenarioFile: path.join(SIPP_SCENARIOS, callee.scenario),
+        scenarioFile: path.isAbsolute(callee.scenario) ? callee.scenario : path.join(SIPP_SCENARIOS, callee.scenario),
         localPort: calleePorts[i]!,
         calls: CALLS,
         timeoutS: CALLEE_TIMEOUT_S,
@@ -132,7 +145,7 @@ async function runCase(spec: CaseSpec): Promise<CaseRun> {
       callees.push({ spec: callee, sipp });
     }
     const caller = await runSipp({
-      scenarioFile: path.join(SIPP_SCENARIOS, spec.caller.scenario),
+      scenarioFile: path.isAbsolute(spec.caller.scenario) ? spec.caller.scenario : path.join(SIPP_SCENARIOS, spec.caller.scenario),
       targetPort: proxyPort,
       calls: CALLS,
       rate: RATE_PER_SECOND,
@@ -259,4 +272,102 @@ describe(`stateful proxy (${PROXY}) between sipp caller and callees over UDP`, (
     // provisional response (the second 100 step of the caller).
     expect(sippMessageCounters(caller, "100", 1).Recv, diagnostics).toBe(CALLS);
   });
+});
+
+/** How the failure route of failure-retry.js changes the request before its t_relay(). */
+type Retarget = "none" | "seturi-same" | "pv-ru-same" | "sethost" | "pv-du" | "setdsturi" | "append-branch" | "append-branch-uri";
+
+function failureRetryScript(retarget: Retarget, disable6xx = false): ScriptRenderer {
+  return (dir, settings) => {
+    const text = scriptWithSettings(FAILURE_RETRY_SCRIPT_TEMPLATE, {
+      UAS_URI: JSON.stringify(`sip:127.0.0.1:${settings.uasPort}`),
+      RETARGET: JSON.stringify(retarget),
+      DISABLE_6XX: disable6xx ? "1" : "0",
+    });
+    const file = path.join(dir, "failure-retry.js");
+    fs.writeFileSync(file, text);
+    return file;
+  };
+}
+
+/**
+ * A copy of one of SIPP_SCENARIOS (in a directory removed after the suite)
+ * with its final status replaced: the 486 of uas-busy.xml / uac-rejected.xml
+ * becomes another rejection.
+ */
+function withRejection(file: string, status: number, reason: string, dir: string): string {
+  const text = fs.readFileSync(path.join(SIPP_SCENARIOS, file), "utf8");
+  const rewritten = text.replace("SIP/2.0 486 Busy Here", `SIP/2.0 ${status} ${reason}`).replace('response="486"', `response="${status}"`);
+  if (rewritten === text) throw new Error(`${file} has no 486 to replace`);
+  const copy = path.join(dir, `${status}-${file}`);
+  fs.writeFileSync(copy, rewritten);
+  return copy;
+}
+
+describe(`failure route (${PROXY}): which request changes make t_relay() start a new branch`, () => {
+  let scenarioDir: string;
+  beforeAll(() => {
+    requireSipp();
+    if (PROXY === "kamailio" && kamailioVersion() === null) throw new Error("KSR_INTEROP_PROXY=kamailio but kamailio is not installed");
+    if (PROXY === "ksr") ensureBuilt();
+    scenarioDir = fs.mkdtempSync(path.join(os.tmpdir(), "ksr-failure-route-scenarios-"));
+  });
+  afterAll(() => {
+    if (scenarioDir) fs.rmSync(scenarioDir, { recursive: true, force: true });
+  });
+
+  // Kamailio marks the R-URI "new" (usable for a branch again) on every
+  // R-URI assignment, the same value included, and on a $du assignment
+  // through the PV; a failure route starts with it consumed.
+  const retrying: Retarget[] = ["seturi-same", "pv-ru-same", "sethost", "pv-du", "append-branch", "append-branch-uri"];
+  for (const retarget of retrying) {
+    it(`retries 503 → 486 → 200 on the same UAS after ${retarget}: $T_reply_code, t_check_status, t_on_failure re-armed`, async () => {
+      const run = await runCase({
+        script: failureRetryScript(retarget),
+        callees: [{ label: "callee", scenario: "uas-serial.xml" }],
+        caller: { scenario: "uac-call.xml" },
+      });
+      const { caller, callees, diagnostics } = run;
+      expectNoServerErrors(run);
+      expectAllCallsSucceeded("caller", caller, CALLS, diagnostics);
+      // Each retry carried the X-Retry-After of its failure route (checked by the scenario).
+      expectAllCallsSucceeded("callee", callees.callee!, CALLS, diagnostics);
+      expect(sippMessageCounters(callees.callee!, "INVITE", 0).Recv, diagnostics).toBe(CALLS);
+      expect(sippMessageCounters(callees.callee!, "INVITE", 1).Recv, diagnostics).toBe(CALLS);
+      expect(sippMessageCounters(callees.callee!, "INVITE", 2).Recv, diagnostics).toBe(CALLS);
+    });
+  }
+
+  // KSR.setdsturi() does not mark the R-URI new in Kamailio 5.6 (the core
+  // KEMI function sets $du only; the PV and the native setdsturi() do).
+  for (const retarget of ["none", "setdsturi"] as const) {
+    it(`relays nothing new after ${retarget}: the caller gets the 503, as a 500 (RFC 3261 §16.7 step 6)`, async () => {
+      const run = await runCase({
+        script: failureRetryScript(retarget),
+        callees: [{ label: "callee", scenario: withRejection("uas-busy.xml", 503, "Service Unavailable", scenarioDir) }],
+        caller: { scenario: withRejection("uac-rejected.xml", 500, "Server Internal Error", scenarioDir) },
+      });
+      const { caller, callees, diagnostics } = run;
+      // Kamailio logs the same at error level (tm t_fwd.c).
+      expectNoServerErrors(run, /no branches for forwarding/);
+      expectAllCallsSucceeded("caller", caller, CALLS, diagnostics);
+      expectAllCallsSucceeded("callee", callees.callee!, CALLS, diagnostics);
+      expect(sippMessageCounters(callees.callee!, "INVITE").Recv, diagnostics).toBe(CALLS);
+      if (PROXY === "ksr") expect(run.proxyOutput, diagnostics).toContain("no branches for forwarding");
+    });
+  }
+
+  for (const disable6xx of [false, true]) {
+    it(`retries after a 603 from the failure route ${disable6xx ? "with" : "without"} t_set_disable_6xx`, async () => {
+      const run = await runCase({
+        script: failureRetryScript("seturi-same", disable6xx),
+        callees: [{ label: "callee", scenario: "uas-decline-then-answer.xml" }],
+        caller: { scenario: "uac-call.xml" },
+      });
+      const { caller, callees, diagnostics } = run;
+      expectNoServerErrors(run);
+      expectAllCallsSucceeded("caller", caller, CALLS, diagnostics);
+      expectAllCallsSucceeded("callee", callees.callee!, CALLS, diagnostics);
+    });
+  }
 });

@@ -47,7 +47,7 @@ describe("parallel forking", () => {
     expect(new Set(branches).size).toBe(3);
   });
 
-  test("append_branch() moves the R-URI into the set: it is not sent twice", () => {
+  test("append_branch() copies the R-URI into the set without consuming it: t_relay sends the R-URI too, as Kamailio 5.6 does", () => {
     const bed = new ProxyTestBed({
       ksr_request_route(ctx) {
         const KSR = ksr(ctx);
@@ -60,7 +60,9 @@ describe("parallel forking", () => {
     });
     bed.receiveRequest(request());
     const invites = bed.take().filter((s) => s.msg.kind === "request");
-    expect(invites.map((s) => s.dest.host)).toEqual([B1, B2]);
+    // The R-URI branch first (still new: KEMI's corex.append_branch does
+    // not consume it), then the set in order; B2 twice, as Kamailio sends it.
+    expect(invites.map((s) => s.dest.host)).toEqual([B2, B1, B2]);
   });
 
   test("best response: the lowest class wins, 4xx prefers 401/407/415/420/484 (§16.7 step 6)", () => {
@@ -269,6 +271,58 @@ describe("onreply route", () => {
 });
 
 describe("failure route and serial forking", () => {
+  /**
+   * One INVITE to B1 answered 486; the failure route runs `change` and
+   * t_relay(). Returns t_relay's result and where INVITEs went after the first.
+   */
+  function retryAfter(change: (KSR: ReturnType<typeof ksr>) => void): { relayed: number; retries: string[] } {
+    let relayed = 0;
+    const bed = new ProxyTestBed({
+      ksr_request_route(ctx) {
+        const KSR = ksr(ctx);
+        KSR.seturi(`sip:bob@${B1}`);
+        KSR.tm.t_on_failure("failure");
+        KSR.tm.t_relay();
+      },
+      failure(ctx) {
+        const KSR = ksr(ctx);
+        change(KSR);
+        relayed = KSR.tm.t_relay();
+      },
+    });
+    bed.receiveRequest(request({ uri: "sip:bob@example.com" }));
+    const first = bed.requestsTo(B1, "INVITE")[0]!.msg;
+    bed.take();
+    bed.receiveResponse(responseTo(first, 486, "Busy Here"));
+    const retries = bed
+      .take()
+      .filter((s) => s.msg.kind === "request" && s.msg.method === "INVITE")
+      .map((s) => s.dest.host);
+    return { relayed, retries };
+  }
+
+  test("any R-URI assignment in the failure route, the same value included, makes t_relay start a new branch (Kamailio's ruri_mark_new)", () => {
+    const same = `sip:bob@${B1}`;
+    expect(retryAfter((KSR) => KSR.seturi(same))).toEqual({ relayed: 1, retries: [B1] });
+    expect(retryAfter((KSR) => KSR.pv.sets("$ru", same))).toEqual({ relayed: 1, retries: [B1] });
+    expect(retryAfter((KSR) => KSR.sethost(B1))).toEqual({ relayed: 1, retries: [B1] });
+    expect(retryAfter((KSR) => KSR.setuser("bob"))).toEqual({ relayed: 1, retries: [B1] });
+    expect(retryAfter((KSR) => KSR.pv.sets("$rU", "bob"))).toEqual({ relayed: 1, retries: [B1] });
+  });
+
+  test("$du assigned through the PV is a new branch; KSR.setdsturi alone and nothing at all are not", () => {
+    expect(retryAfter((KSR) => KSR.pv.sets("$du", `sip:${B2}`))).toEqual({ relayed: 1, retries: [B2] });
+    expect(retryAfter((KSR) => KSR.setdsturi(`sip:${B2}`))).toEqual({ relayed: -1, retries: [] });
+    expect(retryAfter(() => undefined)).toEqual({ relayed: -1, retries: [] });
+    // Unsetting $du marks nothing (Kamailio resets it and returns).
+    expect(retryAfter((KSR) => KSR.pv.unset("$du"))).toEqual({ relayed: -1, retries: [] });
+  });
+
+  test("append_branch in the failure route: without a URI the R-URI once (it starts consumed), with one that URI", () => {
+    expect(retryAfter((KSR) => KSR.corex.append_branch())).toEqual({ relayed: 1, retries: [B1] });
+    expect(retryAfter((KSR) => KSR.corex.append_branch_uri(`sip:bob@${B2}`))).toEqual({ relayed: 1, retries: [B2] });
+  });
+
   test("setting only $du in the failure route leaves no branch: t_relay returns -1, as in Kamailio", () => {
     const relays: number[] = [];
     const bed = new ProxyTestBed({

@@ -103,9 +103,9 @@ function ksr_failure_route() {
 		return;
 	}
 	if (KSR.tm.t_check_status("408") > 0) {
-		// A failure route forwards only new branches: the R-URI must change
-		// (as in Kamailio, where t_relay() here otherwise fails with "no
-		// branches for forwarding"); $du still names the first UAS, so it
+		// A failure route forwards only new branches: the R-URI must be
+		// assigned (as in Kamailio, where t_relay() here otherwise fails with
+		// "no branches for forwarding"); $du still names the first UAS, so it
 		// changes too.
 		KSR.seturi(FAILOVER_URI);
 		KSR.setdsturi(FAILOVER_URI);
