@@ -227,10 +227,15 @@ function firstViaIndex(msg: SipMessage): number {
  *  3. rport with a value: received ip and that port;
  *  4. received: that ip, sent-by port;
  *  5. else sent-by host and port.
- * Returns undefined when the Via's transport is not one we have.
+ * The transport is the Via's, or `arrivedOver` for the responses to a
+ * request received here: they go back over the transport the request came
+ * on, whatever its Via names (a UDP datagram whose Via says TCP or TLS is
+ * answered over UDP; RFC 4475 §3.1.2.11's bext01 names TLS), as Kamailio
+ * answers on the receiving socket. Returns undefined when the transport is
+ * not one we have.
  */
-export function responseDestination(via: Via, connectionId?: number): Destination | undefined {
-  const proto = viaTransport(via);
+export function responseDestination(via: Via, connectionId?: number, arrivedOver?: TransportProto): Destination | undefined {
+  const proto = arrivedOver ?? viaTransport(via);
   if (!proto) return undefined;
   const sentByPort = via.port ?? 5060;
   const receivedHost = via.received !== undefined ? unbracket(via.received) : undefined;
@@ -280,9 +285,24 @@ export function upstreamOf(request: SipMessage | readonly Header[], rcv: Receive
   const top = firstVias[0];
   if (top === undefined) return { reason: "no-via" };
   const stamped = stampReceivedVia(top, rcv, forceRport);
-  const dest = responseDestination(stamped, rcv.connectionId);
+  const dest = responseDestination(stamped, rcv.connectionId, rcv.proto);
   if (dest === undefined) return { reason: "transport", transport: stamped.transport };
   return { dest, socket: localSocketOf(rcv), viaLines: responseViaLines(headers, first, firstVias, stamped) };
+}
+
+/**
+ * Where to answer a malformed request whose Via fields are present but do
+ * not parse (RFC 4475 §3.1.2.1 badinv01: "Via: SIP/2.0/UDP
+ * 192.0.2.15;;,;,,", which should get a 400): the source address and port,
+ * over the transport it came on, with the Via fields copied as received.
+ * Undefined when the request has no Via field at all.
+ */
+export function sourceUpstream(headers: readonly Header[], rcv: ReceiveInfo): Upstream | undefined {
+  const viaLines: string[] = [];
+  for (const h of headers) if (h.key === "via") viaLines.push(withCrlf(h.raw));
+  if (viaLines.length === 0) return undefined;
+  const connectionId = rcv.connectionId >= 0 ? rcv.connectionId : undefined;
+  return { dest: { proto: rcv.proto, host: rcv.srcIp, port: rcv.srcPort, connectionId }, socket: localSocketOf(rcv), viaLines };
 }
 
 function isHeaderList(request: SipMessage | readonly Header[]): request is readonly Header[] {

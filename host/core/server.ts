@@ -14,7 +14,7 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import type { MessageEdits, SipMessage } from "../sip/message.js";
-import { parseMessage, DEFAULT_PARSE_LIMITS, type ParseFailure, type ParseLimits } from "../sip/parser.js";
+import { parseMessage, statusForParseError, DEFAULT_PARSE_LIMITS, type ParseFailure, type ParseLimits } from "../sip/parser.js";
 import { generateTag } from "../sip/serialize.js";
 import { formatVia } from "../sip/via.js";
 import { renderRecordRoute } from "../proxy/record-route.js";
@@ -37,6 +37,7 @@ import {
   statelessBranch,
   tcpConnectionOf,
   upstreamOf,
+  sourceUpstream,
   viaTransport,
   type Destination,
 } from "./outbound.js";
@@ -269,16 +270,16 @@ export class SipServer<R extends Router = Router> implements RouterHost {
       this.log("warn", `dropped malformed ACK from ${from}: ${parsed.error}`);
       return;
     }
-    const upstream = parsed.headers === undefined ? undefined : upstreamOf(parsed.headers, rcv, false);
+    let upstream = parsed.headers === undefined ? undefined : upstreamOf(parsed.headers, rcv, false);
+    if (upstream !== undefined && !isUpstream(upstream) && upstream.reason === "no-via") {
+      upstream = sourceUpstream(parsed.headers!, rcv) ?? upstream;
+    }
     if (upstream === undefined || !isUpstream(upstream)) {
       const why = upstream?.reason === "transport" ? `Via transport ${upstream.transport} not supported` : "no usable Via to answer";
       this.log("warn", `dropped malformed request from ${from} (${why}): ${parsed.error}`);
       return;
     }
-    // The parser reports a well-formed but unknown SIP-Version with the 505
-    // reason phrase (RFC 3261 §21.5.7); everything else is a 400 (§8.2.2 ff.)
-    // whose reason phrase names the problem.
-    const status = parsed.error === "Version Not Supported" ? 505 : 400;
+    const status = statusForParseError(parsed.error);
     const reply = buildMalformedReply(parsed.headers!, upstream, status, reasonFromError(parsed.error), generateTag());
     this.log("notice", `malformed request from ${from}: ${parsed.error}; answering ${status}`);
     this.send(upstream.dest, reply, upstream.socket, `${status} reply`);

@@ -15,11 +15,12 @@
  *                                                400 CSeq method does not match request method
  *    64 CSeq number is an integer < 2^31 ....... 400 Missing number in CSeq header /
  *                                                400 CSeq number is illegal
- *   128 Content-Length equals the body size .... 400 Content-Length mis-match (or ... Failure)
+ *   128 Content-Length equals the body size .... 400 Content-Length mis-match (or ... Failure);
+ *       (over UDP: at most; RFC 3261 §18.3)
  *   256 Expires is an unsigned integer ......... 400 Missing number in Expires header /
  *                                                400 Expires value is illegal
  *   512 every Proxy-Require option supported ... 420 Bad Proxy Require Extension
- *       (none is, by default)                    + "Unsupported: <option>" (RFC 3261 §8.2.2.3)
+ *       (none is, by default)                    + "Unsupported: <options>" (RFC 3261 §8.2.2.3)
  *  1024 URIs named by uri_checks parse ......... 400 Bad Request URI / Invalid From Header /
  *                                                Invalid To Header / Bad Contact Header / Bad Contact URI
  *  2048 digest credentials complete ............ 400 Bad Auth Header / Bad Auth Credentials /
@@ -178,7 +179,12 @@ function checkContentLength(ctx: MessageContext): Outcome {
   if (!/^\d+$/.test(text)) return bad(400, "Content-Length Failure");
   const bodyLen = receivedBodyLength(ctx.msg.raw);
   if (bodyLen === null) return bad(400, "Content-Length Body Failure");
-  return bodyLen === Number(text) ? true : bad(400, "Content-Length mis-match");
+  // Octets after Content-Length in a datagram are not part of the message
+  // (RFC 3261 §18.3; RFC 4475 §3.1.1.8 dblreq must be processed). Kamailio
+  // 5.6 compares with the whole datagram and answers dblreq 400.
+  const trailingAllowed = ctx.rcv.proto === "udp";
+  const declared = Number(text);
+  return bodyLen === declared || (trailingAllowed && bodyLen > declared) ? true : bad(400, "Content-Length mis-match");
 }
 
 function checkExpires(ctx: MessageContext): Outcome {
@@ -196,9 +202,10 @@ function checkProxyRequire(ctx: MessageContext): Outcome {
   if (h === undefined) return true;
   const options = h.value.split(",").map((o) => o.trim());
   if (h.value.trim().length === 0) return bad(400, "Bad Proxy Require Header");
-  for (const o of options) {
-    if (!supportedProxyRequire.has(o)) return bad(420, "Bad Proxy Require Extension", `Unsupported: ${o}\r\n`);
-  }
+  // RFC 3261 §8.2.2.3: Unsupported lists every option tag not understood
+  // (Kamailio 5.6 names the first one only).
+  const unsupported = options.filter((o) => !supportedProxyRequire.has(o));
+  if (unsupported.length > 0) return bad(420, "Bad Proxy Require Extension", `Unsupported: ${unsupported.join(", ")}\r\n`);
   return true;
 }
 

@@ -71,6 +71,10 @@ export function parseNameAddr(text: string): NameAddr | null {
       uriEnd = k;
       while (uriEnd > uriStart && isWsp(text.charCodeAt(uriEnd - 1))) uriEnd--;
       if (!isPlausibleUri(text, uriStart, uriEnd)) return null;
+      // §20.10: a URI with a comma, question mark or semicolon must be in
+      // <>; here "?" (URI headers) cannot belong to an addr-spec.
+      const question = text.indexOf("?", uriStart);
+      if (question !== -1 && question < uriEnd) return null;
       const params = parseHeaderParams(text, k, end);
       if (params === null) return null;
       return { uri: text.slice(uriStart, uriEnd), params };

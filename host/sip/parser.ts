@@ -27,6 +27,23 @@ export interface ParseLimits {
 
 export const DEFAULT_PARSE_LIMITS: ParseLimits = Object.freeze({ maxMessageBytes: 65535, maxHeaders: 256 });
 
+/** ParseFailure.error of a well-formed SIP-Version other than 2.0: 505's reason phrase (§21.5.7). */
+export const VERSION_NOT_SUPPORTED = "Version Not Supported";
+/** ParseFailure.error of a well-formed Request-URI of a scheme other than sip, sips, tel: 416's reason phrase (§8.2.2.1). */
+export const UNSUPPORTED_URI_SCHEME = "Unsupported URI Scheme";
+
+/**
+ * The status a server answers a malformed request with, given the
+ * parser's error: 505 and 416 for the two errors that are not syntax
+ * errors (RFC 4475 §3.1.2.16 badvers, §3.3.2 unkscm, §3.3.3 novelsc), 400
+ * for every other (§8.2.2 ff.), its reason phrase naming the problem.
+ */
+export function statusForParseError(error: string): number {
+  if (error === VERSION_NOT_SUPPORTED) return 505;
+  if (error === UNSUPPORTED_URI_SCHEME) return 416;
+  return 400;
+}
+
 export interface ParseFailure {
   ok: false;
   /**
@@ -137,6 +154,7 @@ function parse(data: string, limits: ParseLimits): ParseResult {
   let maxForwards = -1;
   let contentLengthIdx = -1;
   let duplicate: string | undefined;
+  let badContact = false;
 
   let pos = startLineEnd + 2;
   for (;;) {
@@ -226,6 +244,13 @@ function parse(data: string, limits: ParseLimits): ParseResult {
         if (contentLengthIdx === -1) contentLengthIdx = index;
         else duplicate ??= "Content-Length";
         break;
+      case "contact":
+        // §20.10: a URI with a comma, question mark or semicolon must be
+        // enclosed in <>; an addr-spec with URI headers ("?") is malformed
+        // (RFC 4475 §3.1.2.13). Cheap enough for every message: a value
+        // with "<" is never looked into here.
+        if (value.indexOf("?") !== -1 && value.indexOf("<") === -1) badContact = true;
+        break;
     }
     pos = lineEnd + 2;
   }
@@ -245,6 +270,8 @@ function parse(data: string, limits: ParseLimits): ParseResult {
     if (vias === undefined) vias = parsed;
     else for (const v of parsed) vias.push(v);
   }
+
+  if (badContact) return fail(sl, headers, "Bad Contact");
 
   if (from === -1) return fail(sl, headers, "Missing From");
   const fromNa = parseNameAddr(headers[from]!.value);
@@ -329,7 +356,7 @@ function parseStartLine(line: string): StartLine {
     const version = sp === -1 ? line : line.slice(0, sp);
     sl.version = version;
     if (sp === -1 || !isSipVersion(version)) {
-      sl.error = sp !== -1 && isVersionSyntax(version) ? "Version Not Supported" : "Bad status line";
+      sl.error = sp !== -1 && isVersionSyntax(version) ? VERSION_NOT_SUPPORTED : "Bad status line";
       return sl;
     }
     // Status-Code = 3DIGIT, 100-699 (§7.2, §21); the reason phrase may be
@@ -365,13 +392,18 @@ function parseStartLine(line: string): StartLine {
   sl.requestUri = line.slice(sp1 + 1, sp2);
   sl.version = line.slice(sp2 + 1);
   if (!isSipVersion(sl.version)) {
-    sl.error = isVersionSyntax(sl.version) ? "Version Not Supported" : "Bad request line";
+    sl.error = isVersionSyntax(sl.version) ? VERSION_NOT_SUPPORTED : "Bad request line";
     return sl;
   }
-  if (parseUri(sl.requestUri) === null) {
+  const uri = parseUri(sl.requestUri);
+  if (uri === null) {
     // A well-formed absoluteURI of another scheme is not a syntax error:
     // RFC 3261 §8.2.2.1 answers it with 416, whose reason phrase this is.
-    sl.error = hasOtherScheme(sl.requestUri) ? "Unsupported URI Scheme" : "Bad Request-URI";
+    sl.error = hasOtherScheme(sl.requestUri) ? UNSUPPORTED_URI_SCHEME : "Bad Request-URI";
+  } else if (uri.headers.length > 0) {
+    // §19.1.1 (table): URI headers are not allowed in a Request-URI; a
+    // proxy must not forward them there either (RFC 4475 §3.1.2.11).
+    sl.error = "Headers in Request-URI";
   }
   return sl;
 }

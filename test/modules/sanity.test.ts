@@ -78,12 +78,15 @@ describe("sanity_check failures reply and return -1", () => {
     expect(host.replies).toMatchObject([{ status: 400, reason: "CSeq number is illegal" }]);
   });
 
-  it("body longer than Content-Length (UDP): 400 Content-Length mis-match", () => {
+  it("octets after Content-Length: not part of a UDP datagram's message (RFC 3261 §18.3), 400 Content-Length mis-match otherwise", () => {
     const text = request({ body: "abc" }) + "EXTRA";
-    const { ctx, host } = makeContext(text, { raw: true });
-    expect(ctx.msg.body).toBe("abc");
-    expect(call("sanity_check", ctx, ...EXAMPLE_FLAGS)).toBe(-1);
-    expect(host.replies).toMatchObject([{ status: 400, reason: "Content-Length mis-match" }]);
+    const udp = makeContext(text, { raw: true });
+    expect(udp.ctx.msg.body).toBe("abc");
+    // RFC 4475 §3.1.1.8 (dblreq): processed. Kamailio 5.6 answers 400 here.
+    expect(call("sanity_check", udp.ctx, ...EXAMPLE_FLAGS)).toBe(1);
+    const tcp = makeContext(text, { raw: true, rcv: { proto: "tcp", connectionId: 7 } });
+    expect(call("sanity_check", tcp.ctx, ...EXAMPLE_FLAGS)).toBe(-1);
+    expect(tcp.host.replies).toMatchObject([{ status: 400, reason: "Content-Length mis-match" }]);
   });
 
   it("Expires that is not an unsigned integer: 400", () => {
@@ -95,13 +98,13 @@ describe("sanity_check failures reply and return -1", () => {
     expect(empty.host.replies).toMatchObject([{ status: 400, reason: "Missing number in Expires header" }]);
   });
 
-  it("unsupported Proxy-Require option: 420 with Unsupported (defaults include 512, 1511 does not)", () => {
+  it("unsupported Proxy-Require options: 420 with Unsupported listing them all, §8.2.2.3 (defaults include 512, 1511 does not)", () => {
     const text = request({ extraHeaders: ["Proxy-Require: foo, bar"] });
     const a = makeContext(text);
     expect(call("sanity_check", a.ctx, ...EXAMPLE_FLAGS)).toBe(1);
     const b = makeContext(text);
     expect(call("sanity_check_defaults", b.ctx)).toBe(-1);
-    expect(b.host.replies).toEqual([{ status: 420, reason: "Bad Proxy Require Extension", headers: ["Unsupported: foo\r\n"] }]);
+    expect(b.host.replies).toEqual([{ status: 420, reason: "Bad Proxy Require Extension", headers: ["Unsupported: foo, bar\r\n"] }]);
   });
 
   it("From URI that does not parse: 400 Invalid From Header (uri flag 2)", () => {

@@ -60,7 +60,12 @@ describe("parseMessage: requests", () => {
       "sips:bob@[2001:db8::1]:5061;transport=tcp",
     );
     expect(ok(sipText(requestLines("INVITE", "tel:+1-201-555-0123"))).requestUri).toBe("tel:+1-201-555-0123");
-    expect(ok(sipText(requestLines("MESSAGE", "sip:%61lice@example.com?subject=hi%20there"))).method).toBe("MESSAGE");
+    expect(ok(sipText(requestLines("MESSAGE", "sip:%61lice@example.com;x=%20y"))).method).toBe("MESSAGE");
+  });
+
+  it("refuses URI headers in the Request-URI (§19.1.1, RFC 4475 §3.1.2.11)", () => {
+    const r = parseMessage(sipText(requestLines("MESSAGE", "sip:%61lice@example.com?subject=hi%20there")));
+    expect(r).toMatchObject({ ok: false, error: "Headers in Request-URI" });
   });
 
   it("accepts extension methods and ACK/CANCEL with their own CSeq method (§8.1.1.5)", () => {
