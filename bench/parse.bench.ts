@@ -39,3 +39,28 @@ describe("sip", () => {
     new StreamFramer().push(streamBytes);
   });
 });
+
+// Inputs built to hit quadratic behaviour in a naive parser (long folded
+// white space, thousands of parameters, unbalanced quotes and brackets): each
+// should cost about as much per byte as an ordinary message. The tests check
+// their outcome (test/sip/robustness.test.ts), this measures their time.
+const pathological: [string, string][] = [
+  ["60 KB of folded white space in one value", sipText([...requestLines("OPTIONS"), "Subject: a" + " ".repeat(30000) + "\r\n" + " ".repeat(30000) + "b"])],
+  ["30 000 SP/HT pairs", sipText([...requestLines("OPTIONS"), "X: " + " \t".repeat(30000) + "x"])],
+  ["20 000 R-URI parameters", sipText(["OPTIONS sip:a@b" + ";x".repeat(20000) + " SIP/2.0", ...requestLines("OPTIONS").slice(1)])],
+  ["12 000 Via parameters", sipText([...requestLines("OPTIONS"), "Via: SIP/2.0/UDP h" + ";a=b".repeat(12000)])],
+  ["20 000 unbalanced quotes in From", sipText([...requestLines("OPTIONS"), "From: " + '"\\'.repeat(20000)])],
+  ["30 000 CRLFs", "\r\n".repeat(30000)],
+].map(([name, text]) => [name!, flat(text!)]);
+
+describe("sip, pathological inputs (per parse and per framing)", () => {
+  for (const [name, text] of pathological) {
+    const bytes = Buffer.from(text!, "latin1");
+    bench(`parseMessage: ${name} (${text!.length} bytes)`, () => {
+      parseMessage(text!);
+    });
+    bench(`StreamFramer: ${name}`, () => {
+      new StreamFramer().push(bytes);
+    });
+  }
+});
