@@ -335,13 +335,13 @@ function addContactAlias(ctx: MessageContext, host: string, port: number | strin
 
 // ---------------------------------------------------------------- SDP
 
-interface SdpAddress {
+export interface SdpAddress {
   /** "IP4" / "IP6" as written in c=. */
   readonly family: string;
   readonly address: string;
 }
 
-interface SdpSession {
+export interface SdpSession {
   readonly connection: SdpAddress | undefined;
   readonly streams: { readonly connection: SdpAddress | undefined }[];
 }
@@ -350,9 +350,14 @@ interface SdpSession {
 function parseSdp(ctx: MessageContext): SdpSession | null {
   const ct = firstHeaderOf(ctx.msg, "content-type")?.value;
   if (ct === undefined || !/^\s*application\/sdp\s*(;|$)/i.test(ct) || ctx.msg.body.length === 0) return null;
+  return parseSdpBody(ctx.msg.body);
+}
+
+/** The c= lines of an SDP body, the session's and each m= section's (RFC 4566 §5.7, §5.14). */
+export function parseSdpBody(body: string): SdpSession {
   let session: SdpAddress | undefined;
   const streams: { connection: SdpAddress | undefined }[] = [];
-  for (const line of ctx.msg.body.split(/\r?\n/)) {
+  for (const line of body.split(/\r?\n/)) {
     if (line.startsWith("m=")) streams.push({ connection: undefined });
     else if (line.startsWith("c=")) {
       const m = /^c=IN\s+(IP4|IP6)\s+([^\s/]+)/.exec(line);
