@@ -20,13 +20,19 @@ import {
   OP_DROP,
   OP_EXIT,
   OP_MODF,
+  OP_ROUTE_START,
   type FacadeDescription,
   type WireModule,
 } from "../runtime/protocol.js";
 import { binaryToText, textToBinary } from "./strings.js";
 
-/** Default cap on one string argument from a script: 1 MiB. */
-export const DEFAULT_MAX_STRING_LENGTH = 1024 * 1024;
+/**
+ * Default cap on one string argument from a script: the largest SIP
+ * message (DEFAULT_PARSE_LIMITS.maxMessageBytes). No KSR argument a SIP use
+ * needs is longer than a whole message, and host work per call stays
+ * bounded (a 1 MiB R-URI is not SIP).
+ */
+export const DEFAULT_MAX_STRING_LENGTH = 65535;
 
 /** One callable KSR entry (exported or unavailable). */
 export interface BridgeEntry {
@@ -135,20 +141,31 @@ export class BridgeDispatcher {
     private readonly maxStringLength: number,
     /** Log scope for calls that arrive outside any route run (top-level script code). */
     private readonly logScope: string,
+    /** A route's time limit in ms, its time in KSR calls included. */
+    private readonly routeTimeoutMs: number,
   ) {}
+
+  /** Wall time spent in KSR calls, in ns: counted in the tenant's CPU use. */
+  hostTimeNs = 0n;
 
   /** The ivm.Callback body. Never throws; answers only primitives. */
   dispatch(ctxId: number, op: number, args: unknown[]): unknown {
     const ctx = this.executions.get(ctxId);
+    const started = performance.now();
     try {
       if (op >= 0) {
         const entry = this.table.entries[op];
         if (entry === undefined) return undefined;
         if (ctx === undefined) return this.outsideRoute(entry.qualifiedName, failureValue(entry.returns));
         if (ctx.exited) return this.exitToken;
-        return this.callEntry(ctx, entry, args);
+        if (this.pastDeadline(ctx, started) !== undefined) return this.exitToken;
+        const result = this.callEntry(ctx, entry, args);
+        return this.pastDeadline(ctx, performance.now()) ?? result;
       }
       switch (op) {
+        case OP_ROUTE_START:
+          if (ctx !== undefined) ctx.routeDeadlineMs = started + this.routeTimeoutMs;
+          return undefined;
         case OP_EXIT:
         case OP_DROP:
           if (ctx !== undefined) {
@@ -159,7 +176,11 @@ export class BridgeDispatcher {
         case OP_MODF:
           if (ctx === undefined) return this.outsideRoute("KSR.x.modf", -1);
           if (ctx.exited) return this.exitToken;
-          return this.modf(ctx, args);
+          if (this.pastDeadline(ctx, started) !== undefined) return this.exitToken;
+          {
+            const result = this.modf(ctx, args);
+            return this.pastDeadline(ctx, performance.now()) ?? result;
+          }
         case OP_ARG_ERROR:
           return this.argError(ctx, args);
         default:
@@ -173,7 +194,21 @@ export class BridgeDispatcher {
         // nothing left to report to
       }
       return undefined;
+    } finally {
+      this.hostTimeNs += BigInt(Math.round((performance.now() - started) * 1e6));
     }
+  }
+
+  /**
+   * Host time is route time: once a call returns past the route's deadline
+   * (or one is made past it), the execution ends as if by KSR.x.exit and
+   * the runner reports the route as timed out. Undefined while in time.
+   */
+  private pastDeadline(ctx: MessageContext, now: number): string | undefined {
+    if (ctx.routeDeadlineMs === 0 || now <= ctx.routeDeadlineMs) return undefined;
+    ctx.routeTimedOut = true;
+    ctx.exited = true;
+    return this.exitToken;
   }
 
   private log(ctx: MessageContext | undefined, level: LogLevel, text: string): void {

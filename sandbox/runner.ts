@@ -29,7 +29,7 @@ import type { MessageContext } from "../host/core/context.js";
 import { log } from "../host/core/log.js";
 import { KEMI_MODULES } from "../host/modules/index.js";
 import type { KemiModule } from "../host/modules/types.js";
-import { ROUTE_FAILED, ROUTE_MISSING, ROUTE_OK } from "../runtime/protocol.js";
+import { OP_ROUTE_START, ROUTE_FAILED, ROUTE_MISSING, ROUTE_OK } from "../runtime/protocol.js";
 import { BridgeDispatcher, BridgeTable, DEFAULT_MAX_STRING_LENGTH } from "./bridge.js";
 import { compileScript, compileSource, ScriptLoadError, type CompiledScript } from "./compile.js";
 import { firstScriptPosition, remapPositions } from "./sourcemap.js";
@@ -85,8 +85,9 @@ const DISPOSED_BEFORE_START = "Isolate is disposed";
  * Array.prototype cannot intercept the result.
  */
 const COLLECTING_RUN_ROUTE = `
-const runRoute = $0, takeFailure = $1, failed = $2;
+const runRoute = $0, takeFailure = $1, failed = $2, bridge = $3, routeStart = $4;
 return function runRouteCollected(ctxId, name) {
+  bridge(ctxId, routeStart);
   const code = runRoute(ctxId, name);
   if (code !== failed) return [code, "", ""];
   const failure = takeFailure();
@@ -154,7 +155,7 @@ export class ScriptRunner implements RouteRunner {
     this.maxStringLength = opts.maxStringLength ?? DEFAULT_MAX_STRING_LENGTH;
     this.loadTimeoutMs = opts.loadTimeoutMs ?? DEFAULT_LOAD_TIMEOUT_MS;
     this.logScope = `script:${opts.tenant}`;
-    this.dispatcher = new BridgeDispatcher(this.table, this.executions, this.exitToken, this.maxStringLength, this.logScope);
+    this.dispatcher = new BridgeDispatcher(this.table, this.executions, this.exitToken, this.maxStringLength, this.logScope, opts.limits.routeTimeoutMs);
     this.currentMode = opts.mode ?? "sync";
   }
 
@@ -243,7 +244,9 @@ export class ScriptRunner implements RouteRunner {
         current = instance.lastCpuNs;
       }
     }
-    return this.retiredCpuNs + current;
+    // Time in KSR calls is the tenant's too (the isolate's clock stops while
+    // the host works for it).
+    return this.retiredCpuNs + current + this.dispatcher.hostTimeNs;
   }
 
   /** "sync" until demoted; "async" for good after that. */
@@ -325,6 +328,7 @@ export class ScriptRunner implements RouteRunner {
             timeout: this.opts.limits.routeTimeoutMs,
             result: { copy: true },
           })) as [number, string, string];
+          if (ctx.routeTimedOut) return this.hostTimeout();
           if (code === ROUTE_OK) return OK;
           if (code === ROUTE_MISSING) return MISSING;
           if (code === ROUTE_FAILED) return this.describeException(message, stack);
@@ -368,8 +372,12 @@ export class ScriptRunner implements RouteRunner {
     }
     this.executions.set(ctx.id, ctx);
     const started = performance.now();
+    // A nested route (the branch route inside t_relay) runs on its own
+    // context, within the time of the call that runs it.
+    ctx.routeDeadlineMs = started + this.opts.limits.routeTimeoutMs;
     try {
       const code = instance.runRoute.applySync(undefined, [ctx.id, name], { timeout: this.opts.limits.routeTimeoutMs });
+      if (ctx.routeTimedOut) return this.hostTimeout();
       if (code === ROUTE_OK) return OK;
       if (code === ROUTE_MISSING) return MISSING;
       if (code === ROUTE_FAILED) return this.routeException(instance);
@@ -415,6 +423,11 @@ export class ScriptRunner implements RouteRunner {
     return position === undefined
       ? { status: "error", kind: "exception", message: mappedMessage }
       : { status: "error", kind: "exception", message: mappedMessage, location: `${filename}:${position.line}` };
+  }
+
+  /** The route's time ran out in (or just after) a KSR call: a timeout like the isolate's own. */
+  private hostTimeout(): RouteOutcome {
+    return { status: "error", kind: "timeout", message: `route exceeded its ${this.opts.limits.routeTimeoutMs} ms time limit (time in KSR calls included)` };
   }
 
   /** apply/applySync itself threw: the isolate stopped the script (timeout) or died (memory). */
@@ -539,7 +552,7 @@ export class ScriptRunner implements RouteRunner {
       entryPoints.release();
       const runRouteCollected = (await context.evalClosure(
         COLLECTING_RUN_ROUTE,
-        [runRoute.derefInto(), takeFailure.derefInto(), ROUTE_FAILED],
+        [runRoute.derefInto(), takeFailure.derefInto(), ROUTE_FAILED, this.bridgeCallback(), OP_ROUTE_START],
         { result: { reference: true } },
       )) as unknown as IsolateInstance["runRouteCollected"];
       const instance: IsolateInstance = { isolate, context, runRoute, hasRoute, takeFailure, runRouteCollected, lastCpuNs: 0n };
@@ -605,7 +618,7 @@ export class ScriptRunner implements RouteRunner {
         takeFailure,
         runRouteCollected: context.evalClosureSync(
           COLLECTING_RUN_ROUTE,
-          [runRoute.derefInto(), takeFailure.derefInto(), ROUTE_FAILED],
+          [runRoute.derefInto(), takeFailure.derefInto(), ROUTE_FAILED, this.bridgeCallback(), OP_ROUTE_START],
           { result: { reference: true } },
         ) as unknown as IsolateInstance["runRouteCollected"],
         lastCpuNs: 0n,

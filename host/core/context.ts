@@ -127,6 +127,13 @@ export class MessageContext {
   exited = false;
   /** Drop flag (KSR.x.drop(), KSR.set_drop()). */
   dropped = false;
+  /**
+   * performance.now() by which the running route must end, its time in KSR
+   * calls included (0: no route clock runs); set by the script runner.
+   */
+  routeDeadlineMs = 0;
+  /** A KSR call returned past routeDeadlineMs: the route was ended as timed out. */
+  routeTimedOut = false;
   /** The local reply sent by this execution, if any. */
   replied: LocalReply | undefined;
   /** The message was forwarded (stateless or stateful). */

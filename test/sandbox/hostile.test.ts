@@ -7,6 +7,7 @@ import { setLogSink } from "../../host/core/log.js";
 import type { ScriptRunner } from "../../sandbox/runner.js";
 import type { ScriptLimits } from "../../sandbox/types.js";
 import { calls, checkHealthy, fakeHost, HEALTHY_ROUTE, LIMITS, makeContext, runnerFor } from "./fixtures.js";
+import { DEFAULT_MAX_STRING_LENGTH } from "../../sandbox/bridge.js";
 
 /** Filling a heap takes longer than the default 100 ms route limit; memory tests get more time. */
 const MEMORY_TEST_LIMITS: ScriptLimits = { heapMb: 32, routeTimeoutMs: 3000 };
@@ -240,10 +241,12 @@ describe("huge strings", () => {
     expectHealthy();
   });
 
-  test("a string just under the cap passes", () => {
-    const { outcome, host } = attack(`function ksr_request_route() { KSR.info(String(KSR.tk.echo("z".repeat(1024 * 1024)).length)); }`);
+  test("a string at the cap (the largest SIP message) passes, one character more does not", () => {
+    const { outcome, host } = attack(
+      `function ksr_request_route() { KSR.info(String(KSR.tk.echo("z".repeat(${DEFAULT_MAX_STRING_LENGTH})).length) + "," + String(KSR.tk.echo("z".repeat(${DEFAULT_MAX_STRING_LENGTH + 1})))); }`,
+    );
     expect(outcome).toEqual({ status: "ok" });
-    expect(host.logs).toEqual([{ level: "info", text: String(1024 * 1024) }]);
+    expect(host.logs.filter((l) => l.level === "info")).toEqual([{ level: "info", text: `${DEFAULT_MAX_STRING_LENGTH},null` }]);
   });
 
   test("a huge route return value is ignored, not copied to the host", () => {
