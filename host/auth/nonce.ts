@@ -4,17 +4,22 @@
  *
  * A nonce carries its expiry time and an id, signed with HMAC-SHA-256 under
  * a per-process secret and the tenant id, so a nonce cannot be forged,
- * lengthened, or presented to another tenant. Replays are refused with a
- * bounded table of the nonces handed out:
+ * lengthened, or presented to another tenant. Issuing one stores nothing:
+ * any number of challenges to strangers cannot fill or flush a table.
+ * Replays are refused with a bounded table of the nonces *used*, entered
+ * only once a response computed with the nonce was verified (commit):
  * - credentials with qop carry a nonce-count; each must be greater than the
  *   last one accepted for the nonce (RFC 2617 §3.2.2: "the server can detect
  *   request replays by maintaining its own copy of this count");
  * - credentials without qop (RFC 2069 style, what Kamailio's auth_challenge
  *   with flags 0 asks for) can use their nonce once.
- * This is Kamailio's auth with nonce_count and one_time_nonce both on. A
- * correctly signed nonce no longer in the table (forgotten under load) is
- * treated as stale, so the UA is re-challenged with stale=true; it is never
- * accepted. Nonces of an earlier process (another secret) are invalid.
+ * A wrong response does not use the nonce up, so nobody without the
+ * password can burn a user's nonce. This is Kamailio's auth with
+ * nonce_count and one_time_nonce both on. When the table is full the oldest
+ * used entries are forgotten, and every nonce expiring no later than one
+ * forgotten is treated as stale from then on (the UA is re-challenged with
+ * stale=true): a forgotten nonce is never accepted again. Nonces of an
+ * earlier process (another secret) are invalid.
  */
 import { hash, randomBytes, timingSafeEqual } from "node:crypto";
 
@@ -26,7 +31,7 @@ export interface NonceOptions {
    * is taken as stale (Kamailio nonce_auth_max_drift, default 3).
    */
   readonly maxDriftSec: number;
-  /** Most nonces tracked at once; the oldest are forgotten beyond it. */
+  /** Most used nonces tracked at once; the oldest are forgotten beyond it. */
   readonly maxTracked: number;
 }
 
@@ -35,11 +40,18 @@ export const DEFAULT_NONCE_OPTIONS: NonceOptions = { expireSec: 300, maxDriftSec
 /** Outcome of checking a nonce presented in credentials. */
 export type NonceVerdict = "ok" | "invalid" | "stale" | "reused";
 
-interface NonceState {
+/** A nonce whose response was verified at least once. */
+interface UsedNonce {
   readonly expiresAtMs: number;
-  used: boolean;
-  /** Highest nonce-count accepted so far (0: none). */
+  /** Highest nonce-count accepted so far (0: used without qop). */
   lastNc: number;
+}
+
+/** A nonce that passed check(): what commit() records. */
+export interface CheckedNonce {
+  readonly key: string;
+  readonly expiresAtMs: number;
+  readonly nc: number | undefined;
 }
 
 const PAYLOAD_BYTES = 8;
@@ -87,7 +99,10 @@ export class HmacSha256 {
 }
 
 export class NonceService {
-  private readonly tracked = new Map<number, NonceState>();
+  /** Used nonces by tenant and id, oldest commit first. */
+  private readonly used = new Map<string, UsedNonce>();
+  /** Nonces expiring at or before this were forgotten from `used`: stale. */
+  private forgottenUntilMs = 0;
   private nextId: number;
   private readonly hmac: HmacSha256;
 
@@ -99,29 +114,23 @@ export class NonceService {
     this.hmac = new HmacSha256(secret);
   }
 
-  /** A fresh nonce for a challenge sent at `nowMs`. */
+  /** A fresh nonce for a challenge sent at `nowMs`. Stores nothing. */
   issue(tenant: string, nowMs: number): string {
-    this.forgetExpired(nowMs);
     const id = this.nextId;
     this.nextId = (this.nextId + 1) >>> 0;
     const expiresSec = Math.floor(nowMs / 1000) + this.options.expireSec;
     const payload = Buffer.alloc(PAYLOAD_BYTES);
     payload.writeUInt32BE(expiresSec >>> 0, 0);
     payload.writeUInt32BE(id, 4);
-    this.tracked.delete(id); // an id reused after 2^32 nonces starts afresh
-    this.tracked.set(id, { expiresAtMs: expiresSec * 1000, used: false, lastNc: 0 });
-    while (this.tracked.size > this.options.maxTracked) {
-      const oldest = this.tracked.keys().next().value as number;
-      this.tracked.delete(oldest);
-    }
     return Buffer.concat([payload, this.mac(tenant, payload)]).toString("base64url");
   }
 
   /**
-   * Check a nonce and, when it passes, record its use: `nc` is the
-   * credentials' nonce-count (undefined without qop).
+   * Check a nonce presented with credentials, recording nothing: `nc` is
+   * the credentials' nonce-count (undefined without qop). "ok" comes with
+   * what commit() needs once the response is verified.
    */
-  verify(tenant: string, nonce: string, nowMs: number, nc: number | undefined): NonceVerdict {
+  check(tenant: string, nonce: string, nowMs: number, nc: number | undefined): Exclude<NonceVerdict, "ok"> | CheckedNonce {
     // Exactly the characters issued: base64url decoding ignores extra
     // trailing bits, so a lengthened nonce would decode to the same bytes.
     if (nonce.length !== NONCE_CHARS || !/^[A-Za-z0-9_-]+$/.test(nonce)) return "invalid";
@@ -129,26 +138,48 @@ export class NonceService {
     if (raw.length !== PAYLOAD_BYTES + MAC_BYTES) return "invalid";
     const payload = raw.subarray(0, PAYLOAD_BYTES);
     if (!timingSafeEqual(raw.subarray(PAYLOAD_BYTES), this.mac(tenant, payload))) return "invalid";
-    const expiresSec = payload.readUInt32BE(0);
+    const expiresAtMs = payload.readUInt32BE(0) * 1000;
     const id = payload.readUInt32BE(4);
-    if (expiresSec * 1000 <= nowMs) return "stale";
-    const issuedSec = expiresSec - this.options.expireSec;
-    if ((issuedSec - this.options.maxDriftSec) * 1000 > nowMs) return "stale";
-    const state = this.tracked.get(id);
-    if (state === undefined || state.expiresAtMs !== expiresSec * 1000) return "stale";
-    if (nc === undefined) {
-      if (state.used) return "reused";
-    } else if (nc <= state.lastNc || (state.used && state.lastNc === 0)) {
-      return "reused";
+    if (expiresAtMs <= nowMs || expiresAtMs <= this.forgottenUntilMs) return "stale";
+    const issuedMs = expiresAtMs - this.options.expireSec * 1000;
+    if (issuedMs - this.options.maxDriftSec * 1000 > nowMs) return "stale";
+    const key = `${tenant}\u0000${id}`;
+    const state = this.used.get(key);
+    if (state !== undefined && state.expiresAtMs === expiresAtMs) {
+      // Without qop a nonce is good once; with qop every count must grow.
+      if (nc === undefined || state.lastNc === 0 || nc <= state.lastNc) return "reused";
     }
-    state.used = true;
-    if (nc !== undefined) state.lastNc = nc;
+    return { key, expiresAtMs, nc };
+  }
+
+  /** The response computed with a checked nonce was right: record its use. */
+  commit(checked: CheckedNonce, nowMs: number): void {
+    this.forgetExpired(nowMs);
+    const state = this.used.get(checked.key);
+    if (state !== undefined && state.expiresAtMs === checked.expiresAtMs) {
+      if (checked.nc !== undefined && checked.nc > state.lastNc) state.lastNc = checked.nc;
+      return;
+    }
+    this.used.delete(checked.key); // an id reused after 2^32 nonces starts afresh
+    this.used.set(checked.key, { expiresAtMs: checked.expiresAtMs, lastNc: checked.nc ?? 0 });
+    while (this.used.size > this.options.maxTracked) {
+      const [oldestKey, oldest] = this.used.entries().next().value as [string, UsedNonce];
+      this.used.delete(oldestKey);
+      if (oldest.expiresAtMs > this.forgottenUntilMs) this.forgottenUntilMs = oldest.expiresAtMs;
+    }
+  }
+
+  /** Check and, when it passes, commit at once (a caller that has verified the response already). */
+  verify(tenant: string, nonce: string, nowMs: number, nc: number | undefined): NonceVerdict {
+    const r = this.check(tenant, nonce, nowMs, nc);
+    if (typeof r === "string") return r;
+    this.commit(r, nowMs);
     return "ok";
   }
 
-  /** Number of nonces currently tracked (for tests and stats). */
+  /** Number of used nonces currently tracked (for tests and stats). */
   get trackedCount(): number {
-    return this.tracked.size;
+    return this.used.size;
   }
 
   private mac(tenant: string, payload: Buffer): Buffer {
@@ -156,12 +187,12 @@ export class NonceService {
     return this.hmac.digest(`${tenant}\u0000`, payload).subarray(0, MAC_BYTES);
   }
 
-  /** Ids grow with time, so the expired nonces are at the front of the map. */
+  /** Commits come in time order, so the first entries expire first. */
   private forgetExpired(nowMs: number): void {
     let budget = 16;
-    for (const [id, state] of this.tracked) {
+    for (const [key, state] of this.used) {
       if (budget-- === 0 || state.expiresAtMs > nowMs) break;
-      this.tracked.delete(id);
+      this.used.delete(key);
     }
   }
 }

@@ -21,7 +21,7 @@
 import { timingSafeEqual } from "node:crypto";
 import type { MessageContext } from "../core/context.js";
 import { DEFAULT_AUTH_SETTINGS, type AuthSettings } from "../storage/index.js";
-import { NonceService } from "../auth/nonce.js";
+import { NonceService, type CheckedNonce } from "../auth/nonce.js";
 import { computeHa1, digestResponse, hexLength, parseAlgorithm, sessionHa1, toBinary, type DigestAlgorithm } from "../auth/digest.js";
 import { headerIndexes, parseCredentials, parseUriCached, splitAuthUsername, toBody } from "./msgutil.js";
 import { replyWithHeaders } from "./local-reply.js";
@@ -65,6 +65,8 @@ export interface DigestCredentials {
   readonly qop: string | undefined;
   readonly nc: string | undefined;
   readonly cnonce: string | undefined;
+  /** The nonce as checked: used up (committed) only once the response is verified. */
+  readonly nonceCheck: CheckedNonce;
 }
 
 /** Nonce state of hosts without data services (challenges work without a database). */
@@ -156,7 +158,8 @@ export function preAuth(ctx: MessageContext, realm: string, kind: CredentialsHea
     ncValue = parseInt(nc, 16);
     if (ncValue === 0) return AUTH_ERROR;
   }
-  switch (noncesOf(ctx).verify(ctx.tenant.id, nonce, ctx.host.now(), ncValue)) {
+  const checked = noncesOf(ctx).check(ctx.tenant.id, nonce, ctx.host.now(), ncValue);
+  switch (checked) {
     case "invalid":
       ctx.host.log("info", "auth: invalid nonce value received\n", ctx);
       return AUTH_ERROR;
@@ -165,8 +168,6 @@ export function preAuth(ctx: MessageContext, realm: string, kind: CredentialsHea
       return AUTH_STALE_NONCE;
     case "reused":
       return AUTH_NONCE_REUSED;
-    case "ok":
-      break;
   }
   const { user, domain } = splitAuthUsername(username);
   return {
@@ -182,6 +183,7 @@ export function preAuth(ctx: MessageContext, realm: string, kind: CredentialsHea
     qop,
     nc,
     cnonce,
+    nonceCheck: checked,
   };
 }
 
@@ -210,7 +212,11 @@ export function checkResponse(ctx: MessageContext, c: DigestCredentials, ha1: st
     body: ctx.msg.body,
   });
   const ok = timingSafeEqual(Buffer.from(expected, "latin1"), Buffer.from(c.response.toLowerCase(), "latin1"));
-  return ok ? AUTH_OK : AUTH_INVALID_PASSWORD;
+  if (!ok) return AUTH_INVALID_PASSWORD;
+  // Only a right response uses the nonce (or its nonce-count) up: a stranger
+  // replaying it with a wrong one cannot burn a user's nonce.
+  noncesOf(ctx).commit(c.nonceCheck, ctx.host.now());
+  return AUTH_OK;
 }
 
 /** H(A1) from a plain-text password for these credentials (username as sent, realm as matched). */

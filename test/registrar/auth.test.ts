@@ -101,6 +101,15 @@ describe("auth_db.auth_check", () => {
     expect(check(host, registerWith(answer(ch!, { ...ALICE, nc: 2 })))).toBe(-6);
   });
 
+  it("a wrong response does not use the nonce up: the right one with the same nonce still passes, once", () => {
+    const host = hostWithAlice();
+    const [ch] = challengeFor(host, register());
+    expect(check(host, registerWith(answer(ch!, { ...ALICE, password: "guess" })))).toBe(-2);
+    expect(check(host, registerWith(answer(ch!, { ...ALICE, password: "guess" })))).toBe(-2);
+    expect(check(host, registerWith(answer(ch!, ALICE)))).toBe(1);
+    expect(check(host, registerWith(answer(ch!, ALICE)))).toBe(-6);
+  });
+
   it("-2 for a wrong password, -3 for an unknown user, -5 without credentials for the realm", () => {
     const host = hostWithAlice();
     const [ch] = challengeFor(host, register(), 1);

@@ -118,12 +118,39 @@ describe("nonces", () => {
     expect(n.verify("t", b, T, 1)).toBe("ok");
   });
 
-  it("forgotten beyond the tracking bound are stale, never accepted", () => {
+  it("issuing stores nothing: challenges to strangers cannot fill or flush the table", () => {
+    const n = new NonceService(undefined, { expireSec: 300, maxDriftSec: 3, maxTracked: 2 });
+    const mine = n.issue("t", T);
+    for (let i = 0; i < 1000; i++) n.issue("t", T);
+    expect(n.trackedCount).toBe(0);
+    expect(n.verify("t", mine, T, 1)).toBe("ok");
+    expect(n.trackedCount).toBe(1);
+  });
+
+  it("are used up only by commit: check alone, as for a wrong response, leaves them good", () => {
+    const n = new NonceService();
+    const a = n.issue("t", T);
+    const checked = n.check("t", a, T, undefined);
+    expect(typeof checked).toBe("object");
+    // A second check (another wrong response) still passes: nothing was used.
+    expect(typeof n.check("t", a, T, undefined)).toBe("object");
+    n.commit(checked as Exclude<typeof checked, string>, T);
+    expect(n.check("t", a, T, undefined)).toBe("reused");
+  });
+
+  it("used ones forgotten beyond the tracking bound are stale from then on, never accepted again", () => {
     const n = new NonceService(undefined, { expireSec: 300, maxDriftSec: 3, maxTracked: 2 });
     const first = n.issue("t", T);
-    n.issue("t", T);
-    n.issue("t", T);
+    expect(n.verify("t", first, T, undefined)).toBe("ok");
+    const second = n.issue("t", T + 1000);
+    expect(n.verify("t", second, T + 1000, undefined)).toBe("ok");
+    const third = n.issue("t", T + 2000);
+    expect(n.verify("t", third, T + 2000, undefined)).toBe("ok");
     expect(n.trackedCount).toBe(2);
-    expect(n.verify("t", first, T, 1)).toBe("stale");
+    // The first was forgotten: a replay of it is stale (re-challenge), not ok.
+    expect(n.verify("t", first, T + 3000, undefined)).toBe("stale");
+    // So is an unused nonce issued in the same second as the forgotten one.
+    expect(n.verify("t", n.issue("t", T), T + 3000, undefined)).toBe("stale");
+    expect(n.verify("t", third, T + 3000, undefined)).toBe("reused");
   });
 });
