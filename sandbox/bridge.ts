@@ -143,6 +143,8 @@ export class BridgeDispatcher {
     private readonly logScope: string,
     /** A route's time limit in ms, its time in KSR calls included. */
     private readonly routeTimeoutMs: number,
+    /** CPU time of the isolate running the executions, in ns. */
+    private readonly isolateCpuNs: () => bigint,
   ) {}
 
   /** Wall time spent in KSR calls, in ns: counted in the tenant's CPU use. */
@@ -158,13 +160,12 @@ export class BridgeDispatcher {
         if (entry === undefined) return undefined;
         if (ctx === undefined) return this.outsideRoute(entry.qualifiedName, failureValue(entry.returns));
         if (ctx.exited) return this.exitToken;
-        if (this.pastDeadline(ctx, started) !== undefined) return this.exitToken;
         const result = this.callEntry(ctx, entry, args);
-        return this.pastDeadline(ctx, performance.now()) ?? result;
+        return this.pastDeadline(ctx, started) ?? result;
       }
       switch (op) {
         case OP_ROUTE_START:
-          if (ctx !== undefined) ctx.routeDeadlineMs = started + this.routeTimeoutMs;
+          if (ctx !== undefined) ctx.routeClock = { startCpuNs: this.isolateCpuNs(), hostMs: 0 };
           return undefined;
         case OP_EXIT:
         case OP_DROP:
@@ -176,10 +177,9 @@ export class BridgeDispatcher {
         case OP_MODF:
           if (ctx === undefined) return this.outsideRoute("KSR.x.modf", -1);
           if (ctx.exited) return this.exitToken;
-          if (this.pastDeadline(ctx, started) !== undefined) return this.exitToken;
           {
             const result = this.modf(ctx, args);
-            return this.pastDeadline(ctx, performance.now()) ?? result;
+            return this.pastDeadline(ctx, started) ?? result;
           }
         case OP_ARG_ERROR:
           return this.argError(ctx, args);
@@ -200,12 +200,20 @@ export class BridgeDispatcher {
   }
 
   /**
-   * Host time is route time: once a call returns past the route's deadline
-   * (or one is made past it), the execution ends as if by KSR.x.exit and
-   * the runner reports the route as timed out. Undefined while in time.
+   * Host time is route time: once a call returns with the route's time in
+   * KSR calls plus its isolate's CPU time past the limit, the execution ends
+   * as if by KSR.x.exit and the runner reports the route as timed out.
+   * Undefined while in time. The isolate's CPU time (not wall time, which a
+   * busy machine stretches) is read only once host time alone reaches a
+   * quarter of the limit: KSR calls normally take microseconds.
    */
-  private pastDeadline(ctx: MessageContext, now: number): string | undefined {
-    if (ctx.routeDeadlineMs === 0 || now <= ctx.routeDeadlineMs) return undefined;
+  private pastDeadline(ctx: MessageContext, callStarted: number): string | undefined {
+    const clock = ctx.routeClock;
+    if (clock === undefined) return undefined;
+    clock.hostMs += performance.now() - callStarted;
+    if (clock.hostMs * 4 < this.routeTimeoutMs) return undefined;
+    const isolateMs = Number(this.isolateCpuNs() - clock.startCpuNs) / 1e6;
+    if (clock.hostMs + isolateMs <= this.routeTimeoutMs) return undefined;
     ctx.routeTimedOut = true;
     ctx.exited = true;
     return this.exitToken;

@@ -155,7 +155,15 @@ export class ScriptRunner implements RouteRunner {
     this.maxStringLength = opts.maxStringLength ?? DEFAULT_MAX_STRING_LENGTH;
     this.loadTimeoutMs = opts.loadTimeoutMs ?? DEFAULT_LOAD_TIMEOUT_MS;
     this.logScope = `script:${opts.tenant}`;
-    this.dispatcher = new BridgeDispatcher(this.table, this.executions, this.exitToken, this.maxStringLength, this.logScope, opts.limits.routeTimeoutMs);
+    this.dispatcher = new BridgeDispatcher(
+      this.table,
+      this.executions,
+      this.exitToken,
+      this.maxStringLength,
+      this.logScope,
+      opts.limits.routeTimeoutMs,
+      () => this.liveIsolateCpuNs(),
+    );
     this.currentMode = opts.mode ?? "sync";
   }
 
@@ -247,6 +255,17 @@ export class ScriptRunner implements RouteRunner {
     // Time in KSR calls is the tenant's too (the isolate's clock stops while
     // the host works for it).
     return this.retiredCpuNs + current + this.dispatcher.hostTimeNs;
+  }
+
+  /** CPU time of the current isolate in ns (0 when there is none or it is gone). */
+  private liveIsolateCpuNs(): bigint {
+    const instance = this.instance;
+    if (instance === undefined || instance.isolate.isDisposed) return 0n;
+    try {
+      return instance.isolate.cpuTime;
+    } catch {
+      return 0n;
+    }
   }
 
   /** "sync" until demoted; "async" for good after that. */
@@ -374,7 +393,7 @@ export class ScriptRunner implements RouteRunner {
     const started = performance.now();
     // A nested route (the branch route inside t_relay) runs on its own
     // context, within the time of the call that runs it.
-    ctx.routeDeadlineMs = started + this.opts.limits.routeTimeoutMs;
+    ctx.routeClock = { startCpuNs: this.liveIsolateCpuNs(), hostMs: 0 };
     try {
       const code = instance.runRoute.applySync(undefined, [ctx.id, name], { timeout: this.opts.limits.routeTimeoutMs });
       if (ctx.routeTimedOut) return this.hostTimeout();

@@ -3,6 +3,7 @@
  * reaches it only through KSR functions, which the bridge addresses by
  * context id; no host object ever crosses into an isolate.
  */
+import { DEFAULT_TENANT_QUOTAS, type TenantQuotas } from "./quota.js";
 import type { SipMessage, MessageEdits } from "../sip/message.js";
 import { emptyEdits } from "../sip/message.js";
 import type { StatefulProxy } from "../proxy/proxy.js";
@@ -81,10 +82,14 @@ export interface TenantState {
   readonly vars: Map<string, string | number>;
   /** $shv(name): shared variables. */
   readonly sharedVars: Map<string, string | number>;
+  /** What the tenant's scripts may keep on the host (host/core/quota.ts). */
+  readonly quotas: TenantQuotas;
+  /** Bytes of $var and $shv held now, against quotas. */
+  readonly usage: { varBytes: number; shvBytes: number };
 }
 
-export function newTenantState(id: string): TenantState {
-  return { id, vars: new Map(), sharedVars: new Map() };
+export function newTenantState(id: string, quotas: TenantQuotas = DEFAULT_TENANT_QUOTAS): TenantState {
+  return { id, vars: new Map(), sharedVars: new Map(), quotas, usage: { varBytes: 0, shvBytes: 0 } };
 }
 
 let nextContextId = 1;
@@ -128,11 +133,12 @@ export class MessageContext {
   /** Drop flag (KSR.x.drop(), KSR.set_drop()). */
   dropped = false;
   /**
-   * performance.now() by which the running route must end, its time in KSR
-   * calls included (0: no route clock runs); set by the script runner.
+   * The running route's clock, set by the script runner when the route
+   * starts: its isolate's CPU time then, and the time spent in KSR calls
+   * since (host time counts against the route's limit).
    */
-  routeDeadlineMs = 0;
-  /** A KSR call returned past routeDeadlineMs: the route was ended as timed out. */
+  routeClock: { readonly startCpuNs: bigint; hostMs: number } | undefined;
+  /** A KSR call returned past the route's time limit: the route was ended as timed out. */
   routeTimedOut = false;
   /** The local reply sent by this execution, if any. */
   replied: LocalReply | undefined;

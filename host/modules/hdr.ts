@@ -10,6 +10,7 @@
  * inserts them verbatim; here a missing final CRLF is added (see
  * normalizeHeaderText) so that a forgotten "\r\n" cannot merge two headers.
  */
+import { chargeEdit } from "../core/quota.js";
 import type { MessageContext } from "../core/context.js";
 import type { KemiFunction, KemiModule, KemiValue } from "./types.js";
 import { headerIndexes, headerKeyFor, normalizeHeaderText, xvalNull, type NullMode } from "./msgutil.js";
@@ -30,6 +31,7 @@ function keyOrLog(ctx: MessageContext, name: string): string | null {
 
 function append(ctx: MessageContext, text: string): number {
   const line = normalizeHeaderText(text);
+  if (!chargeEdit(ctx, line.length, "KSR.hdr.append")) return -1;
   if (line.length > 0) ctx.edits.appended.push(line);
   return 1;
 }
@@ -37,6 +39,7 @@ function append(ctx: MessageContext, text: string): number {
 function insert(ctx: MessageContext, text: string): number {
   if (ctx.msg.headers.length === 0) return -1;
   const line = normalizeHeaderText(text);
+  if (!chargeEdit(ctx, line.length, "KSR.hdr.insert")) return -1;
   if (line.length > 0) ctx.edits.prepended.push(line);
   return 1;
 }
@@ -165,7 +168,9 @@ export const hdrModule: KemiModule = {
         if (key === null) return -1;
         const i = headerIndexes(ctx.msg, key)[0];
         if (i === undefined) return insert(ctx, text);
-        pushTo(ctx.edits.insertedBefore, i, normalizeHeaderText(text));
+        const line = normalizeHeaderText(text);
+        if (!chargeEdit(ctx, line.length, "KSR.hdr.insert_before")) return -1;
+        pushTo(ctx.edits.insertedBefore, i, line);
         return 1;
       },
     },
@@ -209,6 +214,7 @@ export const hdrModule: KemiModule = {
       doc: "Add header line(s) to the reply this server generates for the message (sl/tm). 1 ok.",
       run(ctx, text: string) {
         const line = normalizeHeaderText(text);
+        if (!chargeEdit(ctx, line.length, "KSR.hdr.append_to_reply")) return -1;
         if (line.length > 0) ctx.replyHeaders.push(line);
         return 1;
       },

@@ -17,6 +17,7 @@
  * $avp values live per message context (see avpStore/setAvpStore for code
  * that must carry them into later routes of the same transaction).
  */
+import { overQuota, valueBytes } from "../core/quota.js";
 import { hostname } from "node:os";
 import type { MessageContext } from "../core/context.js";
 import type { KemiModule, KemiValue } from "./types.js";
@@ -361,16 +362,38 @@ const SIMPLE: ReadonlyMap<string, PvAccessor> = (() => {
 
 // ------------------------------------------------------ PVs with a name
 
-function varAccessor(store: (ctx: MessageContext) => Map<string, string | number>, name: string): PvAccessor {
+/** $var (per process) or $shv (shared): each counted against its tenant quota (host/core/quota.ts). */
+function varAccessor(kind: "var" | "shv", name: string): PvAccessor {
+  const storeOf = (ctx: MessageContext) => (kind === "var" ? ctx.tenant.vars : ctx.tenant.sharedVars);
+  const quota = kind === "var" ? "varBytes" : "shvBytes";
   return {
     // Kamailio script variables start (and reset to) integer 0, never null.
-    get: (ctx) => store(ctx).get(name) ?? 0,
+    get: (ctx) => storeOf(ctx).get(name) ?? 0,
     set(ctx, v) {
-      if (v === null) store(ctx).delete(name);
-      else store(ctx).set(name, v);
+      const store = storeOf(ctx);
+      const old = store.get(name);
+      const before = old === undefined ? 0 : valueBytes(name, old);
+      if (v === null) {
+        store.delete(name);
+        ctx.tenant.usage[quota] -= before;
+        return true;
+      }
+      const after = valueBytes(name, v);
+      if (ctx.tenant.usage[quota] - before + after > ctx.tenant.quotas[quota]) return overQuota(ctx, quota, `$${kind}(${name.slice(0, 64)})`);
+      store.set(name, v);
+      ctx.tenant.usage[quota] += after - before;
       return true;
     },
   };
+}
+
+/** Bytes of names and values in each $avp store (one per transaction or message). */
+const avpBytes = new WeakMap<AvpStore, number>();
+
+function avpValuesBytes(name: string, values: readonly (string | number)[]): number {
+  let n = 0;
+  for (const v of values) n += valueBytes(name, v);
+  return n;
 }
 
 type Index = { kind: "none" } | { kind: "int"; i: number } | { kind: "all" };
@@ -388,25 +411,33 @@ function avpAccessor(name: string, idx: Index): PvAccessor {
     set(ctx, v) {
       const store = avpStore(ctx);
       let list = store.get(name);
+      let used = avpBytes.get(store) ?? 0;
       if (v === null) {
         // $avp(x) = $null removes the newest value; [*] removes all.
         if (list !== undefined) {
-          if (idx.kind === "all") store.delete(name);
-          else {
+          if (idx.kind === "all") {
+            used -= avpValuesBytes(name, list);
+            store.delete(name);
+          } else {
             const i = idx.kind === "int" ? idx.i : 0;
             const k = i < 0 ? list.length + i : i;
-            if (k >= 0 && k < list.length) list.splice(k, 1);
+            if (k >= 0 && k < list.length) used -= avpValuesBytes(name, list.splice(k, 1));
             if (list.length === 0) store.delete(name);
           }
+          avpBytes.set(store, used);
         }
         return true;
       }
+      const replaced = idx.kind === "all" && list !== undefined ? avpValuesBytes(name, list) : 0;
+      const added = valueBytes(name, v);
+      if (used - replaced + added > ctx.tenant.quotas.avpBytes) return overQuota(ctx, "avpBytes", `$avp(${name.slice(0, 64)})`);
       if (idx.kind === "all" || list === undefined) {
         list = [];
         store.set(name, list);
       }
       // Assigning adds a value on top of the stack (Kamailio AVPs are multi-valued).
       list.unshift(v);
+      avpBytes.set(store, used - replaced + added);
       return true;
     },
   };
@@ -522,9 +553,9 @@ function compile(name: string): PvAccessor | null {
   if (p.idx.kind !== "none" && !indexable) return null;
   switch (p.cls) {
     case "var":
-      return varAccessor((ctx) => ctx.tenant.vars, p.inner);
+      return varAccessor("var", p.inner);
     case "shv":
-      return varAccessor((ctx) => ctx.tenant.sharedVars, p.inner);
+      return varAccessor("shv", p.inner);
     case "avp":
       return avpAccessor(p.inner.replace(/^s:/, ""), p.idx);
     case "hdr":

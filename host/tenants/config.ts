@@ -28,6 +28,7 @@ import { z } from "zod";
 import { KEMI_MODULES } from "../modules/index.js";
 import type { TransportProto } from "../core/context.js";
 import { DEFAULT_LIMITS } from "../../sandbox/types.js";
+import { DEFAULT_TENANT_QUOTAS, type TenantQuotas } from "../core/quota.js";
 import type { ExecutionMode } from "../../sandbox/runner.js";
 
 export interface TenantLimits {
@@ -74,6 +75,8 @@ export interface TenantEntry {
   readonly modules: readonly string[] | undefined;
   /** Execution mode a (re)loaded script starts in. */
   readonly mode: ExecutionMode;
+  /** What its scripts may keep on the host (host/core/quota.ts). */
+  readonly quotas: TenantQuotas;
 }
 
 export interface TenantsConfig {
@@ -237,12 +240,22 @@ const limitsSchema = z
   })
   .strict();
 
+const quotasSchema = z
+  .object({
+    varBytes: z.number().int().min(0).max(1024 ** 3).default(DEFAULT_TENANT_QUOTAS.varBytes),
+    shvBytes: z.number().int().min(0).max(1024 ** 3).default(DEFAULT_TENANT_QUOTAS.shvBytes),
+    avpBytes: z.number().int().min(0).max(64 * 1024 ** 2).default(DEFAULT_TENANT_QUOTAS.avpBytes),
+    editBytes: z.number().int().min(0).max(1024 ** 2).default(DEFAULT_TENANT_QUOTAS.editBytes),
+  })
+  .strict();
+
 const tenantSchema = z
   .object({
     id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "must be 1-64 letters, digits, '_', '.', '-' (not first)"),
     script: z.string().min(1).regex(/\.(js|mjs|cjs|ts|mts|cts)$/i, "must be a .js or .ts file"),
     match: z.union([ruleSchema, z.array(ruleSchema)]).optional(),
     limits: limitsSchema.default({}),
+    quotas: quotasSchema.default({}),
     onError: z
       .object({
         status: z.number().int().min(300).max(699).default(DEFAULT_ERROR_STATUS),
@@ -353,6 +366,7 @@ export function loadTenantsFile(path: string, opts: LoadTenantsOptions = {}): Te
       onError: { status: t.onError.status, reason: t.onError.reason ?? reasonFor(t.onError.status) },
       modules: t.modules,
       mode: t.mode,
+      quotas: t.quotas,
     };
   });
   if (data.default !== undefined && !seen.has(data.default)) {
@@ -381,6 +395,7 @@ export function singleScriptConfig(scriptPath: string, tenantId: string, limits:
     onError: SINGLE_SCRIPT_ON_ERROR,
     modules: undefined,
     mode: "sync",
+    quotas: DEFAULT_TENANT_QUOTAS,
   };
   return { file: scriptPath, tenants: [entry], defaultTenant: tenantId, unmatched: 404 };
 }

@@ -115,7 +115,7 @@ export class Tenant {
     budgetCpuNs?: (tenant: Tenant) => bigint,
   ) {
     this.id = config.id;
-    this.state = newTenantState(config.id);
+    this.state = newTenantState(config.id, config.quotas);
     this.current = runner;
     this.live.add(runner);
     this.counters = new TenantCounters(() => this.cpuNs());

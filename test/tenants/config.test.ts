@@ -5,6 +5,7 @@
 import { describe, expect, test } from "vitest";
 import { loadTenantsFile, TenantsConfigError, type TenantsConfigIssue } from "../../host/tenants/index.js";
 import { REPLY_200, tenantDir } from "./fixtures.js";
+import { DEFAULT_TENANT_QUOTAS } from "../../host/core/quota.js";
 
 /** Loads `text` as a tenants file (with the scripts it names written) and returns the issues it raised. */
 function issuesOf(text: string, fileName = "tenants.yaml"): TenantsConfigIssue[] {
@@ -76,6 +77,7 @@ tenants:
       onError: { status: 503, reason: "Service Unavailable" },
       modules: ["sl", "hdr"],
       mode: "async",
+      quotas: DEFAULT_TENANT_QUOTAS,
     });
     expect(tb).toMatchObject({
       id: "b",
