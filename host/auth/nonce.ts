@@ -15,6 +15,14 @@
  * correctly signed nonce no longer in the table (forgotten under load) is
  * treated as stale, so the UA is re-challenged with stale=true; it is never
  * accepted. Nonces of an earlier process (another secret) are invalid.
+ *
+ * Worker processes of one server (`ksr run --workers`) share the secret, so
+ * a nonce one worker issued verifies on any other; each keeps its own
+ * replay table. A UA's retry after a challenge keeps the Call-ID (RFC 3261
+ * §8.1.3.5), so it reaches the worker that issued the nonce; a nonce shown
+ * to another worker (another Call-ID) is signed right but not in its table:
+ * stale, re-challenged, never accepted twice. Each worker issues ids of its
+ * own lane (index + k·count), so no two workers track the same id.
  */
 import { hash, randomBytes, timingSafeEqual } from "node:crypto";
 
@@ -84,16 +92,26 @@ export class HmacSha256 {
   }
 }
 
+/** The ids a service issues: index, index + count, index + 2·count, … (one lane per worker process). */
+export interface NonceIdLane {
+  readonly index: number;
+  readonly count: number;
+}
+
 export class NonceService {
   private readonly tracked = new Map<number, NonceState>();
   private nextId: number;
+  private readonly idStep: number;
   private readonly hmac: HmacSha256;
 
   constructor(
     secret: Buffer = randomBytes(32),
     readonly options: NonceOptions = DEFAULT_NONCE_OPTIONS,
+    lane: NonceIdLane = { index: 0, count: 1 },
   ) {
-    this.nextId = randomBytes(4).readUInt32BE(0);
+    this.idStep = lane.count;
+    // A random start in the lane: nonces of an earlier run under the same secret are not tracked anew.
+    this.nextId = (Math.floor(randomBytes(4).readUInt32BE(0) / lane.count) * lane.count + lane.index) >>> 0;
     this.hmac = new HmacSha256(secret);
   }
 
@@ -101,7 +119,7 @@ export class NonceService {
   issue(tenant: string, nowMs: number): string {
     this.forgetExpired(nowMs);
     const id = this.nextId;
-    this.nextId = (this.nextId + 1) >>> 0;
+    this.nextId = (this.nextId + this.idStep) >>> 0;
     const expiresSec = Math.floor(nowMs / 1000) + this.options.expireSec;
     const payload = Buffer.alloc(PAYLOAD_BYTES);
     payload.writeUInt32BE(expiresSec >>> 0, 0);

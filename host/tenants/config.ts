@@ -14,6 +14,7 @@
  *       limits: { heapMb: 64, routeTimeoutMs: 100, cpuShare: 0.25 }
  *       onError: { status: 500 }         # reply when the route fails
  *       modules: [sl, hdr, pv]           # KSR modules the script may use; default all
+ *       workers: 2                       # worker processes of the tenant (--isolation process); default 1
  *
  * Within one rule every criterion given must match; a rule with no
  * criterion matches nothing. Tenants are tried in file order and the first
@@ -74,7 +75,15 @@ export interface TenantEntry {
   readonly modules: readonly string[] | undefined;
   /** Execution mode a (re)loaded script starts in. */
   readonly mode: ExecutionMode;
+  /**
+   * Worker processes serving the tenant with `--isolation process`, each
+   * message going to worker hash(Call-ID) mod workers (host/tenants/affinity.ts).
+   */
+  readonly workers: number;
 }
+
+/** Most worker processes one tenant (or `ksr run --workers`) may have. */
+export const MAX_WORKERS = 64;
 
 export interface TenantsConfig {
   /** Absolute path of the tenants file. */
@@ -252,6 +261,7 @@ const tenantSchema = z
       .default({}),
     modules: z.array(z.string()).optional(),
     mode: z.enum(["sync", "async"]).default("sync"),
+    workers: z.number().int("must be a whole number").min(1, "must be at least 1").max(MAX_WORKERS, `must be at most ${MAX_WORKERS}`).default(1),
   })
   .strict();
 
@@ -353,6 +363,7 @@ export function loadTenantsFile(path: string, opts: LoadTenantsOptions = {}): Te
       onError: { status: t.onError.status, reason: t.onError.reason ?? reasonFor(t.onError.status) },
       modules: t.modules,
       mode: t.mode,
+      workers: t.workers,
     };
   });
   if (data.default !== undefined && !seen.has(data.default)) {
@@ -372,7 +383,12 @@ const SINGLE_SCRIPT_ON_ERROR: TenantErrorPolicy = { status: 500, reason: "Server
  * Its CPU share is that of the whole process (a registry of one script
  * turns budgets off, TenantRegistryOptions.cpuBudgets).
  */
-export function singleScriptConfig(scriptPath: string, tenantId: string, limits: { readonly heapMb: number; readonly routeTimeoutMs: number }): TenantsConfig {
+export function singleScriptConfig(
+  scriptPath: string,
+  tenantId: string,
+  limits: { readonly heapMb: number; readonly routeTimeoutMs: number },
+  workers = 1,
+): TenantsConfig {
   const entry: TenantEntry = {
     id: tenantId,
     scriptPath,
@@ -381,6 +397,7 @@ export function singleScriptConfig(scriptPath: string, tenantId: string, limits:
     onError: SINGLE_SCRIPT_ON_ERROR,
     modules: undefined,
     mode: "sync",
+    workers,
   };
   return { file: scriptPath, tenants: [entry], defaultTenant: tenantId, unmatched: 404 };
 }

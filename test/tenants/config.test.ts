@@ -50,6 +50,7 @@ tenants:
     onError: { status: 503 }
     modules: [sl, hdr]
     mode: async
+    workers: 3
   - id: b
     script: ./b.ts
     match:
@@ -76,6 +77,7 @@ tenants:
       onError: { status: 503, reason: "Service Unavailable" },
       modules: ["sl", "hdr"],
       mode: "async",
+      workers: 3,
     });
     expect(tb).toMatchObject({
       id: "b",
@@ -88,6 +90,7 @@ tenants:
       onError: { status: 500, reason: "Server Internal Error" },
       modules: undefined,
       mode: "sync",
+      workers: 1,
     });
   });
 
@@ -103,6 +106,14 @@ tenants:
 });
 
 describe("validation errors name the file, the tenant and the field", () => {
+  test("workers: a whole number from 1 to 64", () => {
+    for (const [value, message] of [["0", "at least 1"], ["1.5", "whole number"], ["65", "at most 64"], ['"two"', "number"]] as const) {
+      expect(issuesOf(`tenants:\n  - id: acme\n    script: a.js\n    workers: ${value}\n`)).toEqual([
+        expect.objectContaining({ tenant: "acme", field: "workers", message: expect.stringContaining(message) }),
+      ]);
+    }
+  });
+
   test("a wrong type in the limits", () => {
     expect(issuesOf(`tenants:\n  - id: acme\n    script: a.js\n    limits: { heapMb: "lots" }\n`)).toEqual([
       expect.objectContaining({ tenant: "acme", field: "limits.heapMb", message: expect.stringContaining("number") }),
