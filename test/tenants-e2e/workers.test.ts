@@ -1,0 +1,262 @@
+/**
+ * `ksr run script.js --workers 2` end to end over UDP on 127.0.0.1: the
+ * front posts each call to worker hash(Call-ID) mod 2 (host/tenants/
+ * affinity.ts), so a call's retransmission, CANCEL, ACKs and in-dialog
+ * requests find its transactions; a REGISTER handled by one worker is found
+ * by `lookup` on the other. Every response and relayed request carries the
+ * pid ($pp) of the worker that ran the script, so the tests see which
+ * worker served what.
+ */
+import { rmSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { callIdOwner } from "../../host/tenants/affinity.js";
+import { headerValue, statusOf, type UdpPeer } from "../e2e/sip-client.js";
+import { tenantDir } from "../tenants/fixtures.js";
+import { cliTestbed, type RunningKsr } from "./cli-harness.js";
+
+const { startKsr, peer } = cliTestbed();
+
+/**
+ * A registrar and transaction-stateful relay in the style of Kamailio's
+ * default script, marking what it relays or answers with its worker's pid.
+ * The ACK of a 2xx is relayed only when it matches the INVITE's transaction
+ * (t_check_trans() 1), so it reaches the callee only on the INVITE's worker.
+ */
+const SCRIPT = `
+function ksr_request_route() {
+  var pid = KSR.pv.get("$pp");
+  KSR.hdr.append_to_reply("X-Worker: " + pid + "\\r\\n");
+  if (KSR.is_REGISTER()) {
+    KSR.registrar.save("location", 0);
+    return;
+  }
+  KSR.hdr.append("X-Worker: " + pid + "\\r\\n");
+  if (KSR.is_CANCEL()) {
+    if (KSR.tm.t_check_trans() > 0) KSR.tm.t_relay();
+    return;
+  }
+  if (KSR.siputils.has_totag() > 0) {
+    if (KSR.is_ACK()) {
+      if (KSR.tm.t_check_trans() > 0) KSR.tm.t_relay();
+      return;
+    }
+    KSR.tm.t_relay();
+    return;
+  }
+  if (!KSR.is_ACK()) {
+    if (KSR.tmx.t_precheck_trans() > 0) {
+      KSR.tm.t_check_trans();
+      return;
+    }
+    if (KSR.tm.t_check_trans() == 0) return;
+  }
+  if (KSR.registrar.lookup("location") < 0) {
+    KSR.sl.sl_send_reply(404, "Not Found");
+    return;
+  }
+  KSR.tm.t_relay();
+}
+`;
+
+/** The first Call-ID "<prefix>-<n>@test" that worker `owner` of two owns. */
+function callIdOn(owner: number, prefix: string): string {
+  for (let n = 0; n < 1000; n++) {
+    const id = `${prefix}-${n}@test`;
+    if (callIdOwner(id, 2) === owner) return id;
+  }
+  throw new Error(`no Call-ID for worker ${owner}`);
+}
+
+interface Leg {
+  readonly callId: string;
+  readonly from: string;
+  readonly to: string;
+  readonly via: string;
+}
+
+function request(method: string, uri: string, leg: Leg, cseq: string, extra: string[] = []): string {
+  return (
+    [
+      `${method} ${uri} SIP/2.0`,
+      `Via: ${leg.via}`,
+      "Max-Forwards: 70",
+      `From: ${leg.from}`,
+      `To: ${leg.to}`,
+      `Call-ID: ${leg.callId}`,
+      `CSeq: ${cseq}`,
+      ...extra,
+      "Content-Length: 0",
+    ].join("\r\n") + "\r\n\r\n"
+  );
+}
+
+/** A response to a received request, echoing its Vias, From, To (with this To tag when it has none), Call-ID and CSeq. */
+function answer(received: string, status: number, reason: string, toTag: string): string {
+  const vias = received
+    .slice(0, received.indexOf("\r\n\r\n"))
+    .split("\r\n")
+    .filter((l) => /^via:/i.test(l));
+  const to = headerValue(received, "to")!;
+  return (
+    [
+      `SIP/2.0 ${status} ${reason}`,
+      ...vias,
+      `From: ${headerValue(received, "from")}`,
+      `To: ${to.includes(";tag=") ? to : `${to};tag=${toTag}`}`,
+      `Call-ID: ${headerValue(received, "call-id")}`,
+      `CSeq: ${headerValue(received, "cseq")}`,
+      "Content-Length: 0",
+    ].join("\r\n") + "\r\n\r\n"
+  );
+}
+
+/** The next message that is not a 100 Trying. */
+async function nextNot100(p: UdpPeer): Promise<string> {
+  for (let i = 0; i < 5; i++) {
+    const m = await p.next(3000);
+    if (statusOf(m.data) !== 100) return m.data;
+  }
+  throw new Error("only 100 Trying received");
+}
+
+async function startWorkers(): Promise<{ ksr: RunningKsr; cleanup: () => void }> {
+  const dir = tenantDir();
+  const script = dir.write("relay.js", SCRIPT);
+  const ksr = await startKsr([script, "--workers", "2", "--db", `${dir.dir}/ksr.sqlite`, "--no-supervise"], {
+    ready: /running .* in 2 worker processes on udp:127\.0\.0\.1:(\d+)/,
+  });
+  return { ksr, cleanup: () => rmSync(dir.dir, { recursive: true, force: true }) };
+}
+
+/** The callee (bob) registers its peer's address through the worker owning `callId`; returns that worker's pid. */
+async function registerBob(ksr: RunningKsr, callee: UdpPeer, callId: string): Promise<string> {
+  const leg: Leg = {
+    callId,
+    from: "<sip:bob@workers.example>;tag=r1",
+    to: "<sip:bob@workers.example>",
+    via: `SIP/2.0/UDP 127.0.0.1:${callee.port};branch=z9hG4bK-reg-${callId.replace(/[^A-Za-z0-9-]/g, "")}`,
+  };
+  await callee.send(request("REGISTER", "sip:workers.example", leg, "1 REGISTER", [`Contact: <sip:bob@127.0.0.1:${callee.port}>`, "Expires: 600"]), ksr.udpPort);
+  const ok = (await callee.next()).data;
+  expect(statusOf(ok)).toBe(200);
+  return headerValue(ok, "x-worker")!;
+}
+
+describe("ksr run --workers 2 over UDP", () => {
+  it("finds on one worker the registration another took; a call's 2xx ACK and the callee's BYE cross the proxy", async () => {
+    const { ksr, cleanup } = await startWorkers();
+    try {
+      const caller = await peer();
+      const callee = await peer();
+      // Before bob registers, the call's worker has looked him up (and opened its cache): not found.
+      const early: Leg = {
+        callId: callIdOn(1, "early"),
+        from: "<sip:alice@workers.example>;tag=a0",
+        to: "<sip:bob@workers.example>",
+        via: `SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bK-early`,
+      };
+      await caller.send(request("INVITE", "sip:bob@workers.example", early, "1 INVITE"), ksr.udpPort);
+      expect(statusOf(await nextNot100(caller))).toBe(404);
+      await caller.send(request("ACK", "sip:bob@workers.example", early, "1 ACK"), ksr.udpPort);
+      const registrar = await registerBob(ksr, callee, callIdOn(0, "reg"));
+
+      const leg: Leg = {
+        callId: callIdOn(1, "call"),
+        from: "<sip:alice@workers.example>;tag=a1",
+        to: "<sip:bob@workers.example>",
+        via: `SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bK-inv-1`,
+      };
+      await caller.send(request("INVITE", "sip:bob@workers.example", leg, "1 INVITE", [`Contact: <sip:alice@127.0.0.1:${caller.port}>`]), ksr.udpPort);
+      const relayed = (await callee.next()).data;
+      // lookup on the other worker found the binding: the R-URI is bob's contact.
+      expect(relayed.startsWith(`INVITE sip:bob@127.0.0.1:${callee.port} SIP/2.0`)).toBe(true);
+      const invitePid = headerValue(relayed, "x-worker")!;
+      expect(invitePid).not.toBe(registrar);
+      expect(statusOf((await caller.next()).data)).toBe(100);
+
+      await callee.send(answer(relayed, 200, "OK", "b1"), ksr.udpPort);
+      const ok = await nextNot100(caller);
+      expect(statusOf(ok)).toBe(200);
+      const answered: Leg = { ...leg, to: headerValue(ok, "to")! };
+
+      // The ACK of the 2xx (a new transaction, RFC 3261 §13.2.2.4) matches the INVITE on its worker.
+      await caller.send(
+        request("ACK", `sip:bob@127.0.0.1:${callee.port}`, { ...answered, via: `SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bK-ack-1` }, "1 ACK"),
+        ksr.udpPort,
+      );
+      const ack = (await callee.next()).data;
+      expect(ack.startsWith("ACK ")).toBe(true);
+      expect(headerValue(ack, "x-worker")).toBe(invitePid);
+
+      // The callee hangs up through the proxy (From and To swapped, RFC 3261 §12.2.1.1).
+      const byeLeg: Leg = { callId: leg.callId, from: answered.to, to: leg.from, via: `SIP/2.0/UDP 127.0.0.1:${callee.port};branch=z9hG4bK-bye-1` };
+      await callee.send(request("BYE", `sip:alice@127.0.0.1:${caller.port}`, byeLeg, "1 BYE"), ksr.udpPort);
+      const bye = (await caller.next()).data;
+      expect(bye.startsWith(`BYE sip:alice@127.0.0.1:${caller.port} SIP/2.0`)).toBe(true);
+      expect(headerValue(bye, "x-worker")).toBe(invitePid);
+      await caller.send(answer(bye, 200, "OK", "unused"), ksr.udpPort);
+      expect(statusOf(await nextNot100(callee))).toBe(200);
+      expect(ksr.stderr()).not.toMatch(/^(ERR|CRIT) /m);
+    } finally {
+      await ksr.stop();
+      cleanup();
+    }
+  });
+
+  it("absorbs a retransmitted INVITE and cancels the call on its worker, for a call on either worker", async () => {
+    const { ksr, cleanup } = await startWorkers();
+    try {
+      const caller = await peer();
+      const callee = await peer();
+      await registerBob(ksr, callee, callIdOn(0, "reg"));
+      const pids = new Set<string>();
+      for (const owner of [0, 1]) {
+        const leg: Leg = {
+          callId: callIdOn(owner, "cancel"),
+          from: "<sip:alice@workers.example>;tag=a2",
+          to: "<sip:bob@workers.example>",
+          via: `SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bK-inv-c${owner}`,
+        };
+        const invite = request("INVITE", "sip:bob@workers.example", leg, "1 INVITE", [`Contact: <sip:alice@127.0.0.1:${caller.port}>`]);
+        await caller.send(invite, ksr.udpPort);
+        const relayed = (await callee.next()).data;
+        pids.add(headerValue(relayed, "x-worker")!);
+        expect(statusOf((await caller.next()).data)).toBe(100);
+        // The retransmission reaches the INVITE's server transaction, which resends its 100 (RFC 3261 §17.2.1)
+        // and relays nothing.
+        await caller.send(invite, ksr.udpPort);
+        expect(statusOf((await caller.next()).data)).toBe(100);
+        await callee.send(answer(relayed, 180, "Ringing", "b2"), ksr.udpPort);
+        expect(statusOf((await caller.next()).data)).toBe(180);
+
+        // CANCEL: same Call-ID and branch (RFC 3261 §9.1): answered 200 and relayed by the INVITE's worker.
+        await caller.send(request("CANCEL", "sip:bob@workers.example", leg, "1 CANCEL"), ksr.udpPort);
+        expect(statusOf((await caller.next()).data)).toBe(200);
+        const cancel = (await callee.next()).data;
+        expect(cancel.startsWith("CANCEL ")).toBe(true);
+        await callee.send(answer(cancel, 200, "OK", "b2"), ksr.udpPort);
+        await callee.send(answer(relayed, 487, "Request Terminated", "b2"), ksr.udpPort);
+        const terminated = await caller.next();
+        expect(statusOf(terminated.data)).toBe(487);
+        // The proxy acknowledges the 487 itself (§17.1.1.3) and absorbs the caller's ACK of its 487 (§17.2.1).
+        expect((await callee.next()).data.startsWith("ACK ")).toBe(true);
+        await caller.send(request("ACK", "sip:bob@workers.example", { ...leg, to: headerValue(terminated.data, "to")! }, "1 ACK"), ksr.udpPort);
+        expect(await callee.poll(300)).toBeUndefined();
+      }
+      // One call on each worker.
+      expect(pids.size).toBe(2);
+      expect(ksr.stderr()).not.toMatch(/^(ERR|CRIT) /m);
+    } finally {
+      await ksr.stop();
+      cleanup();
+    }
+  });
+
+  it("refuses --workers 2 with --db :memory:, saying why", async () => {
+    const dir = tenantDir();
+    const script = dir.write("relay.js", SCRIPT);
+    await expect(startKsr([script, "--workers", "2", "--db", ":memory:", "--no-supervise"], { ready: /running/ })).rejects.toThrow(
+      /--workers 2: --db :memory: is private to each process/,
+    );
+  });
+});
