@@ -12,7 +12,11 @@
  *   - a retransmitted INVITE is absorbed (the callee sees one INVITE).
  *
  * Each case starts its own server on free ports and stops every process it
- * started by PID. KSR_INTEROP_PROXY=kamailio runs the same cases against
+ * started by PID. Against ksr every case runs twice: in one process, and
+ * with `--workers 2` (the script in two worker processes behind the front,
+ * each call on worker hash(Call-ID) mod 2; sipp's Call-IDs spread the calls
+ * over both), where each call's CANCEL, ACKs, BYE, retransmissions and
+ * responses must still reach its transactions. KSR_INTEROP_PROXY=kamailio runs the same cases against
  * Kamailio 5.6 + app_jsdt with the same script (a check of the scenarios
  * themselves against the reference implementation).
  *
@@ -76,13 +80,17 @@ function renderRelayScript(dir: string, settings: RelaySettings): string {
   return file;
 }
 
-async function startProxy(script: string, port: number): Promise<KsrProcess> {
+/** `ksr run --workers` counts each case runs with (Kamailio: its own 1 worker). */
+const WORKER_COUNTS = PROXY === "ksr" ? [1, 2] : [1];
+
+async function startProxy(script: string, port: number, workers: number): Promise<KsrProcess> {
   // One worker: with several, Kamailio may forward a 180 after its 200,
   // which these strict scenarios would count as a failure.
   if (PROXY === "kamailio") return startKamailio({ script, port, children: 1 });
   // The relay forwards an OPTIONS probe instead of answering it: wait for
   // the sockets instead.
-  return startKsr({ script, port, readiness: "sockets", logLevel: "warn" });
+  const extraArgs = workers > 1 ? ["--workers", String(workers)] : [];
+  return startKsr({ script, port, readiness: "sockets", logLevel: "warn", extraArgs });
 }
 
 interface CalleeSpec {
@@ -113,12 +121,12 @@ function expectNoServerErrors(run: CaseRun): void {
  * the callees, then CALLS calls from the caller at RATE_PER_SECOND. The
  * callees are started before the calls and each expects exactly CALLS calls.
  */
-async function runCase(spec: CaseSpec): Promise<CaseRun> {
+async function runCase(spec: CaseSpec, workers: number): Promise<CaseRun> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ksr-stateful-interop-"));
   const [proxyPort, uasPort, failoverPort] = [await findFreePort(), await findFreePort(), await findFreePort()];
   const calleePorts = [uasPort, failoverPort];
   const script = renderRelayScript(dir, { uasPort, failoverPort });
-  const proxy = await startProxy(script, proxyPort);
+  const proxy = await startProxy(script, proxyPort, workers);
   const callees: { spec: CalleeSpec; sipp: SippProcess }[] = [];
   try {
     for (const [i, callee] of spec.callees.entries()) {
@@ -156,7 +164,7 @@ async function runCase(spec: CaseSpec): Promise<CaseRun> {
   }
 }
 
-describe(`stateful proxy (${PROXY}) between sipp caller and callees over UDP`, () => {
+describe.each(WORKER_COUNTS)(`stateful proxy (${PROXY}, workers %i) between sipp caller and callees over UDP`, (workers) => {
   beforeAll(() => {
     requireSipp();
     if (PROXY === "kamailio" && kamailioVersion() === null) throw new Error("KSR_INTEROP_PROXY=kamailio but kamailio is not installed");
@@ -167,7 +175,7 @@ describe(`stateful proxy (${PROXY}) between sipp caller and callees over UDP`, (
     const run = await runCase({
       callees: [{ label: "callee", scenario: "uas-answer.xml" }],
       caller: { scenario: "uac-call.xml" },
-    });
+    }, workers);
     const { caller, callees, diagnostics } = run;
     expectNoServerErrors(run);
     expectAllCallsSucceeded("caller", caller, CALLS, diagnostics);
@@ -181,7 +189,7 @@ describe(`stateful proxy (${PROXY}) between sipp caller and callees over UDP`, (
     const run = await runCase({
       callees: [{ label: "callee", scenario: "uas-ring-cancel.xml" }],
       caller: { scenario: "uac-cancel.xml" },
-    });
+    }, workers);
     const { caller, callees, diagnostics } = run;
     expectNoServerErrors(run);
     expectAllCallsSucceeded("caller", caller, CALLS, diagnostics);
@@ -195,7 +203,7 @@ describe(`stateful proxy (${PROXY}) between sipp caller and callees over UDP`, (
     const run = await runCase({
       callees: [{ label: "callee", scenario: "uas-busy.xml" }],
       caller: { scenario: "uac-rejected.xml" },
-    });
+    }, workers);
     const { caller, callees, diagnostics } = run;
     expectNoServerErrors(run);
     expectAllCallsSucceeded("caller", caller, CALLS, diagnostics);
@@ -211,7 +219,7 @@ describe(`stateful proxy (${PROXY}) between sipp caller and callees over UDP`, (
         { label: "failover callee", scenario: "uas-answer.xml" },
       ],
       caller: { scenario: "uac-call.xml" },
-    });
+    }, workers);
     const { caller, callees, diagnostics } = run;
     expectNoServerErrors(run);
     expectAllCallsSucceeded("caller", caller, CALLS, diagnostics);
@@ -231,7 +239,7 @@ describe(`stateful proxy (${PROXY}) between sipp caller and callees over UDP`, (
     const run = await runCase({
       callees: [{ label: "callee", scenario: "uas-answer.xml" }],
       caller: { scenario: "uac-lost-200.xml", extraArgs: ["-nr"] },
-    });
+    }, workers);
     const { caller, callees, diagnostics } = run;
     expectNoServerErrors(run);
     expectAllCallsSucceeded("caller", caller, CALLS, diagnostics);
@@ -247,7 +255,7 @@ describe(`stateful proxy (${PROXY}) between sipp caller and callees over UDP`, (
     const run = await runCase({
       callees: [{ label: "callee", scenario: "uas-single-invite.xml", extraArgs: ["-nr"] }],
       caller: { scenario: "uac-retransmitted-invite.xml", extraArgs: ["-nr"] },
-    });
+    }, workers);
     const { caller, callees, diagnostics } = run;
     expectNoServerErrors(run);
     expectAllCallsSucceeded("caller", caller, CALLS, diagnostics);
