@@ -51,6 +51,10 @@ import type { TenantsConfig } from "../tenants/config.js";
 import { isLocationMode, LOCATION_MODES, sharingProblem, type LocationMode } from "../storage/index.js";
 import { randomBytes } from "node:crypto";
 import { MAX_WORKERS } from "../tenants/config.js";
+import { existsSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join as joinPath } from "node:path";
+import { openSharedStateFile } from "../modules/state/shared-sqlite.js";
 import { TenantProcesses } from "../tenants/processes.js";
 import { runTenantWorker } from "../tenants/worker.js";
 import { NONCE_SECRET_ENV, type SingleScript, type WorkerConfig } from "../tenants/worker-protocol.js";
@@ -399,11 +403,13 @@ async function startWorkerProcesses(
   // One secret for every worker of the server: a nonce one issued verifies on another (host/auth/nonce.ts).
   const nonceSecret = randomBytes(32).toString("hex");
   const poolSizes = new Map(config.tenants.map((t) => [t.id, t.workers]));
+  const sharedState = config.tenants.some((t) => t.workers > 1) ? createSharedStateFile() : undefined;
   const workerConfig = (tenantId: string, workerIndex: number): WorkerConfig => ({
     ...source,
     tenantId,
     workerIndex,
     poolSize: poolSizes.get(tenantId)!,
+    ...(sharedState !== undefined ? { sharedStateFile: sharedState.file } : {}),
     listen: server!.listen,
     aliases: opts.alias ?? [],
     db: opts.db === ":memory:" ? opts.db : resolvePath(opts.db),
@@ -433,17 +439,39 @@ async function startWorkerProcesses(
   await serveUntilStopped(server, () => {
     void control?.close();
     void processes.stop();
+    // The workers may still have it open: unlinked, it goes with them.
+    sharedState?.remove();
   });
   try {
     await processes.start();
   } catch (err) {
     process.stderr.write(`ksr: cannot start the tenants: ${(err as Error).message}\n`);
     await server.stop();
+    sharedState?.remove();
     process.exit(1);
   }
   const target = processesControlTarget(processes);
   control = await startControlOrExit(opts, target);
   return { server, target };
+}
+
+/**
+ * The file the workers of pools keep htables and $shv in
+ * (host/modules/state/shared-sqlite.ts): on /dev/shm (memory) when the
+ * machine has it, else the temporary directory; created with its schema
+ * before the workers start, removed when the front stops (a front killed
+ * with SIGKILL leaves it behind: ksr-shared-state-<pid>-*.sqlite).
+ */
+function createSharedStateFile(): { file: string; remove: () => void } {
+  const dir = existsSync("/dev/shm") ? "/dev/shm" : tmpdir();
+  const file = joinPath(dir, `ksr-shared-state-${process.pid}-${randomBytes(4).toString("hex")}.sqlite`);
+  try {
+    openSharedStateFile(file).close();
+  } catch (err) {
+    process.stderr.write(`ksr: cannot create the shared state file ${file}: ${(err as Error)?.message ?? String(err)}\n`);
+    process.exit(1);
+  }
+  return { file, remove: () => ["", "-wal", "-shm"].forEach((suffix) => rmSync(file + suffix, { force: true })) };
 }
 
 /**

@@ -83,8 +83,19 @@ export interface TenantState {
   readonly sharedVars: Map<string, string | number>;
 }
 
+/**
+ * Where $shv lives: a Map per tenant state (default), or a Map backed by a
+ * file the worker processes of a pool share (host/modules/state/
+ * shared-sqlite.ts), set once at a worker's start, before any tenant.
+ */
+let sharedVarsOf: ((tenantId: string) => Map<string, string | number>) | undefined;
+
+export function setSharedVarsBackend(create: (tenantId: string) => Map<string, string | number>): void {
+  sharedVarsOf = create;
+}
+
 export function newTenantState(id: string): TenantState {
-  return { id, vars: new Map(), sharedVars: new Map() };
+  return { id, vars: new Map(), sharedVars: sharedVarsOf?.(id) ?? new Map() };
 }
 
 let nextContextId = 1;

@@ -85,6 +85,12 @@ export interface WorkerConfig {
   /** This worker's place in the tenant's pool (0-based) and the pool's size. */
   readonly workerIndex: number;
   readonly poolSize: number;
+  /**
+   * The SQLite file holding htables and $shv for every worker of the pools
+   * (host/modules/state/shared-sqlite.ts); set when some tenant has a pool
+   * of several workers.
+   */
+  readonly sharedStateFile?: string;
   /** The front's sockets as bound: the worker's Via, Record-Route and sending-socket choices use them. */
   readonly listen: readonly ListenSocket[];
   readonly aliases: readonly string[];

@@ -24,6 +24,7 @@ import { pickSendingSocket, type TransportOptions } from "../transport/index.js"
 import { proxyOptionsFromTimers } from "../proxy/proxy.js";
 import type { DataServices, LocationMode, SharingWorkers } from "../storage/index.js";
 import { dividePikeDensity } from "../modules/state/pike-store.js";
+import { useSharedState } from "../modules/state/shared-sqlite.js";
 import { loadTenantsFile, singleScriptConfig, TenantsConfigError, type TenantsConfig } from "./config.js";
 import { TenantRegistry } from "./registry.js";
 import {
@@ -196,12 +197,16 @@ function workerRegistry(config: WorkerConfig): TenantRegistry {
 }
 
 /**
- * What this worker shares with the other workers of its pool (the nonce
- * secret the front put in the environment, its lane of nonce ids);
- * undefined for a tenant's only worker.
+ * What this worker shares with the other workers of its pool: the nonce
+ * secret the front put in the environment and its lane of nonce ids (for
+ * the data services), htables and $shv in the shared state file (from now
+ * on; its first worker sweeps expired items). Undefined for a tenant's only
+ * worker. `opened` receives the shared state file, to close at exit.
  */
-function sharing(config: WorkerConfig): SharingWorkers | undefined {
+function sharing(config: WorkerConfig, opened: (db: { close(): void }) => void): SharingWorkers | undefined {
   if (config.poolSize <= 1) return undefined;
+  if (config.sharedStateFile === undefined) throw new Error("worker of a pool started without the shared state file");
+  opened(useSharedState(config.sharedStateFile, { sweeps: config.workerIndex === 0 }));
   const hex = process.env[NONCE_SECRET_ENV];
   delete process.env[NONCE_SECRET_ENV];
   if (hex === undefined || !/^[0-9a-f]{64}$/.test(hex)) throw new Error(`worker of a pool started without the server's nonce secret (${NONCE_SECRET_ENV})`);
@@ -225,8 +230,9 @@ export async function runTenantWorker(
   const label = config.poolSize > 1 ? `${config.tenantId}#${config.workerIndex}` : config.tenantId;
   let registry: TenantRegistry;
   let sharedBy: SharingWorkers | undefined;
+  let sharedState: { close(): void } | undefined;
   try {
-    sharedBy = sharing(config);
+    sharedBy = sharing(config, (db) => (sharedState = db));
     registry = workerRegistry(config);
   } catch (err) {
     const text = err instanceof TenantsConfigError ? err.issues.map((i) => i.message).join("; ") : ((err as Error)?.message ?? String(err));
@@ -273,6 +279,7 @@ export async function runTenantWorker(
   const exit = (): void => {
     registry.dispose();
     data.close();
+    sharedState?.close();
     process.exit(0);
   };
   // The front decides when a worker ends: it sends SIGTERM, or it is gone.

@@ -7,7 +7,7 @@
  * pid ($pp) of the worker that ran the script, so the tests see which
  * worker served what.
  */
-import { rmSync } from "node:fs";
+import { existsSync, readdirSync, rmSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { callIdOwner } from "../../host/tenants/affinity.js";
 import { headerValue, statusOf, type UdpPeer } from "../e2e/sip-client.js";
@@ -250,6 +250,59 @@ describe("ksr run --workers 2 over UDP", () => {
       await ksr.stop();
       cleanup();
     }
+  });
+
+  it("shares htables and $shv: what one worker writes, the other reads and increments; the shared file goes with the server", async () => {
+    const dir = tenantDir();
+    const script = dir.write(
+      "state.js",
+      `function ksr_request_route() {
+  var pid = KSR.pv.get("$pp");
+  KSR.hdr.append_to_reply("X-Worker: " + pid + "\\r\\n");
+  if (KSR.hdr.get("X-Op") == "write") {
+    KSR.htable.sht_sets("t", "k", "written by " + pid);
+    KSR.htable.sht_seti("c", "n", 0);
+    KSR.pv.sets("$shv(who)", "shv by " + pid);
+  } else {
+    KSR.hdr.append_to_reply("X-K: " + KSR.htable.sht_get("t", "k") + "\\r\\n");
+    KSR.hdr.append_to_reply("X-N: " + KSR.htable.sht_inc("c", "n") + "\\r\\n");
+    KSR.hdr.append_to_reply("X-Shv: " + KSR.pv.get("$shv(who)") + "\\r\\n");
+  }
+  KSR.sl.sl_send_reply(200, "OK");
+}
+`,
+    );
+    const ksr = await startKsr([script, "--workers", "2", "--db", `${dir.dir}/ksr.sqlite`, "--no-supervise"], {
+      ready: /running .* in 2 worker processes on udp:127\.0\.0\.1:(\d+)/,
+    });
+    const sharedFiles = () => (existsSync("/dev/shm") ? readdirSync("/dev/shm").filter((f) => f.startsWith(`ksr-shared-state-${ksr.child.pid}-`)) : []);
+    try {
+      const client = await peer();
+      const ask = async (callId: string, op: string): Promise<string> => {
+        const leg: Leg = { callId, from: "<sip:alice@workers.example>;tag=s1", to: "<sip:state@workers.example>", via: `SIP/2.0/UDP 127.0.0.1:${client.port};branch=z9hG4bK-${callId.replace(/[^A-Za-z0-9-]/g, "")}` };
+        await client.send(request("OPTIONS", "sip:state@workers.example", leg, "1 OPTIONS", [`X-Op: ${op}`]), ksr.udpPort);
+        const reply = (await client.next()).data;
+        expect(statusOf(reply)).toBe(200);
+        return reply;
+      };
+      const written = await ask(callIdOn(0, "write"), "write");
+      const writer = headerValue(written, "x-worker")!;
+      const firstRead = await ask(callIdOn(1, "read-a"), "read");
+      expect(headerValue(firstRead, "x-worker")).not.toBe(writer);
+      expect([headerValue(firstRead, "x-k"), headerValue(firstRead, "x-n"), headerValue(firstRead, "x-shv")]).toEqual([
+        `written by ${writer}`,
+        "1",
+        `shv by ${writer}`,
+      ]);
+      // The counter is one: increments from either worker add up.
+      expect(headerValue(await ask(callIdOn(0, "read-b"), "read"), "x-n")).toBe("2");
+      expect(headerValue(await ask(callIdOn(1, "read-c"), "read"), "x-n")).toBe("3");
+      if (existsSync("/dev/shm")) expect(sharedFiles().filter((f) => f.endsWith(".sqlite"))).toHaveLength(1);
+    } finally {
+      await ksr.stop();
+      rmSync(dir.dir, { recursive: true, force: true });
+    }
+    expect(sharedFiles()).toEqual([]);
   });
 
   it("refuses --workers 2 with --db :memory:, saying why", async () => {
