@@ -1,16 +1,18 @@
 /**
- * `ksr run script.js --workers 2` end to end over UDP on 127.0.0.1: the
+ * `ksr run script.js --workers 2` end to end over UDP and TCP on 127.0.0.1: the
  * front posts each call to worker hash(Call-ID) mod 2 (host/tenants/
  * affinity.ts), so a call's retransmission, CANCEL, ACKs and in-dialog
  * requests find its transactions; a REGISTER handled by one worker is found
- * by `lookup` on the other. Every response and relayed request carries the
+ * by `lookup` on the other; over TCP both workers answer on the caller's
+ * one connection, which the front keeps; htables and $shv are one for both
+ * workers. Every response and relayed request carries the
  * pid ($pp) of the worker that ran the script, so the tests see which
  * worker served what.
  */
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { callIdOwner } from "../../host/tenants/affinity.js";
-import { headerValue, statusOf, type UdpPeer } from "../e2e/sip-client.js";
+import { headerValue, statusOf, TcpPeer, type UdpPeer } from "../e2e/sip-client.js";
 import { tenantDir } from "../tenants/fixtures.js";
 import { cliTestbed, type RunningKsr } from "./cli-harness.js";
 
@@ -142,8 +144,8 @@ async function registerBob(ksr: RunningKsr, callee: UdpPeer, callId: string): Pr
   return headerValue(ok, "x-worker")!;
 }
 
-describe("ksr run --workers 2 over UDP", () => {
-  it("finds on one worker the registration another took; a call's 2xx ACK and the callee's BYE cross the proxy", async () => {
+describe("ksr run --workers 2", () => {
+  it("over UDP: finds on one worker the registration another took; a call's 2xx ACK and the callee's BYE cross the proxy", async () => {
     const { ksr, cleanup } = await startWorkers();
     try {
       const caller = await peer();
@@ -203,7 +205,7 @@ describe("ksr run --workers 2 over UDP", () => {
     }
   });
 
-  it("absorbs a retransmitted INVITE and cancels the call on its worker, for a call on either worker", async () => {
+  it("over UDP: absorbs a retransmitted INVITE and cancels the call on its worker, for a call on either worker", async () => {
     const { ksr, cleanup } = await startWorkers();
     try {
       const caller = await peer();
@@ -249,6 +251,52 @@ describe("ksr run --workers 2 over UDP", () => {
     } finally {
       await ksr.stop();
       cleanup();
+    }
+  });
+
+  it("over TCP: calls owned by either worker answered on the caller's one connection, which the front keeps; the callee's BYE reuses it", async () => {
+    const dir = tenantDir();
+    const script = dir.write("relay.js", SCRIPT);
+    const ksr = await startKsr(
+      [script, "--workers", "2", "--db", `${dir.dir}/ksr.sqlite`, "--no-supervise", "--listen", "udp:127.0.0.1:0", "--listen", "tcp:127.0.0.1:0"],
+      { ready: /running .* in 2 worker processes on udp:127\.0\.0\.1:(\d+)/ },
+    );
+    const tcpPort = Number(/running .* on udp:127\.0\.0\.1:\d+, tcp:127\.0\.0\.1:(\d+)/.exec(ksr.stderr())![1]);
+    const caller = await TcpPeer.connect(tcpPort);
+    try {
+      const callee = await peer();
+      const registrar = await registerBob(ksr, callee, callIdOn(0, "reg"));
+      const via = (branch: string) => `SIP/2.0/TCP 127.0.0.1:${caller.localPort};branch=z9hG4bK-${branch}`;
+      const leg: Leg = { callId: callIdOn(1, "tcp-call"), from: "<sip:alice@workers.example>;tag=t1", to: "<sip:bob@workers.example>", via: via("tcp-inv") };
+      await caller.write(request("INVITE", "sip:bob@workers.example", leg, "1 INVITE", [`Contact: <sip:alice@127.0.0.1:${caller.localPort};transport=tcp>`]));
+      const relayed = (await callee.next()).data;
+      const invitePid = headerValue(relayed, "x-worker")!;
+      expect(invitePid).not.toBe(registrar);
+      expect(statusOf(await caller.next())).toBe(100);
+      await callee.send(answer(relayed, 200, "OK", "b3"), ksr.udpPort);
+      const ok = await caller.next();
+      expect(statusOf(ok)).toBe(200);
+
+      // Another transaction on the same connection, owned by the other worker.
+      const options: Leg = { callId: callIdOn(0, "tcp-options"), from: "<sip:alice@workers.example>;tag=t2", to: "<sip:bob@workers.example>", via: via("tcp-opt") };
+      await caller.write(request("OPTIONS", "sip:bob@workers.example", options, "1 OPTIONS"));
+      const relayedOptions = (await callee.next()).data;
+      expect(headerValue(relayedOptions, "x-worker")).toBe(registrar);
+      await callee.send(answer(relayedOptions, 200, "OK", "b4"), ksr.udpPort);
+      const optionsOk = await caller.next();
+      expect([statusOf(optionsOk), headerValue(optionsOk, "call-id")]).toEqual([200, options.callId]);
+
+      // The callee hangs up: the INVITE's worker relays the BYE over the caller's connection.
+      const byeLeg: Leg = { callId: leg.callId, from: headerValue(ok, "to")!, to: leg.from, via: `SIP/2.0/UDP 127.0.0.1:${callee.port};branch=z9hG4bK-tcp-bye` };
+      await callee.send(request("BYE", `sip:alice@127.0.0.1:${caller.localPort};transport=tcp`, byeLeg, "1 BYE"), ksr.udpPort);
+      const bye = await caller.next();
+      expect(bye.startsWith("BYE ")).toBe(true);
+      expect(headerValue(bye, "x-worker")).toBe(invitePid);
+      expect(ksr.stderr()).not.toMatch(/^(ERR|CRIT) /m);
+    } finally {
+      caller.close();
+      await ksr.stop();
+      rmSync(dir.dir, { recursive: true, force: true });
     }
   });
 
