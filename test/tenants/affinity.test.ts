@@ -3,7 +3,6 @@
  * function hash(Call-ID) mod k, and the front posting every kind of message
  * of a call to the worker that owns its Call-ID, against fake workers.
  */
-import { EventEmitter } from "node:events";
 import type { ChildProcess } from "node:child_process";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ListenSocket } from "../../host/core/context.js";
@@ -14,8 +13,8 @@ import { loadTenantsFile } from "../../host/tenants/config.js";
 import { callIdHash, callIdOwner } from "../../host/tenants/affinity.js";
 import { TenantProcesses } from "../../host/tenants/processes.js";
 import { IpcTransport } from "../../host/tenants/worker.js";
-import type { FrontMessage, WorkerMessage } from "../../host/tenants/worker-protocol.js";
-import { REPLY_200, rcv, tenantDir } from "./fixtures.js";
+import type { WorkerMessage } from "../../host/tenants/worker-protocol.js";
+import { FakeWorker, REPLY_200, rcv, tenantDir } from "./fixtures.js";
 
 /** Plain FNV-1a, without the finalizer: what §5 says fails modulo a power of two. */
 function plainFnv1a(text: string): number {
@@ -61,39 +60,6 @@ describe("callIdOwner", () => {
     expect(mixed.some((owner, i) => i > 0 && owner === mixed[i - 1])).toBe(true);
   });
 });
-
-/** A worker process as the front sees it. */
-class FakeWorker extends EventEmitter {
-  readonly received: FrontMessage[] = [];
-  connected = true;
-  exitCode: number | null = null;
-  signalCode: NodeJS.Signals | null = null;
-  constructor(
-    readonly pid: number,
-    readonly index: number,
-  ) {
-    super();
-  }
-  send(msg: FrontMessage): boolean {
-    this.received.push(msg);
-    return true;
-  }
-  say(msg: WorkerMessage): void {
-    this.emit("message", msg);
-  }
-  die(signal: NodeJS.Signals | null): void {
-    this.connected = false;
-    this.signalCode = signal;
-    this.emit("exit", null, signal);
-  }
-  kill(signal: NodeJS.Signals = "SIGTERM"): boolean {
-    queueMicrotask(() => this.die(signal));
-    return true;
-  }
-  sipTexts(): string[] {
-    return this.received.flatMap((m) => (m.t === "sip" ? m.items.map((i) => i.data) : []));
-  }
-}
 
 const LISTEN: ListenSocket[] = [{ proto: "udp", ip: "127.0.0.1", port: 5060 }];
 
