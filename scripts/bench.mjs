@@ -114,6 +114,7 @@ import {
   findFreePort,
   probeOptions,
   processTreeCpuSeconds,
+  processTreeCpuByProcess,
   isAlive,
   isListening,
   runCallsThroughUas,
@@ -349,7 +350,21 @@ function basicCallLoad(targetPort, subscribers) {
  * Runs the rate ladder of load against the server whose root process is
  * serverPid. Stops at the first rate with a failure or a saturated p99.
  */
-async function rateLadder(label, serverPid, load) {
+/**
+ * µs per call of each process of a `ksr run --workers` server over one run
+ * (depth 1: the front; depth 2: its workers; the supervisor left out, it
+ * idles), from two processTreeCpuByProcess readings; a worker restarted
+ * meanwhile counts from 0.
+ */
+function cpuByProcess(before, after, calls) {
+  const us = (d) =>
+    [...after]
+      .filter(([, p]) => p.depth === d)
+      .map(([pid, p]) => (((p.seconds - (before.get(pid)?.seconds ?? 0)) * 1e6) / calls).toFixed(0));
+  return `front ${us(1).join(" + ")} µs, workers ${us(2).join(" + ")} µs`;
+}
+
+async function rateLadder(label, serverPid, load, opts = {}) {
   console.log(`\n## ${label}: ${load.describe}, ${DURATION_S} s per rate\n`);
   console.log(
     `| ${load.unit} | calls | ok | failed | retrans | UDP drops | achieved/s | rt mean ms | rt p50 | rt p99 | rt max | server CPU % of a core | server CPU µs/call | UAS CPU % | sipp exit |`,
@@ -367,15 +382,17 @@ async function rateLadder(label, serverPid, load) {
   for (const rate of RATES) {
     const calls = rate * DURATION_S;
     const cpuBefore = processTreeCpuSeconds(serverPid);
+    const byProcessBefore = opts.splitByProcess ? processTreeCpuByProcess(serverPid) : undefined;
     const dropsBefore = udpReceiveBufferErrors();
     const started = performance.now();
     const result = await load.run(calls, rate);
     const wallS = (performance.now() - started) / 1000;
     const cpuS = processTreeCpuSeconds(serverPid) - cpuBefore;
+    const byProcess = byProcessBefore === undefined ? undefined : cpuByProcess(byProcessBefore, processTreeCpuByProcess(serverPid), calls);
     const udpDrops = udpReceiveBufferErrors() - dropsBefore;
     const noFailure = result.exitCode === 0 && result.failed === 0 && result.successful === calls;
     const clean = noFailure && result.retransmissions === 0 && result.rtMs.p99 <= MAX_CLEAN_P99_MS;
-    const row = { rate, calls, noFailure, clean, udpDrops, result, cpuShare: cpuS / wallS, cpuUsPerRequest: (cpuS * 1e6) / calls };
+    const row = { rate, calls, noFailure, clean, udpDrops, result, cpuShare: cpuS / wallS, cpuUsPerRequest: (cpuS * 1e6) / calls, byProcess };
     rows.push(row);
     console.log(
       `| ${rate} | ${calls} | ${result.successful} | ${result.failed} | ${result.retransmissions} | ${fmt(udpDrops)} | ${fmt(result.achievedRate)} | ` +
@@ -406,6 +423,9 @@ async function rateLadder(label, serverPid, load) {
   const firstUnclean = passed.findIndex((r) => !r.clean);
   const best = passed.at(-1);
   const bestClean = (firstUnclean < 0 ? passed : passed.slice(0, firstUnclean)).at(-1);
+  if (opts.splitByProcess) {
+    console.log(`\nserver CPU per call by process: ${rows.map((r) => `${r.rate}/s: ${r.byProcess}`).join("; ")}`);
+  }
   console.log(`\n${summarize(best, "highest rate with zero failures")}`);
   console.log(`\n${summarize(bestClean, `highest clean rate (zero failures and retransmissions, p99 ≤ ${MAX_CLEAN_P99_MS} ms)`)}`);
   return { label, rows, best, bestClean };
@@ -484,7 +504,9 @@ async function benchKsr(basic, workers) {
     console.log(`ksr run ${basic ? script : path.relative(REPO_ROOT, script)} ${workerArgs.join(" ")} on 127.0.0.1:${server.port} (pid ${server.pid})`);
     const location = basic ? `, --location ${KSR_LOCATION}${KSR_LOCATION === "memory" ? " (registrations in memory only)" : " (registrations written through to SQLite)"}` : "";
     const pool = workers === undefined ? "" : `, --workers ${workers}`;
-    return await rateLadder(`ksr (${path.basename(script)}${location}${pool})`, server.pid, makeLoad(server.port, basic));
+    return await rateLadder(`ksr (${path.basename(script)}${location}${pool})`, server.pid, makeLoad(server.port, basic), {
+      splitByProcess: workers !== undefined && workers > 1,
+    });
   } finally {
     await stopBenchKsr(server);
   }
