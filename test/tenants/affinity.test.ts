@@ -185,6 +185,24 @@ describe("a tenant's pool of workers behind the front", () => {
     expect(f.replies).toEqual([]);
   });
 
+  it("posts a UA's REGISTER, its retry after the 401 and its refreshes to one worker (RFC 3261 §10.2, §8.1.3.5)", async () => {
+    const f = poolFront(2);
+    await startAll(f);
+    for (const owner of [0, 1]) {
+      const callId = callIdOwnedBy(owner, 2, "reg");
+      const register = (cseq: number, extra = "") =>
+        parse(
+          `REGISTER sip:p.example SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-r${cseq}\r\nFrom: <sip:alice@p.example>;tag=r\r\n` +
+            `To: <sip:alice@p.example>\r\nCall-ID: ${callId}\r\nCSeq: ${cseq} REGISTER\r\n${extra}Contact: <sip:alice@192.0.2.10>\r\nContent-Length: 0\r\n\r\n`,
+        );
+      f.front.route(register(1), `${callId} first`, rcv());
+      f.front.route(register(2, 'Authorization: Digest username="alice", realm="p.example", nonce="n", uri="sip:p.example", response="r"\r\n'), `${callId} retry`, rcv());
+      f.front.route(register(3), `${callId} refresh`, rcv());
+      expect(await posted(f.at(owner))).toEqual(expect.arrayContaining([`${callId} first`, `${callId} retry`, `${callId} refresh`]));
+      expect((await posted(f.at(1 - owner))).filter((text) => text.startsWith(callId))).toEqual([]);
+    }
+  });
+
   it("a dead worker's calls are answered 503 while the other worker keeps serving, and it is restarted alone", async () => {
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
     const f = poolFront(2);
