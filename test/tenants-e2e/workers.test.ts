@@ -9,6 +9,7 @@
  * pid ($pp) of the worker that ran the script, so the tests see which
  * worker served what.
  */
+import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { callIdOwner } from "../../host/tenants/affinity.js";
@@ -16,7 +17,7 @@ import { headerValue, statusOf, TcpPeer, type UdpPeer } from "../e2e/sip-client.
 import { tenantDir } from "../tenants/fixtures.js";
 import { cliTestbed, type RunningKsr } from "./cli-harness.js";
 
-const { startKsr, peer } = cliTestbed();
+const { startKsr, peer, cli } = cliTestbed();
 
 /**
  * A registrar and transaction-stateful relay in the style of Kamailio's
@@ -351,6 +352,35 @@ describe("ksr run --workers 2", () => {
       rmSync(dir.dir, { recursive: true, force: true });
     }
     expect(sharedFiles()).toEqual([]);
+  });
+
+  it("ksr ctl lists each worker and gathers every worker's counters", async () => {
+    const dir = tenantDir();
+    const script = dir.write("relay.js", SCRIPT);
+    const socket = `${dir.dir}/ctl.sock`;
+    const ksr = await startKsr([script, "--workers", "2", "--db", `${dir.dir}/ksr.sqlite`, "--no-supervise", "--control", socket], {
+      ready: /running .* in 2 worker processes on udp:127\.0\.0\.1:(\d+)/,
+    });
+    const ctl = (...args: string[]) => spawnSync(process.execPath, [cli(), "ctl", "--control", socket, ...args], { encoding: "utf8", timeout: 20_000 });
+    try {
+      const tenants = ctl("--json", "tenants");
+      expect(tenants.status).toBe(0);
+      const statuses = JSON.parse(tenants.stdout) as { id: string; worker: number; state: string; pid: number }[];
+      expect(statuses.map((s) => [s.id, s.worker, s.state])).toEqual([
+        ["default", 0, "running"],
+        ["default", 1, "running"],
+      ]);
+      expect(new Set(statuses.map((s) => s.pid)).size).toBe(2);
+      const counters = ctl("counters");
+      expect(counters.status).toBe(0);
+      for (const label of ["default#0", "default#1"]) {
+        expect(counters.stdout).toMatch(new RegExp(`^tenant ${label}: process state=running`, "m"));
+        expect(counters.stdout).toMatch(new RegExp(`^tenant ${label}: mode=sync messages=`, "m"));
+      }
+    } finally {
+      await ksr.stop();
+      rmSync(dir.dir, { recursive: true, force: true });
+    }
   });
 
   it("refuses --workers 2 with --db :memory:, saying why", async () => {
