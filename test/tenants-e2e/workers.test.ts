@@ -354,6 +354,41 @@ describe("ksr run --workers 2", () => {
     expect(sharedFiles()).toEqual([]);
   });
 
+  it("a killed worker is restarted alone; the other keeps serving its calls meanwhile", async () => {
+    const { ksr, cleanup } = await startWorkers();
+    try {
+      const client = await peer();
+      let n = 0;
+      /** An OPTIONS for nobody on a new Call-ID owned by `owner`: the 404 names the worker that ran the script, a 503 comes from the front. */
+      const ask = async (owner: number): Promise<{ status: number; pid: string | undefined }> => {
+        const callId = callIdOn(owner, `probe${n++}`);
+        const leg: Leg = { callId, from: "<sip:alice@workers.example>;tag=k1", to: "<sip:nobody@workers.example>", via: `SIP/2.0/UDP 127.0.0.1:${client.port};branch=z9hG4bK-probe${n}` };
+        await client.send(request("OPTIONS", "sip:nobody@workers.example", leg, "1 OPTIONS"), ksr.udpPort);
+        const reply = await nextNot100(client);
+        return { status: statusOf(reply), pid: headerValue(reply, "x-worker") };
+      };
+      const first = await ask(0);
+      const second = await ask(1);
+      expect([first.status, second.status]).toEqual([404, 404]);
+      process.kill(Number(first.pid), "SIGKILL");
+      await ksr.waitFor(/CRIT \[default#0\] tenant worker process ended unexpectedly \(signal SIGKILL\)/);
+      // The other worker answers its calls as before.
+      expect(await ask(1)).toEqual(second);
+      // Worker 0's calls get 503 from the front until its new process is ready (100 ms), then its 404.
+      let after = await ask(0);
+      for (let i = 0; i < 50 && after.status === 503; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        after = await ask(0);
+      }
+      expect(after.status).toBe(404);
+      expect(after.pid).not.toBe(first.pid);
+      expect(after.pid).not.toBe(second.pid);
+    } finally {
+      await ksr.stop();
+      cleanup();
+    }
+  });
+
   it("ksr ctl lists each worker and gathers every worker's counters", async () => {
     const dir = tenantDir();
     const script = dir.write("relay.js", SCRIPT);
