@@ -101,7 +101,7 @@ export interface NonceIdLane {
 export class NonceService {
   private readonly tracked = new Map<number, NonceState>();
   private nextId: number;
-  private readonly idStep: number;
+  private readonly lane: NonceIdLane;
   private readonly hmac: HmacSha256;
 
   constructor(
@@ -109,9 +109,10 @@ export class NonceService {
     readonly options: NonceOptions = DEFAULT_NONCE_OPTIONS,
     lane: NonceIdLane = { index: 0, count: 1 },
   ) {
-    this.idStep = lane.count;
+    this.lane = lane;
     // A random start in the lane: nonces of an earlier run under the same secret are not tracked anew.
-    this.nextId = (Math.floor(randomBytes(4).readUInt32BE(0) / lane.count) * lane.count + lane.index) >>> 0;
+    const slots = Math.floor((0xffffffff - lane.index) / lane.count) + 1;
+    this.nextId = lane.index + lane.count * (randomBytes(4).readUInt32BE(0) % slots);
     this.hmac = new HmacSha256(secret);
   }
 
@@ -119,7 +120,8 @@ export class NonceService {
   issue(tenant: string, nowMs: number): string {
     this.forgetExpired(nowMs);
     const id = this.nextId;
-    this.nextId = (this.nextId + this.idStep) >>> 0;
+    // Past 2^32 - 1 the lane starts again at its index.
+    this.nextId = this.nextId + this.lane.count > 0xffffffff ? this.lane.index : this.nextId + this.lane.count;
     const expiresSec = Math.floor(nowMs / 1000) + this.options.expireSec;
     const payload = Buffer.alloc(PAYLOAD_BYTES);
     payload.writeUInt32BE(expiresSec >>> 0, 0);
