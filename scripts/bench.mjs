@@ -7,6 +7,7 @@
 //                 [--noisy loop,heap,crash] [--noisy-rate 20] [--noisy-cpu-share x]
 //                 [--isolation process|in-process] [--repeat 1] [--location memory|db]
 //                 [--clean-rate R] [--overload-delay-ms N] [--soak-minutes 10]
+//                 [--workers 1,2]
 //
 // 1. Builds dist/ if needed and starts `ksr run` on 127.0.0.1 (port 5060 when
 //    free, otherwise a free port) with the scenario's script:
@@ -47,6 +48,14 @@
 //    (OPTIONS sent → 200, or INVITE sent → 200) and the server's CPU (% of one
 //    core, and µs per call).
 // 3. Runs `vitest bench --run bench/` (bench/*.bench.ts: parser, route call).
+//
+// --workers N[,M...] (options, stateful-relay, basic-*): `ksr run --workers N`,
+// the script in N worker processes behind the front, one ksr ladder per
+// count, in order, in the same run (with --kamailio, Kamailio's after them
+// and the ratios for each). Without it ksr runs as `ksr run script` does by
+// default (one process). The server CPU counts every process of the server
+// (supervisor, front, workers). For basic-* with N ≥ 2 give --location db:
+// workers share registrations through the SQLite file.
 //
 // --scenario noisy-neighbour (bench/lib/noisy-sipp.mjs) is not a ladder: at
 // each rate of --rates (default 200 calls/s) it runs phases of --duration
@@ -105,6 +114,7 @@ import {
   findFreePort,
   probeOptions,
   processTreeCpuSeconds,
+  processTreeCpuByProcess,
   isAlive,
   isListening,
   runCallsThroughUas,
@@ -139,10 +149,14 @@ const { values: opts } = parseArgs({
     "clean-rate": { type: "string" },
     "overload-delay-ms": { type: "string" },
     location: { type: "string", default: "memory" },
+    workers: { type: "string" },
   },
 });
 
 const SCENARIO = opts.scenario;
+/** `ksr run --workers` counts, one ksr ladder each; [undefined]: the flag not given. */
+const WORKER_COUNTS = opts.workers === undefined ? [undefined] : opts.workers.split(",").map(Number);
+if (WORKER_COUNTS.some((n) => n !== undefined && !(Number.isInteger(n) && n >= 1 && n <= 64))) throw new Error("--workers: comma-separated integers in [1, 64]");
 const DEFAULT_RATES = {
   options: "1000,2000,4000,6000,8000,10000,12000,14000,16000,20000",
   "stateful-relay": "250,500,750,1000,1250,1500,2000,2500,3000",
@@ -336,7 +350,21 @@ function basicCallLoad(targetPort, subscribers) {
  * Runs the rate ladder of load against the server whose root process is
  * serverPid. Stops at the first rate with a failure or a saturated p99.
  */
-async function rateLadder(label, serverPid, load) {
+/**
+ * µs per call of each process of a `ksr run --workers` server over one run
+ * (depth 1: the front; depth 2: its workers; the supervisor left out, it
+ * idles), from two processTreeCpuByProcess readings; a worker restarted
+ * meanwhile counts from 0.
+ */
+function cpuByProcess(before, after, calls) {
+  const us = (d) =>
+    [...after]
+      .filter(([, p]) => p.depth === d)
+      .map(([pid, p]) => (((p.seconds - (before.get(pid)?.seconds ?? 0)) * 1e6) / calls).toFixed(0));
+  return `front ${us(1).join(" + ")} µs, workers ${us(2).join(" + ")} µs`;
+}
+
+async function rateLadder(label, serverPid, load, opts = {}) {
   console.log(`\n## ${label}: ${load.describe}, ${DURATION_S} s per rate\n`);
   console.log(
     `| ${load.unit} | calls | ok | failed | retrans | UDP drops | achieved/s | rt mean ms | rt p50 | rt p99 | rt max | server CPU % of a core | server CPU µs/call | UAS CPU % | sipp exit |`,
@@ -354,15 +382,17 @@ async function rateLadder(label, serverPid, load) {
   for (const rate of RATES) {
     const calls = rate * DURATION_S;
     const cpuBefore = processTreeCpuSeconds(serverPid);
+    const byProcessBefore = opts.splitByProcess ? processTreeCpuByProcess(serverPid) : undefined;
     const dropsBefore = udpReceiveBufferErrors();
     const started = performance.now();
     const result = await load.run(calls, rate);
     const wallS = (performance.now() - started) / 1000;
     const cpuS = processTreeCpuSeconds(serverPid) - cpuBefore;
+    const byProcess = byProcessBefore === undefined ? undefined : cpuByProcess(byProcessBefore, processTreeCpuByProcess(serverPid), calls);
     const udpDrops = udpReceiveBufferErrors() - dropsBefore;
     const noFailure = result.exitCode === 0 && result.failed === 0 && result.successful === calls;
     const clean = noFailure && result.retransmissions === 0 && result.rtMs.p99 <= MAX_CLEAN_P99_MS;
-    const row = { rate, calls, noFailure, clean, udpDrops, result, cpuShare: cpuS / wallS, cpuUsPerRequest: (cpuS * 1e6) / calls };
+    const row = { rate, calls, noFailure, clean, udpDrops, result, cpuShare: cpuS / wallS, cpuUsPerRequest: (cpuS * 1e6) / calls, byProcess };
     rows.push(row);
     console.log(
       `| ${rate} | ${calls} | ${result.successful} | ${result.failed} | ${result.retransmissions} | ${fmt(udpDrops)} | ${fmt(result.achievedRate)} | ` +
@@ -393,6 +423,9 @@ async function rateLadder(label, serverPid, load) {
   const firstUnclean = passed.findIndex((r) => !r.clean);
   const best = passed.at(-1);
   const bestClean = (firstUnclean < 0 ? passed : passed.slice(0, firstUnclean)).at(-1);
+  if (opts.splitByProcess) {
+    console.log(`\nserver CPU per call by process: ${rows.map((r) => `${r.rate}/s: ${r.byProcess}`).join("; ")}`);
+  }
   console.log(`\n${summarize(best, "highest rate with zero failures")}`);
   console.log(`\n${summarize(bestClean, `highest clean rate (zero failures and retransmissions, p99 ≤ ${MAX_CLEAN_P99_MS} ms)`)}`);
   return { label, rows, best, bestClean };
@@ -460,16 +493,20 @@ async function stopBenchKsr(server, label = "ksr") {
   if (errors.length > 0) console.log(`\n${label} logged ${errors.length} error line(s), first ones:\n${errors.slice(0, 5).join("\n")}`);
 }
 
-async function benchKsr(basic) {
+async function benchKsr(basic, workers) {
   const built = ensureBuilt();
   if (built) console.log("built dist/ksr.js");
   const script = basic ? basic.script : BENCH_SCRIPT;
-  const extraArgs = basic ? ["--db", writeKsrSubscriberDatabase(basic), "--location", KSR_LOCATION] : [];
+  const workerArgs = workers === undefined ? [] : ["--workers", String(workers)];
+  const extraArgs = [...(basic ? ["--db", writeKsrSubscriberDatabase(basic), "--location", KSR_LOCATION] : []), ...workerArgs];
   const server = await startBenchKsr(script, extraArgs);
   try {
-    console.log(`ksr run ${basic ? script : path.relative(REPO_ROOT, script)} on 127.0.0.1:${server.port} (pid ${server.pid})`);
+    console.log(`ksr run ${basic ? script : path.relative(REPO_ROOT, script)} ${workerArgs.join(" ")} on 127.0.0.1:${server.port} (pid ${server.pid})`);
     const location = basic ? `, --location ${KSR_LOCATION}${KSR_LOCATION === "memory" ? " (registrations in memory only)" : " (registrations written through to SQLite)"}` : "";
-    return await rateLadder(`ksr (${path.basename(script)}${location})`, server.pid, makeLoad(server.port, basic));
+    const pool = workers === undefined ? "" : `, --workers ${workers}`;
+    return await rateLadder(`ksr (${path.basename(script)}${location}${pool})`, server.pid, makeLoad(server.port, basic), {
+      splitByProcess: workers !== undefined && workers > 1,
+    });
   } finally {
     await stopBenchKsr(server);
   }
@@ -665,13 +702,32 @@ async function benchOverload() {
  * server CPU per call at the highest rate both ladders ran cleanly (below 1
  * is better for ksr), where the load was the same for both.
  */
+/** Each ksr ladder against the first one (--workers 1,2: two workers against one). */
+function printWorkerRatios(ladders) {
+  const [base, ...others] = ladders;
+  const ratio = (a, b) => (a > 0 && b > 0 ? fmt(a / b, 2) + "×" : "n/a");
+  for (const other of others) {
+    console.log(`\n## ${other.label} / ${base.label}\n`);
+    console.log(`highest clean rate: ${other.bestClean?.rate ?? "none"} / ${base.bestClean?.rate ?? "none"} = ${ratio(other.bestClean?.rate, base.bestClean?.rate)}`);
+    console.log(`highest rate with zero failures: ${other.best?.rate ?? "none"} / ${base.best?.rate ?? "none"} = ${ratio(other.best?.rate, base.best?.rate)}`);
+    for (const row of other.rows) {
+      const baseRow = base.rows.find((r) => r.rate === row.rate);
+      if (baseRow === undefined) continue;
+      console.log(
+        `at ${row.rate}/s: server CPU per call ${fmt(row.cpuUsPerRequest, 1)} / ${fmt(baseRow.cpuUsPerRequest, 1)} µs = ${ratio(row.cpuUsPerRequest, baseRow.cpuUsPerRequest)}, ` +
+          `rt p99 ${fmt(row.result.rtMs.p99)} / ${fmt(baseRow.result.rtMs.p99)} ms`,
+      );
+    }
+  }
+}
+
 function printRatios(ksr, kamailio) {
   const ratio = (a, b) => (a > 0 && b > 0 ? fmt(a / b, 2) + "×" : "n/a");
   const cleanRates = (ladder) => new Set(ladder.rows.filter((r) => r.clean).map((r) => r.rate));
   const kamailioClean = cleanRates(kamailio);
   const common = [...cleanRates(ksr)].filter((rate) => kamailioClean.has(rate)).sort((a, b) => a - b).at(-1);
   const at = (ladder) => ladder.rows.find((r) => r.rate === common);
-  console.log(`\n## ksr / Kamailio\n`);
+  console.log(`\n## ${ksr.label} / Kamailio\n`);
   console.log(`highest clean rate: ${ksr.bestClean?.rate ?? "none"} / ${kamailio.bestClean?.rate ?? "none"} = ${ratio(ksr.bestClean?.rate, kamailio.bestClean?.rate)}`);
   console.log(
     common === undefined
@@ -717,11 +773,17 @@ if (!opts["no-load"]) {
   } else {
     const basic = IS_BASIC ? prepareBasic() : null;
     try {
-      const ksr = await benchKsr(basic);
-      if (!ksr.best) failed = true;
+      const ladders = [];
+      for (const workers of WORKER_COUNTS) {
+        const ksr = await benchKsr(basic, workers);
+        if (!ksr.best) failed = true;
+        ladders.push(ksr);
+        if (WORKER_COUNTS.length > 1) await sleep(PAUSE_BETWEEN_RATES_MS);
+      }
+      if (ladders.length > 1) printWorkerRatios(ladders);
       if (opts.kamailio) {
         const kamailio = await benchKamailio(basic);
-        if (kamailio) printRatios(ksr, kamailio);
+        if (kamailio) for (const ksr of ladders) printRatios(ksr, kamailio);
       }
     } finally {
       if (basic) fs.rmSync(basic.workDir, { recursive: true, force: true });

@@ -560,6 +560,37 @@ export function processTreeCpuSeconds(pid) {
   return ticks / clockTicksPerSecond();
 }
 
+/**
+ * CPU seconds of each live process of the tree under pid, with its depth
+ * (0: pid itself): for `ksr run --workers`, depth 0 is the supervisor, 1
+ * the front, 2 the workers. Empty when pid is gone.
+ */
+export function processTreeCpuByProcess(pid) {
+  const stats = new Map();
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      stats.set(Number(entry), readProcStat(entry));
+    } catch {
+      // exited while we were reading
+    }
+  }
+  const out = new Map();
+  if (!stats.has(pid)) return out;
+  const depth = new Map([[pid, 0]]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [child, { ppid }] of stats) {
+      if (depth.has(ppid) && !depth.has(child)) {
+        depth.set(child, depth.get(ppid) + 1);
+        grew = true;
+      }
+    }
+  }
+  for (const [member, d] of depth) out.set(member, { depth: d, seconds: stats.get(member).ticks / clockTicksPerSecond() });
+  return out;
+}
+
 let ticksPerSecond;
 function clockTicksPerSecond() {
   if (ticksPerSecond === undefined) {

@@ -20,6 +20,17 @@
  * forgotten is treated as stale from then on (the UA is re-challenged with
  * stale=true): a forgotten nonce is never accepted again. Nonces of an
  * earlier process (another secret) are invalid.
+ *
+ * Worker processes of one server (`ksr run --workers`) share the secret, so
+ * a nonce one worker issued is signed right for all; each issues ids of its
+ * own lane (index + k·count) and accepts only those, tracking their use in
+ * its own table. A UA's retry after a challenge keeps the Call-ID (RFC 3261
+ * §8.1.3.5), so it reaches the worker that issued the nonce; a nonce shown
+ * to another worker (another Call-ID) is stale there and re-challenged, so a
+ * replay cannot be accepted by a worker that never saw the first use. A
+ * worker started with a shared secret treats nonces issued before its start
+ * as stale (`notBeforeMs`): a restarted worker's empty table cannot accept
+ * a replay of a nonce its predecessor saw used.
  */
 import { hash, randomBytes, timingSafeEqual } from "node:crypto";
 
@@ -98,26 +109,43 @@ export class HmacSha256 {
   }
 }
 
+/** The ids a service issues: index, index + count, index + 2·count, … (one lane per worker process). */
+export interface NonceIdLane {
+  readonly index: number;
+  readonly count: number;
+}
+
 export class NonceService {
   /** Used nonces by tenant and id, oldest commit first. */
   private readonly used = new Map<string, UsedNonce>();
   /** Nonces expiring at or before this were forgotten from `used`: stale. */
   private forgottenUntilMs = 0;
   private nextId: number;
+  private readonly lane: NonceIdLane;
   private readonly hmac: HmacSha256;
 
   constructor(
     secret: Buffer = randomBytes(32),
     readonly options: NonceOptions = DEFAULT_NONCE_OPTIONS,
+    lane: NonceIdLane = { index: 0, count: 1 },
+    /** Nonces expiring no later than this plus their lifetime were issued before this service: stale. */
+    notBeforeMs?: number,
   ) {
-    this.nextId = randomBytes(4).readUInt32BE(0);
+    this.lane = lane;
+    // Whole seconds (the nonce's expiry resolution), one back: nonces this
+    // service issues in its first second must stay good.
+    if (notBeforeMs !== undefined) this.forgottenUntilMs = (Math.floor(notBeforeMs / 1000) - 1 + options.expireSec) * 1000;
+    // A random start in the lane: nonces of an earlier run under the same secret are not tracked anew.
+    const slots = Math.floor((0xffffffff - lane.index) / lane.count) + 1;
+    this.nextId = lane.index + lane.count * (randomBytes(4).readUInt32BE(0) % slots);
     this.hmac = new HmacSha256(secret);
   }
 
   /** A fresh nonce for a challenge sent at `nowMs`. Stores nothing. */
   issue(tenant: string, nowMs: number): string {
     const id = this.nextId;
-    this.nextId = (this.nextId + 1) >>> 0;
+    // Past 2^32 - 1 the lane starts again at its index.
+    this.nextId = this.nextId + this.lane.count > 0xffffffff ? this.lane.index : this.nextId + this.lane.count;
     const expiresSec = Math.floor(nowMs / 1000) + this.options.expireSec;
     const payload = Buffer.alloc(PAYLOAD_BYTES);
     payload.writeUInt32BE(expiresSec >>> 0, 0);
@@ -140,6 +168,8 @@ export class NonceService {
     if (!timingSafeEqual(raw.subarray(PAYLOAD_BYTES), this.mac(tenant, payload))) return "invalid";
     const expiresAtMs = payload.readUInt32BE(0) * 1000;
     const id = payload.readUInt32BE(4);
+    // Another worker's nonce: only the issuer tracks its use.
+    if (id % this.lane.count !== this.lane.index) return "stale";
     if (expiresAtMs <= nowMs || expiresAtMs <= this.forgottenUntilMs) return "stale";
     const issuedMs = expiresAtMs - this.options.expireSec * 1000;
     if (issuedMs - this.options.maxDriftSec * 1000 > nowMs) return "stale";

@@ -58,7 +58,7 @@ function asLines(result: unknown): string[] {
 export function formatTenantTable(statuses: readonly TenantStatus[]): string {
   const header = ["TENANT", "STATE", "ISOLATION", "MODE", "PID", "RESTARTS", "SCRIPT"];
   const rows = statuses.map((s) => [
-    s.id,
+    s.worker === undefined ? s.id : `${s.id}#${s.worker}`,
     s.state,
     s.isolation ?? "-",
     s.mode ?? "-",

@@ -16,7 +16,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { computeHa1, toBinary } from "../auth/digest.js";
 import { openSqlite, parseCidr, SqliteAddressStore, SqliteSubscriberStore } from "../storage/sqlite.js";
 import type { Subscriber } from "../storage/types.js";
-import { openDataServices, type DataServices, type LocationMode } from "../storage/index.js";
+import { openDataServices, type DataServices, type LocationMode, type SharingWorkers } from "../storage/index.js";
 
 /** The database file `ksr run` and these commands use unless --db says otherwise. */
 export const DEFAULT_DB_FILE = "./ksr.sqlite";
@@ -180,9 +180,9 @@ export function registerDbCommands(program: Command, out: (line: string) => void
  * created only when a script first uses the location, subscriber or
  * address table, so scripts that use none leave no database behind.
  */
-export function openRunDatabase(file: string, location: LocationMode = "db"): DataServices {
+export function openRunDatabase(file: string, location: LocationMode = "db", sharedBy?: SharingWorkers): DataServices {
   const open = (): DataServices => {
-    const data = openDataServices({ file, location });
+    const data = openDataServices({ file, location, ...(sharedBy !== undefined ? { sharedBy } : {}) });
     data.startSweeper();
     return data;
   };

@@ -2,7 +2,7 @@
  * The `ksr` command.
  *
  *   ksr run <script> [--listen proto:ip:port]... [--alias host[:port]]...
- *                    [--heap-mb n] [--timeout-ms n] [--log-level level]
+ *                    [--workers n] [--heap-mb n] [--timeout-ms n] [--log-level level]
  *                    [--no-supervise] [--overload-delay-ms n] [--no-overload-shedding]
  *   ksr run --tenants <tenants.yaml> [--watch] [--listen ...] [--alias ...]
  *                    [--log-level level] [--no-supervise] [--overload-delay-ms n] [--no-overload-shedding]
@@ -16,6 +16,13 @@
  * subscriber and address tables (default ./ksr.sqlite), and --location
  * memory|db: registrations written through to that file (db, the default)
  * or kept in memory only and lost at a restart (memory).
+ *
+ * `ksr run script.js --workers N` (N ≥ 2) runs the script in N worker
+ * processes behind the front of the tenant processes (host/tenants/
+ * processes.ts), each call on worker hash(Call-ID) mod N; a tenants file
+ * gives a tenant N workers with `workers: N`. Workers of a pool share the
+ * registrations through the --db file (not ":memory:", not --location
+ * memory) and one nonce secret.
  */
 import { Command, InvalidArgumentError } from "commander";
 import { resolve as resolvePath } from "node:path";
@@ -41,10 +48,16 @@ import { startControlServer, type ControlServer } from "../control/server.js";
 import { DEFAULT_CONTROL_PATH, resolveControlPath, type ControlTarget } from "../control/types.js";
 import { fork } from "node:child_process";
 import type { TenantsConfig } from "../tenants/config.js";
-import { isLocationMode, LOCATION_MODES, type LocationMode } from "../storage/index.js";
+import { isLocationMode, LOCATION_MODES, sharingProblem, type LocationMode } from "../storage/index.js";
+import { randomBytes } from "node:crypto";
+import { MAX_WORKERS } from "../tenants/config.js";
+import { existsSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join as joinPath } from "node:path";
+import { openSharedStateFile } from "../modules/state/shared-sqlite.js";
 import { TenantProcesses } from "../tenants/processes.js";
 import { runTenantWorker } from "../tenants/worker.js";
-import type { WorkerConfig } from "../tenants/worker-protocol.js";
+import { NONCE_SECRET_ENV, type SingleScript, type WorkerConfig } from "../tenants/worker-protocol.js";
 import { TransportLayer } from "../transport/index.js";
 import { DEFAULT_OVERLOAD_DELAY_MS, type OverloadOptions } from "../core/overload.js";
 
@@ -75,6 +88,12 @@ function aliasOption(value: string): string {
 function positiveInt(value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`"${value}" is not a positive integer`);
   return Number(value);
+}
+
+function workersOption(value: string): number {
+  const n = positiveInt(value);
+  if (n > MAX_WORKERS) throw new InvalidArgumentError(`"${value}" is more than ${MAX_WORKERS} workers`);
+  return n;
 }
 
 function reporterOption(value: string): TestReporter {
@@ -111,6 +130,8 @@ interface RunOptions {
   control?: string | true;
   listen?: ListenSocket[];
   alias?: string[];
+  /** Worker processes running the one script (1: the script runs in the server's process). */
+  workers: number;
   heapMb: number;
   timeoutMs: number;
   logLevel: LogLevel;
@@ -173,7 +194,7 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
   if (scriptPath === undefined) {
     return ["run", "--tenants", resolvePath(opts.tenants!), "--isolation", opts.isolation, ...(opts.watch === true ? ["--watch"] : []), ...common];
   }
-  return ["run", scriptPath, ...common, "--heap-mb", String(opts.heapMb), "--timeout-ms", String(opts.timeoutMs)];
+  return ["run", scriptPath, ...common, "--workers", String(opts.workers), "--heap-mb", String(opts.heapMb), "--timeout-ms", String(opts.timeoutMs)];
 }
 
 /** Options that only make sense for one of the two ways of running; the message says why. */
@@ -181,7 +202,14 @@ function runUsageProblem(scriptPath: string | undefined, opts: RunOptions, fromC
   if (scriptPath !== undefined && opts.tenants !== undefined) return "give either a script or --tenants, not both";
   if (scriptPath === undefined && opts.tenants === undefined) return "missing the script to run (or --tenants <file>)";
   if (opts.tenants === undefined && opts.watch === true) return "--watch reloads the scripts of a tenants file: use it with --tenants";
-  if (opts.tenants === undefined && opts.control !== undefined) return "--control opens the control socket of a tenants server: use it with --tenants";
+  if (opts.tenants === undefined && opts.control !== undefined && opts.workers < 2) {
+    return "--control opens the control socket of a server of worker processes: use it with --tenants or --workers 2 or more";
+  }
+  if (opts.tenants !== undefined && fromCli("workers")) return "--workers applies to a single script: give a tenant several workers with `workers: N` in the tenants file";
+  if (opts.tenants === undefined && opts.workers >= 2) {
+    const problem = sharingProblem(opts.db, opts.location);
+    if (problem !== undefined) return `--workers ${opts.workers}: ${problem}`;
+  }
   if (opts.tenants === undefined && fromCli("isolation")) return "--isolation separates the tenants of a tenants file: use it with --tenants";
   try {
     proxyOptions(opts);
@@ -208,6 +236,7 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
     process.exit(await supervise({ entry, argsFor: (listen) => serverArgs(scriptPath, opts, listen) }));
   }
   if (scriptPath === undefined) return opts.isolation === "process" ? runTenantProcesses(opts.tenants!, opts) : runTenants(opts.tenants!, opts);
+  if (opts.workers >= 2) return runScriptWorkers(scriptPath, opts);
   const tenant = "default";
   let registry: TenantRegistry;
   try {
@@ -320,16 +349,67 @@ function loadTenantsOrExit(tenantsFile: string): TenantsConfig {
  * keeps the sockets and hands each message to its tenant's worker process
  * (host/tenants/processes.ts); a tenant whose worker dies is restarted
  * alone. A worker whose script does not load stops the start (it printed
- * why, file:line). SIGHUP reloads every tenant in its worker, `--watch` a
- * tenant whose script changes; SIGUSR2 logs each tenant's counters.
+ * why, file:line). A tenant with `workers: N` has a pool of N workers.
+ * SIGHUP reloads every tenant in its workers, `--watch` a tenant whose
+ * script changes; SIGUSR2 logs each worker's counters.
  */
 async function runTenantProcesses(tenantsFile: string, opts: RunOptions): Promise<void> {
   const config = loadTenantsOrExit(tenantsFile);
+  for (const entry of config.tenants) {
+    const problem = entry.workers > 1 ? sharingProblem(opts.db, opts.location) : undefined;
+    if (problem !== undefined) {
+      process.stderr.write(`ksr: ${config.file}: tenant "${entry.id}", field workers: ${entry.workers} workers need shared registrations: ${problem}\n`);
+      process.exit(2);
+    }
+  }
+  const { server, target } = await startWorkerProcesses(config, { tenantsFile: config.file }, opts);
+  const ids = config.tenants.map((t) => (t.workers > 1 ? `${t.id} (${t.workers} workers)` : t.id)).join(", ");
+  serveTenantSignals(server, target, `running tenants ${ids} of ${config.file} (one process each)`);
+}
+
+/**
+ * `ksr run script.js --workers N`: the tenant processes' front with one
+ * tenant, the script, served by a pool of N worker processes. SIGUSR2 logs
+ * the counters of every worker; SIGHUP is ignored as for a single script
+ * in one process.
+ */
+async function runScriptWorkers(scriptPath: string, opts: RunOptions): Promise<void> {
+  const path = resolvePath(scriptPath);
+  const script: SingleScript = { path, heapMb: opts.heapMb, routeTimeoutMs: opts.timeoutMs };
+  const config = singleScriptConfig(path, "default", { heapMb: opts.heapMb, routeTimeoutMs: opts.timeoutMs }, opts.workers);
+  const { server, target } = await startWorkerProcesses(config, { script }, opts);
+  process.on("SIGHUP", () => log("notice", "ksr", "SIGHUP: only a server started with --tenants reloads its scripts; ignored"));
+  process.on("SIGUSR2", () => {
+    void target.counters().then((lines) => {
+      for (const line of lines) log("info", "counters", line);
+    });
+  });
+  log("notice", "ksr", `running ${scriptPath} in ${opts.workers} worker processes on ${server.listen.map(formatListenSocket).join(", ")}`);
+  announceReady(server.listen.map(formatListenSocket));
+}
+
+/**
+ * The front of worker processes (host/tenants/processes.ts): listens,
+ * starts every tenant's pool of workers (exit 1 naming the one that does
+ * not start), and opens the control socket when asked.
+ */
+async function startWorkerProcesses(
+  config: TenantsConfig,
+  source: Pick<WorkerConfig, "tenantsFile" | "script">,
+  opts: RunOptions,
+): Promise<{ server: SipServer; target: ControlTarget }> {
   const entry = fileURLToPath(import.meta.url);
   let server: SipServer | undefined;
-  const workerConfig = (tenantId: string): WorkerConfig => ({
-    tenantsFile: config.file,
+  // One secret for every worker of the server: a nonce one issued verifies on another (host/auth/nonce.ts).
+  const nonceSecret = randomBytes(32).toString("hex");
+  const poolSizes = new Map(config.tenants.map((t) => [t.id, t.workers]));
+  const sharedState = config.tenants.some((t) => t.workers > 1) ? createSharedStateFile() : undefined;
+  const workerConfig = (tenantId: string, workerIndex: number): WorkerConfig => ({
+    ...source,
     tenantId,
+    workerIndex,
+    poolSize: poolSizes.get(tenantId)!,
+    ...(sharedState !== undefined ? { sharedStateFile: sharedState.file } : {}),
     listen: server!.listen,
     aliases: opts.alias ?? [],
     db: opts.db === ":memory:" ? opts.db : resolvePath(opts.db),
@@ -340,12 +420,14 @@ async function runTenantProcesses(tenantsFile: string, opts: RunOptions): Promis
   });
   const processes = new TenantProcesses(config, {
     overload: overloadOptions(opts),
-    spawn: (tenantId) =>
-      fork(entry, [WORKER_COMMAND, JSON.stringify(workerConfig(tenantId))], {
+    spawn: (tenantId, index) =>
+      fork(entry, [WORKER_COMMAND, JSON.stringify(workerConfig(tenantId, index))], {
         // JSON: measured 2-3x cheaper per SIP message than "advanced" (structured clone)
         // for these objects of strings and numbers; latin1 strings round-trip.
         serialization: "json",
         stdio: ["ignore", "inherit", "inherit", "ipc"],
+        // Only the workers of a pool need the secret; in the environment, not the argument list others can read.
+        env: poolSizes.get(tenantId)! > 1 ? { ...process.env, [NONCE_SECRET_ENV]: nonceSecret } : process.env,
       }),
   });
   server = new SipServer((host) => processes.attach(host), {
@@ -357,18 +439,39 @@ async function runTenantProcesses(tenantsFile: string, opts: RunOptions): Promis
   await serveUntilStopped(server, () => {
     void control?.close();
     void processes.stop();
+    // The workers may still have it open: unlinked, it goes with them.
+    sharedState?.remove();
   });
   try {
     await processes.start();
   } catch (err) {
     process.stderr.write(`ksr: cannot start the tenants: ${(err as Error).message}\n`);
     await server.stop();
+    sharedState?.remove();
     process.exit(1);
   }
   const target = processesControlTarget(processes);
   control = await startControlOrExit(opts, target);
-  const ids = config.tenants.map((t) => t.id).join(", ");
-  serveTenantSignals(server, target, `running tenants ${ids} of ${config.file} (one process each)`);
+  return { server, target };
+}
+
+/**
+ * The file the workers of pools keep htables and $shv in
+ * (host/modules/state/shared-sqlite.ts): on /dev/shm (memory) when the
+ * machine has it, else the temporary directory; created with its schema
+ * before the workers start, removed when the front stops (a front killed
+ * with SIGKILL leaves it behind: ksr-shared-state-<pid>-*.sqlite).
+ */
+function createSharedStateFile(): { file: string; remove: () => void } {
+  const dir = existsSync("/dev/shm") ? "/dev/shm" : tmpdir();
+  const file = joinPath(dir, `ksr-shared-state-${process.pid}-${randomBytes(4).toString("hex")}.sqlite`);
+  try {
+    openSharedStateFile(file).close();
+  } catch (err) {
+    process.stderr.write(`ksr: cannot create the shared state file ${file}: ${(err as Error)?.message ?? String(err)}\n`);
+    process.exit(1);
+  }
+  return { file, remove: () => ["", "-wal", "-shm"].forEach((suffix) => rmSync(file + suffix, { force: true })) };
 }
 
 /**
@@ -409,8 +512,14 @@ function serveTenantSignals(server: SipServer, target: ControlTarget, running: s
  */
 async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> {
   let registry: TenantRegistry;
+  const config = loadTenantsOrExit(tenantsFile);
+  const pooled = config.tenants.find((t) => t.workers > 1);
+  if (pooled !== undefined) {
+    process.stderr.write(`ksr: ${config.file}: tenant "${pooled.id}", field workers: ${pooled.workers} worker processes need --isolation process\n`);
+    process.exit(2);
+  }
   try {
-    registry = new TenantRegistry(loadTenantsOrExit(tenantsFile));
+    registry = new TenantRegistry(config);
   } catch (err) {
     const text = err instanceof TenantsConfigError ? err.message : `${tenantsFile}: ${(err as Error)?.message ?? String(err)}`;
     process.stderr.write(`ksr: cannot load the tenants: ${text}\n`);
@@ -460,6 +569,12 @@ export function buildProgram(): Command {
     .option("--isolation <mode>", "with --tenants: process (each tenant in its own worker process) or in-process", isolationOption, "process" as Isolation)
     .option("--listen <proto:ip:port>", `listen socket, repeatable (default ${DEFAULT_LISTEN.join(" and ")})`, collect(listenOption))
     .option("--alias <host[:port]>", "another name of this server (is_myself, Via checks), repeatable", collect(aliasOption))
+    .option(
+      "--workers <n>",
+      `run the script in n worker processes behind one front, each call on worker hash(Call-ID) mod n (1 to ${MAX_WORKERS}; 1: in the server's process)`,
+      workersOption,
+      1,
+    )
     .option("--heap-mb <n>", "isolate heap limit in MB", positiveInt, DEFAULT_LIMITS.heapMb)
     .option("--timeout-ms <n>", "time limit of one route call in ms", positiveInt, DEFAULT_LIMITS.routeTimeoutMs)
     .option("--log-level <level>", `one of ${LOG_LEVELS.join(", ")}`, logLevelOption, "info" as LogLevel)

@@ -11,6 +11,7 @@ export function processesControlTarget(processes: TenantProcesses): ControlTarge
     async tenants(): Promise<TenantStatus[]> {
       return (await processes.statuses()).map((s) => ({
         id: s.id,
+        ...(s.worker !== undefined ? { worker: s.worker } : {}),
         script: scripts.get(s.id)!,
         isolation: "process",
         state: s.state,

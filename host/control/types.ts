@@ -32,6 +32,8 @@ export interface TenantStatus {
   readonly restarts?: number;
   /** Execution mode of the current script: sync, or async once demoted. */
   readonly mode?: string;
+  /** Index of this worker in the tenant's pool, when the tenant has several worker processes (one status each). */
+  readonly worker?: number;
 }
 
 export interface TenantReloadResult {

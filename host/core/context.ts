@@ -88,8 +88,20 @@ export interface TenantState {
   readonly usage: { varBytes: number; shvBytes: number };
 }
 
+/**
+ * Where $shv lives: a Map per tenant state (default), or a Map backed by a
+ * file the worker processes of a pool share (host/modules/state/
+ * shared-sqlite.ts), set once at a worker's start, before any tenant.
+ */
+let sharedVarsOf: ((tenantId: string) => Map<string, string | number>) | undefined;
+
+export function setSharedVarsBackend(create: (tenantId: string) => Map<string, string | number>): void {
+  sharedVarsOf = create;
+}
+
 export function newTenantState(id: string, quotas: TenantQuotas = DEFAULT_TENANT_QUOTAS): TenantState {
-  return { id, vars: new Map(), sharedVars: new Map(), quotas, usage: { varBytes: 0, shvBytes: 0 } };
+  // With a shared $shv backend the usage counted is this process's writes.
+  return { id, vars: new Map(), sharedVars: sharedVarsOf?.(id) ?? new Map(), quotas, usage: { varBytes: 0, shvBytes: 0 } };
 }
 
 let nextContextId = 1;

@@ -21,6 +21,11 @@
  * Iterators (sht_iterator_*) walk the keys present when they started;
  * items removed meanwhile are skipped. Kamailio holds the table slot locked
  * while iterating instead, which cannot deadlock here.
+ *
+ * With `ksr run --workers N` (or `workers:` in a tenants file) the items
+ * live in a SQLite file the workers share (state/shared-sqlite.ts): every
+ * worker reads and writes the same tables, sht_inc/sht_dec are atomic
+ * across them; locks and iterators stay per worker.
  */
 import type { MessageContext } from "../core/context.js";
 import { safeRegexTest } from "../core/safe-regex.js";
@@ -34,7 +39,7 @@ import {
   tenantHtables,
   type HtableItem,
   type HtableValue,
-  type TenantHtables,
+  type HtableStore,
 } from "./state/htable-store.js";
 
 /** What sht_inc/sht_dec answer when there is no integer to change (Kamailio's KSR_HT_KEMI_NOINTVAL). */
@@ -49,7 +54,7 @@ const REGEX_FLAGS = "im";
  */
 const REGEX_SCAN_BUDGET_MS = 200;
 
-function store(ctx: MessageContext): TenantHtables {
+function store(ctx: MessageContext): HtableStore {
   return tenantHtables(ctx.tenant.id);
 }
 

@@ -326,6 +326,8 @@ const SIMPLE: ReadonlyMap<string, PvAccessor> = (() => {
   add(["Rp"], readOnly((ctx) => ctx.rcv.localPort));
   add(["pr", "proto"], readOnly((ctx) => ctx.rcv.proto, (ctx) => PROTO_IDS.get(ctx.rcv.proto) ?? 0));
   add(["ua"], readOnly((ctx) => firstHeaderOf(ctx.msg, "user-agent")?.value ?? null));
+  // The process serving the message (Kamailio $pp): with `ksr run --workers` one of the worker processes.
+  add(["pp"], readOnly(() => process.pid));
   add(["ct"], readOnly((ctx) => nonEmpty(firstHeaderOf(ctx.msg, "contact")?.value)));
   add(["rb"], readOnly((ctx) => ctx.msg.body));
   add(

@@ -3,9 +3,9 @@
  * the stores, the module settings (Kamailio modparams), the digest nonce
  * state, and the periodic sweep of expired registrations.
  */
-import { NonceService, DEFAULT_NONCE_OPTIONS, type NonceOptions } from "../auth/nonce.js";
+import { NonceService, DEFAULT_NONCE_OPTIONS, type NonceIdLane, type NonceOptions } from "../auth/nonce.js";
 import type { DigestHash } from "../auth/digest.js";
-import { CachedLocationStore } from "./location.js";
+import { CachedLocationStore, SharedLocationStore } from "./location.js";
 import { openSqlite, SqliteAddressStore, SqliteLocationPersistence, SqliteSubscriberStore } from "./sqlite.js";
 import type { AddressStore, LocationStore, SubscriberStore } from "./types.js";
 import { log } from "../core/log.js";
@@ -136,23 +136,48 @@ export interface DataServicesOptions {
   /** Sweep period in ms (default 10 000) and bindings removed per sweep (default 1000). */
   readonly sweepIntervalMs?: number;
   readonly sweepBatch?: number;
+  /** Set in each of several worker processes of one server over this file (`ksr run --workers`). */
+  readonly sharedBy?: SharingWorkers;
+}
+
+/**
+ * What the worker processes of one server share beyond the file: the
+ * nonce secret (a challenge from one verifies on another) and each one's
+ * lane of nonce ids. Their location caches follow each other's writes
+ * (SharedLocationStore), so the location must be in the file.
+ */
+export interface SharingWorkers {
+  readonly nonceSecret: Buffer;
+  readonly lane: NonceIdLane;
+}
+
+/** Why several worker processes cannot share registrations with these settings, or undefined when they can. */
+export function sharingProblem(file: string, location: LocationMode): string | undefined {
+  if (file === ":memory:") return `--db :memory: is private to each process: worker processes could not see each other's registrations; give a database file`;
+  if (location !== "db") return `--location ${location} keeps registrations in each process's memory: worker processes could not see each other's; use --location db`;
+  return undefined;
 }
 
 /** Open the database file and build the services over it. */
 export function openDataServices(options: DataServicesOptions): DataServices {
   const now = options.now ?? Date.now;
+  const shared = options.sharedBy;
+  if (shared !== undefined) {
+    const problem = sharingProblem(options.file, options.location ?? "db");
+    if (problem !== undefined) throw new Error(problem);
+  }
   const db = openSqlite(options.file);
   let locations: CachedLocationStore;
   try {
     const persistence = (options.location ?? "db") === "db" ? new SqliteLocationPersistence(db) : undefined;
-    locations = new CachedLocationStore(persistence, now());
+    locations = shared !== undefined ? new SharedLocationStore(persistence!, now) : new CachedLocationStore(persistence, now());
   } catch (err) {
     db.close();
     throw err;
   }
   const subscribers = new SqliteSubscriberStore(db);
   const addresses = new SqliteAddressStore(db);
-  const nonces = new NonceService(undefined, { ...DEFAULT_NONCE_OPTIONS, ...options.nonce });
+  const nonces = new NonceService(shared?.nonceSecret, { ...DEFAULT_NONCE_OPTIONS, ...options.nonce }, shared?.lane, shared?.nonceSecret === undefined ? undefined : now());
   const intervalMs = options.sweepIntervalMs ?? 10_000;
   const batch = options.sweepBatch ?? 1000;
   let timer: NodeJS.Timeout | undefined;

@@ -19,6 +19,11 @@ export interface LocationPersistence {
   loadValid(now: number): StoredBinding[];
   /** Apply upserts and deletions (by ruid) atomically. */
   apply(upserts: readonly StoredBinding[], deletions: readonly string[]): void;
+  /**
+   * Whether another connection committed to the backend since the last call
+   * (its own `apply` does not count). Only SharedLocationStore asks.
+   */
+  changedElsewhere(): boolean;
 }
 
 /** Sort order of an AoR's bindings: q descending (unspecified -1 last), then oldest first. */
@@ -39,9 +44,18 @@ export class CachedLocationStore implements LocationStore {
   private sweepCursor: Iterator<[string, Binding[]]> | undefined;
 
   constructor(
-    private readonly persistence: LocationPersistence | undefined,
+    protected readonly persistence: LocationPersistence | undefined,
     now: number,
   ) {
+    this.load(now);
+  }
+
+  /** (Re)fills the cache with the backend's bindings valid at `now`. */
+  protected load(now: number): void {
+    this.records.clear();
+    this.aorsPerTenant.clear();
+    this.sweepCursor = undefined;
+    const persistence = this.persistence;
     if (persistence !== undefined) {
       for (const { tenant, table, binding } of persistence.loadValid(now)) {
         const key = keyOf(tenant, table, binding.aor);
@@ -137,5 +151,61 @@ export class CachedLocationStore implements LocationStore {
     const n = (this.aorsPerTenant.get(tenant) ?? 0) + delta;
     if (n <= 0) this.aorsPerTenant.delete(tenant);
     else this.aorsPerTenant.set(tenant, n);
+  }
+}
+
+/**
+ * The location cache of one of several worker processes sharing the
+ * database file (`ksr run --workers`, `workers:` in a tenants file): a
+ * REGISTER handled by one worker must be found by `lookup` on another.
+ * Before every read and write it asks SQLite whether another connection
+ * committed since (PRAGMA data_version, a read of the WAL index), and if
+ * so reloads every binding from the file. Between writes, lookups stay in
+ * memory. A single process uses CachedLocationStore and pays none of this.
+ *
+ * Two workers changing the bindings of one AoR at the same moment (two UAs
+ * registering one AoR, their Call-IDs owned by different workers) can
+ * interleave read and write: the later write is computed from what its
+ * worker read, and the bindings the other worker added in between may be
+ * dropped until the UA's next refresh. One UA's registrations keep their
+ * Call-ID (RFC 3261 §10.2), so they are serialised on one worker.
+ */
+export class SharedLocationStore extends CachedLocationStore {
+  constructor(
+    persistence: LocationPersistence,
+    private readonly now: () => number,
+  ) {
+    super(persistence, now());
+    // What was just loaded is current: the first look-up need not reload.
+    persistence.changedElsewhere();
+  }
+
+  private refresh(): void {
+    if (this.persistence!.changedElsewhere()) this.load(this.now());
+  }
+
+  override bindings(tenant: string, table: string, aor: string): readonly Binding[] {
+    this.refresh();
+    return super.bindings(tenant, table, aor);
+  }
+
+  override replace(tenant: string, table: string, aor: string, next: readonly Binding[]): void {
+    this.refresh();
+    super.replace(tenant, table, aor, next);
+  }
+
+  override findByRuid(tenant: string, table: string, ruid: string): Binding | undefined {
+    this.refresh();
+    return super.findByRuid(tenant, table, ruid);
+  }
+
+  override sweepExpired(now: number, limit: number): number {
+    this.refresh();
+    return super.sweepExpired(now, limit);
+  }
+
+  override aorCount(tenant: string): number {
+    this.refresh();
+    return super.aorCount(tenant);
   }
 }

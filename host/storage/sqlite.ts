@@ -69,10 +69,12 @@ CREATE INDEX IF NOT EXISTS address_tenant ON address (tenant, grp);
 export function openSqlite(file: string): Db {
   const db = new Database(file);
   try {
+    // First: worker processes (`ksr run --workers`) may open a new file at
+    // the same moment, and switching it to WAL takes a lock.
+    db.pragma("busy_timeout = 5000");
     if (file !== ":memory:") db.pragma("journal_mode = WAL");
     // NORMAL with WAL: a crash may lose the last commits but never corrupts.
     db.pragma("synchronous = NORMAL");
-    db.pragma("busy_timeout = 5000");
     const version = db.pragma("user_version", { simple: true }) as number;
     if (version > SCHEMA_VERSION) {
       throw new Error(`${file}: database schema version ${version} is newer than this ksr (${SCHEMA_VERSION})`);
@@ -137,8 +139,10 @@ export class SqliteLocationPersistence implements LocationPersistence {
   private readonly upsert;
   private readonly remove;
   private readonly applyTx;
+  private readonly version;
 
   constructor(private readonly db: Db) {
+    this.version = new DataVersion(db);
     this.upsert = db.prepare(
       `INSERT OR REPLACE INTO location (ruid, tenant, tbl, aor, contact, expires, q, callid, cseq, path, received,
          instance, reg_id, user_agent, socket, flags, methods, last_modified, seq)
@@ -183,6 +187,10 @@ export class SqliteLocationPersistence implements LocationPersistence {
 
   apply(upserts: readonly StoredBinding[], deletions: readonly string[]): void {
     this.applyTx(upserts, deletions);
+  }
+
+  changedElsewhere(): boolean {
+    return this.version.changed();
   }
 }
 

@@ -14,6 +14,7 @@
  *       limits: { heapMb: 64, routeTimeoutMs: 100, cpuShare: 0.25 }
  *       onError: { status: 500 }         # reply when the route fails
  *       modules: [sl, hdr, pv]           # KSR modules the script may use; default all
+ *       workers: 2                       # worker processes of the tenant (--isolation process); default 1
  *
  * Within one rule every criterion given must match; a rule with no
  * criterion matches nothing. Tenants are tried in file order and the first
@@ -77,7 +78,15 @@ export interface TenantEntry {
   readonly mode: ExecutionMode;
   /** What its scripts may keep on the host (host/core/quota.ts). */
   readonly quotas: TenantQuotas;
+  /**
+   * Worker processes serving the tenant with `--isolation process`, each
+   * message going to worker hash(Call-ID) mod workers (host/tenants/affinity.ts).
+   */
+  readonly workers: number;
 }
+
+/** Most worker processes one tenant (or `ksr run --workers`) may have. */
+export const MAX_WORKERS = 64;
 
 export interface TenantsConfig {
   /** Absolute path of the tenants file. */
@@ -265,6 +274,7 @@ const tenantSchema = z
       .default({}),
     modules: z.array(z.string()).optional(),
     mode: z.enum(["sync", "async"]).default("sync"),
+    workers: z.number().int("must be a whole number").min(1, "must be at least 1").max(MAX_WORKERS, `must be at most ${MAX_WORKERS}`).default(1),
   })
   .strict();
 
@@ -367,6 +377,7 @@ export function loadTenantsFile(path: string, opts: LoadTenantsOptions = {}): Te
       modules: t.modules,
       mode: t.mode,
       quotas: t.quotas,
+      workers: t.workers,
     };
   });
   if (data.default !== undefined && !seen.has(data.default)) {
@@ -386,7 +397,12 @@ const SINGLE_SCRIPT_ON_ERROR: TenantErrorPolicy = { status: 500, reason: "Server
  * Its CPU share is that of the whole process (a registry of one script
  * turns budgets off, TenantRegistryOptions.cpuBudgets).
  */
-export function singleScriptConfig(scriptPath: string, tenantId: string, limits: { readonly heapMb: number; readonly routeTimeoutMs: number }): TenantsConfig {
+export function singleScriptConfig(
+  scriptPath: string,
+  tenantId: string,
+  limits: { readonly heapMb: number; readonly routeTimeoutMs: number },
+  workers = 1,
+): TenantsConfig {
   const entry: TenantEntry = {
     id: tenantId,
     scriptPath,
@@ -396,6 +412,7 @@ export function singleScriptConfig(scriptPath: string, tenantId: string, limits:
     modules: undefined,
     mode: "sync",
     quotas: DEFAULT_TENANT_QUOTAS,
+    workers,
   };
   return { file: scriptPath, tenants: [entry], defaultTenant: tenantId, unmatched: 404 };
 }

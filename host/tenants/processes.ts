@@ -26,7 +26,16 @@
  * memory (transactions, htables, pike state) is lost with its worker; its
  * bindings, subscribers and addresses are in the database and stay.
  *
- * Load shedding (host/core/overload.ts) is per tenant here: the queueing
+ * A tenant may have a pool of several workers (`workers: k` in the tenants
+ * file, `ksr run script.js --workers k`): each message goes to worker
+ * hash(Call-ID) mod k (host/tenants/affinity.ts), so a call's requests,
+ * retransmissions, CANCEL, ACKs, in-dialog requests and responses all reach
+ * the worker holding its transactions. Each worker of a pool is restarted
+ * alone, as a tenant's only worker is; while one is down, the front answers
+ * for its share of the calls as above and the others keep serving. Queue
+ * limit, counters and load shedding are per worker.
+ *
+ * Load shedding (host/core/overload.ts) is per worker here: the queueing
  * delay is how long the messages posted to its worker wait to be handled
  * (the worker reports them handled in order), and past the threshold the
  * front answers the tenant's new requests 503 itself, with the same
@@ -46,6 +55,7 @@ import type { TenantsConfig } from "./config.js";
 import type { ReloadResult } from "./registry.js";
 import { TenantSelector } from "./select.js";
 import { DelayGauge, LoadShedder, RecentRequests, isInitialRequest, type OverloadOptions } from "../core/overload.js";
+import { callIdOwner } from "./affinity.js";
 import { MISBEHAVING_NICE, isWorkerMessage, type FrontMessage, type ReceivedItem, type SendItem, type WorkerMessage } from "./worker-protocol.js";
 
 /** Restart pacing of a tenant's worker: quick after a one-off crash, backing off hard from a crash loop. */
@@ -66,8 +76,11 @@ const SHEDDER_POLL_MS = 100;
 export type WorkerState = "starting" | "running" | "restarting" | "stopped";
 
 export interface TenantProcessesOptions {
-  /** Starts the worker process of a tenant (fork of the ksr entry with `tenant-worker`, an IPC channel, JSON serialization). */
-  readonly spawn: (tenantId: string) => ChildProcess;
+  /**
+   * Starts worker `index` (0-based) of a tenant's pool (fork of the ksr entry
+   * with `tenant-worker`, an IPC channel, JSON serialization).
+   */
+  readonly spawn: (tenantId: string, index: number) => ChildProcess;
   /** Messages posted to a worker and not yet handled before its requests are refused with 503. */
   readonly maxQueue?: number;
   /** Sets a worker process's nice value to MISBEHAVING_NICE (default os.setPriority; tests record it). */
@@ -76,7 +89,7 @@ export interface TenantProcessesOptions {
   readonly overload?: OverloadOptions;
 }
 
-/** Counters the front keeps per tenant (the worker keeps the script's). */
+/** Counters the front keeps per worker (the worker keeps the script's). */
 export class FrontCounters {
   /** Worker processes that ended without being asked to. */
   restarts = 0;
@@ -93,7 +106,7 @@ interface PendingRequest {
   readonly timer: NodeJS.Timeout;
 }
 
-/** One tenant's worker process, restarted when it dies. */
+/** One worker process of a tenant's pool, restarted when it dies. */
 class TenantProcess {
   state: WorkerState = "starting";
   child: ChildProcess | undefined;
@@ -122,10 +135,18 @@ class TenantProcess {
   /** Settles the first start: ready, or the reason it is not. */
   private firstStart: { resolve: () => void; reject: (err: Error) => void } | undefined;
 
+  /** How logs and counter lines name this worker: the tenant id, with "#index" in a pool of several. */
+  readonly label: string;
+
   constructor(
     readonly id: string,
+    /** Position in the tenant's pool (0-based), and the pool's size. */
+    readonly index: number,
+    poolSize: number,
     private readonly front: TenantProcesses,
-  ) {}
+  ) {
+    this.label = poolSize > 1 ? `${id}#${index}` : id;
+  }
 
   /** Resolves when the first worker is ready; rejects if it exits before. */
   start(): Promise<void> {
@@ -139,7 +160,7 @@ class TenantProcess {
     this.state = "starting";
     this.queued = 0;
     this.startedAt = Date.now();
-    const child = this.front.spawnWorker(this.id);
+    const child = this.front.spawnWorker(this.id, this.index);
     this.child = child;
     // A worker that keeps dying burns CPU starting and aborting: its next
     // one yields the CPU to the other tenants (see MISBEHAVING_NICE).
@@ -147,7 +168,7 @@ class TenantProcess {
       try {
         this.front.lowerPriority(child.pid);
       } catch (err) {
-        log("warn", this.id, `cannot lower the priority of worker ${child.pid}: ${(err as Error).message}`);
+        log("warn", this.label, `cannot lower the priority of worker ${child.pid}: ${(err as Error).message}`);
       }
     }
     child.on("message", (msg: unknown) => {
@@ -155,7 +176,7 @@ class TenantProcess {
     });
     child.once("exit", (code, signal) => this.onExit(child, code, signal));
     // An IPC write to a worker that just died: its exit is handled above.
-    child.on("error", (err) => log("warn", this.id, `worker process: ${err.message}`));
+    child.on("error", (err) => log("warn", this.label, `worker process: ${err.message}`));
   }
 
   private onWorkerMessage(msg: WorkerMessage): void {
@@ -165,14 +186,14 @@ class TenantProcess {
         // Held while it started: their wait so far is not queueing in the worker.
         this.queueDelay.reset();
         for (let i = 0; i < this.queued; i++) this.queueDelay.enter();
-        log("info", this.id, `tenant worker running (pid ${this.child?.pid})`);
+        log("info", this.label, `tenant worker running (pid ${this.child?.pid})`);
         this.scheduleFlush();
         this.firstStart?.resolve();
         this.firstStart = undefined;
         return;
       }
       case "out":
-        for (const item of msg.sends) this.front.send(this.id, item);
+        for (const item of msg.sends) this.front.send(this.label, item);
         this.queued = Math.max(0, this.queued - msg.handled);
         this.queueDelay.leave(msg.handled);
         return;
@@ -207,7 +228,7 @@ class TenantProcess {
     if (this.firstStart !== undefined) {
       // It never served: the script does not load (the worker printed why) or it could not start.
       this.state = "stopped";
-      this.firstStart.reject(new Error(`tenant ${this.id}: worker process ended before it was ready (${how})`));
+      this.firstStart.reject(new Error(`tenant ${this.label}: worker process ended before it was ready (${how})`));
       this.firstStart = undefined;
       return;
     }
@@ -221,7 +242,7 @@ class TenantProcess {
     this.state = "restarting";
     log(
       "crit",
-      this.id,
+      this.label,
       `tenant worker process ended unexpectedly (${how}) after ${ranFor} ms; its transactions and in-memory data are lost; ` +
         `restarting in ${this.restartDelay} ms (other tenants are not affected)`,
     );
@@ -301,7 +322,7 @@ class TenantProcess {
   stop(): Promise<void> {
     this.state = "stopped";
     if (this.restartTimer !== undefined) clearTimeout(this.restartTimer);
-    this.firstStart?.reject(new Error(`tenant ${this.id}: stopped before it was ready`));
+    this.firstStart?.reject(new Error(`tenant ${this.label}: stopped before it was ready`));
     this.firstStart = undefined;
     const child = this.child;
     if (child === undefined || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
@@ -316,10 +337,13 @@ class TenantProcess {
   }
 }
 
-/** The front's Router: every tenant in its own worker process, each message handed on with the bytes it arrived as. */
+/** The front's Router: every tenant in its own worker process(es), each message handed on with the bytes it arrived as. */
 export class TenantProcesses implements Router {
   private readonly selector: TenantSelector;
-  private readonly processes = new Map<string, TenantProcess>();
+  /** Each tenant's pool of workers, in index order. */
+  private readonly pools = new Map<string, readonly TenantProcess[]>();
+  /** Every worker of every pool. */
+  private readonly processes: readonly TenantProcess[];
   private readonly maxQueue: number;
   private server: RouterHost | undefined;
   /** Requests answered with the `unmatched` status. */
@@ -334,10 +358,17 @@ export class TenantProcesses implements Router {
   ) {
     this.selector = new TenantSelector(config);
     this.maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
-    for (const entry of config.tenants) this.processes.set(entry.id, new TenantProcess(entry.id, this));
+    for (const entry of config.tenants) {
+      const size = entry.workers;
+      this.pools.set(
+        entry.id,
+        Array.from({ length: size }, (_, index) => new TenantProcess(entry.id, index, size, this)),
+      );
+    }
+    this.processes = [...this.pools.values()].flat();
     const overload = options.overload;
     if (overload !== undefined) {
-      for (const proc of this.processes.values()) {
+      for (const proc of this.processes) {
         // Every message to the worker passes here, so an empty queue has no delay, however late
         // the last one was handled (a route that ran to its timeout must not keep the tenant shed).
         // A worker that is not running has no queue to measure: no worker at all is refused below.
@@ -345,7 +376,7 @@ export class TenantProcesses implements Router {
         proc.shedder = new LoadShedder(overload, delay, Date.now, {
           toTransaction: (msg) => (proc.recent.has(msg) ? "pass" : "new"),
           sendShedReply: (msg, rcv, retryAfterS, toTag) => this.server?.sendShedReply(msg, rcv, retryAfterS, toTag),
-          log: (level, text) => log(level, proc.id, text),
+          log: (level, text) => log(level, proc.label, text),
         });
       }
     }
@@ -368,11 +399,11 @@ export class TenantProcesses implements Router {
   async start(): Promise<void> {
     if (this.options.overload !== undefined && this.shedderPoll === undefined) {
       this.shedderPoll = setInterval(() => {
-        for (const proc of this.processes.values()) proc.shedder?.poll();
+        for (const proc of this.processes) proc.shedder?.poll();
       }, SHEDDER_POLL_MS);
       this.shedderPoll.unref();
     }
-    const starts = [...this.processes.values()].map((p) => p.start());
+    const starts = this.processes.map((p) => p.start());
     const results = await Promise.allSettled(starts);
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failed.length > 0) {
@@ -384,7 +415,7 @@ export class TenantProcesses implements Router {
   async stop(): Promise<void> {
     if (this.shedderPoll !== undefined) clearInterval(this.shedderPoll);
     this.shedderPoll = undefined;
-    await Promise.all([...this.processes.values()].map((p) => p.stop()));
+    await Promise.all(this.processes.map((p) => p.stop()));
   }
 
   /** @internal Lowers a worker's priority (a tenant whose workers keep dying). */
@@ -392,15 +423,20 @@ export class TenantProcesses implements Router {
     (this.options.lowerPriority ?? ((p: number) => setPriority(p, MISBEHAVING_NICE)))(pid);
   }
 
-  /** @internal Starts a worker process for a tenant. */
-  spawnWorker(tenantId: string): ChildProcess {
-    return this.options.spawn(tenantId);
+  /** @internal Starts worker `index` of a tenant's pool. */
+  spawnWorker(tenantId: string, index: number): ChildProcess {
+    return this.options.spawn(tenantId, index);
   }
 
   /** @internal What a worker asks to send, sent from the front's sockets. */
-  send(tenantId: string, msg: SendItem): void {
+  send(workerLabel: string, msg: SendItem): void {
     const dest = { proto: msg.proto, host: msg.ip, port: msg.port, connectionId: msg.connectionId };
-    this.server?.send(dest, msg.data, msg.from, `${msg.data.length} bytes of tenant ${tenantId}`);
+    this.server?.send(dest, msg.data, msg.from, `${msg.data.length} bytes of tenant ${workerLabel}`);
+  }
+
+  /** The worker of the tenant's pool that owns the message's Call-ID (the parser refuses a message without one). */
+  private ownerIn(pool: readonly TenantProcess[], msg: SipMessage): TenantProcess {
+    return pool.length === 1 ? pool[0]! : pool[callIdOwner(msg.callId, pool.length)]!;
   }
 
   route(msg: SipMessage, data: string, rcv: ReceiveInfo): void {
@@ -413,22 +449,22 @@ export class TenantProcesses implements Router {
         answerUnmatched(server, server.tenant, msg, rcv, this.config.unmatched);
         return;
       }
-      this.deliver(this.processes.get(entry.id)!, msg, data, rcv);
+      this.deliver(this.ownerIn(this.pools.get(entry.id)!, msg), msg, data, rcv);
       return;
     }
     const named = tenantNamedByVia(msg);
-    const proc = (named === undefined ? undefined : this.processes.get(named)) ?? this.processOfSelection(msg, rcv);
-    if (proc === undefined) {
+    const pool = (named === undefined ? undefined : this.pools.get(named)) ?? this.poolOfSelection(msg, rcv);
+    if (pool === undefined) {
       this.unclaimedResponses++;
       log("dbg", "ksr", `no tenant for ${msg.status} response call-id=${msg.callId}: dropped`);
       return;
     }
-    this.deliver(proc, msg, data, rcv);
+    this.deliver(this.ownerIn(pool, msg), msg, data, rcv);
   }
 
-  private processOfSelection(msg: SipMessage, rcv: ReceiveInfo): TenantProcess | undefined {
+  private poolOfSelection(msg: SipMessage, rcv: ReceiveInfo): readonly TenantProcess[] | undefined {
     const entry = this.selector.select(msg, rcv);
-    return entry === undefined ? undefined : this.processes.get(entry.id);
+    return entry === undefined ? undefined : this.pools.get(entry.id);
   }
 
   private deliver(proc: TenantProcess, msg: SipMessage, data: string, rcv: ReceiveInfo): void {
@@ -441,7 +477,7 @@ export class TenantProcesses implements Router {
     const why = full ? `its worker has ${proc.queued} messages queued` : `its worker is ${proc.state}`;
     if (msg.kind === "response" || msg.method === "ACK") {
       proc.counters.dropped++;
-      log("dbg", proc.id, `${msg.kind === "response" ? `${msg.status} response` : "ACK"} call-id=${msg.callId} dropped: ${why}`);
+      log("dbg", proc.label, `${msg.kind === "response" ? `${msg.status} response` : "ACK"} call-id=${msg.callId} dropped: ${why}`);
       return;
     }
     if (full) proc.counters.refusedQueueFull++;
@@ -450,49 +486,69 @@ export class TenantProcesses implements Router {
     const ctx = new MessageContext(msg, rcv, "request", server.tenant, server);
     ctx.replyHeaders.push(`Retry-After: ${proc.retryAfterSeconds}`);
     server.sendReply(ctx, 503, "Service Unavailable");
-    log("info", proc.id, `${msg.method} call-id=${msg.callId} answered 503: ${why}`);
+    log("info", proc.label, `${msg.method} call-id=${msg.callId} answered 503: ${why}`);
   }
 
-  /** Reloads one tenant's script (or every tenant's) in its worker. */
+  /** Reloads one tenant's script (or every tenant's) in every worker of its pool; ok only when every worker reloaded. */
   async reload(tenantId?: string): Promise<Map<string, ReloadResult>> {
-    const ids = tenantId === undefined ? [...this.processes.keys()] : [tenantId];
+    const ids = tenantId === undefined ? [...this.pools.keys()] : [tenantId];
     const results = await Promise.all(
       ids.map(async (id): Promise<ReloadResult> => {
-        const proc = this.processes.get(id);
-        if (proc === undefined) return { ok: false, error: `no tenant "${id}"` };
-        const answer = await proc.request((rid) => ({ t: "reload", id: rid }));
-        if (answer?.t === "reloaded") return answer.result;
-        return { ok: false, error: `tenant ${id}: worker is ${proc.state}, not answering` };
+        const pool = this.pools.get(id);
+        if (pool === undefined) return { ok: false, error: `no tenant "${id}"` };
+        const answers = await Promise.all(
+          pool.map(async (proc): Promise<ReloadResult> => {
+            const answer = await proc.request((rid) => ({ t: "reload", id: rid }));
+            if (answer?.t === "reloaded") return answer.result;
+            return { ok: false, error: `tenant ${proc.label}: worker is ${proc.state}, not answering` };
+          }),
+        );
+        // Workers of one pool load the same file: the first failure says why.
+        return answers.find((r) => !r.ok) ?? answers[0]!;
       }),
     );
     return new Map(ids.map((id, i) => [id, results[i]!]));
   }
 
-  /** Per tenant: the front's line (process, restarts, refusals) and the worker's counters; then messages no tenant took. */
+  /**
+   * Per worker: the front's line (process, restarts, refusals) and the
+   * worker's counters, named `tenant <id>` (`tenant <id>#<index>` in a pool
+   * of several); then messages no tenant took.
+   */
   async counterLines(): Promise<string[]> {
     const lines: string[] = [];
-    for (const proc of this.processes.values()) {
+    for (const proc of this.processes) {
       const c = proc.counters;
       lines.push(
-        `tenant ${proc.id}: process state=${proc.state} pid=${proc.pid ?? "-"} restarts=${c.restarts} queued=${proc.queued} ` +
+        `tenant ${proc.label}: process state=${proc.state} pid=${proc.pid ?? "-"} restarts=${c.restarts} queued=${proc.queued} ` +
           `refused-no-worker=${c.refusedNoWorker} refused-queue-full=${c.refusedQueueFull} dropped=${c.dropped}` +
           (proc.lastExit !== undefined ? ` last-exit=${proc.lastExit.replace(/ /g, "-")}` : "") +
           (proc.shedder !== undefined ? ` ${proc.shedder.counterFields()}` : ""),
       );
       const answer = await proc.request((id) => ({ t: "counters", id }));
-      if (answer?.t === "counters") lines.push(...answer.lines);
-      else lines.push(`tenant ${proc.id}: worker not answering (${proc.state})`);
+      const own = `tenant ${proc.id}:`;
+      if (answer?.t === "counters") lines.push(...answer.lines.map((l) => (l.startsWith(own) ? `tenant ${proc.label}:${l.slice(own.length)}` : l)));
+      else lines.push(`tenant ${proc.label}: worker not answering (${proc.state})`);
     }
     lines.push(`no tenant: requests answered ${this.config.unmatched}=${this.unmatchedRequests} responses dropped=${this.unclaimedResponses}`);
     return lines;
   }
 
-  /** Per tenant: worker state, pid, restarts and (when it answers) the script's execution mode. */
-  async statuses(): Promise<{ id: string; state: WorkerState; pid: number | undefined; restarts: number; mode: string | undefined }[]> {
+  /** Per worker: tenant, index in the pool (when the pool has several), state, pid, restarts and (when it answers) the script's execution mode. */
+  async statuses(): Promise<
+    { id: string; worker: number | undefined; state: WorkerState; pid: number | undefined; restarts: number; mode: string | undefined }[]
+  > {
     return Promise.all(
-      [...this.processes.values()].map(async (proc) => {
+      this.processes.map(async (proc) => {
         const answer = await proc.request((id) => ({ t: "status", id }));
-        return { id: proc.id, state: proc.state, pid: proc.pid, restarts: proc.counters.restarts, mode: answer?.t === "status" ? answer.mode : undefined };
+        return {
+          id: proc.id,
+          worker: proc.label === proc.id ? undefined : proc.index,
+          state: proc.state,
+          pid: proc.pid,
+          restarts: proc.counters.restarts,
+          mode: answer?.t === "status" ? answer.mode : undefined,
+        };
       }),
     );
   }

@@ -61,10 +61,36 @@ export type WorkerMessage =
   | { readonly t: "counters"; readonly id: number; readonly lines: readonly string[] }
   | { readonly t: "status"; readonly id: number; readonly mode: string };
 
+/** `ksr run script.js --workers N`: the one script every worker runs, with its limits. */
+export interface SingleScript {
+  readonly path: string;
+  readonly heapMb: number;
+  readonly routeTimeoutMs: number;
+}
+
+/**
+ * The environment variable carrying the server's nonce secret (hex) to the
+ * workers of a pool: in the environment, readable by the same user only,
+ * rather than in the argument list every user can read.
+ */
+export const NONCE_SECRET_ENV = "KSR_NONCE_SECRET";
+
 /** What a worker is started with (JSON in its argument list). */
 export interface WorkerConfig {
-  readonly tenantsFile: string;
+  /** The tenants file the tenant comes from; unset when `script` is. */
+  readonly tenantsFile?: string;
+  /** The single script of `ksr run script.js --workers N`, instead of a tenants file. */
+  readonly script?: SingleScript;
   readonly tenantId: string;
+  /** This worker's place in the tenant's pool (0-based) and the pool's size. */
+  readonly workerIndex: number;
+  readonly poolSize: number;
+  /**
+   * The SQLite file holding htables and $shv for every worker of the pools
+   * (host/modules/state/shared-sqlite.ts); set when some tenant has a pool
+   * of several workers.
+   */
+  readonly sharedStateFile?: string;
   /** The front's sockets as bound: the worker's Via, Record-Route and sending-socket choices use them. */
   readonly listen: readonly ListenSocket[];
   readonly aliases: readonly string[];

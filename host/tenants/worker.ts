@@ -22,10 +22,20 @@ import type { ServerTransport } from "../core/server.js";
 import { tenantServer } from "../core/tenant-routing.js";
 import { pickSendingSocket, type TransportOptions } from "../transport/index.js";
 import { proxyOptionsFromTimers } from "../proxy/proxy.js";
-import type { DataServices, LocationMode } from "../storage/index.js";
-import { loadTenantsFile, type TenantsConfig } from "./config.js";
+import type { DataServices, LocationMode, SharingWorkers } from "../storage/index.js";
+import { dividePikeDensity } from "../modules/state/pike-store.js";
+import { useSharedState } from "../modules/state/shared-sqlite.js";
+import { loadTenantsFile, singleScriptConfig, TenantsConfigError, type TenantsConfig } from "./config.js";
 import { TenantRegistry } from "./registry.js";
-import { MISBEHAVING_NICE, isFrontMessage, type FrontMessage, type SendItem, type WorkerConfig, type WorkerMessage } from "./worker-protocol.js";
+import {
+  MISBEHAVING_NICE,
+  NONCE_SECRET_ENV,
+  isFrontMessage,
+  type FrontMessage,
+  type SendItem,
+  type WorkerConfig,
+  type WorkerMessage,
+} from "./worker-protocol.js";
 
 /** TCP connection ids remembered with their remote address (the stateless response path checks them). */
 const MAX_REMEMBERED_CONNECTIONS = 4096;
@@ -171,37 +181,75 @@ export class IpcTransport implements ServerTransport {
   }
 }
 
+/** The registry of this worker's tenant: from the tenants file, or the single script of `ksr run --workers`. */
+function workerRegistry(config: WorkerConfig): TenantRegistry {
+  if (config.script !== undefined) {
+    const { path, heapMb, routeTimeoutMs } = config.script;
+    // As `ksr run script.js` in one process: no CPU budgets, no demotion.
+    return new TenantRegistry(singleScriptConfig(path, config.tenantId, { heapMb, routeTimeoutMs }), { cpuBudgets: false, autoDemote: false });
+  }
+  return new TenantRegistry(onlyTenant(loadTenantsFile(config.tenantsFile!), config.tenantId), {
+    // Alone in this process, the tenant's CPU share covers all of it: its
+    // script, isolate rebuilds, garbage collection and SIP processing.
+    budgetCpuNs: processCpuNs,
+    onDemote: (tenantId, reason) => yieldCpu(tenantId, `tenant ${tenantId} demoted (${reason})`),
+  });
+}
+
+/**
+ * What this worker shares with the other workers of its pool: the nonce
+ * secret the front put in the environment and its lane of nonce ids (for
+ * the data services), htables and $shv in the shared state file (from now
+ * on; its first worker sweeps expired items). Undefined for a tenant's only
+ * worker. `opened` receives the shared state file, to close at exit.
+ */
+function sharing(config: WorkerConfig, opened: (db: { close(): void }) => void): SharingWorkers | undefined {
+  if (config.poolSize <= 1) return undefined;
+  if (config.sharedStateFile === undefined) throw new Error("worker of a pool started without the shared state file");
+  opened(useSharedState(config.sharedStateFile, { sweeps: config.workerIndex === 0 }));
+  const hex = process.env[NONCE_SECRET_ENV];
+  delete process.env[NONCE_SECRET_ENV];
+  if (hex === undefined || !/^[0-9a-f]{64}$/.test(hex)) throw new Error(`worker of a pool started without the server's nonce secret (${NONCE_SECRET_ENV})`);
+  return { nonceSecret: Buffer.from(hex, "hex"), lane: { index: config.workerIndex, count: config.poolSize } };
+}
+
 /**
  * Runs the worker until the front goes away. `openData` opens the tenant's
  * data services (the run database). Exits with code 1 when the script does
  * not load (the error, file:line, goes to stderr first).
  */
-export async function runTenantWorker(config: WorkerConfig, openData: (file: string, location: LocationMode) => DataServices): Promise<void> {
+export async function runTenantWorker(
+  config: WorkerConfig,
+  openData: (file: string, location: LocationMode, sharedBy: SharingWorkers | undefined) => DataServices,
+): Promise<void> {
   if (isLogLevel(config.logLevel)) setLogLevel(config.logLevel);
   const post = (msg: WorkerMessage): void => {
     // The channel is gone only when the front is; 'disconnect' ends us then.
     if (process.connected) process.send!(msg);
   };
+  const label = config.poolSize > 1 ? `${config.tenantId}#${config.workerIndex}` : config.tenantId;
   let registry: TenantRegistry;
+  let sharedBy: SharingWorkers | undefined;
+  let sharedState: { close(): void } | undefined;
   try {
-    registry = new TenantRegistry(onlyTenant(loadTenantsFile(config.tenantsFile), config.tenantId), {
-      // Alone in this process, the tenant's CPU share covers all of it: its
-      // script, isolate rebuilds, garbage collection and SIP processing.
-      budgetCpuNs: processCpuNs,
-      onDemote: (tenantId, reason) => yieldCpu(tenantId, `tenant ${tenantId} demoted (${reason})`),
-    });
+    sharedBy = sharing(config, (db) => (sharedState = db));
+    registry = workerRegistry(config);
   } catch (err) {
-    process.stderr.write(`ksr: tenant ${config.tenantId}: cannot load: ${(err as Error)?.message ?? String(err)}\n`);
+    const text = err instanceof TenantsConfigError ? err.issues.map((i) => i.message).join("; ") : ((err as Error)?.message ?? String(err));
+    process.stderr.write(`ksr: tenant ${label}: cannot load: ${text}\n`);
     process.exit(1);
   }
-  const data = openData(config.db, config.location);
+  // A flood from one address spreads over the pool by Call-ID: each worker sees 1/poolSize of it.
+  dividePikeDensity(config.poolSize);
+  const data = openData(config.db, config.location, sharedBy);
   const outbox = new Outbox(post);
   const channel = new IpcTransport(config.listen, outbox);
   const server = tenantServer(
     registry,
-    { listen: config.listen, aliases: config.aliases, tenantId: `ksr/${config.tenantId}`, data, transport: (options) => channel.attach(options) },
-    // The front routes responses to this worker by the tenant our Vias name.
-    { proxy: proxyOptionsFromTimers(config.timers), nameTenantInVia: true },
+    { listen: config.listen, aliases: config.aliases, tenantId: `ksr/${label}`, data, transport: (options) => channel.attach(options) },
+    // The front routes responses to this worker by the tenant our Vias name;
+    // a single script's front has one tenant, found without it.
+    { proxy: proxyOptionsFromTimers(config.timers), nameTenantInVia: config.script === undefined },
   );
   await server.start();
   if (config.watch) registry.watch();
@@ -231,6 +279,7 @@ export async function runTenantWorker(config: WorkerConfig, openData: (file: str
   const exit = (): void => {
     registry.dispose();
     data.close();
+    sharedState?.close();
     process.exit(0);
   };
   // The front decides when a worker ends: it sends SIGTERM, or it is gone.
@@ -238,6 +287,6 @@ export async function runTenantWorker(config: WorkerConfig, openData: (file: str
   process.on("SIGTERM", exit);
   // A terminal's Ctrl-C reaches the whole process group; the front stops us.
   for (const signal of ["SIGINT", "SIGHUP", "SIGUSR2"] as const) process.on(signal, () => {});
-  log("dbg", `ksr/${config.tenantId}`, `tenant worker ready (pid ${process.pid})`);
+  log("dbg", `ksr/${label}`, `tenant worker ready (pid ${process.pid})`);
   post({ t: "ready" });
 }

@@ -133,6 +133,12 @@ describe("runCtl", () => {
       "",
     ]);
     expect(formatTenantTable([])).toBe("TENANT  STATE  ISOLATION  MODE  PID  RESTARTS  SCRIPT\n");
+    // A tenant with a pool of workers: one row per worker, named by its index.
+    const pool = (worker: number, pid: number) => ({ id: "p", worker, script: "/srv/p.js", isolation: "process" as const, state: "running", pid, restarts: 0 });
+    expect(formatTenantTable([pool(0, 11), pool(1, 12)]).split("\n").slice(1, 3)).toEqual([
+      "p#0     running  process    -     11   0         /srv/p.js",
+      "p#1     running  process    -     12   0         /srv/p.js",
+    ]);
   });
 
   it("counters: the lines; --json: the raw result", async () => {

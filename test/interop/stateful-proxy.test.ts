@@ -17,7 +17,11 @@
  *     and a 603 with and without t_set_disable_6xx.
  *
  * Each case starts its own server on free ports and stops every process it
- * started by PID. KSR_INTEROP_PROXY=kamailio runs the same cases against
+ * started by PID. Against ksr every case runs twice: in one process, and
+ * with `--workers 2` (the script in two worker processes behind the front,
+ * each call on worker hash(Call-ID) mod 2; sipp's Call-IDs spread the calls
+ * over both), where each call's CANCEL, ACKs, BYE, retransmissions and
+ * responses must still reach its transactions. KSR_INTEROP_PROXY=kamailio runs the same cases against
  * Kamailio 5.6 + app_jsdt with the same script (a check of the scenarios
  * themselves against the reference implementation).
  *
@@ -85,13 +89,17 @@ function renderRelayScript(dir: string, settings: RelaySettings): string {
   return file;
 }
 
-async function startProxy(script: string, port: number): Promise<KsrProcess> {
+/** `ksr run --workers` counts each case runs with (Kamailio: its own 1 worker). */
+const WORKER_COUNTS = PROXY === "ksr" ? [1, 2] : [1];
+
+async function startProxy(script: string, port: number, workers: number): Promise<KsrProcess> {
   // One worker: with several, Kamailio may forward a 180 after its 200,
   // which these strict scenarios would count as a failure.
   if (PROXY === "kamailio") return startKamailio({ script, port, children: 1 });
   // The relay forwards an OPTIONS probe instead of answering it: wait for
   // the sockets instead.
-  return startKsr({ script, port, readiness: "sockets", logLevel: "warn" });
+  const extraArgs = workers > 1 ? ["--workers", String(workers)] : [];
+  return startKsr({ script, port, readiness: "sockets", logLevel: "warn", extraArgs });
 }
 
 interface CalleeSpec {
@@ -126,12 +134,12 @@ function expectNoServerErrors(run: CaseRun, expected?: RegExp): void {
  * the callees, then CALLS calls from the caller at RATE_PER_SECOND. The
  * callees are started before the calls and each expects exactly CALLS calls.
  */
-async function runCase(spec: CaseSpec): Promise<CaseRun> {
+async function runCase(spec: CaseSpec, workers: number): Promise<CaseRun> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ksr-stateful-interop-"));
   const [proxyPort, uasPort, failoverPort] = [await findFreePort(), await findFreePort(), await findFreePort()];
   const calleePorts = [uasPort, failoverPort];
   const script = (spec.script ?? renderRelayScript)(dir, { uasPort, failoverPort });
-  const proxy = await startProxy(script, proxyPort);
+  const proxy = await startProxy(script, proxyPort, workers);
   const callees: { spec: CalleeSpec; sipp: SippProcess }[] = [];
   try {
     for (const [i, callee] of spec.callees.entries()) {
@@ -169,7 +177,7 @@ async function runCase(spec: CaseSpec): Promise<CaseRun> {
   }
 }
 
-describe(`stateful proxy (${PROXY}) between sipp caller and callees over UDP`, () => {
+describe.each(WORKER_COUNTS)(`stateful proxy (${PROXY}, workers %i) between sipp caller and callees over UDP`, (workers) => {
   beforeAll(() => {
     requireSipp();
     if (PROXY === "kamailio" && kamailioVersion() === null) throw new Error("KSR_INTEROP_PROXY=kamailio but kamailio is not installed");
@@ -180,7 +188,7 @@ describe(`stateful proxy (${PROXY}) between sipp caller and callees over UDP`, (
     const run = await runCase({
       callees: [{ label: "callee", scenario: "uas-answer.xml" }],
       caller: { scenario: "uac-call.xml" },
-    });
+    }, workers);
     const { caller, callees, diagnostics } = run;
     expectNoServerErrors(run);
     expectAllCallsSucceeded("caller", caller, CALLS, diagnostics);
@@ -194,7 +202,7 @@ describe(`stateful proxy (${PROXY}) between sipp caller and callees over UDP`, (
     const run = await runCase({
       callees: [{ label: "callee", scenario: "uas-ring-cancel.xml" }],
       caller: { scenario: "uac-cancel.xml" },
-    });
+    }, workers);
     const { caller, callees, diagnostics } = run;
     expectNoServerErrors(run);
     expectAllCallsSucceeded("caller", caller, CALLS, diagnostics);
@@ -208,7 +216,7 @@ describe(`stateful proxy (${PROXY}) between sipp caller and callees over UDP`, (
     const run = await runCase({
       callees: [{ label: "callee", scenario: "uas-busy.xml" }],
       caller: { scenario: "uac-rejected.xml" },
-    });
+    }, workers);
     const { caller, callees, diagnostics } = run;
     expectNoServerErrors(run);
     expectAllCallsSucceeded("caller", caller, CALLS, diagnostics);
@@ -224,7 +232,7 @@ describe(`stateful proxy (${PROXY}) between sipp caller and callees over UDP`, (
         { label: "failover callee", scenario: "uas-answer.xml" },
       ],
       caller: { scenario: "uac-call.xml" },
-    });
+    }, workers);
     const { caller, callees, diagnostics } = run;
     expectNoServerErrors(run);
     expectAllCallsSucceeded("caller", caller, CALLS, diagnostics);
@@ -244,7 +252,7 @@ describe(`stateful proxy (${PROXY}) between sipp caller and callees over UDP`, (
     const run = await runCase({
       callees: [{ label: "callee", scenario: "uas-answer.xml" }],
       caller: { scenario: "uac-lost-200.xml", extraArgs: ["-nr"] },
-    });
+    }, workers);
     const { caller, callees, diagnostics } = run;
     expectNoServerErrors(run);
     expectAllCallsSucceeded("caller", caller, CALLS, diagnostics);
@@ -260,7 +268,7 @@ describe(`stateful proxy (${PROXY}) between sipp caller and callees over UDP`, (
     const run = await runCase({
       callees: [{ label: "callee", scenario: "uas-single-invite.xml", extraArgs: ["-nr"] }],
       caller: { scenario: "uac-retransmitted-invite.xml", extraArgs: ["-nr"] },
-    });
+    }, workers);
     const { caller, callees, diagnostics } = run;
     expectNoServerErrors(run);
     expectAllCallsSucceeded("caller", caller, CALLS, diagnostics);
@@ -326,7 +334,7 @@ describe(`failure route (${PROXY}): which request changes make t_relay() start a
         script: failureRetryScript(retarget),
         callees: [{ label: "callee", scenario: "uas-serial.xml" }],
         caller: { scenario: "uac-call.xml" },
-      });
+      }, 1);
       const { caller, callees, diagnostics } = run;
       expectNoServerErrors(run);
       expectAllCallsSucceeded("caller", caller, CALLS, diagnostics);
@@ -346,7 +354,7 @@ describe(`failure route (${PROXY}): which request changes make t_relay() start a
         script: failureRetryScript(retarget),
         callees: [{ label: "callee", scenario: withRejection("uas-busy.xml", 503, "Service Unavailable", scenarioDir) }],
         caller: { scenario: withRejection("uac-rejected.xml", 500, "Server Internal Error", scenarioDir) },
-      });
+      }, 1);
       const { caller, callees, diagnostics } = run;
       // Kamailio logs the same at error level (tm t_fwd.c).
       expectNoServerErrors(run, /no branches for forwarding/);
@@ -363,7 +371,7 @@ describe(`failure route (${PROXY}): which request changes make t_relay() start a
         script: failureRetryScript("seturi-same", disable6xx),
         callees: [{ label: "callee", scenario: "uas-decline-then-answer.xml" }],
         caller: { scenario: "uac-call.xml" },
-      });
+      }, 1);
       const { caller, callees, diagnostics } = run;
       expectNoServerErrors(run);
       expectAllCallsSucceeded("caller", caller, CALLS, diagnostics);

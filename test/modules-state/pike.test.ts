@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { newTenantState } from "../../host/core/context.js";
 import { pikeModule } from "../../host/modules/pike.js";
-import { configurePike, resetPikeConfiguration, sweepPike, tenantPike } from "../../host/modules/state/pike-store.js";
+import { configurePike, dividePikeDensity, resetPikeConfiguration, sweepPike, tenantPike } from "../../host/modules/state/pike-store.js";
 import { clearAllTenantState } from "../../host/modules/state/tenant-scope.js";
 import { caller } from "../modules/call.js";
 import { makeContext, makeRecordingHost, request, type RecordingHost } from "../helpers/context.js";
@@ -26,6 +26,7 @@ function burst(n: number, srcIp = "203.0.113.5", tenant = "t1"): number[] {
 beforeEach(() => {
   clearAllTenantState();
   resetPikeConfiguration();
+  dividePikeDensity(1);
   host = makeRecordingHost({ now: WINDOW_START });
 });
 
@@ -123,5 +124,18 @@ describe("pike_check_ip", () => {
     expect(pike("pike_check_ip", ctx, "example.com")).toBe(-1);
     expect(pike("pike_check_ip", ctx, "")).toBe(-1);
     expect(host.logs.some((l) => l.level === "err" && l.text.includes("failed to parse ip address: example.com"))).toBe(true);
+  });
+});
+
+describe("pike in one worker of a pool (ksr run --workers N)", () => {
+  it("marks an address at ceil(density / N): each worker sees about 1/N of a flood", () => {
+    dividePikeDensity(4);
+    // 30 per window over 4 workers: 8 here.
+    const results = burst(9);
+    expect(results.slice(0, 7).every((r) => r === 1)).toBe(true);
+    expect(results.slice(7)).toEqual([-2, -1]);
+    dividePikeDensity(64);
+    // Never below one request per window.
+    expect(burst(1, "203.0.113.77")).toEqual([-2]);
   });
 });

@@ -118,6 +118,21 @@ describe("nonces", () => {
     expect(n.verify("t", b, T, 1)).toBe("ok");
   });
 
+  it("workers sharing a secret accept only their own lane's nonces, and a restarted one none issued before it", () => {
+    const secret = Buffer.alloc(32, 7);
+    const a = new NonceService(secret, undefined, { index: 0, count: 2 });
+    const b = new NonceService(secret, undefined, { index: 1, count: 2 });
+    const fromA = a.issue("t", T);
+    // Signed right for both, but only A tracks its use: B re-challenges.
+    expect(b.verify("t", fromA, T, undefined)).toBe("stale");
+    expect(a.verify("t", fromA, T, undefined)).toBe("ok");
+    // A restarted A (empty table) must not accept a replay of what the old one saw used.
+    const restarted = new NonceService(secret, undefined, { index: 0, count: 2 }, T + 5000);
+    expect(restarted.verify("t", fromA, T + 5000, undefined)).toBe("stale");
+    const fresh = restarted.issue("t", T + 5000);
+    expect(restarted.verify("t", fresh, T + 5000, undefined)).toBe("ok");
+  });
+
   it("issuing stores nothing: challenges to strangers cannot fill or flush the table", () => {
     const n = new NonceService(undefined, { expireSec: 300, maxDriftSec: 3, maxTracked: 2 });
     const mine = n.issue("t", T);

@@ -77,7 +77,7 @@ describe("persistence", () => {
   it("sweeps expired bindings in bounded steps, from memory and file", () => {
     const persisted: string[] = [];
     const store = new CachedLocationStore(
-      { loadValid: () => [], apply: (_u, deletions) => void persisted.push(...deletions) },
+      { loadValid: () => [], apply: (_u, deletions) => void persisted.push(...deletions), changedElsewhere: () => false },
       T0,
     );
     const binding = (aor: string, i: number, expires: number): Binding => ({
@@ -281,5 +281,49 @@ describe("ksr subscriber / address commands", () => {
     await expect(ksr(["address", "add", "1", "10.0.0.0/40", "--db", db])).rejects.toThrow(/CIDR/);
     await expect(ksr(["address", "add", "x", "10.0.0.0/8", "--db", db])).rejects.toThrow(/group/);
     await expect(ksr(["subscriber", "add", "nodomain", "pw", "--db", db])).rejects.toThrow(/user@domain/);
+  });
+});
+
+describe("worker processes sharing the file (ksr run --workers)", () => {
+  const secret = Buffer.alloc(32, 7);
+  const worker = (file: string, index: number) => makeDataHost({ file, sharedBy: { nonceSecret: secret, lane: { index, count: 2 } } });
+
+  it("a registration saved by one worker is found by lookup on the other, and its removal too", () => {
+    const file = tempDb();
+    const first = worker(file, 0);
+    const second = worker(file, 1);
+    const miss = contextOn(second, invite("sip:alice@example.com")).ctx;
+    expect(reg("lookup", miss, "location")).toBe(-1);
+    reg("save", contextOn(first, register({ contacts: ["<sip:alice@10.0.0.1:5070>"] })).ctx, "location", 0);
+    const look = contextOn(second, invite("sip:alice@example.com")).ctx;
+    expect(reg("lookup", look, "location")).toBe(1);
+    expect(look.requestUri).toBe("sip:alice@10.0.0.1:5070");
+    // The second worker unregisters it: the first stops finding it.
+    reg("save", contextOn(second, register({ contacts: ["<sip:alice@10.0.0.1:5070>;expires=0"], cseq: 2 })).ctx, "location", 0);
+    expect(reg("lookup", contextOn(first, invite("sip:alice@example.com")).ctx, "location")).toBe(-1);
+    first.data.close();
+    second.data.close();
+  });
+
+  it("a nonce issued by one worker verifies on the other, and never twice on one", () => {
+    const file = tempDb();
+    const first = worker(file, 0);
+    const second = worker(file, 1);
+    const nonce = first.data.nonces.issue("t1", T0);
+    // Not in the second worker's replay table: stale (re-challenged), never "invalid".
+    expect(second.data.nonces.verify("t1", nonce, T0, undefined)).toBe("stale");
+    expect(first.data.nonces.verify("t1", nonce, T0, undefined)).toBe("ok");
+    expect(first.data.nonces.verify("t1", nonce, T0, undefined)).toBe("reused");
+    // A server of another secret refuses it outright.
+    expect(makeDataHost({ file: ":memory:" }).data.nonces.verify("t1", nonce, T0, undefined)).toBe("invalid");
+    first.data.close();
+    second.data.close();
+  });
+
+  it("refuses a private in-memory database or in-memory registrations, naming the option", () => {
+    expect(() => worker(":memory:", 0)).toThrow(/--db :memory:/);
+    expect(() => makeDataHost({ file: tempDb(), location: "memory", sharedBy: { nonceSecret: secret, lane: { index: 0, count: 2 } } })).toThrow(
+      /--location memory/,
+    );
   });
 });

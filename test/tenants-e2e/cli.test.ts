@@ -48,6 +48,28 @@ describe("ksr run --tenants", () => {
     expect(mode.stderr).toContain('"threads" is not process or in-process');
   });
 
+  it("refuses --workers with --tenants, more than 64 workers, and a pool of workers without shared registrations or in one process", () => {
+    const { dir, file } = setup();
+    const script = path.join(ROOT, "examples/basic-proxy.js");
+    const run = (args: string[]) => spawnSync(process.execPath, [cliPath(), "run", ...args, "--listen", "udp:127.0.0.1:0"], { encoding: "utf8", timeout: 20_000 });
+    const withTenants = run(["--tenants", file, "--workers", "2"]);
+    expect(withTenants.status).toBe(2);
+    expect(withTenants.stderr).toContain("`workers: N` in the tenants file");
+    const tooMany = run([script, "--workers", "65"]);
+    expect(tooMany.status).not.toBe(0);
+    expect(tooMany.stderr).toContain("more than 64 workers");
+    const memory = run([script, "--workers", "2", "--location", "memory"]);
+    expect(memory.status).toBe(2);
+    expect(memory.stderr).toContain("--workers 2: --location memory keeps registrations in each process's memory");
+    const pooled = dir.write("pooled.yaml", `tenants:\n  - id: a\n    script: a.js\n    workers: 2\n    match: { domains: [a.example] }\n`);
+    const pooledMemory = run(["--tenants", pooled, "--db", ":memory:", "--no-supervise"]);
+    expect(pooledMemory.status).toBe(2);
+    expect(pooledMemory.stderr).toMatch(/pooled\.yaml: tenant "a", field workers: 2 workers need shared registrations: --db :memory:/);
+    const inProcess = run(["--tenants", pooled, "--isolation", "in-process", "--no-supervise"]);
+    expect(inProcess.status).toBe(2);
+    expect(inProcess.stderr).toMatch(/tenant "a", field workers: 2 worker processes need --isolation process/);
+  });
+
   it("exits 1 naming file, tenant and field for an invalid tenants file", () => {
     const { dir } = setup();
     const bad = dir.write("bad.yaml", `tenants:\n  - id: a\n    script: a.js\n    limits: { heapMb: 2 }\n`);

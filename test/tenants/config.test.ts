@@ -51,6 +51,7 @@ tenants:
     onError: { status: 503 }
     modules: [sl, hdr]
     mode: async
+    workers: 3
   - id: b
     script: ./b.ts
     match:
@@ -78,6 +79,7 @@ tenants:
       modules: ["sl", "hdr"],
       mode: "async",
       quotas: DEFAULT_TENANT_QUOTAS,
+      workers: 3,
     });
     expect(tb).toMatchObject({
       id: "b",
@@ -90,6 +92,7 @@ tenants:
       onError: { status: 500, reason: "Server Internal Error" },
       modules: undefined,
       mode: "sync",
+      workers: 1,
     });
   });
 
@@ -105,6 +108,14 @@ tenants:
 });
 
 describe("validation errors name the file, the tenant and the field", () => {
+  test("workers: a whole number from 1 to 64", () => {
+    for (const [value, message] of [["0", "at least 1"], ["1.5", "whole number"], ["65", "at most 64"], ['"two"', "number"]] as const) {
+      expect(issuesOf(`tenants:\n  - id: acme\n    script: a.js\n    workers: ${value}\n`)).toEqual([
+        expect.objectContaining({ tenant: "acme", field: "workers", message: expect.stringContaining(message) }),
+      ]);
+    }
+  });
+
   test("a wrong type in the limits", () => {
     expect(issuesOf(`tenants:\n  - id: acme\n    script: a.js\n    limits: { heapMb: "lots" }\n`)).toEqual([
       expect.objectContaining({ tenant: "acme", field: "limits.heapMb", message: expect.stringContaining("number") }),

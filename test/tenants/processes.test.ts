@@ -3,7 +3,6 @@
  * fake worker processes: which worker a message goes to, holding messages
  * while a worker starts, the queue limit, restarts, and control requests.
  */
-import { EventEmitter } from "node:events";
 import type { ChildProcess } from "node:child_process";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ListenSocket } from "../../host/core/context.js";
@@ -13,41 +12,9 @@ import type { SipMessage } from "../../host/sip/message.js";
 import { loadTenantsFile } from "../../host/tenants/config.js";
 import { TenantProcesses } from "../../host/tenants/processes.js";
 import { IpcTransport, onlyTenant } from "../../host/tenants/worker.js";
-import type { FrontMessage, SendItem, WorkerMessage } from "../../host/tenants/worker-protocol.js";
-import { REPLY_200, rcv, request, tenantDir } from "./fixtures.js";
+import type { SendItem } from "../../host/tenants/worker-protocol.js";
+import { FakeWorker, REPLY_200, rcv, request, tenantDir } from "./fixtures.js";
 import { SHED_TAG_PREFIX, type OverloadOptions } from "../../host/core/overload.js";
-
-/** A worker process as the front sees it: IPC messages both ways, kill → exit. */
-class FakeWorker extends EventEmitter {
-  readonly received: FrontMessage[] = [];
-  connected = true;
-  exitCode: number | null = null;
-  signalCode: NodeJS.Signals | null = null;
-  constructor(readonly pid: number) {
-    super();
-  }
-  send(msg: FrontMessage): boolean {
-    this.received.push(msg);
-    return true;
-  }
-  /** The worker says something to the front. */
-  say(msg: WorkerMessage): void {
-    this.emit("message", msg);
-  }
-  die(signal: NodeJS.Signals | null, code: number | null = null): void {
-    this.connected = false;
-    this.signalCode = signal;
-    this.exitCode = code;
-    this.emit("exit", code, signal);
-  }
-  kill(signal: NodeJS.Signals = "SIGTERM"): boolean {
-    queueMicrotask(() => this.die(signal));
-    return true;
-  }
-  sipTexts(): string[] {
-    return this.received.flatMap((m) => (m.t === "sip" ? m.items.map((i) => i.data) : []));
-  }
-}
 
 const LISTEN: ListenSocket[] = [{ proto: "udp", ip: "127.0.0.1", port: 5060 }];
 

@@ -59,7 +59,7 @@ export const DEFAULT_HTABLE_LIMITS: HtableLimits = {
   maxTablesPerTenant: 1000,
 };
 
-interface ResolvedDefinition {
+export interface ResolvedDefinition {
   readonly autoExpireMs: number;
   readonly updateExpire: boolean;
   readonly initVal: number | undefined;
@@ -108,7 +108,12 @@ export function resetHtableConfiguration(): void {
   limits = DEFAULT_HTABLE_LIMITS;
 }
 
-function definitionFor(tenantId: string, table: string): ResolvedDefinition {
+/** The current per-tenant memory bounds. */
+export function htableLimits(): HtableLimits {
+  return limits;
+}
+
+export function definitionFor(tenantId: string, table: string): ResolvedDefinition {
   return tenantDefinitions.get(tenantId)?.get(table) ?? globalDefinitions.get(table) ?? NO_EXPIRY_DEFINITION;
 }
 
@@ -160,8 +165,34 @@ export interface HtableIterator {
 export const MAX_ITERATORS = 4;
 export const MAX_ITERATOR_NAME_LENGTH = 31;
 
-/** All tables of one tenant. */
-export class TenantHtables {
+/**
+ * All tables of one tenant, as the KSR.htable functions see them: in this
+ * process's memory (TenantHtables), or in a SQLite file the worker
+ * processes of a pool share (host/modules/state/shared-sqlite.ts).
+ */
+export interface HtableStore {
+  readonly tenantId: string;
+  /** Items (live or not yet swept) and their bytes. */
+  readonly size: number;
+  readonly bytes: number;
+  /** sht_lock/sht_unlock state and named iterators: per process in either store. */
+  readonly locks: Map<string, LockState>;
+  readonly iterators: Map<string, HtableIterator>;
+  definition(table: string): ResolvedDefinition;
+  get(table: string, key: string, now: number): HtableItem | undefined;
+  set(table: string, key: string, value: HtableValue, expireSec: number, now: number): WriteFailure | undefined;
+  add(table: string, key: string, delta: number, now: number): number | undefined;
+  setExpire(table: string, key: string, expireSec: number, now: number): boolean;
+  delete(table: string, key: string): boolean;
+  reset(table: string): void;
+  /** Live items of a table; the caller may delete the item it is given. */
+  entries(table: string, now: number): Iterable<[string, HtableItem]>;
+  tableNames(): string[];
+  sweepStep(now: number, budget: number): { seen: number; finished: boolean };
+}
+
+/** All tables of one tenant, in this process's memory. */
+export class TenantHtables implements HtableStore {
   private readonly tables = new Map<string, Map<string, HtableItem>>();
   private itemCount = 0;
   private byteCount = 0;
@@ -357,11 +388,23 @@ export class TenantHtables {
   }
 }
 
-const stores = new TenantScoped((tenantId) => new TenantHtables(tenantId));
+let createStore: (tenantId: string) => HtableStore = (tenantId) => new TenantHtables(tenantId);
+
+const stores = new TenantScoped((tenantId) => createStore(tenantId));
 
 /** The tables of a tenant (created empty on first use). */
-export function tenantHtables(tenantId: string): TenantHtables {
+export function tenantHtables(tenantId: string): HtableStore {
   return stores.get(tenantId);
+}
+
+/**
+ * Where tenants' tables live from now on (a worker of a pool shares them
+ * through SQLite); tables created before are forgotten. Set once, at the
+ * start of a process, before any message.
+ */
+export function setHtableBackend(create: (tenantId: string) => HtableStore): void {
+  createStore = create;
+  stores.clear();
 }
 
 /**

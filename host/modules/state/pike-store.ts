@@ -47,6 +47,25 @@ export const DEFAULT_PIKE_SETTINGS: PikeSettings = {
 };
 
 let globalSettings: PikeSettings = DEFAULT_PIKE_SETTINGS;
+
+/**
+ * Workers of a pool (`ksr run --workers N`) each count the requests their
+ * Call-IDs bring them: a flood from one address spreads over the N workers,
+ * each seeing about 1/N of it, so each marks the address at
+ * ceil(reqs_density_per_unit / N). Exact in expectation; below ~10 per
+ * window and worker the split is noisy.
+ */
+let densityDivisor = 1;
+
+/** Divide every tenant's reqs_density_per_unit among `workers` processes (1: as configured). */
+export function dividePikeDensity(workers: number): void {
+  densityDivisor = Math.max(1, Math.floor(workers));
+}
+
+/** The density this process marks an address at. */
+function effectiveDensity(s: PikeSettings): number {
+  return densityDivisor === 1 ? s.reqsDensityPerUnit : Math.max(1, Math.ceil(s.reqsDensityPerUnit / densityDivisor));
+}
 const tenantSettings = new Map<string, PikeSettings>();
 
 function validated(s: PikeSettings): PikeSettings {
@@ -118,13 +137,13 @@ export class TenantPike {
       a = { window, previous: 0, current: 0, flooding: false, lastSeen: now };
     } else {
       this.addresses.delete(address);
-      this.rollWindows(a, window, s.reqsDensityPerUnit);
+      this.rollWindows(a, window, effectiveDensity(s));
     }
     this.addresses.set(address, a);
     a.lastSeen = now;
     a.current++;
     if (a.flooding) return PIKE_FLOODING;
-    if (isHot(a, s.reqsDensityPerUnit)) {
+    if (isHot(a, effectiveDensity(s))) {
       a.flooding = true;
       return PIKE_NEWLY_FLOODING;
     }
@@ -137,7 +156,7 @@ export class TenantPike {
     if (a === undefined) return false;
     const s = pikeSettingsFor(this.tenantId);
     if (now - a.lastSeen >= s.removeLatencySec * 1000) return false;
-    this.rollWindows(a, Math.floor(now / (s.samplingTimeUnitSec * 1000)), s.reqsDensityPerUnit);
+    this.rollWindows(a, Math.floor(now / (s.samplingTimeUnitSec * 1000)), effectiveDensity(s));
     return a.flooding;
   }
 
