@@ -17,7 +17,7 @@
  * memory|db: registrations written through to that file (db, the default)
  * or kept in memory only and lost at a restart (memory).
  */
-import { Command, InvalidArgumentError } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { resolve as resolvePath } from "node:path";
 import type { ListenSocket, LogLevel } from "../core/context.js";
 import { LOG_LEVELS, isLogLevel, log, setLogLevel } from "../core/log.js";
@@ -45,7 +45,7 @@ import { isLocationMode, LOCATION_MODES, type LocationMode } from "../storage/in
 import { TenantProcesses } from "../tenants/processes.js";
 import { runTenantWorker } from "../tenants/worker.js";
 import type { WorkerConfig } from "../tenants/worker-protocol.js";
-import { TransportLayer } from "../transport/index.js";
+import { DEFAULT_STREAM_LIMITS, TransportLayer, type StreamConnectionLimits } from "../transport/index.js";
 import { DEFAULT_OVERLOAD_DELAY_MS, type OverloadOptions } from "../core/overload.js";
 
 /** The hidden command a tenant's worker process runs. */
@@ -130,6 +130,35 @@ interface RunOptions {
   overloadDelayMs: number;
   /** false with --no-overload-shedding. */
   overloadShedding: boolean;
+  /** TCP connection limits given (host/transport/connection-policy.ts); the defaults for the others. */
+  tcpIdleTimeoutMs?: number;
+  tcpMessageDeadlineMs?: number;
+  tcpMaxOutputBytes?: number;
+  tcpMaxKeepalivesPerMin?: number;
+  tcpMaxInbound?: number;
+  tcpMaxInboundPerIp?: number;
+  tcpMaxOutbound?: number;
+}
+
+/**
+ * The `ksr run` options setting a TCP connection limit: option key, flag,
+ * the StreamConnectionLimits field it sets, and what it means (--help).
+ */
+const TCP_LIMIT_FLAGS = [
+  ["tcpIdleTimeoutMs", "--tcp-idle-timeout-ms", "idleTimeoutMs", "close a TCP connection after this long without a message or answered keep-alive"],
+  ["tcpMessageDeadlineMs", "--tcp-message-deadline-ms", "messageDeadlineMs", "a message must be complete this long after its first byte (slow senders are closed)"],
+  ["tcpMaxOutputBytes", "--tcp-max-output-bytes", "maxOutputBytes", "bytes queued for a peer that does not read before its connection is closed"],
+  ["tcpMaxKeepalivesPerMin", "--tcp-max-keepalives-per-min", "maxKeepalivesPerMinute", "CRLF keep-alive pings answered per connection and minute; more close it"],
+  ["tcpMaxInbound", "--tcp-max-inbound", "maxInboundConnections", "TCP connections peers may open to us"],
+  ["tcpMaxInboundPerIp", "--tcp-max-inbound-per-ip", "maxInboundPerIp", "TCP connections one IP address may open to us"],
+  ["tcpMaxOutbound", "--tcp-max-outbound", "maxOutboundConnections", "TCP connections we may open (next hops), apart from inbound ones"],
+] as const satisfies readonly (readonly [keyof RunOptions, string, keyof StreamConnectionLimits, string])[];
+
+/** The TCP connection limits given on the command line. */
+function streamLimitOptions(opts: RunOptions): Partial<StreamConnectionLimits> {
+  const limits: { -readonly [K in keyof StreamConnectionLimits]?: number } = {};
+  for (const [key, , field] of TCP_LIMIT_FLAGS) if (opts[key] !== undefined) limits[field] = opts[key];
+  return limits;
 }
 
 /** The load shedding `ksr run` applies; undefined with --no-overload-shedding. */
@@ -167,6 +196,7 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
     "--overload-delay-ms",
     String(opts.overloadDelayMs),
     ...(opts.overloadShedding ? [] : ["--no-overload-shedding"]),
+    ...TCP_LIMIT_FLAGS.flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, String(opts[key])])),
     // Only ever set with --tenants (runUsageProblem); absolute, whatever the server process's directory.
     ...(opts.control === undefined ? [] : ["--control", resolveControlPath(opts.control)]),
   ];
@@ -233,6 +263,7 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
       tenantId: tenant,
       data,
       overload: overloadOptions(opts),
+      streamLimits: streamLimitOptions(opts),
     },
     // Alone, the tenant needs no name on our Vias: the next hops see plain ones.
     { proxy: proxyOptions(opts), nameTenantInVia: false },
@@ -247,6 +278,8 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
   process.on("SIGUSR2", () => {
     for (const line of server.router.tenantCounterLines()) log("info", "counters", line);
     log("info", "counters", server.shedder?.counterLine() ?? "overload: shedding off (--no-overload-shedding)");
+    const tcp = server.tcpCounterLine();
+    if (tcp !== undefined) log("info", "counters", tcp);
   });
   // Announced only once the signal handlers are in place: whoever waits for
   // this line may stop the server right away.
@@ -352,6 +385,7 @@ async function runTenantProcesses(tenantsFile: string, opts: RunOptions): Promis
     listen: opts.listen ?? DEFAULT_LISTEN.map(parseListenSocket),
     aliases: opts.alias ?? [],
     tenantId: "ksr",
+    streamLimits: streamLimitOptions(opts),
   });
   let control: ControlServer | undefined;
   await serveUntilStopped(server, () => {
@@ -425,6 +459,7 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
       tenantId: "ksr",
       data,
       overload: overloadOptions(opts),
+      streamLimits: streamLimitOptions(opts),
     },
     { proxy: proxyOptions(opts) },
   );
@@ -450,7 +485,7 @@ export function buildProgram(): Command {
   const program = new Command();
   program.name("ksr").description("SIP server routed by Kamailio KEMI scripts in isolated-vm isolates");
 
-  program
+  const runCommand = program
     .command("run")
     .description("run a routing script (or the tenants of a tenants file) as a SIP server")
     .argument("[script]", "routing script (.js or .ts) defining ksr_request_route()")
@@ -477,10 +512,13 @@ export function buildProgram(): Command {
     .option("--fr-timer-ms <n>", "tm fr_timer: wait for a first reply to a branch (default 30000)", positiveInt)
     .option("--fr-inv-timer-ms <n>", "tm fr_inv_timer: wait for a final reply after a provisional (default 120000)", positiveInt)
     .option("--overload-delay-ms <n>", "queueing delay past which new requests are answered 503 with Retry-After", positiveInt, DEFAULT_OVERLOAD_DELAY_MS)
-    .option("--no-overload-shedding", "never answer 503 for overload (requests queue up instead)")
-    .action((script: string | undefined, opts: RunOptions, command: Command) =>
-      run(script, opts, (option) => command.getOptionValueSource(option) === "cli"),
-    );
+    .option("--no-overload-shedding", "never answer 503 for overload (requests queue up instead)");
+  for (const [, flag, field, help] of TCP_LIMIT_FLAGS) {
+    runCommand.addOption(new Option(`${flag} <n>`, `${help} (default ${DEFAULT_STREAM_LIMITS[field]})`).argParser(positiveInt));
+  }
+  runCommand.action((script: string | undefined, opts: RunOptions, command: Command) =>
+    run(script, opts, (option) => command.getOptionValueSource(option) === "cli"),
+  );
 
   program
     .command("api")
