@@ -47,6 +47,7 @@ import { runTenantWorker } from "../tenants/worker.js";
 import type { WorkerConfig } from "../tenants/worker-protocol.js";
 import { DEFAULT_STREAM_LIMITS, TransportLayer, type StreamConnectionLimits } from "../transport/index.js";
 import { DEFAULT_OVERLOAD_DELAY_MS, type OverloadOptions } from "../core/overload.js";
+import { configurePike, DEFAULT_PIKE_SETTINGS, type PikeSettings } from "../modules/state/pike-store.js";
 
 /** The hidden command a tenant's worker process runs. */
 const WORKER_COMMAND = "tenant-worker";
@@ -138,6 +139,24 @@ interface RunOptions {
   tcpMaxInbound?: number;
   tcpMaxInboundPerIp?: number;
   tcpMaxOutbound?: number;
+  /** pike's modparams given (host/modules/state/pike-store.ts); Kamailio's defaults for the others. */
+  pikeSamplingTimeUnit?: number;
+  pikeReqsDensityPerUnit?: number;
+  pikeRemoveLatency?: number;
+}
+
+/** The `ksr run` options setting one of pike's Kamailio modparams: option key, flag, PikeSettings field, meaning. */
+const PIKE_FLAGS = [
+  ["pikeSamplingTimeUnit", "--pike-sampling-time-unit", "samplingTimeUnitSec", "pike's sampling_time_unit: length of a counting window in seconds"],
+  ["pikeReqsDensityPerUnit", "--pike-reqs-density-per-unit", "reqsDensityPerUnit", "pike's reqs_density_per_unit: requests per window from one address that mark it as flooding"],
+  ["pikeRemoveLatency", "--pike-remove-latency", "removeLatencySec", "pike's remove_latency: seconds after which an address not seen is forgotten"],
+] as const satisfies readonly (readonly [keyof RunOptions, string, keyof PikeSettings, string])[];
+
+/** The pike settings given on the command line. */
+function pikeOptions(opts: RunOptions): Partial<PikeSettings> {
+  const settings: { -readonly [K in keyof PikeSettings]?: number } = {};
+  for (const [key, , field] of PIKE_FLAGS) if (opts[key] !== undefined) settings[field] = opts[key];
+  return settings;
 }
 
 /**
@@ -197,6 +216,7 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
     String(opts.overloadDelayMs),
     ...(opts.overloadShedding ? [] : ["--no-overload-shedding"]),
     ...TCP_LIMIT_FLAGS.flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, String(opts[key])])),
+    ...PIKE_FLAGS.flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, String(opts[key])])),
     // Only ever set with --tenants (runUsageProblem); absolute, whatever the server process's directory.
     ...(opts.control === undefined ? [] : ["--control", resolveControlPath(opts.control)]),
   ];
@@ -218,6 +238,10 @@ function runUsageProblem(scriptPath: string | undefined, opts: RunOptions, fromC
   } catch (err) {
     return (err as Error).message;
   }
+  const pikeFlag = PIKE_FLAGS.find(([key]) => opts[key] !== undefined);
+  if (pikeFlag !== undefined && opts.tenants !== undefined && opts.isolation === "process") {
+    return `${pikeFlag[1]} applies to a single script or to --isolation in-process; tenant worker processes keep Kamailio's pike defaults`;
+  }
   if (opts.tenants !== undefined) {
     for (const [key, flag] of [["heapMb", "--heap-mb"], ["timeoutMs", "--timeout-ms"]] as const) {
       if (fromCli(key)) return `${flag} does not apply with --tenants: set limits per tenant in the tenants file`;
@@ -233,6 +257,7 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
     process.exit(2);
   }
   setLogLevel(opts.logLevel);
+  configurePike(pikeOptions(opts));
   if (opts.supervise && !isServerProcess()) {
     const entry = fileURLToPath(import.meta.url);
     process.exit(await supervise({ entry, argsFor: (listen) => serverArgs(scriptPath, opts, listen) }));
@@ -515,6 +540,9 @@ export function buildProgram(): Command {
     .option("--no-overload-shedding", "never answer 503 for overload (requests queue up instead)");
   for (const [, flag, field, help] of TCP_LIMIT_FLAGS) {
     runCommand.addOption(new Option(`${flag} <n>`, `${help} (default ${DEFAULT_STREAM_LIMITS[field]})`).argParser(positiveInt));
+  }
+  for (const [, flag, field, help] of PIKE_FLAGS) {
+    runCommand.addOption(new Option(`${flag} <n>`, `${help} (default ${DEFAULT_PIKE_SETTINGS[field]})`).argParser(positiveInt));
   }
   runCommand.action((script: string | undefined, opts: RunOptions, command: Command) =>
     run(script, opts, (option) => command.getOptionValueSource(option) === "cli"),

@@ -77,6 +77,12 @@ describe("ksr run", () => {
     const cap = ksrSync(["run", scriptPath("reply-ok.js"), "--tcp-max-output-bytes", "0"]);
     expect(cap.status).not.toBe(0);
     expect(cap.stderr).toContain("--tcp-max-output-bytes");
+    const density = ksrSync(["run", scriptPath("reply-ok.js"), "--pike-reqs-density-per-unit", "-3"]);
+    expect(density.status).not.toBe(0);
+    expect(density.stderr).toContain("--pike-reqs-density-per-unit");
+    const workers = ksrSync(["run", "--tenants", "tenants.yaml", "--pike-remove-latency", "10"]);
+    expect(workers.status).toBe(2);
+    expect(workers.stderr).toContain("--pike-remove-latency applies to a single script or to --isolation in-process");
   });
 
   it("passes the TCP connection limits to the server process: a second connection from one address is refused, and SIGUSR2 counts it", async () => {
