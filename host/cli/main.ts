@@ -145,24 +145,27 @@ interface RunOptions {
   pikeRemoveLatency?: number;
 }
 
-/** The `ksr run` options setting one of pike's Kamailio modparams: option key, flag, PikeSettings field, meaning. */
+/** A numeric `ksr run` option that sets one field of a settings object: option key, flag, field, meaning (--help). */
+type SettingFlag<Field extends string> = readonly [keyof RunOptions, string, Field, string];
+
+/** The settings the flags given on the command line set. */
+function settingsFromFlags<Field extends string>(opts: RunOptions, flags: readonly SettingFlag<Field>[]): Partial<Record<Field, number>> {
+  const settings: Partial<Record<Field, number>> = {};
+  for (const [key, , field] of flags) {
+    const value = opts[key];
+    if (typeof value === "number") settings[field] = value;
+  }
+  return settings;
+}
+
+/** The `ksr run` options setting one of pike's Kamailio modparams. */
 const PIKE_FLAGS = [
   ["pikeSamplingTimeUnit", "--pike-sampling-time-unit", "samplingTimeUnitSec", "pike's sampling_time_unit: length of a counting window in seconds"],
   ["pikeReqsDensityPerUnit", "--pike-reqs-density-per-unit", "reqsDensityPerUnit", "pike's reqs_density_per_unit: requests per window from one address that mark it as flooding"],
   ["pikeRemoveLatency", "--pike-remove-latency", "removeLatencySec", "pike's remove_latency: seconds after which an address not seen is forgotten"],
-] as const satisfies readonly (readonly [keyof RunOptions, string, keyof PikeSettings, string])[];
+] as const satisfies readonly SettingFlag<keyof PikeSettings>[];
 
-/** The pike settings given on the command line. */
-function pikeOptions(opts: RunOptions): Partial<PikeSettings> {
-  const settings: { -readonly [K in keyof PikeSettings]?: number } = {};
-  for (const [key, , field] of PIKE_FLAGS) if (opts[key] !== undefined) settings[field] = opts[key];
-  return settings;
-}
-
-/**
- * The `ksr run` options setting a TCP connection limit: option key, flag,
- * the StreamConnectionLimits field it sets, and what it means (--help).
- */
+/** The `ksr run` options setting a TCP connection limit. */
 const TCP_LIMIT_FLAGS = [
   ["tcpIdleTimeoutMs", "--tcp-idle-timeout-ms", "idleTimeoutMs", "close a TCP connection after this long without a message or answered keep-alive"],
   ["tcpMessageDeadlineMs", "--tcp-message-deadline-ms", "messageDeadlineMs", "a message must be complete this long after its first byte (slow senders are closed)"],
@@ -171,14 +174,7 @@ const TCP_LIMIT_FLAGS = [
   ["tcpMaxInbound", "--tcp-max-inbound", "maxInboundConnections", "TCP connections peers may open to us"],
   ["tcpMaxInboundPerIp", "--tcp-max-inbound-per-ip", "maxInboundPerIp", "TCP connections one IP address may open to us"],
   ["tcpMaxOutbound", "--tcp-max-outbound", "maxOutboundConnections", "TCP connections we may open (next hops), apart from inbound ones"],
-] as const satisfies readonly (readonly [keyof RunOptions, string, keyof StreamConnectionLimits, string])[];
-
-/** The TCP connection limits given on the command line. */
-function streamLimitOptions(opts: RunOptions): Partial<StreamConnectionLimits> {
-  const limits: { -readonly [K in keyof StreamConnectionLimits]?: number } = {};
-  for (const [key, , field] of TCP_LIMIT_FLAGS) if (opts[key] !== undefined) limits[field] = opts[key];
-  return limits;
-}
+] as const satisfies readonly SettingFlag<keyof StreamConnectionLimits>[];
 
 /** The load shedding `ksr run` applies; undefined with --no-overload-shedding. */
 function overloadOptions(opts: RunOptions): OverloadOptions | undefined {
@@ -215,8 +211,7 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
     "--overload-delay-ms",
     String(opts.overloadDelayMs),
     ...(opts.overloadShedding ? [] : ["--no-overload-shedding"]),
-    ...TCP_LIMIT_FLAGS.flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, String(opts[key])])),
-    ...PIKE_FLAGS.flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, String(opts[key])])),
+    ...[...TCP_LIMIT_FLAGS, ...PIKE_FLAGS].flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, String(opts[key])])),
     // Only ever set with --tenants (runUsageProblem); absolute, whatever the server process's directory.
     ...(opts.control === undefined ? [] : ["--control", resolveControlPath(opts.control)]),
   ];
@@ -257,7 +252,7 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
     process.exit(2);
   }
   setLogLevel(opts.logLevel);
-  configurePike(pikeOptions(opts));
+  configurePike(settingsFromFlags(opts, PIKE_FLAGS));
   if (opts.supervise && !isServerProcess()) {
     const entry = fileURLToPath(import.meta.url);
     process.exit(await supervise({ entry, argsFor: (listen) => serverArgs(scriptPath, opts, listen) }));
@@ -288,7 +283,7 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
       tenantId: tenant,
       data,
       overload: overloadOptions(opts),
-      streamLimits: streamLimitOptions(opts),
+      streamLimits: settingsFromFlags(opts, TCP_LIMIT_FLAGS),
     },
     // Alone, the tenant needs no name on our Vias: the next hops see plain ones.
     { proxy: proxyOptions(opts), nameTenantInVia: false },
@@ -410,7 +405,7 @@ async function runTenantProcesses(tenantsFile: string, opts: RunOptions): Promis
     listen: opts.listen ?? DEFAULT_LISTEN.map(parseListenSocket),
     aliases: opts.alias ?? [],
     tenantId: "ksr",
-    streamLimits: streamLimitOptions(opts),
+    streamLimits: settingsFromFlags(opts, TCP_LIMIT_FLAGS),
   });
   let control: ControlServer | undefined;
   await serveUntilStopped(server, () => {
@@ -484,7 +479,7 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
       tenantId: "ksr",
       data,
       overload: overloadOptions(opts),
-      streamLimits: streamLimitOptions(opts),
+      streamLimits: settingsFromFlags(opts, TCP_LIMIT_FLAGS),
     },
     { proxy: proxyOptions(opts) },
   );
@@ -538,11 +533,12 @@ export function buildProgram(): Command {
     .option("--fr-inv-timer-ms <n>", "tm fr_inv_timer: wait for a final reply after a provisional (default 120000)", positiveInt)
     .option("--overload-delay-ms <n>", "queueing delay past which new requests are answered 503 with Retry-After", positiveInt, DEFAULT_OVERLOAD_DELAY_MS)
     .option("--no-overload-shedding", "never answer 503 for overload (requests queue up instead)");
-  for (const [, flag, field, help] of TCP_LIMIT_FLAGS) {
-    runCommand.addOption(new Option(`${flag} <n>`, `${help} (default ${DEFAULT_STREAM_LIMITS[field]})`).argParser(positiveInt));
-  }
-  for (const [, flag, field, help] of PIKE_FLAGS) {
-    runCommand.addOption(new Option(`${flag} <n>`, `${help} (default ${DEFAULT_PIKE_SETTINGS[field]})`).argParser(positiveInt));
+  const settingFlags = [
+    ...TCP_LIMIT_FLAGS.map(([, flag, field, help]) => [flag, help, DEFAULT_STREAM_LIMITS[field]] as const),
+    ...PIKE_FLAGS.map(([, flag, field, help]) => [flag, help, DEFAULT_PIKE_SETTINGS[field]] as const),
+  ];
+  for (const [flag, help, fallback] of settingFlags) {
+    runCommand.addOption(new Option(`${flag} <n>`, `${help} (default ${fallback})`).argParser(positiveInt));
   }
   runCommand.action((script: string | undefined, opts: RunOptions, command: Command) =>
     run(script, opts, (option) => command.getOptionValueSource(option) === "cli"),
