@@ -40,7 +40,10 @@ export interface PikeSettings {
   readonly reqsDensityPerUnit: number;
   /** Kamailio's remove_latency: seconds after its last request an address is forgotten (default 120). */
   readonly removeLatencySec: number;
-  /** Bound on tree nodes per tenant (default 200 000: at most 16 per IPv6 address, 4 per IPv4 one). */
+  /**
+   * Bound on tree nodes per tenant (default 100 000: at most 16 per IPv6
+   * address, 4 per IPv4 one; about 300 bytes of heap each, 30 MB at the bound).
+   */
   readonly maxNodesPerTenant: number;
 }
 
@@ -48,7 +51,7 @@ export const DEFAULT_PIKE_SETTINGS: PikeSettings = {
   samplingTimeUnitSec: 2,
   reqsDensityPerUnit: 30,
   removeLatencySec: 120,
-  maxNodesPerTenant: 200_000,
+  maxNodesPerTenant: 100_000,
 };
 
 let globalSettings: PikeSettings = DEFAULT_PIKE_SETTINGS;
@@ -95,7 +98,8 @@ const MAX_HITS = 65_534;
 interface PikeNode {
   readonly byte: number;
   readonly parent: PikeNode | undefined;
-  kids: Map<number, PikeNode> | undefined;
+  /** Children, one per next byte seen (a short list: an array costs a fraction of a Map per node). */
+  kids: PikeNode[] | undefined;
   /** Window number (clock ms / unit) the `cur` counts belong to. */
   window: number;
   prefixPrev: number;
@@ -156,7 +160,7 @@ export class TenantPike {
     let node: PikeNode = root;
     let depth = 1;
     for (; depth < bytes.length; depth++) {
-      const kid: PikeNode | undefined = node.kids?.get(bytes[depth]!);
+      const kid: PikeNode | undefined = kidOf(node, bytes[depth]!);
       if (kid === undefined) break;
       node = kid;
     }
@@ -181,10 +185,10 @@ export class TenantPike {
       if (!this.makeRoom(s, node)) return PIKE_OK;
       const kid = this.newNode(bytes[depth]!, node, window);
       kid.prefixCur = Math.max(0, node.prefixCur - 1);
-      (node.kids ??= new Map()).set(kid.byte, kid);
+      (node.kids ??= []).push(kid);
       this.arm(kid, now, latencyMs);
       // A prefix with kids expires only when its last kid has (unless a full address ends there).
-      if (!node.ipLeaf && node.kids.size === 1) this.expiry.delete(node);
+      if (!node.ipLeaf && node.kids.length === 1) this.expiry.delete(node);
       return PIKE_OK;
     }
     // A prefix at the end of a branch is refreshed only once warm, so lone scans expire.
@@ -198,7 +202,7 @@ export class TenantPike {
     if (bytes === undefined) return false;
     this.sweep(now);
     let node = this.roots.get(bytes[0]!);
-    for (let depth = 1; node !== undefined && depth < bytes.length; depth++) node = node.kids?.get(bytes[depth]!);
+    for (let depth = 1; node !== undefined && depth < bytes.length; depth++) node = kidOf(node, bytes[depth]!);
     if (node === undefined || !node.ipLeaf) return false;
     const s = pikeSettingsFor(this.tenantId);
     roll(node, Math.floor(now / (s.samplingTimeUnitSec * 1000)), s.reqsDensityPerUnit);
@@ -232,7 +236,7 @@ export class TenantPike {
    */
   private expire(node: PikeNode, now: number): void {
     this.expiry.delete(node);
-    if (node.kids !== undefined && node.kids.size > 0) {
+    if (node.kids !== undefined && node.kids.length > 0) {
       node.ipLeaf = false;
       node.red = false;
       node.leafCur = 0;
@@ -244,8 +248,9 @@ export class TenantPike {
       this.roots.delete(node.byte);
       return;
     }
-    parent.kids!.delete(node.byte);
-    if (parent.kids!.size === 0) {
+    const siblings = parent.kids!;
+    siblings.splice(siblings.indexOf(node), 1);
+    if (siblings.length === 0) {
       parent.kids = undefined;
       if (!parent.ipLeaf) this.arm(parent, now, pikeSettingsFor(this.tenantId).removeLatencySec * 1000);
     }
@@ -273,6 +278,13 @@ export class TenantPike {
     }
     return true;
   }
+}
+
+function kidOf(node: PikeNode, byte: number): PikeNode | undefined {
+  const kids = node.kids;
+  if (kids === undefined) return undefined;
+  for (let i = 0; i < kids.length; i++) if (kids[i]!.byte === byte) return kids[i];
+  return undefined;
 }
 
 /**
