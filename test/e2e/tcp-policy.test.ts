@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest";
 import { HostRouteRunner, startServer, type HostRoutes, type RunningServer } from "./harness.js";
 import { TcpListenerPeer, TcpPeer, buildRequest, statusOf } from "./sip-client.js";
 import type { SipServerOptions } from "../../host/core/server.js";
-import type { PolicyCounters } from "../../host/transport/index.js";
+import { DEFAULT_STREAM_LIMITS, streamLimits, type PolicyCounters } from "../../host/transport/index.js";
 import { testbed } from "./testbed.js";
 
 /** Requests to sip:relay@... are forwarded to `relayTarget` (set per test); others are answered 200. */
@@ -69,6 +69,14 @@ async function ask(client: TcpPeer, uri = "sip:service@127.0.0.1"): Promise<numb
   await client.write(buildRequest({ transport: "TCP", uri }));
   return statusOf(await client.next(5000));
 }
+
+describe("limits", () => {
+  it("take the defaults where not given and refuse a value that is not a positive integer, naming the field", () => {
+    expect(streamLimits({ maxInboundPerIp: 3 })).toEqual({ ...DEFAULT_STREAM_LIMITS, maxInboundPerIp: 3 });
+    expect(() => streamLimits({ maxOutputBytes: 0 })).toThrow(/maxOutputBytes must be a positive integer, not 0/);
+    expect(() => streamLimits({ messageDeadlineMs: 1.5 })).toThrow(/messageDeadlineMs/);
+  });
+});
 
 describe("back-pressure", () => {
   it("closes the connection of a peer that does not read once its queue passes the cap, dropping the message that does not fit", async () => {
