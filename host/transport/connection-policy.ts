@@ -14,8 +14,9 @@
  *   past `maxOutputBytes` the message that does not fit is dropped
  *   (counted, logged) and the connection closed.
  * - Slow senders (slowloris): once the first byte of a message has arrived
- *   the whole message must follow within `messageDeadlineMs` (Kamailio's
- *   tcp_msg_read_timeout, 20 s by default).
+ *   the whole message must follow within `messageDeadlineMs` (Kamailio
+ *   5.6, our reference, has no such limit; later releases added
+ *   tcp_msg_read_timeout and a per-address accept limit for the same ends).
  * - Idle: only a whole message, in either direction, or an answered
  *   keep-alive ping counts as activity, so bytes trickling in one at a time
  *   keep nothing open: they are a message in progress (deadline) or stray
@@ -47,7 +48,8 @@ export interface StreamConnectionLimits {
 /**
  * Defaults. Idle 120 s and 2048 inbound connections are Kamailio's
  * tcp_connection_lifetime and tcp_max_connections; 20 s for a message is
- * its tcp_msg_read_timeout. 256 KiB of output is four messages of the
+ * ample for any client on a working network (a message is one write). 256
+ * KiB of output is four messages of the
  * largest size we accept (65 535 bytes) queued behind what the kernel
  * buffers already hold.
  */
