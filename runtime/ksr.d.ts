@@ -977,7 +977,7 @@ declare namespace KSRTypes {
   /** KSR.pike: Kamailio module pike. */
   interface PikeModule {
     /**
-     * Like pike_check_req for the given address: 1 / -1 / -2; -1 also for an invalid address.
+     * Like pike_check_req for the given IPv4 address: 1 / -1 / -2; -1 with an error for anything else (IPv6 too, as in Kamailio 5.6).
      * Native name for KSR.x.modf: "pike_check_ip".
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */

@@ -1,13 +1,14 @@
 // `npm run bench`: load benchmark of the SIP server plus the in-process
 // micro-benchmarks.
 //
-//   npm run bench [-- --scenario options|stateful-relay|basic-register|basic-call|noisy-neighbour|overload|soak]
+//   npm run bench [-- --scenario options|stateful-relay|basic-register|basic-call|noisy-neighbour|overload|soak|flood]
 //                 [--rates 2000,4000,8000] [--duration 10] [--transport udp|tcp]
 //                 [--port 5060] [--users 10] [--no-micro] [--no-load] [--kamailio]
 //                 [--noisy loop,heap,crash] [--noisy-rate 20] [--noisy-cpu-share x]
 //                 [--isolation process|in-process] [--repeat 1] [--location memory|db]
 //                 [--clean-rate R] [--overload-delay-ms N] [--soak-minutes 10]
 //                 [--workers 1,2]
+//                 [--flood-rate 20000] [--call-rate 20]
 //
 // 1. Builds dist/ if needed and starts `ksr run` on 127.0.0.1 (port 5060 when
 //    free, otherwise a free port) with the scenario's script:
@@ -93,6 +94,19 @@
 // second half at most 10 % above the highest between the warm-up and the
 // half). The command exits 1 when either fails.
 //
+// --scenario flood (bench/lib/flood.mjs): examples/anti-flood.js (pike +
+// an htable ban list in front of a stateful relay) on a fresh server; sipp
+// calls at --call-rate (default 20/s) from 127.0.0.3 through it to a sipp
+// UAS, first alone, then with a sipp OPTIONS flood at --flood-rate (default
+// 20 000/s) from 127.0.0.2, each phase --duration seconds (≤ 60). pike's
+// density is 300 requests per 2 s on both servers (the call source sends
+// 3 per call). ksr runs twice, with its load shedding (default) and with
+// --no-overload-shedding. Reports the calls' success and p50/p99 (INVITE → 200), the
+// flood's answered and unanswered requests, the bans logged, ksr's 503s, the server's
+// CPU and peak resident memory, and the host's UDP receive-buffer drops.
+// With --kamailio the same phases run against Kamailio 5.6 with the same
+// script (bench/cfg/kamailio-anti-flood.cfg).
+//
 // --kamailio runs the same load against Kamailio 5.6 + app_jsdt running the
 // same logic (stateless-reply.js or stateful-relay.js), through the shared
 // Kamailio harness ($KAMAILIO_BENCH_DIR, default ../shared/bench next to the
@@ -127,6 +141,8 @@ import { obtainBasicKemiScript } from "../bench/lib/kamailio-example.mjs";
 import { makeKamailioBasicDbDir, startKamailioBasic, writeKamailioBasicDatabase } from "../bench/lib/kamailio-basic.mjs";
 import { NOISY_VARIANTS, benchNoisyNeighbour } from "../bench/lib/noisy-sipp.mjs";
 import { formatRssCurve, soakRelay } from "../bench/lib/soak.mjs";
+import { BENCH_PIKE_DENSITY, CALLS_SOURCE_IP, FLOOD_SCRIPT, FLOOD_SOURCE_IP, floodPhase } from "../bench/lib/flood.mjs";
+import { startKamailio } from "../bench/lib/kamailio.mjs";
 
 const { values: opts } = parseArgs({
   options: {
@@ -150,6 +166,8 @@ const { values: opts } = parseArgs({
     "overload-delay-ms": { type: "string" },
     location: { type: "string", default: "memory" },
     workers: { type: "string" },
+    "flood-rate": { type: "string", default: "20000" },
+    "call-rate": { type: "string", default: "20" },
   },
 });
 
@@ -166,6 +184,8 @@ const DEFAULT_RATES = {
   soak: "600",
   // The ladder that finds the clean rate R; the overload is then 2R.
   overload: "250,500,750,1000,1250,1500,2000",
+  // Not a ladder: --call-rate and --flood-rate.
+  flood: "20",
 };
 const IS_BASIC = SCENARIO === "basic-register" || SCENARIO === "basic-call";
 const USERS = Number(opts.users);
@@ -189,6 +209,12 @@ const OVERLOAD_DELAY_MS = opts["overload-delay-ms"];
 if (OVERLOAD_DELAY_MS !== undefined && !/^[1-9]\d*$/.test(OVERLOAD_DELAY_MS)) throw new Error("--overload-delay-ms must be a positive integer");
 if (SCENARIO !== "options" && TRANSPORT !== "udp") throw new Error(`--scenario ${SCENARIO} runs over UDP only`);
 if (!(Number.isInteger(USERS) && USERS >= 2 && USERS <= 10_000)) throw new Error("--users must be an integer in [2, 10000]");
+const FLOOD_RATE = Number(opts["flood-rate"]);
+const CALL_RATE = Number(opts["call-rate"]);
+if (!(Number.isInteger(FLOOD_RATE) && FLOOD_RATE >= 0 && FLOOD_RATE <= 200_000)) throw new Error("--flood-rate must be an integer in [0, 200000] requests/s");
+if (!(Number.isInteger(CALL_RATE) && CALL_RATE > 0 && CALL_RATE < BENCH_PIKE_DENSITY / 6)) {
+  throw new Error(`--call-rate must be an integer in [1, ${BENCH_PIKE_DENSITY / 6 - 1}] calls/s (3 requests a call, 2 s windows: under pike's ${BENCH_PIKE_DENSITY})`);
+}
 const NOISY = {
   variants: opts.noisy.split(",").map((v) => v.trim()),
   aRate: Number(opts["noisy-rate"]),
@@ -434,7 +460,8 @@ async function rateLadder(label, serverPid, load, opts = {}) {
 const BENCH_SCRIPT = IS_BASIC ? null : BENCH_SCRIPTS[SCENARIO];
 // The relay forwards an OPTIONS probe to the UAS instead of answering it;
 // the basic script answers one (a 407 challenge for the probe's user).
-const KSR_READINESS = SCENARIO === "stateful-relay" || SCENARIO === "overload" || SCENARIO === "soak" ? "sockets" : "options";
+// Scripts that relay an OPTIONS to a next hop not yet running cannot answer a probe.
+const KSR_READINESS = ["stateful-relay", "overload", "soak", "flood"].includes(SCENARIO) ? "sockets" : "options";
 const makeLoad = (targetPort, basic) => {
   if (SCENARIO === "options") return optionsLoad(targetPort, TRANSPORT);
   if (SCENARIO === "stateful-relay" || SCENARIO === "overload") return statefulRelayLoad(targetPort);
@@ -697,6 +724,64 @@ async function benchOverload() {
   return { passed };
 }
 
+/** --scenario flood: calls alone, then calls + flood, on ksr (and Kamailio); the table of both phases. */
+async function benchFlood() {
+  const built = ensureBuilt();
+  if (built) console.log("built dist/ksr.js");
+  console.log(
+    `\n## Flood: ${path.relative(REPO_ROOT, FLOOD_SCRIPT)}; calls ${CALL_RATE}/s from ${CALLS_SOURCE_IP}, ` +
+      `flood ${FLOOD_RATE} OPTIONS/s from ${FLOOD_SOURCE_IP}, ${DURATION_S} s per phase; pike density ${BENCH_PIKE_DENSITY} per 2 s\n`,
+  );
+  const rows = [];
+  const phases = async (label, port, pid, output, shedCount) => {
+    for (const floodRate of [0, FLOOD_RATE]) {
+      rows.push({ label, floodRate, ...(await floodPhase({ port, pid, callRate: CALL_RATE, floodRate, durationS: DURATION_S, output, shedCount })) });
+      await sleep(PAUSE_BETWEEN_RATES_MS);
+    }
+  };
+  const pike = ["--pike-reqs-density-per-unit", String(BENCH_PIKE_DENSITY)];
+  for (const [label, args] of [
+    ["ksr (load shedding on, its default)", pike],
+    ["ksr --no-overload-shedding", [...pike, "--no-overload-shedding"]],
+  ]) {
+    const server = await startBenchKsr(FLOOD_SCRIPT, args);
+    try {
+      await phases(label, server.port, server.pid, server.output, () => shedCountInLog(server.output()));
+    } finally {
+      await stopBenchKsr(server, label);
+    }
+  }
+  if (opts.kamailio) {
+    const kamailio = await startKamailio({
+      script: FLOOD_SCRIPT,
+      port: await findFreePort(),
+      cfgTemplate: path.join(REPO_ROOT, "bench", "cfg", "kamailio-anti-flood.cfg"),
+      defines: [`PIKE_REQS_DENSITY=${BENCH_PIKE_DENSITY}`],
+    });
+    try {
+      await phases("kamailio 5.6 app_jsdt, 2 workers", kamailio.port, kamailio.pid, kamailio.output);
+    } finally {
+      await kamailio.stop();
+    }
+  }
+  console.log(
+    "| server | flood OPTIONS/s offered | calls completed / offered | calls failed | call retrans | INVITE→200 p50 / p99 ms | flood sent | flood answered 200 | flood not answered 200 | bans logged | 503 shed | server CPU % of a core | RSS start → peak MB | host UDP rcvbuf drops |",
+  );
+  console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+  for (const r of rows) {
+    const c = r.calls;
+    const f = r.flood;
+    const floodSent = f ? f.created : 0;
+    console.log(
+      `| ${r.label} | ${r.floodRate === 0 ? "none" : `${r.floodRate} (achieved ${fmt(floodSent / DURATION_S)})`} | ${c.successful} / ${CALL_RATE * DURATION_S} | ${c.failed} | ${c.retransmissions} | ` +
+        `${fmt(c.rtMs.p50)} / ${fmt(c.rtMs.p99)} | ${f ? floodSent : "-"} | ${f ? f.successful : "-"} | ${f ? f.failed : "-"} | ${r.bans} | ${r.shed ?? "-"} | ` +
+        `${fmt(r.cpuShare * 100)}${r.alive ? "" : " (died)"} | ${fmt(r.rssStartMb)} → ${fmt(r.rssMaxMb)} | ${r.kernelDrops} |`,
+    );
+  }
+  const underFlood = rows.filter((r) => r.floodRate > 0);
+  return { passed: underFlood.every((r) => r.alive && r.calls.successful >= 0.99 * CALL_RATE * DURATION_S) };
+}
+
 /**
  * ksr / Kamailio: highest clean rate (above 1 is better for ksr), and
  * server CPU per call at the highest rate both ladders ran cleanly (below 1
@@ -767,6 +852,9 @@ if (!opts["no-load"]) {
     const noisy = await benchNoisyNeighbour({ rates: RATES, durationS: DURATION_S, ...NOISY });
     if (!noisy.passed) failed = true;
     if (opts.kamailio) console.log("\n--kamailio: Kamailio has no tenants; not run for the noisy-neighbour scenario");
+  } else if (SCENARIO === "flood") {
+    const flood = await benchFlood();
+    if (!flood.passed) failed = true;
   } else if (SCENARIO === "overload") {
     const overload = await benchOverload();
     if (!overload.passed) failed = true;

@@ -24,7 +24,7 @@
  * registrations through the --db file (not ":memory:", not --location
  * memory) and one nonce secret.
  */
-import { Command, InvalidArgumentError } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { resolve as resolvePath } from "node:path";
 import type { ListenSocket, LogLevel } from "../core/context.js";
 import { LOG_LEVELS, isLogLevel, log, setLogLevel } from "../core/log.js";
@@ -58,8 +58,9 @@ import { openSharedStateFile } from "../modules/state/shared-sqlite.js";
 import { TenantProcesses } from "../tenants/processes.js";
 import { runTenantWorker } from "../tenants/worker.js";
 import { NONCE_SECRET_ENV, type SingleScript, type WorkerConfig } from "../tenants/worker-protocol.js";
-import { TransportLayer } from "../transport/index.js";
+import { DEFAULT_STREAM_LIMITS, TransportLayer, type StreamConnectionLimits } from "../transport/index.js";
 import { DEFAULT_OVERLOAD_DELAY_MS, type OverloadOptions } from "../core/overload.js";
+import { configurePike, DEFAULT_PIKE_SETTINGS, type PikeSettings } from "../modules/state/pike-store.js";
 
 /** The hidden command a tenant's worker process runs. */
 const WORKER_COMMAND = "tenant-worker";
@@ -151,7 +152,50 @@ interface RunOptions {
   overloadDelayMs: number;
   /** false with --no-overload-shedding. */
   overloadShedding: boolean;
+  /** TCP connection limits given (host/transport/connection-policy.ts); the defaults for the others. */
+  tcpIdleTimeoutMs?: number;
+  tcpMessageDeadlineMs?: number;
+  tcpMaxOutputBytes?: number;
+  tcpMaxKeepalivesPerMin?: number;
+  tcpMaxInbound?: number;
+  tcpMaxInboundPerIp?: number;
+  tcpMaxOutbound?: number;
+  /** pike's modparams given (host/modules/state/pike-store.ts); Kamailio's defaults for the others. */
+  pikeSamplingTimeUnit?: number;
+  pikeReqsDensityPerUnit?: number;
+  pikeRemoveLatency?: number;
 }
+
+/** A numeric `ksr run` option that sets one field of a settings object: option key, flag, field, meaning (--help). */
+type SettingFlag<Field extends string> = readonly [keyof RunOptions, string, Field, string];
+
+/** The settings the flags given on the command line set. */
+function settingsFromFlags<Field extends string>(opts: RunOptions, flags: readonly SettingFlag<Field>[]): Partial<Record<Field, number>> {
+  const settings: Partial<Record<Field, number>> = {};
+  for (const [key, , field] of flags) {
+    const value = opts[key];
+    if (typeof value === "number") settings[field] = value;
+  }
+  return settings;
+}
+
+/** The `ksr run` options setting one of pike's Kamailio modparams. */
+const PIKE_FLAGS = [
+  ["pikeSamplingTimeUnit", "--pike-sampling-time-unit", "samplingTimeUnitSec", "pike's sampling_time_unit: length of a counting window in seconds"],
+  ["pikeReqsDensityPerUnit", "--pike-reqs-density-per-unit", "reqsDensityPerUnit", "pike's reqs_density_per_unit: requests per window from one address that mark it as flooding"],
+  ["pikeRemoveLatency", "--pike-remove-latency", "removeLatencySec", "pike's remove_latency: seconds after which an address not seen is forgotten"],
+] as const satisfies readonly SettingFlag<keyof PikeSettings>[];
+
+/** The `ksr run` options setting a TCP connection limit. */
+const TCP_LIMIT_FLAGS = [
+  ["tcpIdleTimeoutMs", "--tcp-idle-timeout-ms", "idleTimeoutMs", "close a TCP connection after this long without a message or answered keep-alive"],
+  ["tcpMessageDeadlineMs", "--tcp-message-deadline-ms", "messageDeadlineMs", "a message must be complete this long after its first byte (slow senders are closed)"],
+  ["tcpMaxOutputBytes", "--tcp-max-output-bytes", "maxOutputBytes", "bytes queued for a peer that does not read before its connection is closed"],
+  ["tcpMaxKeepalivesPerMin", "--tcp-max-keepalives-per-min", "maxKeepalivesPerMinute", "CRLF keep-alive pings answered per connection and minute; more close it"],
+  ["tcpMaxInbound", "--tcp-max-inbound", "maxInboundConnections", "TCP connections peers may open to us"],
+  ["tcpMaxInboundPerIp", "--tcp-max-inbound-per-ip", "maxInboundPerIp", "TCP connections one IP address may open to us"],
+  ["tcpMaxOutbound", "--tcp-max-outbound", "maxOutboundConnections", "TCP connections we may open (next hops), apart from inbound ones"],
+] as const satisfies readonly SettingFlag<keyof StreamConnectionLimits>[];
 
 /** The load shedding `ksr run` applies; undefined with --no-overload-shedding. */
 function overloadOptions(opts: RunOptions): OverloadOptions | undefined {
@@ -188,6 +232,7 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
     "--overload-delay-ms",
     String(opts.overloadDelayMs),
     ...(opts.overloadShedding ? [] : ["--no-overload-shedding"]),
+    ...[...TCP_LIMIT_FLAGS, ...PIKE_FLAGS].flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, String(opts[key])])),
     // Only ever set with --tenants (runUsageProblem); absolute, whatever the server process's directory.
     ...(opts.control === undefined ? [] : ["--control", resolveControlPath(opts.control)]),
   ];
@@ -216,6 +261,10 @@ function runUsageProblem(scriptPath: string | undefined, opts: RunOptions, fromC
   } catch (err) {
     return (err as Error).message;
   }
+  const pikeFlag = PIKE_FLAGS.find(([key]) => opts[key] !== undefined);
+  if (pikeFlag !== undefined && opts.tenants !== undefined && opts.isolation === "process") {
+    return `${pikeFlag[1]} applies to a single script or to --isolation in-process; tenant worker processes keep Kamailio's pike defaults`;
+  }
   if (opts.tenants !== undefined) {
     for (const [key, flag] of [["heapMb", "--heap-mb"], ["timeoutMs", "--timeout-ms"]] as const) {
       if (fromCli(key)) return `${flag} does not apply with --tenants: set limits per tenant in the tenants file`;
@@ -231,6 +280,7 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
     process.exit(2);
   }
   setLogLevel(opts.logLevel);
+  configurePike(settingsFromFlags(opts, PIKE_FLAGS));
   if (opts.supervise && !isServerProcess()) {
     const entry = fileURLToPath(import.meta.url);
     process.exit(await supervise({ entry, argsFor: (listen) => serverArgs(scriptPath, opts, listen) }));
@@ -262,6 +312,7 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
       tenantId: tenant,
       data,
       overload: overloadOptions(opts),
+      streamLimits: settingsFromFlags(opts, TCP_LIMIT_FLAGS),
     },
     // Alone, the tenant needs no name on our Vias: the next hops see plain ones.
     { proxy: proxyOptions(opts), nameTenantInVia: false },
@@ -276,6 +327,8 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
   process.on("SIGUSR2", () => {
     for (const line of server.router.tenantCounterLines()) log("info", "counters", line);
     log("info", "counters", server.shedder?.counterLine() ?? "overload: shedding off (--no-overload-shedding)");
+    const tcp = server.tcpCounterLine();
+    if (tcp !== undefined) log("info", "counters", tcp);
   });
   // Announced only once the signal handlers are in place: whoever waits for
   // this line may stop the server right away.
@@ -434,6 +487,7 @@ async function startWorkerProcesses(
     listen: opts.listen ?? DEFAULT_LISTEN.map(parseListenSocket),
     aliases: opts.alias ?? [],
     tenantId: "ksr",
+    streamLimits: settingsFromFlags(opts, TCP_LIMIT_FLAGS),
   });
   let control: ControlServer | undefined;
   await serveUntilStopped(server, () => {
@@ -534,6 +588,7 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
       tenantId: "ksr",
       data,
       overload: overloadOptions(opts),
+      streamLimits: settingsFromFlags(opts, TCP_LIMIT_FLAGS),
     },
     { proxy: proxyOptions(opts) },
   );
@@ -559,7 +614,7 @@ export function buildProgram(): Command {
   const program = new Command();
   program.name("ksr").description("SIP server routed by Kamailio KEMI scripts in isolated-vm isolates");
 
-  program
+  const runCommand = program
     .command("run")
     .description("run a routing script (or the tenants of a tenants file) as a SIP server")
     .argument("[script]", "routing script (.js or .ts) defining ksr_request_route()")
@@ -592,10 +647,17 @@ export function buildProgram(): Command {
     .option("--fr-timer-ms <n>", "tm fr_timer: wait for a first reply to a branch (default 30000)", positiveInt)
     .option("--fr-inv-timer-ms <n>", "tm fr_inv_timer: wait for a final reply after a provisional (default 120000)", positiveInt)
     .option("--overload-delay-ms <n>", "queueing delay past which new requests are answered 503 with Retry-After", positiveInt, DEFAULT_OVERLOAD_DELAY_MS)
-    .option("--no-overload-shedding", "never answer 503 for overload (requests queue up instead)")
-    .action((script: string | undefined, opts: RunOptions, command: Command) =>
-      run(script, opts, (option) => command.getOptionValueSource(option) === "cli"),
-    );
+    .option("--no-overload-shedding", "never answer 503 for overload (requests queue up instead)");
+  const settingFlags = [
+    ...TCP_LIMIT_FLAGS.map(([, flag, field, help]) => [flag, help, DEFAULT_STREAM_LIMITS[field]] as const),
+    ...PIKE_FLAGS.map(([, flag, field, help]) => [flag, help, DEFAULT_PIKE_SETTINGS[field]] as const),
+  ];
+  for (const [flag, help, fallback] of settingFlags) {
+    runCommand.addOption(new Option(`${flag} <n>`, `${help} (default ${fallback})`).argParser(positiveInt));
+  }
+  runCommand.action((script: string | undefined, opts: RunOptions, command: Command) =>
+    run(script, opts, (option) => command.getOptionValueSource(option) === "cli"),
+  );
 
   program
     .command("api")

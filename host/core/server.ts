@@ -18,7 +18,7 @@ import { parseMessage, statusForParseError, DEFAULT_PARSE_LIMITS, type ParseFail
 import { generateTag } from "../sip/serialize.js";
 import { formatVia } from "../sip/via.js";
 import { renderRecordRoute } from "../proxy/record-route.js";
-import { TransportLayer, type TransportOptions } from "../transport/index.js";
+import { TransportLayer, type PolicyCounters, type StreamConnectionLimits, type TransportOptions } from "../transport/index.js";
 import { formatHostPort, formatListenSocket, parseListenSocket, sameIp, unbracket } from "../transport/listen-socket.js";
 import {
   buildForwardedRequest,
@@ -53,9 +53,8 @@ export interface SipServerOptions {
   readonly aliases?: readonly string[];
   /** Tenant id: log scope and TenantState id (with a TenantRegistry: of the server's own log lines). Default "default". */
   readonly tenantId?: string;
-  /** TCP idle timeout in ms (default 120 000, see host/transport/tcp.ts). */
-  readonly idleTimeoutMs?: number;
-  readonly maxTcpConnections?: number;
+  /** Limits of TCP connections (host/transport/connection-policy.ts); defaults where not given. */
+  readonly streamLimits?: Partial<StreamConnectionLimits>;
   readonly parseLimits?: ParseLimits;
   /** Clock for HostServices.now (tests). */
   readonly now?: () => number;
@@ -122,11 +121,12 @@ export interface RouterHost extends HostServices {
   sendShedReply(msg: SipMessage, rcv: ReceiveInfo, retryAfterS: number, toTag: string): void;
 }
 
-/** What the server needs of a transport; TransportLayer is the real one. */
+/** What the server needs of a transport; TransportLayer is the real one (a recording one has no connection policy). */
 export type ServerTransport = Pick<
   TransportLayer,
   "start" | "stop" | "isStarted" | "send" | "socketFor" | "tcpConnectionRemoteIp" | "tcpConnectionCount"
->;
+> &
+  Partial<Pick<TransportLayer, "tcpCounterLine" | "tcpPolicyCounters">>;
 
 async function defaultResolve(host: string, family: 4 | 6): Promise<string> {
   const r = await lookup(host, { family });
@@ -169,8 +169,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
       listen: options.listen,
       onMessage: (data, rcv) => this.receive(data, rcv),
       parseLimits: this.parseLimits,
-      tcpIdleTimeoutMs: options.idleTimeoutMs,
-      maxTcpConnections: options.maxTcpConnections,
+      streamLimits: options.streamLimits,
     });
     this.router = router(this);
     const overload = options.overload;
@@ -216,6 +215,16 @@ export class SipServer<R extends Router = Router> implements RouterHost {
 
   get tcpConnectionCount(): number {
     return this.transport.tcpConnectionCount;
+  }
+
+  /** What the TCP connection policy refused and closed so far; undefined for a transport without one. */
+  get tcpPolicyCounters(): Readonly<PolicyCounters> | undefined {
+    return this.transport.tcpPolicyCounters;
+  }
+
+  /** The TCP connection policy's counters as one log line (SIGUSR2); undefined for a transport without one. */
+  tcpCounterLine(): string | undefined {
+    return this.transport.tcpCounterLine?.();
   }
 
   now(): number {

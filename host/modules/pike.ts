@@ -10,6 +10,7 @@
 import type { MessageContext } from "../core/context.js";
 import type { KemiModule } from "./types.js";
 import { PIKE_NEWLY_FLOODING, tenantPike } from "./state/pike-store.js";
+import { isIP } from "node:net";
 import { canonicalIp } from "./nathelper.js";
 
 function check(ctx: MessageContext, address: string): number {
@@ -32,10 +33,12 @@ export const pikeModule: KemiModule = {
     pike_check_ip: {
       params: ["str"],
       returns: "int",
-      doc: "Like pike_check_req for the given address: 1 / -1 / -2; -1 also for an invalid address.",
+      doc: "Like pike_check_req for the given IPv4 address: 1 / -1 / -2; -1 with an error for anything else (IPv6 too, as in Kamailio 5.6).",
       run(ctx, ip: string) {
         if (ip.length === 0) return -1;
-        const address = canonicalIp(ip);
+        // Kamailio 5.6 parses the address with str2ip, which reads IPv4 only:
+        // an IPv6 address is "failed to parse" and -1 there, so here too.
+        const address = isIP(ip) === 4 ? canonicalIp(ip) : undefined;
         if (address === undefined) {
           ctx.host.log("err", `pike: failed to parse ip address: ${ip}\n`, ctx);
           return -1;

@@ -31,6 +31,11 @@ export class StreamFramer {
     this.limits = limits;
   }
 
+  /** Bytes of a message begun but not yet complete (the transport's message deadline runs while there are any). */
+  get partialBytes(): number {
+    return this.pending.length;
+  }
+
   /**
    * Feed received bytes; returns the items now complete, in order. After a
    * fatal error every later call returns [] (the caller closes the

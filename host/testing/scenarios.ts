@@ -18,6 +18,8 @@
  *             ...
  *           expect: { replies: [] }
  *         - advance: 60000          # move the clock on (ms)
+ *         - send: { method: OPTIONS, ruri: "sip:127.0.0.1" }
+ *           repeat: 30              # 30 times (fresh Call-ID and branch each), each meeting expect
  *
  * Module state to start from: `options.state` (see LoadScriptOptions.state):
  *
@@ -119,6 +121,8 @@ export type ScenarioStep =
       readonly raw: boolean;
       readonly source?: SourceAddress;
       readonly expect: Expectation;
+      /** Send the message this many times (fresh Call-ID, branch, tags each time); every one must meet `expect`. */
+      readonly repeat: number;
     }
   | { readonly kind: "advance"; readonly ms: number; readonly expect?: Expectation }
   | { readonly kind: "clock"; readonly ms: number };
@@ -144,6 +148,9 @@ export interface ScenarioOutcome {
   readonly failures: readonly string[];
   readonly durationMs: number;
 }
+
+/** Bound on a send step's `repeat` (a scenario is a test, not a load generator). */
+const MAX_REPEAT = 10_000;
 
 /** Options a scenario file may give, passed to loadScript. */
 const SCENARIO_OPTIONS = ["listen", "aliases", "now", "hosts", "source", "vars", "shv", "tenant", "limits", "downstream", "state"] as const;
@@ -371,7 +378,7 @@ class Reader {
   }
 
   step(value: unknown, where: string): ScenarioStep {
-    const o = this.object(value, where, ["send", "expect", "advance", "clock"]);
+    const o = this.object(value, where, ["send", "expect", "advance", "clock", "repeat"]);
     if (o.advance !== undefined) {
       const ms = this.number(o.advance, `${where}.advance`);
       if (ms < 0) this.fail(`${where}.advance`, "must be >= 0");
@@ -380,7 +387,12 @@ class Reader {
     if (o.expect !== undefined && o.send === undefined) this.fail(where, "expect belongs to a send or an advance step");
     if (o.clock !== undefined) return { kind: "clock", ms: this.number(o.clock, `${where}.clock`) };
     if (o.send === undefined) this.fail(where, "needs send (or advance / clock)");
-    return { kind: "send", ...this.message(o.send, `${where}.send`), expect: this.expectation(o.expect, `${where}.expect`) };
+    let repeat = 1;
+    if (o.repeat !== undefined) {
+      repeat = this.number(o.repeat, `${where}.repeat`);
+      if (!Number.isInteger(repeat) || repeat < 1 || repeat > MAX_REPEAT) this.fail(`${where}.repeat`, `must be an integer from 1 to ${MAX_REPEAT}`);
+    }
+    return { kind: "send", ...this.message(o.send, `${where}.send`), expect: this.expectation(o.expect, `${where}.expect`), repeat };
   }
 }
 
@@ -616,17 +628,20 @@ async function runScenario(file: ScenarioFile, scenario: Scenario, opts: RunScen
         harness.clock.set(step.ms);
         continue;
       }
-      sendIndex++;
-      let result: SendResult;
-      try {
-        result = await harness.send(step.message, { raw: step.raw, ...(step.source ? { source: step.source } : {}) });
-      } catch (e) {
-        return finish([`message ${sendIndex}: cannot send: ${e instanceof Error ? e.message : String(e)}`]);
-      }
-      const diff = compareOutcome(step.expect, result);
-      if (diff.length > 0) {
-        const prefix = scenario.steps.filter((s) => s.kind === "send").length > 1 ? `message ${sendIndex}: ` : "";
-        return finish(diff.map((line, i) => (i === 0 || !line.startsWith("  ") ? prefix + line : line)));
+      for (let copy = 0; copy < step.repeat; copy++) {
+        sendIndex++;
+        let result: SendResult;
+        try {
+          result = await harness.send(step.message, { raw: step.raw, ...(step.source ? { source: step.source } : {}) });
+        } catch (e) {
+          return finish([`message ${sendIndex}: cannot send: ${e instanceof Error ? e.message : String(e)}`]);
+        }
+        const diff = compareOutcome(step.expect, result);
+        if (diff.length > 0) {
+          const several = scenario.steps.some((s) => s.kind === "send" && s.repeat > 1) || scenario.steps.filter((s) => s.kind === "send").length > 1;
+          const prefix = several ? `message ${sendIndex}: ` : "";
+          return finish(diff.map((line, i) => (i === 0 || !line.startsWith("  ") ? prefix + line : line)));
+        }
       }
     }
     return finish([]);

@@ -7,11 +7,12 @@ import { isIP } from "node:net";
 import type { ListenSocket, ReceiveInfo, TransportProto } from "../core/context.js";
 import { DEFAULT_PARSE_LIMITS, type ParseLimits } from "../sip/parser.js";
 import { formatListenSocket, isWildcardIp, sameIp } from "./listen-socket.js";
-import { TcpTransport, DEFAULT_MAX_TCP_CONNECTIONS, DEFAULT_TCP_IDLE_TIMEOUT_MS } from "./tcp.js";
+import { TcpTransport } from "./tcp.js";
 import { UdpListener, MAX_UDP_PAYLOAD } from "./udp.js";
+import { ConnectionPolicy, type PolicyCounters, type StreamConnectionLimits } from "./connection-policy.js";
 
 export { parseListenSocket, formatListenSocket, formatHostPort, sameIp, normalizeIp, unbracket, isWildcardIp } from "./listen-socket.js";
-export { DEFAULT_MAX_TCP_CONNECTIONS, DEFAULT_TCP_IDLE_TIMEOUT_MS } from "./tcp.js";
+export { DEFAULT_STREAM_LIMITS, streamLimits, type StreamConnectionLimits, type PolicyCounters } from "./connection-policy.js";
 export { MAX_UDP_PAYLOAD } from "./udp.js";
 
 export interface TransportOptions {
@@ -23,10 +24,8 @@ export interface TransportOptions {
    * stream announcing a larger message is closed. Default DEFAULT_PARSE_LIMITS.
    */
   readonly parseLimits?: ParseLimits;
-  /** Close a TCP connection after this long without traffic. Default 120 000 ms. */
-  readonly tcpIdleTimeoutMs?: number;
-  /** Upper bound on open TCP connections. Default 2048. */
-  readonly maxTcpConnections?: number;
+  /** What a TCP connection may cost (host/transport/connection-policy.ts); DEFAULT_STREAM_LIMITS where not given. */
+  readonly streamLimits?: Partial<StreamConnectionLimits>;
 }
 
 /**
@@ -55,6 +54,7 @@ export function pickSendingSocket(
 export class TransportLayer {
   private readonly udp: UdpListener[];
   private readonly tcp: TcpTransport;
+  private readonly tcpPolicy: ConnectionPolicy;
   private started = false;
 
   constructor(private readonly options: TransportOptions) {
@@ -62,15 +62,8 @@ export class TransportLayer {
     const limits = options.parseLimits ?? DEFAULT_PARSE_LIMITS;
     const maxUdp = Math.min(limits.maxMessageBytes, MAX_UDP_PAYLOAD);
     this.udp = options.listen.filter((s) => s.proto === "udp").map((s) => new UdpListener(s, maxUdp, deliver));
-    this.tcp = new TcpTransport(
-      options.listen.filter((s) => s.proto === "tcp"),
-      {
-        idleTimeoutMs: options.tcpIdleTimeoutMs ?? DEFAULT_TCP_IDLE_TIMEOUT_MS,
-        maxConnections: options.maxTcpConnections ?? DEFAULT_MAX_TCP_CONNECTIONS,
-        limits,
-      },
-      deliver,
-    );
+    this.tcpPolicy = new ConnectionPolicy(options.streamLimits);
+    this.tcp = new TcpTransport(options.listen.filter((s) => s.proto === "tcp"), { policy: this.tcpPolicy, limits }, deliver);
   }
 
   /** Bind every listen socket. Rejects (after closing what was opened) if one cannot be bound. */
@@ -108,6 +101,16 @@ export class TransportLayer {
 
   get tcpConnectionCount(): number {
     return this.tcp.connectionCount;
+  }
+
+  /** What the TCP connection policy refused and closed so far, and why. */
+  get tcpPolicyCounters(): Readonly<PolicyCounters> {
+    return this.tcpPolicy.counters;
+  }
+
+  /** The TCP policy's counters as one log line (SIGUSR2). */
+  tcpCounterLine(): string {
+    return this.tcpPolicy.counterLine("tcp");
   }
 
   /**

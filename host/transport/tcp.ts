@@ -11,13 +11,10 @@
  *   frames messages on a stream). A framing error leaves the stream position
  *   unknown, so the connection is closed.
  * - A CRLFCRLF ping is answered with a single CRLF pong (RFC 5626 §3.5.1).
- * - A connection idle (no byte read or written) for `idleTimeoutMs` is closed.
- *   The default, 120 s, is Kamailio's `tcp_connection_lifetime` default; it
- *   is longer than the 95-120 s keepalive interval RFC 5626 §4.4.1 suggests
- *   for clients, so a client doing keepalives keeps its connection.
- * - At most `maxConnections` connections exist (Kamailio's
- *   `tcp_max_connections` default is 2048); beyond that accepted
- *   connections are closed at once and sends needing a new one fail.
+ * - What a connection may cost (idle and message deadlines, output queue,
+ *   keep-alive rate, inbound / per-address / outbound connection counts) is
+ *   decided by the stream connection policy (connection-policy.ts), which
+ *   every stream transport shares; this file only reports to it.
  */
 import net from "node:net";
 import type { ListenSocket, ReceiveInfo } from "../core/context.js";
@@ -26,13 +23,11 @@ import { StreamFramer } from "../sip/framing.js";
 import type { ParseLimits } from "../sip/parser.js";
 import { formatHostPort, formatListenSocket, isWildcardIp, normalizeIp } from "./listen-socket.js";
 import type { MessageHandler } from "./udp.js";
-
-export const DEFAULT_TCP_IDLE_TIMEOUT_MS = 120_000;
-export const DEFAULT_MAX_TCP_CONNECTIONS = 2048;
+import { ConnectionPolicy, type ConnectionGuard } from "./connection-policy.js";
 
 export interface TcpOptions {
-  readonly idleTimeoutMs: number;
-  readonly maxConnections: number;
+  /** The limits every connection is held to. */
+  readonly policy: ConnectionPolicy;
   /** Message size limit the framer enforces per connection. */
   readonly limits: ParseLimits;
 }
@@ -46,6 +41,7 @@ interface TcpConnection {
   /** The listen socket this connection belongs to (accepted on it, or opened on its behalf). */
   readonly local: ListenSocket;
   readonly outbound: boolean;
+  readonly guard: ConnectionGuard;
 }
 
 let nextConnectionId = 1;
@@ -116,13 +112,19 @@ export class TcpTransport {
     }
     if (!conn) conn = this.connect(ip, port, from);
     if (!conn) return false;
-    conn.socket.write(Buffer.from(data, "latin1"));
+    const bytes = Buffer.from(data, "latin1");
+    if (!conn.guard.admitOutput(bytes.length, "message")) return false;
+    conn.socket.write(bytes);
+    conn.guard.onMessage();
     return true;
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
-    for (const c of this.connections.values()) c.socket.destroy();
+    for (const c of this.connections.values()) {
+      c.socket.destroy();
+      c.guard.release();
+    }
     this.connections.clear();
     this.byAddress.clear();
     await Promise.all(
@@ -132,17 +134,18 @@ export class TcpTransport {
   }
 
   private accept(socket: net.Socket, local: ListenSocket): void {
-    const remote = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`;
-    if (this.stopping || this.connections.size >= this.options.maxConnections) {
-      log("warn", "transport", `tcp ${formatListenSocket(local)}: refused connection from ${remote} (limit ${this.options.maxConnections} connections)`);
+    if (this.stopping || socket.remoteAddress === undefined || socket.remotePort === undefined) {
       socket.destroy();
       return;
     }
-    if (socket.remoteAddress === undefined || socket.remotePort === undefined) {
+    const remoteIp = normalizeIp(socket.remoteAddress);
+    if (!this.options.policy.admitInbound(remoteIp, `tcp ${formatListenSocket(local)}`)) {
+      // An error after the reset is of no interest; without a listener it would be thrown.
+      socket.on("error", () => {});
       socket.destroy();
       return;
     }
-    this.register(socket, normalizeIp(socket.remoteAddress), socket.remotePort, local, false);
+    this.register(socket, remoteIp, socket.remotePort, local, false);
   }
 
   private connect(ip: string, port: number, from?: ListenSocket): TcpConnection | undefined {
@@ -153,10 +156,7 @@ export class TcpTransport {
       log("err", "transport", `tcp: no tcp listen socket for IPv${family} destination ${formatHostPort(ip, port)}`);
       return undefined;
     }
-    if (this.connections.size >= this.options.maxConnections) {
-      log("err", "transport", `tcp: cannot connect to ${formatHostPort(ip, port)}: limit of ${this.options.maxConnections} connections reached`);
-      return undefined;
-    }
+    if (!this.options.policy.admitOutbound(`tcp:${formatHostPort(ip, port)}`)) return undefined;
     // Bind the outgoing side to the listen address so the peer sees the
     // address our Via names (the port stays ephemeral; replies come back on
     // this connection, RFC 3261 §18.2.2).
@@ -170,28 +170,36 @@ export class TcpTransport {
   }
 
   private register(socket: net.Socket, remoteIp: string, remotePort: number, local: ListenSocket, outbound: boolean): TcpConnection {
+    const id = nextConnectionId++;
+    const description = `tcp connection ${id} ${outbound ? "to" : "from"} ${formatHostPort(remoteIp, remotePort)}`;
+    const guard = this.options.policy.guard(
+      {
+        describe: () => description,
+        queuedOutputBytes: () => socket.writableLength,
+        destroy: () => socket.destroy(),
+      },
+      outbound ? "outbound" : "inbound",
+      remoteIp,
+    );
     const conn: TcpConnection = {
-      id: nextConnectionId++,
+      id,
       socket,
       framer: new StreamFramer(this.options.limits),
       remoteIp,
       remotePort,
       local,
       outbound,
+      guard,
     };
     const key = addressKey(remoteIp, remotePort);
     this.connections.set(conn.id, conn);
     this.byAddress.set(key, conn);
     socket.setNoDelay(true);
-    socket.setTimeout(this.options.idleTimeoutMs);
-    socket.on("timeout", () => {
-      log("dbg", "transport", `tcp connection ${conn.id} to ${formatHostPort(remoteIp, remotePort)} idle for ${this.options.idleTimeoutMs} ms; closing`);
-      socket.destroy();
-    });
     if (!outbound) {
-      socket.on("error", (err) => log("dbg", "transport", `tcp connection ${conn.id} from ${formatHostPort(remoteIp, remotePort)}: ${err.message}`));
+      socket.on("error", (err) => log("dbg", "transport", `${description}: ${err.message}`));
     }
     socket.on("close", () => {
+      guard.release();
       this.connections.delete(conn.id);
       if (this.byAddress.get(key) === conn) this.byAddress.delete(key);
     });
@@ -208,18 +216,22 @@ export class TcpTransport {
       conn.socket.destroy();
       return;
     }
+    let completedMessage = false;
     for (const item of items) {
       if (conn.socket.destroyed) return;
       switch (item.kind) {
         case "keepalive":
-          // RFC 5626 §3.5.1: answer a CRLFCRLF ping with a CRLF pong.
-          conn.socket.write("\r\n");
+          // RFC 5626 §3.5.1: answer a CRLFCRLF ping with a CRLF pong, as
+          // often as the policy allows (a ping flood closes the connection).
+          if (conn.guard.onKeepalive() && conn.guard.admitOutput(2, "keep-alive pong")) conn.socket.write("\r\n");
           break;
         case "error":
           log("warn", "transport", `tcp connection ${conn.id} from ${formatHostPort(conn.remoteIp, conn.remotePort)}: ${item.error}; closing`);
           conn.socket.destroy();
           return;
         case "message": {
+          completedMessage = true;
+          conn.guard.onMessage();
           const rcv: ReceiveInfo = {
             proto: "tcp",
             srcIp: conn.remoteIp,
@@ -237,6 +249,7 @@ export class TcpTransport {
         }
       }
     }
+    if (!conn.socket.destroyed) conn.guard.onFramed(conn.framer.partialBytes, completedMessage);
   }
 }
 

@@ -74,7 +74,37 @@ describe("ksr run", () => {
     const level = ksrSync(["run", scriptPath("reply-ok.js"), "--log-level", "loud"]);
     expect(level.status).not.toBe(0);
     expect(level.stderr).toContain("--log-level");
+    const cap = ksrSync(["run", scriptPath("reply-ok.js"), "--tcp-max-output-bytes", "0"]);
+    expect(cap.status).not.toBe(0);
+    expect(cap.stderr).toContain("--tcp-max-output-bytes");
+    const density = ksrSync(["run", scriptPath("reply-ok.js"), "--pike-reqs-density-per-unit", "-3"]);
+    expect(density.status).not.toBe(0);
+    expect(density.stderr).toContain("--pike-reqs-density-per-unit");
+    const workers = ksrSync(["run", "--tenants", "tenants.yaml", "--pike-remove-latency", "10"]);
+    expect(workers.status).toBe(2);
+    expect(workers.stderr).toContain("--pike-remove-latency applies to a single script or to --isolation in-process");
   });
+
+  it("passes the TCP connection limits to the server process: a second connection from one address is refused, and SIGUSR2 counts it", async () => {
+    const ksr = await startKsr([scriptPath("reply-ok.js"), "--listen", "udp:127.0.0.1:0", "--listen", "tcp:127.0.0.1:0", "--tcp-max-inbound-per-ip", "1"]);
+    const first = await TcpPeer.connect(ksr.tcpPort);
+    const second = await TcpPeer.connect(ksr.tcpPort);
+    try {
+      await second.waitClosed(5000);
+      await first.write(buildRequest({ transport: "TCP", viaPort: 5999 }));
+      expect(statusOf(await first.next(5000))).toBe(200);
+    } finally {
+      first.close();
+      second.close();
+    }
+    ksr.child.kill("SIGUSR2");
+    const line = /INFO \[counters\] tcp: inbound=\d+ outbound=0 refused-inbound=0 refused-per-ip=1 /;
+    for (let i = 0; i < 100 && !line.test(ksr.stderr()); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(ksr.stderr()).toMatch(line);
+    expect(ksr.stderr()).toContain("(limit 1 connections per address)");
+    ksr.child.kill("SIGTERM");
+    expect(await exitOf(ksr.child)).toEqual({ code: 0, signal: null });
+  }, 30_000);
 
   it("answers OPTIONS over UDP and TCP, logs the script's counters on SIGUSR2 and stops cleanly on SIGTERM", async () => {
     const ksr = await startKsr([scriptPath("reply-ok.js"), "--listen", "udp:127.0.0.1:0", "--listen", "tcp:127.0.0.1:0", "--alias", "proxy.example.test"]);

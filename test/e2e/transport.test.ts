@@ -186,7 +186,7 @@ describe("TCP", () => {
   });
 
   it("closes idle connections after the idle timeout", async () => {
-    const srv = await serve(replyOk, { idleTimeoutMs: 150 });
+    const srv = await serve(replyOk, { streamLimits: { idleTimeoutMs: 150 } });
     const client = await tcpPeer(srv.tcpPort);
     const started = Date.now();
     await client.waitClosed(2000);
@@ -196,7 +196,7 @@ describe("TCP", () => {
   });
 
   it("refuses connections beyond the limit", async () => {
-    const srv = await serve(replyOk, { maxTcpConnections: 1 });
+    const srv = await serve(replyOk, { streamLimits: { maxInboundConnections: 1 } });
     const first = await tcpPeer(srv.tcpPort);
     const second = await tcpPeer(srv.tcpPort);
     await second.waitClosed();

@@ -19,8 +19,8 @@ const scratch = mkdtempSync(path.join(tmpdir(), "ksr-test-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 describe("ksr test on the example scenario files", { timeout: 60_000 }, () => {
-  it("covers both examples", () => {
-    expect(exampleScenarioFiles).toEqual(["examples/basic-proxy.test.yaml", "examples/typescript-proxy.test.yaml"]);
+  it("covers every example", () => {
+    expect(exampleScenarioFiles).toEqual(["examples/anti-flood.test.yaml", "examples/basic-proxy.test.yaml", "examples/typescript-proxy.test.yaml"]);
   });
 
   it("passes every scenario, one line each, and exits 0", async () => {
@@ -98,6 +98,21 @@ describe("ksr test reporting failures", { timeout: 60_000 }, () => {
 describe("scenario files", () => {
   const parse = (text: string) => parseScenarioFile(text, "/dir/s.test.yaml");
 
+  it("reads a send step's repeat, and refuses one that is not a count from 1 to 10 000", () => {
+    const file = parse(`
+script: proxy.js
+scenarios:
+  - name: many
+    steps:
+      - send: { method: OPTIONS }
+        repeat: 40
+`);
+    expect(file.scenarios[0]!.steps[0]).toMatchObject({ kind: "send", repeat: 40 });
+    for (const bad of ["0", "1.5", "10001", "lots"]) {
+      expect(() => parse(`script: p.js\nscenarios:\n  - name: x\n    steps:\n      - send: { method: OPTIONS }\n        repeat: ${bad}\n`)).toThrow(/steps\[0\]\.repeat/);
+    }
+  });
+
   it("resolves the script next to the file and reads messages, steps and expectations", () => {
     const file = parse(`
 script: proxy.js
@@ -120,7 +135,7 @@ scenarios:
       source: { proto: "tcp", ip: "192.0.2.1", port: 5070 },
     });
     expect(file.scenarios[0]!.steps).toEqual([
-      { kind: "send", message: { method: "INVITE", ruri: "sip:a@b" }, raw: false, source: { proto: "udp" }, expect: { reply: { status: 404 }, flags: [3, 1] } },
+      { kind: "send", message: { method: "INVITE", ruri: "sip:a@b" }, raw: false, source: { proto: "udp" }, expect: { reply: { status: 404 }, flags: [3, 1] }, repeat: 1 },
     ]);
     expect(file.scenarios[1]!.steps.map((s) => s.kind)).toEqual(["send", "advance", "clock"]);
   });

@@ -1,31 +1,36 @@
 /**
  * Request-rate state behind KSR.pike (Kamailio's pike module), one
- * namespace per tenant.
+ * namespace per tenant, kept as Kamailio keeps it (its ip_tree.c and
+ * pike_funcs.c):
  *
- * Kamailio's algorithm, as its documentation and source describe it: time
- * is cut into windows of `sampling_time_unit` seconds. Each source address
- * counts its requests in the current window and remembers the count of the
- * previous one. An address is "hot" when the previous count, the current
- * count, or their mean reaches `reqs_density_per_unit`; the request that
- * makes it hot marks it as flooding (pike_check_req → -2), later requests
- * while it is marked get -1. At each window change an address that is no
- * longer hot is unmarked. An address not seen for `remove_latency` seconds
- * is forgotten.
- *
- * Difference from Kamailio: Kamailio keeps the addresses in a tree of
- * address prefixes (one byte per level) and only starts counting a full
- * address once its prefix nodes have become warm (a quarter of the
- * density), which saves memory under scans of many addresses but lets the
- * first few requests of a new address go uncounted. Here every address is
- * counted from its first request, with the same windows and thresholds, so
- * a flood is detected a few requests earlier. Window changes are computed
- * lazily from the clock instead of by a timer; windows are aligned to
- * multiples of the unit on the host clock.
- *
- * Memory: at most `maxAddressesPerTenant` addresses per tenant. When full,
- * forgotten addresses are swept, and if still full the least recently seen
- * address makes room (it would be the first to expire anyway).
+ * - Addresses live in a tree of their bytes: one level per byte, 4 for
+ *   IPv4 and 16 for IPv6 (the full address: Kamailio does not fold an IPv6
+ *   /64 or any other prefix into one source, so neither does this; a source
+ *   rotating addresses is as many sources as addresses, see README).
+ * - A request counts on the deepest node of its address already in the
+ *   tree. While that is a prefix, it counts as a prefix hit; once a prefix
+ *   has a quarter of `reqs_density_per_unit` hits in a window ("hot") a
+ *   child for the next byte is grown, inheriting the prefix's hits less
+ *   one. Only a node of the full address counts leaf hits, and only leaf
+ *   hits flag flooding: an address whose previous or current window, or
+ *   their mean, reaches the density is marked (-2 for the request that
+ *   marks it, -1 after). A new source thus needs a few requests before its
+ *   own count starts (with the defaults its 10th request for IPv4, its
+ *   22nd for IPv6): the tree spends memory only on busy prefixes.
+ * - Time is cut into windows of `sampling_time_unit` seconds aligned on the
+ *   clock; at each window change current counts become previous ones and a
+ *   marked address no longer hot is unmarked (Kamailio's swap timer; here
+ *   applied to a node when it is next touched).
+ * - Expiry: a node at the end of a branch, or of a full address, is
+ *   forgotten `remove_latency` seconds after the last request that refreshed
+ *   it (a prefix that has not yet had a quarter of the density in its
+ *   current window is not refreshed, so lone scans expire); a prefix whose
+ *   last child is forgotten starts its own latency then.
+ * - Memory: at most `maxNodesPerTenant` nodes per tenant (Kamailio is bound
+ *   only by its shared memory). When full, the node closest to expiring is
+ *   forgotten first.
  */
+import { isIP } from "node:net";
 import { TenantScoped } from "./tenant-scope.js";
 
 export interface PikeSettings {
@@ -35,26 +40,21 @@ export interface PikeSettings {
   readonly reqsDensityPerUnit: number;
   /** Kamailio's remove_latency: seconds after its last request an address is forgotten (default 120). */
   readonly removeLatencySec: number;
-  /** Bound on addresses tracked per tenant (default 100 000). */
-  readonly maxAddressesPerTenant: number;
+  /**
+   * Bound on tree nodes per tenant (default 100 000: at most 16 per IPv6
+   * address, 4 per IPv4 one; about 300 bytes of heap each, 30 MB at the bound).
+   */
+  readonly maxNodesPerTenant: number;
 }
 
 export const DEFAULT_PIKE_SETTINGS: PikeSettings = {
   samplingTimeUnitSec: 2,
   reqsDensityPerUnit: 30,
   removeLatencySec: 120,
-  maxAddressesPerTenant: 100_000,
+  maxNodesPerTenant: 100_000,
 };
 
 let globalSettings: PikeSettings = DEFAULT_PIKE_SETTINGS;
-
-/**
- * Workers of a pool (`ksr run --workers N`) each count the requests their
- * Call-IDs bring them: a flood from one address spreads over the N workers,
- * each seeing about 1/N of it, so each marks the address at
- * ceil(reqs_density_per_unit / N). Exact in expectation; below ~10 per
- * window and worker the split is noisy.
- */
 let densityDivisor = 1;
 
 /** Divide every tenant's reqs_density_per_unit among `workers` processes (1: as configured). */
@@ -103,105 +103,261 @@ export const PIKE_OK = 1;
 export const PIKE_FLOODING = -1;
 export const PIKE_NEWLY_FLOODING = -2;
 
-interface AddressCounters {
-  /** Window number (clock ms / unit) that `current` counts. */
+/** Counts saturate below Kamailio's unsigned short maximum, as its do. */
+const MAX_HITS = 65_534;
+
+interface PikeNode {
+  readonly byte: number;
+  readonly parent: PikeNode | undefined;
+  /** Children, one per next byte seen (a short list: an array costs a fraction of a Map per node). */
+  kids: PikeNode[] | undefined;
+  /** Window number (clock ms / unit) the `cur` counts belong to. */
   window: number;
-  previous: number;
-  current: number;
-  flooding: boolean;
-  lastSeen: number;
+  prefixPrev: number;
+  prefixCur: number;
+  leafPrev: number;
+  leafCur: number;
+  /** A full address has ended here (Kamailio's NODE_IPLEAF_FLAG). */
+  ipLeaf: boolean;
+  /** Marked as flooding (Kamailio's NODE_ISRED_FLAG). */
+  red: boolean;
+  /** When it is forgotten (ms); meaningful while it is in the expiry list. */
+  expires: number;
 }
 
 export class TenantPike {
-  /** Map order is least recently seen first: an address is re-inserted on each request. */
-  private readonly addresses = new Map<string, AddressCounters>();
+  /** Tree roots by first byte. */
+  private readonly roots = new Map<number, PikeNode>();
+  /**
+   * The nodes that expire (ends of branches and full addresses), soonest
+   * first: every (re)arming sets now + remove_latency and re-inserts, so
+   * insertion order is expiry order.
+   */
+  private readonly expiry = new Map<PikeNode, true>();
+  private nodes = 0;
 
   constructor(readonly tenantId: string) {}
 
+  /** Nodes in the tree. */
   get size(): number {
-    return this.addresses.size;
+    return this.nodes;
   }
 
-  /** Count one request from `address` at `now` (ms) and classify it. */
+  /**
+   * Count one request from `address` (an IP literal in canonical form,
+   * IPv4 dotted) at `now` (ms) and classify it: PIKE_OK, PIKE_FLOODING or
+   * PIKE_NEWLY_FLOODING. An address that is not an IP literal counts as
+   * not flooding (Kamailio: 1 when the tree cannot take it).
+   */
   check(address: string, now: number): number {
+    const bytes = ipAddressBytes(address);
+    if (bytes === undefined) return PIKE_OK;
     const s = pikeSettingsFor(this.tenantId);
-    const unitMs = s.samplingTimeUnitSec * 1000;
-    const window = Math.floor(now / unitMs);
-    let a = this.addresses.get(address);
-    if (a !== undefined && now - a.lastSeen >= s.removeLatencySec * 1000) {
-      this.addresses.delete(address);
-      a = undefined;
+    this.sweep(now);
+    const window = Math.floor(now / (s.samplingTimeUnitSec * 1000));
+    const latencyMs = s.removeLatencySec * 1000;
+    const quarter = effectiveDensity(s) >> 2;
+
+    // The deepest node of the address already in the tree.
+    const root = this.roots.get(bytes[0]!);
+    if (root === undefined) {
+      if (!this.makeRoom(s)) return PIKE_OK;
+      const created = this.newNode(bytes[0]!, undefined, window);
+      this.roots.set(created.byte, created);
+      created.prefixCur = 1;
+      this.arm(created, now, latencyMs);
+      return PIKE_OK;
     }
-    if (a === undefined) {
-      this.makeRoom(now, s);
-      a = { window, previous: 0, current: 0, flooding: false, lastSeen: now };
-    } else {
-      this.addresses.delete(address);
-      this.rollWindows(a, window, effectiveDensity(s));
+    let node: PikeNode = root;
+    let depth = 1;
+    for (; depth < bytes.length; depth++) {
+      const kid: PikeNode | undefined = kidOf(node, bytes[depth]!);
+      if (kid === undefined) break;
+      node = kid;
     }
-    this.addresses.set(address, a);
-    a.lastSeen = now;
-    a.current++;
-    if (a.flooding) return PIKE_FLOODING;
-    if (isHot(a, effectiveDensity(s))) {
-      a.flooding = true;
-      return PIKE_NEWLY_FLOODING;
+    roll(node, window, effectiveDensity(s));
+
+    if (depth === bytes.length) {
+      // The full address: leaf hits decide (Kamailio's is_hot_leaf).
+      node.ipLeaf = true;
+      if (node.leafCur < MAX_HITS) node.leafCur++;
+      this.arm(node, now, latencyMs);
+      if (node.red) return PIKE_FLOODING;
+      if (isHot(node.leafPrev, node.leafCur, effectiveDensity(s))) {
+        node.red = true;
+        return PIKE_NEWLY_FLOODING;
+      }
+      return PIKE_OK;
     }
+
+    // A prefix of it: a prefix hit; a hot prefix grows the next byte.
+    if (node.prefixCur < MAX_HITS) node.prefixCur++;
+    if (isHot(node.prefixPrev, node.prefixCur, effectiveDensity(s), true)) {
+      if (!this.makeRoom(s, node)) return PIKE_OK;
+      const kid = this.newNode(bytes[depth]!, node, window);
+      kid.prefixCur = Math.max(0, node.prefixCur - 1);
+      (node.kids ??= []).push(kid);
+      this.arm(kid, now, latencyMs);
+      // A prefix with kids expires only when its last kid has (unless a full address ends there).
+      if (!node.ipLeaf && node.kids.length === 1) this.expiry.delete(node);
+      return PIKE_OK;
+    }
+    // A prefix at the end of a branch is refreshed only once warm, so lone scans expire.
+    if (node.kids === undefined && node.prefixCur >= quarter) this.arm(node, now, latencyMs);
     return PIKE_OK;
   }
 
   /** Whether the address is currently marked as flooding (for tests and diagnostics). */
   isFlooding(address: string, now: number): boolean {
-    const a = this.addresses.get(address);
-    if (a === undefined) return false;
+    const bytes = ipAddressBytes(address);
+    if (bytes === undefined) return false;
+    this.sweep(now);
+    let node = this.roots.get(bytes[0]!);
+    for (let depth = 1; node !== undefined && depth < bytes.length; depth++) node = kidOf(node, bytes[depth]!);
+    if (node === undefined || !node.ipLeaf) return false;
     const s = pikeSettingsFor(this.tenantId);
-    if (now - a.lastSeen >= s.removeLatencySec * 1000) return false;
-    this.rollWindows(a, Math.floor(now / (s.samplingTimeUnitSec * 1000)), effectiveDensity(s));
-    return a.flooding;
+    roll(node, Math.floor(now / (s.samplingTimeUnitSec * 1000)), effectiveDensity(s));
+    return node.red;
   }
 
-  /** Forget the addresses not seen for remove_latency. */
+  /** Forget the nodes whose latency has run out (cost: those nodes, plus one look). */
   sweep(now: number): void {
-    const latencyMs = pikeSettingsFor(this.tenantId).removeLatencySec * 1000;
-    // Least recently seen first: stop at the first address still fresh.
-    for (const [address, a] of this.addresses) {
-      if (now - a.lastSeen < latencyMs) break;
-      this.addresses.delete(address);
+    for (const node of this.expiry.keys()) {
+      if (node.expires > now) break;
+      this.expire(node, now);
+    }
+  }
+
+  private newNode(byte: number, parent: PikeNode | undefined, window: number): PikeNode {
+    this.nodes++;
+    return { byte, parent, kids: undefined, window, prefixPrev: 0, prefixCur: 0, leafPrev: 0, leafCur: 0, ipLeaf: false, red: false, expires: 0 };
+  }
+
+  private arm(node: PikeNode, now: number, latencyMs: number): void {
+    node.expires = now + latencyMs;
+    this.expiry.delete(node);
+    this.expiry.set(node, true);
+  }
+
+  /**
+   * Kamailio's clean routine for one expired node: a full address that is
+   * also a prefix of longer ones (an IPv4 address inside IPv6 ones) stops
+   * being an address; a node without kids goes, and a parent left without
+   * kids starts its own latency.
+   */
+  private expire(node: PikeNode, now: number): void {
+    this.expiry.delete(node);
+    if (node.kids !== undefined && node.kids.length > 0) {
+      node.ipLeaf = false;
+      node.red = false;
+      node.leafCur = 0;
+      return;
+    }
+    this.nodes--;
+    const parent = node.parent;
+    if (parent === undefined) {
+      this.roots.delete(node.byte);
+      return;
+    }
+    const siblings = parent.kids!;
+    siblings.splice(siblings.indexOf(node), 1);
+    if (siblings.length === 0) {
+      parent.kids = undefined;
+      if (!parent.ipLeaf) this.arm(parent, now, pikeSettingsFor(this.tenantId).removeLatencySec * 1000);
     }
   }
 
   /**
-   * Apply the window changes since the address was last seen. Each change
-   * shifts current into previous and unmarks the address if it is no
-   * longer hot (Kamailio's swap timer).
+   * Room for one more node: forget the nodes closest to expiring until
+   * there is. `keep` (the prefix about to grow) is not forgotten. False
+   * when no room can be made.
    */
-  private rollWindows(a: AddressCounters, window: number, density: number): void {
-    if (window <= a.window) return;
-    if (window === a.window + 1) {
-      a.previous = a.current;
-    } else {
-      // Two or more changes: the windows in between were empty.
-      a.previous = 0;
+  private makeRoom(s: PikeSettings, keep?: PikeNode): boolean {
+    while (this.nodes >= s.maxNodesPerTenant) {
+      let victim: PikeNode | undefined;
+      for (const node of this.expiry.keys()) {
+        if (node !== keep) {
+          victim = node;
+          break;
+        }
+      }
+      if (victim === undefined) return false;
+      const before = this.nodes;
+      // Its latency ends now: its parent (if left without kids) starts one.
+      this.expire(victim, victim.expires);
+      if (this.nodes === before && !this.expiry.has(victim)) continue;
     }
-    a.current = 0;
-    a.window = window;
-    if (a.flooding && !isHot(a, density)) a.flooding = false;
-  }
-
-  private makeRoom(now: number, s: PikeSettings): void {
-    if (this.addresses.size < s.maxAddressesPerTenant) return;
-    this.sweep(now);
-    while (this.addresses.size >= s.maxAddressesPerTenant) {
-      const oldest = this.addresses.keys().next();
-      if (oldest.done === true) break;
-      this.addresses.delete(oldest.value);
-    }
+    return true;
   }
 }
 
-/** Kamailio's hot-leaf test: previous, current or their mean reaches the density. */
-function isHot(a: AddressCounters, density: number): boolean {
-  return a.previous >= density || a.current >= density || (a.previous + a.current) >> 1 >= density;
+function kidOf(node: PikeNode, byte: number): PikeNode | undefined {
+  const kids = node.kids;
+  if (kids === undefined) return undefined;
+  for (let i = 0; i < kids.length; i++) if (kids[i]!.byte === byte) return kids[i];
+  return undefined;
+}
+
+/**
+ * Apply the window changes since the node was last touched (Kamailio's
+ * swap timer): one change shifts current into previous, two or more leave
+ * both empty (the windows between were); a marked address that is no
+ * longer hot is unmarked.
+ */
+function roll(node: PikeNode, window: number, density: number): void {
+  if (window <= node.window) return;
+  if (window === node.window + 1) {
+    node.prefixPrev = node.prefixCur;
+    node.leafPrev = node.leafCur;
+  } else {
+    node.prefixPrev = 0;
+    node.leafPrev = 0;
+  }
+  node.prefixCur = 0;
+  node.leafCur = 0;
+  node.window = window;
+  if (node.red && !isHot(node.leafPrev, node.leafCur, density)) node.red = false;
+}
+
+/**
+ * Kamailio's hot test: the previous or current window, or their mean,
+ * reaches the density (a quarter of it for a prefix).
+ */
+function isHot(prev: number, cur: number, density: number, prefix = false): boolean {
+  const limit = prefix ? density >> 2 : density;
+  return prev >= limit || cur >= limit || (prev + cur) >> 1 >= limit;
+}
+
+/** The bytes of an IP literal: 4 for IPv4, 16 for IPv6; undefined for anything else. */
+export function ipAddressBytes(address: string): Uint8Array | undefined {
+  const family = isIP(address);
+  if (family === 4) return Uint8Array.from(address.split(".").map(Number));
+  if (family !== 6) return undefined;
+  let text = address;
+  const bytes = new Uint8Array(16);
+  // An embedded IPv4 tail (::ffff:192.0.2.1) is the last four bytes.
+  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  let groupsEnd = 16;
+  if (dotted !== null) {
+    bytes.set(dotted[1]!.split(".").map(Number), 12);
+    text = text.slice(0, -dotted[1]!.length);
+    if (text.endsWith(":") && !text.endsWith("::")) text = text.slice(0, -1);
+    groupsEnd = 12;
+  }
+  const [head, tail] = text.includes("::") ? text.split("::") : [text, undefined];
+  const groups = (part: string | undefined) => (part === undefined || part === "" ? [] : part.split(":").map((g) => parseInt(g, 16)));
+  const front = groups(head);
+  const back = groups(tail);
+  front.forEach((g, i) => {
+    bytes[2 * i] = g >> 8;
+    bytes[2 * i + 1] = g & 255;
+  });
+  const backStart = groupsEnd - 2 * back.length;
+  back.forEach((g, i) => {
+    bytes[backStart + 2 * i] = g >> 8;
+    bytes[backStart + 2 * i + 1] = g & 255;
+  });
+  return bytes;
 }
 
 const stores = new TenantScoped((tenantId) => new TenantPike(tenantId));
