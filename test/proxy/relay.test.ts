@@ -282,6 +282,34 @@ describe("after the wait time (Kamailio wt_timer): a finished transaction keeps 
     expect(bed.statelessForwards.map((f) => f.msg.method)).toEqual(["ACK"]);
   });
 
+  test("a finished transaction is compacted: a record answers for it until timer L (e2e ACK, CANCEL 200, retransmission), then nothing is left", () => {
+    const relay = recordingRelay();
+    const bed = new ProxyTestBed(relay.routes);
+    const text = request({ branch: "z9hG4bKcompact" });
+    bed.receiveRequest(text);
+    const invite = bed.take()[1]!.msg;
+    bed.receiveResponse(responseTo(invite, 200, "OK"));
+    bed.take();
+    expect(bed.proxy.table.compactedCount).toBe(0);
+    bed.clock.advance(5_000);
+    // The INVITE server transaction (Accepted, timer L) is now a record; the branch's client (Accepted) was ended.
+    expect([bed.proxy.table.compactedCount, bed.proxy.table.size]).toEqual([1, 1]);
+    bed.receiveRequest(text);
+    expect(relay.relays).toEqual([1, 0]);
+    bed.receiveRequest(cancelFor(text));
+    expect(bed.take().map((s) => (s.msg.kind === "request" ? s.msg.method : s.msg.status))).toEqual([200]);
+    bed.receiveRequest(request({ method: "ACK", toTag: "uas-tag", branch: "z9hG4bKack3" }));
+    expect(relay.ackChecks).toEqual([1]);
+    // Timer L = 64*T1 from the 2xx: the record and the end-to-end ACK's entry go.
+    bed.clock.advance(27_000);
+    bed.receiveRequest(request({ method: "ACK", toTag: "uas-tag", branch: "z9hG4bKack4" }));
+    expect(relay.ackChecks).toEqual([1, -1]);
+    // What is left is the CANCEL's own transaction (answered at 5 s, compacted at 10 s), until its timer J.
+    expect([bed.proxy.table.compactedCount, bed.proxy.table.size]).toEqual([1, 1]);
+    bed.clock.advance(5_000);
+    expect(bed.proxy.table.size).toBe(0);
+  });
+
   test("a non-2xx final: the UAS's retransmitted 486 is ACKed again by the finished client transaction and not relayed twice", () => {
     const bed = new ProxyTestBed(relayRoutes);
     bed.receiveRequest(request());
