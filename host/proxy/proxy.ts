@@ -996,7 +996,10 @@ export class StatefulProxy {
   private onSuccess(tx: ProxyTransaction, branch: ProxyBranch, reply: SipMessage, edits: MessageEdits | undefined): void {
     const status = reply.status;
     this.stopFrTimer(branch);
-    if (!branch.completed) branch.final = { status, reason: reply.reason, reply, edits };
+    // The 2xx itself is not kept: once it is relayed no route of the
+    // transaction can read it (failure routes only follow branches that all
+    // failed), and the wait time would hold its parsed form for 5 s.
+    if (!branch.completed) branch.final = { status, reason: ownCopy(reply.reason), reply: undefined, edits: undefined };
     const text = relayedResponseText(reply, edits, tx.upstream.dest.proto === "tcp");
     if (tx.server.respond(status, text)) {
       tx.uasStatus = status;
