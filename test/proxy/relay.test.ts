@@ -310,6 +310,29 @@ describe("after the wait time (Kamailio wt_timer): a finished transaction keeps 
     expect(bed.proxy.table.size).toBe(0);
   });
 
+  test("the script sees a retransmission's transaction until the wait time ends; after it, the record absorbs it without showing a transaction", () => {
+    const seen: string[] = [];
+    const bed = new ProxyTestBed({
+      ksr_request_route(ctx) {
+        const KSR = ksr(ctx);
+        seen.push(`${KSR.tm.t_get_status_code()}/${KSR.pv.get("$T_reply_code")}/${KSR.tm.t_check_trans()}`);
+        if (seen.length === 1) KSR.tm.t_relay();
+      },
+    });
+    const text = request({ method: "OPTIONS", branch: "z9hG4bKseen" });
+    bed.receiveRequest(text);
+    const options = bed.take()[0]!.msg;
+    bed.receiveResponse(responseTo(options, 200, "OK"));
+    expect(bed.take().map((s) => s.msg.status)).toEqual([200]);
+    bed.clock.advance(4_999);
+    bed.receiveRequest(text);
+    bed.clock.advance(1);
+    bed.receiveRequest(text);
+    expect(seen).toEqual(["-1/0/-1", "200/200/0", "-1/0/0"]);
+    // Both retransmissions got the 200 again (§17.2.2), the second from the record.
+    expect(bed.take().map((s) => s.msg.status)).toEqual([200, 200]);
+  });
+
   test("a non-2xx final: the UAS's retransmitted 486 is ACKed again by the finished client transaction and not relayed twice", () => {
     const bed = new ProxyTestBed(relayRoutes);
     bed.receiveRequest(request());
