@@ -22,8 +22,8 @@
  * Compaction: once the TU no longer needs a settled transaction (the proxy,
  * after its wait time), {@link TransactionTable.compact} puts a small
  * record in its place (settled.ts: the method, final status, deadline, the
- * one message it may resend and how to send it, ~0.2-0.6 KB with its
- * keys) that absorbs retransmissions exactly as the machine would until the
+ * one message it may resend and how to send it: 0.7 KB on average with
+ * what only it holds, measured in a relay at 600 calls/s) that absorbs retransmissions exactly as the machine would until the
  * deadline of its wait timer. The records of a table share one timer (a
  * deadline heap) instead of one each.
  */
