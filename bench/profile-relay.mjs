@@ -134,7 +134,8 @@ if (stderr.trim()) console.log("server stderr (first 2000 chars):\n" + stderr.sl
 const gcText = fs.readFileSync(path.join(opts.out, "gc.log"), "utf8");
 const pauses = { Scavenge: [], "Mark-Compact": [], "Minor Mark-Compact": [] };
 for (const line of gcText.split("\n")) {
-  const m = /ms: (Scavenge|Mark-Compact|Minor Mark-Compact)[^,]*, ([\d.]+) \/ ([\d.]+) ms/.exec(line);
+  // Node 24 writes "…MB, pooled: 42 MB, 42.56 / 0.00 ms"; older versions have no "pooled" field.
+  const m = /ms: (Scavenge|Mark-Compact|Minor Mark-Compact)[^,]*,(?: pooled: [\d.]+ MB,)? ([\d.]+) \/ ([\d.]+) ms/.exec(line);
   if (m) pauses[m[1]].push(Number(m[2]));
 }
 for (const [kind, list] of Object.entries(pauses)) {
@@ -142,6 +143,17 @@ for (const [kind, list] of Object.entries(pauses)) {
   list.sort((a, b) => a - b);
   const sum = list.reduce((a, b) => a + b, 0);
   console.log(`GC ${kind}: ${list.length} pauses, total ${sum.toFixed(0)} ms, max ${list.at(-1).toFixed(1)} ms, p99 ${list[Math.floor(list.length * 0.99)].toFixed(1)} ms`);
+}
+// Live set after each full collection and the heap it had grown to, leaving out the ones the heap snapshot forces.
+const fulls = [];
+for (const line of gcText.split("\n")) {
+  const m = /ms: Mark-Compact(?: \(reduce\))? ([\d.]+) \([\d.]+\) -> ([\d.]+) \(/.exec(line);
+  if (m && !/heap profiler/.test(line)) fulls.push({ before: Number(m[1]), after: Number(m[2]) });
+}
+if (fulls.length > 0) {
+  const after = fulls.map((f) => f.after);
+  const before = fulls.map((f) => f.before);
+  console.log(`full collections: ${fulls.length}, live set after them ${Math.min(...after).toFixed(0)}-${Math.max(...after).toFixed(0)} MB, heap before them ${Math.min(...before).toFixed(0)}-${Math.max(...before).toFixed(0)} MB`);
 }
 const heapLines = gcText.split("\n").filter((l) => /Mark-Compact/.test(l)).slice(-3);
 if (heapLines.length) console.log("last Mark-Compacts:\n" + heapLines.join("\n"));

@@ -76,7 +76,7 @@ export function saveRequest(ctx: MessageContext): SavedRequest {
 export interface BranchFinal {
   readonly status: number;
   readonly reason: string;
-  /** The response as received; undefined for a locally generated outcome. */
+  /** The response as received; undefined for a locally generated outcome, and for a 2xx (relayed at once, never read again). */
   readonly reply: SipMessage | undefined;
   /** Edits the reply routes made to it (applied when it is relayed). */
   readonly edits: MessageEdits | undefined;
@@ -117,7 +117,8 @@ export class ProxyBranch {
 
   /** Whether any response (provisional or final, not one stood in for) was received. */
   get replied(): boolean {
-    return this.provisional > 0 || (this.final !== undefined && this.final.reply !== undefined);
+    // A 2xx final is always a received one (none is stood in for) and is not kept (see StatefulProxy.onSuccess).
+    return this.provisional > 0 || (this.final !== undefined && (this.final.reply !== undefined || (this.final.status >= 200 && this.final.status < 300)));
   }
 }
 

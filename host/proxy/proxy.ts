@@ -68,8 +68,10 @@ import {
   NonInviteServerTransaction,
   resolveTimerConfig,
   TransactionTable,
+  type ClientEntry,
   type ClientTransaction,
   type ClientTransactionUser,
+  type ServerEntry,
   type ServerTransaction,
   type ServerTransactionUser,
   type TimerConfig,
@@ -210,11 +212,16 @@ export class StatefulProxy {
   private readonly bindings = new WeakMap<MessageContextType, TmBinding>();
   /** t_on_* / t_set_* made before the transaction of a request route exists. */
   private readonly pending = new WeakMap<MessageContextType, TmSettings>();
-  private readonly byServer = new WeakMap<ServerTransaction, ProxyTransaction>();
+  /** The proxy transaction of each server transaction (a compacted one's record has none: the transaction is finished). */
+  private readonly byServer = new WeakMap<ServerEntry, ProxyTransaction>();
   /** The proxy transaction of each branch's client transaction. */
-  private readonly byClient = new WeakMap<ClientTransaction, ProxyTransaction>();
-  /** INVITE transactions that relayed a 2xx, by Call-ID/CSeq/From tag: their ACKs are end to end. */
-  private readonly answered = new Map<string, ProxyTransaction>();
+  private readonly byClient = new WeakMap<ClientEntry, ProxyTransaction>();
+  /**
+   * INVITE transactions that relayed a 2xx, by Call-ID/CSeq/From tag: the
+   * To tags of those 2xx (the transaction's okToTags), whose ACKs are end
+   * to end. Kept while the INVITE server transaction or its record lives.
+   */
+  private readonly answered = new Map<string, ReadonlySet<string>>();
   /** The reply being matched by receiveResponse (its receive info and core reply-route edits). */
   private incoming: { rcv: ReceiveInfo; edits: MessageEdits | undefined } | undefined;
 
@@ -222,7 +229,7 @@ export class StatefulProxy {
     private readonly host: ProxyHost,
     options: ProxyOptions = {},
   ) {
-    this.table = new TransactionTable({ maxTransactions: options.maxTransactions });
+    this.table = new TransactionTable({ maxTransactions: options.maxTransactions, timers: host.timers });
     this.timerConfig = options.timerConfig ?? resolveTimerConfig({});
     this.frTimerMs = options.frTimerMs ?? DEFAULT_FR_TIMER_MS;
     this.frInvTimerMs = options.frInvTimerMs ?? DEFAULT_FR_INV_TIMER_MS;
@@ -259,7 +266,7 @@ export class StatefulProxy {
    * ACK of a non-2xx final (hop by hop), "ack-e2e" for the ACK of a 2xx this
    * proxy relayed, "new" otherwise.
    */
-  classify(msg: SipMessage): { kind: "retransmission" | "ack-negative"; server: ServerTransaction } | { kind: "ack-e2e" | "new" } {
+  classify(msg: SipMessage): { kind: "retransmission" | "ack-negative"; server: ServerEntry } | { kind: "ack-e2e" | "new" } {
     const server = this.table.matchRequest(msg);
     if (msg.method === "ACK") {
       if (server !== undefined) {
@@ -268,7 +275,7 @@ export class StatefulProxy {
         const status = server.finalStatus;
         return status >= 200 && status < 300 ? { kind: "ack-e2e" } : { kind: "ack-negative", server };
       }
-      return this.answeredInviteOf(msg) !== undefined ? { kind: "ack-e2e" } : { kind: "new" };
+      return this.acknowledgesRelayed2xx(msg) ? { kind: "ack-e2e" } : { kind: "new" };
     }
     return server !== undefined ? { kind: "retransmission", server } : { kind: "new" };
   }
@@ -281,22 +288,21 @@ export class StatefulProxy {
     }
   }
 
-  /** The INVITE transaction whose relayed 2xx an ACK acknowledges (same dialog: To tag of that 2xx). */
-  private answeredInviteOf(ack: SipMessage): ProxyTransaction | undefined {
+  /** Whether an ACK acknowledges a 2xx this proxy relayed for an INVITE (same Call-ID, CSeq, From tag, and the To tag of that 2xx). */
+  private acknowledgesRelayed2xx(ack: SipMessage): boolean {
     const key = this.answeredKey(ack);
-    const tx = key === undefined ? undefined : this.answered.get(key);
-    if (tx === undefined) return undefined;
-    let toTag: string | undefined;
+    const toTags = key === undefined ? undefined : this.answered.get(key);
+    if (toTags === undefined) return false;
     try {
-      toTag = headerParam(toHeader(ack), "tag");
+      const toTag = headerParam(toHeader(ack), "tag");
+      return toTag !== undefined && toTags.has(toTag);
     } catch {
-      return undefined;
+      return false;
     }
-    return toTag !== undefined && tx.okToTags.has(toTag) ? tx : undefined;
   }
 
   /** Let the matched server transaction handle a retransmission or a hop-by-hop ACK (resend the last response / absorb). */
-  private absorb(server: ServerTransaction, msg: SipMessage): void {
+  private absorb(server: ServerEntry, msg: SipMessage): void {
     server.receiveRequest(msg);
   }
 
@@ -387,7 +393,7 @@ export class StatefulProxy {
   private forget(tx: ProxyTransaction): void {
     tx.routes.release();
     for (const b of tx.branches) this.stopFrTimer(b);
-    if (tx.answeredKey !== undefined && this.answered.get(tx.answeredKey) === tx) this.answered.delete(tx.answeredKey);
+    if (tx.answeredKey !== undefined && this.answered.get(tx.answeredKey) === tx.okToTags) this.answered.delete(tx.answeredKey);
   }
 
   /**
@@ -417,8 +423,44 @@ export class StatefulProxy {
       // forwarded by their Via (core reply route, then stateless relay), as
       // Kamailio forwards them once its cell is gone.
       for (const b of tx.branches) if (b.client?.state === "accepted") b.client.expire();
+      this.compactFinished(tx);
     };
     this.host.timers.setTimer(this.waitTimerMs, check);
+  }
+
+  /**
+   * A finished transaction's server transaction and its branches' settled
+   * client transactions become compact records in the table
+   * (TransactionTable.compact): they absorb retransmissions for the rest of
+   * their RFC 3261 timers as before, sending through functions that keep
+   * only the destination, so the proxy transaction, its branches, routes
+   * and callbacks are garbage now rather than 32 s later. A transaction
+   * with work left (an INVITE server retransmitting a non-2xx until its
+   * ACK, a branch still waiting for a final response) stays whole, and
+   * with it the proxy transaction, until its own timers end it.
+   */
+  private compactFinished(tx: ProxyTransaction): void {
+    const host = this.host;
+    const { dest, socket } = tx.upstream;
+    const answeredKey = tx.answeredKey;
+    const toTags = tx.okToTags;
+    this.table.compact(tx.server, {
+      send: (data) => host.send(dest, data, socket, "response"),
+      // What forget() does on termination, for the record: the end-to-end ACK matches until the INVITE's timer L.
+      onEnd:
+        answeredKey === undefined
+          ? undefined
+          : () => {
+              if (this.answered.get(answeredKey) === toTags) this.answered.delete(answeredKey);
+            },
+    });
+    for (const b of tx.branches) {
+      const client = b.client;
+      if (client === undefined || !client.settled) continue;
+      const hop: Destination = { proto: b.hop.proto, host: b.hop.host, port: b.hop.port };
+      const from = b.socket;
+      this.table.compact(client, { send: client.method === "INVITE" ? (data) => host.send(hop, data, from, "ACK") : undefined });
+    }
   }
 
   /**
@@ -526,8 +568,8 @@ export class StatefulProxy {
    * which has no transaction either, answers 481.
    */
   private relayCancel(ctx: MessageContextType, override: RelayOverride): number {
-    const invite = this.inviteFor(ctx.msg);
-    if (invite === undefined) {
+    const inviteServer = this.table.findInviteForCancel(ctx.msg);
+    if (inviteServer === undefined) {
       const target = override.hop !== undefined ? hopUri(override.hop) : undefined;
       if (!ctx.host.forward(ctx, target)) return -1;
       ctx.forwarded = true;
@@ -539,16 +581,13 @@ export class StatefulProxy {
       if (created < 0) return created;
     }
     const cancelTx = this.bindings.get(ctx)!.tx;
-    this.cancelInvite(invite, ctx.msg);
+    // A finished INVITE (its record left in the table) has nothing left to
+    // cancel; the CANCEL still matched it and gets its 200 (§16.10).
+    const invite = this.byServer.get(inviteServer);
+    if (invite !== undefined) this.cancelInvite(invite, ctx.msg);
     this.replyLocal(cancelTx, 200, "canceling", []);
     cancelTx.relayed = true;
     return 1;
-  }
-
-  /** The proxy transaction of the INVITE a CANCEL targets (§9.2), if any. */
-  inviteFor(cancel: SipMessage): ProxyTransaction | undefined {
-    const server = this.table.findInviteForCancel(cancel);
-    return server === undefined ? undefined : this.byServer.get(server);
   }
 
   /**
@@ -957,7 +996,10 @@ export class StatefulProxy {
   private onSuccess(tx: ProxyTransaction, branch: ProxyBranch, reply: SipMessage, edits: MessageEdits | undefined): void {
     const status = reply.status;
     this.stopFrTimer(branch);
-    if (!branch.completed) branch.final = { status, reason: reply.reason, reply, edits };
+    // The 2xx itself is not kept: once it is relayed no route of the
+    // transaction can read it (failure routes only follow branches that all
+    // failed), and the wait time would hold its parsed form for 5 s.
+    if (!branch.completed) branch.final = { status, reason: ownCopy(reply.reason), reply: undefined, edits: undefined };
     const text = relayedResponseText(reply, edits, tx.upstream.dest.proto === "tcp");
     if (tx.server.respond(status, text)) {
       tx.uasStatus = status;
@@ -973,10 +1015,14 @@ export class StatefulProxy {
     if (!tx.isInvite) return;
     try {
       const toTag = headerParam(toHeader(reply), "tag");
-      tx.answeredKey ??= this.answeredKey(tx.request);
+      if (tx.answeredKey === undefined) {
+        // Kept until the INVITE's timer L: an own copy, not a string that pins the request.
+        const key = this.answeredKey(tx.request);
+        tx.answeredKey = key === undefined ? undefined : ownCopy(key);
+      }
       if (toTag !== undefined && tx.answeredKey !== undefined) {
         tx.okToTags.add(ownCopy(toTag));
-        this.answered.set(tx.answeredKey, tx);
+        this.answered.set(tx.answeredKey, tx.okToTags);
       }
     } catch {
       // a 2xx without a parsable To: its ACK cannot be matched, nothing else depends on it
@@ -1136,11 +1182,13 @@ export class StatefulProxy {
     branch.cancelSent = true;
     branch.cancelRequested = false;
     const dest: Destination = { proto: branch.hop.proto, host: branch.hop.host, port: branch.hop.port };
+    // The CANCEL's transaction outlives the branch by timer K: its send keeps the socket, not the branch (and through it the proxy transaction).
+    const socket = branch.socket;
     const cancel = new NonInviteClientTransaction(buildCancel(invite.request, branch.cancelReason), {
       timers: this.host.timers,
       config: this.timerConfig,
       reliable: branch.hop.proto === "tcp",
-      send: (data) => this.host.send(dest, data, branch.socket, "CANCEL request"),
+      send: (data) => this.host.send(dest, data, socket, "CANCEL request"),
       // The response to a CANCEL ends its transaction and nothing else
       // (§9.1); what matters is the INVITE's response (487).
       user: { onResponse: () => {} },
@@ -1220,7 +1268,7 @@ export class StatefulProxy {
         return 1;
     }
     if (!ctx.isRequest) return this.matchesResponse(ctx.msg) ? 1 : -1;
-    if (ctx.msg.method === "CANCEL") return this.inviteFor(ctx.msg) !== undefined ? 1 : -1;
+    if (ctx.msg.method === "CANCEL") return this.table.findInviteForCancel(ctx.msg) !== undefined ? 1 : -1;
     if (this.bindings.get(ctx) !== undefined) return 1;
     const found = this.classify(ctx.msg);
     switch (found.kind) {

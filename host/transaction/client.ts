@@ -3,7 +3,8 @@
  * non-INVITE client transactions.
  */
 import type { SipMessage } from "../sip/message.js";
-import { Transaction, type PreparedRequest, type TransactionOptions, type TransactionState } from "./transaction.js";
+import { Transaction, type PreparedRequest, type SendFunction, type TransactionOptions, type TransactionState } from "./transaction.js";
+import type { SettledClient } from "./settled.js";
 
 /** How a client transaction reports to its owner, the transaction user (TU). */
 export interface ClientTransactionUser {
@@ -56,6 +57,9 @@ export abstract class ClientTransaction extends Transaction {
     this.requestDataValue = "";
     this.releaseRequest();
   }
+
+  /** @internal See Transaction.settledRecord. */
+  abstract override settledRecord(send?: SendFunction): SettledClient | undefined;
 
   /** Send the request and start the machine's timers. Once only. */
   start(): void {

@@ -60,6 +60,18 @@
  *   // an ACK that matched nothing (ACK for a 2xx) is the TU's to forward
  *   table.findInviteForCancel(cancel)         // §9.2: the INVITE server transaction a CANCEL targets
  *
+ * ## Compaction
+ *
+ *   new TransactionTable({ timers })           // needed for compaction
+ *   table.compact(tx, { send?, onEnd? })       // a settled tx the TU is done with → a compact record
+ *
+ * A compacted transaction is retired (terminated, no callbacks) and a
+ * SettledServer / SettledClient record (settled.ts) takes its table
+ * entries: it absorbs retransmissions (resending the non-INVITE final
+ * response or the non-2xx ACK, sending further 2xx in "accepted") until
+ * its wait timer's deadline, on one shared timer. matchRequest /
+ * matchResponse may therefore return a record instead of a transaction.
+ *
  *   ServerTransactionUser {
  *     onAck?(ack, tx)            // ACK matching an INVITE in "accepted" (RFC 6026 §7.1)
  *     onTimeout?(tx)             // timer H: no ACK for the non-2xx final
@@ -104,6 +116,7 @@ export {
   resolveTimerConfig,
   timerDFor,
   TimerC,
+  DeadlineQueue,
 } from "./timers.js";
 export {
   Transaction,
@@ -125,9 +138,13 @@ export {
 } from "./invite-server.js";
 export { NonInviteServerTransaction, type NonInviteServerState } from "./non-invite-server.js";
 export { buildAckForNonSuccess, buildCancel } from "./requests.js";
+export { SettledServer, SettledClient, type SettledRecord } from "./settled.js";
 export {
   TransactionTable,
   type TransactionTableOptions,
+  type ServerEntry,
+  type ClientEntry,
+  type CompactOptions,
   DEFAULT_MAX_TRANSACTIONS,
   MAGIC_COOKIE,
   isRfc3261Branch,

@@ -22,7 +22,9 @@ import type { SipMessage } from "../sip/message.js";
 import { ClientTransaction, type ClientTransactionOptions } from "./client.js";
 import { buildAckForNonSuccess } from "./requests.js";
 import { timerDFor } from "./timers.js";
-import { outgoingRequest, type OutgoingRequest } from "./transaction.js";
+import { outgoingRequest, type OutgoingRequest, type SendFunction } from "./transaction.js";
+import { SettledClient } from "./settled.js";
+import { ownCopy } from "../sip/message.js";
 
 export type InviteClientState = "calling" | "proceeding" | "completed" | "accepted" | "terminated";
 
@@ -124,6 +126,18 @@ export class InviteClientTransaction extends ClientTransaction {
     if (this.state !== "completed") return; // the TU reported a transport error meanwhile
     if (!sent) this.onTransportFailure();
     else if (timerD === 0) this.terminate();
+  }
+
+  /**
+   * "completed" until timer D (§17.1.1.2) only resends the ACK for each
+   * retransmission of the final response: a record with the ACK does that.
+   * "accepted" passes every 2xx to the TU (RFC 6026 §7.2) and stays a machine.
+   * @internal
+   */
+  settledRecord(send: SendFunction = this.sendFunction): SettledClient | undefined {
+    const due = this.state === "completed" ? this.timerDue("D") : undefined;
+    if (due === undefined || this.ack === undefined) return undefined;
+    return new SettledClient("INVITE", due, ownCopy(this.ack), send);
   }
 
   /**

@@ -19,8 +19,10 @@
  */
 import type { SipMessage } from "../sip/message.js";
 import { buildResponse } from "../sip/serialize.js";
+import { ownCopy } from "../sip/message.js";
 import { ServerTransaction, type ServerTransactionOptions } from "./server.js";
-import { assertStatus, isRfc3261Branch } from "./transaction.js";
+import { SettledServer } from "./settled.js";
+import { assertStatus, isRfc3261Branch, type SendFunction } from "./transaction.js";
 
 export type InviteServerState = "proceeding" | "completed" | "confirmed" | "accepted" | "terminated";
 
@@ -145,6 +147,22 @@ export class InviteServerTransaction extends ServerTransaction {
    */
   protected override releaseOnSettle(): void {
     if (this.state === "accepted" && isRfc3261Branch(this.branch)) this.lastFinal = undefined;
+  }
+
+  /**
+   * "accepted" until timer L (RFC 6026 §7.1) and "confirmed" until timer I
+   * (§17.2.1) only absorb, and "accepted" sends the TU's further 2xx:
+   * a record does that. "completed" still retransmits its final response
+   * (timer G) until the ACK comes, so it stays a machine.
+   * @internal
+   */
+  settledRecord(send: SendFunction = this.sendFunction): SettledServer | undefined {
+    const state = this.state;
+    if (state !== "accepted" && state !== "confirmed") return undefined;
+    const due = this.timerDue(state === "accepted" ? "L" : "I");
+    if (due === undefined) return undefined;
+    const toTag = isRfc3261Branch(this.branch) ? undefined : this.finalResponseToTag();
+    return new SettledServer("INVITE", this.finalStatus, state, due, undefined, toTag === undefined ? undefined : ownCopy(toTag), send);
   }
 
   private receiveAck(ack: SipMessage): void {

@@ -16,7 +16,8 @@
  */
 import type { SipMessage } from "../sip/message.js";
 import { ClientTransaction, type ClientTransactionOptions } from "./client.js";
-import { outgoingRequest, type OutgoingRequest } from "./transaction.js";
+import { outgoingRequest, type OutgoingRequest, type SendFunction } from "./transaction.js";
+import { SettledClient } from "./settled.js";
 
 export type NonInviteClientState = "trying" | "proceeding" | "completed" | "terminated";
 
@@ -78,6 +79,16 @@ export class NonInviteClientTransaction extends ClientTransaction {
         // §17.1.2.2: in "completed" retransmitted responses are absorbed.
         return;
     }
+  }
+
+  /**
+   * "completed" until timer K (§17.1.2.2) absorbs response retransmissions:
+   * a record does that, sending nothing.
+   * @internal
+   */
+  settledRecord(send?: SendFunction): SettledClient | undefined {
+    const due = this.state === "completed" ? this.timerDue("K") : undefined;
+    return due === undefined ? undefined : new SettledClient(this.method, due, undefined, send);
   }
 
   /**

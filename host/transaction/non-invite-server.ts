@@ -18,8 +18,10 @@
  * A transport error informs the TU and terminates (§17.2.4, figure 8).
  */
 import type { SipMessage } from "../sip/message.js";
+import { ownCopy } from "../sip/message.js";
 import { ServerTransaction, type ServerTransactionOptions } from "./server.js";
-import { assertStatus } from "./transaction.js";
+import { SettledServer } from "./settled.js";
+import { assertStatus, type SendFunction } from "./transaction.js";
 
 export type NonInviteServerState = "trying" | "proceeding" | "completed" | "terminated";
 
@@ -75,6 +77,18 @@ export class NonInviteServerTransaction extends ServerTransaction {
     this.send(data);
     if (this.reliable) this.terminate();
     return true;
+  }
+
+  /**
+   * "completed" until timer J (§17.2.2) answers each retransmission with
+   * the final response: a record with that response does the same. Its
+   * text is copied flat, so that it pins no received message.
+   * @internal
+   */
+  settledRecord(send: SendFunction = this.sendFunction): SettledServer | undefined {
+    const due = this.state === "completed" ? this.timerDue("J") : undefined;
+    if (due === undefined || this.lastFinal === undefined) return undefined;
+    return new SettledServer(this.method, this.finalStatus, "completed", due, ownCopy(this.lastFinal), undefined, send);
   }
 
   private send(data: string): void {

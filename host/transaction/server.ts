@@ -5,7 +5,8 @@
 import type { SipMessage } from "../sip/message.js";
 import { parseMessage, toHeader } from "../sip/parser.js";
 import { headerParam } from "../sip/nameaddr.js";
-import { Transaction, type TransactionOptions, type TransactionState } from "./transaction.js";
+import { Transaction, type SendFunction, type TransactionOptions, type TransactionState } from "./transaction.js";
+import type { SettledServer } from "./settled.js";
 
 /** How a server transaction reports to its owner, the transaction user (TU). */
 export interface ServerTransactionUser {
@@ -65,6 +66,9 @@ export abstract class ServerTransaction extends Transaction {
    * final response), true when it was passed to the transport.
    */
   abstract respond(status: number, data: string): boolean;
+
+  /** @internal See Transaction.settledRecord. */
+  abstract override settledRecord(send?: SendFunction): SettledServer | undefined;
 
   /**
    * The To tag of the final response sent, used to match an ACK whose

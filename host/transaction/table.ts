@@ -18,6 +18,14 @@
  * ended early, which only means that a very late retransmission of its
  * request or response is no longer absorbed here.
  * Entries leave the table the instant their transaction terminates.
+ *
+ * Compaction: once the TU no longer needs a settled transaction (the proxy,
+ * after its wait time), {@link TransactionTable.compact} puts a small
+ * record in its place (settled.ts: the method, final status, deadline, the
+ * one message it may resend and how to send it: 0.7 KB on average with
+ * what only it holds, measured in a relay at 600 calls/s) that absorbs retransmissions exactly as the machine would until the
+ * deadline of its wait timer. The records of a table share one timer (a
+ * deadline heap) instead of one each.
  */
 import { ownCopy, type SipMessage } from "../sip/message.js";
 import { fromHeader, toHeader, topVia } from "../sip/parser.js";
@@ -25,7 +33,9 @@ import { headerParam } from "../sip/nameaddr.js";
 import type { Via } from "../sip/via.js";
 import type { ClientTransaction } from "./client.js";
 import { InviteServerTransaction } from "./invite-server.js";
-import { isRfc3261Branch } from "./transaction.js";
+import { SettledClient, SettledServer, type SettledRecord } from "./settled.js";
+import { DeadlineQueue, type TimerService } from "./timers.js";
+import { isRfc3261Branch, Transaction, type SendFunction } from "./transaction.js";
 
 export { MAGIC_COOKIE, isRfc3261Branch } from "./transaction.js";
 import type { ServerTransaction } from "./server.js";
@@ -41,6 +51,20 @@ export interface TransactionTableOptions {
   readonly maxTransactions?: number;
   /** Upper bound on settled transactions kept for retransmissions. Default 8 × maxTransactions. */
   readonly maxSettled?: number;
+  /** The clock of compacted transactions' deadlines; without it {@link TransactionTable.compact} compacts nothing. */
+  readonly timers?: TimerService;
+}
+
+/** What the table matches a request to: a server transaction, or the record a compacted one left. */
+export type ServerEntry = ServerTransaction | SettledServer;
+/** What the table matches a response to: a client transaction, or the record a compacted one left. */
+export type ClientEntry = ClientTransaction | SettledClient;
+
+export interface CompactOptions {
+  /** What the record sends through (default: the transaction's own send function, which may keep its TU alive). */
+  readonly send?: SendFunction;
+  /** Called once when the record leaves the table (deadline, or ended early to respect maxSettled). */
+  readonly onEnd?: () => void;
 }
 
 /** Field separator of computed keys: never part of an (unfolded) header value or a Request-URI. */
@@ -128,12 +152,16 @@ function safeTopVia(msg: SipMessage): Via | undefined {
 export class TransactionTable {
   readonly maxTransactions: number;
   readonly maxSettled: number;
-  private readonly servers = new Map<string, ServerTransaction>();
+  private readonly servers = new Map<string, ServerEntry>();
   /** Second key of RFC 2543 INVITE server transactions, for their ACK. */
-  private readonly rfc2543Acks = new Map<string, InviteServerTransaction>();
-  private readonly clients = new Map<string, ClientTransaction>();
-  /** Settled transactions in the table, oldest first (a Set keeps insertion order). */
-  private readonly settledInTable = new Set<ServerTransaction | ClientTransaction>();
+  private readonly rfc2543Acks = new Map<string, InviteServerTransaction | SettledServer>();
+  private readonly clients = new Map<string, ClientEntry>();
+  /** Settled transactions and records in the table, oldest first (a Set keeps insertion order). */
+  private readonly settledInTable = new Set<ServerTransaction | ClientTransaction | SettledRecord>();
+  /** Deadlines of the compacted transactions' records. */
+  private readonly deadlines: DeadlineQueue<SettledRecord> | undefined;
+  /** Records of compacted transactions in the table. */
+  private records = 0;
   /** Settled transactions ended early to stay within maxSettled. */
   expiredEarly = 0;
 
@@ -144,6 +172,7 @@ export class TransactionTable {
     const maxSettled = options.maxSettled ?? DEFAULT_SETTLED_FACTOR * max;
     if (!Number.isInteger(maxSettled) || maxSettled < 1) throw new RangeError(`maxSettled must be a positive integer, got ${maxSettled}`);
     this.maxSettled = maxSettled;
+    this.deadlines = options.timers === undefined ? undefined : new DeadlineQueue(options.timers, (record) => this.endRecord(record));
   }
 
   /** Transactions in the table, client and server, settled ones included. */
@@ -172,18 +201,29 @@ export class TransactionTable {
     return this.unsettledCount >= this.maxTransactions;
   }
 
-  /** Track a transaction of the table: counted as settled from its final response on, forgotten on termination. */
-  private track(tx: ServerTransaction | ClientTransaction, drop: () => void): void {
-    tx.detach = () => {
-      drop();
+  /** Transactions compacted into records still in the table. */
+  get compactedCount(): number {
+    return this.records;
+  }
+
+  /**
+   * Track a transaction of the table: counted as settled from its final
+   * response on, forgotten on termination. `swap` takes its entries out of
+   * the maps, or puts a record in their place.
+   */
+  private track(tx: ServerTransaction | ClientTransaction, swap: (replacement: SettledRecord | undefined) => void): void {
+    tx.detach = (replacement) => {
+      swap(replacement);
       this.settledInTable.delete(tx);
+      if (replacement !== undefined) this.settledInTable.add(replacement);
     };
     const settle = (): void => {
       this.settledInTable.add(tx);
       if (this.settledInTable.size > this.maxSettled) {
         const oldest = this.settledInTable.values().next().value!;
         this.expiredEarly++;
-        oldest.expire();
+        if (oldest instanceof Transaction) oldest.expire();
+        else this.endRecord(oldest);
       }
     };
     if (tx.settled) settle();
@@ -213,9 +253,20 @@ export class TransactionTable {
       if (this.rfc2543Acks.has(ackKey)) ackKey = undefined; // first one keeps the ACK key
       else this.rfc2543Acks.set(ackKey, tx);
     }
-    this.track(tx, () => {
-      if (this.servers.get(key) === tx) this.servers.delete(key);
-      if (ackKey !== undefined && this.rfc2543Acks.get(ackKey) === tx) this.rfc2543Acks.delete(ackKey);
+    this.track(tx, (replacement) => {
+      const record = replacement as SettledServer | undefined;
+      if (this.servers.get(key) === tx) {
+        if (record === undefined) this.servers.delete(key);
+        else this.servers.set(key, record);
+      }
+      if (ackKey !== undefined && this.rfc2543Acks.get(ackKey) === tx) {
+        if (record === undefined) this.rfc2543Acks.delete(ackKey);
+        else this.rfc2543Acks.set(ackKey, record);
+      }
+      if (record !== undefined) {
+        record.key = key;
+        record.ackKey = ackKey;
+      }
     });
     return true;
   }
@@ -231,10 +282,57 @@ export class TransactionTable {
     const key = tx.branch + SEP + tx.method;
     if (this.clients.has(key)) return false;
     this.clients.set(key, tx);
-    this.track(tx, () => {
-      if (this.clients.get(key) === tx) this.clients.delete(key);
+    this.track(tx, (replacement) => {
+      const record = replacement as SettledClient | undefined;
+      if (this.clients.get(key) !== tx) return;
+      if (record === undefined) {
+        this.clients.delete(key);
+      } else {
+        this.clients.set(key, record);
+        record.key = key;
+      }
     });
     return true;
+  }
+
+  /**
+   * Put a compact record in the place of a settled transaction whose TU no
+   * longer needs it (see settled.ts): from now on the record matches and
+   * absorbs retransmissions for the rest of the transaction's wait timer,
+   * as the transaction would have, and the transaction is retired
+   * (terminated without callbacks; the TU must not use it again). False,
+   * with nothing changed, when the transaction is not in this table, has
+   * work of its own left (see Transaction.settledRecord) or the table has
+   * no timer service.
+   */
+  compact(tx: ServerTransaction | ClientTransaction, options: CompactOptions = {}): boolean {
+    const detach = tx.detach;
+    if (this.deadlines === undefined || detach === undefined || !tx.settled) return false;
+    const record = tx.settledRecord(options.send);
+    if (record === undefined) return false;
+    record.onEnd = options.onEnd;
+    tx.retire();
+    detach(record);
+    this.records++;
+    this.deadlines.add(record);
+    return true;
+  }
+
+  /** A record's deadline passed, or it is ended early: it leaves the table. */
+  private endRecord(record: SettledRecord): void {
+    if (record.ended) return;
+    record.ended = true;
+    this.records--;
+    if (record instanceof SettledServer) {
+      if (this.servers.get(record.key) === record) this.servers.delete(record.key);
+      if (record.ackKey !== undefined && this.rfc2543Acks.get(record.ackKey) === record) this.rfc2543Acks.delete(record.ackKey);
+    } else if (this.clients.get(record.key) === record) {
+      this.clients.delete(record.key);
+    }
+    this.settledInTable.delete(record);
+    const onEnd = record.onEnd;
+    record.onEnd = undefined;
+    onEnd?.();
   }
 
   /** Drop a transaction from the table without terminating it. */
@@ -256,7 +354,7 @@ export class TransactionTable {
    * new branch and so matches nothing: it is forwarded by the TU.
    * A CANCEL matches only its own transaction; see {@link findInviteForCancel}.
    */
-  matchRequest(request: SipMessage): ServerTransaction | undefined {
+  matchRequest(request: SipMessage): ServerEntry | undefined {
     if (request.kind !== "request") return undefined;
     const via = safeTopVia(request);
     if (via === undefined) return undefined;
@@ -279,7 +377,7 @@ export class TransactionTable {
    * tag, Call-ID, CSeq number and top Via. Whether the INVITE can still be
    * cancelled (no final response yet) is the TU's call: see its state.
    */
-  findInviteForCancel(cancel: SipMessage): InviteServerTransaction | undefined {
+  findInviteForCancel(cancel: SipMessage): InviteServerTransaction | SettledServer | undefined {
     if (cancel.kind !== "request") return undefined;
     const via = safeTopVia(cancel);
     if (via === undefined) return undefined;
@@ -287,7 +385,7 @@ export class TransactionTable {
       ? rfc3261ServerKey(via.branch, via, "INVITE")
       : rfc2543ServerKey(cancel, via, "INVITE");
     const tx = this.servers.get(key);
-    return tx instanceof InviteServerTransaction ? tx : undefined;
+    return tx instanceof InviteServerTransaction || (tx instanceof SettledServer && tx.method === "INVITE") ? tx : undefined;
   }
 
   /**
@@ -295,7 +393,7 @@ export class TransactionTable {
    * its top Via and the method of its CSeq (so the response to a CANCEL
    * never matches the INVITE it cancels).
    */
-  matchResponse(response: SipMessage): ClientTransaction | undefined {
+  matchResponse(response: SipMessage): ClientEntry | undefined {
     if (response.kind !== "response") return undefined;
     const branch = safeTopVia(response)?.branch;
     if (branch === undefined || branch === "") return undefined;
@@ -308,7 +406,7 @@ export class TransactionTable {
    * request is new (the TU then creates a server transaction for it, except
    * for ACK, which never creates one).
    */
-  receiveRequest(request: SipMessage): ServerTransaction | undefined {
+  receiveRequest(request: SipMessage): ServerEntry | undefined {
     const tx = this.matchRequest(request);
     tx?.receiveRequest(request);
     return tx;
@@ -320,7 +418,7 @@ export class TransactionTable {
    * response is the TU's decision (RFC 3261 §16.7 step 1 as revised by
    * RFC 6026 for unmatched responses at a proxy).
    */
-  receiveResponse(response: SipMessage): ClientTransaction | undefined {
+  receiveResponse(response: SipMessage): ClientEntry | undefined {
     const tx = this.matchResponse(response);
     tx?.receiveResponse(response);
     return tx;

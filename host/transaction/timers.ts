@@ -235,3 +235,104 @@ export class TimerC {
     return this.due;
   }
 }
+
+/**
+ * Many deadlines on one timer: a binary min-heap ordered by due time, with
+ * a single TimerService timer armed for the earliest. For large numbers of
+ * long, rarely cancelled waits (settled transactions waiting out timers
+ * J, L, D ... for 32 s), where one setTimeout each would cost a timer
+ * object and a closure per entry. Items are never removed early: an
+ * owner that is done with one ignores it in `onDue`. Items due at the same
+ * instant come out in insertion order.
+ */
+export class DeadlineQueue<T extends { readonly due: number }> {
+  private readonly heap: T[] = [];
+  /** Insertion sequence of each heap slot, for a stable order among equal due times. */
+  private readonly seqs: number[] = [];
+  private nextSeq = 0;
+  private armed: TimerHandle | undefined;
+  private armedDue = Infinity;
+
+  constructor(
+    private readonly timers: TimerService,
+    private readonly onDue: (item: T) => void,
+  ) {}
+
+  get size(): number {
+    return this.heap.length;
+  }
+
+  add(item: T): void {
+    this.heap.push(item);
+    this.seqs.push(this.nextSeq++);
+    this.siftUp(this.heap.length - 1);
+    if (item.due < this.armedDue) this.arm();
+  }
+
+  private before(i: number, j: number): boolean {
+    const a = this.heap[i]!.due;
+    const b = this.heap[j]!.due;
+    return a < b || (a === b && this.seqs[i]! < this.seqs[j]!);
+  }
+
+  private swap(i: number, j: number): void {
+    const h = this.heap;
+    const s = this.seqs;
+    [h[i], h[j]] = [h[j]!, h[i]!];
+    [s[i], s[j]] = [s[j]!, s[i]!];
+  }
+
+  private siftUp(i: number): void {
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.before(i, parent)) return;
+      this.swap(i, parent);
+      i = parent;
+    }
+  }
+
+  private siftDown(i: number): void {
+    const n = this.heap.length;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < n && this.before(l, m)) m = l;
+      if (r < n && this.before(r, m)) m = r;
+      if (m === i) return;
+      this.swap(i, m);
+      i = m;
+    }
+  }
+
+  private pop(): T {
+    const top = this.heap[0]!;
+    const lastItem = this.heap.pop()!;
+    const lastSeq = this.seqs.pop()!;
+    if (this.heap.length > 0) {
+      this.heap[0] = lastItem;
+      this.seqs[0] = lastSeq;
+      this.siftDown(0);
+    }
+    return top;
+  }
+
+  private arm(): void {
+    if (this.armed !== undefined) this.timers.clearTimer(this.armed);
+    this.armed = undefined;
+    this.armedDue = Infinity;
+    const head = this.heap[0];
+    if (head === undefined) return;
+    this.armedDue = head.due;
+    this.armed = this.timers.setTimer(head.due - this.timers.now(), () => this.fire());
+  }
+
+  private fire(): void {
+    this.armed = undefined;
+    this.armedDue = Infinity;
+    const now = this.timers.now();
+    while (this.heap.length > 0 && this.heap[0]!.due <= now) this.onDue(this.pop());
+    // onDue may have added items (and armed for them); arm for the head either way.
+    this.arm();
+  }
+}

@@ -8,6 +8,7 @@ import { serializeMessage } from "../sip/serialize.js";
 import { canonicalHeaderKey } from "../sip/headers.js";
 import { parseVia } from "../sip/via.js";
 import { DEFAULT_TIMER_CONFIG, type TimerConfig, type TimerHandle, type TimerService } from "./timers.js";
+import type { SettledRecord } from "./settled.js";
 
 /**
  * States of the machines: "calling" (INVITE client), "trying" (non-INVITE
@@ -44,6 +45,8 @@ export type TimerName = "A" | "B" | "D" | "E" | "F" | "G" | "H" | "I" | "J" | "K
 interface RunningTimer {
   readonly name: TimerName;
   readonly handle: TimerHandle;
+  /** When it fires (timer-service time): a compacted transaction's deadline (see settledRecord). */
+  readonly due: number;
 }
 
 /**
@@ -64,10 +67,11 @@ export abstract class Transaction {
   private running: RunningTimer[] = [];
   /**
    * Set by the {@link TransactionTable} that holds the transaction, to drop
-   * its entries on termination.
+   * its entries on termination, or to put a compact record in their place
+   * (TransactionTable.compact).
    * @internal
    */
-  detach: (() => void) | undefined;
+  detach: ((replacement?: SettledRecord) => void) | undefined;
   /**
    * Set by the {@link TransactionTable}: called once when the machine has
    * handed its final response on and only waits out its timers.
@@ -186,6 +190,43 @@ export abstract class Transaction {
     this.terminate();
   }
 
+  /**
+   * The compact record that can stand in for this settled transaction in
+   * its table (see settled.ts), sending through `send` (default: the
+   * transaction's own send function); undefined in a state that still has
+   * work of its own (an INVITE server retransmitting a non-2xx final until
+   * its ACK, §17.2.1) or holds the TU's interest (an INVITE client in
+   * "accepted" passes every 2xx up, RFC 6026 §7.2).
+   * @internal
+   */
+  abstract settledRecord(send?: SendFunction): SettledRecord | undefined;
+
+  /** The function messages are sent through. */
+  protected get sendFunction(): SendFunction {
+    return this.sendFn;
+  }
+
+  /** Due time of a running timer, undefined when it is not running. */
+  protected timerDue(name: TimerName): number | undefined {
+    return this.running.find((t) => t.name === name)?.due;
+  }
+
+  /**
+   * Stop as a state machine without telling anyone: timers cleared, state
+   * "terminated", out of the table's reach. Only for the table, which has
+   * just put the transaction's compact record in its place.
+   * @internal
+   */
+  retire(): void {
+    this.stateValue = "terminated";
+    for (const t of this.running) this.timers.clearTimer(t.handle);
+    this.running = [];
+    this.detach = undefined;
+    this.onSettled = undefined;
+    this.requestValue = undefined;
+    this.requestText = undefined;
+  }
+
   /** Pass a message to the transport; false on a transport error (the caller decides what follows). */
   protected transmit(data: string): boolean {
     try {
@@ -204,7 +245,7 @@ export abstract class Transaction {
       this.running.splice(i, 1);
       fire();
     });
-    const entry: RunningTimer = { name, handle };
+    const entry: RunningTimer = { name, handle, due: this.timers.now() + Math.max(0, ms) };
     this.running.push(entry);
   }
 

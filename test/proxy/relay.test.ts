@@ -282,6 +282,57 @@ describe("after the wait time (Kamailio wt_timer): a finished transaction keeps 
     expect(bed.statelessForwards.map((f) => f.msg.method)).toEqual(["ACK"]);
   });
 
+  test("a finished transaction is compacted: a record answers for it until timer L (e2e ACK, CANCEL 200, retransmission), then nothing is left", () => {
+    const relay = recordingRelay();
+    const bed = new ProxyTestBed(relay.routes);
+    const text = request({ branch: "z9hG4bKcompact" });
+    bed.receiveRequest(text);
+    const invite = bed.take()[1]!.msg;
+    bed.receiveResponse(responseTo(invite, 200, "OK"));
+    bed.take();
+    expect(bed.proxy.table.compactedCount).toBe(0);
+    bed.clock.advance(5_000);
+    // The INVITE server transaction (Accepted, timer L) is now a record; the branch's client (Accepted) was ended.
+    expect([bed.proxy.table.compactedCount, bed.proxy.table.size]).toEqual([1, 1]);
+    bed.receiveRequest(text);
+    expect(relay.relays).toEqual([1, 0]);
+    bed.receiveRequest(cancelFor(text));
+    expect(bed.take().map((s) => (s.msg.kind === "request" ? s.msg.method : s.msg.status))).toEqual([200]);
+    bed.receiveRequest(request({ method: "ACK", toTag: "uas-tag", branch: "z9hG4bKack3" }));
+    expect(relay.ackChecks).toEqual([1]);
+    // Timer L = 64*T1 from the 2xx: the record and the end-to-end ACK's entry go.
+    bed.clock.advance(27_000);
+    bed.receiveRequest(request({ method: "ACK", toTag: "uas-tag", branch: "z9hG4bKack4" }));
+    expect(relay.ackChecks).toEqual([1, -1]);
+    // What is left is the CANCEL's own transaction (answered at 5 s, compacted at 10 s), until its timer J.
+    expect([bed.proxy.table.compactedCount, bed.proxy.table.size]).toEqual([1, 1]);
+    bed.clock.advance(5_000);
+    expect(bed.proxy.table.size).toBe(0);
+  });
+
+  test("the script sees a retransmission's transaction until the wait time ends; after it, the record absorbs it without showing a transaction", () => {
+    const seen: string[] = [];
+    const bed = new ProxyTestBed({
+      ksr_request_route(ctx) {
+        const KSR = ksr(ctx);
+        seen.push(`${KSR.tm.t_get_status_code()}/${KSR.pv.get("$T_reply_code")}/${KSR.tm.t_check_trans()}`);
+        if (seen.length === 1) KSR.tm.t_relay();
+      },
+    });
+    const text = request({ method: "OPTIONS", branch: "z9hG4bKseen" });
+    bed.receiveRequest(text);
+    const options = bed.take()[0]!.msg;
+    bed.receiveResponse(responseTo(options, 200, "OK"));
+    expect(bed.take().map((s) => s.msg.status)).toEqual([200]);
+    bed.clock.advance(4_999);
+    bed.receiveRequest(text);
+    bed.clock.advance(1);
+    bed.receiveRequest(text);
+    expect(seen).toEqual(["-1/0/-1", "200/200/0", "-1/0/0"]);
+    // Both retransmissions got the 200 again (§17.2.2), the second from the record.
+    expect(bed.take().map((s) => s.msg.status)).toEqual([200, 200]);
+  });
+
   test("a non-2xx final: the UAS's retransmitted 486 is ACKed again by the finished client transaction and not relayed twice", () => {
     const bed = new ProxyTestBed(relayRoutes);
     bed.receiveRequest(request());
