@@ -10,6 +10,7 @@ import {
   DelayGauge,
   LoadShedder,
   RecentRequests,
+  SHED_REPLIES_PER_SOURCE_PER_S,
   SHED_TAG_PREFIX,
   isInitialRequest,
   overloadAction,
@@ -249,7 +250,23 @@ describe("LoadShedder", () => {
     clock.delay = 250;
     shedder.poll();
     expect(host.lines.at(-1)!.text).toBe("shed 1 INVITE, 0 REGISTER in the last second (queueing delay 250 ms)");
-    expect(shedder.counterLine()).toBe("overload: shedding=yes overload-episodes=1 shed=INVITE:4,REGISTER:1,OPTIONS:1 absorbed-retransmissions=0 absorbed-acks-of-503=0");
+    expect(shedder.counterLine()).toBe("overload: shedding=yes overload-episodes=1 shed=INVITE:4,REGISTER:1,OPTIONS:1 absorbed-retransmissions=0 absorbed-acks-of-503=0 shed-unanswered=0");
+  });
+
+  test(`a source gets at most ${SHED_REPLIES_PER_SOURCE_PER_S} 503s a second; past it its requests are dropped unanswered and counted`, () => {
+    const { clock, host, shedder } = shedderAt(100);
+    clock.delay = 300;
+    for (let i = 0; i < SHED_REPLIES_PER_SOURCE_PER_S + 5; i++) expect(shedder.intercept(request("OPTIONS"), RCV)).toBe(true);
+    // Another source still gets its answer.
+    shedder.intercept(request("INVITE"), { ...RCV, srcIp: "192.0.2.99" });
+    expect(host.replies).toHaveLength(SHED_REPLIES_PER_SOURCE_PER_S + 1);
+    clock.now = 1000;
+    shedder.poll();
+    expect(host.lines.at(-1)!.text).toContain(`; 5 dropped unanswered (over ${SHED_REPLIES_PER_SOURCE_PER_S} 503s/s to one source)`);
+    // A new second: the flooding source is answered again, up to the limit.
+    shedder.intercept(request("OPTIONS"), RCV);
+    expect(host.replies).toHaveLength(SHED_REPLIES_PER_SOURCE_PER_S + 2);
+    expect(shedder.counterLine()).toContain("shed-unanswered=5");
   });
 
   test("the ACK of a shed 503 is absorbed and counted, shedding or not", () => {

@@ -165,7 +165,7 @@ describe("load shedding over UDP", () => {
     expect((await expectNext(uas, "INVITE")).data).toContain(`Call-ID: ${later.callId}`);
     expect(logs.find((l) => l.includes("overload over after 1.2 s: 2 request(s) shed (queueing delay 10 ms)"))).toBeDefined();
     expect(running.server.shedder!.counterLine()).toBe(
-      "overload: shedding=no overload-episodes=1 shed=INVITE:1,REGISTER:1 absorbed-retransmissions=1 absorbed-acks-of-503=1",
+      "overload: shedding=no overload-episodes=1 shed=INVITE:1,REGISTER:1 absorbed-retransmissions=1 absorbed-acks-of-503=1 shed-unanswered=0",
     );
   });
 });

@@ -258,7 +258,7 @@ describe("TenantProcesses", () => {
     const counting = f.front.counterLines();
     await vi.advanceTimersByTimeAsync(12_000); // the fake workers do not answer the counters request
     expect((await counting).find((l) => l.startsWith("tenant a: process"))).toMatch(
-      / shedding=no overload-episodes=1 shed=INVITE:1 absorbed-retransmissions=0 absorbed-acks-of-503=0$/,
+      / shedding=no overload-episodes=1 shed=INVITE:1 absorbed-retransmissions=0 absorbed-acks-of-503=0 shed-unanswered=0$/,
     );
   });
 });
