@@ -19,6 +19,8 @@ export interface TenantQuotas {
   readonly avpBytes: number;
   /** Bytes of header text a script adds to one message and its local replies (hdr.append & co). */
   readonly editBytes: number;
+  /** Address-of-records the tenant may have registered at once (KSR.registrar.save of a new AoR fails past it). */
+  readonly aors: number;
 }
 
 export const DEFAULT_TENANT_QUOTAS: TenantQuotas = Object.freeze({
@@ -27,6 +29,7 @@ export const DEFAULT_TENANT_QUOTAS: TenantQuotas = Object.freeze({
   avpBytes: 256 * 1024,
   // The largest SIP message: more header text could never be sent.
   editBytes: 65535,
+  aors: 100_000,
 });
 
 /** What a stored value costs: its name and its text (numbers as 8 bytes). */
@@ -36,7 +39,8 @@ export function valueBytes(name: string, value: string | number): number {
 
 /** Refuse with one log line naming the tenant and the quota. */
 export function overQuota(ctx: MessageContext, quota: keyof TenantQuotas, what: string): false {
-  ctx.host.log("err", `tenant ${ctx.tenant.id}: ${what} refused: quota ${quota} (${ctx.tenant.quotas[quota]} bytes) reached\n`, ctx);
+  const unit = quota === "aors" ? "" : " bytes";
+  ctx.host.log("err", `tenant ${ctx.tenant.id}: ${what} refused: quota ${quota} (${ctx.tenant.quotas[quota]}${unit}) reached\n`, ctx);
   return false;
 }
 

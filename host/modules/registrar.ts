@@ -17,6 +17,7 @@
  * nothing to turn off), add_sock_hdr, reg_fetch_contacts/reg_free_contacts
  * ($ulc), registered_flags/registered_action (match options via xavp_cfg).
  */
+import { overQuota } from "../core/quota.js";
 import { randomBytes } from "node:crypto";
 import type { MessageContext } from "../core/context.js";
 import type { Binding, DataServices, RegistrarSettings } from "../storage/index.js";
@@ -69,6 +70,9 @@ const ERR = {
   invalidCseq: { status: 400, info: "Invalid CSeq number" },
   parsePath: { status: 400, info: "Path parse error" },
   tooMany: { status: 503, info: "Too many registered contacts" },
+  // The tenant's quota of AoRs (host/core/quota.ts): the binding cannot be
+  // stored, as when Kamailio's usrloc cannot insert (500 by sl_reply_error).
+  tenantQuota: { status: 500, info: "Server Internal Error" },
 } as const satisfies Record<string, RegistrarError>;
 
 class RegistrarFailure extends Error {
@@ -389,6 +393,12 @@ function applyContacts(
       if (p.expires === 0) count--;
     }
     if (count > s.maxContacts) throw new RegistrarFailure(ERR.tooMany);
+  }
+
+  // A new AoR counts against the tenant's quota of registered AoRs.
+  if (current.length === 0 && planned.some((p) => p.expires !== 0) && data.locations.aorCount(ctx.tenant.id) >= ctx.tenant.quotas.aors) {
+    overQuota(ctx, "aors", `registering ${aor.slice(0, 128)}`);
+    throw new RegistrarFailure(ERR.tenantQuota);
   }
 
   let next = [...current];

@@ -255,6 +255,7 @@ const quotasSchema = z
     shvBytes: z.number().int().min(0).max(1024 ** 3).default(DEFAULT_TENANT_QUOTAS.shvBytes),
     avpBytes: z.number().int().min(0).max(64 * 1024 ** 2).default(DEFAULT_TENANT_QUOTAS.avpBytes),
     editBytes: z.number().int().min(0).max(1024 ** 2).default(DEFAULT_TENANT_QUOTAS.editBytes),
+    aors: z.number().int().min(0).max(100_000_000).default(DEFAULT_TENANT_QUOTAS.aors),
   })
   .strict();
 

@@ -16,7 +16,7 @@ import { caller } from "../modules/call.js";
 const pv = caller(pvModule);
 const hdr = caller(hdrModule);
 
-const SMALL: TenantQuotas = { varBytes: 1000, shvBytes: 2000, avpBytes: 500, editBytes: 300 };
+const SMALL: TenantQuotas = { varBytes: 1000, shvBytes: 2000, avpBytes: 500, editBytes: 300, aors: 2 };
 
 function tenantWith(quotas: TenantQuotas) {
   return newTenantState("greedy", quotas);
@@ -92,6 +92,31 @@ describe("tenant quotas", () => {
     }
     expect(stored).toBe(Math.floor(DEFAULT_TENANT_QUOTAS.shvBytes / (65_000 + 6)));
     expect(tenant.usage.shvBytes).toBeLessThanOrEqual(DEFAULT_TENANT_QUOTAS.shvBytes);
+  });
+});
+
+describe("registered AoRs", () => {
+  it("a new AoR past the tenant's aors quota is refused (save -1, 500 by sl_reply_error); refreshing a known one is not", async () => {
+    const { makeDataHost, register } = await import("../registrar/helpers.js");
+    const { registrarModule } = await import("../../host/modules/registrar.js");
+    const { slModule } = await import("../../host/modules/sl.js");
+    const reg = caller(registrarModule);
+    const sl = caller(slModule);
+    const host = makeDataHost();
+    const tenant = tenantWith(SMALL);
+    const save = (user: string, cseq = 1) => {
+      const { ctx } = makeContext(register({ aor: `sip:${user}@example.com`, contacts: [`<sip:${user}@10.0.0.1:5070>`], callId: `reg-${user}`, cseq }), { host, tenant });
+      const code = reg("save", ctx, "location", 0);
+      if (code !== 1) sl("sl_reply_error", ctx);
+      return code;
+    };
+    expect(save("a")).toBe(1);
+    expect(save("b")).toBe(1);
+    expect(save("c")).toBe(-1);
+    expect(host.replies.at(-1)).toMatchObject({ status: 500 });
+    expect(host.logs.map((l) => l.text)).toContain("tenant greedy: registering c refused: quota aors (2) reached\n");
+    // A refresh of a registered AoR still works (2: contacts updated, as Kamailio's save answers).
+    expect(save("a", 2)).toBe(2);
   });
 });
 
