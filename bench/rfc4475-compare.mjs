@@ -19,27 +19,13 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { startKamailio, kamailioVersion } from "./lib/kamailio.mjs";
 import { findFreePort, REPO_ROOT, startKsr } from "./lib/sipp.mjs";
+import { BARRIER_CALL_ID_PREFIX, barrierOptions } from "./lib/barrier.mjs";
 
 const MESSAGES = path.join(REPO_ROOT, "test", "rfc4475", "messages");
 const SCRIPT = path.join(REPO_ROOT, "test", "rfc4475", "uas.js");
 const KAMAILIO_CFG = path.join(REPO_ROOT, "bench", "cfg", "kamailio-rfc4475.cfg");
 
 const { values } = parseArgs({ options: { only: { type: "string" } } });
-
-function barrier(n, port) {
-  return [
-    "OPTIONS sip:barrier@127.0.0.1 SIP/2.0",
-    `Via: SIP/2.0/UDP 127.0.0.1:${port};rport;branch=z9hG4bK-barrier-${n}`,
-    "From: <sip:barrier@127.0.0.1>;tag=barrier",
-    "To: <sip:barrier@127.0.0.1>",
-    `Call-ID: rfc4475-barrier-${n}`,
-    `CSeq: ${n} OPTIONS`,
-    "Max-Forwards: 70",
-    "Content-Length: 0",
-    "",
-    "",
-  ].join("\r\n");
-}
 
 /** Each message, then a barrier OPTIONS from the same socket: once it is answered the server is done with the message. */
 async function run(server) {
@@ -55,14 +41,14 @@ async function run(server) {
       const timer = setTimeout(() => reject(new Error(`${file}: the barrier was not answered`)), 5000);
       socket.on("message", (m) => {
         const text = m.toString("latin1");
-        if (text.includes(`rfc4475-barrier-${id}\r\n`)) {
+        if (text.includes(`${BARRIER_CALL_ID_PREFIX}${id}\r\n`)) {
           clearTimeout(timer);
           resolve();
         } else got.push(text.slice(0, text.indexOf("\r\n")));
       });
     });
     socket.send(fs.readFileSync(path.join(MESSAGES, file)), server.port, "127.0.0.1");
-    socket.send(barrier(id, socket.address().port), server.port, "127.0.0.1");
+    socket.send(barrierOptions(id, socket.address().port), server.port, "127.0.0.1");
     await answered;
     socket.close();
     const log = server
@@ -70,7 +56,7 @@ async function run(server) {
       .slice(logBefore)
       .split("\n")
       .map((l) => l.trim())
-      .filter((l) => l && !l.includes("rfc4475-barrier") && !/^\s*$/.test(l));
+      .filter((l) => l && !l.includes(BARRIER_CALL_ID_PREFIX));
     results.set(file.replace(/\.dat$/, ""), { answers: got, log });
   }
   return results;

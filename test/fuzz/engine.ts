@@ -48,8 +48,8 @@ const DICTIONARY = [
   "INVITE ", "ACK ", "REGISTER ", "c=IN IP4 ", "m=audio ", "Digest ", "username=", "nonce=", "realm=", "0", "65535", "-1",
 ].map((s) => Buffer.from(s, "latin1"));
 
-/** mulberry32 */
-function prng(seed: number): (n: number) => number {
+/** Seeded PRNG (mulberry32): rand(n) is an integer in [0, n), so a run can be repeated. */
+export function prng(seed: number): (n: number) => number {
   let a = seed >>> 0;
   return (n: number) => {
     a = (a + 0x6d2b79f5) >>> 0;

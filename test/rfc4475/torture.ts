@@ -24,6 +24,7 @@ import { singleScriptConfig } from "../../host/tenants/config.js";
 import { TenantRegistry } from "../../host/tenants/registry.js";
 import { TransportLayer, type TransportOptions } from "../../host/transport/index.js";
 import { ScriptRunner } from "../../sandbox/runner.js";
+import { BARRIER_CALL_ID_PREFIX, barrierOptions } from "../../bench/lib/barrier.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const MESSAGES_DIR = path.join(HERE, "messages");
@@ -52,23 +53,6 @@ export interface Outcome {
 export function statusOf(t: Transmission): number | undefined {
   const m = /^SIP\/2\.0 (\d{3}) /.exec(t.firstLine);
   return m === null ? undefined : Number(m[1]);
-}
-
-const BARRIER_CALL_ID_PREFIX = "rfc4475-barrier-";
-
-function barrier(n: number, port: number, proto: "UDP" | "TCP"): string {
-  return [
-    "OPTIONS sip:barrier@127.0.0.1 SIP/2.0",
-    `Via: SIP/2.0/${proto} 127.0.0.1:${port};rport;branch=z9hG4bK-barrier-${n}`,
-    "From: <sip:barrier@127.0.0.1>;tag=barrier",
-    "To: <sip:barrier@127.0.0.1>",
-    `Call-ID: ${BARRIER_CALL_ID_PREFIX}${n}`,
-    `CSeq: ${n} OPTIONS`,
-    "Max-Forwards: 70",
-    "Content-Length: 0",
-    "",
-    "",
-  ].join("\r\n");
 }
 
 export class TortureBench {
@@ -138,7 +122,7 @@ export class TortureBench {
         }),
       );
       socket.send(bytes, port, "127.0.0.1");
-      socket.send(barrier(n, socket.address().port, "UDP"), port, "127.0.0.1");
+      socket.send(barrierOptions(n, socket.address().port, "UDP"), port, "127.0.0.1");
       await withTimeout(answered, 5_000, `no answer to the barrier OPTIONS ${n}`);
     } finally {
       socket.close();
@@ -166,7 +150,7 @@ export class TortureBench {
         socket.on("close", () => reject(new Error(`connection closed before the barrier was answered; received:\n${received}`)));
       });
       socket.write(bytes);
-      socket.write(barrier(n, socket.localPort!, "TCP"));
+      socket.write(barrierOptions(n, socket.localPort!, "TCP"));
       await withTimeout(answered, 5_000, `no answer to the barrier OPTIONS ${n} on TCP`);
     } finally {
       socket.destroy();

@@ -8,18 +8,7 @@ import { splitHeaderValues } from "../../host/sip/headers.js";
 import { StreamFramer, type FramedItem } from "../../host/sip/framing.js";
 import type { SipMessage } from "../../host/sip/message.js";
 import { inviteText, requestLines, sipText } from "./fixtures.js";
-
-/** Seeded PRNG (mulberry32) so a failing case can be replayed. */
-function prng(seed: number): (n: number) => number {
-  let a = seed >>> 0;
-  return (n: number) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) % n) >>> 0;
-  };
-}
+import { prng } from "../fuzz/engine.js";
 
 const SEEDS = [
   inviteText(),
