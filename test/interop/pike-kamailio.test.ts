@@ -8,9 +8,9 @@
  * equal. (IPv6 sources cannot be compared here: loopback has one IPv6
  * address; the IPv6 tree is covered by test/modules-state/pike.test.ts.)
  *
- * Needs kamailio with app_jsdt (Debian: kamailio, kamailio-extra-modules),
- * which CI does not install (.ci/run): without it this suite is skipped,
- * saying so, rather than failed.
+ * Needs kamailio (Debian package kamailio: pike, htable and app_jsdt are in
+ * it), which .ci/run installs; on a machine without it this suite is
+ * skipped, saying so.
  *
  * Windows: Kamailio cuts its windows from its own start, ksr on multiples
  * of the unit; a 10 s unit on both makes a window boundary inside a burst
