@@ -31,7 +31,7 @@ if (isListening("udp", UAS_PORT)) throw new Error(`udp 127.0.0.1:${UAS_PORT} is 
 const script = path.join(REPO_ROOT, "bench", "scripts", "stateful-relay.js");
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ksr-front-overhead-"));
 const tenants = path.join(dir, "tenants.yaml");
-fs.writeFileSync(tenants, `default: relay\ntenants:\n  - id: relay\n    script: ${JSON.stringify(script)}\n`);
+fs.writeFileSync(tenants, `default: relay\ntenants:\n  - id: relay\n    script: ${JSON.stringify(script)}\n    egress: { allow: [127.0.0.0/8] }\n`);
 const ways = [
   ["one process", script, []],
   ["one tenant worker (--tenants)", `--tenants=${tenants}`, []],

@@ -126,9 +126,11 @@ function makeRegistry(aScript, hybrid) {
     `tenants:
   - id: b
     script: b.js
+    egress: { allow: [127.0.0.0/8] }
     match: { domains: [b.example] }
   - id: a
     script: a.js
+    egress: { allow: [127.0.0.0/8] }
     match: { domains: [a.example] }
     limits: ${aLimits}
 `,

@@ -102,7 +102,7 @@ export function writeNoisyTenants({ dir, variant, uasPort, aCpuShare }) {
   const tenants = {
     unmatched: 404,
     tenants: [
-      { id: "b", script: "b-relay.js", match: { domains: [B_DOMAIN] } },
+      { id: "b", script: "b-relay.js", match: { domains: [B_DOMAIN] }, egress: { allow: ["127.0.0.0/8"] } },
       {
         id: "a",
         script: a.script,

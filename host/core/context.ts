@@ -4,6 +4,7 @@
  * context id; no host object ever crosses into an isolate.
  */
 import { DEFAULT_TENANT_QUOTAS, type TenantQuotas } from "./quota.js";
+import type { EgressPolicy } from "./egress.js";
 import type { SipMessage, MessageEdits } from "../sip/message.js";
 import { emptyEdits } from "../sip/message.js";
 import type { StatefulProxy } from "../proxy/proxy.js";
@@ -86,6 +87,8 @@ export interface TenantState {
   readonly quotas: TenantQuotas;
   /** Bytes of $var and $shv held now, against quotas. */
   readonly usage: { varBytes: number; shvBytes: number };
+  /** Where its scripts may send requests (host/core/egress.ts); undefined: anywhere. */
+  readonly egress: EgressPolicy | undefined;
 }
 
 /**
@@ -99,9 +102,9 @@ export function setSharedVarsBackend(create: (tenantId: string) => Map<string, s
   sharedVarsOf = create;
 }
 
-export function newTenantState(id: string, quotas: TenantQuotas = DEFAULT_TENANT_QUOTAS): TenantState {
+export function newTenantState(id: string, quotas: TenantQuotas = DEFAULT_TENANT_QUOTAS, egress?: EgressPolicy): TenantState {
   // With a shared $shv backend the usage counted is this process's writes.
-  return { id, vars: new Map(), sharedVars: sharedVarsOf?.(id) ?? new Map(), quotas, usage: { varBytes: 0, shvBytes: 0 } };
+  return { id, vars: new Map(), sharedVars: sharedVarsOf?.(id) ?? new Map(), quotas, usage: { varBytes: 0, shvBytes: 0 }, egress };
 }
 
 let nextContextId = 1;

@@ -11,6 +11,7 @@
  * (§16.7 step 3, §16.11), requests are forwarded with a Via whose branch
  * is derived from the incoming one (§16.11).
  */
+import type { EgressPolicy } from "./egress.js";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import type { MessageEdits, SipMessage } from "../sip/message.js";
@@ -114,7 +115,8 @@ export interface RouterHost extends HostServices {
    * false when it cannot be sent now (logged, naming `what`); after an
    * asynchronous lookup, failures are logged instead.
    */
-  send(dest: Destination, data: string, from: ListenSocket | undefined, what: string): boolean;
+  /** `egress`: the sending tenant's policy for a request (host/core/egress.ts), checked on the address sent to. */
+  send(dest: Destination, data: string, from: ListenSocket | undefined, what: string, egress?: EgressPolicy): boolean;
   /** A log line in another scope than the server's own (a tenant's). */
   logAs(scope: string, level: LogLevel, text: string): void;
   /** A request refused for overload: 503 with Retry-After, To tag `toTag` (host/core/overload.ts). */
@@ -382,7 +384,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
       decrementMaxForwards: false,
       stream: hop.proto === "tcp", // Content-Length mandatory on streams (RFC 3261 §18.3)
     });
-    return this.send(hop, text, socket, `${ctx.msg.method} request`);
+    return this.send(hop, text, socket, `${ctx.msg.method} request`, ctx.tenant.egress);
   }
 
   /**
@@ -448,8 +450,17 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     return this.transport.socketFor(proto, probe, forced);
   }
 
-  send(dest: Destination, text: string, from: ListenSocket | undefined, what: string): boolean {
+  /** A request to an address the tenant may not send to: refused without sending, with a log line. */
+  private egressRefused(egress: EgressPolicy | undefined, ip: string, what: string): boolean {
+    const why = egress?.refusal(unbracket(ip));
+    if (why === undefined) return false;
+    this.log("warn", `${what} to ${ip} not sent: ${why}`);
+    return true;
+  }
+
+  send(dest: Destination, text: string, from: ListenSocket | undefined, what: string, egress?: EgressPolicy): boolean {
     if (isIP(dest.host) !== 0) {
+      if (this.egressRefused(egress, dest.host, what)) return false;
       const ok = this.transport.send(dest.proto, dest.host, dest.port, text, dest.connectionId, from);
       if (!ok) this.log("err", `failed to send ${what} to ${dest.proto}:${formatHostPort(dest.host, dest.port)}`);
       return ok;
@@ -458,6 +469,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     this.resolveHost(dest.host, family).then(
       (ip) => {
         if (!this.transport.isStarted) return;
+        if (this.egressRefused(egress, ip, `${what} (${dest.host})`)) return;
         if (!this.transport.send(dest.proto, ip, dest.port, text, dest.connectionId, from)) {
           this.log("err", `failed to send ${what} to ${dest.proto}:${formatHostPort(ip, dest.port)} (${dest.host})`);
         }

@@ -206,7 +206,9 @@ export class TenantRouting implements Router {
         transactionRoutes: () => new LeasedRoutes(registry.acquire(tenant)),
         timers,
         socketFor: (proto, h, forced) => server.socketFor(proto, h, forced),
-        send: (dest, data, from, what) => server.send(dest, data, from, what),
+        // Requests the tenant's proxy sends are held to its egress policy;
+        // responses go where RFC 3261 §18.2.2 sends them.
+        send: (dest, data, from, what) => server.send(dest, data, from, what, data.startsWith("SIP/2.0 ") ? undefined : tenant.state.egress),
         viaParams,
       };
       const proxy = new StatefulProxy(proxyHost, options.proxy);

@@ -30,6 +30,7 @@ import { KEMI_MODULES } from "../modules/index.js";
 import type { TransportProto } from "../core/context.js";
 import { DEFAULT_LIMITS } from "../../sandbox/types.js";
 import { DEFAULT_TENANT_QUOTAS, type TenantQuotas } from "../core/quota.js";
+import { cidrProblem, DEFAULT_EGRESS_DENY, UNRESTRICTED_EGRESS, type EgressRules } from "../core/egress.js";
 import type { ExecutionMode } from "../../sandbox/runner.js";
 
 export interface TenantLimits {
@@ -78,6 +79,8 @@ export interface TenantEntry {
   readonly mode: ExecutionMode;
   /** What its scripts may keep on the host (host/core/quota.ts). */
   readonly quotas: TenantQuotas;
+  /** Where its scripts may send requests (host/core/egress.ts). */
+  readonly egress: EgressRules;
   /**
    * Worker processes serving the tenant with `--isolation process`, each
    * message going to worker hash(Call-ID) mod workers (host/tenants/affinity.ts).
@@ -259,6 +262,20 @@ const quotasSchema = z
   })
   .strict();
 
+const cidrListSchema = z.array(
+  z.string().superRefine((v, ctx) => {
+    const problem = cidrProblem(v);
+    if (problem !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+  }),
+);
+
+const egressSchema = z
+  .object({
+    allow: cidrListSchema.default([]),
+    deny: cidrListSchema.default([...DEFAULT_EGRESS_DENY]),
+  })
+  .strict();
+
 const tenantSchema = z
   .object({
     id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "must be 1-64 letters, digits, '_', '.', '-' (not first)"),
@@ -266,6 +283,7 @@ const tenantSchema = z
     match: z.union([ruleSchema, z.array(ruleSchema)]).optional(),
     limits: limitsSchema.default({}),
     quotas: quotasSchema.default({}),
+    egress: egressSchema.default({}),
     onError: z
       .object({
         status: z.number().int().min(300).max(699).default(DEFAULT_ERROR_STATUS),
@@ -378,6 +396,7 @@ export function loadTenantsFile(path: string, opts: LoadTenantsOptions = {}): Te
       modules: t.modules,
       mode: t.mode,
       quotas: t.quotas,
+      egress: t.egress,
       workers: t.workers,
     };
   });
@@ -413,6 +432,8 @@ export function singleScriptConfig(
     modules: undefined,
     mode: "sync",
     quotas: DEFAULT_TENANT_QUOTAS,
+    // The operator's own script: it sends wherever it routes.
+    egress: UNRESTRICTED_EGRESS,
     workers,
   };
   return { file: scriptPath, tenants: [entry], defaultTenant: tenantId, unmatched: 404 };

@@ -14,6 +14,7 @@
  * transaction) keep the runner they started with, which is disposed when
  * the last of them lets go.
  */
+import { compileEgress } from "../core/egress.js";
 import { watch as watchPath, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
 import { newTenantState, type MessageContext, type ReceiveInfo, type TenantState } from "../core/context.js";
@@ -115,7 +116,7 @@ export class Tenant {
     budgetCpuNs?: (tenant: Tenant) => bigint,
   ) {
     this.id = config.id;
-    this.state = newTenantState(config.id, config.quotas);
+    this.state = newTenantState(config.id, config.quotas, compileEgress(config.egress, config.id));
     this.current = runner;
     this.live.add(runner);
     this.counters = new TenantCounters(() => this.cpuNs());

@@ -72,6 +72,8 @@ function writeTenantsFile(dir: string, scriptFile: string): string {
       "tenants:",
       `  - id: ${TENANT_ID}`,
       `    script: ${path.basename(scriptFile)}`,
+      // The sipp callees listen on loopback, which a tenant may not send to by default.
+      "    egress: { allow: [127.0.0.0/8] }",
       "    match:",
       // sipp's Request-URI names the proxy by address.
       '      domains: ["127.0.0.1"]',

@@ -93,7 +93,7 @@ describe("tenants in worker processes", () => {
     dir.write("other.js", GOOD);
     const file = dir.write(
       "tenants.yaml",
-      `tenants:\n  - id: other\n    script: other.js\n    match: { domains: [other.example] }\n  - id: relay\n    script: relay.js\n    match: { domains: [relay.example] }\n`,
+      `tenants:\n  - id: other\n    script: other.js\n    match: { domains: [other.example] }\n  - id: relay\n    script: relay.js\n    egress: { allow: [127.0.0.0/8] }\n    match: { domains: [relay.example] }\n`,
     );
     const ksr = await startKsr(["--tenants", file, "--db", ":memory:"]);
     const uac = await peer();

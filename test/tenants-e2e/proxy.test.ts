@@ -16,10 +16,12 @@ let srv: TenantServer | undefined;
 const tenants = (mode: ExecutionMode) => `tenants:
   - id: proxy
     script: proxy.js
+    egress: { allow: [127.0.0.0/8] }
     mode: ${mode}
     match: { domains: [proxy.example] }
   - id: other
     script: other.js
+    egress: { allow: [127.0.0.0/8] }
     match: { domains: [other.example] }
 `;
 const OTHER = `function ksr_request_route() { KSR.sl.sl_send_reply(200, "other"); }\n`;

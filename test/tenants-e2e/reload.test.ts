@@ -16,9 +16,11 @@ let srv: TenantServer | undefined;
 const TENANTS = `tenants:
   - id: p
     script: p.js
+    egress: { allow: [127.0.0.0/8] }
     match: { domains: [p.example] }
   - id: other
     script: other.js
+    egress: { allow: [127.0.0.0/8] }
     match: { domains: [other.example] }
 `;
 const OTHER = `function ksr_request_route() { KSR.sl.sl_send_reply(200, "other"); }\n`;

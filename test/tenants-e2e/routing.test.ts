@@ -25,9 +25,11 @@ afterEach(async () => {
 const TWO_TENANTS = (extra = "") => `${extra}tenants:
   - id: a
     script: a.js
+    egress: { allow: [127.0.0.0/8] }
     match: { domains: [a.example, "*.a.example"] }
   - id: b
     script: b.js
+    egress: { allow: [127.0.0.0/8] }
     match: { domains: [b.example] }
 `;
 
@@ -105,9 +107,11 @@ function ksr_request_route() {
   const yaml = `tenants:
   - id: ht-a
     script: a.js
+    egress: { allow: [127.0.0.0/8] }
     match: { domains: [a.example] }
   - id: ht-b
     script: b.js
+    egress: { allow: [127.0.0.0/8] }
     match: { domains: [b.example] }
 `;
 
@@ -136,9 +140,11 @@ function ksr_request_route() {
   const yaml = `tenants:
   - id: a
     script: a.js
+    egress: { allow: [127.0.0.0/8] }
     match: { domains: [a.example] }
   - id: b
     script: b.js
+    egress: { allow: [127.0.0.0/8] }
     match: { domains: [b.example] }
     modules: [tm, pv]
     onError: { status: 502, reason: B Script Failed }
@@ -174,9 +180,11 @@ function ksr_request_route() {
   const yaml = `tenants:
   - id: a
     script: a.js
+    egress: { allow: [127.0.0.0/8] }
     match: { domains: [a.example] }
   - id: hog
     script: hog.js
+    egress: { allow: [127.0.0.0/8] }
     match: { domains: [hog.example] }
     limits: { cpuShare: 0.01, cpuBurstMs: 100 }
 `;

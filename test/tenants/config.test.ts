@@ -6,6 +6,7 @@ import { describe, expect, test } from "vitest";
 import { loadTenantsFile, TenantsConfigError, type TenantsConfigIssue } from "../../host/tenants/index.js";
 import { REPLY_200, tenantDir } from "./fixtures.js";
 import { DEFAULT_TENANT_QUOTAS } from "../../host/core/quota.js";
+import { DEFAULT_EGRESS_DENY } from "../../host/core/egress.js";
 
 /** Loads `text` as a tenants file (with the scripts it names written) and returns the issues it raised. */
 function issuesOf(text: string, fileName = "tenants.yaml"): TenantsConfigIssue[] {
@@ -79,6 +80,7 @@ tenants:
       modules: ["sl", "hdr"],
       mode: "async",
       quotas: DEFAULT_TENANT_QUOTAS,
+      egress: { allow: [], deny: [...DEFAULT_EGRESS_DENY] },
       workers: 3,
     });
     expect(tb).toMatchObject({
