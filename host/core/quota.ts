@@ -21,6 +21,8 @@ export interface TenantQuotas {
   readonly editBytes: number;
   /** Address-of-records the tenant may have registered at once (KSR.registrar.save of a new AoR fails past it). */
   readonly aors: number;
+  /** Log lines a second from the tenant (its scripts' and its modules'); past it they are counted and suppressed. 0: no limit. */
+  readonly logLinesPerSecond: number;
 }
 
 export const DEFAULT_TENANT_QUOTAS: TenantQuotas = Object.freeze({
@@ -30,7 +32,44 @@ export const DEFAULT_TENANT_QUOTAS: TenantQuotas = Object.freeze({
   // The largest SIP message: more header text could never be sent.
   editBytes: 65535,
   aors: 100_000,
+  logLinesPerSecond: 1000,
 });
+
+/** The operator's own script (`ksr run script.js`): the defaults, but its log is never cut. */
+export const SINGLE_SCRIPT_QUOTAS: TenantQuotas = Object.freeze({ ...DEFAULT_TENANT_QUOTAS, logLinesPerSecond: 0 });
+
+/**
+ * A tenant's log lines held to logLinesPerSecond: each second's lines past
+ * the quota are dropped and counted, and the first line of a later second
+ * is preceded by one saying how many were suppressed.
+ */
+export class LogRateLimit {
+  private windowStartMs = -Infinity;
+  private lines = 0;
+  private suppressed = 0;
+
+  constructor(private readonly perSecond: number) {}
+
+  /**
+   * Whether a line at `nowMs` may be written; `report` receives the
+   * suppression notice to write first, when there is one.
+   */
+  admit(nowMs: number, report: (notice: string) => void): boolean {
+    if (this.perSecond <= 0) return true;
+    if (nowMs - this.windowStartMs >= 1000) {
+      if (this.suppressed > 0) report(`suppressed ${this.suppressed} log line(s) over the tenant's quota of ${this.perSecond} a second`);
+      this.windowStartMs = nowMs;
+      this.lines = 0;
+      this.suppressed = 0;
+    }
+    if (this.lines >= this.perSecond) {
+      this.suppressed++;
+      return false;
+    }
+    this.lines++;
+    return true;
+  }
+}
 
 /** What a stored value costs: its name and its text (numbers as 8 bytes). */
 export function valueBytes(name: string, value: string | number): number {

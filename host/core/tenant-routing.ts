@@ -39,6 +39,7 @@
  * route for the proxy); synchronous tenants take the same code without a
  * promise.
  */
+import { LogRateLimit, type TenantQuotas } from "./quota.js";
 import type { SipMessage } from "../sip/message.js";
 import { topVia } from "../sip/parser.js";
 import { viaParam } from "../sip/via.js";
@@ -107,12 +108,17 @@ function errorText(err: unknown): string {
 class TenantHost implements HostServices {
   proxy: StatefulProxy | undefined;
 
+  private readonly logLimit: LogRateLimit;
+
   constructor(
     private readonly server: RouterHost,
     private readonly tenantId: string,
     /** Added to our Via of what this tenant forwards (TenantRoutingOptions.nameTenantInVia). */
     readonly viaParams: string | undefined,
-  ) {}
+    quotas: TenantQuotas,
+  ) {
+    this.logLimit = new LogRateLimit(quotas.logLinesPerSecond);
+  }
 
   get listen(): readonly ListenSocket[] {
     return this.server.listen;
@@ -127,7 +133,9 @@ class TenantHost implements HostServices {
     return this.server.data;
   }
 
+  /** The tenant's log lines, held to its logLinesPerSecond quota (host/core/quota.ts). */
   log(level: LogLevel, text: string): void {
+    if (!this.logLimit.admit(this.server.now(), (notice) => this.server.logAs(this.tenantId, "warn", notice))) return;
     this.server.logAs(this.tenantId, level, text);
   }
 
@@ -198,7 +206,7 @@ export class TenantRouting implements Router {
       // (this server, or the front of tenant processes) finds it without
       // the transaction table.
       const viaParams = options.nameTenantInVia === false ? undefined : `;${TENANT_VIA_PARAM}=${tenant.id}`;
-      const host = new TenantHost(server, tenant.id, viaParams);
+      const host = new TenantHost(server, tenant.id, viaParams, tenant.state.quotas);
       const proxyHost: ProxyHost = {
         services: host,
         tenant: tenant.state,

@@ -29,7 +29,7 @@ import { z } from "zod";
 import { KEMI_MODULES } from "../modules/index.js";
 import type { TransportProto } from "../core/context.js";
 import { DEFAULT_LIMITS } from "../../sandbox/types.js";
-import { DEFAULT_TENANT_QUOTAS, type TenantQuotas } from "../core/quota.js";
+import { DEFAULT_TENANT_QUOTAS, SINGLE_SCRIPT_QUOTAS, type TenantQuotas } from "../core/quota.js";
 import { cidrProblem, DEFAULT_EGRESS_DENY, UNRESTRICTED_EGRESS, type EgressRules } from "../core/egress.js";
 import type { ExecutionMode } from "../../sandbox/runner.js";
 
@@ -259,6 +259,7 @@ const quotasSchema = z
     avpBytes: z.number().int().min(0).max(64 * 1024 ** 2).default(DEFAULT_TENANT_QUOTAS.avpBytes),
     editBytes: z.number().int().min(0).max(1024 ** 2).default(DEFAULT_TENANT_QUOTAS.editBytes),
     aors: z.number().int().min(0).max(100_000_000).default(DEFAULT_TENANT_QUOTAS.aors),
+    logLinesPerSecond: z.number().int().min(0).max(1_000_000).default(DEFAULT_TENANT_QUOTAS.logLinesPerSecond),
   })
   .strict();
 
@@ -431,7 +432,7 @@ export function singleScriptConfig(
     onError: SINGLE_SCRIPT_ON_ERROR,
     modules: undefined,
     mode: "sync",
-    quotas: DEFAULT_TENANT_QUOTAS,
+    quotas: SINGLE_SCRIPT_QUOTAS,
     // The operator's own script: it sends wherever it routes.
     egress: UNRESTRICTED_EGRESS,
     workers,

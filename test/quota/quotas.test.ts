@@ -16,7 +16,7 @@ import { caller } from "../modules/call.js";
 const pv = caller(pvModule);
 const hdr = caller(hdrModule);
 
-const SMALL: TenantQuotas = { varBytes: 1000, shvBytes: 2000, avpBytes: 500, editBytes: 300, aors: 2 };
+const SMALL: TenantQuotas = { varBytes: 1000, shvBytes: 2000, avpBytes: 500, editBytes: 300, aors: 2, logLinesPerSecond: 10 };
 
 function tenantWith(quotas: TenantQuotas) {
   return newTenantState("greedy", quotas);
@@ -117,6 +117,22 @@ describe("registered AoRs", () => {
     expect(host.logs.map((l) => l.text)).toContain("tenant greedy: registering c refused: quota aors (2) reached\n");
     // A refresh of a registered AoR still works (2: contacts updated, as Kamailio's save answers).
     expect(save("a", 2)).toBe(2);
+  });
+});
+
+describe("log lines per second", () => {
+  it("past the quota a second's lines are dropped and counted; the next second starts with one line saying how many", async () => {
+    const { LogRateLimit } = await import("../../host/core/quota.js");
+    const limit = new LogRateLimit(3);
+    const notices: string[] = [];
+    const admitted = [0, 10, 20, 30, 40, 999].map((t) => limit.admit(t, (n) => notices.push(n)));
+    expect(admitted).toEqual([true, true, true, false, false, false]);
+    expect(notices).toEqual([]);
+    expect(limit.admit(1000, (n) => notices.push(n))).toBe(true);
+    expect(notices).toEqual(["suppressed 3 log line(s) over the tenant's quota of 3 a second"]);
+    // 0: no limit (ksr run script.js).
+    const none = new LogRateLimit(0);
+    for (let i = 0; i < 10_000; i++) expect(none.admit(0, () => undefined)).toBe(true);
   });
 });
 

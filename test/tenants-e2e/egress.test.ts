@@ -77,3 +77,25 @@ describe("egress policy", () => {
     expect(compileEgress({ allow: [], deny: [] }, "t")).toBeUndefined();
   });
 });
+
+describe("log lines per second (quota logLinesPerSecond)", () => {
+  it("a tenant's script that logs 300 lines gets its quota of 50 written, then a line saying 250 were suppressed", async () => {
+    srv = await startTenants(
+      {
+        "chatty.js": `var runs = 0;\nfunction ksr_request_route() { runs++; if (runs === 1) { for (var i = 0; i < 300; i++) KSR.info("line " + i + "\\n"); } else KSR.info("again\\n"); KSR.sl.sl_send_reply(200, "run " + runs); }\n`,
+      },
+      `tenants:\n  - id: chatty\n    script: chatty.js\n    quotas: { logLinesPerSecond: 50 }\n    match: { domains: [chatty.example] }\n`,
+    );
+    expect((await ask(caller!, srv.udpPort, { uri: "sip:x@chatty.example" })).reason).toBe("run 1");
+    const written = () => logs.lines().filter((l) => /\[chatty\] line \d+/.test(l)).length;
+    expect(written()).toBe(50);
+    // A line of a later second comes after the notice of what was suppressed.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect((await ask(caller!, srv.udpPort, { uri: "sip:x@chatty.example" })).reason).toBe("run 2");
+    await logs.waitFor((l) => l.includes("[chatty] again"));
+    const lines = logs.lines();
+    const notice = lines.findIndex((l) => l.includes("[chatty] suppressed 250 log line(s) over the tenant's quota of 50 a second"));
+    expect(notice).toBeGreaterThan(-1);
+    expect(notice).toBeLessThan(lines.findIndex((l) => l.includes("[chatty] again")));
+  });
+});
