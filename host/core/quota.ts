@@ -23,6 +23,14 @@ export interface TenantQuotas {
   readonly aors: number;
   /** Log lines a second from the tenant (its scripts' and its modules'); past it they are counted and suppressed. 0: no limit. */
   readonly logLinesPerSecond: number;
+  /**
+   * Transactions of the tenant's stateful proxy still waiting for their
+   * final response, server and client ones (a relayed request holds one
+   * plus one per branch): its transaction table's bound, the finished ones
+   * kept for retransmissions being bounded at 8 times that. A request past
+   * it is not handled (t_relay/t_newtran fail).
+   */
+  readonly transactions: number;
 }
 
 export const DEFAULT_TENANT_QUOTAS: TenantQuotas = Object.freeze({
@@ -33,6 +41,7 @@ export const DEFAULT_TENANT_QUOTAS: TenantQuotas = Object.freeze({
   editBytes: 65535,
   aors: 100_000,
   logLinesPerSecond: 1000,
+  transactions: 65_536,
 });
 
 /** The operator's own script (`ksr run script.js`): the defaults, but its log is never cut. */

@@ -219,7 +219,8 @@ export class TenantRouting implements Router {
         send: (dest, data, from, what) => server.send(dest, data, from, what, data.startsWith("SIP/2.0 ") ? undefined : tenant.state.egress),
         viaParams,
       };
-      const proxy = new StatefulProxy(proxyHost, options.proxy);
+      // The tenant's quota bounds its transactions unless the server sets a bound for all.
+      const proxy = new StatefulProxy(proxyHost, { ...options.proxy, maxTransactions: options.proxy?.maxTransactions ?? tenant.state.quotas.transactions });
       host.proxy = proxy;
       this.slots.set(tenant, { tenant, host, proxy });
     }

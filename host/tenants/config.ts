@@ -260,6 +260,7 @@ const quotasSchema = z
     editBytes: z.number().int().min(0).max(1024 ** 2).default(DEFAULT_TENANT_QUOTAS.editBytes),
     aors: z.number().int().min(0).max(100_000_000).default(DEFAULT_TENANT_QUOTAS.aors),
     logLinesPerSecond: z.number().int().min(0).max(1_000_000).default(DEFAULT_TENANT_QUOTAS.logLinesPerSecond),
+    transactions: z.number().int().min(1).max(1_048_576).default(DEFAULT_TENANT_QUOTAS.transactions),
   })
   .strict();
 

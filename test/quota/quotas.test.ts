@@ -16,7 +16,7 @@ import { caller } from "../modules/call.js";
 const pv = caller(pvModule);
 const hdr = caller(hdrModule);
 
-const SMALL: TenantQuotas = { varBytes: 1000, shvBytes: 2000, avpBytes: 500, editBytes: 300, aors: 2, logLinesPerSecond: 10 };
+const SMALL: TenantQuotas = { varBytes: 1000, shvBytes: 2000, avpBytes: 500, editBytes: 300, aors: 2, logLinesPerSecond: 10, transactions: 5 };
 
 function tenantWith(quotas: TenantQuotas) {
   return newTenantState("greedy", quotas);

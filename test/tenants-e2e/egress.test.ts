@@ -99,3 +99,23 @@ describe("log lines per second (quota logLinesPerSecond)", () => {
     expect(notice).toBeLessThan(lines.findIndex((l) => l.includes("[chatty] again")));
   });
 });
+
+describe("pending transactions (quota transactions)", () => {
+  it("a tenant whose proxy holds its quota of pending transactions cannot start another: t_relay fails", async () => {
+    // The callee never answers: each relayed INVITE stays pending, holding
+    // two transactions (the server one and its branch's client one).
+    srv = await startTenants(
+      {
+        "relay.js": `function ksr_request_route() { if (KSR.is_ACK()) return; KSR.setdsturi("sip:127.0.0.1:${target!.port}"); if (KSR.tm.t_relay() < 0) KSR.sl.sl_send_reply(503, "No Transaction"); }\n`,
+      },
+      `tenants:\n  - id: small\n    script: relay.js\n    egress: { allow: [127.0.0.0/8] }\n    quotas: { transactions: 4 }\n    match: { domains: [small.example] }\n`,
+    );
+    for (let i = 1; i <= 2; i++) {
+      const r = await ask(caller!, srv.udpPort, { method: "INVITE", uri: "sip:x@small.example", callId: `pending-${i}`, branch: `z9hG4bK-pending-${i}` });
+      expect(r.status, logs.lines().join("\n")).toBe(100);
+    }
+    const third = await ask(caller!, srv.udpPort, { method: "INVITE", uri: "sip:x@small.example", callId: "pending-3", branch: "z9hG4bK-pending-3" });
+    expect(third.status, logs.lines().join("\n")).toBe(503);
+    await logs.waitFor((l) => l.includes("transaction table full (4)"));
+  });
+});
