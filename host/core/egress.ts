@@ -11,7 +11,8 @@
  * responses go where the protocol sends them (RFC 3261 §18.2.2) and are
  * not checked.
  */
-import { BlockList, isIP } from "node:net";
+import { isIP } from "node:net";
+import { blockListOf } from "./cidr.js";
 
 /** What is refused unless allowed, for a tenant of a tenants file. */
 export const DEFAULT_EGRESS_DENY: readonly string[] = Object.freeze([
@@ -40,33 +41,6 @@ export const UNRESTRICTED_EGRESS: EgressRules = Object.freeze({ allow: [], deny:
 export interface EgressPolicy {
   /** Undefined when the address may be sent to, else why not. */
   refusal(ip: string): string | undefined;
-}
-
-/** A CIDR ("10.0.0.0/8", "fe80::/10") or a single address; an error text when it is neither. */
-export function cidrProblem(text: string): string | undefined {
-  const slash = text.indexOf("/");
-  const addr = slash === -1 ? text : text.slice(0, slash);
-  const family = isIP(addr);
-  if (family === 0) return `"${text}" is not an IP address or CIDR`;
-  if (slash === -1) return undefined;
-  const bits = text.slice(slash + 1);
-  if (!/^\d{1,3}$/.test(bits) || Number(bits) > (family === 4 ? 32 : 128)) return `"${text}" has a bad prefix length`;
-  return undefined;
-}
-
-function blockListOf(cidrs: readonly string[]): BlockList | undefined {
-  if (cidrs.length === 0) return undefined;
-  const list = new BlockList();
-  for (const c of cidrs) {
-    const problem = cidrProblem(c);
-    if (problem !== undefined) throw new Error(problem);
-    const slash = c.indexOf("/");
-    const addr = slash === -1 ? c : c.slice(0, slash);
-    const type = isIP(addr) === 6 ? "ipv6" : "ipv4";
-    if (slash === -1) list.addAddress(addr, type);
-    else list.addSubnet(addr, Number(c.slice(slash + 1)), type);
-  }
-  return list;
 }
 
 /** The policy of the rules of `tenant`; undefined when nothing is denied (every address allowed). */

@@ -30,7 +30,8 @@ import { KEMI_MODULES } from "../modules/index.js";
 import type { TransportProto } from "../core/context.js";
 import { DEFAULT_LIMITS } from "../../sandbox/types.js";
 import { DEFAULT_TENANT_QUOTAS, SINGLE_SCRIPT_QUOTAS, type TenantQuotas } from "../core/quota.js";
-import { cidrProblem, DEFAULT_EGRESS_DENY, UNRESTRICTED_EGRESS, type EgressRules } from "../core/egress.js";
+import { DEFAULT_EGRESS_DENY, UNRESTRICTED_EGRESS, type EgressRules } from "../core/egress.js";
+import { parseCidr } from "../core/cidr.js";
 import type { ExecutionMode } from "../../sandbox/runner.js";
 
 export interface TenantLimits {
@@ -193,21 +194,6 @@ export function parseSocketPattern(text: string): SocketPattern | string {
   };
 }
 
-/** Splits "addr/prefix" (or a bare address) into its parts; a string is the problem. */
-export function parseCidr(text: string): { address: string; prefix: number; family: "ipv4" | "ipv6" } | string {
-  const [address, prefixText, extra] = text.trim().split("/");
-  if (extra !== undefined) return `"${text}" is not a CIDR block`;
-  const version = isIP(address ?? "");
-  if (version === 0) return `"${text}": "${address}" is not an IP address`;
-  const max = version === 4 ? 32 : 128;
-  let prefix = max;
-  if (prefixText !== undefined) {
-    if (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) > max) return `"${text}": prefix length must be 0..${max}`;
-    prefix = Number(prefixText);
-  }
-  return { address: address!, prefix, family: version === 4 ? "ipv4" : "ipv6" };
-}
-
 // ---------------------------------------------------------------------------
 // Schema
 // ---------------------------------------------------------------------------
@@ -264,17 +250,10 @@ const quotasSchema = z
   })
   .strict();
 
-const cidrListSchema = z.array(
-  z.string().superRefine((v, ctx) => {
-    const problem = cidrProblem(v);
-    if (problem !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
-  }),
-);
-
 const egressSchema = z
   .object({
-    allow: cidrListSchema.default([]),
-    deny: cidrListSchema.default([...DEFAULT_EGRESS_DENY]),
+    allow: z.array(sourceSchema).default([]),
+    deny: z.array(sourceSchema).default([...DEFAULT_EGRESS_DENY]),
   })
   .strict();
 

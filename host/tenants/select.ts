@@ -15,12 +15,13 @@
  * A response has no Request-URI; the server should route it by its
  * transaction, and select() matches it by the To host only.
  */
-import { BlockList } from "node:net";
+import { blockListOf } from "../core/cidr.js";
+import type { BlockList } from "node:net";
 import type { ReceiveInfo } from "../core/context.js";
 import type { SipMessage } from "../sip/message.js";
 import { toHeader } from "../sip/parser.js";
 import { parseUri } from "../sip/uri.js";
-import { parseCidr, type SocketPattern, type TenantEntry, type TenantMatchRule, type TenantsConfig } from "./config.js";
+import { type SocketPattern, type TenantEntry, type TenantMatchRule, type TenantsConfig } from "./config.js";
 
 interface CompiledRule {
   readonly exact: ReadonlySet<string>;
@@ -54,16 +55,8 @@ function compileRule(rule: TenantMatchRule): CompiledRule {
     else if (d.startsWith("*.")) suffixes.push(d.slice(1));
     else exact.add(normalizeHost(d));
   }
-  let sources: BlockList | undefined;
-  if (rule.sources.length > 0) {
-    sources = new BlockList();
-    for (const s of rule.sources) {
-      const cidr = parseCidr(s);
-      // loadTenantsFile validated every block; a bad one here is a programming error.
-      if (typeof cidr === "string") throw new Error(cidr);
-      sources.addSubnet(cidr.address, cidr.prefix, cidr.family);
-    }
-  }
+  // loadTenantsFile validated every block; a bad one here is a programming error.
+  const sources = blockListOf(rule.sources);
   return { exact, suffixes, anyDomain, checksDomain: rule.domains.length > 0, sockets: rule.sockets, sources };
 }
 
