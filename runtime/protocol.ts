@@ -20,11 +20,6 @@ export const OP_MODF = -3;
 export const MODF_ARG_TOO_LARGE = -1;
 /** (fnId, reason, argIndex): the facade refused a call; the host logs and answers the failure value. */
 export const OP_ARG_ERROR = -4;
-/**
- * (): an asynchronous execution starts running in the isolate; its route
- * clock starts now (a synchronous one's starts when the host calls it).
- */
-export const OP_ROUTE_START = -5;
 
 export const ARG_ERROR_MISSING = 1;
 export const ARG_ERROR_TOO_LARGE = 2;

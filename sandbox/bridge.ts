@@ -20,7 +20,6 @@ import {
   OP_DROP,
   OP_EXIT,
   OP_MODF,
-  OP_ROUTE_START,
   type FacadeDescription,
   type WireModule,
 } from "../runtime/protocol.js";
@@ -147,26 +146,22 @@ export class BridgeDispatcher {
     private readonly isolateCpuNs: () => bigint,
   ) {}
 
-  /** Wall time spent in KSR calls, in ns: counted in the tenant's CPU use. */
-  hostTimeNs = 0n;
+  /** Wall time spent in KSR calls, in ms: counted in the tenant's CPU use (ScriptRunner.cpuTimeNs). */
+  hostTimeMs = 0;
 
   /** The ivm.Callback body. Never throws; answers only primitives. */
   dispatch(ctxId: number, op: number, args: unknown[]): unknown {
     const ctx = this.executions.get(ctxId);
-    const started = performance.now();
     try {
       if (op >= 0) {
         const entry = this.table.entries[op];
         if (entry === undefined) return undefined;
         if (ctx === undefined) return this.outsideRoute(entry.qualifiedName, failureValue(entry.returns));
         if (ctx.exited) return this.exitToken;
-        const result = this.callEntry(ctx, entry, args);
-        return this.pastDeadline(ctx, started) ?? result;
+        const started = performance.now();
+        return this.timed(ctx, started, this.callEntry(ctx, entry, args));
       }
       switch (op) {
-        case OP_ROUTE_START:
-          if (ctx !== undefined) ctx.routeClock = { startCpuNs: this.isolateCpuNs(), hostMs: 0 };
-          return undefined;
         case OP_EXIT:
         case OP_DROP:
           if (ctx !== undefined) {
@@ -178,8 +173,8 @@ export class BridgeDispatcher {
           if (ctx === undefined) return this.outsideRoute("KSR.x.modf", -1);
           if (ctx.exited) return this.exitToken;
           {
-            const result = this.modf(ctx, args);
-            return this.pastDeadline(ctx, started) ?? result;
+            const started = performance.now();
+            return this.timed(ctx, started, this.modf(ctx, args));
           }
         case OP_ARG_ERROR:
           return this.argError(ctx, args);
@@ -194,26 +189,28 @@ export class BridgeDispatcher {
         // nothing left to report to
       }
       return undefined;
-    } finally {
-      this.hostTimeNs += BigInt(Math.round((performance.now() - started) * 1e6));
     }
   }
 
   /**
-   * Host time is route time: once a call returns with the route's time in
-   * KSR calls plus its isolate's CPU time past the limit, the execution ends
-   * as if by KSR.x.exit and the runner reports the route as timed out.
-   * Undefined while in time. The isolate's CPU time (not wall time, which a
-   * busy machine stretches) is read only once host time alone reaches a
-   * quarter of the limit: KSR calls normally take microseconds.
+   * Host time is route time: the call's time counts in the tenant's CPU use
+   * and in its route's clock. Once a call returns with the route's time in
+   * KSR calls, plus its isolate's CPU time when the runner knows where that
+   * started (a synchronous route), past the limit, the execution ends as if
+   * by KSR.x.exit and the runner reports the route as timed out. The
+   * isolate's CPU time (not wall time, which a busy machine stretches) is
+   * read only once host time alone reaches a quarter of the limit: KSR calls
+   * normally take microseconds. Answers the call's result while in time.
    */
-  private pastDeadline(ctx: MessageContext, callStarted: number): string | undefined {
+  private timed(ctx: MessageContext, started: number, result: unknown): unknown {
+    const elapsed = performance.now() - started;
+    this.hostTimeMs += elapsed;
     const clock = ctx.routeClock;
-    if (clock === undefined) return undefined;
-    clock.hostMs += performance.now() - callStarted;
-    if (clock.hostMs * 4 < this.routeTimeoutMs) return undefined;
-    const isolateMs = Number(this.isolateCpuNs() - clock.startCpuNs) / 1e6;
-    if (clock.hostMs + isolateMs <= this.routeTimeoutMs) return undefined;
+    if (clock === undefined) return result;
+    clock.hostMs += elapsed;
+    if (clock.hostMs * 4 < this.routeTimeoutMs) return result;
+    const isolateMs = clock.startCpuNs === undefined ? 0 : Number(this.isolateCpuNs() - clock.startCpuNs) / 1e6;
+    if (clock.hostMs + isolateMs <= this.routeTimeoutMs) return result;
     ctx.routeTimedOut = true;
     ctx.exited = true;
     return this.exitToken;

@@ -29,7 +29,7 @@ import type { MessageContext } from "../host/core/context.js";
 import { log } from "../host/core/log.js";
 import { KEMI_MODULES } from "../host/modules/index.js";
 import type { KemiModule } from "../host/modules/types.js";
-import { OP_ROUTE_START, ROUTE_FAILED, ROUTE_MISSING, ROUTE_OK } from "../runtime/protocol.js";
+import { ROUTE_FAILED, ROUTE_MISSING, ROUTE_OK } from "../runtime/protocol.js";
 import { BridgeDispatcher, BridgeTable, DEFAULT_MAX_STRING_LENGTH } from "./bridge.js";
 import { compileScript, compileSource, ScriptLoadError, type CompiledScript } from "./compile.js";
 import { firstScriptPosition, remapPositions } from "./sourcemap.js";
@@ -85,9 +85,8 @@ const DISPOSED_BEFORE_START = "Isolate is disposed";
  * Array.prototype cannot intercept the result.
  */
 const COLLECTING_RUN_ROUTE = `
-const runRoute = $0, takeFailure = $1, failed = $2, bridge = $3, routeStart = $4;
+const runRoute = $0, takeFailure = $1, failed = $2;
 return function runRouteCollected(ctxId, name) {
-  bridge(ctxId, routeStart);
   const code = runRoute(ctxId, name);
   if (code !== failed) return [code, "", ""];
   const failure = takeFailure();
@@ -254,7 +253,7 @@ export class ScriptRunner implements RouteRunner {
     }
     // Time in KSR calls is the tenant's too (the isolate's clock stops while
     // the host works for it).
-    return this.retiredCpuNs + current + this.dispatcher.hostTimeNs;
+    return this.retiredCpuNs + current + BigInt(Math.round(this.dispatcher.hostTimeMs * 1e6));
   }
 
   /** CPU time of the current isolate in ns (0 when there is none or it is gone). */
@@ -342,6 +341,10 @@ export class ScriptRunner implements RouteRunner {
         }
         if (this.disposed) return { status: "error", kind: "exception", message: "script runner disposed" };
         const started = performance.now();
+        // Where the execution's isolate time starts is not known here (it
+        // may wait behind others): its clock counts the time in KSR calls,
+        // and isolated-vm's timeout the isolate's own.
+        ctx.routeClock = { startCpuNs: undefined, hostMs: 0 };
         try {
           const [code, message, stack] = (await instance.runRouteCollected.apply(undefined, [ctx.id, name], {
             timeout: this.opts.limits.routeTimeoutMs,
@@ -571,7 +574,7 @@ export class ScriptRunner implements RouteRunner {
       entryPoints.release();
       const runRouteCollected = (await context.evalClosure(
         COLLECTING_RUN_ROUTE,
-        [runRoute.derefInto(), takeFailure.derefInto(), ROUTE_FAILED, this.bridgeCallback(), OP_ROUTE_START],
+        [runRoute.derefInto(), takeFailure.derefInto(), ROUTE_FAILED],
         { result: { reference: true } },
       )) as unknown as IsolateInstance["runRouteCollected"];
       const instance: IsolateInstance = { isolate, context, runRoute, hasRoute, takeFailure, runRouteCollected, lastCpuNs: 0n };
@@ -637,7 +640,7 @@ export class ScriptRunner implements RouteRunner {
         takeFailure,
         runRouteCollected: context.evalClosureSync(
           COLLECTING_RUN_ROUTE,
-          [runRoute.derefInto(), takeFailure.derefInto(), ROUTE_FAILED, this.bridgeCallback(), OP_ROUTE_START],
+          [runRoute.derefInto(), takeFailure.derefInto(), ROUTE_FAILED],
           { result: { reference: true } },
         ) as unknown as IsolateInstance["runRouteCollected"],
         lastCpuNs: 0n,

@@ -149,10 +149,11 @@ export class MessageContext {
   dropped = false;
   /**
    * The running route's clock, set by the script runner when the route
-   * starts: its isolate's CPU time then, and the time spent in KSR calls
-   * since (host time counts against the route's limit).
+   * starts: its isolate's CPU time then (undefined for an asynchronous
+   * execution, which may wait behind others), and the time spent in KSR
+   * calls since (host time counts against the route's limit).
    */
-  routeClock: { readonly startCpuNs: bigint; hostMs: number } | undefined;
+  routeClock: { readonly startCpuNs: bigint | undefined; hostMs: number } | undefined;
   /** A KSR call returned past the route's time limit: the route was ended as timed out. */
   routeTimedOut = false;
   /** The local reply sent by this execution, if any. */
