@@ -57,38 +57,34 @@ describe("nested routes of an asynchronous runner", () => {
     expect(outer.replied).toEqual({ status: 200, reason: "Nested" });
   });
 
-  it.each(["sync", "async"] as const)("%s: a nested route that loops is stopped by its timeout; its time was the outer route's KSR call's, so the outer route times out too", async (mode) => {
+  /** An outer route that runs `innerRoute` nested (KSR.nest.run_inner), then replies 200: its outcome, the inner one's, the outer context. */
+  async function nested(mode: "sync" | "async", innerRoute: string, routeTimeoutMs: number) {
     const host = fakeHost();
     const outer = makeContext(host, "INVITE");
     const innerCtx = makeContext(host, "OPTIONS");
     let innerOutcome: RouteOutcome | undefined;
     const modules = nestingModules(() => (innerOutcome = runner!.runRoute("inner_route", innerCtx)));
     runner = ScriptRunner.fromSource(
-      `function ksr_request_route() { KSR.nest.run_inner(); KSR.nest.reply(200); }
-       function inner_route() { for (;;) {} }`,
-      "/scripts/nested-async-loop.js",
-      { limits: { heapMb: 32, routeTimeoutMs: 50 }, tenant: "t1", modules, mode },
+      `function ksr_request_route() { KSR.nest.run_inner(); KSR.nest.reply(200); }\n${innerRoute}`,
+      "/scripts/nested-async.js",
+      { limits: { heapMb: 32, routeTimeoutMs }, tenant: "t1", modules, mode },
     );
+    const outcome = await runner.runRouteAny("ksr_request_route", outer);
+    return { outcome, innerOutcome, outer };
+  }
+
+  it.each(["sync", "async"] as const)("%s: a nested route that loops is stopped by its timeout; its time was the outer route's KSR call's, so the outer route times out too", async (mode) => {
+    const { outcome, innerOutcome, outer } = await nested(mode, "function inner_route() { for (;;) {} }", 50);
     // Host time is route time: the KSR call that ran the nested route
     // returned past the outer route's 50 ms, which ends there.
-    expect(await runner.runRouteAny("ksr_request_route", outer)).toMatchObject({ status: "error", kind: "timeout", message: expect.stringContaining("KSR calls included") });
+    expect(outcome).toMatchObject({ status: "error", kind: "timeout", message: expect.stringContaining("KSR calls included") });
     expect(innerOutcome).toMatchObject({ status: "error", kind: "timeout" });
     expect(outer.replied).toBeUndefined();
   });
 
   it.each(["sync", "async"] as const)("%s: a nested route that ends in time leaves the outer route running with its own context", async (mode) => {
-    const host = fakeHost();
-    const outer = makeContext(host, "INVITE");
-    const innerCtx = makeContext(host, "OPTIONS");
-    let innerOutcome: RouteOutcome | undefined;
-    const modules = nestingModules(() => (innerOutcome = runner!.runRoute("inner_route", innerCtx)));
-    runner = ScriptRunner.fromSource(
-      `function ksr_request_route() { KSR.nest.run_inner(); KSR.nest.reply(200); }
-       function inner_route() { throw new Error("inner failed"); }`,
-      "/scripts/nested-async-throw.js",
-      { limits: { heapMb: 32, routeTimeoutMs: 1000 }, tenant: "t1", modules, mode },
-    );
-    expect(await runner.runRouteAny("ksr_request_route", outer)).toEqual({ status: "ok" });
+    const { outcome, innerOutcome, outer } = await nested(mode, 'function inner_route() { throw new Error("inner failed"); }', 1000);
+    expect(outcome).toEqual({ status: "ok" });
     expect(innerOutcome).toMatchObject({ status: "error", kind: "exception" });
     expect(outer.replied).toEqual({ status: 200, reason: "Nested" });
   });
