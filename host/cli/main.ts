@@ -7,7 +7,7 @@
  *   ksr run --tenants <tenants.yaml> [--watch] [--listen ...] [--alias ...]
  *                    [--log-level level] [--no-supervise] [--overload-delay-ms n] [--no-overload-shedding]
  *   ksr ctl [--control <path>] tenants | reload [tenant] | counters   (host/cli/ctl.ts)
- *   ksr api [--json]
+ *   ksr api [--native] [--json]
  *   ksr check <script...>
  *   ksr test [files...] [--reporter text|junit] [--watch]
  *   ksr subscriber|address add|rm|list ...   (host/cli/db-commands.ts)
@@ -36,7 +36,7 @@ import { KEMI_MODULES } from "../modules/index.js";
 import { DEFAULT_LIMITS } from "../../sandbox/types.js";
 import { formatListenSocket, parseListenSocket } from "../transport/listen-socket.js";
 import { fileURLToPath } from "node:url";
-import { describeApi, formatApiText } from "./api.js";
+import { describeApi, describeNatives, formatApiText, formatNativesText } from "./api.js";
 import { runCheck } from "./check.js";
 import { runTests, watchTests, type TestReporter } from "./test.js";
 import { DEFAULT_DB_FILE, openRunDatabase, registerDbCommands } from "./db-commands.js";
@@ -663,7 +663,13 @@ export function buildProgram(): Command {
     .command("api")
     .description("list every KSR function this server provides")
     .option("--json", "print JSON")
-    .action((opts: { json?: boolean }) => {
+    .option("--native", "list the native (kamailio.cfg) functions KSR.x.modf finds instead")
+    .action((opts: { json?: boolean; native?: boolean }) => {
+      if (opts.native === true) {
+        const natives = describeNatives(KEMI_MODULES);
+        process.stdout.write(opts.json ? JSON.stringify(natives, null, 2) + "\n" : formatNativesText(natives));
+        return;
+      }
       const entries = describeApi(KEMI_MODULES);
       process.stdout.write(opts.json ? JSON.stringify(entries, null, 2) + "\n" : formatApiText(entries));
     });

@@ -56,10 +56,17 @@ function interfaceName(moduleName: string): string {
 function members(mod: KemiModule, indent: string): string {
   let out = "";
   const names = [...Object.keys(mod.functions), ...Object.keys(mod.unavailable ?? {})].sort();
+  // KSR function → the native calls (name/parameter count) through which KSR.x.modf runs it.
+  const nativeCalls = new Map<string, string[]>();
+  for (const n of mod.native ?? []) {
+    if (n.refused !== undefined || n.run !== undefined || n.kemi === undefined) continue;
+    nativeCalls.set(n.kemi, [...(nativeCalls.get(n.kemi) ?? []), `"${n.name}" (${n.params.length})`]);
+  }
   for (const name of names) {
     const fn = mod.functions[name];
     if (fn !== undefined) {
-      const native = mod.name !== "" ? `Native name for KSR.x.modf: "${fn.nativeName ?? name}".` : "";
+      const calls = nativeCalls.get(name);
+      const native = calls !== undefined ? `KSR.x.modf reaches it as ${calls.join(", ")}.` : "";
       out += comment([fn.doc, native, RETURN_NOTE[fn.returns]], indent);
       out += `${indent}${signature(name, fn.params, fn.returns)}\n`;
     } else {

@@ -708,4 +708,9 @@ export const pvModule: KemiModule = {
       },
     },
   },
+  // Native functions (Kamailio pv cmd exports) for KSR.x.modf.
+  native: [
+    { name: "pv_isset", params: ["str"], run: (ctx, name: string) => (pvModule.functions.is_null!.run(ctx, name) === true ? -1 : 1) },
+    { name: "pv_unset", params: ["str"], kemi: "unset" },
+  ],
 };

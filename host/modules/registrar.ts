@@ -823,4 +823,20 @@ export const registrarModule: KemiModule = {
       },
     },
   },
+  // Native functions (Kamailio registrar cmd exports) for KSR.x.modf.
+  native: [
+    { name: "save", params: ["str"], kemi: "save", refused: "fixup without free" },
+    { name: "save", params: ["str", "str"], kemi: "save", refused: "fixup without free" },
+    { name: "save", params: ["str", "str", "str"], kemi: "save_uri", refused: "fixup without free" },
+    { name: "lookup", params: ["str"], kemi: "lookup", refused: "fixup without free" },
+    { name: "lookup", params: ["str", "str"], kemi: "lookup_uri", refused: "fixup without free" },
+    { name: "lookup_to_dset", params: ["str"], kemi: "lookup_to_dset", refused: "fixup without free" },
+    { name: "lookup_to_dset", params: ["str", "str"], kemi: "lookup_to_dset", refused: "fixup without free" },
+    { name: "registered", params: ["str"], kemi: "registered", refused: "fixup without free" },
+    { name: "registered", params: ["str", "str"], kemi: "registered_uri", refused: "fixup without free" },
+    { name: "unregister", params: ["str", "str"], kemi: "unregister", refused: "fixup without free" },
+    { name: "unregister", params: ["str", "str", "str"], kemi: "unregister_ruid", refused: "fixup without free" },
+    { name: "lookup_branches", params: ["str"], kemi: "lookup_branches", refused: "fixup without free" },
+    { name: "reg_send_reply", params: [], kemi: "reg_send_reply" },
+  ],
 };

@@ -223,4 +223,21 @@ describe("ksr api", () => {
     expect(r.stdout).toMatch(/^int KSR\.sl\.sl_send_reply\(int, str\)/m);
     expect(r.stdout).toMatch(/^\d+ functions \(\d+ available, \d+ unavailable\)$/m);
   });
+
+  it("--native lists the native functions KSR.x.modf finds, by name and parameter count, and those Kamailio's modf refuses", () => {
+    const r = ksrSync(["api", "--native", "--json"]);
+    expect(r.status).toBe(0);
+    const natives = JSON.parse(r.stdout) as { name: string; params: string[]; kemi?: string; modf: string }[];
+    expect(natives.filter((n) => n.name === "sanity_check").map((n) => [n.params.length, n.modf, n.kemi])).toEqual([
+      [0, "call", "KSR.sanity.sanity_check_defaults"],
+      [1, "call", undefined],
+      [2, "call", "KSR.sanity.sanity_check"],
+    ]);
+    expect(natives.find((n) => n.name === "sl_send_reply")).toMatchObject({ modf: "refused", kemi: "KSR.sl.sl_send_reply" });
+    // KEMI-only names have no native entry.
+    expect(natives.some((n) => n.name === "get_ruri" || n.name === "sets")).toBe(false);
+    const text = ksrSync(["api", "--native"]);
+    expect(text.stdout).toMatch(/^sanity: sanity_check\(int, int\)  → KSR\.sanity\.sanity_check$/m);
+    expect(text.stdout).toMatch(/^\d+ native functions for KSR\.x\.modf \(\d+ callable, \d+ refused as in Kamailio 5\.6\)$/m);
+  });
 });
