@@ -9,6 +9,7 @@ import type { SipMessage, MessageEdits } from "../sip/message.js";
 import { emptyEdits } from "../sip/message.js";
 import type { StatefulProxy } from "../proxy/proxy.js";
 import type { DataServices } from "../storage/index.js";
+import type { OutgoingSend } from "./onsend.js";
 
 export type TransportProto = "udp" | "tcp";
 
@@ -89,7 +90,27 @@ export interface TenantState {
   readonly usage: { varBytes: number; shvBytes: number };
   /** Where its scripts may send requests (host/core/egress.ts); undefined: anywhere. */
   readonly egress: EgressPolicy | undefined;
+  /** The entry points its script is called by besides ksr_request_route. */
+  readonly kemiCallbacks: KemiCallbacks;
 }
+
+/**
+ * Names of the script functions the server calls besides
+ * ksr_request_route: Kamailio 5.6's core settings kemi.onsend_route_callback
+ * (default ksr_onsend_route), kemi.reply_route_callback (ksr_reply_route)
+ * and kemi.event_route_callback (none), and tm's event_callback modparam
+ * (none). "" means not called (Kamailio's "none").
+ */
+export interface KemiCallbacks {
+  readonly onsend: string;
+  readonly reply: string;
+  /** Core events (core:worker-one-init), called with the event name. */
+  readonly event: string;
+  /** tm's events (tm:local-request, tm:branch-failure), called with the event name. */
+  readonly tmEvent: string;
+}
+
+export const DEFAULT_KEMI_CALLBACKS: KemiCallbacks = { onsend: "ksr_onsend_route", reply: "ksr_reply_route", event: "", tmEvent: "" };
 
 /**
  * Where $shv lives: a Map per tenant state (default), or a Map backed by a
@@ -102,9 +123,14 @@ export function setSharedVarsBackend(create: (tenantId: string) => Map<string, s
   sharedVarsOf = create;
 }
 
-export function newTenantState(id: string, quotas: TenantQuotas = DEFAULT_TENANT_QUOTAS, egress?: EgressPolicy): TenantState {
+export function newTenantState(
+  id: string,
+  quotas: TenantQuotas = DEFAULT_TENANT_QUOTAS,
+  egress?: EgressPolicy,
+  kemiCallbacks: KemiCallbacks = DEFAULT_KEMI_CALLBACKS,
+): TenantState {
   // With a shared $shv backend the usage counted is this process's writes.
-  return { id, vars: new Map(), sharedVars: sharedVarsOf?.(id) ?? new Map(), quotas, usage: { varBytes: 0, shvBytes: 0 }, egress };
+  return { id, vars: new Map(), sharedVars: sharedVarsOf?.(id) ?? new Map(), quotas, usage: { varBytes: 0, shvBytes: 0 }, egress, kemiCallbacks };
 }
 
 let nextContextId = 1;
@@ -162,6 +188,8 @@ export class MessageContext {
   forwarded = false;
   /** Reply that sl_reply_error() should send for the last internal error. */
   lastError: LocalReply | undefined;
+  /** In an onsend route: the send it runs for ($snd, host/core/onsend.ts). */
+  outgoing: OutgoingSend | undefined;
 
   constructor(
     readonly msg: SipMessage,

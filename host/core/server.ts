@@ -43,6 +43,7 @@ import {
   type Destination,
 } from "./outbound.js";
 import { MessageContext, newTenantState } from "./context.js";
+import { runOnsendRoute, type OnsendRoutes } from "./onsend.js";
 import type { HostServices, ListenSocket, LogLevel, ReceiveInfo, TenantState, TransportProto } from "./context.js";
 import { log as writeLog } from "./log.js";
 import type { DataServices } from "../storage/index.js";
@@ -103,9 +104,10 @@ export interface RouterHost extends HostServices {
   readonly tenant: TenantState;
   /**
    * Stateless forwarding (see HostServices.forward); `viaParams` are added
-   * to our Via of a forwarded request (e.g. the tenant's, ";ksr-tenant=a").
+   * to our Via of a forwarded request (e.g. the tenant's, ";ksr-tenant=a");
+   * `onsend` is the script whose onsend route sees a request before it leaves.
    */
-  forward(ctx: MessageContext, targetUri?: string, viaParams?: string): boolean;
+  forward(ctx: MessageContext, targetUri?: string, viaParams?: string, onsend?: OnsendRoutes): boolean;
   /** Stateless response forwarding by Via (RFC 3261 §16.7 step 3, §18.2.2), with the reply route's edits. */
   forwardResponse(msg: SipMessage, rcv: ReceiveInfo, edits: MessageEdits | undefined): boolean;
   /** The listen socket a message to `host` leaves by; `forced` is the script's choice (KSR.force_send_socket). */
@@ -331,13 +333,13 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     return sent;
   }
 
-  forward(ctx: MessageContext, targetUri?: string, viaParams?: string): boolean {
+  forward(ctx: MessageContext, targetUri?: string, viaParams?: string, onsend?: OnsendRoutes): boolean {
     if (ctx.msg.kind === "response") {
       const ok = this.forwardResponse(ctx.msg, ctx.rcv, ctx.edits);
       if (ok) ctx.forwarded = true;
       return ok;
     }
-    const ok = this.forwardRequest(ctx, targetUri ?? ctx.dstUri ?? ctx.requestUri, viaParams);
+    const ok = this.forwardRequest(ctx, targetUri ?? ctx.dstUri ?? ctx.requestUri, viaParams, onsend);
     if (ok) ctx.forwarded = true;
     return ok;
   }
@@ -352,7 +354,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
    * built now and sent when the lookup finishes: forward() returns true and a
    * failed lookup is logged.
    */
-  private forwardRequest(ctx: MessageContext, target: string, viaParams: string | undefined): boolean {
+  private forwardRequest(ctx: MessageContext, target: string, viaParams: string | undefined, onsend: OnsendRoutes | undefined): boolean {
     const callId = ctx.msg.callId;
     const hop = nextHopOf(target);
     if (typeof hop === "string") {
@@ -384,6 +386,9 @@ export class SipServer<R extends Router = Router> implements RouterHost {
       decrementMaxForwards: false,
       stream: hop.proto === "tcp", // Content-Length mandatory on streams (RFC 3261 §18.3)
     });
+    // Kamailio forward_request: a drop in the onsend route fails the forward.
+    // A host name is resolved when sent, after this: no onsend route for it.
+    if (isIP(hop.host) !== 0 && !runOnsendRoute(ctx, { proto: hop.proto, ip: hop.host, port: hop.port, buf: text, from: socket }, onsend)) return false;
     return this.send(hop, text, socket, `${ctx.msg.method} request`, ctx.tenant.egress);
   }
 

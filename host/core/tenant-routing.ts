@@ -50,6 +50,7 @@ import type { RouteOutcome } from "../../sandbox/types.js";
 import { MessageContext } from "./context.js";
 import type { HostServices, ListenSocket, LogLevel, ReceiveInfo, TenantState } from "./context.js";
 import { SipServer, type Router, type RouterHost, type SipServerOptions } from "./server.js";
+import type { OnsendRoutes } from "./onsend.js";
 
 export const REQUEST_ROUTE = "ksr_request_route";
 export const REPLY_ROUTE = "ksr_reply_route";
@@ -116,6 +117,8 @@ class TenantHost implements HostServices {
     /** Added to our Via of what this tenant forwards (TenantRoutingOptions.nameTenantInVia). */
     readonly viaParams: string | undefined,
     quotas: TenantQuotas,
+    /** The tenant's current script, whose onsend route a stateless forward runs. */
+    private readonly onsendRoutes: OnsendRoutes,
   ) {
     this.logLimit = new LogRateLimit(quotas.logLinesPerSecond);
   }
@@ -144,7 +147,7 @@ class TenantHost implements HostServices {
   }
 
   forward(ctx: MessageContext, targetUri?: string): boolean {
-    return this.server.forward(ctx, targetUri, this.viaParams);
+    return this.server.forward(ctx, targetUri, this.viaParams, this.onsendRoutes);
   }
 
   now(): number {
@@ -167,6 +170,10 @@ class LeasedRoutes implements TransactionRoutes {
 
   runNested(name: string, ctx: MessageContext): RouteOutcome {
     return this.lease.runNested(name, ctx);
+  }
+
+  hasRoute(name: string): boolean {
+    return this.lease.runner.hasRoute(name);
   }
 
   release(): void {
@@ -206,7 +213,10 @@ export class TenantRouting implements Router {
       // (this server, or the front of tenant processes) finds it without
       // the transaction table.
       const viaParams = options.nameTenantInVia === false ? undefined : `;${TENANT_VIA_PARAM}=${tenant.id}`;
-      const host = new TenantHost(server, tenant.id, viaParams, tenant.state.quotas);
+      const host = new TenantHost(server, tenant.id, viaParams, tenant.state.quotas, {
+        hasRoute: (name) => tenant.runner.hasRoute(name),
+        runNested: (name, ctx) => tenant.runner.runRoute(name, ctx),
+      });
       const proxyHost: ProxyHost = {
         services: host,
         tenant: tenant.state,

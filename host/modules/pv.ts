@@ -17,6 +17,7 @@
  * $avp values live per message context (see avpStore/setAvpStore for code
  * that must carry them into later routes of the same transaction).
  */
+import { isIP } from "node:net";
 import { overQuota, valueBytes } from "../core/quota.js";
 import { hostname } from "node:os";
 import type { MessageContext } from "../core/context.js";
@@ -504,6 +505,32 @@ function hnAccessor(which: string): PvAccessor | null {
   }
 }
 
+/**
+ * $snd(name) / $sndto(name): the send an onsend route runs for
+ * (host/core/onsend.ts); null anywhere else, as in Kamailio (pv_get_sndto).
+ */
+function sndAccessor(name: string): PvAccessor | null {
+  const field = Object.hasOwn(SND_FIELDS, name) ? SND_FIELDS[name] : undefined;
+  if (field === undefined) return null;
+  return readOnly((ctx) => (ctx.outgoing === undefined ? null : field(ctx.outgoing)));
+}
+
+type Outgoing = NonNullable<MessageContext["outgoing"]>;
+
+const SND_FIELDS: Readonly<Record<string, (o: Outgoing) => string | number>> = {
+  ip: (o) => o.ip,
+  af: (o) => (isIP(o.ip) === 6 ? AF_INET6 : AF_INET),
+  port: (o) => o.port,
+  proto: (o) => PROTO_IDS.get(o.proto) ?? 0,
+  sproto: (o) => o.proto,
+  buf: (o) => o.buf,
+  len: (o) => o.buf.length,
+};
+
+/** Linux address family numbers, as $snd(af) gives them. */
+const AF_INET = 2;
+const AF_INET6 = 10;
+
 // ------------------------------------------------------- name compiler
 
 interface ParsedName {
@@ -564,6 +591,9 @@ function compile(name: string): PvAccessor | null {
       return hdrAccessor(p.inner, p.idx);
     case "hdrc":
       return hdrcAccessor(p.inner);
+    case "snd":
+    case "sndto":
+      return sndAccessor(p.inner);
     case "TV":
       return tvAccessor(p.inner);
     case "HN":

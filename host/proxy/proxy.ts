@@ -33,6 +33,8 @@
  * always run synchronously, nested inside the t_relay call that creates the
  * branches (see ScriptRunner.runRoute).
  */
+import { isIP } from "node:net";
+import { runOnsendRoute } from "../core/onsend.js";
 import type {
   HostServices,
   ListenSocket,
@@ -109,6 +111,8 @@ export interface TransactionRoutes {
   run(name: string, ctx: MessageContextType): RouteOutcome | Promise<RouteOutcome>;
   /** Runs a route nested inside a KSR call of one of this script's routes (the branch route in t_relay): always synchronous. */
   runNested(name: string, ctx: MessageContextType): RouteOutcome;
+  /** Whether the script defines a route function of that name (the onsend route runs only then). */
+  hasRoute(name: string): boolean;
   /** The transaction is over; idempotent. */
   release(): void;
 }
@@ -119,6 +123,7 @@ export function runnerRoutes(runner: RouteRunner): TransactionRoutes {
     scriptPath: runner.scriptPath,
     run: (name, ctx) => runner.runRoute(name, ctx),
     runNested: (name, ctx) => runner.runRoute(name, ctx),
+    hasRoute: (name) => runner.hasRoute(name),
     release: () => {},
   };
 }
@@ -752,6 +757,12 @@ export class StatefulProxy {
       decrementMaxForwards: true,
       stream: hop.proto === "tcp",
     });
+    // The onsend route sees the request as built and where it goes; a drop
+    // there fails the branch as a send failure would (Kamailio t_send_branch).
+    // A host name is resolved when sent, after this: no onsend route for it.
+    if (isIP(hop.host) !== 0 && !runOnsendRoute(bctx, { proto: hop.proto, ip: hop.host, port: hop.port, buf: text, from: socket }, tx.routes)) {
+      return "send-failed";
+    }
     const branch = new ProxyBranch(index, ownCopy(uri), dstUri, bctx.branchFlags[0] ?? 0, hop, socket);
     const dest: Destination = { proto: hop.proto, host: hop.host, port: hop.port };
     let client: ClientTransaction | undefined;

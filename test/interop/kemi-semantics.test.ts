@@ -6,7 +6,10 @@
  *  - KSR.x.modf: native (kamailio.cfg) names with their own parameter
  *    counts; KEMI-only names, core actions and functions whose fixup cannot
  *    be freed answer -1 (test/interop/scripts/modf-probe.js answers
- *    "200 modf <result>" for the call named in X-Call).
+ *    "200 modf <result>" for the call named in X-Call);
+ *  - ksr_onsend_route: what $snd shows for a stateless forward and a
+ *    stateful relay, and what a KSR.x.drop() there does to each
+ *    (test/interop/scripts/onsend-probe.js).
  *
  * Needs kamailio (Debian package kamailio), which .ci/run installs; on a
  * machine without it this suite is skipped, saying so.
@@ -19,6 +22,7 @@ import { kamailioVersion, startKamailio } from "../../bench/lib/kamailio.mjs";
 
 const PROBE_CFG = path.join(REPO_ROOT, "test", "interop", "cfg", "kamailio-kemi-probe.cfg");
 const MODF_PROBE = path.join(REPO_ROOT, "test", "interop", "scripts", "modf-probe.js");
+const ONSEND_PROBE = path.join(REPO_ROOT, "test", "interop", "scripts", "onsend-probe.js");
 
 /**
  * Native calls compared, as "name|arg|arg". Each is one request; the
@@ -148,5 +152,118 @@ describe.skipIf(KAMAILIO === null)(`KSR.x.modf as Kamailio 5.6's app_jsdt${KAMAI
     expect(result("is_numeric|12a")).toBe("200 modf -2");
     // sl_reply_error replies 500 itself, then the probe's 200.
     expect(result("sl_reply_error")).toBe("500 I'm terribly sorry, server error occurred (1/SL) / 200 modf 1");
+  }, 60_000);
+});
+
+/** A next hop on 127.0.0.1: records what it receives and answers 200 to a request whose X-Mode is relay. */
+async function startNextHop(): Promise<{ port: number; received: string[]; close(): void }> {
+  const socket = dgram.createSocket("udp4");
+  await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
+  const received: string[] = [];
+  socket.on("message", (m, from) => {
+    const text = m.toString("latin1");
+    received.push(text);
+    if (!/\r\nX-Mode: relay\r\n/.test(text) || text.startsWith("SIP/2.0 ")) return;
+    const head = text.slice(0, text.indexOf("\r\n\r\n")).split("\r\n");
+    const keep = head.filter((l) => /^(Via|From|Call-ID|CSeq):/i.test(l));
+    const to = head.find((l) => /^To:/i.test(l))!;
+    const reply = ["SIP/2.0 200 OK", ...keep, `${to};tag=nexthop`, "Content-Length: 0", "", ""].join("\r\n");
+    socket.send(reply, from.port, from.address);
+  });
+  return { port: socket.address().port, received, close: () => socket.close() };
+}
+
+/** One request through the probe; the status lines the client got, in order (waits for a final one). */
+async function ask(port: number, method: string, headers: readonly string[]): Promise<string[]> {
+  const socket = dgram.createSocket("udp4");
+  await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
+  const localPort = socket.address().port;
+  const callId = `onsend-${Math.random().toString(16).slice(2)}`;
+  const request = [
+    `${method} sip:probe@127.0.0.1:${port} SIP/2.0`,
+    `Via: SIP/2.0/UDP 127.0.0.1:${localPort};branch=z9hG4bK${callId}`,
+    "Max-Forwards: 70",
+    "From: <sip:probe@127.0.0.1>;tag=p1",
+    "To: <sip:probe@127.0.0.1>",
+    `Call-ID: ${callId}`,
+    `CSeq: 1 ${method}`,
+    ...headers,
+    "Content-Length: 0",
+    "",
+    "",
+  ].join("\r\n");
+  const statuses: string[] = [];
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no final answer from port ${port} (got: ${statuses.join(" / ")})`)), 5000);
+      socket.on("message", (m) => {
+        const text = m.toString("latin1");
+        const status = text.slice(0, text.indexOf("\r\n")).replace(/^SIP\/2\.0 /, "");
+        statuses.push(status);
+        if (!/^1\d\d /.test(status)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      socket.send(request, port, "127.0.0.1");
+    });
+    return statuses;
+  } finally {
+    socket.close();
+  }
+}
+
+describe.skipIf(KAMAILIO === null)(`ksr_onsend_route as Kamailio 5.6's${KAMAILIO === null ? " (skipped: kamailio is not installed)" : ""}`, () => {
+  let ksr: KsrProcess | undefined;
+  let kamailio: KsrProcess | undefined;
+
+  beforeAll(async () => {
+    ensureBuilt();
+    ksr = await startKsr({ script: ONSEND_PROBE, port: await findFreePort() });
+    kamailio = await startKamailio({ script: ONSEND_PROBE, port: await findFreePort(), cfgTemplate: PROBE_CFG });
+  }, 60_000);
+
+  afterAll(async () => {
+    await ksr?.stop();
+    await kamailio?.stop();
+  });
+
+  /** Each case on one server: what the client got, whether the next hop got the request, and $snd as the onsend route saw it. */
+  async function cases(port: number): Promise<string[]> {
+    const hop = await startNextHop();
+    try {
+      const out: string[] = [];
+      for (const mode of ["forward", "relay"]) {
+        for (const drop of [false, true]) {
+          const before = hop.received.length;
+          const headers = [`X-Target: sip:127.0.0.1:${hop.port}`, `X-Mode: ${mode}`, `X-Drop-Port: ${drop ? hop.port : 1}`];
+          const answers = await ask(port, "MESSAGE", headers);
+          const requests = hop.received.slice(before).filter((t) => t.startsWith("MESSAGE "));
+          const snd = (await ask(port, "OPTIONS", []))[0]!;
+          // $snd(len) against the bytes the next hop got (the Vias of the two servers differ in length).
+          const len = requests[0] === undefined ? undefined : String(Buffer.byteLength(requests[0], "latin1"));
+          const sndShown = snd.replace(` ${hop.port} `, " <hop> ").replace(len === undefined ? /^$/ : ` ${len} `, " <len> ");
+          out.push(`${mode}${drop ? " dropped" : ""}: client got ${answers.join(" / ")}; next hop got ${requests.length}; ${sndShown}`);
+        }
+      }
+      return out;
+    } finally {
+      hop.close();
+    }
+  }
+
+  it("shows the send in $snd as Kamailio does; a drop stops a stateless forward and a stateful branch (Kamailio 5.6.3's app_jsdt ignores it)", async () => {
+    const ours = await cases(ksr!.port);
+    const theirs = await cases(kamailio!.port);
+    // Without a drop: the same answers, the same $snd.
+    expect([ours[0], ours[2]]).toEqual([theirs[0], theirs[2]]);
+    expect(ours[0]).toBe("forward: client got 200 forward 1; next hop got 1; 200 snd 127.0.0.1 <hop> 1 udp 2 <len> MESSAGE");
+    expect(ours[2]).toBe("relay: client got 200 OK; next hop got 1; 200 snd 127.0.0.1 <hop> 1 udp 2 <len> MESSAGE");
+    // With KSR.x.drop(): not sent here, the forward fails, the branch fails as a send failure (477 from sl_reply_error).
+    expect(ours[1]).toMatch(/^forward dropped: client got 200 forward -1; next hop got 0; 200 snd 127\.0\.0\.1 <hop> 1 udp 2 \d+ MESSAGE$/);
+    expect(ours[3]).toMatch(/^relay dropped: client got 477 Unfortunately error on sending to next hop occurred; next hop got 0; /);
+    // Kamailio 5.6.3 + app_jsdt sends anyway: its KEMI onsend route always answers 1, so run_onsend never sees a drop.
+    expect(theirs[1]).toMatch(/^forward dropped: client got 200 forward 1; next hop got 1; /);
+    expect(theirs[3]).toMatch(/^relay dropped: client got 200 OK; next hop got 1; /);
   }, 60_000);
 });
