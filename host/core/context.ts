@@ -97,20 +97,22 @@ export interface TenantState {
 /**
  * Names of the script functions the server calls besides
  * ksr_request_route: Kamailio 5.6's core settings kemi.onsend_route_callback
- * (default ksr_onsend_route), kemi.reply_route_callback (ksr_reply_route)
- * and kemi.event_route_callback (none), and tm's event_callback modparam
- * (none). "" means not called (Kamailio's "none").
+ * (default ksr_onsend_route) and kemi.reply_route_callback
+ * (ksr_reply_route). "" means not called (Kamailio's "none").
+ *
+ * Not provided: kemi.event_route_callback, whose only event in Kamailio 5.6
+ * is core:worker-one-init (a worker's start, on a faked request), and tm's
+ * event_callback modparam, which Kamailio 5.6 calls only for
+ * tm:local-request, a request tm generates itself (t_uac_send, dialog,
+ * uac), which this server never does. (tm:branch-failure is the function
+ * t_on_branch_failure names, called without an argument.)
  */
 export interface KemiCallbacks {
   readonly onsend: string;
   readonly reply: string;
-  /** Core events (core:worker-one-init), called with the event name. */
-  readonly event: string;
-  /** tm's events (tm:local-request, tm:branch-failure), called with the event name. */
-  readonly tmEvent: string;
 }
 
-export const DEFAULT_KEMI_CALLBACKS: KemiCallbacks = { onsend: "ksr_onsend_route", reply: "ksr_reply_route", event: "", tmEvent: "" };
+export const DEFAULT_KEMI_CALLBACKS: KemiCallbacks = { onsend: "ksr_onsend_route", reply: "ksr_reply_route" };
 
 /**
  * Where $shv lives: a Map per tenant state (default), or a Map backed by a

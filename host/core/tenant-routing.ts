@@ -28,7 +28,8 @@
  * leaves the parameter out (TenantRoutingOptions.nameTenantInVia): the
  * next hops see the Vias a single-script proxy would write. A response matching a client transaction belongs
  * to that transaction's tenant; its ksr_reply_route runs in the
- * transaction's script. Any other response (to a request a script
+ * transaction's script (or the function the tenant's
+ * kemi.reply_route_callback names). Any other response (to a request a script
  * forwarded statelessly, or arriving after its transaction ended) goes to
  * the named tenant, else to the tenant the selection rules give for the
  * response (To host, listening socket, source; then the default tenant),
@@ -53,7 +54,6 @@ import { SipServer, type Router, type RouterHost, type SipServerOptions } from "
 import type { OnsendRoutes } from "./onsend.js";
 
 export const REQUEST_ROUTE = "ksr_request_route";
-export const REPLY_ROUTE = "ksr_reply_route";
 
 /** Via parameter naming the tenant whose script forwarded a request statelessly, so that its response finds the tenant. */
 export const TENANT_VIA_PARAM = "ksr-tenant";
@@ -294,9 +294,9 @@ export class TenantRouting implements Router {
       );
       // The tenant's error policy, for requests other than ACK (never
       // answered) that the route neither answered nor sent on.
-      if (msg.method !== "ACK" && ctx.replied === undefined && !ctx.forwarded) {
-        const { status, reason } = tenant.onError;
-        if (slot.host.sendReply(ctx, status, reason)) this.registry.recordReply(tenant, status);
+      const policy = tenant.onError;
+      if (msg.method !== "ACK" && ctx.replied === undefined && !ctx.forwarded && policy !== "none") {
+        if (slot.host.sendReply(ctx, policy.status, policy.reason)) this.registry.recordReply(tenant, policy.status);
       }
     } finally {
       // The transaction the route created (if any): deferred branches are
@@ -377,7 +377,9 @@ export class TenantRouting implements Router {
         done?.();
       }
     };
-    if (!this.definesReplyRoute(lease.runner)) {
+    // The tenant's kemi.reply_route_callback (ksr_reply_route unless renamed; "" for none).
+    const routeName = slot.tenant.state.kemiCallbacks.reply;
+    if (routeName === "" || !this.definesReplyRoute(lease.runner, routeName)) {
       continueWith(undefined);
       return;
     }
@@ -391,14 +393,14 @@ export class TenantRouting implements Router {
       if (outcome.status === "error") {
         slot.host.log(
           "err",
-          `tenant=${slot.tenant.id} route=${REPLY_ROUTE} call-id=${msg.callId} ${outcome.kind}: ${outcome.message} (at ${outcome.location ?? lease.runner.scriptPath})`,
+          `tenant=${slot.tenant.id} route=${routeName} call-id=${msg.callId} ${outcome.kind}: ${outcome.message} (at ${outcome.location ?? lease.runner.scriptPath})`,
         );
         done?.();
         return; // error policy for replies: drop
       }
       continueWith(outcome.status === "ok" ? ctx : undefined);
     };
-    const result = lease.run(REPLY_ROUTE, ctx);
+    const result = lease.run(routeName, ctx);
     if (isPromise(result)) {
       // Like receive() for the synchronous path: nothing escapes, the server carries on.
       result.then(settle).catch((err: unknown) => {
@@ -415,11 +417,11 @@ export class TenantRouting implements Router {
    * asked then without waiting for them); until then the route is run, and
    * a "missing" outcome answers the question.
    */
-  private definesReplyRoute(runner: TenantRunner): boolean {
+  private definesReplyRoute(runner: TenantRunner, routeName: string): boolean {
     let defined = this.replyRouteDefined.get(runner);
     if (defined !== undefined) return defined;
     if (runner.inFlight > 0) return true;
-    defined = runner.hasRoute(REPLY_ROUTE);
+    defined = runner.hasRoute(routeName);
     this.replyRouteDefined.set(runner, defined);
     return defined;
   }

@@ -9,6 +9,7 @@
  * the worker runs the same SipServer as the in-process mode, only its
  * transport is this channel.
  */
+import type { SingleScriptSettings } from "./config.js";
 import type { LocationMode } from "../storage/index.js";
 import type { ListenSocket, ReceiveInfo, TransportProto } from "../core/context.js";
 import type { ProxyTimerSettings } from "../proxy/proxy.js";
@@ -66,6 +67,8 @@ export interface SingleScript {
   readonly path: string;
   readonly heapMb: number;
   readonly routeTimeoutMs: number;
+  /** --on-error and the --kemi-*-callback flags. */
+  readonly settings?: SingleScriptSettings;
 }
 
 /**

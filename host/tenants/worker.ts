@@ -184,9 +184,9 @@ export class IpcTransport implements ServerTransport {
 /** The registry of this worker's tenant: from the tenants file, or the single script of `ksr run --workers`. */
 function workerRegistry(config: WorkerConfig): TenantRegistry {
   if (config.script !== undefined) {
-    const { path, heapMb, routeTimeoutMs } = config.script;
+    const { path, heapMb, routeTimeoutMs, settings } = config.script;
     // As `ksr run script.js` in one process: no CPU budgets, no demotion.
-    return new TenantRegistry(singleScriptConfig(path, config.tenantId, { heapMb, routeTimeoutMs }), { cpuBudgets: false, autoDemote: false });
+    return new TenantRegistry(singleScriptConfig(path, config.tenantId, { heapMb, routeTimeoutMs }, 1, settings), { cpuBudgets: false, autoDemote: false });
   }
   return new TenantRegistry(onlyTenant(loadTenantsFile(config.tenantsFile!), config.tenantId), {
     // Alone in this process, the tenant's CPU share covers all of it: its

@@ -83,6 +83,15 @@ describe("ksr run", () => {
     const workers = ksrSync(["run", "--tenants", "tenants.yaml", "--pike-remove-latency", "10"]);
     expect(workers.status).toBe(2);
     expect(workers.stderr).toContain("--pike-remove-latency applies to a single script or to --isolation in-process");
+    const onError = ksrSync(["run", scriptPath("reply-ok.js"), "--on-error", "200"]);
+    expect(onError.status).not.toBe(0);
+    expect(onError.stderr).toContain("--on-error");
+    const callback = ksrSync(["run", scriptPath("reply-ok.js"), "--kemi-onsend-route-callback", "not-a-name"]);
+    expect(callback.status).not.toBe(0);
+    expect(callback.stderr).toContain("--kemi-onsend-route-callback");
+    const withTenants = ksrSync(["run", "--tenants", "tenants.yaml", "--on-error", "none"]);
+    expect(withTenants.status).toBe(2);
+    expect(withTenants.stderr).toContain("--on-error applies to a single script: set onError and kemi: per tenant in the tenants file");
   });
 
   it("passes the TCP connection limits to the server process: a second connection from one address is refused, and SIGUSR2 counts it", async () => {

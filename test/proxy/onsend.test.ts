@@ -116,3 +116,60 @@ describe("ksr_onsend_route on a stateful relay", () => {
     expect(r.replies.map((x) => `${x.status} ${x.reason}`)).toEqual(["477 Unfortunately error on sending to next hop occurred"]);
   });
 });
+
+describe("kemi.*_route_callback settings and the error policy", () => {
+  const RESPONSE = [
+    "SIP/2.0 200 OK",
+    "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKours",
+    "Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKcaller",
+    "From: <sip:a@example.com>;tag=1",
+    "To: <sip:b@example.com>;tag=2",
+    "Call-ID: callbacks",
+    "CSeq: 1 MESSAGE",
+    "Content-Length: 0",
+    "",
+    "",
+  ].join("\r\n");
+
+  it("kemi.onsend_route_callback renames the onsend route; none turns it off", async () => {
+    const source = `
+      function my_onsend() { KSR.info("my_onsend " + KSR.pv.get("$snd(port)")); }
+      function ksr_onsend_route() { KSR.info("default onsend"); }
+      function ksr_request_route() { KSR.forward_uri("sip:127.0.0.1:5080"); }`;
+    const renamed = await script(source, { settings: { kemi: { onsend: "my_onsend", reply: "ksr_reply_route" } } });
+    const r1 = await renamed.send({ method: "MESSAGE", ruri: "sip:bob@example.com" });
+    expect(r1.logs.map((l) => l.text)).toEqual(["my_onsend 5080"]);
+    const off = await script(source, { settings: { kemi: { onsend: "", reply: "ksr_reply_route" } } });
+    const r2 = await off.send({ method: "MESSAGE", ruri: "sip:bob@example.com" });
+    expect(r2.logs.map((l) => l.text)).toEqual([]);
+    expect(r2.forwarded).toHaveLength(1);
+  });
+
+  it("kemi.reply_route_callback renames the reply route (a drop there keeps the response); none turns it off", async () => {
+    const source = `
+      function my_reply() { KSR.info("my_reply " + KSR.kx.get_status()); KSR.x.drop(); }
+      function ksr_reply_route() { KSR.info("default reply route"); }
+      function ksr_request_route() {}`;
+    const renamed = await script(source, { settings: { kemi: { onsend: "ksr_onsend_route", reply: "my_reply" } } });
+    const r1 = await renamed.send(RESPONSE, { raw: true });
+    expect(r1.logs.map((l) => l.text)).toEqual(["my_reply 200"]);
+    expect(r1.forwarded).toEqual([]);
+    const off = await script(source, { settings: { kemi: { onsend: "ksr_onsend_route", reply: "" } } });
+    const r2 = await off.send(RESPONSE, { raw: true });
+    expect(r2.logs.map((l) => l.text)).toEqual([]);
+    expect(r2.forwarded).toHaveLength(1);
+  });
+
+  it('a route exception gets the error policy\'s reply (500 by default), or none with onError "none" (as app_jsdt)', async () => {
+    const source = `function ksr_request_route() { throw new Error("boom"); }`;
+    const byDefault = await script(source);
+    const r1 = await byDefault.send({ method: "MESSAGE", ruri: "sip:bob@example.com" });
+    expect(r1.replies.map((x) => `${x.status} ${x.reason}`)).toEqual(["500 Server Internal Error"]);
+    const other = await script(source, { settings: { onError: { status: 503, reason: "Service Unavailable" } } });
+    expect((await other.send({ method: "MESSAGE", ruri: "sip:bob@example.com" })).replies.map((x) => x.status)).toEqual([503]);
+    const none = await script(source, { settings: { onError: "none" } });
+    const r3 = await none.send({ method: "MESSAGE", ruri: "sip:bob@example.com" });
+    expect(r3.error).toMatchObject({ kind: "exception" });
+    expect(r3.replies).toEqual([]);
+  });
+});
