@@ -44,6 +44,7 @@ import {
 } from "./outbound.js";
 import { MessageContext, newTenantState } from "./context.js";
 import { runOnsendRoute, type OnsendRoutes } from "./onsend.js";
+import { advertisedVia, forwardSendFlags, replySendFlags, type SendFlags } from "../modules/sendopts.js";
 import type { HostServices, ListenSocket, LogLevel, ReceiveInfo, TenantState, TransportProto } from "./context.js";
 import { log as writeLog } from "./log.js";
 import type { DataServices } from "../storage/index.js";
@@ -118,7 +119,8 @@ export interface RouterHost extends HostServices {
    * asynchronous lookup, failures are logged instead.
    */
   /** `egress`: the sending tenant's policy for a request (host/core/egress.ts), checked on the address sent to. */
-  send(dest: Destination, data: string, from: ListenSocket | undefined, what: string, egress?: EgressPolicy): boolean;
+  /** `flags`: what a stream transport does with this message (KSR.set_forward_close and co, host/modules/sendopts.ts). */
+  send(dest: Destination, data: string, from: ListenSocket | undefined, what: string, egress?: EgressPolicy, flags?: SendFlags): boolean;
   /** A log line in another scope than the server's own (a tenant's). */
   logAs(scope: string, level: LogLevel, text: string): void;
   /** A request refused for overload: 503 with Retry-After, To tag `toTag` (host/core/overload.ts). */
@@ -328,7 +330,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     const toTag = status > 100 ? this.localTagFor(ctx) : undefined;
     const safeReason = safeReasonPhrase(reason);
     const text = buildLocalResponse(msg, upstream, status, safeReason, toTag, ctx.replyHeaders);
-    const sent = this.send(upstream.dest, text, upstream.socket, `${status} reply`);
+    const sent = this.send(upstream.dest, text, upstream.socket, `${status} reply`, undefined, replySendFlags(ctx));
     if (sent) ctx.replied = { status, reason: safeReason };
     return sent;
   }
@@ -373,6 +375,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
       rport: ctx.addLocalRport,
       params: viaParams,
       inbound: ctx.rcv,
+      ...advertisedVia(ctx),
     });
     const text = buildForwardedRequest({
       msg: ctx.msg,
@@ -389,7 +392,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     // Kamailio forward_request: a drop in the onsend route fails the forward.
     // A host name is resolved when sent, after this: no onsend route for it.
     if (isIP(hop.host) !== 0 && !runOnsendRoute(ctx, { proto: hop.proto, ip: hop.host, port: hop.port, buf: text, from: socket }, onsend)) return false;
-    return this.send(hop, text, socket, `${ctx.msg.method} request`, ctx.tenant.egress);
+    return this.send(hop, text, socket, `${ctx.msg.method} request`, ctx.tenant.egress, forwardSendFlags(ctx));
   }
 
   /**
@@ -463,10 +466,10 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     return true;
   }
 
-  send(dest: Destination, text: string, from: ListenSocket | undefined, what: string, egress?: EgressPolicy): boolean {
+  send(dest: Destination, text: string, from: ListenSocket | undefined, what: string, egress?: EgressPolicy, flags?: SendFlags): boolean {
     if (isIP(dest.host) !== 0) {
       if (this.egressRefused(egress, dest.host, what)) return false;
-      const ok = this.transport.send(dest.proto, dest.host, dest.port, text, dest.connectionId, from);
+      const ok = this.transport.send(dest.proto, dest.host, dest.port, text, dest.connectionId, from, flags);
       if (!ok) this.log("err", `failed to send ${what} to ${dest.proto}:${formatHostPort(dest.host, dest.port)}`);
       return ok;
     }
@@ -475,7 +478,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
       (ip) => {
         if (!this.transport.isStarted) return;
         if (this.egressRefused(egress, ip, `${what} (${dest.host})`)) return;
-        if (!this.transport.send(dest.proto, ip, dest.port, text, dest.connectionId, from)) {
+        if (!this.transport.send(dest.proto, ip, dest.port, text, dest.connectionId, from, flags)) {
           this.log("err", `failed to send ${what} to ${dest.proto}:${formatHostPort(ip, dest.port)} (${dest.host})`);
         }
       },

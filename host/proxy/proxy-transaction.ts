@@ -8,7 +8,7 @@
 import { ownCopy, type MessageEdits, type SipMessage } from "../sip/message.js";
 import { MessageContext } from "../core/context.js";
 import type { ListenSocket, ReceiveInfo } from "../core/context.js";
-import { sendOptions, peekSendOptions } from "../modules/sendopts.js";
+import { sendOptions, peekSendOptions, type SendFlags } from "../modules/sendopts.js";
 import { copyRecordRouteState } from "./record-route.js";
 import type { AvpStore } from "../modules/pv.js";
 import type { ClientTransaction, ServerTransaction, TimerHandle } from "../transaction/index.js";
@@ -131,6 +131,8 @@ export class ProxyTransaction implements TmSettings {
   frTimerMs = 0;
   frInvTimerMs = 0;
   disable6xx = false;
+  /** How responses go upstream over a stream (KSR.set_reply_close / set_reply_no_connect when the request was taken or relayed). */
+  replyFlags: SendFlags | undefined;
 
   readonly branches: ProxyBranch[] = [];
   /** Message flags of the request (updated by every route of the transaction). */

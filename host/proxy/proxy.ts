@@ -35,6 +35,7 @@
  */
 import { isIP } from "node:net";
 import { runOnsendRoute } from "../core/onsend.js";
+import { advertisedVia, forwardSendFlags, replySendFlags, type SendFlags } from "../modules/sendopts.js";
 import type {
   HostServices,
   ListenSocket,
@@ -154,7 +155,7 @@ export interface ProxyHost {
   /** The local socket a message to `host` over `proto` leaves from; `forced` is the script's $fs. */
   socketFor(proto: TransportProto, host: string, forced: ListenSocket | undefined): ListenSocket | undefined;
   /** Send bytes (host names resolved); false when they cannot be sent now. */
-  send(dest: Destination, data: string, from: ListenSocket | undefined, what: string): boolean;
+  send(dest: Destination, data: string, from: ListenSocket | undefined, what: string, flags?: SendFlags): boolean;
   /** Parameters added to our Via on every branch (";name=value..."), e.g. the tenant its responses belong to. */
   readonly viaParams?: string;
 }
@@ -371,7 +372,7 @@ export class StatefulProxy {
       // A released transaction (neither relayed nor answered by its
       // request route) only absorbs retransmissions: it sends nothing, not
       // even the automatic 100 Trying.
-      send: (data: string) => (tx?.released ? true : this.host.send(upstream.dest, data, upstream.socket, "response")),
+      send: (data: string) => (tx?.released ? true : this.host.send(upstream.dest, data, upstream.socket, "response", tx?.replyFlags)),
       user,
     };
     const server: ServerTransaction =
@@ -388,6 +389,7 @@ export class StatefulProxy {
     }
     const routes = this.host.transactionRoutes?.() ?? runnerRoutes(this.host.currentRunner());
     tx = new ProxyTransaction(server, msg, ctx.rcv, upstream, routes, avpStore(ctx), localToTag, ctx);
+    tx.replyFlags = replySendFlags(ctx);
     const settings = this.pending.get(ctx);
     if (settings !== undefined) tx.applySettings(settings);
     this.byServer.set(server, tx);
@@ -478,7 +480,7 @@ export class StatefulProxy {
   private relayAfterFinish(tx: ProxyTransaction, reply: SipMessage): void {
     if (reply.status < 200 || reply.status >= 300 || !tx.isInvite) return;
     const text = relayedResponseText(reply, this.incoming?.edits, tx.upstream.dest.proto === "tcp");
-    if (!tx.server.respond(reply.status, text)) this.host.send(tx.upstream.dest, text, tx.upstream.socket, `${reply.status} response`);
+    if (!tx.server.respond(reply.status, text)) this.host.send(tx.upstream.dest, text, tx.upstream.socket, `${reply.status} response`, tx.replyFlags);
   }
 
   /**
@@ -630,6 +632,7 @@ export class StatefulProxy {
       return -1;
     }
     tx.flags = ctx.flags;
+    tx.replyFlags = replySendFlags(ctx) ?? tx.replyFlags;
     if (ctx.routeType === "request" && tx.branches.length === 0) tx.saved = saveRequest(ctx);
     const targets: MessageContext[] = [];
     if (ruriIsNew(ctx)) {
@@ -751,6 +754,7 @@ export class StatefulProxy {
         // arriving after the transaction ended can still be forwarded back on
         // it statelessly (the server's stateless reply path reads it).
         inbound: tx.rcv,
+        ...advertisedVia(bctx),
       }),
       forceRport: bctx.forceRport,
       recordRoute: renderRecordRoute(bctx, socket, localSocketOf(tx.rcv)),
@@ -764,6 +768,7 @@ export class StatefulProxy {
       return "send-failed";
     }
     const branch = new ProxyBranch(index, ownCopy(uri), dstUri, bctx.branchFlags[0] ?? 0, hop, socket);
+    const sendFlags = forwardSendFlags(bctx);
     const dest: Destination = { proto: hop.proto, host: hop.host, port: hop.port };
     let client: ClientTransaction | undefined;
     let starting = true;
@@ -791,7 +796,7 @@ export class StatefulProxy {
         // §16.8: a branch given up without a CANCEL sends no more
         // retransmissions of its request (its ACKs and CANCEL still go).
         if (branch.retransmissionsStopped && client !== undefined && data === client.requestData) return true;
-        return this.host.send(dest, data, socket, `${tx.method} request`);
+        return this.host.send(dest, data, socket, `${tx.method} request`, sendFlags);
       },
       user,
     };
@@ -1019,7 +1024,7 @@ export class StatefulProxy {
     } else if (tx.isInvite) {
       // The server transaction is past "accepted" (it ended, or it sent a
       // non-2xx): §16.7 step 5 still wants the 2xx upstream.
-      this.host.send(tx.upstream.dest, text, tx.upstream.socket, `${status} response`);
+      this.host.send(tx.upstream.dest, text, tx.upstream.socket, `${status} response`, tx.replyFlags);
     } else {
       return; // non-INVITE: only the first final response goes upstream
     }

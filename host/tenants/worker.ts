@@ -20,6 +20,7 @@ import type { ListenSocket, ReceiveInfo, TransportProto } from "../core/context.
 import { log, setLogLevel, isLogLevel } from "../core/log.js";
 import type { ServerTransport } from "../core/server.js";
 import { tenantServer } from "../core/tenant-routing.js";
+import type { SendFlags } from "../modules/sendopts.js";
 import { pickSendingSocket, type TransportOptions } from "../transport/index.js";
 import { proxyOptionsFromTimers } from "../proxy/proxy.js";
 import type { DataServices, LocationMode, SharingWorkers } from "../storage/index.js";
@@ -160,9 +161,17 @@ export class IpcTransport implements ServerTransport {
     return this.started;
   }
 
-  send(proto: TransportProto, ip: string, port: number, data: string, connectionId?: number, from?: ListenSocket): boolean {
+  send(proto: TransportProto, ip: string, port: number, data: string, connectionId?: number, from?: ListenSocket, flags?: SendFlags): boolean {
     if (isIP(ip) === 0) return false;
-    this.outbox.send({ proto, ip, port, data, ...(connectionId !== undefined ? { connectionId } : {}), ...(from !== undefined ? { from } : {}) });
+    this.outbox.send({
+      proto,
+      ip,
+      port,
+      data,
+      ...(connectionId !== undefined ? { connectionId } : {}),
+      ...(from !== undefined ? { from } : {}),
+      ...(flags !== undefined ? { flags } : {}),
+    });
     return true;
   }
 
