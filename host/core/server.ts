@@ -44,6 +44,7 @@ import {
 } from "./outbound.js";
 import { MessageContext, newTenantState } from "./context.js";
 import { runOnsendRoute, type OnsendRoutes } from "./onsend.js";
+import { HostNameCache, type KnownAddress } from "./name-cache.js";
 import { advertisedVia, forwardSendFlags, replySendFlags, type SendFlags } from "../modules/sendopts.js";
 import type { HostServices, ListenSocket, LogLevel, ReceiveInfo, TenantState, TransportProto } from "./context.js";
 import { log as writeLog } from "./log.js";
@@ -119,8 +120,21 @@ export interface RouterHost extends HostServices {
    * asynchronous lookup, failures are logged instead.
    */
   /** `egress`: the sending tenant's policy for a request (host/core/egress.ts), checked on the address sent to. */
-  /** `flags`: what a stream transport does with this message (KSR.set_forward_close and co, host/modules/sendopts.ts). */
-  send(dest: Destination, data: string, from: ListenSocket | undefined, what: string, egress?: EgressPolicy, flags?: SendFlags): boolean;
+  /**
+   * `flags`: what a stream transport does with this message (KSR.set_forward_close and co, host/modules/sendopts.ts).
+   * `onUnresolved`: called when a host name turns out not to resolve after send() returned (a name not looked up lately).
+   */
+  send(
+    dest: Destination,
+    data: string,
+    from: ListenSocket | undefined,
+    what: string,
+    egress?: EgressPolicy,
+    flags?: SendFlags,
+    onUnresolved?: () => void,
+  ): boolean;
+  /** What a recent lookup of a next-hop name answered, in the family of `from` (host/core/name-cache.ts). */
+  knownAddress(host: string, from: ListenSocket | undefined): KnownAddress;
   /** A log line in another scope than the server's own (a tenant's). */
   logAs(scope: string, level: LogLevel, text: string): void;
   /** A request refused for overload: 503 with Retry-After, To tag `toTag` (host/core/overload.ts). */
@@ -150,6 +164,8 @@ export class SipServer<R extends Router = Router> implements RouterHost {
   private readonly parseLimits: ParseLimits;
   private readonly clock: () => number;
   private readonly resolveHost: (host: string, family: 4 | 6) => Promise<string>;
+  /** What recent lookups of next-hop names answered. */
+  private readonly names: HostNameCache;
   private readonly configured: readonly ListenSocket[];
   private boundSockets: ListenSocket[] = [];
   /** One To tag per request context for every local reply to it (§8.2.6.2). */
@@ -169,6 +185,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     this.parseLimits = options.parseLimits ?? DEFAULT_PARSE_LIMITS;
     this.clock = options.now ?? Date.now;
     this.resolveHost = options.resolveHost ?? defaultResolve;
+    this.names = new HostNameCache(() => this.clock());
     this.data = options.data;
     const createTransport = options.transport ?? ((o: TransportOptions) => new TransportLayer(o));
     this.transport = createTransport({
@@ -389,9 +406,16 @@ export class SipServer<R extends Router = Router> implements RouterHost {
       decrementMaxForwards: false,
       stream: hop.proto === "tcp", // Content-Length mandatory on streams (RFC 3261 §18.3)
     });
+    // A name looked up lately is decided now: its address, or a failed forward
+    // (Kamailio's forward fails for an unresolvable destination).
+    const known = this.knownAddress(hop.host, socket);
+    if (known === "unresolvable") {
+      this.log("err", `forward: cannot resolve ${hop.host} (call-id=${callId})`);
+      return false;
+    }
     // Kamailio forward_request: a drop in the onsend route fails the forward.
-    // A host name is resolved when sent, after this: no onsend route for it.
-    if (isIP(hop.host) !== 0 && !runOnsendRoute(ctx, { proto: hop.proto, ip: hop.host, port: hop.port, buf: text, from: socket }, onsend)) return false;
+    // A name not looked up lately is resolved after the route call: no onsend route for it.
+    if (known !== undefined && !runOnsendRoute(ctx, { proto: hop.proto, ip: known, port: hop.port, buf: text, from: socket }, onsend)) return false;
     return this.send(hop, text, socket, `${ctx.msg.method} request`, ctx.tenant.egress, forwardSendFlags(ctx));
   }
 
@@ -466,7 +490,26 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     return true;
   }
 
-  send(dest: Destination, text: string, from: ListenSocket | undefined, what: string, egress?: EgressPolicy, flags?: SendFlags): boolean {
+  knownAddress(host: string, from: ListenSocket | undefined): KnownAddress {
+    if (isIP(host) !== 0) return host;
+    return this.names.known(host, from && isIP(from.ip) === 6 ? 6 : 4);
+  }
+
+  send(
+    dest: Destination,
+    text: string,
+    from: ListenSocket | undefined,
+    what: string,
+    egress?: EgressPolicy,
+    flags?: SendFlags,
+    onUnresolved?: () => void,
+  ): boolean {
+    const known = this.knownAddress(dest.host, from);
+    if (known === "unresolvable") {
+      this.log("err", `cannot resolve ${dest.host} to send ${what}`);
+      return false;
+    }
+    if (known !== undefined && known !== dest.host) dest = { ...dest, host: known };
     if (isIP(dest.host) !== 0) {
       if (this.egressRefused(egress, dest.host, what)) return false;
       const ok = this.transport.send(dest.proto, dest.host, dest.port, text, dest.connectionId, from, flags);
@@ -474,15 +517,21 @@ export class SipServer<R extends Router = Router> implements RouterHost {
       return ok;
     }
     const family: 4 | 6 = from && isIP(from.ip) === 6 ? 6 : 4;
-    this.resolveHost(dest.host, family).then(
+    const name = dest.host;
+    this.resolveHost(name, family).then(
       (ip) => {
+        this.names.remember(name, family, ip);
         if (!this.transport.isStarted) return;
         if (this.egressRefused(egress, ip, `${what} (${dest.host})`)) return;
         if (!this.transport.send(dest.proto, ip, dest.port, text, dest.connectionId, from, flags)) {
           this.log("err", `failed to send ${what} to ${dest.proto}:${formatHostPort(ip, dest.port)} (${dest.host})`);
         }
       },
-      (err) => this.log("err", `cannot resolve ${dest.host} to send ${what}: ${errorText(err)}`),
+      (err) => {
+        this.names.remember(name, family, "unresolvable");
+        this.log("err", `cannot resolve ${name} to send ${what}: ${errorText(err)}`);
+        onUnresolved?.();
+      },
     );
     return true;
   }

@@ -226,7 +226,9 @@ export class TenantRouting implements Router {
         socketFor: (proto, h, forced) => server.socketFor(proto, h, forced),
         // Requests the tenant's proxy sends are held to its egress policy;
         // responses go where RFC 3261 §18.2.2 sends them.
-        send: (dest, data, from, what, flags) => server.send(dest, data, from, what, data.startsWith("SIP/2.0 ") ? undefined : tenant.state.egress, flags),
+        send: (dest, data, from, what, flags, onUnresolved) =>
+          server.send(dest, data, from, what, data.startsWith("SIP/2.0 ") ? undefined : tenant.state.egress, flags, onUnresolved),
+        knownAddress: (host, from) => server.knownAddress(host, from),
         viaParams,
       };
       // The tenant's quota bounds its transactions unless the server sets a bound for all.

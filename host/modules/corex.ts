@@ -104,7 +104,7 @@ export const corexModule: KemiModule = {
     is_faked_msg: {
       params: [],
       returns: "int",
-      doc: "1 if the message was built internally (Kamailio faked message), -1 for a message received from the network: always -1 here.",
+      doc: "1 for the core's faked message of event routes (core:worker-one-init, timers), -1 otherwise: always -1 here, where no such route runs. Failure routes answer -1 in Kamailio too (tm's copy is not that message).",
       run: () => -1,
     },
   },

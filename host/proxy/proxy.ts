@@ -35,6 +35,7 @@
  */
 import { isIP } from "node:net";
 import { runOnsendRoute } from "../core/onsend.js";
+import type { KnownAddress } from "../core/name-cache.js";
 import { advertisedVia, forwardSendFlags, replySendFlags, type SendFlags } from "../modules/sendopts.js";
 import type {
   HostServices,
@@ -155,7 +156,10 @@ export interface ProxyHost {
   /** The local socket a message to `host` over `proto` leaves from; `forced` is the script's $fs. */
   socketFor(proto: TransportProto, host: string, forced: ListenSocket | undefined): ListenSocket | undefined;
   /** Send bytes (host names resolved); false when they cannot be sent now. */
-  send(dest: Destination, data: string, from: ListenSocket | undefined, what: string, flags?: SendFlags): boolean;
+  /** `onUnresolved`: the host name turned out not to resolve, after send() returned. */
+  send(dest: Destination, data: string, from: ListenSocket | undefined, what: string, flags?: SendFlags, onUnresolved?: () => void): boolean;
+  /** What a recent lookup of a next-hop name answered (host/core/name-cache.ts); absent: nothing is known. */
+  knownAddress?(host: string, from: ListenSocket | undefined): KnownAddress;
   /** Parameters added to our Via on every branch (";name=value..."), e.g. the tenant its responses belong to. */
   readonly viaParams?: string;
 }
@@ -205,6 +209,7 @@ export interface RelayOverride {
 /** Kamailio's error texts for the errors a relay can end with (err2reason_phrase), used for the delayed error reply. */
 const SEND_FAILED = { status: 477, reason: "Unfortunately error on sending to next hop occurred" } as const;
 const NO_BRANCHES = { status: 500, reason: "Server Internal Error" } as const;
+const UNRESOLVABLE = { status: 478, reason: "Unresolvable destination (478/SL)" } as const;
 
 /** RFC 3326 Reason for the CANCELs sent after a 2xx (as Kamailio sends it). */
 const CANCEL_REASON_ANSWERED = 'Reason: SIP;cause=200;text="Call completed elsewhere"\r\n';
@@ -544,7 +549,7 @@ export class StatefulProxy {
     if (tx.isInvite && tx.uasStatus === 0) this.replyLocal(tx, 100, "Trying", []);
     const result = this.forwardBranches(tx, ctx, override);
     if (result < 0) {
-      ctx.lastError = result === -2 ? SEND_FAILED : NO_BRANCHES;
+      ctx.lastError = result === -2 ? SEND_FAILED : result === -3 ? UNRESOLVABLE : NO_BRANCHES;
       return -1;
     }
     return 1;
@@ -650,8 +655,8 @@ export class StatefulProxy {
     // Kamailio runs the armed branch route for this round and disarms it.
     const branchRoute = tx.onBranch;
     tx.onBranch = "";
-    const { sent, sendFailures } = this.sendRound(tx, targets, branchRoute, override);
-    if (sent === 0) return sendFailures > 0 ? -2 : -1;
+    const { sent, sendFailures, unresolved } = this.sendRound(tx, targets, branchRoute, override);
+    if (sent === 0) return sendFailures > 0 ? -2 : unresolved > 0 ? -3 : -1;
     tx.relayed = true;
     ctx.forwarded = true;
     return sent;
@@ -686,9 +691,10 @@ export class StatefulProxy {
     contexts: readonly MessageContext[],
     branchRoute: string,
     override: RelayOverride,
-  ): { sent: number; sendFailures: number } {
+  ): { sent: number; sendFailures: number; unresolved: number } {
     let sent = 0;
     let sendFailures = 0;
+    let unresolved = 0;
     const wasBusy = tx.busy;
     tx.busy = true;
     try {
@@ -707,16 +713,17 @@ export class StatefulProxy {
         const r = this.sendBranch(tx, bctx, override);
         if (r === "sent") sent++;
         else if (r === "send-failed") sendFailures++;
+        else if (r === "unresolvable") unresolved++;
       }
     } finally {
       tx.busy = wasBusy;
     }
     if (sent > 0) tx.relayed = true;
-    return { sent, sendFailures };
+    return { sent, sendFailures, unresolved };
   }
 
   /** Build and send one branch from its context (§16.6 steps 2-11). */
-  private sendBranch(tx: ProxyTransaction, bctx: MessageContext, override: RelayOverride): "sent" | "error" | "send-failed" {
+  private sendBranch(tx: ProxyTransaction, bctx: MessageContext, override: RelayOverride): "sent" | "error" | "send-failed" | "unresolvable" {
     const index = tx.branches.length;
     const uri = bctx.requestUri;
     const dstUri = bctx.dstUri;
@@ -761,14 +768,27 @@ export class StatefulProxy {
       decrementMaxForwards: true,
       stream: hop.proto === "tcp",
     });
+    // A name looked up lately is decided now: no branch for one that does not
+    // resolve, as Kamailio's t_relay (E_BAD_ADDRESS, 478 from sl_reply_error).
+    const known = isIP(hop.host) !== 0 ? hop.host : this.host.knownAddress?.(hop.host, socket);
+    if (known === "unresolvable") {
+      bctx.host.log("err", `t_relay: cannot resolve ${hop.host}\n`, bctx);
+      return "unresolvable";
+    }
     // The onsend route sees the request as built and where it goes; a drop
     // there fails the branch as a send failure would (Kamailio t_send_branch).
-    // A host name is resolved when sent, after this: no onsend route for it.
-    if (isIP(hop.host) !== 0 && !runOnsendRoute(bctx, { proto: hop.proto, ip: hop.host, port: hop.port, buf: text, from: socket }, tx.routes)) {
+    // A name not looked up lately is resolved after this: no onsend route for it.
+    if (known !== undefined && !runOnsendRoute(bctx, { proto: hop.proto, ip: known, port: hop.port, buf: text, from: socket }, tx.routes)) {
       return "send-failed";
     }
     const branch = new ProxyBranch(index, ownCopy(uri), dstUri, bctx.branchFlags[0] ?? 0, hop, socket);
     const sendFlags = forwardSendFlags(bctx);
+    // A name that turns out not to resolve ends the branch at once as a
+    // transport error (§16.9: a 503), not fr_timer's 408 later.
+    const unresolved = (): void => {
+      branch.retransmissionsStopped = true;
+      void this.serialized(tx, () => this.onBranchTransportError(tx, branch));
+    };
     const dest: Destination = { proto: hop.proto, host: hop.host, port: hop.port };
     let client: ClientTransaction | undefined;
     let starting = true;
@@ -796,7 +816,7 @@ export class StatefulProxy {
         // §16.8: a branch given up without a CANCEL sends no more
         // retransmissions of its request (its ACKs and CANCEL still go).
         if (branch.retransmissionsStopped && client !== undefined && data === client.requestData) return true;
-        return this.host.send(dest, data, socket, `${tx.method} request`, sendFlags);
+        return this.host.send(dest, data, socket, `${tx.method} request`, sendFlags, unresolved);
       },
       user,
     };

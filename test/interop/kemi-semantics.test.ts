@@ -9,7 +9,11 @@
  *    "200 modf <result>" for the call named in X-Call);
  *  - ksr_onsend_route: what $snd shows for a stateless forward and a
  *    stateful relay, and what a KSR.x.drop() there does to each
- *    (test/interop/scripts/onsend-probe.js).
+ *    (test/interop/scripts/onsend-probe.js);
+ *  - the branch-failure and failure routes: called without an argument, on
+ *    a request that corex.is_faked_msg does not call faked (Kamailio's is
+ *    the core's faked message of event routes only; tm's copy for failure
+ *    routes is not it) (test/interop/scripts/failure-probe.js).
  *
  * Needs kamailio (Debian package kamailio), which .ci/run installs; on a
  * machine without it this suite is skipped, saying so.
@@ -23,6 +27,7 @@ import { kamailioVersion, startKamailio } from "../../bench/lib/kamailio.mjs";
 const PROBE_CFG = path.join(REPO_ROOT, "test", "interop", "cfg", "kamailio-kemi-probe.cfg");
 const MODF_PROBE = path.join(REPO_ROOT, "test", "interop", "scripts", "modf-probe.js");
 const ONSEND_PROBE = path.join(REPO_ROOT, "test", "interop", "scripts", "onsend-probe.js");
+const FAILURE_PROBE = path.join(REPO_ROOT, "test", "interop", "scripts", "failure-probe.js");
 
 /**
  * Native calls compared, as "name|arg|arg". Each is one request; the
@@ -155,8 +160,8 @@ describe.skipIf(KAMAILIO === null)(`KSR.x.modf as Kamailio 5.6's app_jsdt${KAMAI
   }, 60_000);
 });
 
-/** A next hop on 127.0.0.1: records what it receives and answers 200 to a request whose X-Mode is relay. */
-async function startNextHop(): Promise<{ port: number; received: string[]; close(): void }> {
+/** A next hop on 127.0.0.1: records what it receives and answers `status` to a request whose X-Mode is relay. */
+async function startNextHop(status = "200 OK"): Promise<{ port: number; received: string[]; close(): void }> {
   const socket = dgram.createSocket("udp4");
   await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
   const received: string[] = [];
@@ -167,7 +172,7 @@ async function startNextHop(): Promise<{ port: number; received: string[]; close
     const head = text.slice(0, text.indexOf("\r\n\r\n")).split("\r\n");
     const keep = head.filter((l) => /^(Via|From|Call-ID|CSeq):/i.test(l));
     const to = head.find((l) => /^To:/i.test(l))!;
-    const reply = ["SIP/2.0 200 OK", ...keep, `${to};tag=nexthop`, "Content-Length: 0", "", ""].join("\r\n");
+    const reply = [`SIP/2.0 ${status}`, ...keep, `${to};tag=nexthop`, "Content-Length: 0", "", ""].join("\r\n");
     socket.send(reply, from.port, from.address);
   });
   return { port: socket.address().port, received, close: () => socket.close() };
@@ -265,5 +270,34 @@ describe.skipIf(KAMAILIO === null)(`ksr_onsend_route as Kamailio 5.6's${KAMAILIO
     // Kamailio 5.6.3 + app_jsdt sends anyway: its KEMI onsend route always answers 1, so run_onsend never sees a drop.
     expect(theirs[1]).toMatch(/^forward dropped: client got 200 forward 1; next hop got 1; /);
     expect(theirs[3]).toMatch(/^relay dropped: client got 200 OK; next hop got 1; /);
+  }, 60_000);
+});
+
+describe.skipIf(KAMAILIO === null)(`failure routes as Kamailio 5.6's${KAMAILIO === null ? " (skipped: kamailio is not installed)" : ""}`, () => {
+  let ksr: KsrProcess | undefined;
+  let kamailio: KsrProcess | undefined;
+
+  beforeAll(async () => {
+    ensureBuilt();
+    ksr = await startKsr({ script: FAILURE_PROBE, port: await findFreePort() });
+    kamailio = await startKamailio({ script: FAILURE_PROBE, port: await findFreePort(), cfgTemplate: PROBE_CFG });
+  }, 60_000);
+
+  afterAll(async () => {
+    await ksr?.stop();
+    await kamailio?.stop();
+  });
+
+  it("runs the branch-failure and failure routes without an argument, is_faked_msg -1 in both", async () => {
+    const hop = await startNextHop("486 Busy Here");
+    try {
+      const headers = [`X-Target: sip:127.0.0.1:${hop.port}`, "X-Mode: relay"];
+      const ours = await ask(ksr!.port, "MESSAGE", headers);
+      const theirs = await ask(kamailio!.port, "MESSAGE", headers);
+      expect(ours).toEqual(theirs);
+      expect(ours).toEqual(["500 branch-failure args=0 faked=-1 code=486; failure args=0 faked=-1 failure-route=1"]);
+    } finally {
+      hop.close();
+    }
   }, 60_000);
 });
