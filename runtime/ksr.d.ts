@@ -120,7 +120,7 @@ declare namespace KSRTypes {
      */
     has_user_agent(): number;
     /**
-     * 1 for the core's faked message of event routes (core:worker-one-init, timers), -1 otherwise: always -1 here, where no such route runs. Failure routes answer -1 in Kamailio too (tm's copy is not that message).
+     * 1 for the faked request of an event route (kemi.event_route_callback), -1 otherwise. Failure routes answer -1, as in Kamailio (tm's copy of the request is not that message).
      * KSR.x.modf reaches it as "is_faked_msg" (0).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */

@@ -111,6 +111,7 @@ function scriptSettings(opts: RunOptions): SingleScriptSettings {
     kemi: {
       onsend: name(opts.kemiOnsendRouteCallback, DEFAULT_KEMI_CALLBACKS.onsend),
       reply: name(opts.kemiReplyRouteCallback, DEFAULT_KEMI_CALLBACKS.reply),
+      event: name(opts.kemiEventRouteCallback, DEFAULT_KEMI_CALLBACKS.event),
     },
   };
 }
@@ -120,6 +121,7 @@ const SCRIPT_SETTING_FLAGS = [
   ["onError", "--on-error"],
   ["kemiOnsendRouteCallback", "--kemi-onsend-route-callback"],
   ["kemiReplyRouteCallback", "--kemi-reply-route-callback"],
+  ["kemiEventRouteCallback", "--kemi-event-route-callback"],
 ] as const;
 
 function workersOption(value: string): number {
@@ -195,6 +197,7 @@ interface RunOptions {
   onError?: string;
   kemiOnsendRouteCallback?: string;
   kemiReplyRouteCallback?: string;
+  kemiEventRouteCallback?: string;
   /** pike's modparams given (host/modules/state/pike-store.ts); Kamailio's defaults for the others. */
   pikeSamplingTimeUnit?: number;
   pikeReqsDensityPerUnit?: number;
@@ -690,7 +693,8 @@ export function buildProgram(): Command {
     .option("--no-overload-shedding", "never answer 503 for overload (requests queue up instead)")
     .option("--on-error <status|none>", "reply to a request whose route failed before answering it: a status 300-699, or none (no reply, as app_jsdt) (default 500)", onErrorOption)
     .option("--kemi-onsend-route-callback <name|none>", "Kamailio kemi.onsend_route_callback: the function run before a request leaves (default ksr_onsend_route)", callbackOption)
-    .option("--kemi-reply-route-callback <name|none>", "Kamailio kemi.reply_route_callback: the function run for every response received (default ksr_reply_route)", callbackOption);
+    .option("--kemi-reply-route-callback <name|none>", "Kamailio kemi.reply_route_callback: the function run for every response received (default ksr_reply_route)", callbackOption)
+    .option("--kemi-event-route-callback <name|none>", 'Kamailio kemi.event_route_callback: the function called with "core:worker-one-init" once the script is loaded (default none)', callbackOption);
   const settingFlags = [
     ...TCP_LIMIT_FLAGS.map(([, flag, field, help]) => [flag, help, DEFAULT_STREAM_LIMITS[field]] as const),
     ...PIKE_FLAGS.map(([, flag, field, help]) => [flag, help, DEFAULT_PIKE_SETTINGS[field]] as const),

@@ -97,22 +97,23 @@ export interface TenantState {
 /**
  * Names of the script functions the server calls besides
  * ksr_request_route: Kamailio 5.6's core settings kemi.onsend_route_callback
- * (default ksr_onsend_route) and kemi.reply_route_callback
- * (ksr_reply_route). "" means not called (Kamailio's "none").
+ * (default ksr_onsend_route), kemi.reply_route_callback (ksr_reply_route)
+ * and kemi.event_route_callback (none; its one event in 5.6 is
+ * core:worker-one-init). "" means not called (Kamailio's "none").
  *
- * Not provided: kemi.event_route_callback, whose only event in Kamailio 5.6
- * is core:worker-one-init (a worker's start, on a faked request), and tm's
- * event_callback modparam, which Kamailio 5.6 calls only for
- * tm:local-request, a request tm generates itself (t_uac_send, dialog,
+ * Not provided: tm's event_callback modparam, which Kamailio 5.6 calls only
+ * for tm:local-request, a request tm generates itself (t_uac_send, dialog,
  * uac), which this server never does. (tm:branch-failure is the function
  * t_on_branch_failure names, called without an argument.)
  */
 export interface KemiCallbacks {
   readonly onsend: string;
   readonly reply: string;
+  /** Called with the event name: "core:worker-one-init" once the script is loaded (host/core/tenant-routing.ts). */
+  readonly event: string;
 }
 
-export const DEFAULT_KEMI_CALLBACKS: KemiCallbacks = { onsend: "ksr_onsend_route", reply: "ksr_reply_route" };
+export const DEFAULT_KEMI_CALLBACKS: KemiCallbacks = { onsend: "ksr_onsend_route", reply: "ksr_reply_route", event: "" };
 
 /**
  * Where $shv lives: a Map per tenant state (default), or a Map backed by a
@@ -192,6 +193,10 @@ export class MessageContext {
   lastError: LocalReply | undefined;
   /** In an onsend route: the send it runs for ($snd, host/core/onsend.ts). */
   outgoing: OutgoingSend | undefined;
+  /** In an event route: the event name the route function is called with ("core:worker-one-init"). */
+  eventName: string | undefined;
+  /** The message is the core's faked request of an event route (corex.is_faked_msg). */
+  faked = false;
 
   constructor(
     readonly msg: SipMessage,

@@ -42,7 +42,7 @@
  */
 import { LogRateLimit, type TenantQuotas } from "./quota.js";
 import type { SipMessage } from "../sip/message.js";
-import { topVia } from "../sip/parser.js";
+import { parseMessage, topVia } from "../sip/parser.js";
 import { viaParam } from "../sip/via.js";
 import { StatefulProxy, type ProxyHost, type ProxyOptions, type TransactionRoutes } from "../proxy/proxy.js";
 import { RealTimerService, type TimerService } from "../transaction/index.js";
@@ -69,7 +69,33 @@ export interface TenantRoutingOptions {
    * tenant worker whose front routes responses by it).
    */
   readonly nameTenantInVia?: boolean;
+  /**
+   * Call each tenant's kemi.event_route_callback with "core:worker-one-init"
+   * now (default true). Kamailio does it in its first worker only: a pool's
+   * other workers pass false.
+   */
+  readonly runWorkerOneInit?: boolean;
 }
+
+/** Kamailio's one core event for kemi.event_route_callback (core/action.c): a worker starting. */
+export const WORKER_ONE_INIT_EVENT = "core:worker-one-init";
+
+/**
+ * The request an event route runs on, as Kamailio builds one for its core
+ * events (core/fmsg.c): an OPTIONS to nobody in particular, from the host
+ * itself. corex.is_faked_msg answers 1 for it.
+ */
+const FAKED_REQUEST = [
+  "OPTIONS sip:event@localhost SIP/2.0",
+  "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKksr.event",
+  "From: <sip:event@localhost>;tag=ksr-event",
+  "To: <sip:event@localhost>",
+  "Call-ID: ksr-core-event",
+  "CSeq: 1 OPTIONS",
+  "Content-Length: 0",
+  "",
+  "",
+].join("\r\n");
 
 /** A server whose router runs the registry's tenants. The registry stays the caller's to dispose. */
 export function tenantServer(registry: TenantRegistry, server: SipServerOptions, routing: TenantRoutingOptions = {}): SipServer<TenantRouting> {
@@ -236,6 +262,31 @@ export class TenantRouting implements Router {
       host.proxy = proxy;
       this.slots.set(tenant, { tenant, host, proxy });
     }
+    if (options.runWorkerOneInit !== false) for (const slot of this.slots.values()) this.runWorkerOneInit(slot);
+  }
+
+  /**
+   * kemi.event_route_callback with "core:worker-one-init", on a faked
+   * request, before any message. Kamailio stops at start when the route
+   * drops; here the tenant's other routes still serve, the drop is logged.
+   */
+  private runWorkerOneInit(slot: TenantSlot): void {
+    const name = slot.tenant.state.kemiCallbacks.event;
+    if (name === "") return;
+    const parsed = parseMessage(FAKED_REQUEST);
+    if (!parsed.ok) return;
+    const rcv: ReceiveInfo = { proto: "udp", srcIp: "127.0.0.1", srcPort: 5060, localIp: "127.0.0.1", localPort: 5060, connectionId: -1 };
+    const ctx = new MessageContext(parsed.message, rcv, "request", slot.tenant.state, slot.host);
+    ctx.eventName = WORKER_ONE_INIT_EVENT;
+    ctx.faked = true;
+    const settle = (outcome: TenantRouteOutcome): void => {
+      if (outcome.status === "missing") slot.host.log("err", `kemi.event_route_callback ${name}: the script defines no such function`);
+      else if (outcome.status === "error") slot.host.log("err", `${name}(${WORKER_ONE_INIT_EVENT}) ${outcome.kind}: ${outcome.message}`);
+      else if (outcome.status === "ok" && ctx.dropped) slot.host.log("err", `${name}(${WORKER_ONE_INIT_EVENT}) dropped: Kamailio would stop at start; the tenant's routes serve on`);
+    };
+    const result = this.registry.run(slot.tenant, name, ctx);
+    if (isPromise(result)) void result.then(settle);
+    else settle(result);
   }
 
   /** The stateful proxy of a tenant (its transactions). */

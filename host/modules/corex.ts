@@ -104,8 +104,8 @@ export const corexModule: KemiModule = {
     is_faked_msg: {
       params: [],
       returns: "int",
-      doc: "1 for the core's faked message of event routes (core:worker-one-init, timers), -1 otherwise: always -1 here, where no such route runs. Failure routes answer -1 in Kamailio too (tm's copy is not that message).",
-      run: () => -1,
+      doc: "1 for the faked request of an event route (kemi.event_route_callback), -1 otherwise. Failure routes answer -1, as in Kamailio (tm's copy of the request is not that message).",
+      run: (ctx) => (ctx.faked ? 1 : -1),
     },
   },
   // Native functions (Kamailio corex cmd exports) for KSR.x.modf.

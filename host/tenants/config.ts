@@ -16,6 +16,7 @@
  *       kemi:                            # Kamailio's kemi.* core settings; "none" turns one off
  *         onsend_route_callback: ksr_onsend_route
  *         reply_route_callback: ksr_reply_route
+ *         event_route_callback: none     # called with "core:worker-one-init" once the script is loaded
  *       modules: [sl, hdr, pv]           # KSR modules the script may use; default all
  *       workers: 2                       # worker processes of the tenant (--isolation process); default 1
  *
@@ -273,12 +274,13 @@ const kemiSchema = z
   .object({
     onsend_route_callback: callbackSchema.default(DEFAULT_KEMI_CALLBACKS.onsend || "none"),
     reply_route_callback: callbackSchema.default(DEFAULT_KEMI_CALLBACKS.reply || "none"),
+    event_route_callback: callbackSchema.default(DEFAULT_KEMI_CALLBACKS.event || "none"),
   })
   .strict();
 
 /** The kemi: block as the tenant's callbacks. */
 function kemiCallbacksOf(k: z.infer<typeof kemiSchema>): KemiCallbacks {
-  return { onsend: k.onsend_route_callback, reply: k.reply_route_callback };
+  return { onsend: k.onsend_route_callback, reply: k.reply_route_callback, event: k.event_route_callback };
 }
 
 const tenantSchema = z

@@ -258,7 +258,8 @@ export async function runTenantWorker(
     { listen: config.listen, aliases: config.aliases, tenantId: `ksr/${label}`, data, transport: (options) => channel.attach(options) },
     // The front routes responses to this worker by the tenant our Vias name;
     // a single script's front has one tenant, found without it.
-    { proxy: proxyOptionsFromTimers(config.timers), nameTenantInVia: config.script === undefined },
+    // kemi.event_route_callback's core:worker-one-init: in the pool's first worker only, as Kamailio's first worker.
+    { proxy: proxyOptionsFromTimers(config.timers), nameTenantInVia: config.script === undefined, runWorkerOneInit: config.workerIndex === 0 },
   );
   await server.start();
   if (config.watch) registry.watch();

@@ -13,7 +13,9 @@
  *  - the branch-failure and failure routes: called without an argument, on
  *    a request that corex.is_faked_msg does not call faked (Kamailio's is
  *    the core's faked message of event routes only; tm's copy for failure
- *    routes is not it) (test/interop/scripts/failure-probe.js).
+ *    routes is not it) (test/interop/scripts/failure-probe.js);
+ *  - kemi.event_route_callback: called once with "core:worker-one-init" on
+ *    a faked request (test/interop/scripts/event-probe.js).
  *
  * Needs kamailio (Debian package kamailio), which .ci/run installs; on a
  * machine without it this suite is skipped, saying so.
@@ -28,6 +30,7 @@ const PROBE_CFG = path.join(REPO_ROOT, "test", "interop", "cfg", "kamailio-kemi-
 const MODF_PROBE = path.join(REPO_ROOT, "test", "interop", "scripts", "modf-probe.js");
 const ONSEND_PROBE = path.join(REPO_ROOT, "test", "interop", "scripts", "onsend-probe.js");
 const FAILURE_PROBE = path.join(REPO_ROOT, "test", "interop", "scripts", "failure-probe.js");
+const EVENT_PROBE = path.join(REPO_ROOT, "test", "interop", "scripts", "event-probe.js");
 
 /**
  * Native calls compared, as "name|arg|arg". Each is one request; the
@@ -299,5 +302,33 @@ describe.skipIf(KAMAILIO === null)(`failure routes as Kamailio 5.6's${KAMAILIO =
     } finally {
       hop.close();
     }
+  }, 60_000);
+});
+
+describe.skipIf(KAMAILIO === null)(`kemi.event_route_callback as Kamailio 5.6's${KAMAILIO === null ? " (skipped: kamailio is not installed)" : ""}`, () => {
+  let ksr: KsrProcess | undefined;
+  let kamailio: KsrProcess | undefined;
+
+  beforeAll(async () => {
+    ensureBuilt();
+    ksr = await startKsr({ script: EVENT_PROBE, port: await findFreePort(), extraArgs: ["--kemi-event-route-callback", "ksr_core_event"] });
+    kamailio = await startKamailio({
+      script: EVENT_PROBE,
+      port: await findFreePort(),
+      cfgTemplate: PROBE_CFG,
+      defines: ['EVENT_ROUTE_CALLBACK="ksr_core_event"'],
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await ksr?.stop();
+    await kamailio?.stop();
+  });
+
+  it('calls the function once with "core:worker-one-init", on a faked request', async () => {
+    const ours = await ask(ksr!.port, "MESSAGE", []);
+    const theirs = await ask(kamailio!.port, "MESSAGE", []);
+    expect(ours).toEqual(theirs);
+    expect(ours).toEqual(["200 event core:worker-one-init args=1 faked=1 method=OPTIONS request-faked=-1"]);
   }, 60_000);
 });

@@ -136,10 +136,10 @@ describe("kemi.*_route_callback settings and the error policy", () => {
       function my_onsend() { KSR.info("my_onsend " + KSR.pv.get("$snd(port)")); }
       function ksr_onsend_route() { KSR.info("default onsend"); }
       function ksr_request_route() { KSR.forward_uri("sip:127.0.0.1:5080"); }`;
-    const renamed = await script(source, { settings: { kemi: { onsend: "my_onsend", reply: "ksr_reply_route" } } });
+    const renamed = await script(source, { settings: { kemi: { onsend: "my_onsend", reply: "ksr_reply_route", event: "" } } });
     const r1 = await renamed.send({ method: "MESSAGE", ruri: "sip:bob@example.com" });
     expect(r1.logs.map((l) => l.text)).toEqual(["my_onsend 5080"]);
-    const off = await script(source, { settings: { kemi: { onsend: "", reply: "ksr_reply_route" } } });
+    const off = await script(source, { settings: { kemi: { onsend: "", reply: "ksr_reply_route", event: "" } } });
     const r2 = await off.send({ method: "MESSAGE", ruri: "sip:bob@example.com" });
     expect(r2.logs.map((l) => l.text)).toEqual([]);
     expect(r2.forwarded).toHaveLength(1);
@@ -150,11 +150,11 @@ describe("kemi.*_route_callback settings and the error policy", () => {
       function my_reply() { KSR.info("my_reply " + KSR.kx.get_status()); KSR.x.drop(); }
       function ksr_reply_route() { KSR.info("default reply route"); }
       function ksr_request_route() {}`;
-    const renamed = await script(source, { settings: { kemi: { onsend: "ksr_onsend_route", reply: "my_reply" } } });
+    const renamed = await script(source, { settings: { kemi: { onsend: "ksr_onsend_route", reply: "my_reply", event: "" } } });
     const r1 = await renamed.send(RESPONSE, { raw: true });
     expect(r1.logs.map((l) => l.text)).toEqual(["my_reply 200"]);
     expect(r1.forwarded).toEqual([]);
-    const off = await script(source, { settings: { kemi: { onsend: "ksr_onsend_route", reply: "" } } });
+    const off = await script(source, { settings: { kemi: { onsend: "ksr_onsend_route", reply: "", event: "" } } });
     const r2 = await off.send(RESPONSE, { raw: true });
     expect(r2.logs.map((l) => l.text)).toEqual([]);
     expect(r2.forwarded).toHaveLength(1);
@@ -171,5 +171,29 @@ describe("kemi.*_route_callback settings and the error policy", () => {
     const r3 = await none.send({ method: "MESSAGE", ruri: "sip:bob@example.com" });
     expect(r3.error).toMatchObject({ kind: "exception" });
     expect(r3.replies).toEqual([]);
+  });
+});
+
+describe("kemi.event_route_callback", () => {
+  it('is called once, at load, with "core:worker-one-init" on a faked request (is_faked_msg 1), before any message', async () => {
+    const h = await script(
+      `function ksr_core_event(evname) {
+        KSR.info("event " + evname + " faked=" + KSR.corex.is_faked_msg() + " args=" + arguments.length);
+        KSR.pv.sets("$shv(started)", evname);
+      }
+      function ksr_request_route() { KSR.info("request faked=" + KSR.corex.is_faked_msg()); KSR.sl.sl_send_reply(200, KSR.pv.get("$shv(started)")); }`,
+      { settings: { kemi: { onsend: "ksr_onsend_route", reply: "ksr_reply_route", event: "ksr_core_event" } } },
+    );
+    const r = await h.send({ method: "OPTIONS", ruri: "sip:bob@example.com" });
+    expect(r.replies.map((x) => x.reason)).toEqual(["core:worker-one-init"]);
+    expect(r.logs.map((l) => l.text)).toEqual(["request faked=-1"]);
+    expect(h.state.sharedVars.get("started")).toBe("core:worker-one-init");
+  });
+
+  it("is not called without the setting (Kamailio's default is none)", async () => {
+    const h = await script(`function ksr_core_event(evname) { KSR.pv.sets("$shv(started)", evname); }
+      function ksr_request_route() { KSR.sl.sl_send_reply(200, "started=" + KSR.pv.getw("$shv(started)")); }`);
+    const r = await h.send({ method: "OPTIONS", ruri: "sip:bob@example.com" });
+    expect(r.replies.map((x) => x.reason)).toEqual(["started=0"]); // $shv starts at 0
   });
 });
