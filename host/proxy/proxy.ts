@@ -85,6 +85,7 @@ import { parseListenSocket } from "../transport/listen-socket.js";
 import { avpStore, setAvpStore } from "../modules/pv.js";
 import type { RouteOutcome, RouteRunner } from "../../sandbox/types.js";
 import { appendedBranches, clearBranches, markRuriConsumed, ruriIsNew } from "./branch-set.js";
+import { pathRouteOf, setPathRoute } from "./path-route.js";
 import { loadEdits } from "./messages.js";
 import {
   copyMessageState,
@@ -641,10 +642,10 @@ export class StatefulProxy {
     if (ctx.routeType === "request" && tx.branches.length === 0) tx.saved = saveRequest(ctx);
     const targets: MessageContext[] = [];
     if (ruriIsNew(ctx)) {
-      targets.push(this.branchContext(tx, ctx, ctx.requestUri, ctx.dstUri, ctx.branchFlags[0] ?? 0, ctx.sendSocket));
+      targets.push(this.branchContext(tx, ctx, ctx.requestUri, ctx.dstUri, ctx.branchFlags[0] ?? 0, ctx.sendSocket, undefined));
     }
     appendedBranches(ctx).forEach((b, i) =>
-      targets.push(this.branchContext(tx, ctx, b.uri, b.dstUri, ctx.branchFlags[i + 1] ?? 0, b.sendSocket)),
+      targets.push(this.branchContext(tx, ctx, b.uri, b.dstUri, ctx.branchFlags[i + 1] ?? 0, b.sendSocket, b.path)),
     );
     clearBranches(ctx);
     markRuriConsumed(ctx);
@@ -670,6 +671,8 @@ export class StatefulProxy {
     dstUri: string | undefined,
     flags: number,
     sendSocket: string | undefined,
+    /** An appended branch's own Path (its Route replaces the R-URI branch's); undefined for the R-URI branch. */
+    path: string | undefined,
   ): MessageContext {
     const bctx = new MessageContext(tx.request, tx.rcv, "branch", this.host.tenant, this.host.services);
     setAvpStore(bctx, tx.avps);
@@ -682,6 +685,7 @@ export class StatefulProxy {
     bctx.addLocalRport = from.addLocalRport;
     loadEdits(bctx.edits, from.edits);
     copyMessageState(from, bctx);
+    if (path !== undefined && path !== pathRouteOf(from)) setPathRoute(bctx, path);
     return bctx;
   }
 
