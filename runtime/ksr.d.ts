@@ -7,8 +7,10 @@
 // functions, which the server calls by name with no arguments:
 //   ksr_request_route(): every SIP request received (required).
 //   ksr_reply_route(): every SIP reply received, before it is forwarded by its Via; KSR.x.drop() keeps it from being forwarded (optional).
-//   ksr_onsend_route(): each request about to be sent (optional; KSR.x.drop() keeps it from being sent).
-// Their return values are ignored; KSR.x.exit() ends a route early.
+//   ksr_onsend_route(): each request about to be sent, $snd(ip|port|proto|buf) describing the send (optional; KSR.x.drop() keeps it from being sent).
+// Their return values are ignored; KSR.x.exit() ends a route early. The optional ones can be
+// renamed (kemi.onsend_route_callback, kemi.reply_route_callback); kemi.event_route_callback
+// names a function called with the event name ("core:worker-one-init").
 
 declare namespace KSRTypes {
   /** The KEMI interpreter functions (Kamailio app_jsdt's KSR.x). */
@@ -18,9 +20,10 @@ declare namespace KSRTypes {
     /** Ends the route execution and drops the message, like `drop` in kamailio.cfg: a reply is not forwarded. */
     drop(): never;
     /**
-     * Calls a module function by its native kamailio.cfg name, every parameter given as a string
-     * and converted to the declared type; -1 when the name is unknown or the count is wrong.
-     * Prefer the dedicated KSR function.
+     * Calls a module's native kamailio.cfg function, found by name and parameter count, every
+     * parameter given as a string and converted as its fixup does (`ksr api --native` lists them).
+     * -1 for a KEMI-only name, an unknown name or count, or a function Kamailio's modf refuses
+     * (fixup without free: sl_send_reply, t_reply, save, ...). Prefer the dedicated KSR function.
      */
     modf(fname: string, ...params: string[]): number;
   }
