@@ -301,7 +301,10 @@ export class ScriptRunner implements RouteRunner {
    * never asked).
    */
   hasRoute(name: string): boolean {
-    if (this.inFlightCount > 0 || this.pendingInstance !== undefined) return this.knownRoutes.get(name) ?? false;
+    // Inside a KSR call of an execution the isolate waits for us and answers
+    // re-entrantly, as for a nested route (the onsend route inside t_relay).
+    const busy = this.inFlightCount > 0 && this.hostCallDepth === 0;
+    if (busy || this.pendingInstance !== undefined) return this.knownRoutes.get(name) ?? false;
     const instance = this.liveInstance();
     if (instance === undefined) return false;
     try {
