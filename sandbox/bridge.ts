@@ -24,6 +24,7 @@ import {
   type WireModule,
 } from "../runtime/protocol.js";
 import { binaryToText, textToBinary } from "./strings.js";
+import { expandPvFormat } from "../host/modules/pv.js";
 
 /**
  * Default cap on one string argument from a script: the largest SIP
@@ -59,6 +60,8 @@ export interface NativeEntry {
   readonly call?: { readonly entry: BridgeEntry } | { readonly run: NonNullable<NativeFunction["run"]> };
   /** Why Kamailio 5.6's modf refuses it. */
   readonly refused?: string;
+  /** Its string parameters are taken as written, not as pv formats. */
+  readonly literal: boolean;
 }
 
 /** What a failed call answers, by declared return type. */
@@ -151,7 +154,13 @@ function nativeEntry(mod: KemiModule, prefix: string, native: NativeFunction, ke
   if (native.params.length > MAX_PARAMS) throw new Error(`${where}: more than ${MAX_PARAMS} parameters`);
   const target = native.kemi === undefined ? undefined : kemi.get(prefix + native.kemi);
   if (native.kemi !== undefined && target === undefined) throw new Error(`${where}: no KSR function ${prefix}${native.kemi}`);
-  const base = { name: native.name, params: native.params, kamailioModule: native.module ?? mod.kamailioModule, kemiName: target?.qualifiedName };
+  const base = {
+    name: native.name,
+    params: native.params,
+    kamailioModule: native.module ?? mod.kamailioModule,
+    kemiName: target?.qualifiedName,
+    literal: native.literal === true,
+  };
   if (native.refused !== undefined) {
     if (native.run !== undefined) throw new Error(`${where}: refused and implemented`);
     return { ...base, refused: native.refused };
@@ -395,9 +404,19 @@ export class BridgeDispatcher {
       this.log(ctx, "err", `KSR.x.modf: function '${name}' has fixup - cannot be used${native.kemiName ? ` (use ${native.kemiName})` : ""}`);
       return -1;
     }
+    // As the native fixups: a string parameter is a pv format ("$rU@$rd")
+    // unless the function takes it as written; an int one an integer or a PV.
     const converted: unknown[] = [];
     for (let i = 0; i < native.params.length; i++) {
-      const text = args[i + 2] as string;
+      let text = args[i + 2] as string;
+      if (!native.literal && text.includes("$")) {
+        const expanded = expandPvFormat(ctx, textToBinary(text));
+        if ("error" in expanded) {
+          this.log(ctx, "err", `KSR.x.modf: function '${name}' parameter ${i + 1}: ${expanded.error}`);
+          return -1;
+        }
+        text = binaryToText(expanded.value);
+      }
       if (native.params[i] === "int") {
         const n = parseModfInt(text);
         if (n === undefined) {

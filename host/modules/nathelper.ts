@@ -690,7 +690,7 @@ export const nathelperModule: KemiModule = {
     { name: "fix_nated_register", params: [], kemi: "fix_nated_register", refused: "fixup without free" },
     { name: "add_rcv_param", params: ["int"], kemi: "add_rcv_param" },
     { name: "is_rfc1918", params: ["str"], kemi: "is_rfc1918" },
-    { name: "set_alias_to_pv", params: ["str"], kemi: "set_alias_to_pv" },
+    { name: "set_alias_to_pv", params: ["str"], kemi: "set_alias_to_pv", literal: true },
   ],
 };
 

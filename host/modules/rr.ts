@@ -599,7 +599,7 @@ export const rrModule: KemiModule = {
     { name: "record_route_preset", params: ["str", "str"], kemi: "record_route_preset", refused: "fixup without free" },
     { name: "record_route_advertised_address", params: ["str"], kemi: "record_route_advertised_address", refused: "fixup without free" },
     { name: "add_rr_param", params: ["str"], kemi: "add_rr_param", refused: "fixup without free" },
-    { name: "check_route_param", params: ["str"], kemi: "check_route_param" },
+    { name: "check_route_param", params: ["str"], kemi: "check_route_param", literal: true },
     { name: "is_direction", params: ["str"], kemi: "is_direction", refused: "fixup without free" },
     { name: "remove_record_route", params: [], kemi: "remove_record_route" },
     { name: "rr_next_hop_route", params: [], kemi: "next_hop_route" },

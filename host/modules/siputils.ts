@@ -256,7 +256,7 @@ export const siputilsModule: KemiModule = {
     { name: "uri_param", params: ["str"], kemi: "uri_param" },
     { name: "uri_param", params: ["str", "str"], kemi: "uri_param_value" },
     { name: "uri_param_any", params: ["str"], kemi: "uri_param_any" },
-    { name: "add_uri_param", params: ["str"], kemi: "add_uri_param" },
+    { name: "add_uri_param", params: ["str"], kemi: "add_uri_param", literal: true },
     { name: "uri_param_rm", params: ["str"], kemi: "uri_param_rm" },
     { name: "is_uri", params: ["str"], kemi: "is_uri" },
     { name: "cmp_uri", params: ["str", "str"], kemi: "cmp_uri" },

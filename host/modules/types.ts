@@ -51,6 +51,12 @@ export interface NativeFunction {
   readonly kemi?: string;
   /** The Kamailio module exporting it, when not the KEMI module's own (the core's flag functions come from kex). */
   readonly module?: string;
+  /**
+   * Its string parameters are taken as written (Kamailio fixup_str, a
+   * regular expression, a PV name). Otherwise, as most fixups (spve, igp),
+   * a parameter is a pv format: "$rU@$rd" is evaluated for the message.
+   */
+  readonly literal?: true;
   /** Its own implementation, when no KSR function has the native parameters (e.g. sanity_check() with defaults). Answers a native int. */
   readonly run?: (ctx: MessageContext, ...args: any[]) => KemiValue;
   /**

@@ -75,6 +75,14 @@ const MODF_CALLS = [
   "setsflag|2",
   "isbflagset|1",
   "pv_isset|$ru",
+  // Parameters are pv formats, evaluated for the message (spve/igp fixups).
+  "is_uri|$ru",
+  "is_uri|x$fU",
+  "cmp_uri|$ru|$ou",
+  "cmp_aor|$fu|sip:$fU@$fd",
+  "is_numeric|$var(unset)",
+  "is_first_hop|$var(unset)",
+  "is_uri|$nosuch(x)",
   "sl_reply_error",
 ];
 
@@ -158,6 +166,8 @@ describe.skipIf(KAMAILIO === null)(`KSR.x.modf as Kamailio 5.6's app_jsdt${KAMAI
     expect(result("sanity_check")).toBe("200 modf 1");
     expect(result("sanity_check|1|1")).toBe("200 modf 1");
     expect(result("is_numeric|12a")).toBe("200 modf -2");
+    expect(result("cmp_aor|$fu|sip:$fU@$fd")).toBe("200 modf 1");
+    expect(result("is_uri|$nosuch(x)")).toBe("200 modf -1");
     // sl_reply_error replies 500 itself, then the probe's 200.
     expect(result("sl_reply_error")).toBe("500 I'm terribly sorry, server error occurred (1/SL) / 200 modf 1");
   }, 60_000);
