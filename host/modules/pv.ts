@@ -17,6 +17,7 @@
  * $avp values live per message context (see avpStore/setAvpStore for code
  * that must carry them into later routes of the same transaction).
  */
+import { formatPvParts, parsePvFormat } from "./pv-format.js";
 import { isIP } from "node:net";
 import { overQuota, valueBytes } from "../core/quota.js";
 import { hostname } from "node:os";
@@ -625,56 +626,15 @@ export function lookupPv(name: string): PvAccessor | null {
   return a;
 }
 
-/** The end (exclusive) of the parenthesised part starting at text[open] === "(", or -1 when unbalanced. */
-function closingParen(text: string, open: number): number {
-  let depth = 0;
-  for (let i = open; i < text.length; i++) {
-    if (text[i] === "(") depth++;
-    else if (text[i] === ")" && --depth === 0) return i + 1;
-  }
-  return -1;
-}
-
 /**
- * A Kamailio "pv format" string with its pseudo-variables replaced by their
- * values ("sip:$rU@example.com"), as the spve fixups of native functions
- * evaluate their parameters (KSR.x.modf); a PV without a value prints as
- * "<null>". An error naming the culprit when a PV name is not known.
+ * A pv format ("sip:$rU@$rd") evaluated for the message, as the spve fixups
+ * of native functions evaluate their parameters (KSR.x.modf); an error when
+ * a pseudo-variable in it is malformed or unknown.
  */
 export function expandPvFormat(ctx: MessageContext, text: string): { value: string } | { error: string } {
   if (!text.includes("$")) return { value: text };
-  let out = "";
-  let i = 0;
-  while (i < text.length) {
-    const at = text.indexOf("$", i);
-    if (at === -1) {
-      out += text.slice(i);
-      break;
-    }
-    out += text.slice(i, at);
-    let end: number;
-    if (text[at + 1] === "(") {
-      end = closingParen(text, at + 1);
-    } else {
-      end = at + 1;
-      while (end < text.length && /[A-Za-z0-9_.]/.test(text[end]!)) end++;
-      if (end === at + 1) {
-        // A lone "$" is text.
-        out += "$";
-        i = at + 1;
-        continue;
-      }
-      if (text[end] === "(") end = closingParen(text, end);
-    }
-    if (end === -1) return { error: `unbalanced parentheses in "${text}"` };
-    const name = text.slice(at, end);
-    const accessor = lookupPv(name);
-    if (accessor === null) return { error: `unknown pseudo-variable ${name}` };
-    const v = accessor.get(ctx);
-    out += v === null ? "<null>" : String(v);
-    i = end;
-  }
-  return { value: out };
+  const parts = parsePvFormat(text, lookupPv);
+  return parts === null ? { error: `"${text}" is not a valid pv format` } : { value: formatPvParts(ctx, parts) };
 }
 
 function accessorOrLog(ctx: MessageContext, name: string): PvAccessor | null {
