@@ -140,24 +140,32 @@ async function modfResults(port: number, calls: readonly string[]): Promise<stri
 
 const KAMAILIO = kamailioVersion();
 
-describe.skipIf(KAMAILIO === null)(`KSR.x.modf as Kamailio 5.6's app_jsdt${KAMAILIO === null ? " (skipped: kamailio is not installed)" : ""}`, () => {
+/**
+ * Both servers running `script` for the tests of the enclosing describe:
+ * `ksr run` (with `ksrArgs`) and Kamailio on the probe configuration (with
+ * `defines`), started before them and stopped after.
+ */
+function bothServers(script: string, options: { ksrArgs?: string[]; defines?: string[] } = {}): { ksr(): KsrProcess; kamailio(): KsrProcess } {
   let ksr: KsrProcess | undefined;
   let kamailio: KsrProcess | undefined;
-
   beforeAll(async () => {
     ensureBuilt();
-    ksr = await startKsr({ script: MODF_PROBE, port: await findFreePort() });
-    kamailio = await startKamailio({ script: MODF_PROBE, port: await findFreePort(), cfgTemplate: PROBE_CFG });
+    ksr = await startKsr({ script, port: await findFreePort(), extraArgs: options.ksrArgs ?? [] });
+    kamailio = await startKamailio({ script, port: await findFreePort(), cfgTemplate: PROBE_CFG, defines: options.defines ?? [] });
   }, 60_000);
-
   afterAll(async () => {
     await ksr?.stop();
     await kamailio?.stop();
   });
+  return { ksr: () => ksr!, kamailio: () => kamailio! };
+}
+
+describe.skipIf(KAMAILIO === null)(`KSR.x.modf as Kamailio 5.6's app_jsdt${KAMAILIO === null ? " (skipped: kamailio is not installed)" : ""}`, () => {
+  const servers = bothServers(MODF_PROBE);
 
   it("finds native names with their own parameter counts, and answers -1 where Kamailio does", async () => {
-    const ours = await modfResults(ksr!.port, MODF_CALLS);
-    const theirs = await modfResults(kamailio!.port, MODF_CALLS);
+    const ours = await modfResults(servers.ksr().port, MODF_CALLS);
+    const theirs = await modfResults(servers.kamailio().port, MODF_CALLS);
     expect(ours).toEqual(theirs);
     // What the answers are, so that equal-but-trivial cannot pass.
     const result = (call: string): string => ours.find((l) => l.startsWith(`${call} =>`))!.split(" => ")[1]!;
@@ -232,19 +240,7 @@ async function ask(port: number, method: string, headers: readonly string[]): Pr
 }
 
 describe.skipIf(KAMAILIO === null)(`ksr_onsend_route as Kamailio 5.6's${KAMAILIO === null ? " (skipped: kamailio is not installed)" : ""}`, () => {
-  let ksr: KsrProcess | undefined;
-  let kamailio: KsrProcess | undefined;
-
-  beforeAll(async () => {
-    ensureBuilt();
-    ksr = await startKsr({ script: ONSEND_PROBE, port: await findFreePort() });
-    kamailio = await startKamailio({ script: ONSEND_PROBE, port: await findFreePort(), cfgTemplate: PROBE_CFG });
-  }, 60_000);
-
-  afterAll(async () => {
-    await ksr?.stop();
-    await kamailio?.stop();
-  });
+  const servers = bothServers(ONSEND_PROBE);
 
   /** Each case on one server: what the client got, whether the next hop got the request, and $snd as the onsend route saw it. */
   async function cases(port: number): Promise<string[]> {
@@ -271,8 +267,8 @@ describe.skipIf(KAMAILIO === null)(`ksr_onsend_route as Kamailio 5.6's${KAMAILIO
   }
 
   it("shows the send in $snd as Kamailio does; a drop stops a stateless forward and a stateful branch (Kamailio 5.6.3's app_jsdt ignores it)", async () => {
-    const ours = await cases(ksr!.port);
-    const theirs = await cases(kamailio!.port);
+    const ours = await cases(servers.ksr().port);
+    const theirs = await cases(servers.kamailio().port);
     // Without a drop: the same answers, the same $snd.
     expect([ours[0], ours[2]]).toEqual([theirs[0], theirs[2]]);
     expect(ours[0]).toBe("forward: client got 200 forward 1; next hop got 1; 200 snd 127.0.0.1 <hop> 1 udp 2 <len> MESSAGE");
@@ -287,26 +283,14 @@ describe.skipIf(KAMAILIO === null)(`ksr_onsend_route as Kamailio 5.6's${KAMAILIO
 });
 
 describe.skipIf(KAMAILIO === null)(`failure routes as Kamailio 5.6's${KAMAILIO === null ? " (skipped: kamailio is not installed)" : ""}`, () => {
-  let ksr: KsrProcess | undefined;
-  let kamailio: KsrProcess | undefined;
-
-  beforeAll(async () => {
-    ensureBuilt();
-    ksr = await startKsr({ script: FAILURE_PROBE, port: await findFreePort() });
-    kamailio = await startKamailio({ script: FAILURE_PROBE, port: await findFreePort(), cfgTemplate: PROBE_CFG });
-  }, 60_000);
-
-  afterAll(async () => {
-    await ksr?.stop();
-    await kamailio?.stop();
-  });
+  const servers = bothServers(FAILURE_PROBE);
 
   it("runs the branch-failure and failure routes without an argument, is_faked_msg -1 in both", async () => {
     const hop = await startNextHop("486 Busy Here");
     try {
       const headers = [`X-Target: sip:127.0.0.1:${hop.port}`, "X-Mode: relay"];
-      const ours = await ask(ksr!.port, "MESSAGE", headers);
-      const theirs = await ask(kamailio!.port, "MESSAGE", headers);
+      const ours = await ask(servers.ksr().port, "MESSAGE", headers);
+      const theirs = await ask(servers.kamailio().port, "MESSAGE", headers);
       expect(ours).toEqual(theirs);
       expect(ours).toEqual(["500 branch-failure args=0 faked=-1 code=486; failure args=0 faked=-1 failure-route=1"]);
     } finally {
@@ -316,28 +300,11 @@ describe.skipIf(KAMAILIO === null)(`failure routes as Kamailio 5.6's${KAMAILIO =
 });
 
 describe.skipIf(KAMAILIO === null)(`kemi.event_route_callback as Kamailio 5.6's${KAMAILIO === null ? " (skipped: kamailio is not installed)" : ""}`, () => {
-  let ksr: KsrProcess | undefined;
-  let kamailio: KsrProcess | undefined;
-
-  beforeAll(async () => {
-    ensureBuilt();
-    ksr = await startKsr({ script: EVENT_PROBE, port: await findFreePort(), extraArgs: ["--kemi-event-route-callback", "ksr_core_event"] });
-    kamailio = await startKamailio({
-      script: EVENT_PROBE,
-      port: await findFreePort(),
-      cfgTemplate: PROBE_CFG,
-      defines: ['EVENT_ROUTE_CALLBACK="ksr_core_event"'],
-    });
-  }, 60_000);
-
-  afterAll(async () => {
-    await ksr?.stop();
-    await kamailio?.stop();
-  });
+  const servers = bothServers(EVENT_PROBE, { ksrArgs: ["--kemi-event-route-callback", "ksr_core_event"], defines: ['EVENT_ROUTE_CALLBACK="ksr_core_event"'] });
 
   it('calls the function once with "core:worker-one-init", on a faked request', async () => {
-    const ours = await ask(ksr!.port, "MESSAGE", []);
-    const theirs = await ask(kamailio!.port, "MESSAGE", []);
+    const ours = await ask(servers.ksr().port, "MESSAGE", []);
+    const theirs = await ask(servers.kamailio().port, "MESSAGE", []);
     expect(ours).toEqual(theirs);
     expect(ours).toEqual(["200 event core:worker-one-init args=1 faked=1 method=OPTIONS request-faked=-1"]);
   }, 60_000);
