@@ -292,7 +292,8 @@ function install(hostCall: HostCall, descriptionJson: string): FacadeEntryPoints
   }
 
   const entryPoints = create(null) as FacadeEntryPoints;
-  entryPoints.runRoute = function runRoute(ctxId: number, name: string): number {
+  // An event route (kemi.event_route_callback) is called with the event name, as Kamailio does.
+  entryPoints.runRoute = function runRoute(ctxId: number, name: string, eventName?: string): number {
     const route = routeFunction(name);
     if (route === undefined) return ROUTE_MISSING;
     // Routes nest: tm runs a branch route from inside the t_relay call of
@@ -300,7 +301,7 @@ function install(hostCall: HostCall, descriptionJson: string): FacadeEntryPoints
     const callerCtxId = currentCtxId;
     currentCtxId = ctxId;
     try {
-      reflectApply(route, undefined, []);
+      reflectApply(route, undefined, typeof eventName === "string" ? [eventName] : []);
       return ROUTE_OK;
     } catch (thrown) {
       if (thrown === EXIT_SENTINEL) return ROUTE_OK;

@@ -59,7 +59,7 @@ export interface FacadeDescription {
 
 /** The entry points install() returns to the host (as References). */
 export interface FacadeEntryPoints {
-  runRoute(ctxId: number, name: string): number;
+  runRoute(ctxId: number, name: string, eventName?: string): number;
   hasRoute(name: string): boolean;
   /** [message, stack] of the last ROUTE_FAILED; cleared when read. */
   takeFailure(): [string, string];

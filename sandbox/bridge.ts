@@ -10,7 +10,7 @@
  */
 import type { MessageContext, LogLevel } from "../host/core/context.js";
 import { log } from "../host/core/log.js";
-import type { KemiFunction, KemiModule, KemiParamType, KemiReturnType, KemiValue } from "../host/modules/types.js";
+import type { KemiFunction, KemiModule, KemiParamType, KemiReturnType, KemiValue, NativeFunction } from "../host/modules/types.js";
 import {
   ARG_ERROR_MISSING,
   ARG_ERROR_TOO_LARGE,
@@ -24,6 +24,7 @@ import {
   type WireModule,
 } from "../runtime/protocol.js";
 import { binaryToText, textToBinary } from "./strings.js";
+import { expandPvFormat } from "../host/modules/pv.js";
 
 /**
  * Default cap on one string argument from a script: the largest SIP
@@ -47,6 +48,22 @@ export interface BridgeEntry {
   readonly module: string;
 }
 
+/** A native (kamailio.cfg) function reachable by KSR.x.modf, resolved against its module's KEMI table. */
+export interface NativeEntry {
+  readonly name: string;
+  readonly params: readonly KemiParamType[];
+  /** Kamailio module exporting it. */
+  readonly kamailioModule: string;
+  /** The KSR function doing the same ("KSR.sl.sl_send_reply"), when there is one. */
+  readonly kemiName?: string;
+  /** What a call runs; undefined when Kamailio's modf refuses the function. */
+  readonly call?: { readonly entry: BridgeEntry } | { readonly run: NonNullable<NativeFunction["run"]> };
+  /** Why Kamailio 5.6's modf refuses it. */
+  readonly refused?: string;
+  /** Its string parameters are taken as written, not as pv formats. */
+  readonly literal: boolean;
+}
+
 /** What a failed call answers, by declared return type. */
 export function failureValue(returns: KemiReturnType): KemiValue {
   switch (returns) {
@@ -63,14 +80,14 @@ export function failureValue(returns: KemiReturnType): KemiValue {
 
 export class BridgeTable {
   readonly entries: readonly BridgeEntry[];
-  /** Native cfg name → entry id, for KSR.x.modf. */
-  private readonly byNativeName: ReadonlyMap<string, number>;
+  /** Native cfg name → its entries (one per parameter count), for KSR.x.modf. */
+  private readonly byNativeName: ReadonlyMap<string, readonly NativeEntry[]>;
   /** The tables as the facade needs them (ids index `entries`). */
   readonly description: Omit<FacadeDescription, "exitToken" | "maxStringLength">;
 
   constructor(modules: readonly KemiModule[]) {
     const entries: BridgeEntry[] = [];
-    const byNativeName = new Map<string, number>();
+    const byNativeName = new Map<string, NativeEntry[]>();
     const wire: WireModule[] = [];
     const seenModules = new Set<string>();
     const coreNames = new Set<string>();
@@ -80,20 +97,30 @@ export class BridgeTable {
       seenModules.add(mod.name);
       const prefix = mod.name === "" ? "KSR." : `KSR.${mod.name}.`;
       const wireFunctions: { name: string; id: number; params: KemiParamType[]; returns: KemiReturnType }[] = [];
-      const add = (name: string, entry: BridgeEntry, nativeName: string | undefined): void => {
+      const add = (name: string, entry: BridgeEntry): void => {
         if (entry.params.length > MAX_PARAMS) throw new Error(`${entry.qualifiedName}: more than ${MAX_PARAMS} parameters`);
         const id = entries.length;
         entries.push(entry);
         wireFunctions.push({ name, id, params: [...entry.params], returns: entry.returns });
         if (mod.name === "") coreNames.add(name);
-        else if (nativeName !== undefined && !byNativeName.has(nativeName)) byNativeName.set(nativeName, id);
+        byQualifiedName.set(entry.qualifiedName, entry);
       };
+      const byQualifiedName = new Map<string, BridgeEntry>();
       for (const [name, fn] of Object.entries(mod.functions)) {
-        add(name, { qualifiedName: prefix + name, params: fn.params, returns: fn.returns, fn, module: mod.name }, fn.nativeName ?? name);
+        add(name, { qualifiedName: prefix + name, params: fn.params, returns: fn.returns, fn, module: mod.name });
       }
       for (const [name, u] of Object.entries(mod.unavailable ?? {})) {
         if (Object.hasOwn(mod.functions, name)) throw new Error(`${prefix}${name} is both exported and unavailable`);
-        add(name, { qualifiedName: prefix + name, params: u.params, returns: u.returns, unavailableReason: u.reason, module: mod.name }, name);
+        add(name, { qualifiedName: prefix + name, params: u.params, returns: u.returns, unavailableReason: u.reason, module: mod.name });
+      }
+      for (const native of mod.native ?? []) {
+        const entry = nativeEntry(mod, prefix, native, byQualifiedName);
+        const sameName = byNativeName.get(native.name) ?? [];
+        if (sameName.some((e) => e.params.length === native.params.length)) {
+          throw new Error(`native function ${native.name} with ${native.params.length} parameter(s) is declared twice`);
+        }
+        sameName.push(entry);
+        byNativeName.set(native.name, sameName);
       }
       wire.push({ name: mod.name, functions: wireFunctions });
     }
@@ -105,10 +132,45 @@ export class BridgeTable {
     this.description = { modules: wire };
   }
 
-  /** Entry id for a native cfg function name, if KSR.x.modf may call it. */
-  modfTarget(nativeName: string): number | undefined {
-    return this.byNativeName.get(nativeName);
+  /** The native function KSR.x.modf(name, ...) with `paramCount` parameters finds, as app_jsdt's find_export_record. */
+  modfTarget(nativeName: string, paramCount: number): NativeEntry | undefined {
+    return this.byNativeName.get(nativeName)?.find((e) => e.params.length === paramCount);
   }
+
+  /** Every native entry of that name (one per parameter count). */
+  nativeVariants(nativeName: string): readonly NativeEntry[] {
+    return this.byNativeName.get(nativeName) ?? [];
+  }
+
+  /** Every native function, by name then parameter count. */
+  get natives(): NativeEntry[] {
+    return [...this.byNativeName.values()].flat().sort((a, b) => a.name.localeCompare(b.name) || a.params.length - b.params.length);
+  }
+}
+
+/** Checks one native declaration against its module's KEMI table (a mistake is a start-up error, never a wrong call). */
+function nativeEntry(mod: KemiModule, prefix: string, native: NativeFunction, kemi: ReadonlyMap<string, BridgeEntry>): NativeEntry {
+  const where = `native ${native.name}/${native.params.length} of ${mod.kamailioModule}`;
+  if (native.params.length > MAX_PARAMS) throw new Error(`${where}: more than ${MAX_PARAMS} parameters`);
+  const target = native.kemi === undefined ? undefined : kemi.get(prefix + native.kemi);
+  if (native.kemi !== undefined && target === undefined) throw new Error(`${where}: no KSR function ${prefix}${native.kemi}`);
+  const base = {
+    name: native.name,
+    params: native.params,
+    kamailioModule: native.module ?? mod.kamailioModule,
+    kemiName: target?.qualifiedName,
+    literal: native.literal === true,
+  };
+  if (native.refused !== undefined) {
+    if (native.run !== undefined) throw new Error(`${where}: refused and implemented`);
+    return { ...base, refused: native.refused };
+  }
+  if (native.run !== undefined) return { ...base, call: { run: native.run } };
+  if (target === undefined) throw new Error(`${where}: says neither what it runs nor that it is refused`);
+  if (target.params.join() !== native.params.join()) {
+    throw new Error(`${where}: parameters (${native.params.join(", ")}) differ from ${target.qualifiedName} (${target.params.join(", ")})`);
+  }
+  return { ...base, call: { entry: target } };
 }
 
 /** Parses an integer parameter given to KSR.x.modf as text (cfg fixup: decimal, optional sign). */
@@ -306,6 +368,19 @@ export class BridgeDispatcher {
     return failureValue(entry.returns);
   }
 
+  /** A native function's own implementation; strings arrive as binary text, as to a KEMI function. */
+  private runNative(ctx: MessageContext, name: string, run: NonNullable<NativeFunction["run"]>, args: unknown[]): unknown {
+    const converted = args.map((a) => (typeof a === "string" ? textToBinary(a) : a));
+    let result: KemiValue;
+    try {
+      result = run(ctx, ...converted);
+    } catch (e) {
+      this.log(ctx, "err", `KSR.x.modf: function '${name}' failed: ${describeHostError(e)}`);
+      return -1;
+    }
+    return ctx.exited ? this.exitToken : result;
+  }
+
   /** KSR.x.modf(fname, ...strings): a module function by its native cfg name. */
   private modf(ctx: MessageContext, args: unknown[]): number | string {
     const [fname, argCount] = args as [unknown, number];
@@ -318,20 +393,31 @@ export class BridgeDispatcher {
       return -1;
     }
     const name = textToBinary(fname);
-    const id = this.table.modfTarget(name);
-    if (id === undefined) {
+    // As app_jsdt: the name with this parameter count, else "not available";
+    // a function whose fixup cannot be freed is refused.
+    const native = this.table.modfTarget(name, argCount);
+    if (native === undefined) {
       this.log(ctx, "err", `KSR.x.modf: function '${name}' is not available`);
       return -1;
     }
-    const entry = this.table.entries[id]!;
-    if (argCount !== entry.params.length) {
-      this.log(ctx, "err", `KSR.x.modf: function '${name}' takes ${entry.params.length} parameter(s), ${argCount} given`);
+    if (native.call === undefined) {
+      this.log(ctx, "err", `KSR.x.modf: function '${name}' has fixup - cannot be used${native.kemiName ? ` (use ${native.kemiName})` : ""}`);
       return -1;
     }
+    // As the native fixups: a string parameter is a pv format ("$rU@$rd")
+    // unless the function takes it as written; an int one an integer or a PV.
     const converted: unknown[] = [];
-    for (let i = 0; i < entry.params.length; i++) {
-      const text = args[i + 2] as string;
-      if (entry.params[i] === "int") {
+    for (let i = 0; i < native.params.length; i++) {
+      let text = args[i + 2] as string;
+      if (!native.literal && text.includes("$")) {
+        const expanded = expandPvFormat(ctx, textToBinary(text));
+        if ("error" in expanded) {
+          this.log(ctx, "err", `KSR.x.modf: function '${name}' parameter ${i + 1}: ${expanded.error}`);
+          return -1;
+        }
+        text = binaryToText(expanded.value);
+      }
+      if (native.params[i] === "int") {
         const n = parseModfInt(text);
         if (n === undefined) {
           this.log(ctx, "err", `KSR.x.modf: function '${name}' parameter ${i + 1} is not an integer: '${textToBinary(text)}'`);
@@ -342,7 +428,8 @@ export class BridgeDispatcher {
         converted.push(text);
       }
     }
-    const result = this.callEntry(ctx, entry, converted);
+    const call = native.call;
+    const result = "entry" in call ? this.callEntry(ctx, call.entry, converted) : this.runNative(ctx, name, call.run, converted);
     if (result === this.exitToken) return this.exitToken;
     // modf answers an int, like every native cfg function.
     switch (typeof result) {
@@ -351,7 +438,7 @@ export class BridgeDispatcher {
       case "boolean":
         return result ? 1 : -1;
       case "undefined":
-        return entry.returns === "none" ? 1 : -1;
+        return "entry" in call && call.entry.returns === "none" ? 1 : -1;
       default:
         return result === null ? -1 : 1;
     }

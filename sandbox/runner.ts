@@ -86,8 +86,8 @@ const DISPOSED_BEFORE_START = "Isolate is disposed";
  */
 const COLLECTING_RUN_ROUTE = `
 const runRoute = $0, takeFailure = $1, failed = $2;
-return function runRouteCollected(ctxId, name) {
-  const code = runRoute(ctxId, name);
+return function runRouteCollected(ctxId, name, eventName) {
+  const code = runRoute(ctxId, name, eventName);
   if (code !== failed) return [code, "", ""];
   const failure = takeFailure();
   return [code, failure[0], failure[1]];
@@ -101,11 +101,11 @@ const MISSING: RouteOutcome = Object.freeze({ status: "missing" });
 interface IsolateInstance {
   readonly isolate: ivm.Isolate;
   readonly context: ivm.Context;
-  readonly runRoute: ivm.Reference<(ctxId: number, name: string) => number>;
+  readonly runRoute: ivm.Reference<(ctxId: number, name: string, eventName: string | undefined) => number>;
   readonly hasRoute: ivm.Reference<(name: string) => boolean>;
   readonly takeFailure: ivm.Reference<() => [string, string]>;
   /** runRoute + takeFailure in one isolate task (async mode). */
-  readonly runRouteCollected: ivm.Reference<(ctxId: number, name: string) => [number, string, string]>;
+  readonly runRouteCollected: ivm.Reference<(ctxId: number, name: string, eventName: string | undefined) => [number, string, string]>;
   /** Last cpuTime read from this isolate, kept for when it is discarded and can no longer be asked. */
   lastCpuNs: bigint;
   /** Present when the runner counts coverage. */
@@ -301,7 +301,10 @@ export class ScriptRunner implements RouteRunner {
    * never asked).
    */
   hasRoute(name: string): boolean {
-    if (this.inFlightCount > 0 || this.pendingInstance !== undefined) return this.knownRoutes.get(name) ?? false;
+    // Inside a KSR call of an execution the isolate waits for us and answers
+    // re-entrantly, as for a nested route (the onsend route inside t_relay).
+    const busy = this.inFlightCount > 0 && this.hostCallDepth === 0;
+    if (busy || this.pendingInstance !== undefined) return this.knownRoutes.get(name) ?? false;
     const instance = this.liveInstance();
     if (instance === undefined) return false;
     try {
@@ -346,7 +349,7 @@ export class ScriptRunner implements RouteRunner {
         // and isolated-vm's timeout the isolate's own.
         ctx.routeClock = { startCpuNs: undefined, hostMs: 0 };
         try {
-          const [code, message, stack] = (await instance.runRouteCollected.apply(undefined, [ctx.id, name], {
+          const [code, message, stack] = (await instance.runRouteCollected.apply(undefined, [ctx.id, name, ctx.eventName], {
             timeout: this.opts.limits.routeTimeoutMs,
             result: { copy: true },
           })) as [number, string, string];
@@ -398,7 +401,7 @@ export class ScriptRunner implements RouteRunner {
     // context, within the time of the call that runs it.
     ctx.routeClock = { startCpuNs: this.liveIsolateCpuNs(), hostMs: 0 };
     try {
-      const code = instance.runRoute.applySync(undefined, [ctx.id, name], { timeout: this.opts.limits.routeTimeoutMs });
+      const code = instance.runRoute.applySync(undefined, [ctx.id, name, ctx.eventName], { timeout: this.opts.limits.routeTimeoutMs });
       if (ctx.routeTimedOut) return this.hostTimeout();
       if (code === ROUTE_OK) return OK;
       if (code === ROUTE_MISSING) return MISSING;

@@ -46,3 +46,52 @@ export function formatApiText(entries: readonly ApiEntry[]): string {
   text += `${entries.length} functions (${entries.length - unavailable} available, ${unavailable} unavailable)\n`;
   return text;
 }
+
+/** One native (kamailio.cfg) function KSR.x.modf finds, from the modules' `native` declarations. */
+export interface NativeApiEntry {
+  readonly name: string;
+  readonly params: readonly KemiParamType[];
+  /** Kamailio module exporting it. */
+  readonly kamailioModule: string;
+  /** "KSR.sl.sl_reply_error": the KSR function a call runs (or, when refused, the one to use instead). */
+  readonly kemi?: string;
+  /** "call": KSR.x.modf runs it; "refused": Kamailio 5.6's modf refuses it (and so does this server). */
+  readonly modf: "call" | "refused";
+  readonly reason?: string;
+}
+
+export function describeNatives(modules: readonly KemiModule[]): NativeApiEntry[] {
+  const out: NativeApiEntry[] = [];
+  for (const mod of modules) {
+    for (const n of mod.native ?? []) {
+      const kemi = n.kemi === undefined ? undefined : qualifiedName({ module: mod.name, name: n.kemi } as ApiEntry);
+      out.push({
+        name: n.name,
+        params: n.params,
+        kamailioModule: n.module ?? mod.kamailioModule,
+        ...(kemi !== undefined ? { kemi } : {}),
+        modf: n.refused === undefined ? "call" : "refused",
+        ...(n.refused !== undefined ? { reason: n.refused } : {}),
+      });
+    }
+  }
+  out.sort((a, b) => a.name.localeCompare(b.name) || a.params.length - b.params.length);
+  return out;
+}
+
+export function formatNativesText(entries: readonly NativeApiEntry[]): string {
+  let text = "";
+  for (const e of entries) {
+    const signature = `${e.kamailioModule}: ${e.name}(${e.params.join(", ")})`;
+    const what =
+      e.modf === "refused"
+        ? `[refused by Kamailio 5.6's modf: ${e.reason}]${e.kemi ? ` use ${e.kemi}` : ""}`
+        : e.kemi !== undefined
+          ? `→ ${e.kemi}`
+          : "→ own implementation";
+    text += `${signature}  ${what}\n`;
+  }
+  const refused = entries.filter((e) => e.modf === "refused").length;
+  text += `${entries.length} native functions for KSR.x.modf (${entries.length - refused} callable, ${refused} refused as in Kamailio 5.6)\n`;
+  return text;
+}

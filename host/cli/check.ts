@@ -30,7 +30,7 @@ import path from "node:path";
 import { parse, type Node as AcornNode } from "acorn";
 import { KEMI_MODULES } from "../modules/index.js";
 import type { KemiModule, KemiParamType } from "../modules/types.js";
-import { BridgeTable, type BridgeEntry } from "../../sandbox/bridge.js";
+import { BridgeTable, type BridgeEntry, type NativeEntry } from "../../sandbox/bridge.js";
 import { compileScript, compileSource, ScriptLoadError, type CompiledScript } from "../../sandbox/compile.js";
 import { generateKsrDts } from "./typings.js";
 
@@ -135,9 +135,8 @@ class ApiIndex {
     return { kind: "unknown", message: `KSR.${first}.${second} is not provided by module ${first}` };
   }
 
-  modfTarget(nativeName: string): BridgeEntry | undefined {
-    const id = this.table.modfTarget(nativeName);
-    return id === undefined ? undefined : this.table.entries[id];
+  modfVariants(nativeName: string): readonly NativeEntry[] {
+    return this.table.nativeVariants(nativeName);
   }
 }
 
@@ -194,18 +193,27 @@ function checkCompiled(compiled: CompiledScript, api: ApiIndex): CheckFinding[] 
     }
     const name = staticString(args[0]!);
     if (name === undefined) return; // computed at run time
-    const entry = api.modfTarget(name);
-    if (entry === undefined) {
-      at(call, `KSR.x.modf("${name}"): no module function of that name is provided`);
-      return;
-    }
-    if (entry.fn === undefined) {
-      at(call, `KSR.x.modf("${name}") (${entry.qualifiedName}): not available here: ${entry.unavailableReason ?? "not supported"}`);
+    const variants = api.modfVariants(name);
+    if (variants.length === 0) {
+      at(call, `KSR.x.modf("${name}"): no native module function of that name is provided (KSR.x.modf reaches native kamailio.cfg functions only, not KEMI-only ones; it answers -1)`);
       return;
     }
     const given = args.length - 1;
-    if (given !== entry.params.length) {
-      at(call, `KSR.x.modf("${name}") takes ${plural(entry.params.length, "parameter")} (${describeParams(entry.params)}), ${given} given`);
+    const native = variants.find((v) => v.params.length === given);
+    if (native === undefined) {
+      const counts = variants.map((v) => String(v.params.length));
+      const list = counts.length === 1 ? counts[0]! : `${counts.slice(0, -1).join(", ")} or ${counts[counts.length - 1]}`;
+      at(call, `KSR.x.modf("${name}") takes ${list} parameter${list === "1" ? "" : "s"}, ${given} given (it answers -1)`);
+      return;
+    }
+    const target = native.call !== undefined && "entry" in native.call ? native.call.entry : undefined;
+    if (target !== undefined && target.fn === undefined) {
+      at(call, `KSR.x.modf("${name}") (${target.qualifiedName}): not available here: ${target.unavailableReason ?? "not supported"}`);
+      return;
+    }
+    if (native.refused !== undefined) {
+      const instead = native.kemiName !== undefined ? `; call ${native.kemiName} instead` : "";
+      at(call, `KSR.x.modf("${name}") with ${plural(given, "parameter")}: Kamailio 5.6 refuses it (${native.refused}; it answers -1)${instead}`);
     }
   };
 

@@ -7,7 +7,7 @@
  *   ksr run --tenants <tenants.yaml> [--watch] [--listen ...] [--alias ...]
  *                    [--log-level level] [--no-supervise] [--overload-delay-ms n] [--no-overload-shedding]
  *   ksr ctl [--control <path>] tenants | reload [tenant] | counters   (host/cli/ctl.ts)
- *   ksr api [--json]
+ *   ksr api [--native] [--json]
  *   ksr check <script...>
  *   ksr test [files...] [--reporter text|junit] [--watch]
  *   ksr subscriber|address add|rm|list ...   (host/cli/db-commands.ts)
@@ -31,12 +31,14 @@ import { LOG_LEVELS, isLogLevel, log, setLogLevel } from "../core/log.js";
 import { SipServer } from "../core/server.js";
 import { proxyOptionsFromTimers, type ProxyOptions } from "../proxy/proxy.js";
 import { loadTenantsFile, singleScriptConfig, TenantRegistry, TenantsConfigError } from "../tenants/index.js";
+import { parseCallbackName, parseErrorPolicy, type SingleScriptSettings } from "../tenants/config.js";
+import { DEFAULT_KEMI_CALLBACKS } from "../core/context.js";
 import { tenantServer } from "../core/tenant-routing.js";
 import { KEMI_MODULES } from "../modules/index.js";
 import { DEFAULT_LIMITS } from "../../sandbox/types.js";
 import { formatListenSocket, parseListenSocket } from "../transport/listen-socket.js";
 import { fileURLToPath } from "node:url";
-import { describeApi, formatApiText } from "./api.js";
+import { describeApi, describeNatives, formatApiText, formatNativesText } from "./api.js";
 import { runCheck } from "./check.js";
 import { runTests, watchTests, type TestReporter } from "./test.js";
 import { DEFAULT_DB_FILE, openRunDatabase, registerDbCommands } from "./db-commands.js";
@@ -90,6 +92,37 @@ function positiveInt(value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`"${value}" is not a positive integer`);
   return Number(value);
 }
+
+function onErrorOption(value: string): string {
+  if (parseErrorPolicy(value) === undefined) throw new InvalidArgumentError(`"${value}" is neither a status 300-699 nor none`);
+  return value;
+}
+
+function callbackOption(value: string): string {
+  if (parseCallbackName(value) === undefined) throw new InvalidArgumentError(`"${value}" is not a function name (or none)`);
+  return value;
+}
+
+/** The flags of the one script's error policy and KEMI callbacks, as SingleScriptSettings. */
+function scriptSettings(opts: RunOptions): SingleScriptSettings {
+  const name = (value: string | undefined, fallback: string): string => (value === undefined ? fallback : parseCallbackName(value)!);
+  return {
+    ...(opts.onError !== undefined ? { onError: parseErrorPolicy(opts.onError)! } : {}),
+    kemi: {
+      onsend: name(opts.kemiOnsendRouteCallback, DEFAULT_KEMI_CALLBACKS.onsend),
+      reply: name(opts.kemiReplyRouteCallback, DEFAULT_KEMI_CALLBACKS.reply),
+      event: name(opts.kemiEventRouteCallback, DEFAULT_KEMI_CALLBACKS.event),
+    },
+  };
+}
+
+/** The single-script flags of scriptSettings, with the option names commander gives them. */
+const SCRIPT_SETTING_FLAGS = [
+  ["onError", "--on-error"],
+  ["kemiOnsendRouteCallback", "--kemi-onsend-route-callback"],
+  ["kemiReplyRouteCallback", "--kemi-reply-route-callback"],
+  ["kemiEventRouteCallback", "--kemi-event-route-callback"],
+] as const;
 
 function workersOption(value: string): number {
   const n = positiveInt(value);
@@ -160,6 +193,11 @@ interface RunOptions {
   tcpMaxInbound?: number;
   tcpMaxInboundPerIp?: number;
   tcpMaxOutbound?: number;
+  /** --on-error and the --kemi-*-callback flags, as given (validated; see scriptSettings). */
+  onError?: string;
+  kemiOnsendRouteCallback?: string;
+  kemiReplyRouteCallback?: string;
+  kemiEventRouteCallback?: string;
   /** pike's modparams given (host/modules/state/pike-store.ts); Kamailio's defaults for the others. */
   pikeSamplingTimeUnit?: number;
   pikeReqsDensityPerUnit?: number;
@@ -239,7 +277,8 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
   if (scriptPath === undefined) {
     return ["run", "--tenants", resolvePath(opts.tenants!), "--isolation", opts.isolation, ...(opts.watch === true ? ["--watch"] : []), ...common];
   }
-  return ["run", scriptPath, ...common, "--workers", String(opts.workers), "--heap-mb", String(opts.heapMb), "--timeout-ms", String(opts.timeoutMs)];
+  const settings = SCRIPT_SETTING_FLAGS.flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, opts[key]!]));
+  return ["run", scriptPath, ...common, ...settings, "--workers", String(opts.workers), "--heap-mb", String(opts.heapMb), "--timeout-ms", String(opts.timeoutMs)];
 }
 
 /** Options that only make sense for one of the two ways of running; the message says why. */
@@ -264,6 +303,10 @@ function runUsageProblem(scriptPath: string | undefined, opts: RunOptions, fromC
   const pikeFlag = PIKE_FLAGS.find(([key]) => opts[key] !== undefined);
   if (pikeFlag !== undefined && opts.tenants !== undefined && opts.isolation === "process") {
     return `${pikeFlag[1]} applies to a single script or to --isolation in-process; tenant worker processes keep Kamailio's pike defaults`;
+  }
+  const settingFlag = SCRIPT_SETTING_FLAGS.find(([key]) => opts[key] !== undefined);
+  if (opts.tenants !== undefined && settingFlag !== undefined) {
+    return `${settingFlag[1]} applies to a single script: set onError and kemi: per tenant in the tenants file`;
   }
   if (opts.tenants !== undefined) {
     for (const [key, flag] of [["heapMb", "--heap-mb"], ["timeoutMs", "--timeout-ms"]] as const) {
@@ -293,7 +336,7 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
     // A single script is a tenants file of one tenant: the same inbound path,
     // without CPU budgets (nobody to share with) and synchronous throughout,
     // a route timeout included (no demotion).
-    registry = new TenantRegistry(singleScriptConfig(scriptPath, tenant, { heapMb: opts.heapMb, routeTimeoutMs: opts.timeoutMs }), {
+    registry = new TenantRegistry(singleScriptConfig(scriptPath, tenant, { heapMb: opts.heapMb, routeTimeoutMs: opts.timeoutMs }, 1, scriptSettings(opts)), {
       cpuBudgets: false,
       autoDemote: false,
     });
@@ -428,8 +471,8 @@ async function runTenantProcesses(tenantsFile: string, opts: RunOptions): Promis
  */
 async function runScriptWorkers(scriptPath: string, opts: RunOptions): Promise<void> {
   const path = resolvePath(scriptPath);
-  const script: SingleScript = { path, heapMb: opts.heapMb, routeTimeoutMs: opts.timeoutMs };
-  const config = singleScriptConfig(path, "default", { heapMb: opts.heapMb, routeTimeoutMs: opts.timeoutMs }, opts.workers);
+  const script: SingleScript = { path, heapMb: opts.heapMb, routeTimeoutMs: opts.timeoutMs, settings: scriptSettings(opts) };
+  const config = singleScriptConfig(path, "default", { heapMb: opts.heapMb, routeTimeoutMs: opts.timeoutMs }, opts.workers, script.settings);
   const { server, target } = await startWorkerProcesses(config, { script }, opts);
   process.on("SIGHUP", () => log("notice", "ksr", "SIGHUP: only a server started with --tenants reloads its scripts; ignored"));
   process.on("SIGUSR2", () => {
@@ -647,7 +690,11 @@ export function buildProgram(): Command {
     .option("--fr-timer-ms <n>", "tm fr_timer: wait for a first reply to a branch (default 30000)", positiveInt)
     .option("--fr-inv-timer-ms <n>", "tm fr_inv_timer: wait for a final reply after a provisional (default 120000)", positiveInt)
     .option("--overload-delay-ms <n>", "queueing delay past which new requests are answered 503 with Retry-After", positiveInt, DEFAULT_OVERLOAD_DELAY_MS)
-    .option("--no-overload-shedding", "never answer 503 for overload (requests queue up instead)");
+    .option("--no-overload-shedding", "never answer 503 for overload (requests queue up instead)")
+    .option("--on-error <status|none>", "reply to a request whose route failed before answering it: a status 300-699, or none (no reply, as app_jsdt) (default 500)", onErrorOption)
+    .option("--kemi-onsend-route-callback <name|none>", "Kamailio kemi.onsend_route_callback: the function run before a request leaves (default ksr_onsend_route)", callbackOption)
+    .option("--kemi-reply-route-callback <name|none>", "Kamailio kemi.reply_route_callback: the function run for every response received (default ksr_reply_route)", callbackOption)
+    .option("--kemi-event-route-callback <name|none>", 'Kamailio kemi.event_route_callback: the function called with "core:worker-one-init" once the script is loaded (default none)', callbackOption);
   const settingFlags = [
     ...TCP_LIMIT_FLAGS.map(([, flag, field, help]) => [flag, help, DEFAULT_STREAM_LIMITS[field]] as const),
     ...PIKE_FLAGS.map(([, flag, field, help]) => [flag, help, DEFAULT_PIKE_SETTINGS[field]] as const),
@@ -663,7 +710,13 @@ export function buildProgram(): Command {
     .command("api")
     .description("list every KSR function this server provides")
     .option("--json", "print JSON")
-    .action((opts: { json?: boolean }) => {
+    .option("--native", "list the native (kamailio.cfg) functions KSR.x.modf finds instead")
+    .action((opts: { json?: boolean; native?: boolean }) => {
+      if (opts.native === true) {
+        const natives = describeNatives(KEMI_MODULES);
+        process.stdout.write(opts.json ? JSON.stringify(natives, null, 2) + "\n" : formatNativesText(natives));
+        return;
+      }
       const entries = describeApi(KEMI_MODULES);
       process.stdout.write(opts.json ? JSON.stringify(entries, null, 2) + "\n" : formatApiText(entries));
     });

@@ -28,7 +28,7 @@ const RETURN_NOTE: Record<KemiReturnType, string> = {
 const ROUTES: readonly [string, string][] = [
   ["ksr_request_route", "every SIP request received (required)."],
   ["ksr_reply_route", "every SIP reply received, before it is forwarded by its Via; KSR.x.drop() keeps it from being forwarded (optional)."],
-  ["ksr_onsend_route", "each request about to be sent (optional; KSR.x.drop() keeps it from being sent)."],
+  ["ksr_onsend_route", "each request about to be sent, $snd(ip|port|proto|buf) describing the send (optional; KSR.x.drop() keeps it from being sent)."],
 ];
 
 function comment(lines: readonly string[], indent: string): string {
@@ -56,10 +56,17 @@ function interfaceName(moduleName: string): string {
 function members(mod: KemiModule, indent: string): string {
   let out = "";
   const names = [...Object.keys(mod.functions), ...Object.keys(mod.unavailable ?? {})].sort();
+  // KSR function → the native calls (name/parameter count) through which KSR.x.modf runs it.
+  const nativeCalls = new Map<string, string[]>();
+  for (const n of mod.native ?? []) {
+    if (n.refused !== undefined || n.run !== undefined || n.kemi === undefined) continue;
+    nativeCalls.set(n.kemi, [...(nativeCalls.get(n.kemi) ?? []), `"${n.name}" (${n.params.length})`]);
+  }
   for (const name of names) {
     const fn = mod.functions[name];
     if (fn !== undefined) {
-      const native = mod.name !== "" ? `Native name for KSR.x.modf: "${fn.nativeName ?? name}".` : "";
+      const calls = nativeCalls.get(name);
+      const native = calls !== undefined ? `KSR.x.modf reaches it as ${calls.join(", ")}.` : "";
       out += comment([fn.doc, native, RETURN_NOTE[fn.returns]], indent);
       out += `${indent}${signature(name, fn.params, fn.returns)}\n`;
     } else {
@@ -84,7 +91,9 @@ export function generateKsrDts(modules: readonly KemiModule[]): string {
   out += "// A routing script is a plain script, not a module: it defines these global\n";
   out += "// functions, which the server calls by name with no arguments:\n";
   for (const [name, what] of ROUTES) out += `//   ${name}(): ${what}\n`;
-  out += "// Their return values are ignored; KSR.x.exit() ends a route early.\n\n";
+  out += "// Their return values are ignored; KSR.x.exit() ends a route early. The optional ones can be\n";
+  out += "// renamed (kemi.onsend_route_callback, kemi.reply_route_callback); kemi.event_route_callback\n";
+  out += "// names a function called with the event name (\"core:worker-one-init\").\n\n";
 
   out += "declare namespace KSRTypes {\n";
   out += "  /** The KEMI interpreter functions (Kamailio app_jsdt's KSR.x). */\n";
@@ -95,9 +104,10 @@ export function generateKsrDts(modules: readonly KemiModule[]): string {
   out += "    drop(): never;\n";
   out += comment(
     [
-      "Calls a module function by its native kamailio.cfg name, every parameter given as a string",
-      "and converted to the declared type; -1 when the name is unknown or the count is wrong.",
-      "Prefer the dedicated KSR function.",
+      "Calls a module's native kamailio.cfg function, found by name and parameter count, every",
+      "parameter given as a string and converted as its fixup does (`ksr api --native` lists them).",
+      "-1 for a KEMI-only name, an unknown name or count, or a function Kamailio's modf refuses",
+      "(fixup without free: sl_send_reply, t_reply, save, ...). Prefer the dedicated KSR function.",
     ],
     "    ",
   );

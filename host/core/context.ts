@@ -9,6 +9,7 @@ import type { SipMessage, MessageEdits } from "../sip/message.js";
 import { emptyEdits } from "../sip/message.js";
 import type { StatefulProxy } from "../proxy/proxy.js";
 import type { DataServices } from "../storage/index.js";
+import type { OutgoingSend } from "./onsend.js";
 
 export type TransportProto = "udp" | "tcp";
 
@@ -89,7 +90,30 @@ export interface TenantState {
   readonly usage: { varBytes: number; shvBytes: number };
   /** Where its scripts may send requests (host/core/egress.ts); undefined: anywhere. */
   readonly egress: EgressPolicy | undefined;
+  /** The entry points its script is called by besides ksr_request_route. */
+  readonly kemiCallbacks: KemiCallbacks;
 }
+
+/**
+ * Names of the script functions the server calls besides
+ * ksr_request_route: Kamailio 5.6's core settings kemi.onsend_route_callback
+ * (default ksr_onsend_route), kemi.reply_route_callback (ksr_reply_route)
+ * and kemi.event_route_callback (none; its one event in 5.6 is
+ * core:worker-one-init). "" means not called (Kamailio's "none").
+ *
+ * Not provided: tm's event_callback modparam, which Kamailio 5.6 calls only
+ * for tm:local-request, a request tm generates itself (t_uac_send, dialog,
+ * uac), which this server never does. (tm:branch-failure is the function
+ * t_on_branch_failure names, called without an argument.)
+ */
+export interface KemiCallbacks {
+  readonly onsend: string;
+  readonly reply: string;
+  /** Called with the event name: "core:worker-one-init" once the script is loaded (host/core/tenant-routing.ts). */
+  readonly event: string;
+}
+
+export const DEFAULT_KEMI_CALLBACKS: KemiCallbacks = { onsend: "ksr_onsend_route", reply: "ksr_reply_route", event: "" };
 
 /**
  * Where $shv lives: a Map per tenant state (default), or a Map backed by a
@@ -102,9 +126,14 @@ export function setSharedVarsBackend(create: (tenantId: string) => Map<string, s
   sharedVarsOf = create;
 }
 
-export function newTenantState(id: string, quotas: TenantQuotas = DEFAULT_TENANT_QUOTAS, egress?: EgressPolicy): TenantState {
+export function newTenantState(
+  id: string,
+  quotas: TenantQuotas = DEFAULT_TENANT_QUOTAS,
+  egress?: EgressPolicy,
+  kemiCallbacks: KemiCallbacks = DEFAULT_KEMI_CALLBACKS,
+): TenantState {
   // With a shared $shv backend the usage counted is this process's writes.
-  return { id, vars: new Map(), sharedVars: sharedVarsOf?.(id) ?? new Map(), quotas, usage: { varBytes: 0, shvBytes: 0 }, egress };
+  return { id, vars: new Map(), sharedVars: sharedVarsOf?.(id) ?? new Map(), quotas, usage: { varBytes: 0, shvBytes: 0 }, egress, kemiCallbacks };
 }
 
 let nextContextId = 1;
@@ -162,6 +191,12 @@ export class MessageContext {
   forwarded = false;
   /** Reply that sl_reply_error() should send for the last internal error. */
   lastError: LocalReply | undefined;
+  /** In an onsend route: the send it runs for ($snd, host/core/onsend.ts). */
+  outgoing: OutgoingSend | undefined;
+  /** In an event route: the event name the route function is called with ("core:worker-one-init"). */
+  eventName: string | undefined;
+  /** The message is the core's faked request of an event route (corex.is_faked_msg). */
+  faked = false;
 
   constructor(
     readonly msg: SipMessage,

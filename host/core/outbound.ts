@@ -85,6 +85,15 @@ export function viaSentBy(socket: ListenSocket, aliases: readonly string[]): str
   return alias ? `${alias.replace(/:\d+$/, "")}:${socket.port}` : formatHostPort(socket.ip, socket.port);
 }
 
+/** sent-by with the script's advertised address and/or port (Kamailio's set_advertised_*), each falling back to the socket's. */
+function advertisedSentBy(socket: ListenSocket, aliases: readonly string[], address: string | undefined, port: string | undefined): string {
+  const own = splitHostPort(viaSentBy(socket, aliases));
+  const host = address ?? own.host;
+  // An IPv6 literal is written in brackets (RFC 3261 §25.1 host).
+  const hostText = isIP(host) === 6 ? `[${host}]` : host;
+  return `${hostText}:${port ?? own.port ?? socket.port}`;
+}
+
 export interface OurViaOptions {
   /** The socket the request leaves by. */
   readonly socket: ListenSocket;
@@ -96,11 +105,18 @@ export interface OurViaOptions {
   readonly params?: string;
   /** The request as it came in: over TCP its connection id is written down (see TCP_CONNECTION_VIA_PARAM). */
   readonly inbound: ReceiveInfo;
+  /** KSR.set_advertised_address / set_advertised_port: written as sent-by instead of the socket's own. */
+  readonly advertisedAddress?: string;
+  readonly advertisedPort?: string;
 }
 
 /** The Via line (with CRLF) this server puts on top of a request it sends on (RFC 3261 §16.6 step 8). */
 export function ourViaLine(o: OurViaOptions): string {
-  let via = `Via: SIP/2.0/${o.socket.proto.toUpperCase()} ${viaSentBy(o.socket, o.aliases)};branch=${o.branch}`;
+  const sentBy =
+    o.advertisedAddress === undefined && o.advertisedPort === undefined
+      ? viaSentBy(o.socket, o.aliases)
+      : advertisedSentBy(o.socket, o.aliases, o.advertisedAddress, o.advertisedPort);
+  let via = `Via: SIP/2.0/${o.socket.proto.toUpperCase()} ${sentBy};branch=${o.branch}`;
   if (o.rport) via += ";rport";
   if (o.params !== undefined) via += o.params;
   if (o.inbound.proto === "tcp" && o.inbound.connectionId >= 0) via += `;${TCP_CONNECTION_VIA_PARAM}=${o.inbound.connectionId}`;

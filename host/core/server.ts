@@ -43,6 +43,9 @@ import {
   type Destination,
 } from "./outbound.js";
 import { MessageContext, newTenantState } from "./context.js";
+import { runOnsendRoute, type OnsendRoutes } from "./onsend.js";
+import { HostNameCache, type KnownAddress } from "./name-cache.js";
+import { advertisedVia, forwardSendFlags, replySendFlags, type SendFlags } from "../modules/sendopts.js";
 import type { HostServices, ListenSocket, LogLevel, ReceiveInfo, TenantState, TransportProto } from "./context.js";
 import { log as writeLog } from "./log.js";
 import type { DataServices } from "../storage/index.js";
@@ -103,9 +106,10 @@ export interface RouterHost extends HostServices {
   readonly tenant: TenantState;
   /**
    * Stateless forwarding (see HostServices.forward); `viaParams` are added
-   * to our Via of a forwarded request (e.g. the tenant's, ";ksr-tenant=a").
+   * to our Via of a forwarded request (e.g. the tenant's, ";ksr-tenant=a");
+   * `onsend` is the script whose onsend route sees a request before it leaves.
    */
-  forward(ctx: MessageContext, targetUri?: string, viaParams?: string): boolean;
+  forward(ctx: MessageContext, targetUri?: string, viaParams?: string, onsend?: OnsendRoutes): boolean;
   /** Stateless response forwarding by Via (RFC 3261 §16.7 step 3, §18.2.2), with the reply route's edits. */
   forwardResponse(msg: SipMessage, rcv: ReceiveInfo, edits: MessageEdits | undefined): boolean;
   /** The listen socket a message to `host` leaves by; `forced` is the script's choice (KSR.force_send_socket). */
@@ -116,7 +120,21 @@ export interface RouterHost extends HostServices {
    * asynchronous lookup, failures are logged instead.
    */
   /** `egress`: the sending tenant's policy for a request (host/core/egress.ts), checked on the address sent to. */
-  send(dest: Destination, data: string, from: ListenSocket | undefined, what: string, egress?: EgressPolicy): boolean;
+  /**
+   * `flags`: what a stream transport does with this message (KSR.set_forward_close and co, host/modules/sendopts.ts).
+   * `onUnresolved`: called when a host name turns out not to resolve after send() returned (a name not looked up lately).
+   */
+  send(
+    dest: Destination,
+    data: string,
+    from: ListenSocket | undefined,
+    what: string,
+    egress?: EgressPolicy,
+    flags?: SendFlags,
+    onUnresolved?: () => void,
+  ): boolean;
+  /** What a recent lookup of a next-hop name answered, in the family of `from` (host/core/name-cache.ts). */
+  knownAddress(host: string, from: ListenSocket | undefined): KnownAddress;
   /** A log line in another scope than the server's own (a tenant's). */
   logAs(scope: string, level: LogLevel, text: string): void;
   /** A request refused for overload: 503 with Retry-After, To tag `toTag` (host/core/overload.ts). */
@@ -146,6 +164,8 @@ export class SipServer<R extends Router = Router> implements RouterHost {
   private readonly parseLimits: ParseLimits;
   private readonly clock: () => number;
   private readonly resolveHost: (host: string, family: 4 | 6) => Promise<string>;
+  /** What recent lookups of next-hop names answered. */
+  private readonly names: HostNameCache;
   private readonly configured: readonly ListenSocket[];
   private boundSockets: ListenSocket[] = [];
   /** One To tag per request context for every local reply to it (§8.2.6.2). */
@@ -165,6 +185,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     this.parseLimits = options.parseLimits ?? DEFAULT_PARSE_LIMITS;
     this.clock = options.now ?? Date.now;
     this.resolveHost = options.resolveHost ?? defaultResolve;
+    this.names = new HostNameCache(() => this.clock());
     this.data = options.data;
     const createTransport = options.transport ?? ((o: TransportOptions) => new TransportLayer(o));
     this.transport = createTransport({
@@ -326,18 +347,18 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     const toTag = status > 100 ? this.localTagFor(ctx) : undefined;
     const safeReason = safeReasonPhrase(reason);
     const text = buildLocalResponse(msg, upstream, status, safeReason, toTag, ctx.replyHeaders);
-    const sent = this.send(upstream.dest, text, upstream.socket, `${status} reply`);
+    const sent = this.send(upstream.dest, text, upstream.socket, `${status} reply`, undefined, replySendFlags(ctx));
     if (sent) ctx.replied = { status, reason: safeReason };
     return sent;
   }
 
-  forward(ctx: MessageContext, targetUri?: string, viaParams?: string): boolean {
+  forward(ctx: MessageContext, targetUri?: string, viaParams?: string, onsend?: OnsendRoutes): boolean {
     if (ctx.msg.kind === "response") {
       const ok = this.forwardResponse(ctx.msg, ctx.rcv, ctx.edits);
       if (ok) ctx.forwarded = true;
       return ok;
     }
-    const ok = this.forwardRequest(ctx, targetUri ?? ctx.dstUri ?? ctx.requestUri, viaParams);
+    const ok = this.forwardRequest(ctx, targetUri ?? ctx.dstUri ?? ctx.requestUri, viaParams, onsend);
     if (ok) ctx.forwarded = true;
     return ok;
   }
@@ -352,7 +373,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
    * built now and sent when the lookup finishes: forward() returns true and a
    * failed lookup is logged.
    */
-  private forwardRequest(ctx: MessageContext, target: string, viaParams: string | undefined): boolean {
+  private forwardRequest(ctx: MessageContext, target: string, viaParams: string | undefined, onsend: OnsendRoutes | undefined): boolean {
     const callId = ctx.msg.callId;
     const hop = nextHopOf(target);
     if (typeof hop === "string") {
@@ -371,6 +392,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
       rport: ctx.addLocalRport,
       params: viaParams,
       inbound: ctx.rcv,
+      ...advertisedVia(ctx),
     });
     const text = buildForwardedRequest({
       msg: ctx.msg,
@@ -384,7 +406,17 @@ export class SipServer<R extends Router = Router> implements RouterHost {
       decrementMaxForwards: false,
       stream: hop.proto === "tcp", // Content-Length mandatory on streams (RFC 3261 §18.3)
     });
-    return this.send(hop, text, socket, `${ctx.msg.method} request`, ctx.tenant.egress);
+    // A name looked up lately is decided now: its address, or a failed forward
+    // (Kamailio's forward fails for an unresolvable destination).
+    const known = this.knownAddress(hop.host, socket);
+    if (known === "unresolvable") {
+      this.log("err", `forward: cannot resolve ${hop.host} (call-id=${callId})`);
+      return false;
+    }
+    // Kamailio forward_request: a drop in the onsend route fails the forward.
+    // A name not looked up lately is resolved after the route call: no onsend route for it.
+    if (known !== undefined && !runOnsendRoute(ctx, { proto: hop.proto, ip: known, port: hop.port, buf: text, from: socket }, onsend)) return false;
+    return this.send(hop, text, socket, `${ctx.msg.method} request`, ctx.tenant.egress, forwardSendFlags(ctx));
   }
 
   /**
@@ -458,23 +490,48 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     return true;
   }
 
-  send(dest: Destination, text: string, from: ListenSocket | undefined, what: string, egress?: EgressPolicy): boolean {
+  knownAddress(host: string, from: ListenSocket | undefined): KnownAddress {
+    if (isIP(host) !== 0) return host;
+    return this.names.known(host, from && isIP(from.ip) === 6 ? 6 : 4);
+  }
+
+  send(
+    dest: Destination,
+    text: string,
+    from: ListenSocket | undefined,
+    what: string,
+    egress?: EgressPolicy,
+    flags?: SendFlags,
+    onUnresolved?: () => void,
+  ): boolean {
+    const known = this.knownAddress(dest.host, from);
+    if (known === "unresolvable") {
+      this.log("err", `cannot resolve ${dest.host} to send ${what}`);
+      return false;
+    }
+    if (known !== undefined && known !== dest.host) dest = { ...dest, host: known };
     if (isIP(dest.host) !== 0) {
       if (this.egressRefused(egress, dest.host, what)) return false;
-      const ok = this.transport.send(dest.proto, dest.host, dest.port, text, dest.connectionId, from);
+      const ok = this.transport.send(dest.proto, dest.host, dest.port, text, dest.connectionId, from, flags);
       if (!ok) this.log("err", `failed to send ${what} to ${dest.proto}:${formatHostPort(dest.host, dest.port)}`);
       return ok;
     }
     const family: 4 | 6 = from && isIP(from.ip) === 6 ? 6 : 4;
-    this.resolveHost(dest.host, family).then(
+    const name = dest.host;
+    this.resolveHost(name, family).then(
       (ip) => {
+        this.names.remember(name, family, ip);
         if (!this.transport.isStarted) return;
         if (this.egressRefused(egress, ip, `${what} (${dest.host})`)) return;
-        if (!this.transport.send(dest.proto, ip, dest.port, text, dest.connectionId, from)) {
+        if (!this.transport.send(dest.proto, ip, dest.port, text, dest.connectionId, from, flags)) {
           this.log("err", `failed to send ${what} to ${dest.proto}:${formatHostPort(ip, dest.port)} (${dest.host})`);
         }
       },
-      (err) => this.log("err", `cannot resolve ${dest.host} to send ${what}: ${errorText(err)}`),
+      (err) => {
+        this.names.remember(name, family, "unresolvable");
+        this.log("err", `cannot resolve ${name} to send ${what}: ${errorText(err)}`);
+        onUnresolved?.();
+      },
     );
     return true;
   }

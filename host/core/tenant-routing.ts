@@ -28,7 +28,8 @@
  * leaves the parameter out (TenantRoutingOptions.nameTenantInVia): the
  * next hops see the Vias a single-script proxy would write. A response matching a client transaction belongs
  * to that transaction's tenant; its ksr_reply_route runs in the
- * transaction's script. Any other response (to a request a script
+ * transaction's script (or the function the tenant's
+ * kemi.reply_route_callback names). Any other response (to a request a script
  * forwarded statelessly, or arriving after its transaction ended) goes to
  * the named tenant, else to the tenant the selection rules give for the
  * response (To host, listening socket, source; then the default tenant),
@@ -41,7 +42,7 @@
  */
 import { LogRateLimit, type TenantQuotas } from "./quota.js";
 import type { SipMessage } from "../sip/message.js";
-import { topVia } from "../sip/parser.js";
+import { parseMessage, topVia } from "../sip/parser.js";
 import { viaParam } from "../sip/via.js";
 import { StatefulProxy, type ProxyHost, type ProxyOptions, type TransactionRoutes } from "../proxy/proxy.js";
 import { RealTimerService, type TimerService } from "../transaction/index.js";
@@ -50,9 +51,9 @@ import type { RouteOutcome } from "../../sandbox/types.js";
 import { MessageContext } from "./context.js";
 import type { HostServices, ListenSocket, LogLevel, ReceiveInfo, TenantState } from "./context.js";
 import { SipServer, type Router, type RouterHost, type SipServerOptions } from "./server.js";
+import type { OnsendRoutes } from "./onsend.js";
 
 export const REQUEST_ROUTE = "ksr_request_route";
-export const REPLY_ROUTE = "ksr_reply_route";
 
 /** Via parameter naming the tenant whose script forwarded a request statelessly, so that its response finds the tenant. */
 export const TENANT_VIA_PARAM = "ksr-tenant";
@@ -68,7 +69,33 @@ export interface TenantRoutingOptions {
    * tenant worker whose front routes responses by it).
    */
   readonly nameTenantInVia?: boolean;
+  /**
+   * Call each tenant's kemi.event_route_callback with "core:worker-one-init"
+   * now (default true). Kamailio does it in its first worker only: a pool's
+   * other workers pass false.
+   */
+  readonly runWorkerOneInit?: boolean;
 }
+
+/** Kamailio's one core event for kemi.event_route_callback (core/action.c): a worker starting. */
+export const WORKER_ONE_INIT_EVENT = "core:worker-one-init";
+
+/**
+ * The request an event route runs on, as Kamailio builds one for its core
+ * events (core/fmsg.c): an OPTIONS to nobody in particular, from the host
+ * itself. corex.is_faked_msg answers 1 for it.
+ */
+const FAKED_REQUEST = [
+  "OPTIONS sip:event@localhost SIP/2.0",
+  "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKksr.event",
+  "From: <sip:event@localhost>;tag=ksr-event",
+  "To: <sip:event@localhost>",
+  "Call-ID: ksr-core-event",
+  "CSeq: 1 OPTIONS",
+  "Content-Length: 0",
+  "",
+  "",
+].join("\r\n");
 
 /** A server whose router runs the registry's tenants. The registry stays the caller's to dispose. */
 export function tenantServer(registry: TenantRegistry, server: SipServerOptions, routing: TenantRoutingOptions = {}): SipServer<TenantRouting> {
@@ -116,6 +143,8 @@ class TenantHost implements HostServices {
     /** Added to our Via of what this tenant forwards (TenantRoutingOptions.nameTenantInVia). */
     readonly viaParams: string | undefined,
     quotas: TenantQuotas,
+    /** The tenant's current script, whose onsend route a stateless forward runs. */
+    private readonly onsendRoutes: OnsendRoutes,
   ) {
     this.logLimit = new LogRateLimit(quotas.logLinesPerSecond);
   }
@@ -144,7 +173,7 @@ class TenantHost implements HostServices {
   }
 
   forward(ctx: MessageContext, targetUri?: string): boolean {
-    return this.server.forward(ctx, targetUri, this.viaParams);
+    return this.server.forward(ctx, targetUri, this.viaParams, this.onsendRoutes);
   }
 
   now(): number {
@@ -167,6 +196,10 @@ class LeasedRoutes implements TransactionRoutes {
 
   runNested(name: string, ctx: MessageContext): RouteOutcome {
     return this.lease.runNested(name, ctx);
+  }
+
+  hasRoute(name: string): boolean {
+    return this.lease.runner.hasRoute(name);
   }
 
   release(): void {
@@ -206,7 +239,10 @@ export class TenantRouting implements Router {
       // (this server, or the front of tenant processes) finds it without
       // the transaction table.
       const viaParams = options.nameTenantInVia === false ? undefined : `;${TENANT_VIA_PARAM}=${tenant.id}`;
-      const host = new TenantHost(server, tenant.id, viaParams, tenant.state.quotas);
+      const host = new TenantHost(server, tenant.id, viaParams, tenant.state.quotas, {
+        hasRoute: (name) => tenant.runner.hasRoute(name),
+        runNested: (name, ctx) => tenant.runner.runRoute(name, ctx),
+      });
       const proxyHost: ProxyHost = {
         services: host,
         tenant: tenant.state,
@@ -216,7 +252,9 @@ export class TenantRouting implements Router {
         socketFor: (proto, h, forced) => server.socketFor(proto, h, forced),
         // Requests the tenant's proxy sends are held to its egress policy;
         // responses go where RFC 3261 §18.2.2 sends them.
-        send: (dest, data, from, what) => server.send(dest, data, from, what, data.startsWith("SIP/2.0 ") ? undefined : tenant.state.egress),
+        send: (dest, data, from, what, flags, onUnresolved) =>
+          server.send(dest, data, from, what, data.startsWith("SIP/2.0 ") ? undefined : tenant.state.egress, flags, onUnresolved),
+        knownAddress: (host, from) => server.knownAddress(host, from),
         viaParams,
       };
       // The tenant's quota bounds its transactions unless the server sets a bound for all.
@@ -224,6 +262,31 @@ export class TenantRouting implements Router {
       host.proxy = proxy;
       this.slots.set(tenant, { tenant, host, proxy });
     }
+    if (options.runWorkerOneInit !== false) for (const slot of this.slots.values()) this.runWorkerOneInit(slot);
+  }
+
+  /**
+   * kemi.event_route_callback with "core:worker-one-init", on a faked
+   * request, before any message. Kamailio stops at start when the route
+   * drops; here the tenant's other routes still serve, the drop is logged.
+   */
+  private runWorkerOneInit(slot: TenantSlot): void {
+    const name = slot.tenant.state.kemiCallbacks.event;
+    if (name === "") return;
+    const parsed = parseMessage(FAKED_REQUEST);
+    if (!parsed.ok) return;
+    const rcv: ReceiveInfo = { proto: "udp", srcIp: "127.0.0.1", srcPort: 5060, localIp: "127.0.0.1", localPort: 5060, connectionId: -1 };
+    const ctx = new MessageContext(parsed.message, rcv, "request", slot.tenant.state, slot.host);
+    ctx.eventName = WORKER_ONE_INIT_EVENT;
+    ctx.faked = true;
+    const settle = (outcome: TenantRouteOutcome): void => {
+      if (outcome.status === "missing") slot.host.log("err", `kemi.event_route_callback ${name}: the script defines no such function`);
+      else if (outcome.status === "error") slot.host.log("err", `${name}(${WORKER_ONE_INIT_EVENT}) ${outcome.kind}: ${outcome.message}`);
+      else if (outcome.status === "ok" && ctx.dropped) slot.host.log("err", `${name}(${WORKER_ONE_INIT_EVENT}) dropped: Kamailio would stop at start; the tenant's routes serve on`);
+    };
+    const result = this.registry.run(slot.tenant, name, ctx);
+    if (isPromise(result)) void result.then(settle);
+    else settle(result);
   }
 
   /** The stateful proxy of a tenant (its transactions). */
@@ -284,9 +347,9 @@ export class TenantRouting implements Router {
       );
       // The tenant's error policy, for requests other than ACK (never
       // answered) that the route neither answered nor sent on.
-      if (msg.method !== "ACK" && ctx.replied === undefined && !ctx.forwarded) {
-        const { status, reason } = tenant.onError;
-        if (slot.host.sendReply(ctx, status, reason)) this.registry.recordReply(tenant, status);
+      const policy = tenant.onError;
+      if (msg.method !== "ACK" && ctx.replied === undefined && !ctx.forwarded && policy !== "none") {
+        if (slot.host.sendReply(ctx, policy.status, policy.reason)) this.registry.recordReply(tenant, policy.status);
       }
     } finally {
       // The transaction the route created (if any): deferred branches are
@@ -367,7 +430,9 @@ export class TenantRouting implements Router {
         done?.();
       }
     };
-    if (!this.definesReplyRoute(lease.runner)) {
+    // The tenant's kemi.reply_route_callback (ksr_reply_route unless renamed; "" for none).
+    const routeName = slot.tenant.state.kemiCallbacks.reply;
+    if (routeName === "" || !this.definesReplyRoute(lease.runner, routeName)) {
       continueWith(undefined);
       return;
     }
@@ -381,14 +446,14 @@ export class TenantRouting implements Router {
       if (outcome.status === "error") {
         slot.host.log(
           "err",
-          `tenant=${slot.tenant.id} route=${REPLY_ROUTE} call-id=${msg.callId} ${outcome.kind}: ${outcome.message} (at ${outcome.location ?? lease.runner.scriptPath})`,
+          `tenant=${slot.tenant.id} route=${routeName} call-id=${msg.callId} ${outcome.kind}: ${outcome.message} (at ${outcome.location ?? lease.runner.scriptPath})`,
         );
         done?.();
         return; // error policy for replies: drop
       }
       continueWith(outcome.status === "ok" ? ctx : undefined);
     };
-    const result = lease.run(REPLY_ROUTE, ctx);
+    const result = lease.run(routeName, ctx);
     if (isPromise(result)) {
       // Like receive() for the synchronous path: nothing escapes, the server carries on.
       result.then(settle).catch((err: unknown) => {
@@ -405,11 +470,11 @@ export class TenantRouting implements Router {
    * asked then without waiting for them); until then the route is run, and
    * a "missing" outcome answers the question.
    */
-  private definesReplyRoute(runner: TenantRunner): boolean {
+  private definesReplyRoute(runner: TenantRunner, routeName: string): boolean {
     let defined = this.replyRouteDefined.get(runner);
     if (defined !== undefined) return defined;
     if (runner.inFlight > 0) return true;
-    defined = runner.hasRoute(REPLY_ROUTE);
+    defined = runner.hasRoute(routeName);
     this.replyRouteDefined.set(runner, defined);
     return defined;
   }

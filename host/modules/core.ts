@@ -698,6 +698,22 @@ export const coreModule: KemiModule = {
       run: () => -1,
     },
   },
+  // Native functions (Kamailio kex cmd exports) for KSR.x.modf.
+  native: [
+    { name: "setsflag", params: ["int"], kemi: "setsflag", module: "kex" },
+    { name: "resetsflag", params: ["int"], kemi: "resetsflag", module: "kex" },
+    { name: "issflagset", params: ["int"], kemi: "issflagset", module: "kex" },
+    { name: "setbflag", params: ["int"], kemi: "setbflag", module: "kex" },
+    { name: "resetbflag", params: ["int"], kemi: "resetbflag", module: "kex" },
+    { name: "isbflagset", params: ["int"], kemi: "isbflagset", module: "kex" },
+    { name: "setbflag", params: ["int", "int"], kemi: "setbiflag", module: "kex" },
+    { name: "resetbflag", params: ["int", "int"], kemi: "resetbiflag", module: "kex" },
+    { name: "isbflagset", params: ["int", "int"], kemi: "isbiflagset", module: "kex" },
+    { name: "setdsturi", params: ["str"], kemi: "setdsturi", module: "kex" },
+    { name: "resetdsturi", params: [], kemi: "resetdsturi", module: "kex" },
+    { name: "isdsturiset", params: [], kemi: "isdsturiset", module: "kex" },
+    { name: "is_myself", params: ["str"], kemi: "is_myself", module: "kex" },
+  ],
 };
 
 function setBranchFlag(ctx: MessageContext, f: number, branch: number, on: boolean): boolean {

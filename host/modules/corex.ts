@@ -60,7 +60,6 @@ export const corexModule: KemiModule = {
     setxflag: {
       params: ["int"],
       returns: "int",
-      nativeName: "setxflag",
       doc: "Set extended flag f (0..63). 1 ok, -1 if out of range.",
       run(ctx, f: number) {
         if (!xflagValid(f)) return -1;
@@ -71,7 +70,6 @@ export const corexModule: KemiModule = {
     resetxflag: {
       params: ["int"],
       returns: "int",
-      nativeName: "resetxflag",
       doc: "Reset extended flag f (0..63). 1 ok, -1 if out of range.",
       run(ctx, f: number) {
         if (!xflagValid(f)) return -1;
@@ -82,14 +80,12 @@ export const corexModule: KemiModule = {
     isxflagset: {
       params: ["int"],
       returns: "int",
-      nativeName: "isxflagset",
       doc: "1 if extended flag f is set, -1 if not or out of range.",
       run: (ctx, f: number) => (xflagValid(f) && (xflagsOf(ctx) >> BigInt(f)) & 1n ? 1 : -1),
     },
     append_branch: {
       params: [],
       returns: "int",
-      nativeName: "append_branch",
       doc: "Move the R-URI branch (with $du, $fs and its branch flags) into the destination set. 1 ok, -1 error (set full).",
       run: (ctx) => appendBranchIn(ctx, undefined, undefined),
     },
@@ -108,9 +104,18 @@ export const corexModule: KemiModule = {
     is_faked_msg: {
       params: [],
       returns: "int",
-      nativeName: "is_faked_msg",
-      doc: "1 if the message was built internally (Kamailio faked message), -1 for a message received from the network: always -1 here.",
-      run: () => -1,
+      doc: "1 for the faked request of an event route (kemi.event_route_callback), -1 otherwise. Failure routes answer -1, as in Kamailio (tm's copy of the request is not that message).",
+      run: (ctx) => (ctx.faked ? 1 : -1),
     },
   },
+  // Native functions (Kamailio corex cmd exports) for KSR.x.modf.
+  native: [
+    { name: "append_branch", params: [], kemi: "append_branch" },
+    { name: "append_branch", params: ["str"], kemi: "append_branch_uri" },
+    { name: "append_branch", params: ["str", "str"], kemi: "append_branch_uri_q" },
+    { name: "setxflag", params: ["int"], kemi: "setxflag" },
+    { name: "resetxflag", params: ["int"], kemi: "resetxflag" },
+    { name: "isxflagset", params: ["int"], kemi: "isxflagset" },
+    { name: "is_faked_msg", params: [], kemi: "is_faked_msg" },
+  ],
 };

@@ -31,6 +31,7 @@ import type { MessageContext } from "../core/context.js";
 import { safeRegexTest } from "../core/safe-regex.js";
 import type { KemiModule, KemiValue } from "./types.js";
 import type { PvAccessor } from "./pv.js";
+import { formatPvParts, parsePvFormat, type LookupPv, type PvFormatPart } from "./pv-format.js";
 import { xvalNull, type NullMode } from "./msgutil.js";
 import {
   describeWriteFailure,
@@ -291,73 +292,13 @@ function iteratorInUse(ctx: MessageContext, name: string): { table: string; key:
 
 // ------------------------------------------------------------- the $sht PVs
 
-type LookupPv = (name: string) => PvAccessor | null;
-type KeyPart = string | PvAccessor;
-
-/** Index just past the ")" matching the "(" at `open`, or -1. */
-function closingParen(text: string, open: number): number {
-  let depth = 0;
-  for (let i = open; i < text.length; i++) {
-    if (text[i] === "(") depth++;
-    else if (text[i] === ")" && --depth === 0) return i + 1;
-  }
-  return -1;
-}
-
-const PV_CLASS_CHAR = /[A-Za-z0-9_.]/;
-
-/**
- * A key written as Kamailio's pv format: literal text with embedded
- * pseudo-variables ("ip-$si", "$var(k)", "$(hdr(X)[1])"). Null when a
- * pseudo-variable in it is malformed or unknown.
- */
-function parseKeyFormat(text: string, lookupPv: LookupPv): KeyPart[] | null {
-  const parts: KeyPart[] = [];
-  let literal = "";
-  let i = 0;
-  while (i < text.length) {
-    if (text[i] !== "$") {
-      literal += text[i++];
-      continue;
-    }
-    let end: number;
-    if (text[i + 1] === "(") {
-      end = closingParen(text, i + 1);
-    } else {
-      end = i + 1;
-      while (end < text.length && PV_CLASS_CHAR.test(text[end]!)) end++;
-      if (end === i + 1) return null;
-      if (text[end] === "(") end = closingParen(text, end);
-    }
-    if (end === -1) return null;
-    const accessor = lookupPv(text.slice(i, end));
-    if (accessor === null) return null;
-    if (literal.length > 0) parts.push(literal);
-    literal = "";
-    parts.push(accessor);
-    i = end;
-  }
-  if (literal.length > 0) parts.push(literal);
-  return parts;
-}
-
-function formatKey(ctx: MessageContext, parts: readonly KeyPart[]): string {
-  let out = "";
-  for (const p of parts) {
-    if (typeof p === "string") out += p;
-    else {
-      const v = p.get(ctx);
-      out += v === null ? "<null>" : String(v);
-    }
-  }
-  return out;
-}
+type KeyPart = PvFormatPart;
 
 /** "table=>key" as Kamailio's pv_parse_ht_name reads it. */
 function parseTableKey(inner: string, lookupPv: LookupPv): { table: string; key: KeyPart[] } | null {
   const m = /^[ \t\r\n]*([^= \t\r\n]+)[ \t\r\n]*=>(.+)$/s.exec(inner);
   if (m === null) return null;
-  const key = parseKeyFormat(m[2]!, lookupPv);
+  const key = parsePvFormat(m[2]!, lookupPv);
   return key === null ? null : { table: m[1]!, key };
 }
 
@@ -388,12 +329,12 @@ export function htablePvAccessor(cls: string, inner: string, lookupPv: LookupPv)
     case "sht":
       return {
         get(ctx) {
-          const item = store(ctx).get(table, formatKey(ctx, key), ctx.host.now());
+          const item = store(ctx).get(table, formatPvParts(ctx, key), ctx.host.now());
           if (item !== undefined) return item.value;
           return store(ctx).definition(table).initVal ?? null;
         },
         set(ctx, value) {
-          const k = formatKey(ctx, key);
+          const k = formatPvParts(ctx, key);
           if (value === null) {
             store(ctx).delete(table, k);
             return true;
@@ -405,13 +346,13 @@ export function htablePvAccessor(cls: string, inner: string, lookupPv: LookupPv)
       return {
         get(ctx) {
           const now = ctx.host.now();
-          const item = store(ctx).get(table, formatKey(ctx, key), now);
+          const item = store(ctx).get(table, formatPvParts(ctx, key), now);
           if (item === undefined || item.expiresAt === 0) return 0;
           return Math.ceil((item.expiresAt - now) / 1000);
         },
         set(ctx, value) {
           if (typeof value === "string") return false;
-          store(ctx).setExpire(table, formatKey(ctx, key), value ?? 0, ctx.host.now());
+          store(ctx).setExpire(table, formatPvParts(ctx, key), value ?? 0, ctx.host.now());
           return true;
         },
       };
@@ -419,7 +360,7 @@ export function htablePvAccessor(cls: string, inner: string, lookupPv: LookupPv)
       const delta = cls === "shtinc" ? 1 : -1;
       return {
         get(ctx) {
-          const v = store(ctx).add(table, formatKey(ctx, key), delta, ctx.host.now());
+          const v = store(ctx).add(table, formatPvParts(ctx, key), delta, ctx.host.now());
           return v ?? null;
         },
       };
@@ -660,4 +601,26 @@ export const htableModule: KemiModule = {
       },
     },
   },
+  // Native functions (Kamailio htable cmd exports) for KSR.x.modf.
+  native: [
+    { name: "sht_rm", params: ["str", "str"], kemi: "sht_rm" },
+    { name: "sht_reset", params: ["str"], kemi: "sht_reset" },
+    { name: "sht_iterator_start", params: ["str", "str"], kemi: "sht_iterator_start" },
+    { name: "sht_iterator_next", params: ["str"], kemi: "sht_iterator_next" },
+    { name: "sht_iterator_end", params: ["str"], kemi: "sht_iterator_end" },
+    { name: "sht_iterator_rm", params: ["str"], kemi: "sht_iterator_rm" },
+    { name: "sht_iterator_sets", params: ["str", "str"], kemi: "sht_iterator_sets" },
+    { name: "sht_iterator_seti", params: ["str", "int"], kemi: "sht_iterator_seti" },
+    { name: "sht_iterator_setex", params: ["str", "int"], kemi: "sht_iterator_setex" },
+    { name: "sht_setxs", params: ["str", "str", "str", "int"], kemi: "sht_setxs" },
+    { name: "sht_setxi", params: ["str", "str", "int", "int"], kemi: "sht_setxi" },
+    { name: "sht_rm_name_re", params: ["str"], kemi: "sht_rm_name_re", refused: "fixup without free" },
+    { name: "sht_rm_value_re", params: ["str"], kemi: "sht_rm_value_re", refused: "fixup without free" },
+    { name: "sht_rm_name", params: ["str", "str", "str"], kemi: "sht_rm_name", refused: "fixup without free" },
+    { name: "sht_rm_value", params: ["str", "str", "str"], kemi: "sht_rm_value", refused: "fixup without free" },
+    { name: "sht_match_name", params: ["str", "str", "str"], kemi: "sht_match_name", refused: "fixup without free" },
+    { name: "sht_match_str_value", params: ["str", "str", "str"], kemi: "sht_match_str_value", refused: "fixup without free" },
+    { name: "sht_lock", params: ["str"], kemi: "sht_lock", refused: "fixup without free" },
+    { name: "sht_unlock", params: ["str"], kemi: "sht_unlock", refused: "fixup without free" },
+  ],
 };

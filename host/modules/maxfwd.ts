@@ -57,7 +57,6 @@ export const maxfwdModule: KemiModule = {
     process_maxfwd: {
       params: ["int"],
       returns: "int",
-      nativeName: "process_maxfwd",
       doc: "2 = Max-Forwards added with the limit; 1 = decremented; -1 = value is 0 (reply 483); -2 = error/invalid header.",
       run(ctx, limit: number) {
         if (!limitValid(ctx, limit)) return -1;
@@ -79,7 +78,6 @@ export const maxfwdModule: KemiModule = {
     is_maxfwd_lt: {
       params: ["int"],
       returns: "int",
-      nativeName: "is_maxfwd_lt",
       doc: "1 if Max-Forwards is below the limit; -1 if not; -2 if there is no header; -3 if it is invalid.",
       run(ctx, limit: number) {
         if (!limitValid(ctx, limit)) return -1;
@@ -89,4 +87,13 @@ export const maxfwdModule: KemiModule = {
       },
     },
   },
+  // Native functions (Kamailio maxfwd cmd exports) for KSR.x.modf.
+  native: [
+    { name: "process_maxfwd", params: ["int"], kemi: "process_maxfwd" },
+    { name: "maxfwd_process", params: ["int"], kemi: "process_maxfwd" },
+    { name: "mf_process_maxfwd_header", params: ["int"], kemi: "process_maxfwd" },
+    { name: "is_maxfwd_lt", params: ["int"], kemi: "is_maxfwd_lt" },
+    { name: "maxfwd_at_least", params: ["int"], kemi: "is_maxfwd_lt" },
+    { name: "mf_lowlimit", params: ["int"], kemi: "is_maxfwd_lt" },
+  ],
 };

@@ -16,6 +16,13 @@ function addressesOf(ctx: MessageContext) {
   return data?.addresses;
 }
 
+/** allow_source_address: the message's source IP and port against an address group. */
+function allowSourceAddress(ctx: MessageContext, group: number): number {
+  const addresses = addressesOf(ctx);
+  if (addresses === undefined) return -1;
+  return addresses.match(ctx.tenant.id, group, ctx.rcv.srcIp, ctx.rcv.srcPort) === undefined ? -1 : 1;
+}
+
 export const permissionsModule: KemiModule = {
   name: "permissions",
   kamailioModule: "permissions",
@@ -24,11 +31,7 @@ export const permissionsModule: KemiModule = {
       params: ["int"],
       returns: "int",
       doc: "1 if the source IP and port of the message match an entry of the address group (port 0 = any), -1 otherwise.",
-      run(ctx, group: number) {
-        const addresses = addressesOf(ctx);
-        if (addresses === undefined) return -1;
-        return addresses.match(ctx.tenant.id, group, ctx.rcv.srcIp, ctx.rcv.srcPort) === undefined ? -1 : 1;
-      },
+      run: (ctx, group: number) => allowSourceAddress(ctx, group),
     },
     allow_address: {
       params: ["int", "str", "int"],
@@ -61,4 +64,13 @@ export const permissionsModule: KemiModule = {
       },
     },
   },
+  // Native functions (Kamailio permissions cmd exports) for KSR.x.modf.
+  native: [
+    // Without a parameter Kamailio checks group 1.
+    { name: "allow_source_address", params: [], run: (ctx) => allowSourceAddress(ctx, 1) },
+    { name: "allow_source_address", params: ["int"], kemi: "allow_source_address" },
+    { name: "allow_source_address_group", params: [], kemi: "allow_source_address_group" },
+    { name: "allow_address_group", params: ["str", "int"], kemi: "allow_address_group" },
+    { name: "allow_address", params: ["str", "str", "str"], kemi: "allow_address", refused: "fixup without free" },
+  ],
 };

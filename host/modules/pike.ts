@@ -47,4 +47,9 @@ export const pikeModule: KemiModule = {
       },
     },
   },
+  // Native functions (Kamailio pike cmd exports) for KSR.x.modf.
+  native: [
+    { name: "pike_check_req", params: [], kemi: "pike_check_req" },
+    { name: "pike_check_ip", params: ["str"], kemi: "pike_check_ip" },
+  ],
 };

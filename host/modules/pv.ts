@@ -17,6 +17,8 @@
  * $avp values live per message context (see avpStore/setAvpStore for code
  * that must carry them into later routes of the same transaction).
  */
+import { formatPvParts, parsePvFormat } from "./pv-format.js";
+import { isIP } from "node:net";
 import { overQuota, valueBytes } from "../core/quota.js";
 import { hostname } from "node:os";
 import type { MessageContext } from "../core/context.js";
@@ -504,6 +506,32 @@ function hnAccessor(which: string): PvAccessor | null {
   }
 }
 
+/**
+ * $snd(name) / $sndto(name): the send an onsend route runs for
+ * (host/core/onsend.ts); null anywhere else, as in Kamailio (pv_get_sndto).
+ */
+function sndAccessor(name: string): PvAccessor | null {
+  const field = Object.hasOwn(SND_FIELDS, name) ? SND_FIELDS[name] : undefined;
+  if (field === undefined) return null;
+  return readOnly((ctx) => (ctx.outgoing === undefined ? null : field(ctx.outgoing)));
+}
+
+type Outgoing = NonNullable<MessageContext["outgoing"]>;
+
+const SND_FIELDS: Readonly<Record<string, (o: Outgoing) => string | number>> = {
+  ip: (o) => o.ip,
+  af: (o) => (isIP(o.ip) === 6 ? AF_INET6 : AF_INET),
+  port: (o) => o.port,
+  proto: (o) => PROTO_IDS.get(o.proto) ?? 0,
+  sproto: (o) => o.proto,
+  buf: (o) => o.buf,
+  len: (o) => o.buf.length,
+};
+
+/** Linux address family numbers, as $snd(af) gives them. */
+const AF_INET = 2;
+const AF_INET6 = 10;
+
 // ------------------------------------------------------- name compiler
 
 interface ParsedName {
@@ -564,6 +592,9 @@ function compile(name: string): PvAccessor | null {
       return hdrAccessor(p.inner, p.idx);
     case "hdrc":
       return hdrcAccessor(p.inner);
+    case "snd":
+    case "sndto":
+      return sndAccessor(p.inner);
     case "TV":
       return tvAccessor(p.inner);
     case "HN":
@@ -593,6 +624,17 @@ export function lookupPv(name: string): PvAccessor | null {
     compiled.set(name, a);
   }
   return a;
+}
+
+/**
+ * A pv format ("sip:$rU@$rd") evaluated for the message, as the spve fixups
+ * of native functions evaluate their parameters (KSR.x.modf); an error when
+ * a pseudo-variable in it is malformed or unknown.
+ */
+export function expandPvFormat(ctx: MessageContext, text: string): { value: string } | { error: string } {
+  if (!text.includes("$")) return { value: text };
+  const parts = parsePvFormat(text, lookupPv);
+  return parts === null ? { error: `"${text}" is not a valid pv format` } : { value: formatPvParts(ctx, parts) };
 }
 
 function accessorOrLog(ctx: MessageContext, name: string): PvAccessor | null {
@@ -708,4 +750,9 @@ export const pvModule: KemiModule = {
       },
     },
   },
+  // Native functions (Kamailio pv cmd exports) for KSR.x.modf.
+  native: [
+    { name: "pv_isset", params: ["str"], run: (ctx, name: string) => (pvModule.functions.is_null!.run(ctx, name) === true ? -1 : 1), literal: true },
+    { name: "pv_unset", params: ["str"], kemi: "unset", literal: true },
+  ],
 };

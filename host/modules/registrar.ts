@@ -26,6 +26,7 @@ import { headerParam, parseNameAddr } from "../sip/nameaddr.js";
 import { unescapeUriPart } from "../sip/uri.js";
 import { parseListenSocket } from "../transport/listen-socket.js";
 import { appendBranch, appendedBranches, clearBranches, parseQValue, type BranchTarget } from "../proxy/branch-set.js";
+import { setPathRoute } from "../proxy/path-route.js";
 import { firstHeaderOf, headerIndexes, parseUriCached, toBody } from "./msgutil.js";
 import { receivedFor } from "./nathelper.js";
 import { replyWithHeaders } from "./local-reply.js";
@@ -556,14 +557,22 @@ function resolve(ctx: MessageContext, data: DataServices, table: string, uriText
  * appendBranch takes the next hop and socket from the R-URI branch ($du,
  * $fs), so they are swapped in for the call.
  */
-function pushBranch(ctx: MessageContext, uri: string, dst: string | undefined, socket: string | undefined, q: number, flags: number): boolean {
+function pushBranch(
+  ctx: MessageContext,
+  uri: string,
+  dst: string | undefined,
+  socket: string | undefined,
+  q: number,
+  flags: number,
+  path: string,
+): boolean {
   const savedDst = ctx.dstUri;
   const savedSocket = ctx.sendSocket;
   ctx.dstUri = dst;
   ctx.sendSocket = socket;
   let ok: boolean;
   try {
-    ok = appendBranch(ctx, uri, q >= 0 ? formatQ(q) : undefined);
+    ok = appendBranch(ctx, uri, q >= 0 ? formatQ(q) : undefined, path);
   } finally {
     ctx.dstUri = savedDst;
     ctx.sendSocket = savedSocket;
@@ -573,46 +582,7 @@ function pushBranch(ctx: MessageContext, uri: string, dst: string | undefined, s
 }
 
 function pushBinding(ctx: MessageContext, b: Binding): boolean {
-  return pushBranch(ctx, b.contact, nextHopOf(b), liveSocket(ctx, b.socket), b.q, b.branchFlags);
-}
-
-/** The Route line a previous lookup() inserted for its Path, to be replaced by the next one. */
-const pathRoutes = new WeakMap<MessageContext, { list: string[]; line: string }>();
-
-/**
- * The binding's Path as Route header of the request (RFC 3327 §5.3: the
- * registrar's proxy "MUST insert the Path header field values as Route
- * header field values"), above the first Route or below the last Via.
- */
-function setPathRoute(ctx: MessageContext, path: string): void {
-  const old = pathRoutes.get(ctx);
-  if (old !== undefined) {
-    const i = old.list.indexOf(old.line);
-    if (i >= 0) old.list.splice(i, 1);
-    pathRoutes.delete(ctx);
-  }
-  if (path === "") return;
-  const line = `Route: ${path}\r\n`;
-  const routes = headerIndexes(ctx.msg, "route");
-  let list: string[];
-  if (routes.length > 0) {
-    const at = routes[0]!;
-    list = ctx.edits.insertedBefore.get(at) ?? [];
-    ctx.edits.insertedBefore.set(at, list);
-    list.push(line);
-  } else {
-    const vias = headerIndexes(ctx.msg, "via");
-    if (vias.length === 0) {
-      list = ctx.edits.prepended;
-      list.push(line);
-    } else {
-      const at = vias[vias.length - 1]!;
-      list = ctx.edits.insertedAfter.get(at) ?? [];
-      ctx.edits.insertedAfter.set(at, list);
-      list.unshift(line);
-    }
-  }
-  pathRoutes.set(ctx, { list, line });
+  return pushBranch(ctx, b.contact, nextHopOf(b), liveSocket(ctx, b.socket), b.q, b.branchFlags, b.path);
 }
 
 /**
@@ -679,7 +649,7 @@ function lookupBranches(ctx: MessageContext, table: string): number {
         return;
       }
     }
-    pushBranch(ctx, b.uri, b.dstUri, b.sendSocket, b.q, f);
+    pushBranch(ctx, b.uri, b.dstUri, b.sendSocket, b.q, f, b.path);
   });
   for (const b of extras) pushBinding(ctx, b);
   return found ? 1 : ret;
@@ -823,4 +793,20 @@ export const registrarModule: KemiModule = {
       },
     },
   },
+  // Native functions (Kamailio registrar cmd exports) for KSR.x.modf.
+  native: [
+    { name: "save", params: ["str"], kemi: "save", refused: "fixup without free" },
+    { name: "save", params: ["str", "str"], kemi: "save", refused: "fixup without free" },
+    { name: "save", params: ["str", "str", "str"], kemi: "save_uri", refused: "fixup without free" },
+    { name: "lookup", params: ["str"], kemi: "lookup", refused: "fixup without free" },
+    { name: "lookup", params: ["str", "str"], kemi: "lookup_uri", refused: "fixup without free" },
+    { name: "lookup_to_dset", params: ["str"], kemi: "lookup_to_dset", refused: "fixup without free" },
+    { name: "lookup_to_dset", params: ["str", "str"], kemi: "lookup_to_dset", refused: "fixup without free" },
+    { name: "registered", params: ["str"], kemi: "registered", refused: "fixup without free" },
+    { name: "registered", params: ["str", "str"], kemi: "registered_uri", refused: "fixup without free" },
+    { name: "unregister", params: ["str", "str"], kemi: "unregister", refused: "fixup without free" },
+    { name: "unregister", params: ["str", "str", "str"], kemi: "unregister_ruid", refused: "fixup without free" },
+    { name: "lookup_branches", params: ["str"], kemi: "lookup_branches", refused: "fixup without free" },
+    { name: "reg_send_reply", params: [], kemi: "reg_send_reply" },
+  ],
 };

@@ -584,9 +584,24 @@ export const rrModule: KemiModule = {
     next_hop_route: {
       params: [],
       returns: "int",
-      nativeName: "rr_next_hop_route",
       doc: "After loose_route(): 1 when the next hop was taken from a Route header after ours, else -1.",
       run: (ctx) => (looseStates.get(ctx)?.nextHopFromRoute ? 1 : -1),
     },
   },
+  // Native functions (Kamailio rr cmd exports) for KSR.x.modf.
+  native: [
+    { name: "loose_route", params: [], kemi: "loose_route" },
+    { name: "loose_route_preloaded", params: [], kemi: "loose_route_preloaded" },
+    { name: "loose_route_mode", params: ["int"], kemi: "loose_route_mode" },
+    { name: "record_route", params: [], kemi: "record_route" },
+    { name: "record_route", params: ["str"], kemi: "record_route_params", refused: "fixup without free" },
+    { name: "record_route_preset", params: ["str"], kemi: "record_route_preset_one", refused: "fixup without free" },
+    { name: "record_route_preset", params: ["str", "str"], kemi: "record_route_preset", refused: "fixup without free" },
+    { name: "record_route_advertised_address", params: ["str"], kemi: "record_route_advertised_address", refused: "fixup without free" },
+    { name: "add_rr_param", params: ["str"], kemi: "add_rr_param", refused: "fixup without free" },
+    { name: "check_route_param", params: ["str"], kemi: "check_route_param", literal: true },
+    { name: "is_direction", params: ["str"], kemi: "is_direction", refused: "fixup without free" },
+    { name: "remove_record_route", params: [], kemi: "remove_record_route" },
+    { name: "rr_next_hop_route", params: [], kemi: "next_hop_route" },
+  ],
 };

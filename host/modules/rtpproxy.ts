@@ -37,4 +37,26 @@ export const rtpproxyModule: KemiModule = {
   unavailable: Object.fromEntries(
     Object.entries(FUNCTIONS).map(([name, params]) => [name, { params, returns: "int" as const, reason: REASON }]),
   ),
+  // Native functions (Kamailio rtpproxy cmd exports) for KSR.x.modf: they reach the unavailable functions above.
+  native: [
+    { name: "unforce_rtp_proxy", params: [], kemi: "rtpproxy_destroy0" },
+    { name: "unforce_rtp_proxy", params: ["str"], kemi: "rtpproxy_destroy" },
+    { name: "rtpproxy_destroy", params: [], kemi: "rtpproxy_destroy0" },
+    { name: "rtpproxy_destroy", params: ["str"], kemi: "rtpproxy_destroy" },
+    { name: "start_recording", params: [], kemi: "start_recording" },
+    { name: "rtpproxy_offer", params: [], kemi: "rtpproxy_offer0" },
+    { name: "rtpproxy_offer", params: ["str"], kemi: "rtpproxy_offer" },
+    { name: "rtpproxy_offer", params: ["str", "str"], kemi: "rtpproxy_offer_ip" },
+    { name: "rtpproxy_answer", params: [], kemi: "rtpproxy_answer0" },
+    { name: "rtpproxy_answer", params: ["str"], kemi: "rtpproxy_answer" },
+    { name: "rtpproxy_answer", params: ["str", "str"], kemi: "rtpproxy_answer_ip" },
+    { name: "rtpproxy_manage", params: [], kemi: "rtpproxy_manage0" },
+    { name: "rtpproxy_manage", params: ["str"], kemi: "rtpproxy_manage" },
+    { name: "rtpproxy_manage", params: ["str", "str"], kemi: "rtpproxy_manage_ip" },
+    { name: "rtpproxy_stop_stream2uac", params: [], kemi: "rtpproxy_stop_stream2uac" },
+    { name: "rtpproxy_stop_stream2uas", params: [], kemi: "rtpproxy_stop_stream2uas" },
+    { name: "set_rtp_proxy_set", params: ["str"], kemi: "set_rtpproxy_set", refused: "fixup without free" },
+    { name: "rtpproxy_stream2uac", params: ["str", "str"], kemi: "rtpproxy_stream2uac", refused: "fixup without free" },
+    { name: "rtpproxy_stream2uas", params: ["str", "str"], kemi: "rtpproxy_stream2uas", refused: "fixup without free" },
+  ],
 };

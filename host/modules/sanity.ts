@@ -312,7 +312,6 @@ export const sanityModule: KemiModule = {
     sanity_check: {
       params: ["int", "int"],
       returns: "int",
-      nativeName: "sanity_check",
       doc: "Run the checks selected by msg_flags/uri_flags. 1 passed; -1 failed (error reply already sent; just exit).",
       run: (ctx, msgFlags: number, uriFlags: number) => sanityCheck(ctx, msgFlags, uriFlags),
     },
@@ -325,7 +324,6 @@ export const sanityModule: KemiModule = {
     sanity_reply: {
       params: [],
       returns: "int",
-      nativeName: "sanity_reply",
       doc: "In noreply mode, send the reply of the last failed check (500 Server Sanity Failure if none). Returns 1; -1 if sending failed.",
       run(ctx) {
         if (!ctx.isRequest || ctx.msg.method === "ACK" || !noReplyMode) return 1;
@@ -335,4 +333,11 @@ export const sanityModule: KemiModule = {
       },
     },
   },
+  // Native functions (Kamailio sanity cmd exports) for KSR.x.modf.
+  native: [
+    { name: "sanity_check", params: [], kemi: "sanity_check_defaults" },
+    { name: "sanity_check", params: ["int"], run: (ctx, msgChecks: number) => sanityCheck(ctx, msgChecks, SANITY_DEFAULT_URI_CHECKS) },
+    { name: "sanity_check", params: ["int", "int"], kemi: "sanity_check" },
+    { name: "sanity_reply", params: [], kemi: "sanity_reply" },
+  ],
 };

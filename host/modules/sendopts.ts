@@ -48,3 +48,38 @@ export function sendOptions(ctx: MessageContext): SendOptions {
 export function peekSendOptions(ctx: MessageContext): Readonly<SendOptions> | undefined {
   return options.get(ctx);
 }
+
+/** The advertised address/port of ctx for our Via (ourViaLine), when the script set them. */
+export function advertisedVia(ctx: MessageContext): { advertisedAddress?: string; advertisedPort?: string } {
+  const o = options.get(ctx);
+  if (o === undefined) return {};
+  return {
+    ...(o.advertisedAddress !== undefined ? { advertisedAddress: o.advertisedAddress } : {}),
+    ...(o.advertisedPort !== undefined ? { advertisedPort: o.advertisedPort } : {}),
+  };
+}
+
+/**
+ * What a stream transport does with one message (Kamailio's send flags):
+ * `close` the connection once it is written (SND_F_CON_CLOSE), or send it
+ * only over a connection already open (`noConnect`, SND_F_FORCE_CON_REUSE:
+ * the send fails rather than connect). Datagrams ignore them.
+ */
+export interface SendFlags {
+  readonly close?: boolean;
+  readonly noConnect?: boolean;
+}
+
+/** The flags of a request forwarded for ctx (set_forward_close / set_forward_no_connect). */
+export function forwardSendFlags(ctx: MessageContext): SendFlags | undefined {
+  const o = options.get(ctx);
+  if (o === undefined || (!o.forwardClose && !o.forwardNoConnect)) return undefined;
+  return { close: o.forwardClose, noConnect: o.forwardNoConnect };
+}
+
+/** The flags of a reply to ctx's request (set_reply_close / set_reply_no_connect). */
+export function replySendFlags(ctx: MessageContext): SendFlags | undefined {
+  const o = options.get(ctx);
+  if (o === undefined || (!o.replyClose && !o.replyNoConnect)) return undefined;
+  return { close: o.replyClose, noConnect: o.replyNoConnect };
+}

@@ -232,7 +232,6 @@ export const siputilsModule: KemiModule = {
     options_reply: {
       params: [],
       returns: "int",
-      nativeName: "options_reply",
       doc: "Answer an OPTIONS addressed to this server (no R-URI user) with 200 OK + Accept/Accept-Encoding/Accept-Language/Supported. 1 ok, -1 otherwise.",
       run(ctx) {
         if (!ctx.isRequest || ctx.msg.method !== "OPTIONS") {
@@ -250,4 +249,27 @@ export const siputilsModule: KemiModule = {
       },
     },
   },
+  // Native functions (Kamailio siputils cmd exports) for KSR.x.modf.
+  native: [
+    { name: "options_reply", params: [], kemi: "options_reply" },
+    { name: "has_totag", params: [], kemi: "has_totag" },
+    { name: "uri_param", params: ["str"], kemi: "uri_param" },
+    { name: "uri_param", params: ["str", "str"], kemi: "uri_param_value" },
+    { name: "uri_param_any", params: ["str"], kemi: "uri_param_any" },
+    { name: "add_uri_param", params: ["str"], kemi: "add_uri_param", literal: true },
+    { name: "uri_param_rm", params: ["str"], kemi: "uri_param_rm" },
+    { name: "is_uri", params: ["str"], kemi: "is_uri" },
+    { name: "cmp_uri", params: ["str", "str"], kemi: "cmp_uri" },
+    { name: "cmp_aor", params: ["str", "str"], kemi: "cmp_aor" },
+    { name: "cmp_hdr_name", params: ["str", "str"], kemi: "cmp_hdr_name" },
+    { name: "is_request", params: [], kemi: "is_request" },
+    { name: "is_reply", params: [], kemi: "is_reply" },
+    { name: "is_gruu", params: [], kemi: "is_gruu" },
+    { name: "is_first_hop", params: [], kemi: "is_first_hop" },
+    { name: "is_first_hop", params: ["int"], kemi: "is_first_hop_mode" },
+    { name: "is_tel_number", params: ["str"], kemi: "is_tel_number" },
+    { name: "is_numeric", params: ["str"], kemi: "is_numeric" },
+    { name: "is_alphanum", params: ["str"], kemi: "is_alphanum" },
+    { name: "is_alphanumex", params: ["str", "str"], kemi: "is_alphanumex" },
+  ],
 };

@@ -13,8 +13,12 @@
 import type { MessageContext } from "../core/context.js";
 import type { KemiModule } from "./types.js";
 
-/** The reply sent by sl_reply_error when no internal error was recorded. */
-export const DEFAULT_ERROR_REPLY = { status: 500, reason: "Server Internal Error" } as const;
+/**
+ * The reply sent by sl_reply_error when no internal error was recorded:
+ * Kamailio's text for an unspecified error (err2reason_phrase, error 1,
+ * signature SL), compared in test/interop/kemi-semantics.test.ts.
+ */
+export const DEFAULT_ERROR_REPLY = { status: 500, reason: "I'm terribly sorry, server error occurred (1/SL)" } as const;
 
 const noReply = new WeakSet<MessageContext>();
 
@@ -64,14 +68,12 @@ export const slModule: KemiModule = {
     sl_send_reply: {
       params: ["int", "str"],
       returns: "int",
-      nativeName: "sl_send_reply",
       doc: "Send a stateless reply. 1 ok, -1 error (reply, ACK, code outside 100..699, send failure), -2 if the message must not be answered.",
       run: (ctx, code: number, reason: string) => slReply(ctx, code, reason),
     },
     send_reply: {
       params: ["int", "str"],
       returns: "int",
-      nativeName: "send_reply",
       doc: "Reply statefully if the message has a transaction (t_newtran/t_relay ran, or a transaction route), else statelessly. 1 ok, -1 error, -2 if the message must not be answered.",
       run(ctx, code: number, reason: string) {
         const proxy = ctx.host.proxy;
@@ -83,8 +85,7 @@ export const slModule: KemiModule = {
     sl_reply_error: {
       params: [],
       returns: "int",
-      nativeName: "sl_reply_error",
-      doc: 'Reply with the last internal error (e.g. after a failed relay), else 500 "Server Internal Error". Returns 1.',
+      doc: "Reply with the last internal error (e.g. after a failed relay), else 500 with Kamailio's text for an unspecified error. Returns 1.",
       run(ctx) {
         const r = ctx.lastError ?? DEFAULT_ERROR_REPLY;
         ctx.host.log("err", `stateless error reply used: ${r.status} ${r.reason}\n`, ctx);
@@ -94,4 +95,11 @@ export const slModule: KemiModule = {
       },
     },
   },
+  // Native functions (Kamailio sl cmd exports) for KSR.x.modf.
+  native: [
+    { name: "sl_send_reply", params: ["int", "str"], kemi: "sl_send_reply", refused: "fixup without free" },
+    { name: "sl_reply", params: ["int", "str"], kemi: "sl_send_reply", refused: "fixup without free" },
+    { name: "send_reply", params: ["int", "str"], kemi: "send_reply", refused: "fixup without free" },
+    { name: "sl_reply_error", params: [], kemi: "sl_reply_error" },
+  ],
 };

@@ -21,12 +21,6 @@ export type KemiValue = string | number | boolean | null | undefined;
 export interface KemiFunction {
   readonly params: readonly KemiParamType[];
   readonly returns: KemiReturnType;
-  /**
-   * The native kamailio.cfg name when `KSR.x.modf` may reach this function
-   * (module functions only; core actions such as setflag are not reachable,
-   * as in Kamailio). Defaults to the KEMI name for module functions.
-   */
-  readonly nativeName?: string;
   /** One line for `ksr api` and the typings. */
   readonly doc: string;
   /**
@@ -34,6 +28,44 @@ export interface KemiFunction {
    * types (str → string, int → integer number).
    */
   run(ctx: MessageContext, ...args: any[]): KemiValue;
+}
+
+/**
+ * A native (kamailio.cfg) function of a Kamailio module: one row of its
+ * cmd_export_t table, by name and parameter count (a name may have several
+ * counts, e.g. sanity_check with 0, 1 or 2). These are what `KSR.x.modf`
+ * calls: app_jsdt looks the name up with the count given
+ * (find_export_record), so KEMI-only names (`get_ruri`, `sets`) and core
+ * actions (`setflag`) are not found and answer -1.
+ *
+ * A call runs `run`, else the `kemi` function; a `refused` one answers -1.
+ */
+export interface NativeFunction {
+  readonly name: string;
+  /** One type per parameter: what Kamailio's fixup turns the string argument into. */
+  readonly params: readonly KemiParamType[];
+  /**
+   * The module's KSR function that does the same. Unless `refused`, it has
+   * exactly these parameters and a modf call runs it.
+   */
+  readonly kemi?: string;
+  /** The Kamailio module exporting it, when not the KEMI module's own (the core's flag functions come from kex). */
+  readonly module?: string;
+  /**
+   * Its string parameters are taken as written (Kamailio fixup_str, a
+   * regular expression, a PV name). Otherwise, as most fixups (spve, igp),
+   * a parameter is a pv format: "$rU@$rd" is evaluated for the message.
+   */
+  readonly literal?: true;
+  /** Its own implementation, when no KSR function has the native parameters (e.g. sanity_check() with defaults). Answers a native int. */
+  readonly run?: (ctx: MessageContext, ...args: any[]) => KemiValue;
+  /**
+   * Kamailio 5.6's KSR.x.modf refuses this function (-1, "has fixup -
+   * cannot be used"): its fixup has no function to free what it built, and
+   * modf would leak it per call. Declared so that `ksr check` can say so and
+   * name the KSR function to use instead.
+   */
+  readonly refused?: "fixup without free";
 }
 
 export interface KemiModule {
@@ -48,4 +80,11 @@ export interface KemiModule {
    * error naming themselves and return -1.
    */
   readonly unavailable?: Readonly<Record<string, { params: readonly KemiParamType[]; returns: KemiReturnType; reason: string }>>;
+  /**
+   * Its native (kamailio.cfg) functions as Kamailio 5.6 exports them, for
+   * KSR.x.modf. Only functions whose effect this server provides are listed;
+   * Kamailio's other native names are unknown here (-1 either way when
+   * Kamailio refuses them too).
+   */
+  readonly native?: readonly NativeFunction[];
 }

@@ -16,6 +16,7 @@
  * unlike the native cfg append_branch()).
  */
 import type { MessageContext } from "../core/context.js";
+import { pathRouteOf, setPathRoute } from "./path-route.js";
 
 /** Kamailio's MAX_BRANCHES: a destination set holds at most this many branches, R-URI included. */
 export const MAX_BRANCHES = 12;
@@ -29,6 +30,8 @@ export interface BranchTarget {
   readonly q: number;
   /** Forced send socket ($fs) of the branch. */
   readonly sendSocket: string | undefined;
+  /** Path vector written as the branch's Route (host/proxy/path-route.ts); "" for none. */
+  readonly path: string;
 }
 
 interface DestinationSet {
@@ -69,9 +72,13 @@ export function parseQValue(text: string): number | undefined {
  * not consumed (corex_lib.c): in a request route a t_relay() then sends
  * both, as Kamailio 5.6 does (seen on loopback: two INVITEs to the same
  * URI); in a failure route, where the R-URI starts consumed, only the copy.
- * Returns false when the set is full or the q-value is malformed.
+ * The branch carries the R-URI branch's Path as Kamailio's append_branch
+ * carries the message's path vector (a copy of the R-URI branch takes it
+ * away from the R-URI), unless `path` gives the branch its own (a binding's,
+ * registrar lookup). Returns false when the set is full or the q-value is
+ * malformed.
  */
-export function appendBranch(ctx: MessageContext, uri: string | undefined, qText: string | undefined): boolean {
+export function appendBranch(ctx: MessageContext, uri: string | undefined, qText: string | undefined, path?: string): boolean {
   let q = -1;
   if (qText !== undefined && qText.length > 0) {
     const parsed = parseQValue(qText);
@@ -92,12 +99,14 @@ export function appendBranch(ctx: MessageContext, uri: string | undefined, qText
     dstUri: ctx.dstUri,
     q,
     sendSocket: ctx.sendSocket,
+    path: path ?? pathRouteOf(ctx),
   });
   ctx.branchFlags.push(ctx.branchFlags[0] ?? 0);
   if (useRuri) {
     ctx.sendSocket = undefined;
     ctx.branchFlags[0] = 0;
     ctx.dstUri = undefined;
+    setPathRoute(ctx, "");
   }
   return true;
 }

@@ -8,7 +8,8 @@
 import { ownCopy, type MessageEdits, type SipMessage } from "../sip/message.js";
 import { MessageContext } from "../core/context.js";
 import type { ListenSocket, ReceiveInfo } from "../core/context.js";
-import { sendOptions, peekSendOptions } from "../modules/sendopts.js";
+import { sendOptions, peekSendOptions, type SendFlags } from "../modules/sendopts.js";
+import { carryPathRoute } from "./path-route.js";
 import { copyRecordRouteState } from "./record-route.js";
 import type { AvpStore } from "../modules/pv.js";
 import type { ClientTransaction, ServerTransaction, TimerHandle } from "../transaction/index.js";
@@ -36,12 +37,14 @@ export function defaultSettings(): TmSettings {
 
 /**
  * Copy the per-message state other modules keep beside a context (the
- * Record-Route asked for, advertised address/port and connection options)
+ * Record-Route asked for, the Path Route its edits carry, advertised
+ * address/port and connection options)
  * from one context to another: a branch or failure route works on the
  * request as its request route left it.
  */
 export function copyMessageState(from: MessageContext, to: MessageContext): void {
   copyRecordRouteState(from, to);
+  carryPathRoute(from, to);
   const options = peekSendOptions(from);
   if (options !== undefined) Object.assign(sendOptions(to), options);
 }
@@ -131,6 +134,8 @@ export class ProxyTransaction implements TmSettings {
   frTimerMs = 0;
   frInvTimerMs = 0;
   disable6xx = false;
+  /** How responses go upstream over a stream (KSR.set_reply_close / set_reply_no_connect when the request was taken or relayed). */
+  replyFlags: SendFlags | undefined;
 
   readonly branches: ProxyBranch[] = [];
   /** Message flags of the request (updated by every route of the transaction). */

@@ -33,6 +33,10 @@
  * always run synchronously, nested inside the t_relay call that creates the
  * branches (see ScriptRunner.runRoute).
  */
+import { isIP } from "node:net";
+import { runOnsendRoute } from "../core/onsend.js";
+import type { KnownAddress } from "../core/name-cache.js";
+import { advertisedVia, forwardSendFlags, replySendFlags, type SendFlags } from "../modules/sendopts.js";
 import type {
   HostServices,
   ListenSocket,
@@ -81,6 +85,7 @@ import { parseListenSocket } from "../transport/listen-socket.js";
 import { avpStore, setAvpStore } from "../modules/pv.js";
 import type { RouteOutcome, RouteRunner } from "../../sandbox/types.js";
 import { appendedBranches, clearBranches, markRuriConsumed, ruriIsNew } from "./branch-set.js";
+import { pathRouteOf, setPathRoute } from "./path-route.js";
 import { loadEdits } from "./messages.js";
 import {
   copyMessageState,
@@ -109,6 +114,8 @@ export interface TransactionRoutes {
   run(name: string, ctx: MessageContextType): RouteOutcome | Promise<RouteOutcome>;
   /** Runs a route nested inside a KSR call of one of this script's routes (the branch route in t_relay): always synchronous. */
   runNested(name: string, ctx: MessageContextType): RouteOutcome;
+  /** Whether the script defines a route function of that name (the onsend route runs only then). */
+  hasRoute(name: string): boolean;
   /** The transaction is over; idempotent. */
   release(): void;
 }
@@ -119,6 +126,7 @@ export function runnerRoutes(runner: RouteRunner): TransactionRoutes {
     scriptPath: runner.scriptPath,
     run: (name, ctx) => runner.runRoute(name, ctx),
     runNested: (name, ctx) => runner.runRoute(name, ctx),
+    hasRoute: (name) => runner.hasRoute(name),
     release: () => {},
   };
 }
@@ -149,7 +157,10 @@ export interface ProxyHost {
   /** The local socket a message to `host` over `proto` leaves from; `forced` is the script's $fs. */
   socketFor(proto: TransportProto, host: string, forced: ListenSocket | undefined): ListenSocket | undefined;
   /** Send bytes (host names resolved); false when they cannot be sent now. */
-  send(dest: Destination, data: string, from: ListenSocket | undefined, what: string): boolean;
+  /** `onUnresolved`: the host name turned out not to resolve, after send() returned. */
+  send(dest: Destination, data: string, from: ListenSocket | undefined, what: string, flags?: SendFlags, onUnresolved?: () => void): boolean;
+  /** What a recent lookup of a next-hop name answered (host/core/name-cache.ts); absent: nothing is known. */
+  knownAddress?(host: string, from: ListenSocket | undefined): KnownAddress;
   /** Parameters added to our Via on every branch (";name=value..."), e.g. the tenant its responses belong to. */
   readonly viaParams?: string;
 }
@@ -199,6 +210,7 @@ export interface RelayOverride {
 /** Kamailio's error texts for the errors a relay can end with (err2reason_phrase), used for the delayed error reply. */
 const SEND_FAILED = { status: 477, reason: "Unfortunately error on sending to next hop occurred" } as const;
 const NO_BRANCHES = { status: 500, reason: "Server Internal Error" } as const;
+const UNRESOLVABLE = { status: 478, reason: "Unresolvable destination (478/SL)" } as const;
 
 /** RFC 3326 Reason for the CANCELs sent after a 2xx (as Kamailio sends it). */
 const CANCEL_REASON_ANSWERED = 'Reason: SIP;cause=200;text="Call completed elsewhere"\r\n';
@@ -366,7 +378,7 @@ export class StatefulProxy {
       // A released transaction (neither relayed nor answered by its
       // request route) only absorbs retransmissions: it sends nothing, not
       // even the automatic 100 Trying.
-      send: (data: string) => (tx?.released ? true : this.host.send(upstream.dest, data, upstream.socket, "response")),
+      send: (data: string) => (tx?.released ? true : this.host.send(upstream.dest, data, upstream.socket, "response", tx?.replyFlags)),
       user,
     };
     const server: ServerTransaction =
@@ -383,6 +395,7 @@ export class StatefulProxy {
     }
     const routes = this.host.transactionRoutes?.() ?? runnerRoutes(this.host.currentRunner());
     tx = new ProxyTransaction(server, msg, ctx.rcv, upstream, routes, avpStore(ctx), localToTag, ctx);
+    tx.replyFlags = replySendFlags(ctx);
     const settings = this.pending.get(ctx);
     if (settings !== undefined) tx.applySettings(settings);
     this.byServer.set(server, tx);
@@ -473,7 +486,7 @@ export class StatefulProxy {
   private relayAfterFinish(tx: ProxyTransaction, reply: SipMessage): void {
     if (reply.status < 200 || reply.status >= 300 || !tx.isInvite) return;
     const text = relayedResponseText(reply, this.incoming?.edits, tx.upstream.dest.proto === "tcp");
-    if (!tx.server.respond(reply.status, text)) this.host.send(tx.upstream.dest, text, tx.upstream.socket, `${reply.status} response`);
+    if (!tx.server.respond(reply.status, text)) this.host.send(tx.upstream.dest, text, tx.upstream.socket, `${reply.status} response`, tx.replyFlags);
   }
 
   /**
@@ -537,7 +550,7 @@ export class StatefulProxy {
     if (tx.isInvite && tx.uasStatus === 0) this.replyLocal(tx, 100, "Trying", []);
     const result = this.forwardBranches(tx, ctx, override);
     if (result < 0) {
-      ctx.lastError = result === -2 ? SEND_FAILED : NO_BRANCHES;
+      ctx.lastError = result === -2 ? SEND_FAILED : result === -3 ? UNRESOLVABLE : NO_BRANCHES;
       return -1;
     }
     return 1;
@@ -625,13 +638,14 @@ export class StatefulProxy {
       return -1;
     }
     tx.flags = ctx.flags;
+    tx.replyFlags = replySendFlags(ctx) ?? tx.replyFlags;
     if (ctx.routeType === "request" && tx.branches.length === 0) tx.saved = saveRequest(ctx);
     const targets: MessageContext[] = [];
     if (ruriIsNew(ctx)) {
-      targets.push(this.branchContext(tx, ctx, ctx.requestUri, ctx.dstUri, ctx.branchFlags[0] ?? 0, ctx.sendSocket));
+      targets.push(this.branchContext(tx, ctx, ctx.requestUri, ctx.dstUri, ctx.branchFlags[0] ?? 0, ctx.sendSocket, undefined));
     }
     appendedBranches(ctx).forEach((b, i) =>
-      targets.push(this.branchContext(tx, ctx, b.uri, b.dstUri, ctx.branchFlags[i + 1] ?? 0, b.sendSocket)),
+      targets.push(this.branchContext(tx, ctx, b.uri, b.dstUri, ctx.branchFlags[i + 1] ?? 0, b.sendSocket, b.path)),
     );
     clearBranches(ctx);
     markRuriConsumed(ctx);
@@ -642,8 +656,8 @@ export class StatefulProxy {
     // Kamailio runs the armed branch route for this round and disarms it.
     const branchRoute = tx.onBranch;
     tx.onBranch = "";
-    const { sent, sendFailures } = this.sendRound(tx, targets, branchRoute, override);
-    if (sent === 0) return sendFailures > 0 ? -2 : -1;
+    const { sent, sendFailures, unresolved } = this.sendRound(tx, targets, branchRoute, override);
+    if (sent === 0) return sendFailures > 0 ? -2 : unresolved > 0 ? -3 : -1;
     tx.relayed = true;
     ctx.forwarded = true;
     return sent;
@@ -657,6 +671,8 @@ export class StatefulProxy {
     dstUri: string | undefined,
     flags: number,
     sendSocket: string | undefined,
+    /** An appended branch's own Path (its Route replaces the R-URI branch's); undefined for the R-URI branch. */
+    path: string | undefined,
   ): MessageContext {
     const bctx = new MessageContext(tx.request, tx.rcv, "branch", this.host.tenant, this.host.services);
     setAvpStore(bctx, tx.avps);
@@ -669,6 +685,7 @@ export class StatefulProxy {
     bctx.addLocalRport = from.addLocalRport;
     loadEdits(bctx.edits, from.edits);
     copyMessageState(from, bctx);
+    if (path !== undefined && path !== pathRouteOf(from)) setPathRoute(bctx, path);
     return bctx;
   }
 
@@ -678,9 +695,10 @@ export class StatefulProxy {
     contexts: readonly MessageContext[],
     branchRoute: string,
     override: RelayOverride,
-  ): { sent: number; sendFailures: number } {
+  ): { sent: number; sendFailures: number; unresolved: number } {
     let sent = 0;
     let sendFailures = 0;
+    let unresolved = 0;
     const wasBusy = tx.busy;
     tx.busy = true;
     try {
@@ -699,16 +717,17 @@ export class StatefulProxy {
         const r = this.sendBranch(tx, bctx, override);
         if (r === "sent") sent++;
         else if (r === "send-failed") sendFailures++;
+        else if (r === "unresolvable") unresolved++;
       }
     } finally {
       tx.busy = wasBusy;
     }
     if (sent > 0) tx.relayed = true;
-    return { sent, sendFailures };
+    return { sent, sendFailures, unresolved };
   }
 
   /** Build and send one branch from its context (§16.6 steps 2-11). */
-  private sendBranch(tx: ProxyTransaction, bctx: MessageContext, override: RelayOverride): "sent" | "error" | "send-failed" {
+  private sendBranch(tx: ProxyTransaction, bctx: MessageContext, override: RelayOverride): "sent" | "error" | "send-failed" | "unresolvable" {
     const index = tx.branches.length;
     const uri = bctx.requestUri;
     const dstUri = bctx.dstUri;
@@ -746,13 +765,34 @@ export class StatefulProxy {
         // arriving after the transaction ended can still be forwarded back on
         // it statelessly (the server's stateless reply path reads it).
         inbound: tx.rcv,
+        ...advertisedVia(bctx),
       }),
       forceRport: bctx.forceRport,
       recordRoute: renderRecordRoute(bctx, socket, localSocketOf(tx.rcv)),
       decrementMaxForwards: true,
       stream: hop.proto === "tcp",
     });
+    // A name looked up lately is decided now: no branch for one that does not
+    // resolve, as Kamailio's t_relay (E_BAD_ADDRESS, 478 from sl_reply_error).
+    const known = isIP(hop.host) !== 0 ? hop.host : this.host.knownAddress?.(hop.host, socket);
+    if (known === "unresolvable") {
+      bctx.host.log("err", `t_relay: cannot resolve ${hop.host}\n`, bctx);
+      return "unresolvable";
+    }
+    // The onsend route sees the request as built and where it goes; a drop
+    // there fails the branch as a send failure would (Kamailio t_send_branch).
+    // A name not looked up lately is resolved after this: no onsend route for it.
+    if (known !== undefined && !runOnsendRoute(bctx, { proto: hop.proto, ip: known, port: hop.port, buf: text, from: socket }, tx.routes)) {
+      return "send-failed";
+    }
     const branch = new ProxyBranch(index, ownCopy(uri), dstUri, bctx.branchFlags[0] ?? 0, hop, socket);
+    const sendFlags = forwardSendFlags(bctx);
+    // A name that turns out not to resolve ends the branch at once as a
+    // transport error (§16.9: a 503), not fr_timer's 408 later.
+    const unresolved = (): void => {
+      branch.retransmissionsStopped = true;
+      void this.serialized(tx, () => this.onBranchTransportError(tx, branch));
+    };
     const dest: Destination = { proto: hop.proto, host: hop.host, port: hop.port };
     let client: ClientTransaction | undefined;
     let starting = true;
@@ -780,7 +820,7 @@ export class StatefulProxy {
         // §16.8: a branch given up without a CANCEL sends no more
         // retransmissions of its request (its ACKs and CANCEL still go).
         if (branch.retransmissionsStopped && client !== undefined && data === client.requestData) return true;
-        return this.host.send(dest, data, socket, `${tx.method} request`);
+        return this.host.send(dest, data, socket, `${tx.method} request`, sendFlags, unresolved);
       },
       user,
     };
@@ -1008,7 +1048,7 @@ export class StatefulProxy {
     } else if (tx.isInvite) {
       // The server transaction is past "accepted" (it ended, or it sent a
       // non-2xx): §16.7 step 5 still wants the 2xx upstream.
-      this.host.send(tx.upstream.dest, text, tx.upstream.socket, `${status} response`);
+      this.host.send(tx.upstream.dest, text, tx.upstream.socket, `${status} response`, tx.replyFlags);
     } else {
       return; // non-INVITE: only the first final response goes upstream
     }

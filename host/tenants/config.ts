@@ -12,7 +12,11 @@
  *         sockets: ["udp:127.0.0.1:5060"]             # listening socket [proto:]host[:port]
  *         sources: [10.0.0.0/8, "2001:db8::/32"]     # source address CIDR
  *       limits: { heapMb: 64, routeTimeoutMs: 100, cpuShare: 0.25 }
- *       onError: { status: 500 }         # reply when the route fails
+ *       onError: { status: 500 }         # reply when the route fails; "none": no reply (as app_jsdt)
+ *       kemi:                            # Kamailio's kemi.* core settings; "none" turns one off
+ *         onsend_route_callback: ksr_onsend_route
+ *         reply_route_callback: ksr_reply_route
+ *         event_route_callback: none     # called with "core:worker-one-init" once the script is loaded
  *       modules: [sl, hdr, pv]           # KSR modules the script may use; default all
  *       workers: 2                       # worker processes of the tenant (--isolation process); default 1
  *
@@ -27,7 +31,7 @@ import { dirname, extname, resolve } from "node:path";
 import { parse as parseYaml, YAMLParseError } from "yaml";
 import { z } from "zod";
 import { KEMI_MODULES } from "../modules/index.js";
-import type { TransportProto } from "../core/context.js";
+import { DEFAULT_KEMI_CALLBACKS, type KemiCallbacks, type TransportProto } from "../core/context.js";
 import { DEFAULT_LIMITS } from "../../sandbox/types.js";
 import { DEFAULT_TENANT_QUOTAS, SINGLE_SCRIPT_QUOTAS, type TenantQuotas } from "../core/quota.js";
 import { DEFAULT_EGRESS_DENY, UNRESTRICTED_EGRESS, type EgressRules } from "../core/egress.js";
@@ -61,11 +65,12 @@ export interface TenantMatchRule {
   readonly sources: readonly string[];
 }
 
-export interface TenantErrorPolicy {
-  /** Reply status when the route fails (exception, timeout, out of memory). */
-  readonly status: number;
-  readonly reason: string;
-}
+/**
+ * What a request gets when its route fails (exception, timeout, out of
+ * memory) before answering or sending it on: a reply with this status, or
+ * "none" — nothing, as Kamailio's app_jsdt does.
+ */
+export type TenantErrorPolicy = { readonly status: number; readonly reason: string } | "none";
 
 export interface TenantEntry {
   readonly id: string;
@@ -74,6 +79,8 @@ export interface TenantEntry {
   readonly match: readonly TenantMatchRule[];
   readonly limits: TenantLimits;
   readonly onError: TenantErrorPolicy;
+  /** The script's entry points besides ksr_request_route (Kamailio's kemi.* settings). */
+  readonly kemi: KemiCallbacks;
   /** KEMI module names the script may use (its KSR object has only these); undefined: all. */
   readonly modules: readonly string[] | undefined;
   /** Execution mode a (re)loaded script starts in. */
@@ -257,6 +264,25 @@ const egressSchema = z
   })
   .strict();
 
+/** A callback name: a JavaScript function name, or "none" (any case, as Kamailio's cfg parser) for "not called". */
+const callbackSchema = z
+  .string()
+  .regex(/^[A-Za-z_$][A-Za-z0-9_$]*$/, 'must be a function name, or "none"')
+  .transform((name) => (name.toLowerCase() === "none" ? "" : name));
+
+const kemiSchema = z
+  .object({
+    onsend_route_callback: callbackSchema.default(DEFAULT_KEMI_CALLBACKS.onsend || "none"),
+    reply_route_callback: callbackSchema.default(DEFAULT_KEMI_CALLBACKS.reply || "none"),
+    event_route_callback: callbackSchema.default(DEFAULT_KEMI_CALLBACKS.event || "none"),
+  })
+  .strict();
+
+/** The kemi: block as the tenant's callbacks. */
+function kemiCallbacksOf(k: z.infer<typeof kemiSchema>): KemiCallbacks {
+  return { onsend: k.onsend_route_callback, reply: k.reply_route_callback, event: k.event_route_callback };
+}
+
 const tenantSchema = z
   .object({
     id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "must be 1-64 letters, digits, '_', '.', '-' (not first)"),
@@ -266,12 +292,17 @@ const tenantSchema = z
     quotas: quotasSchema.default({}),
     egress: egressSchema.default({}),
     onError: z
-      .object({
-        status: z.number().int().min(300).max(699).default(DEFAULT_ERROR_STATUS),
-        reason: z.string().min(1).regex(/^[^\r\n]*$/, "must be one line").optional(),
-      })
-      .strict()
+      .union([
+        z.literal("none"),
+        z
+          .object({
+            status: z.number().int().min(300).max(699).default(DEFAULT_ERROR_STATUS),
+            reason: z.string().min(1).regex(/^[^\r\n]*$/, "must be one line").optional(),
+          })
+          .strict(),
+      ])
       .default({}),
+    kemi: kemiSchema.default({}),
     modules: z.array(z.string()).optional(),
     mode: z.enum(["sync", "async"]).default("sync"),
     workers: z.number().int("must be a whole number").min(1, "must be at least 1").max(MAX_WORKERS, `must be at most ${MAX_WORKERS}`).default(1),
@@ -373,7 +404,8 @@ export function loadTenantsFile(path: string, opts: LoadTenantsOptions = {}): Te
       scriptPath,
       match,
       limits: t.limits,
-      onError: { status: t.onError.status, reason: t.onError.reason ?? reasonFor(t.onError.status) },
+      onError: t.onError === "none" ? "none" : { status: t.onError.status, reason: t.onError.reason ?? reasonFor(t.onError.status) },
+      kemi: kemiCallbacksOf(t.kemi),
       modules: t.modules,
       mode: t.mode,
       quotas: t.quotas,
@@ -388,8 +420,31 @@ export function loadTenantsFile(path: string, opts: LoadTenantsOptions = {}): Te
   return { file, tenants, defaultTenant: data.default, unmatched: data.unmatched };
 }
 
-/** The error policy of a script run alone: 500 (RFC 3261 §21.5.1), as Kamailio answers a failed script. */
-const SINGLE_SCRIPT_ON_ERROR: TenantErrorPolicy = { status: 500, reason: "Server Internal Error" };
+/** The error policy of a script run alone: 500 (RFC 3261 §21.5.1); `ksr run --on-error` changes it. */
+export const SINGLE_SCRIPT_ON_ERROR: TenantErrorPolicy = { status: 500, reason: "Server Internal Error" };
+
+/** What `ksr run` options say of the one script besides its limits. */
+export interface SingleScriptSettings {
+  readonly onError?: TenantErrorPolicy;
+  readonly kemi?: KemiCallbacks;
+}
+
+/**
+ * An --on-error value: a status 300..699 (its RFC 3261 reason phrase) or
+ * "none"; undefined when it is neither.
+ */
+export function parseErrorPolicy(text: string): TenantErrorPolicy | undefined {
+  if (text.toLowerCase() === "none") return "none";
+  if (!/^[3-6]\d\d$/.test(text)) return undefined;
+  const status = Number(text);
+  return { status, reason: reasonFor(status) };
+}
+
+/** A --kemi-*-callback value as a callback name ("" for "none"); undefined when it is not a function name. */
+export function parseCallbackName(text: string): string | undefined {
+  const r = callbackSchema.safeParse(text);
+  return r.success ? r.data : undefined;
+}
 
 /**
  * `ksr run script.js` as a tenants file of one tenant: every message
@@ -403,13 +458,15 @@ export function singleScriptConfig(
   tenantId: string,
   limits: { readonly heapMb: number; readonly routeTimeoutMs: number },
   workers = 1,
+  settings: SingleScriptSettings = {},
 ): TenantsConfig {
   const entry: TenantEntry = {
     id: tenantId,
     scriptPath,
     match: [],
     limits: { heapMb: limits.heapMb, routeTimeoutMs: limits.routeTimeoutMs, cpuShare: 1, cpuBurstMs: DEFAULT_CPU_BURST_MS },
-    onError: SINGLE_SCRIPT_ON_ERROR,
+    onError: settings.onError ?? SINGLE_SCRIPT_ON_ERROR,
+    kemi: settings.kemi ?? DEFAULT_KEMI_CALLBACKS,
     modules: undefined,
     mode: "sync",
     quotas: SINGLE_SCRIPT_QUOTAS,

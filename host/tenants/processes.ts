@@ -431,7 +431,7 @@ export class TenantProcesses implements Router {
   /** @internal What a worker asks to send, sent from the front's sockets. */
   send(workerLabel: string, msg: SendItem): void {
     const dest = { proto: msg.proto, host: msg.ip, port: msg.port, connectionId: msg.connectionId };
-    this.server?.send(dest, msg.data, msg.from, `${msg.data.length} bytes of tenant ${workerLabel}`);
+    this.server?.send(dest, msg.data, msg.from, `${msg.data.length} bytes of tenant ${workerLabel}`, undefined, msg.flags);
   }
 
   /** The worker of the tenant's pool that owns the message's Call-ID (the parser refuses a message without one). */

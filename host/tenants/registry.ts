@@ -116,7 +116,7 @@ export class Tenant {
     budgetCpuNs?: (tenant: Tenant) => bigint,
   ) {
     this.id = config.id;
-    this.state = newTenantState(config.id, config.quotas, compileEgress(config.egress, config.id));
+    this.state = newTenantState(config.id, config.quotas, compileEgress(config.egress, config.id), config.kemi);
     this.current = runner;
     this.live.add(runner);
     this.counters = new TenantCounters(() => this.cpuNs());

@@ -9,6 +9,8 @@
  * the worker runs the same SipServer as the in-process mode, only its
  * transport is this channel.
  */
+import type { SingleScriptSettings } from "./config.js";
+import type { SendFlags } from "../modules/sendopts.js";
 import type { LocationMode } from "../storage/index.js";
 import type { ListenSocket, ReceiveInfo, TransportProto } from "../core/context.js";
 import type { ProxyTimerSettings } from "../proxy/proxy.js";
@@ -28,6 +30,8 @@ export interface SendItem {
   readonly data: string;
   readonly connectionId?: number;
   readonly from?: ListenSocket;
+  /** What the front's stream transport does with it (KSR.set_forward_close and co). */
+  readonly flags?: SendFlags;
 }
 
 /**
@@ -66,6 +70,8 @@ export interface SingleScript {
   readonly path: string;
   readonly heapMb: number;
   readonly routeTimeoutMs: number;
+  /** --on-error and the --kemi-*-callback flags. */
+  readonly settings?: SingleScriptSettings;
 }
 
 /**

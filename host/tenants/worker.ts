@@ -20,6 +20,7 @@ import type { ListenSocket, ReceiveInfo, TransportProto } from "../core/context.
 import { log, setLogLevel, isLogLevel } from "../core/log.js";
 import type { ServerTransport } from "../core/server.js";
 import { tenantServer } from "../core/tenant-routing.js";
+import type { SendFlags } from "../modules/sendopts.js";
 import { pickSendingSocket, type TransportOptions } from "../transport/index.js";
 import { proxyOptionsFromTimers } from "../proxy/proxy.js";
 import type { DataServices, LocationMode, SharingWorkers } from "../storage/index.js";
@@ -160,9 +161,17 @@ export class IpcTransport implements ServerTransport {
     return this.started;
   }
 
-  send(proto: TransportProto, ip: string, port: number, data: string, connectionId?: number, from?: ListenSocket): boolean {
+  send(proto: TransportProto, ip: string, port: number, data: string, connectionId?: number, from?: ListenSocket, flags?: SendFlags): boolean {
     if (isIP(ip) === 0) return false;
-    this.outbox.send({ proto, ip, port, data, ...(connectionId !== undefined ? { connectionId } : {}), ...(from !== undefined ? { from } : {}) });
+    this.outbox.send({
+      proto,
+      ip,
+      port,
+      data,
+      ...(connectionId !== undefined ? { connectionId } : {}),
+      ...(from !== undefined ? { from } : {}),
+      ...(flags !== undefined ? { flags } : {}),
+    });
     return true;
   }
 
@@ -184,9 +193,9 @@ export class IpcTransport implements ServerTransport {
 /** The registry of this worker's tenant: from the tenants file, or the single script of `ksr run --workers`. */
 function workerRegistry(config: WorkerConfig): TenantRegistry {
   if (config.script !== undefined) {
-    const { path, heapMb, routeTimeoutMs } = config.script;
+    const { path, heapMb, routeTimeoutMs, settings } = config.script;
     // As `ksr run script.js` in one process: no CPU budgets, no demotion.
-    return new TenantRegistry(singleScriptConfig(path, config.tenantId, { heapMb, routeTimeoutMs }), { cpuBudgets: false, autoDemote: false });
+    return new TenantRegistry(singleScriptConfig(path, config.tenantId, { heapMb, routeTimeoutMs }, 1, settings), { cpuBudgets: false, autoDemote: false });
   }
   return new TenantRegistry(onlyTenant(loadTenantsFile(config.tenantsFile!), config.tenantId), {
     // Alone in this process, the tenant's CPU share covers all of it: its
@@ -249,7 +258,8 @@ export async function runTenantWorker(
     { listen: config.listen, aliases: config.aliases, tenantId: `ksr/${label}`, data, transport: (options) => channel.attach(options) },
     // The front routes responses to this worker by the tenant our Vias name;
     // a single script's front has one tenant, found without it.
-    { proxy: proxyOptionsFromTimers(config.timers), nameTenantInVia: config.script === undefined },
+    // kemi.event_route_callback's core:worker-one-init: in the pool's first worker only, as Kamailio's first worker.
+    { proxy: proxyOptionsFromTimers(config.timers), nameTenantInVia: config.script === undefined, runWorkerOneInit: config.workerIndex === 0 },
   );
   await server.start();
   if (config.watch) registry.watch();

@@ -39,7 +39,7 @@ import { isIP } from "node:net";
 import type { ListenSocket, LogLevel, MessageContext, ReceiveInfo, TenantState, TransportProto } from "../core/context.js";
 import { SipServer, type ServerTransport } from "../core/server.js";
 import { TenantRouting } from "../core/tenant-routing.js";
-import { singleScriptConfig } from "../tenants/config.js";
+import { singleScriptConfig, type SingleScriptSettings } from "../tenants/config.js";
 import { TenantRegistry, type TenantRunner } from "../tenants/registry.js";
 import type { KemiModule } from "../modules/types.js";
 import type { SipMessage } from "../sip/message.js";
@@ -102,6 +102,8 @@ export interface LoadScriptOptions {
   readonly state?: SeedState;
   /** Count the script's lines and functions that run (ScriptHarness.takeCoverage). Default false. */
   readonly coverage?: boolean;
+  /** The error policy and KEMI callback names, as `ksr run --on-error` / `--kemi-*-callback` set them. */
+  readonly settings?: SingleScriptSettings;
 }
 
 /**
@@ -711,7 +713,7 @@ class Harness implements ScriptHarness {
     this.tenantId = opts.tenant ?? "test";
     // The script is a tenant of its own, as `ksr run script.js` serves it:
     // synchronous, no CPU budget, no tenant name on our Vias.
-    this.registry = new TenantRegistry(singleScriptConfig(scriptRunner.scriptPath, this.tenantId, { ...DEFAULT_LIMITS, ...opts.limits }), {
+    this.registry = new TenantRegistry(singleScriptConfig(scriptRunner.scriptPath, this.tenantId, { ...DEFAULT_LIMITS, ...opts.limits }, 1, opts.settings), {
       load: () => this.runner,
       cpuBudgets: false,
       autoDemote: false,

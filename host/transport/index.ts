@@ -3,6 +3,7 @@
  * `send(proto, ip, port, data)` and one message hook. It only moves bytes;
  * addressing (Via, rport, maddr) is the SIP core's business.
  */
+import type { SendFlags } from "../modules/sendopts.js";
 import { isIP } from "node:net";
 import type { ListenSocket, ReceiveInfo, TransportProto } from "../core/context.js";
 import { DEFAULT_PARSE_LIMITS, type ParseLimits } from "../sip/parser.js";
@@ -125,10 +126,12 @@ export class TransportLayer {
    * Send one message. `connectionId` (TCP) prefers that connection; `from`
    * picks the local socket (UDP: the socket the datagram leaves from; TCP:
    * the address a new connection binds to). `ip` must be an IP literal.
-   * Returns false when the message could not be handed to the OS.
+   * `flags` (TCP only): close the connection once the message is written,
+   * or send only over an open connection. Returns false when the message
+   * could not be handed to the OS.
    */
-  send(proto: TransportProto, ip: string, port: number, data: string, connectionId?: number, from?: ListenSocket): boolean {
-    if (proto === "tcp") return this.tcp.send(ip, port, data, connectionId, from);
+  send(proto: TransportProto, ip: string, port: number, data: string, connectionId?: number, from?: ListenSocket, flags?: SendFlags): boolean {
+    if (proto === "tcp") return this.tcp.send(ip, port, data, connectionId, from, flags);
     const family = isIP(ip);
     if (family === 0) return false;
     let listener: UdpListener | undefined;

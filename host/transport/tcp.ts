@@ -16,6 +16,7 @@
  *   decided by the stream connection policy (connection-policy.ts), which
  *   every stream transport shares; this file only reports to it.
  */
+import type { SendFlags } from "../modules/sendopts.js";
 import net from "node:net";
 import type { ListenSocket, ReceiveInfo } from "../core/context.js";
 import { log } from "../core/log.js";
@@ -100,9 +101,12 @@ export class TcpTransport {
    * (the one a request came in on); if it is gone, an open connection to
    * ip:port is used, else one is opened from `from` (or the first listen
    * socket of the destination's family). Returns false when no connection
-   * can be had; errors after that point are logged.
+   * can be had; errors after that point are logged. `flags.noConnect`: no
+   * new connection is opened (Kamailio SND_F_FORCE_CON_REUSE), the send
+   * fails instead; `flags.close`: the connection is ended once the message
+   * is written (SND_F_CON_CLOSE).
    */
-  send(ip: string, port: number, data: string, connectionId?: number, from?: ListenSocket): boolean {
+  send(ip: string, port: number, data: string, connectionId?: number, from?: ListenSocket, flags?: SendFlags): boolean {
     if (this.stopping) return false;
     let conn = connectionId !== undefined && connectionId >= 0 ? this.connections.get(connectionId) : undefined;
     if (conn && !isWritable(conn)) conn = undefined;
@@ -110,12 +114,18 @@ export class TcpTransport {
       const known = this.byAddress.get(addressKey(ip, port));
       if (known && isWritable(known)) conn = known;
     }
+    if (!conn && flags?.noConnect === true) {
+      log("info", "transport", `tcp: no open connection to ${formatHostPort(ip, port)} and the message may not open one: not sent`);
+      return false;
+    }
     if (!conn) conn = this.connect(ip, port, from);
     if (!conn) return false;
     const bytes = Buffer.from(data, "latin1");
     if (!conn.guard.admitOutput(bytes.length, "message")) return false;
     conn.socket.write(bytes);
     conn.guard.onMessage();
+    // end(): the queued bytes are flushed first, then our side closes.
+    if (flags?.close === true) conn.socket.end();
     return true;
   }
 

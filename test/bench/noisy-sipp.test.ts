@@ -67,7 +67,7 @@ describe("writeNoisyTenants", () => {
     expect(a!.limits.heapMb).toBe(expected.heapMb);
     expect(a!.limits.routeTimeoutMs).toBe(expected.routeTimeoutMs);
     expect(a!.limits.cpuShare).toBe(variant === "loop" ? 0.25 : 1);
-    expect(a!.onError.status).toBe(A_ON_ERROR_STATUS);
+    expect(a!.onError).toMatchObject({ status: A_ON_ERROR_STATUS });
     expect(readFileSync(b!.scriptPath, "utf8")).toContain('"sip:127.0.0.1:40001"');
     expect(readFileSync(a!.scriptPath, "utf8")).toBe(readFileSync(new URL(`../../bench/scripts/${expected.script}`, import.meta.url), "utf8"));
     // Both scripts compile and call only KSR functions that exist.

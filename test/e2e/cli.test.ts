@@ -83,6 +83,15 @@ describe("ksr run", () => {
     const workers = ksrSync(["run", "--tenants", "tenants.yaml", "--pike-remove-latency", "10"]);
     expect(workers.status).toBe(2);
     expect(workers.stderr).toContain("--pike-remove-latency applies to a single script or to --isolation in-process");
+    const onError = ksrSync(["run", scriptPath("reply-ok.js"), "--on-error", "200"]);
+    expect(onError.status).not.toBe(0);
+    expect(onError.stderr).toContain("--on-error");
+    const callback = ksrSync(["run", scriptPath("reply-ok.js"), "--kemi-onsend-route-callback", "not-a-name"]);
+    expect(callback.status).not.toBe(0);
+    expect(callback.stderr).toContain("--kemi-onsend-route-callback");
+    const withTenants = ksrSync(["run", "--tenants", "tenants.yaml", "--on-error", "none"]);
+    expect(withTenants.status).toBe(2);
+    expect(withTenants.stderr).toContain("--on-error applies to a single script: set onError and kemi: per tenant in the tenants file");
   });
 
   it("passes the TCP connection limits to the server process: a second connection from one address is refused, and SIGUSR2 counts it", async () => {
@@ -222,5 +231,22 @@ describe("ksr api", () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^int KSR\.sl\.sl_send_reply\(int, str\)/m);
     expect(r.stdout).toMatch(/^\d+ functions \(\d+ available, \d+ unavailable\)$/m);
+  });
+
+  it("--native lists the native functions KSR.x.modf finds, by name and parameter count, and those Kamailio's modf refuses", () => {
+    const r = ksrSync(["api", "--native", "--json"]);
+    expect(r.status).toBe(0);
+    const natives = JSON.parse(r.stdout) as { name: string; params: string[]; kemi?: string; modf: string }[];
+    expect(natives.filter((n) => n.name === "sanity_check").map((n) => [n.params.length, n.modf, n.kemi])).toEqual([
+      [0, "call", "KSR.sanity.sanity_check_defaults"],
+      [1, "call", undefined],
+      [2, "call", "KSR.sanity.sanity_check"],
+    ]);
+    expect(natives.find((n) => n.name === "sl_send_reply")).toMatchObject({ modf: "refused", kemi: "KSR.sl.sl_send_reply" });
+    // KEMI-only names have no native entry.
+    expect(natives.some((n) => n.name === "get_ruri" || n.name === "sets")).toBe(false);
+    const text = ksrSync(["api", "--native"]);
+    expect(text.stdout).toMatch(/^sanity: sanity_check\(int, int\)  → KSR\.sanity\.sanity_check$/m);
+    expect(text.stdout).toMatch(/^\d+ native functions for KSR\.x\.modf \(\d+ callable, \d+ refused as in Kamailio 5\.6\)$/m);
   });
 });

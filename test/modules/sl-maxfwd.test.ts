@@ -34,20 +34,19 @@ describe("sl", () => {
     expect(host.replies.map((r) => r.status)).toEqual([200]);
   });
 
-  it("sl_reply_error uses ctx.lastError, else 500 Server Internal Error", () => {
+  it("sl_reply_error uses ctx.lastError, else 500 with Kamailio's text for an unspecified error", () => {
     const a = makeContext(request());
     expect(sl("sl_reply_error", a.ctx)).toBe(1);
-    expect(a.host.replies[0]).toMatchObject({ status: 500, reason: "Server Internal Error" });
+    expect(a.host.replies[0]).toMatchObject({ status: 500, reason: "I'm terribly sorry, server error occurred (1/SL)" });
     const b = makeContext(request());
     b.ctx.lastError = { status: 477, reason: "Unfortunately error on sending to next hop occurred" };
     expect(sl("sl_reply_error", b.ctx)).toBe(1);
     expect(b.host.replies[0]).toMatchObject({ status: 477 });
   });
 
-  it("declares the native names KSR.x.modf uses", () => {
-    expect(slModule.functions.sl_send_reply!.nativeName).toBe("sl_send_reply");
-    expect(slModule.functions.send_reply!.nativeName).toBe("send_reply");
-    expect(slModule.functions.sl_reply_error!.nativeName).toBe("sl_reply_error");
+  it("declares its native functions as Kamailio 5.6 exports them: the reply functions refused by modf (fixup without free)", () => {
+    const natives = (slModule.native ?? []).map((n) => `${n.name}/${n.params.length}${n.refused ? " refused" : ""}`);
+    expect(natives).toEqual(["sl_send_reply/2 refused", "sl_reply/2 refused", "send_reply/2 refused", "sl_reply_error/0"]);
   });
 });
 

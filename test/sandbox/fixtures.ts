@@ -122,6 +122,8 @@ export const TEST_MODULES: readonly KemiModule[] = [
         },
       },
     },
+    // Callable here (in Kamailio 5.6 its fixup makes modf refuse it), so that modf's mechanics have a reply to show.
+    native: [{ name: "sl_send_reply", params: ["int", "str"], kemi: "sl_send_reply" }],
   },
   {
     name: "tk",
@@ -146,7 +148,7 @@ export const TEST_MODULES: readonly KemiModule[] = [
           return text;
         },
       },
-      sum: { params: ["int", "int"], returns: "int", doc: "", run: (_ctx, a: number, b: number) => a + b, nativeName: "tk_sum" },
+      sum: { params: ["int", "int"], returns: "int", doc: "", run: (_ctx, a: number, b: number) => a + b },
       types: {
         params: ["str", "int", "str"],
         returns: "xval",
@@ -177,6 +179,13 @@ export const TEST_MODULES: readonly KemiModule[] = [
       rtp_manage: { params: ["str"], returns: "int", reason: "no RTP proxy configured" },
       rtp_check: { params: [], returns: "bool", reason: "no RTP proxy configured" },
     },
+    native: [
+      { name: "tk_sum", params: ["int", "int"], kemi: "sum" },
+      { name: "is_even", params: ["int"], kemi: "is_even" },
+      { name: "boom", params: [], kemi: "boom" },
+      { name: "rtp_manage", params: ["str"], kemi: "rtp_manage" },
+      { name: "tk_refused", params: ["str"], kemi: "echo", refused: "fixup without free" },
+    ],
   },
 ];
 

@@ -164,8 +164,8 @@ describe("KSR.x.modf()", () => {
     const r = run(`function ksr_request_route() { KSR.info(KSR.x.modf("sl_send_reply", "200") + "," + KSR.x.modf("sl_send_reply", "200", "OK", "extra")); }`);
     expect(r.infos).toEqual(["-1,-1"]);
     expect(r.errors).toHaveLength(2);
-    expect(r.errors[0]).toContain("takes 2 parameter(s), 1 given");
-    expect(r.errors[1]).toContain("takes 2 parameter(s), 3 given");
+    // As app_jsdt: a name is found with its parameter count or not at all.
+    expect(r.errors).toEqual(["KSR.x.modf: function 'sl_send_reply' is not available", "KSR.x.modf: function 'sl_send_reply' is not available"]);
     expect(calls).toEqual([]);
   });
 
@@ -186,6 +186,19 @@ describe("KSR.x.modf()", () => {
     const r = run(`function ksr_request_route() { KSR.info(String(KSR.x.modf("rtp_manage", "co"))); }`);
     expect(r.infos).toEqual(["-1"]);
     expect(r.errors).toEqual([expect.stringContaining("no RTP proxy configured")]);
+  });
+
+  test("a native function Kamailio's modf refuses (fixup without free) answers -1 without running, naming the KSR function to use", () => {
+    const r = run(`function ksr_request_route() { KSR.info(String(KSR.x.modf("tk_refused", "x"))); }`);
+    expect(r.infos).toEqual(["-1"]);
+    expect(r.errors).toEqual(["KSR.x.modf: function 'tk_refused' has fixup - cannot be used (use KSR.tk.echo)"]);
+    expect(calls).toEqual([]);
+  });
+
+  test("KSR functions without a native export (KEMI-only names) are not reachable: -1", () => {
+    const r = run(`function ksr_request_route() { KSR.info(KSR.x.modf("get_subject") + "," + KSR.x.modf("echo", "a")); }`);
+    expect(r.infos).toEqual(["-1,-1"]);
+    expect(calls).toEqual([]);
   });
 
   test("no function name, or a throwing module function, gives -1, never a crash", () => {

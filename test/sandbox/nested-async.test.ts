@@ -38,6 +38,24 @@ function nestingModules(inner: () => RouteOutcome): KemiModule[] {
 }
 
 describe("nested routes of an asynchronous runner", () => {
+  it("hasRoute answers inside a KSR call of an execution (the onsend route of a demoted tenant is found)", async () => {
+    const host = fakeHost();
+    const outer = makeContext(host, "INVITE");
+    const seen: boolean[] = [];
+    const modules = nestingModules(() => {
+      seen.push(runner!.hasRoute("inner_route"), runner!.hasRoute("no_such_route"));
+      return { status: "ok" };
+    });
+    runner = ScriptRunner.fromSource(
+      `function ksr_request_route() { KSR.nest.run_inner(); }
+       function inner_route() {}`,
+      "/scripts/nested-async-has-route.js",
+      { limits: LIMITS, tenant: "t1", modules, mode: "async" },
+    );
+    expect(await runner.runRouteAny("ksr_request_route", outer)).toEqual({ status: "ok" });
+    expect(seen).toEqual([true, false]);
+  });
+
   it("run synchronously inside the outer execution's KSR call, on their own context", async () => {
     const host = fakeHost();
     const outer = makeContext(host, "INVITE");

@@ -131,7 +131,7 @@ function ksr_request_route() {
   if (KSR.is_method("OPTIONS")) {
     // tm may be used: answer statefully, reporting what sl looks like from here.
     KSR.tm.t_newtran();
-    KSR.tm.t_reply(200, "sl=" + typeof KSR.sl + " modf=" + KSR.x.modf("sl_send_reply", "200", "via modf"));
+    KSR.tm.t_reply(200, "sl=" + typeof KSR.sl + " modf=" + KSR.x.modf("sl_reply_error"));
     return;
   }
   KSR.sl.sl_send_reply(200, "must not be sent");

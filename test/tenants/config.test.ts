@@ -50,6 +50,7 @@ tenants:
       sources: [10.0.0.0/8, "2001:db8::/32", 192.0.2.7]
     limits: { heapMb: 48, routeTimeoutMs: 50, cpuShare: 0.25 }
     onError: { status: 503 }
+    kemi: { reply_route_callback: my_reply, onsend_route_callback: NONE }
     modules: [sl, hdr]
     mode: async
     workers: 3
@@ -77,6 +78,7 @@ tenants:
       ],
       limits: { heapMb: 48, routeTimeoutMs: 50, cpuShare: 0.25, cpuBurstMs: 1000 },
       onError: { status: 503, reason: "Service Unavailable" },
+      kemi: { onsend: "", reply: "my_reply", event: "" },
       modules: ["sl", "hdr"],
       mode: "async",
       quotas: DEFAULT_TENANT_QUOTAS,
@@ -92,10 +94,26 @@ tenants:
       ],
       limits: { heapMb: 64, routeTimeoutMs: 100, cpuShare: 1, cpuBurstMs: 1000 },
       onError: { status: 500, reason: "Server Internal Error" },
+      kemi: { onsend: "ksr_onsend_route", reply: "ksr_reply_route", event: "" },
       modules: undefined,
       mode: "sync",
       workers: 1,
     });
+  });
+
+  test('onError: none (no reply when the route fails, as app_jsdt); kemi callbacks must be function names; no tm event callback among them', () => {
+    const d = tenantDir();
+    d.write("a.js", REPLY_200);
+    const file = d.write("tenants.yaml", "tenants:\n  - id: a\n    script: a.js\n    onError: none\n    kemi: { onsend_route_callback: ksr_send, event_route_callback: ksr_core_event }\n");
+    const [t] = loadTenantsFile(file).tenants;
+    expect(t!.onError).toBe("none");
+    expect(t!.kemi).toEqual({ onsend: "ksr_send", reply: "ksr_reply_route", event: "ksr_core_event" });
+    expect(issuesOf(`tenants:\n  - id: acme\n    script: a.js\n    kemi: { reply_route_callback: "not a name" }\n`)).toEqual([
+      expect.objectContaining({ tenant: "acme", field: "kemi.reply_route_callback", message: expect.stringContaining("function name") }),
+    ]);
+    expect(issuesOf(`tenants:\n  - id: acme\n    script: a.js\n    kemi: { tm_event_callback: ev }\n`)).toEqual([
+      expect.objectContaining({ tenant: "acme", field: "kemi", message: expect.stringContaining("tm_event_callback") }),
+    ]);
   });
 
   test("JSON works the same way; unmatched defaults to 404", () => {

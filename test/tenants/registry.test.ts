@@ -98,7 +98,7 @@ describe("loading", () => {
 describe("allowed KSR modules", () => {
   const PROBE = `
     function ksr_request_route() {
-      KSR.hdr.append_to_reply("X-Probe: " + (typeof KSR.sl) + "/" + (typeof KSR.hdr) + "/" + KSR.x.modf("sl_send_reply", "200", "via modf") + "\\r\\n");
+      KSR.hdr.append_to_reply("X-Probe: " + (typeof KSR.sl) + "/" + (typeof KSR.hdr) + "/" + KSR.x.modf("sl_reply_error") + "\\r\\n");
       KSR.setflag(1); // core functions are always there
       KSR.sl.sl_send_reply(200, "OK");
     }
@@ -120,8 +120,8 @@ describe("allowed KSR modules", () => {
     const host = makeRecordingHost();
     const ctx = contextFor(tenant, host);
     expect(await reg.run(tenant, "ksr_request_route", ctx)).toEqual({ status: "ok" });
-    // modf replied first; the direct call is then refused as a second reply or sent again, either way it ran.
-    expect(host.replies[0]).toMatchObject({ status: 200, reason: "via modf" });
+    // modf replied first (sl_reply_error: 500 without a recorded error); the direct call follows.
+    expect(host.replies[0]).toMatchObject({ status: 500 });
     expect(ctx.replyHeaders[0]).toBe("X-Probe: object/object/1\r\n");
   });
 });

@@ -75,13 +75,20 @@ describe("ksr check: KSR calls", () => {
       '  KSR.x.modf("sl_send_reply", "200");',
       '  KSR.x.modf("sl_send_reply", "200", "OK");',
       "  KSR.x.modf(someName, 1);",
+      '  KSR.x.modf("get_ruri");',
+      '  KSR.x.modf("sanity_check");',
+      '  KSR.x.modf("sanity_check", "1", "2");',
+      '  KSR.x.modf("sanity_check", "1", "2", "3");',
       "  KSR.x.drop();",
     ].join("\n");
-    expect(check(route(body))).toEqual([
+    expect(check(route(body), "s.js", KEMI_MODULES)).toEqual([
       "2:3: KSR.x.leave does not exist (KSR.x has exit, drop, modf)",
       "3:3: KSR.x.modf needs the name of a module function",
-      '4:3: KSR.x.modf("no_such_function"): no module function of that name is provided',
-      '5:3: KSR.x.modf("sl_send_reply") takes 2 parameters (int, str), 1 given',
+      '4:3: KSR.x.modf("no_such_function"): no native module function of that name is provided (KSR.x.modf reaches native kamailio.cfg functions only, not KEMI-only ones; it answers -1)',
+      '5:3: KSR.x.modf("sl_send_reply") takes 2 parameters, 1 given (it answers -1)',
+      '6:3: KSR.x.modf("sl_send_reply") with 2 parameters: Kamailio 5.6 refuses it (fixup without free; it answers -1); call KSR.sl.sl_send_reply instead',
+      '8:3: KSR.x.modf("get_ruri"): no native module function of that name is provided (KSR.x.modf reaches native kamailio.cfg functions only, not KEMI-only ones; it answers -1)',
+      '11:3: KSR.x.modf("sanity_check") takes 0, 1 or 2 parameters, 3 given (it answers -1)',
     ]);
   });
 
@@ -177,7 +184,7 @@ describe("ksr check command", { timeout: 60_000 }, () => {
       `${file}:3:3: KSR.sl.sl_send_reply takes 2 arguments (int, str), 1 given`,
       `${file}:4:3: KSR.sl.sl_send_replyy is not provided by module sl`,
       `${file}:5:3: KSR.nosuchmodule is not provided by any module`,
-      `${file}:6:3: KSR.x.modf("sl_send_reply") takes 2 parameters (int, str), 1 given`,
+      `${file}:6:3: KSR.x.modf("sl_send_reply") takes 2 parameters, 1 given (it answers -1)`,
       `${file}:7:3: KSR.x.leave does not exist (KSR.x has exit, drop, modf)`,
       "5 problems found in 1 file",
     ]);
