@@ -61,6 +61,8 @@ import { NONCE_SECRET_ENV, type SingleScript, type WorkerConfig } from "../tenan
 import { DEFAULT_STREAM_LIMITS, TransportLayer, type StreamConnectionLimits } from "../transport/index.js";
 import { DEFAULT_OVERLOAD_DELAY_MS, type OverloadOptions } from "../core/overload.js";
 import { configurePike, DEFAULT_PIKE_SETTINGS, type PikeSettings } from "../modules/state/pike-store.js";
+import { DEFAULT_METRICS_HOST, DEFAULT_METRICS_PORT, parseMetricsAddress, startMetricsServer, type MetricsGatherer, type MetricsServer } from "../metrics/http.js";
+import { frontMetrics, serverMetrics } from "../ops/metrics.js";
 
 /** The hidden command a tenant's worker process runs. */
 const WORKER_COMMAND = "tenant-worker";
@@ -115,6 +117,15 @@ function locationOption(value: string): LocationMode {
   return value;
 }
 
+function metricsOption(value: string): string {
+  try {
+    parseMetricsAddress(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return value;
+}
+
 function isolationOption(value: string): Isolation {
   if (value !== "process" && value !== "in-process") throw new InvalidArgumentError(`"${value}" is not process or in-process`);
   return value;
@@ -129,6 +140,8 @@ interface RunOptions {
   watch?: boolean;
   /** With --tenants: Unix socket path for `ksr ctl` (true: --control given without a path); off when undefined. */
   control?: string | true;
+  /** `--metrics [ip:]port`: serve /metrics (true: the option without a value, the default address); off when undefined. */
+  metrics?: string | true;
   listen?: ListenSocket[];
   alias?: string[];
   /** Worker processes running the one script (1: the script runs in the server's process). */
@@ -235,6 +248,7 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
     ...[...TCP_LIMIT_FLAGS, ...PIKE_FLAGS].flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, String(opts[key])])),
     // Only ever set with --tenants (runUsageProblem); absolute, whatever the server process's directory.
     ...(opts.control === undefined ? [] : ["--control", resolveControlPath(opts.control)]),
+    ...(opts.metrics === undefined ? [] : ["--metrics", opts.metrics === true ? `${DEFAULT_METRICS_HOST}:${DEFAULT_METRICS_PORT}` : opts.metrics]),
   ];
   if (scriptPath === undefined) {
     return ["run", "--tenants", resolvePath(opts.tenants!), "--isolation", opts.isolation, ...(opts.watch === true ? ["--watch"] : []), ...common];
@@ -317,10 +331,13 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
     // Alone, the tenant needs no name on our Vias: the next hops see plain ones.
     { proxy: proxyOptions(opts), nameTenantInVia: false },
   );
+  let metrics: MetricsServer | undefined;
   await serveUntilStopped(server, () => {
+    void metrics?.close();
     registry.dispose();
     data.close();
   });
+  metrics = await startMetricsOrExit(opts, serverMetrics(server, data));
   // SIGHUP would end the process by default; a single script is not reloaded.
   process.on("SIGHUP", () => log("notice", "ksr", "SIGHUP: only a server started with --tenants reloads its scripts; ignored"));
   // SIGUSR2 would end the process too: it logs the script's counters and the load shedding's.
@@ -382,6 +399,17 @@ async function startControlOrExit(opts: RunOptions, target: ControlTarget): Prom
     return await startControlServer(resolveControlPath(opts.control), target);
   } catch (err) {
     process.stderr.write(`ksr: cannot open the control socket: ${(err as Error)?.message ?? String(err)}\n`);
+    process.exit(1);
+  }
+}
+
+/** With --metrics: the /metrics listener serving what `gather` gathers; a listener that cannot be opened exits 1. */
+async function startMetricsOrExit(opts: RunOptions, gather: MetricsGatherer): Promise<MetricsServer | undefined> {
+  if (opts.metrics === undefined) return undefined;
+  try {
+    return await startMetricsServer(parseMetricsAddress(opts.metrics), gather);
+  } catch (err) {
+    process.stderr.write(`ksr: cannot serve the metrics: ${(err as Error)?.message ?? String(err)}\n`);
     process.exit(1);
   }
 }
@@ -490,8 +518,10 @@ async function startWorkerProcesses(
     streamLimits: settingsFromFlags(opts, TCP_LIMIT_FLAGS),
   });
   let control: ControlServer | undefined;
+  let metrics: MetricsServer | undefined;
   await serveUntilStopped(server, () => {
     void control?.close();
+    void metrics?.close();
     void processes.stop();
     // The workers may still have it open: unlinked, it goes with them.
     sharedState?.remove();
@@ -506,6 +536,7 @@ async function startWorkerProcesses(
   }
   const target = processesControlTarget(processes);
   control = await startControlOrExit(opts, target);
+  metrics = await startMetricsOrExit(opts, frontMetrics(server, processes));
   return { server, target };
 }
 
@@ -593,9 +624,11 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
     { proxy: proxyOptions(opts) },
   );
   let control: ControlServer | undefined;
+  let metrics: MetricsServer | undefined;
   await serveUntilStopped(server, () => {
     // close() removes the socket file at once; the process exits right after.
     void control?.close();
+    void metrics?.close();
     registry.dispose();
     data.close();
   });
@@ -606,6 +639,7 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
   const target: ControlTarget =
     shedder === undefined ? tenantsTarget : { ...tenantsTarget, counters: async () => [...(await tenantsTarget.counters()), shedder.counterLine()] };
   control = await startControlOrExit(opts, target);
+  metrics = await startMetricsOrExit(opts, serverMetrics(server, data));
   const ids = registry.tenants.map((t) => t.id).join(", ");
   serveTenantSignals(server, target, `running tenants ${ids} of ${registry.config.file}`);
 }
@@ -621,6 +655,11 @@ export function buildProgram(): Command {
     .option("--tenants <file>", "serve the tenants of this file (YAML or JSON) instead of one script")
     .option("--watch", "with --tenants: reload a tenant when its script file changes")
     .option("--control [path]", `with --tenants: Unix socket for \`ksr ctl\` (reload, counters, tenants; default path ${DEFAULT_CONTROL_PATH}); off when not given`)
+    .option(
+      "--metrics [address]",
+      `serve Prometheus metrics on http://[ip:]port/metrics (default ${DEFAULT_METRICS_HOST}:${DEFAULT_METRICS_PORT}; loopback unless an ip is given); off when not given`,
+      metricsOption,
+    )
     .option("--isolation <mode>", "with --tenants: process (each tenant in its own worker process) or in-process", isolationOption, "process" as Isolation)
     .option("--listen <proto:ip:port>", `listen socket, repeatable (default ${DEFAULT_LISTEN.join(" and ")})`, collect(listenOption))
     .option("--alias <host[:port]>", "another name of this server (is_myself, Via checks), repeatable", collect(aliasOption))

@@ -47,6 +47,7 @@ import type { HostServices, ListenSocket, LogLevel, ReceiveInfo, TenantState, Tr
 import { log as writeLog } from "./log.js";
 import type { DataServices } from "../storage/index.js";
 import { LoadShedder, ReceiveQueueProbe, type OverloadOptions } from "./overload.js";
+import { WireCounters } from "../metrics/wire.js";
 
 export interface SipServerOptions {
   readonly listen: readonly ListenSocket[];
@@ -152,6 +153,8 @@ export class SipServer<R extends Router = Router> implements RouterHost {
   private readonly localTags = new WeakMap<MessageContext, string>();
   /** Load shedding of the receive path, when configured; the probe measures the receive queue unless a delay source is given. */
   readonly shedder: LoadShedder | undefined;
+  /** Messages received, sent and dropped by this server (host/metrics/wire.ts). */
+  readonly wire = new WireCounters();
   private readonly queueProbe: ReceiveQueueProbe | undefined;
 
   /**
@@ -255,8 +258,10 @@ export class SipServer<R extends Router = Router> implements RouterHost {
         this.rejectMalformed(parsed, rcv);
         return;
       }
-      if (this.shedder?.intercept(parsed.message, rcv) === true) return;
-      this.router.route(parsed.message, data, rcv);
+      const msg = parsed.message;
+      this.wire.received(msg.kind, msg.method, msg.status);
+      if (this.shedder?.intercept(msg, rcv) === true) return;
+      this.router.route(msg, data, rcv);
     } catch (err) {
       this.log("err", `internal error handling a message from ${describeSource(rcv)}: ${errorText(err)}`);
     }
@@ -273,11 +278,13 @@ export class SipServer<R extends Router = Router> implements RouterHost {
   private rejectMalformed(parsed: ParseFailure, rcv: ReceiveInfo): void {
     const from = describeSource(rcv);
     if (parsed.kind !== "request") {
+      this.wire.dropped("malformed");
       this.log("warn", `dropped malformed ${parsed.kind ?? "message"} from ${from}: ${parsed.error}`);
       return;
     }
     if (parsed.method === "ACK") {
       // An ACK is never answered (RFC 3261 §17.2.1 / §8.2.6).
+      this.wire.dropped("malformed");
       this.log("warn", `dropped malformed ACK from ${from}: ${parsed.error}`);
       return;
     }
@@ -287,13 +294,14 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     }
     if (upstream === undefined || !isUpstream(upstream)) {
       const why = upstream?.reason === "transport" ? `Via transport ${upstream.transport} not supported` : "no usable Via to answer";
+      this.wire.dropped("malformed");
       this.log("warn", `dropped malformed request from ${from} (${why}): ${parsed.error}`);
       return;
     }
     const status = statusForParseError(parsed.error);
     const reply = buildMalformedReply(parsed.headers!, upstream, status, reasonFromError(parsed.error), generateTag());
     this.log("notice", `malformed request from ${from}: ${parsed.error}; answering ${status}`);
-    this.send(upstream.dest, reply, upstream.socket, `${status} reply`);
+    if (this.send(upstream.dest, reply, upstream.socket, `${status} reply`)) this.wire.slReply(status);
   }
 
   // ------------------------------------------------------- HostServices
@@ -327,7 +335,10 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     const safeReason = safeReasonPhrase(reason);
     const text = buildLocalResponse(msg, upstream, status, safeReason, toTag, ctx.replyHeaders);
     const sent = this.send(upstream.dest, text, upstream.socket, `${status} reply`);
-    if (sent) ctx.replied = { status, reason: safeReason };
+    if (sent) {
+      ctx.replied = { status, reason: safeReason };
+      this.wire.slReply(status);
+    }
     return sent;
   }
 
@@ -454,6 +465,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
   private egressRefused(egress: EgressPolicy | undefined, ip: string, what: string): boolean {
     const why = egress?.refusal(unbracket(ip));
     if (why === undefined) return false;
+    this.wire.dropped("egress_refused");
     this.log("warn", `${what} to ${ip} not sent: ${why}`);
     return true;
   }
@@ -462,7 +474,11 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     if (isIP(dest.host) !== 0) {
       if (this.egressRefused(egress, dest.host, what)) return false;
       const ok = this.transport.send(dest.proto, dest.host, dest.port, text, dest.connectionId, from);
-      if (!ok) this.log("err", `failed to send ${what} to ${dest.proto}:${formatHostPort(dest.host, dest.port)}`);
+      if (ok) this.wire.sent(text);
+      else {
+        this.wire.dropped("send_failed");
+        this.log("err", `failed to send ${what} to ${dest.proto}:${formatHostPort(dest.host, dest.port)}`);
+      }
       return ok;
     }
     const family: 4 | 6 = from && isIP(from.ip) === 6 ? 6 : 4;
@@ -470,11 +486,17 @@ export class SipServer<R extends Router = Router> implements RouterHost {
       (ip) => {
         if (!this.transport.isStarted) return;
         if (this.egressRefused(egress, ip, `${what} (${dest.host})`)) return;
-        if (!this.transport.send(dest.proto, ip, dest.port, text, dest.connectionId, from)) {
+        if (this.transport.send(dest.proto, ip, dest.port, text, dest.connectionId, from)) {
+          this.wire.sent(text);
+        } else {
+          this.wire.dropped("send_failed");
           this.log("err", `failed to send ${what} to ${dest.proto}:${formatHostPort(ip, dest.port)} (${dest.host})`);
         }
       },
-      (err) => this.log("err", `cannot resolve ${dest.host} to send ${what}: ${errorText(err)}`),
+      (err) => {
+        this.wire.dropped("unresolved");
+        this.log("err", `cannot resolve ${dest.host} to send ${what}: ${errorText(err)}`);
+      },
     );
     return true;
   }

@@ -27,6 +27,7 @@ import { dividePikeDensity } from "../modules/state/pike-store.js";
 import { useSharedState } from "../modules/state/shared-sqlite.js";
 import { loadTenantsFile, singleScriptConfig, TenantsConfigError, type TenantsConfig } from "./config.js";
 import { TenantRegistry } from "./registry.js";
+import { workerOps } from "../ops/worker-ops.js";
 import {
   MISBEHAVING_NICE,
   NONCE_SECRET_ENV,
@@ -254,6 +255,7 @@ export async function runTenantWorker(
   await server.start();
   if (config.watch) registry.watch();
 
+  const ops = workerOps(server, data);
   const onFrontMessage = (msg: FrontMessage): void => {
     switch (msg.t) {
       case "sip":
@@ -270,6 +272,12 @@ export async function runTenantWorker(
         return;
       case "status":
         post({ t: "status", id: msg.id, mode: registry.get(config.tenantId)!.mode });
+        return;
+      case "ops":
+        ops(msg.method, msg.params).then(
+          (result) => post({ t: "ops", id: msg.id, result }),
+          (err: unknown) => post({ t: "ops", id: msg.id, error: err instanceof Error ? err.message : String(err) }),
+        );
         return;
     }
   };

@@ -1,0 +1,23 @@
+/**
+ * The operations a tenant worker process answers for the front (the "ops"
+ * message of host/tenants/worker-protocol.ts): its metric families, and
+ * the inspection methods of `ksr ctl` (host/ops/inspect.ts).
+ */
+import type { SipServer } from "../core/server.js";
+import type { TenantRouting } from "../core/tenant-routing.js";
+import type { DataServices } from "../storage/index.js";
+import { workerMetrics } from "./metrics.js";
+
+export type WorkerOps = (method: string, params: unknown) => Promise<unknown>;
+
+export function workerOps(server: SipServer<TenantRouting>, data: DataServices | undefined): WorkerOps {
+  const metrics = workerMetrics(server, data);
+  return async (method) => {
+    switch (method) {
+      case "metrics":
+        return metrics();
+      default:
+        throw new Error(`unknown operation ${method}`);
+    }
+  };
+}
