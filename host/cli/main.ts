@@ -27,7 +27,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { resolve as resolvePath } from "node:path";
 import type { ListenSocket, LogLevel } from "../core/context.js";
-import { LOG_LEVELS, isLogLevel, log, setLogLevel } from "../core/log.js";
+import { LOG_FORMATS, LOG_LEVELS, isLogFormat, isLogLevel, log, setLogFormat, setLogLevel, type LogFormat } from "../core/log.js";
 import { SipServer } from "../core/server.js";
 import { proxyOptionsFromTimers, type ProxyOptions } from "../proxy/proxy.js";
 import { loadTenantsFile, singleScriptConfig, TenantRegistry, TenantsConfigError } from "../tenants/index.js";
@@ -104,6 +104,11 @@ function reporterOption(value: string): TestReporter {
   return value;
 }
 
+function logFormatOption(value: string): LogFormat {
+  if (!isLogFormat(value)) throw new InvalidArgumentError(`"${value}" is not one of ${LOG_FORMATS.join(", ")}`);
+  return value;
+}
+
 function logLevelOption(value: string): LogLevel {
   if (!isLogLevel(value)) throw new InvalidArgumentError(`"${value}" is not one of ${LOG_LEVELS.join(", ")}`);
   return value;
@@ -149,6 +154,8 @@ interface RunOptions {
   heapMb: number;
   timeoutMs: number;
   logLevel: LogLevel;
+  /** Lines as text (default) or one JSON object each (host/core/log.ts). */
+  logFormat: LogFormat;
   /** false with --no-supervise: serve in this process, no restart on a crash. */
   supervise: boolean;
   /** SQLite file of the location, subscriber and address tables. */
@@ -237,6 +244,8 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
     ...(opts.alias ?? []).flatMap((a) => ["--alias", a]),
     "--log-level",
     opts.logLevel,
+    "--log-format",
+    opts.logFormat,
     "--db",
     opts.db,
     "--location",
@@ -294,6 +303,7 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
     process.exit(2);
   }
   setLogLevel(opts.logLevel);
+  setLogFormat(opts.logFormat);
   configurePike(settingsFromFlags(opts, PIKE_FLAGS));
   if (opts.supervise && !isServerProcess()) {
     const entry = fileURLToPath(import.meta.url);
@@ -496,6 +506,7 @@ async function startWorkerProcesses(
     db: opts.db === ":memory:" ? opts.db : resolvePath(opts.db),
     location: opts.location,
     logLevel: opts.logLevel,
+    logFormat: opts.logFormat,
     watch: opts.watch === true,
     timers: { t1Ms: opts.t1Ms, t2Ms: opts.t2Ms, t4Ms: opts.t4Ms, frTimerMs: opts.frTimerMs, frInvTimerMs: opts.frInvTimerMs },
   });
@@ -672,6 +683,7 @@ export function buildProgram(): Command {
     .option("--heap-mb <n>", "isolate heap limit in MB", positiveInt, DEFAULT_LIMITS.heapMb)
     .option("--timeout-ms <n>", "time limit of one route call in ms", positiveInt, DEFAULT_LIMITS.routeTimeoutMs)
     .option("--log-level <level>", `one of ${LOG_LEVELS.join(", ")}`, logLevelOption, "info" as LogLevel)
+    .option("--log-format <format>", "text (one line per record, for a terminal) or json (one JSON object per line)", logFormatOption, "text" as LogFormat)
     .option("--no-supervise", "serve in this process (no restart of a crashed server process)")
     .option("--db <file>", 'SQLite file of the location, subscriber and address tables (":memory:" for none)', DEFAULT_DB_FILE)
     .option(

@@ -44,7 +44,7 @@ import {
 } from "./outbound.js";
 import { MessageContext, newTenantState } from "./context.js";
 import type { HostServices, ListenSocket, LogLevel, ReceiveInfo, TenantState, TransportProto } from "./context.js";
-import { log as writeLog } from "./log.js";
+import { log as writeLog, logEnabled, type LogFields } from "./log.js";
 import type { DataServices } from "../storage/index.js";
 import { LoadShedder, ReceiveQueueProbe, type OverloadOptions } from "./overload.js";
 import { WireCounters } from "../metrics/wire.js";
@@ -118,8 +118,8 @@ export interface RouterHost extends HostServices {
    */
   /** `egress`: the sending tenant's policy for a request (host/core/egress.ts), checked on the address sent to. */
   send(dest: Destination, data: string, from: ListenSocket | undefined, what: string, egress?: EgressPolicy): boolean;
-  /** A log line in another scope than the server's own (a tenant's). */
-  logAs(scope: string, level: LogLevel, text: string): void;
+  /** A log line in another scope than the server's own (a tenant's), with its fields (host/core/log.ts). */
+  logAs(scope: string, level: LogLevel, text: string, fields?: LogFields, script?: boolean): void;
   /** A request refused for overload: 503 with Retry-After, To tag `toTag` (host/core/overload.ts). */
   sendShedReply(msg: SipMessage, rcv: ReceiveInfo, retryAfterS: number, toTag: string): void;
 }
@@ -236,12 +236,13 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     return this.clock();
   }
 
-  log(level: LogLevel, text: string, _ctx?: MessageContext): void {
-    this.logAs(this.tenant.id, level, text);
+  log(level: LogLevel, text: string, ctx?: MessageContext, script?: boolean): void {
+    if (!logEnabled(level, this.tenant.id)) return;
+    this.logAs(this.tenant.id, level, text, ctx === undefined ? undefined : messageLogFields(ctx), script);
   }
 
-  logAs(scope: string, level: LogLevel, text: string): void {
-    writeLog(level, scope, text);
+  logAs(scope: string, level: LogLevel, text: string, fields?: LogFields, script?: boolean): void {
+    writeLog(level, scope, text, fields, script);
   }
 
   // ---------------------------------------------------------------- receive
@@ -466,7 +467,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     const why = egress?.refusal(unbracket(ip));
     if (why === undefined) return false;
     this.wire.dropped("egress_refused");
-    this.log("warn", `${what} to ${ip} not sent: ${why}`);
+    this.logAs(this.tenant.id, "warn", `${what} to ${ip} not sent: ${why}`, { dst: ip });
     return true;
   }
 
@@ -477,7 +478,8 @@ export class SipServer<R extends Router = Router> implements RouterHost {
       if (ok) this.wire.sent(text);
       else {
         this.wire.dropped("send_failed");
-        this.log("err", `failed to send ${what} to ${dest.proto}:${formatHostPort(dest.host, dest.port)}`);
+        const dst = `${dest.proto}:${formatHostPort(dest.host, dest.port)}`;
+        this.logAs(this.tenant.id, "err", `failed to send ${what} to ${dst}`, { dst });
       }
       return ok;
     }
@@ -490,12 +492,13 @@ export class SipServer<R extends Router = Router> implements RouterHost {
           this.wire.sent(text);
         } else {
           this.wire.dropped("send_failed");
-          this.log("err", `failed to send ${what} to ${dest.proto}:${formatHostPort(ip, dest.port)} (${dest.host})`);
+          const dst = `${dest.proto}:${formatHostPort(ip, dest.port)}`;
+          this.logAs(this.tenant.id, "err", `failed to send ${what} to ${dst} (${dest.host})`, { dst });
         }
       },
       (err) => {
         this.wire.dropped("unresolved");
-        this.log("err", `cannot resolve ${dest.host} to send ${what}: ${errorText(err)}`);
+        this.logAs(this.tenant.id, "err", `cannot resolve ${dest.host} to send ${what}: ${errorText(err)}`, { dst: `${dest.proto}:${formatHostPort(dest.host, dest.port)}` });
       },
     );
     return true;
@@ -509,6 +512,11 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     }
     return tag;
   }
+}
+
+/** The log fields of a record about ctx's message: its tenant, route kind, Call-ID and source. */
+export function messageLogFields(ctx: MessageContext): LogFields {
+  return { tenant: ctx.tenant.id, route: ctx.routeType, callId: ctx.msg.callId, src: describeSource(ctx.rcv) };
 }
 
 function describeSource(rcv: ReceiveInfo): string {

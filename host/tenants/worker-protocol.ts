@@ -102,6 +102,8 @@ export interface WorkerConfig {
   /** Where registrations live (`ksr run --location`). */
   readonly location: LocationMode;
   readonly logLevel: string;
+  /** `ksr run --log-format`: text or json. */
+  readonly logFormat?: string;
   readonly watch: boolean;
   readonly timers: ProxyTimerSettings;
 }

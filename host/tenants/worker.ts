@@ -17,7 +17,7 @@ import { isIP } from "node:net";
 import { readdirSync } from "node:fs";
 import { getPriority, setPriority } from "node:os";
 import type { ListenSocket, ReceiveInfo, TransportProto } from "../core/context.js";
-import { log, setLogLevel, isLogLevel } from "../core/log.js";
+import { log, setLogLevel, isLogLevel, isLogFormat, setLogFormat } from "../core/log.js";
 import type { ServerTransport } from "../core/server.js";
 import { tenantServer } from "../core/tenant-routing.js";
 import { pickSendingSocket, type TransportOptions } from "../transport/index.js";
@@ -224,6 +224,7 @@ export async function runTenantWorker(
   openData: (file: string, location: LocationMode, sharedBy: SharingWorkers | undefined) => DataServices,
 ): Promise<void> {
   if (isLogLevel(config.logLevel)) setLogLevel(config.logLevel);
+  if (config.logFormat !== undefined && isLogFormat(config.logFormat)) setLogFormat(config.logFormat);
   const post = (msg: WorkerMessage): void => {
     // The channel is gone only when the front is; 'disconnect' ends us then.
     if (process.connected) process.send!(msg);
