@@ -6,7 +6,7 @@
  *                    [--no-supervise] [--overload-delay-ms n] [--no-overload-shedding]
  *   ksr run --tenants <tenants.yaml> [--watch] [--listen ...] [--alias ...]
  *                    [--log-level level] [--no-supervise] [--overload-delay-ms n] [--no-overload-shedding]
- *   ksr ctl [--control <path>] tenants | reload [tenant] | counters   (host/cli/ctl.ts)
+ *   ksr ctl [--control <path>] tenants | reload [tenant] | counters | stats | ul ... | htable ... | loglevel ...   (host/cli/ctl.ts)
  *   ksr api [--json]
  *   ksr check <script...>
  *   ksr test [files...] [--reporter text|junit] [--watch]
@@ -63,6 +63,7 @@ import { DEFAULT_OVERLOAD_DELAY_MS, type OverloadOptions } from "../core/overloa
 import { configurePike, DEFAULT_PIKE_SETTINGS, type PikeSettings } from "../modules/state/pike-store.js";
 import { DEFAULT_METRICS_HOST, DEFAULT_METRICS_PORT, parseMetricsAddress, startMetricsServer, type MetricsGatherer, type MetricsServer } from "../metrics/http.js";
 import { frontMetrics, serverMetrics } from "../ops/metrics.js";
+import { frontOps, localOps } from "../ops/control-ops.js";
 
 /** The hidden command a tenant's worker process runs. */
 const WORKER_COMMAND = "tenant-worker";
@@ -255,7 +256,7 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
     String(opts.overloadDelayMs),
     ...(opts.overloadShedding ? [] : ["--no-overload-shedding"]),
     ...[...TCP_LIMIT_FLAGS, ...PIKE_FLAGS].flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, String(opts[key])])),
-    // Only ever set with --tenants (runUsageProblem); absolute, whatever the server process's directory.
+    // Absolute, whatever the server process's directory.
     ...(opts.control === undefined ? [] : ["--control", resolveControlPath(opts.control)]),
     ...(opts.metrics === undefined ? [] : ["--metrics", opts.metrics === true ? `${DEFAULT_METRICS_HOST}:${DEFAULT_METRICS_PORT}` : opts.metrics]),
   ];
@@ -270,9 +271,6 @@ function runUsageProblem(scriptPath: string | undefined, opts: RunOptions, fromC
   if (scriptPath !== undefined && opts.tenants !== undefined) return "give either a script or --tenants, not both";
   if (scriptPath === undefined && opts.tenants === undefined) return "missing the script to run (or --tenants <file>)";
   if (opts.tenants === undefined && opts.watch === true) return "--watch reloads the scripts of a tenants file: use it with --tenants";
-  if (opts.tenants === undefined && opts.control !== undefined && opts.workers < 2) {
-    return "--control opens the control socket of a server of worker processes: use it with --tenants or --workers 2 or more";
-  }
   if (opts.tenants !== undefined && fromCli("workers")) return "--workers applies to a single script: give a tenant several workers with `workers: N` in the tenants file";
   if (opts.tenants === undefined && opts.workers >= 2) {
     const problem = sharingProblem(opts.db, opts.location);
@@ -342,12 +340,16 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
     { proxy: proxyOptions(opts), nameTenantInVia: false },
   );
   let metrics: MetricsServer | undefined;
+  let control: ControlServer | undefined;
   await serveUntilStopped(server, () => {
     void metrics?.close();
+    void control?.close();
     registry.dispose();
     data.close();
   });
-  metrics = await startMetricsOrExit(opts, serverMetrics(server, data));
+  const gather = serverMetrics(server, data);
+  metrics = await startMetricsOrExit(opts, gather);
+  control = await startControlOrExit(opts, { ...inProcessControlTarget(registry, server.router), ops: localOps(server, data, gather) });
   // SIGHUP would end the process by default; a single script is not reloaded.
   process.on("SIGHUP", () => log("notice", "ksr", "SIGHUP: only a server started with --tenants reloads its scripts; ignored"));
   // SIGUSR2 would end the process too: it logs the script's counters and the load shedding's.
@@ -545,9 +547,10 @@ async function startWorkerProcesses(
     sharedState?.remove();
     process.exit(1);
   }
-  const target = processesControlTarget(processes);
+  const gather = frontMetrics(server, processes);
+  const target: ControlTarget = { ...processesControlTarget(processes), ops: frontOps(server, processes, gather) };
   control = await startControlOrExit(opts, target);
-  metrics = await startMetricsOrExit(opts, frontMetrics(server, processes));
+  metrics = await startMetricsOrExit(opts, gather);
   return { server, target };
 }
 
@@ -644,13 +647,14 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
     data.close();
   });
   if (opts.watch === true) registry.watch();
-  const tenantsTarget = inProcessControlTarget(registry, server.router);
+  const gather = serverMetrics(server, data);
+  const tenantsTarget: ControlTarget = { ...inProcessControlTarget(registry, server.router), ops: localOps(server, data, gather) };
   // Load shedding is the server's (one receive queue for every tenant): its line after the tenants'.
   const shedder = server.shedder;
   const target: ControlTarget =
     shedder === undefined ? tenantsTarget : { ...tenantsTarget, counters: async () => [...(await tenantsTarget.counters()), shedder.counterLine()] };
   control = await startControlOrExit(opts, target);
-  metrics = await startMetricsOrExit(opts, serverMetrics(server, data));
+  metrics = await startMetricsOrExit(opts, gather);
   const ids = registry.tenants.map((t) => t.id).join(", ");
   serveTenantSignals(server, target, `running tenants ${ids} of ${registry.config.file}`);
 }
@@ -665,7 +669,7 @@ export function buildProgram(): Command {
     .argument("[script]", "routing script (.js or .ts) defining ksr_request_route()")
     .option("--tenants <file>", "serve the tenants of this file (YAML or JSON) instead of one script")
     .option("--watch", "with --tenants: reload a tenant when its script file changes")
-    .option("--control [path]", `with --tenants: Unix socket for \`ksr ctl\` (reload, counters, tenants; default path ${DEFAULT_CONTROL_PATH}); off when not given`)
+    .option("--control [path]", `Unix socket for \`ksr ctl\` (tenants, reload, counters, stats, ul, htable, tm, tcp, pike, loglevel …; default path ${DEFAULT_CONTROL_PATH}); off when not given`)
     .option(
       "--metrics [address]",
       `serve Prometheus metrics on http://[ip:]port/metrics (default ${DEFAULT_METRICS_HOST}:${DEFAULT_METRICS_PORT}; loopback unless an ip is given); off when not given`,

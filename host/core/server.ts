@@ -20,6 +20,7 @@ import { generateTag } from "../sip/serialize.js";
 import { formatVia } from "../sip/via.js";
 import { renderRecordRoute } from "../proxy/record-route.js";
 import { TransportLayer, type PolicyCounters, type StreamConnectionLimits, type TransportOptions } from "../transport/index.js";
+import type { TcpConnectionEntry } from "../transport/tcp.js";
 import { formatHostPort, formatListenSocket, parseListenSocket, sameIp, unbracket } from "../transport/listen-socket.js";
 import {
   buildForwardedRequest,
@@ -129,7 +130,7 @@ export type ServerTransport = Pick<
   TransportLayer,
   "start" | "stop" | "isStarted" | "send" | "socketFor" | "tcpConnectionRemoteIp" | "tcpConnectionCount"
 > &
-  Partial<Pick<TransportLayer, "tcpCounterLine" | "tcpPolicyCounters">>;
+  Partial<Pick<TransportLayer, "tcpCounterLine" | "tcpPolicyCounters" | "tcpConnections">>;
 
 async function defaultResolve(host: string, family: 4 | 6): Promise<string> {
   const r = await lookup(host, { family });
@@ -220,6 +221,11 @@ export class SipServer<R extends Router = Router> implements RouterHost {
 
   get tcpConnectionCount(): number {
     return this.transport.tcpConnectionCount;
+  }
+
+  /** The open TCP connections (`ksr ctl tcp list`); none for a transport that keeps no sockets of its own. */
+  tcpConnections(): TcpConnectionEntry[] {
+    return this.transport.tcpConnections?.() ?? [];
   }
 
   /** What the TCP connection policy refused and closed so far; undefined for a transport without one. */

@@ -7,17 +7,16 @@ import type { SipServer } from "../core/server.js";
 import type { TenantRouting } from "../core/tenant-routing.js";
 import type { DataServices } from "../storage/index.js";
 import { workerMetrics } from "./metrics.js";
+import { isInspectMethod, LocalInspector, OpsError, type Params } from "./inspect.js";
 
 export type WorkerOps = (method: string, params: unknown) => Promise<unknown>;
 
 export function workerOps(server: SipServer<TenantRouting>, data: DataServices | undefined): WorkerOps {
   const metrics = workerMetrics(server, data);
-  return async (method) => {
-    switch (method) {
-      case "metrics":
-        return metrics();
-      default:
-        throw new Error(`unknown operation ${method}`);
-    }
+  const inspector = new LocalInspector(server, data);
+  return async (method, params) => {
+    if (method === "metrics") return metrics();
+    if (isInspectMethod(method)) return inspector.call(method, (params ?? {}) as Params);
+    throw new OpsError(`unknown operation ${method}`);
   };
 }
