@@ -175,6 +175,22 @@ export function tenantFamilies(source: TenantMetricSource): CollectedMetric[] {
     ),
     perTenant("ksr_htable_items", "Items in the tenant's htables (expired ones until swept)", "gauge", (t) => tenantHtables(t.id).size, "max"),
     perTenant("ksr_htable_bytes", "Bytes of keys and values in the tenant's htables", "gauge", (t) => tenantHtables(t.id).bytes, "max"),
+    family(
+      "ksr_htable_table_items",
+      "Live items of each of the tenant's htables (tables per tenant are bounded by its htable limits)",
+      "gauge",
+      () =>
+        tenants().flatMap((t) => {
+          const store = tenantHtables(t.id);
+          const now = Date.now();
+          return store.tableNames().map((table) => {
+            let n = 0;
+            for (const _ of store.entries(table, now)) n++;
+            return { labels: { tenant: t.id, table }, value: n };
+          });
+        }),
+      "max",
+    ),
   ];
 }
 

@@ -27,16 +27,30 @@ export function serverMetrics(server: SipServer<TenantRouting>, data: DataServic
   return tenantsGatherer(server, data, metricsRegistry(serverFamilies(server), true));
 }
 
-/** A tenant worker process: its tenant's families only (the front has the sockets and process-wide ones). */
-export function workerMetrics(server: SipServer<TenantRouting>, data: DataServices | undefined): MetricsGatherer {
-  return tenantsGatherer(server, data, undefined);
+/**
+ * A tenant worker process: its tenant's families (the front has the
+ * sockets), and its own process metrics (event-loop lag, GC, CPU, memory)
+ * labelled `process="<worker>"` (the tenant id, `id#index` in a pool), so
+ * that the front lists them per worker instead of adding them up.
+ */
+export function workerMetrics(server: SipServer<TenantRouting>, data: DataServices | undefined, processLabel: string): MetricsGatherer {
+  const own = metricsRegistry([], true);
+  own.setDefaultLabels({ process: processLabel });
+  return tenantsGatherer(server, data, own);
 }
 
 /** The front of tenant worker processes: its sockets, what it keeps of its workers, its own process, and every worker's families. */
 export function frontMetrics(server: SipServer, processes: TenantProcesses): MetricsGatherer {
   const registry = metricsRegistry(
     [...serverFamilies(server, () => processes.shedders()), ...slFamilies(server.wire), ...frontFamilies(() => processes.workerReadings())],
-    true,
+    false,
   );
-  return async () => [(await registry.getMetricsAsJSON()) as MetricsJson, ...(await processes.workerMetrics())];
+  // Its process metrics apart from each worker's (labelled by worker).
+  const own = metricsRegistry([], true);
+  own.setDefaultLabels({ process: "front" });
+  return async () => [
+    (await registry.getMetricsAsJSON()) as MetricsJson,
+    (await own.getMetricsAsJSON()) as MetricsJson,
+    ...(await processes.workerMetrics()),
+  ];
 }

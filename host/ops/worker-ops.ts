@@ -11,8 +11,8 @@ import { isInspectMethod, LocalInspector, OpsError, type Params } from "./inspec
 
 export type WorkerOps = (method: string, params: unknown) => Promise<unknown>;
 
-export function workerOps(server: SipServer<TenantRouting>, data: DataServices | undefined): WorkerOps {
-  const metrics = workerMetrics(server, data);
+export function workerOps(server: SipServer<TenantRouting>, data: DataServices | undefined, processLabel: string): WorkerOps {
+  const metrics = workerMetrics(server, data, processLabel);
   const inspector = new LocalInspector(server, data);
   return async (method, params) => {
     if (method === "metrics") return metrics();

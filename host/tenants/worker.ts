@@ -256,7 +256,7 @@ export async function runTenantWorker(
   await server.start();
   if (config.watch) registry.watch();
 
-  const ops = workerOps(server, data);
+  const ops = workerOps(server, data, label);
   const onFrontMessage = (msg: FrontMessage): void => {
     switch (msg.t) {
       case "sip":

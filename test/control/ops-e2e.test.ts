@@ -73,6 +73,7 @@ describe("ksr ctl against ksr run script.js --control", () => {
     const scoped = json<Record<string, Record<string, number>>>(socket, ["--tenant", "default", "stats"]);
     expect(scoped["sip"]).toBeUndefined();
     expect(scoped["htable"]!['ksr_htable_items{tenant="default"}']).toBe(1);
+    expect(scoped["htable"]!['ksr_htable_table_items{tenant="default",table="seen"}']).toBe(1);
     expect(ctl(socket, ["stats"]).stdout).toContain('sip:ksr_sip_requests_received_total{method="OPTIONS"} = 3\n');
 
     expect(json<{ uptimeS: number; startedAt: string }>(socket, ["uptime"]).uptimeS).toBeGreaterThanOrEqual(0);

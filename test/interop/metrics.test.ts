@@ -174,8 +174,14 @@ describe.each([1, 2])("ksr run --metrics after a sipp run (workers %i)", (worker
     expect(expected.filter((name) => !families.has(name))).toEqual([]);
   });
 
-  it("has process metrics: event-loop lag and GC time", () => {
-    expect(run.text).toMatch(/^nodejs_eventloop_lag_seconds \d/m);
+  it("has process metrics: event-loop lag and GC time, with worker processes the front's and each worker's", () => {
     expect(run.text).toMatch(/^# TYPE nodejs_gc_duration_seconds histogram/m);
+    if (workers === 1) {
+      expect(run.text).toMatch(/^nodejs_eventloop_lag_seconds \d/m);
+      return;
+    }
+    for (const process of ["front", "default#0", "default#1"]) {
+      expect(run.text).toMatch(new RegExp(`^nodejs_eventloop_lag_seconds\\{process="${process}"\\} \\d`, "m"));
+    }
   });
 });
