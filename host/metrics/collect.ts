@@ -111,6 +111,20 @@ export function tenantFamilies(source: TenantMetricSource): CollectedMetric[] {
     family(name, help, type, () => tenants().map((t) => ({ labels: { tenant: t.id }, value: value(t) })), aggregator);
   const heap = (t: (typeof registry.tenants)[number]) => (t.runner as HeapReading).heapBytes ?? { used: 0, limit: 0 };
   const table = (t: (typeof registry.tenants)[number]) => source.routing.proxyOf(t.id)?.table;
+  type Table = NonNullable<ReturnType<typeof table>>;
+  /** A family of the tenants' transaction tables, one sample per kind: server, then client. */
+  const byKind = (name: string, help: string, type: MetricType, read: (tb: Table) => readonly [number, number]) =>
+    family(name, help, type, () =>
+      tenants().flatMap((t) => {
+        const tb = table(t);
+        if (tb === undefined) return [];
+        const [server, client] = read(tb);
+        return [
+          { labels: { tenant: t.id, kind: "server" }, value: server },
+          { labels: { tenant: t.id, kind: "client" }, value: client },
+        ];
+      }),
+    );
   return [
     perTenant("ksr_tenant_route_calls_total", "Route calls of the tenant's script (request, reply, failure, branch, onreply routes), refused ones included", "counter", (t) => t.counters.messages),
     family("ksr_tenant_route_errors_total", "Route calls that failed, by kind (exception, timeout, oom)", "counter", () =>
@@ -137,28 +151,8 @@ export function tenantFamilies(source: TenantMetricSource): CollectedMetric[] {
     perTenant("ksr_tenant_cpu_seconds_total", "CPU time of the tenant's isolates and of the host work for their KSR calls", "counter", (t) => Number(t.counters.cpuNs) / 1e9),
     perTenant("ksr_tenant_cpu_share", "The tenant's CPU share (cores' worth it may use, limits.cpuShare)", "gauge", (t) => t.config.limits.cpuShare),
     perTenant("ksr_tenant_async_mode", "1 once the tenant's script was demoted to asynchronous execution", "gauge", (t) => (t.mode === "async" ? 1 : 0), "max"),
-    family("ksr_transactions_current", "Transactions in the tenant's table (settled ones waiting for their timers included), by kind", "gauge", () =>
-      tenants().flatMap((t) => {
-        const tb = table(t);
-        return tb === undefined
-          ? []
-          : [
-              { labels: { tenant: t.id, kind: "server" }, value: tb.serverCount },
-              { labels: { tenant: t.id, kind: "client" }, value: tb.clientCount },
-            ];
-      }),
-    ),
-    family("ksr_transactions_total", "Transactions created, by kind (server: requests handled statefully; client: branches sent)", "counter", () =>
-      tenants().flatMap((t) => {
-        const tb = table(t);
-        return tb === undefined
-          ? []
-          : [
-              { labels: { tenant: t.id, kind: "server" }, value: tb.serversAdded },
-              { labels: { tenant: t.id, kind: "client" }, value: tb.clientsAdded },
-            ];
-      }),
-    ),
+    byKind("ksr_transactions_current", "Transactions in the tenant's table (settled ones waiting for their timers included), by kind", "gauge", (tb) => [tb.serverCount, tb.clientCount]),
+    byKind("ksr_transactions_total", "Transactions created, by kind (server: requests handled statefully; client: branches sent)", "counter", (tb) => [tb.serversAdded, tb.clientsAdded]),
     family("ksr_transactions_final_total", "Server transactions answered, by the class of their final response", "counter", () =>
       tenants().flatMap((t) => {
         const tb = table(t);

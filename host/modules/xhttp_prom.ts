@@ -28,6 +28,12 @@ function parseNumber(text: string): number | undefined {
   return Number(text);
 }
 
+/** A function taking a number written as a string (Kamailio's double_parse_str): -1, logged, when it is not one. */
+function withNumber(ctx: MessageContext, fn: string, value: string, apply: (n: number) => ScriptMetricFailure | undefined): number {
+  const number = parseNumber(value);
+  return outcome(ctx, fn, number === undefined ? `"${value.slice(0, 40)}" is not a number` : apply(number));
+}
+
 const labelParams = (n: number): KemiParamType[] => Array.from({ length: n }, () => "str" as const);
 
 function family(n: number): Record<string, KemiFunction> {
@@ -51,11 +57,8 @@ function family(n: number): Record<string, KemiFunction> {
       params: ["str", "str", ...labelParams(n)],
       returns: "int",
       doc: `Set the script gauge, ${which}, to the number written in the second argument. 1 on success, -1 on failure.`,
-      run: (ctx: MessageContext, name: string, value: string, ...labels: string[]) => {
-        const number = parseNumber(value);
-        const metrics = tenantScriptMetrics(ctx.tenant.id);
-        return outcome(ctx, `gauge_set_l${n}`, number === undefined ? `"${value.slice(0, 40)}" is not a number` : metrics.gaugeSet(name, number, labels));
-      },
+      run: (ctx: MessageContext, name: string, value: string, ...labels: string[]) =>
+        withNumber(ctx, `gauge_set_l${n}`, value, (number) => tenantScriptMetrics(ctx.tenant.id).gaugeSet(name, number, labels)),
     },
     [`gauge_reset_l${n}`]: {
       params: ["str", ...labelParams(n)],
@@ -68,15 +71,8 @@ function family(n: number): Record<string, KemiFunction> {
       params: ["str", "str", ...labelParams(n)],
       returns: "int",
       doc: `Observe the number written in the second argument in the script histogram, ${which} (buckets 0.005 … 10). 1 on success, -1 on failure.`,
-      run: (ctx: MessageContext, name: string, value: string, ...labels: string[]) => {
-        const number = parseNumber(value);
-        const metrics = tenantScriptMetrics(ctx.tenant.id);
-        return outcome(
-          ctx,
-          `histogram_observe_l${n}`,
-          number === undefined ? `"${value.slice(0, 40)}" is not a number` : metrics.histogramObserve(name, number, labels),
-        );
-      },
+      run: (ctx: MessageContext, name: string, value: string, ...labels: string[]) =>
+        withNumber(ctx, `histogram_observe_l${n}`, value, (number) => tenantScriptMetrics(ctx.tenant.id).histogramObserve(name, number, labels)),
     },
   };
 }

@@ -17,7 +17,7 @@ import { isLogLevel, LOG_LEVELS, logLevel, setLogLevel } from "../core/log.js";
 import type { MetricsGatherer } from "../metrics/http.js";
 import type { DataServices } from "../storage/index.js";
 import type { TenantProcesses } from "../tenants/processes.js";
-import { INSPECT_METHODS, isInspectMethod, LocalInspector, OpsError, optionalStringParam, type Params, type TmStats } from "./inspect.js";
+import { INSPECT_METHODS, isInspectMethod, LocalInspector, OpsError, optionalStringParam, type InspectMethod, type Params, type TmStats } from "./inspect.js";
 import { versionInfo } from "./version.js";
 
 /** Every method of this module, as the control socket serves them. */
@@ -72,22 +72,27 @@ export function localOps(server: SipServer<TenantRouting>, data: DataServices | 
   const inspector = new LocalInspector(server, data);
   const ids = () => server.router.registry.tenants.map((t) => t.id);
   return async (method, params) => {
-    switch (method) {
-      case "stats": {
-        const tenant = optionalStringParam(params, "tenant");
-        knownTenant(ids(), tenant);
-        return stats(gather, tenant);
-      }
-      case "uptime":
-        return uptime();
-      case "version":
-        return versionInfo();
-      case "tcp.list":
-        return server.tcpConnections();
-      default:
-        return inspector.call(method, params);
+    if (!isInspectMethod(method)) {
+      const tenant = optionalStringParam(params, "tenant");
+      knownTenant(ids(), tenant);
+      return processAnswer(method, server, gather, tenant);
     }
+    return inspector.call(method, params);
   };
+}
+
+/** What the process holding the sockets answers itself: stats (what it gathers), uptime, version, its TCP connections. */
+function processAnswer(method: Exclude<OpsMethod, InspectMethod>, server: SipServer, gather: MetricsGatherer, tenant: string | undefined): Promise<unknown> | unknown {
+  switch (method) {
+    case "stats":
+      return stats(gather, tenant);
+    case "uptime":
+      return uptime();
+    case "version":
+      return versionInfo();
+    case "tcp.list":
+      return server.tcpConnections();
+  }
 }
 
 /** The front of tenant worker processes: its own methods, the rest from the workers. */
@@ -96,19 +101,11 @@ export function frontOps(server: SipServer, processes: TenantProcesses, gather: 
   return async (method, params) => {
     const tenant = optionalStringParam(params, "tenant");
     knownTenant(ids, tenant);
+    if (!isInspectMethod(method)) return processAnswer(method, server, gather, tenant);
     switch (method) {
-      case "stats":
-        return stats(gather, tenant);
-      case "uptime":
-        return uptime();
-      case "version":
-        return versionInfo();
-      case "tcp.list":
-        return server.tcpConnections();
       case "loglevel":
         return frontLogLevel(processes, params, tenant);
       default: {
-        if (!isInspectMethod(method)) throw new OpsError(`unknown method ${method}`);
         if (tenant === undefined && ids.length > 1 && ONE_TENANT_METHODS.has(method)) throw new OpsError(`say which tenant (--tenant): ${ids.join(", ")}`);
         const answers = await processes.askWorkers(method, params, tenant);
         return mergeAnswers(method, answers);

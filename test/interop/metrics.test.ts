@@ -13,7 +13,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { ensureBuilt, findFreePort, runSipp, sippMessageCounters, startKsr, type KsrProcess, type SippRun } from "../../bench/lib/sipp.mjs";
 import { RELAY_SCRIPT_TEMPLATE, SIPP_SCENARIOS, calleeRunAfterCaller, describeSipp, expectAllCallsSucceeded, requireSipp, scriptWithSettings, startCallee } from "./harness.js";
 
@@ -105,8 +105,6 @@ describe.each([1, 2])("ksr run --metrics after a sipp run (workers %i)", (worker
     ensureBuilt();
     run = await runAndScrape(workers);
   });
-
-  afterAll(() => undefined);
 
   it("completed every call (the counts below are of a known run)", () => {
     expectAllCallsSucceeded("caller", run.caller, CALLS, run.diagnostics);
