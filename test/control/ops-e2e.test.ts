@@ -191,3 +191,44 @@ describe("ksr ctl against the front of worker processes", () => {
     expect(await ksr.stop()).toBe(0);
   }, 60_000);
 });
+
+describe("ksr ctl and /metrics against ksr run --tenants --isolation in-process", () => {
+  it("keeps each tenant's data and levels apart in one process", async () => {
+    const dir = tenantDir();
+    dir.write("a.js", SCRIPT);
+    dir.write("b.js", SCRIPT);
+    const file = dir.write(
+      "tenants.yaml",
+      `tenants:
+  - id: a
+    script: a.js
+    match: { domains: [a.example] }
+  - id: b
+    script: b.js
+    match: { domains: [b.example] }
+`,
+    );
+    const socket = path.join(dir.dir, "ksr.ctl");
+    const { findFreePort } = await import("../../bench/lib/sipp.mjs");
+    const metricsPort = await findFreePort();
+    const ksr = await startKsr(["--tenants", file, "--isolation", "in-process", "--control", socket, "--metrics", String(metricsPort), "--db", ":memory:", "--no-supervise"]);
+    const client = await peer();
+    for (let i = 0; i < 2; i++) expect((await ask(client, ksr.udpPort, { method: "OPTIONS", uri: "sip:x@a.example", callId: `in-a-${i}` })).status).toBe(200);
+    expect((await ask(client, ksr.udpPort, { method: "OPTIONS", uri: "sip:x@b.example", callId: "in-b" })).status).toBe(200);
+
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(text).toContain('ksr_tenant_route_calls_total{tenant="a"} 2\n');
+    expect(text).toContain('ksr_tenant_route_calls_total{tenant="b"} 1\n');
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/other`)).status).toBe(404);
+
+    expect(json<{ items: { key: string; value: unknown }[] }>(socket, ["--tenant", "a", "htable", "dump", "seen"]).items).toEqual([{ key: "alice", value: 2 }]);
+    expect(json<{ items: { key: string; value: unknown }[] }>(socket, ["--tenant", "b", "htable", "dump", "seen"]).items).toEqual([{ key: "alice", value: 1 }]);
+    expect(ctl(socket, ["htable", "dump", "seen"]).stderr).toContain("say which tenant (--tenant): a, b");
+    expect(ctl(socket, ["loglevel", "b", "dbg"]).stdout).toBe("server: info\ntenant b: dbg\n");
+    expect((await ask(client, ksr.udpPort, { method: "OPTIONS", uri: "sip:x@a.example", callId: "in-a-quiet" })).status).toBe(200);
+    expect((await ask(client, ksr.udpPort, { method: "OPTIONS", uri: "sip:x@b.example", callId: "in-b-loud" })).status).toBe(200);
+    await ksr.waitFor('script="debug line of in-b-loud"');
+    expect(ksr.stderr()).not.toContain("debug line of in-a-quiet");
+    expect(await ksr.stop()).toBe(0);
+  }, 60_000);
+});

@@ -112,6 +112,27 @@ describe("log records", () => {
     expect(records.some((r) => r["component"] === "victim" || r["tenant"] === "victim")).toBe(false);
   });
 
+  it("--log-format json reaches worker processes: with --workers 2 every line, the front's and the workers', is a JSON record", async () => {
+    const dir = tenantDir();
+    dir.write("logger.js", FORGING_SCRIPT);
+    const ksr = await startKsr(
+      [path.join(dir.dir, "logger.js"), "--workers", "2", "--log-format", "json", "--log-level", "dbg", "--db", path.join(dir.dir, "ksr.sqlite"), "--no-supervise"],
+      { ready: /running .* on udp:127\.0\.0\.1:(\d+)/ },
+    );
+    const client = await peer();
+    for (let i = 0; i < 4; i++) expect((await ask(client, ksr.udpPort, { method: "OPTIONS", uri: "sip:x@127.0.0.1", callId: `pool-log-${i}` })).reason).toBe("logged");
+    for (let i = 0; i < 4; i++) await ksr.waitFor(`"callId":"pool-log-${i}"`);
+    expect(await ksr.stop()).toBe(0);
+    const records = ksr
+      .stderr()
+      .split("\n")
+      .filter((l) => l !== "")
+      .map((l) => JSON.parse(l) as Record<string, string>);
+    // The workers' own lines (their components are ksr/default#0 and #1) are there too, as JSON.
+    expect(new Set(records.map((r) => r["component"]))).toEqual(new Set(["ksr", "default", "default#0", "default#1", "ksr/default#0", "ksr/default#1"]));
+    expect(records.filter((r) => r["script"] !== undefined)).toHaveLength(12);
+  });
+
   it("--log-format text: a script's newline, escapes and forged records stay inside its quoted field", async () => {
     const ksr = await startKsr([scriptFile(FORGING_SCRIPT), "--db", ":memory:", "--no-supervise"], { ready: /running .* on udp:127\.0\.0\.1:(\d+)/ });
     const client = await peer();
