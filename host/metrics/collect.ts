@@ -26,6 +26,7 @@ import type { LoadShedder } from "../core/overload.js";
 import type { PolicyCounters } from "../transport/index.js";
 import { tenantHtables } from "../modules/state/htable-store.js";
 import { allScriptMetrics } from "./script-metrics.js";
+import { udpReceiveBufferDrops } from "./udp-drops.js";
 import { COUNTED_METHODS, DROP_REASONS, STATUS_CLASSES, type WireCounters } from "./wire.js";
 
 type MetricType = "counter" | "gauge" | "histogram";
@@ -78,6 +79,10 @@ export function serverFamilies(server: ServerMetricSource, extraShedders: () => 
     family("ksr_dropped_messages_total", "Messages the server dropped, by reason", "counter", () =>
       DROP_REASONS.map((reason, i) => ({ labels: { reason }, value: w.drops[i]! })),
     ),
+    family("ksr_udp_receive_buffer_drops_total", "Datagrams the kernel dropped for a full receive buffer on this server's UDP sockets (Linux)", "counter", () => {
+      const drops = udpReceiveBufferDrops();
+      return drops === undefined ? [] : [{ labels: {}, value: drops }];
+    }),
     family("ksr_tcp_connections", "Open TCP connections (inbound and outbound)", "gauge", () => [{ labels: {}, value: server.tcpConnectionCount }]),
     family("ksr_tcp_policy_events_total", "TCP connections refused or closed, and messages dropped, by the connection policy", "counter", () => {
       const c = server.tcpPolicyCounters;

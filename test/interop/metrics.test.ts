@@ -132,6 +132,7 @@ describe.each([1, 2])("ksr run --metrics after a sipp run (workers %i)", (worker
     expect(sample(s, 'ksr_sip_replies_sent_total{class="2xx"}'), diagnostics).toBe(copies(caller, "200", 0) + copies(caller, "200", 1));
     expect(sample(s, 'ksr_sip_replies_sent_total{class="4xx"}'), diagnostics).toBe(0);
     expect(sample(s, 'ksr_dropped_messages_total{reason="malformed"}'), diagnostics).toBe(0);
+    expect(sample(s, "ksr_udp_receive_buffer_drops_total"), diagnostics).toBeGreaterThanOrEqual(0);
   });
 
   it("counts the tenant's transactions, route calls and their latency", () => {
