@@ -1440,6 +1440,114 @@ declare namespace KSRTypes {
     t_precheck_trans(): number;
   }
 
+  /** KSR.xhttp_prom: Kamailio module xhttp_prom. */
+  interface XhttpPromModule {
+    /** @deprecated Not available here: this server serves /metrics itself (ksr run --metrics); scripts do not handle HTTP. Logs an error and returns a failure value. */
+    check_uri(): number;
+    /**
+     * Add a non-negative integer to the script counter named by the first argument, without labels. 1 on success, -1 on failure.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    counter_inc_l0(p1: string, p2: number): number;
+    /**
+     * Add a non-negative integer to the script counter named by the first argument, with 1 label value. 1 on success, -1 on failure.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    counter_inc_l1(p1: string, p2: number, p3: string): number;
+    /**
+     * Add a non-negative integer to the script counter named by the first argument, with 2 label values. 1 on success, -1 on failure.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    counter_inc_l2(p1: string, p2: number, p3: string, p4: string): number;
+    /**
+     * Add a non-negative integer to the script counter named by the first argument, with 3 label values. 1 on success, -1 on failure.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    counter_inc_l3(p1: string, p2: number, p3: string, p4: string, p5: string): number;
+    /**
+     * Set the script counter's series without labels back to 0. 1 on success, -1 when it does not exist.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    counter_reset_l0(p1: string): number;
+    /**
+     * Set the script counter's series with 1 label value back to 0. 1 on success, -1 when it does not exist.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    counter_reset_l1(p1: string, p2: string): number;
+    /**
+     * Set the script counter's series with 2 label values back to 0. 1 on success, -1 when it does not exist.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    counter_reset_l2(p1: string, p2: string, p3: string): number;
+    /**
+     * Set the script counter's series with 3 label values back to 0. 1 on success, -1 when it does not exist.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    counter_reset_l3(p1: string, p2: string, p3: string, p4: string): number;
+    /** @deprecated Not available here: this server serves /metrics itself (ksr run --metrics); scripts do not handle HTTP. Logs an error and returns a failure value. */
+    dispatch(): number;
+    /**
+     * Set the script gauge's series without labels back to 0. 1 on success, -1 when it does not exist.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    gauge_reset_l0(p1: string): number;
+    /**
+     * Set the script gauge's series with 1 label value back to 0. 1 on success, -1 when it does not exist.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    gauge_reset_l1(p1: string, p2: string): number;
+    /**
+     * Set the script gauge's series with 2 label values back to 0. 1 on success, -1 when it does not exist.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    gauge_reset_l2(p1: string, p2: string, p3: string): number;
+    /**
+     * Set the script gauge's series with 3 label values back to 0. 1 on success, -1 when it does not exist.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    gauge_reset_l3(p1: string, p2: string, p3: string, p4: string): number;
+    /**
+     * Set the script gauge, without labels, to the number written in the second argument. 1 on success, -1 on failure.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    gauge_set_l0(p1: string, p2: string): number;
+    /**
+     * Set the script gauge, with 1 label value, to the number written in the second argument. 1 on success, -1 on failure.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    gauge_set_l1(p1: string, p2: string, p3: string): number;
+    /**
+     * Set the script gauge, with 2 label values, to the number written in the second argument. 1 on success, -1 on failure.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    gauge_set_l2(p1: string, p2: string, p3: string, p4: string): number;
+    /**
+     * Set the script gauge, with 3 label values, to the number written in the second argument. 1 on success, -1 on failure.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    gauge_set_l3(p1: string, p2: string, p3: string, p4: string, p5: string): number;
+    /**
+     * Observe the number written in the second argument in the script histogram, without labels (buckets 0.005 … 10). 1 on success, -1 on failure.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    histogram_observe_l0(p1: string, p2: string): number;
+    /**
+     * Observe the number written in the second argument in the script histogram, with 1 label value (buckets 0.005 … 10). 1 on success, -1 on failure.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    histogram_observe_l1(p1: string, p2: string, p3: string): number;
+    /**
+     * Observe the number written in the second argument in the script histogram, with 2 label values (buckets 0.005 … 10). 1 on success, -1 on failure.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    histogram_observe_l2(p1: string, p2: string, p3: string, p4: string): number;
+    /**
+     * Observe the number written in the second argument in the script histogram, with 3 label values (buckets 0.005 … 10). 1 on success, -1 on failure.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    histogram_observe_l3(p1: string, p2: string, p3: string, p4: string, p5: string): number;
+  }
+
   /** The KSR object: core functions and one member per module. */
   interface KSR {
     readonly x: XModule;
@@ -1462,6 +1570,7 @@ declare namespace KSRTypes {
     readonly sl: SlModule;
     readonly tm: TmModule;
     readonly tmx: TmxModule;
+    readonly xhttp_prom: XhttpPromModule;
     /** Add the rport parameter to the Via this proxy inserts (RFC 3581 §3). */
     add_local_rport(): boolean;
     /** Write the text to the log at level crit (no newline is added). */

@@ -256,6 +256,23 @@ export class ScriptRunner implements RouteRunner {
     return this.retiredCpuNs + current + BigInt(Math.round(this.dispatcher.hostTimeMs * 1e6));
   }
 
+  /**
+   * Heap of the current isolate in bytes: used, and the limit it runs
+   * under (read when metrics are scraped; 0 used when there is no live
+   * isolate, e.g. between an out-of-memory and its re-creation).
+   */
+  get heapBytes(): { used: number; limit: number } {
+    const limit = this.opts.limits.heapMb * 1024 * 1024;
+    const instance = this.instance;
+    if (instance === undefined || instance.isolate.isDisposed) return { used: 0, limit };
+    try {
+      const stats = instance.isolate.getHeapStatisticsSync();
+      return { used: stats.used_heap_size + stats.externally_allocated_size, limit };
+    } catch {
+      return { used: 0, limit };
+    }
+  }
+
   /** CPU time of the current isolate in ns (0 when there is none or it is gone). */
   private liveIsolateCpuNs(): bigint {
     const instance = this.instance;

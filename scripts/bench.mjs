@@ -516,7 +516,7 @@ async function startBenchKsr(script, extraArgs) {
 async function stopBenchKsr(server, label = "ksr") {
   const exit = await server.stop();
   if (!exit || exit.code !== 0) console.log(`${label} exited with ${JSON.stringify(exit)}:\n${server.output().slice(-2000)}`);
-  const errors = server.output().split("\n").filter((line) => /^(ERR|CRIT) /.test(line));
+  const errors = server.output().split("\n").filter((line) => /^\S+ (ERR|CRIT) /.test(line));
   if (errors.length > 0) console.log(`\n${label} logged ${errors.length} error line(s), first ones:\n${errors.slice(0, 5).join("\n")}`);
 }
 

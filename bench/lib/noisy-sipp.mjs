@@ -351,7 +351,7 @@ export async function runNoisyPhase({ variant, rate, durationS, aRate, aCpuShare
       // A crashed server process (supervisor) or tenant worker process, restarted.
       restarts: (output.match(/process ended unexpectedly/g) ?? []).length,
       tenants: parseTenantCounters(output),
-      errorLines: output.split("\n").filter((line) => /^(ERR|CRIT) /.test(line)),
+      errorLines: output.split("\n").filter((line) => /^\S+ (ERR|CRIT) /.test(line)),
     };
   } finally {
     if (server) await server.stop().catch(() => {});

@@ -1,10 +1,14 @@
 /**
- * `ksr ctl`: talks to the control socket of a running `ksr run --tenants
- * file --control path` server, as kamcmd does with Kamailio's ctl module.
+ * `ksr ctl`: talks to the control socket of a running `ksr run ...
+ * --control path` server, as kamcmd does with Kamailio's ctl module.
  *
  *   ksr ctl [--control <path>] [--json] [--timeout-ms n] tenants
  *   ksr ctl [--control <path>] [--json] [--timeout-ms n] reload [tenant]
  *   ksr ctl [--control <path>] [--json] [--timeout-ms n] counters
+ *   ksr ctl [...] [--tenant id] stats | uptime | version | tm stats | tcp list | pike list
+ *   ksr ctl [...] [--tenant id] ul dump | ul lookup AOR | ul rm AOR
+ *   ksr ctl [...] [--tenant id] htable list | dump TABLE | get TABLE KEY | sets|seti TABLE KEY VALUE | delete TABLE KEY | flush TABLE
+ *   ksr ctl [...] loglevel [[tenant] LEVEL]
  *
  * Exit codes: 0 done; 1 a reload failed, or the server cannot be reached
  * or refused the request; 2 usage errors.
@@ -12,8 +16,15 @@
 import { Command, InvalidArgumentError, type CommanderError } from "commander";
 import { callControl, ControlError, DEFAULT_CALL_TIMEOUT_MS } from "../control/client.js";
 import { DEFAULT_CONTROL_PATH, resolveControlPath, type TenantReloadResult, type TenantStatus } from "../control/types.js";
+import type { OpsMethod } from "../ops/control-ops.js";
+import { formatOpsResult } from "./ctl-format.js";
 
-export type CtlRequest = { readonly action: "tenants" } | { readonly action: "reload"; readonly tenant?: string } | { readonly action: "counters" };
+export type CtlRequest =
+  | { readonly action: "tenants" }
+  | { readonly action: "reload"; readonly tenant?: string }
+  | { readonly action: "counters" }
+  /** A method of host/ops/control-ops.ts with its named params (`tenant` from --tenant among them). */
+  | { readonly action: "ops"; readonly method: OpsMethod; readonly params: Readonly<Record<string, string>> };
 
 export interface CtlOptions {
   /** Control socket path (relative to the current directory, or absolute). */
@@ -73,16 +84,20 @@ export function formatTenantTable(statuses: readonly TenantStatus[]): string {
 /** Runs one `ksr ctl` request; resolves with the exit code. */
 export async function runCtl(request: CtlRequest, opts: CtlOptions, io: CtlIo): Promise<number> {
   const path = resolveControlPath(opts.control);
-  const params = request.action === "reload" && request.tenant !== undefined ? { tenant: request.tenant } : undefined;
+  const params =
+    request.action === "ops" ? request.params : request.action === "reload" && request.tenant !== undefined ? { tenant: request.tenant } : undefined;
   let result: unknown;
   try {
-    result = await callControl(path, request.action, params, { timeoutMs: opts.timeoutMs });
+    result = await callControl(path, request.action === "ops" ? request.method : request.action, params, { timeoutMs: opts.timeoutMs });
   } catch (err) {
     io.err(`ksr ctl: ${err instanceof ControlError ? err.message : (err as Error)?.message ?? String(err)}\n`);
     return 1;
   }
   try {
     switch (request.action) {
+      case "ops":
+        io.out(opts.json ? JSON.stringify(result, null, 2) + "\n" : formatOpsResult(request.method, result));
+        return 0;
       case "tenants": {
         const statuses = asTenantStatuses(result);
         io.out(opts.json ? JSON.stringify(statuses, null, 2) + "\n" : formatTenantTable(statuses));
@@ -126,15 +141,17 @@ interface CtlCommandOptions {
   control: string;
   json?: boolean;
   timeoutMs: number;
+  tenant?: string;
 }
 
 export function registerCtlCommand(program: Command): void {
   const ctl = program
     .command("ctl")
-    .description("control a running `ksr run --tenants ... --control <path>` server: list tenants, reload scripts, read counters")
+    .description("control a running `ksr run ... --control <path>` server: tenants, reloads, counters, stats, registrations, htables, transactions, connections, pike, log levels")
     .option("--control <path>", "control socket of the server (a relative path is taken from the current directory)", DEFAULT_CONTROL_PATH)
     .option("--json", "print the server's answer as JSON")
     .option("--timeout-ms <n>", "how long to wait for the answer, in ms", positiveInt, DEFAULT_CALL_TIMEOUT_MS)
+    .option("--tenant <id>", "only this tenant (stats, ul, htable, tm, pike, loglevel); needed for one tenant's data when the server has several")
     // Set before the subcommands are added: they inherit it.
     .exitOverride(exitOnUsage);
 
@@ -159,4 +176,56 @@ export function registerCtlCommand(program: Command): void {
     .command("counters")
     .description("print each tenant's counters (the lines SIGUSR2 logs)")
     .action((_opts: unknown, command: Command) => perform({ action: "counters" }, command));
+
+  /** A method of host/ops with its positional arguments as named params, and --tenant. */
+  const ops = (method: OpsMethod, params: Record<string, string>, command: Command): Promise<void> => {
+    const tenant = command.optsWithGlobals<CtlCommandOptions>().tenant;
+    return perform({ action: "ops", method, params: tenant === undefined ? params : { tenant, ...params } }, command);
+  };
+  const sub = (parent: Command, name: string, description: string): Command => parent.command(name).description(description);
+
+  sub(ctl, "stats", "every counter and gauge of the server, by group (the metrics /metrics serves)").action((_o: unknown, c: Command) => ops("stats", {}, c));
+  sub(ctl, "uptime", "when the server started and for how long it has run").action((_o: unknown, c: Command) => ops("uptime", {}, c));
+  sub(ctl, "version", "the server's version, Node.js and V8").action((_o: unknown, c: Command) => ops("version", {}, c));
+
+  const ul = sub(ctl, "ul", "registrations (usrloc)");
+  sub(ul, "dump", "every registered AoR and its contacts").action((_o: unknown, c: Command) => ops("ul.dump", {}, c));
+  sub(ul, "lookup", "one AoR's contacts (an AoR key such as bob@example.com, or a SIP URI)")
+    .argument("<aor>")
+    .action((aor: string, _o: unknown, c: Command) => ops("ul.lookup", { aor }, c));
+  sub(ul, "rm", "remove every contact of an AoR").argument("<aor>").action((aor: string, _o: unknown, c: Command) => ops("ul.rm", { aor }, c));
+
+  const htable = sub(ctl, "htable", "htables");
+  sub(htable, "list", "the tables (declared, or holding items)").action((_o: unknown, c: Command) => ops("htable.list", {}, c));
+  sub(htable, "dump", "every item of a table").argument("<table>").action((table: string, _o: unknown, c: Command) => ops("htable.dump", { table }, c));
+  sub(htable, "get", "one item's value")
+    .argument("<table>")
+    .argument("<key>")
+    .action((table: string, key: string, _o: unknown, c: Command) => ops("htable.get", { table, key }, c));
+  sub(htable, "sets", "set an item to a string")
+    .argument("<table>")
+    .argument("<key>")
+    .argument("<value>")
+    .action((table: string, key: string, value: string, _o: unknown, c: Command) => ops("htable.sets", { table, key, value }, c));
+  sub(htable, "seti", "set an item to an integer")
+    .argument("<table>")
+    .argument("<key>")
+    .argument("<value>")
+    .action((table: string, key: string, value: string, _o: unknown, c: Command) => ops("htable.seti", { table, key, value }, c));
+  sub(htable, "delete", "remove one item")
+    .argument("<table>")
+    .argument("<key>")
+    .action((table: string, key: string, _o: unknown, c: Command) => ops("htable.delete", { table, key }, c));
+  sub(htable, "flush", "remove every item of a table").argument("<table>").action((table: string, _o: unknown, c: Command) => ops("htable.flush", { table }, c));
+
+  sub(sub(ctl, "tm", "transactions"), "stats", "transactions in use and created, answered by class").action((_o: unknown, c: Command) => ops("tm.stats", {}, c));
+  sub(sub(ctl, "tcp", "TCP connections"), "list", "the open TCP connections").action((_o: unknown, c: Command) => ops("tcp.list", {}, c));
+  sub(sub(ctl, "pike", "pike's flood detection"), "list", "the addresses pike keeps, flooding ones marked").action((_o: unknown, c: Command) => ops("pike.list", {}, c));
+  sub(ctl, "loglevel", "show the log levels, or set the server's (LEVEL) or a tenant's (TENANT LEVEL)")
+    .argument("[tenant-or-level]")
+    .argument("[level]")
+    .action((first: string | undefined, second: string | undefined, _o: unknown, c: Command) => {
+      if (second !== undefined) return ops("loglevel", { tenant: first!, level: second }, c);
+      return ops("loglevel", first === undefined ? {} : { level: first }, c);
+    });
 }

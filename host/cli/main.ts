@@ -6,7 +6,7 @@
  *                    [--no-supervise] [--overload-delay-ms n] [--no-overload-shedding]
  *   ksr run --tenants <tenants.yaml> [--watch] [--listen ...] [--alias ...]
  *                    [--log-level level] [--no-supervise] [--overload-delay-ms n] [--no-overload-shedding]
- *   ksr ctl [--control <path>] tenants | reload [tenant] | counters   (host/cli/ctl.ts)
+ *   ksr ctl [--control <path>] tenants | reload [tenant] | counters | stats | ul ... | htable ... | loglevel ...   (host/cli/ctl.ts)
  *   ksr api [--native] [--json]
  *   ksr check <script...>
  *   ksr test [files...] [--reporter text|junit] [--watch]
@@ -27,7 +27,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { resolve as resolvePath } from "node:path";
 import type { ListenSocket, LogLevel } from "../core/context.js";
-import { LOG_LEVELS, isLogLevel, log, setLogLevel } from "../core/log.js";
+import { LOG_FORMATS, LOG_LEVELS, isLogFormat, isLogLevel, log, setLogFormat, setLogLevel, type LogFormat } from "../core/log.js";
 import { SipServer } from "../core/server.js";
 import { proxyOptionsFromTimers, type ProxyOptions } from "../proxy/proxy.js";
 import { loadTenantsFile, singleScriptConfig, TenantRegistry, TenantsConfigError } from "../tenants/index.js";
@@ -63,6 +63,9 @@ import { NONCE_SECRET_ENV, type SingleScript, type WorkerConfig } from "../tenan
 import { DEFAULT_STREAM_LIMITS, TransportLayer, type StreamConnectionLimits } from "../transport/index.js";
 import { DEFAULT_OVERLOAD_DELAY_MS, type OverloadOptions } from "../core/overload.js";
 import { configurePike, DEFAULT_PIKE_SETTINGS, type PikeSettings } from "../modules/state/pike-store.js";
+import { DEFAULT_METRICS_HOST, DEFAULT_METRICS_PORT, parseMetricsAddress, startMetricsServer, type MetricsGatherer, type MetricsServer } from "../metrics/http.js";
+import { frontMetrics, serverMetrics } from "../ops/metrics.js";
+import { frontOps, localOps } from "../ops/control-ops.js";
 
 /** The hidden command a tenant's worker process runs. */
 const WORKER_COMMAND = "tenant-worker";
@@ -135,6 +138,11 @@ function reporterOption(value: string): TestReporter {
   return value;
 }
 
+function logFormatOption(value: string): LogFormat {
+  if (!isLogFormat(value)) throw new InvalidArgumentError(`"${value}" is not one of ${LOG_FORMATS.join(", ")}`);
+  return value;
+}
+
 function logLevelOption(value: string): LogLevel {
   if (!isLogLevel(value)) throw new InvalidArgumentError(`"${value}" is not one of ${LOG_LEVELS.join(", ")}`);
   return value;
@@ -145,6 +153,15 @@ type Isolation = "process" | "in-process";
 
 function locationOption(value: string): LocationMode {
   if (!isLocationMode(value)) throw new InvalidArgumentError(`"${value}" is not ${LOCATION_MODES.join(" or ")}`);
+  return value;
+}
+
+function metricsOption(value: string): string {
+  try {
+    parseMetricsAddress(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
   return value;
 }
 
@@ -162,6 +179,8 @@ interface RunOptions {
   watch?: boolean;
   /** With --tenants: Unix socket path for `ksr ctl` (true: --control given without a path); off when undefined. */
   control?: string | true;
+  /** `--metrics [ip:]port`: serve /metrics (true: the option without a value, the default address); off when undefined. */
+  metrics?: string | true;
   listen?: ListenSocket[];
   alias?: string[];
   /** Worker processes running the one script (1: the script runs in the server's process). */
@@ -169,6 +188,8 @@ interface RunOptions {
   heapMb: number;
   timeoutMs: number;
   logLevel: LogLevel;
+  /** Lines as text (default) or one JSON object each (host/core/log.ts). */
+  logFormat: LogFormat;
   /** false with --no-supervise: serve in this process, no restart on a crash. */
   supervise: boolean;
   /** SQLite file of the location, subscriber and address tables. */
@@ -262,6 +283,8 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
     ...(opts.alias ?? []).flatMap((a) => ["--alias", a]),
     "--log-level",
     opts.logLevel,
+    "--log-format",
+    opts.logFormat,
     "--db",
     opts.db,
     "--location",
@@ -271,8 +294,9 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
     String(opts.overloadDelayMs),
     ...(opts.overloadShedding ? [] : ["--no-overload-shedding"]),
     ...[...TCP_LIMIT_FLAGS, ...PIKE_FLAGS].flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, String(opts[key])])),
-    // Only ever set with --tenants (runUsageProblem); absolute, whatever the server process's directory.
+    // Absolute, whatever the server process's directory.
     ...(opts.control === undefined ? [] : ["--control", resolveControlPath(opts.control)]),
+    ...(opts.metrics === undefined ? [] : ["--metrics", opts.metrics === true ? `${DEFAULT_METRICS_HOST}:${DEFAULT_METRICS_PORT}` : opts.metrics]),
   ];
   if (scriptPath === undefined) {
     return ["run", "--tenants", resolvePath(opts.tenants!), "--isolation", opts.isolation, ...(opts.watch === true ? ["--watch"] : []), ...common];
@@ -286,9 +310,6 @@ function runUsageProblem(scriptPath: string | undefined, opts: RunOptions, fromC
   if (scriptPath !== undefined && opts.tenants !== undefined) return "give either a script or --tenants, not both";
   if (scriptPath === undefined && opts.tenants === undefined) return "missing the script to run (or --tenants <file>)";
   if (opts.tenants === undefined && opts.watch === true) return "--watch reloads the scripts of a tenants file: use it with --tenants";
-  if (opts.tenants === undefined && opts.control !== undefined && opts.workers < 2) {
-    return "--control opens the control socket of a server of worker processes: use it with --tenants or --workers 2 or more";
-  }
   if (opts.tenants !== undefined && fromCli("workers")) return "--workers applies to a single script: give a tenant several workers with `workers: N` in the tenants file";
   if (opts.tenants === undefined && opts.workers >= 2) {
     const problem = sharingProblem(opts.db, opts.location);
@@ -323,6 +344,7 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
     process.exit(2);
   }
   setLogLevel(opts.logLevel);
+  setLogFormat(opts.logFormat);
   configurePike(settingsFromFlags(opts, PIKE_FLAGS));
   if (opts.supervise && !isServerProcess()) {
     const entry = fileURLToPath(import.meta.url);
@@ -360,10 +382,17 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
     // Alone, the tenant needs no name on our Vias: the next hops see plain ones.
     { proxy: proxyOptions(opts), nameTenantInVia: false },
   );
+  let metrics: MetricsServer | undefined;
+  let control: ControlServer | undefined;
   await serveUntilStopped(server, () => {
+    void metrics?.close();
+    void control?.close();
     registry.dispose();
     data.close();
   });
+  const gather = serverMetrics(server, data);
+  metrics = await startMetricsOrExit(opts, gather);
+  control = await startControlOrExit(opts, { ...inProcessControlTarget(registry, server.router), ops: localOps(server, data, gather) });
   // SIGHUP would end the process by default; a single script is not reloaded.
   process.on("SIGHUP", () => log("notice", "ksr", "SIGHUP: only a server started with --tenants reloads its scripts; ignored"));
   // SIGUSR2 would end the process too: it logs the script's counters and the load shedding's.
@@ -425,6 +454,17 @@ async function startControlOrExit(opts: RunOptions, target: ControlTarget): Prom
     return await startControlServer(resolveControlPath(opts.control), target);
   } catch (err) {
     process.stderr.write(`ksr: cannot open the control socket: ${(err as Error)?.message ?? String(err)}\n`);
+    process.exit(1);
+  }
+}
+
+/** With --metrics: the /metrics listener serving what `gather` gathers; a listener that cannot be opened exits 1. */
+async function startMetricsOrExit(opts: RunOptions, gather: MetricsGatherer): Promise<MetricsServer | undefined> {
+  if (opts.metrics === undefined) return undefined;
+  try {
+    return await startMetricsServer(parseMetricsAddress(opts.metrics), gather);
+  } catch (err) {
+    process.stderr.write(`ksr: cannot serve the metrics: ${(err as Error)?.message ?? String(err)}\n`);
     process.exit(1);
   }
 }
@@ -511,6 +551,7 @@ async function startWorkerProcesses(
     db: opts.db === ":memory:" ? opts.db : resolvePath(opts.db),
     location: opts.location,
     logLevel: opts.logLevel,
+    logFormat: opts.logFormat,
     watch: opts.watch === true,
     timers: { t1Ms: opts.t1Ms, t2Ms: opts.t2Ms, t4Ms: opts.t4Ms, frTimerMs: opts.frTimerMs, frInvTimerMs: opts.frInvTimerMs },
   });
@@ -533,8 +574,10 @@ async function startWorkerProcesses(
     streamLimits: settingsFromFlags(opts, TCP_LIMIT_FLAGS),
   });
   let control: ControlServer | undefined;
+  let metrics: MetricsServer | undefined;
   await serveUntilStopped(server, () => {
     void control?.close();
+    void metrics?.close();
     void processes.stop();
     // The workers may still have it open: unlinked, it goes with them.
     sharedState?.remove();
@@ -547,8 +590,10 @@ async function startWorkerProcesses(
     sharedState?.remove();
     process.exit(1);
   }
-  const target = processesControlTarget(processes);
+  const gather = frontMetrics(server, processes);
+  const target: ControlTarget = { ...processesControlTarget(processes), ops: frontOps(server, processes, gather) };
   control = await startControlOrExit(opts, target);
+  metrics = await startMetricsOrExit(opts, gather);
   return { server, target };
 }
 
@@ -636,19 +681,23 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
     { proxy: proxyOptions(opts) },
   );
   let control: ControlServer | undefined;
+  let metrics: MetricsServer | undefined;
   await serveUntilStopped(server, () => {
     // close() removes the socket file at once; the process exits right after.
     void control?.close();
+    void metrics?.close();
     registry.dispose();
     data.close();
   });
   if (opts.watch === true) registry.watch();
-  const tenantsTarget = inProcessControlTarget(registry, server.router);
+  const gather = serverMetrics(server, data);
+  const tenantsTarget: ControlTarget = { ...inProcessControlTarget(registry, server.router), ops: localOps(server, data, gather) };
   // Load shedding is the server's (one receive queue for every tenant): its line after the tenants'.
   const shedder = server.shedder;
   const target: ControlTarget =
     shedder === undefined ? tenantsTarget : { ...tenantsTarget, counters: async () => [...(await tenantsTarget.counters()), shedder.counterLine()] };
   control = await startControlOrExit(opts, target);
+  metrics = await startMetricsOrExit(opts, gather);
   const ids = registry.tenants.map((t) => t.id).join(", ");
   serveTenantSignals(server, target, `running tenants ${ids} of ${registry.config.file}`);
 }
@@ -663,7 +712,12 @@ export function buildProgram(): Command {
     .argument("[script]", "routing script (.js or .ts) defining ksr_request_route()")
     .option("--tenants <file>", "serve the tenants of this file (YAML or JSON) instead of one script")
     .option("--watch", "with --tenants: reload a tenant when its script file changes")
-    .option("--control [path]", `with --tenants: Unix socket for \`ksr ctl\` (reload, counters, tenants; default path ${DEFAULT_CONTROL_PATH}); off when not given`)
+    .option("--control [path]", `Unix socket for \`ksr ctl\` (tenants, reload, counters, stats, ul, htable, tm, tcp, pike, loglevel …; default path ${DEFAULT_CONTROL_PATH}); off when not given`)
+    .option(
+      "--metrics [address]",
+      `serve Prometheus metrics on http://[ip:]port/metrics (default ${DEFAULT_METRICS_HOST}:${DEFAULT_METRICS_PORT}; loopback unless an ip is given); off when not given`,
+      metricsOption,
+    )
     .option("--isolation <mode>", "with --tenants: process (each tenant in its own worker process) or in-process", isolationOption, "process" as Isolation)
     .option("--listen <proto:ip:port>", `listen socket, repeatable (default ${DEFAULT_LISTEN.join(" and ")})`, collect(listenOption))
     .option("--alias <host[:port]>", "another name of this server (is_myself, Via checks), repeatable", collect(aliasOption))
@@ -676,6 +730,7 @@ export function buildProgram(): Command {
     .option("--heap-mb <n>", "isolate heap limit in MB", positiveInt, DEFAULT_LIMITS.heapMb)
     .option("--timeout-ms <n>", "time limit of one route call in ms", positiveInt, DEFAULT_LIMITS.routeTimeoutMs)
     .option("--log-level <level>", `one of ${LOG_LEVELS.join(", ")}`, logLevelOption, "info" as LogLevel)
+    .option("--log-format <format>", "text (one line per record, for a terminal) or json (one JSON object per line)", logFormatOption, "text" as LogFormat)
     .option("--no-supervise", "serve in this process (no restart of a crashed server process)")
     .option("--db <file>", 'SQLite file of the location, subscriber and address tables (":memory:" for none)', DEFAULT_DB_FILE)
     .option(

@@ -6,6 +6,7 @@
  *   tenants                      → TenantStatus[]
  *   reload   {tenant?: string}   → TenantReloadResult[] (every tenant without `tenant`)
  *   counters                     → string[] (the lines SIGUSR2 logs)
+ *   stats, ul.*, htable.*, …     → host/ops/control-ops.ts (when the target has `ops`), params by name
  *
  * Whoever can connect can reload scripts, so the socket file is created
  * with mode 0600: only the server's user (and root) may use it. Nothing a
@@ -30,6 +31,11 @@ import {
   type RpcResponse,
 } from "./protocol.js";
 import { CONTROL_METHODS, type ControlMethod, type ControlTarget } from "./types.js";
+import { isOpsMethod, OPS_METHODS, type OpsHandler, type OpsMethod } from "../ops/control-ops.js";
+import { OpsError } from "../ops/inspect.js";
+
+/** JSON-RPC 2.0 §5.1 leaves -32000 to -32099 to the server: the request was understood but names something unknown or invalid. */
+export const RPC_OPS_ERROR = -32000;
 
 const LOG_SCOPE = "ctl";
 
@@ -139,10 +145,14 @@ async function answerRequest(target: ControlTarget, request: unknown): Promise<R
   const method = request["method"];
   if (typeof method !== "string") return errorResponse(replyId, { code: RPC_INVALID_REQUEST, message: 'Invalid Request: "method" must be a string' });
   let response: RpcResponse;
-  if (!(CONTROL_METHODS as readonly string[]).includes(method)) {
+  const ops = target.ops;
+  if (isOpsMethod(method) && ops !== undefined) {
+    response = await answerOps(ops, method, request["params"], replyId);
+  } else if (!(CONTROL_METHODS as readonly string[]).includes(method)) {
+    const methods = [...CONTROL_METHODS, ...(ops !== undefined ? OPS_METHODS : [])];
     response = errorResponse(replyId, {
       code: RPC_METHOD_NOT_FOUND,
-      message: `Method not found: ${JSON.stringify(method)} (methods: ${CONTROL_METHODS.join(", ")})`,
+      message: `Method not found: ${JSON.stringify(method)} (methods: ${methods.join(", ")})`,
     });
   } else {
     try {
@@ -156,6 +166,26 @@ async function answerRequest(target: ControlTarget, request: unknown): Promise<R
     }
   }
   return hasId ? response : undefined;
+}
+
+/**
+ * A method of host/ops/control-ops.ts: params by name (an object, or none);
+ * what the operator got wrong (unknown tenant, table, AoR; a bad value)
+ * is RPC_OPS_ERROR with the reason as the message.
+ */
+async function answerOps(ops: OpsHandler, method: OpsMethod, params: unknown, replyId: RpcId): Promise<RpcResponse> {
+  if (params !== undefined && !isPlainObject(params)) {
+    return errorResponse(replyId, { code: RPC_INVALID_PARAMS, message: `Invalid params: ${method} takes its params by name (an object)` });
+  }
+  try {
+    if (method === "loglevel" && isPlainObject(params) && params["level"] !== undefined) {
+      log("notice", LOG_SCOPE, `log level ${String(params["level"])} for ${params["tenant"] === undefined ? "the server" : `tenant ${String(params["tenant"])}`} asked on the control socket`);
+    }
+    return { jsonrpc: "2.0", id: replyId, result: await ops(method, params ?? {}) };
+  } catch (err) {
+    if (err instanceof OpsError) return errorResponse(replyId, { code: RPC_OPS_ERROR, message: err.message });
+    return errorResponse(replyId, { code: RPC_INTERNAL_ERROR, message: `Internal error: ${errorText(err)}` });
+  }
 }
 
 /** The response line to one request line (no newline), or undefined when nothing is to be sent back. */

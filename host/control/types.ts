@@ -10,6 +10,7 @@
  */
 import { resolve as resolvePath } from "node:path";
 import type { ReloadResult } from "../tenants/registry.js";
+import type { OpsHandler } from "../ops/control-ops.js";
 
 /** Where `ksr run --control` (given without a path) and `ksr ctl` put / look for the socket: in the current directory. */
 export const DEFAULT_CONTROL_PATH = "ksr.ctl";
@@ -49,6 +50,8 @@ export interface ControlTarget {
   reload(tenantId?: string): Promise<TenantReloadResult[]>;
   /** one line per tenant (the same lines SIGUSR2 logs) */
   counters(): Promise<string[]>;
+  /** stats, uptime, version, tcp.list, ul.*, htable.*, tm.stats, pike.list, loglevel (host/ops/control-ops.ts); absent: those methods are not found */
+  readonly ops?: OpsHandler;
 }
 
 /**

@@ -48,7 +48,12 @@ export interface HostServices {
   readonly listen: readonly ListenSocket[];
   /** Extra names (host or host:port) treated as local by is_myself*. */
   readonly aliases: readonly string[];
-  log(level: LogLevel, text: string, ctx?: MessageContext): void;
+  /**
+   * A log line, about ctx's message when given (its tenant, route, Call-ID
+   * and source become fields of the record); `script` marks text a routing
+   * script logged (KSR.info …), which the logger writes as a field, escaped.
+   */
+  log(level: LogLevel, text: string, ctx?: MessageContext, script?: boolean): void;
   /**
    * Send a locally generated reply to ctx's request (RFC 3261 §8.2.6,
    * addressed per §18.2.2). Headers added with hdr.append_to_reply are

@@ -20,6 +20,7 @@ import { generateTag } from "../sip/serialize.js";
 import { formatVia } from "../sip/via.js";
 import { renderRecordRoute } from "../proxy/record-route.js";
 import { TransportLayer, type PolicyCounters, type StreamConnectionLimits, type TransportOptions } from "../transport/index.js";
+import type { TcpConnectionEntry } from "../transport/tcp.js";
 import { formatHostPort, formatListenSocket, parseListenSocket, sameIp, unbracket } from "../transport/listen-socket.js";
 import {
   buildForwardedRequest,
@@ -47,9 +48,10 @@ import { runOnsendRoute, type OnsendRoutes } from "./onsend.js";
 import { HostNameCache, type KnownAddress } from "./name-cache.js";
 import { advertisedVia, forwardSendFlags, replySendFlags, type SendFlags } from "../modules/sendopts.js";
 import type { HostServices, ListenSocket, LogLevel, ReceiveInfo, TenantState, TransportProto } from "./context.js";
-import { log as writeLog } from "./log.js";
+import { log as writeLog, logEnabled, type LogFields } from "./log.js";
 import type { DataServices } from "../storage/index.js";
 import { LoadShedder, ReceiveQueueProbe, type OverloadOptions } from "./overload.js";
+import { WireCounters } from "../metrics/wire.js";
 
 export interface SipServerOptions {
   readonly listen: readonly ListenSocket[];
@@ -135,8 +137,8 @@ export interface RouterHost extends HostServices {
   ): boolean;
   /** What a recent lookup of a next-hop name answered, in the family of `from` (host/core/name-cache.ts). */
   knownAddress(host: string, from: ListenSocket | undefined): KnownAddress;
-  /** A log line in another scope than the server's own (a tenant's). */
-  logAs(scope: string, level: LogLevel, text: string): void;
+  /** A log line in another scope than the server's own (a tenant's), with its fields (host/core/log.ts). */
+  logAs(scope: string, level: LogLevel, text: string, fields?: LogFields, script?: boolean): void;
   /** A request refused for overload: 503 with Retry-After, To tag `toTag` (host/core/overload.ts). */
   sendShedReply(msg: SipMessage, rcv: ReceiveInfo, retryAfterS: number, toTag: string): void;
 }
@@ -146,7 +148,7 @@ export type ServerTransport = Pick<
   TransportLayer,
   "start" | "stop" | "isStarted" | "send" | "socketFor" | "tcpConnectionRemoteIp" | "tcpConnectionCount"
 > &
-  Partial<Pick<TransportLayer, "tcpCounterLine" | "tcpPolicyCounters">>;
+  Partial<Pick<TransportLayer, "tcpCounterLine" | "tcpPolicyCounters" | "tcpConnections">>;
 
 async function defaultResolve(host: string, family: 4 | 6): Promise<string> {
   const r = await lookup(host, { family });
@@ -172,6 +174,8 @@ export class SipServer<R extends Router = Router> implements RouterHost {
   private readonly localTags = new WeakMap<MessageContext, string>();
   /** Load shedding of the receive path, when configured; the probe measures the receive queue unless a delay source is given. */
   readonly shedder: LoadShedder | undefined;
+  /** Messages received, sent and dropped by this server (host/metrics/wire.ts). */
+  readonly wire = new WireCounters();
   private readonly queueProbe: ReceiveQueueProbe | undefined;
 
   /**
@@ -240,6 +244,11 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     return this.transport.tcpConnectionCount;
   }
 
+  /** The open TCP connections (`ksr ctl tcp list`); none for a transport that keeps no sockets of its own. */
+  tcpConnections(): TcpConnectionEntry[] {
+    return this.transport.tcpConnections?.() ?? [];
+  }
+
   /** What the TCP connection policy refused and closed so far; undefined for a transport without one. */
   get tcpPolicyCounters(): Readonly<PolicyCounters> | undefined {
     return this.transport.tcpPolicyCounters;
@@ -254,12 +263,13 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     return this.clock();
   }
 
-  log(level: LogLevel, text: string, _ctx?: MessageContext): void {
-    this.logAs(this.tenant.id, level, text);
+  log(level: LogLevel, text: string, ctx?: MessageContext, script?: boolean): void {
+    if (!logEnabled(level, this.tenant.id)) return;
+    this.logAs(this.tenant.id, level, text, ctx === undefined ? undefined : messageLogFields(ctx), script);
   }
 
-  logAs(scope: string, level: LogLevel, text: string): void {
-    writeLog(level, scope, text);
+  logAs(scope: string, level: LogLevel, text: string, fields?: LogFields, script?: boolean): void {
+    writeLog(level, scope, text, fields, script);
   }
 
   // ---------------------------------------------------------------- receive
@@ -276,8 +286,10 @@ export class SipServer<R extends Router = Router> implements RouterHost {
         this.rejectMalformed(parsed, rcv);
         return;
       }
-      if (this.shedder?.intercept(parsed.message, rcv) === true) return;
-      this.router.route(parsed.message, data, rcv);
+      const msg = parsed.message;
+      this.wire.received(msg.kind, msg.method, msg.status);
+      if (this.shedder?.intercept(msg, rcv) === true) return;
+      this.router.route(msg, data, rcv);
     } catch (err) {
       this.log("err", `internal error handling a message from ${describeSource(rcv)}: ${errorText(err)}`);
     }
@@ -294,11 +306,13 @@ export class SipServer<R extends Router = Router> implements RouterHost {
   private rejectMalformed(parsed: ParseFailure, rcv: ReceiveInfo): void {
     const from = describeSource(rcv);
     if (parsed.kind !== "request") {
+      this.wire.dropped("malformed");
       this.log("warn", `dropped malformed ${parsed.kind ?? "message"} from ${from}: ${parsed.error}`);
       return;
     }
     if (parsed.method === "ACK") {
       // An ACK is never answered (RFC 3261 §17.2.1 / §8.2.6).
+      this.wire.dropped("malformed");
       this.log("warn", `dropped malformed ACK from ${from}: ${parsed.error}`);
       return;
     }
@@ -308,13 +322,14 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     }
     if (upstream === undefined || !isUpstream(upstream)) {
       const why = upstream?.reason === "transport" ? `Via transport ${upstream.transport} not supported` : "no usable Via to answer";
+      this.wire.dropped("malformed");
       this.log("warn", `dropped malformed request from ${from} (${why}): ${parsed.error}`);
       return;
     }
     const status = statusForParseError(parsed.error);
     const reply = buildMalformedReply(parsed.headers!, upstream, status, reasonFromError(parsed.error), generateTag());
     this.log("notice", `malformed request from ${from}: ${parsed.error}; answering ${status}`);
-    this.send(upstream.dest, reply, upstream.socket, `${status} reply`);
+    if (this.send(upstream.dest, reply, upstream.socket, `${status} reply`)) this.wire.slReply(status);
   }
 
   // ------------------------------------------------------- HostServices
@@ -348,7 +363,10 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     const safeReason = safeReasonPhrase(reason);
     const text = buildLocalResponse(msg, upstream, status, safeReason, toTag, ctx.replyHeaders);
     const sent = this.send(upstream.dest, text, upstream.socket, `${status} reply`, undefined, replySendFlags(ctx));
-    if (sent) ctx.replied = { status, reason: safeReason };
+    if (sent) {
+      ctx.replied = { status, reason: safeReason };
+      this.wire.slReply(status);
+    }
     return sent;
   }
 
@@ -486,7 +504,8 @@ export class SipServer<R extends Router = Router> implements RouterHost {
   private egressRefused(egress: EgressPolicy | undefined, ip: string, what: string): boolean {
     const why = egress?.refusal(unbracket(ip));
     if (why === undefined) return false;
-    this.log("warn", `${what} to ${ip} not sent: ${why}`);
+    this.wire.dropped("egress_refused");
+    this.logAs(this.tenant.id, "warn", `${what} to ${ip} not sent: ${why}`, { dst: ip });
     return true;
   }
 
@@ -506,14 +525,20 @@ export class SipServer<R extends Router = Router> implements RouterHost {
   ): boolean {
     const known = this.knownAddress(dest.host, from);
     if (known === "unresolvable") {
-      this.log("err", `cannot resolve ${dest.host} to send ${what}`);
+      this.wire.dropped("unresolved");
+      this.logAs(this.tenant.id, "err", `cannot resolve ${dest.host} to send ${what}`, { dst: `${dest.proto}:${formatHostPort(dest.host, dest.port)}` });
       return false;
     }
     if (known !== undefined && known !== dest.host) dest = { ...dest, host: known };
     if (isIP(dest.host) !== 0) {
       if (this.egressRefused(egress, dest.host, what)) return false;
       const ok = this.transport.send(dest.proto, dest.host, dest.port, text, dest.connectionId, from, flags);
-      if (!ok) this.log("err", `failed to send ${what} to ${dest.proto}:${formatHostPort(dest.host, dest.port)}`);
+      if (ok) this.wire.sent(text);
+      else {
+        this.wire.dropped("send_failed");
+        const dst = `${dest.proto}:${formatHostPort(dest.host, dest.port)}`;
+        this.logAs(this.tenant.id, "err", `failed to send ${what} to ${dst}`, { dst });
+      }
       return ok;
     }
     const family: 4 | 6 = from && isIP(from.ip) === 6 ? 6 : 4;
@@ -523,13 +548,18 @@ export class SipServer<R extends Router = Router> implements RouterHost {
         this.names.remember(name, family, ip);
         if (!this.transport.isStarted) return;
         if (this.egressRefused(egress, ip, `${what} (${dest.host})`)) return;
-        if (!this.transport.send(dest.proto, ip, dest.port, text, dest.connectionId, from, flags)) {
-          this.log("err", `failed to send ${what} to ${dest.proto}:${formatHostPort(ip, dest.port)} (${dest.host})`);
+        if (this.transport.send(dest.proto, ip, dest.port, text, dest.connectionId, from, flags)) {
+          this.wire.sent(text);
+        } else {
+          this.wire.dropped("send_failed");
+          const dst = `${dest.proto}:${formatHostPort(ip, dest.port)}`;
+          this.logAs(this.tenant.id, "err", `failed to send ${what} to ${dst} (${dest.host})`, { dst });
         }
       },
       (err) => {
         this.names.remember(name, family, "unresolvable");
-        this.log("err", `cannot resolve ${name} to send ${what}: ${errorText(err)}`);
+        this.wire.dropped("unresolved");
+        this.logAs(this.tenant.id, "err", `cannot resolve ${name} to send ${what}: ${errorText(err)}`, { dst: `${dest.proto}:${formatHostPort(name, dest.port)}` });
         onUnresolved?.();
       },
     );
@@ -544,6 +574,11 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     }
     return tag;
   }
+}
+
+/** The log fields of a record about ctx's message: its tenant, route kind, Call-ID and source. */
+export function messageLogFields(ctx: MessageContext): LogFields {
+  return { tenant: ctx.tenant.id, route: ctx.routeType, callId: ctx.msg.callId, src: describeSource(ctx.rcv) };
 }
 
 function describeSource(rcv: ReceiveInfo): string {

@@ -50,7 +50,8 @@ import type { RunnerLease, Tenant, TenantRegistry, TenantRouteOutcome, TenantRun
 import type { RouteOutcome } from "../../sandbox/types.js";
 import { MessageContext } from "./context.js";
 import type { HostServices, ListenSocket, LogLevel, ReceiveInfo, TenantState } from "./context.js";
-import { SipServer, type Router, type RouterHost, type SipServerOptions } from "./server.js";
+import { SipServer, messageLogFields, type Router, type RouterHost, type SipServerOptions } from "./server.js";
+import { logEnabled } from "./log.js";
 import type { OnsendRoutes } from "./onsend.js";
 
 export const REQUEST_ROUTE = "ksr_request_route";
@@ -162,10 +163,16 @@ class TenantHost implements HostServices {
     return this.server.data;
   }
 
-  /** The tenant's log lines, held to its logLinesPerSecond quota (host/core/quota.ts). */
-  log(level: LogLevel, text: string): void {
-    if (!this.logLimit.admit(this.server.now(), (notice) => this.server.logAs(this.tenantId, "warn", notice))) return;
-    this.server.logAs(this.tenantId, level, text);
+  /**
+   * The tenant's log lines, held to its logLinesPerSecond quota
+   * (host/core/quota.ts); lines below the tenant's log level are not
+   * written and do not count against it.
+   */
+  log(level: LogLevel, text: string, ctx?: MessageContext, script?: boolean): void {
+    if (!logEnabled(level, this.tenantId)) return;
+    const tenant = { tenant: this.tenantId };
+    if (!this.logLimit.admit(this.server.now(), (notice) => this.server.logAs(this.tenantId, "warn", notice, tenant))) return;
+    this.server.logAs(this.tenantId, level, text, ctx === undefined ? tenant : messageLogFields(ctx), script);
   }
 
   sendReply(ctx: MessageContext, status: number, reason: string): boolean {

@@ -34,7 +34,7 @@ function logFn(level: LogLevel): KemiFunction {
     returns: "none",
     doc: `Write the text to the log at level ${level} (no newline is added).`,
     run(ctx: MessageContext, text: string) {
-      ctx.host.log(level, text, ctx);
+      ctx.host.log(level, text, ctx, true);
       return undefined;
     },
   };
@@ -276,7 +276,7 @@ export const coreModule: KemiModule = {
       returns: "none",
       doc: "Log text at level dbg|info|notice|warn|err|crit (case-insensitive); any other level logs at err.",
       run(ctx, level: string, text: string) {
-        ctx.host.log(LOG_LEVEL_NAMES.get(level.toLowerCase()) ?? "err", text, ctx);
+        ctx.host.log(LOG_LEVEL_NAMES.get(level.toLowerCase()) ?? "err", text, ctx, true);
         return undefined;
       },
     },

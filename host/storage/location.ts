@@ -147,6 +147,18 @@ export class CachedLocationStore implements LocationStore {
     return this.aorsPerTenant.get(tenant) ?? 0;
   }
 
+  entries(tenant: string): { table: string; aor: string; bindings: readonly Binding[] }[] {
+    const prefix = `${tenant}\u0000`;
+    const out: { table: string; aor: string; bindings: readonly Binding[] }[] = [];
+    for (const [key, list] of this.records) {
+      if (!key.startsWith(prefix)) continue;
+      const rest = key.slice(prefix.length);
+      const cut = rest.indexOf("\u0000");
+      out.push({ table: rest.slice(0, cut), aor: rest.slice(cut + 1), bindings: list });
+    }
+    return out;
+  }
+
   private bumpAors(tenant: string, delta: number): void {
     const n = (this.aorsPerTenant.get(tenant) ?? 0) + delta;
     if (n <= 0) this.aorsPerTenant.delete(tenant);
@@ -207,5 +219,10 @@ export class SharedLocationStore extends CachedLocationStore {
   override aorCount(tenant: string): number {
     this.refresh();
     return super.aorCount(tenant);
+  }
+
+  override entries(tenant: string): { table: string; aor: string; bindings: readonly Binding[] }[] {
+    this.refresh();
+    return super.entries(tenant);
   }
 }

@@ -67,6 +67,8 @@ export interface LocationStore {
   sweepExpired(now: number, limit: number): number;
   /** Number of AoRs held for the tenant (all tables). */
   aorCount(tenant: string): number;
+  /** Every AoR held for the tenant with its bindings (expired ones included until swept): `ksr ctl ul dump`, the metrics. */
+  entries(tenant: string): { table: string; aor: string; bindings: readonly Binding[] }[];
 }
 
 /** A row of the subscriber table (Kamailio auth_db). */

@@ -56,6 +56,8 @@ import type { ReloadResult } from "./registry.js";
 import { TenantSelector } from "./select.js";
 import { DelayGauge, LoadShedder, RecentRequests, isInitialRequest, type OverloadOptions } from "../core/overload.js";
 import { callIdOwner } from "./affinity.js";
+import type { FrontWorkerReading } from "../metrics/collect.js";
+import type { MetricsJson } from "../metrics/http.js";
 import { MISBEHAVING_NICE, isWorkerMessage, type FrontMessage, type ReceivedItem, type SendItem, type WorkerMessage } from "./worker-protocol.js";
 
 /** Restart pacing of a tenant's worker: quick after a one-off crash, backing off hard from a crash loop. */
@@ -199,7 +201,8 @@ class TenantProcess {
         return;
       case "reloaded":
       case "counters":
-      case "status": {
+      case "status":
+      case "ops": {
         const pending = this.requests.get(msg.id);
         if (pending === undefined) return;
         this.requests.delete(msg.id);
@@ -532,6 +535,46 @@ export class TenantProcesses implements Router {
     }
     lines.push(`no tenant: requests answered ${this.config.unmatched}=${this.unmatchedRequests} responses dropped=${this.unclaimedResponses}`);
     return lines;
+  }
+
+  /** The front's load shedders, one per worker (host/metrics). */
+  shedders(): LoadShedder[] {
+    return this.processes.flatMap((p) => (p.shedder !== undefined ? [p.shedder] : []));
+  }
+
+  /** What the front keeps of each worker, for the metrics. */
+  workerReadings(): FrontWorkerReading[] {
+    return this.processes.map((p) => ({
+      tenant: p.id,
+      running: p.state === "running",
+      restarts: p.counters.restarts,
+      refusedNoWorker: p.counters.refusedNoWorker,
+      refusedQueueFull: p.counters.refusedQueueFull,
+      dropped: p.counters.dropped,
+      queued: p.queued,
+    }));
+  }
+
+  /**
+   * Runs an operation of host/ops in the workers: of one tenant, or every
+   * worker. One answer per worker asked, in pool order; a worker that
+   * does not answer in time gives `{ error }`.
+   */
+  async askWorkers(method: string, params: unknown, tenantId?: string): Promise<{ tenant: string; worker: string; result?: unknown; error?: string }[]> {
+    const asked = tenantId === undefined ? this.processes : (this.pools.get(tenantId) ?? []);
+    return Promise.all(
+      asked.map(async (proc) => {
+        const answer = await proc.request((id) => ({ t: "ops", id, method, ...(params !== undefined ? { params } : {}) }));
+        if (answer?.t !== "ops") return { tenant: proc.id, worker: proc.label, error: `worker ${proc.label} not answering (${proc.state})` };
+        return { tenant: proc.id, worker: proc.label, ...(answer.error !== undefined ? { error: answer.error } : { result: answer.result }) };
+      }),
+    );
+  }
+
+  /** Every answering worker's metric families (host/ops/metrics.ts). */
+  async workerMetrics(): Promise<MetricsJson[]> {
+    const answers = await this.askWorkers("metrics", undefined);
+    return answers.flatMap((a) => (Array.isArray(a.result) ? (a.result as MetricsJson[]) : []));
   }
 
   /** Per worker: tenant, index in the pool (when the pool has several), state, pid, restarts and (when it answers) the script's execution mode. */

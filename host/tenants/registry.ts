@@ -19,6 +19,7 @@ import { watch as watchPath, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
 import { newTenantState, type MessageContext, type ReceiveInfo, type TenantState } from "../core/context.js";
 import { log } from "../core/log.js";
+import { Histogram, ROUTE_LATENCY_BUCKETS_S } from "../metrics/histogram.js";
 import { KEMI_MODULES } from "../modules/index.js";
 import type { KemiModule } from "../modules/types.js";
 import type { SipMessage } from "../sip/message.js";
@@ -88,6 +89,8 @@ export class TenantCounters {
   reloads = 0;
   reloadFailures = 0;
   readonly repliesByClass: Record<ReplyClass, number> = { "1xx": 0, "2xx": 0, "3xx": 0, "4xx": 0, "5xx": 0, "6xx": 0 };
+  /** Wall time of route calls in seconds, from the call to its outcome (an async one's wait for the isolate included). */
+  readonly routeLatency = new Histogram(ROUTE_LATENCY_BUCKETS_S);
 
   constructor(private readonly readCpuNs: () => bigint) {}
 
@@ -415,8 +418,15 @@ export class TenantRegistry {
 
   private execute(tenant: Tenant, runner: TenantRunner, routeName: string, ctx: MessageContext): TenantRouteOutcome | Promise<TenantRouteOutcome> {
     tenant.counters.messages++;
+    const started = performance.now();
     const result = runner.runRouteAny(routeName, ctx);
-    if (isPromise(result)) return result.then((outcome) => this.account(tenant, ctx, outcome));
+    if (isPromise(result)) {
+      return result.then((outcome) => {
+        tenant.counters.routeLatency.observe((performance.now() - started) / 1000);
+        return this.account(tenant, ctx, outcome);
+      });
+    }
+    tenant.counters.routeLatency.observe((performance.now() - started) / 1000);
     return this.account(tenant, ctx, result);
   }
 

@@ -54,7 +54,9 @@ export type FrontMessage =
   | { readonly t: "sip"; readonly items: readonly ReceivedItem[] }
   | { readonly t: "reload"; readonly id: number }
   | { readonly t: "counters"; readonly id: number }
-  | { readonly t: "status"; readonly id: number };
+  | { readonly t: "status"; readonly id: number }
+  /** An operation of host/ops (metrics, `ksr ctl` inspection) run in the worker. */
+  | { readonly t: "ops"; readonly id: number; readonly method: string; readonly params?: unknown };
 
 /** Worker → front. */
 export type WorkerMessage =
@@ -63,7 +65,9 @@ export type WorkerMessage =
   | { readonly t: "out"; readonly sends: readonly SendItem[]; readonly handled: number }
   | { readonly t: "reloaded"; readonly id: number; readonly result: ReloadResult }
   | { readonly t: "counters"; readonly id: number; readonly lines: readonly string[] }
-  | { readonly t: "status"; readonly id: number; readonly mode: string };
+  | { readonly t: "status"; readonly id: number; readonly mode: string }
+  /** The answer to an "ops" request: its result, or why it failed. */
+  | { readonly t: "ops"; readonly id: number; readonly result?: unknown; readonly error?: string };
 
 /** `ksr run script.js --workers N`: the one script every worker runs, with its limits. */
 export interface SingleScript {
@@ -104,6 +108,8 @@ export interface WorkerConfig {
   /** Where registrations live (`ksr run --location`). */
   readonly location: LocationMode;
   readonly logLevel: string;
+  /** `ksr run --log-format`: text or json. */
+  readonly logFormat?: string;
   readonly watch: boolean;
   readonly timers: ProxyTimerSettings;
 }

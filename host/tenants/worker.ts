@@ -17,7 +17,7 @@ import { isIP } from "node:net";
 import { readdirSync } from "node:fs";
 import { getPriority, setPriority } from "node:os";
 import type { ListenSocket, ReceiveInfo, TransportProto } from "../core/context.js";
-import { log, setLogLevel, isLogLevel } from "../core/log.js";
+import { log, setLogLevel, isLogLevel, isLogFormat, setLogFormat } from "../core/log.js";
 import type { ServerTransport } from "../core/server.js";
 import { tenantServer } from "../core/tenant-routing.js";
 import type { SendFlags } from "../modules/sendopts.js";
@@ -28,6 +28,7 @@ import { dividePikeDensity } from "../modules/state/pike-store.js";
 import { useSharedState } from "../modules/state/shared-sqlite.js";
 import { loadTenantsFile, singleScriptConfig, TenantsConfigError, type TenantsConfig } from "./config.js";
 import { TenantRegistry } from "./registry.js";
+import { workerOps } from "../ops/worker-ops.js";
 import {
   MISBEHAVING_NICE,
   NONCE_SECRET_ENV,
@@ -232,6 +233,7 @@ export async function runTenantWorker(
   openData: (file: string, location: LocationMode, sharedBy: SharingWorkers | undefined) => DataServices,
 ): Promise<void> {
   if (isLogLevel(config.logLevel)) setLogLevel(config.logLevel);
+  if (config.logFormat !== undefined && isLogFormat(config.logFormat)) setLogFormat(config.logFormat);
   const post = (msg: WorkerMessage): void => {
     // The channel is gone only when the front is; 'disconnect' ends us then.
     if (process.connected) process.send!(msg);
@@ -264,6 +266,7 @@ export async function runTenantWorker(
   await server.start();
   if (config.watch) registry.watch();
 
+  const ops = workerOps(server, data, label);
   const onFrontMessage = (msg: FrontMessage): void => {
     switch (msg.t) {
       case "sip":
@@ -280,6 +283,12 @@ export async function runTenantWorker(
         return;
       case "status":
         post({ t: "status", id: msg.id, mode: registry.get(config.tenantId)!.mode });
+        return;
+      case "ops":
+        ops(msg.method, msg.params).then(
+          (result) => post({ t: "ops", id: msg.id, result }),
+          (err: unknown) => post({ t: "ops", id: msg.id, error: err instanceof Error ? err.message : String(err) }),
+        );
         return;
     }
   };

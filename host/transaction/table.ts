@@ -175,6 +175,13 @@ export class TransactionTable {
     this.deadlines = options.timers === undefined ? undefined : new DeadlineQueue(options.timers, (record) => this.endRecord(record));
   }
 
+  /** Server transactions added since the table was made (metrics: Kamailio's tm stats "created"). */
+  serversAdded = 0;
+  /** Client transactions (branches) added since the table was made. */
+  clientsAdded = 0;
+  /** Server transactions settled, by the class of their final response: index status / 100 (1..6). */
+  readonly serverFinalsByClass = new Float64Array(7);
+
   /** Transactions in the table, client and server, settled ones included. */
   get size(): number {
     return this.servers.size + this.clients.size;
@@ -218,6 +225,9 @@ export class TransactionTable {
       if (replacement !== undefined) this.settledInTable.add(replacement);
     };
     const settle = (): void => {
+      // Only a server transaction has a final status of its own (what it answered, RFC 3261 §17.2).
+      const status = (tx as { finalStatus?: number }).finalStatus;
+      if (status !== undefined) this.serverFinalsByClass[status >= 100 && status < 700 ? (status / 100) | 0 : 0]!++;
       this.settledInTable.add(tx);
       if (this.settledInTable.size > this.maxSettled) {
         const oldest = this.settledInTable.values().next().value!;
@@ -247,6 +257,7 @@ export class TransactionTable {
     const key = ownCopy(cookie ? rfc3261ServerKey(via.branch!, via, request.method) : rfc2543ServerKey(request, via, request.method));
     if (this.servers.has(key)) return false;
     this.servers.set(key, tx);
+    this.serversAdded++;
     let ackKey: string | undefined;
     if (!cookie && tx instanceof InviteServerTransaction) {
       ackKey = ownCopy(rfc2543AckKey(request, via));
@@ -282,6 +293,7 @@ export class TransactionTable {
     const key = tx.branch + SEP + tx.method;
     if (this.clients.has(key)) return false;
     this.clients.set(key, tx);
+    this.clientsAdded++;
     this.track(tx, (replacement) => {
       const record = replacement as SettledClient | undefined;
       if (this.clients.get(key) !== tx) return;

@@ -8,7 +8,7 @@ import { isIP } from "node:net";
 import type { ListenSocket, ReceiveInfo, TransportProto } from "../core/context.js";
 import { DEFAULT_PARSE_LIMITS, type ParseLimits } from "../sip/parser.js";
 import { formatListenSocket, isWildcardIp, sameIp } from "./listen-socket.js";
-import { TcpTransport } from "./tcp.js";
+import { TcpTransport, type TcpConnectionEntry } from "./tcp.js";
 import { UdpListener, MAX_UDP_PAYLOAD } from "./udp.js";
 import { ConnectionPolicy, type PolicyCounters, type StreamConnectionLimits } from "./connection-policy.js";
 
@@ -98,6 +98,11 @@ export class TransportLayer {
   /** Remote IP of an open TCP connection, or undefined when it is gone. */
   tcpConnectionRemoteIp(connectionId: number): string | undefined {
     return this.tcp.connectionInfo(connectionId)?.remoteIp;
+  }
+
+  /** The open TCP connections (`ksr ctl tcp list`). */
+  tcpConnections(): TcpConnectionEntry[] {
+    return this.tcp.connectionList();
   }
 
   get tcpConnectionCount(): number {

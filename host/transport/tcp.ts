@@ -33,6 +33,16 @@ export interface TcpOptions {
   readonly limits: ParseLimits;
 }
 
+/** An open connection as `ksr ctl tcp list` shows it. */
+export interface TcpConnectionEntry {
+  readonly id: number;
+  /** ip:port of the peer. */
+  readonly remote: string;
+  /** The listen socket it belongs to, tcp:ip:port. */
+  readonly local: string;
+  readonly direction: "inbound" | "outbound";
+}
+
 interface TcpConnection {
   readonly id: number;
   readonly socket: net.Socket;
@@ -69,6 +79,13 @@ export class TcpTransport {
 
   get connectionCount(): number {
     return this.connections.size;
+  }
+
+  /** The open connections (`ksr ctl tcp list`). */
+  connectionList(): TcpConnectionEntry[] {
+    return [...this.connections.values()]
+      .filter((c) => !c.socket.destroyed)
+      .map((c) => ({ id: c.id, remote: `${formatHostPort(c.remoteIp, c.remotePort)}`, local: formatListenSocket(c.local), direction: c.outbound ? "outbound" : "inbound" }));
   }
 
   /** Remote address of an open connection, or undefined. */

@@ -99,7 +99,7 @@ function ksrCli(args: string[]): string {
 function unexpectedServerErrors(output: string): string[] {
   return output
     .split("\n")
-    .filter((line) => /^(ERR|CRIT) /.test(line))
+    .filter((line) => /^\S+ (ERR|CRIT) /.test(line))
     .filter((line) => !/rtpproxy/i.test(line));
 }
 

@@ -125,7 +125,7 @@ interface CaseRun {
 /** ksr runs with --log-level warn: an error-level line means something went wrong inside the server. */
 function expectNoServerErrors(run: CaseRun, expected?: RegExp): void {
   if (PROXY !== "ksr") return;
-  const errors = run.proxyOutput.split("\n").filter((line) => /^(ERR|CRIT) /.test(line) && !(expected?.test(line) ?? false));
+  const errors = run.proxyOutput.split("\n").filter((line) => /^\S+ (ERR|CRIT) /.test(line) && !(expected?.test(line) ?? false));
   expect(errors, run.diagnostics).toEqual([]);
 }
 

@@ -113,6 +113,11 @@ export function htableLimits(): HtableLimits {
   return limits;
 }
 
+/** Tables declared for the tenant (its own and every tenant's), by name. */
+export function declaredHtables(tenantId: string): string[] {
+  return [...new Set([...globalDefinitions.keys(), ...(tenantDefinitions.get(tenantId)?.keys() ?? [])])];
+}
+
 export function definitionFor(tenantId: string, table: string): ResolvedDefinition {
   return tenantDefinitions.get(tenantId)?.get(table) ?? globalDefinitions.get(table) ?? NO_EXPIRY_DEFINITION;
 }

@@ -220,6 +220,36 @@ export class TenantPike {
     return node.red;
   }
 
+  /**
+   * Every node of the tree (`ksr ctl pike list`, like Kamailio's
+   * pike.list): full addresses, and the prefixes the tree has grown so far
+   * (a prefix grows its next byte only once it is hot), each with its
+   * requests in the previous and current windows, whether it is marked as
+   * flooding, and when it is forgotten (ms).
+   */
+  nodesList(now: number): PikeNodeEntry[] {
+    this.sweep(now);
+    const s = pikeSettingsFor(this.tenantId);
+    const window = Math.floor(now / (s.samplingTimeUnitSec * 1000));
+    const out: PikeNodeEntry[] = [];
+    const walk = (node: PikeNode, path: number[]): void => {
+      const bytes = [...path, node.byte];
+      roll(node, window, effectiveDensity(s));
+      const full = node.ipLeaf && (bytes.length === 4 || bytes.length === 16);
+      out.push({
+        address: full ? addressText(bytes) : prefixText(bytes),
+        kind: full ? "address" : "prefix",
+        hitsPrevious: full ? node.leafPrev : node.prefixPrev,
+        hitsCurrent: full ? node.leafCur : node.prefixCur,
+        flooding: node.red,
+        expires: node.expires,
+      });
+      for (const kid of node.kids ?? []) walk(kid, bytes);
+    };
+    for (const root of this.roots.values()) walk(root, []);
+    return out;
+  }
+
   /** Forget the nodes whose latency has run out (cost: those nodes, plus one look). */
   sweep(now: number): void {
     for (const node of this.expiry.keys()) {
@@ -358,6 +388,30 @@ export function ipAddressBytes(address: string): Uint8Array | undefined {
     bytes[backStart + 2 * i + 1] = g & 255;
   });
   return bytes;
+}
+
+/** A node of the tree as `ksr ctl pike list` shows it. */
+export interface PikeNodeEntry {
+  /** A full address, or a prefix ending in "*" (its bytes so far). */
+  readonly address: string;
+  readonly kind: "address" | "prefix";
+  readonly hitsPrevious: number;
+  readonly hitsCurrent: number;
+  readonly flooding: boolean;
+  readonly expires: number;
+}
+
+/** The first bytes of an address, then "*": dotted decimal (the tree does not know yet whether it is IPv4 or IPv6). */
+function prefixText(bytes: readonly number[]): string {
+  return `${bytes.join(".")}.*`;
+}
+
+/** An address's bytes as text: dotted IPv4, or IPv6 in eight hexadecimal groups. */
+function addressText(bytes: readonly number[]): string {
+  if (bytes.length === 4) return bytes.join(".");
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i]! << 8) | bytes[i + 1]!).toString(16));
+  return groups.join(":");
 }
 
 const stores = new TenantScoped((tenantId) => new TenantPike(tenantId));
