@@ -50,12 +50,13 @@ import { fork } from "node:child_process";
 import type { TenantsConfig } from "../tenants/config.js";
 import { isLocationMode, LOCATION_MODES, sharingProblem, type LocationMode } from "../storage/index.js";
 import { randomBytes } from "node:crypto";
-import { MAX_WORKERS } from "../tenants/config.js";
+import { MAX_SHARDS, MAX_WORKERS } from "../tenants/config.js";
+import { defaultShardCount, planProcesses, shardProblem, type ProcessPlan } from "../tenants/shards.js";
 import { existsSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import { openSharedStateFile } from "../modules/state/shared-sqlite.js";
-import { TenantProcesses } from "../tenants/processes.js";
+import { TenantProcesses, type WorkerSpawn } from "../tenants/processes.js";
 import { runTenantWorker } from "../tenants/worker.js";
 import { NONCE_SECRET_ENV, type SingleScript, type WorkerConfig } from "../tenants/worker-protocol.js";
 import { DEFAULT_STREAM_LIMITS, TransportLayer, type StreamConnectionLimits } from "../transport/index.js";
@@ -107,8 +108,15 @@ function logLevelOption(value: string): LogLevel {
   return value;
 }
 
-/** How tenants are kept apart: each in its own worker process, or all in the server's process. */
-type Isolation = "process" | "in-process";
+/**
+ * How tenants are kept apart: in shards of worker processes (host/tenants/shards.ts), each
+ * in a worker process of its own, or all in the server's process.
+ */
+type Isolation = "process" | "process-per-tenant" | "in-process";
+const ISOLATIONS: readonly Isolation[] = ["process", "process-per-tenant", "in-process"];
+
+/** `--idle-dispose-s` default: a tenant's isolate goes after five minutes without a route call. */
+const DEFAULT_IDLE_DISPOSE_S = 300;
 
 function locationOption(value: string): LocationMode {
   if (!isLocationMode(value)) throw new InvalidArgumentError(`"${value}" is not ${LOCATION_MODES.join(" or ")}`);
@@ -116,15 +124,30 @@ function locationOption(value: string): LocationMode {
 }
 
 function isolationOption(value: string): Isolation {
-  if (value !== "process" && value !== "in-process") throw new InvalidArgumentError(`"${value}" is not process or in-process`);
-  return value;
+  if (!(ISOLATIONS as readonly string[]).includes(value)) throw new InvalidArgumentError(`"${value}" is not one of ${ISOLATIONS.join(", ")}`);
+  return value as Isolation;
+}
+
+function shardsOption(value: string): number {
+  const n = positiveInt(value);
+  if (n > MAX_SHARDS) throw new InvalidArgumentError(`"${value}" is more than ${MAX_SHARDS} shards`);
+  return n;
+}
+
+function secondsOption(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`"${value}" is not a whole number of seconds`);
+  return Number(value);
 }
 
 interface RunOptions {
   /** Tenants file: serve its tenants instead of one script. */
   tenants?: string;
-  /** With --tenants: worker process per tenant (default) or all in one process. */
+  /** With --tenants: shards of worker processes (default), a worker process per tenant, or all in one process. */
   isolation: Isolation;
+  /** With --tenants and --isolation process: how many shards (default from cores and memory). */
+  shards?: number;
+  /** With --tenants: seconds without a route call before a tenant's isolate is disposed (0: never). */
+  idleDisposeS: number;
   /** With --tenants: reload a tenant when its script file changes. */
   watch?: boolean;
   /** With --tenants: Unix socket path for `ksr ctl` (true: --control given without a path); off when undefined. */
@@ -237,7 +260,18 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
     ...(opts.control === undefined ? [] : ["--control", resolveControlPath(opts.control)]),
   ];
   if (scriptPath === undefined) {
-    return ["run", "--tenants", resolvePath(opts.tenants!), "--isolation", opts.isolation, ...(opts.watch === true ? ["--watch"] : []), ...common];
+    return [
+      "run",
+      "--tenants",
+      resolvePath(opts.tenants!),
+      "--isolation",
+      opts.isolation,
+      ...(opts.shards !== undefined ? ["--shards", String(opts.shards)] : []),
+      "--idle-dispose-s",
+      String(opts.idleDisposeS),
+      ...(opts.watch === true ? ["--watch"] : []),
+      ...common,
+    ];
   }
   return ["run", scriptPath, ...common, "--workers", String(opts.workers), "--heap-mb", String(opts.heapMb), "--timeout-ms", String(opts.timeoutMs)];
 }
@@ -256,13 +290,15 @@ function runUsageProblem(scriptPath: string | undefined, opts: RunOptions, fromC
     if (problem !== undefined) return `--workers ${opts.workers}: ${problem}`;
   }
   if (opts.tenants === undefined && fromCli("isolation")) return "--isolation separates the tenants of a tenants file: use it with --tenants";
+  if (opts.tenants === undefined && fromCli("idleDisposeS")) return "--idle-dispose-s disposes idle tenants' isolates: use it with --tenants";
+  if (opts.shards !== undefined && (opts.tenants === undefined || opts.isolation !== "process")) return "--shards applies to --tenants with --isolation process";
   try {
     proxyOptions(opts);
   } catch (err) {
     return (err as Error).message;
   }
   const pikeFlag = PIKE_FLAGS.find(([key]) => opts[key] !== undefined);
-  if (pikeFlag !== undefined && opts.tenants !== undefined && opts.isolation === "process") {
+  if (pikeFlag !== undefined && opts.tenants !== undefined && opts.isolation !== "in-process") {
     return `${pikeFlag[1]} applies to a single script or to --isolation in-process; tenant worker processes keep Kamailio's pike defaults`;
   }
   if (opts.tenants !== undefined) {
@@ -285,7 +321,7 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
     const entry = fileURLToPath(import.meta.url);
     process.exit(await supervise({ entry, argsFor: (listen) => serverArgs(scriptPath, opts, listen) }));
   }
-  if (scriptPath === undefined) return opts.isolation === "process" ? runTenantProcesses(opts.tenants!, opts) : runTenants(opts.tenants!, opts);
+  if (scriptPath === undefined) return opts.isolation === "in-process" ? runTenants(opts.tenants!, opts) : runTenantProcesses(opts.tenants!, opts);
   if (opts.workers >= 2) return runScriptWorkers(scriptPath, opts);
   const tenant = "default";
   let registry: TenantRegistry;
@@ -415,9 +451,25 @@ async function runTenantProcesses(tenantsFile: string, opts: RunOptions): Promis
       process.exit(2);
     }
   }
-  const { server, target } = await startWorkerProcesses(config, { tenantsFile: config.file }, opts);
-  const ids = config.tenants.map((t) => (t.workers > 1 ? `${t.id} (${t.workers} workers)` : t.id)).join(", ");
-  serveTenantSignals(server, target, `running tenants ${ids} of ${config.file} (one process each)`);
+  const shards = opts.shards ?? defaultShardCount();
+  const problem = opts.isolation === "process" ? shardProblem(config, shards) : undefined;
+  if (problem !== undefined) {
+    process.stderr.write(`ksr: ${problem}\n`);
+    process.exit(2);
+  }
+  const plan =
+    opts.isolation === "process"
+      ? planProcesses(config, shards)
+      : planProcesses({ tenants: config.tenants.map((t) => ({ ...t, ownProcess: true, shard: undefined })) }, 1);
+  const { server, target } = await startWorkerProcesses(config, { tenantsFile: config.file }, opts, plan);
+  const shardCount = plan.filter((p) => p.kind === "shard").length;
+  const own = plan.filter((p) => p.kind === "own");
+  const listed = config.tenants.length <= 10 ? `tenants ${config.tenants.map((t) => (t.workers > 1 ? `${t.id} (${t.workers} workers)` : t.id)).join(", ")}` : `${config.tenants.length} tenants`;
+  serveTenantSignals(
+    server,
+    target,
+    `running ${listed} of ${config.file} in ${plan.length} worker processes (${shardCount} shards, ${own.length} processes of one tenant)`,
+  );
 }
 
 /**
@@ -430,7 +482,7 @@ async function runScriptWorkers(scriptPath: string, opts: RunOptions): Promise<v
   const path = resolvePath(scriptPath);
   const script: SingleScript = { path, heapMb: opts.heapMb, routeTimeoutMs: opts.timeoutMs };
   const config = singleScriptConfig(path, "default", { heapMb: opts.heapMb, routeTimeoutMs: opts.timeoutMs }, opts.workers);
-  const { server, target } = await startWorkerProcesses(config, { script }, opts);
+  const { server, target } = await startWorkerProcesses(config, { script }, opts, planProcesses(config, 1));
   process.on("SIGHUP", () => log("notice", "ksr", "SIGHUP: only a server started with --tenants reloads its scripts; ignored"));
   process.on("SIGUSR2", () => {
     void target.counters().then((lines) => {
@@ -450,18 +502,22 @@ async function startWorkerProcesses(
   config: TenantsConfig,
   source: Pick<WorkerConfig, "tenantsFile" | "script">,
   opts: RunOptions,
+  plan: readonly ProcessPlan[],
 ): Promise<{ server: SipServer; target: ControlTarget }> {
   const entry = fileURLToPath(import.meta.url);
   let server: SipServer | undefined;
   // One secret for every worker of the server: a nonce one issued verifies on another (host/auth/nonce.ts).
   const nonceSecret = randomBytes(32).toString("hex");
-  const poolSizes = new Map(config.tenants.map((t) => [t.id, t.workers]));
   const sharedState = config.tenants.some((t) => t.workers > 1) ? createSharedStateFile() : undefined;
-  const workerConfig = (tenantId: string, workerIndex: number): WorkerConfig => ({
+  const workerConfig = (worker: WorkerSpawn): WorkerConfig => ({
     ...source,
-    tenantId,
-    workerIndex,
-    poolSize: poolSizes.get(tenantId)!,
+    tenantIds: worker.tenantIds,
+    label: worker.label,
+    kind: worker.kind,
+    workerIndex: worker.index,
+    poolSize: worker.poolSize,
+    ...(worker.runningFile !== undefined ? { runningFile: worker.runningFile } : {}),
+    ...(source.tenantsFile !== undefined ? { idleSeconds: opts.idleDisposeS } : {}),
     ...(sharedState !== undefined ? { sharedStateFile: sharedState.file } : {}),
     listen: server!.listen,
     aliases: opts.alias ?? [],
@@ -473,14 +529,16 @@ async function startWorkerProcesses(
   });
   const processes = new TenantProcesses(config, {
     overload: overloadOptions(opts),
-    spawn: (tenantId, index) =>
-      fork(entry, [WORKER_COMMAND, JSON.stringify(workerConfig(tenantId, index))], {
+    plan,
+    runningDir: existsSync("/dev/shm") ? "/dev/shm" : tmpdir(),
+    spawn: (worker) =>
+      fork(entry, [WORKER_COMMAND, JSON.stringify(workerConfig(worker))], {
         // JSON: measured 2-3x cheaper per SIP message than "advanced" (structured clone)
         // for these objects of strings and numbers; latin1 strings round-trip.
         serialization: "json",
         stdio: ["ignore", "inherit", "inherit", "ipc"],
         // Only the workers of a pool need the secret; in the environment, not the argument list others can read.
-        env: poolSizes.get(tenantId)! > 1 ? { ...process.env, [NONCE_SECRET_ENV]: nonceSecret } : process.env,
+        env: worker.poolSize > 1 ? { ...process.env, [NONCE_SECRET_ENV]: nonceSecret } : process.env,
       }),
   });
   server = new SipServer((host) => processes.attach(host), {
@@ -573,7 +631,7 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
     process.exit(2);
   }
   try {
-    registry = new TenantRegistry(config);
+    registry = new TenantRegistry(config, { idleSeconds: opts.idleDisposeS });
   } catch (err) {
     const text = err instanceof TenantsConfigError ? err.message : `${tenantsFile}: ${(err as Error)?.message ?? String(err)}`;
     process.stderr.write(`ksr: cannot load the tenants: ${text}\n`);
@@ -621,7 +679,14 @@ export function buildProgram(): Command {
     .option("--tenants <file>", "serve the tenants of this file (YAML or JSON) instead of one script")
     .option("--watch", "with --tenants: reload a tenant when its script file changes")
     .option("--control [path]", `with --tenants: Unix socket for \`ksr ctl\` (reload, counters, tenants; default path ${DEFAULT_CONTROL_PATH}); off when not given`)
-    .option("--isolation <mode>", "with --tenants: process (each tenant in its own worker process) or in-process", isolationOption, "process" as Isolation)
+    .option(
+      "--isolation <mode>",
+      "with --tenants: process (tenants in shards of worker processes), process-per-tenant (each in a worker process of its own) or in-process",
+      isolationOption,
+      "process" as Isolation,
+    )
+    .option("--shards <n>", `with --isolation process: worker processes the tenants share (default: one per core, fewer on small memory; at most ${MAX_SHARDS})`, shardsOption)
+    .option("--idle-dispose-s <n>", "with --tenants: dispose a tenant's isolate after this many seconds without a route call, rebuilt at its next message (0: never)", secondsOption, DEFAULT_IDLE_DISPOSE_S)
     .option("--listen <proto:ip:port>", `listen socket, repeatable (default ${DEFAULT_LISTEN.join(" and ")})`, collect(listenOption))
     .option("--alias <host[:port]>", "another name of this server (is_myself, Via checks), repeatable", collect(aliasOption))
     .option(

@@ -11,7 +11,7 @@ import { parseMessage } from "../../host/sip/parser.js";
 import type { SipMessage } from "../../host/sip/message.js";
 import { loadTenantsFile } from "../../host/tenants/config.js";
 import { TenantProcesses } from "../../host/tenants/processes.js";
-import { IpcTransport, onlyTenant } from "../../host/tenants/worker.js";
+import { IpcTransport, onlyTenants } from "../../host/tenants/worker.js";
 import type { SendItem } from "../../host/tenants/worker-protocol.js";
 import { FakeWorker, REPLY_200, rcv, request, tenantDir } from "./fixtures.js";
 import { SHED_TAG_PREFIX, type OverloadOptions } from "../../host/core/overload.js";
@@ -46,7 +46,7 @@ function makeFront(maxQueue?: number, overload?: OverloadOptions): Front {
   // Fake pids far above any real one: nothing here may touch a real process.
   let pid = 4_000_000_000;
   const front = new TenantProcesses(config, {
-    spawn: (id) => {
+    spawn: ({ label: id }) => {
       const w = new FakeWorker(pid++);
       workers.set(id, [...(workers.get(id) ?? []), w]);
       return w as unknown as ChildProcess;
@@ -193,7 +193,7 @@ describe("TenantProcesses", () => {
     const a = f.latest("a");
     const pending = f.front.reload("a");
     const asked = a.received.find((m) => m.t === "reload")!;
-    a.say({ t: "reloaded", id: (asked as { id: number }).id, result: { ok: false, error: "a.js:3:5: Unexpected" } });
+    a.say({ t: "reloaded", id: (asked as { id: number }).id, results: { a: { ok: false, error: "a.js:3:5: Unexpected" } } });
     expect([...(await pending)]).toEqual([["a", { ok: false, error: "a.js:3:5: Unexpected" }]]);
     expect([...(await f.front.reload("nope"))]).toEqual([["nope", { ok: false, error: 'no tenant "nope"' }]]);
     f.latest("b").die("SIGKILL");
@@ -263,14 +263,15 @@ describe("TenantProcesses", () => {
   });
 });
 
-describe("onlyTenant", () => {
-  it("keeps one tenant, and the default only when it is that tenant", () => {
+describe("onlyTenants", () => {
+  it("keeps the tenants named, in file order, and the default only when it is one of them", () => {
     const dir = tenantDir();
     dir.write("a.js", REPLY_200);
     dir.write("b.js", REPLY_200);
     const config = loadTenantsFile(dir.write("t.yaml", "default: b\ntenants:\n  - id: a\n    script: a.js\n  - id: b\n    script: b.js\n"));
-    expect(onlyTenant(config, "a")).toMatchObject({ tenants: [{ id: "a" }], defaultTenant: undefined });
-    expect(onlyTenant(config, "b")).toMatchObject({ tenants: [{ id: "b" }], defaultTenant: "b" });
-    expect(() => onlyTenant(config, "c")).toThrow('no tenant "c"');
+    expect(onlyTenants(config, ["a"])).toMatchObject({ tenants: [{ id: "a" }], defaultTenant: undefined });
+    expect(onlyTenants(config, ["b"])).toMatchObject({ tenants: [{ id: "b" }], defaultTenant: "b" });
+    expect(onlyTenants(config, ["b", "a"])).toMatchObject({ tenants: [{ id: "a" }, { id: "b" }], defaultTenant: "b" });
+    expect(() => onlyTenants(config, ["a", "c"])).toThrow('no tenant "c"');
   });
 });
