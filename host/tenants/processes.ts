@@ -277,7 +277,7 @@ class TenantProcess {
         // Held while it started: their wait so far is not queueing in the worker.
         this.queueDelay.reset();
         for (let i = 0; i < this.queued; i++) this.queueDelay.enter();
-        log("info", this.label, this.kind === "shard" ? `shard of ${this.tenantIds.length} tenants running (pid ${this.child?.pid})` : `tenant worker running (pid ${this.child?.pid})`);
+        log("info", this.label, this.kind === "shard" ? `shard of ${this.tenantIds.length} tenant${this.tenantIds.length === 1 ? "" : "s"} running (pid ${this.child?.pid})` : `tenant worker running (pid ${this.child?.pid})`);
         this.scheduleFlush();
         this.firstStart?.resolve();
         this.firstStart = undefined;
