@@ -58,7 +58,7 @@ export const NOISY_TENANTS = {
 export const NOISY_DESCRIPTIONS = {
   loop: "A loops until its route timeout on every request",
   heap: "A allocates until its heap limit on every request",
-  crash: "A makes one allocation far beyond its heap limit (V8 aborts the process running A; survivable only with tenants in separate processes)",
+  crash: "A makes one allocation far beyond its heap limit (V8 aborts the process running A: in a shard with B once, then A is quarantined into a process of its own; in-process, every time)",
 };
 
 /** The status tenant A's failed routes are answered with, distinct from the 503 of a refused (over-budget) request. */

@@ -19,7 +19,7 @@
  * channel to the front (received messages in, bytes to send out).
  */
 import { isIP } from "node:net";
-import { closeSync, openSync, readdirSync, writeSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, writeSync } from "node:fs";
 import { getPriority, setPriority } from "node:os";
 import type { ListenSocket, ReceiveInfo, TransportProto } from "../core/context.js";
 import { log, setLogLevel, isLogLevel } from "../core/log.js";
@@ -78,6 +78,52 @@ function yieldCpu(tenantId: string, why: string): void {
     return;
   }
   log("notice", tenantId, `${why}: its worker (pid ${process.pid}) now runs at nice ${MISBEHAVING_NICE}, yielding the CPU to other tenants`);
+}
+
+/** How often a shard with a demoted tenant lowers isolated-vm's threads again (the pool starts threads as it needs them). */
+const SHARD_YIELD_INTERVAL_MS = 200;
+
+/**
+ * A shard's demoted tenants run on isolated-vm's threads, which it starts
+ * from the main thread and so are named like it ("MainThread") but have
+ * their own thread ids. Lowering those — not the main thread, which runs
+ * the shard's well-behaved tenants, nor V8's and libuv's helpers — gives
+ * the demoted scripts the CPU the others leave, as a process of its own
+ * at MISBEHAVING_NICE does (see yieldCpu). Returns how many threads were
+ * lowered now.
+ */
+function yieldIsolateThreads(): number {
+  let lowered = 0;
+  let threads: string[];
+  try {
+    threads = readdirSync("/proc/self/task");
+  } catch {
+    return 0; // no /proc: nothing to lower
+  }
+  for (const tid of threads) {
+    if (Number(tid) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/self/task/${tid}/comm`, "latin1").trim() !== "MainThread") continue;
+      if (getPriority(Number(tid)) >= MISBEHAVING_NICE) continue;
+      setPriority(Number(tid), MISBEHAVING_NICE);
+      lowered++;
+    } catch {
+      // a thread that ended meanwhile
+    }
+  }
+  return lowered;
+}
+
+/** Once a shard tenant is demoted: isolated-vm's threads at MISBEHAVING_NICE, now and as new ones start. */
+function shardYield(): (tenantId: string, reason: string) => void {
+  let interval: NodeJS.Timeout | undefined;
+  return (tenantId, reason) => {
+    const lowered = yieldIsolateThreads();
+    log("notice", tenantId, `tenant ${tenantId} demoted (${reason}): its routes run on isolated-vm's threads at nice ${MISBEHAVING_NICE} (${lowered} lowered now); the shard's main thread keeps its priority`);
+    if (interval !== undefined) return;
+    interval = setInterval(yieldIsolateThreads, SHARD_YIELD_INTERVAL_MS);
+    interval.unref();
+  };
 }
 
 /**
@@ -229,9 +275,13 @@ function workerRegistry(config: WorkerConfig, recordRunning: ((index: number) =>
   const idle = config.idleSeconds !== undefined ? { idleSeconds: config.idleSeconds } : {};
   if (config.kind === "shard") {
     // Shared, as in-process: each tenant's CPU share is its isolates' time, and
-    // a demoted tenant runs off the main thread; the process keeps its priority.
+    // a demoted tenant runs off the main thread, on lowered threads; the main thread keeps its priority.
     const position = new Map(config.tenantIds.map((id, i) => [id, i]));
-    return new TenantRegistry(tenants, { ...idle, ...(recordRunning !== undefined ? { onTenantSwitch: (t) => recordRunning(position.get(t.id)!) } : {}) });
+    return new TenantRegistry(tenants, {
+      ...idle,
+      onDemote: shardYield(),
+      ...(recordRunning !== undefined ? { onTenantSwitch: (t) => recordRunning(position.get(t.id)!) } : {}),
+    });
   }
   return new TenantRegistry(tenants, {
     ...idle,

@@ -5,6 +5,8 @@
  * once, then runs in a quarantine process of its own; an idle tenant's
  * isolate is disposed and rebuilt at its next message.
  */
+import { readFileSync, readdirSync } from "node:fs";
+import { getPriority } from "node:os";
 import { describe, expect, it } from "vitest";
 import { buildRequest } from "../e2e/sip-client.js";
 import { tenantDir } from "../tenants/fixtures.js";
@@ -96,6 +98,36 @@ describe("tenants in shards", () => {
     await ksr.waitFor(/INFO \[counters\] tenant evil: process state=\w+ pid=[\d-]+ restarts=2 /);
     expect(await ksr.stop()).toBe(0);
   }, 120_000);
+
+  it("a looping tenant demoted in a shard runs on lowered isolated-vm threads; the shard's main thread keeps its priority", async () => {
+    const dir = tenantDir();
+    dir.write("good.js", COUNTING);
+    dir.write("evil.js", hostile("while (true) {}"));
+    const file = dir.write(
+      "tenants.yaml",
+      "tenants:\n  - id: good\n    script: good.js\n    match: { domains: [good.example] }\n" +
+        "  - id: evil\n    script: evil.js\n    match: { domains: [evil.example] }\n    limits: { routeTimeoutMs: 50 }\n",
+    );
+    const ksr = await startKsr(["--tenants", file, "--db", ":memory:", "--shards", "1"]);
+    const good = await peer();
+    const evil = await peer();
+    for (let i = 0; i < 3; i++) await evil.send(buildRequest({ method: "INFO", uri: "sip:x@evil.example", viaPort: evil.port }), ksr.udpPort);
+    await ksr.waitFor(/NOTICE \[evil\] tenant evil demoted \(route timed out\): its routes run on isolated-vm's threads at nice 10/);
+    const shardPid = Number(/shard of 2 tenants running \(pid (\d+)\)/.exec(ksr.stderr())![1]);
+    const loweredThreads = (): number[] =>
+      readdirSync(`/proc/${shardPid}/task`)
+        .map(Number)
+        .filter((tid) => tid !== shardPid && readFileSync(`/proc/${shardPid}/task/${tid}/comm`, "latin1").trim() === "MainThread" && getPriority(tid) === 10);
+    const deadline = Date.now() + 10_000;
+    while (loweredThreads().length === 0) {
+      if (Date.now() > deadline) throw new Error("no isolated-vm thread of the shard was lowered");
+      await evil.send(buildRequest({ method: "INFO", uri: "sip:x@evil.example", viaPort: evil.port }), ksr.udpPort);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(getPriority(shardPid)).toBe(getPriority(ksr.child.pid!));
+    expect(await expectOptions200(good, ksr.udpPort, "good.example")).toBe("seen=1");
+    expect(await ksr.stop()).toBe(0);
+  }, 60_000);
 
   it("disposes an idle tenant's isolate and rebuilds it at its next message", async () => {
     const dir = tenantDir();
