@@ -5,6 +5,7 @@
  *                    [--workers n] [--heap-mb n] [--timeout-ms n] [--log-level level]
  *                    [--no-supervise] [--overload-delay-ms n] [--no-overload-shedding]
  *   ksr run --tenants <tenants.yaml> [--watch] [--listen ...] [--alias ...]
+ *                    [--isolation process|process-per-tenant|in-process] [--shards n] [--idle-dispose-s n]
  *                    [--log-level level] [--no-supervise] [--overload-delay-ms n] [--no-overload-shedding]
  *   ksr ctl [--control <path>] tenants | reload [tenant] | counters   (host/cli/ctl.ts)
  *   ksr api [--json]
@@ -434,11 +435,15 @@ function loadTenantsOrExit(tenantsFile: string): TenantsConfig {
 }
 
 /**
- * `ksr run --tenants file` (--isolation process, the default): this process
- * keeps the sockets and hands each message to its tenant's worker process
- * (host/tenants/processes.ts); a tenant whose worker dies is restarted
- * alone. A worker whose script does not load stops the start (it printed
- * why, file:line). A tenant with `workers: N` has a pool of N workers.
+ * `ksr run --tenants file` with worker processes: this process keeps the
+ * sockets and hands each message to the worker process running its tenant
+ * (host/tenants/processes.ts): with --isolation process (the default) the
+ * shards of host/tenants/shards.ts (--shards, default from the cores and
+ * memory), with --isolation process-per-tenant a process each. A worker
+ * that dies is restarted alone (a shard without the tenant that was
+ * running, quarantined). A worker whose script does not load stops the
+ * start (it printed why, file:line). A tenant with `workers: N` has a pool
+ * of N workers.
  * SIGHUP reloads every tenant in its workers, `--watch` a tenant whose
  * script changes; SIGUSR2 logs each worker's counters.
  */

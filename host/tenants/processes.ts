@@ -192,6 +192,11 @@ class TenantProcess {
     return this.kind === "shard" ? `${this.label} (tenants ${this.tenantIds.length <= 5 ? this.tenantIds.join(", ") : `${this.tenantIds.slice(0, 5).join(", ")} and ${this.tenantIds.length - 5} more`})` : this.label;
   }
 
+  /** Starts it now, not as a first start (which the server's start waits for): a tenant moved out of a running shard. */
+  startNow(): void {
+    this.spawn();
+  }
+
   /** Starts it later, as after a crash of its own (a quarantined tenant's new process). */
   startAfterCrash(delayMs: number): void {
     this.crashLooping = true;
@@ -287,6 +292,12 @@ class TenantProcess {
         for (const item of msg.sends) this.front.send(this.label, item);
         this.queued = Math.max(0, this.queued - msg.handled);
         this.queueDelay.leave(msg.handled);
+        return;
+      case "evict":
+        // Only a shard's own tenant, and never its last one.
+        if (this.kind !== "shard" || this.tenantIds.length <= 1 || !this.tenantIds.includes(msg.tenant)) return;
+        this.tenantIds = this.tenantIds.filter((id) => id !== msg.tenant);
+        this.front.moveOut(msg.tenant, this, `${this.label} asked to move it out (${msg.reason}): its out-of-memory recoveries cost its neighbours`);
         return;
       case "reloaded":
       case "counters":
@@ -514,6 +525,18 @@ export class TenantProcesses implements Router {
     this.pools.set(tenantId, [own]);
     own.startAfterCrash(delayMs);
     log("notice", tenantId, `tenant quarantined: it was running when ${shard.label} died; it now runs in a process of its own`);
+  }
+
+  /**
+   * @internal Moves a tenant out of a running shard into a process of its
+   * own, started now; its messages are held until it is ready. What the
+   * shard kept for it (transactions, script state) stays behind, unused.
+   */
+  moveOut(tenantId: string, shard: TenantProcess, why: string): void {
+    const own = this.addProcess({ label: tenantId, tenantIds: [tenantId], kind: "own", index: 0, poolSize: 1 });
+    this.pools.set(tenantId, [own]);
+    own.startNow();
+    log("notice", tenantId, `tenant moved into a process of its own: ${why}`);
   }
 
   /**

@@ -60,6 +60,8 @@ export type WorkerMessage =
   | { readonly t: "out"; readonly sends: readonly SendItem[]; readonly handled: number }
   | { readonly t: "reloaded"; readonly id: number; readonly results: Readonly<Record<string, ReloadResult>> }
   | { readonly t: "counters"; readonly id: number; readonly lines: readonly string[] }
+  /** A shard asks that one of its tenants be moved into a process of its own (it ran out of memory). */
+  | { readonly t: "evict"; readonly tenant: string; readonly reason: string }
   /** Each tenant's execution mode. */
   | { readonly t: "status"; readonly id: number; readonly modes: Readonly<Record<string, string>> };
 

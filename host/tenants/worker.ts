@@ -114,10 +114,20 @@ function yieldIsolateThreads(): number {
   return lowered;
 }
 
-/** Once a shard tenant is demoted: isolated-vm's threads at MISBEHAVING_NICE, now and as new ones start. */
-function shardYield(): (tenantId: string, reason: string) => void {
+/** The demotion reason of a route that ran out of memory (ScriptRunner.runRoute). */
+const OUT_OF_MEMORY_DEMOTION = "route ran out of memory";
+
+/**
+ * Once a shard tenant is demoted: isolated-vm's threads at MISBEHAVING_NICE,
+ * now and as new ones start. A tenant demoted for running out of memory is
+ * also reported to the front (`evict`), which moves it into a process of
+ * its own: rebuilding its isolate after each out-of-memory costs the
+ * shard's main thread, and so its neighbours, whatever the threads' priority.
+ */
+function shardYield(post: (msg: WorkerMessage) => void): (tenantId: string, reason: string) => void {
   let interval: NodeJS.Timeout | undefined;
   return (tenantId, reason) => {
+    if (reason === OUT_OF_MEMORY_DEMOTION) post({ t: "evict", tenant: tenantId, reason });
     const lowered = yieldIsolateThreads();
     log("notice", tenantId, `tenant ${tenantId} demoted (${reason}): its routes run on isolated-vm's threads at nice ${MISBEHAVING_NICE} (${lowered} lowered now); the shard's main thread keeps its priority`);
     if (interval !== undefined) return;
@@ -265,7 +275,7 @@ export class IpcTransport implements ServerTransport {
 }
 
 /** The registry of this worker's tenants: from the tenants file, or the single script of `ksr run --workers`. */
-function workerRegistry(config: WorkerConfig, recordRunning: ((index: number) => void) | undefined): TenantRegistry {
+function workerRegistry(config: WorkerConfig, recordRunning: ((index: number) => void) | undefined, post: (msg: WorkerMessage) => void): TenantRegistry {
   if (config.script !== undefined) {
     const { path, heapMb, routeTimeoutMs } = config.script;
     // As `ksr run script.js` in one process: no CPU budgets, no demotion.
@@ -279,7 +289,7 @@ function workerRegistry(config: WorkerConfig, recordRunning: ((index: number) =>
     const position = new Map(config.tenantIds.map((id, i) => [id, i]));
     return new TenantRegistry(tenants, {
       ...idle,
-      onDemote: shardYield(),
+      onDemote: shardYield(post),
       ...(recordRunning !== undefined ? { onTenantSwitch: (t) => recordRunning(position.get(t.id)!) } : {}),
     });
   }
@@ -331,7 +341,7 @@ export async function runTenantWorker(
   try {
     sharedBy = sharing(config, (db) => (sharedState = db));
     if (config.runningFile !== undefined) running = runningRecorder(config.runningFile);
-    registry = workerRegistry(config, running?.record);
+    registry = workerRegistry(config, running?.record, post);
   } catch (err) {
     const text =
       err instanceof TenantsConfigError

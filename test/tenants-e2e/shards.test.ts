@@ -129,6 +129,31 @@ describe("tenants in shards", () => {
     expect(await ksr.stop()).toBe(0);
   }, 60_000);
 
+  it("a tenant that runs out of memory in a shard is moved into a process of its own; its neighbour keeps its state", async () => {
+    const dir = tenantDir();
+    dir.write("good.js", COUNTING);
+    dir.write("evil.js", hostile("const hoard = []; for (;;) hoard.push(new Array(1 << 20).fill(hoard.length));"));
+    const file = dir.write(
+      "tenants.yaml",
+      "tenants:\n  - id: good\n    script: good.js\n    match: { domains: [good.example] }\n" +
+        "  - id: evil\n    script: evil.js\n    match: { domains: [evil.example] }\n    limits: { heapMb: 32, routeTimeoutMs: 2000 }\n",
+    );
+    const ksr = await startKsr(["--tenants", file, "--db", ":memory:", "--shards", "1"]);
+    const good = await peer();
+    const evil = await peer();
+    expect(await expectOptions200(good, ksr.udpPort, "good.example")).toBe("seen=1");
+    expect((await ask(evil, ksr.udpPort, { method: "INFO", uri: "sip:x@evil.example" }, 10_000)).status).toBe(500);
+    await ksr.waitFor(/NOTICE \[evil\] tenant moved into a process of its own: shard-0 asked to move it out \(route ran out of memory\)/);
+    await ksr.waitFor(/INFO \[evil\] tenant worker running \(pid \d+\)/);
+    // Its new process runs the script; the shard and its other tenant carry on untouched.
+    expect(await answered(evil, ksr.udpPort, "evil.example")).toBe("evil ok");
+    expect(await expectOptions200(good, ksr.udpPort, "good.example")).toBe("seen=2");
+    expect(ksr.stderr()).not.toMatch(/process ended unexpectedly/);
+    ksr.child.kill("SIGUSR2");
+    await ksr.waitFor(/INFO \[counters\] shard-0 tenants=1: process state=running pid=\d+ restarts=0 /);
+    expect(await ksr.stop()).toBe(0);
+  }, 60_000);
+
   it("disposes an idle tenant's isolate and rebuilds it at its next message", async () => {
     const dir = tenantDir();
     dir.write("idle.js", COUNTING);
