@@ -690,8 +690,12 @@ export class TenantProcesses implements Router {
       const answer = await proc.request((id) => ({ t: "counters", id }));
       // A pool's workers each report the tenant: named with their index.
       const own = proc.poolSize > 1 ? `tenant ${proc.tenantIds[0]}:` : undefined;
-      if (answer?.t === "counters") lines.push(...answer.lines.map((l) => (own !== undefined && l.startsWith(own) ? `tenant ${proc.label}:${l.slice(own.length)}` : l)));
-      else lines.push(`${proc.kind === "shard" ? proc.label : `tenant ${proc.label}`}: worker not answering (${proc.state})`);
+      // A shard still holds the tenants moved out of it (quarantined, evicted): their lines are the new process's.
+      const current = new Set(proc.tenantIds.map((id) => `tenant ${id}:`));
+      const stale = (l: string): boolean => proc.kind === "shard" && l.startsWith("tenant ") && !current.has(l.slice(0, l.indexOf(":") + 1));
+      if (answer?.t === "counters") {
+        lines.push(...answer.lines.filter((l) => !stale(l)).map((l) => (own !== undefined && l.startsWith(own) ? `tenant ${proc.label}:${l.slice(own.length)}` : l)));
+      } else lines.push(`${proc.kind === "shard" ? proc.label : `tenant ${proc.label}`}: worker not answering (${proc.state})`);
     }
     lines.push(`no tenant: requests answered ${this.config.unmatched}=${this.unmatchedRequests} responses dropped=${this.unclaimedResponses}`);
     return lines;
