@@ -4,6 +4,7 @@
  * while a worker starts, the queue limit, restarts, and control requests.
  */
 import type { ChildProcess } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ListenSocket } from "../../host/core/context.js";
 import { SipServer } from "../../host/core/server.js";
@@ -260,6 +261,70 @@ describe("TenantProcesses", () => {
     expect((await counting).find((l) => l.startsWith("tenant a: process"))).toMatch(
       / shedding=no overload-episodes=1 shed=INVITE:1 absorbed-retransmissions=0 absorbed-acks-of-503=0 shed-unanswered=0$/,
     );
+  });
+});
+
+describe("TenantProcesses with shards", () => {
+  it("quarantines the tenant the dead shard's running file names into a process of its own and restarts the shard without it", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const dir = tenantDir();
+    for (const id of ["a", "b", "c"]) dir.write(`${id}.js`, REPLY_200);
+    const config = loadTenantsFile(
+      dir.write("tenants.yaml", `tenants:\n${["a", "b", "c"].map((id) => `  - id: ${id}\n    script: ${id}.js\n    match: { domains: [${id}.example] }\n`).join("")}`),
+    );
+    const spawned: { label: string; tenantIds: readonly string[]; worker: FakeWorker }[] = [];
+    let pid = 4_000_000_000; // fake pids far above any real one
+    const front = new TenantProcesses(config, {
+      plan: [{ label: "shard-0", tenantIds: ["a", "b", "c"], kind: "shard", index: 0, poolSize: 1 }],
+      runningDir: dir.dir,
+      spawn: (w) => {
+        const worker = new FakeWorker(pid++);
+        spawned.push({ label: w.label, tenantIds: w.tenantIds, worker });
+        return worker as unknown as ChildProcess;
+      },
+      lowerPriority: () => {},
+    });
+    const ipc = new IpcTransport(LISTEN, { send: () => {} });
+    new SipServer((host) => front.attach(host), { listen: LISTEN, tenantId: "ksr", transport: (o) => ipc.attach(o) });
+    const start = front.start();
+    spawned[0]!.worker.say({ t: "ready" });
+    await start;
+    const runningFile = `${dir.dir}/ksr-running-${process.pid}-shard-0`;
+    // Nothing has run yet: the file names no one.
+    expect(readFileSync(runningFile).readInt32LE(0)).toBe(-1);
+    // The shard was running b (its index in the list it was started with) when it died.
+    const record = Buffer.alloc(4);
+    record.writeInt32LE(1, 0);
+    writeFileSync(runningFile, record);
+    spawned[0]!.worker.die("SIGTRAP");
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(spawned.slice(1).map((s) => [s.label, [...s.tenantIds]]).sort()).toEqual([
+      ["b", ["b"]],
+      ["shard-0", ["a", "c"]],
+    ]);
+    for (const s of spawned.slice(1)) s.worker.say({ t: "ready" });
+    front.route(request({ ruri: "sip:x@b.example" }), "to b", rcv());
+    front.route(request({ ruri: "sip:x@c.example" }), "to c", rcv());
+    await new Promise((r) => setImmediate(r));
+    const workerOf = (label: string) => spawned.filter((s) => s.label === label).at(-1)!.worker;
+    expect(workerOf("b").sipTexts()).toEqual(["to b"]);
+    expect(workerOf("shard-0").sipTexts()).toEqual(["to c"]);
+    // A second death with nothing recorded restarts the shard with the tenants it has.
+    workerOf("shard-0").die("SIGKILL");
+    await vi.advanceTimersByTimeAsync(1000);
+    expect([...spawned.at(-1)!.tenantIds]).toEqual(["a", "c"]);
+    spawned.at(-1)!.worker.say({ t: "ready" });
+    // The fake workers do not answer status requests: their modes stay unknown.
+    const asking = front.statuses();
+    await vi.advanceTimersByTimeAsync(6000);
+    const statuses = await asking;
+    expect(statuses.map((x) => [x.id, x.shard ?? "own"])).toEqual([
+      ["a", "shard-0"],
+      ["b", "own"],
+      ["c", "shard-0"],
+    ]);
+    await front.stop();
+    expect(existsSync(runningFile)).toBe(false);
   });
 });
 
