@@ -5,7 +5,7 @@
 //                 [--rates 2000,4000,8000] [--duration 10] [--transport udp|tcp]
 //                 [--port 5060] [--users 10] [--no-micro] [--no-load] [--kamailio]
 //                 [--noisy loop,heap,crash] [--noisy-rate 20] [--noisy-cpu-share x] [--same-shard]
-//                 [--tenants 1000] [--idle-dispose-s 20] [--shards n]
+//                 [--tenants 1000] [--idle-dispose-s 20] [--shards n] [--lazy-isolates]
 //                 [--isolation process|in-process] [--repeat 1] [--location memory|db]
 //                 [--clean-rate R] [--overload-delay-ms N] [--soak-minutes 10]
 //                 [--workers 1,2]
@@ -79,7 +79,7 @@
 // --scenario density (bench/lib/density.mjs): --tenants tenants (default
 // 1 000), each answering OPTIONS (bench/scripts/options-200.js), in one
 // `ksr run --tenants` with --idle-dispose-s (default 20) and --shards when
-// given: start-up time, every tenant asked once, resident memory of the
+// given (and --lazy-isolates when given): start-up time, every tenant asked once, resident memory of the
 // server's processes (started, all answered, after idle disposal, busy),
 // cold starts of disposed tenants, and sipp OPTIONS to one busy tenant at
 // the first of --rates (default 1000/s) for --duration s while the others
@@ -187,6 +187,7 @@ const { values: opts } = parseArgs({
     tenants: { type: "string", default: "1000" },
     "idle-dispose-s": { type: "string", default: "20" },
     shards: { type: "string" },
+    "lazy-isolates": { type: "boolean", default: false },
   },
 });
 
@@ -248,6 +249,7 @@ const DENSITY = {
   tenants: Number(opts.tenants),
   idleDisposeS: Number(opts["idle-dispose-s"]),
   shards: opts.shards === undefined ? undefined : Number(opts.shards),
+  lazyIsolates: opts["lazy-isolates"],
 };
 if (!(Number.isInteger(DENSITY.tenants) && DENSITY.tenants >= 1 && DENSITY.tenants <= 10_000)) throw new Error("--tenants must be an integer in [1, 10000]");
 if (!(Number.isInteger(DENSITY.idleDisposeS) && DENSITY.idleDisposeS >= 1 && DENSITY.idleDisposeS <= 120)) throw new Error("--idle-dispose-s must be an integer in [1, 120]");

@@ -22,7 +22,8 @@
 //      sipp load against Kamailio 5.6's stateless reply, for the ratio.
 //
 // Targets (issue #11): resident memory ≤ 8 GB in all and ≤ 8 MB a tenant,
-// every tenant answers. Everything stays on 127.0.0.1 on free ports; every
+// every tenant answers. --lazy-isolates (the server's option) is passed on
+// when asked: the tenants' first answers are then cold starts. Everything stays on 127.0.0.1 on free ports; every
 // load is bounded; the server is stopped by the PID this module started.
 import dgram from "node:dgram";
 import fs from "node:fs";
@@ -142,7 +143,7 @@ function summarize(results) {
 }
 
 /** `ksr run --tenants file` on a free port; resolves once its "running ..." line is logged, with the time that took. */
-async function startDensityServer({ tenantsFile, port, idleDisposeS, shards, readyTimeoutMs }) {
+async function startDensityServer({ tenantsFile, port, idleDisposeS, shards, lazyIsolates, readyTimeoutMs }) {
   if (!fs.existsSync(KSR_BUNDLE)) throw new Error(`${KSR_BUNDLE} is missing: run \`npm run build\` first`);
   const args = [
     KSR_BIN,
@@ -160,6 +161,7 @@ async function startDensityServer({ tenantsFile, port, idleDisposeS, shards, rea
     "--idle-dispose-s",
     String(idleDisposeS),
     ...(shards !== undefined ? ["--shards", String(shards)] : []),
+    ...(lazyIsolates ? ["--lazy-isolates"] : []),
   ];
   const started = performance.now();
   const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
@@ -194,15 +196,15 @@ async function startDensityServer({ tenantsFile, port, idleDisposeS, shards, rea
  * function(calls, rate) running the same sipp load against Kamailio, or
  * undefined. Prints tables; resolves with the numbers and `passed`.
  */
-export async function benchDensity({ tenants = 1000, idleDisposeS = 20, coldSample = 20, rate = 1000, durationS = 10, shards, kamailio, print = console.log }) {
+export async function benchDensity({ tenants = 1000, idleDisposeS = 20, coldSample = 20, rate = 1000, durationS = 10, shards, lazyIsolates = false, kamailio, print = console.log }) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ksr-bench-density-"));
   let server;
   try {
     const tenantsFile = writeDensityTenants({ dir, count: tenants });
     const port = await findFreePort();
-    server = await startDensityServer({ tenantsFile, port, idleDisposeS, shards, readyTimeoutMs: 300_000 });
+    server = await startDensityServer({ tenantsFile, port, idleDisposeS, shards, lazyIsolates, readyTimeoutMs: 300_000 });
     const rssStarted = processTreeRssBytes(server.pid);
-    print(`\n# density: ${tenants} tenants (bench/scripts/options-200.js), one ksr run --tenants, --idle-dispose-s ${idleDisposeS}`);
+    print(`\n# density: ${tenants} tenants (bench/scripts/options-200.js), one ksr run --tenants, --idle-dispose-s ${idleDisposeS}${lazyIsolates ? ", --lazy-isolates" : ""}`);
     print(`${server.runningLine}`);
     print(`start-up (spawn → running line): ${(server.startupMs / 1000).toFixed(1)} s; resident memory then ${(rssStarted / MB).toFixed(0)} MB`);
 

@@ -149,6 +149,8 @@ interface RunOptions {
   shards?: number;
   /** With --tenants: seconds without a route call before a tenant's isolate is disposed (0: never). */
   idleDisposeS: number;
+  /** With --tenants: dispose each isolate once its script has loaded; built at the tenant's first message. */
+  lazyIsolates?: boolean;
   /** With --tenants: reload a tenant when its script file changes. */
   watch?: boolean;
   /** With --tenants: Unix socket path for `ksr ctl` (true: --control given without a path); off when undefined. */
@@ -270,6 +272,7 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
       ...(opts.shards !== undefined ? ["--shards", String(opts.shards)] : []),
       "--idle-dispose-s",
       String(opts.idleDisposeS),
+      ...(opts.lazyIsolates === true ? ["--lazy-isolates"] : []),
       ...(opts.watch === true ? ["--watch"] : []),
       ...common,
     ];
@@ -292,6 +295,7 @@ function runUsageProblem(scriptPath: string | undefined, opts: RunOptions, fromC
   }
   if (opts.tenants === undefined && fromCli("isolation")) return "--isolation separates the tenants of a tenants file: use it with --tenants";
   if (opts.tenants === undefined && fromCli("idleDisposeS")) return "--idle-dispose-s disposes idle tenants' isolates: use it with --tenants";
+  if (opts.tenants === undefined && opts.lazyIsolates === true) return "--lazy-isolates builds tenants' isolates at their first message: use it with --tenants";
   if (opts.shards !== undefined && (opts.tenants === undefined || opts.isolation !== "process")) return "--shards applies to --tenants with --isolation process";
   try {
     proxyOptions(opts);
@@ -522,7 +526,7 @@ async function startWorkerProcesses(
     workerIndex: worker.index,
     poolSize: worker.poolSize,
     ...(worker.runningFile !== undefined ? { runningFile: worker.runningFile } : {}),
-    ...(source.tenantsFile !== undefined ? { idleSeconds: opts.idleDisposeS } : {}),
+    ...(source.tenantsFile !== undefined ? { idleSeconds: opts.idleDisposeS, lazyIsolates: opts.lazyIsolates === true } : {}),
     ...(sharedState !== undefined ? { sharedStateFile: sharedState.file } : {}),
     listen: server!.listen,
     aliases: opts.alias ?? [],
@@ -636,7 +640,7 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
     process.exit(2);
   }
   try {
-    registry = new TenantRegistry(config, { idleSeconds: opts.idleDisposeS });
+    registry = new TenantRegistry(config, { idleSeconds: opts.idleDisposeS, lazyIsolates: opts.lazyIsolates === true });
   } catch (err) {
     const text = err instanceof TenantsConfigError ? err.message : `${tenantsFile}: ${(err as Error)?.message ?? String(err)}`;
     process.stderr.write(`ksr: cannot load the tenants: ${text}\n`);
@@ -691,6 +695,7 @@ export function buildProgram(): Command {
       "process" as Isolation,
     )
     .option("--shards <n>", `with --isolation process: worker processes the tenants share (default: one per core, fewer on small memory; at most ${MAX_SHARDS})`, shardsOption)
+    .option("--lazy-isolates", "with --tenants: dispose each tenant's isolate once its script has loaded at start; it is built at the tenant's first message")
     .option("--idle-dispose-s <n>", "with --tenants: dispose a tenant's isolate after this many seconds without a route call, rebuilt at its next message (0: never)", secondsOption, DEFAULT_IDLE_DISPOSE_S)
     .option("--listen <proto:ip:port>", `listen socket, repeatable (default ${DEFAULT_LISTEN.join(" and ")})`, collect(listenOption))
     .option("--alias <host[:port]>", "another name of this server (is_myself, Via checks), repeatable", collect(aliasOption))

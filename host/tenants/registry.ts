@@ -83,6 +83,13 @@ export interface TenantRegistryOptions {
    * `limits.idleSeconds` does not say; 0 or undefined: never.
    */
   readonly idleSeconds?: number;
+  /**
+   * Dispose each tenant's isolate as soon as its script has loaded (the
+   * load still checks it), so that the first message builds it: a server
+   * of thousands of mostly idle tenants starts without an isolate each.
+   * Default false.
+   */
+  readonly lazyIsolates?: boolean;
 }
 
 /** How often the idle sweep runs, as a fraction of the shortest idle time: a tenant is disposed between 1× and 1.25× its idle time. */
@@ -243,6 +250,8 @@ export class TenantRegistry {
         continue;
       }
       this.byId.set(entry.id, new Tenant(entry, runner, opts.nowMs, opts.budgetCpuNs));
+      // One at a time: the next load reuses the memory of the isolate just disposed.
+      if (opts.lazyIsolates === true) runner.hibernate?.();
     }
     if (issues.length > 0) {
       this.dispose();

@@ -102,6 +102,8 @@ export interface WorkerConfig {
   readonly runningFile?: string;
   /** Idle seconds before a tenant's isolate is disposed, for tenants whose tenants-file limit does not say (`ksr run --idle-dispose-s`). */
   readonly idleSeconds?: number;
+  /** `ksr run --lazy-isolates`: no isolate until a tenant's first message. */
+  readonly lazyIsolates?: boolean;
   /**
    * The SQLite file holding htables and $shv for every worker of the pools
    * (host/modules/state/shared-sqlite.ts); set when some tenant has a pool

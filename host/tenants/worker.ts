@@ -282,7 +282,7 @@ function workerRegistry(config: WorkerConfig, recordRunning: ((index: number) =>
     return new TenantRegistry(singleScriptConfig(path, config.tenantIds[0]!, { heapMb, routeTimeoutMs }), { cpuBudgets: false, autoDemote: false });
   }
   const tenants = onlyTenants(loadTenantsFile(config.tenantsFile!), config.tenantIds);
-  const idle = config.idleSeconds !== undefined ? { idleSeconds: config.idleSeconds } : {};
+  const idle = { ...(config.idleSeconds !== undefined ? { idleSeconds: config.idleSeconds } : {}), ...(config.lazyIsolates === true ? { lazyIsolates: true } : {}) };
   if (config.kind === "shard") {
     // Shared, as in-process: each tenant's CPU share is its isolates' time, and
     // a demoted tenant runs off the main thread, on lowered threads; the main thread keeps its priority.

@@ -384,6 +384,20 @@ function ksr_request_route() {
     expect(b.counters.idleDisposals).toBe(0);
   });
 
+  test("lazyIsolates: the script is loaded (and checked) at start, its isolate built at the first call", async () => {
+    const { registry: reg, tenant } = setup(COUNTING, "", { lazyIsolates: true });
+    const runner = tenant.runner as ScriptRunner;
+    expect(runner.isHibernating).toBe(true);
+    const host = makeRecordingHost();
+    expect(await runOnce(reg, tenant, host)).toEqual({ status: "ok" });
+    expect(runner.isHibernating).toBe(false);
+    expect(host.replies.map((r) => r.reason)).toEqual(["calls=1 shv=1"]);
+    expect(tenant.counters.idleDisposals).toBe(0);
+    expect(runner.restarts).toBe(0);
+    // A script that does not load still stops the start.
+    expect(() => setup("function ksr_request_route( {", "", { lazyIsolates: true })).toThrow(TenantsConfigError);
+  });
+
   test("tells onTenantSwitch before a route of another tenant than the last one, not for each call", async () => {
     const dir = tenantDir();
     dir.write("a.js", replyWith("a"));
