@@ -3,7 +3,8 @@
  *
  * Which process runs which tenants is host/tenants/shards.ts's plan: shards
  * of many tenants each, processes of one tenant (`isolation: own-process`,
- * quarantined tenants) and pools (`workers: k`).
+ * quarantined or moved-out tenants) and pools (`workers: k`).
+ *
  * The front owns the sockets. It parses each message (a malformed request
  * is answered 400 here), picks the tenant — requests by the tenants file's
  * rules (host/tenants/select.ts), responses by the `ksr-tenant` parameter
@@ -21,7 +22,10 @@
  * shard's running file names it, host/tenants/worker.ts) is moved into a
  * process of its own, and the shard restarts without it. A tenant that
  * aborts V8 every time it runs thus costs its shard neighbours their
- * in-memory state once; afterwards it only ends its own process.
+ * in-memory state once; afterwards it only ends its own process. A shard
+ * also asks (`evict`) to move out a tenant demoted for running out of
+ * memory: it gets a process of its own at once, its messages held until
+ * that process is ready.
  *
  * A worker that dies (a V8 abort, a kill) is restarted alone, after 100 ms,
  * four times longer (up to 30 s) each time it dies again within 10 s of its
@@ -192,8 +196,13 @@ class TenantProcess {
     return this.kind === "shard" ? `${this.label} (tenants ${this.tenantIds.length <= 5 ? this.tenantIds.join(", ") : `${this.tenantIds.slice(0, 5).join(", ")} and ${this.tenantIds.length - 5} more`})` : this.label;
   }
 
-  /** Starts it now, not as a first start (which the server's start waits for): a tenant moved out of a running shard. */
+  /**
+   * Starts it now, not as a first start (which the server's start waits
+   * for): a tenant moved out of a running shard for misbehaving, so its
+   * process starts at the lowered priority a crash-looping one gets.
+   */
   startNow(): void {
+    this.crashLooping = true;
     this.spawn();
   }
 
