@@ -220,15 +220,10 @@ class TenantProcess {
 
   /** The tenant whose route started last in this shard, or undefined (no file, none recorded, unreadable). */
   private runningTenant(): string | undefined {
-    if (this.runningFile === undefined) return undefined;
+    if (this.runningFd === undefined) return undefined;
     const buf = Buffer.alloc(4);
     try {
-      const fd = openSync(this.runningFile, "r");
-      try {
-        if (readSync(fd, buf, 0, 4, 0) !== 4) return undefined;
-      } finally {
-        closeSync(fd);
-      }
+      if (readSync(this.runningFd, buf, 0, 4, 0) !== 4) return undefined;
     } catch {
       return undefined;
     }
@@ -238,9 +233,27 @@ class TenantProcess {
   /** The tenant list the running process was started with (the running file indexes it). */
   private spawnedWith: readonly string[] = [];
 
-  /** Removes the running file (the front stops). */
-  removeRunningFile(): void {
+  /**
+   * The front's descriptor of the running file of the current process: the
+   * file's name is removed once the worker has opened it too (at "ready"),
+   * so nothing is left in the directory, even when the front is killed;
+   * both keep the file through their descriptors.
+   */
+  private runningFd: number | undefined;
+
+  /** Creates the running file for a process about to start, naming no tenant yet (a death before any route blames no one). */
+  private createRunningFile(): void {
+    this.closeRunningFile();
+    if (this.runningFile === undefined) return;
+    writeFileSync(this.runningFile, encodeRunningTenant(-1));
+    this.runningFd = openSync(this.runningFile, "r");
+  }
+
+  /** Removes the running file (its name, if still there, and the front's descriptor). */
+  closeRunningFile(): void {
     if (this.runningFile !== undefined) rmSync(this.runningFile, { force: true });
+    if (this.runningFd !== undefined) closeSync(this.runningFd);
+    this.runningFd = undefined;
   }
 
   /** Resolves when the first worker is ready; rejects if it exits before. */
@@ -256,8 +269,7 @@ class TenantProcess {
     this.queued = 0;
     this.startedAt = Date.now();
     this.spawnedWith = [...this.tenantIds];
-    // Nothing running yet: a death before any route blames no one.
-    if (this.runningFile !== undefined) writeFileSync(this.runningFile, encodeRunningTenant(-1));
+    this.createRunningFile();
     const child = this.front.spawnWorker({
       label: this.label,
       tenantIds: this.spawnedWith,
@@ -288,6 +300,8 @@ class TenantProcess {
     switch (msg.t) {
       case "ready": {
         this.state = "running";
+        // The worker has opened its running file: its name can go.
+        if (this.runningFile !== undefined) rmSync(this.runningFile, { force: true });
         // Held while it started: their wait so far is not queueing in the worker.
         this.queueDelay.reset();
         for (let i = 0; i < this.queued; i++) this.queueDelay.enter();
@@ -582,7 +596,7 @@ export class TenantProcesses implements Router {
     if (this.shedderPoll !== undefined) clearInterval(this.shedderPoll);
     this.shedderPoll = undefined;
     await Promise.all(this.processes.map((p) => p.stop()));
-    for (const p of this.processes) p.removeRunningFile();
+    for (const p of this.processes) p.closeRunningFile();
   }
 
   /** @internal Lowers a worker's priority (a tenant whose workers keep dying). */

@@ -4,7 +4,7 @@
  * while a worker starts, the queue limit, restarts, and control requests.
  */
 import type { ChildProcess } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, writeSync } from "node:fs";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ListenSocket } from "../../host/core/context.js";
 import { SipServer } from "../../host/core/server.js";
@@ -287,15 +287,19 @@ describe("TenantProcesses with shards", () => {
     const ipc = new IpcTransport(LISTEN, { send: () => {} });
     new SipServer((host) => front.attach(host), { listen: LISTEN, tenantId: "ksr", transport: (o) => ipc.attach(o) });
     const start = front.start();
+    const runningFile = `${dir.dir}/ksr-running-${process.pid}-shard-0`;
+    // Nothing has run yet: the file names no one. The worker opens it before it is ready.
+    expect(readFileSync(runningFile).readInt32LE(0)).toBe(-1);
+    const shardFd = openSync(runningFile, "r+");
     spawned[0]!.worker.say({ t: "ready" });
     await start;
-    const runningFile = `${dir.dir}/ksr-running-${process.pid}-shard-0`;
-    // Nothing has run yet: the file names no one.
-    expect(readFileSync(runningFile).readInt32LE(0)).toBe(-1);
+    // Its name is gone once the worker is ready: nothing is left behind, whatever ends the front.
+    expect(existsSync(runningFile)).toBe(false);
     // The shard was running b (its index in the list it was started with) when it died.
     const record = Buffer.alloc(4);
     record.writeInt32LE(1, 0);
-    writeFileSync(runningFile, record);
+    writeSync(shardFd, record, 0, 4, 0);
+    closeSync(shardFd);
     spawned[0]!.worker.die("SIGTRAP");
     await vi.advanceTimersByTimeAsync(1000);
     expect(spawned.slice(1).map((s) => [s.label, [...s.tenantIds]]).sort()).toEqual([
@@ -303,6 +307,7 @@ describe("TenantProcesses with shards", () => {
       ["shard-0", ["a", "c"]],
     ]);
     for (const s of spawned.slice(1)) s.worker.say({ t: "ready" });
+    expect(existsSync(runningFile)).toBe(false);
     front.route(request({ ruri: "sip:x@b.example" }), "to b", rcv());
     front.route(request({ ruri: "sip:x@c.example" }), "to c", rcv());
     await new Promise((r) => setImmediate(r));
