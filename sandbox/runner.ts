@@ -133,6 +133,8 @@ export class ScriptRunner implements RouteRunner {
   private instance: IsolateInstance | undefined;
   private disposed = false;
   private restartCount = 0;
+  /** The isolate was disposed for idleness (hibernate()): the next call rebuilds it, which is not an out-of-memory restart. */
+  private hibernating = false;
   /** CPU time of isolates already released (see cpuTimeNs). */
   private retiredCpuNs = 0n;
   private currentMode: ExecutionMode;
@@ -435,6 +437,25 @@ export class ScriptRunner implements RouteRunner {
     }
   }
 
+  /**
+   * Disposes the isolate of an idle runner, keeping the compiled script:
+   * the next route call builds a fresh isolate from it (the script's
+   * top-level code runs again; its globals start over). False, and
+   * nothing done, while an execution is in flight, a rebuild pending or
+   * there is no isolate.
+   */
+  hibernate(): boolean {
+    if (this.disposed || this.instance === undefined || this.inFlightCount > 0 || this.pendingInstance !== undefined || this.hostCallDepth > 0) return false;
+    this.releaseInstance();
+    this.hibernating = true;
+    return true;
+  }
+
+  /** True while the isolate is disposed for idleness and not yet rebuilt. */
+  get isHibernating(): boolean {
+    return this.hibernating;
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
@@ -508,6 +529,11 @@ export class ScriptRunner implements RouteRunner {
   }
 
   private restart(): IsolateInstance {
+    if (this.hibernating) {
+      this.instance = this.instantiate();
+      this.hibernating = false;
+      return this.instance;
+    }
     log("warn", this.logScope, `${this.scriptPath}: re-creating the script isolate after it ran out of memory`);
     this.instance = this.instantiate();
     this.restartCount++;
@@ -538,7 +564,8 @@ export class ScriptRunner implements RouteRunner {
    */
   private restartAsync(): Promise<IsolateInstance> {
     this.pendingInstance ??= (async () => {
-      log("warn", this.logScope, `${this.scriptPath}: re-creating the script isolate after it ran out of memory`);
+      const waking = this.hibernating;
+      if (!waking) log("warn", this.logScope, `${this.scriptPath}: re-creating the script isolate after it ran out of memory`);
       try {
         const instance = await this.instantiateAsync();
         if (this.disposed) {
@@ -547,7 +574,8 @@ export class ScriptRunner implements RouteRunner {
           throw new Error("script runner disposed");
         }
         this.instance = instance;
-        this.restartCount++;
+        this.hibernating = false;
+        if (!waking) this.restartCount++;
         return instance;
       } finally {
         this.pendingInstance = undefined;

@@ -1,10 +1,11 @@
 // `npm run bench`: load benchmark of the SIP server plus the in-process
 // micro-benchmarks.
 //
-//   npm run bench [-- --scenario options|stateful-relay|basic-register|basic-call|noisy-neighbour|overload|soak|flood]
+//   npm run bench [-- --scenario options|stateful-relay|basic-register|basic-call|noisy-neighbour|overload|soak|flood|density]
 //                 [--rates 2000,4000,8000] [--duration 10] [--transport udp|tcp]
 //                 [--port 5060] [--users 10] [--no-micro] [--no-load] [--kamailio]
-//                 [--noisy loop,heap,crash] [--noisy-rate 20] [--noisy-cpu-share x]
+//                 [--noisy loop,heap,crash] [--noisy-rate 20] [--noisy-cpu-share x] [--same-shard]
+//                 [--tenants 1000] [--idle-dispose-s 20] [--shards n] [--lazy-isolates]
 //                 [--isolation process|in-process] [--repeat 1] [--location memory|db]
 //                 [--clean-rate R] [--overload-delay-ms N] [--soak-minutes 10]
 //                 [--workers 1,2]
@@ -71,6 +72,19 @@
 // --isolation is passed on to `ksr run` when given; --noisy-cpu-share sets
 // A's cpuShare (default: the tenants file's default); --repeat runs every
 // phase that many times, interleaved, and judges the medians.
+//
+// --same-shard (noisy-neighbour) puts A and B in one shard (`shard: 0`
+// both, `ksr run --shards 1`): one worker process runs both scripts.
+//
+// --scenario density (bench/lib/density.mjs): --tenants tenants (default
+// 1 000), each answering OPTIONS (bench/scripts/options-200.js), in one
+// `ksr run --tenants` with --idle-dispose-s (default 20) and --shards when
+// given (and --lazy-isolates when given): start-up time, every tenant asked once, resident memory of the
+// server's processes (started, all answered, after idle disposal, busy),
+// cold starts of disposed tenants, and sipp OPTIONS to one busy tenant at
+// the first of --rates (default 1000/s) for --duration s while the others
+// idle; with --kamailio the same sipp load against Kamailio's stateless
+// reply. PASS: every tenant answered, peak ≤ 8 GB and ≤ 8 MB a tenant.
 //
 // --scenario overload (overload without collapse): the stateful-relay load
 // offered at twice the highest clean rate R. R is found with the
@@ -143,6 +157,7 @@ import { NOISY_VARIANTS, benchNoisyNeighbour } from "../bench/lib/noisy-sipp.mjs
 import { formatRssCurve, soakRelay } from "../bench/lib/soak.mjs";
 import { BENCH_PIKE_DENSITY, CALLS_SOURCE_IP, FLOOD_SCRIPT, FLOOD_SOURCE_IP, floodPhase } from "../bench/lib/flood.mjs";
 import { startKamailio } from "../bench/lib/kamailio.mjs";
+import { benchDensity } from "../bench/lib/density.mjs";
 
 const { values: opts } = parseArgs({
   options: {
@@ -168,6 +183,11 @@ const { values: opts } = parseArgs({
     workers: { type: "string" },
     "flood-rate": { type: "string", default: "20000" },
     "call-rate": { type: "string", default: "20" },
+    "same-shard": { type: "boolean", default: false },
+    tenants: { type: "string", default: "1000" },
+    "idle-dispose-s": { type: "string", default: "20" },
+    shards: { type: "string" },
+    "lazy-isolates": { type: "boolean", default: false },
   },
 });
 
@@ -186,6 +206,8 @@ const DEFAULT_RATES = {
   overload: "250,500,750,1000,1250,1500,2000",
   // Not a ladder: --call-rate and --flood-rate.
   flood: "20",
+  // Not a ladder: the busy tenant's rate among the idle ones.
+  density: "1000",
 };
 const IS_BASIC = SCENARIO === "basic-register" || SCENARIO === "basic-call";
 const USERS = Number(opts.users);
@@ -221,7 +243,17 @@ const NOISY = {
   aCpuShare: opts["noisy-cpu-share"] === undefined ? undefined : Number(opts["noisy-cpu-share"]),
   isolation: opts.isolation,
   repeat: Number(opts.repeat),
+  sameShard: opts["same-shard"],
 };
+const DENSITY = {
+  tenants: Number(opts.tenants),
+  idleDisposeS: Number(opts["idle-dispose-s"]),
+  shards: opts.shards === undefined ? undefined : Number(opts.shards),
+  lazyIsolates: opts["lazy-isolates"],
+};
+if (!(Number.isInteger(DENSITY.tenants) && DENSITY.tenants >= 1 && DENSITY.tenants <= 10_000)) throw new Error("--tenants must be an integer in [1, 10000]");
+if (!(Number.isInteger(DENSITY.idleDisposeS) && DENSITY.idleDisposeS >= 1 && DENSITY.idleDisposeS <= 120)) throw new Error("--idle-dispose-s must be an integer in [1, 120]");
+if (DENSITY.shards !== undefined && !(Number.isInteger(DENSITY.shards) && DENSITY.shards >= 1 && DENSITY.shards <= 256)) throw new Error("--shards must be an integer in [1, 256]");
 if (NOISY.variants.some((v) => !NOISY_VARIANTS.includes(v))) throw new Error(`--noisy: comma-separated variants among ${NOISY_VARIANTS.join(", ")}`);
 if (!(NOISY.aRate > 0 && NOISY.aRate <= 1000)) throw new Error("--noisy-rate must be in (0, 1000] requests/s");
 if (!(Number.isInteger(NOISY.repeat) && NOISY.repeat >= 1 && NOISY.repeat <= 10)) throw new Error("--repeat must be an integer in [1, 10]");
@@ -235,7 +267,7 @@ const BENCH_SCRIPTS = {
   overload: path.join(REPO_ROOT, "bench", "scripts", "stateful-relay.js"),
 };
 /** The shared harness's name for each scenario's Kamailio script. */
-const KAMAILIO_SCENARIOS = { options: "stateless-reply", "stateful-relay": "stateful-relay", overload: "stateful-relay" };
+const KAMAILIO_SCENARIOS = { options: "stateless-reply", "stateful-relay": "stateful-relay", overload: "stateful-relay", density: "stateless-reply" };
 const BASIC_SCENARIOS = path.join(REPO_ROOT, "test", "interop", "basic");
 /** The digest realm of the basic script is the From host: the server's address. */
 const BASIC_DOMAIN = "127.0.0.1";
@@ -852,6 +884,15 @@ if (!opts["no-load"]) {
     const noisy = await benchNoisyNeighbour({ rates: RATES, durationS: DURATION_S, ...NOISY });
     if (!noisy.passed) failed = true;
     if (opts.kamailio) console.log("\n--kamailio: Kamailio has no tenants; not run for the noisy-neighbour scenario");
+  } else if (SCENARIO === "density") {
+    const built = ensureBuilt();
+    if (built) console.log("built dist/ksr.js");
+    // The shared configuration listens on UDP 127.0.0.1:5060 only.
+    const kamailio = opts.kamailio
+      ? (calls, rate) => withKamailio(() => runSipp({ scenarioFile: OPTIONS_SCENARIO, targetPort: 5060, transport: "udp", calls, rate }))
+      : undefined;
+    const density = await benchDensity({ ...DENSITY, rate: RATES[0], durationS: DURATION_S, kamailio: kamailio && (async (calls, rate) => (await kamailio(calls, rate)) ?? undefined) });
+    if (!density.passed) failed = true;
   } else if (SCENARIO === "flood") {
     const flood = await benchFlood();
     if (!flood.passed) failed = true;

@@ -71,7 +71,7 @@ export function formatTenantTable(statuses: readonly TenantStatus[]): string {
   const rows = statuses.map((s) => [
     s.worker === undefined ? s.id : `${s.id}#${s.worker}`,
     s.state,
-    s.isolation ?? "-",
+    s.shard !== undefined ? `${s.isolation} ${s.shard}` : (s.isolation ?? "-"),
     s.mode ?? "-",
     s.pid === undefined ? "-" : String(s.pid),
     s.restarts === undefined ? "-" : String(s.restarts),

@@ -5,6 +5,7 @@
  *                    [--workers n] [--heap-mb n] [--timeout-ms n] [--log-level level]
  *                    [--no-supervise] [--overload-delay-ms n] [--no-overload-shedding]
  *   ksr run --tenants <tenants.yaml> [--watch] [--listen ...] [--alias ...]
+ *                    [--isolation process|process-per-tenant|in-process] [--shards n] [--idle-dispose-s n]
  *                    [--log-level level] [--no-supervise] [--overload-delay-ms n] [--no-overload-shedding]
  *   ksr ctl [--control <path>] tenants | reload [tenant] | counters | stats | ul ... | htable ... | loglevel ...   (host/cli/ctl.ts)
  *   ksr api [--native] [--json]
@@ -52,12 +53,13 @@ import { fork } from "node:child_process";
 import type { TenantsConfig } from "../tenants/config.js";
 import { isLocationMode, LOCATION_MODES, sharingProblem, type LocationMode } from "../storage/index.js";
 import { randomBytes } from "node:crypto";
-import { MAX_WORKERS } from "../tenants/config.js";
+import { MAX_SHARDS, MAX_WORKERS } from "../tenants/config.js";
+import { defaultShardCount, planProcesses, shardProblem, type ProcessPlan } from "../tenants/shards.js";
 import { existsSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import { openSharedStateFile } from "../modules/state/shared-sqlite.js";
-import { TenantProcesses } from "../tenants/processes.js";
+import { TenantProcesses, type WorkerSpawn } from "../tenants/processes.js";
 import { runTenantWorker } from "../tenants/worker.js";
 import { NONCE_SECRET_ENV, type SingleScript, type WorkerConfig } from "../tenants/worker-protocol.js";
 import { DEFAULT_STREAM_LIMITS, TransportLayer, type StreamConnectionLimits } from "../transport/index.js";
@@ -148,8 +150,15 @@ function logLevelOption(value: string): LogLevel {
   return value;
 }
 
-/** How tenants are kept apart: each in its own worker process, or all in the server's process. */
-type Isolation = "process" | "in-process";
+/**
+ * How tenants are kept apart: in shards of worker processes (host/tenants/shards.ts), each
+ * in a worker process of its own, or all in the server's process.
+ */
+type Isolation = "process" | "process-per-tenant" | "in-process";
+const ISOLATIONS: readonly Isolation[] = ["process", "process-per-tenant", "in-process"];
+
+/** `--idle-dispose-s` default: a tenant's isolate goes after five minutes without a route call. */
+const DEFAULT_IDLE_DISPOSE_S = 300;
 
 function locationOption(value: string): LocationMode {
   if (!isLocationMode(value)) throw new InvalidArgumentError(`"${value}" is not ${LOCATION_MODES.join(" or ")}`);
@@ -166,15 +175,32 @@ function metricsOption(value: string): string {
 }
 
 function isolationOption(value: string): Isolation {
-  if (value !== "process" && value !== "in-process") throw new InvalidArgumentError(`"${value}" is not process or in-process`);
-  return value;
+  if (!(ISOLATIONS as readonly string[]).includes(value)) throw new InvalidArgumentError(`"${value}" is not one of ${ISOLATIONS.join(", ")}`);
+  return value as Isolation;
+}
+
+function shardsOption(value: string): number {
+  const n = positiveInt(value);
+  if (n > MAX_SHARDS) throw new InvalidArgumentError(`"${value}" is more than ${MAX_SHARDS} shards`);
+  return n;
+}
+
+function secondsOption(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`"${value}" is not a whole number of seconds`);
+  return Number(value);
 }
 
 interface RunOptions {
   /** Tenants file: serve its tenants instead of one script. */
   tenants?: string;
-  /** With --tenants: worker process per tenant (default) or all in one process. */
+  /** With --tenants: shards of worker processes (default), a worker process per tenant, or all in one process. */
   isolation: Isolation;
+  /** With --tenants and --isolation process: how many shards (default from cores and memory). */
+  shards?: number;
+  /** With --tenants: seconds without a route call before a tenant's isolate is disposed (0: never). */
+  idleDisposeS: number;
+  /** With --tenants: dispose each isolate once its script has loaded; built at the tenant's first message. */
+  lazyIsolates?: boolean;
   /** With --tenants: reload a tenant when its script file changes. */
   watch?: boolean;
   /** With --tenants: Unix socket path for `ksr ctl` (true: --control given without a path); off when undefined. */
@@ -299,7 +325,19 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
     ...(opts.metrics === undefined ? [] : ["--metrics", opts.metrics === true ? `${DEFAULT_METRICS_HOST}:${DEFAULT_METRICS_PORT}` : opts.metrics]),
   ];
   if (scriptPath === undefined) {
-    return ["run", "--tenants", resolvePath(opts.tenants!), "--isolation", opts.isolation, ...(opts.watch === true ? ["--watch"] : []), ...common];
+    return [
+      "run",
+      "--tenants",
+      resolvePath(opts.tenants!),
+      "--isolation",
+      opts.isolation,
+      ...(opts.shards !== undefined ? ["--shards", String(opts.shards)] : []),
+      "--idle-dispose-s",
+      String(opts.idleDisposeS),
+      ...(opts.lazyIsolates === true ? ["--lazy-isolates"] : []),
+      ...(opts.watch === true ? ["--watch"] : []),
+      ...common,
+    ];
   }
   const settings = SCRIPT_SETTING_FLAGS.flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, opts[key]!]));
   return ["run", scriptPath, ...common, ...settings, "--workers", String(opts.workers), "--heap-mb", String(opts.heapMb), "--timeout-ms", String(opts.timeoutMs)];
@@ -316,13 +354,16 @@ function runUsageProblem(scriptPath: string | undefined, opts: RunOptions, fromC
     if (problem !== undefined) return `--workers ${opts.workers}: ${problem}`;
   }
   if (opts.tenants === undefined && fromCli("isolation")) return "--isolation separates the tenants of a tenants file: use it with --tenants";
+  if (opts.tenants === undefined && fromCli("idleDisposeS")) return "--idle-dispose-s disposes idle tenants' isolates: use it with --tenants";
+  if (opts.tenants === undefined && opts.lazyIsolates === true) return "--lazy-isolates builds tenants' isolates at their first message: use it with --tenants";
+  if (opts.shards !== undefined && (opts.tenants === undefined || opts.isolation !== "process")) return "--shards applies to --tenants with --isolation process";
   try {
     proxyOptions(opts);
   } catch (err) {
     return (err as Error).message;
   }
   const pikeFlag = PIKE_FLAGS.find(([key]) => opts[key] !== undefined);
-  if (pikeFlag !== undefined && opts.tenants !== undefined && opts.isolation === "process") {
+  if (pikeFlag !== undefined && opts.tenants !== undefined && opts.isolation !== "in-process") {
     return `${pikeFlag[1]} applies to a single script or to --isolation in-process; tenant worker processes keep Kamailio's pike defaults`;
   }
   const settingFlag = SCRIPT_SETTING_FLAGS.find(([key]) => opts[key] !== undefined);
@@ -350,7 +391,7 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
     const entry = fileURLToPath(import.meta.url);
     process.exit(await supervise({ entry, argsFor: (listen) => serverArgs(scriptPath, opts, listen) }));
   }
-  if (scriptPath === undefined) return opts.isolation === "process" ? runTenantProcesses(opts.tenants!, opts) : runTenants(opts.tenants!, opts);
+  if (scriptPath === undefined) return opts.isolation === "in-process" ? runTenants(opts.tenants!, opts) : runTenantProcesses(opts.tenants!, opts);
   if (opts.workers >= 2) return runScriptWorkers(scriptPath, opts);
   const tenant = "default";
   let registry: TenantRegistry;
@@ -481,11 +522,15 @@ function loadTenantsOrExit(tenantsFile: string): TenantsConfig {
 }
 
 /**
- * `ksr run --tenants file` (--isolation process, the default): this process
- * keeps the sockets and hands each message to its tenant's worker process
- * (host/tenants/processes.ts); a tenant whose worker dies is restarted
- * alone. A worker whose script does not load stops the start (it printed
- * why, file:line). A tenant with `workers: N` has a pool of N workers.
+ * `ksr run --tenants file` with worker processes: this process keeps the
+ * sockets and hands each message to the worker process running its tenant
+ * (host/tenants/processes.ts): with --isolation process (the default) the
+ * shards of host/tenants/shards.ts (--shards, default from the cores and
+ * memory), with --isolation process-per-tenant a process each. A worker
+ * that dies is restarted alone (a shard without the tenant that was
+ * running, quarantined). A worker whose script does not load stops the
+ * start (it printed why, file:line). A tenant with `workers: N` has a pool
+ * of N workers.
  * SIGHUP reloads every tenant in its workers, `--watch` a tenant whose
  * script changes; SIGUSR2 logs each worker's counters.
  */
@@ -498,9 +543,25 @@ async function runTenantProcesses(tenantsFile: string, opts: RunOptions): Promis
       process.exit(2);
     }
   }
-  const { server, target } = await startWorkerProcesses(config, { tenantsFile: config.file }, opts);
-  const ids = config.tenants.map((t) => (t.workers > 1 ? `${t.id} (${t.workers} workers)` : t.id)).join(", ");
-  serveTenantSignals(server, target, `running tenants ${ids} of ${config.file} (one process each)`);
+  const shards = opts.shards ?? defaultShardCount();
+  const problem = opts.isolation === "process" ? shardProblem(config, shards) : undefined;
+  if (problem !== undefined) {
+    process.stderr.write(`ksr: ${problem}\n`);
+    process.exit(2);
+  }
+  const plan =
+    opts.isolation === "process"
+      ? planProcesses(config, shards)
+      : planProcesses({ tenants: config.tenants.map((t) => ({ ...t, ownProcess: true, shard: undefined })) }, 1);
+  const { server, target } = await startWorkerProcesses(config, { tenantsFile: config.file }, opts, plan);
+  const shardCount = plan.filter((p) => p.kind === "shard").length;
+  const own = plan.filter((p) => p.kind === "own");
+  const listed = config.tenants.length <= 10 ? `tenants ${config.tenants.map((t) => (t.workers > 1 ? `${t.id} (${t.workers} workers)` : t.id)).join(", ")}` : `${config.tenants.length} tenants`;
+  serveTenantSignals(
+    server,
+    target,
+    `running ${listed} of ${config.file} in ${plan.length} worker processes (${shardCount} shards, ${own.length} processes of one tenant)`,
+  );
 }
 
 /**
@@ -513,7 +574,7 @@ async function runScriptWorkers(scriptPath: string, opts: RunOptions): Promise<v
   const path = resolvePath(scriptPath);
   const script: SingleScript = { path, heapMb: opts.heapMb, routeTimeoutMs: opts.timeoutMs, settings: scriptSettings(opts) };
   const config = singleScriptConfig(path, "default", { heapMb: opts.heapMb, routeTimeoutMs: opts.timeoutMs }, opts.workers, script.settings);
-  const { server, target } = await startWorkerProcesses(config, { script }, opts);
+  const { server, target } = await startWorkerProcesses(config, { script }, opts, planProcesses(config, 1));
   process.on("SIGHUP", () => log("notice", "ksr", "SIGHUP: only a server started with --tenants reloads its scripts; ignored"));
   process.on("SIGUSR2", () => {
     void target.counters().then((lines) => {
@@ -533,18 +594,22 @@ async function startWorkerProcesses(
   config: TenantsConfig,
   source: Pick<WorkerConfig, "tenantsFile" | "script">,
   opts: RunOptions,
+  plan: readonly ProcessPlan[],
 ): Promise<{ server: SipServer; target: ControlTarget }> {
   const entry = fileURLToPath(import.meta.url);
   let server: SipServer | undefined;
   // One secret for every worker of the server: a nonce one issued verifies on another (host/auth/nonce.ts).
   const nonceSecret = randomBytes(32).toString("hex");
-  const poolSizes = new Map(config.tenants.map((t) => [t.id, t.workers]));
   const sharedState = config.tenants.some((t) => t.workers > 1) ? createSharedStateFile() : undefined;
-  const workerConfig = (tenantId: string, workerIndex: number): WorkerConfig => ({
+  const workerConfig = (worker: WorkerSpawn): WorkerConfig => ({
     ...source,
-    tenantId,
-    workerIndex,
-    poolSize: poolSizes.get(tenantId)!,
+    tenantIds: worker.tenantIds,
+    label: worker.label,
+    kind: worker.kind,
+    workerIndex: worker.index,
+    poolSize: worker.poolSize,
+    ...(worker.runningFile !== undefined ? { runningFile: worker.runningFile } : {}),
+    ...(source.tenantsFile !== undefined ? { idleSeconds: opts.idleDisposeS, lazyIsolates: opts.lazyIsolates === true } : {}),
     ...(sharedState !== undefined ? { sharedStateFile: sharedState.file } : {}),
     listen: server!.listen,
     aliases: opts.alias ?? [],
@@ -557,14 +622,16 @@ async function startWorkerProcesses(
   });
   const processes = new TenantProcesses(config, {
     overload: overloadOptions(opts),
-    spawn: (tenantId, index) =>
-      fork(entry, [WORKER_COMMAND, JSON.stringify(workerConfig(tenantId, index))], {
+    plan,
+    runningDir: existsSync("/dev/shm") ? "/dev/shm" : tmpdir(),
+    spawn: (worker) =>
+      fork(entry, [WORKER_COMMAND, JSON.stringify(workerConfig(worker))], {
         // JSON: measured 2-3x cheaper per SIP message than "advanced" (structured clone)
         // for these objects of strings and numbers; latin1 strings round-trip.
         serialization: "json",
         stdio: ["ignore", "inherit", "inherit", "ipc"],
         // Only the workers of a pool need the secret; in the environment, not the argument list others can read.
-        env: poolSizes.get(tenantId)! > 1 ? { ...process.env, [NONCE_SECRET_ENV]: nonceSecret } : process.env,
+        env: worker.poolSize > 1 ? { ...process.env, [NONCE_SECRET_ENV]: nonceSecret } : process.env,
       }),
   });
   server = new SipServer((host) => processes.attach(host), {
@@ -661,7 +728,7 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
     process.exit(2);
   }
   try {
-    registry = new TenantRegistry(config);
+    registry = new TenantRegistry(config, { idleSeconds: opts.idleDisposeS, lazyIsolates: opts.lazyIsolates === true });
   } catch (err) {
     const text = err instanceof TenantsConfigError ? err.message : `${tenantsFile}: ${(err as Error)?.message ?? String(err)}`;
     process.stderr.write(`ksr: cannot load the tenants: ${text}\n`);
@@ -718,7 +785,15 @@ export function buildProgram(): Command {
       `serve Prometheus metrics on http://[ip:]port/metrics (default ${DEFAULT_METRICS_HOST}:${DEFAULT_METRICS_PORT}; loopback unless an ip is given); off when not given`,
       metricsOption,
     )
-    .option("--isolation <mode>", "with --tenants: process (each tenant in its own worker process) or in-process", isolationOption, "process" as Isolation)
+    .option(
+      "--isolation <mode>",
+      "with --tenants: process (tenants in shards of worker processes), process-per-tenant (each in a worker process of its own) or in-process",
+      isolationOption,
+      "process" as Isolation,
+    )
+    .option("--shards <n>", `with --isolation process: worker processes the tenants share (default: one per core, fewer on small memory; at most ${MAX_SHARDS})`, shardsOption)
+    .option("--lazy-isolates", "with --tenants: dispose each tenant's isolate once its script has loaded at start; it is built at the tenant's first message")
+    .option("--idle-dispose-s <n>", "with --tenants: dispose a tenant's isolate after this many seconds without a route call, rebuilt at its next message (0: never)", secondsOption, DEFAULT_IDLE_DISPOSE_S)
     .option("--listen <proto:ip:port>", `listen socket, repeatable (default ${DEFAULT_LISTEN.join(" and ")})`, collect(listenOption))
     .option("--alias <host[:port]>", "another name of this server (is_myself, Via checks), repeatable", collect(aliasOption))
     .option(

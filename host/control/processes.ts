@@ -12,6 +12,7 @@ export function processesControlTarget(processes: TenantProcesses): ControlTarge
       return (await processes.statuses()).map((s) => ({
         id: s.id,
         ...(s.worker !== undefined ? { worker: s.worker } : {}),
+        ...(s.shard !== undefined ? { shard: s.shard } : {}),
         script: scripts.get(s.id)!,
         isolation: "process",
         state: s.state,

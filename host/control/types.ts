@@ -23,7 +23,7 @@ export interface TenantStatus {
   readonly id: string;
   /** Absolute path of the tenant's routing script. */
   readonly script: string;
-  /** Whether the tenant's script runs in its own child process or inside the server process. */
+  /** Whether the tenant's script runs in a child process (its own, or a shard's) or inside the server process. */
   readonly isolation: "process" | "in-process";
   /** e.g. running, restarting, stopped. */
   readonly state: string;
@@ -35,6 +35,8 @@ export interface TenantStatus {
   readonly mode?: string;
   /** Index of this worker in the tenant's pool, when the tenant has several worker processes (one status each). */
   readonly worker?: number;
+  /** The shard whose process runs the tenant with other tenants ("shard-<n>"); absent for a process of its own. */
+  readonly shard?: string;
 }
 
 export interface TenantReloadResult {

@@ -506,7 +506,7 @@ export class TenantRouting implements Router {
         `tenant ${t.id}: mode=${t.mode} messages=${c.messages} route-errors=${c.routeErrors} timeouts=${c.timeouts} ` +
         `oom-restarts=${c.oomRestarts} over-budget=${c.overBudget} demotions=${c.demotions} reloads=${c.reloads} ` +
         `reload-failures=${c.reloadFailures} cpu-ms=${cpuMs.toFixed(1)} budget-ms=${t.budget.tokensMs.toFixed(1)} ` +
-        `transactions=${this.slots.get(t)!.proxy.table.serverCount} replies: ${replies}`
+        `transactions=${this.slots.get(t)!.proxy.table.serverCount} idle-disposals=${c.idleDisposals} replies: ${replies}`
       );
     });
   }

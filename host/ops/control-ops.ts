@@ -130,7 +130,7 @@ async function frontLogLevel(processes: TenantProcesses, params: Params, tenant:
 /** Methods about one tenant's data: with several tenants, the tenant must be named. */
 const ONE_TENANT_METHODS = new Set<string>(["ul.lookup", "ul.rm", "htable.dump", "htable.get", "htable.sets", "htable.seti", "htable.delete", "htable.flush"]);
 
-type WorkerAnswer = { tenant: string; worker: string; result?: unknown; error?: string };
+type WorkerAnswer = { worker: string; result?: unknown; error?: string };
 
 /** Per-tenant lists (ul.dump, htable.list, pike.list, tm.stats) and single answers, merged over the workers asked. */
 function mergeAnswers(method: string, answers: readonly WorkerAnswer[]): unknown {
@@ -155,13 +155,15 @@ function mergeAnswers(method: string, answers: readonly WorkerAnswer[]): unknown
     }
     case "ul.dump":
     case "htable.list": {
-      // One answer per tenant: a pool shares these.
+      // One entry per tenant: a pool's workers share these, and a shard answers for each of its tenants.
       const seen = new Set<string>();
       const out: unknown[] = [];
       for (const a of ok) {
-        if (seen.has(a.tenant)) continue;
-        seen.add(a.tenant);
-        out.push(...(a.result as unknown[]));
+        for (const item of a.result as { tenant: string }[]) {
+          if (seen.has(item.tenant)) continue;
+          seen.add(item.tenant);
+          out.push(item);
+        }
       }
       return out;
     }

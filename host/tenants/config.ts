@@ -19,6 +19,8 @@
  *         event_route_callback: none     # called with "core:worker-one-init" once the script is loaded
  *       modules: [sl, hdr, pv]           # KSR modules the script may use; default all
  *       workers: 2                       # worker processes of the tenant (--isolation process); default 1
+ *       isolation: own-process           # a process of its own instead of a shard (--isolation process)
+ *       shard: 3                         # or: this shard (0-based, below --shards); default hash(id) mod shards
  *
  * Within one rule every criterion given must match; a rule with no
  * criterion matches nothing. Tenants are tried in file order and the first
@@ -47,6 +49,12 @@ export interface TenantLimits {
   readonly cpuShare: number;
   /** Wall time whose worth of cpuShare may be used in one burst, in ms. */
   readonly cpuBurstMs: number;
+  /**
+   * Seconds without a route call after which the tenant's isolate is
+   * disposed (rebuilt at its next message); 0 never; undefined: the
+   * server's default (`ksr run --idle-dispose-s`).
+   */
+  readonly idleSeconds?: number;
 }
 
 /** A listening socket pattern: undefined fields match anything. */
@@ -94,10 +102,17 @@ export interface TenantEntry {
    * message going to worker hash(Call-ID) mod workers (host/tenants/affinity.ts).
    */
   readonly workers: number;
+  /** `isolation: own-process`: a worker process of its own rather than a place in a shard (host/tenants/shards.ts). */
+  readonly ownProcess: boolean;
+  /** `shard: n`: the shard (0-based) the tenant runs in; undefined: hash(id) mod the shard count. */
+  readonly shard: number | undefined;
 }
 
 /** Most worker processes one tenant (or `ksr run --workers`) may have. */
 export const MAX_WORKERS = 64;
+
+/** Most shards (`--shards`) one server may have; a tenant's `shard:` is below it (and below the count in use, checked at start). */
+export const MAX_SHARDS = 256;
 
 export interface TenantsConfig {
   /** Absolute path of the tenants file. */
@@ -242,6 +257,7 @@ const limitsSchema = z
     routeTimeoutMs: z.number().int().min(1).max(60_000).default(DEFAULT_LIMITS.routeTimeoutMs),
     cpuShare: z.number().gt(0).max(256).default(DEFAULT_CPU_SHARE),
     cpuBurstMs: z.number().int().min(10).max(600_000).default(DEFAULT_CPU_BURST_MS),
+    idleSeconds: z.number().int().min(0).max(7 * 24 * 3600).optional(),
   })
   .strict();
 
@@ -306,8 +322,15 @@ const tenantSchema = z
     modules: z.array(z.string()).optional(),
     mode: z.enum(["sync", "async"]).default("sync"),
     workers: z.number().int("must be a whole number").min(1, "must be at least 1").max(MAX_WORKERS, `must be at most ${MAX_WORKERS}`).default(1),
+    isolation: z.enum(["shared", "own-process"]).default("shared"),
+    shard: z.number().int("must be a whole number").min(0, "must be 0 or more").max(MAX_SHARDS - 1, `must be below ${MAX_SHARDS}`).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((t, ctx) => {
+    if (t.shard !== undefined && (t.isolation === "own-process" || t.workers > 1)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["shard"], message: "a tenant with a process of its own (isolation: own-process, or workers ≥ 2) has no shard" });
+    }
+  });
 
 const fileSchema = z
   .object({
@@ -411,6 +434,8 @@ export function loadTenantsFile(path: string, opts: LoadTenantsOptions = {}): Te
       quotas: t.quotas,
       egress: t.egress,
       workers: t.workers,
+      ownProcess: t.isolation === "own-process",
+      shard: t.shard,
     };
   });
   if (data.default !== undefined && !seen.has(data.default)) {
@@ -473,6 +498,8 @@ export function singleScriptConfig(
     // The operator's own script: it sends wherever it routes.
     egress: UNRESTRICTED_EGRESS,
     workers,
+    ownProcess: true,
+    shard: undefined,
   };
   return { file: scriptPath, tenants: [entry], defaultTenant: tenantId, unmatched: 404 };
 }

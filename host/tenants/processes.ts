@@ -1,6 +1,10 @@
 /**
  * Tenants in worker processes: the front.
  *
+ * Which process runs which tenants is host/tenants/shards.ts's plan: shards
+ * of many tenants each, processes of one tenant (`isolation: own-process`,
+ * quarantined or moved-out tenants) and pools (`workers: k`).
+ *
  * The front owns the sockets. It parses each message (a malformed request
  * is answered 400 here), picks the tenant — requests by the tenants file's
  * rules (host/tenants/select.ts), responses by the `ksr-tenant` parameter
@@ -13,6 +17,15 @@
  * message: a parse costs 4-7 µs, a structured message across IPC more than
  * its bytes, and the front must parse anyway to select the tenant and to
  * answer malformed requests.
+ *
+ * Quarantine: when a shard dies, the tenant whose route was running (the
+ * shard's running file names it, host/tenants/worker.ts) is moved into a
+ * process of its own, and the shard restarts without it. A tenant that
+ * aborts V8 every time it runs thus costs its shard neighbours their
+ * in-memory state once; afterwards it only ends its own process. A shard
+ * also asks (`evict`) to move out a tenant demoted for running out of
+ * memory: it gets a process of its own at once, its messages held until
+ * that process is ready.
  *
  * A worker that dies (a V8 abort, a kill) is restarted alone, after 100 ms,
  * four times longer (up to 30 s) each time it dies again within 10 s of its
@@ -44,6 +57,8 @@
  * their retransmissions go on to the worker's transaction, never a 503.
  */
 import type { ChildProcess } from "node:child_process";
+import { readSync, openSync, closeSync, writeFileSync, rmSync } from "node:fs";
+import { join as joinPath } from "node:path";
 import { setPriority } from "node:os";
 import type { ReceiveInfo } from "../core/context.js";
 import { MessageContext } from "../core/context.js";
@@ -59,6 +74,8 @@ import { callIdOwner } from "./affinity.js";
 import type { FrontWorkerReading } from "../metrics/collect.js";
 import type { MetricsJson } from "../metrics/http.js";
 import { MISBEHAVING_NICE, isWorkerMessage, type FrontMessage, type ReceivedItem, type SendItem, type WorkerMessage } from "./worker-protocol.js";
+import { planProcesses, type ProcessPlan } from "./shards.js";
+import { encodeRunningTenant } from "./worker.js";
 
 /** Restart pacing of a tenant's worker: quick after a one-off crash, backing off hard from a crash loop. */
 const FIRST_RESTART_DELAY_MS = 100;
@@ -77,12 +94,27 @@ const SHEDDER_POLL_MS = 100;
 
 export type WorkerState = "starting" | "running" | "restarting" | "stopped";
 
+/** What a worker process is started with: its plan (tenants, pool place) and, for a shard, its running file. */
+export interface WorkerSpawn extends ProcessPlan {
+  readonly runningFile: string | undefined;
+}
+
 export interface TenantProcessesOptions {
   /**
-   * Starts worker `index` (0-based) of a tenant's pool (fork of the ksr entry
-   * with `tenant-worker`, an IPC channel, JSON serialization).
+   * Starts a worker process (fork of the ksr entry with `tenant-worker`,
+   * an IPC channel, JSON serialization).
    */
-  readonly spawn: (tenantId: string, index: number) => ChildProcess;
+  readonly spawn: (worker: WorkerSpawn) => ChildProcess;
+  /**
+   * Which processes run which tenants (host/tenants/shards.ts); default a
+   * process (or pool) per tenant.
+   */
+  readonly plan?: readonly ProcessPlan[];
+  /**
+   * Directory of the shards' running files (/dev/shm: memory); without it
+   * a dying shard is restarted with all its tenants, none quarantined.
+   */
+  readonly runningDir?: string;
   /** Messages posted to a worker and not yet handled before its requests are refused with 503. */
   readonly maxQueue?: number;
   /** Sets a worker process's nice value to MISBEHAVING_NICE (default os.setPriority; tests record it). */
@@ -108,7 +140,7 @@ interface PendingRequest {
   readonly timer: NodeJS.Timeout;
 }
 
-/** One worker process of a tenant's pool, restarted when it dies. */
+/** One worker process (a shard, a tenant's own, one of a tenant's pool), restarted when it dies. */
 class TenantProcess {
   state: WorkerState = "starting";
   child: ChildProcess | undefined;
@@ -137,17 +169,93 @@ class TenantProcess {
   /** Settles the first start: ready, or the reason it is not. */
   private firstStart: { resolve: () => void; reject: (err: Error) => void } | undefined;
 
-  /** How logs and counter lines name this worker: the tenant id, with "#index" in a pool of several. */
+  /** How logs and counter lines name this worker: the tenant id (with "#index" in a pool of several), or "shard-<n>". */
   readonly label: string;
+  readonly kind: ProcessPlan["kind"];
+  /** Position in the tenant's pool (0-based), and the pool's size (0 and 1 but in a pool). */
+  readonly index: number;
+  readonly poolSize: number;
+  /** The tenants it runs; a quarantined tenant leaves its shard's list. */
+  tenantIds: string[];
+  /** A shard's running file (the tenant whose route started last), when the front keeps them. */
+  readonly runningFile: string | undefined;
 
   constructor(
-    readonly id: string,
-    /** Position in the tenant's pool (0-based), and the pool's size. */
-    readonly index: number,
-    poolSize: number,
+    plan: ProcessPlan,
     private readonly front: TenantProcesses,
+    runningDir: string | undefined,
   ) {
-    this.label = poolSize > 1 ? `${id}#${index}` : id;
+    this.label = plan.label;
+    this.kind = plan.kind;
+    this.index = plan.index;
+    this.poolSize = plan.poolSize;
+    this.tenantIds = [...plan.tenantIds];
+    this.runningFile = plan.kind === "shard" && runningDir !== undefined ? joinPath(runningDir, `ksr-running-${process.pid}-${plan.label}`) : undefined;
+  }
+
+  /** How the front's log lines name it: `[evil]` for a tenant's own process, `[shard-0]` for a shard. */
+  get describe(): string {
+    return this.kind === "shard" ? `${this.label} (tenants ${this.tenantIds.length <= 5 ? this.tenantIds.join(", ") : `${this.tenantIds.slice(0, 5).join(", ")} and ${this.tenantIds.length - 5} more`})` : this.label;
+  }
+
+  /**
+   * Starts it now, not as a first start (which the server's start waits
+   * for): a tenant moved out of a running shard for misbehaving, so its
+   * process starts at the lowered priority a crash-looping one gets.
+   */
+  startNow(): void {
+    this.crashLooping = true;
+    this.spawn();
+  }
+
+  /** Starts it later, as after a crash of its own (a quarantined tenant's new process). */
+  startAfterCrash(delayMs: number): void {
+    this.crashLooping = true;
+    this.restartDelay = delayMs;
+    this.nextRestartDelay = Math.min(delayMs * RESTART_BACKOFF_FACTOR, MAX_RESTART_DELAY_MS);
+    this.state = "restarting";
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (this.state === "restarting") this.spawn();
+    }, delayMs);
+  }
+
+  /** The tenant whose route started last in this shard, or undefined (no file, none recorded, unreadable). */
+  private runningTenant(): string | undefined {
+    if (this.runningFd === undefined) return undefined;
+    const buf = Buffer.alloc(4);
+    try {
+      if (readSync(this.runningFd, buf, 0, 4, 0) !== 4) return undefined;
+    } catch {
+      return undefined;
+    }
+    return this.spawnedWith[buf.readInt32LE(0)];
+  }
+
+  /** The tenant list the running process was started with (the running file indexes it). */
+  private spawnedWith: readonly string[] = [];
+
+  /**
+   * The front's descriptor of the running file of the current process: the
+   * file's name is removed once the worker has opened it too (at "ready"),
+   * so nothing is left in the directory, even when the front is killed;
+   * both keep the file through their descriptors.
+   */
+  private runningFd: number | undefined;
+
+  /** Creates the running file for a process about to start, naming no tenant yet (a death before any route blames no one). */
+  private createRunningFile(): void {
+    this.closeRunningFile();
+    if (this.runningFile === undefined) return;
+    writeFileSync(this.runningFile, encodeRunningTenant(-1));
+    this.runningFd = openSync(this.runningFile, "r");
+  }
+
+  /** Removes the running file (its name, if still there, and the front's descriptor). */
+  closeRunningFile(): void {
+    if (this.runningFile !== undefined) rmSync(this.runningFile, { force: true });
+    if (this.runningFd !== undefined) closeSync(this.runningFd);
+    this.runningFd = undefined;
   }
 
   /** Resolves when the first worker is ready; rejects if it exits before. */
@@ -162,7 +270,16 @@ class TenantProcess {
     this.state = "starting";
     this.queued = 0;
     this.startedAt = Date.now();
-    const child = this.front.spawnWorker(this.id, this.index);
+    this.spawnedWith = [...this.tenantIds];
+    this.createRunningFile();
+    const child = this.front.spawnWorker({
+      label: this.label,
+      tenantIds: this.spawnedWith,
+      kind: this.kind,
+      index: this.index,
+      poolSize: this.poolSize,
+      runningFile: this.runningFile,
+    });
     this.child = child;
     // A worker that keeps dying burns CPU starting and aborting: its next
     // one yields the CPU to the other tenants (see MISBEHAVING_NICE).
@@ -185,10 +302,12 @@ class TenantProcess {
     switch (msg.t) {
       case "ready": {
         this.state = "running";
+        // The worker has opened its running file: its name can go.
+        if (this.runningFile !== undefined) rmSync(this.runningFile, { force: true });
         // Held while it started: their wait so far is not queueing in the worker.
         this.queueDelay.reset();
         for (let i = 0; i < this.queued; i++) this.queueDelay.enter();
-        log("info", this.label, `tenant worker running (pid ${this.child?.pid})`);
+        log("info", this.label, this.kind === "shard" ? `shard of ${this.tenantIds.length} tenant${this.tenantIds.length === 1 ? "" : "s"} running (pid ${this.child?.pid})` : `tenant worker running (pid ${this.child?.pid})`);
         this.scheduleFlush();
         this.firstStart?.resolve();
         this.firstStart = undefined;
@@ -198,6 +317,12 @@ class TenantProcess {
         for (const item of msg.sends) this.front.send(this.label, item);
         this.queued = Math.max(0, this.queued - msg.handled);
         this.queueDelay.leave(msg.handled);
+        return;
+      case "evict":
+        // Only a shard's own tenant, and never its last one.
+        if (this.kind !== "shard" || this.tenantIds.length <= 1 || !this.tenantIds.includes(msg.tenant)) return;
+        this.tenantIds = this.tenantIds.filter((id) => id !== msg.tenant);
+        this.front.moveOut(msg.tenant, this, `${this.label} asked to move it out (${msg.reason}): its out-of-memory recoveries cost its neighbours`);
         return;
       case "reloaded":
       case "counters":
@@ -231,12 +356,35 @@ class TenantProcess {
     if (this.firstStart !== undefined) {
       // It never served: the script does not load (the worker printed why) or it could not start.
       this.state = "stopped";
-      this.firstStart.reject(new Error(`tenant ${this.label}: worker process ended before it was ready (${how})`));
+      const who = this.kind === "shard" ? this.describe : `tenant ${this.label}`;
+      this.firstStart.reject(new Error(`${who}: worker process ended before it was ready (${how})`));
       this.firstStart = undefined;
       return;
     }
     this.counters.restarts++;
     const ranFor = Date.now() - this.startedAt;
+    const culprit = this.kind === "shard" && this.tenantIds.length > 1 ? this.runningTenant() : undefined;
+    if (culprit !== undefined && this.tenantIds.includes(culprit)) {
+      // Its neighbours lost their state once; from now on it only ends its own process.
+      const lost = this.describe;
+      this.tenantIds = this.tenantIds.filter((id) => id !== culprit);
+      this.restartDelay = FIRST_RESTART_DELAY_MS;
+      this.nextRestartDelay = FIRST_RESTART_DELAY_MS;
+      this.crashLooping = false;
+      this.state = "restarting";
+      log(
+        "crit",
+        this.label,
+        `shard process ended unexpectedly (${how}) after ${ranFor} ms while running tenant ${culprit}; ${lost}: transactions and in-memory data lost; ` +
+          `tenant ${culprit} quarantined into a process of its own; restarting the shard without it in ${this.restartDelay} ms`,
+      );
+      this.front.quarantine(culprit, this, FIRST_RESTART_DELAY_MS);
+      this.restartTimer = setTimeout(() => {
+        this.restartTimer = undefined;
+        if (this.state === "restarting") this.spawn();
+      }, this.restartDelay);
+      return;
+    }
     // After a healthy run the first delay again; crashes in a row multiply it.
     this.crashLooping = ranFor < HEALTHY_RUN_MS;
     if (!this.crashLooping) this.nextRestartDelay = FIRST_RESTART_DELAY_MS;
@@ -246,8 +394,11 @@ class TenantProcess {
     log(
       "crit",
       this.label,
-      `tenant worker process ended unexpectedly (${how}) after ${ranFor} ms; its transactions and in-memory data are lost; ` +
-        `restarting in ${this.restartDelay} ms (other tenants are not affected)`,
+      this.kind === "shard"
+        ? `shard process ended unexpectedly (${how}) after ${ranFor} ms; ${this.describe}: transactions and in-memory data lost; ` +
+            `restarting in ${this.restartDelay} ms (other processes are not affected)`
+        : `tenant worker process ended unexpectedly (${how}) after ${ranFor} ms; its transactions and in-memory data are lost; ` +
+            `restarting in ${this.restartDelay} ms (other tenants are not affected)`,
     );
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
@@ -340,13 +491,15 @@ class TenantProcess {
   }
 }
 
-/** The front's Router: every tenant in its own worker process(es), each message handed on with the bytes it arrived as. */
+/** The front's Router: the tenants in worker processes (shards, own processes, pools), each message handed on with the bytes it arrived as. */
 export class TenantProcesses implements Router {
   private readonly selector: TenantSelector;
-  /** Each tenant's pool of workers, in index order. */
+  /** The workers each tenant's messages go to: its shard, its own process, or its pool in index order. */
   private readonly pools = new Map<string, readonly TenantProcess[]>();
-  /** Every worker of every pool. */
-  private readonly processes: readonly TenantProcess[];
+  /** Every worker process (quarantine adds some). */
+  private readonly processes: TenantProcess[] = [];
+  /** Requests the front refused and messages it dropped, per tenant (a shard's own counters mix its tenants). */
+  private readonly tenantCounters = new Map<string, FrontCounters>();
   private readonly maxQueue: number;
   private server: RouterHost | undefined;
   /** Requests answered with the `unmatched` status. */
@@ -361,28 +514,58 @@ export class TenantProcesses implements Router {
   ) {
     this.selector = new TenantSelector(config);
     this.maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
+    // Default: a process (or pool) per tenant, as many shards as tenants each alone.
+    const plan = options.plan ?? planProcesses({ tenants: config.tenants.map((t) => (t.workers > 1 ? t : { ...t, ownProcess: true })) }, 1);
+    const pools = new Map<string, TenantProcess[]>();
+    for (const p of plan) {
+      const proc = this.addProcess(p);
+      for (const id of p.tenantIds) pools.set(id, [...(pools.get(id) ?? []), proc]);
+    }
     for (const entry of config.tenants) {
-      const size = entry.workers;
-      this.pools.set(
-        entry.id,
-        Array.from({ length: size }, (_, index) => new TenantProcess(entry.id, index, size, this)),
-      );
+      const pool = pools.get(entry.id);
+      if (pool === undefined) throw new Error(`tenant ${entry.id}: the process plan has no process for it`);
+      this.pools.set(entry.id, pool);
+      this.tenantCounters.set(entry.id, new FrontCounters());
     }
-    this.processes = [...this.pools.values()].flat();
-    const overload = options.overload;
+  }
+
+  /** A worker process for the plan, with its load shedding when configured. */
+  private addProcess(plan: ProcessPlan): TenantProcess {
+    const proc = new TenantProcess(plan, this, this.options.runningDir);
+    const overload = this.options.overload;
     if (overload !== undefined) {
-      for (const proc of this.processes) {
-        // Every message to the worker passes here, so an empty queue has no delay, however late
-        // the last one was handled (a route that ran to its timeout must not keep the tenant shed).
-        // A worker that is not running has no queue to measure: no worker at all is refused below.
-        const delay = overload.delaySource ?? (() => (proc.state === "running" && proc.queueDelay.size > 0 ? proc.queueDelay.delayMs() : 0));
-        proc.shedder = new LoadShedder(overload, delay, Date.now, {
-          toTransaction: (msg) => (proc.recent.has(msg) ? "pass" : "new"),
-          sendShedReply: (msg, rcv, retryAfterS, toTag) => this.server?.sendShedReply(msg, rcv, retryAfterS, toTag),
-          log: (level, text) => log(level, proc.label, text),
-        });
-      }
+      // Every message to the worker passes here, so an empty queue has no delay, however late
+      // the last one was handled (a route that ran to its timeout must not keep the tenant shed).
+      // A worker that is not running has no queue to measure: no worker at all is refused below.
+      const delay = overload.delaySource ?? (() => (proc.state === "running" && proc.queueDelay.size > 0 ? proc.queueDelay.delayMs() : 0));
+      proc.shedder = new LoadShedder(overload, delay, Date.now, {
+        toTransaction: (msg) => (proc.recent.has(msg) ? "pass" : "new"),
+        sendShedReply: (msg, rcv, retryAfterS, toTag) => this.server?.sendShedReply(msg, rcv, retryAfterS, toTag),
+        log: (level, text) => log(level, proc.label, text),
+      });
     }
+    this.processes.push(proc);
+    return proc;
+  }
+
+  /** @internal Moves a tenant out of the shard that died running it, into a process of its own started after `delayMs`. */
+  quarantine(tenantId: string, shard: TenantProcess, delayMs: number): void {
+    const own = this.addProcess({ label: tenantId, tenantIds: [tenantId], kind: "own", index: 0, poolSize: 1 });
+    this.pools.set(tenantId, [own]);
+    own.startAfterCrash(delayMs);
+    log("notice", tenantId, `tenant quarantined: it was running when ${shard.label} died; it now runs in a process of its own`);
+  }
+
+  /**
+   * @internal Moves a tenant out of a running shard into a process of its
+   * own, started now; its messages are held until it is ready. What the
+   * shard kept for it (transactions, script state) stays behind, unused.
+   */
+  moveOut(tenantId: string, shard: TenantProcess, why: string): void {
+    const own = this.addProcess({ label: tenantId, tenantIds: [tenantId], kind: "own", index: 0, poolSize: 1 });
+    this.pools.set(tenantId, [own]);
+    own.startNow();
+    log("notice", tenantId, `tenant moved into a process of its own: ${why}`);
   }
 
   /**
@@ -419,6 +602,7 @@ export class TenantProcesses implements Router {
     if (this.shedderPoll !== undefined) clearInterval(this.shedderPoll);
     this.shedderPoll = undefined;
     await Promise.all(this.processes.map((p) => p.stop()));
+    for (const p of this.processes) p.closeRunningFile();
   }
 
   /** @internal Lowers a worker's priority (a tenant whose workers keep dying). */
@@ -426,9 +610,9 @@ export class TenantProcesses implements Router {
     (this.options.lowerPriority ?? ((p: number) => setPriority(p, MISBEHAVING_NICE)))(pid);
   }
 
-  /** @internal Starts worker `index` of a tenant's pool. */
-  spawnWorker(tenantId: string, index: number): ChildProcess {
-    return this.options.spawn(tenantId, index);
+  /** @internal Starts a worker process. */
+  spawnWorker(worker: WorkerSpawn): ChildProcess {
+    return this.options.spawn(worker);
   }
 
   /** @internal What a worker asks to send, sent from the front's sockets. */
@@ -452,25 +636,22 @@ export class TenantProcesses implements Router {
         answerUnmatched(server, server.tenant, msg, rcv, this.config.unmatched);
         return;
       }
-      this.deliver(this.ownerIn(this.pools.get(entry.id)!, msg), msg, data, rcv);
+      this.deliver(entry.id, msg, data, rcv);
       return;
     }
     const named = tenantNamedByVia(msg);
-    const pool = (named === undefined ? undefined : this.pools.get(named)) ?? this.poolOfSelection(msg, rcv);
-    if (pool === undefined) {
+    const tenantId = named !== undefined && this.pools.has(named) ? named : this.selector.select(msg, rcv)?.id;
+    if (tenantId === undefined) {
       this.unclaimedResponses++;
       log("dbg", "ksr", `no tenant for ${msg.status} response call-id=${msg.callId}: dropped`);
       return;
     }
-    this.deliver(this.ownerIn(pool, msg), msg, data, rcv);
+    this.deliver(tenantId, msg, data, rcv);
   }
 
-  private poolOfSelection(msg: SipMessage, rcv: ReceiveInfo): readonly TenantProcess[] | undefined {
-    const entry = this.selector.select(msg, rcv);
-    return entry === undefined ? undefined : this.pools.get(entry.id);
-  }
-
-  private deliver(proc: TenantProcess, msg: SipMessage, data: string, rcv: ReceiveInfo): void {
+  /** Hands the message to the worker of the tenant's pool that owns it, or refuses it (503) or drops it (ACK, response) when that worker cannot take it. */
+  private deliver(tenantId: string, msg: SipMessage, data: string, rcv: ReceiveInfo): void {
+    const proc = this.ownerIn(this.pools.get(tenantId)!, msg);
     if (proc.shedder?.intercept(msg, rcv) === true) return;
     if (proc.deliver({ data, rcv }, this.maxQueue)) {
       if (proc.shedder !== undefined && isInitialRequest(msg)) proc.recent.add(msg);
@@ -478,13 +659,20 @@ export class TenantProcesses implements Router {
     }
     const full = proc.queued >= this.maxQueue;
     const why = full ? `its worker has ${proc.queued} messages queued` : `its worker is ${proc.state}`;
+    const tenantCounters = this.tenantCounters.get(tenantId)!;
     if (msg.kind === "response" || msg.method === "ACK") {
       proc.counters.dropped++;
+      tenantCounters.dropped++;
       log("dbg", proc.label, `${msg.kind === "response" ? `${msg.status} response` : "ACK"} call-id=${msg.callId} dropped: ${why}`);
       return;
     }
-    if (full) proc.counters.refusedQueueFull++;
-    else proc.counters.refusedNoWorker++;
+    if (full) {
+      proc.counters.refusedQueueFull++;
+      tenantCounters.refusedQueueFull++;
+    } else {
+      proc.counters.refusedNoWorker++;
+      tenantCounters.refusedNoWorker++;
+    }
     const server = this.server!;
     const ctx = new MessageContext(msg, rcv, "request", server.tenant, server);
     ctx.replyHeaders.push(`Retry-After: ${proc.retryAfterSeconds}`);
@@ -492,25 +680,29 @@ export class TenantProcesses implements Router {
     log("info", proc.label, `${msg.method} call-id=${msg.callId} answered 503: ${why}`);
   }
 
-  /** Reloads one tenant's script (or every tenant's) in every worker of its pool; ok only when every worker reloaded. */
+  /** Reloads one tenant's script (or every tenant's) in every worker that runs it; ok only when every such worker reloaded. */
   async reload(tenantId?: string): Promise<Map<string, ReloadResult>> {
     const ids = tenantId === undefined ? [...this.pools.keys()] : [tenantId];
-    const results = await Promise.all(
-      ids.map(async (id): Promise<ReloadResult> => {
-        const pool = this.pools.get(id);
-        if (pool === undefined) return { ok: false, error: `no tenant "${id}"` };
-        const answers = await Promise.all(
-          pool.map(async (proc): Promise<ReloadResult> => {
-            const answer = await proc.request((rid) => ({ t: "reload", id: rid }));
-            if (answer?.t === "reloaded") return answer.result;
-            return { ok: false, error: `tenant ${proc.label}: worker is ${proc.state}, not answering` };
-          }),
-        );
-        // Workers of one pool load the same file: the first failure says why.
-        return answers.find((r) => !r.ok) ?? answers[0]!;
+    if (tenantId !== undefined && !this.pools.has(tenantId)) return new Map([[tenantId, { ok: false, error: `no tenant "${tenantId}"` }]]);
+    const targets = tenantId === undefined ? this.processes.filter((p) => p.tenantIds.length > 0) : this.pools.get(tenantId)!;
+    const perProcess = await Promise.all(
+      targets.map(async (proc) => {
+        const answer = await proc.request((rid) => ({ t: "reload", id: rid, ...(tenantId !== undefined ? { tenant: tenantId } : {}) }));
+        return { proc, results: answer?.t === "reloaded" ? answer.results : undefined };
       }),
     );
-    return new Map(ids.map((id, i) => [id, results[i]!]));
+    const results = new Map<string, ReloadResult>();
+    for (const { proc, results: answered } of perProcess) {
+      for (const id of tenantId === undefined ? proc.tenantIds : [tenantId]) {
+        const result: ReloadResult = answered?.[id] ?? {
+          ok: false,
+          error: proc.kind === "shard" ? `tenant ${id}: its shard ${proc.label} is ${proc.state}, not answering` : `tenant ${proc.label}: worker is ${proc.state}, not answering`,
+        };
+        // Workers of one pool load the same file: the first failure says why.
+        if (results.get(id)?.ok !== false) results.set(id, result);
+      }
+    }
+    return new Map(ids.map((id) => [id, results.get(id) ?? { ok: false, error: `tenant ${id}: no worker answered` }]));
   }
 
   /**
@@ -523,15 +715,20 @@ export class TenantProcesses implements Router {
     for (const proc of this.processes) {
       const c = proc.counters;
       lines.push(
-        `tenant ${proc.label}: process state=${proc.state} pid=${proc.pid ?? "-"} restarts=${c.restarts} queued=${proc.queued} ` +
+        `${proc.kind === "shard" ? `${proc.label} tenants=${proc.tenantIds.length}` : `tenant ${proc.label}`}: process state=${proc.state} pid=${proc.pid ?? "-"} restarts=${c.restarts} queued=${proc.queued} ` +
           `refused-no-worker=${c.refusedNoWorker} refused-queue-full=${c.refusedQueueFull} dropped=${c.dropped}` +
           (proc.lastExit !== undefined ? ` last-exit=${proc.lastExit.replace(/ /g, "-")}` : "") +
           (proc.shedder !== undefined ? ` ${proc.shedder.counterFields()}` : ""),
       );
       const answer = await proc.request((id) => ({ t: "counters", id }));
-      const own = `tenant ${proc.id}:`;
-      if (answer?.t === "counters") lines.push(...answer.lines.map((l) => (l.startsWith(own) ? `tenant ${proc.label}:${l.slice(own.length)}` : l)));
-      else lines.push(`tenant ${proc.label}: worker not answering (${proc.state})`);
+      // A pool's workers each report the tenant: named with their index.
+      const own = proc.poolSize > 1 ? `tenant ${proc.tenantIds[0]}:` : undefined;
+      // A shard still holds the tenants moved out of it (quarantined, evicted): their lines are the new process's.
+      const current = new Set(proc.tenantIds.map((id) => `tenant ${id}:`));
+      const stale = (l: string): boolean => proc.kind === "shard" && l.startsWith("tenant ") && !current.has(l.slice(0, l.indexOf(":") + 1));
+      if (answer?.t === "counters") {
+        lines.push(...answer.lines.filter((l) => !stale(l)).map((l) => (own !== undefined && l.startsWith(own) ? `tenant ${proc.label}:${l.slice(own.length)}` : l)));
+      } else lines.push(`${proc.kind === "shard" ? proc.label : `tenant ${proc.label}`}: worker not answering (${proc.state})`);
     }
     lines.push(`no tenant: requests answered ${this.config.unmatched}=${this.unmatchedRequests} responses dropped=${this.unclaimedResponses}`);
     return lines;
@@ -542,17 +739,30 @@ export class TenantProcesses implements Router {
     return this.processes.flatMap((p) => (p.shedder !== undefined ? [p.shedder] : []));
   }
 
-  /** What the front keeps of each worker, for the metrics. */
+  /**
+   * What the front keeps of each tenant's workers, for the metrics: one
+   * reading per tenant and process serving it. A shard's state, restarts and
+   * queue are those of the process its tenants share; refusals and drops are
+   * the tenant's own.
+   */
   workerReadings(): FrontWorkerReading[] {
-    return this.processes.map((p) => ({
-      tenant: p.id,
-      running: p.state === "running",
-      restarts: p.counters.restarts,
-      refusedNoWorker: p.counters.refusedNoWorker,
-      refusedQueueFull: p.counters.refusedQueueFull,
-      dropped: p.counters.dropped,
-      queued: p.queued,
-    }));
+    const readings: FrontWorkerReading[] = [];
+    for (const [tenant, pool] of this.pools) {
+      const own = this.tenantCounters.get(tenant)!;
+      pool.forEach((p, i) =>
+        readings.push({
+          tenant,
+          running: p.state === "running",
+          restarts: p.counters.restarts,
+          // Counted once per tenant, on its first process.
+          refusedNoWorker: i === 0 ? own.refusedNoWorker : 0,
+          refusedQueueFull: i === 0 ? own.refusedQueueFull : 0,
+          dropped: i === 0 ? own.dropped : 0,
+          queued: p.queued,
+        }),
+      );
+    }
+    return readings;
   }
 
   /**
@@ -560,13 +770,13 @@ export class TenantProcesses implements Router {
    * worker. One answer per worker asked, in pool order; a worker that
    * does not answer in time gives `{ error }`.
    */
-  async askWorkers(method: string, params: unknown, tenantId?: string): Promise<{ tenant: string; worker: string; result?: unknown; error?: string }[]> {
+  async askWorkers(method: string, params: unknown, tenantId?: string): Promise<{ worker: string; result?: unknown; error?: string }[]> {
     const asked = tenantId === undefined ? this.processes : (this.pools.get(tenantId) ?? []);
     return Promise.all(
       asked.map(async (proc) => {
         const answer = await proc.request((id) => ({ t: "ops", id, method, ...(params !== undefined ? { params } : {}) }));
-        if (answer?.t !== "ops") return { tenant: proc.id, worker: proc.label, error: `worker ${proc.label} not answering (${proc.state})` };
-        return { tenant: proc.id, worker: proc.label, ...(answer.error !== undefined ? { error: answer.error } : { result: answer.result }) };
+        if (answer?.t !== "ops") return { worker: proc.label, error: `worker ${proc.label} not answering (${proc.state})` };
+        return { worker: proc.label, ...(answer.error !== undefined ? { error: answer.error } : { result: answer.result }) };
       }),
     );
   }
@@ -577,22 +787,38 @@ export class TenantProcesses implements Router {
     return answers.flatMap((a) => (Array.isArray(a.result) ? (a.result as MetricsJson[]) : []));
   }
 
-  /** Per worker: tenant, index in the pool (when the pool has several), state, pid, restarts and (when it answers) the script's execution mode. */
+  /**
+   * Per tenant and worker running it: index in the pool (when the pool has
+   * several), the shard (when it shares one), the process's state, pid and
+   * restarts and (when it answers) the script's execution mode.
+   */
   async statuses(): Promise<
-    { id: string; worker: number | undefined; state: WorkerState; pid: number | undefined; restarts: number; mode: string | undefined }[]
+    {
+      id: string;
+      worker: number | undefined;
+      shard: string | undefined;
+      state: WorkerState;
+      pid: number | undefined;
+      restarts: number;
+      mode: string | undefined;
+    }[]
   > {
-    return Promise.all(
+    const perProcess = await Promise.all(
       this.processes.map(async (proc) => {
         const answer = await proc.request((id) => ({ t: "status", id }));
-        return {
-          id: proc.id,
-          worker: proc.label === proc.id ? undefined : proc.index,
+        return proc.tenantIds.map((id) => ({
+          id,
+          worker: proc.poolSize > 1 ? proc.index : undefined,
+          shard: proc.kind === "shard" ? proc.label : undefined,
           state: proc.state,
           pid: proc.pid,
           restarts: proc.counters.restarts,
-          mode: answer?.t === "status" ? answer.mode : undefined,
-        };
+          mode: answer?.t === "status" ? answer.modes[id] : undefined,
+        }));
       }),
     );
+    // In tenants-file order, a pool's workers in index order.
+    const order = new Map(this.config.tenants.map((t, i) => [t.id, i]));
+    return perProcess.flat().sort((x, y) => order.get(x.id)! - order.get(y.id)! || (x.worker ?? 0) - (y.worker ?? 0));
   }
 }

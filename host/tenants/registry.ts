@@ -37,7 +37,8 @@ export type ReplyClass = "1xx" | "2xx" | "3xx" | "4xx" | "5xx" | "6xx";
 export type ReloadResult = { readonly ok: true } | { readonly ok: false; readonly error: string };
 
 /** What the registry needs of a tenant's script runner; ScriptRunner is the real one. */
-export type TenantRunner = Pick<ScriptRunner, "scriptPath" | "mode" | "inFlight" | "cpuTimeNs" | "isDisposed" | "hasRoute" | "runRoute" | "runRouteAny" | "demote" | "dispose">;
+export type TenantRunner = Pick<ScriptRunner, "scriptPath" | "mode" | "inFlight" | "cpuTimeNs" | "isDisposed" | "hasRoute" | "runRoute" | "runRouteAny" | "demote" | "dispose"> &
+  Partial<Pick<ScriptRunner, "hibernate">>;
 
 export interface TenantRegistryOptions {
   /**
@@ -70,7 +71,32 @@ export interface TenantRegistryOptions {
    * whole process instead (host/tenants/worker.ts).
    */
   readonly budgetCpuNs?: (tenant: Tenant) => bigint;
+  /**
+   * Called before each route call of a tenant (request, reply, nested and
+   * transaction routes) when the tenant is not the one that ran last: a
+   * shard records who is running, to know whom to blame when V8 aborts
+   * the process (host/tenants/worker.ts). Must be cheap and never throw.
+   */
+  readonly onTenantSwitch?: (tenant: Tenant) => void;
+  /**
+   * Seconds without a route call after which a tenant's isolate is disposed
+   * (rebuilt from the compiled script at its next call), for tenants whose
+   * `limits.idleSeconds` does not say; 0 or undefined: never.
+   */
+  readonly idleSeconds?: number;
+  /**
+   * Dispose each tenant's isolate as soon as its script has loaded (the
+   * load still checks it), so that the first message builds it: a server
+   * of thousands of mostly idle tenants starts without an isolate each.
+   * Default false.
+   */
+  readonly lazyIsolates?: boolean;
 }
+
+/** How often the idle sweep runs, as a fraction of the shortest idle time: a tenant is disposed between 1× and 1.25× its idle time. */
+const IDLE_SWEEPS_PER_IDLE_TIME = 4;
+/** The idle sweep never runs more often than this. */
+const MIN_IDLE_SWEEP_MS = 250;
 
 const LOG_SCOPE = "tenants";
 
@@ -88,6 +114,8 @@ export class TenantCounters {
   demotions = 0;
   reloads = 0;
   reloadFailures = 0;
+  /** Isolates disposed because the tenant was idle (rebuilt at its next route call). */
+  idleDisposals = 0;
   readonly repliesByClass: Record<ReplyClass, number> = { "1xx": 0, "2xx": 0, "3xx": 0, "4xx": 0, "5xx": 0, "6xx": 0 };
   /** Wall time of route calls in seconds, from the call to its outcome (an async one's wait for the isolate included). */
   readonly routeLatency = new Histogram(ROUTE_LATENCY_BUCKETS_S);
@@ -110,6 +138,8 @@ export class Tenant {
   readonly live = new Set<TenantRunner>();
   /** @internal CPU of runners already disposed. */
   disposedCpuNs = 0n;
+  /** @internal Route calls counted at the idle sweep that first saw none since (see TenantRegistry's idle sweep). */
+  idleMark = -1;
 
   /** @internal */
   constructor(
@@ -194,6 +224,9 @@ export class TenantRegistry {
   private readonly debounceTimers = new Map<string, NodeJS.Timeout>();
   private readonly reloading = new Map<string, Promise<ReloadResult>>();
   private disposed = false;
+  private idleSweep: NodeJS.Timeout | undefined;
+  /** The tenant whose route ran last (onTenantSwitch). */
+  private lastRunning: Tenant | undefined;
 
   /**
    * Loads every tenant's script (synchronously: this is start-up). Throws
@@ -220,11 +253,71 @@ export class TenantRegistry {
         continue;
       }
       this.byId.set(entry.id, new Tenant(entry, runner, opts.nowMs, opts.budgetCpuNs));
+      // One at a time: the next load reuses the memory of the isolate just disposed.
+      if (opts.lazyIsolates === true) runner.hibernate?.();
     }
     if (issues.length > 0) {
       this.dispose();
       throw new TenantsConfigError(issues);
     }
+    this.startIdleSweep();
+  }
+
+  /** Idle seconds of a tenant: its own limit, else the registry's default; 0 never. */
+  private idleSecondsOf(tenant: Tenant): number {
+    return tenant.config.limits.idleSeconds ?? this.opts.idleSeconds ?? 0;
+  }
+
+  /**
+   * Every shortest-idle-time / 4: a tenant with no route call since the
+   * previous sweep is marked; one still marked once its idle time has
+   * passed has its isolates disposed (ScriptRunner.hibernate). No clock is
+   * read per route call: the sweep compares the tenant's message counter.
+   */
+  private startIdleSweep(): void {
+    let shortest = Infinity;
+    for (const t of this.byId.values()) {
+      const s = this.idleSecondsOf(t);
+      if (s > 0) shortest = Math.min(shortest, s);
+    }
+    if (shortest === Infinity) return;
+    const periodMs = Math.max(MIN_IDLE_SWEEP_MS, (shortest * 1000) / IDLE_SWEEPS_PER_IDLE_TIME);
+    const idleSince = new Map<Tenant, number>();
+    this.idleSweep = setInterval(() => {
+      const now = Date.now();
+      for (const tenant of this.byId.values()) {
+        const idleS = this.idleSecondsOf(tenant);
+        if (idleS === 0) continue;
+        const calls = tenant.counters.messages;
+        if (calls !== tenant.idleMark) {
+          tenant.idleMark = calls;
+          idleSince.set(tenant, now);
+          continue;
+        }
+        if (now - (idleSince.get(tenant) ?? now) < idleS * 1000) continue;
+        this.hibernate(tenant, idleS);
+      }
+    }, periodMs);
+    this.idleSweep.unref();
+  }
+
+  /** Disposes the isolates of the tenant's runners no one holds (a transaction's lease keeps its runner's). */
+  private hibernate(tenant: Tenant, idleS: number): void {
+    let disposed = 0;
+    for (const runner of tenant.live) {
+      if (this.users.has(runner)) continue;
+      if (runner.hibernate?.() === true) disposed++;
+    }
+    if (disposed === 0) return;
+    tenant.counters.idleDisposals++;
+    log("dbg", LOG_SCOPE, `tenant ${tenant.id}: isolate disposed after ${idleS} s without a route call; rebuilt at its next message`);
+  }
+
+  /** Tells onTenantSwitch when the tenant about to run a route is not the one that ran last. */
+  private switchTo(tenant: Tenant): void {
+    if (this.lastRunning === tenant) return;
+    this.lastRunning = tenant;
+    this.opts.onTenantSwitch?.(tenant);
   }
 
   /** Tenants in file order. */
@@ -280,6 +373,7 @@ export class TenantRegistry {
       runner,
       run: (routeName, ctx) => this.execute(tenant, runner, routeName, ctx),
       runNested: (routeName, ctx) => {
+        this.switchTo(tenant);
         tenant.counters.messages++;
         return this.account(tenant, ctx, runner.runRoute(routeName, ctx));
       },
@@ -372,6 +466,7 @@ export class TenantRegistry {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    if (this.idleSweep !== undefined) clearInterval(this.idleSweep);
     for (const w of this.watchers.splice(0)) w.close();
     for (const t of this.debounceTimers.values()) clearTimeout(t);
     this.debounceTimers.clear();
@@ -394,6 +489,8 @@ export class TenantRegistry {
 
   private async doReload(tenant: Tenant): Promise<ReloadResult> {
     let fresh: ScriptRunner;
+    // The new script's top-level code runs now (off the main thread): a V8 abort in it is this tenant's.
+    this.switchTo(tenant);
     try {
       fresh = await ScriptRunner.loadAsync(tenant.config.scriptPath, this.runnerOptions(tenant.config, () => tenant));
     } catch (e) {
@@ -417,6 +514,7 @@ export class TenantRegistry {
   }
 
   private execute(tenant: Tenant, runner: TenantRunner, routeName: string, ctx: MessageContext): TenantRouteOutcome | Promise<TenantRouteOutcome> {
+    this.switchTo(tenant);
     tenant.counters.messages++;
     const started = performance.now();
     const result = runner.runRouteAny(routeName, ctx);

@@ -33,9 +33,11 @@ interface CompiledRule {
   readonly sources: BlockList | undefined;
 }
 
-interface CompiledTenant {
+/** A rule with its tenant, numbered in file order (tenant, then rule): the lowest matching number wins. */
+interface OrderedRule {
+  readonly order: number;
   readonly entry: TenantEntry;
-  readonly rules: readonly CompiledRule[];
+  readonly rule: CompiledRule;
 }
 
 const MAPPED_V4 = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i;
@@ -82,32 +84,77 @@ function sourceMatches(list: BlockList, srcIp: string): boolean {
   }
 }
 
+/**
+ * Rules whose domains are exact host names only are found through a map
+ * from host to rules (a tenants file of thousands of tenants, each with
+ * its domain, costs one lookup a message, not a scan); the others (a
+ * wildcard, no domain criterion) are scanned, only as far as an earlier
+ * rule than the best indexed match.
+ */
 export class TenantSelector {
-  private readonly compiled: readonly CompiledTenant[];
+  /** Exact host → the indexed rules naming it, in file order. */
+  private readonly byHost = new Map<string, OrderedRule[]>();
+  /** Rules that cannot be looked up by host, in file order. */
+  private readonly scanned: OrderedRule[] = [];
   private readonly fallback: TenantEntry | undefined;
 
   constructor(config: Pick<TenantsConfig, "tenants" | "defaultTenant">) {
-    this.compiled = config.tenants.map((entry) => ({ entry, rules: entry.match.map(compileRule) }));
+    let order = 0;
+    for (const entry of config.tenants) {
+      for (const match of entry.match) {
+        const rule = compileRule(match);
+        const ordered: OrderedRule = { order: order++, entry, rule };
+        if (!rule.checksDomain || rule.anyDomain || rule.suffixes.length > 0) {
+          this.scanned.push(ordered);
+          continue;
+        }
+        for (const host of rule.exact) {
+          const list = this.byHost.get(host);
+          if (list === undefined) this.byHost.set(host, [ordered]);
+          else if (list.at(-1) !== ordered) list.push(ordered);
+        }
+      }
+    }
     this.fallback = config.defaultTenant === undefined ? undefined : config.tenants.find((t) => t.id === config.defaultTenant);
   }
 
   /** The tenant for this message, or undefined when none is selected and there is no default. */
   select(msg: SipMessage, rcv: ReceiveInfo): TenantEntry | undefined {
     let hosts: string[] | undefined;
-    for (const tenant of this.compiled) {
-      for (const rule of tenant.rules) {
-        if (rule.checksDomain) {
-          hosts ??= messageHosts(msg);
-          if (!hosts.some((h) => domainMatches(rule, h))) continue;
+    let best: OrderedRule | undefined;
+    if (this.byHost.size > 0) {
+      hosts = messageHosts(msg);
+      for (const host of hosts) {
+        for (const candidate of this.byHost.get(host) ?? []) {
+          if (best !== undefined && candidate.order >= best.order) break;
+          // The host is one of its exact domains: the other criteria decide.
+          if (criteriaBesidesDomainMatch(candidate.rule, rcv)) {
+            best = candidate;
+            break;
+          }
         }
-        if (rule.sockets.length > 0 && !rule.sockets.some((p) => socketMatches(p, rcv))) continue;
-        if (rule.sources !== undefined && !sourceMatches(rule.sources, rcv.srcIp)) continue;
-        if (!rule.checksDomain && rule.sockets.length === 0 && rule.sources === undefined) continue;
-        return tenant.entry;
       }
     }
-    return this.fallback;
+    for (const candidate of this.scanned) {
+      if (best !== undefined && candidate.order >= best.order) break;
+      const rule = candidate.rule;
+      if (rule.checksDomain) {
+        hosts ??= messageHosts(msg);
+        if (!hosts.some((h) => domainMatches(rule, h))) continue;
+      }
+      if (!rule.checksDomain && rule.sockets.length === 0 && rule.sources === undefined) continue;
+      if (!criteriaBesidesDomainMatch(rule, rcv)) continue;
+      return candidate.entry;
+    }
+    return best?.entry ?? this.fallback;
   }
+}
+
+/** The rule's socket and source criteria, where given, match. */
+function criteriaBesidesDomainMatch(rule: CompiledRule, rcv: ReceiveInfo): boolean {
+  if (rule.sockets.length > 0 && !rule.sockets.some((p) => socketMatches(p, rcv))) return false;
+  if (rule.sources !== undefined && !sourceMatches(rule.sources, rcv.srcIp)) return false;
+  return true;
 }
 
 function domainMatches(rule: CompiledRule, host: string): boolean {

@@ -16,7 +16,7 @@ import type { ListenSocket, ReceiveInfo, TransportProto } from "../core/context.
 import type { ProxyTimerSettings } from "../proxy/proxy.js";
 import type { ReloadResult } from "./registry.js";
 
-/** A SIP message received by the front for the worker's tenant. */
+/** A SIP message received by the front for one of the worker's tenants. */
 export interface ReceivedItem {
   readonly data: string;
   readonly rcv: ReceiveInfo;
@@ -52,7 +52,8 @@ export const MISBEHAVING_NICE = 10;
  */
 export type FrontMessage =
   | { readonly t: "sip"; readonly items: readonly ReceivedItem[] }
-  | { readonly t: "reload"; readonly id: number }
+  /** Reload one tenant's script, or (no tenant) every tenant's of the worker. */
+  | { readonly t: "reload"; readonly id: number; readonly tenant?: string }
   | { readonly t: "counters"; readonly id: number }
   | { readonly t: "status"; readonly id: number }
   /** An operation of host/ops (metrics, `ksr ctl` inspection) run in the worker. */
@@ -63,11 +64,14 @@ export type WorkerMessage =
   | { readonly t: "ready" }
   /** What to send, and how many received messages were handled since the last batch (the front's queue accounting). */
   | { readonly t: "out"; readonly sends: readonly SendItem[]; readonly handled: number }
-  | { readonly t: "reloaded"; readonly id: number; readonly result: ReloadResult }
+  | { readonly t: "reloaded"; readonly id: number; readonly results: Readonly<Record<string, ReloadResult>> }
   | { readonly t: "counters"; readonly id: number; readonly lines: readonly string[] }
-  | { readonly t: "status"; readonly id: number; readonly mode: string }
   /** The answer to an "ops" request: its result, or why it failed. */
-  | { readonly t: "ops"; readonly id: number; readonly result?: unknown; readonly error?: string };
+  | { readonly t: "ops"; readonly id: number; readonly result?: unknown; readonly error?: string }
+  /** A shard asks that one of its tenants be moved into a process of its own (it ran out of memory). */
+  | { readonly t: "evict"; readonly tenant: string; readonly reason: string }
+  /** Each tenant's execution mode. */
+  | { readonly t: "status"; readonly id: number; readonly modes: Readonly<Record<string, string>> };
 
 /** `ksr run script.js --workers N`: the one script every worker runs, with its limits. */
 export interface SingleScript {
@@ -91,10 +95,25 @@ export interface WorkerConfig {
   readonly tenantsFile?: string;
   /** The single script of `ksr run script.js --workers N`, instead of a tenants file. */
   readonly script?: SingleScript;
-  readonly tenantId: string;
-  /** This worker's place in the tenant's pool (0-based) and the pool's size. */
+  /** The tenants this worker runs (one, unless it is a shard; host/tenants/shards.ts). */
+  readonly tenantIds: readonly string[];
+  /** How its logs name it: the tenant id ("id#index" in a pool) or "shard-<n>". */
+  readonly label: string;
+  /** A shard shares the process among its tenants (per-isolate CPU budgets; no process-wide nice). */
+  readonly kind: "shard" | "own";
+  /** This worker's place in the tenant's pool (0-based) and the pool's size (1 for a shard). */
   readonly workerIndex: number;
   readonly poolSize: number;
+  /**
+   * A shard's record of the tenant running a route (host/tenants/processes.ts
+   * reads it when the shard dies): 4 bytes, the tenant's position in tenantIds (little-endian int32), written with
+   * pwrite whenever another tenant than the last one starts a route.
+   */
+  readonly runningFile?: string;
+  /** Idle seconds before a tenant's isolate is disposed, for tenants whose tenants-file limit does not say (`ksr run --idle-dispose-s`). */
+  readonly idleSeconds?: number;
+  /** `ksr run --lazy-isolates`: no isolate until a tenant's first message. */
+  readonly lazyIsolates?: boolean;
   /**
    * The SQLite file holding htables and $shv for every worker of the pools
    * (host/modules/state/shared-sqlite.ts); set when some tenant has a pool

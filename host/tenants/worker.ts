@@ -1,20 +1,25 @@
 /**
- * A tenant's worker process: the tenant's script, transactions, htables and
- * registrar cache, in a process of their own (host/tenants/processes.ts
- * starts it with the hidden `ksr tenant-worker` command).
+ * A worker process: the scripts, transactions, htables and registrar cache
+ * of its tenants — one tenant (its own process, or one of its pool), or
+ * the many of a shard (host/tenants/shards.ts) — in a process apart from
+ * the front's (host/tenants/processes.ts starts it with the hidden
+ * `ksr tenant-worker` command).
  *
  * Why a process: V8 aborts the whole process when an isolate makes one very
  * large allocation beyond its heap limit (`"ab".repeat(2 ** 27).split("")`);
- * isolated-vm cannot catch that. In its own
- * process such a script ends only its own tenant's worker, which the front
- * restarts; the other tenants keep their processes, transactions and data.
+ * isolated-vm cannot catch that. Such a script ends only the worker it runs
+ * in, which the front restarts; the tenants of other workers keep their
+ * processes, transactions and data. A shard writes the index of the tenant
+ * whose route starts into its running file (only when it is another tenant
+ * than the last one: one pwrite, no IPC message), so the front knows whom
+ * to quarantine when the shard dies.
  *
  * Inside, it is the in-process server unchanged: a SipServer over a
- * TenantRegistry holding this one tenant, whose transport is the IPC channel
- * to the front (received messages in, bytes to send out).
+ * TenantRegistry holding this worker's tenants, whose transport is the IPC
+ * channel to the front (received messages in, bytes to send out).
  */
 import { isIP } from "node:net";
-import { readdirSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, writeSync } from "node:fs";
 import { getPriority, setPriority } from "node:os";
 import type { ListenSocket, ReceiveInfo, TransportProto } from "../core/context.js";
 import { log, setLogLevel, isLogLevel, isLogFormat, setLogFormat } from "../core/log.js";
@@ -77,11 +82,99 @@ function yieldCpu(tenantId: string, why: string): void {
   log("notice", tenantId, `${why}: its worker (pid ${process.pid}) now runs at nice ${MISBEHAVING_NICE}, yielding the CPU to other tenants`);
 }
 
-/** The tenants file reduced to one tenant, with the default kept only if it is that tenant. */
-export function onlyTenant(config: TenantsConfig, tenantId: string): TenantsConfig {
-  const entry = config.tenants.find((t) => t.id === tenantId);
-  if (entry === undefined) throw new Error(`${config.file}: no tenant "${tenantId}"`);
-  return { ...config, tenants: [entry], defaultTenant: config.defaultTenant === tenantId ? tenantId : undefined };
+/** How often a shard with a demoted tenant lowers isolated-vm's threads again (the pool starts threads as it needs them). */
+const SHARD_YIELD_INTERVAL_MS = 200;
+
+/**
+ * A shard's demoted tenants run on isolated-vm's threads, which it starts
+ * from the main thread and so are named like it ("MainThread") but have
+ * their own thread ids. Lowering those — not the main thread, which runs
+ * the shard's well-behaved tenants, nor V8's and libuv's helpers — gives
+ * the demoted scripts the CPU the others leave, as a process of its own
+ * at MISBEHAVING_NICE does (see yieldCpu). Returns how many threads were
+ * lowered now.
+ */
+function yieldIsolateThreads(): number {
+  let lowered = 0;
+  let threads: string[];
+  try {
+    threads = readdirSync("/proc/self/task");
+  } catch {
+    return 0; // no /proc: nothing to lower
+  }
+  for (const tid of threads) {
+    if (Number(tid) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/self/task/${tid}/comm`, "latin1").trim() !== "MainThread") continue;
+      if (getPriority(Number(tid)) >= MISBEHAVING_NICE) continue;
+      setPriority(Number(tid), MISBEHAVING_NICE);
+      lowered++;
+    } catch {
+      // a thread that ended meanwhile
+    }
+  }
+  return lowered;
+}
+
+/** The demotion reason of a route that ran out of memory (ScriptRunner.runRoute). */
+const OUT_OF_MEMORY_DEMOTION = "route ran out of memory";
+
+/**
+ * Once a shard tenant is demoted: isolated-vm's threads at MISBEHAVING_NICE,
+ * now and as new ones start. A tenant demoted for running out of memory is
+ * also reported to the front (`evict`), which moves it into a process of
+ * its own: rebuilding its isolate after each out-of-memory costs the
+ * shard's main thread, and so its neighbours, whatever the threads' priority.
+ */
+function shardYield(post: (msg: WorkerMessage) => void): (tenantId: string, reason: string) => void {
+  let interval: NodeJS.Timeout | undefined;
+  return (tenantId, reason) => {
+    if (reason === OUT_OF_MEMORY_DEMOTION) post({ t: "evict", tenant: tenantId, reason });
+    const lowered = yieldIsolateThreads();
+    log("notice", tenantId, `tenant ${tenantId} demoted (${reason}): its routes run on isolated-vm's threads at nice ${MISBEHAVING_NICE} (${lowered} lowered now); the shard's main thread keeps its priority`);
+    if (interval !== undefined) return;
+    interval = setInterval(yieldIsolateThreads, SHARD_YIELD_INTERVAL_MS);
+    interval.unref();
+  };
+}
+
+/**
+ * The tenants file reduced to some tenants (in file order), with the
+ * default kept only if it is one of them. The front selected the tenant of
+ * each message among all; the worker's selection among its own, in the same
+ * order, gives the same one: any of them before it that matched would have
+ * been the front's choice.
+ */
+export function onlyTenants(config: TenantsConfig, tenantIds: readonly string[]): TenantsConfig {
+  const wanted = new Set(tenantIds);
+  const tenants = config.tenants.filter((t) => wanted.has(t.id));
+  if (tenants.length !== wanted.size) {
+    const missing = tenantIds.find((id) => !tenants.some((t) => t.id === id));
+    throw new Error(`${config.file}: no tenant "${missing}"`);
+  }
+  return { ...config, tenants, defaultTenant: config.defaultTenant !== undefined && wanted.has(config.defaultTenant) ? config.defaultTenant : undefined };
+}
+
+/** A tenants-file index as the running file holds it (little-endian int32). */
+export function encodeRunningTenant(index: number, into = Buffer.alloc(4)): Buffer {
+  into.writeInt32LE(index, 0);
+  return into;
+}
+
+/** Writes the index of the tenant starting a route at offset 0 of the running file (one pwrite; errors ignored: it is a diagnostic). */
+function runningRecorder(file: string): { record: (index: number) => void; close: () => void } {
+  const fd = openSync(file, "r+");
+  const buf = Buffer.alloc(4);
+  return {
+    record: (index) => {
+      try {
+        writeSync(fd, encodeRunningTenant(index, buf), 0, 4, 0);
+      } catch {
+        // the file was removed under us (the front stopping): nothing to record
+      }
+    },
+    close: () => closeSync(fd),
+  };
 }
 
 /** What the worker posts to the front, batched per turn of the event loop. */
@@ -191,14 +284,27 @@ export class IpcTransport implements ServerTransport {
   }
 }
 
-/** The registry of this worker's tenant: from the tenants file, or the single script of `ksr run --workers`. */
-function workerRegistry(config: WorkerConfig): TenantRegistry {
+/** The registry of this worker's tenants: from the tenants file, or the single script of `ksr run --workers`. */
+function workerRegistry(config: WorkerConfig, recordRunning: ((index: number) => void) | undefined, post: (msg: WorkerMessage) => void): TenantRegistry {
   if (config.script !== undefined) {
     const { path, heapMb, routeTimeoutMs, settings } = config.script;
     // As `ksr run script.js` in one process: no CPU budgets, no demotion.
-    return new TenantRegistry(singleScriptConfig(path, config.tenantId, { heapMb, routeTimeoutMs }, 1, settings), { cpuBudgets: false, autoDemote: false });
+    return new TenantRegistry(singleScriptConfig(path, config.tenantIds[0]!, { heapMb, routeTimeoutMs }, 1, settings), { cpuBudgets: false, autoDemote: false });
   }
-  return new TenantRegistry(onlyTenant(loadTenantsFile(config.tenantsFile!), config.tenantId), {
+  const tenants = onlyTenants(loadTenantsFile(config.tenantsFile!), config.tenantIds);
+  const idle = { ...(config.idleSeconds !== undefined ? { idleSeconds: config.idleSeconds } : {}), ...(config.lazyIsolates === true ? { lazyIsolates: true } : {}) };
+  if (config.kind === "shard") {
+    // Shared, as in-process: each tenant's CPU share is its isolates' time, and
+    // a demoted tenant runs off the main thread, on lowered threads; the main thread keeps its priority.
+    const position = new Map(config.tenantIds.map((id, i) => [id, i]));
+    return new TenantRegistry(tenants, {
+      ...idle,
+      onDemote: shardYield(post),
+      ...(recordRunning !== undefined ? { onTenantSwitch: (t) => recordRunning(position.get(t.id)!) } : {}),
+    });
+  }
+  return new TenantRegistry(tenants, {
+    ...idle,
     // Alone in this process, the tenant's CPU share covers all of it: its
     // script, isolate rebuilds, garbage collection and SIP processing.
     budgetCpuNs: processCpuNs,
@@ -238,16 +344,21 @@ export async function runTenantWorker(
     // The channel is gone only when the front is; 'disconnect' ends us then.
     if (process.connected) process.send!(msg);
   };
-  const label = config.poolSize > 1 ? `${config.tenantId}#${config.workerIndex}` : config.tenantId;
+  const label = config.label;
   let registry: TenantRegistry;
   let sharedBy: SharingWorkers | undefined;
   let sharedState: { close(): void } | undefined;
+  let running: ReturnType<typeof runningRecorder> | undefined;
   try {
     sharedBy = sharing(config, (db) => (sharedState = db));
-    registry = workerRegistry(config);
+    if (config.runningFile !== undefined) running = runningRecorder(config.runningFile);
+    registry = workerRegistry(config, running?.record, post);
   } catch (err) {
-    const text = err instanceof TenantsConfigError ? err.issues.map((i) => i.message).join("; ") : ((err as Error)?.message ?? String(err));
-    process.stderr.write(`ksr: tenant ${label}: cannot load: ${text}\n`);
+    const text =
+      err instanceof TenantsConfigError
+        ? err.issues.map((i) => (config.kind === "shard" && i.tenant !== undefined ? `tenant ${i.tenant}: ${i.message}` : i.message)).join("; ")
+        : ((err as Error)?.message ?? String(err));
+    process.stderr.write(`ksr: ${config.kind === "shard" ? label : `tenant ${label}`}: cannot load: ${text}\n`);
     process.exit(1);
   }
   // A flood from one address spreads over the pool by Call-ID: each worker sees 1/poolSize of it.
@@ -275,14 +386,18 @@ export async function runTenantWorker(
           outbox.handledOne();
         }
         return;
-      case "reload":
-        void registry.reload(config.tenantId).then((result) => post({ t: "reloaded", id: msg.id, result }));
+      case "reload": {
+        const ids = msg.tenant === undefined ? registry.tenants.map((t) => t.id) : [msg.tenant];
+        void Promise.all(ids.map((id) => registry.reload(id))).then((results) =>
+          post({ t: "reloaded", id: msg.id, results: Object.fromEntries(ids.map((id, i) => [id, results[i]!])) }),
+        );
         return;
+      }
       case "counters":
         post({ t: "counters", id: msg.id, lines: server.router.tenantCounterLines() });
         return;
       case "status":
-        post({ t: "status", id: msg.id, mode: registry.get(config.tenantId)!.mode });
+        post({ t: "status", id: msg.id, modes: Object.fromEntries(registry.tenants.map((t) => [t.id, t.mode])) });
         return;
       case "ops":
         ops(msg.method, msg.params).then(
@@ -297,6 +412,7 @@ export async function runTenantWorker(
   });
   const exit = (): void => {
     registry.dispose();
+    running?.close();
     data.close();
     sharedState?.close();
     process.exit(0);

@@ -104,9 +104,9 @@ describe("ksr ctl against ksr run --tenants --control", () => {
     expect(gone.stderr).toBe(`ksr ctl: no ksr server is listening on ${socket} (is it running with --control ${socket}?)\n`);
   }, 60_000);
 
-  it("with each tenant in its own worker process (the default): tenants lists the workers, reload and counters go through them", async () => {
+  it("with each tenant in its own worker process: tenants lists the workers, reload and counters go through them", async () => {
     const { dir, file, socket } = setup();
-    const ksr = await startKsr(["--tenants", file, "--listen", "udp:127.0.0.1:0", "--control", socket, "--db", ":memory:", "--no-supervise"]);
+    const ksr = await startKsr(["--tenants", file, "--isolation", "process-per-tenant", "--listen", "udp:127.0.0.1:0", "--control", socket, "--db", ":memory:", "--no-supervise"]);
     const client = await peer();
     expect(await reasonFor(client, ksr.udpPort, "a.example")).toBe("a v1");
 

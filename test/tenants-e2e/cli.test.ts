@@ -45,7 +45,7 @@ describe("ksr run --tenants", () => {
     expect(isolation.stderr).toContain("--isolation separates the tenants of a tenants file");
     const mode = spawnSync(process.execPath, [cliPath(), "run", "--tenants", file, "--isolation", "threads"], { encoding: "utf8", timeout: 20_000 });
     expect(mode.status).not.toBe(0);
-    expect(mode.stderr).toContain('"threads" is not process or in-process');
+    expect(mode.stderr).toContain('"threads" is not one of process, process-per-tenant, in-process');
   });
 
   it("refuses --workers with --tenants, more than 64 workers, and a pool of workers without shared registrations or in one process", () => {

@@ -1,6 +1,6 @@
 /**
- * `ksr run --tenants` with each tenant in its own worker process (the
- * default isolation): what no in-process design survives — V8 aborting the
+ * `ksr run --tenants --isolation process-per-tenant`, each tenant in a
+ * worker process of its own: what no in-process design survives — V8 aborting the
  * process from inside a script — ends one tenant's worker only; the other
  * tenant answers throughout, and the dead one is restarted.
  */
@@ -25,7 +25,7 @@ function tenantsFile(evil: string): string {
 
 describe("tenants in worker processes", () => {
   it("a script that makes V8 abort ends only its own worker: the other tenant answers throughout, the worker is restarted", async () => {
-    const ksr = await startKsr(["--tenants", tenantsFile(hostile('const a = "ab".repeat(2 ** 27).split("");')), "--db", ":memory:"]);
+    const ksr = await startKsr(["--tenants", tenantsFile(hostile('const a = "ab".repeat(2 ** 27).split("");')), "--db", ":memory:", "--isolation", "process-per-tenant"]);
     const good = await peer();
     const evil = await peer();
     expect(await expectOptions200(evil, ksr.udpPort, "evil.example")).toBe("evil ok");
@@ -63,7 +63,7 @@ describe("tenants in worker processes", () => {
   }, 90_000);
 
   it("an endless loop holds only its own worker: the other tenant's answers do not wait for its timeouts", async () => {
-    const ksr = await startKsr(["--tenants", tenantsFile(hostile("while (true) {}")), "--db", ":memory:"]);
+    const ksr = await startKsr(["--tenants", tenantsFile(hostile("while (true) {}")), "--db", ":memory:", "--isolation", "process-per-tenant"]);
     const good = await peer();
     const evil = await peer();
     // Five looping requests queue 1.5 s of timeouts in the evil worker.
@@ -95,7 +95,7 @@ describe("tenants in worker processes", () => {
       "tenants.yaml",
       `tenants:\n  - id: other\n    script: other.js\n    match: { domains: [other.example] }\n  - id: relay\n    script: relay.js\n    egress: { allow: [127.0.0.0/8] }\n    match: { domains: [relay.example] }\n`,
     );
-    const ksr = await startKsr(["--tenants", file, "--db", ":memory:"]);
+    const ksr = await startKsr(["--tenants", file, "--db", ":memory:", "--isolation", "process-per-tenant"]);
     const uac = await peer();
     // UTF-8 bytes in the body cross front → worker → front unchanged (SIP text is handled as latin1 strings).
     const body = Buffer.from("v=0\r\ns=héllo ☃\r\n", "utf8").toString("latin1");
@@ -123,7 +123,7 @@ describe("tenants in worker processes", () => {
   }, 60_000);
 
   it("an ordinary heap bomb is caught in the worker: its isolate is rebuilt, the worker keeps running", async () => {
-    const ksr = await startKsr(["--tenants", tenantsFile(hostile("const hoard = []; for (;;) hoard.push(new Array(1 << 20).fill(hoard.length));")), "--db", ":memory:"]);
+    const ksr = await startKsr(["--tenants", tenantsFile(hostile("const hoard = []; for (;;) hoard.push(new Array(1 << 20).fill(hoard.length));")), "--db", ":memory:", "--isolation", "process-per-tenant"]);
     const good = await peer();
     const evil = await peer();
     const bombed = await ask(evil, ksr.udpPort, { method: "INFO", uri: "sip:x@evil.example" }, 10_000);
@@ -159,6 +159,6 @@ describe("tenants in worker processes", () => {
       "tenants.yaml",
       `tenants:\n  - id: good\n    script: good.js\n    match: { domains: [good.example] }\n  - id: broken\n    script: broken.js\n    match: { domains: [broken.example] }\n`,
     );
-    await expect(startKsr(["--tenants", file, "--db", ":memory:"])).rejects.toThrow(/exited with 1[\s\S]*broken\.js:3:\d+[\s\S]*tenant broken: worker process ended before it was ready/);
+    await expect(startKsr(["--tenants", file, "--db", ":memory:", "--isolation", "process-per-tenant"])).rejects.toThrow(/exited with 1[\s\S]*broken\.js:3:\d+[\s\S]*tenant broken: worker process ended before it was ready/);
   }, 60_000);
 });

@@ -80,7 +80,8 @@ function poolFront(size: number) {
   const spawned: [string, number][] = [];
   let pid = 4_000_000_000; // fake pids far above any real one
   const front = new TenantProcesses(config, {
-    spawn: (id, index) => {
+    spawn: ({ tenantIds, index }) => {
+      const id = tenantIds[0]!;
       spawned.push([id, index]);
       const w = new FakeWorker(pid++, index);
       (id === "p" ? workers : soloWorkers).push(w);
@@ -245,7 +246,7 @@ describe("a tenant's pool of workers behind the front", () => {
 
     const reloading = f.front.reload("p");
     for (const w of [f.at(0), f.at(1)]) {
-      await answer(w, "reload", (id) => ({ t: "reloaded", id, result: w.index === 1 ? { ok: false, error: "p.js:1:1: broken" } : { ok: true } }));
+      await answer(w, "reload", (id) => ({ t: "reloaded", id, results: { p: w.index === 1 ? { ok: false, error: "p.js:1:1: broken" } : { ok: true } } }));
     }
     expect((await reloading).get("p")).toEqual({ ok: false, error: "p.js:1:1: broken" });
   });

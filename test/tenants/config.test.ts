@@ -84,6 +84,8 @@ tenants:
       quotas: DEFAULT_TENANT_QUOTAS,
       egress: { allow: [], deny: [...DEFAULT_EGRESS_DENY] },
       workers: 3,
+      ownProcess: false,
+      shard: undefined,
     });
     expect(tb).toMatchObject({
       id: "b",

@@ -4,6 +4,7 @@
  * while a worker starts, the queue limit, restarts, and control requests.
  */
 import type { ChildProcess } from "node:child_process";
+import { closeSync, existsSync, openSync, readFileSync, writeSync } from "node:fs";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ListenSocket } from "../../host/core/context.js";
 import { SipServer } from "../../host/core/server.js";
@@ -11,7 +12,7 @@ import { parseMessage } from "../../host/sip/parser.js";
 import type { SipMessage } from "../../host/sip/message.js";
 import { loadTenantsFile } from "../../host/tenants/config.js";
 import { TenantProcesses } from "../../host/tenants/processes.js";
-import { IpcTransport, onlyTenant } from "../../host/tenants/worker.js";
+import { IpcTransport, onlyTenants } from "../../host/tenants/worker.js";
 import type { SendItem } from "../../host/tenants/worker-protocol.js";
 import { FakeWorker, REPLY_200, rcv, request, tenantDir } from "./fixtures.js";
 import { SHED_TAG_PREFIX, type OverloadOptions } from "../../host/core/overload.js";
@@ -46,7 +47,7 @@ function makeFront(maxQueue?: number, overload?: OverloadOptions): Front {
   // Fake pids far above any real one: nothing here may touch a real process.
   let pid = 4_000_000_000;
   const front = new TenantProcesses(config, {
-    spawn: (id) => {
+    spawn: ({ label: id }) => {
       const w = new FakeWorker(pid++);
       workers.set(id, [...(workers.get(id) ?? []), w]);
       return w as unknown as ChildProcess;
@@ -193,7 +194,7 @@ describe("TenantProcesses", () => {
     const a = f.latest("a");
     const pending = f.front.reload("a");
     const asked = a.received.find((m) => m.t === "reload")!;
-    a.say({ t: "reloaded", id: (asked as { id: number }).id, result: { ok: false, error: "a.js:3:5: Unexpected" } });
+    a.say({ t: "reloaded", id: (asked as { id: number }).id, results: { a: { ok: false, error: "a.js:3:5: Unexpected" } } });
     expect([...(await pending)]).toEqual([["a", { ok: false, error: "a.js:3:5: Unexpected" }]]);
     expect([...(await f.front.reload("nope"))]).toEqual([["nope", { ok: false, error: 'no tenant "nope"' }]]);
     f.latest("b").die("SIGKILL");
@@ -263,14 +264,84 @@ describe("TenantProcesses", () => {
   });
 });
 
-describe("onlyTenant", () => {
-  it("keeps one tenant, and the default only when it is that tenant", () => {
+describe("TenantProcesses with shards", () => {
+  it("quarantines the tenant the dead shard's running file names into a process of its own and restarts the shard without it", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const dir = tenantDir();
+    for (const id of ["a", "b", "c"]) dir.write(`${id}.js`, REPLY_200);
+    const config = loadTenantsFile(
+      dir.write("tenants.yaml", `tenants:\n${["a", "b", "c"].map((id) => `  - id: ${id}\n    script: ${id}.js\n    match: { domains: [${id}.example] }\n`).join("")}`),
+    );
+    const spawned: { label: string; tenantIds: readonly string[]; worker: FakeWorker }[] = [];
+    let pid = 4_000_000_000; // fake pids far above any real one
+    const front = new TenantProcesses(config, {
+      plan: [{ label: "shard-0", tenantIds: ["a", "b", "c"], kind: "shard", index: 0, poolSize: 1 }],
+      runningDir: dir.dir,
+      spawn: (w) => {
+        const worker = new FakeWorker(pid++);
+        spawned.push({ label: w.label, tenantIds: w.tenantIds, worker });
+        return worker as unknown as ChildProcess;
+      },
+      lowerPriority: () => {},
+    });
+    const ipc = new IpcTransport(LISTEN, { send: () => {} });
+    new SipServer((host) => front.attach(host), { listen: LISTEN, tenantId: "ksr", transport: (o) => ipc.attach(o) });
+    const start = front.start();
+    const runningFile = `${dir.dir}/ksr-running-${process.pid}-shard-0`;
+    // Nothing has run yet: the file names no one. The worker opens it before it is ready.
+    expect(readFileSync(runningFile).readInt32LE(0)).toBe(-1);
+    const shardFd = openSync(runningFile, "r+");
+    spawned[0]!.worker.say({ t: "ready" });
+    await start;
+    // Its name is gone once the worker is ready: nothing is left behind, whatever ends the front.
+    expect(existsSync(runningFile)).toBe(false);
+    // The shard was running b (its index in the list it was started with) when it died.
+    const record = Buffer.alloc(4);
+    record.writeInt32LE(1, 0);
+    writeSync(shardFd, record, 0, 4, 0);
+    closeSync(shardFd);
+    spawned[0]!.worker.die("SIGTRAP");
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(spawned.slice(1).map((s) => [s.label, [...s.tenantIds]]).sort()).toEqual([
+      ["b", ["b"]],
+      ["shard-0", ["a", "c"]],
+    ]);
+    for (const s of spawned.slice(1)) s.worker.say({ t: "ready" });
+    expect(existsSync(runningFile)).toBe(false);
+    front.route(request({ ruri: "sip:x@b.example" }), "to b", rcv());
+    front.route(request({ ruri: "sip:x@c.example" }), "to c", rcv());
+    await new Promise((r) => setImmediate(r));
+    const workerOf = (label: string) => spawned.filter((s) => s.label === label).at(-1)!.worker;
+    expect(workerOf("b").sipTexts()).toEqual(["to b"]);
+    expect(workerOf("shard-0").sipTexts()).toEqual(["to c"]);
+    // A second death with nothing recorded restarts the shard with the tenants it has.
+    workerOf("shard-0").die("SIGKILL");
+    await vi.advanceTimersByTimeAsync(1000);
+    expect([...spawned.at(-1)!.tenantIds]).toEqual(["a", "c"]);
+    spawned.at(-1)!.worker.say({ t: "ready" });
+    // The fake workers do not answer status requests: their modes stay unknown.
+    const asking = front.statuses();
+    await vi.advanceTimersByTimeAsync(6000);
+    const statuses = await asking;
+    expect(statuses.map((x) => [x.id, x.shard ?? "own"])).toEqual([
+      ["a", "shard-0"],
+      ["b", "own"],
+      ["c", "shard-0"],
+    ]);
+    await front.stop();
+    expect(existsSync(runningFile)).toBe(false);
+  });
+});
+
+describe("onlyTenants", () => {
+  it("keeps the tenants named, in file order, and the default only when it is one of them", () => {
     const dir = tenantDir();
     dir.write("a.js", REPLY_200);
     dir.write("b.js", REPLY_200);
     const config = loadTenantsFile(dir.write("t.yaml", "default: b\ntenants:\n  - id: a\n    script: a.js\n  - id: b\n    script: b.js\n"));
-    expect(onlyTenant(config, "a")).toMatchObject({ tenants: [{ id: "a" }], defaultTenant: undefined });
-    expect(onlyTenant(config, "b")).toMatchObject({ tenants: [{ id: "b" }], defaultTenant: "b" });
-    expect(() => onlyTenant(config, "c")).toThrow('no tenant "c"');
+    expect(onlyTenants(config, ["a"])).toMatchObject({ tenants: [{ id: "a" }], defaultTenant: undefined });
+    expect(onlyTenants(config, ["b"])).toMatchObject({ tenants: [{ id: "b" }], defaultTenant: "b" });
+    expect(onlyTenants(config, ["b", "a"])).toMatchObject({ tenants: [{ id: "a" }, { id: "b" }], defaultTenant: "b" });
+    expect(() => onlyTenants(config, ["a", "c"])).toThrow('no tenant "c"');
   });
 });

@@ -4,7 +4,7 @@
  * executions and leases in flight keep their runner, file watching).
  */
 import { writeFileSync } from "node:fs";
-import { afterEach, beforeEach, describe, expect, test } from "vitest";
+import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { MessageContext } from "../../host/core/context.js";
 import { setLogSink } from "../../host/core/log.js";
 import {
@@ -330,5 +330,84 @@ describe("reload", () => {
     const host = makeRecordingHost();
     await runOnce(reg, tenant, host);
     expect(host.replies.map((r) => r.reason)).toEqual(["after"]);
+  });
+});
+
+describe("idle disposal", () => {
+  const COUNTING = `let calls = 0;
+function ksr_request_route() {
+  calls++;
+  const kept = KSR.pv.get("$shv(n)");
+  const n = (typeof kept === "number" ? kept : 0) + 1;
+  KSR.pv.seti("$shv(n)", n);
+  KSR.sl.sl_send_reply(200, "calls=" + calls + " shv=" + n);
+}
+`;
+
+  afterEach(() => vi.useRealTimers());
+
+  test("an idle tenant's isolate is disposed and rebuilt at its next call: script globals start over, $shv stays", async () => {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval", "Date"] });
+    const { registry: reg, tenant } = setup(COUNTING, "    limits: { idleSeconds: 2 }\n");
+    const host = makeRecordingHost();
+    await runOnce(reg, tenant, host);
+    await runOnce(reg, tenant, host);
+    // A call within the idle time keeps the isolate.
+    vi.advanceTimersByTime(1500);
+    await runOnce(reg, tenant, host);
+    vi.advanceTimersByTime(1500);
+    expect(tenant.counters.idleDisposals).toBe(0);
+    vi.advanceTimersByTime(1500);
+    expect(tenant.counters.idleDisposals).toBe(1);
+    // Disposed once: further sweeps find nothing to dispose.
+    vi.advanceTimersByTime(5000);
+    expect(tenant.counters.idleDisposals).toBe(1);
+    expect(await runOnce(reg, tenant, host)).toEqual({ status: "ok" });
+    expect(host.replies.map((r) => r.reason)).toEqual(["calls=1 shv=1", "calls=2 shv=2", "calls=3 shv=3", "calls=1 shv=4"]);
+    expect(tenant.runner.isDisposed).toBe(false);
+  });
+
+  test("the registry's default applies to tenants without their own idle limit; 0 never disposes", async () => {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval", "Date"] });
+    const dir = tenantDir();
+    dir.write("a.js", COUNTING);
+    dir.write("b.js", COUNTING);
+    const config = loadTenantsFile(
+      dir.write("tenants.yaml", "tenants:\n  - id: a\n    script: a.js\n  - id: b\n    script: b.js\n    limits: { idleSeconds: 0 }\n"),
+    );
+    registry = new TenantRegistry(config, { idleSeconds: 1 });
+    const [a, b] = [registry.get("a")!, registry.get("b")!];
+    await runOnce(registry, a);
+    await runOnce(registry, b);
+    vi.advanceTimersByTime(5000);
+    expect(a.counters.idleDisposals).toBe(1);
+    expect(b.counters.idleDisposals).toBe(0);
+  });
+
+  test("lazyIsolates: the script is loaded (and checked) at start, its isolate built at the first call", async () => {
+    const { registry: reg, tenant } = setup(COUNTING, "", { lazyIsolates: true });
+    const runner = tenant.runner as ScriptRunner;
+    expect(runner.isHibernating).toBe(true);
+    const host = makeRecordingHost();
+    expect(await runOnce(reg, tenant, host)).toEqual({ status: "ok" });
+    expect(runner.isHibernating).toBe(false);
+    expect(host.replies.map((r) => r.reason)).toEqual(["calls=1 shv=1"]);
+    expect(tenant.counters.idleDisposals).toBe(0);
+    expect(runner.restarts).toBe(0);
+    // A script that does not load still stops the start.
+    expect(() => setup("function ksr_request_route( {", "", { lazyIsolates: true })).toThrow(TenantsConfigError);
+  });
+
+  test("tells onTenantSwitch before a route of another tenant than the last one, not for each call", async () => {
+    const dir = tenantDir();
+    dir.write("a.js", replyWith("a"));
+    dir.write("b.js", replyWith("b"));
+    const switches: string[] = [];
+    registry = new TenantRegistry(loadTenantsFile(dir.write("tenants.yaml", "tenants:\n  - id: a\n    script: a.js\n  - id: b\n    script: b.js\n")), {
+      onTenantSwitch: (t) => switches.push(t.id),
+    });
+    const [a, b] = [registry.get("a")!, registry.get("b")!];
+    for (const t of [a, a, b, b, b, a]) await runOnce(registry, t);
+    expect(switches).toEqual(["a", "b", "a"]);
   });
 });
