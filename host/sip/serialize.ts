@@ -6,6 +6,7 @@
  */
 import type { Header, MessageEdits, SipMessage } from "./message.js";
 import { hasEdits } from "./message.js";
+import { receivedRun } from "./parser.js";
 import { canonicalHeaderKey } from "./headers.js";
 import { parseNameAddr, headerParam } from "./nameaddr.js";
 
@@ -64,32 +65,61 @@ export function serializeMessage(msg: SipMessage, edits?: MessageEdits, opts?: S
   // (duplicates added by edits) are dropped so the framing is unambiguous.
   const keepLine = (line: string): boolean => !needCl || !isContentLengthLine(line);
 
+  const insertedBefore = edits !== undefined && edits.insertedBefore.size > 0 ? edits.insertedBefore : undefined;
+  const insertedAfter = edits !== undefined && edits.insertedAfter.size > 0 ? edits.insertedAfter : undefined;
+  const anyReplaced = replaced !== undefined && replaced.size > 0 ? replaced : undefined;
+
   let out = startLine + "\r\n";
   if (edits !== undefined) for (const line of edits.prepended) if (keepLine(line)) out += withCrlf(line);
+  // Untouched fields are copied in runs: a run of a parsed message's
+  // consecutive fields is one slice of the received text (receivedRun).
+  let runStart = -1;
   for (let i = 0; i < headers.length; i++) {
     const h = headers[i]!;
-    const before = edits?.insertedBefore.get(i);
-    if (before !== undefined) for (const line of before) if (keepLine(line)) out += withCrlf(line);
-    const replacement = replaced?.get(i);
-    if (replacement !== undefined) {
-      if (replacement !== "" && keepLine(replacement)) out += withCrlf(replacement);
-    } else if (h.key === "content-length" && needCl) {
-      if (i === clIndex) out += h.value === clValue ? h.raw : h.name + ": " + clValue + "\r\n";
-    } else {
-      out += h.raw;
+    const before = insertedBefore?.get(i);
+    if (before !== undefined) {
+      if (runStart >= 0) out += rawRun(headers, runStart, i);
+      runStart = -1;
+      for (const line of before) if (keepLine(line)) out += withCrlf(line);
     }
-    const after = edits?.insertedAfter.get(i);
-    if (after !== undefined) for (const line of after) if (keepLine(line)) out += withCrlf(line);
+    const replacement = anyReplaced?.get(i);
+    if (replacement !== undefined) {
+      if (runStart >= 0) out += rawRun(headers, runStart, i);
+      runStart = -1;
+      if (replacement !== "" && keepLine(replacement)) out += withCrlf(replacement);
+    } else if (needCl && h.key === "content-length") {
+      if (runStart >= 0) out += rawRun(headers, runStart, i);
+      runStart = -1;
+      if (i === clIndex) out += h.value === clValue ? h.raw : h.name + ": " + clValue + "\r\n";
+    } else if (runStart < 0) {
+      runStart = i;
+    }
+    const after = insertedAfter?.get(i);
+    if (after !== undefined) {
+      if (runStart >= 0) out += rawRun(headers, runStart, i + 1);
+      runStart = -1;
+      for (const line of after) if (keepLine(line)) out += withCrlf(line);
+    }
   }
+  if (runStart >= 0) out += rawRun(headers, runStart, headers.length);
   if (edits !== undefined) for (const line of edits.appended) if (keepLine(line)) out += withCrlf(line);
   if (needCl && clIndex === -1) out += "Content-Length: " + clValue + "\r\n";
   return out + "\r\n" + body;
 }
 
+/** The raw text of headers[from, to): one slice of the received text when it can be, else the fields' raw joined. */
+function rawRun(headers: readonly Header[], from: number, to: number): string {
+  const run = receivedRun(headers, from, to);
+  if (run !== undefined) return run;
+  let out = "";
+  for (let i = from; i < to; i++) out += headers[i]!.raw;
+  return out;
+}
+
 /** msg.raw without any bytes beyond the Content-Length body. */
 function receivedText(msg: SipMessage): string {
-  let length = msg.startLine.length + 4 + msg.body.length;
-  for (const h of msg.headers) length += h.raw.length;
+  const headers = msg.headers;
+  const length = msg.startLine.length + 4 + msg.body.length + (headers.length > 0 ? rawRun(headers, 0, headers.length).length : 0);
   return msg.raw.length === length ? msg.raw : msg.raw.slice(0, length);
 }
 
