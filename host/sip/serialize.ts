@@ -5,7 +5,7 @@
  * Output is a binary (latin1) string like everything in message.ts.
  */
 import type { Header, MessageEdits, SipMessage } from "./message.js";
-import { hasEdits } from "./message.js";
+import { hasEdits, insertedAfterOf, insertedBeforeOf, replacedOf } from "./message.js";
 import { receivedRun } from "./parser.js";
 import { canonicalHeaderKey } from "./headers.js";
 import { parseNameAddr, headerParam } from "./nameaddr.js";
@@ -45,7 +45,7 @@ export function serializeMessage(msg: SipMessage, edits?: MessageEdits, opts?: S
 
   const body = edits?.body ?? msg.body;
   const headers = msg.headers;
-  const replaced = edits?.replaced;
+  const replaced = edits === undefined ? undefined : replacedOf(edits);
 
   // Where does a Content-Length stand after the edits?
   let clIndex = -1;
@@ -65,8 +65,8 @@ export function serializeMessage(msg: SipMessage, edits?: MessageEdits, opts?: S
   // (duplicates added by edits) are dropped so the framing is unambiguous.
   const keepLine = (line: string): boolean => !needCl || !isContentLengthLine(line);
 
-  const insertedBefore = edits !== undefined && edits.insertedBefore.size > 0 ? edits.insertedBefore : undefined;
-  const insertedAfter = edits !== undefined && edits.insertedAfter.size > 0 ? edits.insertedAfter : undefined;
+  const insertedBefore = edits !== undefined && insertedBeforeOf(edits).size > 0 ? insertedBeforeOf(edits) : undefined;
+  const insertedAfter = edits !== undefined && insertedAfterOf(edits).size > 0 ? insertedAfterOf(edits) : undefined;
   const anyReplaced = replaced !== undefined && replaced.size > 0 ? replaced : undefined;
 
   let out = startLine + "\r\n";
@@ -126,9 +126,9 @@ function receivedText(msg: SipMessage): string {
 function editsInsertContentLength(edits: MessageEdits): boolean {
   for (const line of edits.prepended) if (isContentLengthLine(line)) return true;
   for (const line of edits.appended) if (isContentLengthLine(line)) return true;
-  for (const lines of edits.insertedBefore.values()) for (const l of lines) if (isContentLengthLine(l)) return true;
-  for (const lines of edits.insertedAfter.values()) for (const l of lines) if (isContentLengthLine(l)) return true;
-  for (const line of edits.replaced.values()) if (isContentLengthLine(line)) return true;
+  for (const lines of insertedBeforeOf(edits).values()) for (const l of lines) if (isContentLengthLine(l)) return true;
+  for (const lines of insertedAfterOf(edits).values()) for (const l of lines) if (isContentLengthLine(l)) return true;
+  for (const line of replacedOf(edits).values()) if (isContentLengthLine(line)) return true;
   return false;
 }
 
