@@ -7,7 +7,7 @@
 import type { Header, MessageEdits, SipMessage } from "./message.js";
 import { hasEdits, insertedAfterOf, insertedBeforeOf, replacedOf } from "./message.js";
 import { receivedRun } from "./parser.js";
-import { canonicalHeaderKey } from "./headers.js";
+import { headerKeyAt } from "./headers.js";
 import { parseNameAddr, headerParam } from "./nameaddr.js";
 
 export interface SerializeOptions {
@@ -136,7 +136,19 @@ function editsInsertContentLength(edits: MessageEdits): boolean {
 function isContentLengthLine(line: string): boolean {
   const colon = line.indexOf(":");
   if (colon === -1) return false;
-  return canonicalHeaderKey(line.slice(0, colon).trim()) === "content-length";
+  let start = 0;
+  let end = colon;
+  while (start < end && isTrimmed(line.charCodeAt(start))) start++;
+  while (end > start && isTrimmed(line.charCodeAt(end - 1))) end--;
+  // Only "l" and the 14-letter name can be Content-Length: others are not cut out of the line.
+  const length = end - start;
+  if (length !== 1 && length !== 14) return false;
+  return headerKeyAt(line, start, end) === "content-length";
+}
+
+/** What String.prototype.trim removes, among the one-byte characters of a binary string. */
+function isTrimmed(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d) || c === 0xa0;
 }
 
 /** Raw lines given by edits must end in CRLF (message.ts); add it if a caller forgot. */
