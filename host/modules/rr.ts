@@ -19,6 +19,7 @@ import { safeRegexTest } from "../core/safe-regex.js";
 import type { SipMessage } from "../sip/message.js";
 import { splitHeaderValues } from "../sip/headers.js";
 import { parseNameAddr } from "../sip/nameaddr.js";
+import { messageMemo } from "../sip/parser.js";
 import { uriParam, type SipUri } from "../sip/uri.js";
 import {
   addRecordRouteParam,
@@ -67,11 +68,13 @@ interface RouteSet {
   readonly values: readonly RouteValue[];
 }
 
-const routeSetCache = new WeakMap<SipMessage, RouteSet | null>();
+/** messageMemo slot of routeSet. */
+const ROUTE_SET_SLOT = "rr.routeSet";
 
 /** The received Route set, or null when a Route value does not parse. */
 function routeSet(msg: SipMessage): RouteSet | null {
-  let set = routeSetCache.get(msg);
+  const memo = messageMemo(msg);
+  let set = memo[ROUTE_SET_SLOT] as RouteSet | null | undefined;
   if (set !== undefined) return set;
   const fields: RouteField[] = [];
   const values: RouteValue[] = [];
@@ -89,7 +92,7 @@ function routeSet(msg: SipMessage): RouteSet | null {
     }
     fields.push({ headerIndex, values: parts });
   });
-  routeSetCache.set(msg, set);
+  memo[ROUTE_SET_SLOT] = set;
   return set;
 }
 

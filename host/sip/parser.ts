@@ -101,6 +101,46 @@ class ParsedMessage implements SipMessage {
   static fieldsOf(msg: SipMessage): ParsedFields | undefined {
     return msg instanceof ParsedMessage ? msg.#fields : undefined;
   }
+
+  #memo: Record<string, unknown> | undefined;
+
+  static memoOf(msg: SipMessage): Record<string, unknown> | undefined {
+    if (!(msg instanceof ParsedMessage)) return undefined;
+    return (msg.#memo ??= Object.create(null) as Record<string, unknown>);
+  }
+}
+
+/** Memos of messages built by other means than parseMessage. */
+const derivedMemos = new WeakMap<SipMessage, Record<string, unknown>>();
+
+/**
+ * A place for what other modules derive from a message (a parsed Route
+ * set, the To body of $tt ...), kept with the message and gone with it.
+ * A parsed message holds it in a private slot: one WeakMap per module
+ * keyed by message would be an ephemeron entry per message that every
+ * garbage collection walks (see ParsedMessage). Slots are named by the
+ * module that fills them.
+ */
+export function messageMemo(msg: SipMessage): Record<string, unknown> {
+  const memo = ParsedMessage.memoOf(msg);
+  if (memo !== undefined) return memo;
+  let derived = derivedMemos.get(msg);
+  if (derived === undefined) {
+    derived = Object.create(null) as Record<string, unknown>;
+    derivedMemos.set(msg, derived);
+  }
+  return derived;
+}
+
+/**
+ * The From or To of a message parseMessage made, as it parsed and checked
+ * it on receipt; undefined for a message built otherwise (whose From or To
+ * may be missing or malformed).
+ */
+export function receivedNameAddr(msg: SipMessage, key: "from" | "to"): NameAddr | undefined {
+  const fields = ParsedMessage.fieldsOf(msg);
+  if (fields === undefined) return undefined;
+  return key === "from" ? fields.from : fields.to;
 }
 
 /**

@@ -3,7 +3,9 @@
 // is still checked on receipt. These tests pin what a reader sees and what
 // is refused when.
 import { describe, expect, it } from "vitest";
-import { parseMessage, receivedRun } from "../../host/sip/parser.js";
+import { fromHeader, messageMemo, parseMessage, receivedRun } from "../../host/sip/parser.js";
+import { headerParam, parseNameAddr } from "../../host/sip/nameaddr.js";
+import { toBody } from "../../host/modules/msgutil.js";
 import { emptyEdits, type Header, type SipMessage } from "../../host/sip/message.js";
 import { serializeMessage } from "../../host/sip/serialize.js";
 import { sanityModule } from "../../host/modules/sanity.js";
@@ -124,5 +126,31 @@ describe("lazy header fields: writing runs of untouched fields", () => {
     const out = serializeMessage(mixed, emptyEdits(), { requestUri: "sip:x@y" });
     const head = out.slice(0, out.indexOf("\r\n\r\n") + 2);
     expect(head).toBe(`INVITE sip:x@y SIP/2.0\r\n` + mixed.headers.map((h) => h.raw).join(""));
+  });
+});
+
+describe("what modules derive from a message stays with it (messageMemo)", () => {
+  it("a parsed message's memo is its own; a hand-built copy gets another", () => {
+    const a = parse(inviteText());
+    const b = parse(inviteText());
+    messageMemo(a)["test.slot"] = 1;
+    expect(messageMemo(a)["test.slot"]).toBe(1);
+    expect(messageMemo(b)["test.slot"]).toBeUndefined();
+    const copy: SipMessage = { ...a, headers: [...a.headers] };
+    expect(messageMemo(copy)["test.slot"]).toBeUndefined();
+    messageMemo(copy)["test.slot"] = 2;
+    expect(messageMemo(copy)["test.slot"]).toBe(2);
+    expect(messageMemo(a)["test.slot"]).toBe(1);
+  });
+
+  it("toBody of a parsed message reads the From and To the parser checked; of a hand-built one parses what is there", () => {
+    const m = parse(inviteText());
+    expect(toBody(m, "from")!.tag).toBe(headerParam(fromHeader(m), "tag"));
+    expect(toBody(m, "from")!.nameAddr).toEqual(parseNameAddr(m.headers.find((h) => h.key === "from")!.value));
+    expect(toBody(m, "to")!.tag).toBeUndefined();
+    const badTo: Header = { name: "To", key: "to", value: "<sip:b@h", raw: "To: <sip:b@h\r\n" };
+    const handMade: SipMessage = { ...m, headers: m.headers.map((h) => (h.key === "to" ? badTo : h)) };
+    expect(toBody(handMade, "to")).toBeNull();
+    expect(toBody(handMade, "from")!.tag).toBe(toBody(m, "from")!.tag);
   });
 });
