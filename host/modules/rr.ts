@@ -15,6 +15,7 @@
  * on the context at once.
  */
 import type { ListenSocket, MessageContext } from "../core/context.js";
+import { ContextSlot } from "../core/context.js";
 import { safeRegexTest } from "../core/safe-regex.js";
 import type { SipMessage } from "../sip/message.js";
 import { splitHeaderValues } from "../sip/headers.js";
@@ -144,7 +145,7 @@ interface LooseRouteState {
   nextHopFromRoute: boolean;
 }
 
-const looseStates = new WeakMap<MessageContext, LooseRouteState>();
+const looseStates = new ContextSlot<LooseRouteState>("rr.looseState");
 
 function looseStateOf(ctx: MessageContext): LooseRouteState {
   let s = looseStates.get(ctx);
