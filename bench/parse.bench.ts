@@ -5,7 +5,7 @@
  * (Buffer → latin1 string), not concatenation ropes.
  */
 import { bench, describe } from "vitest";
-import { parseMessage } from "../host/sip/parser.js";
+import { allVias, fromHeader, parseMessage, toHeader } from "../host/sip/parser.js";
 import { serializeMessage } from "../host/sip/serialize.js";
 import { emptyEdits } from "../host/sip/message.js";
 import { StreamFramer } from "../host/sip/framing.js";
@@ -24,6 +24,26 @@ const proxyEdits = emptyEdits();
 proxyEdits.insertedBefore.set(0, ["Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKproxy1\r\n"]);
 proxyEdits.replaced.set(1, "Max-Forwards: 69\r\n");
 const streamBytes = Buffer.from(invite + options + invite, "latin1");
+const response200 = flat(
+  sipText(
+    [
+      "SIP/2.0 200 OK",
+      "Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKproxy1",
+      "Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds;received=192.0.2.1",
+      "Record-Route: <sip:192.0.2.10;lr>",
+      "To: Bob <sip:bob@biloxi.example.com>;tag=a6c85cf",
+      "From: Alice <sip:alice@atlanta.example.com>;tag=1928301774",
+      "Call-ID: a84b4c76e66710@pc33.atlanta.example.com",
+      "CSeq: 314159 INVITE",
+      "Contact: <sip:bob@192.0.2.4>",
+      "Content-Type: application/sdp",
+      "Content-Length: 0",
+    ],
+    "",
+  ),
+);
+const responseEdits = emptyEdits();
+responseEdits.replaced.set(0, "");
 
 describe("sip", () => {
   bench("parseMessage: typical INVITE with SDP", () => {
@@ -34,6 +54,24 @@ describe("sip", () => {
   });
   bench("serializeMessage: INVITE with a Via added and Max-Forwards replaced", () => {
     serializeMessage(parsedInvite, proxyEdits);
+  });
+  // What a stateful relay does with each message: parse, read what
+  // transaction matching reads (Vias, From and To tags, Call-ID, CSeq),
+  // write it on with its edits and turn that into the datagram's bytes.
+  bench("relay an INVITE: parse, read the matching fields, add a Via, to bytes", () => {
+    const r = parseMessage(invite);
+    if (!r.ok) throw new Error(r.error);
+    allVias(r.message);
+    fromHeader(r.message);
+    toHeader(r.message);
+    Buffer.from(serializeMessage(r.message, proxyEdits), "latin1");
+  });
+  bench("relay a 200: parse, read the matching fields, remove our Via, to bytes", () => {
+    const r = parseMessage(response200);
+    if (!r.ok) throw new Error(r.error);
+    allVias(r.message);
+    toHeader(r.message);
+    Buffer.from(serializeMessage(r.message, responseEdits), "latin1");
   });
   bench("StreamFramer: three messages in one chunk", () => {
     new StreamFramer().push(streamBytes);

@@ -202,6 +202,8 @@ export class MessageContext {
   eventName: string | undefined;
   /** The message is the core's faked request of an event route (corex.is_faked_msg). */
   faked = false;
+  /** @internal What KSR modules keep per context (see ContextSlot); made on first use. */
+  moduleState: Record<string, unknown> | undefined;
 
   constructor(
     readonly msg: SipMessage,
@@ -224,5 +226,32 @@ export class MessageContext {
 
   get isRequest(): boolean {
     return this.msg.kind === "request";
+  }
+}
+
+/**
+ * One KSR module's state for each message context (maxfwd's original
+ * value, rr's loose-route result ...), with WeakMap's get/set/delete. The
+ * value lives in the context itself: a WeakMap keyed by context would add
+ * an ephemeron entry per message, which every garbage collection walks.
+ * `name` must be unique among slots.
+ */
+export class ContextSlot<T> {
+  constructor(readonly name: string) {}
+
+  get(ctx: MessageContext): T | undefined {
+    return ctx.moduleState?.[this.name] as T | undefined;
+  }
+
+  set(ctx: MessageContext, value: T): this {
+    (ctx.moduleState ??= Object.create(null) as Record<string, unknown>)[this.name] = value;
+    return this;
+  }
+
+  delete(ctx: MessageContext): boolean {
+    const state = ctx.moduleState;
+    if (state === undefined || !(this.name in state)) return false;
+    delete state[this.name];
+    return true;
   }
 }

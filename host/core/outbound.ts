@@ -15,7 +15,7 @@
 import { hash } from "node:crypto";
 import { isIP } from "node:net";
 import type { ListenSocket, ReceiveInfo, TransportProto } from "./context.js";
-import type { Header, MessageEdits, SipMessage } from "../sip/message.js";
+import { insertedAfterOf, insertedBeforeOf, replacedOf, type Header, type MessageEdits, type SipMessage } from "../sip/message.js";
 import { allVias, topVia } from "../sip/parser.js";
 import { buildResponse, serializeMessage } from "../sip/serialize.js";
 import { canonicalHeaderKey } from "../sip/headers.js";
@@ -445,7 +445,7 @@ export function relayedResponseText(
   extraHeaders: readonly string[] = [],
 ): string {
   const firstVia = firstViaIndex(response);
-  let replaced = edits?.replaced ?? EMPTY_EDITS.replaced;
+  let replaced: ReadonlyMap<number, string> = edits === undefined ? EMPTY_EDITS.replaced : replacedOf(edits);
   if (firstVia >= 0 && !replaced.has(firstVia)) {
     const field = response.headers[firstVia]!;
     // Usually one value per field: the field goes, nothing to parse.
@@ -454,14 +454,15 @@ export function relayedResponseText(
       const vias = parseVia(field.value);
       if (vias.length > 1) rest = `Via: ${vias.slice(1).map(formatVia).join(", ")}\r\n`;
     }
-    replaced = new Map(replaced);
-    replaced.set(firstVia, rest);
+    const withoutOurVia = new Map(replaced);
+    withoutOurVia.set(firstVia, rest);
+    replaced = withoutOurVia;
   }
   const base = edits ?? EMPTY_EDITS;
   const out: MessageEdits = {
-    replaced,
-    insertedBefore: base.insertedBefore,
-    insertedAfter: base.insertedAfter,
+    replaced: replaced as Map<number, string>,
+    insertedBefore: insertedBeforeOf(base) as Map<number, string[]>,
+    insertedAfter: insertedAfterOf(base) as Map<number, string[]>,
     prepended: base.prepended,
     appended: extraHeaders.length > 0 ? [...base.appended, ...extraHeaders] : base.appended,
     ...(base.body !== undefined ? { body: base.body } : {}),
@@ -515,14 +516,17 @@ export function buildForwardedRequest(p: ForwardedRequestParts): string {
   const { msg, edits } = p;
   const headers = msg.headers;
   const firstVia = firstViaIndex(msg);
-  let replaced = edits.replaced;
+  // The route's maps, read without making them; each is copied before this adds to it.
+  const routeReplaced = replacedOf(edits) as Map<number, string>;
+  const routeInsertedBefore = insertedBeforeOf(edits) as Map<number, string[]>;
+  let replaced = routeReplaced;
   const replace = (index: number, line: string): void => {
-    if (replaced === edits.replaced) replaced = new Map(replaced);
+    if (replaced === routeReplaced) replaced = new Map(replaced);
     replaced.set(index, line);
   };
   let prepended = edits.prepended;
-  let insertedAfter = edits.insertedAfter;
-  let insertedBefore = edits.insertedBefore;
+  let insertedAfter = insertedAfterOf(edits) as Map<number, string[]>;
+  let insertedBefore = routeInsertedBefore;
   if (p.decrementMaxForwards && !editsTouchMaxForwards(msg, edits)) {
     const index = headers.findIndex((h) => h.key === "max-forwards");
     if (index < 0) {
@@ -535,7 +539,7 @@ export function buildForwardedRequest(p: ForwardedRequestParts): string {
       if (Number.isFinite(value) && value > 0) replace(index, `${h.name}: ${value - 1}\r\n`);
     }
   }
-  if (firstVia >= 0 && !edits.replaced.has(firstVia)) {
+  if (firstVia >= 0 && !routeReplaced.has(firstVia)) {
     const stamped = stampedTopViaLine(msg, p.rcv, p.forceRport);
     if (stamped !== undefined) replace(firstVia, stamped);
   }
@@ -553,7 +557,7 @@ export function buildForwardedRequest(p: ForwardedRequestParts): string {
     }
   }
   if (firstVia >= 0) {
-    if (insertedBefore === edits.insertedBefore) insertedBefore = new Map(insertedBefore);
+    if (insertedBefore === routeInsertedBefore) insertedBefore = new Map(insertedBefore);
     insertedBefore.set(firstVia, [...(insertedBefore.get(firstVia) ?? []), p.viaLine]);
   } else {
     prepended = [p.viaLine, ...prepended];
@@ -576,14 +580,15 @@ function lineIsHeader(line: string, key: string): boolean {
 
 /** Whether the route's edits already set Max-Forwards (KSR.maxfwd.process_maxfwd, hdr functions). */
 function editsTouchMaxForwards(msg: SipMessage, edits: MessageEdits): boolean {
-  if (edits.replaced.size > 0) {
+  const replaced = replacedOf(edits);
+  if (replaced.size > 0) {
     for (let i = 0; i < msg.headers.length; i++) {
-      if (msg.headers[i]!.key === "max-forwards" && edits.replaced.has(i)) return true;
+      if (msg.headers[i]!.key === "max-forwards" && replaced.has(i)) return true;
     }
   }
   const touches = (lines: readonly string[]): boolean => lines.some((l) => lineIsHeader(l, "max-forwards"));
   if (touches(edits.prepended) || touches(edits.appended)) return true;
-  for (const lines of edits.insertedBefore.values()) if (touches(lines)) return true;
-  for (const lines of edits.insertedAfter.values()) if (touches(lines)) return true;
+  for (const lines of insertedBeforeOf(edits).values()) if (touches(lines)) return true;
+  for (const lines of insertedAfterOf(edits).values()) if (touches(lines)) return true;
   return false;
 }

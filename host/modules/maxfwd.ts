@@ -9,6 +9,7 @@
  * is_maxfwd_lt) sees the decremented value, as Kamailio stores it.
  */
 import type { MessageContext } from "../core/context.js";
+import { ContextSlot } from "../core/context.js";
 import type { KemiModule } from "./types.js";
 import { headerIndexes } from "./msgutil.js";
 
@@ -25,7 +26,7 @@ export function setMaxfwdMaxLimit(limit: number): void {
 }
 
 /** Value after process_maxfwd changed it, per message. */
-const storedValue = new WeakMap<MessageContext, number>();
+const storedValue = new ContextSlot<number>("maxfwd.storedValue");
 
 /**
  * The Max-Forwards value: -1 when absent, -2 when not a number (Kamailio's

@@ -12,6 +12,7 @@ import type { Header, SipMessage } from "../sip/message.js";
 import { canonicalHeaderKey } from "../sip/headers.js";
 import { parseUri, type SipUri } from "../sip/uri.js";
 import { parseNameAddr, type NameAddr } from "../sip/nameaddr.js";
+import { messageMemo, receivedNameAddr } from "../sip/parser.js";
 import type { KemiValue } from "./types.js";
 import type { MessageContext } from "../core/context.js";
 
@@ -118,29 +119,28 @@ export interface ToBody {
   readonly uri: SipUri | null;
 }
 
-const toBodyCache = new WeakMap<SipMessage, Map<string, ToBody | null>>();
+/** messageMemo slots of toBody. */
+const TO_BODY_SLOT = { from: "msgutil.toBody.from", to: "msgutil.toBody.to" } as const;
 
 /**
  * The first From ("from") or To ("to") header parsed, or null when the
  * header is missing or malformed.
  */
 export function toBody(msg: SipMessage, key: "from" | "to"): ToBody | null {
-  let perMsg = toBodyCache.get(msg);
-  if (perMsg === undefined) {
-    perMsg = new Map();
-    toBodyCache.set(msg, perMsg);
-  }
-  let tb = perMsg.get(key);
+  const memo = messageMemo(msg);
+  const slot = TO_BODY_SLOT[key];
+  let tb = memo[slot] as ToBody | null | undefined;
   if (tb === undefined) {
-    tb = parseToBody(firstHeaderOf(msg, key)?.value);
-    perMsg.set(key, tb);
+    tb = parseToBody(firstHeaderOf(msg, key)?.value, receivedNameAddr(msg, key));
+    memo[slot] = tb;
   }
   return tb;
 }
 
-function parseToBody(value: string | undefined): ToBody | null {
+/** `parsed`: the value as the message parser parsed it already, if it did. */
+function parseToBody(value: string | undefined, parsed: NameAddr | undefined): ToBody | null {
   if (value === undefined) return null;
-  const na = parseNameAddr(value);
+  const na = parsed ?? parseNameAddr(value);
   if (na === null) return null;
   let tag: string | undefined;
   let tagCount = 0;

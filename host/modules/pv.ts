@@ -22,6 +22,7 @@ import { isIP } from "node:net";
 import { overQuota, valueBytes } from "../core/quota.js";
 import { hostname } from "node:os";
 import type { MessageContext } from "../core/context.js";
+import { ContextSlot } from "../core/context.js";
 import type { KemiModule, KemiValue } from "./types.js";
 import { formatUri, type SipUri } from "../sip/uri.js";
 import {
@@ -59,7 +60,7 @@ export interface PvAccessor {
 /** AVPs by name; each list has the most recently added value first. */
 export type AvpStore = Map<string, (string | number)[]>;
 
-const avps = new WeakMap<MessageContext, AvpStore>();
+const avps = new ContextSlot<AvpStore>("pv.avps");
 
 /** The AVP store of ctx (created on first use). */
 export function avpStore(ctx: MessageContext): AvpStore {

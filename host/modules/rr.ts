@@ -15,10 +15,12 @@
  * on the context at once.
  */
 import type { ListenSocket, MessageContext } from "../core/context.js";
+import { ContextSlot } from "../core/context.js";
 import { safeRegexTest } from "../core/safe-regex.js";
 import type { SipMessage } from "../sip/message.js";
 import { splitHeaderValues } from "../sip/headers.js";
 import { parseNameAddr } from "../sip/nameaddr.js";
+import { messageMemo } from "../sip/parser.js";
 import { uriParam, type SipUri } from "../sip/uri.js";
 import {
   addRecordRouteParam,
@@ -67,11 +69,13 @@ interface RouteSet {
   readonly values: readonly RouteValue[];
 }
 
-const routeSetCache = new WeakMap<SipMessage, RouteSet | null>();
+/** messageMemo slot of routeSet. */
+const ROUTE_SET_SLOT = "rr.routeSet";
 
 /** The received Route set, or null when a Route value does not parse. */
 function routeSet(msg: SipMessage): RouteSet | null {
-  let set = routeSetCache.get(msg);
+  const memo = messageMemo(msg);
+  let set = memo[ROUTE_SET_SLOT] as RouteSet | null | undefined;
   if (set !== undefined) return set;
   const fields: RouteField[] = [];
   const values: RouteValue[] = [];
@@ -89,7 +93,7 @@ function routeSet(msg: SipMessage): RouteSet | null {
     }
     fields.push({ headerIndex, values: parts });
   });
-  routeSetCache.set(msg, set);
+  memo[ROUTE_SET_SLOT] = set;
   return set;
 }
 
@@ -141,7 +145,7 @@ interface LooseRouteState {
   nextHopFromRoute: boolean;
 }
 
-const looseStates = new WeakMap<MessageContext, LooseRouteState>();
+const looseStates = new ContextSlot<LooseRouteState>("rr.looseState");
 
 function looseStateOf(ctx: MessageContext): LooseRouteState {
   let s = looseStates.get(ctx);

@@ -15,6 +15,7 @@
  * does not grow fields for options most messages never use.
  */
 import type { MessageContext } from "../core/context.js";
+import { ContextSlot } from "../core/context.js";
 
 export interface SendOptions {
   forwardClose: boolean;
@@ -25,7 +26,7 @@ export interface SendOptions {
   advertisedPort: string | undefined;
 }
 
-const options = new WeakMap<MessageContext, SendOptions>();
+const options = new ContextSlot<SendOptions>("sendopts.options");
 
 /** The options of ctx, creating the default (all off) record on first use. */
 export function sendOptions(ctx: MessageContext): SendOptions {

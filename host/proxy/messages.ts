@@ -5,7 +5,7 @@
  * own).
  */
 import { nextHopOf, type NextHop } from "../core/outbound.js";
-import type { MessageEdits } from "../sip/message.js";
+import { emptyEdits, insertedAfterOf, insertedBeforeOf, replacedOf, type MessageEdits } from "../sip/message.js";
 import { unbracket } from "../transport/listen-socket.js";
 
 /**
@@ -24,30 +24,33 @@ export function parseProxyAddress(text: string): NextHop | string {
   return { proto, host: unbracket(m[2]!), port };
 }
 
-/** A deep copy of an edit set (routes of one transaction must not share their edits). */
+/** A deep copy of an edit set (routes of one transaction must not share their edits); maps only where the source has entries. */
 export function copyEdits(edits: MessageEdits): MessageEdits {
-  return {
-    replaced: new Map(edits.replaced),
-    insertedBefore: new Map([...edits.insertedBefore].map(([k, v]) => [k, [...v]])),
-    insertedAfter: new Map([...edits.insertedAfter].map(([k, v]) => [k, [...v]])),
-    prepended: [...edits.prepended],
-    appended: [...edits.appended],
-    ...(edits.body !== undefined ? { body: edits.body } : {}),
-  };
+  const copy = emptyEdits();
+  copyInto(copy, edits);
+  return copy;
 }
 
 /** Replace the content of `target` (a context's readonly edit set) with a copy of `source`. */
 export function loadEdits(target: MessageEdits, source: MessageEdits): void {
-  const copy = copyEdits(source);
-  target.replaced.clear();
-  for (const [k, v] of copy.replaced) target.replaced.set(k, v);
-  target.insertedBefore.clear();
-  for (const [k, v] of copy.insertedBefore) target.insertedBefore.set(k, v);
-  target.insertedAfter.clear();
-  for (const [k, v] of copy.insertedAfter) target.insertedAfter.set(k, v);
+  if (target === source) return;
+  if (replacedOf(target).size > 0) target.replaced.clear();
+  if (insertedBeforeOf(target).size > 0) target.insertedBefore.clear();
+  if (insertedAfterOf(target).size > 0) target.insertedAfter.clear();
   target.prepended.length = 0;
-  target.prepended.push(...copy.prepended);
   target.appended.length = 0;
-  target.appended.push(...copy.appended);
-  target.body = copy.body;
+  copyInto(target, source);
+}
+
+/** Add a deep copy of the entries of `source` to the empty edit set `target`. */
+function copyInto(target: MessageEdits, source: MessageEdits): void {
+  const replaced = replacedOf(source);
+  if (replaced.size > 0) for (const [k, v] of replaced) target.replaced.set(k, v);
+  const before = insertedBeforeOf(source);
+  if (before.size > 0) for (const [k, v] of before) target.insertedBefore.set(k, [...v]);
+  const after = insertedAfterOf(source);
+  if (after.size > 0) for (const [k, v] of after) target.insertedAfter.set(k, [...v]);
+  for (const line of source.prepended) target.prepended.push(line);
+  for (const line of source.appended) target.appended.push(line);
+  target.body = source.body;
 }

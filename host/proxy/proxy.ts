@@ -46,7 +46,7 @@ import type {
   TenantState,
   TransportProto,
 } from "../core/context.js";
-import { MessageContext } from "../core/context.js";
+import { ContextSlot, MessageContext } from "../core/context.js";
 import {
   buildForwardedRequest,
   buildLocalResponse,
@@ -215,15 +215,19 @@ const UNRESOLVABLE = { status: 478, reason: "Unresolvable destination (478/SL)" 
 /** RFC 3326 Reason for the CANCELs sent after a 2xx (as Kamailio sends it). */
 const CANCEL_REASON_ANSWERED = 'Reason: SIP;cause=200;text="Call completed elsewhere"\r\n';
 
+/** Numbers the context slots of each proxy (one per tenant), so that two never share one. */
+let proxyInstances = 0;
+
 export class StatefulProxy {
   readonly table: TransactionTable;
   readonly frTimerMs: number;
   readonly frInvTimerMs: number;
   private readonly waitTimerMs: number;
   private readonly timerConfig: TimerConfig;
-  private readonly bindings = new WeakMap<MessageContextType, TmBinding>();
+  /** The transaction of each route context bound to one (a slot of the context, named for this proxy). */
+  private readonly bindings = new ContextSlot<TmBinding>(`tm.binding.${proxyInstances}`);
   /** t_on_* / t_set_* made before the transaction of a request route exists. */
-  private readonly pending = new WeakMap<MessageContextType, TmSettings>();
+  private readonly pending = new ContextSlot<TmSettings>(`tm.pending.${proxyInstances++}`);
   /** The proxy transaction of each server transaction (a compacted one's record has none: the transaction is finished). */
   private readonly byServer = new WeakMap<ServerEntry, ProxyTransaction>();
   /** The proxy transaction of each branch's client transaction. */

@@ -29,6 +29,7 @@
  * either direction reaches the interface facing its sender.
  */
 import type { MessageContext, TransportProto } from "../core/context.js";
+import { ContextSlot } from "../core/context.js";
 import { peekSendOptions } from "../modules/sendopts.js";
 import { isWildcardIp, normalizeIp, sameIp } from "../transport/listen-socket.js";
 
@@ -77,7 +78,7 @@ interface RecordRouteState {
   added: boolean;
 }
 
-const states = new WeakMap<MessageContext, RecordRouteState>();
+const states = new ContextSlot<RecordRouteState>("rr.recordRoute");
 
 function stateOf(ctx: MessageContext): RecordRouteState {
   let s = states.get(ctx);

@@ -44,6 +44,62 @@ export function canonicalHeaderKey(name: string): string {
 }
 
 /**
+ * Header names seen in most messages, lowercase: headerKeyAt answers these
+ * with the same string every time instead of a lowercased copy per field.
+ */
+const COMMON_KEYS: readonly string[] = [
+  "via", "from", "to", "call-id", "cseq", "contact", "max-forwards", "content-length", "content-type",
+  "route", "record-route", "user-agent", "server", "allow", "supported", "require", "proxy-require",
+  "expires", "min-expires", "authorization", "proxy-authorization", "www-authenticate", "proxy-authenticate",
+  "subject", "event", "accept", "date", "timestamp", "organization", "session-expires", "min-se",
+  "allow-events", "content-disposition", "path", "p-asserted-identity", "reason", "unsupported",
+];
+
+/** COMMON_KEYS by length, for headerKeyAt. */
+const COMMON_KEYS_BY_LENGTH: readonly (readonly string[])[] = (() => {
+  const out: string[][] = [];
+  for (const k of COMMON_KEYS) (out[k.length] ??= []).push(k);
+  return out;
+})();
+
+/** Compact forms (§7.3.3) by the lowercase letter's char code. */
+const COMPACT_BY_CODE: readonly (string | undefined)[] = (() => {
+  const out: (string | undefined)[] = [];
+  for (const [letter, full] of COMPACT_FORMS) out[letter.charCodeAt(0)] = full;
+  return out;
+})();
+
+/**
+ * canonicalHeaderKey of the header name text[start, end), without cutting
+ * the name out of the message for the common names (a message's header
+ * fields are keyed once each as it is parsed).
+ */
+export function headerKeyAt(text: string, start: number, end: number): string {
+  const length = end - start;
+  if (length === 1) {
+    const c = text.charCodeAt(start) | 0x20;
+    const full = COMPACT_BY_CODE[c];
+    if (full !== undefined) return full;
+  } else {
+    const candidates = COMMON_KEYS_BY_LENGTH[length];
+    if (candidates !== undefined) {
+      for (const key of candidates) if (equalsLowercase(text, start, key)) return key;
+    }
+  }
+  return canonicalHeaderKey(text.slice(start, end));
+}
+
+/** text[start, start + key.length) equals `key` (lowercase letters, digits, "-") ignoring ASCII case. */
+function equalsLowercase(text: string, start: number, key: string): boolean {
+  for (let i = 0; i < key.length; i++) {
+    let c = text.charCodeAt(start + i);
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    if (c !== key.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/**
  * Headers whose grammar is a comma-separated list (RFC 3261 §7.3.1: such a
  * header may be split over several fields or combined into one). Header
  * fields like Authorization or WWW-Authenticate contain commas but are NOT

@@ -73,21 +73,66 @@ export interface MessageEdits {
   body?: string;
 }
 
+/**
+ * An edit set whose maps are made when first written: most messages a
+ * proxy handles get a Max-Forwards replaced and nothing inserted, and every
+ * context, saved request and copy of one has an edit set (three Maps each
+ * when made eagerly, kept with the transaction for its wait time).
+ * Readers that only look use replacedOf / insertedBeforeOf /
+ * insertedAfterOf, which do not make them.
+ */
+class EditSet implements MessageEdits {
+  #replaced: Map<number, string> | undefined;
+  #insertedBefore: Map<number, string[]> | undefined;
+  #insertedAfter: Map<number, string[]> | undefined;
+  readonly prepended: string[] = [];
+  readonly appended: string[] = [];
+  body?: string;
+
+  get replaced(): Map<number, string> {
+    return (this.#replaced ??= new Map());
+  }
+
+  get insertedBefore(): Map<number, string[]> {
+    return (this.#insertedBefore ??= new Map());
+  }
+
+  get insertedAfter(): Map<number, string[]> {
+    return (this.#insertedAfter ??= new Map());
+  }
+
+  static peek(edits: MessageEdits, which: 0 | 1 | 2): ReadonlyMap<number, string | string[]> {
+    if (!(edits instanceof EditSet)) return which === 0 ? edits.replaced : which === 1 ? edits.insertedBefore : edits.insertedAfter;
+    return (which === 0 ? edits.#replaced : which === 1 ? edits.#insertedBefore : edits.#insertedAfter) ?? NO_ENTRIES;
+  }
+}
+
+const NO_ENTRIES: ReadonlyMap<number, never> = new Map<number, never>();
+
 export function emptyEdits(): MessageEdits {
-  return {
-    replaced: new Map(),
-    insertedBefore: new Map(),
-    insertedAfter: new Map(),
-    prepended: [],
-    appended: [],
-  };
+  return new EditSet();
+}
+
+/** edits.replaced to read, without making an empty map for it. */
+export function replacedOf(edits: MessageEdits): ReadonlyMap<number, string> {
+  return EditSet.peek(edits, 0) as ReadonlyMap<number, string>;
+}
+
+/** edits.insertedBefore to read, without making an empty map for it. */
+export function insertedBeforeOf(edits: MessageEdits): ReadonlyMap<number, readonly string[]> {
+  return EditSet.peek(edits, 1) as ReadonlyMap<number, string[]>;
+}
+
+/** edits.insertedAfter to read, without making an empty map for it. */
+export function insertedAfterOf(edits: MessageEdits): ReadonlyMap<number, readonly string[]> {
+  return EditSet.peek(edits, 2) as ReadonlyMap<number, string[]>;
 }
 
 export function hasEdits(edits: MessageEdits): boolean {
   return (
-    edits.replaced.size > 0 ||
-    edits.insertedBefore.size > 0 ||
-    edits.insertedAfter.size > 0 ||
+    replacedOf(edits).size > 0 ||
+    insertedBeforeOf(edits).size > 0 ||
+    insertedAfterOf(edits).size > 0 ||
     edits.prepended.length > 0 ||
     edits.appended.length > 0 ||
     edits.body !== undefined

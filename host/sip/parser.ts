@@ -12,7 +12,7 @@
  * someone asks for it.
  */
 import type { CSeq, Header, SipMessage } from "./message.js";
-import { canonicalHeaderKey } from "./headers.js";
+import { canonicalHeaderKey, headerKeyAt } from "./headers.js";
 import { CHAR_CLASS, C_TOKEN, decimalValue, isDigits, isToken } from "./chars.js";
 import { parseUri } from "./uri.js";
 import { parseNameAddr, type NameAddr } from "./nameaddr.js";
@@ -101,6 +101,145 @@ class ParsedMessage implements SipMessage {
   static fieldsOf(msg: SipMessage): ParsedFields | undefined {
     return msg instanceof ParsedMessage ? msg.#fields : undefined;
   }
+
+  #memo: Record<string, unknown> | undefined;
+
+  static memoOf(msg: SipMessage): Record<string, unknown> | undefined {
+    if (!(msg instanceof ParsedMessage)) return undefined;
+    return (msg.#memo ??= Object.create(null) as Record<string, unknown>);
+  }
+}
+
+/** Memos of messages built by other means than parseMessage. */
+const derivedMemos = new WeakMap<SipMessage, Record<string, unknown>>();
+
+/**
+ * A place for what other modules derive from a message (a parsed Route
+ * set, the To body of $tt ...), kept with the message and gone with it.
+ * A parsed message holds it in a private slot: one WeakMap per module
+ * keyed by message would be an ephemeron entry per message that every
+ * garbage collection walks (see ParsedMessage). Slots are named by the
+ * module that fills them.
+ */
+export function messageMemo(msg: SipMessage): Record<string, unknown> {
+  const memo = ParsedMessage.memoOf(msg);
+  if (memo !== undefined) return memo;
+  let derived = derivedMemos.get(msg);
+  if (derived === undefined) {
+    derived = Object.create(null) as Record<string, unknown>;
+    derivedMemos.set(msg, derived);
+  }
+  return derived;
+}
+
+/**
+ * The From or To of a message parseMessage made, as it parsed and checked
+ * it on receipt; undefined for a message built otherwise (whose From or To
+ * may be missing or malformed).
+ */
+export function receivedNameAddr(msg: SipMessage, key: "from" | "to"): NameAddr | undefined {
+  const fields = ParsedMessage.fieldsOf(msg);
+  if (fields === undefined) return undefined;
+  return key === "from" ? fields.from : fields.to;
+}
+
+/**
+ * A header field of a parsed message: its key is known from parsing, its
+ * name, value and raw text are cut out of the message text only when read
+ * (the value once, then kept). Most fields of a relayed message are never
+ * read one by one; they go out again as runs of the received text
+ * (serializeMessage, via receivedSpan), and a transaction holding the
+ * message holds one small object per field instead of four strings.
+ * What RFC 3261 requires to be checked on receipt is checked by
+ * parseMessage whatever is read later (the fields of §8.1.1, framing).
+ */
+class WireHeader implements Header {
+  readonly key: string;
+  /** The text the message was parsed from. */
+  readonly #text: string;
+  readonly #nameStart: number;
+  readonly #nameEnd: number;
+  readonly #valueStart: number;
+  /** Index of the CR of the CRLF that ends the field. */
+  readonly #lineEnd: number;
+  readonly #folded: boolean;
+  #value: string | undefined;
+
+  constructor(text: string, key: string, nameStart: number, nameEnd: number, valueStart: number, lineEnd: number, folded: boolean) {
+    this.key = key;
+    this.#text = text;
+    this.#nameStart = nameStart;
+    this.#nameEnd = nameEnd;
+    this.#valueStart = valueStart;
+    this.#lineEnd = lineEnd;
+    this.#folded = folded;
+  }
+
+  get name(): string {
+    return this.#text.slice(this.#nameStart, this.#nameEnd);
+  }
+
+  get value(): string {
+    return (this.#value ??= fieldValue(this.#text, this.#valueStart, this.#lineEnd, this.#folded));
+  }
+
+  get raw(): string {
+    return this.#text.slice(this.#nameStart, this.#lineEnd + 2);
+  }
+
+  /** A field prints (JSON, logs) as its four parts, like a plain Header. */
+  toJSON(): Header {
+    return { name: this.name, key: this.key, value: this.value, raw: this.raw };
+  }
+
+  /** See receivedText. */
+  static run(headers: readonly Header[], from: number, to: number): string | undefined {
+    const first = headers[from];
+    if (!(first instanceof WireHeader)) return undefined;
+    const text = first.#text;
+    let end = first.#lineEnd + 2;
+    for (let i = from + 1; i < to; i++) {
+      const h = headers[i];
+      if (!(h instanceof WireHeader) || h.#text !== text || h.#nameStart !== end) return undefined;
+      end = h.#lineEnd + 2;
+    }
+    return text.slice(first.#nameStart, end);
+  }
+}
+
+/**
+ * The raw text of the header fields headers[from, to) (to > from) as one
+ * slice of the received message, when they are consecutive fields of one
+ * parsed message (as a parsed message's own list is); undefined otherwise.
+ * Lets a serializer copy a run of untouched fields at once.
+ */
+export function receivedRun(headers: readonly Header[], from: number, to: number): string | undefined {
+  return WireHeader.run(headers, from, to);
+}
+
+/**
+ * The value of the field text[valueStart, lineEnd): outer whitespace
+ * trimmed, and if folded each line break with the whitespace around it
+ * made one SP (§7.3.1).
+ */
+function fieldValue(text: string, valueStart: number, lineEnd: number, folded: boolean): string {
+  if (folded) return unfold(text, valueStart, lineEnd);
+  let a = valueStart;
+  let b = lineEnd;
+  while (a < b && (text.charCodeAt(a) === SP || text.charCodeAt(a) === HT)) a++;
+  while (b > a && (text.charCodeAt(b - 1) === SP || text.charCodeAt(b - 1) === HT)) b--;
+  return text.slice(a, b);
+}
+
+/** text[from, to) holds a "?" and no "<" (a Contact addr-spec with URI headers, see the parse loop). */
+function hasQuestionWithoutAngle(text: string, from: number, to: number): boolean {
+  let question = false;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x3c /* < */) return false;
+    if (c === 0x3f /* ? */) question = true;
+  }
+  return question;
 }
 
 /** Parsed fields of messages built by other means than parseMessage. */
@@ -193,22 +332,10 @@ function parse(data: string, limits: ParseLimits): ParseResult {
       lineEnd = findLineEnd(data, lineEnd + 2, n);
     }
 
-    const name = data.slice(nameStart, nameEnd);
-    const key = canonicalHeaderKey(name);
-    let value: string;
-    if (folded) {
-      // §7.3.1: a folded line break with its surrounding whitespace is
-      // equivalent to one SP.
-      value = unfold(data, valueStart, lineEnd);
-    } else {
-      let a = valueStart;
-      let b = lineEnd;
-      while (a < b && (data.charCodeAt(a) === SP || data.charCodeAt(a) === HT)) a++;
-      while (b > a && (data.charCodeAt(b - 1) === SP || data.charCodeAt(b - 1) === HT)) b--;
-      value = data.slice(a, b);
-    }
+    const key = headerKeyAt(data, nameStart, nameEnd);
     const index = headers.length;
-    headers.push({ name, key, value, raw: data.slice(nameStart, lineEnd + 2) });
+    const header = new WireHeader(data, key, nameStart, nameEnd, valueStart, lineEnd, folded);
+    headers.push(header);
     if (headers.length > limits.maxHeaders) {
       return fail(sl, headers, `Too many headers (maxHeaders ${limits.maxHeaders})`);
     }
@@ -248,8 +375,8 @@ function parse(data: string, limits: ParseLimits): ParseResult {
         // §20.10: a URI with a comma, question mark or semicolon must be
         // enclosed in <>; an addr-spec with URI headers ("?") is malformed
         // (RFC 4475 §3.1.2.13). Cheap enough for every message: a value
-        // with "<" is never looked into here.
-        if (value.indexOf("?") !== -1 && value.indexOf("<") === -1) badContact = true;
+        // with "<" is never looked into here (nor cut out of the message).
+        if (!badContact && hasQuestionWithoutAngle(data, valueStart, lineEnd)) badContact = true;
         break;
     }
     pos = lineEnd + 2;

@@ -5,8 +5,9 @@
  * Output is a binary (latin1) string like everything in message.ts.
  */
 import type { Header, MessageEdits, SipMessage } from "./message.js";
-import { hasEdits } from "./message.js";
-import { canonicalHeaderKey } from "./headers.js";
+import { hasEdits, insertedAfterOf, insertedBeforeOf, replacedOf } from "./message.js";
+import { receivedRun } from "./parser.js";
+import { headerKeyAt } from "./headers.js";
 import { parseNameAddr, headerParam } from "./nameaddr.js";
 
 export interface SerializeOptions {
@@ -44,7 +45,7 @@ export function serializeMessage(msg: SipMessage, edits?: MessageEdits, opts?: S
 
   const body = edits?.body ?? msg.body;
   const headers = msg.headers;
-  const replaced = edits?.replaced;
+  const replaced = edits === undefined ? undefined : replacedOf(edits);
 
   // Where does a Content-Length stand after the edits?
   let clIndex = -1;
@@ -64,41 +65,70 @@ export function serializeMessage(msg: SipMessage, edits?: MessageEdits, opts?: S
   // (duplicates added by edits) are dropped so the framing is unambiguous.
   const keepLine = (line: string): boolean => !needCl || !isContentLengthLine(line);
 
+  const insertedBefore = edits !== undefined && insertedBeforeOf(edits).size > 0 ? insertedBeforeOf(edits) : undefined;
+  const insertedAfter = edits !== undefined && insertedAfterOf(edits).size > 0 ? insertedAfterOf(edits) : undefined;
+  const anyReplaced = replaced !== undefined && replaced.size > 0 ? replaced : undefined;
+
   let out = startLine + "\r\n";
   if (edits !== undefined) for (const line of edits.prepended) if (keepLine(line)) out += withCrlf(line);
+  // Untouched fields are copied in runs: a run of a parsed message's
+  // consecutive fields is one slice of the received text (receivedRun).
+  let runStart = -1;
   for (let i = 0; i < headers.length; i++) {
     const h = headers[i]!;
-    const before = edits?.insertedBefore.get(i);
-    if (before !== undefined) for (const line of before) if (keepLine(line)) out += withCrlf(line);
-    const replacement = replaced?.get(i);
-    if (replacement !== undefined) {
-      if (replacement !== "" && keepLine(replacement)) out += withCrlf(replacement);
-    } else if (h.key === "content-length" && needCl) {
-      if (i === clIndex) out += h.value === clValue ? h.raw : h.name + ": " + clValue + "\r\n";
-    } else {
-      out += h.raw;
+    const before = insertedBefore?.get(i);
+    if (before !== undefined) {
+      if (runStart >= 0) out += rawRun(headers, runStart, i);
+      runStart = -1;
+      for (const line of before) if (keepLine(line)) out += withCrlf(line);
     }
-    const after = edits?.insertedAfter.get(i);
-    if (after !== undefined) for (const line of after) if (keepLine(line)) out += withCrlf(line);
+    const replacement = anyReplaced?.get(i);
+    if (replacement !== undefined) {
+      if (runStart >= 0) out += rawRun(headers, runStart, i);
+      runStart = -1;
+      if (replacement !== "" && keepLine(replacement)) out += withCrlf(replacement);
+    } else if (needCl && h.key === "content-length") {
+      if (runStart >= 0) out += rawRun(headers, runStart, i);
+      runStart = -1;
+      if (i === clIndex) out += h.value === clValue ? h.raw : h.name + ": " + clValue + "\r\n";
+    } else if (runStart < 0) {
+      runStart = i;
+    }
+    const after = insertedAfter?.get(i);
+    if (after !== undefined) {
+      if (runStart >= 0) out += rawRun(headers, runStart, i + 1);
+      runStart = -1;
+      for (const line of after) if (keepLine(line)) out += withCrlf(line);
+    }
   }
+  if (runStart >= 0) out += rawRun(headers, runStart, headers.length);
   if (edits !== undefined) for (const line of edits.appended) if (keepLine(line)) out += withCrlf(line);
   if (needCl && clIndex === -1) out += "Content-Length: " + clValue + "\r\n";
   return out + "\r\n" + body;
 }
 
+/** The raw text of headers[from, to): one slice of the received text when it can be, else the fields' raw joined. */
+function rawRun(headers: readonly Header[], from: number, to: number): string {
+  const run = receivedRun(headers, from, to);
+  if (run !== undefined) return run;
+  let out = "";
+  for (let i = from; i < to; i++) out += headers[i]!.raw;
+  return out;
+}
+
 /** msg.raw without any bytes beyond the Content-Length body. */
 function receivedText(msg: SipMessage): string {
-  let length = msg.startLine.length + 4 + msg.body.length;
-  for (const h of msg.headers) length += h.raw.length;
+  const headers = msg.headers;
+  const length = msg.startLine.length + 4 + msg.body.length + (headers.length > 0 ? rawRun(headers, 0, headers.length).length : 0);
   return msg.raw.length === length ? msg.raw : msg.raw.slice(0, length);
 }
 
 function editsInsertContentLength(edits: MessageEdits): boolean {
   for (const line of edits.prepended) if (isContentLengthLine(line)) return true;
   for (const line of edits.appended) if (isContentLengthLine(line)) return true;
-  for (const lines of edits.insertedBefore.values()) for (const l of lines) if (isContentLengthLine(l)) return true;
-  for (const lines of edits.insertedAfter.values()) for (const l of lines) if (isContentLengthLine(l)) return true;
-  for (const line of edits.replaced.values()) if (isContentLengthLine(line)) return true;
+  for (const lines of insertedBeforeOf(edits).values()) for (const l of lines) if (isContentLengthLine(l)) return true;
+  for (const lines of insertedAfterOf(edits).values()) for (const l of lines) if (isContentLengthLine(l)) return true;
+  for (const line of replacedOf(edits).values()) if (isContentLengthLine(line)) return true;
   return false;
 }
 
@@ -106,7 +136,19 @@ function editsInsertContentLength(edits: MessageEdits): boolean {
 function isContentLengthLine(line: string): boolean {
   const colon = line.indexOf(":");
   if (colon === -1) return false;
-  return canonicalHeaderKey(line.slice(0, colon).trim()) === "content-length";
+  let start = 0;
+  let end = colon;
+  while (start < end && isTrimmed(line.charCodeAt(start))) start++;
+  while (end > start && isTrimmed(line.charCodeAt(end - 1))) end--;
+  // Only "l" and the 14-letter name can be Content-Length: others are not cut out of the line.
+  const length = end - start;
+  if (length !== 1 && length !== 14) return false;
+  return headerKeyAt(line, start, end) === "content-length";
+}
+
+/** What String.prototype.trim removes, among the one-byte characters of a binary string. */
+function isTrimmed(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d) || c === 0xa0;
 }
 
 /** Raw lines given by edits must end in CRLF (message.ts); add it if a caller forgot. */

@@ -3,6 +3,7 @@
  * not apply to UDP: the datagram boundary frames the message).
  */
 import dgram from "node:dgram";
+import { lookup, type LookupOneOptions } from "node:dns";
 import { isIP } from "node:net";
 import type { ListenSocket, ReceiveInfo } from "../core/context.js";
 import { log } from "../core/log.js";
@@ -27,7 +28,7 @@ export class UdpListener {
     private readonly deliver: MessageHandler,
   ) {
     this.boundSocket = config;
-    this.socket = dgram.createSocket({ type: isIP(config.ip) === 6 ? "udp6" : "udp4" });
+    this.socket = dgram.createSocket({ type: isIP(config.ip) === 6 ? "udp6" : "udp4", lookup: literalLookup });
     this.socket.on("message", (buf, rinfo) => this.onDatagram(buf, rinfo));
     this.socket.on("error", (err) => log("err", "transport", `udp ${formatListenSocket(this.boundSocket)}: ${err.message}`));
   }
@@ -91,9 +92,7 @@ export class UdpListener {
       log("err", "transport", `udp: ${buf.length} bytes to ${formatHostPort(ip, port)} exceed a UDP datagram; not sent`);
       return false;
     }
-    this.socket.send(buf, port, ip, (err) => {
-      if (err) log("warn", "transport", `udp send to ${formatHostPort(ip, port)} failed: ${err.message}`);
-    });
+    this.socket.send(buf, port, ip, afterSend);
     return true;
   }
 
@@ -129,6 +128,31 @@ export class UdpListener {
       log("err", "transport", `udp: message handler failed: ${(err as Error)?.message ?? String(err)}`);
     }
   }
+}
+
+/**
+ * The address lookup of our sockets. send() only takes IP literals (checked
+ * above), and Node's default lookup answers those through dns.lookup and a
+ * process.nextTick per datagram; this answers them at once, so the
+ * datagram is handed to the kernel inside send(). Anything else (never
+ * passed by this module) still goes to dns.lookup.
+ */
+function literalLookup(
+  address: string,
+  options: LookupOneOptions | number,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const literal = isIP(address);
+  if (literal !== 0) {
+    callback(null, address, literal);
+    return;
+  }
+  lookup(address, typeof options === "number" ? { family: options } : options, callback);
+}
+
+/** One callback for every send (no closure per datagram); Node's error message names the destination ("send EPERM 192.0.2.1:5060"). */
+function afterSend(err: Error | null): void {
+  if (err) log("warn", "transport", `udp send failed: ${err.message}`);
 }
 
 /** Datagrams of only CR/LF/space: the CRLF pings many user agents send over UDP. */

@@ -45,7 +45,8 @@ describe("parseMessage: requests", () => {
     expect(m.headers.map((h) => h.key)).toEqual([
       "via", "max-forwards", "to", "from", "call-id", "cseq", "contact", "content-type", "content-length",
     ]);
-    expect(m.headers[3]).toEqual({
+    const from = m.headers[3]!;
+    expect({ name: from.name, key: from.key, value: from.value, raw: from.raw }).toEqual({
       name: "From",
       key: "from",
       value: '"Alice" <sip:alice@atlanta.example.com>;tag=1928301774',
