@@ -16,11 +16,11 @@ const { startKsr, peer } = cliTestbed();
 
 const GOOD = `function ksr_request_route() { KSR.sl.sl_send_reply(200, "good"); }\n`;
 
-function tenantsFile(evil: string): string {
+function tenantsFile(evil: string, tenants = GOOD_EVIL_TENANTS): string {
   const dir = tenantDir();
   dir.write("good.js", GOOD);
   dir.write("evil.js", evil);
-  return dir.write("tenants.yaml", GOOD_EVIL_TENANTS);
+  return dir.write("tenants.yaml", tenants);
 }
 
 describe("tenants in worker processes", () => {
@@ -123,7 +123,10 @@ describe("tenants in worker processes", () => {
   }, 60_000);
 
   it("an ordinary heap bomb is caught in the worker: its isolate is rebuilt, the worker keeps running", async () => {
-    const ksr = await startKsr(["--tenants", tenantsFile(hostile("const hoard = []; for (;;) hoard.push(new Array(1 << 20).fill(hoard.length));")), "--db", ":memory:", "--isolation", "process-per-tenant"]);
+    // A route limit far above the time the bomb needs to reach 32 MB, so that
+    // on a loaded machine it still ends by its heap limit, not by its time limit.
+    const evilWithTime = GOOD_EVIL_TENANTS.replace("routeTimeoutMs: 300", "routeTimeoutMs: 10000");
+    const ksr = await startKsr(["--tenants", tenantsFile(hostile("const hoard = []; for (;;) hoard.push(new Array(1 << 20).fill(hoard.length));"), evilWithTime), "--db", ":memory:", "--isolation", "process-per-tenant"]);
     const good = await peer();
     const evil = await peer();
     const bombed = await ask(evil, ksr.udpPort, { method: "INFO", uri: "sip:x@evil.example" }, 10_000);
