@@ -59,8 +59,11 @@ describe.each(["sync", "async"] as const)("%s runner: time in KSR calls", (mode)
     );
     const outcome = await runner.runRouteAny("ksr_request_route", ctx);
     expect(outcome).toMatchObject({ status: "error", kind: "timeout", message: "route exceeded its 50 ms time limit (time in KSR calls included)" });
-    // 20 ms each: the third call returns past 50 ms; no fourth call and no reply.
-    expect(hostCalls).toBe(3);
+    // 20 ms each: the third call returns past 50 ms (the second already may,
+    // on a loaded machine, since a call's time is its wall time); no further
+    // call and no reply.
+    expect(hostCalls).toBeGreaterThanOrEqual(2);
+    expect(hostCalls).toBeLessThanOrEqual(3);
     expect(ctx.replied).toBeUndefined();
   });
 
