@@ -36,6 +36,7 @@ import { DEFAULT_LIMITS } from "../../sandbox/types.js";
 import { DEFAULT_TENANT_QUOTAS, SINGLE_SCRIPT_QUOTAS, type TenantQuotas } from "../core/quota.js";
 import { DEFAULT_EGRESS_DENY, UNRESTRICTED_EGRESS, type EgressRules } from "../core/egress.js";
 import { parseCidr } from "../core/cidr.js";
+import { dispatcherProblem, type TenantDispatcherConfig } from "../modules/dispatcher/tenants.js";
 import type { ExecutionMode } from "../../sandbox/runner.js";
 
 export interface TenantLimits {
@@ -94,6 +95,8 @@ export interface TenantEntry {
    * message going to worker hash(Call-ID) mod workers (host/tenants/affinity.ts).
    */
   readonly workers: number;
+  /** Its dispatcher list file (absolute) and parameters (KSR.dispatcher); undefined: none. */
+  readonly dispatcher?: TenantDispatcherConfig;
 }
 
 /** Most worker processes one tenant (or `ksr run --workers`) may have. */
@@ -306,6 +309,10 @@ const tenantSchema = z
     modules: z.array(z.string()).optional(),
     mode: z.enum(["sync", "async"]).default("sync"),
     workers: z.number().int("must be a whole number").min(1, "must be at least 1").max(MAX_WORKERS, `must be at most ${MAX_WORKERS}`).default(1),
+    dispatcher: z
+      .object({ list: z.string().min(1), params: z.record(z.string(), z.union([z.string(), z.number()])).default({}) })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -399,6 +406,9 @@ export function loadTenantsFile(path: string, opts: LoadTenantsOptions = {}): Te
       });
     }
     const match = t.match === undefined ? [] : Array.isArray(t.match) ? t.match : [t.match];
+    const dispatcher = t.dispatcher === undefined ? undefined : { list: resolve(baseDir, t.dispatcher.list), params: t.dispatcher.params };
+    const dsProblem = dispatcher === undefined ? undefined : dispatcherProblem(dispatcher);
+    if (dsProblem !== undefined) issue("dispatcher", dsProblem);
     return {
       id: t.id,
       scriptPath,
@@ -411,6 +421,7 @@ export function loadTenantsFile(path: string, opts: LoadTenantsOptions = {}): Te
       quotas: t.quotas,
       egress: t.egress,
       workers: t.workers,
+      ...(dispatcher !== undefined ? { dispatcher } : {}),
     };
   });
   if (data.default !== undefined && !seen.has(data.default)) {
@@ -427,6 +438,8 @@ export const SINGLE_SCRIPT_ON_ERROR: TenantErrorPolicy = { status: 500, reason: 
 export interface SingleScriptSettings {
   readonly onError?: TenantErrorPolicy;
   readonly kemi?: KemiCallbacks;
+  /** `--dispatcher-list` and `--dispatcher-param`. */
+  readonly dispatcher?: TenantDispatcherConfig;
 }
 
 /**
@@ -473,6 +486,7 @@ export function singleScriptConfig(
     // The operator's own script: it sends wherever it routes.
     egress: UNRESTRICTED_EGRESS,
     workers,
+    ...(settings.dispatcher !== undefined ? { dispatcher: settings.dispatcher } : {}),
   };
   return { file: scriptPath, tenants: [entry], defaultTenant: tenantId, unmatched: 404 };
 }

@@ -101,3 +101,25 @@ export function reloadDispatcher(entry: TenantDispatcher): DispatcherListError |
     throw e;
   }
 }
+
+/** A tenant's dispatcher as configured: list file (absolute) and parameters by Kamailio name. */
+export interface TenantDispatcherConfig {
+  readonly list: string;
+  readonly params: Readonly<Record<string, string | number>>;
+}
+
+/** Why the configuration cannot be used (bad parameter, unreadable or bad list: file:line), or undefined. */
+export function dispatcherProblem(config: TenantDispatcherConfig): string | undefined {
+  try {
+    dispatcherSettingsOf(config.params);
+    loadDispatcherList(config.list);
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/** Set up the tenant's dispatcher from its configuration (throws as configureDispatcher). */
+export function configureTenantDispatcher(tenantId: string, config: TenantDispatcherConfig): void {
+  configureDispatcher(tenantId, config.list, dispatcherSettingsOf(config.params));
+}
