@@ -361,6 +361,12 @@ describe("destination states", () => {
     expect(ds.ds_reload!.run(ctx)).toBe(1);
     expect(ds.ds_list_exists!.run(ctx, 5)).toBe(1);
     writeFileSync(file, "1 sip:10.0.0.7\nbroken\n");
+    // Within reload_delta (5 s) of the last reload: refused, nothing read.
+    host.clock.ms += 4_999;
+    expect(ds.ds_reload!.run(ctx)).toBe(-1);
+    expect(host.logs.some((l) => l.text.includes("ongoing reload"))).toBe(true);
+    expect(host.logs.some((l) => l.text.includes(`${file}:2:`))).toBe(false);
+    host.clock.ms += 1;
     expect(ds.ds_reload!.run(ctx)).toBe(-1);
     expect(host.logs.some((l) => l.text.includes(`${file}:2:`))).toBe(true);
     expect(ds.ds_list_exists!.run(ctx, 5)).toBe(1);

@@ -539,11 +539,15 @@ export const dispatcherModule: KemiModule = {
     ds_reload: {
       params: [],
       returns: "int",
-      doc: "Read the list file again (states start again from the file); the old list stays when the new one is bad. 1 or -1.",
+      doc: "Read the list file again (states start again from the file), at most once per reload_delta s; the old list stays when the new one is bad. 1 or -1.",
       run(ctx) {
         const d = configured(ctx);
         if (d === undefined) return -1;
-        const err = reloadDispatcher(d);
+        const err = reloadDispatcher(d, ctx.host.now());
+        if (err === "too soon") {
+          ctx.host.log("err", `dispatcher: ongoing reload (one per ${d.settings.reload_delta} s, the reload_delta parameter)\n`, ctx);
+          return -1;
+        }
         if (err !== undefined) {
           ctx.host.log("err", `dispatcher: reload failed, keeping the current list: ${err.message}\n`, ctx);
           return -1;

@@ -24,6 +24,8 @@ export interface DispatcherSettings {
   readonly ds_probing_threshold: number;
   /** Successful replies before an inactive destination is active again. Default 1. */
   readonly ds_inactive_threshold: number;
+  /** Seconds after a ds_reload during which another is refused, so that a script cannot reread the file per message. Default 5. */
+  readonly reload_delta: number;
 }
 
 export const DEFAULT_DISPATCHER_SETTINGS: DispatcherSettings = {
@@ -34,9 +36,10 @@ export const DEFAULT_DISPATCHER_SETTINGS: DispatcherSettings = {
   ds_probing_mode: 0,
   ds_probing_threshold: 1,
   ds_inactive_threshold: 1,
+  reload_delta: 5,
 };
 
-const INT_SETTINGS = new Set(["flags", "force_dst", "use_default", "ds_probing_mode", "ds_probing_threshold", "ds_inactive_threshold"]);
+const INT_SETTINGS = new Set(["flags", "force_dst", "use_default", "ds_probing_mode", "ds_probing_threshold", "ds_inactive_threshold", "reload_delta"]);
 /** Names a `--dispatcher-param` or a tenants file's `dispatcher.params` may set. */
 export const DISPATCHER_SETTING_NAMES: readonly string[] = Object.keys(DEFAULT_DISPATCHER_SETTINGS);
 
@@ -62,6 +65,8 @@ export interface TenantDispatcher {
   /** The list file (absolute), read again by ds_reload. */
   readonly file: string;
   list: DispatcherList;
+  /** Wall clock (ms) of the last ds_reload, 0 before any. */
+  lastReloadMs: number;
 }
 
 const byTenant = new Map<string, TenantDispatcher>();
@@ -72,7 +77,7 @@ const byTenant = new Map<string, TenantDispatcher>();
  * list is bad; the tenant's previous list, if any, then stays.
  */
 export function configureDispatcher(tenantId: string, file: string, settings: DispatcherSettings = DEFAULT_DISPATCHER_SETTINGS): TenantDispatcher {
-  const entry: TenantDispatcher = { settings, file, list: loadDispatcherList(file) };
+  const entry: TenantDispatcher = { settings, file, list: loadDispatcherList(file), lastReloadMs: 0 };
   byTenant.set(tenantId, entry);
   return entry;
 }
@@ -88,11 +93,14 @@ export function removeDispatcher(tenantId: string): void {
 }
 
 /**
- * ds_reload: read the file again. Kamailio keeps the old list when the new
+ * ds_reload: read the file again, at most once per reload_delta seconds
+ * (Kamailio's "ongoing reload"). Kamailio keeps the old list when the new
  * one does not load; so does this. Destination states start again from the
  * file's flags, as in Kamailio.
  */
-export function reloadDispatcher(entry: TenantDispatcher): DispatcherListError | undefined {
+export function reloadDispatcher(entry: TenantDispatcher, nowMs: number): DispatcherListError | "too soon" | undefined {
+  if (entry.lastReloadMs !== 0 && nowMs - entry.lastReloadMs < entry.settings.reload_delta * 1000) return "too soon";
+  entry.lastReloadMs = nowMs;
   try {
     entry.list = loadDispatcherList(entry.file);
     return undefined;
