@@ -221,7 +221,7 @@ declare namespace KSRTypes {
      */
     ds_next_dst(): number;
     /**
-     * Read the list file again (states start again from the file); the old list stays when the new one is bad. 1 or -1.
+     * Read the list file again (states start again from the file), at most once per reload_delta s; the old list stays when the new one is bad. 1 or -1.
      * KSR.x.modf reaches it as "ds_reload" (0).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
