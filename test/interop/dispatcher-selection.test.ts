@@ -103,6 +103,7 @@ describe("dispatcher selection: ksr and Kamailio 5.6 pick the same destinations"
   let dir: string;
   let ksr: KsrProcess | undefined;
   let kamailio: KsrProcess | undefined;
+  let ksrWorkers: KsrProcess | undefined;
 
   beforeAll(async () => {
     if (kamailioVersion() === null) throw new Error("kamailio is not installed: the reference cannot start");
@@ -111,11 +112,14 @@ describe("dispatcher selection: ksr and Kamailio 5.6 pick the same destinations"
     const list = path.join(dir, "dispatcher.list");
     fs.writeFileSync(list, LIST);
     ksr = await startKsr({ script: PROBE, port: await findFreePort(), extraArgs: ["--dispatcher-list", list, "--dispatcher-param", "flags=2"] });
+    // The list reaches worker processes too (each keeps its own round robin and states).
+    ksrWorkers = await startKsr({ script: PROBE, port: await findFreePort(), extraArgs: ["--workers", "2", "--dispatcher-list", list, "--dispatcher-param", "flags=2"] });
     kamailio = await startKamailio({ script: PROBE, port: await findFreePort(), children: 1, cfgTemplate: CFG, defines: [`DS_LIST="${list}"`] });
   }, 60_000);
 
   afterAll(async () => {
     await ksr?.stop();
+    await ksrWorkers?.stop();
     await kamailio?.stop();
     if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -127,5 +131,10 @@ describe("dispatcher selection: ksr and Kamailio 5.6 pick the same destinations"
     // The reference picked more than one destination per set, so the comparison says something.
     expect(new Set(fromKamailio.filter((l) => l.startsWith("set 1 alg 0")).map((l) => l.replace(/^.*: /, ""))).size).toBeGreaterThan(2);
     expect(fromKsr).toEqual(fromKamailio);
+  });
+
+  it("with --workers 2: the hash and priority algorithms pick what Kamailio picks", async () => {
+    const list = probes().filter((p) => p.alg !== 4);
+    expect(await selections(ksrWorkers!.port, list)).toEqual(await selections(kamailio!.port, list));
   });
 });
