@@ -6,8 +6,9 @@
  *
  *   1. A and B up: the calls alternate, each callee answers half of them;
  *   2. B gone (its sipp ended): every call B is picked for times out
- *      (fr_timer), fails over to A, and B is marked inactive — A answers
- *      all calls, the caller sees all succeed;
+ *      (fr_timer), fails over to A, and B is marked inactive (the
+ *      dispatcher event_callback runs once with dispatcher:dst-down) — A
+ *      answers all calls, the caller sees all succeed;
  *   3. B back: it stays inactive (no probing here), so A still answers
  *      every call and B receives no INVITE.
  *
@@ -59,7 +60,7 @@ describe.each(SERVERS)("dispatcher round robin and failover (%s) between sipp ca
             port: proxyPort,
             readiness: "sockets",
             logLevel: "info",
-            extraArgs: ["--dispatcher-list", list, "--dispatcher-param", "flags=2"],
+            extraArgs: ["--dispatcher-list", list, "--dispatcher-param", "flags=2", "--dispatcher-param", "event_callback=ksr_dispatcher_event"],
           });
   });
 
@@ -108,6 +109,8 @@ describe.each(SERVERS)("dispatcher round robin and failover (%s) between sipp ca
     expectAllCallsSucceeded("A", runs.A!, 10, diagnostics);
     // The failure route ran for B's timeout (the script logs it) before failing over.
     expect(proxy!.output(), diagnostics).toContain(`destination sip:127.0.0.1:${portB} failed with 408`);
+    // ds_mark_dst took it down once: the event_callback ran with dispatcher:dst-down, once.
+    expect(proxy!.output().split("dispatcher event dispatcher:dst-down").length - 1, diagnostics).toBe(1);
   });
 
   it("3. B marked down by ds_mark_dst stays out of the rotation when it is back", async () => {

@@ -11,7 +11,7 @@ import { newTenantState } from "../../host/core/context.js";
 import { dispatcherModule, dispatcherRecords } from "../../host/modules/dispatcher/module.js";
 import { dispatcherHash } from "../../host/modules/dispatcher/hash.js";
 import { DispatcherListError, loadDispatcherList, parseDispatcherList } from "../../host/modules/dispatcher/list.js";
-import { configureDispatcher, dispatcherOf, dispatcherSettingsOf, removeDispatcher } from "../../host/modules/dispatcher/tenants.js";
+import { configureDispatcher, dispatcherOf, dispatcherSettingsOf, removeDispatcher, setDispatcherEventSink } from "../../host/modules/dispatcher/tenants.js";
 import { makeContext, type MakeContextOptions } from "../helpers/context.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "ksr-dispatcher-"));
@@ -342,6 +342,26 @@ describe("destination states", () => {
     expect(markFirst("x")).toBe(-1);
     expect(markFirst("d")).toBe(1);
     expect(dest.flags).toBe(4);
+  });
+
+  it("a destination going down or up calls the event_callback with dispatcher:dst-down / dst-up, once per change", () => {
+    const events: string[] = [];
+    setDispatcherEventSink(TENANT, (callback, event, uri) => events.push(`${callback} ${event} ${uri}`));
+    useList(THREE, { flags: 2, event_callback: "ksr_ds_event" });
+    const mark = (letters: string) => {
+      const { ctx } = invite();
+      useRecordOf(ctx, "sip:10.0.0.3:5060");
+      return ds.ds_mark_dst_state!.run(ctx, letters);
+    };
+    mark("i");
+    mark("i");
+    mark("a");
+    mark("t");
+    expect(events).toEqual(["ksr_ds_event dispatcher:dst-down sip:10.0.0.3:5060", "ksr_ds_event dispatcher:dst-up sip:10.0.0.3:5060", "ksr_ds_event dispatcher:dst-down sip:10.0.0.3:5060"]);
+    // Without event_callback nothing is called.
+    useList(THREE, { flags: 2 });
+    mark("i");
+    expect(events).toHaveLength(3);
   });
 
   it("ds_list_exists and ds_is_active", () => {

@@ -37,7 +37,7 @@ import {
   type DestinationSet,
 } from "./list.js";
 import { dispatcherHash } from "./hash.js";
-import { dispatcherOf, reloadDispatcher, type TenantDispatcher } from "./tenants.js";
+import { dispatcherOf, notifyDispatcherEvent, reloadDispatcher, type TenantDispatcher } from "./tenants.js";
 
 /** Where a selection puts the chosen destination (Kamailio DS_SETOP_*). */
 const SetOp = { DstUri: 0, Ruri: 1, RecordOnly: 2 } as const;
@@ -337,7 +337,10 @@ function markDst(ctx: MessageContext, state: number): number {
   const r = dispatcherRecords(ctx).dst[0];
   if (r === undefined) return -1;
   const res = updateState(d, r.grp, r.uri, state);
-  if (res.found && res.change !== undefined) ctx.host.log("info", `dispatcher: destination ${r.uri} of set ${r.grp} is ${res.change}\n`, ctx);
+  if (res.found && res.change !== undefined) {
+    ctx.host.log("info", `dispatcher: destination ${r.uri} of set ${r.grp} is ${res.change}\n`, ctx);
+    notifyDispatcherEvent(ctx.tenant.id, d, res.change, r.uri);
+  }
   return res.found ? 1 : -1;
 }
 

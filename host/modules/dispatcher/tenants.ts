@@ -24,6 +24,8 @@ export interface DispatcherSettings {
   readonly ds_probing_threshold: number;
   /** Successful replies before an inactive destination is active again. Default 1. */
   readonly ds_inactive_threshold: number;
+  /** The script function called with "dispatcher:dst-down" / "dispatcher:dst-up" when a destination goes down or up. Default none. */
+  readonly event_callback: string;
   /** Seconds after a ds_reload during which another is refused, so that a script cannot reread the file per message. Default 5. */
   readonly reload_delta: number;
 }
@@ -37,6 +39,7 @@ export const DEFAULT_DISPATCHER_SETTINGS: DispatcherSettings = {
   ds_probing_threshold: 1,
   ds_inactive_threshold: 1,
   reload_delta: 5,
+  event_callback: "",
 };
 
 const INT_SETTINGS = new Set(["flags", "force_dst", "use_default", "ds_probing_mode", "ds_probing_threshold", "ds_inactive_threshold", "reload_delta"]);
@@ -130,4 +133,27 @@ export function dispatcherProblem(config: TenantDispatcherConfig): string | unde
 /** Set up the tenant's dispatcher from its configuration (throws as configureDispatcher). */
 export function configureTenantDispatcher(tenantId: string, config: TenantDispatcherConfig): void {
   configureDispatcher(tenantId, config.list, dispatcherSettingsOf(config.params));
+}
+
+/** Runs a tenant's event callback (the routing layer provides it): callback name, event name, destination URI. */
+export type DispatcherEventSink = (callback: string, event: string, uri: string) => void;
+
+const sinks = new Map<string, DispatcherEventSink>();
+
+/** Where the tenant's dispatcher events go (host/core/tenant-routing.ts sets it per tenant). */
+export function setDispatcherEventSink(tenantId: string, sink: DispatcherEventSink): void {
+  sinks.set(tenantId, sink);
+}
+
+/**
+ * A destination of the tenant went down or up: call the event_callback
+ * function, if one is set and a routing layer runs the tenant. Returns
+ * whether it was handed on.
+ */
+export function notifyDispatcherEvent(tenantId: string, entry: TenantDispatcher, change: "down" | "up", uri: string): boolean {
+  const callback = entry.settings.event_callback;
+  const sink = sinks.get(tenantId);
+  if (callback === "" || sink === undefined) return false;
+  sink(callback, `dispatcher:dst-${change}`, uri);
+  return true;
 }

@@ -73,6 +73,12 @@ function ksr_dispatcher_failure() {
 	ksr_relay();
 }
 
+// The dispatcher's event_callback (set on both servers by the test):
+// called with "dispatcher:dst-down" or "dispatcher:dst-up".
+function ksr_dispatcher_event(evname) {
+	KSR.info("dispatcher event " + evname + "\n");
+}
+
 function ksr_relay() {
 	if (KSR.tm.t_relay() < 0) {
 		KSR.sl.sl_reply_error();
