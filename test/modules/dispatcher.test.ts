@@ -87,6 +87,10 @@ describe("dispatcher list file", () => {
     ["1 sip:10.0.0.1 0 0 weight=0\n", 1, "weight 0 is not in 1..100"],
     ["1 sip:10.0.0.1 0 0 socket=nowhere\n", 1, "socket"],
     ["1 sip:10.0.0.1 0 0 a=b extra\n", 1, "unexpected"],
+    [`1 sip:10.0.0.1 0 0 duid=${"x".repeat(1100)}\n`, 1, "longer than 1023"],
+    ["1 sip:10.0.0.1\n\u0000\u00ff\u0007garbage\n", 2, "set id"],
+    ["1 sip:10.0.0.1 99999999999\n", 1, "flags"],
+    ["99999999999 sip:10.0.0.1\n", 1, "too large"],
   ])("rejects %j with the file and line", (text, line, reason) => {
     const file = listFile(text);
     let err: unknown;
