@@ -148,6 +148,138 @@ declare namespace KSRTypes {
     setxflag(p1: number): number;
   }
 
+  /** KSR.dispatcher: Kamailio module dispatcher. */
+  interface DispatcherModule {
+    /**
+     * 1 if the set has an active destination (not inactive, not disabled), -1 otherwise.
+     * KSR.x.modf reaches it as "ds_is_active" (1).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    ds_is_active(p1: number): number;
+    /**
+     * 1 if the destination with this exact URI in the set is active, -1 otherwise.
+     * KSR.x.modf reaches it as "ds_is_active" (2).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    ds_is_active_uri(p1: number, p2: string): number;
+    /**
+     * 1 if the source IP and port are a destination of the set (any transport; -1 = any set).
+     * KSR.x.modf reaches it as "ds_is_from_list" (1).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    ds_is_from_list(p1: number): number;
+    /**
+     * ds_is_from_list with match mode bits: 1 any port, 2 any transport, 4 active destinations only.
+     * KSR.x.modf reaches it as "ds_is_from_list" (2).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    ds_is_from_list_mode(p1: number, p2: number): number;
+    /**
+     * ds_is_from_list_mode for the address of a URI (an IP address: no DNS lookup) instead of the source.
+     * KSR.x.modf reaches it as "ds_is_from_list" (3).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    ds_is_from_list_uri(p1: number, p2: number, p3: string): number;
+    /**
+     * 1 if the source IP and port are a destination of any set (any transport), -1 otherwise.
+     * KSR.x.modf reaches it as "ds_is_from_list" (0).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    ds_is_from_lists(): number;
+    /**
+     * 1 if the set exists in the list, -1 otherwise.
+     * KSR.x.modf reaches it as "ds_list_exists" (1).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    ds_list_exists(p1: number): number;
+    /** @deprecated Not available here: call load (algorithm 10) needs dialog tracking, which this server does not have. Logs an error and returns a failure value. */
+    ds_load_unset(): number;
+    /** @deprecated Not available here: call load (algorithm 10) needs dialog tracking, which this server does not have. Logs an error and returns a failure value. */
+    ds_load_update(): number;
+    /**
+     * Mark the current destination inactive (and probing with ds_probing_mode 1). 1 or -1.
+     * KSR.x.modf reaches it as "ds_mark_dst" (0).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    ds_mark_dst(): number;
+    /**
+     * Mark the current destination with state letters: a active, i inactive, t trying, d disabled, p probing ("ip").
+     * KSR.x.modf reaches it as "ds_mark_dst" (1).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    ds_mark_dst_state(p1: string): number;
+    /**
+     * As ds_next_dst, putting the next destination's host:port in the R-URI.
+     * KSR.x.modf reaches it as "ds_next_domain" (0).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    ds_next_domain(): number;
+    /**
+     * Drop the current destination record and set $du to the next; -1 when none is left or failover (flags 2) is off.
+     * KSR.x.modf reaches it as "ds_next_dst" (0).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    ds_next_dst(): number;
+    /**
+     * Read the list file again (states start again from the file), at most once per reload_delta s; the old list stays when the new one is bad. 1 or -1.
+     * KSR.x.modf reaches it as "ds_reload" (0).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    ds_reload(): number;
+    /**
+     * Select destinations into the records only ($du and R-URI unchanged); ds_set_dst applies the first.
+     * KSR.x.modf reaches it as "ds_select" (2).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    ds_select(p1: number, p2: number): number;
+    /**
+     * Select a destination and put its host:port in the R-URI.
+     * KSR.x.modf reaches it as "ds_select_domain" (2).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    ds_select_domain(p1: number, p2: number): number;
+    /**
+     * ds_select_domain keeping at most limit destinations (0 = no limit).
+     * KSR.x.modf reaches it as "ds_select_domain" (3).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    ds_select_domain_limit(p1: number, p2: number, p3: number): number;
+    /**
+     * Select a destination of the set with the algorithm and set $du to it; with flags 2 the others are kept for ds_next_dst. 1 or -1.
+     * KSR.x.modf reaches it as "ds_select_dst" (2).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    ds_select_dst(p1: number, p2: number): number;
+    /**
+     * ds_select_dst keeping at most limit destinations (0 = no limit).
+     * KSR.x.modf reaches it as "ds_select_dst" (3).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    ds_select_dst_limit(p1: number, p2: number, p3: number): number;
+    /**
+     * ds_select keeping at most limit destinations (0 = no limit).
+     * KSR.x.modf reaches it as "ds_select" (3).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    ds_select_limit(p1: number, p2: number, p3: number): number;
+    /** @deprecated Not available here: not provided yet. Logs an error and returns a failure value. */
+    ds_select_routes(p1: string, p2: string): number;
+    /** @deprecated Not available here: not provided yet. Logs an error and returns a failure value. */
+    ds_select_routes_limit(p1: string, p2: string, p3: number): number;
+    /**
+     * Put the current destination record's host:port in the R-URI.
+     * KSR.x.modf reaches it as "ds_set_domain" (0).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    ds_set_domain(): number;
+    /**
+     * Set $du to the current destination record.
+     * KSR.x.modf reaches it as "ds_set_dst" (0).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    ds_set_dst(): number;
+  }
+
   /** KSR.hdr: Kamailio module core. */
   interface HdrModule {
     /**
@@ -1554,6 +1686,7 @@ declare namespace KSRTypes {
     readonly auth: AuthModule;
     readonly auth_db: AuthDbModule;
     readonly corex: CorexModule;
+    readonly dispatcher: DispatcherModule;
     readonly hdr: HdrModule;
     readonly htable: HtableModule;
     readonly kx: KxModule;

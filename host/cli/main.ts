@@ -32,6 +32,7 @@ import { LOG_FORMATS, LOG_LEVELS, isLogFormat, isLogLevel, log, setLogFormat, se
 import { SipServer } from "../core/server.js";
 import { proxyOptionsFromTimers, type ProxyOptions } from "../proxy/proxy.js";
 import { loadTenantsFile, singleScriptConfig, TenantRegistry, TenantsConfigError } from "../tenants/index.js";
+import { DISPATCHER_SETTING_NAMES, dispatcherProblem, type TenantDispatcherConfig } from "../modules/dispatcher/tenants.js";
 import { parseCallbackName, parseErrorPolicy, type SingleScriptSettings } from "../tenants/config.js";
 import { DEFAULT_KEMI_CALLBACKS } from "../core/context.js";
 import { tenantServer } from "../core/tenant-routing.js";
@@ -118,7 +119,24 @@ function scriptSettings(opts: RunOptions): SingleScriptSettings {
       reply: name(opts.kemiReplyRouteCallback, DEFAULT_KEMI_CALLBACKS.reply),
       event: name(opts.kemiEventRouteCallback, DEFAULT_KEMI_CALLBACKS.event),
     },
+    ...(opts.dispatcherList !== undefined ? { dispatcher: dispatcherConfigOf(opts.dispatcherList, opts.dispatcherParam ?? []) } : {}),
   };
+}
+
+/** --dispatcher-list FILE and --dispatcher-param name=value pairs as a tenant's dispatcher configuration. */
+function dispatcherConfigOf(list: string, params: readonly string[]): TenantDispatcherConfig {
+  const byName: Record<string, string> = {};
+  for (const p of params) {
+    const eq = p.indexOf("=");
+    byName[p.slice(0, eq)] = p.slice(eq + 1);
+  }
+  return { list: resolvePath(list), params: byName };
+}
+
+function dispatcherParamOption(value: string): string {
+  const eq = value.indexOf("=");
+  if (eq <= 0) throw new InvalidArgumentError(`"${value}" is not name=value (names: ${DISPATCHER_SETTING_NAMES.join(", ")})`);
+  return value;
 }
 
 /** The single-script flags of scriptSettings, with the option names commander gives them. */
@@ -245,6 +263,9 @@ interface RunOptions {
   kemiOnsendRouteCallback?: string;
   kemiReplyRouteCallback?: string;
   kemiEventRouteCallback?: string;
+  /** --dispatcher-list and --dispatcher-param (host/modules/dispatcher/tenants.ts). */
+  dispatcherList?: string;
+  dispatcherParam?: string[];
   /** pike's modparams given (host/modules/state/pike-store.ts); Kamailio's defaults for the others. */
   pikeSamplingTimeUnit?: number;
   pikeReqsDensityPerUnit?: number;
@@ -340,7 +361,11 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
     ];
   }
   const settings = SCRIPT_SETTING_FLAGS.flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, opts[key]!]));
-  return ["run", scriptPath, ...common, ...settings, "--workers", String(opts.workers), "--heap-mb", String(opts.heapMb), "--timeout-ms", String(opts.timeoutMs)];
+  const dispatcher = [
+    ...(opts.dispatcherList === undefined ? [] : ["--dispatcher-list", resolvePath(opts.dispatcherList)]),
+    ...(opts.dispatcherParam ?? []).flatMap((p) => ["--dispatcher-param", p]),
+  ];
+  return ["run", scriptPath, ...common, ...settings, ...dispatcher, "--workers", String(opts.workers), "--heap-mb", String(opts.heapMb), "--timeout-ms", String(opts.timeoutMs)];
 }
 
 /** Options that only make sense for one of the two ways of running; the message says why. */
@@ -357,6 +382,12 @@ function runUsageProblem(scriptPath: string | undefined, opts: RunOptions, fromC
   if (opts.tenants === undefined && fromCli("idleDisposeS")) return "--idle-dispose-s disposes idle tenants' isolates: use it with --tenants";
   if (opts.tenants === undefined && opts.lazyIsolates === true) return "--lazy-isolates builds tenants' isolates at their first message: use it with --tenants";
   if (opts.shards !== undefined && (opts.tenants === undefined || opts.isolation !== "process")) return "--shards applies to --tenants with --isolation process";
+  if (opts.dispatcherParam !== undefined && opts.dispatcherList === undefined) return "--dispatcher-param needs --dispatcher-list";
+  if (opts.dispatcherList !== undefined) {
+    if (opts.tenants !== undefined) return "--dispatcher-list applies to a single script: give a tenant its list with `dispatcher: { list: FILE }` in the tenants file";
+    const problem = dispatcherProblem(dispatcherConfigOf(opts.dispatcherList, opts.dispatcherParam ?? []));
+    if (problem !== undefined) return `--dispatcher-list: ${problem}`;
+  }
   try {
     proxyOptions(opts);
   } catch (err) {
@@ -824,6 +855,8 @@ export function buildProgram(): Command {
     .option("--on-error <status|none>", "reply to a request whose route failed before answering it: a status 300-699, or none (no reply, as app_jsdt) (default 500)", onErrorOption)
     .option("--kemi-onsend-route-callback <name|none>", "Kamailio kemi.onsend_route_callback: the function run before a request leaves (default ksr_onsend_route)", callbackOption)
     .option("--kemi-reply-route-callback <name|none>", "Kamailio kemi.reply_route_callback: the function run for every response received (default ksr_reply_route)", callbackOption)
+    .option("--dispatcher-list <file>", "KSR.dispatcher destination sets in Kamailio's dispatcher.list format")
+    .option("--dispatcher-param <name=value>", `a Kamailio dispatcher modparam, repeatable (${DISPATCHER_SETTING_NAMES.join(", ")})`, collect(dispatcherParamOption))
     .option("--kemi-event-route-callback <name|none>", 'Kamailio kemi.event_route_callback: the function called with "core:worker-one-init" once the script is loaded (default none)', callbackOption);
   const settingFlags = [
     ...TCP_LIMIT_FLAGS.map(([, flag, field, help]) => [flag, help, DEFAULT_STREAM_LIMITS[field]] as const),

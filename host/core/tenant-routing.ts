@@ -53,6 +53,7 @@ import type { HostServices, ListenSocket, LogLevel, ReceiveInfo, TenantState } f
 import { SipServer, messageLogFields, type Router, type RouterHost, type SipServerOptions } from "./server.js";
 import { logEnabled } from "./log.js";
 import type { OnsendRoutes } from "./onsend.js";
+import { setDispatcherEventSink } from "../modules/dispatcher/tenants.js";
 
 export const REQUEST_ROUTE = "ksr_request_route";
 
@@ -267,7 +268,10 @@ export class TenantRouting implements Router {
       // The tenant's quota bounds its transactions unless the server sets a bound for all.
       const proxy = new StatefulProxy(proxyHost, { ...options.proxy, maxTransactions: options.proxy?.maxTransactions ?? tenant.state.quotas.transactions });
       host.proxy = proxy;
-      this.slots.set(tenant, { tenant, host, proxy });
+      const slot: TenantSlot = { tenant, host, proxy };
+      this.slots.set(tenant, slot);
+      // dispatcher:dst-down/dst-up, run once the route that changed the state has ended.
+      setDispatcherEventSink(tenant.id, (callback, event, uri) => setImmediate(() => this.runEvent(slot, callback, event, uri)));
     }
     if (options.runWorkerOneInit !== false) for (const slot of this.slots.values()) this.runWorkerOneInit(slot);
   }
@@ -280,16 +284,26 @@ export class TenantRouting implements Router {
   private runWorkerOneInit(slot: TenantSlot): void {
     const name = slot.tenant.state.kemiCallbacks.event;
     if (name === "") return;
+    this.runEvent(slot, name, WORKER_ONE_INIT_EVENT, undefined, "kemi.event_route_callback", "Kamailio would stop at start; the tenant's routes serve on");
+  }
+
+  /**
+   * Call the script's function `name` with `event` on a faked request
+   * (its R-URI set to `ruri` when given, as Kamailio's faked message of a
+   * dispatcher event carries the destination).
+   */
+  private runEvent(slot: TenantSlot, name: string, event: string, ruri: string | undefined, setting = "dispatcher event_callback", onDrop = "ignored"): void {
     const parsed = parseMessage(FAKED_REQUEST);
     if (!parsed.ok) return;
     const rcv: ReceiveInfo = { proto: "udp", srcIp: "127.0.0.1", srcPort: 5060, localIp: "127.0.0.1", localPort: 5060, connectionId: -1 };
     const ctx = new MessageContext(parsed.message, rcv, "request", slot.tenant.state, slot.host);
-    ctx.eventName = WORKER_ONE_INIT_EVENT;
+    ctx.eventName = event;
     ctx.faked = true;
+    if (ruri !== undefined) ctx.setRequestUri(ruri);
     const settle = (outcome: TenantRouteOutcome): void => {
-      if (outcome.status === "missing") slot.host.log("err", `kemi.event_route_callback ${name}: the script defines no such function`);
-      else if (outcome.status === "error") slot.host.log("err", `${name}(${WORKER_ONE_INIT_EVENT}) ${outcome.kind}: ${outcome.message}`);
-      else if (outcome.status === "ok" && ctx.dropped) slot.host.log("err", `${name}(${WORKER_ONE_INIT_EVENT}) dropped: Kamailio would stop at start; the tenant's routes serve on`);
+      if (outcome.status === "missing") slot.host.log("err", `${setting} ${name}: the script defines no such function`);
+      else if (outcome.status === "error") slot.host.log("err", `${name}(${event}) ${outcome.kind}: ${outcome.message}`);
+      else if (outcome.status === "ok" && ctx.dropped) slot.host.log("err", `${name}(${event}) dropped: ${onDrop}`);
     };
     const result = this.registry.run(slot.tenant, name, ctx);
     if (isPromise(result)) void result.then(settle);

@@ -24,6 +24,7 @@ import { authModule } from "./auth.js";
 import { authDbModule } from "./auth_db.js";
 import { permissionsModule } from "./permissions.js";
 import { xhttpPromModule } from "./xhttp_prom.js";
+import { dispatcherModule } from "./dispatcher/module.js";
 
 export const KEMI_MODULES: readonly KemiModule[] = [
   coreModule,
@@ -47,4 +48,5 @@ export const KEMI_MODULES: readonly KemiModule[] = [
   authDbModule,
   permissionsModule,
   xhttpPromModule,
+  dispatcherModule,
 ];

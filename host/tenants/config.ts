@@ -38,6 +38,7 @@ import { DEFAULT_LIMITS } from "../../sandbox/types.js";
 import { DEFAULT_TENANT_QUOTAS, SINGLE_SCRIPT_QUOTAS, type TenantQuotas } from "../core/quota.js";
 import { DEFAULT_EGRESS_DENY, UNRESTRICTED_EGRESS, type EgressRules } from "../core/egress.js";
 import { parseCidr } from "../core/cidr.js";
+import { dispatcherProblem, type TenantDispatcherConfig } from "../modules/dispatcher/tenants.js";
 import type { ExecutionMode } from "../../sandbox/runner.js";
 
 export interface TenantLimits {
@@ -106,6 +107,8 @@ export interface TenantEntry {
   readonly ownProcess: boolean;
   /** `shard: n`: the shard (0-based) the tenant runs in; undefined: hash(id) mod the shard count. */
   readonly shard: number | undefined;
+  /** Its dispatcher list file (absolute) and parameters (KSR.dispatcher); undefined: none. */
+  readonly dispatcher?: TenantDispatcherConfig;
 }
 
 /** Most worker processes one tenant (or `ksr run --workers`) may have. */
@@ -324,6 +327,10 @@ const tenantSchema = z
     workers: z.number().int("must be a whole number").min(1, "must be at least 1").max(MAX_WORKERS, `must be at most ${MAX_WORKERS}`).default(1),
     isolation: z.enum(["shared", "own-process"]).default("shared"),
     shard: z.number().int("must be a whole number").min(0, "must be 0 or more").max(MAX_SHARDS - 1, `must be below ${MAX_SHARDS}`).optional(),
+    dispatcher: z
+      .object({ list: z.string().min(1), params: z.record(z.string(), z.union([z.string(), z.number()])).default({}) })
+      .strict()
+      .optional(),
   })
   .strict()
   .superRefine((t, ctx) => {
@@ -422,6 +429,9 @@ export function loadTenantsFile(path: string, opts: LoadTenantsOptions = {}): Te
       });
     }
     const match = t.match === undefined ? [] : Array.isArray(t.match) ? t.match : [t.match];
+    const dispatcher = t.dispatcher === undefined ? undefined : { list: resolve(baseDir, t.dispatcher.list), params: t.dispatcher.params };
+    const dsProblem = dispatcher === undefined ? undefined : dispatcherProblem(dispatcher);
+    if (dsProblem !== undefined) issue("dispatcher", dsProblem);
     return {
       id: t.id,
       scriptPath,
@@ -436,6 +446,7 @@ export function loadTenantsFile(path: string, opts: LoadTenantsOptions = {}): Te
       workers: t.workers,
       ownProcess: t.isolation === "own-process",
       shard: t.shard,
+      ...(dispatcher !== undefined ? { dispatcher } : {}),
     };
   });
   if (data.default !== undefined && !seen.has(data.default)) {
@@ -452,6 +463,8 @@ export const SINGLE_SCRIPT_ON_ERROR: TenantErrorPolicy = { status: 500, reason: 
 export interface SingleScriptSettings {
   readonly onError?: TenantErrorPolicy;
   readonly kemi?: KemiCallbacks;
+  /** `--dispatcher-list` and `--dispatcher-param`. */
+  readonly dispatcher?: TenantDispatcherConfig;
 }
 
 /**
@@ -500,6 +513,7 @@ export function singleScriptConfig(
     workers,
     ownProcess: true,
     shard: undefined,
+    ...(settings.dispatcher !== undefined ? { dispatcher: settings.dispatcher } : {}),
   };
   return { file: scriptPath, tenants: [entry], defaultTenant: tenantId, unmatched: 404 };
 }

@@ -28,6 +28,7 @@ import { ScriptRunner, type ExecutionMode, type ScriptRunnerOptions } from "../.
 import type { RouteOutcome } from "../../sandbox/types.js";
 import { TenantsConfigError, type TenantEntry, type TenantErrorPolicy, type TenantsConfig, type TenantsConfigIssue } from "./config.js";
 import { TenantSelector } from "./select.js";
+import { configureTenantDispatcher } from "../modules/dispatcher/tenants.js";
 
 /** A route run, or the refusal to run it because the tenant is over its CPU budget. */
 export type TenantRouteOutcome = RouteOutcome | { readonly status: "over-budget" };
@@ -150,6 +151,8 @@ export class Tenant {
   ) {
     this.id = config.id;
     this.state = newTenantState(config.id, config.quotas, compileEgress(config.egress, config.id), config.kemi);
+    // Validated when the configuration was read; a list broken since makes the tenant fail to start, naming file:line.
+    if (config.dispatcher !== undefined) configureTenantDispatcher(config.id, config.dispatcher);
     this.current = runner;
     this.live.add(runner);
     this.counters = new TenantCounters(() => this.cpuNs());
