@@ -60,7 +60,7 @@ import { openSharedStateFile } from "../modules/state/shared-sqlite.js";
 import { TenantProcesses } from "../tenants/processes.js";
 import { runTenantWorker } from "../tenants/worker.js";
 import { NONCE_SECRET_ENV, type SingleScript, type WorkerConfig } from "../tenants/worker-protocol.js";
-import { DEFAULT_STREAM_LIMITS, TransportLayer, type StreamConnectionLimits } from "../transport/index.js";
+import { DEFAULT_STREAM_LIMITS, TLS_CLIENT_VERIFICATIONS, TransportLayer, type StreamConnectionLimits, type TlsClientVerification, type TlsSettings } from "../transport/index.js";
 import { DEFAULT_OVERLOAD_DELAY_MS, type OverloadOptions } from "../core/overload.js";
 import { configurePike, DEFAULT_PIKE_SETTINGS, type PikeSettings } from "../modules/state/pike-store.js";
 
@@ -193,6 +193,7 @@ interface RunOptions {
   tcpMaxInbound?: number;
   tcpMaxInboundPerIp?: number;
   tcpMaxOutbound?: number;
+  tlsHandshakeTimeoutMs?: number;
   /** --on-error and the --kemi-*-callback flags, as given (validated; see scriptSettings). */
   onError?: string;
   kemiOnsendRouteCallback?: string;
@@ -202,6 +203,45 @@ interface RunOptions {
   pikeSamplingTimeUnit?: number;
   pikeReqsDensityPerUnit?: number;
   pikeRemoveLatency?: number;
+  /** PEM certificate and key of the tls listen sockets, CA file, verification modes (host/transport/tls.ts). */
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  tlsVerifyClient?: TlsClientVerification;
+  tlsVerifyServer?: boolean;
+}
+
+function tlsVerifyClientOption(value: string): TlsClientVerification {
+  if (!TLS_CLIENT_VERIFICATIONS.includes(value as TlsClientVerification)) throw new InvalidArgumentError(`"${value}" is not ${TLS_CLIENT_VERIFICATIONS.join(", ")}`);
+  return value as TlsClientVerification;
+}
+
+/** The TLS settings of the flags (file names absolute), or undefined without --tls-cert. */
+function tlsSettings(opts: RunOptions): TlsSettings | undefined {
+  if (opts.tlsCert === undefined || opts.tlsKey === undefined) return undefined;
+  return {
+    certFile: resolvePath(opts.tlsCert),
+    keyFile: resolvePath(opts.tlsKey),
+    ...(opts.tlsCa !== undefined ? { caFile: resolvePath(opts.tlsCa) } : {}),
+    verifyClient: opts.tlsVerifyClient ?? "none",
+    verifyServer: opts.tlsVerifyServer === true,
+  };
+}
+
+/** The TLS flags again, for a server process. */
+function tlsArgs(opts: RunOptions): string[] {
+  const settings = tlsSettings(opts);
+  if (settings === undefined) return [];
+  return [
+    "--tls-cert",
+    settings.certFile,
+    "--tls-key",
+    settings.keyFile,
+    ...(settings.caFile !== undefined ? ["--tls-ca", settings.caFile] : []),
+    "--tls-verify-client",
+    settings.verifyClient!,
+    ...(settings.verifyServer === true ? ["--tls-verify-server"] : []),
+  ];
 }
 
 /** A numeric `ksr run` option that sets one field of a settings object: option key, flag, field, meaning (--help). */
@@ -233,6 +273,7 @@ const TCP_LIMIT_FLAGS = [
   ["tcpMaxInbound", "--tcp-max-inbound", "maxInboundConnections", "TCP connections peers may open to us"],
   ["tcpMaxInboundPerIp", "--tcp-max-inbound-per-ip", "maxInboundPerIp", "TCP connections one IP address may open to us"],
   ["tcpMaxOutbound", "--tcp-max-outbound", "maxOutboundConnections", "TCP connections we may open (next hops), apart from inbound ones"],
+  ["tlsHandshakeTimeoutMs", "--tls-handshake-timeout-ms", "handshakeTimeoutMs", "close a TLS connection whose handshake is not done this long after it opened"],
 ] as const satisfies readonly SettingFlag<keyof StreamConnectionLimits>[];
 
 /** The load shedding `ksr run` applies; undefined with --no-overload-shedding. */
@@ -271,6 +312,7 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
     String(opts.overloadDelayMs),
     ...(opts.overloadShedding ? [] : ["--no-overload-shedding"]),
     ...[...TCP_LIMIT_FLAGS, ...PIKE_FLAGS].flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, String(opts[key])])),
+    ...tlsArgs(opts),
     // Only ever set with --tenants (runUsageProblem); absolute, whatever the server process's directory.
     ...(opts.control === undefined ? [] : ["--control", resolveControlPath(opts.control)]),
   ];
@@ -285,6 +327,7 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
 function runUsageProblem(scriptPath: string | undefined, opts: RunOptions, fromCli: (option: string) => boolean): string | undefined {
   if (scriptPath !== undefined && opts.tenants !== undefined) return "give either a script or --tenants, not both";
   if (scriptPath === undefined && opts.tenants === undefined) return "missing the script to run (or --tenants <file>)";
+  if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) return "--tls-cert and --tls-key go together";
   if (opts.tenants === undefined && opts.watch === true) return "--watch reloads the scripts of a tenants file: use it with --tenants";
   if (opts.tenants === undefined && opts.control !== undefined && opts.workers < 2) {
     return "--control opens the control socket of a server of worker processes: use it with --tenants or --workers 2 or more";
@@ -356,6 +399,7 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
       data,
       overload: overloadOptions(opts),
       streamLimits: settingsFromFlags(opts, TCP_LIMIT_FLAGS),
+      tls: tlsSettings(opts),
     },
     // Alone, the tenant needs no name on our Vias: the next hops see plain ones.
     { proxy: proxyOptions(opts), nameTenantInVia: false },
@@ -531,6 +575,7 @@ async function startWorkerProcesses(
     aliases: opts.alias ?? [],
     tenantId: "ksr",
     streamLimits: settingsFromFlags(opts, TCP_LIMIT_FLAGS),
+      tls: tlsSettings(opts),
   });
   let control: ControlServer | undefined;
   await serveUntilStopped(server, () => {
@@ -632,6 +677,7 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
       data,
       overload: overloadOptions(opts),
       streamLimits: settingsFromFlags(opts, TCP_LIMIT_FLAGS),
+      tls: tlsSettings(opts),
     },
     { proxy: proxyOptions(opts) },
   );
@@ -665,6 +711,11 @@ export function buildProgram(): Command {
     .option("--watch", "with --tenants: reload a tenant when its script file changes")
     .option("--control [path]", `with --tenants: Unix socket for \`ksr ctl\` (reload, counters, tenants; default path ${DEFAULT_CONTROL_PATH}); off when not given`)
     .option("--isolation <mode>", "with --tenants: process (each tenant in its own worker process) or in-process", isolationOption, "process" as Isolation)
+    .option("--tls-cert <file>", "PEM certificate (chain) of the tls listen sockets, also presented to TLS next hops")
+    .option("--tls-key <file>", "PEM private key of --tls-cert")
+    .option("--tls-ca <file>", "PEM CA certificates peer certificates are verified against (default: Node's bundled CAs)")
+    .option("--tls-verify-client <mode>", "client certificates: none (not asked for), optional (asked for, KSR.tls.is_peer_verified() tells), require (connection closed without a verified one) (default none)", tlsVerifyClientOption)
+    .option("--tls-verify-server", "verify the certificate of a TLS next hop against --tls-ca and the address connected to (default off)")
     .option("--listen <proto:ip:port>", `listen socket, repeatable (default ${DEFAULT_LISTEN.join(" and ")})`, collect(listenOption))
     .option("--alias <host[:port]>", "another name of this server (is_myself, Via checks), repeatable", collect(aliasOption))
     .option(
