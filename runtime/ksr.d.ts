@@ -1258,6 +1258,20 @@ declare namespace KSRTypes {
     sl_send_reply(p1: number, p2: string): number;
   }
 
+  /** KSR.tls: Kamailio module tls. */
+  interface TlsModule {
+    /**
+     * The value of a $tls_* variable by its name without "$" (e.g. "tls_peer_subject_cn"); "" when not over TLS, absent or unknown.
+     * @returns a string, a number, or null.
+     */
+    cget(p1: string): string | number | null;
+    /**
+     * 1 when the message came over TLS and the peer presented a certificate that verified against the CA file; -1 otherwise.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    is_peer_verified(): number;
+  }
+
   /** KSR.tm: Kamailio module tm. */
   interface TmModule {
     /**
@@ -1460,6 +1474,7 @@ declare namespace KSRTypes {
     readonly sanity: SanityModule;
     readonly siputils: SiputilsModule;
     readonly sl: SlModule;
+    readonly tls: TlsModule;
     readonly tm: TmModule;
     readonly tmx: TmxModule;
     /** Add the rport parameter to the Via this proxy inserts (RFC 3581 §3). */

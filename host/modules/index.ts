@@ -23,6 +23,7 @@ import { registrarModule } from "./registrar.js";
 import { authModule } from "./auth.js";
 import { authDbModule } from "./auth_db.js";
 import { permissionsModule } from "./permissions.js";
+import { tlsModule } from "./tls.js";
 
 export const KEMI_MODULES: readonly KemiModule[] = [
   coreModule,
@@ -45,4 +46,5 @@ export const KEMI_MODULES: readonly KemiModule[] = [
   authModule,
   authDbModule,
   permissionsModule,
+  tlsModule,
 ];

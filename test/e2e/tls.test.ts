@@ -14,7 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HostRouteRunner, startServer, type HostRoutes, type RunningServer } from "./harness.js";
 import { LOCALHOST, TcpPeer, buildRequest, headerValues, statusOf, buildResponseTo, UdpPeer } from "./sip-client.js";
 import type { SipServerOptions } from "../../host/core/server.js";
-import type { ReceiveInfo } from "../../host/core/context.js";
+import type { MessageContext, ReceiveInfo } from "../../host/core/context.js";
+import { tlsAttribute } from "../../host/modules/tls.js";
 import type { TlsSettings } from "../../host/transport/index.js";
 import { testbed } from "./testbed.js";
 import { makeTestPki, type CertFiles, type TestPki } from "./tls-certs.js";
@@ -207,6 +208,13 @@ describe("client certificates", () => {
     expect(info.peer?.issuerAttrs.CN).toBe("ksr test CA");
     expect(info.peer?.san.email).toEqual(["alice@example.test"]);
     expect(info.peer?.selfSigned).toBe(false);
+    // As the script reads them ($tls_*, KSR.tls.cget): OpenSSL's one-line names, the certificate's order.
+    const seen = { rcv: received[0]! } as unknown as MessageContext;
+    expect(tlsAttribute(seen, "tls_peer_subject")).toBe("/CN=alice.test/O=ksr test");
+    expect(tlsAttribute(seen, "tls_peer_issuer_cn")).toBe("ksr test CA");
+    expect(tlsAttribute(seen, "tls_my_subject_cn")).toBe("server.test");
+    expect(tlsAttribute(seen, "tls_peer_notAfter")).toMatch(/^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4} GMT$/);
+    expect(tlsAttribute(seen, "tls_peer_expired")).toBe(0);
 
     const anonymous = await tlsClient(tlsPort(srv));
     await anonymous.write(buildRequest({ transport: "TCP" }));
