@@ -288,6 +288,22 @@ describe("connections that never become TLS", () => {
     await until("the connection released", () => srv.server.tlsConnectionCount === 0);
   });
 
+  it("a connection in its handshake counts against the per-address limit, and gives its place back when it times out", async () => {
+    const srv = await serve({}, { streamLimits: { maxInboundPerIp: 1, handshakeTimeoutMs: 300 } });
+    const silent = net.connect({ host: LOCALHOST, port: tlsPort(srv) });
+    silent.on("error", () => {});
+    closeAfter(() => silent.destroy());
+    await until("the silent connection admitted", () => srv.server.tlsConnectionCount === 1);
+    // The second connection from 127.0.0.1 is refused (closed) while the first is still in its handshake.
+    await refusedClient(tlsPort(srv));
+    expect(srv.server.tlsPolicyCounters?.refusedPerIp).toBe(1);
+    await new Promise<void>((resolve) => silent.on("close", () => resolve()));
+    await until("the place given back", () => srv.server.tlsConnectionCount === 0);
+    const client = await tlsClient(tlsPort(srv));
+    await client.write(buildRequest({ transport: "TCP" }));
+    expect(statusOf(await client.next(5000))).toBe(200);
+  });
+
   it("plain SIP sent to the TLS port fails the handshake: logged, closed, nothing routed", async () => {
     const srv = await serve();
     const plain = await TcpPeer.connect(tlsPort(srv));
