@@ -232,7 +232,15 @@ export class TcpTransport {
     const credentials = this.options.credentials!;
     if (this.tlsServer !== undefined && this.tlsServerGeneration === credentials.generation) return this.tlsServer;
     const server = tls.createServer(credentials.serverOptions(this.options.policy.limits.handshakeTimeoutMs));
-    server.on("secureConnection", (socket) => this.handshakeDone(socket));
+    server.on("secureConnection", (socket) => {
+      // What a peer sent must never end the process: a failure here closes its connection only.
+      try {
+        this.handshakeDone(socket);
+      } catch (err) {
+        log("err", "transport", `tls connection from ${socket.remoteAddress}:${socket.remotePort}: ${(err as Error)?.message ?? String(err)}; closing`);
+        socket.destroy();
+      }
+    });
     server.on("tlsClientError", (err: Error & { code?: string }, socket) => {
       const pending = this.takePending(socket);
       socket.destroy();

@@ -23,6 +23,7 @@ import { readFileSync } from "node:fs";
 import tls from "node:tls";
 import { X509Certificate } from "node:crypto";
 import type { TlsCertificateFields, TlsConnectionInfo } from "../core/context.js";
+import { log } from "../core/log.js";
 
 export type TlsClientVerification = "none" | "optional" | "require";
 
@@ -149,10 +150,25 @@ export function connectionInfo(socket: tls.TLSSocket, local: X509Certificate | u
     cipher: cipher?.standardName ?? cipher?.name ?? "",
     cipherBits: cipherBits(cipher?.name ?? ""),
     peerVerified: peerRaw !== undefined && socket.authorized,
-    ...(peerRaw !== undefined ? { peer: certificateFields(peerRaw) } : {}),
-    ...(local !== undefined ? { local: certificateFields(local) } : {}),
+    ...optionalFields("peer", peerRaw),
+    ...optionalFields("local", local),
     ...(typeof serverName === "string" ? { serverName } : {}),
   };
+}
+
+/**
+ * { peer: fields } / { local: fields }, or nothing when there is no
+ * certificate or it cannot be read: a peer's certificate is input, and
+ * whatever is in it must not end the process.
+ */
+function optionalFields<K extends "peer" | "local">(key: K, cert: X509Certificate | undefined): Partial<Record<K, TlsCertificateFields>> {
+  if (cert === undefined) return {};
+  try {
+    return { [key]: certificateFields(cert) } as Record<K, TlsCertificateFields>;
+  } catch (err) {
+    log("warn", "transport", `TLS ${key} certificate fields not readable (${(err as Error)?.message ?? String(err)}); the script sees none`);
+    return {};
+  }
 }
 
 /** Symmetric key length of a cipher suite, from its name (Node does not report it). */
@@ -165,16 +181,7 @@ function cipherBits(name: string): number {
 function certificateFields(cert: X509Certificate): TlsCertificateFields {
   const subjectAttrs = parseDn(cert.subject);
   const issuerAttrs = parseDn(cert.issuer);
-  const san = { dns: [] as string[], uri: [] as string[], email: [] as string[], ip: [] as string[] };
-  for (const entry of splitSan(cert.subjectAltName ?? "")) {
-    const colon = entry.indexOf(":");
-    const kind = entry.slice(0, colon);
-    const value = entry.slice(colon + 1);
-    if (kind === "DNS") san.dns.push(value);
-    else if (kind === "URI") san.uri.push(value);
-    else if (kind === "email") san.email.push(value);
-    else if (kind === "IP Address") san.ip.push(value);
-  }
+  const san = parseSubjectAltName(cert.subjectAltName ?? "");
   return {
     subject: oneLineDn(cert.subject),
     issuer: oneLineDn(cert.issuer),
@@ -207,14 +214,37 @@ function oneLineDn(text: string): string {
     .join("");
 }
 
-/** "DNS:a, IP Address:127.0.0.1" (values may be quoted when they contain a comma). */
-function splitSan(text: string): string[] {
-  const out: string[] = [];
+export interface SubjectAltNames {
+  readonly dns: string[];
+  readonly uri: string[];
+  readonly email: string[];
+  readonly ip: string[];
+}
+
+/**
+ * Node's subjectAltName text ("DNS:a, IP Address:127.0.0.1, URI:sip:x")
+ * by kind. A value with a comma or quote comes as a JSON string; one that
+ * does not parse is kept as written. Other kinds (DirName, othername ...)
+ * are left out.
+ */
+export function parseSubjectAltName(text: string): SubjectAltNames {
+  const out: SubjectAltNames = { dns: [], uri: [], email: [], ip: [] };
   const re = /([A-Za-z ]+):("(?:[^"\\]|\\.)*"|[^,]*)(?:,\s*|$)/g;
   let m: RegExpExecArray | null;
   while ((m = re.exec(text)) !== null && m[0] !== "") {
-    const value = m[2]!.startsWith('"') ? (JSON.parse(m[2]!) as string) : m[2]!;
-    out.push(`${m[1]!.trim()}:${value}`);
+    const kind = m[1]!.trim();
+    let value = m[2]!;
+    if (value.startsWith('"')) {
+      try {
+        value = JSON.parse(value) as string;
+      } catch {
+        // Kept as written.
+      }
+    }
+    if (kind === "DNS") out.dns.push(value);
+    else if (kind === "URI") out.uri.push(value);
+    else if (kind === "email") out.email.push(value);
+    else if (kind === "IP Address") out.ip.push(value);
   }
   return out;
 }
