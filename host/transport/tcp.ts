@@ -232,15 +232,7 @@ export class TcpTransport {
     const credentials = this.options.credentials!;
     if (this.tlsServer !== undefined && this.tlsServerGeneration === credentials.generation) return this.tlsServer;
     const server = tls.createServer(credentials.serverOptions(this.options.policy.limits.handshakeTimeoutMs));
-    server.on("secureConnection", (socket) => {
-      // What a peer sent must never end the process: a failure here closes its connection only.
-      try {
-        this.handshakeDone(socket);
-      } catch (err) {
-        log("err", "transport", `tls connection from ${socket.remoteAddress}:${socket.remotePort}: ${(err as Error)?.message ?? String(err)}; closing`);
-        socket.destroy();
-      }
-    });
+    server.on("secureConnection", (socket) => this.handshakeDone(socket));
     server.on("tlsClientError", (err: Error & { code?: string }, socket) => {
       const pending = this.takePending(socket);
       socket.destroy();
@@ -271,17 +263,27 @@ export class TcpTransport {
     const pending = this.takePending(socket);
     if (pending === undefined || this.stopping) {
       socket.destroy();
+      pending?.guard.release();
       return;
     }
-    const refusal = this.options.credentials!.refusal(socket);
-    if (refusal !== undefined) {
+    // What the peer sent must never end the process: anything here that
+    // fails closes its connection only.
+    let refusal: string | undefined;
+    let info: TlsConnectionInfo | undefined;
+    try {
+      refusal = this.options.credentials!.refusal(socket);
+      if (refusal === undefined) info = connectionInfo(socket, this.options.credentials!.localCertificate);
+    } catch (err) {
+      refusal = `connection details not readable: ${(err as Error)?.message ?? String(err)}`;
+    }
+    if (refusal !== undefined || info === undefined) {
       this.options.policy.report("failedHandshake", `${pending.description}: TLS handshake failed: ${refusal}; closing`);
       socket.destroy();
       pending.guard.release();
       return;
     }
     const conn = this.register(socket, pending.remoteIp, pending.remotePort, pending.local, false, pending);
-    conn.tls = connectionInfo(socket, this.options.credentials!.localCertificate);
+    conn.tls = info;
     this.logNegotiated(conn);
   }
 
