@@ -45,6 +45,8 @@ export interface TcpOptions {
 /** An accepted TLS connection whose handshake is under way. */
 interface PendingHandshake {
   readonly raw: net.Socket;
+  /** The socket the guard measures and closes: the raw one, the TLS one once the handshake is done. */
+  guarded: net.Socket;
   readonly id: number;
   readonly description: string;
   readonly guard: ConnectionGuard;
@@ -208,13 +210,15 @@ export class TcpTransport {
   private startHandshake(raw: net.Socket, remoteIp: string, remotePort: number, local: ListenSocket): void {
     const id = nextConnectionId++;
     const description = `tls connection ${id} from ${formatHostPort(remoteIp, remotePort)}`;
+    // Declared before the guard, which reaches it only once it fires (a timer).
+    let pending: PendingHandshake;
     const guard = this.options.policy.guard(
-      { describe: () => description, queuedOutputBytes: () => raw.writableLength, destroy: () => raw.destroy() },
+      { describe: () => description, queuedOutputBytes: () => pending.guarded.writableLength, destroy: () => pending.guarded.destroy() },
       "inbound",
       remoteIp,
     );
     const key = addressKey(remoteIp, remotePort);
-    const pending: PendingHandshake = { raw, id, description, guard, local, remoteIp, remotePort };
+    pending = { raw, guarded: raw, id, description, guard, local, remoteIp, remotePort };
     this.handshaking.set(key, pending);
     raw.on("error", () => {});
     raw.once("close", () => {
@@ -282,6 +286,8 @@ export class TcpTransport {
       pending.guard.release();
       return;
     }
+    // From now on the guard measures what is queued on the TLS socket (what we write) and closes that.
+    pending.guarded = socket;
     const conn = this.register(socket, pending.remoteIp, pending.remotePort, pending.local, false, pending);
     conn.tls = info;
     this.logNegotiated(conn);
@@ -372,7 +378,14 @@ export class TcpTransport {
     timer.unref();
     socket.once("secureConnect", () => {
       clearTimeout(timer);
-      conn.tls = connectionInfo(socket, this.options.credentials?.localCertificate);
+      try {
+        conn.tls = connectionInfo(socket, this.options.credentials?.localCertificate);
+      } catch (err) {
+        // The next hop's certificate must not end the process.
+        log("warn", "transport", `${description}: connection details not readable: ${(err as Error)?.message ?? String(err)}; closing`);
+        socket.destroy();
+        return;
+      }
       this.logNegotiated(conn);
     });
     socket.once("close", () => clearTimeout(timer));

@@ -304,6 +304,16 @@ describe("connections that never become TLS", () => {
     expect(statusOf(await client.next(5000))).toBe(200);
   });
 
+  it("the idle timeout closes an established TLS connection and gives its place back", async () => {
+    const srv = await serve({}, { streamLimits: { idleTimeoutMs: 300 } });
+    const client = await tlsClient(tlsPort(srv));
+    await client.write(buildRequest({ transport: "TCP" }));
+    expect(statusOf(await client.next(5000))).toBe(200);
+    await client.waitClosed(5000);
+    expect(srv.server.tlsPolicyCounters?.closedIdle).toBe(1);
+    await until("the connection released", () => srv.server.tlsConnectionCount === 0);
+  });
+
   it("plain SIP sent to the TLS port fails the handshake: logged, closed, nothing routed", async () => {
     const srv = await serve();
     const plain = await TcpPeer.connect(tlsPort(srv));
