@@ -27,8 +27,9 @@ beforeAll(() => {
 });
 afterAll(() => pki.remove());
 
-/** Requests to sip:relay@... go to `relayTarget`; others are answered 200. Each request's ReceiveInfo is kept. */
+/** Requests to sip:relay@... go to `relayTarget`; others are answered 200 (with `padding`, when set). Each request's ReceiveInfo is kept. */
 let relayTarget = "";
+let padding = "";
 const received: ReceiveInfo[] = [];
 const routes: HostRoutes = {
   ksr_request_route: (ctx) => {
@@ -37,6 +38,7 @@ const routes: HostRoutes = {
       ctx.host.forward(ctx, relayTarget);
       return;
     }
+    if (padding !== "") ctx.replyHeaders.push(`X-Padding: ${padding}`);
     ctx.host.sendReply(ctx, 200, "OK");
   },
 };
@@ -46,6 +48,7 @@ const { logs, closeAfter } = bed;
 
 async function serve(tlsSettings: Partial<TlsSettings> = {}, options: Partial<SipServerOptions> = {}): Promise<RunningServer> {
   relayTarget = "";
+  padding = "";
   received.length = 0;
   return bed.serve(
     await startServer(new HostRouteRunner(routes), {
@@ -303,6 +306,22 @@ describe("connections that never become TLS", () => {
     await client.write(buildRequest({ transport: "TCP" }));
     expect(statusOf(await client.next(5000))).toBe(200);
   });
+
+  it("the output cap closes the TLS connection of a client that does not read, dropping the reply that does not fit", async () => {
+    const srv = await serve({}, { streamLimits: { maxOutputBytes: 256 * 1024 } });
+    padding = "x".repeat(60_000);
+    const stalled = await tlsClient(tlsPort(srv));
+    stalled.socket.pause(); // never reads: the replies pile up in the kernel, then in the server
+    // 60 kB a reply; loopback's kernel buffers hold a few MB, so at most 1 000 requests fill them and the queue behind.
+    for (let i = 0; i < 1000 && srv.server.tlsPolicyCounters?.closedOutputFull === 0; i++) {
+      if (stalled.socket.destroyed) break;
+      stalled.socket.write(buildRequest({ transport: "TCP" }));
+      if (i % 20 === 19) await new Promise((r) => setTimeout(r, 5));
+    }
+    await until("the stalled connection closed", () => srv.server.tlsPolicyCounters?.closedOutputFull === 1, 10_000);
+    expect(srv.server.tlsPolicyCounters?.droppedMessages).toBe(1);
+    await until("the connection released", () => srv.server.tlsConnectionCount === 0);
+  }, 20_000);
 
   it("the idle timeout closes an established TLS connection and gives its place back", async () => {
     const srv = await serve({}, { streamLimits: { idleTimeoutMs: 300 } });
