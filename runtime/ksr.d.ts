@@ -1390,6 +1390,20 @@ declare namespace KSRTypes {
     sl_send_reply(p1: number, p2: string): number;
   }
 
+  /** KSR.tls: Kamailio module tls. */
+  interface TlsModule {
+    /**
+     * The value of a $tls_* variable by its name without "$" (e.g. "tls_peer_subject_cn"); "" when not over TLS, absent or unknown.
+     * @returns a string, a number, or null.
+     */
+    cget(p1: string): string | number | null;
+    /**
+     * 1 when the message came over TLS and the peer presented a certificate that verified against the CA file; -1 otherwise.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    is_peer_verified(): number;
+  }
+
   /** KSR.tm: Kamailio module tm. */
   interface TmModule {
     /**
@@ -1482,7 +1496,7 @@ declare namespace KSRTypes {
      */
     t_relay(): number;
     /**
-     * Like t_relay, over the given transport ("udp" or "tcp").
+     * Like t_relay, over the given transport ("udp", "tcp" or "tls").
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     t_relay_to_proto(p1: string): number;
@@ -1701,6 +1715,7 @@ declare namespace KSRTypes {
     readonly sanity: SanityModule;
     readonly siputils: SiputilsModule;
     readonly sl: SlModule;
+    readonly tls: TlsModule;
     readonly tm: TmModule;
     readonly tmx: TmxModule;
     readonly xhttp_prom: XhttpPromModule;

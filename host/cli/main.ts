@@ -63,7 +63,7 @@ import { openSharedStateFile } from "../modules/state/shared-sqlite.js";
 import { TenantProcesses, type WorkerSpawn } from "../tenants/processes.js";
 import { runTenantWorker } from "../tenants/worker.js";
 import { NONCE_SECRET_ENV, type SingleScript, type WorkerConfig } from "../tenants/worker-protocol.js";
-import { DEFAULT_STREAM_LIMITS, TransportLayer, type StreamConnectionLimits } from "../transport/index.js";
+import { DEFAULT_STREAM_LIMITS, TLS_CLIENT_VERIFICATIONS, TransportLayer, type StreamConnectionLimits, type TlsClientVerification, type TlsSettings } from "../transport/index.js";
 import { DEFAULT_OVERLOAD_DELAY_MS, type OverloadOptions } from "../core/overload.js";
 import { configurePike, DEFAULT_PIKE_SETTINGS, type PikeSettings } from "../modules/state/pike-store.js";
 import { DEFAULT_METRICS_HOST, DEFAULT_METRICS_PORT, parseMetricsAddress, startMetricsServer, type MetricsGatherer, type MetricsServer } from "../metrics/http.js";
@@ -258,6 +258,7 @@ interface RunOptions {
   tcpMaxInbound?: number;
   tcpMaxInboundPerIp?: number;
   tcpMaxOutbound?: number;
+  tlsHandshakeTimeoutMs?: number;
   /** --on-error and the --kemi-*-callback flags, as given (validated; see scriptSettings). */
   onError?: string;
   kemiOnsendRouteCallback?: string;
@@ -270,6 +271,45 @@ interface RunOptions {
   pikeSamplingTimeUnit?: number;
   pikeReqsDensityPerUnit?: number;
   pikeRemoveLatency?: number;
+  /** PEM certificate and key of the tls listen sockets, CA file, verification modes (host/transport/tls.ts). */
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  tlsVerifyClient?: TlsClientVerification;
+  tlsVerifyServer?: boolean;
+}
+
+function tlsVerifyClientOption(value: string): TlsClientVerification {
+  if (!TLS_CLIENT_VERIFICATIONS.includes(value as TlsClientVerification)) throw new InvalidArgumentError(`"${value}" is not ${TLS_CLIENT_VERIFICATIONS.join(", ")}`);
+  return value as TlsClientVerification;
+}
+
+/** The TLS settings of the flags (file names absolute), or undefined without --tls-cert. */
+function tlsSettings(opts: RunOptions): TlsSettings | undefined {
+  if (opts.tlsCert === undefined || opts.tlsKey === undefined) return undefined;
+  return {
+    certFile: resolvePath(opts.tlsCert),
+    keyFile: resolvePath(opts.tlsKey),
+    ...(opts.tlsCa !== undefined ? { caFile: resolvePath(opts.tlsCa) } : {}),
+    verifyClient: opts.tlsVerifyClient ?? "none",
+    verifyServer: opts.tlsVerifyServer === true,
+  };
+}
+
+/** The TLS flags again, for a server process. */
+function tlsArgs(opts: RunOptions): string[] {
+  const settings = tlsSettings(opts);
+  if (settings === undefined) return [];
+  return [
+    "--tls-cert",
+    settings.certFile,
+    "--tls-key",
+    settings.keyFile,
+    ...(settings.caFile !== undefined ? ["--tls-ca", settings.caFile] : []),
+    "--tls-verify-client",
+    settings.verifyClient!,
+    ...(settings.verifyServer === true ? ["--tls-verify-server"] : []),
+  ];
 }
 
 /** A numeric `ksr run` option that sets one field of a settings object: option key, flag, field, meaning (--help). */
@@ -301,6 +341,7 @@ const TCP_LIMIT_FLAGS = [
   ["tcpMaxInbound", "--tcp-max-inbound", "maxInboundConnections", "TCP connections peers may open to us"],
   ["tcpMaxInboundPerIp", "--tcp-max-inbound-per-ip", "maxInboundPerIp", "TCP connections one IP address may open to us"],
   ["tcpMaxOutbound", "--tcp-max-outbound", "maxOutboundConnections", "TCP connections we may open (next hops), apart from inbound ones"],
+  ["tlsHandshakeTimeoutMs", "--tls-handshake-timeout-ms", "handshakeTimeoutMs", "close a TLS connection whose handshake is not done this long after it opened"],
 ] as const satisfies readonly SettingFlag<keyof StreamConnectionLimits>[];
 
 /** The load shedding `ksr run` applies; undefined with --no-overload-shedding. */
@@ -341,7 +382,8 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
     String(opts.overloadDelayMs),
     ...(opts.overloadShedding ? [] : ["--no-overload-shedding"]),
     ...[...TCP_LIMIT_FLAGS, ...PIKE_FLAGS].flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, String(opts[key])])),
-    // Absolute, whatever the server process's directory.
+    ...tlsArgs(opts),
+    // Only ever set with --tenants (runUsageProblem); absolute, whatever the server process's directory.
     ...(opts.control === undefined ? [] : ["--control", resolveControlPath(opts.control)]),
     ...(opts.metrics === undefined ? [] : ["--metrics", opts.metrics === true ? `${DEFAULT_METRICS_HOST}:${DEFAULT_METRICS_PORT}` : opts.metrics]),
   ];
@@ -372,6 +414,7 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
 function runUsageProblem(scriptPath: string | undefined, opts: RunOptions, fromCli: (option: string) => boolean): string | undefined {
   if (scriptPath !== undefined && opts.tenants !== undefined) return "give either a script or --tenants, not both";
   if (scriptPath === undefined && opts.tenants === undefined) return "missing the script to run (or --tenants <file>)";
+  if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) return "--tls-cert and --tls-key go together";
   if (opts.tenants === undefined && opts.watch === true) return "--watch reloads the scripts of a tenants file: use it with --tenants";
   if (opts.tenants !== undefined && fromCli("workers")) return "--workers applies to a single script: give a tenant several workers with `workers: N` in the tenants file";
   if (opts.tenants === undefined && opts.workers >= 2) {
@@ -450,6 +493,7 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
       data,
       overload: overloadOptions(opts),
       streamLimits: settingsFromFlags(opts, TCP_LIMIT_FLAGS),
+      tls: tlsSettings(opts),
     },
     // Alone, the tenant needs no name on our Vias: the next hops see plain ones.
     { proxy: proxyOptions(opts), nameTenantInVia: false },
@@ -670,6 +714,7 @@ async function startWorkerProcesses(
     aliases: opts.alias ?? [],
     tenantId: "ksr",
     streamLimits: settingsFromFlags(opts, TCP_LIMIT_FLAGS),
+      tls: tlsSettings(opts),
   });
   let control: ControlServer | undefined;
   let metrics: MetricsServer | undefined;
@@ -775,6 +820,7 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
       data,
       overload: overloadOptions(opts),
       streamLimits: settingsFromFlags(opts, TCP_LIMIT_FLAGS),
+      tls: tlsSettings(opts),
     },
     { proxy: proxyOptions(opts) },
   );
@@ -825,6 +871,11 @@ export function buildProgram(): Command {
     .option("--shards <n>", `with --isolation process: worker processes the tenants share (default: one per core, fewer on small memory; at most ${MAX_SHARDS})`, shardsOption)
     .option("--lazy-isolates", "with --tenants: dispose each tenant's isolate once its script has loaded at start; it is built at the tenant's first message")
     .option("--idle-dispose-s <n>", "with --tenants: dispose a tenant's isolate after this many seconds without a route call, rebuilt at its next message (0: never)", secondsOption, DEFAULT_IDLE_DISPOSE_S)
+    .option("--tls-cert <file>", "PEM certificate (chain) of the tls listen sockets, also presented to TLS next hops")
+    .option("--tls-key <file>", "PEM private key of --tls-cert")
+    .option("--tls-ca <file>", "PEM CA certificates peer certificates are verified against (default: Node's bundled CAs)")
+    .option("--tls-verify-client <mode>", "client certificates: none (not asked for), optional (asked for, KSR.tls.is_peer_verified() tells), require (connection closed without a verified one) (default none)", tlsVerifyClientOption)
+    .option("--tls-verify-server", "verify the certificate of a TLS next hop against --tls-ca and the address connected to (default off)")
     .option("--listen <proto:ip:port>", `listen socket, repeatable (default ${DEFAULT_LISTEN.join(" and ")})`, collect(listenOption))
     .option("--alias <host[:port]>", "another name of this server (is_myself, Via checks), repeatable", collect(aliasOption))
     .option(

@@ -11,7 +11,40 @@ import type { StatefulProxy } from "../proxy/proxy.js";
 import type { DataServices } from "../storage/index.js";
 import type { OutgoingSend } from "./onsend.js";
 
-export type TransportProto = "udp" | "tcp";
+export type TransportProto = "udp" | "tcp" | "tls";
+
+/**
+ * What a TLS connection negotiated, for the script (KSR.tls, $tls_*):
+ * computed once per connection when its handshake completes.
+ */
+export interface TlsConnectionInfo {
+  /** "TLSv1.3" ... */
+  readonly version: string;
+  readonly cipher: string;
+  readonly cipherBits: number;
+  /** The peer's certificate chained to a trusted CA (RFC 3261 §26.3.1). */
+  readonly peerVerified: boolean;
+  readonly peer?: TlsCertificateFields;
+  readonly local?: TlsCertificateFields;
+  /** SNI the client asked for (inbound connections). */
+  readonly serverName?: string;
+}
+
+export interface TlsCertificateFields {
+  /** Distinguished names in OpenSSL's one-line form ("/C=DE/O=Example/CN=sip.example.org"). */
+  readonly subject: string;
+  readonly issuer: string;
+  readonly subjectAttrs: Readonly<Record<string, string>>;
+  readonly issuerAttrs: Readonly<Record<string, string>>;
+  /** Serial number as decimal text. */
+  readonly serial: string;
+  readonly notBefore: string;
+  readonly notAfter: string;
+  readonly san: { readonly dns: string[]; readonly uri: string[]; readonly email: string[]; readonly ip: string[] };
+  readonly selfSigned: boolean;
+  /** PEM of the certificate. */
+  readonly pem: string;
+}
 
 /** Where a message came from and which local socket took it. */
 export interface ReceiveInfo {
@@ -20,8 +53,10 @@ export interface ReceiveInfo {
   readonly srcPort: number;
   readonly localIp: string;
   readonly localPort: number;
-  /** TCP connection id; -1 for UDP. */
+  /** TCP/TLS connection id; -1 for UDP. */
   readonly connectionId: number;
+  /** Over TLS: what the connection negotiated. */
+  readonly tls?: TlsConnectionInfo;
 }
 
 export interface ListenSocket {

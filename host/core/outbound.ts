@@ -70,7 +70,7 @@ export function nextHopOf(target: string, proto?: TransportProto): NextHop | str
   const uri = parseUri(target);
   if (uri === null || uri.scheme === "tel") return `cannot route to "${target}"`;
   const transport = proto ?? uriTransport(uri);
-  if (transport !== "udp" && transport !== "tcp") return `transport ${transport} of ${target} is not supported`;
+  if (transport !== "udp" && transport !== "tcp" && transport !== "tls") return `transport ${transport} of ${target} is not supported`;
   const maddr = uriParam(uri, "maddr");
   const host = unbracket(maddr !== undefined && maddr !== "" ? maddr : uri.host);
   return { proto: transport, host, port: uri.port ?? 5060 };
@@ -119,7 +119,7 @@ export function ourViaLine(o: OurViaOptions): string {
   let via = `Via: SIP/2.0/${o.socket.proto.toUpperCase()} ${sentBy};branch=${o.branch}`;
   if (o.rport) via += ";rport";
   if (o.params !== undefined) via += o.params;
-  if (o.inbound.proto === "tcp" && o.inbound.connectionId >= 0) via += `;${TCP_CONNECTION_VIA_PARAM}=${o.inbound.connectionId}`;
+  if (o.inbound.proto !== "udp" && o.inbound.connectionId >= 0) via += `;${TCP_CONNECTION_VIA_PARAM}=${o.inbound.connectionId}`;
   return via + "\r\n";
 }
 
@@ -183,10 +183,10 @@ function splitHostPort(text: string): { host: string; port?: number } {
 
 // ------------------------------------------------------------ received Via
 
-/** Lowercase transport of a Via, or undefined when we cannot send over it (TLS, SCTP, WS ...). */
+/** Lowercase transport of a Via, or undefined when we cannot send over it (SCTP, WS ...). */
 export function viaTransport(via: Via): TransportProto | undefined {
   const t = via.transport.toLowerCase();
-  return t === "udp" || t === "tcp" ? t : undefined;
+  return t === "udp" || t === "tcp" || t === "tls" ? t : undefined;
 }
 
 /**
@@ -255,7 +255,7 @@ export function responseDestination(via: Via, connectionId?: number, arrivedOver
   if (!proto) return undefined;
   const sentByPort = via.port ?? 5060;
   const receivedHost = via.received !== undefined ? unbracket(via.received) : undefined;
-  if (proto === "tcp") {
+  if (proto !== "udp") {
     const host = receivedHost ?? unbracket(via.host);
     // With rport the source port is where the client's connection is; a new
     // connection still goes to the sent-by port, where it listens.

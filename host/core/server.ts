@@ -19,7 +19,7 @@ import { parseMessage, statusForParseError, DEFAULT_PARSE_LIMITS, type ParseFail
 import { generateTag } from "../sip/serialize.js";
 import { formatVia } from "../sip/via.js";
 import { renderRecordRoute } from "../proxy/record-route.js";
-import { TransportLayer, type PolicyCounters, type StreamConnectionLimits, type TransportOptions } from "../transport/index.js";
+import { TransportLayer, type PolicyCounters, type StreamConnectionLimits, type TlsSettings, type TransportOptions } from "../transport/index.js";
 import type { TcpConnectionEntry } from "../transport/tcp.js";
 import { formatHostPort, formatListenSocket, parseListenSocket, sameIp, unbracket } from "../transport/listen-socket.js";
 import {
@@ -61,6 +61,8 @@ export interface SipServerOptions {
   readonly tenantId?: string;
   /** Limits of TCP connections (host/transport/connection-policy.ts); defaults where not given. */
   readonly streamLimits?: Partial<StreamConnectionLimits>;
+  /** Certificate, key and verification of the tls listen sockets (host/transport/tls.ts). */
+  readonly tls?: TlsSettings;
   readonly parseLimits?: ParseLimits;
   /** Clock for HostServices.now (tests). */
   readonly now?: () => number;
@@ -148,7 +150,7 @@ export type ServerTransport = Pick<
   TransportLayer,
   "start" | "stop" | "isStarted" | "send" | "socketFor" | "tcpConnectionRemoteIp" | "tcpConnectionCount"
 > &
-  Partial<Pick<TransportLayer, "tcpCounterLine" | "tcpPolicyCounters" | "tcpConnections">>;
+  Partial<Pick<TransportLayer, "tcpCounterLine" | "tcpPolicyCounters" | "tcpConnections" | "tlsPolicyCounters" | "tlsConnectionCount" | "reloadTls">>;
 
 async function defaultResolve(host: string, family: 4 | 6): Promise<string> {
   const r = await lookup(host, { family });
@@ -197,6 +199,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
       onMessage: (data, rcv) => this.receive(data, rcv),
       parseLimits: this.parseLimits,
       streamLimits: options.streamLimits,
+      tls: options.tls,
     });
     this.router = router(this);
     const overload = options.overload;
@@ -252,6 +255,20 @@ export class SipServer<R extends Router = Router> implements RouterHost {
   /** What the TCP connection policy refused and closed so far; undefined for a transport without one. */
   get tcpPolicyCounters(): Readonly<PolicyCounters> | undefined {
     return this.transport.tcpPolicyCounters;
+  }
+
+  /** What the TLS connection policy refused and closed so far (handshake timeouts and failures too); undefined without one. */
+  get tlsPolicyCounters(): Readonly<PolicyCounters> | undefined {
+    return this.transport.tlsPolicyCounters;
+  }
+
+  get tlsConnectionCount(): number {
+    return this.transport.tlsConnectionCount ?? 0;
+  }
+
+  /** Read the TLS certificate files again (new connections use them); an error text when they cannot be used. */
+  reloadTls(): string | undefined {
+    return this.transport.reloadTls === undefined ? "this transport has no TLS" : this.transport.reloadTls();
   }
 
   /** The TCP connection policy's counters as one log line (SIGUSR2); undefined for a transport without one. */
@@ -422,7 +439,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
       // Record-Route for the socket this copy leaves by (RFC 3261 §16.6 step 4, RFC 5658).
       recordRoute: renderRecordRoute(ctx, socket, localSocketOf(ctx.rcv)),
       decrementMaxForwards: false,
-      stream: hop.proto === "tcp", // Content-Length mandatory on streams (RFC 3261 §18.3)
+      stream: hop.proto !== "udp", // Content-Length mandatory on streams (RFC 3261 §18.3)
     });
     // A name looked up lately is decided now: its address, or a failed forward
     // (Kamailio's forward fails for an unresolvable destination).
@@ -459,7 +476,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
       return false;
     }
     let connectionId: number | undefined;
-    if (viaTransport(next) === "tcp") {
+    if (viaTransport(next) === "tcp" || viaTransport(next) === "tls") {
       // Our Via carries the id of the connection the request came in on; it
       // is used only while that connection is still to the address the next
       // Via names, so a stale id cannot misdirect.
@@ -472,7 +489,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
       this.log("warn", `dropped ${what}: Via transport ${next.transport} not supported`);
       return false;
     }
-    const text = relayedResponseText(msg, edits, dest.proto === "tcp");
+    const text = relayedResponseText(msg, edits, dest.proto !== "udp");
     const from = rcv.proto === dest.proto ? localSocketOf(rcv) : undefined;
     return this.send(dest, text, from, what);
   }

@@ -25,6 +25,7 @@ import { authDbModule } from "./auth_db.js";
 import { permissionsModule } from "./permissions.js";
 import { xhttpPromModule } from "./xhttp_prom.js";
 import { dispatcherModule } from "./dispatcher/module.js";
+import { tlsModule } from "./tls.js";
 
 export const KEMI_MODULES: readonly KemiModule[] = [
   coreModule,
@@ -49,4 +50,5 @@ export const KEMI_MODULES: readonly KemiModule[] = [
   permissionsModule,
   xhttpPromModule,
   dispatcherModule,
+  tlsModule,
 ];

@@ -17,6 +17,7 @@
  * $avp values live per message context (see avpStore/setAvpStore for code
  * that must carry them into later routes of the same transaction).
  */
+import { TLS_ATTRIBUTES, tlsAttribute } from "./tls.js";
 import { formatPvParts, parsePvFormat } from "./pv-format.js";
 import { isIP } from "node:net";
 import { overQuota, valueBytes } from "../core/quota.js";
@@ -362,6 +363,8 @@ const SIMPLE: ReadonlyMap<string, PvAccessor> = (() => {
   add(["Ts"], readOnly((ctx) => Math.floor(messageTimeMs(ctx) / 1000)));
   add(["TS"], readOnly((ctx) => Math.floor(ctx.host.now() / 1000)));
   add(["RANDOM"], readOnly(() => Math.floor(Math.random() * 0x80000000)));
+  // $tls_version, $tls_peer_subject_cn ...: the message's TLS connection (host/modules/tls.ts).
+  for (const name of TLS_ATTRIBUTES.keys()) add([name], readOnly((ctx) => tlsAttribute(ctx, name)));
   return m;
 })();
 

@@ -50,7 +50,7 @@ function relayOrError(ctx: MessageContext, override: Parameters<StatefulProxy["r
 
 function transportOf(name: string): TransportProto | undefined {
   const p = name.trim().toLowerCase();
-  return p === "udp" || p === "tcp" ? p : undefined;
+  return p === "udp" || p === "tcp" || p === "tls" ? p : undefined;
 }
 
 function setFr(ctx: MessageContext, invMs: number, nonInvMs: number): number {
@@ -134,7 +134,7 @@ export const tmModule: KemiModule = {
     t_relay_to_proto: {
       params: ["str"],
       returns: "int",
-      doc: 'Like t_relay, over the given transport ("udp" or "tcp").',
+      doc: 'Like t_relay, over the given transport ("udp", "tcp" or "tls").',
       run(ctx, proto: string) {
         const p = transportOf(proto);
         if (p === undefined) {

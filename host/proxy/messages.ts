@@ -18,7 +18,7 @@ export function parseProxyAddress(text: string): NextHop | string {
   const m = /^(?:(udp|tcp|tls|sctp|ws|wss):)?(\[[0-9a-fA-F:.]+\]|[^:\[\]]+)(?::(\d{1,5}))?$/i.exec(trimmed);
   if (m === null) return `bad proxy address "${text}"`;
   const proto = (m[1] ?? "udp").toLowerCase();
-  if (proto !== "udp" && proto !== "tcp") return `transport ${proto} is not supported`;
+  if (proto !== "udp" && proto !== "tcp" && proto !== "tls") return `transport ${proto} is not supported`;
   const port = m[3] === undefined ? 5060 : Number(m[3]);
   if (port < 1 || port > 65535) return `bad port in "${text}"`;
   return { proto, host: unbracket(m[2]!), port };

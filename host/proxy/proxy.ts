@@ -378,7 +378,7 @@ export class StatefulProxy {
     const common = {
       timers: this.host.timers,
       config: this.timerConfig,
-      reliable: upstream.dest.proto === "tcp",
+      reliable: upstream.dest.proto !== "udp",
       // A released transaction (neither relayed nor answered by its
       // request route) only absorbs retransmissions: it sends nothing, not
       // even the automatic 100 Trying.
@@ -489,7 +489,7 @@ export class StatefulProxy {
    */
   private relayAfterFinish(tx: ProxyTransaction, reply: SipMessage): void {
     if (reply.status < 200 || reply.status >= 300 || !tx.isInvite) return;
-    const text = relayedResponseText(reply, this.incoming?.edits, tx.upstream.dest.proto === "tcp");
+    const text = relayedResponseText(reply, this.incoming?.edits, tx.upstream.dest.proto !== "udp");
     if (!tx.server.respond(reply.status, text)) this.host.send(tx.upstream.dest, text, tx.upstream.socket, `${reply.status} response`, tx.replyFlags);
   }
 
@@ -774,7 +774,7 @@ export class StatefulProxy {
       forceRport: bctx.forceRport,
       recordRoute: renderRecordRoute(bctx, socket, localSocketOf(tx.rcv)),
       decrementMaxForwards: true,
-      stream: hop.proto === "tcp",
+      stream: hop.proto !== "udp",
     });
     // A name looked up lately is decided now: no branch for one that does not
     // resolve, as Kamailio's t_relay (E_BAD_ADDRESS, 478 from sl_reply_error).
@@ -819,7 +819,7 @@ export class StatefulProxy {
     const options = {
       timers: this.host.timers,
       config: this.timerConfig,
-      reliable: hop.proto === "tcp",
+      reliable: hop.proto !== "udp",
       send: (data: string): boolean => {
         // §16.8: a branch given up without a CANCEL sends no more
         // retransmissions of its request (its ACKs and CANCEL still go).
@@ -1028,7 +1028,7 @@ export class StatefulProxy {
       if (branch.cancelRequested) this.sendCancel(branch);
     }
     if (status === 100 || tx.finalSent) return;
-    const text = relayedResponseText(reply, edits, tx.upstream.dest.proto === "tcp");
+    const text = relayedResponseText(reply, edits, tx.upstream.dest.proto !== "udp");
     if (tx.server.respond(status, text)) tx.uasStatus = status;
   }
 
@@ -1044,7 +1044,7 @@ export class StatefulProxy {
     // transaction can read it (failure routes only follow branches that all
     // failed), and the wait time would hold its parsed form for 5 s.
     if (!branch.completed) branch.final = { status, reason: ownCopy(reply.reason), reply: undefined, edits: undefined };
-    const text = relayedResponseText(reply, edits, tx.upstream.dest.proto === "tcp");
+    const text = relayedResponseText(reply, edits, tx.upstream.dest.proto !== "udp");
     if (tx.server.respond(status, text)) {
       tx.uasStatus = status;
       tx.finalSent = true;
@@ -1162,7 +1162,7 @@ export class StatefulProxy {
     }
     let text: string;
     if (final.reply !== undefined && !remapped) {
-      text = relayedResponseText(final.reply, final.edits, tx.upstream.dest.proto === "tcp", challenges);
+      text = relayedResponseText(final.reply, final.edits, tx.upstream.dest.proto !== "udp", challenges);
     } else {
       const reason = remapped ? "Server Internal Error" : final.reason;
       text = buildLocalResponse(tx.request, tx.upstream, status, safeReasonPhrase(reason), tx.localToTag, challenges);
@@ -1231,7 +1231,7 @@ export class StatefulProxy {
     const cancel = new NonInviteClientTransaction(buildCancel(invite.request, branch.cancelReason), {
       timers: this.host.timers,
       config: this.timerConfig,
-      reliable: branch.hop.proto === "tcp",
+      reliable: branch.hop.proto !== "udp",
       send: (data) => this.host.send(dest, data, socket, "CANCEL request"),
       // The response to a CANCEL ends its transaction and nothing else
       // (§9.1); what matters is the INVITE's response (487).

@@ -234,7 +234,7 @@ export class IpcTransport implements ServerTransport {
 
   /** A message the front received for this tenant. */
   deliver(data: string, rcv: ReceiveInfo): void {
-    if (rcv.proto === "tcp" && rcv.connectionId >= 0) {
+    if (rcv.proto !== "udp" && rcv.connectionId >= 0) {
       this.connections.delete(rcv.connectionId);
       this.connections.set(rcv.connectionId, rcv.srcIp);
       if (this.connections.size > MAX_REMEMBERED_CONNECTIONS) this.connections.delete(this.connections.keys().next().value!);

@@ -43,6 +43,8 @@ export interface StreamConnectionLimits {
   readonly maxInboundPerIp: number;
   /** Connections we open (to next hops, or back to a client), counted apart from inbound ones. */
   readonly maxOutboundConnections: number;
+  /** TLS: the handshake must be done this long after the connection opened (ms). */
+  readonly handshakeTimeoutMs: number;
 }
 
 /**
@@ -51,7 +53,8 @@ export interface StreamConnectionLimits {
  * ample for any client on a working network (a message is one write). 256
  * KiB of output is four messages of the
  * largest size we accept (65 535 bytes) queued behind what the kernel
- * buffers already hold.
+ * buffers already hold. 10 s for a TLS handshake is Kamailio's
+ * tcp_connect_timeout, the time it gives a connection to come up.
  */
 export const DEFAULT_STREAM_LIMITS: StreamConnectionLimits = Object.freeze({
   idleTimeoutMs: 120_000,
@@ -61,6 +64,7 @@ export const DEFAULT_STREAM_LIMITS: StreamConnectionLimits = Object.freeze({
   maxInboundConnections: 2048,
   maxInboundPerIp: 256,
   maxOutboundConnections: 1024,
+  handshakeTimeoutMs: 10_000,
 });
 
 /** Defaults overridden by `given`; throws naming the field when a value is not a positive integer. */
@@ -83,6 +87,8 @@ export type PolicyEvent =
   | "closedSlowMessage"
   | "closedOutputFull"
   | "closedKeepaliveFlood"
+  | "closedHandshakeTimeout"
+  | "failedHandshake"
   | "droppedMessages";
 
 export type PolicyCounters = Record<PolicyEvent, number>;
@@ -96,6 +102,8 @@ function zeroCounters(): PolicyCounters {
     closedSlowMessage: 0,
     closedOutputFull: 0,
     closedKeepaliveFlood: 0,
+    closedHandshakeTimeout: 0,
+    failedHandshake: 0,
     droppedMessages: 0,
   };
 }
@@ -196,7 +204,7 @@ export class ConnectionPolicy {
     return (
       `${protoName}: inbound=${this.inbound} outbound=${this.outbound} refused-inbound=${c.refusedInbound} refused-per-ip=${c.refusedPerIp} ` +
       `refused-outbound=${c.refusedOutbound} closed-idle=${c.closedIdle} closed-slow-message=${c.closedSlowMessage} ` +
-      `closed-output-full=${c.closedOutputFull} closed-keepalive-flood=${c.closedKeepaliveFlood} dropped-messages=${c.droppedMessages}`
+      `closed-output-full=${c.closedOutputFull} closed-keepalive-flood=${c.closedKeepaliveFlood} closed-handshake-timeout=${c.closedHandshakeTimeout} failed-handshake=${c.failedHandshake} dropped-messages=${c.droppedMessages}`
     );
   }
 

@@ -1,5 +1,5 @@
 /**
- * The transport layer: every UDP and TCP listen socket behind one
+ * The transport layer: every UDP, TCP and TLS listen socket behind one
  * `send(proto, ip, port, data)` and one message hook. It only moves bytes;
  * addressing (Via, rport, maddr) is the SIP core's business.
  */
@@ -9,12 +9,15 @@ import type { ListenSocket, ReceiveInfo, TransportProto } from "../core/context.
 import { DEFAULT_PARSE_LIMITS, type ParseLimits } from "../sip/parser.js";
 import { formatListenSocket, isWildcardIp, sameIp } from "./listen-socket.js";
 import { TcpTransport, type TcpConnectionEntry } from "./tcp.js";
+import { TlsCredentials, type TlsSettings } from "./tls.js";
+import { log } from "../core/log.js";
 import { UdpListener, MAX_UDP_PAYLOAD } from "./udp.js";
 import { ConnectionPolicy, type PolicyCounters, type StreamConnectionLimits } from "./connection-policy.js";
 
 export { parseListenSocket, formatListenSocket, formatHostPort, sameIp, normalizeIp, unbracket, isWildcardIp } from "./listen-socket.js";
 export { DEFAULT_STREAM_LIMITS, streamLimits, type StreamConnectionLimits, type PolicyCounters } from "./connection-policy.js";
 export { MAX_UDP_PAYLOAD } from "./udp.js";
+export { TLS_CLIENT_VERIFICATIONS, type TlsSettings, type TlsClientVerification } from "./tls.js";
 
 export interface TransportOptions {
   readonly listen: readonly ListenSocket[];
@@ -27,6 +30,8 @@ export interface TransportOptions {
   readonly parseLimits?: ParseLimits;
   /** What a TCP connection may cost (host/transport/connection-policy.ts); DEFAULT_STREAM_LIMITS where not given. */
   readonly streamLimits?: Partial<StreamConnectionLimits>;
+  /** Certificate, key and verification of the tls listen sockets; required when there is one. */
+  readonly tls?: TlsSettings;
 }
 
 /**
@@ -56,6 +61,12 @@ export class TransportLayer {
   private readonly udp: UdpListener[];
   private readonly tcp: TcpTransport;
   private readonly tcpPolicy: ConnectionPolicy;
+  /** TLS listen sockets and connections: set up in start(), where their files are read. */
+  private tls: TcpTransport | undefined;
+  private tlsCredentials: TlsCredentials | undefined;
+  /** TLS connections are limited and counted apart from plain TCP ones (Kamailio: tls_max_connections). */
+  private readonly tlsPolicy: ConnectionPolicy;
+  private readonly reloadOnHangup = () => this.reloadTlsOnSignal();
   private started = false;
 
   constructor(private readonly options: TransportOptions) {
@@ -65,6 +76,38 @@ export class TransportLayer {
     this.udp = options.listen.filter((s) => s.proto === "udp").map((s) => new UdpListener(s, maxUdp, deliver));
     this.tcpPolicy = new ConnectionPolicy(options.streamLimits);
     this.tcp = new TcpTransport(options.listen.filter((s) => s.proto === "tcp"), { policy: this.tcpPolicy, limits }, deliver);
+    this.tlsPolicy = new ConnectionPolicy(options.streamLimits);
+  }
+
+  /** The TLS transport, when a tls listen socket is configured; throws when its certificate files cannot be used. */
+  private setUpTls(): void {
+    const listen = this.options.listen.filter((s) => s.proto === "tls");
+    if (listen.length === 0 || this.tls !== undefined) return;
+    if (this.options.tls === undefined) throw new Error("a tls listen socket needs a certificate and key (--tls-cert, --tls-key)");
+    this.tlsCredentials = new TlsCredentials(this.options.tls);
+    const deliver = (data: string, rcv: ReceiveInfo) => this.options.onMessage(data, rcv);
+    this.tls = new TcpTransport(listen, { policy: this.tlsPolicy, limits: this.options.parseLimits ?? DEFAULT_PARSE_LIMITS, credentials: this.tlsCredentials }, deliver);
+  }
+
+  /**
+   * Read the TLS certificate, key and CA files again: connections opened
+   * afterwards use them. Returns an error text, the previous credentials
+   * staying in use, when they cannot be used.
+   */
+  reloadTls(): string | undefined {
+    if (this.tlsCredentials === undefined) return "no tls listen socket";
+    try {
+      this.tlsCredentials.reload();
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+
+  private reloadTlsOnSignal(): void {
+    const problem = this.reloadTls();
+    if (problem === undefined) log("notice", "transport", `SIGHUP: TLS certificate ${this.options.tls?.certFile} reloaded; new connections use it`);
+    else log("err", "transport", `SIGHUP: TLS certificate not reloaded, the previous one stays in use: ${problem}`);
   }
 
   /** Bind every listen socket. Rejects (after closing what was opened) if one cannot be bound. */
@@ -72,6 +115,11 @@ export class TransportLayer {
     try {
       for (const u of this.udp) await u.start();
       await this.tcp.start();
+      this.setUpTls();
+      if (this.tls !== undefined) {
+        await this.tls.start();
+        process.on("SIGHUP", this.reloadOnHangup);
+      }
     } catch (err) {
       await this.stop();
       throw err;
@@ -83,7 +131,8 @@ export class TransportLayer {
   /** Close every socket and connection; resolves when all are closed. */
   async stop(): Promise<void> {
     this.started = false;
-    await Promise.all([...this.udp.map((u) => u.stop()), this.tcp.stop()]);
+    process.off("SIGHUP", this.reloadOnHangup);
+    await Promise.all([...this.udp.map((u) => u.stop()), this.tcp.stop(), ...(this.tls ? [this.tls.stop()] : [])]);
   }
 
   get isStarted(): boolean {
@@ -92,12 +141,21 @@ export class TransportLayer {
 
   /** The listen sockets as bound (ports chosen by the OS filled in), in configuration order per transport. */
   get bound(): ListenSocket[] {
-    return [...this.udp.map((u) => u.bound), ...this.tcp.bound];
+    return [...this.udp.map((u) => u.bound), ...this.tcp.bound, ...(this.tls?.bound ?? [])];
   }
 
-  /** Remote IP of an open TCP connection, or undefined when it is gone. */
+  /** Remote IP of an open TCP or TLS connection (their ids do not overlap), or undefined when it is gone. */
   tcpConnectionRemoteIp(connectionId: number): string | undefined {
-    return this.tcp.connectionInfo(connectionId)?.remoteIp;
+    return (this.tcp.connectionInfo(connectionId) ?? this.tls?.connectionInfo(connectionId))?.remoteIp;
+  }
+
+  get tlsConnectionCount(): number {
+    return this.tls?.connectionCount ?? 0;
+  }
+
+  /** What the TLS connection policy refused and closed so far (handshake timeouts and failures included). */
+  get tlsPolicyCounters(): Readonly<PolicyCounters> {
+    return this.tlsPolicy.counters;
   }
 
   /** The open TCP connections (`ksr ctl tcp list`). */
@@ -116,7 +174,8 @@ export class TransportLayer {
 
   /** The TCP policy's counters as one log line (SIGUSR2). */
   tcpCounterLine(): string {
-    return this.tcpPolicy.counterLine("tcp");
+    const tcp = this.tcpPolicy.counterLine("tcp");
+    return this.tls === undefined ? tcp : `${tcp}; ${this.tlsPolicy.counterLine("tls")}`;
   }
 
   /**
@@ -137,6 +196,7 @@ export class TransportLayer {
    */
   send(proto: TransportProto, ip: string, port: number, data: string, connectionId?: number, from?: ListenSocket, flags?: SendFlags): boolean {
     if (proto === "tcp") return this.tcp.send(ip, port, data, connectionId, from, flags);
+    if (proto === "tls") return this.tls?.send(ip, port, data, connectionId, from, flags) ?? false;
     const family = isIP(ip);
     if (family === 0) return false;
     let listener: UdpListener | undefined;

@@ -6,7 +6,7 @@
 import { isIP } from "node:net";
 import type { ListenSocket, TransportProto } from "../core/context.js";
 
-const PROTOS: readonly TransportProto[] = ["udp", "tcp"];
+const PROTOS: readonly TransportProto[] = ["udp", "tcp", "tls"];
 
 /** Parse `proto:ip:port`. Throws an Error whose message says what is wrong. */
 export function parseListenSocket(text: string): ListenSocket {

@@ -15,22 +15,44 @@
  *   keep-alive rate, inbound / per-address / outbound connection counts) is
  *   decided by the stream connection policy (connection-policy.ts), which
  *   every stream transport shares; this file only reports to it.
+ * - TLS (RFC 3261 §26.2.1) is this same transport over a TLS socket
+ *   (`proto: "tls"`, credentials from tls.ts): an accepted connection is
+ *   counted and guarded from its first byte, and one whose handshake has
+ *   not finished within the policy's handshake timeout is closed, so a
+ *   client that never completes it holds nothing for long.
  */
 import type { SendFlags } from "../modules/sendopts.js";
 import net from "node:net";
-import type { ListenSocket, ReceiveInfo } from "../core/context.js";
+import tls from "node:tls";
+import type { ListenSocket, ReceiveInfo, TlsConnectionInfo } from "../core/context.js";
 import { log } from "../core/log.js";
 import { StreamFramer } from "../sip/framing.js";
 import type { ParseLimits } from "../sip/parser.js";
 import { formatHostPort, formatListenSocket, isWildcardIp, normalizeIp } from "./listen-socket.js";
 import type { MessageHandler } from "./udp.js";
 import { ConnectionPolicy, type ConnectionGuard } from "./connection-policy.js";
+import { connectionInfo, type TlsCredentials } from "./tls.js";
 
 export interface TcpOptions {
   /** The limits every connection is held to. */
   readonly policy: ConnectionPolicy;
   /** Message size limit the framer enforces per connection. */
   readonly limits: ParseLimits;
+  /** TLS: the certificate presented and the peers trusted; plain TCP without. */
+  readonly credentials?: TlsCredentials;
+}
+
+/** An accepted TLS connection whose handshake is under way. */
+interface PendingHandshake {
+  readonly raw: net.Socket;
+  /** The socket the guard measures and closes: the raw one, the TLS one once the handshake is done. */
+  guarded: net.Socket;
+  readonly id: number;
+  readonly description: string;
+  readonly guard: ConnectionGuard;
+  readonly local: ListenSocket;
+  readonly remoteIp: string;
+  readonly remotePort: number;
 }
 
 /** An open connection as `ksr ctl tcp list` shows it. */
@@ -53,6 +75,8 @@ interface TcpConnection {
   readonly local: ListenSocket;
   readonly outbound: boolean;
   readonly guard: ConnectionGuard;
+  /** TLS: set once the handshake is done; messages are delivered only after it. */
+  tls?: TlsConnectionInfo;
 }
 
 let nextConnectionId = 1;
@@ -62,23 +86,32 @@ function addressKey(ip: string, port: number): string {
 }
 
 export class TcpTransport {
+  /** "tcp", or "tls" when the options carry credentials. */
+  private readonly proto: "tcp" | "tls";
   private readonly servers: { server: net.Server; bound: ListenSocket }[] = [];
   private readonly connections = new Map<number, TcpConnection>();
   private readonly byAddress = new Map<string, TcpConnection>();
   private stopping = false;
+  /** Accepted TLS connections still in their handshake, by remote address. */
+  private readonly handshaking = new Map<string, PendingHandshake>();
+  private tlsServer: tls.Server | undefined;
+  private tlsServerGeneration = -1;
 
   constructor(
     private readonly listen: readonly ListenSocket[],
     private readonly options: TcpOptions,
     private readonly deliver: MessageHandler,
-  ) {}
+  ) {
+    this.proto = options.credentials !== undefined ? "tls" : "tcp";
+  }
 
   get bound(): ListenSocket[] {
     return this.servers.map((s) => s.bound);
   }
 
+  /** Open connections, TLS ones still in their handshake included. */
   get connectionCount(): number {
-    return this.connections.size;
+    return this.connections.size + this.handshaking.size;
   }
 
   /** The open connections (`ksr ctl tcp list`). */
@@ -98,13 +131,13 @@ export class TcpTransport {
     for (const config of this.listen) {
       const server = net.createServer((socket) => this.accept(socket, entry.bound));
       const entry = { server, bound: config };
-      server.on("error", (err) => log("err", "transport", `tcp ${formatListenSocket(entry.bound)}: ${err.message}`));
+      server.on("error", (err) => log("err", "transport", `${this.proto} ${formatListenSocket(entry.bound)}: ${err.message}`));
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
         server.listen({ host: config.ip, port: config.port, ipv6Only: config.ip === "::" ? false : undefined }, () => {
           server.off("error", reject);
           const addr = server.address() as net.AddressInfo;
-          entry.bound = { proto: "tcp", ip: config.ip, port: addr.port };
+          entry.bound = { proto: this.proto, ip: config.ip, port: addr.port };
           resolve();
         });
       });
@@ -132,7 +165,7 @@ export class TcpTransport {
       if (known && isWritable(known)) conn = known;
     }
     if (!conn && flags?.noConnect === true) {
-      log("info", "transport", `tcp: no open connection to ${formatHostPort(ip, port)} and the message may not open one: not sent`);
+      log("info", "transport", `${this.proto}: no open connection to ${formatHostPort(ip, port)} and the message may not open one: not sent`);
       return false;
     }
     if (!conn) conn = this.connect(ip, port, from);
@@ -152,6 +185,11 @@ export class TcpTransport {
       c.socket.destroy();
       c.guard.release();
     }
+    for (const p of this.handshaking.values()) {
+      p.raw.destroy();
+      p.guard.release();
+    }
+    this.handshaking.clear();
     this.connections.clear();
     this.byAddress.clear();
     await Promise.all(
@@ -166,13 +204,116 @@ export class TcpTransport {
       return;
     }
     const remoteIp = normalizeIp(socket.remoteAddress);
-    if (!this.options.policy.admitInbound(remoteIp, `tcp ${formatListenSocket(local)}`)) {
+    if (!this.options.policy.admitInbound(remoteIp, `${this.proto} ${formatListenSocket(local)}`)) {
       // An error after the reset is of no interest; without a listener it would be thrown.
       socket.on("error", () => {});
       socket.destroy();
       return;
     }
-    this.register(socket, remoteIp, socket.remotePort, local, false);
+    if (this.options.credentials === undefined) {
+      this.register(socket, remoteIp, socket.remotePort, local, false);
+      return;
+    }
+    this.startHandshake(socket, remoteIp, socket.remotePort, local);
+  }
+
+  /**
+   * An admitted connection to a TLS listen socket: counted and guarded from
+   * its first byte, its handshake run by a tls.Server that never listens
+   * itself (it is handed the socket). Only once the handshake is done (and
+   * the client certificate accepted, in "require" mode) does it become a
+   * connection messages are read from.
+   */
+  private startHandshake(raw: net.Socket, remoteIp: string, remotePort: number, local: ListenSocket): void {
+    const id = nextConnectionId++;
+    const description = `tls connection ${id} from ${formatHostPort(remoteIp, remotePort)}`;
+    // Declared before the guard, which reaches it only once it fires (a timer).
+    let pending: PendingHandshake;
+    const guard = this.options.policy.guard(
+      { describe: () => description, queuedOutputBytes: () => pending.guarded.writableLength, destroy: () => pending.guarded.destroy() },
+      "inbound",
+      remoteIp,
+    );
+    const key = addressKey(remoteIp, remotePort);
+    pending = { raw, guarded: raw, id, description, guard, local, remoteIp, remotePort };
+    this.handshaking.set(key, pending);
+    raw.on("error", () => {});
+    raw.once("close", () => {
+      if (this.handshaking.get(key) === pending) {
+        log("dbg", "transport", `${description}: closed by the peer during the TLS handshake`);
+        this.handshaking.delete(key);
+        guard.release();
+      }
+    });
+    this.handshakeServer().emit("connection", raw);
+  }
+
+  /** The tls.Server of the current credentials (rebuilt after a reload: new connections get the new certificate). */
+  private handshakeServer(): tls.Server {
+    const credentials = this.options.credentials!;
+    if (this.tlsServer !== undefined && this.tlsServerGeneration === credentials.generation) return this.tlsServer;
+    const server = tls.createServer(credentials.serverOptions(this.options.policy.limits.handshakeTimeoutMs));
+    server.on("secureConnection", (socket) => this.handshakeDone(socket));
+    server.on("tlsClientError", (err: Error & { code?: string }, socket) => {
+      const pending = this.takePending(socket);
+      socket.destroy();
+      // Already gone: the peer closed the connection during the handshake (logged then).
+      if (pending === undefined) return;
+      const what = pending.description;
+      if (err.code === "ERR_TLS_HANDSHAKE_TIMEOUT") {
+        this.options.policy.report("closedHandshakeTimeout", `${what}: TLS handshake not finished within ${this.options.policy.limits.handshakeTimeoutMs} ms; closing`);
+      } else {
+        this.options.policy.report("failedHandshake", `${what}: TLS handshake failed: ${err.message.trim()}; closing`);
+      }
+      pending.guard.release();
+    });
+    this.tlsServer = server;
+    this.tlsServerGeneration = credentials.generation;
+    return server;
+  }
+
+  private takePending(socket: tls.TLSSocket): PendingHandshake | undefined {
+    if (socket.remoteAddress === undefined || socket.remotePort === undefined) return undefined;
+    const key = addressKey(socket.remoteAddress, socket.remotePort);
+    const pending = this.handshaking.get(key);
+    this.handshaking.delete(key);
+    return pending;
+  }
+
+  private handshakeDone(socket: tls.TLSSocket): void {
+    const pending = this.takePending(socket);
+    if (pending === undefined || this.stopping) {
+      socket.destroy();
+      pending?.guard.release();
+      return;
+    }
+    // What the peer sent must never end the process: anything here that
+    // fails closes its connection only.
+    let refusal: string | undefined;
+    let info: TlsConnectionInfo | undefined;
+    try {
+      refusal = this.options.credentials!.refusal(socket);
+      if (refusal === undefined) info = connectionInfo(socket, this.options.credentials!.localCertificate);
+    } catch (err) {
+      refusal = `connection details not readable: ${(err as Error)?.message ?? String(err)}`;
+    }
+    if (refusal !== undefined || info === undefined) {
+      this.options.policy.report("failedHandshake", `${pending.description}: TLS handshake failed: ${refusal}; closing`);
+      socket.destroy();
+      pending.guard.release();
+      return;
+    }
+    // From now on the guard measures what is queued on the TLS socket (what we write) and closes that.
+    pending.guarded = socket;
+    const conn = this.register(socket, pending.remoteIp, pending.remotePort, pending.local, false, pending);
+    conn.tls = info;
+    this.logNegotiated(conn);
+  }
+
+  private logNegotiated(conn: TcpConnection): void {
+    const t = conn.tls!;
+    const peer = t.peer === undefined ? "peer without certificate" : `peer ${t.peer.subject} (${t.peerVerified ? "verified" : "not verified"})`;
+    log("dbg", "transport", `tls connection ${conn.id}: ${t.version} ${t.cipher}, ${peer}`);
   }
 
   private connect(ip: string, port: number, from?: ListenSocket): TcpConnection | undefined {
@@ -180,34 +321,39 @@ export class TcpTransport {
     if (family === 0) return undefined;
     const local = from ?? this.bound.find((b) => net.isIP(b.ip) === family || isWildcardIp(b.ip));
     if (!local) {
-      log("err", "transport", `tcp: no tcp listen socket for IPv${family} destination ${formatHostPort(ip, port)}`);
+      log("err", "transport", `${this.proto}: no ${this.proto} listen socket for IPv${family} destination ${formatHostPort(ip, port)}`);
       return undefined;
     }
-    if (!this.options.policy.admitOutbound(`tcp:${formatHostPort(ip, port)}`)) return undefined;
+    if (!this.options.policy.admitOutbound(`${this.proto}:${formatHostPort(ip, port)}`)) return undefined;
     // Bind the outgoing side to the listen address so the peer sees the
     // address our Via names (the port stays ephemeral; replies come back on
     // this connection, RFC 3261 §18.2.2).
-    const socket = net.connect({
-      host: ip,
-      port,
-      localAddress: isWildcardIp(local.ip) ? undefined : local.ip,
-    });
-    socket.on("error", (err) => log("warn", "transport", `tcp connection to ${formatHostPort(ip, port)}: ${err.message}`));
+    const localAddress = isWildcardIp(local.ip) ? undefined : local.ip;
+    const credentials = this.options.credentials;
+    const socket =
+      credentials === undefined
+        ? net.connect({ host: ip, port, localAddress })
+        : // tls.connect takes socket.connect()'s options too (localAddress), which its typings omit.
+          tls.connect({ ...credentials.clientOptions(ip, port), localAddress } as tls.ConnectionOptions);
+    socket.on("error", (err) => log("warn", "transport", `${this.proto} connection to ${formatHostPort(ip, port)}: ${err.message}`));
     return this.register(socket, normalizeIp(ip), port, local, true);
   }
 
-  private register(socket: net.Socket, remoteIp: string, remotePort: number, local: ListenSocket, outbound: boolean): TcpConnection {
-    const id = nextConnectionId++;
-    const description = `tcp connection ${id} ${outbound ? "to" : "from"} ${formatHostPort(remoteIp, remotePort)}`;
-    const guard = this.options.policy.guard(
-      {
-        describe: () => description,
-        queuedOutputBytes: () => socket.writableLength,
-        destroy: () => socket.destroy(),
-      },
-      outbound ? "outbound" : "inbound",
-      remoteIp,
-    );
+  /** `handshake`: an accepted TLS connection keeps the id and guard it had during its handshake. */
+  private register(socket: net.Socket, remoteIp: string, remotePort: number, local: ListenSocket, outbound: boolean, handshake?: PendingHandshake): TcpConnection {
+    const id = handshake?.id ?? nextConnectionId++;
+    const description = handshake?.description ?? `${this.proto} connection ${id} ${outbound ? "to" : "from"} ${formatHostPort(remoteIp, remotePort)}`;
+    const guard =
+      handshake?.guard ??
+      this.options.policy.guard(
+        {
+          describe: () => description,
+          queuedOutputBytes: () => socket.writableLength,
+          destroy: () => socket.destroy(),
+        },
+        outbound ? "outbound" : "inbound",
+        remoteIp,
+      );
     const conn: TcpConnection = {
       id,
       socket,
@@ -222,9 +368,8 @@ export class TcpTransport {
     this.connections.set(conn.id, conn);
     this.byAddress.set(key, conn);
     socket.setNoDelay(true);
-    if (!outbound) {
-      socket.on("error", (err) => log("dbg", "transport", `${description}: ${err.message}`));
-    }
+    if (outbound && socket instanceof tls.TLSSocket) this.watchOutboundHandshake(conn, socket, description);
+    else if (!outbound) socket.on("error", (err) => log("dbg", "transport", `${description}: ${err.message}`));
     socket.on("close", () => {
       guard.release();
       this.connections.delete(conn.id);
@@ -234,12 +379,44 @@ export class TcpTransport {
     return conn;
   }
 
+  /**
+   * A connection we open to a TLS next hop must finish its handshake within
+   * the policy's handshake timeout. A refused one (the next hop's
+   * certificate expired, untrusted, for another name) is logged where the
+   * connection is opened, with the reason, and closed; messages written
+   * before the handshake was done are dropped with it.
+   */
+  private watchOutboundHandshake(conn: TcpConnection, socket: tls.TLSSocket, description: string): void {
+    const ms = this.options.policy.limits.handshakeTimeoutMs;
+    const timer = setTimeout(() => {
+      this.options.policy.report("closedHandshakeTimeout", `${description}: TLS handshake not finished within ${ms} ms; closing`);
+      socket.destroy();
+    }, ms);
+    timer.unref();
+    socket.once("secureConnect", () => {
+      clearTimeout(timer);
+      try {
+        conn.tls = connectionInfo(socket, this.options.credentials?.localCertificate);
+      } catch (err) {
+        // The next hop's certificate must not end the process.
+        log("warn", "transport", `${description}: connection details not readable: ${(err as Error)?.message ?? String(err)}; closing`);
+        socket.destroy();
+        return;
+      }
+      this.logNegotiated(conn);
+    });
+    socket.once("close", () => clearTimeout(timer));
+    socket.once("error", () => {
+      if (conn.tls === undefined) this.options.policy.counters.failedHandshake++;
+    });
+  }
+
   private onData(conn: TcpConnection, chunk: Buffer): void {
     let items;
     try {
       items = conn.framer.push(chunk);
     } catch (err) {
-      log("err", "transport", `tcp connection ${conn.id}: framer failed: ${(err as Error)?.message ?? String(err)}; closing`);
+      log("err", "transport", `${this.proto} connection ${conn.id}: framer failed: ${(err as Error)?.message ?? String(err)}; closing`);
       conn.socket.destroy();
       return;
     }
@@ -253,24 +430,25 @@ export class TcpTransport {
           if (conn.guard.onKeepalive() && conn.guard.admitOutput(2, "keep-alive pong")) conn.socket.write("\r\n");
           break;
         case "error":
-          log("warn", "transport", `tcp connection ${conn.id} from ${formatHostPort(conn.remoteIp, conn.remotePort)}: ${item.error}; closing`);
+          log("warn", "transport", `${this.proto} connection ${conn.id} from ${formatHostPort(conn.remoteIp, conn.remotePort)}: ${item.error}; closing`);
           conn.socket.destroy();
           return;
         case "message": {
           completedMessage = true;
           conn.guard.onMessage();
           const rcv: ReceiveInfo = {
-            proto: "tcp",
+            proto: this.proto,
             srcIp: conn.remoteIp,
             srcPort: conn.remotePort,
             localIp: conn.local.ip,
             localPort: conn.local.port,
             connectionId: conn.id,
+            ...(conn.tls !== undefined ? { tls: conn.tls } : {}),
           };
           try {
             this.deliver(item.data, rcv);
           } catch (err) {
-            log("err", "transport", `tcp: message handler failed: ${(err as Error)?.message ?? String(err)}`);
+            log("err", "transport", `${this.proto}: message handler failed: ${(err as Error)?.message ?? String(err)}`);
           }
           break;
         }

@@ -216,6 +216,27 @@ describe("ksr run", () => {
   });
 });
 
+describe("ksr run with TLS settings", () => {
+  it("exits 2 for --tls-cert without --tls-key, and 1 naming the problem for a tls socket without a certificate or with an unreadable one", () => {
+    const half = ksrSync(["run", scriptPath("reply-ok.js"), "--tls-cert", "server.pem"]);
+    expect(half.status).toBe(2);
+    expect(half.stderr).toContain("--tls-cert and --tls-key go together");
+    const none = ksrSync(["run", scriptPath("reply-ok.js"), "--no-supervise", "--listen", "tls:127.0.0.1:0"]);
+    expect(none.status).toBe(1);
+    expect(none.stderr).toContain("a tls listen socket needs a certificate and key");
+    const missing = path.join(ROOT, "no-such-dir", "server.pem");
+    const unreadable = ksrSync(["run", scriptPath("reply-ok.js"), "--no-supervise", "--listen", "tls:127.0.0.1:0", "--tls-cert", missing, "--tls-key", missing]);
+    expect(unreadable.status).toBe(1);
+    expect(unreadable.stderr).toContain(`cannot read TLS certificate file ${missing}`);
+  });
+
+  it("refuses an unknown --tls-verify-client mode", () => {
+    const r = ksrSync(["run", scriptPath("reply-ok.js"), "--tls-verify-client", "sometimes"]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('"sometimes" is not none, optional, require');
+  });
+});
+
 describe("ksr api", () => {
   it("lists the KSR functions from the export tables as JSON", () => {
     const r = ksrSync(["api", "--json"]);

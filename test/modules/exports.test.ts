@@ -14,11 +14,11 @@ const TSV = path.join(path.dirname(fileURLToPath(import.meta.url)), "../fixtures
 /** hdr.append_hf: alias that Kamailio's own JS example calls (not exported by 5.6). */
 const NOT_IN_KAMAILIO = new Set(["KSR.hdr.append_hf"]);
 /**
- * Modules the reference list was made without (they need a database), and
- * auth functions newer than 5.6.3; their names and parameter types follow
- * Kamailio's source instead.
+ * Modules the reference list was made without (they need a database, or
+ * tls its certificates), and auth functions newer than 5.6.3; their names
+ * and parameter types follow Kamailio's source instead.
  */
-const NOT_IN_REFERENCE_LIST = new Set(["auth_db", "permissions"]);
+const NOT_IN_REFERENCE_LIST = new Set(["auth_db", "permissions", "tls"]);
 const NEWER_THAN_5_6_3 = new Set(["KSR.auth.www_challenge", "KSR.auth.proxy_challenge"]);
 
 function loadExports(): Map<string, { returns: string; params: string[] }> {
