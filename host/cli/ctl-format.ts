@@ -96,6 +96,8 @@ export function formatOpsResult(method: OpsMethod, result: unknown): string {
           );
         })
         .join("");
+    case "tls.reload":
+      return "TLS certificate reloaded; new connections use it\n";
     case "tcp.list": {
       const list = rows(result);
       return list.length === 0

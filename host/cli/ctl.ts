@@ -5,7 +5,7 @@
  *   ksr ctl [--control <path>] [--json] [--timeout-ms n] tenants
  *   ksr ctl [--control <path>] [--json] [--timeout-ms n] reload [tenant]
  *   ksr ctl [--control <path>] [--json] [--timeout-ms n] counters
- *   ksr ctl [...] [--tenant id] stats | uptime | version | tm stats | tcp list | pike list
+ *   ksr ctl [...] [--tenant id] stats | uptime | version | tm stats | tcp list | tls reload | pike list
  *   ksr ctl [...] [--tenant id] ul dump | ul lookup AOR | ul rm AOR
  *   ksr ctl [...] [--tenant id] htable list | dump TABLE | get TABLE KEY | sets|seti TABLE KEY VALUE | delete TABLE KEY | flush TABLE
  *   ksr ctl [...] loglevel [[tenant] LEVEL]
@@ -220,6 +220,9 @@ export function registerCtlCommand(program: Command): void {
 
   sub(sub(ctl, "tm", "transactions"), "stats", "transactions in use and created, answered by class").action((_o: unknown, c: Command) => ops("tm.stats", {}, c));
   sub(sub(ctl, "tcp", "TCP connections"), "list", "the open TCP connections").action((_o: unknown, c: Command) => ops("tcp.list", {}, c));
+  sub(sub(ctl, "tls", "TLS"), "reload", "read the TLS certificate, key and CA files again (as SIGHUP); new connections use them").action((_o: unknown, c: Command) =>
+    ops("tls.reload", {}, c),
+  );
   sub(sub(ctl, "pike", "pike's flood detection"), "list", "the addresses pike keeps, flooding ones marked").action((_o: unknown, c: Command) => ops("pike.list", {}, c));
   sub(ctl, "loglevel", "show the log levels, or set the server's (LEVEL) or a tenant's (TENANT LEVEL)")
     .argument("[tenant-or-level]")

@@ -61,6 +61,8 @@ export interface ServerMetricSource {
   readonly wire: WireCounters;
   readonly tcpConnectionCount: number;
   readonly tcpPolicyCounters: Readonly<PolicyCounters> | undefined;
+  readonly tlsConnectionCount: number;
+  readonly tlsPolicyCounters: Readonly<PolicyCounters> | undefined;
   readonly shedder: LoadShedder | undefined;
 }
 
@@ -86,6 +88,11 @@ export function serverFamilies(server: ServerMetricSource, extraShedders: () => 
     family("ksr_tcp_connections", "Open TCP connections (inbound and outbound)", "gauge", () => [{ labels: {}, value: server.tcpConnectionCount }]),
     family("ksr_tcp_policy_events_total", "TCP connections refused or closed, and messages dropped, by the connection policy", "counter", () => {
       const c = server.tcpPolicyCounters;
+      return c === undefined ? [] : Object.entries(c).map(([event, value]) => ({ labels: { event }, value }));
+    }),
+    family("ksr_tls_connections", "Open TLS connections (inbound and outbound)", "gauge", () => [{ labels: {}, value: server.tlsConnectionCount }]),
+    family("ksr_tls_policy_events_total", "TLS connections refused or closed (failed or timed-out handshakes among them), and messages dropped, by the connection policy", "counter", () => {
+      const c = server.tlsPolicyCounters;
       return c === undefined ? [] : Object.entries(c).map(([event, value]) => ({ labels: { event }, value }));
     }),
     family("ksr_shed_requests_total", "Requests refused with 503 for overload, by method", "counter", () => {

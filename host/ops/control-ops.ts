@@ -1,11 +1,12 @@
 /**
  * The kamcmd-like methods of the control socket (host/control/server.ts)
- * beyond tenants/reload/counters: stats, uptime, version, tcp.list, and
- * the inspection methods of host/ops/inspect.ts.
+ * beyond tenants/reload/counters: stats, uptime, version, tcp.list,
+ * tls.reload, and the inspection methods of host/ops/inspect.ts.
  *
  * A server whose scripts run in its own process answers them itself
  * (localOps). The front of tenant worker processes (frontOps) answers
- * stats, uptime, version and tcp.list itself and asks the workers for the
+ * stats, uptime, version, tcp.list and tls.reload itself (it holds the
+ * sockets) and asks the workers for the
  * rest: those of one tenant's pool, or every worker, merging their answers
  * (a pool shares its registrations and htables, so the first worker that
  * answers speaks for it; transactions and pike trees are per worker and
@@ -21,7 +22,7 @@ import { INSPECT_METHODS, isInspectMethod, LocalInspector, OpsError, optionalStr
 import { versionInfo } from "./version.js";
 
 /** Every method of this module, as the control socket serves them. */
-export const OPS_METHODS = ["stats", "uptime", "version", "tcp.list", ...INSPECT_METHODS] as const;
+export const OPS_METHODS = ["stats", "uptime", "version", "tcp.list", "tls.reload", ...INSPECT_METHODS] as const;
 export type OpsMethod = (typeof OPS_METHODS)[number];
 
 export function isOpsMethod(method: string): method is OpsMethod {
@@ -81,7 +82,7 @@ export function localOps(server: SipServer<TenantRouting>, data: DataServices | 
   };
 }
 
-/** What the process holding the sockets answers itself: stats (what it gathers), uptime, version, its TCP connections. */
+/** What the process holding the sockets answers itself: stats (what it gathers), uptime, version, its TCP connections, a TLS certificate reload. */
 function processAnswer(method: Exclude<OpsMethod, InspectMethod>, server: SipServer, gather: MetricsGatherer, tenant: string | undefined): Promise<unknown> | unknown {
   switch (method) {
     case "stats":
@@ -92,6 +93,12 @@ function processAnswer(method: Exclude<OpsMethod, InspectMethod>, server: SipSer
       return versionInfo();
     case "tcp.list":
       return server.tcpConnections();
+    case "tls.reload": {
+      // As SIGHUP: the files read again; new connections use them, open ones keep theirs.
+      const problem = server.reloadTls();
+      if (problem !== undefined) throw new OpsError(`TLS certificate not reloaded, the previous one stays in use: ${problem}`);
+      return { reloaded: true };
+    }
   }
 }
 

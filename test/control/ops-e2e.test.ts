@@ -6,11 +6,13 @@
  * where the answer's fields are checked, in text where its wording is.
  */
 import { spawnSync } from "node:child_process";
+import { copyFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { tenantDir } from "../tenants/fixtures.js";
 import { ask } from "../tenants-e2e/harness.js";
 import { cliTestbed } from "../tenants-e2e/cli-harness.js";
+import { makeTestPki } from "../e2e/tls-certs.js";
 
 const { cli, startKsr, peer } = cliTestbed();
 
@@ -230,5 +232,48 @@ describe("ksr ctl and /metrics against ksr run --tenants --isolation in-process"
     await ksr.waitFor('script="debug line of in-b-loud"');
     expect(ksr.stderr()).not.toContain("debug line of in-a-quiet");
     expect(await ksr.stop()).toBe(0);
+  }, 60_000);
+});
+
+describe("ksr ctl tls reload", () => {
+  it("reads the certificate files again as SIGHUP does; a key that does not match is refused and the old pair stays; a server without TLS says so", async () => {
+    const pki = makeTestPki();
+    try {
+      const dir = tenantDir();
+      const script = dir.write("ops.js", SCRIPT);
+      const socket = path.join(dir.dir, "ksr.ctl");
+      const cert = path.join(dir.dir, "live.pem");
+      const key = path.join(dir.dir, "live.key");
+      copyFileSync(pki.server.cert, cert);
+      copyFileSync(pki.server.key, key);
+      const ksr = await startKsr(
+        [script, "--listen", "udp:127.0.0.1:0", "--listen", "tls:127.0.0.1:0", "--tls-cert", cert, "--tls-key", key, "--control", socket, "--db", ":memory:", "--no-supervise"],
+        { ready: /running .* on udp:127\.0\.0\.1:(\d+)/ },
+      );
+      const stats = json<Record<string, Record<string, number>>>(socket, ["stats"]);
+      expect(stats["tls"]!["ksr_tls_connections"]).toBe(0);
+
+      copyFileSync(pki.server2.cert, cert);
+      copyFileSync(pki.server2.key, key);
+      expect(json<{ reloaded: boolean }>(socket, ["tls", "reload"])).toEqual({ reloaded: true });
+      expect(ctl(socket, ["tls", "reload"]).stdout).toBe("TLS certificate reloaded; new connections use it\n");
+
+      copyFileSync(pki.server.key, key); // no longer the certificate's key
+      const refused = ctl(socket, ["tls", "reload"]);
+      expect(refused.status).toBe(1);
+      expect(refused.stderr).toMatch(/TLS certificate not reloaded, the previous one stays in use: .*key/i);
+      expect(await ksr.stop()).toBe(0);
+
+      const plainSocket = path.join(dir.dir, "plain.ctl");
+      const plain = await startKsr([script, "--listen", "udp:127.0.0.1:0", "--control", plainSocket, "--db", ":memory:", "--no-supervise"], {
+        ready: /running .* on udp:127\.0\.0\.1:(\d+)/,
+      });
+      const none = ctl(plainSocket, ["tls", "reload"]);
+      expect(none.status).toBe(1);
+      expect(none.stderr).toContain("no tls listen socket");
+      expect(await plain.stop()).toBe(0);
+    } finally {
+      pki.remove();
+    }
   }, 60_000);
 });
