@@ -148,7 +148,7 @@ interface CtlCommandOptions {
 export function registerCtlCommand(program: Command): void {
   const ctl = program
     .command("ctl")
-    .description("control a running `ksr run ... --control <path>` server: tenants, reloads, counters, stats, registrations, htables, transactions, connections, pike, log levels")
+    .description("control a running `ksr run ... --control <path>` server: tenants, reloads, counters, stats, registrations, htables, dispatcher, transactions, connections, pike, log levels")
     .option("--control <path>", "control socket of the server (a relative path is taken from the current directory)", DEFAULT_CONTROL_PATH)
     .option("--json", "print the server's answer as JSON")
     .option("--timeout-ms <n>", "how long to wait for the answer, in ms", positiveInt, DEFAULT_CALL_TIMEOUT_MS)
@@ -224,7 +224,7 @@ export function registerCtlCommand(program: Command): void {
 
   const dispatcher = sub(ctl, "dispatcher", "the dispatcher's destination sets");
   sub(dispatcher, "list", "sets and destinations: state flags, priority, attributes").action((_o: unknown, c: Command) => ops("dispatcher.list", {}, c));
-  sub(dispatcher, "set-state", "set a destination's state: letters a active, i inactive, d disabled, t trying, p probing (every worker of the tenant)")
+  sub(dispatcher, "set-state", "set a destination's state (URI all: every one of the set): a active, i inactive, d disabled, t trying, then p for probing (every worker of the tenant)")
     .argument("<state>")
     .argument("<set>")
     .argument("<uri>")

@@ -4,13 +4,12 @@
  * dispatcher.set_state and dispatcher.reload do in Kamailio.
  */
 import { DS_DISABLED, DS_INACTIVE, DS_PROBING, DS_STATES_ALL, DS_TRYING, isSkipped, rebuildRelativeWeights, type Destination } from "../modules/dispatcher/list.js";
-import { parseStateLetters } from "../modules/dispatcher/module.js";
 import { dispatcherOf, reloadDispatcher, type TenantDispatcher } from "../modules/dispatcher/tenants.js";
 import { OpsError } from "./inspect.js";
 
-/** Kamailio's two-letter FLAGS of dispatcher.list: A/I/D/T, then P when probing else X. */
+/** Kamailio's two-letter FLAGS of dispatcher.list: I, D, T or A (checked in that order), then P when probing else X. */
 export function stateLetters(flags: number): string {
-  const first = (flags & DS_DISABLED) !== 0 ? "D" : (flags & DS_INACTIVE) !== 0 ? "I" : (flags & DS_TRYING) !== 0 ? "T" : "A";
+  const first = (flags & DS_INACTIVE) !== 0 ? "I" : (flags & DS_DISABLED) !== 0 ? "D" : (flags & DS_TRYING) !== 0 ? "T" : "A";
   return first + ((flags & DS_PROBING) !== 0 ? "P" : "X");
 }
 
@@ -72,24 +71,46 @@ export function dispatcherList(tenants: readonly string[], named: boolean): Disp
 }
 
 /**
+ * The STATE of dispatcher.set_state as Kamailio's RPC reads it: the first
+ * character a/1 active, i/0 inactive, d/2 disabled, t/3 trying (either
+ * case), then an optional p for probing (ignored after d, as there); -1
+ * for anything else.
+ */
+export function parseRpcState(text: string): number {
+  const m = /^([01aidt23])(p?)$/i.exec(text);
+  if (m === null) return -1;
+  const first = m[1]!.toLowerCase();
+  const probing = m[2] !== "" ? DS_PROBING : 0;
+  if (first === "i" || first === "0") return DS_INACTIVE | probing;
+  if (first === "a" || first === "1") return probing;
+  if (first === "d" || first === "2") return DS_DISABLED;
+  return DS_TRYING | probing;
+}
+
+/**
  * dispatcher.set_state STATE SET URI: Kamailio's ds_reinit_state, which
  * sets the state bits as given (no failure/success thresholds, no
  * dst-down/dst-up event) and rebuilds the relative weights of the set.
  */
 export function dispatcherSetState(tenant: string, stateText: string, set: number, uri: string): { tenant: string; set: number; uri: string; flags: string } {
   const d = tenantDispatcher(tenant);
-  const state = parseStateLetters(stateText);
-  if (stateText === "" || state < 0) throw new OpsError(`"${stateText}" is not a destination state (letters a active, i inactive, d disabled, t trying, p probing)`);
+  const state = parseRpcState(stateText);
+  if (state < 0) throw new OpsError(`"${stateText}" is not a destination state (a active, i inactive, d disabled, t trying; ap, ip, tp: and probing)`);
   const group = d.list.sets.get(set);
   if (group === undefined) throw new OpsError(`tenant ${tenant}: no dispatcher set ${set} (sets: ${[...d.list.sets.keys()].join(", ") || "none"})`);
+  // "all": every destination of the set (Kamailio's ds_reinit_state_all).
   const want = uri.toLowerCase();
-  const dest = group.dests.find((x) => x.uri.toLowerCase() === want);
-  if (dest === undefined) throw new OpsError(`tenant ${tenant}: dispatcher set ${set} has no destination ${uri}`);
-  const wasSkipped = isSkipped(dest.flags);
-  dest.flags = (dest.flags & ~DS_STATES_ALL) | state;
-  dest.messageCount = 0;
-  if (dest.attrs.rweight > 0 && wasSkipped !== isSkipped(dest.flags)) rebuildRelativeWeights(group);
-  return { tenant, set, uri: dest.uri, flags: stateLetters(dest.flags) };
+  const dests = uri === "all" ? group.dests : group.dests.filter((x) => x.uri.toLowerCase() === want).slice(0, 1);
+  if (dests.length === 0) throw new OpsError(`tenant ${tenant}: dispatcher set ${set} has no destination ${uri}`);
+  let changed = false;
+  for (const dest of dests) {
+    const wasSkipped = isSkipped(dest.flags);
+    dest.flags = (dest.flags & ~DS_STATES_ALL) | state;
+    dest.messageCount = 0;
+    changed ||= dest.attrs.rweight > 0 && wasSkipped !== isSkipped(dest.flags);
+  }
+  if (changed) rebuildRelativeWeights(group);
+  return { tenant, set, uri: uri === "all" ? "all" : dests[0]!.uri, flags: stateLetters(dests[0]!.flags) };
 }
 
 /** dispatcher.reload: the list file read again; a bad file is an error naming file:line and the old list stays. */

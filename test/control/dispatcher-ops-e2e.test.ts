@@ -90,6 +90,7 @@ describe("ksr ctl dispatcher against ksr run script.js --dispatcher-list", () =>
 
     // Operator mistakes.
     expect(ctl(socket, ["dispatcher", "set-state", "x", "1", FIRST]).stderr).toContain('"x" is not a destination state');
+    expect(ctl(socket, ["dispatcher", "set-state", "ix", "1", FIRST]).stderr).toContain('"ix" is not a destination state');
     expect(ctl(socket, ["dispatcher", "set-state", "a", "9", FIRST]).stderr).toContain("tenant default: no dispatcher set 9 (sets: 1)");
     expect(ctl(socket, ["dispatcher", "set-state", "a", "1", "sip:127.0.0.9"]).stderr).toContain("tenant default: dispatcher set 1 has no destination sip:127.0.0.9");
     expect(ctl(socket, ["--tenant", "zz", "dispatcher", "list"]).stderr).toContain('no tenant "zz" (tenants: default)');
@@ -189,8 +190,11 @@ describe("ksr ctl dispatcher against tenants", () => {
     const socket = path.join(dir.dir, "ksr.ctl");
     const ksr = await startKsr(["--tenants", file, "--isolation", "in-process", "--control", socket, "--no-supervise"]);
     const client = await peer();
-    expect(ctl(socket, ["--tenant", "c", "dispatcher", "set-state", "dp", "1", FIRST]).stdout).toBe(`tenant c: set 1 ${FIRST}: DP\n`);
-    expect(flat(json<ListView>(socket, ["dispatcher", "list"])).filter((l) => !l.endsWith("AX"))).toEqual([`c 1 ${FIRST} DP`]);
+    expect(ctl(socket, ["--tenant", "c", "dispatcher", "set-state", "D", "1", FIRST]).stdout).toBe(`tenant c: set 1 ${FIRST}: DX\n`);
+    expect(flat(json<ListView>(socket, ["dispatcher", "list"])).filter((l) => !l.endsWith("AX"))).toEqual([`c 1 ${FIRST} DX`]);
+    // "all": every destination of the set, as Kamailio's dispatcher.set_state.
+    expect(ctl(socket, ["--tenant", "b", "dispatcher", "set-state", "tp", "1", "all"]).stdout).toBe("tenant b: set 1 all: TP\n");
+    expect(flat(json<ListView>(socket, ["--tenant", "b", "dispatcher", "list"]))).toEqual([`b 1 ${FIRST} TP`, `b 1 ${SECOND} TP`]);
     expect((await ask(client, ksr.udpPort, { method: "OPTIONS", uri: "sip:x@c.example", callId: "c-1" })).reason).toBe(`ds 1 ${SECOND}`);
     expect(ctl(socket, ["--tenant", "c", "htable", "reload", "seen"]).stderr).toContain("tenant c: htable seen has no database to reload from");
     expect(await ksr.stop()).toBe(0);
