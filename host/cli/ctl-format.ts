@@ -86,6 +86,28 @@ export function formatOpsResult(method: OpsMethod, result: unknown): string {
     case "htable.flush":
       if (!isRow(result)) break;
       return `tenant ${String(result["tenant"])}: htable ${String(result["table"])}: flushed\n`;
+    case "dispatcher.list": {
+      const out = rows(result)
+        .flatMap((t) =>
+          rows(t["sets"]).flatMap((set) =>
+            rows(set["destinations"]).map((d) => [
+              String(t["tenant"]),
+              String(set["id"]),
+              String(d["uri"]),
+              String(d["flags"]),
+              String(d["priority"]),
+              isRow(d["attrs"]) ? String(d["attrs"]["body"]) : "",
+            ]),
+          ),
+        );
+      return out.length === 0 ? "no dispatcher destinations\n" : table(["TENANT", "SET", "URI", "FLAGS", "PRIORITY", "ATTRS"], out);
+    }
+    case "dispatcher.set_state":
+      if (!isRow(result)) break;
+      return `tenant ${String(result["tenant"])}: set ${String(result["set"])} ${String(result["uri"])}: ${String(result["flags"])}\n`;
+    case "dispatcher.reload":
+      if (!isRow(result)) break;
+      return `tenant ${String(result["tenant"])}: dispatcher list reloaded from ${String(result["file"])}: ${String(result["sets"])} set(s), ${String(result["destinations"])} destination(s)\n`;
     case "tm.stats":
       return rows(result)
         .map((s) => {

@@ -7,7 +7,8 @@
  *   ksr ctl [--control <path>] [--json] [--timeout-ms n] counters
  *   ksr ctl [...] [--tenant id] stats | uptime | version | tm stats | tcp list | tls reload | pike list
  *   ksr ctl [...] [--tenant id] ul dump | ul lookup AOR | ul rm AOR
- *   ksr ctl [...] [--tenant id] htable list | dump TABLE | get TABLE KEY | sets|seti TABLE KEY VALUE | delete TABLE KEY | flush TABLE
+ *   ksr ctl [...] [--tenant id] htable list | dump TABLE | get TABLE KEY | sets|seti TABLE KEY VALUE | delete TABLE KEY | flush|reload TABLE
+ *   ksr ctl [...] [--tenant id] dispatcher list | set-state STATE SET URI | reload
  *   ksr ctl [...] loglevel [[tenant] LEVEL]
  *
  * Exit codes: 0 done; 1 a reload failed, or the server cannot be reached
@@ -147,11 +148,11 @@ interface CtlCommandOptions {
 export function registerCtlCommand(program: Command): void {
   const ctl = program
     .command("ctl")
-    .description("control a running `ksr run ... --control <path>` server: tenants, reloads, counters, stats, registrations, htables, transactions, connections, pike, log levels")
+    .description("control a running `ksr run ... --control <path>` server: tenants, reloads, counters, stats, registrations, htables, dispatcher, transactions, connections, pike, log levels")
     .option("--control <path>", "control socket of the server (a relative path is taken from the current directory)", DEFAULT_CONTROL_PATH)
     .option("--json", "print the server's answer as JSON")
     .option("--timeout-ms <n>", "how long to wait for the answer, in ms", positiveInt, DEFAULT_CALL_TIMEOUT_MS)
-    .option("--tenant <id>", "only this tenant (stats, ul, htable, tm, pike, loglevel); needed for one tenant's data when the server has several")
+    .option("--tenant <id>", "only this tenant (stats, ul, htable, dispatcher, tm, pike, loglevel); needed for one tenant's data when the server has several")
     // Set before the subcommands are added: they inherit it.
     .exitOverride(exitOnUsage);
 
@@ -217,6 +218,18 @@ export function registerCtlCommand(program: Command): void {
     .argument("<key>")
     .action((table: string, key: string, _o: unknown, c: Command) => ops("htable.delete", { table, key }, c));
   sub(htable, "flush", "remove every item of a table").argument("<table>").action((table: string, _o: unknown, c: Command) => ops("htable.flush", { table }, c));
+  sub(htable, "reload", "as kamcmd htable.reload; tables here have no database, so this is always an error saying so")
+    .argument("<table>")
+    .action((table: string, _o: unknown, c: Command) => ops("htable.reload", { table }, c));
+
+  const dispatcher = sub(ctl, "dispatcher", "the dispatcher's destination sets");
+  sub(dispatcher, "list", "sets and destinations: state flags, priority, attributes").action((_o: unknown, c: Command) => ops("dispatcher.list", {}, c));
+  sub(dispatcher, "set-state", "set a destination's state (URI all: every one of the set): a active, i inactive, d disabled, t trying, then p for probing (every worker of the tenant)")
+    .argument("<state>")
+    .argument("<set>")
+    .argument("<uri>")
+    .action((state: string, set: string, uri: string, _o: unknown, c: Command) => ops("dispatcher.set_state", { state, set, uri }, c));
+  sub(dispatcher, "reload", "read the list file again; a bad file is an error and the old list stays").action((_o: unknown, c: Command) => ops("dispatcher.reload", {}, c));
 
   sub(sub(ctl, "tm", "transactions"), "stats", "transactions in use and created, answered by class").action((_o: unknown, c: Command) => ops("tm.stats", {}, c));
   sub(sub(ctl, "tcp", "TCP connections"), "list", "the open TCP connections").action((_o: unknown, c: Command) => ops("tcp.list", {}, c));

@@ -25,6 +25,8 @@ import type { DataServices } from "../storage/index.js";
 import type { LoadShedder } from "../core/overload.js";
 import type { PolicyCounters } from "../transport/index.js";
 import { tenantHtables } from "../modules/state/htable-store.js";
+import { dispatcherOf } from "../modules/dispatcher/tenants.js";
+import { isSkipped, type Destination } from "../modules/dispatcher/list.js";
 import { allScriptMetrics } from "./script-metrics.js";
 import { udpReceiveBufferDrops } from "./udp-drops.js";
 import { COUNTED_METHODS, DROP_REASONS, STATUS_CLASSES, type WireCounters } from "./wire.js";
@@ -194,6 +196,61 @@ export function tenantFamilies(source: TenantMetricSource): CollectedMetric[] {
             for (const _ of store.entries(table, now)) n++;
             return { labels: { tenant: t.id, table }, value: n };
           });
+        }),
+      "max",
+    ),
+    ...dispatcherFamilies(() => tenants().map((t) => t.id)),
+  ];
+}
+
+/**
+ * Destinations of a tenant's dispatcher exported one series each; the rest
+ * are counted in ksr_dispatcher_destinations_unexported (a list file may
+ * hold thousands, and every series costs every scrape).
+ */
+export const DISPATCHER_DESTINATIONS_EXPORTED = 100;
+
+/** The first DISPATCHER_DESTINATIONS_EXPORTED destinations of each tenant with a dispatcher (sets in id order, as listed), and how many were left out. */
+function dispatcherDestinations(tenantIds: readonly string[]): { tenant: string; set: number; dest: Destination }[] {
+  return tenantIds.flatMap((tenant) => {
+    const d = dispatcherOf(tenant);
+    if (d === undefined) return [];
+    const sets = [...d.list.sets.values()].sort((a, b) => a.id - b.id);
+    return sets.flatMap((set) => set.dests.map((dest) => ({ tenant, set: set.id, dest }))).slice(0, DISPATCHER_DESTINATIONS_EXPORTED);
+  });
+}
+
+/**
+ * Dispatcher destination states. Each process running a tenant keeps its
+ * own states (ds_mark_dst in one worker of a pool does not reach the
+ * others), so the front takes the min of "up" (up only where every worker
+ * has it up) and the max of the state bits.
+ */
+function dispatcherFamilies(tenantIds: () => readonly string[]): CollectedMetric[] {
+  const labels = (x: { tenant: string; set: number; dest: Destination }) => ({ tenant: x.tenant, set: x.set, destination: x.dest.uri });
+  return [
+    family(
+      "ksr_dispatcher_destination_up",
+      `1 when the dispatcher destination is usable (neither inactive nor disabled), else 0; the first ${DISPATCHER_DESTINATIONS_EXPORTED} destinations of each tenant`,
+      "gauge",
+      () => dispatcherDestinations(tenantIds()).map((x) => ({ labels: labels(x), value: isSkipped(x.dest.flags) ? 0 : 1 })),
+      "min",
+    ),
+    family(
+      "ksr_dispatcher_destination_state",
+      "The dispatcher destination's Kamailio state bits: 0 active, 1 inactive, 2 trying, 4 disabled, 8 probing (added up)",
+      "gauge",
+      () => dispatcherDestinations(tenantIds()).map((x) => ({ labels: labels(x), value: x.dest.flags })),
+      "max",
+    ),
+    family(
+      "ksr_dispatcher_destinations_unexported",
+      `Destinations of the tenant's dispatcher beyond the first ${DISPATCHER_DESTINATIONS_EXPORTED}, which have no series of their own`,
+      "gauge",
+      () =>
+        tenantIds().flatMap((tenant) => {
+          const d = dispatcherOf(tenant);
+          return d === undefined ? [] : [{ labels: { tenant }, value: Math.max(0, d.list.size - DISPATCHER_DESTINATIONS_EXPORTED) }];
         }),
       "max",
     ),

@@ -135,7 +135,15 @@ async function frontLogLevel(processes: TenantProcesses, params: Params, tenant:
 }
 
 /** Methods about one tenant's data: with several tenants, the tenant must be named. */
-const ONE_TENANT_METHODS = new Set<string>(["ul.lookup", "ul.rm", "htable.dump", "htable.get", "htable.sets", "htable.seti", "htable.delete", "htable.flush"]);
+const ONE_TENANT_METHODS = new Set<string>(["ul.lookup", "ul.rm", "htable.dump", "htable.get", "htable.sets", "htable.seti", "htable.delete", "htable.flush", "htable.reload", "dispatcher.set_state", "dispatcher.reload"]);
+
+/**
+ * Methods that change what each worker keeps for itself (dispatcher
+ * destination states and lists are per worker, as they are per Kamailio
+ * instance): every worker asked must apply them, else the answer is an error
+ * naming the workers that did not.
+ */
+const EVERY_WORKER_METHODS = new Set<string>(["dispatcher.set_state", "dispatcher.reload"]);
 
 type WorkerAnswer = { worker: string; result?: unknown; error?: string };
 
@@ -145,6 +153,10 @@ function mergeAnswers(method: string, answers: readonly WorkerAnswer[]): unknown
   // An operator's mistake (unknown table, AoR, key) is the same on every worker: the first one says it.
   const ok = answers.filter((a) => a.error === undefined);
   if (ok.length === 0) throw new OpsError(answers[0]!.error!);
+  if (EVERY_WORKER_METHODS.has(method) && ok.length < answers.length) {
+    const failed = answers.filter((a) => a.error !== undefined);
+    throw new OpsError(`applied by ${ok.map((a) => a.worker).join(", ")} but not by ${failed.map((a) => `${a.worker} (${a.error})`).join(", ")}`);
+  }
   switch (method) {
     case "tm.stats": {
       const byTenant = new Map<string, TmStats>();
@@ -161,7 +173,8 @@ function mergeAnswers(method: string, answers: readonly WorkerAnswer[]): unknown
       return ok.flatMap((a) => (a.result as { tenant: string; addresses: unknown[] }[]).map((r) => ({ ...r, worker: a.worker })));
     }
     case "ul.dump":
-    case "htable.list": {
+    case "htable.list":
+    case "dispatcher.list": {
       // One entry per tenant: a pool's workers share these, and a shard answers for each of its tenants.
       const seen = new Set<string>();
       const out: unknown[] = [];
@@ -174,6 +187,10 @@ function mergeAnswers(method: string, answers: readonly WorkerAnswer[]): unknown
       }
       return out;
     }
+    case "dispatcher.set_state":
+    case "dispatcher.reload":
+      // Every worker applied it (checked above): the first answer, with the workers that applied it.
+      return { ...(ok[0]!.result as object), workers: ok.map((a) => a.worker) };
     default:
       // One tenant's shared data (ul.lookup/rm, htable.*): the first worker that answered.
       return ok[0]!.result;

@@ -3,7 +3,8 @@
  * scripts run (the single server, the in-process tenants server, or one
  * tenant worker process), as kamcmd does with Kamailio's RPC commands:
  * registrations (ul.*), htables (htable.*), transactions (tm.stats), pike's
- * address tree (pike.list), the log level (loglevel).
+ * address tree (pike.list), the log level (loglevel), the dispatcher's
+ * destinations (dispatcher.*, host/ops/dispatcher-ops.ts).
  *
  * Every method takes named params; `tenant` scopes it (required where the
  * method changes or looks up one tenant's data, else every tenant of the
@@ -18,6 +19,7 @@ import { declaredHtables, tenantHtables, type HtableValue } from "../modules/sta
 import { tenantPike } from "../modules/state/pike-store.js";
 import type { Binding, DataServices } from "../storage/index.js";
 import { STATUS_CLASSES } from "../metrics/wire.js";
+import { dispatcherList, dispatcherReload, dispatcherSetState } from "./dispatcher-ops.js";
 
 /** A request the operator can correct: unknown tenant, table, AoR, key or a bad param. */
 export class OpsError extends Error {
@@ -39,6 +41,10 @@ export const INSPECT_METHODS = [
   "htable.seti",
   "htable.delete",
   "htable.flush",
+  "htable.reload",
+  "dispatcher.list",
+  "dispatcher.set_state",
+  "dispatcher.reload",
   "tm.stats",
   "pike.list",
   "loglevel",
@@ -254,6 +260,23 @@ export class LocalInspector {
         tenantHtables(tenant).reset(table);
         return { tenant, table, flushed: true };
       }
+      case "htable.reload": {
+        // Kamailio's htable.reload reads the table again from its db_url; tables here have no database behind them.
+        const tenant = this.oneTenant(params);
+        const table = this.table(tenant, params);
+        throw new OpsError(`tenant ${tenant}: htable ${table} has no database to reload from (htables here are filled by scripts and ksr ctl htable; use htable flush to empty one)`);
+      }
+      case "dispatcher.list":
+        return dispatcherList(this.scope(params), params["tenant"] !== undefined);
+      case "dispatcher.set_state": {
+        const tenant = this.oneTenant(params);
+        const set = params["set"];
+        const setId = typeof set === "number" ? set : typeof set === "string" && /^\d{1,9}$/.test(set) ? Number(set) : NaN;
+        if (!Number.isSafeInteger(setId)) throw new OpsError(`"set" must be a set id (a whole number), not ${JSON.stringify(set)}`);
+        return dispatcherSetState(tenant, stringParam(params, "state"), setId, stringParam(params, "uri"));
+      }
+      case "dispatcher.reload":
+        return dispatcherReload(this.oneTenant(params), Date.now());
       case "tm.stats":
         return this.scope(params).map((tenant) => this.tmStats(tenant));
       case "pike.list":
