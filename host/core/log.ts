@@ -36,6 +36,8 @@ export interface LogFields {
   /** The route kind running (request, reply, failure, branch, onreply …). */
   readonly route?: string;
   readonly callId?: string;
+  /** The top Via's branch of the message: the transaction (RFC 3261 §17.1.3, §17.2.3) the line is about. */
+  readonly branch?: string;
   /** Where the message came from / goes to, `proto:ip:port`. */
   readonly src?: string;
   readonly dst?: string;
@@ -90,6 +92,7 @@ const FIELD_NAMES: readonly (readonly [keyof LogFields, string])[] = [
   ["tenant", "tenant"],
   ["route", "route"],
   ["callId", "call-id"],
+  ["branch", "branch"],
   ["src", "src"],
   ["dst", "dst"],
 ];

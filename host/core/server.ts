@@ -15,7 +15,7 @@ import type { EgressPolicy } from "./egress.js";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import type { MessageEdits, SipMessage } from "../sip/message.js";
-import { parseMessage, statusForParseError, DEFAULT_PARSE_LIMITS, type ParseFailure, type ParseLimits } from "../sip/parser.js";
+import { parseMessage, statusForParseError, topVia, DEFAULT_PARSE_LIMITS, type ParseFailure, type ParseLimits } from "../sip/parser.js";
 import { generateTag } from "../sip/serialize.js";
 import { formatVia } from "../sip/via.js";
 import { renderRecordRoute } from "../proxy/record-route.js";
@@ -595,7 +595,17 @@ export class SipServer<R extends Router = Router> implements RouterHost {
 
 /** The log fields of a record about ctx's message: its tenant, route kind, Call-ID and source. */
 export function messageLogFields(ctx: MessageContext): LogFields {
-  return { tenant: ctx.tenant.id, route: ctx.routeType, callId: ctx.msg.callId, src: describeSource(ctx.rcv) };
+  return { tenant: ctx.tenant.id, route: ctx.routeType, callId: ctx.msg.callId, ...viaBranchField(ctx.msg), src: describeSource(ctx.rcv) };
+}
+
+/** The top Via's branch, when the message has one (a hand-built message in a test may not have From/To and so no parsed fields). */
+function viaBranchField(msg: SipMessage): { branch?: string } {
+  try {
+    const branch = topVia(msg)?.branch;
+    return branch === undefined || branch === "" ? {} : { branch };
+  } catch {
+    return {};
+  }
 }
 
 function describeSource(rcv: ReceiveInfo): string {

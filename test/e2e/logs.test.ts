@@ -81,7 +81,7 @@ describe("log records", () => {
     expect(seen).toEqual(["dbg a", "info b", "info a"]);
   });
 
-  it("--log-format json: every line is a JSON record with time, level and component; a script's lines carry its tenant, route, Call-ID and source", async () => {
+  it("--log-format json: every line is a JSON record with time, level and component; a script's lines carry its tenant, route, Call-ID, transaction branch and source", async () => {
     const ksr = await startKsr([scriptFile(FORGING_SCRIPT), "--log-format", "json", "--db", ":memory:", "--no-supervise"], {
       ready: /running .* on udp:127\.0\.0\.1:(\d+)/,
     });
@@ -107,6 +107,8 @@ describe("log records", () => {
     ]);
     for (const r of scriptLines) {
       expect(r).toMatchObject({ component: "default", tenant: "default", route: "request", callId: "log-call-1" });
+      // The transaction the line is about: the request's top Via branch (RFC 3261 §17.2.3).
+      expect(r["branch"]).toMatch(/^z9hG4bK\S+$/);
       expect(r["src"]).toBe(`udp:127.0.0.1:${client.port}`);
     }
     expect(records.some((r) => r["component"] === "victim" || r["tenant"] === "victim")).toBe(false);
@@ -144,8 +146,9 @@ describe("log records", () => {
     expect(lines.filter((l) => l.includes("[victim]") && !l.includes("script="))).toEqual([]);
     const hello = lines.find((l) => l.includes("script=\"hello"));
     expect(hello).toBe(
-      `${hello!.slice(0, 24)} INFO [default] script="hello\\n${FORGED_LINE}" tenant=default route=request call-id=log-call-2 src=udp:127.0.0.1:${client.port}`,
+      `${hello!.slice(0, 24)} INFO [default] script="hello\\n${FORGED_LINE}" tenant=default route=request call-id=log-call-2 branch=${/ branch=(\S+) /.exec(hello!)?.[1]} src=udp:127.0.0.1:${client.port}`,
     );
+    expect(hello).toMatch(/ branch=z9hG4bK\S+ src=/);
     expect(lines.some((l) => l.includes('script="\\u001b[31mred\\u0007\\r\\u2028after"'))).toBe(true);
     // The quotes of a forged record are escaped: the field ends where the script's text ends.
     expect(lines.some((l) => / WARN \[default\] script="\{\\"time\\":\\"2026-01-01T00:00:00.000Z\\",.*\\"msg\\":\\"forged\\"\}" tenant=default /.test(l))).toBe(true);
