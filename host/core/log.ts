@@ -2,12 +2,12 @@
  * Process logger. One record per line on stderr, in one of two formats
  * (`ksr run --log-format`):
  *
- *   text (default)  2026-12-07T20:41:32.123Z ERR [acme] message tenant=acme route=request call-id=… src=udp:192.0.2.1:5060
+ *   text (default)  2026-12-07T20:41:32.123Z ERR [acme] message tenant=acme route=request call-id=… branch=z9hG4bK… src=udp:192.0.2.1:5060
  *   json            {"time":"2026-12-07T20:41:32.123Z","level":"err","component":"acme","msg":"message","tenant":"acme",…}
  *
  * Every record has its time, level and component (the scope: a tenant id,
  * or a part of the server such as `ksr`, `ctl`, `metrics`); records about
- * a message carry the fields that apply (tenant, route, Call-ID, source,
+ * a message carry the fields that apply (tenant, route, Call-ID, transaction branch, source,
  * destination). A line a routing script logs (`KSR.info` …) is a field
  * (`script`), never raw text: in text format it is written quoted, with
  * newlines and control characters escaped as in a JSON string, so a script
