@@ -5,14 +5,15 @@
  * effect of set-state on selection: the script answers each OPTIONS with
  * the destination round robin picked.
  */
-import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { tenantDir } from "../tenants/fixtures.js";
 import { ask } from "../tenants-e2e/harness.js";
 import { cliTestbed } from "../tenants-e2e/cli-harness.js";
+import { ctlRunner } from "./ctl-runner.js";
 
 const { cli, startKsr, peer } = cliTestbed();
+const { ctl, json } = ctlRunner(cli);
 
 const SCRIPT = `function ksr_request_route() {
   KSR.htable.sht_seti("seen", "n", 1);
@@ -29,16 +30,6 @@ const LIST = `# set destination flags priority attrs
 1 ${SECOND} 0 5 duid=two
 `;
 
-function ctl(socket: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [cli(), "ctl", "--control", socket, ...args], { encoding: "utf8", timeout: 20_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function json<T>(socket: string, args: string[]): T {
-  const r = ctl(socket, ["--json", ...args]);
-  expect(r.status, `ksr ctl ${args.join(" ")}: ${r.stderr}`).toBe(0);
-  return JSON.parse(r.stdout) as T;
-}
 
 type ListView = { tenant: string; file: string; sets: { id: number; destinations: { uri: string; flags: string; state: string; probing: boolean; priority: number; attrs: { body: string; duid?: string; weight: number } }[] }[] }[];
 

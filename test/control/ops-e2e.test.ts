@@ -5,16 +5,17 @@
  * asks the workers and merges their answers. Each command with --json
  * where the answer's fields are checked, in text where its wording is.
  */
-import { spawnSync } from "node:child_process";
 import { copyFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { tenantDir } from "../tenants/fixtures.js";
 import { ask } from "../tenants-e2e/harness.js";
 import { cliTestbed } from "../tenants-e2e/cli-harness.js";
+import { ctlRunner } from "./ctl-runner.js";
 import { makeTestPki } from "../e2e/tls-certs.js";
 
 const { cli, startKsr, peer } = cliTestbed();
+const { ctl, json } = ctlRunner(cli);
 
 /** Registers what REGISTERs, keeps a count per caller in the `seen` htable, checks pike, answers the rest 200. */
 const SCRIPT = `function ksr_request_route() {
@@ -30,16 +31,6 @@ const SCRIPT = `function ksr_request_route() {
 }
 `;
 
-function ctl(socket: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [cli(), "ctl", "--control", socket, ...args], { encoding: "utf8", timeout: 20_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function json<T>(socket: string, args: string[]): T {
-  const r = ctl(socket, ["--json", ...args]);
-  expect(r.status, `ksr ctl ${args.join(" ")}: ${r.stderr}`).toBe(0);
-  return JSON.parse(r.stdout) as T;
-}
 
 const REGISTER = (contactPort: number) => ({
   method: "REGISTER",
