@@ -10,15 +10,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { DS_DISABLED, DS_INACTIVE, DS_PROBING, DS_TRYING } from "../../host/modules/dispatcher/list.js";
-import {
-  DEFAULT_PROBE_SETTINGS,
-  isPingAnswered,
-  isProbed,
-  parsePingReplyCodes,
-  probeRound,
-  type Ping,
-  type ProbeSettings,
-} from "../../host/modules/dispatcher/probing.js";
+import { isProbed, probeRound, type Ping } from "../../host/modules/dispatcher/probing.js";
+import { isPingAnswered, parsePingReplyCodes } from "../../host/modules/dispatcher/ping-replies.js";
 import { configureDispatcher, dispatcherSettingsOf, removeDispatcher, setDispatcherEventSink, type TenantDispatcher } from "../../host/modules/dispatcher/tenants.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "ksr-ds-probe-"));
@@ -34,7 +27,7 @@ function useList(text: string, params: Record<string, string | number> = {}): Te
 }
 
 /** Runs rounds whose pings are answered with the status `answer` gives for the destination URI. */
-function prober(d: TenantDispatcher, probe: ProbeSettings = DEFAULT_PROBE_SETTINGS) {
+function prober(d: TenantDispatcher) {
   const pings: Ping[] = [];
   const events: string[] = [];
   const logs: string[] = [];
@@ -43,7 +36,6 @@ function prober(d: TenantDispatcher, probe: ProbeSettings = DEFAULT_PROBE_SETTIN
     probeRound(
       TENANT,
       d,
-      probe,
       (ping, done) => {
         pings.push(ping);
         done(answer(ping.dest.uri));
@@ -75,7 +67,18 @@ describe("ds_ping_reply_codes", () => {
     expect(isPingAnswered(302, accepted)).toBe(true);
     expect(isPingAnswered(403, accepted)).toBe(false);
     expect(isPingAnswered(408, accepted)).toBe(false);
-    expect(isPingAnswered(404, DEFAULT_PROBE_SETTINGS.acceptedReplies)).toBe(false);
+    expect(isPingAnswered(404, parsePingReplyCodes(""))).toBe(false);
+  });
+});
+
+describe("probing settings", () => {
+  it("are checked when the dispatcher is configured, naming the bad one", () => {
+    expect(() => dispatcherSettingsOf({ ds_probing_mode: 4 })).toThrow(/ds_probing_mode: 4/);
+    expect(() => dispatcherSettingsOf({ ds_ping_reply_codes: "code=99" })).toThrow(/code 99/);
+    expect(() => dispatcherSettingsOf({ ds_ping_method: "INVITE" })).toThrow(/ds_ping_method/);
+    expect(() => dispatcherSettingsOf({ ds_ping_from: "nobody" })).toThrow(/ds_ping_from/);
+    expect(() => dispatcherSettingsOf({ ds_ping_interval: "x" })).toThrow(/ds_ping_interval/);
+    expect(dispatcherSettingsOf({ ds_ping_interval: "10" }).ds_ping_interval).toBe(10);
   });
 });
 
@@ -95,8 +98,11 @@ describe("which destinations a round pings (ds_probing_mode)", () => {
   });
 
   it("a round pings what the mode picks, with ds_ping_method and ds_ping_from unless ping_from is set", () => {
-    const d = useList("1 sip:127.0.0.1:5071 8\n1 sip:127.0.0.1:5072 0\n2 sip:127.0.0.1:5073 12 0 ping_from=sip:probe@ksr.test\n");
-    const p = prober(d, { ...DEFAULT_PROBE_SETTINGS, ds_ping_method: "INFO", ds_ping_from: "sip:ds@ksr.test" });
+    const d = useList("1 sip:127.0.0.1:5071 8\n1 sip:127.0.0.1:5072 0\n2 sip:127.0.0.1:5073 12 0 ping_from=sip:probe@ksr.test\n", {
+      ds_ping_method: "INFO",
+      ds_ping_from: "sip:ds@ksr.test",
+    });
+    const p = prober(d);
     expect(p.round(() => 200)).toBe(1);
     expect(p.pings.map((x) => `${x.group} ${x.dest.uri} ${x.method} ${x.from}`)).toEqual(["1 sip:127.0.0.1:5071 INFO sip:ds@ksr.test"]);
     const all = useList("1 sip:127.0.0.1:5071 8\n1 sip:127.0.0.1:5072 0\n2 sip:127.0.0.1:5073 0 0 ping_from=sip:probe@ksr.test\n2 sip:127.0.0.1:5074 4\n", {
@@ -153,8 +159,8 @@ describe("probe results", () => {
   });
 
   it("a reply listed in ds_ping_reply_codes answers; others count as failures", () => {
-    const d = useList(`1 ${A}\n`, { ds_probing_mode: 1 });
-    const p = prober(d, { ...DEFAULT_PROBE_SETTINGS, acceptedReplies: parsePingReplyCodes("code=403") });
+    const d = useList(`1 ${A}\n`, { ds_probing_mode: 1, ds_ping_reply_codes: "code=403" });
+    const p = prober(d);
     p.round(() => 403);
     expect(p.flagsOf(A)).toBe(DS_PROBING);
     p.round(() => 404);
@@ -188,14 +194,14 @@ describe("probe results", () => {
   it("a destination disabled while its ping is out keeps its state; a second callback of one ping is ignored", () => {
     const d = useList(`1 ${A}\n`, { ds_probing_mode: 1 });
     const held: ((status: number) => void)[] = [];
-    probeRound(TENANT, d, DEFAULT_PROBE_SETTINGS, (_ping, done) => held.push(done), () => {});
+    probeRound(TENANT, d, (_ping, done) => held.push(done), () => {});
     d.list.sets.get(1)!.dests[0]!.flags = DS_DISABLED;
     held[0]!(408);
     expect(d.list.sets.get(1)!.dests[0]!.flags).toBe(DS_DISABLED);
 
     const e = useList(`1 ${A}\n`, { ds_probing_mode: 1, ds_probing_threshold: 2 });
     const twice: ((status: number) => void)[] = [];
-    probeRound(TENANT, e, DEFAULT_PROBE_SETTINGS, (_ping, done) => twice.push(done), () => {});
+    probeRound(TENANT, e, (_ping, done) => twice.push(done), () => {});
     twice[0]!(408);
     twice[0]!(408);
     expect(e.list.sets.get(1)!.dests[0]!.flags).toBe(DS_TRYING | DS_PROBING);
