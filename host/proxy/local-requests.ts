@@ -50,6 +50,15 @@ export type LocalResult = { readonly status: number; readonly reason: string };
 
 const TOKEN = /^[A-Za-z0-9.!%*_+`'~-]+$/;
 
+/** Whether a response answers a request the server sent itself (its top Via branch is one of ours). */
+export function isLocalResponse(msg: SipMessage): boolean {
+  try {
+    return topVia(msg)?.branch?.startsWith(LOCAL_BRANCH_PREFIX) === true;
+  } catch {
+    return false;
+  }
+}
+
 export class LocalRequests {
   private readonly table: TransactionTable;
   private readonly config: TimerConfig;
@@ -57,7 +66,16 @@ export class LocalRequests {
 
   constructor(
     private readonly host: LocalRequestHost,
-    options: { readonly timerConfig?: TimerConfig; readonly maxTransactions?: number } = {},
+    private readonly options: {
+      readonly timerConfig?: TimerConfig;
+      readonly maxTransactions?: number;
+      /**
+       * Whether a Call-ID may be used: in a pool of worker processes the
+       * front hands a response to the worker its Call-ID hashes to
+       * (host/tenants/affinity.ts), so a worker only uses Call-IDs of its own.
+       */
+      readonly callIdAccepted?: (callId: string) => boolean;
+    } = {},
   ) {
     this.config = options.timerConfig ?? resolveTimerConfig();
     this.table = new TransactionTable({ maxTransactions: options.maxTransactions ?? 10_000 });
@@ -121,7 +139,7 @@ export class LocalRequests {
       "Max-Forwards: 70\r\n" +
       `From: <${req.from}>;tag=${generateTag()}\r\n` +
       `To: <${req.uri}>\r\n` +
-      `Call-ID: ${generateBranch().slice("z9hG4bK".length)}@${host}\r\n` +
+      `Call-ID: ${this.newCallId(host)}\r\n` +
       `CSeq: ${this.cseq} ${req.method}\r\n` +
       "Content-Length: 0\r\n\r\n";
     const dest: Destination = { proto: hop.proto, host: hop.host, port: hop.port };
@@ -151,19 +169,24 @@ export class LocalRequests {
     tx.start();
   }
 
+  /** A random Call-ID (§8.1.1.4) the callIdAccepted option allows; with a pool of N, about N tries. */
+  private newCallId(host: string): string {
+    const accepted = this.options.callIdAccepted;
+    let callId = `${generateBranch().slice("z9hG4bK".length)}@${host}`;
+    // Bounded: 1000 tries miss a 1-in-N lane with probability (1-1/N)^1000, negligible for any pool size allowed.
+    for (let tries = 0; accepted !== undefined && !accepted(callId) && tries < 1000; tries++) {
+      callId = `${generateBranch().slice("z9hG4bK".length)}@${host}`;
+    }
+    return callId;
+  }
+
   /**
    * A response whose top Via is one of ours: handed to its transaction
    * (§17.1.3 matching) and true, so that no route runs for it; false for
    * any other response.
    */
   receiveResponse(msg: SipMessage): boolean {
-    let branch: string | undefined;
-    try {
-      branch = topVia(msg)?.branch;
-    } catch {
-      return false;
-    }
-    if (branch === undefined || !branch.startsWith(LOCAL_BRANCH_PREFIX)) return false;
+    if (!isLocalResponse(msg)) return false;
     this.table.receiveResponse(msg);
     return true;
   }
