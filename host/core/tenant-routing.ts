@@ -342,8 +342,8 @@ export class TenantRouting implements Router {
     this.probeTimers.set(slot.tenant, { timers, handle });
   }
 
-  /** Stop the probing rounds (the server stops; tests). */
-  stopProbing(): void {
+  /** The server stops: no more probing rounds. */
+  stop(): void {
     for (const { timers, handle } of this.probeTimers.values()) timers.clearTimer(handle);
     this.probeTimers.clear();
   }
