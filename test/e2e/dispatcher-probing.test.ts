@@ -8,7 +8,6 @@
  * on the same port: the next answered ping brings the destination up
  * (dispatcher:dst-up). No response to a ping reaches the reply route.
  */
-import dgram from "node:dgram";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -17,6 +16,7 @@ import { DS_INACTIVE, DS_PROBING } from "../../host/modules/dispatcher/list.js";
 import { configureDispatcher, dispatcherOf, dispatcherSettingsOf, removeDispatcher } from "../../host/modules/dispatcher/tenants.js";
 import { proxyOptionsFromTimers } from "../../host/proxy/proxy.js";
 import { HostRouteRunner, startServer } from "./harness.js";
+import { optionsPeer, until } from "../helpers/options-peer.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "ksr-ds-probing-"));
 const TENANT = "ds-probing-e2e";
@@ -24,34 +24,6 @@ afterAll(() => {
   removeDispatcher(TENANT);
   rmSync(dir, { recursive: true, force: true });
 });
-
-/** A UDP peer answering every OPTIONS with 200 (RFC 3261 §8.2.6: Via, From, To, Call-ID, CSeq copied). */
-async function optionsPeer(port = 0): Promise<{ socket: dgram.Socket; port: number; received: () => number }> {
-  const socket = dgram.createSocket("udp4");
-  let count = 0;
-  socket.on("message", (data, rinfo) => {
-    const text = data.toString("latin1");
-    if (!text.startsWith("OPTIONS ")) return;
-    count++;
-    const lines = text.split("\r\n");
-    const copied = lines.filter((l) => /^(Via|From|To|Call-ID|CSeq):/i.test(l)).map((l) => (/^To:/i.test(l) ? `${l};tag=peer` : l));
-    socket.send(["SIP/2.0 200 OK", ...copied, "Content-Length: 0", "", ""].join("\r\n"), rinfo.port, rinfo.address);
-  });
-  await new Promise<void>((resolve, reject) => {
-    socket.once("error", reject);
-    socket.bind(port, "127.0.0.1", () => resolve());
-  });
-  return { socket, port: socket.address().port, received: () => count };
-}
-
-/** Polls (bounded) until `check` is true; the bound only ends a test that would otherwise hang. */
-async function until(what: string, check: () => boolean, boundMs = 20_000): Promise<void> {
-  const deadline = Date.now() + boundMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe("dispatcher probing (e2e)", () => {
   it("takes a destination that stops answering down after the threshold, once, and up again when it answers", async () => {
