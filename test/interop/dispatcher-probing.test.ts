@@ -6,6 +6,8 @@
  * comes back: both workers log dispatcher:dst-down once, then
  * dispatcher:dst-up once; while the peer answers, no worker goes down (a
  * response handed to the wrong worker would be a failed ping there).
+ * In a tenants shard, two tenants probe their own lists; the one whose
+ * egress policy keeps it off loopback never sends a ping (503: down).
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -29,8 +31,8 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const count = (text: string, needle: string): number => text.split(needle).length - 1;
 
-describe("dispatcher probing with --workers 2", () => {
-  it("each worker takes the silent destination down once and up again once", async () => {
+describe("dispatcher probing in worker processes", () => {
+  it("with --workers 2 each worker takes the silent destination down once and up again once", async () => {
     ensureBuilt();
     let peer = await optionsPeer();
     const list = path.join(dir, "probe.list");
@@ -68,6 +70,66 @@ describe("dispatcher probing with --workers 2", () => {
     } finally {
       await ksr?.stop();
       peer.socket.close();
+    }
+  }, 90_000);
+
+  it("in a tenants shard each tenant probes its own list, under its own egress policy", async () => {
+    ensureBuilt();
+    let peer = await optionsPeer();
+    const other = await optionsPeer();
+    const write = (name: string, text: string): string => {
+      const file = path.join(dir, name);
+      fs.writeFileSync(file, text);
+      return file;
+    };
+    write("a.list", `1 sip:127.0.0.1:${peer.port}\n`);
+    write("b.list", `1 sip:127.0.0.1:${other.port}\n`);
+    write("a.js", SCRIPT.replace("probing event", "tenant a probing event"));
+    write("b.js", SCRIPT.replace("probing event", "tenant b probing event"));
+    const params = "{ ds_ping_interval: 1, ds_probing_mode: 1, ds_probing_threshold: 1, event_callback: ksr_ds_event }";
+    const tenants = write(
+      "tenants.yaml",
+      [
+        "tenants:",
+        "  - id: a",
+        "    script: a.js",
+        // Loopback is closed to a tenant unless its egress policy opens it.
+        "    egress: { allow: [127.0.0.0/8] }",
+        '    match: { domains: ["a.example"] }',
+        `    dispatcher: { list: a.list, params: ${params} }`,
+        "  - id: b",
+        "    script: b.js",
+        '    match: { domains: ["b.example"] }',
+        `    dispatcher: { list: b.list, params: ${params} }`,
+        "",
+      ].join("\n"),
+    );
+    let ksr: KsrProcess | undefined;
+    try {
+      ksr = await startKsr({
+        script: `--tenants=${tenants}`,
+        port: await findFreePort(),
+        readiness: "sockets",
+        logLevel: "info",
+        extraArgs: ["--isolation", "process", "--shards", "1", "--t1-ms", "20"],
+      });
+      const out = (): string => ksr!.output();
+      // b's pings are refused by its egress policy (503): down at its first round, never sent.
+      await until("tenant b to go down", () => count(out(), "tenant b probing event dispatcher:dst-down") >= 1);
+      await until("four pings of tenant a", () => peer.received() >= 4);
+      expect(count(out(), "tenant a probing event dispatcher:dst-down")).toBe(0);
+      peer.socket.close();
+      await until("tenant a to go down", () => count(out(), "tenant a probing event dispatcher:dst-down") >= 1);
+      peer = await optionsPeer(peer.port);
+      await until("tenant a to come back", () => count(out(), "tenant a probing event dispatcher:dst-up") >= 1);
+      expect(count(out(), "tenant a probing event dispatcher:dst-down")).toBe(1);
+      expect(count(out(), "tenant b probing event dispatcher:dst-down")).toBe(1);
+      expect(count(out(), "tenant b probing event dispatcher:dst-up")).toBe(0);
+      expect(other.received()).toBe(0);
+    } finally {
+      await ksr?.stop();
+      peer.socket.close();
+      other.socket.close();
     }
   }, 90_000);
 });
