@@ -13,7 +13,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { ensureBuilt, findFreePort, startKsr, type KsrProcess } from "../../bench/lib/sipp.mjs";
+import { kamailioVersion, startKamailio } from "../../bench/lib/kamailio.mjs";
+import { REPO_ROOT, ensureBuilt, findFreePort, startKsr, type KsrProcess } from "../../bench/lib/sipp.mjs";
 import { optionsPeer, until } from "../helpers/options-peer.js";
 
 const SCRIPT = `
@@ -130,6 +131,51 @@ describe("dispatcher probing in worker processes", () => {
       await ksr?.stop();
       peer.socket.close();
       other.socket.close();
+    }
+  }, 90_000);
+});
+
+const KAMAILIO_CFG = path.join(REPO_ROOT, "test", "interop", "cfg", "kamailio-dispatcher-probing.cfg");
+
+describe.each(["ksr", "kamailio"] as const)("dispatcher probing, the same list and parameters: %s", (server) => {
+  it("a destination that stops answering goes down once and comes back up once", async () => {
+    if (server === "kamailio" && kamailioVersion() === null) throw new Error("kamailio is not installed: the reference run cannot start");
+    if (server === "ksr") ensureBuilt();
+    let peer = await optionsPeer();
+    const list = path.join(dir, `${server}.list`);
+    fs.writeFileSync(list, `1 sip:127.0.0.1:${peer.port}\n`);
+    const script = path.join(dir, `${server}-probe.js`);
+    fs.writeFileSync(script, SCRIPT);
+    const port = await findFreePort();
+    let proc: KsrProcess | undefined;
+    try {
+      proc =
+        server === "kamailio"
+          ? await startKamailio({ script, port, children: 1, cfgTemplate: KAMAILIO_CFG, defines: [`DS_LIST="${list}"`] })
+          : await startKsr({
+              script,
+              port,
+              logLevel: "info",
+              extraArgs: [
+                "--t1-ms",
+                "20",
+                "--dispatcher-list",
+                list,
+                ...["ds_ping_interval=1", "ds_probing_mode=1", "ds_probing_threshold=1", "event_callback=ksr_ds_event"].flatMap((p) => ["--dispatcher-param", p]),
+              ],
+            });
+      const out = (): string => proc!.output();
+      await until("three pings", () => peer.received() >= 3);
+      expect(count(out(), "probing event dispatcher:dst-down")).toBe(0);
+      peer.socket.close();
+      await until("the destination to go down", () => count(out(), "probing event dispatcher:dst-down") >= 1);
+      peer = await optionsPeer(peer.port);
+      await until("the destination to come back", () => count(out(), "probing event dispatcher:dst-up") >= 1);
+      expect(count(out(), "probing event dispatcher:dst-down")).toBe(1);
+      expect(count(out(), "probing event dispatcher:dst-up")).toBe(1);
+    } finally {
+      await proc?.stop();
+      peer.socket.close();
     }
   }, 90_000);
 });
