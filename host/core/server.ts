@@ -98,6 +98,8 @@ export interface Router {
    * transactions of its own leaves it out.
    */
   absorbRetransmission?(msg: SipMessage, rcv: ReceiveInfo): boolean;
+  /** The server stops: end the router's own timers (dispatcher probing). */
+  stop?(): void;
 }
 
 /**
@@ -228,6 +230,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
   /** Close every socket; resolves when all are closed. The runner is the caller's to dispose. */
   async stop(): Promise<void> {
     this.queueProbe?.stop();
+    this.router.stop?.();
     await this.transport.stop();
   }
 

@@ -45,7 +45,7 @@ import type { SipMessage } from "../sip/message.js";
 import { parseMessage, topVia } from "../sip/parser.js";
 import { viaParam } from "../sip/via.js";
 import { StatefulProxy, type ProxyHost, type ProxyOptions, type TransactionRoutes } from "../proxy/proxy.js";
-import { RealTimerService, type TimerService } from "../transaction/index.js";
+import { RealTimerService, type TimerHandle, type TimerService } from "../transaction/index.js";
 import type { RunnerLease, Tenant, TenantRegistry, TenantRouteOutcome, TenantRunner } from "../tenants/registry.js";
 import type { RouteOutcome } from "../../sandbox/types.js";
 import { MessageContext } from "./context.js";
@@ -53,7 +53,10 @@ import type { HostServices, ListenSocket, LogLevel, ReceiveInfo, TenantState } f
 import { SipServer, messageLogFields, type Router, type RouterHost, type SipServerOptions } from "./server.js";
 import { logEnabled } from "./log.js";
 import type { OnsendRoutes } from "./onsend.js";
-import { setDispatcherEventSink } from "../modules/dispatcher/tenants.js";
+import { dispatcherOf, setDispatcherEventSink } from "../modules/dispatcher/tenants.js";
+import { probeRound } from "../modules/dispatcher/probing.js";
+import { isLocalResponse, LocalRequests } from "../proxy/local-requests.js";
+import { callIdOwner } from "../tenants/affinity.js";
 
 export const REQUEST_ROUTE = "ksr_request_route";
 
@@ -77,6 +80,12 @@ export interface TenantRoutingOptions {
    * other workers pass false.
    */
   readonly runWorkerOneInit?: boolean;
+  /**
+   * This process is worker `index` of a pool of `count` (the front hands
+   * each worker the messages whose Call-ID hashes to it): requests the
+   * server originates itself use Call-IDs of this worker's own.
+   */
+  readonly callIdLane?: { readonly index: number; readonly count: number };
 }
 
 /** Kamailio's one core event for kemi.event_route_callback (core/action.c): a worker starting. */
@@ -224,6 +233,8 @@ interface TenantSlot {
   readonly tenant: Tenant;
   readonly host: TenantHost;
   readonly proxy: StatefulProxy;
+  /** Requests the server sends for the tenant itself (dispatcher pings). */
+  readonly local: LocalRequests;
 }
 
 export class TenantRouting implements Router {
@@ -268,12 +279,73 @@ export class TenantRouting implements Router {
       // The tenant's quota bounds its transactions unless the server sets a bound for all.
       const proxy = new StatefulProxy(proxyHost, { ...options.proxy, maxTransactions: options.proxy?.maxTransactions ?? tenant.state.quotas.transactions });
       host.proxy = proxy;
-      const slot: TenantSlot = { tenant, host, proxy };
+      const lane = options.callIdLane;
+      const local = new LocalRequests(
+        {
+          timers,
+          aliases: host.aliases,
+          viaParams,
+          socketFor: (proto, h, forced) => server.socketFor(proto, h, forced),
+          // Held to the tenant's egress policy, as its proxy's requests.
+          send: (dest, data, from, what) => server.send(dest, data, from, what, tenant.state.egress),
+        },
+        {
+          timerConfig: options.proxy?.timerConfig,
+          maxTransactions: tenant.state.quotas.transactions,
+          ...(lane !== undefined && lane.count > 1 ? { callIdAccepted: (callId: string) => callIdOwner(callId, lane.count) === lane.index } : {}),
+        },
+      );
+      const slot: TenantSlot = { tenant, host, proxy, local };
       this.slots.set(tenant, slot);
       // dispatcher:dst-down/dst-up, run once the route that changed the state has ended.
       setDispatcherEventSink(tenant.id, (callback, event, uri) => setImmediate(() => this.runEvent(slot, callback, event, uri)));
     }
     if (options.runWorkerOneInit !== false) for (const slot of this.slots.values()) this.runWorkerOneInit(slot);
+    for (const slot of this.slots.values()) this.scheduleProbing(slot, timers);
+  }
+
+  /** Pending probing round of each tenant whose dispatcher probes. */
+  private readonly probeTimers = new Map<Tenant, { readonly timers: TimerService; readonly handle: TimerHandle }>();
+
+  /**
+   * The dispatcher's probing (ds_ping_interval seconds apart, as Kamailio's
+   * ds_check_timer) for a tenant configured with it when the server
+   * starts. Every process that runs the tenant probes its own copy of the
+   * lists: destination states live in each process, and a state only one
+   * process learnt would not steer the others' selection.
+   */
+  private scheduleProbing(slot: TenantSlot, timers: TimerService): void {
+    const interval = dispatcherOf(slot.tenant.id)?.settings.ds_ping_interval ?? 0;
+    if (interval <= 0) {
+      this.probeTimers.delete(slot.tenant);
+      return;
+    }
+    const handle = timers.setTimer(interval * 1000, () => {
+      const d = dispatcherOf(slot.tenant.id);
+      if (d !== undefined && d.settings.ds_ping_interval > 0) {
+        probeRound(
+          slot.tenant.id,
+          d,
+          (ping, done) =>
+            slot.local.send(
+              { method: ping.method, uri: ping.dest.uri, from: ping.from, socket: ping.dest.attrs.socket, outboundProxy: ping.dest.attrs.obproxy },
+              (result) => {
+                if (result.status === 408 || result.status === 503) slot.host.log("dbg", `dispatcher: ping of ${ping.dest.uri}: ${result.status} ${result.reason}`);
+                done(result.status);
+              },
+            ),
+          (line) => slot.host.log("info", line.trimEnd()),
+        );
+      }
+      this.scheduleProbing(slot, timers);
+    });
+    this.probeTimers.set(slot.tenant, { timers, handle });
+  }
+
+  /** The server stops: no more probing rounds. */
+  stop(): void {
+    for (const { timers, handle } of this.probeTimers.values()) timers.clearTimer(handle);
+    this.probeTimers.clear();
   }
 
   /**
@@ -411,6 +483,11 @@ export class TenantRouting implements Router {
     const named = tenantNamedByVia(msg);
     const namedTenant = named === undefined ? undefined : this.registry.get(named);
     const candidates = namedTenant === undefined ? this.slots.values() : [this.slots.get(namedTenant)!];
+    // A response to a request the server sent itself (a dispatcher ping) ends there: no route sees it.
+    if (isLocalResponse(msg)) {
+      for (const slot of candidates) slot.local.receiveResponse(msg);
+      return;
+    }
     for (const slot of candidates) {
       if (!slot.proxy.matchesResponse(msg)) continue;
       // Kamailio order: the core reply route first, then the transaction.

@@ -372,7 +372,13 @@ export async function runTenantWorker(
     // The front routes responses to this worker by the tenant our Vias name;
     // a single script's front has one tenant, found without it.
     // kemi.event_route_callback's core:worker-one-init: in the pool's first worker only, as Kamailio's first worker.
-    { proxy: proxyOptionsFromTimers(config.timers), nameTenantInVia: config.script === undefined, runWorkerOneInit: config.workerIndex === 0 },
+    // Responses to the worker's own requests (dispatcher pings) come back to it through the front by their Call-ID.
+    {
+      proxy: proxyOptionsFromTimers(config.timers),
+      nameTenantInVia: config.script === undefined,
+      runWorkerOneInit: config.workerIndex === 0,
+      callIdLane: { index: config.workerIndex, count: config.poolSize },
+    },
   );
   await server.start();
   if (config.watch) registry.watch();

@@ -7,6 +7,8 @@
  * that runs the tenant's script.
  */
 import { loadDispatcherList, DispatcherListError, type DispatcherList } from "./list.js";
+import { parsePingReplyCodes } from "./ping-replies.js";
+import { parseUri } from "../../sip/uri.js";
 
 /** Kamailio 5.6 dispatcher modparams understood here, with their defaults. */
 export interface DispatcherSettings {
@@ -28,6 +30,14 @@ export interface DispatcherSettings {
   readonly event_callback: string;
   /** Seconds after a ds_reload during which another is refused, so that a script cannot reread the file per message. Default 5. */
   readonly reload_delta: number;
+  /** Seconds between probing rounds (host/modules/dispatcher/probing.ts); 0 (default): no probing. */
+  readonly ds_ping_interval: number;
+  /** Method of a ping. Default "OPTIONS". */
+  readonly ds_ping_method: string;
+  /** From URI of a ping unless the destination's ping_from attribute gives one. Default "sip:dispatcher@localhost". */
+  readonly ds_ping_from: string;
+  /** Replies besides 2xx that answer a ping: "code=404;class=3". Default none. */
+  readonly ds_ping_reply_codes: string;
 }
 
 export const DEFAULT_DISPATCHER_SETTINGS: DispatcherSettings = {
@@ -40,9 +50,13 @@ export const DEFAULT_DISPATCHER_SETTINGS: DispatcherSettings = {
   ds_inactive_threshold: 1,
   reload_delta: 5,
   event_callback: "",
+  ds_ping_interval: 0,
+  ds_ping_method: "OPTIONS",
+  ds_ping_from: "sip:dispatcher@localhost",
+  ds_ping_reply_codes: "",
 };
 
-const INT_SETTINGS = new Set(["flags", "force_dst", "use_default", "ds_probing_mode", "ds_probing_threshold", "ds_inactive_threshold", "reload_delta"]);
+const INT_SETTINGS = new Set(["flags", "force_dst", "use_default", "ds_probing_mode", "ds_probing_threshold", "ds_inactive_threshold", "reload_delta", "ds_ping_interval"]);
 /** Names a `--dispatcher-param` or a tenants file's `dispatcher.params` may set. */
 export const DISPATCHER_SETTING_NAMES: readonly string[] = Object.keys(DEFAULT_DISPATCHER_SETTINGS);
 
@@ -60,6 +74,13 @@ export function dispatcherSettingsOf(params: Readonly<Record<string, string | nu
       out[name] = Number(text);
     } else out[name] = String(value);
   }
+  if (Number(out.ds_probing_mode) > 3) throw new Error(`dispatcher parameter ds_probing_mode: ${out.ds_probing_mode} is not 0, 1, 2 or 3`);
+  // Checked here so that a bad value stops the start, not the first probing round.
+  parsePingReplyCodes(String(out.ds_ping_reply_codes));
+  if (!/^[A-Za-z]+$/.test(String(out.ds_ping_method)) || /^(INVITE|ACK)$/i.test(String(out.ds_ping_method))) {
+    throw new Error(`dispatcher parameter ds_ping_method: "${out.ds_ping_method}" is not a non-INVITE method name`);
+  }
+  if (parseUri(String(out.ds_ping_from)) === null) throw new Error(`dispatcher parameter ds_ping_from: "${out.ds_ping_from}" is not a URI`);
   return out as unknown as DispatcherSettings;
 }
 
