@@ -43,6 +43,9 @@ export interface SendItem {
  * process cannot lower its nice value again: it stays until the worker is
  * restarted.
  */
+/** The name (/proc/.../comm) Node gives its main thread, which threads started from it inherit: Node 26 prefixes its threads' names with "node-". */
+export const MAIN_THREAD_NAMES: ReadonlySet<string> = new Set(["MainThread", "node-MainThread"]);
+
 export const MISBEHAVING_NICE = 10;
 
 /**

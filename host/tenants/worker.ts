@@ -35,6 +35,7 @@ import { loadTenantsFile, singleScriptConfig, TenantsConfigError, type TenantsCo
 import { TenantRegistry } from "./registry.js";
 import { workerOps } from "../ops/worker-ops.js";
 import {
+  MAIN_THREAD_NAMES,
   MISBEHAVING_NICE,
   NONCE_SECRET_ENV,
   isFrontMessage,
@@ -87,7 +88,8 @@ const SHARD_YIELD_INTERVAL_MS = 200;
 
 /**
  * A shard's demoted tenants run on isolated-vm's threads, which it starts
- * from the main thread and so are named like it ("MainThread") but have
+ * from the main thread and so are named like it ("MainThread" up to Node
+ * 24, "node-MainThread" from Node 26, see MAIN_THREAD_NAMES) but have
  * their own thread ids. Lowering those — not the main thread, which runs
  * the shard's well-behaved tenants, nor V8's and libuv's helpers — gives
  * the demoted scripts the CPU the others leave, as a process of its own
@@ -105,7 +107,7 @@ function yieldIsolateThreads(): number {
   for (const tid of threads) {
     if (Number(tid) === process.pid) continue;
     try {
-      if (readFileSync(`/proc/self/task/${tid}/comm`, "latin1").trim() !== "MainThread") continue;
+      if (!MAIN_THREAD_NAMES.has(readFileSync(`/proc/self/task/${tid}/comm`, "latin1").trim())) continue;
       if (getPriority(Number(tid)) >= MISBEHAVING_NICE) continue;
       setPriority(Number(tid), MISBEHAVING_NICE);
       lowered++;

@@ -12,6 +12,7 @@ import { buildRequest } from "../e2e/sip-client.js";
 import { tenantDir } from "../tenants/fixtures.js";
 import { ask, expectOptions200, hostile } from "./harness.js";
 import { cliTestbed } from "./cli-harness.js";
+import { MAIN_THREAD_NAMES } from "../../host/tenants/worker-protocol.js";
 
 const { startKsr, peer } = cliTestbed();
 
@@ -120,7 +121,7 @@ describe("tenants in shards", () => {
     const loweredThreads = (): number[] =>
       readdirSync(`/proc/${shardPid}/task`)
         .map(Number)
-        .filter((tid) => tid !== shardPid && readFileSync(`/proc/${shardPid}/task/${tid}/comm`, "latin1").trim() === "MainThread" && getPriority(tid) === 10);
+        .filter((tid) => tid !== shardPid && MAIN_THREAD_NAMES.has(readFileSync(`/proc/${shardPid}/task/${tid}/comm`, "latin1").trim()) && getPriority(tid) === 10);
     const deadline = Date.now() + 10_000;
     while (loweredThreads().length === 0) {
       if (Date.now() > deadline) throw new Error("no isolated-vm thread of the shard was lowered");
