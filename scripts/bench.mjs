@@ -4,7 +4,7 @@
 //   npm run bench [-- --scenario options|stateful-relay|basic-register|basic-call|noisy-neighbour|overload|soak|flood|density]
 //                 [--rates 2000,4000,8000] [--duration 10] [--transport udp|tcp]
 //                 [--port 5060] [--users 10] [--no-micro] [--no-load] [--kamailio]
-//                 [--noisy loop,heap,crash] [--noisy-rate 20] [--noisy-cpu-share x] [--same-shard]
+//                 [--noisy loop,heap,crash] [--noisy-rate 20] [--noisy-cpu-share x] [--noisy-mode sync|async] [--same-shard]
 //                 [--tenants 1000] [--idle-dispose-s 20] [--shards n] [--lazy-isolates]
 //                 [--isolation process|in-process] [--repeat 1] [--location memory|db]
 //                 [--clean-rate R] [--overload-delay-ms N] [--soak-minutes 10]
@@ -70,7 +70,8 @@
 // not run unless asked). It reports B's completed calls and p99 against the
 // alone phase, PASS when above 90 % and under 2×, and what A got back.
 // --isolation is passed on to `ksr run` when given; --noisy-cpu-share sets
-// A's cpuShare (default: the tenants file's default); --repeat runs every
+// A's cpuShare (default: the tenants file's default), --noisy-mode A's
+// execution mode (default: sync); --repeat runs every
 // phase that many times, interleaved, and judges the medians.
 //
 // --same-shard (noisy-neighbour) puts A and B in one shard (`shard: 0`
@@ -174,6 +175,7 @@ const { values: opts } = parseArgs({
     noisy: { type: "string", default: "loop,heap" },
     "noisy-rate": { type: "string", default: "20" },
     "noisy-cpu-share": { type: "string" },
+    "noisy-mode": { type: "string" },
     isolation: { type: "string" },
     repeat: { type: "string", default: "1" },
     "soak-minutes": { type: "string", default: "10" },
@@ -241,6 +243,7 @@ const NOISY = {
   variants: opts.noisy.split(",").map((v) => v.trim()),
   aRate: Number(opts["noisy-rate"]),
   aCpuShare: opts["noisy-cpu-share"] === undefined ? undefined : Number(opts["noisy-cpu-share"]),
+  aMode: opts["noisy-mode"],
   isolation: opts.isolation,
   repeat: Number(opts.repeat),
   sameShard: opts["same-shard"],
@@ -258,6 +261,7 @@ if (NOISY.variants.some((v) => !NOISY_VARIANTS.includes(v))) throw new Error(`--
 if (!(NOISY.aRate > 0 && NOISY.aRate <= 1000)) throw new Error("--noisy-rate must be in (0, 1000] requests/s");
 if (!(Number.isInteger(NOISY.repeat) && NOISY.repeat >= 1 && NOISY.repeat <= 10)) throw new Error("--repeat must be an integer in [1, 10]");
 if (NOISY.aCpuShare !== undefined && !(NOISY.aCpuShare > 0 && NOISY.aCpuShare <= 256)) throw new Error("--noisy-cpu-share must be in (0, 256]");
+if (NOISY.aMode !== undefined && NOISY.aMode !== "sync" && NOISY.aMode !== "async") throw new Error("--noisy-mode must be sync or async");
 
 const OPTIONS_SCENARIO = path.join(REPO_ROOT, "test", "interop", "sipp", "options.xml");
 const BENCH_SCRIPTS = {

@@ -92,9 +92,10 @@ export function relayScriptFor(uasPort, source = fs.readFileSync(RELAY_SCRIPT, "
  * b (the relay to 127.0.0.1:uasPort, domain b.example) and a (domain
  * a.example, the variant's script and limits; "alone" uses the loop script,
  * which then gets no traffic). aCpuShare: A's cpuShare, or undefined for the
- * tenants file's default. Returns the file's path.
+ * tenants file's default. aMode: A's execution mode (sync, async), or
+ * undefined for the default. Returns the file's path.
  */
-export function writeNoisyTenants({ dir, variant, uasPort, aCpuShare, sameShard = false }) {
+export function writeNoisyTenants({ dir, variant, uasPort, aCpuShare, aMode, sameShard = false }) {
   const a = NOISY_TENANTS[variant === "alone" ? "loop" : variant];
   if (a === undefined) throw new Error(`unknown noisy variant "${variant}" (known: alone, ${NOISY_VARIANTS.join(", ")})`);
   fs.writeFileSync(path.join(dir, "b-relay.js"), relayScriptFor(uasPort));
@@ -109,6 +110,7 @@ export function writeNoisyTenants({ dir, variant, uasPort, aCpuShare, sameShard 
         match: { domains: [A_DOMAIN] },
         limits: { heapMb: a.heapMb, routeTimeoutMs: a.routeTimeoutMs, ...(aCpuShare !== undefined ? { cpuShare: aCpuShare } : {}) },
         onError: { status: A_ON_ERROR_STATUS },
+        ...(aMode !== undefined ? { mode: aMode } : {}),
         ...(sameShard ? { shard: 0 } : {}),
       },
     ],
@@ -301,12 +303,12 @@ function runBCalls({ serverPort, uasPort, calls, rate }) {
  * over the same window. Resolves with B's sipp result, A's sender report,
  * the server's CPU, UDP drops, restarts and per-tenant counters.
  */
-export async function runNoisyPhase({ variant, rate, durationS, aRate, aCpuShare, isolation, sameShard = false, warmUpCalls }) {
+export async function runNoisyPhase({ variant, rate, durationS, aRate, aCpuShare, aMode, isolation, sameShard = false, warmUpCalls }) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ksr-bench-noisy-"));
   let server;
   try {
     const uasPort = await findFreePort();
-    const tenantsFile = writeNoisyTenants({ dir, variant, uasPort, aCpuShare, sameShard });
+    const tenantsFile = writeNoisyTenants({ dir, variant, uasPort, aCpuShare, aMode, sameShard });
     const serverPort = await findFreePort();
     // "--tenants=<file>" in the script position: startKsr puts its `script`
     // right after `run`, and commander reads the joined form as the option.
@@ -380,9 +382,9 @@ export function median(values) {
  * expected to pass failed (the crash variant fails the run only when
  * isolation is "process"; otherwise its failure is expected).
  */
-export async function benchNoisyNeighbour({ rates, durationS, variants, aRate, aCpuShare, isolation, sameShard = false, repeat = 1, print = console.log }) {
+export async function benchNoisyNeighbour({ rates, durationS, variants, aRate, aCpuShare, aMode, isolation, sameShard = false, repeat = 1, print = console.log }) {
   const isolationLabel = `${isolation ?? "the server's default"}${sameShard ? ", A and B in the same shard (--shards 1)" : ""}`;
-  const aShare = aCpuShare === undefined ? "the tenants file's default cpuShare" : `cpuShare ${aCpuShare}`;
+  const aShare = `${aCpuShare === undefined ? "the tenants file's default cpuShare" : `cpuShare ${aCpuShare}`}${aMode === undefined ? "" : `, mode ${aMode}`}`;
   print(
     `\n## Noisy neighbour: tenant B (${B_DOMAIN}, stateful relay) next to tenant A (${A_DOMAIN}), isolation: ${isolationLabel}\n\n` +
       `B: sipp calls INVITE/100/180/200/ACK/BYE/200 through the relay to a sipp UAS, ${durationS} s per phase, a fresh server per phase ` +
@@ -396,7 +398,7 @@ export async function benchNoisyNeighbour({ rates, durationS, variants, aRate, a
     const phases = [];
     for (let run = 1; run <= repeat; run++) {
       for (const variant of ["alone", ...variants]) {
-        const phase = await runNoisyPhase({ variant, rate, durationS, aRate, aCpuShare, isolation, sameShard, warmUpCalls: Math.min(rate, 250) * 2 });
+        const phase = await runNoisyPhase({ variant, rate, durationS, aRate, aCpuShare, aMode, isolation, sameShard, warmUpCalls: Math.min(rate, 250) * 2 });
         phases.push({ ...phase, run });
         await sleep(1000);
       }
