@@ -16,7 +16,7 @@ import { DS_INACTIVE, DS_PROBING } from "../../host/modules/dispatcher/list.js";
 import { configureDispatcher, dispatcherOf, dispatcherSettingsOf, removeDispatcher } from "../../host/modules/dispatcher/tenants.js";
 import { proxyOptionsFromTimers } from "../../host/proxy/proxy.js";
 import { HostRouteRunner, startServer } from "./harness.js";
-import { optionsPeer, until } from "../helpers/options-peer.js";
+import { optionsPeer, until } from "./sip-client.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "ksr-ds-probing-"));
 const TENANT = "ds-probing-e2e";

@@ -304,3 +304,33 @@ export function buildResponseTo(request: string, status: number, reason: string,
   lines.push("Content-Length: 0");
   return lines.join("\r\n") + "\r\n\r\n";
 }
+
+/**
+ * A UDP peer that answers every OPTIONS with 200 (RFC 3261 §8.2.6), standing
+ * in for a dispatcher destination in probing tests. `received` counts
+ * distinct requests by Call-ID: a retransmission (timer E) is not another ping.
+ */
+export async function optionsPeer(port = 0): Promise<{ socket: dgram.Socket; port: number; received: () => number }> {
+  const socket = dgram.createSocket("udp4");
+  const callIds = new Set<string>();
+  socket.on("message", (data, rinfo) => {
+    const text = data.toString("latin1");
+    if (!text.startsWith("OPTIONS ")) return;
+    callIds.add(headerValue(text, "call-id") ?? "");
+    socket.send(buildResponseTo(text, 200, "OK"), rinfo.port, rinfo.address);
+  });
+  await new Promise<void>((resolve, reject) => {
+    socket.once("error", reject);
+    socket.bind(port, LOCALHOST, () => resolve());
+  });
+  return { socket, port: socket.address().port, received: () => callIds.size };
+}
+
+/** Polls (bounded) until `done` holds; throws naming `what` otherwise. The bound only ends a test that would hang. */
+export async function until(what: string, done: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -10,7 +10,7 @@
 import net from "node:net";
 import { describe, expect, it } from "vitest";
 import { HostRouteRunner, startServer, type HostRoutes, type RunningServer } from "./harness.js";
-import { TcpListenerPeer, TcpPeer, buildRequest, statusOf } from "./sip-client.js";
+import { TcpListenerPeer, TcpPeer, buildRequest, statusOf, until } from "./sip-client.js";
 import type { SipServerOptions } from "../../host/core/server.js";
 import { DEFAULT_STREAM_LIMITS, streamLimits, type PolicyCounters } from "../../host/transport/index.js";
 import { testbed } from "./testbed.js";
@@ -43,15 +43,6 @@ function counters(srv: RunningServer): Readonly<PolicyCounters> {
   const c = srv.server.tcpPolicyCounters;
   if (c === undefined) throw new Error("the server has no TCP connection policy");
   return c;
-}
-
-/** Polls (bounded) until `done` holds; throws naming `what` otherwise. */
-async function until(what: string, done: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** A raw connection from `localAddress` that ignores whatever happens to it. */

@@ -12,7 +12,7 @@ import tls from "node:tls";
 import { copyFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HostRouteRunner, startServer, type HostRoutes, type RunningServer } from "./harness.js";
-import { LOCALHOST, TcpPeer, buildRequest, headerValues, statusOf, buildResponseTo, UdpPeer } from "./sip-client.js";
+import { LOCALHOST, TcpPeer, buildRequest, headerValues, statusOf, buildResponseTo, UdpPeer, until } from "./sip-client.js";
 import type { SipServerOptions } from "../../host/core/server.js";
 import type { MessageContext, ReceiveInfo } from "../../host/core/context.js";
 import { tlsAttribute } from "../../host/modules/tls.js";
@@ -113,15 +113,6 @@ async function tlsNextHop(cert: CertFiles): Promise<{ port: number; next(): Prom
       }),
     accepted: () => accepted,
   };
-}
-
-/** Polls (bounded) until `done` holds; throws naming `what` otherwise. */
-async function until(what: string, done: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** A TLS client whose handshake the server refuses: resolves with the error the client saw (or "closed"). */

@@ -15,7 +15,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { kamailioVersion, startKamailio } from "../../bench/lib/kamailio.mjs";
 import { REPO_ROOT, ensureBuilt, findFreePort, startKsr, type KsrProcess } from "../../bench/lib/sipp.mjs";
-import { optionsPeer, until } from "../helpers/options-peer.js";
+import { optionsPeer, until } from "../e2e/sip-client.js";
 
 const SCRIPT = `
 function ksr_request_route() {
