@@ -142,7 +142,13 @@ export class ScriptRunner implements RouteRunner {
   private inFlightCount = 0;
   /** Re-creation of the isolate in progress (async mode), shared by every execution that waits for it. */
   private pendingInstance: Promise<IsolateInstance> | undefined;
-  /** hasRoute answers, for when the isolate is busy with async executions and cannot be asked. */
+  /**
+   * hasRoute answers. A runner's script never changes (a reload makes a new
+   * runner), so each name is asked of the isolate once: the onsend route's
+   * check before every send would otherwise be an isolate crossing per
+   * forwarded request and per branch. Also what answers while the isolate
+   * is busy with async executions and cannot be asked.
+   */
   private readonly knownRoutes = new Map<string, boolean>();
   /** KSR calls of this runner's isolate being answered on the main thread right now (routes nest inside them). */
   private hostCallDepth = 0;
@@ -320,10 +326,12 @@ export class ScriptRunner implements RouteRunner {
    * never asked).
    */
   hasRoute(name: string): boolean {
+    const known = this.knownRoutes.get(name);
+    if (known !== undefined) return known;
     // Inside a KSR call of an execution the isolate waits for us and answers
     // re-entrantly, as for a nested route (the onsend route inside t_relay).
     const busy = this.inFlightCount > 0 && this.hostCallDepth === 0;
-    if (busy || this.pendingInstance !== undefined) return this.knownRoutes.get(name) ?? false;
+    if (busy || this.pendingInstance !== undefined) return false;
     const instance = this.liveInstance();
     if (instance === undefined) return false;
     try {
