@@ -24,7 +24,8 @@
  * next call re-creates it from the compiled script.
  */
 import { randomBytes } from "node:crypto";
-import ivm from "isolated-vm";
+import type ivm from "isolated-vm";
+import isolatedVm from "./isolated-vm.js";
 import type { MessageContext } from "../host/core/context.js";
 import { log } from "../host/core/log.js";
 import { KEMI_MODULES } from "../host/modules/index.js";
@@ -593,7 +594,7 @@ export class ScriptRunner implements RouteRunner {
   }
 
   private bridgeCallback(): ivm.Callback {
-    return new ivm.Callback((ctxId: number, op: number, ...args: unknown[]) => {
+    return new isolatedVm.Callback((ctxId: number, op: number, ...args: unknown[]) => {
       this.hostCallDepth++;
       try {
         return this.dispatcher.dispatch(ctxId, op, args);
@@ -646,7 +647,7 @@ export class ScriptRunner implements RouteRunner {
   }
 
   private newIsolate(): ivm.Isolate {
-    return new ivm.Isolate({ memoryLimit: this.opts.limits.heapMb, ...(this.opts.coverage === true ? { inspector: true } : {}) });
+    return new isolatedVm.Isolate({ memoryLimit: this.opts.limits.heapMb, ...(this.opts.coverage === true ? { inspector: true } : {}) });
   }
 
   private startCoverage(isolate: ivm.Isolate): IsolateCoverageSession | undefined {

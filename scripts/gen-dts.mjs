@@ -29,7 +29,7 @@ try {
     bundle: true,
     platform: "node",
     format: "esm",
-    target: "node20",
+    target: "node22",
     packages: "external",
     logLevel: "warning",
   });

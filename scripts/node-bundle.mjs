@@ -1,5 +1,5 @@
 // How dist/ is bundled for Node (dist/ksr.js, dist/testing.js): one ESM file
-// for Node 20 with a source map. Packages stay external: native and
+// for Node 22 and later with a source map. Packages stay external: native and
 // self-spawning ones (isolated-vm, better-sqlite3, esbuild) cannot be bundled.
 import { build } from "esbuild";
 
@@ -11,7 +11,7 @@ export function bundleForNode(entryPoint, outfile) {
     bundle: true,
     platform: "node",
     format: "esm",
-    target: "node20",
+    target: "node22",
     sourcemap: true,
     packages: "external",
     logLevel: "warning",

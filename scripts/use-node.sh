@@ -1,8 +1,8 @@
 # Source this file (`. scripts/use-node.sh`) to put a supported Node.js on
-# PATH for the current shell. ksr-sandbox runs on the current LTS lines
-# (Node 24 and 26); a machine whose `node` is older gets Node 24 installed
+# PATH for the current shell. ksr-sandbox runs on the supported LTS lines
+# (Node 22, 24 and 26); a machine whose `node` is older gets Node 24 installed
 # from the npm registry (the `node` package, which ships the binary inside a
-# registry package) into a per-user cache, once. KSR_NODE_LINE=26 (or 24)
+# registry package) into a per-user cache, once. KSR_NODE_LINE=22, 24 or 26
 # asks for that line explicitly, whatever `node` the machine has: .ci/run
 # uses it to run the unit suite on each supported line.
 #
@@ -13,7 +13,7 @@
 
 ksr_node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
 
-if [ "$(ksr_node_major)" -lt 24 ] || { [ -n "${KSR_NODE_LINE:-}" ] && [ "$(ksr_node_major)" != "$KSR_NODE_LINE" ]; }; then
+if [ "$(ksr_node_major)" -lt 22 ] || { [ -n "${KSR_NODE_LINE:-}" ] && [ "$(ksr_node_major)" != "$KSR_NODE_LINE" ]; }; then
   ksr_node_line=${KSR_NODE_LINE:-24}
   # One directory per line (KSR_NODE_HOME, when given, holds them), so that
   # asking for another line never finds the first one's install.

@@ -10,7 +10,8 @@
  * time limit; a match that runs out of time counts as an error, logged by
  * the caller, and the host carries on.
  */
-import ivm from "isolated-vm";
+import type ivm from "isolated-vm";
+import isolatedVm from "../../sandbox/isolated-vm.js";
 
 /** Time one match may take. Ordinary patterns take microseconds. */
 const MATCH_TIMEOUT_MS = 20;
@@ -56,7 +57,7 @@ class RegexSandbox {
 
   private ensureMatcher(): ivm.Reference<(pattern: string, flags: string, subject: string) => boolean> {
     if (this.matcher && this.isolate && !this.isolate.isDisposed) return this.matcher;
-    this.isolate = new ivm.Isolate({ memoryLimit: HEAP_MB });
+    this.isolate = new isolatedVm.Isolate({ memoryLimit: HEAP_MB });
     const context = this.isolate.createContextSync();
     context.evalSync(MATCHER_SOURCE);
     this.matcher = context.global.getSync("regexTest", { reference: true }) as ivm.Reference<
