@@ -46,6 +46,19 @@ export interface SendItem {
 /** The name (/proc/.../comm) Node gives its main thread, which threads started from it inherit: Node 26 prefixes its threads' names with "node-". */
 export const MAIN_THREAD_NAMES: ReadonlySet<string> = new Set(["MainThread", "node-MainThread"]);
 
+/**
+ * Whether a thread of a process is one of isolated-vm's, which inherit the
+ * name of the main thread that starts them. Node 24 and 26 give the main
+ * thread a name of its own (MAIN_THREAD_NAMES). Node 22 leaves it, and
+ * V8's platform workers with it, named after the executable ("node"), and
+ * names libuv's pool "libuv-worker"; there isolated-vm's threads are the
+ * ones named like the main thread that did not exist when the process
+ * started (its pool starts with the first asynchronous route call).
+ */
+export function isIsolatedVmThread(thread: { readonly name: string; readonly existedAtStart: boolean }, mainThreadName: string): boolean {
+  return MAIN_THREAD_NAMES.has(thread.name) || (!thread.existedAtStart && thread.name === mainThreadName);
+}
+
 export const MISBEHAVING_NICE = 10;
 
 /**

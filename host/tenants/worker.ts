@@ -35,7 +35,7 @@ import { loadTenantsFile, singleScriptConfig, TenantsConfigError, type TenantsCo
 import { TenantRegistry } from "./registry.js";
 import { workerOps } from "../ops/worker-ops.js";
 import {
-  MAIN_THREAD_NAMES,
+  isIsolatedVmThread,
   MISBEHAVING_NICE,
   NONCE_SECRET_ENV,
   isFrontMessage,
@@ -62,12 +62,8 @@ function processCpuNs(): bigint {
  */
 function yieldCpu(tenantId: string, why: string): void {
   if (getPriority() >= MISBEHAVING_NICE) return;
-  let threads: string[];
-  try {
-    threads = readdirSync("/proc/self/task");
-  } catch {
-    threads = [String(process.pid)]; // no /proc: the main thread at least
-  }
+  const listed = listThreads();
+  const threads = listed.length > 0 ? listed : [String(process.pid)]; // no /proc: the main thread at least
   let failed = 0;
   for (const tid of threads) {
     try {
@@ -86,28 +82,42 @@ function yieldCpu(tenantId: string, why: string): void {
 /** How often a shard with a demoted tenant lowers isolated-vm's threads again (the pool starts threads as it needs them). */
 const SHARD_YIELD_INTERVAL_MS = 200;
 
+/** This process's threads when it started, before any isolate ran asynchronously (see isIsolatedVmThread). */
+const THREADS_AT_START: ReadonlySet<string> = new Set(listThreads());
+
+function listThreads(): string[] {
+  try {
+    return readdirSync("/proc/self/task");
+  } catch {
+    return []; // no /proc
+  }
+}
+
+function threadName(tid: string): string {
+  return readFileSync(`/proc/self/task/${tid}/comm`, "latin1").trim();
+}
+
 /**
  * A shard's demoted tenants run on isolated-vm's threads, which it starts
- * from the main thread and so are named like it ("MainThread" up to Node
- * 24, "node-MainThread" from Node 26, see MAIN_THREAD_NAMES) but have
- * their own thread ids. Lowering those — not the main thread, which runs
- * the shard's well-behaved tenants, nor V8's and libuv's helpers — gives
- * the demoted scripts the CPU the others leave, as a process of its own
- * at MISBEHAVING_NICE does (see yieldCpu). Returns how many threads were
- * lowered now.
+ * from the main thread and so are named like it (see isIsolatedVmThread)
+ * but have their own thread ids. Lowering those — not the main thread,
+ * which runs the shard's well-behaved tenants, nor V8's and libuv's
+ * helpers — gives the demoted scripts the CPU the others leave, as a
+ * process of its own at MISBEHAVING_NICE does (see yieldCpu). Returns how
+ * many threads were lowered now.
  */
 function yieldIsolateThreads(): number {
   let lowered = 0;
-  let threads: string[];
+  let mainThreadName: string;
   try {
-    threads = readdirSync("/proc/self/task");
+    mainThreadName = threadName(String(process.pid));
   } catch {
     return 0; // no /proc: nothing to lower
   }
-  for (const tid of threads) {
+  for (const tid of listThreads()) {
     if (Number(tid) === process.pid) continue;
     try {
-      if (!MAIN_THREAD_NAMES.has(readFileSync(`/proc/self/task/${tid}/comm`, "latin1").trim())) continue;
+      if (!isIsolatedVmThread({ name: threadName(tid), existedAtStart: THREADS_AT_START.has(tid) }, mainThreadName)) continue;
       if (getPriority(Number(tid)) >= MISBEHAVING_NICE) continue;
       setPriority(Number(tid), MISBEHAVING_NICE);
       lowered++;
