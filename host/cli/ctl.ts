@@ -15,7 +15,8 @@
  * or refused the request; 2 usage errors.
  */
 import { Command, InvalidArgumentError, type CommanderError } from "commander";
-import { callControl, ControlError, DEFAULT_CALL_TIMEOUT_MS } from "../control/client.js";
+import { callControl, callControlHttp, ControlError, DEFAULT_CALL_TIMEOUT_MS } from "../control/client.js";
+import { readControlToken } from "../control/http.js";
 import { DEFAULT_CONTROL_PATH, resolveControlPath, type TenantReloadResult, type TenantStatus } from "../control/types.js";
 import type { OpsMethod } from "../ops/control-ops.js";
 import { formatOpsResult } from "./ctl-format.js";
@@ -30,6 +31,10 @@ export type CtlRequest =
 export interface CtlOptions {
   /** Control socket path (relative to the current directory, or absolute). */
   readonly control: string;
+  /** Call the server over HTTP at this URL (its `--metrics` listener's /rpc) instead of the control socket. */
+  readonly url?: string;
+  /** With url: the file holding the bearer token (the server's --control-token-file). */
+  readonly tokenFile?: string;
   /** Print the JSON-RPC result as JSON instead of text. */
   readonly json: boolean;
   readonly timeoutMs: number;
@@ -84,12 +89,17 @@ export function formatTenantTable(statuses: readonly TenantStatus[]): string {
 
 /** Runs one `ksr ctl` request; resolves with the exit code. */
 export async function runCtl(request: CtlRequest, opts: CtlOptions, io: CtlIo): Promise<number> {
-  const path = resolveControlPath(opts.control);
   const params =
     request.action === "ops" ? request.params : request.action === "reload" && request.tenant !== undefined ? { tenant: request.tenant } : undefined;
+  const method = request.action === "ops" ? request.method : request.action;
   let result: unknown;
   try {
-    result = await callControl(path, request.action === "ops" ? request.method : request.action, params, { timeoutMs: opts.timeoutMs });
+    if (opts.url !== undefined) {
+      if (opts.tokenFile === undefined) throw new Error("--url needs --token-file, the file with the server's control token");
+      result = await callControlHttp(opts.url, readControlToken(opts.tokenFile, "--token-file"), method, params, { timeoutMs: opts.timeoutMs });
+    } else {
+      result = await callControl(resolveControlPath(opts.control), method, params, { timeoutMs: opts.timeoutMs });
+    }
   } catch (err) {
     io.err(`ksr ctl: ${err instanceof ControlError ? err.message : (err as Error)?.message ?? String(err)}\n`);
     return 1;
@@ -123,7 +133,7 @@ export async function runCtl(request: CtlRequest, opts: CtlOptions, io: CtlIo): 
     }
   } catch (err) {
     if (!(err instanceof UnexpectedAnswer)) throw err;
-    io.err(`ksr ctl: unexpected answer from the server on ${path}: ${err.message}\n`);
+    io.err(`ksr ctl: unexpected answer from the server at ${opts.url ?? resolveControlPath(opts.control)}: ${err.message}\n`);
     return 1;
   }
 }
@@ -140,6 +150,8 @@ function exitOnUsage(err: CommanderError): never {
 
 interface CtlCommandOptions {
   control: string;
+  url?: string;
+  tokenFile?: string;
   json?: boolean;
   timeoutMs: number;
   tenant?: string;
@@ -150,6 +162,8 @@ export function registerCtlCommand(program: Command): void {
     .command("ctl")
     .description("control a running `ksr run ... --control <path>` server: tenants, reloads, counters, stats, registrations, htables, dispatcher, transactions, connections, pike, log levels")
     .option("--control <path>", "control socket of the server (a relative path is taken from the current directory)", DEFAULT_CONTROL_PATH)
+    .option("--url <url>", "call the server over HTTP instead, at its --metrics listener's /rpc (e.g. http://127.0.0.1:9464/rpc); needs --token-file")
+    .option("--token-file <file>", "with --url: file holding the server's control token (its --control-token-file)")
     .option("--json", "print the server's answer as JSON")
     .option("--timeout-ms <n>", "how long to wait for the answer, in ms", positiveInt, DEFAULT_CALL_TIMEOUT_MS)
     .option("--tenant <id>", "only this tenant (stats, ul, htable, dispatcher, tm, pike, loglevel); needed for one tenant's data when the server has several")
@@ -159,7 +173,11 @@ export function registerCtlCommand(program: Command): void {
   const perform = async (request: CtlRequest, command: Command): Promise<void> => {
     const opts = command.optsWithGlobals<CtlCommandOptions>();
     const io: CtlIo = { out: (text) => process.stdout.write(text), err: (text) => process.stderr.write(text) };
-    process.exitCode = await runCtl(request, { control: opts.control, json: opts.json === true, timeoutMs: opts.timeoutMs }, io);
+    process.exitCode = await runCtl(
+      request,
+      { control: opts.control, url: opts.url, tokenFile: opts.tokenFile, json: opts.json === true, timeoutMs: opts.timeoutMs },
+      io,
+    );
   };
 
   ctl

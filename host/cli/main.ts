@@ -49,6 +49,7 @@ import { registerCtlCommand } from "./ctl.js";
 import { inProcessControlTarget } from "../control/in-process.js";
 import { processesControlTarget } from "../control/processes.js";
 import { startControlServer, type ControlServer } from "../control/server.js";
+import { CONTROL_HTTP_PATH, controlHttpHandler, readControlToken } from "../control/http.js";
 import { DEFAULT_CONTROL_PATH, resolveControlPath, type ControlTarget } from "../control/types.js";
 import { fork } from "node:child_process";
 import type { TenantsConfig } from "../tenants/config.js";
@@ -225,6 +226,8 @@ interface RunOptions {
   control?: string | true;
   /** `--metrics [ip:]port`: serve /metrics (true: the option without a value, the default address); off when undefined. */
   metrics?: string | true;
+  /** `--control-token-file FILE`: also serve the control methods at POST /rpc on the --metrics listener, for holders of the token in FILE. */
+  controlTokenFile?: string;
   listen?: ListenSocket[];
   alias?: string[];
   /** Worker processes running the one script (1: the script runs in the server's process). */
@@ -386,6 +389,7 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
     // Only ever set with --tenants (runUsageProblem); absolute, whatever the server process's directory.
     ...(opts.control === undefined ? [] : ["--control", resolveControlPath(opts.control)]),
     ...(opts.metrics === undefined ? [] : ["--metrics", opts.metrics === true ? `${DEFAULT_METRICS_HOST}:${DEFAULT_METRICS_PORT}` : opts.metrics]),
+    ...(opts.controlTokenFile === undefined ? [] : ["--control-token-file", resolvePath(opts.controlTokenFile)]),
   ];
   if (scriptPath === undefined) {
     return [
@@ -426,6 +430,14 @@ function runUsageProblem(scriptPath: string | undefined, opts: RunOptions, fromC
   if (opts.tenants === undefined && opts.lazyIsolates === true) return "--lazy-isolates builds tenants' isolates at their first message: use it with --tenants";
   if (opts.shards !== undefined && (opts.tenants === undefined || opts.isolation !== "process")) return "--shards applies to --tenants with --isolation process";
   if (opts.dispatcherParam !== undefined && opts.dispatcherList === undefined) return "--dispatcher-param needs --dispatcher-list";
+  if (opts.controlTokenFile !== undefined) {
+    if (opts.metrics === undefined) return "--control-token-file serves the control methods on the --metrics listener: give --metrics too";
+    try {
+      readControlToken(opts.controlTokenFile);
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
   if (opts.dispatcherList !== undefined) {
     if (opts.tenants !== undefined) return "--dispatcher-list applies to a single script: give a tenant its list with `dispatcher: { list: FILE }` in the tenants file";
     const problem = dispatcherProblem(dispatcherConfigOf(opts.dispatcherList, opts.dispatcherParam ?? []));
@@ -507,8 +519,9 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
     data.close();
   });
   const gather = serverMetrics(server, data);
-  metrics = await startMetricsOrExit(opts, gather);
-  control = await startControlOrExit(opts, { ...inProcessControlTarget(registry, server.router), ops: localOps(server, data, gather) });
+  const target: ControlTarget = { ...inProcessControlTarget(registry, server.router), ops: localOps(server, data, gather) };
+  metrics = await startMetricsOrExit(opts, gather, target);
+  control = await startControlOrExit(opts, target);
   // SIGHUP would end the process by default; a single script is not reloaded.
   process.on("SIGHUP", () => log("notice", "ksr", "SIGHUP: only a server started with --tenants reloads its scripts; ignored"));
   // SIGUSR2 would end the process too: it logs the script's counters and the load shedding's.
@@ -574,11 +587,17 @@ async function startControlOrExit(opts: RunOptions, target: ControlTarget): Prom
   }
 }
 
-/** With --metrics: the /metrics listener serving what `gather` gathers; a listener that cannot be opened exits 1. */
-async function startMetricsOrExit(opts: RunOptions, gather: MetricsGatherer): Promise<MetricsServer | undefined> {
+/**
+ * With --metrics: the /metrics listener serving what `gather` gathers, and
+ * with --control-token-file also `target`'s control methods at POST /rpc
+ * (host/control/http.ts); a listener that cannot be opened exits 1.
+ */
+async function startMetricsOrExit(opts: RunOptions, gather: MetricsGatherer, target: ControlTarget): Promise<MetricsServer | undefined> {
   if (opts.metrics === undefined) return undefined;
   try {
-    return await startMetricsServer(parseMetricsAddress(opts.metrics), gather);
+    const rpc =
+      opts.controlTokenFile === undefined ? undefined : { path: CONTROL_HTTP_PATH, handle: controlHttpHandler(target, readControlToken(opts.controlTokenFile)) };
+    return await startMetricsServer(parseMetricsAddress(opts.metrics), gather, rpc);
   } catch (err) {
     process.stderr.write(`ksr: cannot serve the metrics: ${(err as Error)?.message ?? String(err)}\n`);
     process.exit(1);
@@ -736,7 +755,7 @@ async function startWorkerProcesses(
   const gather = frontMetrics(server, processes);
   const target: ControlTarget = { ...processesControlTarget(processes), ops: frontOps(server, processes, gather) };
   control = await startControlOrExit(opts, target);
-  metrics = await startMetricsOrExit(opts, gather);
+  metrics = await startMetricsOrExit(opts, gather, target);
   return { server, target };
 }
 
@@ -841,7 +860,7 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
   const target: ControlTarget =
     shedder === undefined ? tenantsTarget : { ...tenantsTarget, counters: async () => [...(await tenantsTarget.counters()), shedder.counterLine()] };
   control = await startControlOrExit(opts, target);
-  metrics = await startMetricsOrExit(opts, gather);
+  metrics = await startMetricsOrExit(opts, gather, target);
   const ids = registry.tenants.map((t) => t.id).join(", ");
   serveTenantSignals(server, target, `running tenants ${ids} of ${registry.config.file}`);
 }
@@ -861,6 +880,10 @@ export function buildProgram(): Command {
       "--metrics [address]",
       `serve Prometheus metrics on http://[ip:]port/metrics (default ${DEFAULT_METRICS_HOST}:${DEFAULT_METRICS_PORT}; loopback unless an ip is given); off when not given`,
       metricsOption,
+    )
+    .option(
+      "--control-token-file <file>",
+      "with --metrics: also serve the control methods (as `ksr ctl`) at POST /rpc on the metrics listener, to requests bearing the token in this file (Authorization: Bearer)",
     )
     .option(
       "--isolation <mode>",

@@ -136,3 +136,30 @@ export function callControl(path: string, method: string, params?: unknown, opti
     socket.on("close", () => settle({ error: closedWithoutAnswer(path) }));
   });
 }
+
+/**
+ * Calls `method` with `params` over HTTP (host/control/http.ts): POST to
+ * `url` (e.g. http://127.0.0.1:9464/rpc) with the bearer `token`. Resolves
+ * and rejects as callControl does.
+ */
+export async function callControlHttp(url: string, token: string, method: string, params?: unknown, options: CallControlOptions = {}): Promise<unknown> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+  const request = JSON.stringify({ jsonrpc: "2.0", id: 1, method, ...(params !== undefined ? { params } : {}) });
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: request,
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    if ((err as Error).name === "TimeoutError") throw new ControlError(`no answer from the ksr server at ${url} within ${timeoutMs} ms`, "timeout");
+    throw new ControlError(`cannot reach the ksr server at ${url}: ${cause?.message ?? (err as Error).message}`, "unreachable");
+  }
+  const text = await response.text();
+  if (response.status === 401) throw new ControlError(`the ksr server at ${url} refused the token (HTTP 401): check --token-file`, "unreachable");
+  if (response.status !== 200) throw new ControlError(`the ksr server at ${url} answered HTTP ${response.status}: ${text.trim().slice(0, 200)}`, "protocol");
+  return resultOf(url, text.trim());
+}

@@ -49,9 +49,19 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-export async function startMetricsServer(address: MetricsAddress, gather: MetricsGatherer): Promise<MetricsServer> {
+/** Another resource served on the metrics listener (the control methods, host/control/http.ts). */
+export interface ExtraRoute {
+  readonly path: string;
+  readonly handle: (req: http.IncomingMessage, res: http.ServerResponse) => void;
+}
+
+export async function startMetricsServer(address: MetricsAddress, gather: MetricsGatherer, extra?: ExtraRoute): Promise<MetricsServer> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
+    if (extra !== undefined && path === extra.path) {
+      extra.handle(req, res);
+      return;
+    }
     if (path !== "/metrics") {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found: metrics are at /metrics\n");
       return;
@@ -84,7 +94,8 @@ export async function startMetricsServer(address: MetricsAddress, gather: Metric
   server.on("error", (err) => log("err", "metrics", `metrics listener: ${err.message}`));
   const bound = server.address();
   const port = typeof bound === "object" && bound !== null ? bound.port : address.port;
-  log("info", "metrics", `serving /metrics on http://${address.host.includes(":") ? `[${address.host}]` : address.host}:${port}/metrics`);
+  const origin = `http://${address.host.includes(":") ? `[${address.host}]` : address.host}:${port}`;
+  log("info", "metrics", `serving /metrics on ${origin}/metrics${extra === undefined ? "" : ` and ${extra.path} on ${origin}${extra.path}`}`);
   return {
     host: address.host,
     port,
