@@ -16,6 +16,7 @@
  * transaction, and select() matches it by the To host only.
  */
 import { blockListOf } from "../core/cidr.js";
+import { compileHostPatterns, hostMatches, normalizeHost, type HostPatterns } from "../core/host-pattern.js";
 import type { BlockList } from "node:net";
 import type { ReceiveInfo } from "../core/context.js";
 import type { SipMessage } from "../sip/message.js";
@@ -24,10 +25,7 @@ import { parseUri } from "../sip/uri.js";
 import { type SocketPattern, type TenantEntry, type TenantMatchRule, type TenantsConfig } from "./config.js";
 
 interface CompiledRule {
-  readonly exact: ReadonlySet<string>;
-  /** Suffixes with their leading dot: "*.example.com" → ".example.com". */
-  readonly suffixes: readonly string[];
-  readonly anyDomain: boolean;
+  readonly domains: HostPatterns;
   readonly checksDomain: boolean;
   readonly sockets: readonly SocketPattern[];
   readonly sources: BlockList | undefined;
@@ -42,24 +40,10 @@ interface OrderedRule {
 
 const MAPPED_V4 = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i;
 
-/** Lowercase host without IPv6 brackets, as the patterns are written. */
-function normalizeHost(host: string): string {
-  const lower = host.toLowerCase();
-  return lower.startsWith("[") && lower.endsWith("]") ? lower.slice(1, -1) : lower.replace(/\.$/, "");
-}
-
 function compileRule(rule: TenantMatchRule): CompiledRule {
-  const exact = new Set<string>();
-  const suffixes: string[] = [];
-  let anyDomain = false;
-  for (const d of rule.domains) {
-    if (d === "*") anyDomain = true;
-    else if (d.startsWith("*.")) suffixes.push(d.slice(1));
-    else exact.add(normalizeHost(d));
-  }
   // loadTenantsFile validated every block; a bad one here is a programming error.
   const sources = blockListOf(rule.sources);
-  return { exact, suffixes, anyDomain, checksDomain: rule.domains.length > 0, sockets: rule.sockets, sources };
+  return { domains: compileHostPatterns(rule.domains), checksDomain: rule.domains.length > 0, sockets: rule.sockets, sources };
 }
 
 function socketMatches(p: SocketPattern, rcv: ReceiveInfo): boolean {
@@ -104,11 +88,11 @@ export class TenantSelector {
       for (const match of entry.match) {
         const rule = compileRule(match);
         const ordered: OrderedRule = { order: order++, entry, rule };
-        if (!rule.checksDomain || rule.anyDomain || rule.suffixes.length > 0) {
+        if (!rule.checksDomain || rule.domains.any || rule.domains.suffixes.length > 0) {
           this.scanned.push(ordered);
           continue;
         }
-        for (const host of rule.exact) {
+        for (const host of rule.domains.exact) {
           const list = this.byHost.get(host);
           if (list === undefined) this.byHost.set(host, [ordered]);
           else if (list.at(-1) !== ordered) list.push(ordered);
@@ -158,10 +142,7 @@ function criteriaBesidesDomainMatch(rule: CompiledRule, rcv: ReceiveInfo): boole
 }
 
 function domainMatches(rule: CompiledRule, host: string): boolean {
-  if (rule.anyDomain) return true;
-  if (rule.exact.has(host)) return true;
-  for (const suffix of rule.suffixes) if (host.length > suffix.length && host.endsWith(suffix)) return true;
-  return false;
+  return hostMatches(rule.domains, host);
 }
 
 /** Hosts of the Request-URI and the To URI (tel: URIs have none). */
