@@ -33,7 +33,7 @@ import { SipServer } from "../core/server.js";
 import { proxyOptionsFromTimers, type ProxyOptions } from "../proxy/proxy.js";
 import { loadTenantsFile, singleScriptConfig, TenantRegistry, TenantsConfigError } from "../tenants/index.js";
 import { DISPATCHER_SETTING_NAMES, dispatcherProblem, type TenantDispatcherConfig } from "../modules/dispatcher/tenants.js";
-import { parseCallbackName, parseErrorPolicy, type SingleScriptSettings } from "../tenants/config.js";
+import { domainPatternProblem, parseCallbackName, parseErrorPolicy, type SingleScriptSettings } from "../tenants/config.js";
 import { DEFAULT_KEMI_CALLBACKS } from "../core/context.js";
 import { tenantServer } from "../core/tenant-routing.js";
 import { KEMI_MODULES } from "../modules/index.js";
@@ -64,7 +64,17 @@ import { openSharedStateFile } from "../modules/state/shared-sqlite.js";
 import { TenantProcesses, type WorkerSpawn } from "../tenants/processes.js";
 import { runTenantWorker } from "../tenants/worker.js";
 import { NONCE_SECRET_ENV, type SingleScript, type WorkerConfig } from "../tenants/worker-protocol.js";
-import { DEFAULT_STREAM_LIMITS, TLS_CLIENT_VERIFICATIONS, TransportLayer, type StreamConnectionLimits, type TlsClientVerification, type TlsSettings } from "../transport/index.js";
+import {
+  DEFAULT_STREAM_LIMITS,
+  TLS_CLIENT_VERIFICATIONS,
+  TLS_MIN_VERSIONS,
+  TransportLayer,
+  type StreamConnectionLimits,
+  type TlsClientVerification,
+  type TlsMinVersion,
+  type TlsServerName,
+  type TlsSettings,
+} from "../transport/index.js";
 import { DEFAULT_OVERLOAD_DELAY_MS, type OverloadOptions } from "../core/overload.js";
 import { configurePike, DEFAULT_PIKE_SETTINGS, type PikeSettings } from "../modules/state/pike-store.js";
 import { DEFAULT_METRICS_HOST, DEFAULT_METRICS_PORT, parseMetricsAddress, startMetricsServer, type MetricsGatherer, type MetricsServer } from "../metrics/http.js";
@@ -280,6 +290,27 @@ interface RunOptions {
   tlsCa?: string;
   tlsVerifyClient?: TlsClientVerification;
   tlsVerifyServer?: boolean;
+  tlsMinVersion?: TlsMinVersion;
+  tlsCiphers?: string;
+  /** --tls-server-name NAMES:CERT:KEY, repeatable. */
+  tlsServerName?: TlsServerName[];
+}
+
+function tlsMinVersionOption(value: string): TlsMinVersion {
+  if (!TLS_MIN_VERSIONS.includes(value as TlsMinVersion)) throw new InvalidArgumentError(`"${value}" is not ${TLS_MIN_VERSIONS.join(" or ")}`);
+  return value as TlsMinVersion;
+}
+
+/** `--tls-server-name sip.example.com,*.example.com:cert.pem:key.pem` (file names without ":"). */
+function tlsServerNameOption(value: string): TlsServerName {
+  const parts = value.split(":");
+  if (parts.length !== 3 || parts.some((p) => p === "")) throw new InvalidArgumentError(`"${value}" is not NAMES:CERT:KEY (e.g. sip.example.com,*.example.com:example.pem:example.key)`);
+  const names = parts[0]!.split(",").map((n) => n.trim().toLowerCase());
+  for (const name of names) {
+    const problem = name === "*" ? '"*" would claim every server name: --tls-cert is the certificate for names no other covers' : domainPatternProblem(name);
+    if (problem !== undefined) throw new InvalidArgumentError(`"${value}": ${problem}`);
+  }
+  return { names, certFile: resolvePath(parts[1]!), keyFile: resolvePath(parts[2]!) };
 }
 
 function tlsVerifyClientOption(value: string): TlsClientVerification {
@@ -287,8 +318,8 @@ function tlsVerifyClientOption(value: string): TlsClientVerification {
   return value as TlsClientVerification;
 }
 
-/** The TLS settings of the flags (file names absolute), or undefined without --tls-cert. */
-function tlsSettings(opts: RunOptions): TlsSettings | undefined {
+/** The TLS settings of the flags (file names absolute) with the certificates of the tenants, or undefined without --tls-cert. */
+function tlsSettings(opts: RunOptions, tenants?: TenantsConfig): TlsSettings | undefined {
   if (opts.tlsCert === undefined || opts.tlsKey === undefined) return undefined;
   return {
     certFile: resolvePath(opts.tlsCert),
@@ -296,6 +327,9 @@ function tlsSettings(opts: RunOptions): TlsSettings | undefined {
     ...(opts.tlsCa !== undefined ? { caFile: resolvePath(opts.tlsCa) } : {}),
     verifyClient: opts.tlsVerifyClient ?? "none",
     verifyServer: opts.tlsVerifyServer === true,
+    ...(opts.tlsMinVersion !== undefined ? { minVersion: opts.tlsMinVersion } : {}),
+    ...(opts.tlsCiphers !== undefined ? { ciphers: opts.tlsCiphers } : {}),
+    serverNames: [...(opts.tlsServerName ?? []), ...(tenants?.tenants.flatMap((t) => (t.tls === undefined ? [] : [t.tls])) ?? [])],
   };
 }
 
@@ -312,6 +346,10 @@ function tlsArgs(opts: RunOptions): string[] {
     "--tls-verify-client",
     settings.verifyClient!,
     ...(settings.verifyServer === true ? ["--tls-verify-server"] : []),
+    ...(settings.minVersion !== undefined ? ["--tls-min-version", settings.minVersion] : []),
+    ...(settings.ciphers !== undefined ? ["--tls-ciphers", settings.ciphers] : []),
+    // The tenants' certificates come from the tenants file, which the server process reads again.
+    ...(opts.tlsServerName ?? []).flatMap((n) => ["--tls-server-name", `${n.names.join(",")}:${n.certFile}:${n.keyFile}`]),
   ];
 }
 
@@ -605,14 +643,22 @@ async function startMetricsOrExit(opts: RunOptions, gather: MetricsGatherer, tar
 }
 
 /** The tenants file, or exit 1 naming every problem in it. */
-function loadTenantsOrExit(tenantsFile: string): TenantsConfig {
+function loadTenantsOrExit(tenantsFile: string, opts: RunOptions): TenantsConfig {
+  let config: TenantsConfig;
   try {
-    return loadTenantsFile(tenantsFile);
+    config = loadTenantsFile(tenantsFile);
   } catch (err) {
     const text = err instanceof TenantsConfigError ? err.message : `${tenantsFile}: ${(err as Error)?.message ?? String(err)}`;
     process.stderr.write(`ksr: cannot load the tenants: ${text}\n`);
     process.exit(1);
   }
+  // A tenant's certificate is an alternative to the server's, presented on its tls sockets.
+  const withTls = config.tenants.find((t) => t.tls !== undefined);
+  if (withTls !== undefined && tlsSettings(opts) === undefined) {
+    process.stderr.write(`ksr: ${config.file}: tenant "${withTls.id}", field tls: a tenant's certificate needs the server's own for the names no tenant covers (--tls-cert, --tls-key) and a tls listen socket\n`);
+    process.exit(1);
+  }
+  return config;
 }
 
 /**
@@ -629,7 +675,7 @@ function loadTenantsOrExit(tenantsFile: string): TenantsConfig {
  * script changes; SIGUSR2 logs each worker's counters.
  */
 async function runTenantProcesses(tenantsFile: string, opts: RunOptions): Promise<void> {
-  const config = loadTenantsOrExit(tenantsFile);
+  const config = loadTenantsOrExit(tenantsFile, opts);
   for (const entry of config.tenants) {
     const problem = entry.workers > 1 ? sharingProblem(opts.db, opts.location) : undefined;
     if (problem !== undefined) {
@@ -733,7 +779,7 @@ async function startWorkerProcesses(
     aliases: opts.alias ?? [],
     tenantId: "ksr",
     streamLimits: settingsFromFlags(opts, TCP_LIMIT_FLAGS),
-      tls: tlsSettings(opts),
+      tls: tlsSettings(opts, config),
   });
   let control: ControlServer | undefined;
   let metrics: MetricsServer | undefined;
@@ -816,7 +862,7 @@ function serveTenantSignals(server: SipServer, target: ControlTarget, running: s
  */
 async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> {
   let registry: TenantRegistry;
-  const config = loadTenantsOrExit(tenantsFile);
+  const config = loadTenantsOrExit(tenantsFile, opts);
   const pooled = config.tenants.find((t) => t.workers > 1);
   if (pooled !== undefined) {
     process.stderr.write(`ksr: ${config.file}: tenant "${pooled.id}", field workers: ${pooled.workers} worker processes need --isolation process\n`);
@@ -839,7 +885,7 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
       data,
       overload: overloadOptions(opts),
       streamLimits: settingsFromFlags(opts, TCP_LIMIT_FLAGS),
-      tls: tlsSettings(opts),
+      tls: tlsSettings(opts, config),
     },
     { proxy: proxyOptions(opts) },
   );
@@ -899,6 +945,13 @@ export function buildProgram(): Command {
     .option("--tls-ca <file>", "PEM CA certificates peer certificates are verified against (default: Node's bundled CAs)")
     .option("--tls-verify-client <mode>", "client certificates: none (not asked for), optional (asked for, KSR.tls.is_peer_verified() tells), require (connection closed without a verified one) (default none)", tlsVerifyClientOption)
     .option("--tls-verify-server", "verify the certificate of a TLS next hop against --tls-ca and the address connected to (default off)")
+    .option("--tls-min-version <version>", `lowest TLS version, both directions: ${TLS_MIN_VERSIONS.join(" or ")} (default TLSv1.2)`, tlsMinVersionOption)
+    .option("--tls-ciphers <list>", "OpenSSL cipher list for TLS 1.2, both directions (default Node's)")
+    .option(
+      "--tls-server-name <names:cert:key>",
+      "present this certificate instead of --tls-cert to TLS clients asking (SNI) for one of the comma-separated names (*.example.com: subdomains), repeatable; tenants give theirs with tls: in the tenants file",
+      collect(tlsServerNameOption),
+    )
     .option("--listen <proto:ip:port>", `listen socket, repeatable (default ${DEFAULT_LISTEN.join(" and ")})`, collect(listenOption))
     .option("--alias <host[:port]>", "another name of this server (is_myself, Via checks), repeatable", collect(aliasOption))
     .option(

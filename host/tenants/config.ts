@@ -21,6 +21,8 @@
  *       workers: 2                       # worker processes of the tenant (--isolation process); default 1
  *       isolation: own-process           # a process of its own instead of a shard (--isolation process)
  *       shard: 3                         # or: this shard (0-based, below --shards); default hash(id) mod shards
+ *       tls: { cert: acme.pem, key: acme.key }   # presented to TLS clients asking (SNI) for its domains
+ *                                        # (or `names: [...]`); needs the server's --tls-cert/--tls-key
  *
  * Within one rule every criterion given must match; a rule with no
  * criterion matches nothing. Tenants are tried in file order and the first
@@ -40,6 +42,7 @@ import { DEFAULT_EGRESS_DENY, UNRESTRICTED_EGRESS, type EgressRules } from "../c
 import { parseCidr } from "../core/cidr.js";
 import { dispatcherProblem, type TenantDispatcherConfig } from "../modules/dispatcher/tenants.js";
 import type { ExecutionMode } from "../../sandbox/runner.js";
+import type { TlsServerName } from "../transport/tls.js";
 
 export interface TenantLimits {
   /** Isolate heap limit in MB. */
@@ -109,6 +112,8 @@ export interface TenantEntry {
   readonly shard: number | undefined;
   /** Its dispatcher list file (absolute) and parameters (KSR.dispatcher); undefined: none. */
   readonly dispatcher?: TenantDispatcherConfig;
+  /** Its own TLS certificate (absolute paths) and the server names (SNI) it is presented for; undefined: the server's. */
+  readonly tls?: TlsServerName;
 }
 
 /** Most worker processes one tenant (or `ksr run --workers`) may have. */
@@ -331,6 +336,10 @@ const tenantSchema = z
       .object({ list: z.string().min(1), params: z.record(z.string(), z.union([z.string(), z.number()])).default({}) })
       .strict()
       .optional(),
+    tls: z
+      .object({ cert: z.string().min(1), key: z.string().min(1), names: z.array(domainSchema).min(1).optional() })
+      .strict()
+      .optional(),
   })
   .strict()
   .superRefine((t, ctx) => {
@@ -432,6 +441,17 @@ export function loadTenantsFile(path: string, opts: LoadTenantsOptions = {}): Te
     const dispatcher = t.dispatcher === undefined ? undefined : { list: resolve(baseDir, t.dispatcher.list), params: t.dispatcher.params };
     const dsProblem = dispatcher === undefined ? undefined : dispatcherProblem(dispatcher);
     if (dsProblem !== undefined) issue("dispatcher", dsProblem);
+    let tls: TlsServerName | undefined;
+    if (t.tls !== undefined) {
+      // Without names of its own, the tenant's domains: "*" would claim every name, so it is left out.
+      const names = t.tls.names ?? match.flatMap((rule) => rule.domains).filter((d) => d !== "*");
+      if (names.length === 0) issue("tls", "no server name to present the certificate for: give tls.names, or match.domains other than \"*\"");
+      else if (names.includes("*")) issue("tls.names", "\"*\" would claim every server name: the server's own certificate (--tls-cert) is the one for names no tenant covers");
+      else tls = { names, certFile: resolve(baseDir, t.tls.cert), keyFile: resolve(baseDir, t.tls.key), owner: `tenant ${t.id}` };
+      for (const [field, file] of [["tls.cert", resolve(baseDir, t.tls.cert)], ["tls.key", resolve(baseDir, t.tls.key)]] as const) {
+        if (!existsSync(file)) issue(field, `file not found: ${file}`);
+      }
+    }
     return {
       id: t.id,
       scriptPath,
@@ -447,6 +467,7 @@ export function loadTenantsFile(path: string, opts: LoadTenantsOptions = {}): Te
       ownProcess: t.isolation === "own-process",
       shard: t.shard,
       ...(dispatcher !== undefined ? { dispatcher } : {}),
+      ...(tls !== undefined ? { tls } : {}),
     };
   });
   if (data.default !== undefined && !seen.has(data.default)) {

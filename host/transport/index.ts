@@ -17,7 +17,7 @@ import { ConnectionPolicy, type PolicyCounters, type StreamConnectionLimits } fr
 export { parseListenSocket, formatListenSocket, formatHostPort, sameIp, normalizeIp, unbracket, isWildcardIp } from "./listen-socket.js";
 export { DEFAULT_STREAM_LIMITS, streamLimits, type StreamConnectionLimits, type PolicyCounters } from "./connection-policy.js";
 export { MAX_UDP_PAYLOAD } from "./udp.js";
-export { TLS_CLIENT_VERIFICATIONS, type TlsSettings, type TlsClientVerification } from "./tls.js";
+export { TLS_CLIENT_VERIFICATIONS, TLS_MIN_VERSIONS, type TlsSettings, type TlsClientVerification, type TlsMinVersion, type TlsServerName } from "./tls.js";
 
 export interface TransportOptions {
   readonly listen: readonly ListenSocket[];

@@ -293,7 +293,7 @@ export class TcpTransport {
     let info: TlsConnectionInfo | undefined;
     try {
       refusal = this.options.credentials!.refusal(socket);
-      if (refusal === undefined) info = connectionInfo(socket, this.options.credentials!.localCertificate);
+      if (refusal === undefined) info = connectionInfo(socket, this.options.credentials!.localCertificateFor(socket.servername));
     } catch (err) {
       refusal = `connection details not readable: ${(err as Error)?.message ?? String(err)}`;
     }

@@ -14,6 +14,16 @@
  *   domain; on, the next hop's certificate must chain to the CA file and
  *   name the address we connected to.
  *
+ * Server names (SNI, RFC 6066 §3): besides the default certificate, a
+ * TLS socket can present another one to clients that ask for a name it
+ * covers (`serverNames`: each tenant's own certificate for its domains, as
+ * Kamailio's tls.cfg `server_name` picks a server domain); a client that
+ * asks for no name, or one no entry covers, gets the default certificate.
+ *
+ * Protocol versions and ciphers (Kamailio's `tls_method` and
+ * `cipher_list`): `minVersion` (default TLSv1.2, RFC 8996 retired 1.0 and
+ * 1.1) and an OpenSSL cipher list for TLS 1.2 apply to both directions.
+ *
  * Reload: `reload()` reads the files again; connections opened afterwards
  * use the new certificate, open ones keep theirs. A file that cannot be
  * read or does not hold a key matching the certificate leaves the previous
@@ -24,6 +34,7 @@ import tls from "node:tls";
 import { X509Certificate } from "node:crypto";
 import type { TlsCertificateFields, TlsConnectionInfo } from "../core/context.js";
 import { log } from "../core/log.js";
+import { compileHostPatterns, hostMatches, normalizeHost, type HostPatterns } from "../core/host-pattern.js";
 
 export type TlsClientVerification = "none" | "optional" | "require";
 
@@ -36,6 +47,24 @@ export interface TlsSettings {
   readonly caFile?: string;
   readonly verifyClient?: TlsClientVerification;
   readonly verifyServer?: boolean;
+  /** Lowest protocol version, both directions; default TLSv1.2. */
+  readonly minVersion?: TlsMinVersion;
+  /** OpenSSL cipher list for TLS 1.2 (TLS 1.3's suites are OpenSSL's defaults); Node's default when absent. */
+  readonly ciphers?: string;
+  /** Certificates presented instead of the default one to clients asking (SNI) for a name they cover; the first entry that covers it wins. */
+  readonly serverNames?: readonly TlsServerName[];
+}
+
+export type TlsMinVersion = "TLSv1.2" | "TLSv1.3";
+export const TLS_MIN_VERSIONS: readonly TlsMinVersion[] = ["TLSv1.2", "TLSv1.3"];
+
+export interface TlsServerName {
+  /** Host names the certificate is presented for: "sip.example.com", "*.example.com" (subdomains only). */
+  readonly names: readonly string[];
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** Whose certificate this is (a tenant id), for log lines. */
+  readonly owner?: string;
 }
 
 export const TLS_CLIENT_VERIFICATIONS: readonly TlsClientVerification[] = ["none", "optional", "require"];
@@ -68,14 +97,26 @@ export class TlsCredentials {
    */
   serverOptions(handshakeTimeoutMs: number): tls.TlsOptions {
     const mode = this.settings.verifyClient ?? "none";
+    const named = this.files.named;
     return {
       cert: this.files.cert,
       key: this.files.key,
       ca: this.files.ca,
+      ...this.protocolOptions(),
       requestCert: mode !== "none",
       rejectUnauthorized: false,
       handshakeTimeout: handshakeTimeoutMs,
+      ...(named.length === 0
+        ? {}
+        : {
+            SNICallback: (serverName: string, answer: (err: Error | null, context?: tls.SecureContext) => void) =>
+              answer(null, findNamed(named, serverName)?.context),
+          }),
     };
+  }
+
+  private protocolOptions(): Pick<tls.SecureContextOptions, "minVersion" | "ciphers"> {
+    return { minVersion: this.settings.minVersion ?? "TLSv1.2", ...(this.settings.ciphers !== undefined ? { ciphers: this.settings.ciphers } : {}) };
   }
 
   /** Why an accepted connection whose handshake is done may not stay ("require" mode), or undefined. */
@@ -93,6 +134,7 @@ export class TlsCredentials {
       cert: this.files.cert,
       key: this.files.key,
       ca: this.files.ca,
+      ...this.protocolOptions(),
       rejectUnauthorized: this.settings.verifyServer === true,
       // Next hops are IP addresses here (no RFC 3263), which SNI may not carry
       // (RFC 6066 §3); the certificate is checked against the address.
@@ -100,10 +142,22 @@ export class TlsCredentials {
     };
   }
 
-  /** The certificate we present, for $tls_my_*. */
+  /** The certificate we present as client, and as server to a client that asked for no name or one without a certificate of its own, for $tls_my_*. */
   get localCertificate(): X509Certificate {
     return this.files.localCert;
   }
+
+  /** The certificate presented to a client that asked (SNI) for `serverName`. */
+  localCertificateFor(serverName: string | false | null | undefined): X509Certificate {
+    if (typeof serverName !== "string") return this.files.localCert;
+    return findNamed(this.files.named, serverName)?.localCert ?? this.files.localCert;
+  }
+}
+
+interface NamedCertificate {
+  readonly patterns: HostPatterns;
+  readonly context: tls.SecureContext;
+  readonly localCert: X509Certificate;
 }
 
 interface LoadedFiles {
@@ -111,25 +165,59 @@ interface LoadedFiles {
   readonly key: Buffer;
   readonly ca: Buffer | undefined;
   readonly localCert: X509Certificate;
+  readonly named: readonly NamedCertificate[];
 }
 
-function load(settings: TlsSettings): LoadedFiles {
-  const cert = readPem(settings.certFile, "certificate");
-  const key = readPem(settings.keyFile, "key");
-  const ca = settings.caFile !== undefined ? readPem(settings.caFile, "CA") : undefined;
+function findNamed(named: readonly NamedCertificate[], serverName: string): NamedCertificate | undefined {
+  const host = normalizeHost(serverName);
+  return named.find((n) => hostMatches(n.patterns, host));
+}
+
+/** A certificate and its key read and checked: the key must be the certificate's, the CA file (if any) must parse, the options must be valid. */
+function loadPair(certFile: string, keyFile: string, ca: Buffer | undefined, options: tls.SecureContextOptions): { cert: Buffer; key: Buffer; localCert: X509Certificate; context: tls.SecureContext } {
+  const cert = readPem(certFile, "certificate");
+  const key = readPem(keyFile, "key");
   let localCert: X509Certificate;
   try {
     localCert = new X509Certificate(cert);
   } catch (err) {
-    throw new Error(`${settings.certFile}: not a PEM certificate (${(err as Error).message})`);
+    throw new Error(`${certFile}: not a PEM certificate (${(err as Error).message})`);
   }
+  let context: tls.SecureContext;
   try {
-    // Checks that the key is the certificate's and the CA file parses.
-    tls.createSecureContext({ cert, key, ca });
+    context = tls.createSecureContext({ cert, key, ca, ...options });
   } catch (err) {
-    throw new Error(`TLS certificate ${settings.certFile} with key ${settings.keyFile}: ${(err as Error).message}`);
+    throw new Error(`TLS certificate ${certFile} with key ${keyFile}: ${(err as Error).message}`);
   }
-  return { cert, key, ca, localCert };
+  return { cert, key, localCert, context };
+}
+
+function load(settings: TlsSettings): LoadedFiles {
+  const ca = settings.caFile !== undefined ? readPem(settings.caFile, "CA") : undefined;
+  const options: tls.SecureContextOptions = { minVersion: settings.minVersion ?? "TLSv1.2", ...(settings.ciphers !== undefined ? { ciphers: settings.ciphers } : {}) };
+  if (settings.ciphers !== undefined) {
+    try {
+      tls.createSecureContext({ ciphers: settings.ciphers });
+    } catch (err) {
+      throw new Error(`TLS ciphers "${settings.ciphers}": ${(err as Error).message} (an OpenSSL cipher list, e.g. ECDHE+AESGCM)`);
+    }
+  }
+  const { cert, key, localCert } = loadPair(settings.certFile, settings.keyFile, ca, options);
+  const named = (settings.serverNames ?? []).map((entry) => {
+    const pair = loadPair(entry.certFile, entry.keyFile, ca, options);
+    const uncovered = entry.names.filter((name) => !certificateCovers(pair.localCert, name));
+    if (uncovered.length > 0) {
+      log("warn", "transport", `TLS certificate ${entry.certFile}${entry.owner !== undefined ? ` of ${entry.owner}` : ""} does not name ${uncovered.join(", ")}: clients verifying the server name will refuse it`);
+    }
+    return { patterns: compileHostPatterns(entry.names), context: pair.context, localCert: pair.localCert };
+  });
+  return { cert, key, ca, localCert, named };
+}
+
+/** Whether the certificate is valid for `name` (a wildcard pattern "*.x" is checked with a name under it). */
+function certificateCovers(cert: X509Certificate, name: string): boolean {
+  const probe = name.startsWith("*.") ? `sni-check${name.slice(1)}` : name;
+  return cert.checkHost(probe) !== undefined;
 }
 
 function readPem(file: string, what: string): Buffer {

@@ -2,7 +2,8 @@
  * Certificates for the TLS tests, made by the openssl command line in a
  * temporary directory: a CA, certificates it signs for 127.0.0.1 (server,
  * client, a second server one for reload), one for another name, an
- * expired one, and a self-signed one no CA vouches for.
+ * expired one, a self-signed one no CA vouches for, and a tenant's one for
+ * its domain names (SNI).
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -29,6 +30,8 @@ export interface TestPki {
   readonly expired: CertFiles;
   /** CN=rogue.test, self-signed. */
   readonly selfSigned: CertFiles;
+  /** CN=sip.acme.test, SAN DNS:sip.acme.test and DNS:*.acme.test: a tenant's certificate, chosen by SNI. */
+  readonly acme: CertFiles;
   remove(): void;
 }
 
@@ -73,6 +76,7 @@ export function makeTestPki(): TestPki {
   const client = signed("client", "/O=ksr test/CN=alice.test", "DNS:alice.test,email:alice@example.test");
   const wrongName = signed("wrong", "/O=ksr test/CN=other.test", "DNS:other.test");
   const expired = signed("expired", "/O=ksr test/CN=expired.test", "IP:127.0.0.1", ["-startdate", "20200101000000Z", "-enddate", "20200102000000Z"]);
+  const acme = signed("acme", "/O=ksr test/CN=sip.acme.test", "DNS:sip.acme.test,DNS:*.acme.test");
   openssl(dir, ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "rogue.key", "-out", "rogue.pem", "-days", "30", "-subj", "/CN=rogue.test", "-addext", "subjectAltName=IP:127.0.0.1"]);
   return {
     dir,
@@ -83,6 +87,7 @@ export function makeTestPki(): TestPki {
     wrongName,
     expired,
     selfSigned: { cert: file("rogue.pem"), key: file("rogue.key") },
+    acme,
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
 }

@@ -370,3 +370,74 @@ describe("reload", () => {
     ).rejects.toThrow(/tls listen socket needs a certificate and key/);
   });
 });
+
+/** A TLS handshake with `options` (SNI, versions, ciphers): what the server presented and negotiated, or the client's error. */
+function handshake(port: number, options: tls.ConnectionOptions): Promise<{ cn?: string; version?: string; cipher?: string; error?: string }> {
+  return new Promise((resolve) => {
+    const s = tls.connect({ host: LOCALHOST, port, ca: readFileSync(pki.caFile), ...options }, () => {
+      const result = { cn: s.getPeerCertificate().subject.CN as string, version: s.getProtocol() ?? "", cipher: s.getCipher().name };
+      s.end();
+      resolve(result);
+    });
+    s.once("error", (err) => resolve({ error: err.message }));
+  });
+}
+
+describe("server names (SNI) and protocol options", () => {
+  it("presents a server name's own certificate to a client asking for it (wildcards for subdomains), the default to the others; the script sees which", async () => {
+    const srv = await serve({ serverNames: [{ names: ["sip.acme.test", "*.acme.test"], certFile: pki.acme.cert, keyFile: pki.acme.key, owner: "tenant acme" }] });
+    const port = tlsPort(srv);
+    // The client verifies the name it asked for: only the acme certificate passes.
+    expect(await handshake(port, { servername: "sip.acme.test" })).toMatchObject({ cn: "sip.acme.test" });
+    expect(await handshake(port, { servername: "pbx.acme.test" })).toMatchObject({ cn: "sip.acme.test" });
+    expect(await handshake(port, { servername: "ACME.test", checkServerIdentity: () => undefined })).toMatchObject({ cn: "server.test" });
+    expect(await handshake(port, { servername: "other.example", checkServerIdentity: () => undefined })).toMatchObject({ cn: "server.test" });
+    expect(await handshake(port, {})).toMatchObject({ cn: "server.test" });
+
+    const socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
+      const s = tls.connect({ host: LOCALHOST, port, servername: "sip.acme.test", ca: readFileSync(pki.caFile) }, () => resolve(s));
+      s.once("error", reject);
+    });
+    const client = TcpPeer.wrap(socket);
+    closeAfter(() => client.close());
+    await client.write(buildRequest({ transport: "TCP", viaParams: "" }).replace("SIP/2.0/TCP", "SIP/2.0/TLS"));
+    expect(statusOf(await client.next(5000))).toBe(200);
+    expect(received[0]!.tls?.serverName).toBe("sip.acme.test");
+    expect(received[0]!.tls?.local?.subjectAttrs.CN).toBe("sip.acme.test");
+  });
+
+  it("warns at start about a server name its certificate does not cover, and a reload reads the names' files again", async () => {
+    const cert = `${pki.dir}/named.pem`;
+    const key = `${pki.dir}/named.key`;
+    copyFileSync(pki.acme.cert, cert);
+    copyFileSync(pki.acme.key, key);
+    const srv = await serve({ serverNames: [{ names: ["sip.acme.test", "sip.globex.test"], certFile: cert, keyFile: key, owner: "tenant acme" }] });
+    expect(logs.lines().some((l) => l.includes(`TLS certificate ${cert} of tenant acme does not name sip.globex.test`))).toBe(true);
+    copyFileSync(pki.server2.cert, cert);
+    copyFileSync(pki.server2.key, key);
+    expect(srv.server.reloadTls()).toBeUndefined();
+    expect(await handshake(tlsPort(srv), { servername: "sip.acme.test", checkServerIdentity: () => undefined })).toMatchObject({ cn: "reloaded.test" });
+  });
+
+  it("--tls-min-version TLSv1.3 refuses a TLS 1.2 client; a cipher list chooses TLS 1.2's cipher", async () => {
+    const strict = await serve({ minVersion: "TLSv1.3" });
+    expect((await handshake(tlsPort(strict), { maxVersion: "TLSv1.2" })).error).toBeDefined();
+    expect(await handshake(tlsPort(strict), {})).toMatchObject({ version: "TLSv1.3" });
+    await strict.stop();
+    const ciphered = await serve({ ciphers: "ECDHE-ECDSA-AES256-GCM-SHA384" });
+    expect(await handshake(tlsPort(ciphered), { maxVersion: "TLSv1.2" })).toMatchObject({ version: "TLSv1.2", cipher: "ECDHE-ECDSA-AES256-GCM-SHA384" });
+    expect((await handshake(tlsPort(ciphered), { maxVersion: "TLSv1.2", ciphers: "ECDHE-ECDSA-AES128-GCM-SHA256" })).error).toBeDefined();
+  });
+
+  it("a cipher list OpenSSL does not know, or a server name's unreadable file, stops the start naming it", async () => {
+    const start = (settings: Partial<TlsSettings>) =>
+      startServer(new HostRouteRunner(routes), {
+        listen: [{ proto: "tls", ip: LOCALHOST, port: 0 }],
+        tls: { certFile: pki.server.cert, keyFile: pki.server.key, ...settings },
+      });
+    await expect(start({ ciphers: "NO-SUCH-CIPHER" })).rejects.toThrow(/TLS ciphers "NO-SUCH-CIPHER": .*OpenSSL cipher list/);
+    await expect(start({ serverNames: [{ names: ["sip.acme.test"], certFile: `${pki.dir}/missing.pem`, keyFile: pki.acme.key }] })).rejects.toThrow(
+      /cannot read TLS certificate file .*missing\.pem/,
+    );
+  });
+});

@@ -241,3 +241,34 @@ tenants:
     expect(() => loadTenantsFile(`${d.dir}/absent.yaml`)).toThrow(/absent\.yaml: top level: cannot read/);
   });
 });
+
+describe("a tenant's TLS certificate (tls:)", () => {
+  test("is presented for its domains (without \"*\"), or for the names it lists; paths relative to the file", () => {
+    const d = tenantDir();
+    d.write("a.js", REPLY_200);
+    d.write("acme.pem", "cert");
+    d.write("acme.key", "key");
+    const file = d.write(
+      "tenants.yaml",
+      "tenants:\n" +
+        "  - id: acme\n    script: a.js\n    match: [{ domains: [sip.acme.test, \"*.acme.test\"] }, { domains: [\"*\"] }]\n    tls: { cert: acme.pem, key: acme.key }\n" +
+        "  - id: globex\n    script: a.js\n    match: { domains: [globex.test] }\n    tls: { cert: acme.pem, key: acme.key, names: [sips.globex.test] }\n",
+    );
+    const [acme, globex] = loadTenantsFile(file).tenants;
+    expect(acme!.tls).toEqual({ names: ["sip.acme.test", "*.acme.test"], certFile: `${d.dir}/acme.pem`, keyFile: `${d.dir}/acme.key`, owner: "tenant acme" });
+    expect(globex!.tls?.names).toEqual(["sips.globex.test"]);
+  });
+
+  test("needs a name to be presented for, never \"*\", and files that exist", () => {
+    expect(issuesOf(`tenants:\n  - id: a\n    script: a.js\n    match: { domains: ["*"] }\n    tls: { cert: x.pem, key: x.key }\n`)).toEqual(
+      expect.arrayContaining([expect.objectContaining({ tenant: "a", field: "tls", message: expect.stringContaining("no server name") })]),
+    );
+    expect(issuesOf(`tenants:\n  - id: a\n    script: a.js\n    tls: { cert: x.pem, key: x.key, names: ["*"] }\n`)).toEqual(
+      expect.arrayContaining([expect.objectContaining({ field: "tls.names", message: expect.stringContaining("every server name") })]),
+    );
+    expect(issuesOf(`tenants:\n  - id: a\n    script: a.js\n    tls: { cert: x.pem, key: x.key, names: [sip.a.test] }\n`)).toEqual([
+      expect.objectContaining({ field: "tls.cert", message: expect.stringContaining("file not found") }),
+      expect.objectContaining({ field: "tls.key", message: expect.stringContaining("file not found") }),
+    ]);
+  });
+});
