@@ -192,9 +192,15 @@ declare namespace KSRTypes {
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     ds_list_exists(p1: number): number;
-    /** @deprecated Not available here: call load (algorithm 10) needs dialog tracking, which this server does not have. Logs an error and returns a failure value. */
+    /**
+     * Algorithm 10: remove the load of the call (an INVITE that failed). 0, or -1 when the call is not tracked (Kamailio's KEMI values).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
     ds_load_unset(): number;
-    /** @deprecated Not available here: call load (algorithm 10) needs dialog tracking, which this server does not have. Logs an error and returns a failure value. */
+    /**
+     * Algorithm 10: on a BYE or CANCEL remove the call's load from its destination; on a 2xx reply to the INVITE mark the call answered. 0 (Kamailio's KEMI value).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
     ds_load_update(): number;
     /**
      * Mark the current destination inactive (and probing with ds_probing_mode 1). 1 or -1.

@@ -12,7 +12,7 @@ import { dispatcherModule, dispatcherRecords } from "../../host/modules/dispatch
 import { dispatcherHash } from "../../host/modules/dispatcher/hash.js";
 import { DispatcherListError, loadDispatcherList, parseDispatcherList } from "../../host/modules/dispatcher/list.js";
 import { configureDispatcher, dispatcherOf, dispatcherSettingsOf, removeDispatcher, setDispatcherEventSink } from "../../host/modules/dispatcher/tenants.js";
-import { makeContext, type MakeContextOptions } from "../helpers/context.js";
+import { makeContext, request, type MakeContextOptions } from "../helpers/context.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "ksr-dispatcher-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -141,7 +141,7 @@ describe("ds_select_dst", () => {
     expect(host.logs.some((l) => l.text.includes("no destination list"))).toBe(true);
     useList(THREE);
     expect(ds.ds_select_dst!.run(ctx, 9, 4)).toBe(-1);
-    expect(ds.ds_select_dst!.run(ctx, 1, 10)).toBe(-1);
+    expect(ds.ds_select_dst!.run(ctx, 1, 12)).toBe(-1);
     expect(ctx.dstUri).toBeUndefined();
   });
 
@@ -433,5 +433,101 @@ describe("ds_is_from_list", () => {
     expect(ds.ds_is_from_list_uri!.run(ctx, 2, 2, "sip:10.0.0.3")).toBe(-1);
     expect(ds.ds_is_from_list_uri!.run(ctx, 3, 3, "sip:gw.example.com")).toBe(-1);
     expect(host.logs.some((l) => l.text.includes("no DNS"))).toBe(true);
+  });
+});
+
+describe("algorithm 10: call load", () => {
+  // Equal priorities: the last line is the set's first destination (Kamailio's index order).
+  const LOADED = "1 sip:10.0.0.3:5060 0 0 duid=c\n1 sip:10.0.0.2:5060 0 0 duid=b\n1 sip:10.0.0.1:5060 0 0 duid=a\n";
+  const T0 = 1_700_000_000_000;
+  const load = (duid: string, now = T0) => dispatcherOf(TENANT)!.callLoad!.loadOf(1, duid, now);
+  const inDialog = (method: "BYE" | "CANCEL", callId: string) =>
+    makeContext(
+      [`${method} sip:bob@10.0.0.9 SIP/2.0`, "Via: SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bK-bye", "Max-Forwards: 70", "From: <sip:alice@example.com>;tag=f1", "To: <sip:bob@example.org>;tag=t1", `Call-ID: ${callId}`, `CSeq: 2 ${method}`, "Content-Length: 0", "", ""].join("\r\n"),
+      { tenant },
+    ).ctx;
+  const reply = (status: number, callId: string, now = T0) =>
+    makeContext(
+      [`SIP/2.0 ${status} Whatever`, "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-p", "From: <sip:alice@example.com>;tag=f1", "To: <sip:bob@example.org>;tag=t1", `Call-ID: ${callId}`, "CSeq: 1 INVITE", "Content-Length: 0", "", ""].join("\r\n"),
+      { tenant, now },
+    ).ctx;
+
+  it("sends each INVITE to the destination with the fewest calls; a BYE through ds_load_update gives the call's place back", () => {
+    useList(LOADED, { ds_hash_size: 8 });
+    const picked = ["c1", "c2", "c3", "c4"].map((id) => {
+      const ctx = invite({ callId: id }).ctx;
+      expect(ds.ds_select_dst!.run(ctx, 1, 10)).toBe(1);
+      return ctx.dstUri;
+    });
+    // a, b, c each get one; the fourth ties all three and goes to the first.
+    expect(picked).toEqual(["sip:10.0.0.1:5060", "sip:10.0.0.2:5060", "sip:10.0.0.3:5060", "sip:10.0.0.1:5060"]);
+    expect([load("a"), load("b"), load("c")]).toEqual([2, 1, 1]);
+    expect(ds.ds_load_update!.run(inDialog("BYE", "c2"))).toBe(0);
+    expect(load("b")).toBe(0);
+    const next = invite({ callId: "c5" }).ctx;
+    expect(ds.ds_select_dst!.run(next, 1, 10)).toBe(1);
+    expect(next.dstUri).toBe("sip:10.0.0.2:5060");
+    // A CANCEL ends a call as a BYE does; one not tracked changes nothing and still answers 0 (Kamailio's KEMI value).
+    expect(ds.ds_load_update!.run(inDialog("CANCEL", "c1"))).toBe(0);
+    expect(ds.ds_load_update!.run(inDialog("BYE", "unknown"))).toBe(0);
+    expect([load("a"), load("b"), load("c")]).toEqual([1, 1, 1]);
+  });
+
+  it("passes over a destination at its maxload and fails when every one is full or down", () => {
+    useList("1 sip:10.0.0.2:5060 0 0 duid=b;maxload=1\n1 sip:10.0.0.1:5060 0 0 duid=a;maxload=1\n", { ds_hash_size: 4 });
+    const a = invite({ callId: "m1" }).ctx;
+    const b = invite({ callId: "m2" }).ctx;
+    expect(ds.ds_select_dst!.run(a, 1, 10)).toBe(1);
+    expect(ds.ds_select_dst!.run(b, 1, 10)).toBe(1);
+    expect([a.dstUri, b.dstUri]).toEqual(["sip:10.0.0.1:5060", "sip:10.0.0.2:5060"]);
+    expect(ds.ds_select_dst!.run(invite({ callId: "m3" }).ctx, 1, 10)).toBe(-1);
+  });
+
+  it("fails over with the call's load (ds_next_dst moves it), skipping full destinations in the records", () => {
+    useList(LOADED, { ds_hash_size: 8, flags: 2 });
+    const ctx = invite({ callId: "f1" }).ctx;
+    expect(ds.ds_select_dst!.run(ctx, 1, 10)).toBe(1);
+    expect(dispatcherRecords(ctx).dst.map((r) => r.dstid)).toEqual(["a", "b", "c"]);
+    expect(ds.ds_next_dst!.run(ctx)).toBe(1);
+    expect(ctx.dstUri).toBe("sip:10.0.0.2:5060");
+    expect([load("a"), load("b"), load("c")]).toEqual([0, 1, 0]);
+    // The failed INVITE's load goes with ds_load_unset; a second time there is nothing to unset.
+    expect(ds.ds_load_unset!.run(ctx)).toBe(0);
+    expect(load("b")).toBe(0);
+    expect(ds.ds_load_unset!.run(ctx)).toBe(-1);
+  });
+
+  it("a call confirmed by a 2xx (ds_load_update in the reply route) outlives ds_hash_initexpire; an unanswered one does not", () => {
+    useList(LOADED, { ds_hash_size: 8, ds_hash_initexpire: 10, ds_hash_expire: 100, ds_hash_check_interval: 1 });
+    expect(ds.ds_select_dst!.run(invite({ callId: "answered" }).ctx, 1, 10)).toBe(1);
+    expect(ds.ds_select_dst!.run(invite({ callId: "ringing" }).ctx, 1, 10)).toBe(1);
+    expect(ds.ds_load_update!.run(reply(180, "answered"))).toBe(0);
+    expect(ds.ds_load_update!.run(reply(200, "answered"))).toBe(0);
+    expect([load("a", T0 + 11_000), load("b", T0 + 11_000)]).toEqual([1, 0]);
+    expect(load("a", T0 + 101_000)).toBe(0);
+  });
+
+  it("without ds_hash_size, a duid or for other methods: the destination is chosen, the call not tracked (classic dispatching)", () => {
+    useList(LOADED);
+    const { ctx: untracked, host: untrackedHost } = invite({ callId: "u1" });
+    expect(ds.ds_select_dst!.run(untracked, 1, 10)).toBe(1);
+    expect(untracked.dstUri).toBe("sip:10.0.0.1:5060");
+    expect(untrackedHost.logs.some((l) => l.text.includes("no call load table (set the ds_hash_size parameter)"))).toBe(true);
+    expect(ds.ds_load_unset!.run(untracked)).toBe(0);
+    useList("1 sip:10.0.0.1:5060\n", { ds_hash_size: 4 });
+    const { ctx: noDuid, host: noDuidHost } = invite({ callId: "u2" });
+    expect(ds.ds_select_dst!.run(noDuid, 1, 10)).toBe(1);
+    expect(noDuidHost.logs.some((l) => l.text.includes("dst unique id not set for 1 (u2)"))).toBe(true);
+    useList(LOADED, { ds_hash_size: 4 });
+    const options = makeContext(request({ method: "OPTIONS" }), { tenant }).ctx;
+    expect(ds.ds_select_dst!.run(options, 1, 10)).toBe(1);
+    expect(options.dstUri).toBe("sip:10.0.0.1:5060");
+    expect(dispatcherOf(TENANT)!.callLoad!.trackedCalls).toBe(0);
+    // The same Call-ID twice: counted once.
+    expect(ds.ds_select_dst!.run(invite({ callId: "dup" }).ctx, 1, 10)).toBe(1);
+    const { ctx: again, host: againHost } = invite({ callId: "dup" });
+    expect(ds.ds_select_dst!.run(again, 1, 10)).toBe(1);
+    expect(againHost.logs.some((l) => l.text.includes("call-id already in hash table [dup]"))).toBe(true);
+    expect(dispatcherOf(TENANT)!.callLoad!.trackedCalls).toBe(1);
   });
 });

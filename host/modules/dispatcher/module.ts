@@ -14,9 +14,11 @@
  *
  * Algorithms: 0 Call-ID hash, 1 From URI hash, 2 To URI hash, 3 R-URI hash,
  * 4 round robin, 6 random, 7 hash of the `hash_pvar` setting, 8 first
- * (priority order), 9 weight, 11 relative weight. Not provided: 5 (hash of
- * the authorization user), 10 (call load: needs dialog tracking), 12
- * (parallel forking), 13 (latency) — these answer -1 with an error log
+ * (priority order), 9 weight, 10 call load (host/modules/dispatcher/call-load.ts:
+ * the least loaded destination, calls tracked by Call-ID until
+ * ds_load_update/ds_load_unset), 11 relative weight. Not provided: 5 (hash
+ * of the authorization user), 12 (parallel forking), 13 (latency) — these
+ * answer -1 with an error log
  * instead of Kamailio's "first entry" fallback, so that a script does not
  * silently lose the distribution it asked for.
  */
@@ -49,6 +51,8 @@ export interface SelectedDestination {
   readonly grp: number;
   readonly attrs: string;
   readonly socket: string | undefined;
+  /** Kamailio's `dstid`: the destination's duid, in records of a call dispatched by load (algorithm 10). */
+  readonly dstid?: string;
 }
 
 /** What the selections of one message/transaction left (Kamailio's _dsdst_ and _dsctx_ xavps). */
@@ -156,7 +160,7 @@ function pick(ctx: MessageContext, d: TenantDispatcher, set: DestinationSet, alg
       return at;
     }
     default:
-      ctx.host.log("err", `dispatcher: algorithm ${alg} is not provided (5, 10, 12 and 13 are not; see README)\n`, ctx);
+      ctx.host.log("err", `dispatcher: algorithm ${alg} is not provided (5, 12 and 13 are not; see README)\n`, ctx);
       return undefined;
   }
 }
@@ -185,9 +189,52 @@ function pushDestination(ctx: MessageContext, uri: string, socket: string | unde
   return true;
 }
 
-function recordOf(set: DestinationSet, i: number): SelectedDestination {
+function recordOf(set: DestinationSet, i: number, byLoad: boolean): SelectedDestination {
   const d = set.dests[i]!;
-  return { uri: d.uri, grp: set.id, attrs: d.attrs.body, socket: d.attrs.socket };
+  return { uri: d.uri, grp: set.id, attrs: d.attrs.body, socket: d.attrs.socket, ...(byLoad ? { dstid: d.attrs.duid! } : {}) };
+}
+
+/** A destination dispatched by load that has its maxload of calls (Kamailio's dload ≥ maxload). */
+function atMaxLoad(d: TenantDispatcher, set: DestinationSet, i: number, nowMs: number): boolean {
+  const dest = set.dests[i]!;
+  return dest.attrs.maxload !== 0 && (d.callLoad?.loadOf(set.id, dest.attrs.duid, nowMs) ?? 0) >= dest.attrs.maxload;
+}
+
+/**
+ * Algorithm 10 (ds_get_leastloaded, ds_load_add): the active destination
+ * with the fewest calls below its maxload, the call counted against it.
+ * Only INVITEs are dispatched by load; others get the first destination.
+ * When the call cannot be tracked (no ds_hash_size, no duid, a Call-ID
+ * already tracked) the destination stays and the records are those of
+ * classic dispatching, as in Kamailio. undefined: no destination has room.
+ */
+function selectByLoad(ctx: MessageContext, d: TenantDispatcher, set: DestinationSet): { index: number; tracked: boolean } | undefined {
+  if (!ctx.isRequest || ctx.msg.kind !== "request" || ctx.msg.method !== "INVITE") return { index: 0, tracked: false };
+  const now = ctx.host.now();
+  let index = -1;
+  let least = Infinity;
+  set.dests.forEach((dest, i) => {
+    if (isSkipped(dest.flags) || atMaxLoad(d, set, i, now)) return;
+    const load = d.callLoad?.loadOf(set.id, dest.attrs.duid, now) ?? 0;
+    if (load < least) {
+      least = load;
+      index = i;
+    }
+  });
+  if (index < 0) return undefined;
+  const dest = set.dests[index]!;
+  const callId = pvText(ctx, "ci")?.trim() ?? "";
+  let problem: string | undefined;
+  if (d.callLoad === undefined) problem = "no call load table (set the ds_hash_size parameter)";
+  else if (dest.attrs.duid === undefined) problem = `dst unique id not set for ${set.id} (${callId})`;
+  else {
+    const added = d.callLoad.add(callId, set.id, dest.attrs.duid, now);
+    if (added === "duplicate") problem = `call-id already in hash table [${callId}]`;
+    else if (added === "full") problem = `cannot add load to ${set.id} (${callId}): ${d.callLoad.trackedCalls} calls tracked already`;
+  }
+  if (problem === undefined) return { index, tracked: true };
+  ctx.host.log("err", `dispatcher: ${problem} - unable to update destination load - classic dispatching\n`, ctx);
+  return { index, tracked: false };
 }
 
 /** ds_select_dst_limit / ds_manage_routes. */
@@ -208,7 +255,14 @@ function select(ctx: MessageContext, setId: number, alg: number, limitArg: numbe
     return -1;
   }
   const limit = limitArg <= 0 ? NO_LIMIT : limitArg;
-  const value = pick(ctx, d, set, alg);
+  let value: number | undefined;
+  let byLoad = false;
+  if (alg === 10) {
+    const chosen = selectByLoad(ctx, d, set);
+    if (chosen === undefined) return -1;
+    value = chosen.index;
+    byLoad = chosen.tracked;
+  } else value = pick(ctx, d, set, alg);
   if (value === undefined) return -1;
   const n = set.dests.length;
   const useDefault = d.settings.use_default !== 0 && n !== 1;
@@ -233,17 +287,27 @@ function select(ctx: MessageContext, setId: number, alg: number, limitArg: numbe
   const recs = dispatcherRecords(ctx);
   let cnt = 0;
   if ((d.settings.flags & FLAG_FAILOVER) !== 0) {
-    const added: SelectedDestination[] = [recordOf(set, i)];
+    // Records of a call dispatched by load name their destination's duid (ds_add_xavp_record).
+    if (byLoad) {
+      const missing = set.dests.find((x, k) => k !== i && !isSkipped(x.flags) && x.attrs.duid === undefined);
+      if (missing !== undefined) {
+        ctx.host.log("err", `dispatcher: no uid for destination: ${set.id} ${missing.uri}\n`, ctx);
+        return -1;
+      }
+    }
+    const now = ctx.host.now();
+    const added: SelectedDestination[] = [recordOf(set, i, byLoad)];
     cnt = 1;
     const consider = (k: number): void => {
       if (cnt >= limit || isSkipped(set.dests[k]!.flags) || (d.settings.use_default !== 0 && k === n - 1)) return;
-      added.push(recordOf(set, k));
+      if (alg === 10 && atMaxLoad(d, set, k, now)) return;
+      added.push(recordOf(set, k, byLoad));
       cnt++;
     };
     for (let k = i + 1; k < n; k++) consider(k);
     for (let k = 0; k < i; k++) consider(k);
     if (d.settings.use_default !== 0 && i !== n - 1 && cnt < limit) {
-      added.push(recordOf(set, n - 1));
+      added.push(recordOf(set, n - 1, byLoad));
       cnt++;
     }
     // A later selection's records come before an earlier one's (xavp_add_value_after from the head).
@@ -263,12 +327,68 @@ function updateDst(ctx: MessageContext, next: boolean, op: SetOp): number {
   }
   const recs = dispatcherRecords(ctx);
   if (recs.dst.length === 0) return -1;
-  if (next) {
+  if (next) recs.dst.shift();
+  for (;;) {
+    const r = recs.dst[0];
+    if (r === undefined) return -1;
+    if (!pushDestination(ctx, r.uri, r.socket, op)) return -1;
+    // A call dispatched by load moves its load to the next destination (ds_load_replace).
+    if (!next || r.dstid === undefined) return 1;
+    const moved = replaceLoad(ctx, d, r);
+    if (moved === "moved") return 1;
+    if (moved === "failed") return -1;
+    // The destination is no longer in the list: skip it.
     recs.dst.shift();
-    if (recs.dst.length === 0) return -1;
   }
-  const r = recs.dst[0]!;
-  return pushDestination(ctx, r.uri, r.socket, op) ? 1 : -1;
+}
+
+/** ds_load_replace for the record the call fails over to. */
+function replaceLoad(ctx: MessageContext, d: TenantDispatcher, r: SelectedDestination): "moved" | "failed" | "gone" {
+  const callId = pvText(ctx, "ci")?.trim() ?? "";
+  const set = d.callLoad?.setOf(callId);
+  if (d.callLoad === undefined || set === undefined) {
+    ctx.host.log("err", `dispatcher: cannot find load for (${callId}) - cannot update load distribution\n`, ctx);
+    return "failed";
+  }
+  const want = r.dstid!.toLowerCase();
+  if (!d.list.sets.get(set)?.dests.some((x) => x.attrs.duid?.toLowerCase() === want)) {
+    ctx.host.log("err", `dispatcher: new destination address not found for [${set}, ${r.dstid}] - cannot update load with ${r.dstid}, skipping dst.\n`, ctx);
+    return "gone";
+  }
+  d.callLoad.replace(callId, r.dstid!, ctx.host.now());
+  return "moved";
+}
+
+/**
+ * ds_load_update: a BYE or CANCEL ends the call's load; a 2xx to the
+ * INVITE confirms it. 0, as Kamailio's KEMI export returns the C
+ * function's own value (its native function answers 1).
+ */
+function loadUpdate(ctx: MessageContext): number {
+  const d = dispatcherOf(ctx.tenant.id);
+  const callId = pvText(ctx, "ci")?.trim();
+  if (d?.callLoad === undefined || callId === undefined) return 0;
+  if (ctx.isRequest) {
+    if (ctx.msg.kind === "request" && (ctx.msg.method === "BYE" || ctx.msg.method === "CANCEL")) d.callLoad.remove(callId);
+    return 0;
+  }
+  const cseqMethod = pvText(ctx, "rm");
+  const status = Number(pvText(ctx, "rs") ?? "0");
+  if (cseqMethod === "INVITE" && status >= 200 && status < 300) d.callLoad.confirm(callId);
+  return 0;
+}
+
+/** ds_load_unset: the call (an INVITE that failed) no longer counts. 0, or -1 when it was not tracked (KEMI: the C function's values). */
+function loadUnset(ctx: MessageContext): number {
+  const d = dispatcherOf(ctx.tenant.id);
+  // An INVITE whose current record was not dispatched by load has nothing to unset.
+  if (ctx.msg.kind === "request" && ctx.msg.method === "INVITE" && dispatcherRecords(ctx).dst[0]?.dstid === undefined) return 0;
+  const callId = pvText(ctx, "ci")?.trim() ?? "";
+  if (d?.callLoad === undefined || !d.callLoad.remove(callId)) {
+    ctx.host.log("err", `dispatcher: cannot find load for (${callId})\n`, ctx);
+    return -1;
+  }
+  return 0;
 }
 
 /** ds_parse_flags: a, i, d, t, p letters; -1 for anything else. */
@@ -539,6 +659,18 @@ export const dispatcherModule: KemiModule = {
       doc: "1 if the destination with this exact URI in the set is active, -1 otherwise.",
       run: (ctx, group: number, uri: string) => isActive(ctx, group, uri),
     },
+    ds_load_update: {
+      params: [],
+      returns: "int",
+      doc: "Algorithm 10: on a BYE or CANCEL remove the call's load from its destination; on a 2xx reply to the INVITE mark the call answered. 0 (Kamailio's KEMI value).",
+      run: (ctx) => loadUpdate(ctx),
+    },
+    ds_load_unset: {
+      params: [],
+      returns: "int",
+      doc: "Algorithm 10: remove the load of the call (an INVITE that failed). 0, or -1 when the call is not tracked (Kamailio's KEMI values).",
+      run: (ctx) => loadUnset(ctx),
+    },
     ds_reload: {
       params: [],
       returns: "int",
@@ -560,8 +692,6 @@ export const dispatcherModule: KemiModule = {
     },
   },
   unavailable: {
-    ds_load_update: { params: [], returns: "int", reason: "call load (algorithm 10) needs dialog tracking, which this server does not have" },
-    ds_load_unset: { params: [], returns: "int", reason: "call load (algorithm 10) needs dialog tracking, which this server does not have" },
     ds_select_routes: { params: ["str", "str"], returns: "int", reason: "not provided yet" },
     ds_select_routes_limit: { params: ["str", "str", "int"], returns: "int", reason: "not provided yet" },
   },
@@ -587,5 +717,8 @@ export const dispatcherModule: KemiModule = {
     { name: "ds_is_active", params: ["int"], kemi: "ds_is_active" },
     { name: "ds_is_active", params: ["int", "str"], kemi: "ds_is_active_uri" },
     { name: "ds_reload", params: [], kemi: "ds_reload" },
+    // The native functions answer 1 where the KEMI ones answer 0 (w_ds_load_update / w_ds_load_unset).
+    { name: "ds_load_update", params: [], run: (ctx) => (loadUpdate(ctx) < 0 ? -1 : 1) },
+    { name: "ds_load_unset", params: [], run: (ctx) => (loadUnset(ctx) < 0 ? -1 : 1) },
   ],
 };

@@ -9,6 +9,7 @@
 import { loadDispatcherList, DispatcherListError, type DispatcherList } from "./list.js";
 import { parsePingReplyCodes } from "./ping-replies.js";
 import { parseUri } from "../../sip/uri.js";
+import { CallLoad } from "./call-load.js";
 
 /** Kamailio 5.6 dispatcher modparams understood here, with their defaults. */
 export interface DispatcherSettings {
@@ -38,6 +39,14 @@ export interface DispatcherSettings {
   readonly ds_ping_from: string;
   /** Replies besides 2xx that answer a ping: "code=404;class=3". Default none. */
   readonly ds_ping_reply_codes: string;
+  /** Above 0: track calls for algorithm 10 (Kamailio sizes its table 2^ds_hash_size). Default 0: no call load. */
+  readonly ds_hash_size: number;
+  /** Seconds a call counts against its destination without a BYE (ds_load_update). Default 7200. */
+  readonly ds_hash_expire: number;
+  /** Seconds an unanswered call (no 2xx seen by ds_load_update) counts. Default 7200. */
+  readonly ds_hash_initexpire: number;
+  /** Seconds between sweeps of expired calls. Default 30. */
+  readonly ds_hash_check_interval: number;
 }
 
 export const DEFAULT_DISPATCHER_SETTINGS: DispatcherSettings = {
@@ -54,9 +63,26 @@ export const DEFAULT_DISPATCHER_SETTINGS: DispatcherSettings = {
   ds_ping_method: "OPTIONS",
   ds_ping_from: "sip:dispatcher@localhost",
   ds_ping_reply_codes: "",
+  ds_hash_size: 0,
+  ds_hash_expire: 7200,
+  ds_hash_initexpire: 7200,
+  ds_hash_check_interval: 30,
 };
 
-const INT_SETTINGS = new Set(["flags", "force_dst", "use_default", "ds_probing_mode", "ds_probing_threshold", "ds_inactive_threshold", "reload_delta", "ds_ping_interval"]);
+const INT_SETTINGS = new Set([
+  "flags",
+  "force_dst",
+  "use_default",
+  "ds_probing_mode",
+  "ds_probing_threshold",
+  "ds_inactive_threshold",
+  "reload_delta",
+  "ds_ping_interval",
+  "ds_hash_size",
+  "ds_hash_expire",
+  "ds_hash_initexpire",
+  "ds_hash_check_interval",
+]);
 /** Names a `--dispatcher-param` or a tenants file's `dispatcher.params` may set. */
 export const DISPATCHER_SETTING_NAMES: readonly string[] = Object.keys(DEFAULT_DISPATCHER_SETTINGS);
 
@@ -91,6 +117,8 @@ export interface TenantDispatcher {
   list: DispatcherList;
   /** Wall clock (ms) of the last ds_reload, 0 before any. */
   lastReloadMs: number;
+  /** Calls dispatched by load (algorithm 10), when ds_hash_size is above 0; kept across reloads. */
+  readonly callLoad: CallLoad | undefined;
 }
 
 const byTenant = new Map<string, TenantDispatcher>();
@@ -101,7 +129,11 @@ const byTenant = new Map<string, TenantDispatcher>();
  * list is bad; the tenant's previous list, if any, then stays.
  */
 export function configureDispatcher(tenantId: string, file: string, settings: DispatcherSettings = DEFAULT_DISPATCHER_SETTINGS): TenantDispatcher {
-  const entry: TenantDispatcher = { settings, file, list: loadDispatcherList(file), lastReloadMs: 0 };
+  const callLoad =
+    settings.ds_hash_size > 0
+      ? new CallLoad({ expireS: settings.ds_hash_expire, initExpireS: settings.ds_hash_initexpire, checkIntervalS: settings.ds_hash_check_interval })
+      : undefined;
+  const entry: TenantDispatcher = { settings, file, list: loadDispatcherList(file), lastReloadMs: 0, callLoad };
   byTenant.set(tenantId, entry);
   return entry;
 }
