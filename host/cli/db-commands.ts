@@ -1,8 +1,10 @@
 /**
- * `ksr subscriber` and `ksr address`: manage the subscriber table (digest
- * users for KSR.auth_db) and the address table (trusted networks for
- * KSR.permissions) in the SQLite file a server uses (`ksr run --db`).
- * A running server sees the changes at once.
+ * `ksr subscriber`, `ksr address` and `ksr dispatcher`: manage the
+ * subscriber table (digest users for KSR.auth_db), the address table
+ * (trusted networks for KSR.permissions) in the SQLite file a server uses
+ * (`ksr run --db`), which a running server sees at once, and the
+ * dispatcher table (KSR.dispatcher destinations of a list named
+ * `sqlite:FILE`), which a running server reads on a dispatcher reload.
  *
  *   ksr subscriber add <user@domain> <password> [--realm r] [--store-password] [--tenant id] [--db file]
  *   ksr subscriber rm <user@domain> [--tenant id] [--db file]
@@ -10,11 +12,16 @@
  *   ksr address add <group> <cidr> [--port p] [--tag t] [--tenant id] [--db file]
  *   ksr address rm <group> <cidr> [--port p] [--tenant id] [--db file]
  *   ksr address list [--tenant id] [--db file]
+ *   ksr dispatcher add <setid> <uri> [--flags n] [--priority n] [--attrs a] [--description d] [--tenant id] [--db file]
+ *   ksr dispatcher rm <id> [--tenant id] [--db file]
+ *   ksr dispatcher list [--tenant id] [--db file]
  */
 import { existsSync } from "node:fs";
 import { Command, InvalidArgumentError } from "commander";
 import { computeHa1, toBinary } from "../auth/digest.js";
-import { openSqlite, parseCidr, SqliteAddressStore, SqliteSubscriberStore } from "../storage/sqlite.js";
+import { openSqlite, parseCidr, SqliteAddressStore, SqliteDispatcherStore, SqliteSubscriberStore } from "../storage/sqlite.js";
+import { DispatcherListError, parseDispatcherList } from "../modules/dispatcher/list.js";
+import { rowLine } from "../modules/dispatcher/db.js";
 import type { Subscriber } from "../storage/types.js";
 import { openDataServices, type DataServices, type LocationMode, type SharingWorkers } from "../storage/index.js";
 
@@ -93,7 +100,12 @@ function formatCidr(ip: string, mask: number): string {
   return `${ip}/${mask}`;
 }
 
-/** Add the `subscriber` and `address` commands to the ksr program. */
+function wholeNumberArg(value: string): number {
+  if (!/^\d{1,9}$/.test(value)) throw new InvalidArgumentError(`"${value}" is not a non-negative whole number`);
+  return Number(value);
+}
+
+/** Add the `subscriber`, `address` and `dispatcher` commands to the ksr program. */
 export function registerDbCommands(program: Command, out: (line: string) => void = (l) => process.stdout.write(l + "\n")): void {
   const subscriber = program.command("subscriber").description("manage digest users (table subscriber) for KSR.auth_db");
 
@@ -171,6 +183,52 @@ export function registerDbCommands(program: Command, out: (line: string) => void
     const rows = withDb(opts.db, (db) => new SqliteAddressStore(db).list(opts.tenant));
     for (const r of rows) out(`${r.group}\t${formatCidr(r.ip, r.mask)}\t${r.port}\t${r.tag}`);
   });
+
+  const dispatcher = program
+    .command("dispatcher")
+    .description("manage KSR.dispatcher destinations (table dispatcher) of a tenant whose list is sqlite:FILE; a running server reads them on ds_reload or `ksr ctl dispatcher reload`");
+
+  dbOptions(
+    dispatcher
+      .command("add")
+      .description("add a destination to a set")
+      .argument("<setid>", "set id", wholeNumberArg)
+      .argument("<destination>", "SIP URI (sip:10.0.0.1:5060;transport=tcp)")
+      .option("--flags <n>", "initial state: 1 inactive, 2 trying, 4 disabled, 8 probing", wholeNumberArg, 0)
+      .option("--priority <n>", "priority (highest first)", wholeNumberArg, 0)
+      .option("--attrs <attrs>", "attributes: duid=a;weight=50;maxload=10;socket=udp:IP:PORT ...", "")
+      .option("--description <text>", "free text kept with the row", ""),
+  ).action((setid: number, destination: string, opts: DbOptions & { flags: number; priority: number; attrs: string; description: string }) => {
+    const row = { setid, destination, flags: opts.flags, priority: opts.priority, attrs: opts.attrs, description: opts.description };
+    try {
+      // The row must be a valid list line, as a server will read it.
+      parseDispatcherList(rowLine(row), "the destination");
+    } catch (err) {
+      process.stderr.write(`ksr dispatcher add: ${err instanceof DispatcherListError ? err.reason : (err as Error).message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    const added = withDb(opts.db, (db) => new SqliteDispatcherStore(db).add(opts.tenant, row));
+    out(`destination ${destination} added to set ${setid} for tenant ${opts.tenant} (id ${added.id})`);
+  });
+
+  dbOptions(dispatcher.command("rm").description("remove a destination by its id (see list)").argument("<id>", "row id", wholeNumberArg)).action(
+    (id: number, opts: DbOptions) => {
+      if (!withDb(opts.db, (db) => new SqliteDispatcherStore(db).remove(opts.tenant, id))) {
+        process.stderr.write(`ksr: no dispatcher destination with id ${id} for tenant ${opts.tenant}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      out(`dispatcher destination ${id} removed`);
+    },
+  );
+
+  dbOptions(dispatcher.command("list").description("list a tenant's dispatcher destinations: id, set, destination, flags, priority, attrs, description")).action(
+    (opts: DbOptions) => {
+      const rows = withDb(opts.db, (db) => new SqliteDispatcherStore(db).list(opts.tenant));
+      for (const r of rows) out([r.id, r.setid, r.destination, r.flags, r.priority, r.attrs, r.description].join("\t"));
+    },
+  );
 }
 
 /**

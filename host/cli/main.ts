@@ -11,7 +11,7 @@
  *   ksr api [--native] [--json]
  *   ksr check <script...>
  *   ksr test [files...] [--reporter text|junit] [--watch]
- *   ksr subscriber|address add|rm|list ...   (host/cli/db-commands.ts)
+ *   ksr subscriber|address|dispatcher add|rm|list ...   (host/cli/db-commands.ts)
  *
  * `ksr run` also takes --db <file>: the SQLite file of the location,
  * subscriber and address tables (default ./ksr.sqlite), and --location
@@ -33,6 +33,7 @@ import { SipServer } from "../core/server.js";
 import { proxyOptionsFromTimers, type ProxyOptions } from "../proxy/proxy.js";
 import { loadTenantsFile, singleScriptConfig, TenantRegistry, TenantsConfigError } from "../tenants/index.js";
 import { DISPATCHER_SETTING_NAMES, dispatcherProblem, type TenantDispatcherConfig } from "../modules/dispatcher/tenants.js";
+import { resolveDispatcherList } from "../modules/dispatcher/db.js";
 import { domainPatternProblem, parseCallbackName, parseErrorPolicy, type SingleScriptSettings } from "../tenants/config.js";
 import { DEFAULT_KEMI_CALLBACKS } from "../core/context.js";
 import { tenantServer } from "../core/tenant-routing.js";
@@ -43,7 +44,7 @@ import { fileURLToPath } from "node:url";
 import { describeApi, describeNatives, formatApiText, formatNativesText } from "./api.js";
 import { runCheck } from "./check.js";
 import { runTests, watchTests, type TestReporter } from "./test.js";
-import { DEFAULT_DB_FILE, openRunDatabase, registerDbCommands } from "./db-commands.js";
+import { DEFAULT_DB_FILE, DEFAULT_TENANT, openRunDatabase, registerDbCommands } from "./db-commands.js";
 import { announceReady, isServerProcess, supervise } from "./supervisor.js";
 import { registerCtlCommand } from "./ctl.js";
 import { inProcessControlTarget } from "../control/in-process.js";
@@ -141,7 +142,7 @@ function dispatcherConfigOf(list: string, params: readonly string[]): TenantDisp
     const eq = p.indexOf("=");
     byName[p.slice(0, eq)] = p.slice(eq + 1);
   }
-  return { list: resolvePath(list), params: byName };
+  return { list: resolveDispatcherList(list, resolvePath), params: byName };
 }
 
 function dispatcherParamOption(value: string): string {
@@ -478,7 +479,7 @@ function runUsageProblem(scriptPath: string | undefined, opts: RunOptions, fromC
   }
   if (opts.dispatcherList !== undefined) {
     if (opts.tenants !== undefined) return "--dispatcher-list applies to a single script: give a tenant its list with `dispatcher: { list: FILE }` in the tenants file";
-    const problem = dispatcherProblem(dispatcherConfigOf(opts.dispatcherList, opts.dispatcherParam ?? []));
+    const problem = dispatcherProblem(dispatcherConfigOf(opts.dispatcherList, opts.dispatcherParam ?? []), DEFAULT_TENANT);
     if (problem !== undefined) return `--dispatcher-list: ${problem}`;
   }
   try {
@@ -517,7 +518,7 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
   }
   if (scriptPath === undefined) return opts.isolation === "in-process" ? runTenants(opts.tenants!, opts) : runTenantProcesses(opts.tenants!, opts);
   if (opts.workers >= 2) return runScriptWorkers(scriptPath, opts);
-  const tenant = "default";
+  const tenant = DEFAULT_TENANT;
   let registry: TenantRegistry;
   try {
     // A single script is a tenants file of one tenant: the same inbound path,
@@ -713,7 +714,7 @@ async function runTenantProcesses(tenantsFile: string, opts: RunOptions): Promis
 async function runScriptWorkers(scriptPath: string, opts: RunOptions): Promise<void> {
   const path = resolvePath(scriptPath);
   const script: SingleScript = { path, heapMb: opts.heapMb, routeTimeoutMs: opts.timeoutMs, settings: scriptSettings(opts) };
-  const config = singleScriptConfig(path, "default", { heapMb: opts.heapMb, routeTimeoutMs: opts.timeoutMs }, opts.workers, script.settings);
+  const config = singleScriptConfig(path, DEFAULT_TENANT, { heapMb: opts.heapMb, routeTimeoutMs: opts.timeoutMs }, opts.workers, script.settings);
   const { server, target } = await startWorkerProcesses(config, { script }, opts, planProcesses(config, 1));
   process.on("SIGHUP", () => log("notice", "ksr", "SIGHUP: only a server started with --tenants reloads its scripts; ignored"));
   process.on("SIGUSR2", () => {

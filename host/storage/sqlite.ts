@@ -1,7 +1,7 @@
 /**
  * The embedded SQLite database (better-sqlite3 12.x): one file holding the
- * location, subscriber and address tables of every tenant, each row keyed
- * by its tenant id.
+ * location, subscriber, address and dispatcher tables of every tenant,
+ * each row keyed by its tenant id.
  *
  * WAL mode with a busy timeout lets `ksr subscriber|address ...` write to
  * the file while a server has it open; the server caches subscriber and
@@ -63,6 +63,17 @@ CREATE TABLE IF NOT EXISTS address (
   tag TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS address_tenant ON address (tenant, grp);
+CREATE TABLE IF NOT EXISTS dispatcher (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  tenant TEXT NOT NULL,
+  setid INTEGER NOT NULL,
+  destination TEXT NOT NULL,
+  flags INTEGER NOT NULL DEFAULT 0,
+  priority INTEGER NOT NULL DEFAULT 0,
+  attrs TEXT NOT NULL DEFAULT '',
+  description TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS dispatcher_tenant ON dispatcher (tenant, setid);
 `;
 
 /** Open (creating if needed) the database file; ":memory:" for a private in-memory one. */
@@ -433,5 +444,45 @@ export class SqliteAddressStore implements AddressStore {
       this.cache.set(tenant, c);
     }
     return c;
+  }
+}
+
+// --------------------------------------------------------------- dispatcher
+
+/** A row of the dispatcher table (Kamailio's columns: setid, destination, flags, priority, attrs, description). */
+export interface DispatcherRow {
+  readonly id: number;
+  readonly setid: number;
+  readonly destination: string;
+  readonly flags: number;
+  readonly priority: number;
+  readonly attrs: string;
+  readonly description: string;
+}
+
+/** One tenant's destinations for KSR.dispatcher, as `ksr dispatcher add|rm|list` keeps them. */
+export class SqliteDispatcherStore {
+  private readonly listStmt;
+  private readonly addStmt;
+  private readonly removeStmt;
+
+  constructor(db: Db) {
+    this.listStmt = db.prepare("SELECT id, setid, destination, flags, priority, attrs, description FROM dispatcher WHERE tenant = ? ORDER BY id");
+    this.addStmt = db.prepare("INSERT INTO dispatcher (tenant, setid, destination, flags, priority, attrs, description) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    this.removeStmt = db.prepare("DELETE FROM dispatcher WHERE tenant = ? AND id = ?");
+  }
+
+  list(tenant: string): DispatcherRow[] {
+    return this.listStmt.all(tenant) as DispatcherRow[];
+  }
+
+  add(tenant: string, row: Omit<DispatcherRow, "id">): DispatcherRow {
+    const info = this.addStmt.run(tenant, row.setid, row.destination, row.flags, row.priority, row.attrs, row.description);
+    return { ...row, id: Number(info.lastInsertRowid) };
+  }
+
+  /** Whether the tenant had a row with this id. */
+  remove(tenant: string, id: number): boolean {
+    return this.removeStmt.run(tenant, id).changes > 0;
   }
 }

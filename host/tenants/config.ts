@@ -41,6 +41,7 @@ import { DEFAULT_TENANT_QUOTAS, SINGLE_SCRIPT_QUOTAS, type TenantQuotas } from "
 import { DEFAULT_EGRESS_DENY, UNRESTRICTED_EGRESS, type EgressRules } from "../core/egress.js";
 import { parseCidr } from "../core/cidr.js";
 import { dispatcherProblem, type TenantDispatcherConfig } from "../modules/dispatcher/tenants.js";
+import { resolveDispatcherList } from "../modules/dispatcher/db.js";
 import type { ExecutionMode } from "../../sandbox/runner.js";
 import type { TlsServerName } from "../transport/tls.js";
 
@@ -438,8 +439,9 @@ export function loadTenantsFile(path: string, opts: LoadTenantsOptions = {}): Te
       });
     }
     const match = t.match === undefined ? [] : Array.isArray(t.match) ? t.match : [t.match];
-    const dispatcher = t.dispatcher === undefined ? undefined : { list: resolve(baseDir, t.dispatcher.list), params: t.dispatcher.params };
-    const dsProblem = dispatcher === undefined ? undefined : dispatcherProblem(dispatcher);
+    const dispatcher =
+      t.dispatcher === undefined ? undefined : { list: resolveDispatcherList(t.dispatcher.list, (p) => resolve(baseDir, p)), params: t.dispatcher.params };
+    const dsProblem = dispatcher === undefined ? undefined : dispatcherProblem(dispatcher, t.id);
     if (dsProblem !== undefined) issue("dispatcher", dsProblem);
     let tls: TlsServerName | undefined;
     if (t.tls !== undefined) {

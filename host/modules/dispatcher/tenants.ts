@@ -6,7 +6,8 @@
  * `dispatcher:` block of a tenant in the tenants file, in every process
  * that runs the tenant's script.
  */
-import { loadDispatcherList, DispatcherListError, type DispatcherList } from "./list.js";
+import { DispatcherListError, type DispatcherList } from "./list.js";
+import { loadDispatcherSource } from "./db.js";
 import { parsePingReplyCodes } from "./ping-replies.js";
 import { parseUri } from "../../sip/uri.js";
 import { CallLoad } from "./call-load.js";
@@ -112,8 +113,9 @@ export function dispatcherSettingsOf(params: Readonly<Record<string, string | nu
 
 export interface TenantDispatcher {
   readonly settings: DispatcherSettings;
-  /** The list file (absolute), read again by ds_reload. */
+  /** The list file (absolute), or `sqlite:FILE` for the tenant's rows of a database; read again by ds_reload. */
   readonly file: string;
+  readonly tenantId: string;
   list: DispatcherList;
   /** Wall clock (ms) of the last ds_reload, 0 before any. */
   lastReloadMs: number;
@@ -133,7 +135,7 @@ export function configureDispatcher(tenantId: string, file: string, settings: Di
     settings.ds_hash_size > 0
       ? new CallLoad({ expireS: settings.ds_hash_expire, initExpireS: settings.ds_hash_initexpire, checkIntervalS: settings.ds_hash_check_interval })
       : undefined;
-  const entry: TenantDispatcher = { settings, file, list: loadDispatcherList(file), lastReloadMs: 0, callLoad };
+  const entry: TenantDispatcher = { settings, file, tenantId, list: loadDispatcherSource(file, tenantId), lastReloadMs: 0, callLoad };
   byTenant.set(tenantId, entry);
   return entry;
 }
@@ -158,7 +160,7 @@ export function reloadDispatcher(entry: TenantDispatcher, nowMs: number): Dispat
   if (entry.lastReloadMs !== 0 && nowMs - entry.lastReloadMs < entry.settings.reload_delta * 1000) return "too soon";
   entry.lastReloadMs = nowMs;
   try {
-    entry.list = loadDispatcherList(entry.file);
+    entry.list = loadDispatcherSource(entry.file, entry.tenantId);
     return undefined;
   } catch (e) {
     if (e instanceof DispatcherListError) return e;
@@ -166,17 +168,17 @@ export function reloadDispatcher(entry: TenantDispatcher, nowMs: number): Dispat
   }
 }
 
-/** A tenant's dispatcher as configured: list file (absolute) and parameters by Kamailio name. */
+/** A tenant's dispatcher as configured: list file (absolute) or `sqlite:FILE`, and parameters by Kamailio name. */
 export interface TenantDispatcherConfig {
   readonly list: string;
   readonly params: Readonly<Record<string, string | number>>;
 }
 
 /** Why the configuration cannot be used (bad parameter, unreadable or bad list: file:line), or undefined. */
-export function dispatcherProblem(config: TenantDispatcherConfig): string | undefined {
+export function dispatcherProblem(config: TenantDispatcherConfig, tenantId: string): string | undefined {
   try {
     dispatcherSettingsOf(config.params);
-    loadDispatcherList(config.list);
+    loadDispatcherSource(config.list, tenantId);
     return undefined;
   } catch (e) {
     return (e as Error).message;
