@@ -7,6 +7,8 @@
  * event_callback runs once with dispatcher:dst-down. The peer comes back
  * on the same port: the next answered ping brings the destination up
  * (dispatcher:dst-up). No response to a ping reaches the reply route.
+ * The same over TCP (;transport=tcp): a peer that stops listening refuses
+ * the ping's connection, which counts as an unanswered ping at once.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -16,7 +18,7 @@ import { DS_INACTIVE, DS_PROBING } from "../../host/modules/dispatcher/list.js";
 import { configureDispatcher, dispatcherOf, dispatcherSettingsOf, removeDispatcher } from "../../host/modules/dispatcher/tenants.js";
 import { proxyOptionsFromTimers } from "../../host/proxy/proxy.js";
 import { HostRouteRunner, startServer } from "./harness.js";
-import { optionsPeer, until } from "./sip-client.js";
+import { optionsPeer, tcpOptionsPeer, until } from "./sip-client.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "ksr-ds-probing-"));
 const TENANT = "ds-probing-e2e";
@@ -67,6 +69,39 @@ describe("dispatcher probing (e2e)", () => {
     } finally {
       await server.stop();
       peer.socket.close();
+    }
+  }, 60_000);
+
+  it("probes a ;transport=tcp destination over TCP: a refused connection takes it down, a listening peer brings it up", async () => {
+    let peer = await tcpOptionsPeer();
+    const port = peer.port;
+    const uri = `sip:127.0.0.1:${port};transport=tcp`;
+    const list = path.join(dir, "probe-tcp.list");
+    writeFileSync(list, `1 ${uri}\n`);
+    configureDispatcher(TENANT, list, dispatcherSettingsOf({ ds_ping_interval: 1, ds_probing_mode: 1, ds_probing_threshold: 2, event_callback: "ksr_ds_event" }));
+    const events: string[] = [];
+    const runner = new HostRouteRunner({
+      ksr_request_route: () => {},
+      ksr_ds_event: (ctx) => {
+        events.push(`${ctx.eventName} ${ctx.requestUri}`);
+      },
+    });
+    const server = await startServer(runner, { tenantId: TENANT }, { proxy: proxyOptionsFromTimers({ t1Ms: 20 }) });
+    const flags = (): number => dispatcherOf(TENANT)!.list.sets.get(1)!.dests[0]!.flags;
+    try {
+      await until("two pings answered over TCP", () => peer.received() >= 2);
+      expect(flags()).toBe(DS_PROBING);
+      await peer.close();
+      await until("the destination to go down", () => events.length >= 1);
+      expect(events).toEqual([`dispatcher:dst-down ${uri}`]);
+      expect(flags()).toBe(DS_INACTIVE | DS_PROBING);
+      peer = await tcpOptionsPeer(port);
+      await until("the destination to come back", () => events.length >= 2);
+      expect(events).toEqual([`dispatcher:dst-down ${uri}`, `dispatcher:dst-up ${uri}`]);
+      expect(peer.received()).toBeGreaterThanOrEqual(1);
+    } finally {
+      await server.stop();
+      await peer.close();
     }
   }, 60_000);
 });

@@ -326,6 +326,46 @@ export async function optionsPeer(port = 0): Promise<{ socket: dgram.Socket; por
   return { socket, port: socket.address().port, received: () => callIds.size };
 }
 
+/**
+ * A TCP peer that answers every OPTIONS on its connections with 200 (a
+ * dispatcher destination with ;transport=tcp); `close()` stops listening
+ * and drops its connections, so that a new connection is refused.
+ */
+export async function tcpOptionsPeer(port = 0): Promise<{ port: number; received: () => number; close: () => Promise<void> }> {
+  const callIds = new Set<string>();
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => {});
+    let pending = "";
+    socket.on("data", (chunk) => {
+      pending += chunk.toString("latin1");
+      // The pings carry no body: each message ends at its blank line.
+      for (let end = pending.indexOf("\r\n\r\n"); end >= 0; end = pending.indexOf("\r\n\r\n")) {
+        const text = pending.slice(0, end + 4);
+        pending = pending.slice(end + 4);
+        if (!text.startsWith("OPTIONS ")) continue;
+        callIds.add(headerValue(text, "call-id") ?? "");
+        socket.write(buildResponseTo(text, 200, "OK"));
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, LOCALHOST, () => resolve());
+  });
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    received: () => callIds.size,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
 /** Polls (bounded) until `done` holds; throws naming `what` otherwise. The bound only ends a test that would hang. */
 export async function until(what: string, done: () => boolean, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
