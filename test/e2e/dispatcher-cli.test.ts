@@ -20,7 +20,7 @@ function ksrRun(args: string[]) {
   return spawnSync(process.execPath, [BIN, "run", scriptPath("reply-ok.js"), "--listen", "udp:127.0.0.1:0", ...args], { cwd: ROOT, encoding: "utf8", timeout: 20_000 });
 }
 
-describe("ksr run --dispatcher-list", () => {
+describe("ksr run --dispatcher-list", { timeout: 30_000 }, () => {
   it("refuses a list with a bad line, naming file and line", () => {
     const list = path.join(dir, "bad.list");
     writeFileSync(list, "1 sip:127.0.0.1:5070\n\n2 sip:127.0.0.1 0 0 weight=0\n");

@@ -33,7 +33,8 @@ describe("fuzz engine", () => {
     for (const token of ["Via: ", ";tag=", "%00", "65535"]) expect(found).toContain(token);
     // The corpus kept an input for each condition passed on the way.
     expect(report.corpus).toBeGreaterThanOrEqual(4);
-  });
+    // Bounded by its runs, not by time: the limit only ends a hang (50 000 runs take seconds on a loaded machine).
+  }, 120_000);
 
   it("reports no failure when the target holds, after exactly the runs allowed", () => {
     const report = fuzz(() => undefined, [Buffer.from("x")], { maxRuns: 500, maxMs: 120_000, seed: 2, maxLength: 64, coverageUrl: "engine.test.ts" });

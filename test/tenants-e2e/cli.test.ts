@@ -28,7 +28,7 @@ async function untilReason(p: UdpPeer, port: number, domain: string, want: strin
   throw new Error(`${domain} still answers "${last}", not "${want}"`);
 }
 
-describe("ksr run --tenants", () => {
+describe("ksr run --tenants", { timeout: 30_000 }, () => {
   it("refuses a script together with --tenants, --watch or --isolation without it, --heap-mb with it, an unknown isolation", () => {
     const { file } = setup();
     const both = spawnSync(process.execPath, [cliPath(), "run", path.join(ROOT, "examples/basic-proxy.js"), "--tenants", file], { encoding: "utf8", timeout: 20_000 });

@@ -145,7 +145,8 @@ async function registerBob(ksr: RunningKsr, callee: UdpPeer, callId: string): Pr
   return headerValue(ok, "x-worker")!;
 }
 
-describe("ksr run --workers 2", () => {
+// Each test starts a front and two worker processes: on a loaded machine that alone can pass the default 5 s.
+describe("ksr run --workers 2", { timeout: 30_000 }, () => {
   it("over UDP: finds on one worker the registration another took; a call's 2xx ACK and the callee's BYE cross the proxy", async () => {
     const { ksr, cleanup } = await startWorkers();
     try {
