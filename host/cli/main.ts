@@ -63,7 +63,7 @@ import { openSharedStateFile } from "../modules/state/shared-sqlite.js";
 import { TenantProcesses, type WorkerSpawn } from "../tenants/processes.js";
 import { runTenantWorker } from "../tenants/worker.js";
 import { NONCE_SECRET_ENV, type SingleScript, type WorkerConfig } from "../tenants/worker-protocol.js";
-import { DEFAULT_STREAM_LIMITS, TLS_CLIENT_VERIFICATIONS, TransportLayer, type StreamConnectionLimits, type TlsClientVerification, type TlsSettings } from "../transport/index.js";
+import { DEFAULT_STREAM_LIMITS, DEFAULT_WEBSOCKET_SETTINGS, type WebSocketSettings, TLS_CLIENT_VERIFICATIONS, TransportLayer, type StreamConnectionLimits, type TlsClientVerification, type TlsSettings } from "../transport/index.js";
 import { DEFAULT_OVERLOAD_DELAY_MS, type OverloadOptions } from "../core/overload.js";
 import { configurePike, DEFAULT_PIKE_SETTINGS, type PikeSettings } from "../modules/state/pike-store.js";
 import { DEFAULT_METRICS_HOST, DEFAULT_METRICS_PORT, parseMetricsAddress, startMetricsServer, type MetricsGatherer, type MetricsServer } from "../metrics/http.js";
@@ -277,6 +277,36 @@ interface RunOptions {
   tlsCa?: string;
   tlsVerifyClient?: TlsClientVerification;
   tlsVerifyServer?: boolean;
+  /** WebSocket handshake lists and keep-alive (host/transport/ws.ts). */
+  wsPath?: string[];
+  wsOrigin?: string[];
+  wsPingIntervalMs?: number;
+  wsPongTimeoutMs?: number;
+}
+
+function wsPathOption(value: string): string {
+  if (!value.startsWith("/")) throw new InvalidArgumentError(`"${value}" is not a path (it starts with /)`);
+  return value;
+}
+
+/** The `ksr run` options setting a WebSocket keep-alive time. */
+const WS_FLAGS = [
+  ["wsPingIntervalMs", "--ws-ping-interval-ms", "pingIntervalMs", "send a WebSocket ping on every ws/wss connection this often"],
+  ["wsPongTimeoutMs", "--ws-pong-timeout-ms", "pongTimeoutMs", "close a WebSocket connection whose pong has not come this long after a ping"],
+] as const satisfies readonly SettingFlag<keyof typeof DEFAULT_WEBSOCKET_SETTINGS>[];
+
+/** The WebSocket settings of the flags. */
+function webSocketSettings(opts: RunOptions): WebSocketSettings {
+  return {
+    ...(opts.wsPath !== undefined ? { allowedPaths: opts.wsPath } : {}),
+    ...(opts.wsOrigin !== undefined ? { allowedOrigins: opts.wsOrigin } : {}),
+    ...settingsFromFlags(opts, WS_FLAGS),
+  };
+}
+
+/** The WebSocket list flags again, for a server process (the numeric ones go with the other setting flags). */
+function wsArgs(opts: RunOptions): string[] {
+  return [...(opts.wsPath ?? []).flatMap((p) => ["--ws-path", p]), ...(opts.wsOrigin ?? []).flatMap((o) => ["--ws-origin", o])];
 }
 
 function tlsVerifyClientOption(value: string): TlsClientVerification {
@@ -381,8 +411,9 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
     "--overload-delay-ms",
     String(opts.overloadDelayMs),
     ...(opts.overloadShedding ? [] : ["--no-overload-shedding"]),
-    ...[...TCP_LIMIT_FLAGS, ...PIKE_FLAGS].flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, String(opts[key])])),
+    ...[...TCP_LIMIT_FLAGS, ...PIKE_FLAGS, ...WS_FLAGS].flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, String(opts[key])])),
     ...tlsArgs(opts),
+    ...wsArgs(opts),
     // Only ever set with --tenants (runUsageProblem); absolute, whatever the server process's directory.
     ...(opts.control === undefined ? [] : ["--control", resolveControlPath(opts.control)]),
     ...(opts.metrics === undefined ? [] : ["--metrics", opts.metrics === true ? `${DEFAULT_METRICS_HOST}:${DEFAULT_METRICS_PORT}` : opts.metrics]),
@@ -494,6 +525,7 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
       overload: overloadOptions(opts),
       streamLimits: settingsFromFlags(opts, TCP_LIMIT_FLAGS),
       tls: tlsSettings(opts),
+      webSocket: webSocketSettings(opts),
     },
     // Alone, the tenant needs no name on our Vias: the next hops see plain ones.
     { proxy: proxyOptions(opts), nameTenantInVia: false },
@@ -715,6 +747,7 @@ async function startWorkerProcesses(
     tenantId: "ksr",
     streamLimits: settingsFromFlags(opts, TCP_LIMIT_FLAGS),
       tls: tlsSettings(opts),
+      webSocket: webSocketSettings(opts),
   });
   let control: ControlServer | undefined;
   let metrics: MetricsServer | undefined;
@@ -821,6 +854,7 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
       overload: overloadOptions(opts),
       streamLimits: settingsFromFlags(opts, TCP_LIMIT_FLAGS),
       tls: tlsSettings(opts),
+      webSocket: webSocketSettings(opts),
     },
     { proxy: proxyOptions(opts) },
   );
@@ -876,6 +910,8 @@ export function buildProgram(): Command {
     .option("--tls-ca <file>", "PEM CA certificates peer certificates are verified against (default: Node's bundled CAs)")
     .option("--tls-verify-client <mode>", "client certificates: none (not asked for), optional (asked for, KSR.tls.is_peer_verified() tells), require (connection closed without a verified one) (default none)", tlsVerifyClientOption)
     .option("--tls-verify-server", "verify the certificate of a TLS next hop against --tls-ca and the address connected to (default off)")
+    .option("--ws-path <path>", "a request path WebSocket handshakes may ask for, repeatable (default: any path)", collect(wsPathOption))
+    .option("--ws-origin <origin>", "an Origin WebSocket handshakes may come from, repeatable (default: any, or none)", collect((v: string) => v))
     .option("--listen <proto:ip:port>", `listen socket, repeatable (default ${DEFAULT_LISTEN.join(" and ")})`, collect(listenOption))
     .option("--alias <host[:port]>", "another name of this server (is_myself, Via checks), repeatable", collect(aliasOption))
     .option(
@@ -912,6 +948,7 @@ export function buildProgram(): Command {
   const settingFlags = [
     ...TCP_LIMIT_FLAGS.map(([, flag, field, help]) => [flag, help, DEFAULT_STREAM_LIMITS[field]] as const),
     ...PIKE_FLAGS.map(([, flag, field, help]) => [flag, help, DEFAULT_PIKE_SETTINGS[field]] as const),
+    ...WS_FLAGS.map(([, flag, field, help]) => [flag, help, DEFAULT_WEBSOCKET_SETTINGS[field]] as const),
   ];
   for (const [flag, help, fallback] of settingFlags) {
     runCommand.addOption(new Option(`${flag} <n>`, `${help} (default ${fallback})`).argParser(positiveInt));

@@ -310,6 +310,13 @@ class RecordingTransport implements ServerTransport {
   readonly sent: Transmission[] = [];
   /** TCP connection id → remote IP, for connections test messages arrived on. */
   readonly connections = new Map<number, string>();
+  /**
+   * "ws:ip:port" of the WebSocket clients test messages came from. A
+   * WebSocket client is reachable only over the connection it opened (RFC
+   * 7118), so a message for any other ws/wss address is not sent (the send
+   * fails, as with the real transport when the connection is gone).
+   */
+  readonly webSocketPeers = new Set<string>();
   /** True while the server handles a response sent in by the test. */
   handlingResponseSentIn = false;
   /** Told of every message after it is recorded (the simulated downstream elements listen here). */
@@ -332,6 +339,7 @@ class RecordingTransport implements ServerTransport {
   }
 
   send(proto: TransportProto, ip: string, port: number, data: string, _connectionId?: number, from?: ListenSocket): boolean {
+    if ((proto === "ws" || proto === "wss") && !this.webSocketPeers.has(formatDestination({ proto, ip, port }))) return false;
     const t: Transmission = { proto, ip, port, data, from, causedByResponseSentIn: this.handlingResponseSentIn };
     this.sent.push(t);
     this.onSend?.(t);
@@ -849,8 +857,9 @@ class Harness implements ScriptHarness {
     else if (options.raw) text = message;
     else text = toWireText(fillPlaceholders(message, values));
 
-    const connectionId = source.proto === "tcp" ? (source.connectionId ?? DEFAULT_TCP_CONNECTION_ID) : -1;
-    if (source.proto === "tcp") this.transport.connections.set(connectionId, source.ip);
+    const connectionId = source.proto !== "udp" ? (source.connectionId ?? DEFAULT_TCP_CONNECTION_ID) : -1;
+    if (source.proto !== "udp") this.transport.connections.set(connectionId, source.ip);
+    if (source.proto === "ws" || source.proto === "wss") this.transport.webSocketPeers.add(formatDestination(source));
     const rcv: ReceiveInfo = { proto: source.proto, srcIp: source.ip, srcPort: source.port, localIp: local.ip, localPort: local.port, connectionId };
 
     const wire = textToBinary(text);
