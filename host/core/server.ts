@@ -130,7 +130,7 @@ export interface RouterHost extends HostServices {
   /** `egress`: the sending tenant's policy for a request (host/core/egress.ts), checked on the address sent to. */
   /**
    * `flags`: what a stream transport does with this message (KSR.set_forward_close and co, host/modules/sendopts.ts).
-   * `onUnresolved`: called when a host name turns out not to resolve after send() returned (a name not looked up lately).
+   * `onUnresolved`: called when the message turns out not to be sendable after send() returned: a name not looked up lately that does not resolve, or (a worker process's transport) a send the front could not make.
    */
   send(
     dest: Destination,
@@ -566,7 +566,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     if (known !== undefined && known !== dest.host) dest = { ...dest, host: known };
     if (isIP(dest.host) !== 0) {
       if (this.egressRefused(egress, dest.host, what)) return false;
-      const ok = this.transport.send(dest.proto, dest.host, dest.port, text, dest.connectionId, from, flags);
+      const ok = this.transport.send(dest.proto, dest.host, dest.port, text, dest.connectionId, from, flags, onUnresolved);
       if (ok) this.wire.sent(text);
       else {
         this.wire.dropped("send_failed");

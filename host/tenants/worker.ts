@@ -47,6 +47,12 @@ import {
 
 /** TCP connection ids remembered with their remote address (the stateless response path checks them). */
 const MAX_REMEMBERED_CONNECTIONS = 4096;
+/**
+ * Sends whose outcome the worker waits to hear of (requests to WebSocket
+ * clients). The front answers each batch at once; the bound only keeps a
+ * front that never answers from growing the map.
+ */
+const MAX_PENDING_FAILURE_CALLBACKS = 4096;
 
 /** CPU time of this whole process (all threads: the isolate's too), in ns. */
 function processCpuNs(): bigint {
@@ -222,6 +228,9 @@ export class IpcTransport implements ServerTransport {
   private onMessage: TransportOptions["onMessage"] | undefined;
   private started = false;
   private readonly connections = new Map<number, string>();
+  /** What to call if the front reports a send as failed, by ref, until it reports on it; the oldest forgotten past MAX_PENDING_FAILURE_CALLBACKS. */
+  private readonly failureCallbacks = new Map<number, () => void>();
+  private nextRef = 1;
 
   constructor(
     private readonly sockets: readonly ListenSocket[],
@@ -257,8 +266,17 @@ export class IpcTransport implements ServerTransport {
     return this.started;
   }
 
-  send(proto: TransportProto, ip: string, port: number, data: string, connectionId?: number, from?: ListenSocket, flags?: SendFlags): boolean {
+  send(proto: TransportProto, ip: string, port: number, data: string, connectionId?: number, from?: ListenSocket, flags?: SendFlags, onFailedLater?: () => void): boolean {
     if (isIP(ip) === 0) return false;
+    // A WebSocket client is reached only over its own connection, which the
+    // front holds: whether it is still there is known once the front tries
+    // (RFC 7118; a request to it then fails as a transport error).
+    let ref: number | undefined;
+    if (onFailedLater !== undefined && (proto === "ws" || proto === "wss")) {
+      ref = this.nextRef++;
+      this.failureCallbacks.set(ref, onFailedLater);
+      if (this.failureCallbacks.size > MAX_PENDING_FAILURE_CALLBACKS) this.failureCallbacks.delete(this.failureCallbacks.keys().next().value!);
+    }
     this.outbox.send({
       proto,
       ip,
@@ -267,8 +285,23 @@ export class IpcTransport implements ServerTransport {
       ...(connectionId !== undefined ? { connectionId } : {}),
       ...(from !== undefined ? { from } : {}),
       ...(flags !== undefined ? { flags } : {}),
+      ...(ref !== undefined ? { ref } : {}),
     });
     return true;
+  }
+
+  /** What the front made of the sends that carried a ref: the failed ones fail now. */
+  sendResults(sent: readonly number[], failed: readonly number[]): void {
+    for (const ref of sent) this.failureCallbacks.delete(ref);
+    for (const ref of failed) {
+      const callback = this.failureCallbacks.get(ref);
+      this.failureCallbacks.delete(ref);
+      try {
+        callback?.();
+      } catch (err) {
+        log("err", "transport", `send failure callback failed: ${(err as Error)?.message ?? String(err)}`);
+      }
+    }
   }
 
   socketFor(proto: TransportProto, dstIp: string, forced?: ListenSocket): ListenSocket | undefined {
@@ -388,6 +421,9 @@ export async function runTenantWorker(
   const ops = workerOps(server, data, label);
   const onFrontMessage = (msg: FrontMessage): void => {
     switch (msg.t) {
+      case "sendResults":
+        channel.sendResults(msg.sent, msg.failed);
+        return;
       case "sip":
         for (const item of msg.items) {
           channel.deliver(item.data, item.rcv);

@@ -227,9 +227,11 @@ export class TransportLayer {
    * the address a new connection binds to). `ip` must be an IP literal.
    * `flags` (TCP only): close the connection once the message is written,
    * or send only over an open connection. Returns false when the message
-   * could not be handed to the OS.
+   * could not be handed to the OS. `_onFailedLater` is for transports that
+   * learn of a failure after returning (a worker's, host/tenants/worker.ts);
+   * this one always knows at once.
    */
-  send(proto: TransportProto, ip: string, port: number, data: string, connectionId?: number, from?: ListenSocket, flags?: SendFlags): boolean {
+  send(proto: TransportProto, ip: string, port: number, data: string, connectionId?: number, from?: ListenSocket, flags?: SendFlags, _onFailedLater?: () => void): boolean {
     if (proto === "tcp") return this.tcp.send(ip, port, data, connectionId, from, flags);
     if (proto === "tls") return this.tls?.send(ip, port, data, connectionId, from, flags) ?? false;
     if (proto === "ws") return this.ws?.send(ip, port, data, connectionId, from, flags) ?? false;

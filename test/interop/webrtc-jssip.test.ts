@@ -14,6 +14,8 @@
  *   Chromium's fake devices;
  * - while both are connected, ksr's metrics count two WebSocket
  *   connections;
+ * - the same in one process and with `--workers 2` (the front process owns
+ *   the connections, the workers run the script);
  * - alice's page is closed without unregistering (her connection is gone,
  *   her binding stays): bob's next call fails at once with 480, since
  *   nobody can open a WebSocket connection to a browser.
@@ -105,7 +107,11 @@ async function scrape(port: number): Promise<string> {
   return res.text();
 }
 
-describe("JsSIP in headless Chromium over WebSocket to examples/webrtc-registrar.js", () => {
+describe.each([
+  { mode: "one process", args: [] as string[] },
+  // The front owns the WebSocket connections, the workers run the script.
+  { mode: "--workers 2", args: ["--workers", "2"] },
+])("JsSIP in headless Chromium over WebSocket to examples/webrtc-registrar.js ($mode)", ({ args }) => {
   let ksr: KsrProcess | undefined;
   let browser: Browser | undefined;
   let pages: { server: http.Server; origin: string } | undefined;
@@ -132,6 +138,7 @@ describe("JsSIP in headless Chromium over WebSocket to examples/webrtc-registrar
         "--db", path.join(dir, "ksr.sqlite"),
         "--metrics", `127.0.0.1:${metricsPort}`,
         "--no-supervise",
+        ...args,
       ],
     });
     browser = await puppeteer.launch({
