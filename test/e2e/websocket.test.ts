@@ -26,9 +26,12 @@ import { makeTestPki, type TestPki } from "./tls-certs.js";
 const EXAMPLE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "examples", "webrtc-registrar.js");
 
 const received: ReceiveInfo[] = [];
+/** Added to every reply as X-Padding when set (the output cap test). */
+let padding = "";
 const routes: HostRoutes = {
   ksr_request_route: (ctx) => {
     received.push(ctx.rcv);
+    if (padding !== "") ctx.replyHeaders.push(`X-Padding: ${padding}`);
     ctx.host.sendReply(ctx, 200, "OK");
   },
 };
@@ -44,6 +47,7 @@ function withHeader(response: string, line: string): string {
 
 async function serve(webSocket: WebSocketSettings = {}, options: Partial<SipServerOptions> = {}): Promise<RunningServer> {
   received.length = 0;
+  padding = "";
   return bed.serve(
     await startServer(new HostRouteRunner(routes), {
       listen: [
@@ -258,6 +262,47 @@ describe("SIP over WebSocket", () => {
     expect(logText()).toContain("message over 2000 bytes; closing");
     expect(received).toHaveLength(0);
   });
+
+  it("survives garbage frames: a frame that is no SIP message is dropped, the connection keeps serving", async () => {
+    const srv = await serve();
+    const client = await wsClient(srv.server.portOf("ws"));
+    client.send("\x00\xff\xfe garbage \x80\x81", true);
+    client.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    // A request without a Via cannot be answered: dropped with a log line.
+    client.send(wsRequest().replace(/^Via: .*\r\n/m, ""));
+    client.send(wsRequest({ callId: "after-garbage" }));
+    const reply = await client.next();
+    expect(statusOf(reply.text)).toBe(200);
+    expect(headerValue(reply.text, "call-id")).toBe("after-garbage");
+    expect(received).toHaveLength(1);
+    expect(client.ws.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it("answers a message that does not parse 400 down its connection, as over TCP", async () => {
+    const srv = await serve();
+    const client = await wsClient(srv.server.portOf("ws"));
+    client.send(wsRequest().replace(/^CSeq: 1 OPTIONS/m, "CSeq: one OPTIONS"));
+    const reply = await client.next();
+    expect(statusOf(reply.text)).toBe(400);
+    expect(received).toHaveLength(0);
+  });
+
+  it("the output cap closes the connection of a client that does not read, dropping the reply that does not fit", async () => {
+    const srv = await serve({}, { streamLimits: { maxOutputBytes: 256 * 1024 } });
+    padding = "x".repeat(60_000);
+    const stalled = await wsClient(srv.server.portOf("ws"));
+    // Never reads: the replies pile up in the kernel, then in the server.
+    (stalled.ws as unknown as { _socket: net.Socket })._socket.pause();
+    // 60 kB a reply; loopback's kernel buffers hold a few MB, so at most 1 000 requests fill them and the queue behind.
+    for (let i = 0; i < 1000 && srv.server.wsPolicyCounters?.closedOutputFull === 0; i++) {
+      if (stalled.ws.readyState !== WebSocket.OPEN) break;
+      stalled.send(wsRequest());
+      if (i % 20 === 19) await new Promise((r) => setTimeout(r, 5));
+    }
+    await until("the stalled connection closed", () => srv.server.wsPolicyCounters?.closedOutputFull === 1, 10_000);
+    expect(srv.server.wsPolicyCounters?.droppedMessages).toBe(1);
+    await until("the connection released", () => srv.server.wsConnectionCount === 0);
+  }, 20_000);
 
   it("lists WebSocket connections with the TCP ones and counts them", async () => {
     const srv = await serve();
