@@ -7,13 +7,14 @@
  * (and the failure once that connection is gone).
  */
 import net from "node:net";
+import tls from "node:tls";
 import path from "node:path";
-import { readFileSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, readFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HostRouteRunner, startServer, TEST_LIMITS, type HostRoutes, type RunningServer } from "./harness.js";
+import { HostRouteRunner, startScript, startServer, TEST_LIMITS, type HostRoutes, type RunningServer } from "./harness.js";
 import { LOCALHOST, buildRequest, buildResponseTo, headerValue, statusOf, reasonOf, startLineOf, until } from "./sip-client.js";
 import type { SipServerOptions } from "../../host/core/server.js";
 import type { ReceiveInfo } from "../../host/core/context.js";
@@ -304,6 +305,26 @@ describe("SIP over WebSocket", () => {
     await until("the connection released", () => srv.server.wsConnectionCount === 0);
   }, 20_000);
 
+  it("never connects to a ws address: t_relay to one without a connection fails at once (-2), sl_reply_error answers 477", async () => {
+    const srv = bed.serve(
+      await startScript("ws-relay-gone.js", {
+        listen: [
+          { proto: "udp", ip: LOCALHOST, port: 0 },
+          { proto: "tcp", ip: LOCALHOST, port: 0 },
+          { proto: "ws", ip: LOCALHOST, port: 0 },
+        ],
+      }),
+    );
+    const client = await wsClient(srv.server.portOf("ws"));
+    client.send(wsRequest({ method: "INVITE" }));
+    let reply = (await client.next()).text;
+    if (statusOf(reply) === 100) reply = (await client.next()).text;
+    expect(statusOf(reply)).toBe(477);
+    expect(logText()).toContain("ws: no open WebSocket connection from 198.51.100.99:40000: not sent");
+    expect(logText()).toContain("t_relay failed");
+    expect(srv.server.wsConnectionCount).toBe(1);
+  });
+
   it("lists WebSocket connections with the TCP ones and counts them", async () => {
     const srv = await serve();
     const client = await wsClient(srv.server.portOf("ws"));
@@ -340,6 +361,33 @@ describe("SIP over secure WebSocket (wss)", () => {
     expect(statusOf((await client.next()).text)).toBe(200);
     expect(received[0]).toMatchObject({ proto: "wss" });
     expect(received[0]!.tls?.version).toMatch(/^TLSv1\.[23]$/);
+  });
+
+  it("a TLS reload gives new wss connections the new certificate", async () => {
+    const cert = `${pki.dir}/ws-live.pem`;
+    const key = `${pki.dir}/ws-live.key`;
+    copyFileSync(pki.server.cert, cert);
+    copyFileSync(pki.server.key, key);
+    const srv = await serve(
+      {},
+      {
+        listen: [
+          { proto: "udp", ip: LOCALHOST, port: 0 },
+          { proto: "tcp", ip: LOCALHOST, port: 0 },
+          { proto: "wss", ip: LOCALHOST, port: 0 },
+        ],
+        tls: { certFile: cert, keyFile: key, caFile: pki.caFile },
+      },
+    );
+    const subjectCn = async (): Promise<string> => {
+      const client = await wsClient(srv.server.portOf("wss"), { scheme: "wss", ca: readFileSync(pki.caFile) });
+      return (client.ws as unknown as { _socket: tls.TLSSocket })._socket.getPeerCertificate().subject.CN as string;
+    };
+    expect(await subjectCn()).toBe("server.test");
+    copyFileSync(pki.server2.cert, cert);
+    copyFileSync(pki.server2.key, key);
+    expect(srv.server.reloadTls()).toBeUndefined();
+    expect(await subjectCn()).toBe("reloaded.test");
   });
 
   it("refuses to start a wss socket without a certificate", async () => {
