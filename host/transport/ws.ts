@@ -132,6 +132,8 @@ interface Accepted {
   readonly handshakeTimer: NodeJS.Timeout;
   /** Set once the upgrade is done. */
   conn?: WsConnection;
+  /** A failed or timed-out handshake was reported: the TLS layer and our own timer must not both count it. */
+  handshakeReported?: boolean;
 }
 
 interface WsConnection {
@@ -244,7 +246,8 @@ export class WsTransport {
     server.on("tlsClientError", (err: Error & { code?: string }, socket: tls.TLSSocket) => {
       const a = socket.remoteAddress !== undefined && socket.remotePort !== undefined ? this.accepted.get(addressKey(socket.remoteAddress, socket.remotePort)) : undefined;
       socket.destroy();
-      if (a === undefined) return;
+      if (a === undefined || a.handshakeReported === true) return;
+      a.handshakeReported = true;
       if (err.code === "ERR_TLS_HANDSHAKE_TIMEOUT") this.options.policy.report("closedHandshakeTimeout", `${a.description}: TLS handshake not finished within ${this.options.policy.limits.handshakeTimeoutMs} ms; closing`);
       else this.options.policy.report("failedHandshake", `${a.description}: TLS handshake failed: ${err.message.trim()}; closing`);
       a.raw.destroy();
@@ -325,7 +328,8 @@ export class WsTransport {
     );
     const ms = this.options.policy.limits.handshakeTimeoutMs;
     const handshakeTimer = setTimeout(() => {
-      if (accepted.conn !== undefined) return;
+      if (accepted.conn !== undefined || accepted.handshakeReported === true) return;
+      accepted.handshakeReported = true;
       this.options.policy.report("closedHandshakeTimeout", `${description}: WebSocket handshake not done within ${ms} ms; closing`);
       raw.destroy();
     }, ms);
@@ -369,6 +373,7 @@ export class WsTransport {
       }
     }
     if (refusal !== undefined) {
+      a.handshakeReported = true;
       this.options.policy.report("failedHandshake", `${a.description}: WebSocket handshake refused with ${refusal.status}: ${refusal.reason}; closing`);
       const text = http.STATUS_CODES[refusal.status] ?? "Refused";
       socket.end(`HTTP/1.1 ${refusal.status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);

@@ -390,6 +390,27 @@ describe("SIP over secure WebSocket (wss)", () => {
     expect(await subjectCn()).toBe("reloaded.test");
   });
 
+  it("a client that is not TLS on the wss port fails the handshake once, logged and counted, and the socket serves on", async () => {
+    const listen = [
+      { proto: "udp" as const, ip: LOCALHOST, port: 0 },
+      { proto: "tcp" as const, ip: LOCALHOST, port: 0 },
+      { proto: "wss" as const, ip: LOCALHOST, port: 0 },
+    ];
+    const srv = await serve({}, { listen, tls: { certFile: pki.server.cert, keyFile: pki.server.key, caFile: pki.caFile } });
+    const port = srv.server.portOf("wss");
+    const plain = net.connect(port, LOCALHOST, () => plain.write("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n"));
+    closeAfter(() => plain.destroy());
+    plain.on("error", () => {});
+    await new Promise<void>((resolve) => plain.on("close", () => resolve()));
+    await until("the failure counted", () => srv.server.wsPolicyCounters?.failedHandshake === 1);
+    await until("the connection released", () => srv.server.wsConnectionCount === 0);
+    expect(logText()).toMatch(/wss connection \d+ from 127\.0\.0\.1:\d+: TLS handshake failed: .*; closing/);
+    const client = await wsClient(port, { scheme: "wss", ca: readFileSync(pki.caFile) });
+    client.send(wsRequest({ transport: "WSS" }));
+    expect(statusOf((await client.next()).text)).toBe(200);
+    expect(srv.server.wsPolicyCounters?.failedHandshake).toBe(1);
+  });
+
   it("refuses to start a wss socket without a certificate", async () => {
     await expect(
       startServer(new HostRouteRunner(routes), { listen: [{ proto: "udp", ip: LOCALHOST, port: 0 }, { proto: "wss", ip: LOCALHOST, port: 0 }] }),
