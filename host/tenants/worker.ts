@@ -18,6 +18,7 @@
  * TenantRegistry holding this worker's tenants, whose transport is the IPC
  * channel to the front (received messages in, bytes to send out).
  */
+import { setFlowTokenKey } from "../proxy/flow-token.js";
 import { isIP } from "node:net";
 import { closeSync, openSync, readdirSync, readFileSync, writeSync } from "node:fs";
 import { getPriority, setPriority } from "node:os";
@@ -361,7 +362,10 @@ function sharing(config: WorkerConfig, opened: (db: { close(): void }) => void):
   const hex = process.env[NONCE_SECRET_ENV];
   delete process.env[NONCE_SECRET_ENV];
   if (hex === undefined || !/^[0-9a-f]{64}$/.test(hex)) throw new Error(`worker of a pool started without the server's nonce secret (${NONCE_SECRET_ENV})`);
-  return { nonceSecret: Buffer.from(hex, "hex"), lane: { index: config.workerIndex, count: config.poolSize } };
+  const nonceSecret = Buffer.from(hex, "hex");
+  // The pool's workers share the dialogs of its calls: a flow token one made (RFC 5626) must be good in the others.
+  setFlowTokenKey(nonceSecret);
+  return { nonceSecret, lane: { index: config.workerIndex, count: config.poolSize } };
 }
 
 /**

@@ -476,6 +476,52 @@ describe("examples/webrtc-registrar.js over WebSocket", () => {
     ].join("\r\n");
   }
 
+  it("RFC 5626: the Record-Route of an outbound browser's INVITE carries its flow token; a request routed back through it goes down that flow, a request from the flow itself does not", async () => {
+    const srv = await serveExample();
+    const port = srv.server.portOf("ws");
+    const alice = await wsClient(port);
+    alice.send(register("alice"));
+    expect(statusOf((await alice.next()).text)).toBe(200);
+    const bob = await wsClient(port);
+    // JsSIP's INVITE: ";ob" in the Contact (RFC 5626 §4.2.1), one Via.
+    bob.send(invite("call-ob").replace("<sip:bob@bobhost.invalid;transport=ws>", "<sip:bob@bobhost.invalid;transport=ws;ob>"));
+    const atAlice = (await alice.next()).text;
+    const recordRoute = headerValue(atAlice, "record-route")!;
+    expect(recordRoute).toMatch(new RegExp(`^<sip:[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+@127\\.0\\.0\\.1:${port};transport=ws;lr;ftag=bobtag>$`));
+    alice.send(withHeader(buildResponseTo(atAlice, 200, "OK"), "Contact: <sip:alice@alicehost.invalid;transport=ws>"));
+    const ok = await nextNot100(bob);
+    expect(statusOf(ok)).toBe(200);
+    const aliceTag = /tag=([^;>\s]+)/.exec(headerValue(ok, "to")!)![1];
+
+    // alice's BYE to bob's Contact as he sent it (no alias): only the flow token in the Route can reach him.
+    const byeToBob = [
+      "BYE sip:bob@bobhost.invalid;transport=ws;ob SIP/2.0",
+      "Via: SIP/2.0/WS alicehost.invalid;branch=z9hG4bKbyeob",
+      "Max-Forwards: 70",
+      `Route: ${recordRoute}`,
+      `From: <sip:alice@127.0.0.1>;tag=${aliceTag}`,
+      "To: <sip:bob@127.0.0.1>;tag=bobtag",
+      "Call-ID: call-ob",
+      "CSeq: 1 BYE",
+      "Content-Length: 0",
+      "",
+      "",
+    ].join("\r\n");
+    alice.send(byeToBob);
+    const atBob = (await bob.next()).text;
+    expect(startLineOf(atBob)).toBe("BYE sip:bob@bobhost.invalid;transport=ws;ob SIP/2.0");
+    expect(headerValue(atBob, "route")).toBeUndefined();
+    bob.send(buildResponseTo(atBob, 200, "OK"));
+    expect(statusOf(await nextNot100(alice))).toBe(200);
+
+    // A token changed by a byte is not ours: the R-URI decides, and bobhost.invalid does not resolve.
+    const forged = recordRoute.replace(/^<sip:(.)/, (_m, c: string) => `<sip:${c === "A" ? "B" : "A"}`);
+    alice.send(byeToBob.replace(recordRoute, forged).replace("z9hG4bKbyeob", "z9hG4bKbyeob2").replace("CSeq: 1 BYE", "CSeq: 2 BYE"));
+    const refused = await nextNot100(alice);
+    expect(statusOf(refused)).toBeGreaterThanOrEqual(400);
+    expect(srv.server.wsConnectionCount).toBe(2);
+  });
+
   /** Frames from a client until one that is not 100 Trying. */
   async function nextNot100(client: WsPeer): Promise<string> {
     for (let i = 0; i < 5; i++) {
