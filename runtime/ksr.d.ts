@@ -1502,7 +1502,7 @@ declare namespace KSRTypes {
      */
     t_relay(): number;
     /**
-     * Like t_relay, over the given transport ("udp", "tcp" or "tls").
+     * Like t_relay, over the given transport ("udp", "tcp", "tls", "ws" or "wss").
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     t_relay_to_proto(p1: string): number;

@@ -69,6 +69,8 @@ import {
   DEFAULT_STREAM_LIMITS,
   TLS_CLIENT_VERIFICATIONS,
   TLS_MIN_VERSIONS,
+  DEFAULT_WEBSOCKET_SETTINGS,
+  type WebSocketSettings,
   TransportLayer,
   type StreamConnectionLimits,
   type TlsClientVerification,
@@ -295,6 +297,36 @@ interface RunOptions {
   tlsCiphers?: string;
   /** --tls-server-name NAMES:CERT:KEY, repeatable. */
   tlsServerName?: TlsServerName[];
+  /** WebSocket handshake lists and keep-alive (host/transport/ws.ts). */
+  wsPath?: string[];
+  wsOrigin?: string[];
+  wsPingIntervalMs?: number;
+  wsPongTimeoutMs?: number;
+}
+
+function wsPathOption(value: string): string {
+  if (!value.startsWith("/")) throw new InvalidArgumentError(`"${value}" is not a path (it starts with /)`);
+  return value;
+}
+
+/** The `ksr run` options setting a WebSocket keep-alive time. */
+const WS_FLAGS = [
+  ["wsPingIntervalMs", "--ws-ping-interval-ms", "pingIntervalMs", "send a WebSocket ping on every ws/wss connection this often"],
+  ["wsPongTimeoutMs", "--ws-pong-timeout-ms", "pongTimeoutMs", "close a WebSocket connection whose pong has not come this long after a ping"],
+] as const satisfies readonly SettingFlag<keyof typeof DEFAULT_WEBSOCKET_SETTINGS>[];
+
+/** The WebSocket settings of the flags. */
+function webSocketSettings(opts: RunOptions): WebSocketSettings {
+  return {
+    ...(opts.wsPath !== undefined ? { allowedPaths: opts.wsPath } : {}),
+    ...(opts.wsOrigin !== undefined ? { allowedOrigins: opts.wsOrigin } : {}),
+    ...settingsFromFlags(opts, WS_FLAGS),
+  };
+}
+
+/** The WebSocket list flags again, for a server process (the numeric ones go with the other setting flags). */
+function wsArgs(opts: RunOptions): string[] {
+  return [...(opts.wsPath ?? []).flatMap((p) => ["--ws-path", p]), ...(opts.wsOrigin ?? []).flatMap((o) => ["--ws-origin", o])];
 }
 
 function tlsMinVersionOption(value: string): TlsMinVersion {
@@ -423,8 +455,9 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
     "--overload-delay-ms",
     String(opts.overloadDelayMs),
     ...(opts.overloadShedding ? [] : ["--no-overload-shedding"]),
-    ...[...TCP_LIMIT_FLAGS, ...PIKE_FLAGS].flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, String(opts[key])])),
+    ...[...TCP_LIMIT_FLAGS, ...PIKE_FLAGS, ...WS_FLAGS].flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, String(opts[key])])),
     ...tlsArgs(opts),
+    ...wsArgs(opts),
     // Only ever set with --tenants (runUsageProblem); absolute, whatever the server process's directory.
     ...(opts.control === undefined ? [] : ["--control", resolveControlPath(opts.control)]),
     ...(opts.metrics === undefined ? [] : ["--metrics", opts.metrics === true ? `${DEFAULT_METRICS_HOST}:${DEFAULT_METRICS_PORT}` : opts.metrics]),
@@ -545,6 +578,7 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
       overload: overloadOptions(opts),
       streamLimits: settingsFromFlags(opts, TCP_LIMIT_FLAGS),
       tls: tlsSettings(opts),
+      webSocket: webSocketSettings(opts),
     },
     // Alone, the tenant needs no name on our Vias: the next hops see plain ones.
     { proxy: proxyOptions(opts), nameTenantInVia: false },
@@ -781,6 +815,7 @@ async function startWorkerProcesses(
     tenantId: "ksr",
     streamLimits: settingsFromFlags(opts, TCP_LIMIT_FLAGS),
       tls: tlsSettings(opts, config),
+      webSocket: webSocketSettings(opts),
   });
   let control: ControlServer | undefined;
   let metrics: MetricsServer | undefined;
@@ -887,6 +922,7 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
       overload: overloadOptions(opts),
       streamLimits: settingsFromFlags(opts, TCP_LIMIT_FLAGS),
       tls: tlsSettings(opts, config),
+      webSocket: webSocketSettings(opts),
     },
     { proxy: proxyOptions(opts) },
   );
@@ -953,6 +989,8 @@ export function buildProgram(): Command {
       "present this certificate instead of --tls-cert to TLS clients asking (SNI) for one of the comma-separated names (*.example.com: subdomains), repeatable; tenants give theirs with tls: in the tenants file",
       collect(tlsServerNameOption),
     )
+    .option("--ws-path <path>", "a request path WebSocket handshakes may ask for, repeatable (default: any path)", collect(wsPathOption))
+    .option("--ws-origin <origin>", "an Origin WebSocket handshakes may come from, repeatable (default: any, or none)", collect((v: string) => v))
     .option("--listen <proto:ip:port>", `listen socket, repeatable (default ${DEFAULT_LISTEN.join(" and ")})`, collect(listenOption))
     .option("--alias <host[:port]>", "another name of this server (is_myself, Via checks), repeatable", collect(aliasOption))
     .option(
@@ -989,6 +1027,7 @@ export function buildProgram(): Command {
   const settingFlags = [
     ...TCP_LIMIT_FLAGS.map(([, flag, field, help]) => [flag, help, DEFAULT_STREAM_LIMITS[field]] as const),
     ...PIKE_FLAGS.map(([, flag, field, help]) => [flag, help, DEFAULT_PIKE_SETTINGS[field]] as const),
+    ...WS_FLAGS.map(([, flag, field, help]) => [flag, help, DEFAULT_WEBSOCKET_SETTINGS[field]] as const),
   ];
   for (const [flag, help, fallback] of settingFlags) {
     runCommand.addOption(new Option(`${flag} <n>`, `${help} (default ${fallback})`).argParser(positiveInt));

@@ -11,7 +11,16 @@ import type { StatefulProxy } from "../proxy/proxy.js";
 import type { DataServices } from "../storage/index.js";
 import type { OutgoingSend } from "./onsend.js";
 
-export type TransportProto = "udp" | "tcp" | "tls";
+export type TransportProto = "udp" | "tcp" | "tls" | "ws" | "wss";
+
+/** Every transport the server has, lowercase as in URIs and `--listen` (WS and WSS: RFC 7118). */
+export const TRANSPORT_PROTOS: readonly TransportProto[] = ["udp", "tcp", "tls", "ws", "wss"];
+
+/** `text` as one of our transports (case-insensitive), or undefined (sctp, unknown). */
+export function asTransportProto(text: string): TransportProto | undefined {
+  const t = text.toLowerCase();
+  return (TRANSPORT_PROTOS as readonly string[]).includes(t) ? (t as TransportProto) : undefined;
+}
 
 /**
  * What a TLS connection negotiated, for the script (KSR.tls, $tls_*):

@@ -14,7 +14,7 @@
  */
 import { hash } from "node:crypto";
 import { isIP } from "node:net";
-import type { ListenSocket, ReceiveInfo, TransportProto } from "./context.js";
+import { asTransportProto, type ListenSocket, type ReceiveInfo, type TransportProto } from "./context.js";
 import { insertedAfterOf, insertedBeforeOf, replacedOf, type Header, type MessageEdits, type SipMessage } from "../sip/message.js";
 import { allVias, topVia } from "../sip/parser.js";
 import { buildResponse, serializeMessage } from "../sip/serialize.js";
@@ -69,8 +69,8 @@ export interface NextHop {
 export function nextHopOf(target: string, proto?: TransportProto): NextHop | string {
   const uri = parseUri(target);
   if (uri === null || uri.scheme === "tel") return `cannot route to "${target}"`;
-  const transport = proto ?? uriTransport(uri);
-  if (transport !== "udp" && transport !== "tcp" && transport !== "tls") return `transport ${transport} of ${target} is not supported`;
+  const transport = proto ?? asTransportProto(uriTransport(uri));
+  if (transport === undefined) return `transport ${uriTransport(uri)} of ${target} is not supported`;
   const maddr = uriParam(uri, "maddr");
   const host = unbracket(maddr !== undefined && maddr !== "" ? maddr : uri.host);
   return { proto: transport, host, port: uri.port ?? 5060 };
@@ -183,10 +183,9 @@ function splitHostPort(text: string): { host: string; port?: number } {
 
 // ------------------------------------------------------------ received Via
 
-/** Lowercase transport of a Via, or undefined when we cannot send over it (SCTP, WS ...). */
+/** Lowercase transport of a Via, or undefined when we cannot send over it (SCTP ...). */
 export function viaTransport(via: Via): TransportProto | undefined {
-  const t = via.transport.toLowerCase();
-  return t === "udp" || t === "tcp" || t === "tls" ? t : undefined;
+  return asTransportProto(via.transport);
 }
 
 /**

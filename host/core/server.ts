@@ -19,7 +19,7 @@ import { parseMessage, statusForParseError, topVia, DEFAULT_PARSE_LIMITS, type P
 import { generateTag } from "../sip/serialize.js";
 import { formatVia } from "../sip/via.js";
 import { renderRecordRoute } from "../proxy/record-route.js";
-import { TransportLayer, type PolicyCounters, type StreamConnectionLimits, type TlsSettings, type TransportOptions } from "../transport/index.js";
+import { TransportLayer, type PolicyCounters, type StreamConnectionLimits, type TlsSettings, type TransportOptions, type WebSocketSettings } from "../transport/index.js";
 import type { TcpConnectionEntry } from "../transport/tcp.js";
 import { formatHostPort, formatListenSocket, parseListenSocket, sameIp, unbracket } from "../transport/listen-socket.js";
 import {
@@ -61,8 +61,10 @@ export interface SipServerOptions {
   readonly tenantId?: string;
   /** Limits of TCP connections (host/transport/connection-policy.ts); defaults where not given. */
   readonly streamLimits?: Partial<StreamConnectionLimits>;
-  /** Certificate, key and verification of the tls listen sockets (host/transport/tls.ts). */
+  /** Certificate, key and verification of the tls and wss listen sockets (host/transport/tls.ts). */
   readonly tls?: TlsSettings;
+  /** Handshake checks and keep-alive of the ws/wss listen sockets (host/transport/ws.ts). */
+  readonly webSocket?: WebSocketSettings;
   readonly parseLimits?: ParseLimits;
   /** Clock for HostServices.now (tests). */
   readonly now?: () => number;
@@ -128,7 +130,7 @@ export interface RouterHost extends HostServices {
   /** `egress`: the sending tenant's policy for a request (host/core/egress.ts), checked on the address sent to. */
   /**
    * `flags`: what a stream transport does with this message (KSR.set_forward_close and co, host/modules/sendopts.ts).
-   * `onUnresolved`: called when a host name turns out not to resolve after send() returned (a name not looked up lately).
+   * `onUnresolved`: called when the message turns out not to be sendable after send() returned: a name not looked up lately that does not resolve, or (a worker process's transport) a send the front could not make.
    */
   send(
     dest: Destination,
@@ -152,7 +154,7 @@ export type ServerTransport = Pick<
   TransportLayer,
   "start" | "stop" | "isStarted" | "send" | "socketFor" | "tcpConnectionRemoteIp" | "tcpConnectionCount"
 > &
-  Partial<Pick<TransportLayer, "tcpCounterLine" | "tcpPolicyCounters" | "tcpConnections" | "tlsPolicyCounters" | "tlsConnectionCount" | "reloadTls">>;
+  Partial<Pick<TransportLayer, "tcpCounterLine" | "tcpPolicyCounters" | "tcpConnections" | "tlsPolicyCounters" | "tlsConnectionCount" | "reloadTls" | "wsConnectionCount" | "wsPolicyCounters">>;
 
 async function defaultResolve(host: string, family: 4 | 6): Promise<string> {
   const r = await lookup(host, { family });
@@ -202,6 +204,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
       parseLimits: this.parseLimits,
       streamLimits: options.streamLimits,
       tls: options.tls,
+      webSocket: options.webSocket,
     });
     this.router = router(this);
     const overload = options.overload;
@@ -267,6 +270,16 @@ export class SipServer<R extends Router = Router> implements RouterHost {
 
   get tlsConnectionCount(): number {
     return this.transport.tlsConnectionCount ?? 0;
+  }
+
+  /** Open WebSocket connections (ws and wss). */
+  get wsConnectionCount(): number {
+    return this.transport.wsConnectionCount ?? 0;
+  }
+
+  /** What the WebSocket connection policy refused and closed so far; undefined for a transport without one. */
+  get wsPolicyCounters(): Readonly<PolicyCounters> | undefined {
+    return this.transport.wsPolicyCounters;
   }
 
   /** Read the TLS certificate files again (new connections use them); an error text when they cannot be used. */
@@ -479,7 +492,8 @@ export class SipServer<R extends Router = Router> implements RouterHost {
       return false;
     }
     let connectionId: number | undefined;
-    if (viaTransport(next) === "tcp" || viaTransport(next) === "tls") {
+    const nextProto = viaTransport(next);
+    if (nextProto !== undefined && nextProto !== "udp") {
       // Our Via carries the id of the connection the request came in on; it
       // is used only while that connection is still to the address the next
       // Via names, so a stale id cannot misdirect.
@@ -552,7 +566,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     if (known !== undefined && known !== dest.host) dest = { ...dest, host: known };
     if (isIP(dest.host) !== 0) {
       if (this.egressRefused(egress, dest.host, what)) return false;
-      const ok = this.transport.send(dest.proto, dest.host, dest.port, text, dest.connectionId, from, flags);
+      const ok = this.transport.send(dest.proto, dest.host, dest.port, text, dest.connectionId, from, flags, onUnresolved);
       if (ok) this.wire.sent(text);
       else {
         this.wire.dropped("send_failed");

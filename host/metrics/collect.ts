@@ -65,6 +65,8 @@ export interface ServerMetricSource {
   readonly tcpPolicyCounters: Readonly<PolicyCounters> | undefined;
   readonly tlsConnectionCount: number;
   readonly tlsPolicyCounters: Readonly<PolicyCounters> | undefined;
+  readonly wsConnectionCount: number;
+  readonly wsPolicyCounters: Readonly<PolicyCounters> | undefined;
   readonly shedder: LoadShedder | undefined;
 }
 
@@ -95,6 +97,11 @@ export function serverFamilies(server: ServerMetricSource, extraShedders: () => 
     family("ksr_tls_connections", "Open TLS connections (inbound and outbound)", "gauge", () => [{ labels: {}, value: server.tlsConnectionCount }]),
     family("ksr_tls_policy_events_total", "TLS connections refused or closed (failed or timed-out handshakes among them), and messages dropped, by the connection policy", "counter", () => {
       const c = server.tlsPolicyCounters;
+      return c === undefined ? [] : Object.entries(c).map(([event, value]) => ({ labels: { event }, value }));
+    }),
+    family("ksr_ws_connections", "Open WebSocket connections (ws and wss, those in their handshake included)", "gauge", () => [{ labels: {}, value: server.wsConnectionCount }]),
+    family("ksr_ws_policy_events_total", "WebSocket connections refused or closed (refused handshakes and pong timeouts among them), and messages dropped, by the connection policy", "counter", () => {
+      const c = server.wsPolicyCounters;
       return c === undefined ? [] : Object.entries(c).map(([event, value]) => ({ labels: { event }, value }));
     }),
     family("ksr_shed_requests_total", "Requests refused with 503 for overload, by method", "counter", () => {

@@ -329,6 +329,10 @@ const SIMPLE: ReadonlyMap<string, PvAccessor> = (() => {
   add(["Ri"], readOnly((ctx) => ctx.rcv.localIp));
   add(["Rp"], readOnly((ctx) => ctx.rcv.localPort));
   add(["pr", "proto"], readOnly((ctx) => ctx.rcv.proto, (ctx) => PROTO_IDS.get(ctx.rcv.proto) ?? 0));
+  // Kamailio $conid: the id of the stream connection (TCP, TLS, WebSocket) the message came on; null over UDP.
+  add(["conid"], readOnly((ctx) => (ctx.rcv.proto === "udp" || ctx.rcv.connectionId < 0 ? null : ctx.rcv.connectionId)));
+  // The websocket module's $ws_conid: the same id, for a message that came over ws or wss only.
+  add(["ws_conid"], readOnly((ctx) => ((ctx.rcv.proto === "ws" || ctx.rcv.proto === "wss") && ctx.rcv.connectionId >= 0 ? ctx.rcv.connectionId : null)));
   add(["ua"], readOnly((ctx) => firstHeaderOf(ctx.msg, "user-agent")?.value ?? null));
   // The process serving the message (Kamailio $pp): with `ksr run --workers` one of the worker processes.
   add(["pp"], readOnly(() => process.pid));

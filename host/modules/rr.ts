@@ -30,7 +30,8 @@ import {
   setRecordRoute,
   type RecordRouteAddress,
 } from "../proxy/record-route.js";
-import { formatListenSocket } from "../transport/listen-socket.js";
+import { formatListenSocket, sameIp } from "../transport/listen-socket.js";
+import { cameOver, decodeFlowToken, flowUri } from "../proxy/flow-token.js";
 import type { KemiModule } from "./types.js";
 import { parseUriCached, toBody } from "./msgutil.js";
 import { isLocalAddress, uriTransportParam } from "./myself.js";
@@ -278,6 +279,7 @@ function afterLooseRouter(
     state.localParams = uriParamsText(topUri);
     removal.remove(top);
     let index = 1;
+    routeToFlow(ctx, topUri);
     // With nothing after our value the R-URI decides where the request goes.
     if (index >= values.length) return preloaded ? RR_PRELOADED : RR_DRIVEN;
     if (isDoubleRecordRoute(topUri)) {
@@ -316,6 +318,23 @@ function afterLooseRouter(
     ctx.dstUri = nextHopUri(next.uriText, nextUri);
   }
   return RR_DRIVEN;
+}
+
+/**
+ * RFC 5626 §5.3: a Route value of ours whose user part is a flow token we
+ * made (Record-Route of an outbound UA, host/proxy/flow-token.ts) sends the
+ * request down that flow ($du and the socket it was received on), unless
+ * the request came over that very flow (it is going the other way). A user
+ * part that is no token of ours changes nothing. Kamailio's rr does this
+ * with its outbound module loaded.
+ */
+function routeToFlow(ctx: MessageContext, ours: SipUri): void {
+  if (ours.user === undefined || ours.user === "") return;
+  const flow = decodeFlowToken(ours.user);
+  if (flow === undefined || cameOver(ctx.rcv, flow)) return;
+  ctx.dstUri = flowUri(flow);
+  const socket = ctx.host.listen.find((l) => l.proto === flow.proto && l.port === flow.localPort && sameIp(l.ip, flow.localIp));
+  if (socket !== undefined) ctx.sendSocket = formatListenSocket(socket);
 }
 
 /**

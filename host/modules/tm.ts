@@ -11,7 +11,7 @@
  * t_set_auto_inv_100, t_set_disable_failover, t_set_disable_internal_reply,
  * t_set_no_e2e_cancel_reason, t_clean.
  */
-import type { MessageContext, TransportProto } from "../core/context.js";
+import { asTransportProto, type MessageContext, type TransportProto } from "../core/context.js";
 import type { StatefulProxy } from "../proxy/proxy.js";
 import { parseProxyAddress } from "../proxy/messages.js";
 import { branchIndexOf } from "../proxy/tm-pv.js";
@@ -49,8 +49,7 @@ function relayOrError(ctx: MessageContext, override: Parameters<StatefulProxy["r
 }
 
 function transportOf(name: string): TransportProto | undefined {
-  const p = name.trim().toLowerCase();
-  return p === "udp" || p === "tcp" || p === "tls" ? p : undefined;
+  return asTransportProto(name.trim());
 }
 
 function setFr(ctx: MessageContext, invMs: number, nonInvMs: number): number {
@@ -134,7 +133,7 @@ export const tmModule: KemiModule = {
     t_relay_to_proto: {
       params: ["str"],
       returns: "int",
-      doc: 'Like t_relay, over the given transport ("udp", "tcp" or "tls").',
+      doc: 'Like t_relay, over the given transport ("udp", "tcp", "tls", "ws" or "wss").',
       run(ctx, proto: string) {
         const p = transportOf(proto);
         if (p === undefined) {

@@ -5,6 +5,7 @@
  * own).
  */
 import { nextHopOf, type NextHop } from "../core/outbound.js";
+import { asTransportProto } from "../core/context.js";
 import { emptyEdits, insertedAfterOf, insertedBeforeOf, replacedOf, type MessageEdits } from "../sip/message.js";
 import { unbracket } from "../transport/listen-socket.js";
 
@@ -17,8 +18,8 @@ export function parseProxyAddress(text: string): NextHop | string {
   if (/^sips?:/i.test(trimmed)) return nextHopOf(trimmed);
   const m = /^(?:(udp|tcp|tls|sctp|ws|wss):)?(\[[0-9a-fA-F:.]+\]|[^:\[\]]+)(?::(\d{1,5}))?$/i.exec(trimmed);
   if (m === null) return `bad proxy address "${text}"`;
-  const proto = (m[1] ?? "udp").toLowerCase();
-  if (proto !== "udp" && proto !== "tcp" && proto !== "tls") return `transport ${proto} is not supported`;
+  const proto = asTransportProto(m[1] ?? "udp");
+  if (proto === undefined) return `transport ${m[1]!.toLowerCase()} is not supported`;
   const port = m[3] === undefined ? 5060 : Number(m[3]);
   if (port < 1 || port > 65535) return `bad port in "${text}"`;
   return { proto, host: unbracket(m[2]!), port };

@@ -157,7 +157,7 @@ export interface ProxyHost {
   /** The local socket a message to `host` over `proto` leaves from; `forced` is the script's $fs. */
   socketFor(proto: TransportProto, host: string, forced: ListenSocket | undefined): ListenSocket | undefined;
   /** Send bytes (host names resolved); false when they cannot be sent now. */
-  /** `onUnresolved`: the host name turned out not to resolve, after send() returned. */
+  /** `onUnresolved`: the message could not be sent after all, found after send() returned (a host name that does not resolve; a WebSocket connection a worker process's front no longer has). */
   send(dest: Destination, data: string, from: ListenSocket | undefined, what: string, flags?: SendFlags, onUnresolved?: () => void): boolean;
   /** What a recent lookup of a next-hop name answered (host/core/name-cache.ts); absent: nothing is known. */
   knownAddress?(host: string, from: ListenSocket | undefined): KnownAddress;

@@ -32,6 +32,10 @@ import type { MessageContext, TransportProto } from "../core/context.js";
 import { ContextSlot } from "../core/context.js";
 import { peekSendOptions } from "../modules/sendopts.js";
 import { isWildcardIp, normalizeIp, sameIp } from "../transport/listen-socket.js";
+import { firstContactUri, parseUriCached } from "../modules/msgutil.js";
+import { allVias } from "../sip/parser.js";
+import { uriParam } from "../sip/uri.js";
+import { encodeFlowToken } from "./flow-token.js";
 
 /** A local socket as the forwarder knows it. */
 export interface RecordRouteSocket {
@@ -172,7 +176,9 @@ export function renderRecordRoute(ctx: MessageContext, out: RecordRouteSocket, i
   const request = s?.request;
   if (s === undefined || request === undefined) return [];
   const tag = request.fromTag !== undefined && request.fromTag !== "" ? `;ftag=${request.fromTag}` : "";
-  const prefix = `Record-Route: <${request.scheme}:`;
+  // RFC 5626 §5.3: as the edge proxy of a UA using outbound, our Record-Route names its flow.
+  const flow = usesOutbound(ctx) ? `${encodeFlowToken(ctx.rcv)}@` : "";
+  const prefix = `Record-Route: <${request.scheme}:${flow}`;
   const address = request.address;
 
   if (address.kind === "preset") {
@@ -203,6 +209,22 @@ export function renderRecordRoute(ctx: MessageContext, out: RecordRouteSocket, i
   const send = peekSendOptions(ctx);
   const outboundLine = `${prefix}${socketUriPart(ctx, out, send?.advertisedAddress, send?.advertisedPort)}${params}>\r\n`;
   return [outboundLine, inboundLine];
+}
+
+/**
+ * Whether the request comes from a user agent using outbound with this
+ * proxy as its edge proxy (RFC 5626 §5.3, as Kamailio's outbound module
+ * decides for rr): an initial request (no To tag) straight from the UA (one
+ * Via) whose Contact URI has the ";ob" parameter (§4.2.1, §5.3). Its
+ * Record-Route then carries the flow token (flow-token.ts).
+ */
+export function usesOutbound(ctx: MessageContext): boolean {
+  if (!ctx.isRequest || allVias(ctx.msg).length !== 1) return false;
+  const to = ctx.msg.headers.find((h) => h.key === "to")?.value ?? "";
+  if (/;\s*tag\s*=/i.test(to)) return false;
+  const contact = firstContactUri(ctx.msg);
+  const u = contact === null ? null : parseUriCached(contact);
+  return u !== null && u.scheme !== "tel" && uriParam(u, "ob") !== undefined;
 }
 
 /**

@@ -314,7 +314,15 @@ class TenantProcess {
         return;
       }
       case "out":
-        for (const item of msg.sends) this.front.send(this.label, item);
+        {
+          const sent: number[] = [];
+          const failed: number[] = [];
+          for (const item of msg.sends) {
+            const ok = this.front.send(this.label, item);
+            if (item.ref !== undefined) (ok ? sent : failed).push(item.ref);
+          }
+          if (sent.length + failed.length > 0) this.post({ t: "sendResults", sent, failed });
+        }
         this.queued = Math.max(0, this.queued - msg.handled);
         this.queueDelay.leave(msg.handled);
         return;
@@ -615,10 +623,10 @@ export class TenantProcesses implements Router {
     return this.options.spawn(worker);
   }
 
-  /** @internal What a worker asks to send, sent from the front's sockets. */
-  send(workerLabel: string, msg: SendItem): void {
+  /** @internal What a worker asks to send, sent from the front's sockets; false when it could not be. */
+  send(workerLabel: string, msg: SendItem): boolean {
     const dest = { proto: msg.proto, host: msg.ip, port: msg.port, connectionId: msg.connectionId };
-    this.server?.send(dest, msg.data, msg.from, `${msg.data.length} bytes of tenant ${workerLabel}`, undefined, msg.flags);
+    return this.server?.send(dest, msg.data, msg.from, `${msg.data.length} bytes of tenant ${workerLabel}`, undefined, msg.flags) ?? false;
   }
 
   /** The worker of the tenant's pool that owns the message's Call-ID (the parser refuses a message without one). */

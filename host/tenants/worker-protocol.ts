@@ -32,6 +32,12 @@ export interface SendItem {
   readonly from?: ListenSocket;
   /** What the front's stream transport does with it (KSR.set_forward_close and co). */
   readonly flags?: SendFlags;
+  /**
+   * Set when the worker wants to hear of a failure (a request to a
+   * WebSocket client: only the front knows whether its connection is still
+   * there); the front answers with this number in "sendResults".
+   */
+  readonly ref?: number;
 }
 
 /**
@@ -73,7 +79,9 @@ export type FrontMessage =
   | { readonly t: "counters"; readonly id: number }
   | { readonly t: "status"; readonly id: number }
   /** An operation of host/ops (metrics, `ksr ctl` inspection) run in the worker. */
-  | { readonly t: "ops"; readonly id: number; readonly method: string; readonly params?: unknown };
+  | { readonly t: "ops"; readonly id: number; readonly method: string; readonly params?: unknown }
+  /** What became of the sends that carried a ref: made (`sent`) or not (`failed`). */
+  | { readonly t: "sendResults"; readonly sent: readonly number[]; readonly failed: readonly number[] };
 
 /** Worker → front. */
 export type WorkerMessage =

@@ -18,6 +18,7 @@
  * TenantRegistry holding this worker's tenants, whose transport is the IPC
  * channel to the front (received messages in, bytes to send out).
  */
+import { setFlowTokenKey } from "../proxy/flow-token.js";
 import { isIP } from "node:net";
 import { closeSync, openSync, readdirSync, readFileSync, writeSync } from "node:fs";
 import { getPriority, setPriority } from "node:os";
@@ -47,6 +48,12 @@ import {
 
 /** TCP connection ids remembered with their remote address (the stateless response path checks them). */
 const MAX_REMEMBERED_CONNECTIONS = 4096;
+/**
+ * Sends whose outcome the worker waits to hear of (requests to WebSocket
+ * clients). The front answers each batch at once; the bound only keeps a
+ * front that never answers from growing the map.
+ */
+const MAX_PENDING_FAILURE_CALLBACKS = 4096;
 
 /** CPU time of this whole process (all threads: the isolate's too), in ns. */
 function processCpuNs(): bigint {
@@ -232,6 +239,9 @@ export class IpcTransport implements ServerTransport {
   private onMessage: TransportOptions["onMessage"] | undefined;
   private started = false;
   private readonly connections = new Map<number, string>();
+  /** What to call if the front reports a send as failed, by ref, until it reports on it; the oldest forgotten past MAX_PENDING_FAILURE_CALLBACKS. */
+  private readonly failureCallbacks = new Map<number, () => void>();
+  private nextRef = 1;
 
   constructor(
     private readonly sockets: readonly ListenSocket[],
@@ -267,8 +277,17 @@ export class IpcTransport implements ServerTransport {
     return this.started;
   }
 
-  send(proto: TransportProto, ip: string, port: number, data: string, connectionId?: number, from?: ListenSocket, flags?: SendFlags): boolean {
+  send(proto: TransportProto, ip: string, port: number, data: string, connectionId?: number, from?: ListenSocket, flags?: SendFlags, onFailedLater?: () => void): boolean {
     if (isIP(ip) === 0) return false;
+    // A WebSocket client is reached only over its own connection, which the
+    // front holds: whether it is still there is known once the front tries
+    // (RFC 7118; a request to it then fails as a transport error).
+    let ref: number | undefined;
+    if (onFailedLater !== undefined && (proto === "ws" || proto === "wss")) {
+      ref = this.nextRef++;
+      this.failureCallbacks.set(ref, onFailedLater);
+      if (this.failureCallbacks.size > MAX_PENDING_FAILURE_CALLBACKS) this.failureCallbacks.delete(this.failureCallbacks.keys().next().value!);
+    }
     this.outbox.send({
       proto,
       ip,
@@ -277,8 +296,23 @@ export class IpcTransport implements ServerTransport {
       ...(connectionId !== undefined ? { connectionId } : {}),
       ...(from !== undefined ? { from } : {}),
       ...(flags !== undefined ? { flags } : {}),
+      ...(ref !== undefined ? { ref } : {}),
     });
     return true;
+  }
+
+  /** What the front made of the sends that carried a ref: the failed ones fail now. */
+  sendResults(sent: readonly number[], failed: readonly number[]): void {
+    for (const ref of sent) this.failureCallbacks.delete(ref);
+    for (const ref of failed) {
+      const callback = this.failureCallbacks.get(ref);
+      this.failureCallbacks.delete(ref);
+      try {
+        callback?.();
+      } catch (err) {
+        log("err", "transport", `send failure callback failed: ${(err as Error)?.message ?? String(err)}`);
+      }
+    }
   }
 
   socketFor(proto: TransportProto, dstIp: string, forced?: ListenSocket): ListenSocket | undefined {
@@ -338,7 +372,10 @@ function sharing(config: WorkerConfig, opened: (db: { close(): void }) => void):
   const hex = process.env[NONCE_SECRET_ENV];
   delete process.env[NONCE_SECRET_ENV];
   if (hex === undefined || !/^[0-9a-f]{64}$/.test(hex)) throw new Error(`worker of a pool started without the server's nonce secret (${NONCE_SECRET_ENV})`);
-  return { nonceSecret: Buffer.from(hex, "hex"), lane: { index: config.workerIndex, count: config.poolSize } };
+  const nonceSecret = Buffer.from(hex, "hex");
+  // The pool's workers share the dialogs of its calls: a flow token one made (RFC 5626) must be good in the others.
+  setFlowTokenKey(nonceSecret);
+  return { nonceSecret, lane: { index: config.workerIndex, count: config.poolSize } };
 }
 
 /**
@@ -398,6 +435,9 @@ export async function runTenantWorker(
   const ops = workerOps(server, data, label);
   const onFrontMessage = (msg: FrontMessage): void => {
     switch (msg.t) {
+      case "sendResults":
+        channel.sendResults(msg.sent, msg.failed);
+        return;
       case "sip":
         for (const item of msg.items) {
           channel.deliver(item.data, item.rcv);

@@ -289,6 +289,8 @@ const DEFAULT_NOW = 1_700_000_000_000;
 const DEFAULT_LISTEN = ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"];
 const DEFAULT_SOURCE = { proto: "udp", ip: "192.0.2.10", port: 5060 } as const;
 const DEFAULT_TCP_CONNECTION_ID = 1;
+/** Connection ids of WebSocket clients (one per source address) start here, clear of the ids tests use. */
+const WEBSOCKET_CONNECTION_BASE = 2_000_000;
 /** TCP connection ids of downstream elements start here, clear of the ids tests use. */
 const DOWNSTREAM_TCP_CONNECTION_BASE = 1_000_000;
 /** Bound on lookup/timer rounds while one message or one advance settles. */
@@ -310,6 +312,29 @@ class RecordingTransport implements ServerTransport {
   readonly sent: Transmission[] = [];
   /** TCP connection id → remote IP, for connections test messages arrived on. */
   readonly connections = new Map<number, string>();
+  /**
+   * "ws:ip:port" of the WebSocket clients test messages came from. A
+   * WebSocket client is reachable only over the connection it opened (RFC
+   * 7118), so a message for any other ws/wss address is not sent (the send
+   * fails, as with the real transport when the connection is gone).
+   */
+  readonly webSocketPeers = new Map<string, { readonly connectionId: number; readonly ip: string; readonly port: number }>();
+
+  /** The connection id of the WebSocket client at proto:ip:port, one per address (given ones kept). */
+  webSocketConnection(proto: TransportProto, ip: string, port: number, given: number | undefined): number {
+    const key = formatDestination({ proto, ip, port });
+    const known = this.webSocketPeers.get(key);
+    if (known !== undefined && (given === undefined || given === known.connectionId)) return known.connectionId;
+    const connectionId = given ?? WEBSOCKET_CONNECTION_BASE + this.webSocketPeers.size;
+    this.webSocketPeers.set(key, { connectionId, ip, port });
+    return connectionId;
+  }
+
+  /** Where a ws/wss message goes: the connection named, else the one from ip:port; undefined when there is none. */
+  private webSocketDestination(proto: TransportProto, ip: string, port: number, connectionId: number | undefined): { ip: string; port: number } | undefined {
+    for (const peer of this.webSocketPeers.values()) if (connectionId !== undefined && peer.connectionId === connectionId) return peer;
+    return this.webSocketPeers.get(formatDestination({ proto, ip, port }));
+  }
   /** True while the server handles a response sent in by the test. */
   handlingResponseSentIn = false;
   /** Told of every message after it is recorded (the simulated downstream elements listen here). */
@@ -331,7 +356,14 @@ class RecordingTransport implements ServerTransport {
     return this.connections.size;
   }
 
-  send(proto: TransportProto, ip: string, port: number, data: string, _connectionId?: number, from?: ListenSocket): boolean {
+  send(proto: TransportProto, ip: string, port: number, data: string, connectionId?: number, from?: ListenSocket): boolean {
+    if (proto === "ws" || proto === "wss") {
+      // Down the client's own connection, recorded as its address; never a new connection.
+      const peer = this.webSocketDestination(proto, ip, port, connectionId);
+      if (peer === undefined) return false;
+      ip = peer.ip;
+      port = peer.port;
+    }
     const t: Transmission = { proto, ip, port, data, from, causedByResponseSentIn: this.handlingResponseSentIn };
     this.sent.push(t);
     this.onSend?.(t);
@@ -849,8 +881,13 @@ class Harness implements ScriptHarness {
     else if (options.raw) text = message;
     else text = toWireText(fillPlaceholders(message, values));
 
-    const connectionId = source.proto === "tcp" ? (source.connectionId ?? DEFAULT_TCP_CONNECTION_ID) : -1;
-    if (source.proto === "tcp") this.transport.connections.set(connectionId, source.ip);
+    const webSocket = source.proto === "ws" || source.proto === "wss";
+    const connectionId = webSocket
+      ? this.transport.webSocketConnection(source.proto, source.ip, source.port, source.connectionId)
+      : source.proto !== "udp"
+        ? (source.connectionId ?? DEFAULT_TCP_CONNECTION_ID)
+        : -1;
+    if (source.proto !== "udp") this.transport.connections.set(connectionId, source.ip);
     const rcv: ReceiveInfo = { proto: source.proto, srcIp: source.ip, srcPort: source.port, localIp: local.ip, localPort: local.port, connectionId };
 
     const wire = textToBinary(text);

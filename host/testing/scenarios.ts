@@ -60,6 +60,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import type { ScriptCoverage } from "../../sandbox/coverage.js";
+import { asTransportProto, TRANSPORT_PROTOS } from "../core/context.js";
 import { fillPlaceholders, headerValues, loadScript, type LoadScriptOptions, type MessageHeader, type RequestSpec, type ScriptHarness, type DownstreamBehaviour, type SeedBinding, type SeedState, type SendResult, type SentForward, type SentReply, type SourceAddress } from "./index.js";
 
 /** A scenario file that cannot be used; the message names the file and the place. */
@@ -222,8 +223,9 @@ class Reader {
 
   source(value: unknown, where: string): SourceAddress {
     const o = this.object(value, where, SOURCE_KEYS);
-    const proto = o.proto === undefined ? undefined : this.string(o.proto, `${where}.proto`);
-    if (proto !== undefined && proto !== "udp" && proto !== "tcp") this.fail(`${where}.proto`, "must be udp or tcp");
+    const protoText = o.proto === undefined ? undefined : this.string(o.proto, `${where}.proto`);
+    const proto = protoText === undefined ? undefined : asTransportProto(protoText);
+    if (protoText !== undefined && proto === undefined) this.fail(`${where}.proto`, `must be one of ${TRANSPORT_PROTOS.join(", ")}`);
     return {
       ...(proto !== undefined ? { proto } : {}),
       ...(o.ip !== undefined ? { ip: this.string(o.ip, `${where}.ip`) } : {}),

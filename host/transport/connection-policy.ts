@@ -1,5 +1,5 @@
 /**
- * What a stream connection (TCP today; TLS and WebSocket reuse it) may cost
+ * What a stream connection (TCP, TLS, WebSocket) may cost
  * the server, whoever is at the other end: the limits, who may connect,
  * and the guard each connection carries. The transport only reports events
  * (bytes framed, a message, a ping, a write); this layer decides when a
@@ -27,6 +27,17 @@
  *   every 95-120 s, so the default leaves a wide margin.
  */
 import { log } from "../core/log.js";
+
+let nextConnectionId = 1;
+
+/**
+ * A new connection id, unique across every stream transport (TCP, TLS,
+ * WebSocket) of the process, so that an id in ReceiveInfo, a Via or a
+ * location binding names one connection whatever its transport.
+ */
+export function takeConnectionId(): number {
+  return nextConnectionId++;
+}
 
 export interface StreamConnectionLimits {
   /** Close a connection after this long without a message or an answered ping (ms). */
@@ -89,6 +100,7 @@ export type PolicyEvent =
   | "closedKeepaliveFlood"
   | "closedHandshakeTimeout"
   | "failedHandshake"
+  | "closedPongTimeout"
   | "droppedMessages";
 
 export type PolicyCounters = Record<PolicyEvent, number>;
@@ -104,6 +116,7 @@ function zeroCounters(): PolicyCounters {
     closedKeepaliveFlood: 0,
     closedHandshakeTimeout: 0,
     failedHandshake: 0,
+    closedPongTimeout: 0,
     droppedMessages: 0,
   };
 }
@@ -204,7 +217,7 @@ export class ConnectionPolicy {
     return (
       `${protoName}: inbound=${this.inbound} outbound=${this.outbound} refused-inbound=${c.refusedInbound} refused-per-ip=${c.refusedPerIp} ` +
       `refused-outbound=${c.refusedOutbound} closed-idle=${c.closedIdle} closed-slow-message=${c.closedSlowMessage} ` +
-      `closed-output-full=${c.closedOutputFull} closed-keepalive-flood=${c.closedKeepaliveFlood} closed-handshake-timeout=${c.closedHandshakeTimeout} failed-handshake=${c.failedHandshake} dropped-messages=${c.droppedMessages}`
+      `closed-output-full=${c.closedOutputFull} closed-keepalive-flood=${c.closedKeepaliveFlood} closed-handshake-timeout=${c.closedHandshakeTimeout} failed-handshake=${c.failedHandshake} closed-pong-timeout=${c.closedPongTimeout} dropped-messages=${c.droppedMessages}`
     );
   }
 

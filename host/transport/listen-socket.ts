@@ -4,9 +4,7 @@
  * URI host, RFC 3261 §25.1).
  */
 import { isIP } from "node:net";
-import type { ListenSocket, TransportProto } from "../core/context.js";
-
-const PROTOS: readonly TransportProto[] = ["udp", "tcp", "tls"];
+import { TRANSPORT_PROTOS as PROTOS, type ListenSocket, type TransportProto } from "../core/context.js";
 
 /** Parse `proto:ip:port`. Throws an Error whose message says what is wrong. */
 export function parseListenSocket(text: string): ListenSocket {
@@ -14,7 +12,7 @@ export function parseListenSocket(text: string): ListenSocket {
   if (first < 0) throw new Error(`"${text}" is not proto:ip:port`);
   const proto = text.slice(0, first).toLowerCase();
   if (!PROTOS.includes(proto as TransportProto)) {
-    throw new Error(`"${text}": unsupported transport "${proto}" (use ${PROTOS.join(" or ")})`);
+    throw new Error(`"${text}": unsupported transport "${proto}" (use ${PROTOS.join(", ")})`);
   }
   const rest = text.slice(first + 1);
   let ip: string;

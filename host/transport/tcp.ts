@@ -30,7 +30,7 @@ import { StreamFramer } from "../sip/framing.js";
 import type { ParseLimits } from "../sip/parser.js";
 import { formatHostPort, formatListenSocket, isWildcardIp, normalizeIp } from "./listen-socket.js";
 import type { MessageHandler } from "./udp.js";
-import { ConnectionPolicy, type ConnectionGuard } from "./connection-policy.js";
+import { ConnectionPolicy, takeConnectionId, type ConnectionGuard } from "./connection-policy.js";
 import { connectionInfo, type TlsCredentials } from "./tls.js";
 
 export interface TcpOptions {
@@ -79,7 +79,6 @@ interface TcpConnection {
   tls?: TlsConnectionInfo;
 }
 
-let nextConnectionId = 1;
 
 function addressKey(ip: string, port: number): string {
   return `${normalizeIp(ip)}|${port}`;
@@ -225,7 +224,7 @@ export class TcpTransport {
    * connection messages are read from.
    */
   private startHandshake(raw: net.Socket, remoteIp: string, remotePort: number, local: ListenSocket): void {
-    const id = nextConnectionId++;
+    const id = takeConnectionId();
     const description = `tls connection ${id} from ${formatHostPort(remoteIp, remotePort)}`;
     // Declared before the guard, which reaches it only once it fires (a timer).
     let pending: PendingHandshake;
@@ -341,7 +340,7 @@ export class TcpTransport {
 
   /** `handshake`: an accepted TLS connection keeps the id and guard it had during its handshake. */
   private register(socket: net.Socket, remoteIp: string, remotePort: number, local: ListenSocket, outbound: boolean, handshake?: PendingHandshake): TcpConnection {
-    const id = handshake?.id ?? nextConnectionId++;
+    const id = handshake?.id ?? takeConnectionId();
     const description = handshake?.description ?? `${this.proto} connection ${id} ${outbound ? "to" : "from"} ${formatHostPort(remoteIp, remotePort)}`;
     const guard =
       handshake?.guard ??

@@ -18,6 +18,7 @@ import { parseMessage } from "../../host/sip/parser.js";
 import { serializeMessage } from "../../host/sip/serialize.js";
 import { formatUri, parseUri } from "../../host/sip/uri.js";
 import { formatVia, parseVia } from "../../host/sip/via.js";
+import { handshakeRefusal } from "../../host/transport/ws.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RFC4475 = path.join(HERE, "..", "rfc4475", "messages");
@@ -161,6 +162,31 @@ export const TARGETS: Readonly<Record<string, FuzzTarget>> = {
       for (const c of [sdp.connection, ...sdp.streams.map((s) => s.connection)]) {
         if (c !== undefined) check(cLines.some((l) => l.includes(c.address)), `address ${c.address} is on no c= line`);
       }
+    },
+  },
+  "ws-handshake": {
+    about:
+      "handshakeRefusal: never throws; a handshake is accepted only with the sip subprotocol, a listed path and a listed Origin; a refusal is 400, 403 or 404",
+    // Three lines: request target, Origin, Sec-WebSocket-Protocol.
+    seeds: () => bytes(["/sip\nhttps://app.example.test\nsip", "/sip?x=1\nhttps://evil.example\nsip, chat", "/other\n\n", "%zz\nnull\nSIP"]),
+    run(data) {
+      const [url = "", origin = "", protocols = ""] = latin1(data).split("\n");
+      const settings = { allowedPaths: ["/sip"], allowedOrigins: ["https://app.example.test"] };
+      const headers = { origin: origin === "" ? undefined : origin, "sec-websocket-protocol": protocols === "" ? undefined : protocols };
+      const refusal = handshakeRefusal({ url, headers }, settings);
+      if (refusal !== undefined) {
+        check([400, 403, 404].includes(refusal.status), `status ${refusal.status}`);
+        return;
+      }
+      let path: string | undefined;
+      try {
+        path = new URL(url, "http://localhost").pathname;
+      } catch {
+        path = undefined;
+      }
+      check(path === "/sip", `accepted path ${JSON.stringify(path)}`);
+      check(origin === "https://app.example.test", `accepted Origin ${JSON.stringify(origin)}`);
+      check(protocols.split(",").some((p) => p.trim().toLowerCase() === "sip"), `accepted subprotocols ${JSON.stringify(protocols)}`);
     },
   },
   digest: {

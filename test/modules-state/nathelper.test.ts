@@ -95,9 +95,12 @@ describe("nat_uac_test", () => {
     expect(test(ctxWith(), 32)).toBe(-1);
   });
 
-  it("64: only WebSocket transports count, and there are none here", () => {
+  it("64: true for a message that came over WebSocket (ws or wss), whatever its addresses", () => {
     expect(test(ctxWith(), 64)).toBe(-1);
     expect(test(ctxWith({ rcv: { ...NATED, proto: "tcp" } }), 64)).toBe(-1);
+    expect(test(ctxWith({ rcv: { ...NATED, proto: "tls" } }), 64)).toBe(-1);
+    expect(test(ctxWith({ rcv: { ...NATED, proto: "ws" } }), 64)).toBe(1);
+    expect(test(ctxWith({ rcv: { ...NATED, proto: "wss" } }), 64)).toBe(1);
   });
 
   it("128: the source port differs from the Contact port", () => {
@@ -243,6 +246,15 @@ describe("set_contact_alias / add_contact_alias", () => {
     expect(nh("add_contact_alias", ctxWith({ contact: "*" }))).toBe(2);
   });
 
+  it("add_contact_alias over WebSocket: a browser's .invalid Contact gets the source and proto 5 (ws) or 6 (wss)", () => {
+    const ws = ctxWith({ contact: "<sip:k3v9@a1b2c3.invalid;transport=ws>", rcv: { ...NATED, proto: "ws" } });
+    expect(nh("add_contact_alias", ws)).toBe(1);
+    expect(sentContacts(ws)).toEqual(["<sip:k3v9@a1b2c3.invalid;alias=203.0.113.7~40000~5;transport=ws>"]);
+    const wss = ctxWith({ contact: "<sip:k3v9@a1b2c3.invalid;transport=ws>", rcv: { ...NATED, proto: "wss" } });
+    expect(nh("set_contact_alias", wss)).toBe(1);
+    expect(sentContacts(wss)).toEqual(["<sip:k3v9@a1b2c3.invalid;transport=ws;alias=203.0.113.7~40000~6>"]);
+  });
+
   it("add_contact_alias_addr validates its address, port and protocol", () => {
     const ctx = ctxWith({ contact: "sip:alice@192.168.1.10" });
     expect(nh("add_contact_alias_addr", ctx, "not-ip", "5060", "udp")).toBe(-1);
@@ -270,6 +282,16 @@ describe("handle_ruri_alias", () => {
     const v6 = inDialog("sip:alice@192.168.1.10;alias=2001:db8::7~5062~3");
     expect(nh("handle_ruri_alias", v6)).toBe(1);
     expect(v6.dstUri).toBe("sip:[2001:db8::7]:5062;transport=tls");
+  });
+
+  it("a WebSocket alias (proto 5 ws, 6 wss) becomes a ;transport=ws/wss destination: the client's connection", () => {
+    const ws = inDialog("sip:k3v9@a1b2c3.invalid;alias=198.51.100.7~50001~5;transport=ws");
+    expect(nh("handle_ruri_alias", ws)).toBe(1);
+    expect(ws.dstUri).toBe("sip:198.51.100.7:50001;transport=ws");
+    expect(pv("get", ws, "$ru")).toBe("sip:k3v9@a1b2c3.invalid;transport=ws");
+    const wss = inDialog("sip:k3v9@a1b2c3.invalid;transport=ws;alias=198.51.100.7~50001~6");
+    expect(nh("handle_ruri_alias", wss)).toBe(1);
+    expect(wss.dstUri).toBe("sip:198.51.100.7:50001;transport=wss");
   });
 
   it("answers 2 when there is no alias, -1 when it is malformed", () => {

@@ -91,3 +91,21 @@ describe("$tls_* variables", () => {
     expect(pv("get", overTls(undefined), "$tls_version")).toBeNull();
   });
 });
+
+describe("$pr, $conid and $ws_conid over WebSocket", () => {
+  it("$pr is ws (5) or wss (6); $conid the connection's id on any stream, $ws_conid on WebSocket only", () => {
+    const ws = makeContext(request(), { rcv: { proto: "ws", connectionId: 12 } }).ctx;
+    expect(pv("get", ws, "$pr")).toBe("ws");
+    expect(pv("geti", ws, "$pr")).toBe(5);
+    expect(pv("get", ws, "$conid")).toBe(12);
+    expect(pv("get", ws, "$ws_conid")).toBe(12);
+    const wss = makeContext(request(), { rcv: { proto: "wss", connectionId: 13, tls: INFO } }).ctx;
+    expect(pv("geti", wss, "$pr")).toBe(6);
+    expect(pv("get", wss, "$ws_conid")).toBe(13);
+    expect(pv("get", wss, "$tls_version")).toBe("TLSv1.3");
+    const tcp = makeContext(request(), { rcv: { proto: "tcp", connectionId: 4 } }).ctx;
+    expect(pv("get", tcp, "$conid")).toBe(4);
+    expect(pv("get", tcp, "$ws_conid")).toBeNull();
+    expect(pv("get", overTls(undefined), "$conid")).toBeNull();
+  });
+});

@@ -20,7 +20,7 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 describe("ksr test on the example scenario files", { timeout: 60_000 }, () => {
   it("covers every example", () => {
-    expect(exampleScenarioFiles).toEqual(["examples/anti-flood.test.yaml", "examples/basic-proxy.test.yaml", "examples/typescript-proxy.test.yaml"]);
+    expect(exampleScenarioFiles).toEqual(["examples/anti-flood.test.yaml", "examples/basic-proxy.test.yaml", "examples/typescript-proxy.test.yaml", "examples/webrtc-registrar.test.yaml"]);
   });
 
   it("passes every scenario, one line each, and exits 0", async () => {
