@@ -1,16 +1,20 @@
-// Generated from the KEMI export tables (host/modules) by scripts/gen-dts.mjs; do not edit.
+// Generated from the KEMI export tables (host/modules) and the interpreter table (runtime/interpreter.ts)
+// by scripts/gen-dts.mjs; do not edit.
 // Reference it from a TypeScript routing script:
 //   /// <reference path="node_modules/ksr-sandbox/runtime/ksr.d.ts" />
 // or list it in the "include" (or "files") of your tsconfig.json.
 //
-// A routing script is a plain script, not a module: it defines these global
-// functions, which the server calls by name with no arguments:
+// A routing script is a plain script, not a module: it defines global functions,
+// which the server calls by name:
 //   ksr_request_route(): every SIP request received (required).
-//   ksr_reply_route(): every SIP reply received, before it is forwarded by its Via; KSR.x.drop() keeps it from being forwarded (optional).
-//   ksr_onsend_route(): each request about to be sent, $snd(ip|port|proto|buf) describing the send (optional; KSR.x.drop() keeps it from being sent).
-// Their return values are ignored; KSR.x.exit() ends a route early. The optional ones can be
-// renamed (kemi.onsend_route_callback, kemi.reply_route_callback); kemi.event_route_callback
-// names a function called with the event name ("core:worker-one-init").
+//   ksr_reply_route(): every SIP reply received, before it is forwarded by its Via; KSR.x.drop() keeps it from being forwarded (optional; renamed or turned off by kemi.reply_route_callback).
+//   ksr_onsend_route(): each request about to be sent, $snd(ip|port|proto|buf) describing the send; KSR.x.drop() keeps it from being sent (optional; renamed or turned off by kemi.onsend_route_callback).
+//   the function kemi.event_route_callback names (evname: string): called with the event name, "core:worker-one-init", once the script is loaded (on a faked request) (none by default).
+//   the function KSR.tm.t_on_branch("name") names (): each branch of a stateful relay, before it is sent.
+//   the function KSR.tm.t_on_reply("name") names (): each reply a stateful relay's branch receives.
+//   the function KSR.tm.t_on_failure("name") names (): once a stateful relay's branches all failed, on the request, with the winning reply's status in $T_reply_code.
+//   the function KSR.tm.t_on_branch_failure("name") names (): each branch of a stateful relay that fails (tm:branch-failure).
+// Their return values are ignored; KSR.x.exit() ends a route early.
 
 declare namespace KSRTypes {
   /** The KEMI interpreter functions (Kamailio app_jsdt's KSR.x). */
@@ -1951,6 +1955,9 @@ declare namespace KSRTypes {
 
   /** The type of a route function (ksr_request_route and the others). */
   type RouteFunction = () => void;
+
+  /** The type of the function kemi.event_route_callback names. */
+  type EventRouteFunction = (evname: string) => void;
 }
 
 /** The Kamailio KEMI API, as in app_jsdt. */

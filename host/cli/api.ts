@@ -3,6 +3,7 @@
  * (like app_jsdt's `api_list` RPC).
  */
 import type { KemiModule, KemiParamType, KemiReturnType } from "../modules/types.js";
+import { KSR_X, ROUTE_ENTRY_POINTS, ROUTE_FLAG, type RouteKind } from "../../runtime/interpreter.js";
 
 export interface ApiEntry {
   /** Module name as scripts see it ("" for the core: KSR.<name>). */
@@ -14,10 +15,16 @@ export interface ApiEntry {
   readonly available: boolean;
   /** Why an unavailable function cannot work here. */
   readonly reason?: string;
+  /** The last parameter repeats (KSR.x.modf). */
+  readonly variadic?: true;
 }
 
+/** Every KSR function: KSR.x's (module "x", runtime/interpreter.ts), the core's (module "") and the modules'. */
 export function describeApi(modules: readonly KemiModule[]): ApiEntry[] {
   const out: ApiEntry[] = [];
+  for (const fn of KSR_X) {
+    out.push({ module: "x", name: fn.name, params: fn.params, returns: fn.returns, doc: fn.doc.join(" "), available: true, ...(fn.variadic ? { variadic: true as const } : {}) });
+  }
   for (const mod of modules) {
     for (const [name, fn] of Object.entries(mod.functions)) {
       out.push({ module: mod.name, name, params: fn.params, returns: fn.returns, doc: fn.doc, available: true });
@@ -38,7 +45,7 @@ export function qualifiedName(e: ApiEntry): string {
 export function formatApiText(entries: readonly ApiEntry[]): string {
   let text = "";
   for (const e of entries) {
-    const signature = `${e.returns} ${qualifiedName(e)}(${e.params.join(", ")})`;
+    const signature = `${e.returns} ${qualifiedName(e)}(${e.params.join(", ")}${e.variadic ? "..." : ""})`;
     const note = e.available ? e.doc : `[unavailable: ${e.reason ?? "not supported"}]`;
     text += note ? `${signature}  — ${note}\n` : `${signature}\n`;
   }
@@ -93,5 +100,40 @@ export function formatNativesText(entries: readonly NativeApiEntry[]): string {
   }
   const refused = entries.filter((e) => e.modf === "refused").length;
   text += `${entries.length} native functions for KSR.x.modf (${entries.length - refused} callable, ${refused} refused as in Kamailio 5.6)\n`;
+  return text;
+}
+
+/** One route entry point, for `ksr api --routes`. */
+export interface RouteApiEntry {
+  readonly kind: RouteKind;
+  /** The function's name when fixed or defaulted; "" when a setting names it and has no default. */
+  readonly name: string;
+  /** How it is named: "fixed", the kemi.* setting, or the KSR function a script names it with. */
+  readonly namedBy: string;
+  readonly args: readonly string[];
+  readonly required: boolean;
+  /** Kamailio's route type while it runs (its flag names and value). */
+  readonly flag: string;
+  readonly flagValue: number;
+  readonly doc: string;
+}
+
+export function describeRoutes(): RouteApiEntry[] {
+  return ROUTE_ENTRY_POINTS.map((r) => {
+    const naming = r.naming;
+    const name = naming.by === "fixed" ? naming.name : naming.by === "setting" ? naming.defaultName : "";
+    const namedBy = naming.by === "fixed" ? "fixed" : naming.by === "setting" ? naming.setting : naming.call;
+    return { kind: r.kind, name, namedBy, args: r.args, required: r.required, flag: r.flag, flagValue: ROUTE_FLAG[r.flag], doc: r.doc };
+  });
+}
+
+export function formatRoutesText(entries: readonly RouteApiEntry[]): string {
+  let text = "";
+  for (const e of entries) {
+    const fn = e.name !== "" ? `${e.name}(${e.args.join(", ")})` : `(${e.args.join(", ")})`;
+    const naming = e.namedBy === "fixed" ? "" : e.namedBy.startsWith("KSR.") ? ` named by ${e.namedBy}("name")` : ` named by ${e.namedBy}${e.name === "" ? ", none by default" : ""}`;
+    text += `${e.kind}: ${fn}${naming}${e.required ? " [required]" : ""} ${e.flag} — ${e.doc}\n`;
+  }
+  text += `${entries.length} route kinds\n`;
   return text;
 }

@@ -33,6 +33,7 @@ import type { KemiModule, KemiParamType } from "../modules/types.js";
 import { BridgeTable, type BridgeEntry, type NativeEntry } from "../../sandbox/bridge.js";
 import { compileScript, compileSource, ScriptLoadError, type CompiledScript } from "../../sandbox/compile.js";
 import { generateKsrDts } from "./typings.js";
+import { KSR_X, REQUEST_ROUTE, type KsrXFunction } from "../../runtime/interpreter.js";
 
 export interface CheckFinding {
   readonly file: string;
@@ -44,11 +45,6 @@ export interface CheckFinding {
   /** load: the script does not compile or cannot be read; api: a KSR call or route problem; type: a TypeScript type error. */
   readonly kind: "load" | "api" | "type";
 }
-
-/** The functions of KSR.x, which every KEMI interpreter module implements itself. */
-const KSR_X_FUNCTIONS = ["exit", "drop", "modf"] as const;
-
-const REQUEST_ROUTE = "ksr_request_route";
 
 /** Loosely typed ESTree node: the walker only reads the fields it needs. */
 interface EsNode extends AcornNode {
@@ -100,7 +96,7 @@ function plural(n: number, word: string): string {
 /** What a KSR path names. */
 type Resolved =
   | { readonly kind: "function"; readonly entry: BridgeEntry }
-  | { readonly kind: "special"; readonly name: (typeof KSR_X_FUNCTIONS)[number] }
+  | { readonly kind: "special"; readonly fn: KsrXFunction }
   | { readonly kind: "namespace" }
   | { readonly kind: "unknown"; readonly message: string };
 
@@ -122,9 +118,9 @@ class ApiIndex {
     if (core !== undefined) return { kind: "function", entry: core };
     if (first === "x") {
       if (second === undefined) return { kind: "namespace" };
-      const special = KSR_X_FUNCTIONS.find((name) => name === second);
-      if (special !== undefined) return { kind: "special", name: special };
-      return { kind: "unknown", message: `KSR.x.${second} does not exist (KSR.x has ${KSR_X_FUNCTIONS.join(", ")})` };
+      const special = KSR_X.find((fn) => fn.name === second);
+      if (special !== undefined) return { kind: "special", fn: special };
+      return { kind: "unknown", message: `KSR.x.${second} does not exist (KSR.x has ${KSR_X.map((fn) => fn.name).join(", ")})` };
     }
     if (!this.moduleNames.has(first!)) {
       return { kind: "unknown", message: `KSR.${first} is not provided by any module` };
@@ -183,7 +179,10 @@ function checkCompiled(compiled: CompiledScript, api: ApiIndex): CheckFinding[] 
       }
       return;
     }
-    if (resolved.kind === "special" && resolved.name === "modf" && path.length === 2) checkModf(call, chain, args);
+    if (resolved.kind === "special" && path.length === 2) {
+      if (resolved.fn.name === "modf") checkModf(call, chain, args);
+      else if (args.length < resolved.fn.minArgs) at(chain, `KSR.x.${resolved.fn.name} takes at least ${plural(resolved.fn.minArgs, "argument")}, ${args.length} given`);
+    }
   };
 
   const checkModf = (call: EsNode, chain: EsNode, args: EsNode[]): void => {

@@ -34,13 +34,14 @@ import { proxyOptionsFromTimers, type ProxyOptions } from "../proxy/proxy.js";
 import { loadTenantsFile, singleScriptConfig, TenantRegistry, TenantsConfigError } from "../tenants/index.js";
 import { DISPATCHER_SETTING_NAMES, dispatcherProblem, type TenantDispatcherConfig } from "../modules/dispatcher/tenants.js";
 import { parseCallbackName, parseErrorPolicy, type SingleScriptSettings } from "../tenants/config.js";
-import { DEFAULT_KEMI_CALLBACKS } from "../core/context.js";
+import type { KemiCallbacks } from "../core/context.js";
+import { SETTING_ROUTES } from "../../runtime/interpreter.js";
 import { tenantServer } from "../core/tenant-routing.js";
 import { KEMI_MODULES } from "../modules/index.js";
 import { DEFAULT_LIMITS } from "../../sandbox/types.js";
 import { formatListenSocket, parseListenSocket } from "../transport/listen-socket.js";
 import { fileURLToPath } from "node:url";
-import { describeApi, describeNatives, formatApiText, formatNativesText } from "./api.js";
+import { describeApi, describeNatives, describeRoutes, formatApiText, formatNativesText, formatRoutesText } from "./api.js";
 import { runCheck } from "./check.js";
 import { runTests, watchTests, type TestReporter } from "./test.js";
 import { DEFAULT_DB_FILE, openRunDatabase, registerDbCommands } from "./db-commands.js";
@@ -114,11 +115,7 @@ function scriptSettings(opts: RunOptions): SingleScriptSettings {
   const name = (value: string | undefined, fallback: string): string => (value === undefined ? fallback : parseCallbackName(value)!);
   return {
     ...(opts.onError !== undefined ? { onError: parseErrorPolicy(opts.onError)! } : {}),
-    kemi: {
-      onsend: name(opts.kemiOnsendRouteCallback, DEFAULT_KEMI_CALLBACKS.onsend),
-      reply: name(opts.kemiReplyRouteCallback, DEFAULT_KEMI_CALLBACKS.reply),
-      event: name(opts.kemiEventRouteCallback, DEFAULT_KEMI_CALLBACKS.event),
-    },
+    kemi: Object.fromEntries(SETTING_ROUTES.map((r) => [r.kind, name(opts[optionKey(r.naming.cliOption)], r.naming.defaultName)])) as KemiCallbacks,
     ...(opts.dispatcherList !== undefined ? { dispatcher: dispatcherConfigOf(opts.dispatcherList, opts.dispatcherParam ?? []) } : {}),
   };
 }
@@ -139,13 +136,20 @@ function dispatcherParamOption(value: string): string {
   return value;
 }
 
+type KemiCallbackKey = `kemi${string}RouteCallback`;
+
+/** The key commander gives a --kemi-*-route-callback value: "--kemi-reply-route-callback" → kemiReplyRouteCallback. */
+function optionKey(flag: string): KemiCallbackKey {
+  const key = flag.replace(/^--/, "").replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+  if (!/^kemi.+RouteCallback$/.test(key)) throw new Error(`${flag} is not a --kemi-*-route-callback option`);
+  return key as KemiCallbackKey;
+}
+
 /** The single-script flags of scriptSettings, with the option names commander gives them. */
-const SCRIPT_SETTING_FLAGS = [
+const SCRIPT_SETTING_FLAGS: readonly (readonly ["onError" | KemiCallbackKey, string])[] = [
   ["onError", "--on-error"],
-  ["kemiOnsendRouteCallback", "--kemi-onsend-route-callback"],
-  ["kemiReplyRouteCallback", "--kemi-reply-route-callback"],
-  ["kemiEventRouteCallback", "--kemi-event-route-callback"],
-] as const;
+  ...SETTING_ROUTES.map((r) => [optionKey(r.naming.cliOption), r.naming.cliOption] as const),
+];
 
 function workersOption(value: string): number {
   const n = positiveInt(value);
@@ -259,11 +263,10 @@ interface RunOptions {
   tcpMaxInboundPerIp?: number;
   tcpMaxOutbound?: number;
   tlsHandshakeTimeoutMs?: number;
-  /** --on-error and the --kemi-*-callback flags, as given (validated; see scriptSettings). */
+  /** --on-error as given (validated; see scriptSettings). */
   onError?: string;
-  kemiOnsendRouteCallback?: string;
-  kemiReplyRouteCallback?: string;
-  kemiEventRouteCallback?: string;
+  /** The --kemi-*-route-callback flags of runtime/interpreter.ts's SETTING_ROUTES, as given (validated), by optionKey. */
+  [kemiCallbackOption: KemiCallbackKey]: string | undefined;
   /** --dispatcher-list and --dispatcher-param (host/modules/dispatcher/tenants.ts). */
   dispatcherList?: string;
   dispatcherParam?: string[];
@@ -904,11 +907,13 @@ export function buildProgram(): Command {
     .option("--overload-delay-ms <n>", "queueing delay past which new requests are answered 503 with Retry-After", positiveInt, DEFAULT_OVERLOAD_DELAY_MS)
     .option("--no-overload-shedding", "never answer 503 for overload (requests queue up instead)")
     .option("--on-error <status|none>", "reply to a request whose route failed before answering it: a status 300-699, or none (no reply, as app_jsdt) (default 500)", onErrorOption)
-    .option("--kemi-onsend-route-callback <name|none>", "Kamailio kemi.onsend_route_callback: the function run before a request leaves (default ksr_onsend_route)", callbackOption)
-    .option("--kemi-reply-route-callback <name|none>", "Kamailio kemi.reply_route_callback: the function run for every response received (default ksr_reply_route)", callbackOption)
     .option("--dispatcher-list <file>", "KSR.dispatcher destination sets in Kamailio's dispatcher.list format")
     .option("--dispatcher-param <name=value>", `a Kamailio dispatcher modparam, repeatable (${DISPATCHER_SETTING_NAMES.join(", ")})`, collect(dispatcherParamOption))
-    .option("--kemi-event-route-callback <name|none>", 'Kamailio kemi.event_route_callback: the function called with "core:worker-one-init" once the script is loaded (default none)', callbackOption);
+;
+  for (const route of SETTING_ROUTES) {
+    const { cliOption, setting, defaultName } = route.naming;
+    runCommand.option(`${cliOption} <name|none>`, `Kamailio ${setting}: names the ${route.kind} route function (default ${defaultName || "none"}; ksr api --routes)`, callbackOption);
+  }
   const settingFlags = [
     ...TCP_LIMIT_FLAGS.map(([, flag, field, help]) => [flag, help, DEFAULT_STREAM_LIMITS[field]] as const),
     ...PIKE_FLAGS.map(([, flag, field, help]) => [flag, help, DEFAULT_PIKE_SETTINGS[field]] as const),
@@ -925,7 +930,13 @@ export function buildProgram(): Command {
     .description("list every KSR function this server provides")
     .option("--json", "print JSON")
     .option("--native", "list the native (kamailio.cfg) functions KSR.x.modf finds instead")
-    .action((opts: { json?: boolean; native?: boolean }) => {
+    .option("--routes", "list the route functions a script defines and the server calls instead")
+    .action((opts: { json?: boolean; native?: boolean; routes?: boolean }) => {
+      if (opts.routes === true) {
+        const routes = describeRoutes();
+        process.stdout.write(opts.json ? JSON.stringify(routes, null, 2) + "\n" : formatRoutesText(routes));
+        return;
+      }
       if (opts.native === true) {
         const natives = describeNatives(KEMI_MODULES);
         process.stdout.write(opts.json ? JSON.stringify(natives, null, 2) + "\n" : formatNativesText(natives));

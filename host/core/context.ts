@@ -10,6 +10,7 @@ import { emptyEdits } from "../sip/message.js";
 import type { StatefulProxy } from "../proxy/proxy.js";
 import type { DataServices } from "../storage/index.js";
 import type { OutgoingSend } from "./onsend.js";
+import { SETTING_ROUTES, type RouteKind, type SettingRouteKind } from "../../runtime/interpreter.js";
 
 export type TransportProto = "udp" | "tcp" | "tls";
 
@@ -65,7 +66,12 @@ export interface ListenSocket {
   readonly port: number;
 }
 
-export type RouteType = "request" | "reply" | "failure" | "branch" | "branch_failure" | "onreply" | "onsend";
+/**
+ * The route a context runs in (runtime/interpreter.ts). An event route runs
+ * as a request route on a faked request: Kamailio's EVENT_ROUTE type
+ * includes REQUEST_ROUTE.
+ */
+export type RouteType = Exclude<RouteKind, "event">;
 
 export type LogLevel = "dbg" | "info" | "notice" | "warn" | "err" | "crit";
 
@@ -136,24 +142,20 @@ export interface TenantState {
 
 /**
  * Names of the script functions the server calls besides
- * ksr_request_route: Kamailio 5.6's core settings kemi.onsend_route_callback
- * (default ksr_onsend_route), kemi.reply_route_callback (ksr_reply_route)
- * and kemi.event_route_callback (none; its one event in 5.6 is
- * core:worker-one-init). "" means not called (Kamailio's "none").
+ * ksr_request_route, by route kind: Kamailio 5.6's core settings
+ * kemi.onsend_route_callback, kemi.reply_route_callback and
+ * kemi.event_route_callback (runtime/interpreter.ts declares them and
+ * their defaults). "" means not called (Kamailio's "none").
  *
  * Not provided: tm's event_callback modparam, which Kamailio 5.6 calls only
  * for tm:local-request, a request tm generates itself (t_uac_send, dialog,
  * uac), which this server never does. (tm:branch-failure is the function
  * t_on_branch_failure names, called without an argument.)
  */
-export interface KemiCallbacks {
-  readonly onsend: string;
-  readonly reply: string;
-  /** Called with the event name: "core:worker-one-init" once the script is loaded (host/core/tenant-routing.ts). */
-  readonly event: string;
-}
+export type KemiCallbacks = Readonly<Record<SettingRouteKind, string>>;
 
-export const DEFAULT_KEMI_CALLBACKS: KemiCallbacks = { onsend: "ksr_onsend_route", reply: "ksr_reply_route", event: "" };
+/** Each setting's default (runtime/interpreter.ts). */
+export const DEFAULT_KEMI_CALLBACKS: KemiCallbacks = Object.fromEntries(SETTING_ROUTES.map((r) => [r.kind, r.naming.defaultName])) as KemiCallbacks;
 
 /**
  * Where $shv lives: a Map per tenant state (default), or a Map backed by a

@@ -34,6 +34,7 @@ import { parse as parseYaml, YAMLParseError } from "yaml";
 import { z } from "zod";
 import { KEMI_MODULES } from "../modules/index.js";
 import { DEFAULT_KEMI_CALLBACKS, type KemiCallbacks, type TransportProto } from "../core/context.js";
+import { SETTING_ROUTES } from "../../runtime/interpreter.js";
 import { DEFAULT_LIMITS } from "../../sandbox/types.js";
 import { DEFAULT_TENANT_QUOTAS, SINGLE_SCRIPT_QUOTAS, type TenantQuotas } from "../core/quota.js";
 import { DEFAULT_EGRESS_DENY, UNRESTRICTED_EGRESS, type EgressRules } from "../core/egress.js";
@@ -289,17 +290,14 @@ const callbackSchema = z
   .regex(/^[A-Za-z_$][A-Za-z0-9_$]*$/, 'must be a function name, or "none"')
   .transform((name) => (name.toLowerCase() === "none" ? "" : name));
 
+/** The kemi: block: one key per kemi.* setting of runtime/interpreter.ts, each defaulting to Kamailio's default. */
 const kemiSchema = z
-  .object({
-    onsend_route_callback: callbackSchema.default(DEFAULT_KEMI_CALLBACKS.onsend || "none"),
-    reply_route_callback: callbackSchema.default(DEFAULT_KEMI_CALLBACKS.reply || "none"),
-    event_route_callback: callbackSchema.default(DEFAULT_KEMI_CALLBACKS.event || "none"),
-  })
+  .object(Object.fromEntries(SETTING_ROUTES.map((r) => [r.naming.tenantKey, callbackSchema.default(r.naming.defaultName || "none")])))
   .strict();
 
 /** The kemi: block as the tenant's callbacks. */
-function kemiCallbacksOf(k: z.infer<typeof kemiSchema>): KemiCallbacks {
-  return { onsend: k.onsend_route_callback, reply: k.reply_route_callback, event: k.event_route_callback };
+function kemiCallbacksOf(k: Readonly<Record<string, string>>): KemiCallbacks {
+  return Object.fromEntries(SETTING_ROUTES.map((r) => [r.kind, k[r.naming.tenantKey]!])) as KemiCallbacks;
 }
 
 const tenantSchema = z
