@@ -230,3 +230,23 @@ export const KSR_X: readonly KsrXFunction[] = [
     ],
   },
 ];
+
+/** The bits of a list of route-type names (a native export's flags). */
+export function routeFlags(names: readonly RouteFlagName[]): number {
+  let flags = 0;
+  for (let i = 0; i < names.length; i++) flags |= ROUTE_FLAG[names[i]!];
+  return flags >>> 0;
+}
+
+/**
+ * Whether a function exported with `flags` may be used in a route of `kind`,
+ * as Kamailio's cfg parser decides (src/core/sr_module.c,
+ * sr_cmd_flags_match): every bit of the route's type must be among the
+ * flags, except that an event route takes a function allowed in request
+ * routes (or in event routes).
+ */
+export function routeAllows(flags: number, kind: RouteKind): boolean {
+  const type = ROUTE_FLAG[routeEntryPoint(kind).flag] >>> 0;
+  if (((flags & type) >>> 0) === type) return true;
+  return type === ROUTE_FLAG.EVENT_ROUTE && (flags & ROUTE_FLAG.EVENT_ROUTE) !== 0;
+}

@@ -3,7 +3,8 @@
  * (like app_jsdt's `api_list` RPC).
  */
 import type { KemiModule, KemiParamType, KemiReturnType } from "../modules/types.js";
-import { KSR_X, ROUTE_ENTRY_POINTS, ROUTE_FLAG, type RouteKind } from "../../runtime/interpreter.js";
+import { KSR_X, ROUTE_ENTRY_POINTS, ROUTE_FLAG, type RouteFlagName, type RouteKind } from "../../runtime/interpreter.js";
+import { BridgeTable } from "../../sandbox/bridge.js";
 
 export interface ApiEntry {
   /** Module name as scripts see it ("" for the core: KSR.<name>). */
@@ -17,6 +18,8 @@ export interface ApiEntry {
   readonly reason?: string;
   /** The last parameter repeats (KSR.x.modf). */
   readonly variadic?: true;
+  /** Kamailio route types it is meant for (declared, or its native functions'); absent when unknown. `ksr check` reports calls elsewhere. */
+  readonly routes?: readonly RouteFlagName[];
 }
 
 /** Every KSR function: KSR.x's (module "x", runtime/interpreter.ts), the core's (module "") and the modules'. */
@@ -25,9 +28,11 @@ export function describeApi(modules: readonly KemiModule[]): ApiEntry[] {
   for (const fn of KSR_X) {
     out.push({ module: "x", name: fn.name, params: fn.params, returns: fn.returns, doc: fn.doc.join(" "), available: true, ...(fn.variadic ? { variadic: true as const } : {}) });
   }
+  const routes = new Map(new BridgeTable(modules).entries.map((e) => [e.qualifiedName, e.routes]));
   for (const mod of modules) {
     for (const [name, fn] of Object.entries(mod.functions)) {
-      out.push({ module: mod.name, name, params: fn.params, returns: fn.returns, doc: fn.doc, available: true });
+      const known = routes.get(qualifiedName({ module: mod.name, name }));
+      out.push({ module: mod.name, name, params: fn.params, returns: fn.returns, doc: fn.doc, available: true, ...(known !== undefined ? { routes: known } : {}) });
     }
     for (const [name, fn] of Object.entries(mod.unavailable ?? {})) {
       out.push({ module: mod.name, name, params: fn.params, returns: fn.returns, doc: "", available: false, reason: fn.reason });
@@ -38,14 +43,15 @@ export function describeApi(modules: readonly KemiModule[]): ApiEntry[] {
 }
 
 /** The call as a script writes it: `KSR.sl.sl_send_reply`. */
-export function qualifiedName(e: ApiEntry): string {
+export function qualifiedName(e: Pick<ApiEntry, "module" | "name">): string {
   return e.module === "" ? `KSR.${e.name}` : `KSR.${e.module}.${e.name}`;
 }
 
 export function formatApiText(entries: readonly ApiEntry[]): string {
   let text = "";
   for (const e of entries) {
-    const signature = `${e.returns} ${qualifiedName(e)}(${e.params.join(", ")}${e.variadic ? "..." : ""})`;
+    const routes = e.routes === undefined || e.routes.includes("ANY_ROUTE") ? "" : ` [${e.routes.join("|")}]`;
+    const signature = `${e.returns} ${qualifiedName(e)}(${e.params.join(", ")}${e.variadic ? "..." : ""})${routes}`;
     const note = e.available ? e.doc : `[unavailable: ${e.reason ?? "not supported"}]`;
     text += note ? `${signature}  — ${note}\n` : `${signature}\n`;
   }
@@ -65,13 +71,15 @@ export interface NativeApiEntry {
   /** "call": KSR.x.modf runs it; "refused": Kamailio 5.6's modf refuses it (and so does this server). */
   readonly modf: "call" | "refused";
   readonly reason?: string;
+  /** Kamailio 5.6's route flags of its export row. */
+  readonly routes: readonly RouteFlagName[];
 }
 
 export function describeNatives(modules: readonly KemiModule[]): NativeApiEntry[] {
   const out: NativeApiEntry[] = [];
   for (const mod of modules) {
     for (const n of mod.native ?? []) {
-      const kemi = n.kemi === undefined ? undefined : qualifiedName({ module: mod.name, name: n.kemi } as ApiEntry);
+      const kemi = n.kemi === undefined ? undefined : qualifiedName({ module: mod.name, name: n.kemi });
       out.push({
         name: n.name,
         params: n.params,
@@ -79,6 +87,7 @@ export function describeNatives(modules: readonly KemiModule[]): NativeApiEntry[
         ...(kemi !== undefined ? { kemi } : {}),
         modf: n.refused === undefined ? "call" : "refused",
         ...(n.refused !== undefined ? { reason: n.refused } : {}),
+        routes: n.routes,
       });
     }
   }
@@ -89,7 +98,7 @@ export function describeNatives(modules: readonly KemiModule[]): NativeApiEntry[
 export function formatNativesText(entries: readonly NativeApiEntry[]): string {
   let text = "";
   for (const e of entries) {
-    const signature = `${e.kamailioModule}: ${e.name}(${e.params.join(", ")})`;
+    const signature = `${e.kamailioModule}: ${e.name}(${e.params.join(", ")}) [${e.routes.join("|")}]`;
     const what =
       e.modf === "refused"
         ? `[refused by Kamailio 5.6's modf: ${e.reason}]${e.kemi ? ` use ${e.kemi}` : ""}`

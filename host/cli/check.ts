@@ -33,7 +33,17 @@ import type { KemiModule, KemiParamType } from "../modules/types.js";
 import { BridgeTable, type BridgeEntry, type NativeEntry } from "../../sandbox/bridge.js";
 import { compileScript, compileSource, ScriptLoadError, type CompiledScript } from "../../sandbox/compile.js";
 import { generateKsrDts } from "./typings.js";
-import { KSR_X, REQUEST_ROUTE, type KsrXFunction } from "../../runtime/interpreter.js";
+import {
+  KSR_X,
+  REQUEST_ROUTE,
+  ROUTE_ENTRY_POINTS,
+  routeAllows,
+  routeEntryPoint,
+  routeFlags,
+  type KsrXFunction,
+  type RouteFlagName,
+  type RouteKind,
+} from "../../runtime/interpreter.js";
 
 export interface CheckFinding {
   readonly file: string;
@@ -42,8 +52,12 @@ export interface CheckFinding {
   /** 1-based. */
   readonly column: number;
   readonly message: string;
-  /** load: the script does not compile or cannot be read; api: a KSR call or route problem; type: a TypeScript type error. */
-  readonly kind: "load" | "api" | "type";
+  /**
+   * load: the script does not compile or cannot be read; api: a KSR call or
+   * route problem; route: a call in a route Kamailio does not allow it in
+   * (route flags); type: a TypeScript type error.
+   */
+  readonly kind: "load" | "api" | "route" | "type";
 }
 
 /** Loosely typed ESTree node: the walker only reads the fields it needs. */
@@ -140,7 +154,7 @@ class ApiIndex {
 function checkCompiled(compiled: CompiledScript, api: ApiIndex): CheckFinding[] {
   const { filename, sourceMap } = compiled;
   const findings: CheckFinding[] = [];
-  const at = (node: AcornNode, message: string): void => {
+  const at = (node: AcornNode, message: string, kind: CheckFinding["kind"] = "api"): void => {
     const start = node.loc!.start;
     // acorn: 1-based line, 0-based column; findings are 1-based both.
     const mapped = sourceMap?.lookup(start.line, start.column + 1);
@@ -149,7 +163,7 @@ function checkCompiled(compiled: CompiledScript, api: ApiIndex): CheckFinding[] 
       line: mapped?.line ?? start.line,
       column: mapped?.column ?? start.column + 1,
       message,
-      kind: "api",
+      kind,
     });
   };
 
@@ -259,6 +273,8 @@ function checkCompiled(compiled: CompiledScript, api: ApiIndex): CheckFinding[] 
     for (let i = children.length - 1; i >= 0; i--) stack.push({ node: children[i]!, parent: node });
   }
 
+  reportRouteTypes(program, api, (node, message) => at(node, message, "route"));
+
   if (!definesGlobalFunction(program, REQUEST_ROUTE)) {
     findings.push({
       file: filename,
@@ -271,6 +287,143 @@ function checkCompiled(compiled: CompiledScript, api: ApiIndex): CheckFinding[] 
 
   findings.sort((a, b) => a.line - b.line || a.column - b.column);
   return findings;
+}
+
+/** The child nodes of an ESTree node, in source order. */
+function childrenOf(node: EsNode): EsNode[] {
+  const children: EsNode[] = [];
+  for (const key of Object.keys(node)) {
+    if (key === "loc") continue;
+    const value = node[key];
+    if (Array.isArray(value)) {
+      for (const item of value) if (isNode(item)) children.push(item);
+    } else if (isNode(value)) {
+      children.push(value);
+    }
+  }
+  return children;
+}
+
+/** Every node under `root` (iteratively), root included. */
+function* descendants(root: EsNode): Generator<EsNode> {
+  const stack: EsNode[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop()!;
+    yield node;
+    const children = childrenOf(node);
+    for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]!);
+  }
+}
+
+/** The script's top-level functions by name: declarations and `var f = function/arrow`. */
+function topLevelFunctions(program: EsNode): Map<string, EsNode> {
+  const out = new Map<string, EsNode>();
+  for (const statement of program.body as EsNode[]) {
+    if (statement.type === "FunctionDeclaration" && statement.id !== null) out.set((statement.id as EsNode).name as string, statement);
+    if (statement.type === "VariableDeclaration") {
+      for (const d of statement.declarations as EsNode[]) {
+        const init = d.init as EsNode | null;
+        if ((d.id as EsNode).type === "Identifier" && init !== null && (init.type === "FunctionExpression" || init.type === "ArrowFunctionExpression")) {
+          out.set((d.id as EsNode).name as string, init);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** A KSR call whose routes are known, inside one top-level function. */
+interface RoutedCall {
+  readonly node: EsNode;
+  /** "KSR.sl.sl_send_reply", or `KSR.x.modf("sl_send_reply")`. */
+  readonly label: string;
+  readonly routes: readonly RouteFlagName[];
+}
+
+/**
+ * Route flags, statically: each route function of the script (the request
+ * route, the reply and onsend routes under their default names, and every
+ * function a literal KSR.tm.t_on_failure("name") and the like names), and
+ * every top-level function it calls by name, directly or through others,
+ * is searched for KSR calls whose routes do not include the route's type.
+ * KEMI does not check route flags at run time (Kamailio's sr_kemi_t has
+ * none, and KSR.x.modf looks natives up with no flags), so such a call
+ * runs; Kamailio's cfg parser would refuse the same native function there.
+ */
+function reportRouteTypes(program: EsNode, api: ApiIndex, at: (node: AcornNode, message: string) => void): void {
+  const functions = topLevelFunctions(program);
+  const routeKinds = new Map<string, Set<RouteKind>>();
+  const addRoute = (name: string, kind: RouteKind): void => {
+    if (!functions.has(name)) return;
+    const kinds = routeKinds.get(name) ?? new Set<RouteKind>();
+    kinds.add(kind);
+    routeKinds.set(name, kinds);
+  };
+  const namedBy = new Map<string, RouteKind>();
+  for (const route of ROUTE_ENTRY_POINTS) {
+    const naming = route.naming;
+    if (naming.by === "fixed") addRoute(naming.name, route.kind);
+    else if (naming.by === "setting" && naming.defaultName !== "") addRoute(naming.defaultName, route.kind);
+    else if (naming.by === "script") namedBy.set(naming.call, route.kind);
+  }
+  const calls = new Map<string, RoutedCall[]>();
+  const callees = new Map<string, Set<string>>();
+  for (const [name, fn] of functions) {
+    const own: RoutedCall[] = [];
+    const targets = new Set<string>();
+    for (const node of descendants(fn)) {
+      if (node.type !== "CallExpression") continue;
+      const callee = node.callee as EsNode;
+      const args = node.arguments as EsNode[];
+      if (callee.type === "Identifier" && functions.has(callee.name as string)) {
+        targets.add(callee.name as string);
+        continue;
+      }
+      const path = ksrPath(callee);
+      if (path === undefined) continue;
+      const qualified = `KSR.${path.join(".")}`;
+      const kind = namedBy.get(qualified);
+      const first = args[0] === undefined ? undefined : staticString(args[0]);
+      if (kind !== undefined && first !== undefined) addRoute(first, kind);
+      const resolved = api.resolve(path);
+      if (resolved.kind === "function" && path.length <= 2 && resolved.entry.routes !== undefined) {
+        own.push({ node: callee, label: resolved.entry.qualifiedName, routes: resolved.entry.routes });
+      } else if (resolved.kind === "special" && resolved.fn.name === "modf" && first !== undefined) {
+        const native = api.modfVariants(first).find((v) => v.params.length === args.length - 1);
+        if (native !== undefined) own.push({ node: callee, label: `KSR.x.modf("${first}")`, routes: native.routes });
+      }
+    }
+    calls.set(name, own);
+    callees.set(name, targets);
+  }
+  const reported = new Set<string>();
+  for (const [routeName, kinds] of routeKinds) {
+    for (const kind of kinds) {
+      const entry = routeEntryPoint(kind);
+      // Breadth-first from the route function, each function once.
+      const seen = new Set<string>([routeName]);
+      const queue = [routeName];
+      while (queue.length > 0) {
+        const name = queue.shift()!;
+        for (const call of calls.get(name) ?? []) {
+          if (routeAllows(routeFlags(call.routes), kind)) continue;
+          const key = `${call.node.start}:${kind}`;
+          if (reported.has(key)) continue;
+          reported.add(key);
+          const through = name === routeName ? "" : ` (reached through ${name}())`;
+          at(
+            call.node,
+            `${call.label} in ${routeName}()${through} (${kind} route, ${entry.flag}): Kamailio 5.6 allows it in ${call.routes.join(", ")} only; KEMI does not check, the call runs`,
+          );
+        }
+        for (const next of callees.get(name) ?? []) {
+          if (seen.has(next)) continue;
+          seen.add(next);
+          queue.push(next);
+        }
+      }
+    }
+  }
 }
 
 /** True when the script's top level declares `name` (function declaration, var, or globalThis.name = ...). */

@@ -7,7 +7,8 @@
  * parameters are named by position.
  */
 import type { KemiModule, KemiParamType, KemiReturnType } from "../modules/types.js";
-import { KSR_X, ROUTE_ENTRY_POINTS, routeEntryPoint, type RouteEntryPoint } from "../../runtime/interpreter.js";
+import { KSR_X, ROUTE_ENTRY_POINTS, routeEntryPoint, type RouteEntryPoint, type RouteFlagName } from "../../runtime/interpreter.js";
+import { BridgeTable } from "../../sandbox/bridge.js";
 
 const PARAM_TYPE: Record<KemiParamType, string> = { str: "string", int: "number" };
 
@@ -63,7 +64,13 @@ function interfaceName(moduleName: string): string {
     .join("") + "Module";
 }
 
-function members(mod: KemiModule, indent: string): string {
+/** The doc line of a function's route flags; "" when unrestricted or unknown. */
+function routesNote(routes: readonly RouteFlagName[] | undefined): string {
+  if (routes === undefined || routes.includes("ANY_ROUTE")) return "";
+  return `Kamailio 5.6 allows it in ${routes.join(", ")} (ksr check reports calls in other routes; the call runs).`;
+}
+
+function members(mod: KemiModule, indent: string, routesOf: ReadonlyMap<string, readonly RouteFlagName[] | undefined>): string {
   let out = "";
   const names = [...Object.keys(mod.functions), ...Object.keys(mod.unavailable ?? {})].sort();
   // KSR function → the native calls (name/parameter count) through which KSR.x.modf runs it.
@@ -77,7 +84,8 @@ function members(mod: KemiModule, indent: string): string {
     if (fn !== undefined) {
       const calls = nativeCalls.get(name);
       const native = calls !== undefined ? `KSR.x.modf reaches it as ${calls.join(", ")}.` : "";
-      out += comment([fn.doc, native, RETURN_NOTE[fn.returns]], indent);
+      const routes = routesNote(routesOf.get(mod.name === "" ? `KSR.${name}` : `KSR.${mod.name}.${name}`));
+      out += comment([fn.doc, native, routes, RETURN_NOTE[fn.returns]], indent);
       out += `${indent}${signature(name, fn.params, fn.returns)}\n`;
     } else {
       const u = mod.unavailable![name]!;
@@ -92,6 +100,7 @@ function members(mod: KemiModule, indent: string): string {
 export function generateKsrDts(modules: readonly KemiModule[]): string {
   const modulesSorted = [...modules].filter((m) => m.name !== "").sort((a, b) => a.name.localeCompare(b.name));
   const core = modules.find((m) => m.name === "");
+  const routesOf = new Map(new BridgeTable(modules).entries.map((e) => [e.qualifiedName, e.routes]));
   let out = "";
   out += "// Generated from the KEMI export tables (host/modules) and the interpreter table (runtime/interpreter.ts)\n// by scripts/gen-dts.mjs; do not edit.\n";
   out += "// Reference it from a TypeScript routing script:\n";
@@ -114,14 +123,14 @@ export function generateKsrDts(modules: readonly KemiModule[]): string {
   for (const mod of modulesSorted) {
     out += `\n  /** KSR.${mod.name}: Kamailio module ${mod.kamailioModule}. */\n`;
     out += `  interface ${interfaceName(mod.name)} {\n`;
-    out += members(mod, "    ");
+    out += members(mod, "    ", routesOf);
     out += "  }\n";
   }
   out += "\n  /** The KSR object: core functions and one member per module. */\n";
   out += "  interface KSR {\n";
   out += "    readonly x: XModule;\n";
   for (const mod of modulesSorted) out += `    readonly ${mod.name}: ${interfaceName(mod.name)};\n`;
-  if (core !== undefined) out += members(core, "    ");
+  if (core !== undefined) out += members(core, "    ", routesOf);
   out += "  }\n";
   const routeType = (route: RouteEntryPoint): string => `(${route.args.map((a) => `${a}: string`).join(", ")}) => void`;
   out += "\n  /** The type of a route function (ksr_request_route and the others). */\n";

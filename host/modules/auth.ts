@@ -368,11 +368,11 @@ export const authModule: KemiModule = {
   },
   // Native functions (Kamailio auth cmd exports) for KSR.x.modf.
   native: [
-    { name: "consume_credentials", params: [], kemi: "consume_credentials" },
-    { name: "www_challenge", params: ["str", "str"], kemi: "www_challenge", refused: "fixup without free" },
-    { name: "proxy_challenge", params: ["str", "str"], kemi: "proxy_challenge", refused: "fixup without free" },
-    { name: "auth_challenge", params: ["str", "str"], kemi: "auth_challenge", refused: "fixup without free" },
-    { name: "has_credentials", params: ["str"], kemi: "has_credentials", refused: "fixup without free" },
-    { name: "pv_auth_check", params: ["str", "str", "str", "str"], kemi: "pv_auth_check", refused: "fixup without free" },
+    { name: "consume_credentials", params: [], routes: ["REQUEST_ROUTE"], kemi: "consume_credentials" },
+    { name: "www_challenge", params: ["str", "str"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE", "ONREPLY_ROUTE"], kemi: "www_challenge", refused: "fixup without free" },
+    { name: "proxy_challenge", params: ["str", "str"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE", "ONREPLY_ROUTE"], kemi: "proxy_challenge", refused: "fixup without free" },
+    { name: "auth_challenge", params: ["str", "str"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE", "ONREPLY_ROUTE"], kemi: "auth_challenge", refused: "fixup without free" },
+    { name: "has_credentials", params: ["str"], routes: ["REQUEST_ROUTE"], kemi: "has_credentials", refused: "fixup without free" },
+    { name: "pv_auth_check", params: ["str", "str", "str", "str"], routes: ["REQUEST_ROUTE"], kemi: "pv_auth_check", refused: "fixup without free" },
   ],
 };

@@ -90,11 +90,11 @@ export const maxfwdModule: KemiModule = {
   },
   // Native functions (Kamailio maxfwd cmd exports) for KSR.x.modf.
   native: [
-    { name: "process_maxfwd", params: ["int"], kemi: "process_maxfwd" },
-    { name: "maxfwd_process", params: ["int"], kemi: "process_maxfwd" },
-    { name: "mf_process_maxfwd_header", params: ["int"], kemi: "process_maxfwd" },
-    { name: "is_maxfwd_lt", params: ["int"], kemi: "is_maxfwd_lt" },
-    { name: "maxfwd_at_least", params: ["int"], kemi: "is_maxfwd_lt" },
-    { name: "mf_lowlimit", params: ["int"], kemi: "is_maxfwd_lt" },
+    { name: "process_maxfwd", params: ["int"], routes: ["REQUEST_ROUTE"], kemi: "process_maxfwd" },
+    { name: "maxfwd_process", params: ["int"], routes: ["REQUEST_ROUTE"], kemi: "process_maxfwd" },
+    { name: "mf_process_maxfwd_header", params: ["int"], routes: ["REQUEST_ROUTE"], kemi: "process_maxfwd" },
+    { name: "is_maxfwd_lt", params: ["int"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE", "BRANCH_ROUTE"], kemi: "is_maxfwd_lt" },
+    { name: "maxfwd_at_least", params: ["int"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE", "BRANCH_ROUTE"], kemi: "is_maxfwd_lt" },
+    { name: "mf_lowlimit", params: ["int"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE", "BRANCH_ROUTE"], kemi: "is_maxfwd_lt" },
   ],
 };

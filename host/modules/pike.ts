@@ -49,7 +49,7 @@ export const pikeModule: KemiModule = {
   },
   // Native functions (Kamailio pike cmd exports) for KSR.x.modf.
   native: [
-    { name: "pike_check_req", params: [], kemi: "pike_check_req" },
-    { name: "pike_check_ip", params: ["str"], kemi: "pike_check_ip" },
+    { name: "pike_check_req", params: [], routes: ["REQUEST_ROUTE", "ONREPLY_ROUTE"], kemi: "pike_check_req" },
+    { name: "pike_check_ip", params: ["str"], routes: ["REQUEST_ROUTE", "ONREPLY_ROUTE"], kemi: "pike_check_ip" },
   ],
 };

@@ -756,7 +756,7 @@ export const pvModule: KemiModule = {
   },
   // Native functions (Kamailio pv cmd exports) for KSR.x.modf.
   native: [
-    { name: "pv_isset", params: ["str"], run: (ctx, name: string) => (pvModule.functions.is_null!.run(ctx, name) === true ? -1 : 1), literal: true },
-    { name: "pv_unset", params: ["str"], kemi: "unset", literal: true },
+    { name: "pv_isset", params: ["str"], routes: ["ANY_ROUTE"], run: (ctx, name: string) => (pvModule.functions.is_null!.run(ctx, name) === true ? -1 : 1), literal: true },
+    { name: "pv_unset", params: ["str"], routes: ["ANY_ROUTE"], kemi: "unset", literal: true },
   ],
 };

@@ -335,9 +335,9 @@ export const sanityModule: KemiModule = {
   },
   // Native functions (Kamailio sanity cmd exports) for KSR.x.modf.
   native: [
-    { name: "sanity_check", params: [], kemi: "sanity_check_defaults" },
-    { name: "sanity_check", params: ["int"], run: (ctx, msgChecks: number) => sanityCheck(ctx, msgChecks, SANITY_DEFAULT_URI_CHECKS) },
-    { name: "sanity_check", params: ["int", "int"], kemi: "sanity_check" },
-    { name: "sanity_reply", params: [], kemi: "sanity_reply" },
+    { name: "sanity_check", params: [], routes: ["REQUEST_ROUTE", "ONREPLY_ROUTE"], kemi: "sanity_check_defaults" },
+    { name: "sanity_check", params: ["int"], routes: ["REQUEST_ROUTE", "ONREPLY_ROUTE"], run: (ctx, msgChecks: number) => sanityCheck(ctx, msgChecks, SANITY_DEFAULT_URI_CHECKS) },
+    { name: "sanity_check", params: ["int", "int"], routes: ["REQUEST_ROUTE", "ONREPLY_ROUTE"], kemi: "sanity_check" },
+    { name: "sanity_reply", params: [], routes: ["REQUEST_ROUTE", "ONREPLY_ROUTE"], kemi: "sanity_reply" },
   ],
 };

@@ -4,6 +4,7 @@
  * `ksr check` and the generated ksr.d.ts are all derived from these tables.
  */
 import type { MessageContext } from "../core/context.js";
+import type { RouteFlagName } from "../../runtime/interpreter.js";
 
 /** Parameter types as in Kamailio's sr_kemi_t (SR_KEMIP_STR / SR_KEMIP_INT). */
 export type KemiParamType = "str" | "int";
@@ -23,6 +24,12 @@ export interface KemiFunction {
   readonly returns: KemiReturnType;
   /** One line for `ksr api` and the typings. */
   readonly doc: string;
+  /**
+   * The routes it is meant for, as Kamailio route-type flags. Only where no
+   * native function runs it: otherwise its natives' `routes` say it (the
+   * union of those linking to it). Neither: no restriction known.
+   */
+  readonly routes?: readonly RouteFlagName[];
   /**
    * The implementation. Arguments arrive already converted to the declared
    * types (str → string, int → integer number).
@@ -44,6 +51,14 @@ export interface NativeFunction {
   readonly name: string;
   /** One type per parameter: what Kamailio's fixup turns the string argument into. */
   readonly params: readonly KemiParamType[];
+  /**
+   * The routes Kamailio 5.6 exports it for (the flags of its cmd_export_t
+   * row: ["REQUEST_ROUTE", "FAILURE_ROUTE"], or ["ANY_ROUTE"]). Kamailio's
+   * cfg parser refuses it elsewhere; KEMI and KSR.x.modf do not check
+   * (they call with no route flags), so here `ksr check` reports a call in
+   * another route where it can see it, and the call runs.
+   */
+  readonly routes: readonly RouteFlagName[];
   /**
    * The module's KSR function that does the same. Unless `refused`, it has
    * exactly these parameters and a modf call runs it.

@@ -254,7 +254,7 @@ describe("ksr api", () => {
   it("prints one line per function as text", () => {
     const r = ksrSync(["api"]);
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/^int KSR\.sl\.sl_send_reply\(int, str\)/m);
+    expect(r.stdout).toMatch(/^int KSR\.sl\.sl_send_reply\(int, str\) \[REQUEST_ROUTE\]/m);
     expect(r.stdout).toMatch(/^\d+ functions \(\d+ available, \d+ unavailable\)$/m);
   });
 
@@ -271,7 +271,8 @@ describe("ksr api", () => {
     // KEMI-only names have no native entry.
     expect(natives.some((n) => n.name === "get_ruri" || n.name === "sets")).toBe(false);
     const text = ksrSync(["api", "--native"]);
-    expect(text.stdout).toMatch(/^sanity: sanity_check\(int, int\)  → KSR\.sanity\.sanity_check$/m);
+    expect(text.stdout).toMatch(/^sanity: sanity_check\(int, int\) \[REQUEST_ROUTE\|ONREPLY_ROUTE\]  → KSR\.sanity\.sanity_check$/m);
+    expect(natives.find((n) => n.name === "t_relay" && n.params.length === 0)).toMatchObject({ routes: ["REQUEST_ROUTE", "FAILURE_ROUTE"] });
     expect(text.stdout).toMatch(/^\d+ native functions for KSR\.x\.modf \(\d+ callable, \d+ refused as in Kamailio 5\.6\)$/m);
   });
 });
