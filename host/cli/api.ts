@@ -146,3 +146,39 @@ export function formatRoutesText(entries: readonly RouteApiEntry[]): string {
   text += `${entries.length} route kinds\n`;
   return text;
 }
+
+/** One pseudo-variable class, for `ksr api --pvs`. */
+export interface PvApiEntry {
+  /** The Kamailio module declaring it ("core" for the core's). */
+  readonly module: string;
+  /** How a script writes it: "$ru", "$var(name)", "$(hdr(name)[i])". */
+  readonly forms: readonly string[];
+  readonly writable: boolean;
+  readonly doc: string;
+}
+
+/** Every module's pseudo-variables, from the tables' `pvs`, by module. */
+export function describePvs(modules: readonly KemiModule[]): PvApiEntry[] {
+  const out: PvApiEntry[] = [];
+  for (const mod of modules) {
+    for (const cls of mod.pvs ?? []) {
+      const forms = cls.names.map((n) => (cls.form === "plain" ? `$${n}` : cls.indexable === true ? `$(${n}(name)[i])` : `$${n}(name)`));
+      out.push({ module: mod.kamailioModule, forms, writable: cls.writable, doc: cls.doc });
+    }
+  }
+  return out;
+}
+
+export function formatPvsText(entries: readonly PvApiEntry[]): string {
+  let text = "";
+  let module = "";
+  for (const e of entries) {
+    if (e.module !== module) {
+      module = e.module;
+      text += `${module}:\n`;
+    }
+    text += `  ${e.forms.join(", ")}${e.writable ? " (writable)" : ""}  — ${e.doc}\n`;
+  }
+  text += `${entries.length} pseudo-variable classes\n`;
+  return text;
+}

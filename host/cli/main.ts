@@ -41,7 +41,7 @@ import { KEMI_MODULES } from "../modules/index.js";
 import { DEFAULT_LIMITS } from "../../sandbox/types.js";
 import { formatListenSocket, parseListenSocket } from "../transport/listen-socket.js";
 import { fileURLToPath } from "node:url";
-import { describeApi, describeNatives, describeRoutes, formatApiText, formatNativesText, formatRoutesText } from "./api.js";
+import { describeApi, describeNatives, describePvs, describeRoutes, formatApiText, formatNativesText, formatPvsText, formatRoutesText } from "./api.js";
 import { runCheck } from "./check.js";
 import { runTests, watchTests, type TestReporter } from "./test.js";
 import { DEFAULT_DB_FILE, openRunDatabase, registerDbCommands } from "./db-commands.js";
@@ -931,7 +931,13 @@ export function buildProgram(): Command {
     .option("--json", "print JSON")
     .option("--native", "list the native (kamailio.cfg) functions KSR.x.modf finds instead")
     .option("--routes", "list the route functions a script defines and the server calls instead")
-    .action((opts: { json?: boolean; native?: boolean; routes?: boolean }) => {
+    .option("--pvs", "list the pseudo-variables each module provides instead")
+    .action((opts: { json?: boolean; native?: boolean; routes?: boolean; pvs?: boolean }) => {
+      if (opts.pvs === true) {
+        const pvs = describePvs(KEMI_MODULES);
+        process.stdout.write(opts.json ? JSON.stringify(pvs, null, 2) + "\n" : formatPvsText(pvs));
+        return;
+      }
       if (opts.routes === true) {
         const routes = describeRoutes();
         process.stdout.write(opts.json ? JSON.stringify(routes, null, 2) + "\n" : formatRoutesText(routes));

@@ -29,8 +29,8 @@
  */
 import type { MessageContext } from "../core/context.js";
 import { safeRegexTest } from "../core/safe-regex.js";
-import type { KemiModule, KemiValue } from "./types.js";
-import type { PvAccessor } from "./pv.js";
+import type { KemiModule, KemiValue, PvClass } from "./types.js";
+import { registerPvClasses, type PvAccessor } from "./pv.js";
 import { formatPvParts, parsePvFormat, type LookupPv, type PvFormatPart } from "./pv-format.js";
 import { xvalNull, type NullMode } from "./msgutil.js";
 import {
@@ -370,7 +370,27 @@ export function htablePvAccessor(cls: string, inner: string, lookupPv: LookupPv)
 
 // ------------------------------------------------------------- the module
 
+/** htable's pseudo-variables, each compiled by htablePvAccessor. */
+const HTABLE_PVS: readonly PvClass[] = (
+  [
+    ["sht", true, true, "item of a table: $sht(table=>key); assigning $null deletes it"],
+    ["shtex", true, true, "expiry of an item, seconds from now"],
+    ["shtinc", true, false, "increments an item and gives the new value"],
+    ["shtdec", true, false, "decrements an item and gives the new value"],
+    ["shtitkey", false, false, "key of an iterator's current item: $shtitkey(iterator)"],
+    ["shtitval", false, false, "value of an iterator's current item"],
+  ] as const
+).map(([name, nested, writable, doc]) => ({
+  names: [name],
+  form: "named" as const,
+  ...(nested ? { nestedInner: true as const } : {}),
+  writable,
+  doc,
+  compile: (inner: string | undefined, _index: unknown, cls: string, lookup: LookupPv) => htablePvAccessor(cls, inner!, lookup),
+}));
+
 export const htableModule: KemiModule = {
+  pvs: HTABLE_PVS,
   name: "htable",
   kamailioModule: "htable",
   functions: {
@@ -624,3 +644,5 @@ export const htableModule: KemiModule = {
     { name: "sht_unlock", params: ["str"], routes: ["ANY_ROUTE"], kemi: "sht_unlock", refused: "fixup without free" },
   ],
 };
+
+registerPvClasses(htableModule);

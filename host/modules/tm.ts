@@ -14,10 +14,11 @@
 import type { MessageContext, TransportProto } from "../core/context.js";
 import type { StatefulProxy } from "../proxy/proxy.js";
 import { parseProxyAddress } from "../proxy/messages.js";
-import { branchIndexOf } from "../proxy/tm-pv.js";
+import { branchIndexOf, tmPvAccessor } from "../proxy/tm-pv.js";
+import { registerPvClasses } from "./pv.js";
 import type { ProxyTransaction } from "../proxy/proxy-transaction.js";
 import { isMarkedNoReply } from "./sl.js";
-import type { KemiModule } from "./types.js";
+import type { KemiModule, PvClass } from "./types.js";
 
 /** The proxy of ctx's host, or undefined (logged) when the host keeps no transaction state. */
 export function proxyOf(ctx: MessageContext): StatefulProxy | undefined {
@@ -108,7 +109,18 @@ function statusInRoute(ctx: MessageContext): number | undefined {
   }
 }
 
+/** tm's pseudo-variables (host/proxy/tm-pv.ts): Kamailio tm's $T_* and the core's $br. */
+const TM_PVS: readonly PvClass[] = [
+  { names: ["T_branch_idx"], form: "plain", writable: false, doc: "index of the branch in a branch, onreply or branch-failure route", compile: (_i, _x, cls, lookup) => tmPvAccessor(cls, undefined, lookup) },
+  { names: ["T_reply_code"], form: "plain", writable: false, doc: "status of the reply being handled or of the winning reply (failure route)", compile: (_i, _x, cls, lookup) => tmPvAccessor(cls, undefined, lookup) },
+  { names: ["T_reply_reason"], form: "plain", writable: false, doc: "reason phrase of that reply", compile: (_i, _x, cls, lookup) => tmPvAccessor(cls, undefined, lookup) },
+  { names: ["br"], form: "plain", writable: false, doc: "URI of the first branch appended (append_branch)", compile: (_i, _x, cls, lookup) => tmPvAccessor(cls, undefined, lookup) },
+  { names: ["T_req"], form: "named", writable: false, doc: "a PV of the transaction's request: $T_req($hdr(Via))", compile: (inner, _x, cls, lookup) => tmPvAccessor(cls, inner, lookup) },
+  { names: ["T_rpl"], form: "named", writable: false, doc: "a PV of the transaction's reply in a failure or onreply route", compile: (inner, _x, cls, lookup) => tmPvAccessor(cls, inner, lookup) },
+];
+
 export const tmModule: KemiModule = {
+  pvs: TM_PVS,
   name: "tm",
   kamailioModule: "tm",
   functions: {
@@ -355,3 +367,5 @@ export const tmModule: KemiModule = {
     { name: "t_get_status_code", params: [], routes: ["REQUEST_ROUTE", "ONREPLY_ROUTE", "FAILURE_ROUTE", "BRANCH_ROUTE"], kemi: "t_get_status_code" },
   ],
 };
+
+registerPvClasses(tmModule);

@@ -83,6 +83,46 @@ export interface NativeFunction {
   readonly refused?: "fixup without free";
 }
 
+/** A pseudo-variable's value: a number for integer PVs, else a string; null when missing. */
+export type PvValue = string | number | null;
+
+/** A compiled PV name. */
+export interface PvAccessor {
+  get(ctx: MessageContext): PvValue;
+  /** Integer view for KSR.pv.geti where Kamailio keeps a separate int (e.g. $rp, $rm). */
+  geti?(ctx: MessageContext): number | null;
+  /** null = unset. Returns false when the value cannot be assigned. Absent = read-only. */
+  set?(ctx: MessageContext, value: PvValue): boolean;
+}
+
+/** The index of `$(name(inner)[i])`: none, an integer (negative from the end) or `*`. */
+export type PvIndex = { readonly kind: "none" } | { readonly kind: "int"; readonly i: number } | { readonly kind: "all" };
+
+/**
+ * A pseudo-variable class a module provides (`$ru`, `$sht(t=>k)`,
+ * `$T_reply_code`): host/modules/pv.ts finds a name's class here by its
+ * name, and `ksr api --pvs` lists them by module.
+ */
+export interface PvClass {
+  /** The class name and its aliases, without "$": ["ru", "ruri"]. */
+  readonly names: readonly string[];
+  /** "plain": `$name` only; "named": `$name(inner)` only. */
+  readonly form: "plain" | "named";
+  /** `$(name(inner)[i])` and `[*]` are accepted. */
+  readonly indexable?: true;
+  /** The inner name may hold PVs with parentheses: `$sht(t=>$var(k))`. */
+  readonly nestedInner?: true;
+  /** Scripts may assign it (KSR.pv.sets/seti/unset). */
+  readonly writable: boolean;
+  readonly doc: string;
+  /**
+   * The accessor of one name of the class (`inner` undefined for the plain
+   * form); null when the name is invalid. `lookup` compiles PV names found
+   * inside `inner`.
+   */
+  compile(inner: string | undefined, index: PvIndex, cls: string, lookup: (name: string) => PvAccessor | null): PvAccessor | null;
+}
+
 export interface KemiModule {
   /** Module name as seen by scripts: "sl" → KSR.sl. "" for the core (KSR.is_INVITE...). */
   readonly name: string;
@@ -102,4 +142,6 @@ export interface KemiModule {
    * Kamailio refuses them too).
    */
   readonly native?: readonly NativeFunction[];
+  /** The pseudo-variables it provides (host/modules/pv.ts looks names up among every module's). */
+  readonly pvs?: readonly PvClass[];
 }
