@@ -182,3 +182,24 @@ export function formatPvsText(entries: readonly PvApiEntry[]): string {
   text += `${entries.length} pseudo-variable classes\n`;
   return text;
 }
+
+/** One module parameter, for `ksr api --modparams`. */
+export interface ModParamApiEntry {
+  /** The module as in KSR.<module> and in the tenants file's modparams: block. */
+  readonly module: string;
+  readonly name: string;
+  readonly type: "int" | "str";
+  readonly default: number | string;
+  readonly doc: string;
+}
+
+export function describeModParams(modules: readonly KemiModule[]): ModParamApiEntry[] {
+  return modules.flatMap((m) => (m.modparams ?? []).map((p) => ({ module: m.name, name: p.name, type: p.type, default: p.default, doc: p.doc })));
+}
+
+export function formatModParamsText(entries: readonly ModParamApiEntry[]): string {
+  let text = "";
+  for (const e of entries) text += `${e.module}.${e.name} ${e.type} (default ${JSON.stringify(e.default)})  — ${e.doc}\n`;
+  text += `${entries.length} module parameters (per tenant: modparams: in the tenants file; ksr run --modparam module.name=value)\n`;
+  return text;
+}

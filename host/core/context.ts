@@ -10,6 +10,7 @@ import { emptyEdits } from "../sip/message.js";
 import type { StatefulProxy } from "../proxy/proxy.js";
 import type { DataServices } from "../storage/index.js";
 import type { OutgoingSend } from "./onsend.js";
+import { NO_MODPARAMS, type ModParamValues } from "../modules/modparams.js";
 import { SETTING_ROUTES, type RouteKind, type SettingRouteKind } from "../../runtime/interpreter.js";
 
 export type TransportProto = "udp" | "tcp" | "tls";
@@ -138,6 +139,8 @@ export interface TenantState {
   readonly egress: EgressPolicy | undefined;
   /** The entry points its script is called by besides ksr_request_route. */
   readonly kemiCallbacks: KemiCallbacks;
+  /** Its module parameters (host/modules/modparams.ts): only those set; the rest are the declared defaults. */
+  readonly modparams: ModParamValues;
 }
 
 /**
@@ -173,9 +176,10 @@ export function newTenantState(
   quotas: TenantQuotas = DEFAULT_TENANT_QUOTAS,
   egress?: EgressPolicy,
   kemiCallbacks: KemiCallbacks = DEFAULT_KEMI_CALLBACKS,
+  modparams: ModParamValues = NO_MODPARAMS,
 ): TenantState {
   // With a shared $shv backend the usage counted is this process's writes.
-  return { id, vars: new Map(), sharedVars: sharedVarsOf?.(id) ?? new Map(), quotas, usage: { varBytes: 0, shvBytes: 0 }, egress, kemiCallbacks };
+  return { id, vars: new Map(), sharedVars: sharedVarsOf?.(id) ?? new Map(), quotas, usage: { varBytes: 0, shvBytes: 0 }, egress, kemiCallbacks, modparams };
 }
 
 let nextContextId = 1;

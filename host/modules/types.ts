@@ -123,6 +123,22 @@ export interface PvClass {
   compile(inner: string | undefined, index: PvIndex, cls: string, lookup: (name: string) => PvAccessor | null): PvAccessor | null;
 }
 
+/**
+ * A module parameter (Kamailio's modparam): settable per tenant in the
+ * tenants file (`modparams: { <module>: { <name>: value } }`) and for
+ * `ksr run` (`--modparam <module>.<name>=<value>`); a module reads the
+ * tenant's value with intParam/strParam (host/modules/modparams.ts).
+ */
+export interface ModParam {
+  readonly name: string;
+  readonly type: "int" | "str";
+  /** Kamailio's default. */
+  readonly default: number | string;
+  readonly doc: string;
+  /** Why a value of the right type is refused (out of range ...); undefined when accepted. */
+  readonly check?: (value: number | string) => string | undefined;
+}
+
 export interface KemiModule {
   /** Module name as seen by scripts: "sl" → KSR.sl. "" for the core (KSR.is_INVITE...). */
   readonly name: string;
@@ -144,4 +160,6 @@ export interface KemiModule {
   readonly native?: readonly NativeFunction[];
   /** The pseudo-variables it provides (host/modules/pv.ts looks names up among every module's). */
   readonly pvs?: readonly PvClass[];
+  /** Its parameters (Kamailio modparams), each per tenant. */
+  readonly modparams?: readonly ModParam[];
 }

@@ -35,6 +35,7 @@ import { z } from "zod";
 import { KEMI_MODULES } from "../modules/index.js";
 import { DEFAULT_KEMI_CALLBACKS, type KemiCallbacks, type TransportProto } from "../core/context.js";
 import { SETTING_ROUTES } from "../../runtime/interpreter.js";
+import { parseModParams, NO_MODPARAMS, type ModParamValues } from "../modules/modparams.js";
 import { DEFAULT_LIMITS } from "../../sandbox/types.js";
 import { DEFAULT_TENANT_QUOTAS, SINGLE_SCRIPT_QUOTAS, type TenantQuotas } from "../core/quota.js";
 import { DEFAULT_EGRESS_DENY, UNRESTRICTED_EGRESS, type EgressRules } from "../core/egress.js";
@@ -110,6 +111,8 @@ export interface TenantEntry {
   readonly shard: number | undefined;
   /** Its dispatcher list file (absolute) and parameters (KSR.dispatcher); undefined: none. */
   readonly dispatcher?: TenantDispatcherConfig;
+  /** Its module parameters (`modparams:`), checked against the modules' declarations (host/modules/modparams.ts). */
+  readonly modparams: ModParamValues;
 }
 
 /** Most worker processes one tenant (or `ksr run --workers`) may have. */
@@ -329,6 +332,8 @@ const tenantSchema = z
       .object({ list: z.string().min(1), params: z.record(z.string(), z.union([z.string(), z.number()])).default({}) })
       .strict()
       .optional(),
+    // module → parameter → value; names and types are checked against the modules' declarations below.
+    modparams: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
   })
   .strict()
   .superRefine((t, ctx) => {
@@ -430,6 +435,8 @@ export function loadTenantsFile(path: string, opts: LoadTenantsOptions = {}): Te
     const dispatcher = t.dispatcher === undefined ? undefined : { list: resolve(baseDir, t.dispatcher.list), params: t.dispatcher.params };
     const dsProblem = dispatcher === undefined ? undefined : dispatcherProblem(dispatcher);
     if (dsProblem !== undefined) issue("dispatcher", dsProblem);
+    const modparams = parseModParams(KEMI_MODULES, t.modparams);
+    for (const p of modparams.issues) issue(p.field === "" ? "modparams" : `modparams.${p.field}`, p.message);
     return {
       id: t.id,
       scriptPath,
@@ -445,6 +452,7 @@ export function loadTenantsFile(path: string, opts: LoadTenantsOptions = {}): Te
       ownProcess: t.isolation === "own-process",
       shard: t.shard,
       ...(dispatcher !== undefined ? { dispatcher } : {}),
+      modparams: modparams.values,
     };
   });
   if (data.default !== undefined && !seen.has(data.default)) {
@@ -463,6 +471,8 @@ export interface SingleScriptSettings {
   readonly kemi?: KemiCallbacks;
   /** `--dispatcher-list` and `--dispatcher-param`. */
   readonly dispatcher?: TenantDispatcherConfig;
+  /** `--modparam module.name=value` (and the --pike-* flags), checked (host/modules/modparams.ts). */
+  readonly modparams?: ModParamValues;
 }
 
 /**
@@ -512,6 +522,7 @@ export function singleScriptConfig(
     ownProcess: true,
     shard: undefined,
     ...(settings.dispatcher !== undefined ? { dispatcher: settings.dispatcher } : {}),
+    modparams: settings.modparams ?? NO_MODPARAMS,
   };
   return { file: scriptPath, tenants: [entry], defaultTenant: tenantId, unmatched: 404 };
 }

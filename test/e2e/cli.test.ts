@@ -82,7 +82,12 @@ describe("ksr run", () => {
     expect(density.stderr).toContain("--pike-reqs-density-per-unit");
     const workers = ksrSync(["run", "--tenants", "tenants.yaml", "--pike-remove-latency", "10"]);
     expect(workers.status).toBe(2);
-    expect(workers.stderr).toContain("--pike-remove-latency applies to a single script or to --isolation in-process");
+    expect(workers.stderr).toContain("--pike-remove-latency applies to a single script: set modparams: per tenant in the tenants file");
+    const modparam = ksrSync(["run", scriptPath("reply-ok.js"), "--modparam", "maxfwd.max_limit=300"]);
+    expect(modparam.status).toBe(2);
+    expect(modparam.stderr).toContain("--modparam maxfwd.max_limit: must be 0 to 255");
+    const unknownParam = ksrSync(["run", scriptPath("reply-ok.js"), "--modparam", "maxfwd.max_limt=30"]);
+    expect(unknownParam.stderr).toContain('--modparam maxfwd.max_limt: module maxfwd has no parameter "max_limt" (parameters: max_limit)');
     const onError = ksrSync(["run", scriptPath("reply-ok.js"), "--on-error", "200"]);
     expect(onError.status).not.toBe(0);
     expect(onError.stderr).toContain("--on-error");
