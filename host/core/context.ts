@@ -270,15 +270,46 @@ export class MessageContext {
   }
 }
 
+/** The later route contexts of the same request a slot's value may be carried into. */
+export type CarryTarget = "branch" | "failure" | "onreply";
+
+export interface ContextSlotOptions<T> {
+  /**
+   * For each later route context of the same request that gets the value,
+   * the copy made for it (`(v) => v` shares it). A target not listed starts
+   * without a value: Kamailio's state of that kind is per message there.
+   * branch: each branch context t_relay builds from the request route's
+   * context; failure (and branch-failure): the request as it was relayed;
+   * onreply: the context of a reply a branch received.
+   */
+  readonly carry?: Partial<Record<CarryTarget, (value: T) => T>>;
+  /**
+   * A slot of one object (one proxy's transaction bindings), made per
+   * instance: kept out of the registry, never carried.
+   */
+  readonly instance?: true;
+}
+
+/** Every registered slot by name: one place that says what per-message state exists and where it goes. */
+const SLOTS = new Map<string, ContextSlot<unknown>>();
+
 /**
- * One KSR module's state for each message context (maxfwd's original
+ * One module's typed state for each message context (maxfwd's original
  * value, rr's loose-route result ...), with WeakMap's get/set/delete. The
  * value lives in the context itself: a WeakMap keyed by context would add
  * an ephemeron entry per message, which every garbage collection walks.
- * `name` must be unique among slots.
+ * Every slot is registered by its unique name with how it is carried into
+ * later routes (carryMessageState); `ksr`'s tests list the registry.
  */
 export class ContextSlot<T> {
-  constructor(readonly name: string) {}
+  constructor(
+    readonly name: string,
+    readonly options: ContextSlotOptions<T> = {},
+  ) {
+    if (options.instance === true) return;
+    if (SLOTS.has(name)) throw new Error(`per-message slot ${name} is declared twice`);
+    SLOTS.set(name, this as ContextSlot<unknown>);
+  }
 
   get(ctx: MessageContext): T | undefined {
     return ctx.moduleState?.[this.name] as T | undefined;
@@ -294,5 +325,25 @@ export class ContextSlot<T> {
     if (state === undefined || !(this.name in state)) return false;
     delete state[this.name];
     return true;
+  }
+}
+
+/** The registered slots: name → which later routes get a copy. */
+export function contextSlots(): { readonly name: string; readonly carry: readonly CarryTarget[] }[] {
+  return [...SLOTS.values()].map((s) => ({ name: s.name, carry: Object.keys(s.options.carry ?? {}) as CarryTarget[] }));
+}
+
+/**
+ * Gives `to`, a later route context of `from`'s request (or a detached
+ * context saving it for one), a copy of every slot value `from` has that is
+ * carried into `target`; `to` keeps nothing else of those slots.
+ */
+export function carryMessageState(from: MessageContext, to: MessageContext, target: CarryTarget): void {
+  for (const slot of SLOTS.values()) {
+    const copy = slot.options.carry?.[target];
+    if (copy === undefined) continue;
+    const value = slot.get(from);
+    if (value === undefined) slot.delete(to);
+    else slot.set(to, copy(value));
   }
 }

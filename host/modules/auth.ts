@@ -20,6 +20,7 @@
  */
 import { timingSafeEqual } from "node:crypto";
 import type { MessageContext } from "../core/context.js";
+import { ContextSlot } from "../core/context.js";
 import { DEFAULT_AUTH_SETTINGS, type AuthSettings } from "../storage/index.js";
 import { NonceService, type CheckedNonce } from "../auth/nonce.js";
 import { computeHa1, digestResponse, hexLength, parseAlgorithm, sessionHa1, toBinary, type DigestAlgorithm } from "../auth/digest.js";
@@ -81,7 +82,7 @@ export function authSettingsOf(ctx: MessageContext): AuthSettings {
 }
 
 /** The credentials header pre-auth found for the realm (Kamailio marks it "authorized"). */
-const markedCredentials = new WeakMap<MessageContext, number>();
+const markedCredentials = new ContextSlot<number>("auth.markedCredentials");
 /** The last check found the nonce stale: the next challenge says stale=true. */
 const staleNonce = new WeakSet<MessageContext>();
 

@@ -10,6 +10,7 @@
  * not reach the host file system).
  */
 import type { MessageContext } from "../core/context.js";
+import { ContextSlot } from "../core/context.js";
 import type { KemiModule } from "./types.js";
 import { currentRuri, firstHeaderOf } from "./msgutil.js";
 import { appendBranch } from "../proxy/branch-set.js";
@@ -23,7 +24,7 @@ function appendBranchIn(ctx: MessageContext, uri: string | undefined, q: string 
   return appendBranch(ctx, uri, q) ? 1 : -1;
 }
 
-const xflags = new WeakMap<MessageContext, bigint>();
+const xflags = new ContextSlot<bigint>("corex.xflags");
 const MAX_XFLAG = 63;
 
 /** The extended flags of ctx as a 64-bit mask. */

@@ -19,6 +19,7 @@
  */
 import { isIP } from "node:net";
 import type { MessageContext } from "../core/context.js";
+import { ContextSlot } from "../core/context.js";
 import type { KemiModule } from "./types.js";
 import { parseVia, type Via } from "../sip/via.js";
 import { splitHeaderValues } from "../sip/headers.js";
@@ -174,7 +175,7 @@ interface ContactEdits {
   uriReplaced: boolean;
 }
 
-const contactEdits = new WeakMap<MessageContext, ContactEdits>();
+const contactEdits = new ContextSlot<ContactEdits>("nathelper.contactEdits");
 
 function editsOf(ctx: MessageContext): ContactEdits {
   let e = contactEdits.get(ctx);
@@ -471,7 +472,7 @@ function natUacTest(ctx: MessageContext, tests: number): number {
 
 // ------------------------------------------------------ fix_nated_register
 
-const receivedUris = new WeakMap<MessageContext, string>();
+const receivedUris = new ContextSlot<string>("nathelper.receivedUri");
 
 /**
  * The source URI fix_nated_register() recorded for this message

@@ -150,7 +150,7 @@ function fromTo(key: "from" | "to", pick: (tb: NonNullable<ReturnType<typeof toB
   };
 }
 
-const contextTime = new WeakMap<MessageContext, number>();
+const contextTime = new ContextSlot<number>("pv.messageTime");
 
 /** Wall-clock ms fixed at the first time read of this message ($Ts, $TV(s) are per-message in Kamailio). */
 function messageTimeMs(ctx: MessageContext): number {

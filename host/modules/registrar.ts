@@ -20,6 +20,7 @@
 import { overQuota } from "../core/quota.js";
 import { randomBytes } from "node:crypto";
 import type { MessageContext } from "../core/context.js";
+import { ContextSlot } from "../core/context.js";
 import type { Binding, DataServices, RegistrarSettings } from "../storage/index.js";
 import { splitHeaderValues } from "../sip/headers.js";
 import { headerParam, parseNameAddr } from "../sip/nameaddr.js";
@@ -274,8 +275,8 @@ interface PendingReply {
   readonly prepared: boolean;
 }
 
-const pendingReplies = new WeakMap<MessageContext, PendingReply>();
-const qOverrides = new WeakMap<MessageContext, number>();
+const pendingReplies = new ContextSlot<PendingReply>("registrar.pendingReply");
+const qOverrides = new ContextSlot<number>("registrar.qOverride");
 
 // ---------------------------------------------------------------- save
 
@@ -356,7 +357,7 @@ function applyContacts(
   const planned: Planned[] = req.contacts.map((c) => {
     const expires = contactExpires(c.expiresParam, expiresHdr, s);
     let q = qOverrides.get(ctx) ?? s.defaultQ;
-    if (!qOverrides.has(ctx) && c.qParam !== undefined && c.qParam !== "") {
+    if (!(qOverrides.get(ctx) !== undefined) && c.qParam !== undefined && c.qParam !== "") {
       const parsed = parseQValue(c.qParam);
       if (parsed === undefined) throw new RegistrarFailure(ERR.invalidQ);
       q = parsed;

@@ -39,6 +39,7 @@
  * (RFC 3261 §8.2.6.2 copies them into the response).
  */
 import type { MessageContext } from "../core/context.js";
+import { ContextSlot } from "../core/context.js";
 import type { KemiModule } from "./types.js";
 import { splitHeaderValues } from "../sip/headers.js";
 import { parseNameAddr } from "../sip/nameaddr.js";
@@ -66,7 +67,7 @@ function noReplyMode(ctx: MessageContext): boolean {
   return intParam(ctx, sanityModule, "noreply") !== 0;
 }
 
-const pendingReply = new WeakMap<MessageContext, { status: number; reason: string }>();
+const pendingReply = new ContextSlot<{ status: number; reason: string }>("sanity.pendingReply");
 
 /** Outcome of one check: passed, or failed (with the reply to send, if any). */
 type Outcome = true | { status: number; reason: string; extraHeader?: string } | "silent";
