@@ -341,14 +341,18 @@ interface RoutedCall {
 }
 
 /**
- * Route flags, statically: each route function of the script (the request
- * route, the reply and onsend routes under their default names, and every
- * function a literal KSR.tm.t_on_failure("name") and the like names), and
- * every top-level function it calls by name, directly or through others,
- * is searched for KSR calls whose routes do not include the route's type.
- * KEMI does not check route flags at run time (Kamailio's sr_kemi_t has
- * none, and KSR.x.modf looks natives up with no flags), so such a call
- * runs; Kamailio's cfg parser would refuse the same native function there.
+ * Route flags, statically: the body of each route function of the script
+ * (the request route, the reply and onsend routes under their default
+ * names, and every function a literal KSR.tm.t_on_failure("name") and the
+ * like names) is searched for KSR calls whose routes do not include the
+ * route's type. KEMI does not check route flags at run time (Kamailio's
+ * sr_kemi_t has none, and KSR.x.modf looks natives up with no flags), so
+ * such a call runs; Kamailio's cfg parser would refuse the same native
+ * function in that route block. Helpers the route calls are not followed:
+ * the cfg parser checks a sub-route (`route(NAME)`) as a request route
+ * whoever calls it, and scripts guard such calls at run time
+ * (Kamailio's basic KEMI example calls rr.add_rr_param in a helper shared
+ * by its request, failure and onreply routes, under is_request()).
  */
 function reportRouteTypes(program: EsNode, api: ApiIndex, at: (node: AcornNode, message: string) => void): void {
   const functions = topLevelFunctions(program);
@@ -367,18 +371,12 @@ function reportRouteTypes(program: EsNode, api: ApiIndex, at: (node: AcornNode, 
     else if (naming.by === "script") namedBy.set(naming.call, route.kind);
   }
   const calls = new Map<string, RoutedCall[]>();
-  const callees = new Map<string, Set<string>>();
   for (const [name, fn] of functions) {
     const own: RoutedCall[] = [];
-    const targets = new Set<string>();
     for (const node of descendants(fn)) {
       if (node.type !== "CallExpression") continue;
       const callee = node.callee as EsNode;
       const args = node.arguments as EsNode[];
-      if (callee.type === "Identifier" && functions.has(callee.name as string)) {
-        targets.add(callee.name as string);
-        continue;
-      }
       const path = ksrPath(callee);
       if (path === undefined) continue;
       const qualified = `KSR.${path.join(".")}`;
@@ -394,33 +392,13 @@ function reportRouteTypes(program: EsNode, api: ApiIndex, at: (node: AcornNode, 
       }
     }
     calls.set(name, own);
-    callees.set(name, targets);
   }
-  const reported = new Set<string>();
   for (const [routeName, kinds] of routeKinds) {
     for (const kind of kinds) {
       const entry = routeEntryPoint(kind);
-      // Breadth-first from the route function, each function once.
-      const seen = new Set<string>([routeName]);
-      const queue = [routeName];
-      while (queue.length > 0) {
-        const name = queue.shift()!;
-        for (const call of calls.get(name) ?? []) {
-          if (routeAllows(routeFlags(call.routes), kind)) continue;
-          const key = `${call.node.start}:${kind}`;
-          if (reported.has(key)) continue;
-          reported.add(key);
-          const through = name === routeName ? "" : ` (reached through ${name}())`;
-          at(
-            call.node,
-            `${call.label} in ${routeName}()${through} (${kind} route, ${entry.flag}): Kamailio 5.6 allows it in ${call.routes.join(", ")} only; KEMI does not check, the call runs`,
-          );
-        }
-        for (const next of callees.get(name) ?? []) {
-          if (seen.has(next)) continue;
-          seen.add(next);
-          queue.push(next);
-        }
+      for (const call of calls.get(routeName) ?? []) {
+        if (routeAllows(routeFlags(call.routes), kind)) continue;
+        at(call.node, `${call.label} in ${routeName}() (${kind} route, ${entry.flag}): Kamailio 5.6 allows it in ${call.routes.join(", ")} only; KEMI does not check, the call runs`);
       }
     }
   }

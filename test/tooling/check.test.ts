@@ -121,19 +121,19 @@ describe("ksr check: route types (Kamailio's route flags)", () => {
     expect(checkSource(source, "s.js").every((f) => f.kind === "route")).toBe(true);
   });
 
-  it("follows the routes a script names with a literal and the helpers they call; KSR.x.modf by its native's flags", () => {
+  it("checks the routes a script names with a literal, not the helpers they call (a sub-route is a request route to Kamailio's cfg parser); KSR.x.modf by its native's flags", () => {
     const source = [
       "function helper() { KSR.sl.sl_send_reply(500, \"x\"); }",
       "function ksr_request_route() {",
       '  KSR.tm.t_on_failure("on_fail"); KSR.tm.t_on_reply("on_reply");',
       "  helper(); KSR.tm.t_relay();",
       "}",
-      'function on_fail() { KSR.tm.t_reply(500, "x"); KSR.tm.t_relay(); helper(); }',
+      'function on_fail() { KSR.tm.t_reply(500, "x"); KSR.sl.sl_send_reply(500, "x"); helper(); }',
       'var on_reply = function () { KSR.x.modf("t_relay"); KSR.x.modf("has_totag"); };',
-      "function not_a_route() { KSR.tm.t_relay(); }",
+      "function not_a_route() { KSR.sl.sl_send_reply(500, \"x\"); }",
     ].join("\n");
     expect(check(source)).toEqual([
-      "1:21: KSR.sl.sl_send_reply in on_fail() (reached through helper()) (failure route, FAILURE_ROUTE): Kamailio 5.6 allows it in REQUEST_ROUTE only; KEMI does not check, the call runs",
+      "6:48: KSR.sl.sl_send_reply in on_fail() (failure route, FAILURE_ROUTE): Kamailio 5.6 allows it in REQUEST_ROUTE only; KEMI does not check, the call runs",
       '7:30: KSR.x.modf("t_relay") in on_reply() (onreply route, TM_ONREPLY_ROUTE): Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE only; KEMI does not check, the call runs',
     ]);
   });
