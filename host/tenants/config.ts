@@ -21,6 +21,8 @@
  *       workers: 2                       # worker processes of the tenant (--isolation process); default 1
  *       isolation: own-process           # a process of its own instead of a shard (--isolation process)
  *       shard: 3                         # or: this shard (0-based, below --shards); default hash(id) mod shards
+ *       modparams:                       # module parameters, this tenant's only (host/modules/modparams.ts)
+ *         maxfwd: { max_limit: 30 }
  *
  * Within one rule every criterion given must match; a rule with no
  * criterion matches nothing. Tenants are tried in file order and the first
