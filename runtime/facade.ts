@@ -32,6 +32,7 @@ import {
   type FacadeEntryPoints,
   type WireFunction,
 } from "./protocol.js";
+import { KSR_X } from "./interpreter.js";
 
 /** The ivm.Callback as seen from inside the isolate. */
 type HostCall = (ctxId: number, op: number, ...args: unknown[]) => unknown;
@@ -207,9 +208,16 @@ function install(hostCall: HostCall, descriptionJson: string): FacadeEntryPoints
       }
     },
   };
-  x.exit = freeze(exitHolder.exit);
-  x.drop = freeze(exitHolder.drop);
-  x.modf = freeze(exitHolder.modf);
+  // KSR.x has exactly the functions runtime/interpreter.ts declares; one
+  // declared there and not implemented here is an install error, not a
+  // silently missing function.
+  const implementations = exitHolder as unknown as Record<string, Function | undefined>;
+  for (let i = 0; i < KSR_X.length; i++) {
+    const name = KSR_X[i]!.name;
+    const implementation = hasOwn(implementations, name) ? implementations[name] : undefined;
+    if (typeof implementation !== "function") throw new ErrorClass(`KSR.x.${name} is declared but not implemented`);
+    x[name] = freeze(implementation);
+  }
 
   const ksr = create(null) as Record<string, unknown>;
   for (let m = 0; m < description.modules.length; m++) {

@@ -1,16 +1,20 @@
-// Generated from the KEMI export tables (host/modules) by scripts/gen-dts.mjs; do not edit.
+// Generated from the KEMI export tables (host/modules) and the interpreter table (runtime/interpreter.ts)
+// by scripts/gen-dts.mjs; do not edit.
 // Reference it from a TypeScript routing script:
 //   /// <reference path="node_modules/ksr-sandbox/runtime/ksr.d.ts" />
 // or list it in the "include" (or "files") of your tsconfig.json.
 //
-// A routing script is a plain script, not a module: it defines these global
-// functions, which the server calls by name with no arguments:
+// A routing script is a plain script, not a module: it defines global functions,
+// which the server calls by name:
 //   ksr_request_route(): every SIP request received (required).
-//   ksr_reply_route(): every SIP reply received, before it is forwarded by its Via; KSR.x.drop() keeps it from being forwarded (optional).
-//   ksr_onsend_route(): each request about to be sent, $snd(ip|port|proto|buf) describing the send (optional; KSR.x.drop() keeps it from being sent).
-// Their return values are ignored; KSR.x.exit() ends a route early. The optional ones can be
-// renamed (kemi.onsend_route_callback, kemi.reply_route_callback); kemi.event_route_callback
-// names a function called with the event name ("core:worker-one-init").
+//   ksr_reply_route(): every SIP reply received, before it is forwarded by its Via; KSR.x.drop() keeps it from being forwarded (optional; renamed or turned off by kemi.reply_route_callback).
+//   ksr_onsend_route(): each request about to be sent, $snd(ip|port|proto|buf) describing the send; KSR.x.drop() keeps it from being sent (optional; renamed or turned off by kemi.onsend_route_callback).
+//   the function kemi.event_route_callback names (evname: string): called with the event name, "core:worker-one-init", once the script is loaded (on a faked request) (none by default).
+//   the function KSR.tm.t_on_branch("name") names (): each branch of a stateful relay, before it is sent.
+//   the function KSR.tm.t_on_reply("name") names (): each reply a stateful relay's branch receives.
+//   the function KSR.tm.t_on_failure("name") names (): once a stateful relay's branches all failed, on the request, with the winning reply's status in $T_reply_code.
+//   the function KSR.tm.t_on_branch_failure("name") names (): each branch of a stateful relay that fails (tm:branch-failure).
+// Their return values are ignored; KSR.x.exit() ends a route early.
 
 declare namespace KSRTypes {
   /** The KEMI interpreter functions (Kamailio app_jsdt's KSR.x). */
@@ -32,32 +36,38 @@ declare namespace KSRTypes {
   interface AuthModule {
     /**
      * Challenge: 401 with WWW-Authenticate for REGISTER, 407 with Proxy-Authenticate otherwise. Flags: 1 qop=auth, 2 qop=auth-int, 16 stale=true. 1 sent, -3 send failed; ACK/CANCEL: 1, nothing sent.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     auth_challenge(p1: string, p2: number): number;
     /**
      * Remove the credentials header that the last auth check used from the forwarded request. 1 ok, -1 none (or ACK/CANCEL/PRACK).
      * KSR.x.modf reaches it as "consume_credentials" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     consume_credentials(): number;
     /**
      * 1 if a Proxy-Authorization or Authorization header has digest credentials for the realm, -1 otherwise.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     has_credentials(p1: string): number;
     /**
      * Send 407 Proxy Authentication Required with a Proxy-Authenticate digest challenge (flags as auth_challenge). 1 sent, -3 send failed.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     proxy_challenge(p1: string, p2: number): number;
     /**
      * Check credentials (Authorization for REGISTER, else Proxy-Authorization) against the given password (flags 1: it is an HA1). checks 1: auth user must match From/To. Codes as auth_db.auth_check.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     pv_auth_check(p1: string, p2: string, p3: number, p4: number): number;
     /**
      * Send 401 Unauthorized with a WWW-Authenticate digest challenge (flags as auth_challenge). 1 sent, -3 send failed.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     www_challenge(p1: string, p2: number): number;
@@ -67,6 +77,7 @@ declare namespace KSRTypes {
   interface AuthDbModule {
     /**
      * Digest check (Authorization for REGISTER, Proxy-Authorization otherwise) against the subscriber table; flags 1: auth user must be the To (REGISTER/PUBLISH) or From user, 2: not for INVITE/BYE/PRACK/UPDATE/MESSAGE. 1 ok; -1 error, -2 wrong password, -3 unknown user, -4 stale nonce, -5 no credentials, -6 nonce reused, -8 user mismatch.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     auth_check(p1: string, p2: string, p3: number): number;
@@ -77,16 +88,19 @@ declare namespace KSRTypes {
     is_subscriber(p1: string, p2: string, p3: number): number;
     /**
      * Digest check of the Proxy-Authorization header against the subscriber table. Codes as auth_check.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     proxy_authenticate(p1: string, p2: string): number;
     /**
      * Digest check of the Authorization header against the subscriber table. Codes as auth_check.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     www_authenticate(p1: string, p2: string): number;
     /**
      * www_authenticate with the given method in the digest (A2) instead of the request's. Codes as auth_check.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     www_authenticate_method(p1: string, p2: string, p3: string): number;
@@ -97,18 +111,21 @@ declare namespace KSRTypes {
     /**
      * Move the R-URI branch (with $du, $fs and its branch flags) into the destination set. 1 ok, -1 error (set full).
      * KSR.x.modf reaches it as "append_branch" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     append_branch(): number;
     /**
      * Add a branch to the URI (inheriting $du, $fs and the R-URI branch flags); "" = append_branch(). 1 ok, -1 error.
      * KSR.x.modf reaches it as "append_branch" (1).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     append_branch_uri(p1: string): number;
     /**
      * Like append_branch_uri with a q-value ("0.5"). 1 ok, -1 error (bad q, set full).
      * KSR.x.modf reaches it as "append_branch" (2).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     append_branch_uri_q(p1: string, p2: string): number;
@@ -183,6 +200,7 @@ declare namespace KSRTypes {
     /**
      * 1 if the source IP and port are a destination of any set (any transport), -1 otherwise.
      * KSR.x.modf reaches it as "ds_is_from_list" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE, BRANCH_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     ds_is_from_lists(): number;
@@ -205,24 +223,28 @@ declare namespace KSRTypes {
     /**
      * Mark the current destination inactive (and probing with ds_probing_mode 1). 1 or -1.
      * KSR.x.modf reaches it as "ds_mark_dst" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     ds_mark_dst(): number;
     /**
      * Mark the current destination with state letters: a active, i inactive, t trying, d disabled, p probing ("ip").
      * KSR.x.modf reaches it as "ds_mark_dst" (1).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     ds_mark_dst_state(p1: string): number;
     /**
      * As ds_next_dst, putting the next destination's host:port in the R-URI.
      * KSR.x.modf reaches it as "ds_next_domain" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     ds_next_domain(): number;
     /**
      * Drop the current destination record and set $du to the next; -1 when none is left or failover (flags 2) is off.
      * KSR.x.modf reaches it as "ds_next_dst" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     ds_next_dst(): number;
@@ -241,30 +263,35 @@ declare namespace KSRTypes {
     /**
      * Select a destination and put its host:port in the R-URI.
      * KSR.x.modf reaches it as "ds_select_domain" (2).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     ds_select_domain(p1: number, p2: number): number;
     /**
      * ds_select_domain keeping at most limit destinations (0 = no limit).
      * KSR.x.modf reaches it as "ds_select_domain" (3).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     ds_select_domain_limit(p1: number, p2: number, p3: number): number;
     /**
      * Select a destination of the set with the algorithm and set $du to it; with flags 2 the others are kept for ds_next_dst. 1 or -1.
      * KSR.x.modf reaches it as "ds_select_dst" (2).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     ds_select_dst(p1: number, p2: number): number;
     /**
      * ds_select_dst keeping at most limit destinations (0 = no limit).
      * KSR.x.modf reaches it as "ds_select_dst" (3).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     ds_select_dst_limit(p1: number, p2: number, p3: number): number;
     /**
      * ds_select keeping at most limit destinations (0 = no limit).
      * KSR.x.modf reaches it as "ds_select" (3).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     ds_select_limit(p1: number, p2: number, p3: number): number;
@@ -275,12 +302,14 @@ declare namespace KSRTypes {
     /**
      * Put the current destination record's host:port in the R-URI.
      * KSR.x.modf reaches it as "ds_set_domain" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     ds_set_domain(): number;
     /**
      * Set $du to the current destination record.
      * KSR.x.modf reaches it as "ds_set_dst" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     ds_set_dst(): number;
@@ -875,12 +904,14 @@ declare namespace KSRTypes {
     /**
      * 1 if Max-Forwards is below the limit; -1 if not; -2 if there is no header; -3 if it is invalid.
      * KSR.x.modf reaches it as "is_maxfwd_lt" (1), "maxfwd_at_least" (1), "mf_lowlimit" (1).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE, BRANCH_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     is_maxfwd_lt(p1: number): number;
     /**
      * 2 = Max-Forwards added with the limit; 1 = decremented; -1 = value is 0 (reply 483); -2 = error/invalid header.
      * KSR.x.modf reaches it as "process_maxfwd" (1), "maxfwd_process" (1), "mf_process_maxfwd_header" (1).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     process_maxfwd(p1: number): number;
@@ -891,28 +922,33 @@ declare namespace KSRTypes {
     /**
      * Insert ;alias=srcip~srcport~proto after the Contact URI's host:port unless it already is the source. 1 added, 2 not needed or no Contact, -1 error.
      * KSR.x.modf reaches it as "add_contact_alias" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, ONREPLY_ROUTE, BRANCH_ROUTE, LOCAL_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     add_contact_alias(): number;
     /**
      * Insert ;alias=ip~port~proto with the given address into the Contact URI. 1 added, 2 no Contact, -1 invalid address/port/proto.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, ONREPLY_ROUTE, BRANCH_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     add_contact_alias_addr(p1: string, p2: string, p3: string): number;
     /**
      * Add received="sip:srcip:port;transport" to every Contact as a header parameter, or (flag 1, UDP only) as a URI parameter. 1 ok, -1 error.
      * KSR.x.modf reaches it as "add_rcv_param" (1).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     add_rcv_param(p1: number): number;
     /**
      * Rewrite the Contact URI's host:port to the source address (maddr dropped). 1 ok; -1 no Contact or already rewritten.
      * KSR.x.modf reaches it as "fix_nated_contact" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, ONREPLY_ROUTE, BRANCH_ROUTE, LOCAL_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     fix_nated_contact(): number;
     /**
      * Record the source address (sip:ip:port;transport) as the received address the registrar saves with the contacts. 1.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     fix_nated_register(): number;
@@ -923,12 +959,14 @@ declare namespace KSRTypes {
     /**
      * If the R-URI has an alias parameter: $du = sip:ip:port;transport from it, and the parameter is removed. 1 done, 2 no alias, -1 malformed.
      * KSR.x.modf reaches it as "handle_ruri_alias" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, BRANCH_ROUTE, LOCAL_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     handle_ruri_alias(): number;
     /**
      * handle_ruri_alias using the first (mode 0) or the last (other modes) alias parameter. 1 / 2 / -1.
      * KSR.x.modf reaches it as "handle_ruri_alias" (1).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, BRANCH_ROUTE, LOCAL_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     handle_ruri_alias_mode(p1: number): number;
@@ -941,6 +979,7 @@ declare namespace KSRTypes {
     /**
      * 1 if any test of the bitmask says the sender is behind NAT, else -1: 1 Contact private IP, 2 Via address != source, 4 Via private IP, 8 SDP private IP, 16 source port != Via port, 32 source private IP, 64 WebSocket, 128 source port != Contact port, 256 SDP c= != source, 512 destination != R-URI.
      * KSR.x.modf reaches it as "nat_uac_test" (1).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, ONREPLY_ROUTE, FAILURE_ROUTE, BRANCH_ROUTE, LOCAL_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     nat_uac_test(p1: number): number;
@@ -953,6 +992,7 @@ declare namespace KSRTypes {
     /**
      * Append ;alias=srcip~srcport~proto to the Contact URI (put in <> if needed). 1 ok; -1 no Contact or already rewritten.
      * KSR.x.modf reaches it as "set_contact_alias" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, ONREPLY_ROUTE, BRANCH_ROUTE, LOCAL_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     set_contact_alias(): number;
@@ -995,12 +1035,14 @@ declare namespace KSRTypes {
     /**
      * Like pike_check_req for the given IPv4 address: 1 / -1 / -2; -1 with an error for anything else (IPv6 too, as in Kamailio 5.6).
      * KSR.x.modf reaches it as "pike_check_ip" (1).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, ONREPLY_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     pike_check_ip(p1: string): number;
     /**
      * Count this request against its source address: 1 not flooding, -1 already flooding, -2 newly detected as flooding.
      * KSR.x.modf reaches it as "pike_check_req" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, ONREPLY_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     pike_check_req(): number;
@@ -1055,27 +1097,32 @@ declare namespace KSRTypes {
   interface RegistrarModule {
     /**
      * R-URI := best binding of the R-URI's AoR (its Path/received as $du), the others appended as branches by q. 1 found, -1 none, -2 none accepts the method, -3 error.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     lookup(p1: string): number;
     /**
      * lookup() for the R-URI and every appended branch that has only a URI. 1 if any was found, else the last lookup's code.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     lookup_branches(p1: string): number;
     /**
      * Append every binding of the URI's AoR (R-URI when "") as branches; the R-URI stays. Codes as lookup().
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     lookup_to_dset(p1: string, p2: string): number;
     /**
      * lookup() for the AoR of the given URI.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     lookup_uri(p1: string, p2: string): number;
     /**
      * Send the 200 OK a save() with flag 0x02 left unsent. 1 sent, -1 nothing pending or send failed.
      * KSR.x.modf reaches it as "reg_send_reply" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     reg_send_reply(): number;
@@ -1091,11 +1138,13 @@ declare namespace KSRTypes {
     registered_uri(p1: string, p2: string): number;
     /**
      * Process the REGISTER's contacts for its To AoR and reply (200 with the bindings, or the error). Flags: 0x01 memory only, 0x02 no reply, 0x04 one contact per AoR, 0x10 with 0x02 put the reply headers on the next reply. 1 inserted, 2 updated, 3 deleted, 4 returned; -1 error, -2 too many contacts.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     save(p1: string, p2: number): number;
     /**
      * save() for the AoR of the given URI instead of the To URI.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     save_uri(p1: string, p2: number, p3: string): number;
@@ -1120,35 +1169,41 @@ declare namespace KSRTypes {
   interface RrModule {
     /**
      * Append a parameter (";name=value") to the Record-Route URI, before or after record_route(). 1 ok; -1 on error.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, BRANCH_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     add_rr_param(p1: string): number;
     /**
      * Match a regex (case-insensitive) against the parameters of our Route (";lr;ftag=..."). 1 match; -1 otherwise.
      * KSR.x.modf reaches it as "check_route_param" (1).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     check_route_param(p1: string): number;
     /**
      * In-dialog request direction by our Route's ftag: "downstream" (caller to callee) or "upstream". 1 if it is; -1 if not; -6 unknown direction.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     is_direction(p1: string): number;
     /**
      * Route by the Route headers (RFC 3261 §16.4/§16.12, strict-router interworking). 1 routed; -1 no Route/error; -3 only our Route in an initial request (removed).
      * KSR.x.modf reaches it as "loose_route" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     loose_route(): number;
     /**
      * loose_route(); mode 1 skips the strict-router check of an R-URI of ours. Same return codes.
      * KSR.x.modf reaches it as "loose_route_mode" (1).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     loose_route_mode(p1: number): number;
     /**
      * loose_route() for initial requests: 1 when the Route set was a preloaded one of ours (-3 of loose_route), else -1.
      * KSR.x.modf reaches it as "loose_route_preloaded" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     loose_route_preloaded(): number;
@@ -1161,32 +1216,38 @@ declare namespace KSRTypes {
     /**
      * Record-Route this request (two headers with ;r2=on when it leaves by another socket). 1 ok; -1 if already record-routed or on error.
      * KSR.x.modf reaches it as "record_route" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, BRANCH_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     record_route(): number;
     /**
      * Record-Route with this address instead of the socket's (doubled when the transport changes). 1 ok; -1 on error.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, BRANCH_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     record_route_advertised_address(p1: string): number;
     /**
      * record_route() with URI parameters appended to the Record-Route URI (";name=value"). 1 ok; -1 on error.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, BRANCH_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     record_route_params(p1: string): number;
     /**
      * Record-Route with the given "host[:port][;params]" texts (the second, if not empty, as a second header). 1 ok; -1 on error.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, BRANCH_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     record_route_preset(p1: string, p2: string): number;
     /**
      * Record-Route with the given "host[:port][;params]" text. 1 ok; -1 on error.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, BRANCH_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     record_route_preset_one(p1: string): number;
     /**
      * Drop the Record-Route header(s) this request was going to get. Always 1.
      * KSR.x.modf reaches it as "remove_record_route" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     remove_record_route(): number;
@@ -1235,18 +1296,21 @@ declare namespace KSRTypes {
     /**
      * Run the checks selected by msg_flags/uri_flags. 1 passed; -1 failed (error reply already sent; just exit).
      * KSR.x.modf reaches it as "sanity_check" (2).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, ONREPLY_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     sanity_check(p1: number, p2: number): number;
     /**
      * sanity_check with the default flags (3047, 7).
      * KSR.x.modf reaches it as "sanity_check" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, ONREPLY_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     sanity_check_defaults(): number;
     /**
      * In noreply mode, send the reply of the last failed check (500 Server Sanity Failure if none). Returns 1; -1 if sending failed.
      * KSR.x.modf reaches it as "sanity_reply" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, ONREPLY_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     sanity_reply(): number;
@@ -1257,6 +1321,7 @@ declare namespace KSRTypes {
     /**
      * Add ";param" (name or name=value) to the R-URI. 1 ok (also for ""), -1 on error.
      * KSR.x.modf reaches it as "add_uri_param" (1).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     add_uri_param(p1: string): number;
@@ -1347,30 +1412,35 @@ declare namespace KSRTypes {
     /**
      * Answer an OPTIONS addressed to this server (no R-URI user) with 200 OK + Accept/Accept-Encoding/Accept-Language/Supported. 1 ok, -1 otherwise.
      * KSR.x.modf reaches it as "options_reply" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     options_reply(): number;
     /**
      * 1 if the R-URI has the parameter (exact name) without a value, -1 otherwise.
      * KSR.x.modf reaches it as "uri_param" (1).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, BRANCH_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     uri_param(p1: string): number;
     /**
      * 1 if the R-URI has the parameter (case-insensitive name), with or without value; -1 otherwise.
      * KSR.x.modf reaches it as "uri_param_any" (1).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, BRANCH_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     uri_param_any(p1: string): number;
     /**
      * Remove the first R-URI parameter with that name (case-insensitive). 1 (also when absent), -1 on error.
      * KSR.x.modf reaches it as "uri_param_rm" (1).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, BRANCH_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     uri_param_rm(p1: string): number;
     /**
      * 1 if the R-URI has the parameter (exact name) with exactly that value, -1 otherwise.
      * KSR.x.modf reaches it as "uri_param" (2).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, BRANCH_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     uri_param_value(p1: string, p2: string): number;
@@ -1380,17 +1450,20 @@ declare namespace KSRTypes {
   interface SlModule {
     /**
      * Reply statefully if the message has a transaction (t_newtran/t_relay ran, or a transaction route), else statelessly. 1 ok, -1 error, -2 if the message must not be answered.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, ONREPLY_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     send_reply(p1: number, p2: string): number;
     /**
      * Reply with the last internal error (e.g. after a failed relay), else 500 with Kamailio's text for an unspecified error. Returns 1.
      * KSR.x.modf reaches it as "sl_reply_error" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     sl_reply_error(): number;
     /**
      * Send a stateless reply. 1 ok, -1 error (reply, ACK, code outside 100..699, send failure), -2 if the message must not be answered.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     sl_send_reply(p1: number, p2: string): number;
@@ -1415,35 +1488,41 @@ declare namespace KSRTypes {
     /**
      * Failure route: 1 if any branch received a response, -1 otherwise.
      * KSR.x.modf reaches it as "t_any_replied" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, TM_ONREPLY_ROUTE, FAILURE_ROUTE, BRANCH_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     t_any_replied(): number;
     /**
      * Failure route: 1 if any branch timed out, -1 otherwise.
      * KSR.x.modf reaches it as "t_any_timeout" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, TM_ONREPLY_ROUTE, FAILURE_ROUTE, BRANCH_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     t_any_timeout(): number;
     /**
      * Failure route: 1 if the failed branch received a response, -1 otherwise.
      * KSR.x.modf reaches it as "t_branch_replied" (0).
+     * Kamailio 5.6 allows it in FAILURE_ROUTE, EVENT_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     t_branch_replied(): number;
     /**
      * Failure route: 1 if the failed branch timed out, -1 otherwise.
      * KSR.x.modf reaches it as "t_branch_timeout" (0).
+     * Kamailio 5.6 allows it in FAILURE_ROUTE, EVENT_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     t_branch_timeout(): number;
     /**
      * 1 if the status (see t_get_status_code) matches the extended, case-insensitive regex; -1 otherwise.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     t_check_status(p1: string): number;
     /**
      * Request: 0 retransmission (last reply resent) or hop-by-hop ACK (absorbed) — stop; 1 ACK of a relayed 2xx / CANCEL whose INVITE exists; -1 none. Reply: 1/-1. Transaction routes: 1.
      * KSR.x.modf reaches it as "t_check_trans" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, ONREPLY_ROUTE, BRANCH_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     t_check_trans(): number;
@@ -1455,12 +1534,14 @@ declare namespace KSRTypes {
     /**
      * Status of the last reply sent (request route), of the current reply (reply routes), of the winning reply (failure route); -1 without a transaction.
      * KSR.x.modf reaches it as "t_get_status_code" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, ONREPLY_ROUTE, FAILURE_ROUTE, BRANCH_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     t_get_status_code(): number;
     /**
      * 1 if a CANCEL arrived for the transaction, -1 otherwise.
      * KSR.x.modf reaches it as "t_is_canceled" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, TM_ONREPLY_ROUTE, FAILURE_ROUTE, BRANCH_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     t_is_canceled(): number;
@@ -1472,32 +1553,38 @@ declare namespace KSRTypes {
     /**
      * Create the transaction: 1 created, 0 retransmission absorbed (stop), -10 already created for this message, <0 error.
      * KSR.x.modf reaches it as "t_newtran" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     t_newtran(): number;
     /**
      * Arm the branch route (JS function name) run for each outgoing branch of the next relay; "" disarms. 1.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     t_on_branch(p1: string): number;
     /**
      * Arm the branch-failure route run when one branch ends negatively; "" disarms. 1.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE, TM_ONREPLY_ROUTE, BRANCH_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     t_on_branch_failure(p1: string): number;
     /**
      * Arm the failure route run when every branch ended negatively (or timed out / was cancelled); "" disarms. 1.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE, TM_ONREPLY_ROUTE, BRANCH_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     t_on_failure(p1: string): number;
     /**
      * Arm the onreply route run for each response of the transaction; "" disarms. 1.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE, TM_ONREPLY_ROUTE, BRANCH_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     t_on_reply(p1: string): number;
     /**
      * Relay statefully to $du / R-URI / the branch set. Request route: 1 ok, 0 retransmission or hop-by-hop ACK absorbed, <0 error (reply with sl_reply_error). Failure route: sends the new branches, 1 or -1.
      * KSR.x.modf reaches it as "t_relay" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     t_relay(): number;
@@ -1513,40 +1600,47 @@ declare namespace KSRTypes {
     t_relay_to_proto_addr(p1: string, p2: string, p3: number): number;
     /**
      * Like t_relay, every branch sent to the given next hop ("[proto:]host[:port]" or a SIP URI).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     t_relay_to_proxy(p1: string): number;
     /**
      * Stateful reply on the existing transaction (t_newtran/t_relay first). 1 ok, -1 error or no transaction, -2 if the message must not be answered.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, ONREPLY_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     t_reply(p1: number, p2: string): number;
     /**
      * Back to the default fr_timer and fr_inv_timer. 1.
      * KSR.x.modf reaches it as "t_reset_fr" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, TM_ONREPLY_ROUTE, FAILURE_ROUTE, BRANCH_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     t_reset_fr(): number;
     /**
      * Stateful reply, creating the transaction if needed. 1 ok, -1 error.
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, ONREPLY_ROUTE, FAILURE_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     t_send_reply(p1: number, p2: string): number;
     /**
      * 1: a 6xx from a branch no longer cancels the other branches (0 restores). 1.
      * KSR.x.modf reaches it as "t_set_disable_6xx" (1).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, TM_ONREPLY_ROUTE, FAILURE_ROUTE, BRANCH_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     t_set_disable_6xx(p1: number): number;
     /**
      * Set fr_inv_timer and fr_timer (ms, 0 = default) of the transaction (or the one about to be created). 1 ok, -1 invalid.
      * KSR.x.modf reaches it as "t_set_fr" (2).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, TM_ONREPLY_ROUTE, FAILURE_ROUTE, BRANCH_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     t_set_fr(p1: number, p2: number): number;
     /**
      * t_set_fr(ms, 0).
      * KSR.x.modf reaches it as "t_set_fr" (1).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE, TM_ONREPLY_ROUTE, FAILURE_ROUTE, BRANCH_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     t_set_fr_inv(p1: number): number;
@@ -1587,6 +1681,7 @@ declare namespace KSRTypes {
     /**
      * 1 if another worker is processing the same request right now (a racing retransmission), -1 otherwise. Routes run one at a time here, so no request is ever in process elsewhere: -1.
      * KSR.x.modf reaches it as "t_precheck_trans" (0).
+     * Kamailio 5.6 allows it in REQUEST_ROUTE (ksr check reports calls in other routes; the call runs).
      * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
      */
     t_precheck_trans(): number;
@@ -1957,6 +2052,9 @@ declare namespace KSRTypes {
 
   /** The type of a route function (ksr_request_route and the others). */
   type RouteFunction = () => void;
+
+  /** The type of the function kemi.event_route_callback names. */
+  type EventRouteFunction = (evname: string) => void;
 }
 
 /** The Kamailio KEMI API, as in app_jsdt. */

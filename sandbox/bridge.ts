@@ -24,6 +24,7 @@ import {
   type WireModule,
 } from "../runtime/protocol.js";
 import { binaryToText, textToBinary } from "./strings.js";
+import type { RouteFlagName } from "../runtime/interpreter.js";
 import { expandPvFormat } from "../host/modules/pv.js";
 
 /**
@@ -46,6 +47,12 @@ export interface BridgeEntry {
   readonly unavailableReason?: string;
   /** Reachable through KSR.x.modf (module functions only). */
   readonly module: string;
+  /**
+   * The Kamailio route types it is meant for: its own declaration, else the
+   * union of the natives that run it; undefined when neither says.
+   * Not enforced at run time (KEMI does not check them); `ksr check` reports.
+   */
+  readonly routes?: readonly RouteFlagName[];
 }
 
 /** A native (kamailio.cfg) function reachable by KSR.x.modf, resolved against its module's KEMI table. */
@@ -62,6 +69,8 @@ export interface NativeEntry {
   readonly refused?: string;
   /** Its string parameters are taken as written, not as pv formats. */
   readonly literal: boolean;
+  /** Kamailio 5.6's route flags of its export row. */
+  readonly routes: readonly RouteFlagName[];
 }
 
 /** What a failed call answers, by declared return type. */
@@ -87,6 +96,8 @@ export class BridgeTable {
 
   constructor(modules: readonly KemiModule[]) {
     const entries: BridgeEntry[] = [];
+    /** KSR function → the route flags of the natives that run it. */
+    const nativeRoutes = new Map<string, Set<RouteFlagName>>();
     const byNativeName = new Map<string, NativeEntry[]>();
     const wire: WireModule[] = [];
     const seenModules = new Set<string>();
@@ -121,8 +132,21 @@ export class BridgeTable {
         }
         sameName.push(entry);
         byNativeName.set(native.name, sameName);
+        if (entry.kemiName !== undefined) {
+          const routes = nativeRoutes.get(entry.kemiName) ?? new Set<RouteFlagName>();
+          for (const r of native.routes) routes.add(r);
+          nativeRoutes.set(entry.kemiName, routes);
+        }
       }
       wire.push({ name: mod.name, functions: wireFunctions });
+    }
+    // A KSR function's routes: declared, else its natives' (ANY_ROUTE absorbs the rest).
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i]!;
+      const declared = entry.fn?.routes;
+      const fromNatives = nativeRoutes.get(entry.qualifiedName);
+      const routes = declared ?? (fromNatives === undefined ? undefined : fromNatives.has("ANY_ROUTE") ? (["ANY_ROUTE"] as const) : [...fromNatives]);
+      if (routes !== undefined) entries[i] = { ...entry, routes };
     }
     for (const name of coreNames) {
       if (seenModules.has(name)) throw new Error(`core function KSR.${name} collides with module KSR.${name}`);
@@ -160,6 +184,7 @@ function nativeEntry(mod: KemiModule, prefix: string, native: NativeFunction, ke
     kamailioModule: native.module ?? mod.kamailioModule,
     kemiName: target?.qualifiedName,
     literal: native.literal === true,
+    routes: native.routes,
   };
   if (native.refused !== undefined) {
     if (native.run !== undefined) throw new Error(`${where}: refused and implemented`);

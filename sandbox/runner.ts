@@ -31,6 +31,7 @@ import { log } from "../host/core/log.js";
 import { KEMI_MODULES } from "../host/modules/index.js";
 import type { KemiModule } from "../host/modules/types.js";
 import { ROUTE_FAILED, ROUTE_MISSING, ROUTE_OK } from "../runtime/protocol.js";
+import { REQUEST_ROUTE } from "../runtime/interpreter.js";
 import { BridgeDispatcher, BridgeTable, DEFAULT_MAX_STRING_LENGTH } from "./bridge.js";
 import { compileScript, compileSource, ScriptLoadError, type CompiledScript } from "./compile.js";
 import { firstScriptPosition, remapPositions } from "./sourcemap.js";
@@ -210,15 +211,15 @@ export class ScriptRunner implements RouteRunner {
     runner.instance = await runner.instantiateAsync();
     let defined = false;
     try {
-      defined = (await runner.instance.hasRoute.apply(undefined, ["ksr_request_route"], { timeout: FACADE_CALL_TIMEOUT_MS })) === true;
+      defined = (await runner.instance.hasRoute.apply(undefined, [REQUEST_ROUTE], { timeout: FACADE_CALL_TIMEOUT_MS })) === true;
     } catch {
       defined = false;
     }
     if (!defined) {
       runner.dispose();
-      throw ScriptLoadError.at(runner.scriptPath, "missing ksr_request_route");
+      throw ScriptLoadError.at(runner.scriptPath, `missing ${REQUEST_ROUTE}`);
     }
-    runner.knownRoutes.set("ksr_request_route", true);
+    runner.knownRoutes.set(REQUEST_ROUTE, true);
     return runner;
   }
 
@@ -229,9 +230,9 @@ export class ScriptRunner implements RouteRunner {
     }
     const runner = new ScriptRunner(compiled, opts);
     runner.instance = runner.instantiate();
-    if (!runner.hasRoute("ksr_request_route")) {
+    if (!runner.hasRoute(REQUEST_ROUTE)) {
       runner.dispose();
-      throw ScriptLoadError.at(compiled.filename, "missing ksr_request_route");
+      throw ScriptLoadError.at(compiled.filename, `missing ${REQUEST_ROUTE}`);
     }
     return runner;
   }
@@ -321,18 +322,20 @@ export class ScriptRunner implements RouteRunner {
   }
 
   /**
-   * True if the script defines a global function of that name. While async
-   * executions are in flight the isolate cannot be asked without waiting
-   * for them, so the answer is the last one known for that name (false if
-   * never asked).
+   * True if the script defines a global function of that name. The isolate
+   * is asked once per name; a route run also answers it (a "missing"
+   * outcome is false). While async executions are in flight the isolate
+   * cannot be asked without waiting for them: a name never answered is then
+   * `whenUnknown` (false unless given) — true for a caller that runs the
+   * route anyway and lets its outcome answer.
    */
-  hasRoute(name: string): boolean {
+  hasRoute(name: string, whenUnknown = false): boolean {
     const known = this.knownRoutes.get(name);
     if (known !== undefined) return known;
     // Inside a KSR call of an execution the isolate waits for us and answers
     // re-entrantly, as for a nested route (the onsend route inside t_relay).
     const busy = this.inFlightCount > 0 && this.hostCallDepth === 0;
-    if (busy || this.pendingInstance !== undefined) return false;
+    if (busy || this.pendingInstance !== undefined) return whenUnknown;
     const instance = this.liveInstance();
     if (instance === undefined) return false;
     try {
@@ -381,6 +384,7 @@ export class ScriptRunner implements RouteRunner {
             timeout: this.opts.limits.routeTimeoutMs,
             result: { copy: true },
           })) as [number, string, string];
+          this.knownRoutes.set(name, code !== ROUTE_MISSING);
           if (ctx.routeTimedOut) return this.hostTimeout();
           if (code === ROUTE_OK) return OK;
           if (code === ROUTE_MISSING) return MISSING;
@@ -430,6 +434,7 @@ export class ScriptRunner implements RouteRunner {
     ctx.routeClock = { startCpuNs: this.liveIsolateCpuNs(), hostMs: 0 };
     try {
       const code = instance.runRoute.applySync(undefined, [ctx.id, name, ctx.eventName], { timeout: this.opts.limits.routeTimeoutMs });
+      this.knownRoutes.set(name, code !== ROUTE_MISSING);
       if (ctx.routeTimedOut) return this.hostTimeout();
       if (code === ROUTE_OK) return OK;
       if (code === ROUTE_MISSING) return MISSING;

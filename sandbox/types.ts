@@ -30,8 +30,8 @@ export type RouteOutcome =
 export interface RouteRunner {
   /** The script file this runner was loaded from. */
   readonly scriptPath: string;
-  /** True if the script defines a global function of that name. */
-  hasRoute(name: string): boolean;
+  /** True if the script defines a global function of that name (`whenUnknown` when that cannot be asked now; ScriptRunner.hasRoute). */
+  hasRoute(name: string, whenUnknown?: boolean): boolean;
   /** Run one route function for ctx. Never throws. */
   runRoute(name: string, ctx: MessageContext): RouteOutcome;
   /** Release the isolate. */

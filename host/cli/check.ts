@@ -33,6 +33,17 @@ import type { KemiModule, KemiParamType } from "../modules/types.js";
 import { BridgeTable, type BridgeEntry, type NativeEntry } from "../../sandbox/bridge.js";
 import { compileScript, compileSource, ScriptLoadError, type CompiledScript } from "../../sandbox/compile.js";
 import { generateKsrDts } from "./typings.js";
+import {
+  KSR_X,
+  REQUEST_ROUTE,
+  ROUTE_ENTRY_POINTS,
+  routeAllows,
+  routeEntryPoint,
+  routeFlags,
+  type KsrXFunction,
+  type RouteFlagName,
+  type RouteKind,
+} from "../../runtime/interpreter.js";
 
 export interface CheckFinding {
   readonly file: string;
@@ -41,14 +52,13 @@ export interface CheckFinding {
   /** 1-based. */
   readonly column: number;
   readonly message: string;
-  /** load: the script does not compile or cannot be read; api: a KSR call or route problem; type: a TypeScript type error. */
-  readonly kind: "load" | "api" | "type";
+  /**
+   * load: the script does not compile or cannot be read; api: a KSR call or
+   * route problem; route: a call in a route Kamailio does not allow it in
+   * (route flags); type: a TypeScript type error.
+   */
+  readonly kind: "load" | "api" | "route" | "type";
 }
-
-/** The functions of KSR.x, which every KEMI interpreter module implements itself. */
-const KSR_X_FUNCTIONS = ["exit", "drop", "modf"] as const;
-
-const REQUEST_ROUTE = "ksr_request_route";
 
 /** Loosely typed ESTree node: the walker only reads the fields it needs. */
 interface EsNode extends AcornNode {
@@ -100,7 +110,7 @@ function plural(n: number, word: string): string {
 /** What a KSR path names. */
 type Resolved =
   | { readonly kind: "function"; readonly entry: BridgeEntry }
-  | { readonly kind: "special"; readonly name: (typeof KSR_X_FUNCTIONS)[number] }
+  | { readonly kind: "special"; readonly fn: KsrXFunction }
   | { readonly kind: "namespace" }
   | { readonly kind: "unknown"; readonly message: string };
 
@@ -122,9 +132,9 @@ class ApiIndex {
     if (core !== undefined) return { kind: "function", entry: core };
     if (first === "x") {
       if (second === undefined) return { kind: "namespace" };
-      const special = KSR_X_FUNCTIONS.find((name) => name === second);
-      if (special !== undefined) return { kind: "special", name: special };
-      return { kind: "unknown", message: `KSR.x.${second} does not exist (KSR.x has ${KSR_X_FUNCTIONS.join(", ")})` };
+      const special = KSR_X.find((fn) => fn.name === second);
+      if (special !== undefined) return { kind: "special", fn: special };
+      return { kind: "unknown", message: `KSR.x.${second} does not exist (KSR.x has ${KSR_X.map((fn) => fn.name).join(", ")})` };
     }
     if (!this.moduleNames.has(first!)) {
       return { kind: "unknown", message: `KSR.${first} is not provided by any module` };
@@ -144,7 +154,7 @@ class ApiIndex {
 function checkCompiled(compiled: CompiledScript, api: ApiIndex): CheckFinding[] {
   const { filename, sourceMap } = compiled;
   const findings: CheckFinding[] = [];
-  const at = (node: AcornNode, message: string): void => {
+  const at = (node: AcornNode, message: string, kind: CheckFinding["kind"] = "api"): void => {
     const start = node.loc!.start;
     // acorn: 1-based line, 0-based column; findings are 1-based both.
     const mapped = sourceMap?.lookup(start.line, start.column + 1);
@@ -153,7 +163,7 @@ function checkCompiled(compiled: CompiledScript, api: ApiIndex): CheckFinding[] 
       line: mapped?.line ?? start.line,
       column: mapped?.column ?? start.column + 1,
       message,
-      kind: "api",
+      kind,
     });
   };
 
@@ -183,7 +193,10 @@ function checkCompiled(compiled: CompiledScript, api: ApiIndex): CheckFinding[] 
       }
       return;
     }
-    if (resolved.kind === "special" && resolved.name === "modf" && path.length === 2) checkModf(call, chain, args);
+    if (resolved.kind === "special" && path.length === 2) {
+      if (resolved.fn.name === "modf") checkModf(call, chain, args);
+      else if (args.length < resolved.fn.minArgs) at(chain, `KSR.x.${resolved.fn.name} takes at least ${plural(resolved.fn.minArgs, "argument")}, ${args.length} given`);
+    }
   };
 
   const checkModf = (call: EsNode, chain: EsNode, args: EsNode[]): void => {
@@ -260,6 +273,8 @@ function checkCompiled(compiled: CompiledScript, api: ApiIndex): CheckFinding[] 
     for (let i = children.length - 1; i >= 0; i--) stack.push({ node: children[i]!, parent: node });
   }
 
+  reportRouteTypes(program, api, (node, message) => at(node, message, "route"));
+
   if (!definesGlobalFunction(program, REQUEST_ROUTE)) {
     findings.push({
       file: filename,
@@ -272,6 +287,121 @@ function checkCompiled(compiled: CompiledScript, api: ApiIndex): CheckFinding[] 
 
   findings.sort((a, b) => a.line - b.line || a.column - b.column);
   return findings;
+}
+
+/** The child nodes of an ESTree node, in source order. */
+function childrenOf(node: EsNode): EsNode[] {
+  const children: EsNode[] = [];
+  for (const key of Object.keys(node)) {
+    if (key === "loc") continue;
+    const value = node[key];
+    if (Array.isArray(value)) {
+      for (const item of value) if (isNode(item)) children.push(item);
+    } else if (isNode(value)) {
+      children.push(value);
+    }
+  }
+  return children;
+}
+
+/** Every node under `root` (iteratively), root included. */
+function* descendants(root: EsNode): Generator<EsNode> {
+  const stack: EsNode[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop()!;
+    yield node;
+    const children = childrenOf(node);
+    for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]!);
+  }
+}
+
+/** The script's top-level functions by name: declarations and `var f = function/arrow`. */
+function topLevelFunctions(program: EsNode): Map<string, EsNode> {
+  const out = new Map<string, EsNode>();
+  for (const statement of program.body as EsNode[]) {
+    if (statement.type === "FunctionDeclaration" && statement.id !== null) out.set((statement.id as EsNode).name as string, statement);
+    if (statement.type === "VariableDeclaration") {
+      for (const d of statement.declarations as EsNode[]) {
+        const init = d.init as EsNode | null;
+        if ((d.id as EsNode).type === "Identifier" && init !== null && (init.type === "FunctionExpression" || init.type === "ArrowFunctionExpression")) {
+          out.set((d.id as EsNode).name as string, init);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** A KSR call whose routes are known, inside one top-level function. */
+interface RoutedCall {
+  readonly node: EsNode;
+  /** "KSR.sl.sl_send_reply", or `KSR.x.modf("sl_send_reply")`. */
+  readonly label: string;
+  readonly routes: readonly RouteFlagName[];
+}
+
+/**
+ * Route flags, statically: the body of each route function of the script
+ * (the request route, the reply and onsend routes under their default
+ * names, and every function a literal KSR.tm.t_on_failure("name") and the
+ * like names) is searched for KSR calls whose routes do not include the
+ * route's type. KEMI does not check route flags at run time (Kamailio's
+ * sr_kemi_t has none, and KSR.x.modf looks natives up with no flags), so
+ * such a call runs; Kamailio's cfg parser would refuse the same native
+ * function in that route block. Helpers the route calls are not followed:
+ * the cfg parser checks a sub-route (`route(NAME)`) as a request route
+ * whoever calls it, and scripts guard such calls at run time
+ * (Kamailio's basic KEMI example calls rr.add_rr_param in a helper shared
+ * by its request, failure and onreply routes, under is_request()).
+ */
+function reportRouteTypes(program: EsNode, api: ApiIndex, at: (node: AcornNode, message: string) => void): void {
+  const functions = topLevelFunctions(program);
+  const routeKinds = new Map<string, Set<RouteKind>>();
+  const addRoute = (name: string, kind: RouteKind): void => {
+    if (!functions.has(name)) return;
+    const kinds = routeKinds.get(name) ?? new Set<RouteKind>();
+    kinds.add(kind);
+    routeKinds.set(name, kinds);
+  };
+  const namedBy = new Map<string, RouteKind>();
+  for (const route of ROUTE_ENTRY_POINTS) {
+    const naming = route.naming;
+    if (naming.by === "fixed") addRoute(naming.name, route.kind);
+    else if (naming.by === "setting" && naming.defaultName !== "") addRoute(naming.defaultName, route.kind);
+    else if (naming.by === "script") namedBy.set(naming.call, route.kind);
+  }
+  const calls = new Map<string, RoutedCall[]>();
+  for (const [name, fn] of functions) {
+    const own: RoutedCall[] = [];
+    for (const node of descendants(fn)) {
+      if (node.type !== "CallExpression") continue;
+      const callee = node.callee as EsNode;
+      const args = node.arguments as EsNode[];
+      const path = ksrPath(callee);
+      if (path === undefined) continue;
+      const qualified = `KSR.${path.join(".")}`;
+      const kind = namedBy.get(qualified);
+      const first = args[0] === undefined ? undefined : staticString(args[0]);
+      if (kind !== undefined && first !== undefined) addRoute(first, kind);
+      const resolved = api.resolve(path);
+      if (resolved.kind === "function" && path.length <= 2 && resolved.entry.routes !== undefined) {
+        own.push({ node: callee, label: resolved.entry.qualifiedName, routes: resolved.entry.routes });
+      } else if (resolved.kind === "special" && resolved.fn.name === "modf" && first !== undefined) {
+        const native = api.modfVariants(first).find((v) => v.params.length === args.length - 1);
+        if (native !== undefined) own.push({ node: callee, label: `KSR.x.modf("${first}")`, routes: native.routes });
+      }
+    }
+    calls.set(name, own);
+  }
+  for (const [routeName, kinds] of routeKinds) {
+    for (const kind of kinds) {
+      const entry = routeEntryPoint(kind);
+      for (const call of calls.get(routeName) ?? []) {
+        if (routeAllows(routeFlags(call.routes), kind)) continue;
+        at(call.node, `${call.label} in ${routeName}() (${kind} route, ${entry.flag}): Kamailio 5.6 allows it in ${call.routes.join(", ")} only; KEMI does not check, the call runs`);
+      }
+    }
+  }
 }
 
 /** True when the script's top level declares `name` (function declaration, var, or globalThis.name = ...). */

@@ -35,13 +35,25 @@ import { loadTenantsFile, singleScriptConfig, TenantRegistry, TenantsConfigError
 import { DISPATCHER_SETTING_NAMES, dispatcherProblem, type TenantDispatcherConfig } from "../modules/dispatcher/tenants.js";
 import { resolveDispatcherList } from "../modules/dispatcher/db.js";
 import { domainPatternProblem, parseCallbackName, parseErrorPolicy, type SingleScriptSettings } from "../tenants/config.js";
-import { DEFAULT_KEMI_CALLBACKS } from "../core/context.js";
+import type { KemiCallbacks } from "../core/context.js";
+import { SETTING_ROUTES } from "../../runtime/interpreter.js";
 import { tenantServer } from "../core/tenant-routing.js";
 import { KEMI_MODULES } from "../modules/index.js";
 import { DEFAULT_LIMITS } from "../../sandbox/types.js";
 import { formatListenSocket, parseListenSocket } from "../transport/listen-socket.js";
 import { fileURLToPath } from "node:url";
-import { describeApi, describeNatives, formatApiText, formatNativesText } from "./api.js";
+import {
+  describeApi,
+  describeModParams,
+  describeNatives,
+  describePvs,
+  describeRoutes,
+  formatApiText,
+  formatModParamsText,
+  formatNativesText,
+  formatPvsText,
+  formatRoutesText,
+} from "./api.js";
 import { runCheck } from "./check.js";
 import { runTests, watchTests, type TestReporter } from "./test.js";
 import { DEFAULT_DB_FILE, DEFAULT_TENANT, openRunDatabase, registerDbCommands } from "./db-commands.js";
@@ -79,7 +91,8 @@ import {
   type TlsSettings,
 } from "../transport/index.js";
 import { DEFAULT_OVERLOAD_DELAY_MS, type OverloadOptions } from "../core/overload.js";
-import { configurePike, DEFAULT_PIKE_SETTINGS, type PikeSettings } from "../modules/state/pike-store.js";
+import { pikeModule } from "../modules/pike.js";
+import { modParamFlags, parseModParams, type ModParamIssue, type ModParamValues } from "../modules/modparams.js";
 import { DEFAULT_METRICS_HOST, DEFAULT_METRICS_PORT, parseMetricsAddress, startMetricsServer, type MetricsGatherer, type MetricsServer } from "../metrics/http.js";
 import { frontMetrics, serverMetrics } from "../ops/metrics.js";
 import { frontOps, localOps } from "../ops/control-ops.js";
@@ -128,12 +141,9 @@ function scriptSettings(opts: RunOptions): SingleScriptSettings {
   const name = (value: string | undefined, fallback: string): string => (value === undefined ? fallback : parseCallbackName(value)!);
   return {
     ...(opts.onError !== undefined ? { onError: parseErrorPolicy(opts.onError)! } : {}),
-    kemi: {
-      onsend: name(opts.kemiOnsendRouteCallback, DEFAULT_KEMI_CALLBACKS.onsend),
-      reply: name(opts.kemiReplyRouteCallback, DEFAULT_KEMI_CALLBACKS.reply),
-      event: name(opts.kemiEventRouteCallback, DEFAULT_KEMI_CALLBACKS.event),
-    },
+    kemi: Object.fromEntries(SETTING_ROUTES.map((r) => [r.kind, name(opts[optionKey(r.naming.cliOption)], r.naming.defaultName)])) as KemiCallbacks,
     ...(opts.dispatcherList !== undefined ? { dispatcher: dispatcherConfigOf(opts.dispatcherList, opts.dispatcherParam ?? []) } : {}),
+    modparams: scriptModParams(opts).values,
   };
 }
 
@@ -153,13 +163,20 @@ function dispatcherParamOption(value: string): string {
   return value;
 }
 
+type KemiCallbackKey = `kemi${string}RouteCallback`;
+
+/** The key commander gives a --kemi-*-route-callback value: "--kemi-reply-route-callback" → kemiReplyRouteCallback. */
+function optionKey(flag: string): KemiCallbackKey {
+  const key = flag.replace(/^--/, "").replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+  if (!/^kemi.+RouteCallback$/.test(key)) throw new Error(`${flag} is not a --kemi-*-route-callback option`);
+  return key as KemiCallbackKey;
+}
+
 /** The single-script flags of scriptSettings, with the option names commander gives them. */
-const SCRIPT_SETTING_FLAGS = [
+const SCRIPT_SETTING_FLAGS: readonly (readonly ["onError" | KemiCallbackKey, string])[] = [
   ["onError", "--on-error"],
-  ["kemiOnsendRouteCallback", "--kemi-onsend-route-callback"],
-  ["kemiReplyRouteCallback", "--kemi-reply-route-callback"],
-  ["kemiEventRouteCallback", "--kemi-event-route-callback"],
-] as const;
+  ...SETTING_ROUTES.map((r) => [optionKey(r.naming.cliOption), r.naming.cliOption] as const),
+];
 
 function workersOption(value: string): number {
   const n = positiveInt(value);
@@ -275,18 +292,17 @@ interface RunOptions {
   tcpMaxInboundPerIp?: number;
   tcpMaxOutbound?: number;
   tlsHandshakeTimeoutMs?: number;
-  /** --on-error and the --kemi-*-callback flags, as given (validated; see scriptSettings). */
+  /** --on-error as given (validated; see scriptSettings). */
   onError?: string;
-  kemiOnsendRouteCallback?: string;
-  kemiReplyRouteCallback?: string;
-  kemiEventRouteCallback?: string;
+  /** The --kemi-*-route-callback flags of runtime/interpreter.ts's SETTING_ROUTES, as given (validated), by optionKey. */
+  [kemiCallbackOption: KemiCallbackKey]: string | undefined;
   /** --dispatcher-list and --dispatcher-param (host/modules/dispatcher/tenants.ts). */
   dispatcherList?: string;
   dispatcherParam?: string[];
-  /** pike's modparams given (host/modules/state/pike-store.ts); Kamailio's defaults for the others. */
-  pikeSamplingTimeUnit?: number;
-  pikeReqsDensityPerUnit?: number;
-  pikeRemoveLatency?: number;
+  /** The --pike-* flags (PIKE_FLAGS): pike's modparams for the one script. */
+  [pikeOption: `pike${string}`]: number | undefined;
+  /** --modparam module.name=value, repeatable. */
+  modparam?: string[];
   /** PEM certificate and key of the tls listen sockets, CA file, verification modes (host/transport/tls.ts). */
   tlsCert?: string;
   tlsKey?: string;
@@ -399,12 +415,27 @@ function settingsFromFlags<Field extends string>(opts: RunOptions, flags: readon
   return settings;
 }
 
-/** The `ksr run` options setting one of pike's Kamailio modparams. */
-const PIKE_FLAGS = [
-  ["pikeSamplingTimeUnit", "--pike-sampling-time-unit", "samplingTimeUnitSec", "pike's sampling_time_unit: length of a counting window in seconds"],
-  ["pikeReqsDensityPerUnit", "--pike-reqs-density-per-unit", "reqsDensityPerUnit", "pike's reqs_density_per_unit: requests per window from one address that mark it as flooding"],
-  ["pikeRemoveLatency", "--pike-remove-latency", "removeLatencySec", "pike's remove_latency: seconds after which an address not seen is forgotten"],
-] as const satisfies readonly SettingFlag<keyof PikeSettings>[];
+/**
+ * `--pike-<param>` for each of pike's modparams (its table's declarations):
+ * short forms of `--modparam pike.<param>=n` for the one script.
+ */
+const PIKE_FLAGS: readonly (readonly [`pike${string}`, string, string, string, number])[] = (pikeModule.modparams ?? []).map((p) => {
+  const flag = `--pike-${p.name.replace(/_/g, "-")}`;
+  const key = flag.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as `pike${string}`;
+  return [key, flag, p.name, `pike's ${p.name}: ${p.doc}`, p.default as number] as const;
+});
+
+/** The one script's module parameters: --pike-* and --modparam, checked against the modules' declarations. */
+function scriptModParams(opts: RunOptions): { readonly values: ModParamValues; readonly issues: readonly ModParamIssue[] } {
+  const flags = modParamFlags(opts.modparam ?? []);
+  const given: Record<string, Record<string, string | number>> = flags.given;
+  for (const [key, , name] of PIKE_FLAGS) {
+    const value = opts[key];
+    if (value !== undefined) (given.pike ??= {})[name] = value;
+  }
+  const parsed = parseModParams(KEMI_MODULES, given);
+  return { values: parsed.values, issues: [...flags.issues, ...parsed.issues] };
+}
 
 /** The `ksr run` options setting a TCP connection limit. */
 const TCP_LIMIT_FLAGS = [
@@ -455,7 +486,9 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
     "--overload-delay-ms",
     String(opts.overloadDelayMs),
     ...(opts.overloadShedding ? [] : ["--no-overload-shedding"]),
-    ...[...TCP_LIMIT_FLAGS, ...PIKE_FLAGS, ...WS_FLAGS].flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, String(opts[key])])),
+    ...[...TCP_LIMIT_FLAGS, ...WS_FLAGS].flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, String(opts[key])])),
+    ...PIKE_FLAGS.flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, String(opts[key])])),
+    ...(opts.modparam ?? []).flatMap((p) => ["--modparam", p]),
     ...tlsArgs(opts),
     ...wsArgs(opts),
     // Only ever set with --tenants (runUsageProblem); absolute, whatever the server process's directory.
@@ -521,8 +554,13 @@ function runUsageProblem(scriptPath: string | undefined, opts: RunOptions, fromC
     return (err as Error).message;
   }
   const pikeFlag = PIKE_FLAGS.find(([key]) => opts[key] !== undefined);
-  if (pikeFlag !== undefined && opts.tenants !== undefined && opts.isolation !== "in-process") {
-    return `${pikeFlag[1]} applies to a single script or to --isolation in-process; tenant worker processes keep Kamailio's pike defaults`;
+  if (opts.tenants !== undefined && (pikeFlag !== undefined || opts.modparam !== undefined)) {
+    return `${pikeFlag?.[1] ?? "--modparam"} applies to a single script: set modparams: per tenant in the tenants file`;
+  }
+  const modparamIssue = scriptModParams(opts).issues[0];
+  if (modparamIssue !== undefined) {
+    const flag = PIKE_FLAGS.find(([, , name]) => modparamIssue.field === `pike.${name}`)?.[1];
+    return flag !== undefined ? `${flag}: ${modparamIssue.message}` : `--modparam ${modparamIssue.field}: ${modparamIssue.message}`.replace("--modparam : ", "--modparam: ");
   }
   const settingFlag = SCRIPT_SETTING_FLAGS.find(([key]) => opts[key] !== undefined);
   if (opts.tenants !== undefined && settingFlag !== undefined) {
@@ -544,7 +582,6 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
   }
   setLogLevel(opts.logLevel);
   setLogFormat(opts.logFormat);
-  configurePike(settingsFromFlags(opts, PIKE_FLAGS));
   if (opts.supervise && !isServerProcess()) {
     const entry = fileURLToPath(import.meta.url);
     process.exit(await supervise({ entry, argsFor: (listen) => serverArgs(scriptPath, opts, listen) }));
@@ -1019,14 +1056,17 @@ export function buildProgram(): Command {
     .option("--overload-delay-ms <n>", "queueing delay past which new requests are answered 503 with Retry-After", positiveInt, DEFAULT_OVERLOAD_DELAY_MS)
     .option("--no-overload-shedding", "never answer 503 for overload (requests queue up instead)")
     .option("--on-error <status|none>", "reply to a request whose route failed before answering it: a status 300-699, or none (no reply, as app_jsdt) (default 500)", onErrorOption)
-    .option("--kemi-onsend-route-callback <name|none>", "Kamailio kemi.onsend_route_callback: the function run before a request leaves (default ksr_onsend_route)", callbackOption)
-    .option("--kemi-reply-route-callback <name|none>", "Kamailio kemi.reply_route_callback: the function run for every response received (default ksr_reply_route)", callbackOption)
     .option("--dispatcher-list <file>", "KSR.dispatcher destination sets in Kamailio's dispatcher.list format")
+    .option("--modparam <module.name=value>", "a module parameter (Kamailio modparam) for the script, repeatable (ksr api --modparams)", collect((v: string) => v))
     .option("--dispatcher-param <name=value>", `a Kamailio dispatcher modparam, repeatable (${DISPATCHER_SETTING_NAMES.join(", ")})`, collect(dispatcherParamOption))
-    .option("--kemi-event-route-callback <name|none>", 'Kamailio kemi.event_route_callback: the function called with "core:worker-one-init" once the script is loaded (default none)', callbackOption);
+;
+  for (const route of SETTING_ROUTES) {
+    const { cliOption, setting, defaultName } = route.naming;
+    runCommand.option(`${cliOption} <name|none>`, `Kamailio ${setting}: names the ${route.kind} route function (default ${defaultName || "none"}; ksr api --routes)`, callbackOption);
+  }
   const settingFlags = [
     ...TCP_LIMIT_FLAGS.map(([, flag, field, help]) => [flag, help, DEFAULT_STREAM_LIMITS[field]] as const),
-    ...PIKE_FLAGS.map(([, flag, field, help]) => [flag, help, DEFAULT_PIKE_SETTINGS[field]] as const),
+    ...PIKE_FLAGS.map(([, flag, , help, fallback]) => [flag, help, fallback] as const),
     ...WS_FLAGS.map(([, flag, field, help]) => [flag, help, DEFAULT_WEBSOCKET_SETTINGS[field]] as const),
   ];
   for (const [flag, help, fallback] of settingFlags) {
@@ -1041,7 +1081,25 @@ export function buildProgram(): Command {
     .description("list every KSR function this server provides")
     .option("--json", "print JSON")
     .option("--native", "list the native (kamailio.cfg) functions KSR.x.modf finds instead")
-    .action((opts: { json?: boolean; native?: boolean }) => {
+    .option("--routes", "list the route functions a script defines and the server calls instead")
+    .option("--pvs", "list the pseudo-variables each module provides instead")
+    .option("--modparams", "list the module parameters (settable per tenant) instead")
+    .action((opts: { json?: boolean; native?: boolean; routes?: boolean; pvs?: boolean; modparams?: boolean }) => {
+      if (opts.modparams === true) {
+        const params = describeModParams(KEMI_MODULES);
+        process.stdout.write(opts.json ? JSON.stringify(params, null, 2) + "\n" : formatModParamsText(params));
+        return;
+      }
+      if (opts.pvs === true) {
+        const pvs = describePvs(KEMI_MODULES);
+        process.stdout.write(opts.json ? JSON.stringify(pvs, null, 2) + "\n" : formatPvsText(pvs));
+        return;
+      }
+      if (opts.routes === true) {
+        const routes = describeRoutes();
+        process.stdout.write(opts.json ? JSON.stringify(routes, null, 2) + "\n" : formatRoutesText(routes));
+        return;
+      }
       if (opts.native === true) {
         const natives = describeNatives(KEMI_MODULES);
         process.stdout.write(opts.json ? JSON.stringify(natives, null, 2) + "\n" : formatNativesText(natives));

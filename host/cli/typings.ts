@@ -7,6 +7,8 @@
  * parameters are named by position.
  */
 import type { KemiModule, KemiParamType, KemiReturnType } from "../modules/types.js";
+import { KSR_X, ROUTE_ENTRY_POINTS, routeEntryPoint, type RouteEntryPoint, type RouteFlagName } from "../../runtime/interpreter.js";
+import { BridgeTable } from "../../sandbox/bridge.js";
 
 const PARAM_TYPE: Record<KemiParamType, string> = { str: "string", int: "number" };
 
@@ -24,12 +26,21 @@ const RETURN_NOTE: Record<KemiReturnType, string> = {
   none: "",
 };
 
-/** Route functions a script defines; Kamailio calls them by name. */
-const ROUTES: readonly [string, string][] = [
-  ["ksr_request_route", "every SIP request received (required)."],
-  ["ksr_reply_route", "every SIP reply received, before it is forwarded by its Via; KSR.x.drop() keeps it from being forwarded (optional)."],
-  ["ksr_onsend_route", "each request about to be sent, $snd(ip|port|proto|buf) describing the send (optional; KSR.x.drop() keeps it from being sent)."],
-];
+/** One line of the header for a route kind: how its function is named, with what, and when it runs. */
+function routeLine(route: RouteEntryPoint): string {
+  const args = route.args.map((a) => `${a}: string`).join(", ");
+  const naming = route.naming;
+  switch (naming.by) {
+    case "fixed":
+      return `${naming.name}(${args}): ${route.doc}${route.required ? " (required)" : ""}.`;
+    case "setting":
+      return naming.defaultName !== ""
+        ? `${naming.defaultName}(${args}): ${route.doc} (optional; renamed or turned off by ${naming.setting}).`
+        : `the function ${naming.setting} names (${args}): ${route.doc} (none by default).`;
+    case "script":
+      return `the function ${naming.call}("name") names (${args}): ${route.doc}.`;
+  }
+}
 
 function comment(lines: readonly string[], indent: string): string {
   const body = lines.filter((l) => l !== "");
@@ -53,7 +64,13 @@ function interfaceName(moduleName: string): string {
     .join("") + "Module";
 }
 
-function members(mod: KemiModule, indent: string): string {
+/** The doc line of a function's route flags; "" when unrestricted or unknown. */
+function routesNote(routes: readonly RouteFlagName[] | undefined): string {
+  if (routes === undefined || routes.includes("ANY_ROUTE")) return "";
+  return `Kamailio 5.6 allows it in ${routes.join(", ")} (ksr check reports calls in other routes; the call runs).`;
+}
+
+function members(mod: KemiModule, indent: string, routesOf: ReadonlyMap<string, readonly RouteFlagName[] | undefined>): string {
   let out = "";
   const names = [...Object.keys(mod.functions), ...Object.keys(mod.unavailable ?? {})].sort();
   // KSR function → the native calls (name/parameter count) through which KSR.x.modf runs it.
@@ -67,7 +84,8 @@ function members(mod: KemiModule, indent: string): string {
     if (fn !== undefined) {
       const calls = nativeCalls.get(name);
       const native = calls !== undefined ? `KSR.x.modf reaches it as ${calls.join(", ")}.` : "";
-      out += comment([fn.doc, native, RETURN_NOTE[fn.returns]], indent);
+      const routes = routesNote(routesOf.get(mod.name === "" ? `KSR.${name}` : `KSR.${mod.name}.${name}`));
+      out += comment([fn.doc, native, routes, RETURN_NOTE[fn.returns]], indent);
       out += `${indent}${signature(name, fn.params, fn.returns)}\n`;
     } else {
       const u = mod.unavailable![name]!;
@@ -82,51 +100,43 @@ function members(mod: KemiModule, indent: string): string {
 export function generateKsrDts(modules: readonly KemiModule[]): string {
   const modulesSorted = [...modules].filter((m) => m.name !== "").sort((a, b) => a.name.localeCompare(b.name));
   const core = modules.find((m) => m.name === "");
+  const routesOf = new Map(new BridgeTable(modules).entries.map((e) => [e.qualifiedName, e.routes]));
   let out = "";
-  out += "// Generated from the KEMI export tables (host/modules) by scripts/gen-dts.mjs; do not edit.\n";
+  out += "// Generated from the KEMI export tables (host/modules) and the interpreter table (runtime/interpreter.ts)\n// by scripts/gen-dts.mjs; do not edit.\n";
   out += "// Reference it from a TypeScript routing script:\n";
   out += '//   /// <reference path="node_modules/ksr-sandbox/runtime/ksr.d.ts" />\n';
   out += "// or list it in the \"include\" (or \"files\") of your tsconfig.json.\n";
   out += "//\n";
-  out += "// A routing script is a plain script, not a module: it defines these global\n";
-  out += "// functions, which the server calls by name with no arguments:\n";
-  for (const [name, what] of ROUTES) out += `//   ${name}(): ${what}\n`;
-  out += "// Their return values are ignored; KSR.x.exit() ends a route early. The optional ones can be\n";
-  out += "// renamed (kemi.onsend_route_callback, kemi.reply_route_callback); kemi.event_route_callback\n";
-  out += "// names a function called with the event name (\"core:worker-one-init\").\n\n";
+  out += "// A routing script is a plain script, not a module: it defines global functions,\n";
+  out += "// which the server calls by name:\n";
+  for (const route of ROUTE_ENTRY_POINTS) out += `//   ${routeLine(route)}\n`;
+  out += "// Their return values are ignored; KSR.x.exit() ends a route early.\n\n";
 
   out += "declare namespace KSRTypes {\n";
   out += "  /** The KEMI interpreter functions (Kamailio app_jsdt's KSR.x). */\n";
   out += "  interface XModule {\n";
-  out += comment(["Ends the route execution here, like `exit` in kamailio.cfg. Every later KSR call of this execution is refused."], "    ");
-  out += "    exit(): never;\n";
-  out += comment(["Ends the route execution and drops the message, like `drop` in kamailio.cfg: a reply is not forwarded."], "    ");
-  out += "    drop(): never;\n";
-  out += comment(
-    [
-      "Calls a module's native kamailio.cfg function, found by name and parameter count, every",
-      "parameter given as a string and converted as its fixup does (`ksr api --native` lists them).",
-      "-1 for a KEMI-only name, an unknown name or count, or a function Kamailio's modf refuses",
-      "(fixup without free: sl_send_reply, t_reply, save, ...). Prefer the dedicated KSR function.",
-    ],
-    "    ",
-  );
-  out += "    modf(fname: string, ...params: string[]): number;\n";
+  for (const fn of KSR_X) {
+    out += comment(fn.doc, "    ");
+    out += `    ${fn.name}${fn.signature};\n`;
+  }
   out += "  }\n";
   for (const mod of modulesSorted) {
     out += `\n  /** KSR.${mod.name}: Kamailio module ${mod.kamailioModule}. */\n`;
     out += `  interface ${interfaceName(mod.name)} {\n`;
-    out += members(mod, "    ");
+    out += members(mod, "    ", routesOf);
     out += "  }\n";
   }
   out += "\n  /** The KSR object: core functions and one member per module. */\n";
   out += "  interface KSR {\n";
   out += "    readonly x: XModule;\n";
   for (const mod of modulesSorted) out += `    readonly ${mod.name}: ${interfaceName(mod.name)};\n`;
-  if (core !== undefined) out += members(core, "    ");
+  if (core !== undefined) out += members(core, "    ", routesOf);
   out += "  }\n";
+  const routeType = (route: RouteEntryPoint): string => `(${route.args.map((a) => `${a}: string`).join(", ")}) => void`;
   out += "\n  /** The type of a route function (ksr_request_route and the others). */\n";
-  out += "  type RouteFunction = () => void;\n";
+  out += `  type RouteFunction = ${routeType(routeEntryPoint("request"))};\n`;
+  out += "\n  /** The type of the function kemi.event_route_callback names. */\n";
+  out += `  type EventRouteFunction = ${routeType(routeEntryPoint("event"))};\n`;
   out += "}\n\n";
   out += "/** The Kamailio KEMI API, as in app_jsdt. */\n";
   out += "declare const KSR: KSRTypes.KSR;\n";

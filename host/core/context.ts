@@ -10,6 +10,8 @@ import { emptyEdits } from "../sip/message.js";
 import type { StatefulProxy } from "../proxy/proxy.js";
 import type { DataServices } from "../storage/index.js";
 import type { OutgoingSend } from "./onsend.js";
+import { NO_MODPARAMS, type ModParamValues } from "../modules/modparams.js";
+import { SETTING_ROUTES, type RouteKind, type SettingRouteKind } from "../../runtime/interpreter.js";
 
 export type TransportProto = "udp" | "tcp" | "tls" | "ws" | "wss";
 
@@ -74,7 +76,12 @@ export interface ListenSocket {
   readonly port: number;
 }
 
-export type RouteType = "request" | "reply" | "failure" | "branch" | "branch_failure" | "onreply" | "onsend";
+/**
+ * The route a context runs in (runtime/interpreter.ts). An event route runs
+ * as a request route on a faked request: Kamailio's EVENT_ROUTE type
+ * includes REQUEST_ROUTE.
+ */
+export type RouteType = Exclude<RouteKind, "event">;
 
 export type LogLevel = "dbg" | "info" | "notice" | "warn" | "err" | "crit";
 
@@ -141,28 +148,26 @@ export interface TenantState {
   readonly egress: EgressPolicy | undefined;
   /** The entry points its script is called by besides ksr_request_route. */
   readonly kemiCallbacks: KemiCallbacks;
+  /** Its module parameters (host/modules/modparams.ts): only those set; the rest are the declared defaults. */
+  readonly modparams: ModParamValues;
 }
 
 /**
  * Names of the script functions the server calls besides
- * ksr_request_route: Kamailio 5.6's core settings kemi.onsend_route_callback
- * (default ksr_onsend_route), kemi.reply_route_callback (ksr_reply_route)
- * and kemi.event_route_callback (none; its one event in 5.6 is
- * core:worker-one-init). "" means not called (Kamailio's "none").
+ * ksr_request_route, by route kind: Kamailio 5.6's core settings
+ * kemi.onsend_route_callback, kemi.reply_route_callback and
+ * kemi.event_route_callback (runtime/interpreter.ts declares them and
+ * their defaults). "" means not called (Kamailio's "none").
  *
  * Not provided: tm's event_callback modparam, which Kamailio 5.6 calls only
  * for tm:local-request, a request tm generates itself (t_uac_send, dialog,
  * uac), which this server never does. (tm:branch-failure is the function
  * t_on_branch_failure names, called without an argument.)
  */
-export interface KemiCallbacks {
-  readonly onsend: string;
-  readonly reply: string;
-  /** Called with the event name: "core:worker-one-init" once the script is loaded (host/core/tenant-routing.ts). */
-  readonly event: string;
-}
+export type KemiCallbacks = Readonly<Record<SettingRouteKind, string>>;
 
-export const DEFAULT_KEMI_CALLBACKS: KemiCallbacks = { onsend: "ksr_onsend_route", reply: "ksr_reply_route", event: "" };
+/** Each setting's default (runtime/interpreter.ts). */
+export const DEFAULT_KEMI_CALLBACKS: KemiCallbacks = Object.fromEntries(SETTING_ROUTES.map((r) => [r.kind, r.naming.defaultName])) as KemiCallbacks;
 
 /**
  * Where $shv lives: a Map per tenant state (default), or a Map backed by a
@@ -180,9 +185,10 @@ export function newTenantState(
   quotas: TenantQuotas = DEFAULT_TENANT_QUOTAS,
   egress?: EgressPolicy,
   kemiCallbacks: KemiCallbacks = DEFAULT_KEMI_CALLBACKS,
+  modparams: ModParamValues = NO_MODPARAMS,
 ): TenantState {
   // With a shared $shv backend the usage counted is this process's writes.
-  return { id, vars: new Map(), sharedVars: sharedVarsOf?.(id) ?? new Map(), quotas, usage: { varBytes: 0, shvBytes: 0 }, egress, kemiCallbacks };
+  return { id, vars: new Map(), sharedVars: sharedVarsOf?.(id) ?? new Map(), quotas, usage: { varBytes: 0, shvBytes: 0 }, egress, kemiCallbacks, modparams };
 }
 
 let nextContextId = 1;
@@ -273,15 +279,46 @@ export class MessageContext {
   }
 }
 
+/** The later route contexts of the same request a slot's value may be carried into. */
+export type CarryTarget = "branch" | "failure" | "onreply";
+
+export interface ContextSlotOptions<T> {
+  /**
+   * For each later route context of the same request that gets the value,
+   * the copy made for it (`(v) => v` shares it). A target not listed starts
+   * without a value: Kamailio's state of that kind is per message there.
+   * branch: each branch context t_relay builds from the request route's
+   * context; failure (and branch-failure): the request as it was relayed;
+   * onreply: the context of a reply a branch received.
+   */
+  readonly carry?: Partial<Record<CarryTarget, (value: T) => T>>;
+  /**
+   * A slot of one object (one proxy's transaction bindings), made per
+   * instance: kept out of the registry, never carried.
+   */
+  readonly instance?: true;
+}
+
+/** Every registered slot by name: one place that says what per-message state exists and where it goes. */
+const SLOTS = new Map<string, ContextSlot<unknown>>();
+
 /**
- * One KSR module's state for each message context (maxfwd's original
+ * One module's typed state for each message context (maxfwd's original
  * value, rr's loose-route result ...), with WeakMap's get/set/delete. The
  * value lives in the context itself: a WeakMap keyed by context would add
  * an ephemeron entry per message, which every garbage collection walks.
- * `name` must be unique among slots.
+ * Every slot is registered by its unique name with how it is carried into
+ * later routes (carryMessageState); `ksr`'s tests list the registry.
  */
 export class ContextSlot<T> {
-  constructor(readonly name: string) {}
+  constructor(
+    readonly name: string,
+    readonly options: ContextSlotOptions<T> = {},
+  ) {
+    if (options.instance === true) return;
+    if (SLOTS.has(name)) throw new Error(`per-message slot ${name} is declared twice`);
+    SLOTS.set(name, this as ContextSlot<unknown>);
+  }
 
   get(ctx: MessageContext): T | undefined {
     return ctx.moduleState?.[this.name] as T | undefined;
@@ -297,5 +334,25 @@ export class ContextSlot<T> {
     if (state === undefined || !(this.name in state)) return false;
     delete state[this.name];
     return true;
+  }
+}
+
+/** The registered slots: name → which later routes get a copy. */
+export function contextSlots(): { readonly name: string; readonly carry: readonly CarryTarget[] }[] {
+  return [...SLOTS.values()].map((s) => ({ name: s.name, carry: Object.keys(s.options.carry ?? {}) as CarryTarget[] }));
+}
+
+/**
+ * Gives `to`, a later route context of `from`'s request (or a detached
+ * context saving it for one), a copy of every slot value `from` has that is
+ * carried into `target`; `to` keeps nothing else of those slots.
+ */
+export function carryMessageState(from: MessageContext, to: MessageContext, target: CarryTarget): void {
+  for (const slot of SLOTS.values()) {
+    const copy = slot.options.carry?.[target];
+    if (copy === undefined) continue;
+    const value = slot.get(from);
+    if (value === undefined) slot.delete(to);
+    else slot.set(to, copy(value));
   }
 }

@@ -9,6 +9,7 @@
  * what a hostile tenant can hold without bothering ordinary scripts.
  */
 import type { MessageContext, TenantState } from "./context.js";
+import { ContextSlot } from "./context.js";
 
 export interface TenantQuotas {
   /** Bytes of $var names and values a tenant keeps (per process, as Kamailio's $var). */
@@ -102,7 +103,12 @@ export function usageOf(tenant: TenantState): TenantUsage {
   return tenant.usage;
 }
 
-const editBytesOf = new WeakMap<MessageContext, number>();
+// Made at first use: context.ts imports this file, so a slot made while it loads would meet ContextSlot undefined.
+let editBytesSlot: ContextSlot<number> | undefined;
+const editBytesOf = {
+  get: (ctx: MessageContext): number | undefined => (editBytesSlot ??= new ContextSlot<number>("quota.editBytes")).get(ctx),
+  set: (ctx: MessageContext, bytes: number): void => void (editBytesSlot ??= new ContextSlot<number>("quota.editBytes")).set(ctx, bytes),
+};
 
 /**
  * Count `bytes` of header text a script adds to the message or its replies

@@ -43,7 +43,10 @@ import {
   viaTransport,
   type Destination,
 } from "./outbound.js";
-import { MessageContext, newTenantState } from "./context.js";
+import { ContextSlot, MessageContext, newTenantState } from "./context.js";
+
+/** The To tag of the local replies to a request (one per request, RFC 3261 §8.2.6.2). */
+const localTags = new ContextSlot<string>("core.localTag");
 import { runOnsendRoute, type OnsendRoutes } from "./onsend.js";
 import { HostNameCache, type KnownAddress } from "./name-cache.js";
 import { advertisedVia, forwardSendFlags, replySendFlags, type SendFlags } from "../modules/sendopts.js";
@@ -177,7 +180,6 @@ export class SipServer<R extends Router = Router> implements RouterHost {
   private readonly configured: readonly ListenSocket[];
   private boundSockets: ListenSocket[] = [];
   /** One To tag per request context for every local reply to it (§8.2.6.2). */
-  private readonly localTags = new WeakMap<MessageContext, string>();
   /** Load shedding of the receive path, when configured; the probe measures the receive queue unless a delay source is given. */
   readonly shedder: LoadShedder | undefined;
   /** Messages received, sent and dropped by this server (host/metrics/wire.ts). */
@@ -332,7 +334,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
   sendShedReply(msg: SipMessage, rcv: ReceiveInfo, retryAfterS: number, toTag: string): void {
     const ctx = new MessageContext(msg, rcv, "request", this.tenant, this);
     ctx.replyHeaders.push(`Retry-After: ${retryAfterS}`);
-    this.localTags.set(ctx, toTag);
+    localTags.set(ctx, toTag);
     this.sendReply(ctx, 503, "Service Unavailable");
   }
 
@@ -601,10 +603,10 @@ export class SipServer<R extends Router = Router> implements RouterHost {
   }
 
   private localTagFor(ctx: MessageContext): string {
-    let tag = this.localTags.get(ctx);
+    let tag = localTags.get(ctx);
     if (tag === undefined) {
       tag = generateTag();
-      this.localTags.set(ctx, tag);
+      localTags.set(ctx, tag);
     }
     return tag;
   }

@@ -56,9 +56,9 @@ import type { OnsendRoutes } from "./onsend.js";
 import { dispatcherOf, setDispatcherEventSink } from "../modules/dispatcher/tenants.js";
 import { probeRound } from "../modules/dispatcher/probing.js";
 import { isLocalResponse, LocalRequests } from "../proxy/local-requests.js";
+import { REQUEST_ROUTE } from "../../runtime/interpreter.js";
 import { callIdOwner } from "../tenants/affinity.js";
 
-export const REQUEST_ROUTE = "ksr_request_route";
 
 /** Via parameter naming the tenant whose script forwarded a request statelessly, so that its response finds the tenant. */
 export const TENANT_VIA_PARAM = "ksr-tenant";
@@ -239,8 +239,6 @@ interface TenantSlot {
 
 export class TenantRouting implements Router {
   private readonly slots = new Map<Tenant, TenantSlot>();
-  /** Whether a runner's script defines ksr_reply_route (a runner's script never changes). */
-  private readonly replyRouteDefined = new WeakMap<TenantRunner, boolean>();
   /** Requests answered with the `unmatched` status (they belong to no tenant's counters). */
   unmatchedRequests = 0;
   /** Responses dropped because no tenant could be found for them. */
@@ -530,14 +528,15 @@ export class TenantRouting implements Router {
     };
     // The tenant's kemi.reply_route_callback (ksr_reply_route unless renamed; "" for none).
     const routeName = slot.tenant.state.kemiCallbacks.reply;
-    if (routeName === "" || !this.definesReplyRoute(lease.runner, routeName)) {
+    // Unknown while the isolate is busy with asynchronous executions: run
+    // it, and its outcome ("missing") answers for the next response.
+    if (routeName === "" || !lease.runner.hasRoute(routeName, true)) {
       continueWith(undefined);
       return;
     }
     const ctx = new MessageContext(msg, rcv, "reply", slot.tenant.state, slot.host);
     const settle = (outcome: TenantRouteOutcome): void => {
       if (outcome.status === "missing") {
-        this.replyRouteDefined.set(lease.runner, false);
         continueWith(undefined);
         return;
       }
@@ -560,21 +559,6 @@ export class TenantRouting implements Router {
       return;
     }
     settle(result);
-  }
-
-  /**
-   * Whether to run ksr_reply_route on this runner: asked of the isolate
-   * once, when it is not busy with asynchronous executions (it cannot be
-   * asked then without waiting for them); until then the route is run, and
-   * a "missing" outcome answers the question.
-   */
-  private definesReplyRoute(runner: TenantRunner, routeName: string): boolean {
-    let defined = this.replyRouteDefined.get(runner);
-    if (defined !== undefined) return defined;
-    if (runner.inFlight > 0) return true;
-    defined = runner.hasRoute(routeName);
-    this.replyRouteDefined.set(runner, defined);
-    return defined;
   }
 
   /** One line per tenant with its counters, then the line of messages no tenant took (for SIGUSR2 and tests). */

@@ -20,6 +20,7 @@
  */
 import { timingSafeEqual } from "node:crypto";
 import type { MessageContext } from "../core/context.js";
+import { ContextSlot } from "../core/context.js";
 import { DEFAULT_AUTH_SETTINGS, type AuthSettings } from "../storage/index.js";
 import { NonceService, type CheckedNonce } from "../auth/nonce.js";
 import { computeHa1, digestResponse, hexLength, parseAlgorithm, sessionHa1, toBinary, type DigestAlgorithm } from "../auth/digest.js";
@@ -81,7 +82,7 @@ export function authSettingsOf(ctx: MessageContext): AuthSettings {
 }
 
 /** The credentials header pre-auth found for the realm (Kamailio marks it "authorized"). */
-const markedCredentials = new WeakMap<MessageContext, number>();
+const markedCredentials = new ContextSlot<number>("auth.markedCredentials");
 /** The last check found the nonce stale: the next challenge says stale=true. */
 const staleNonce = new WeakSet<MessageContext>();
 
@@ -368,11 +369,11 @@ export const authModule: KemiModule = {
   },
   // Native functions (Kamailio auth cmd exports) for KSR.x.modf.
   native: [
-    { name: "consume_credentials", params: [], kemi: "consume_credentials" },
-    { name: "www_challenge", params: ["str", "str"], kemi: "www_challenge", refused: "fixup without free" },
-    { name: "proxy_challenge", params: ["str", "str"], kemi: "proxy_challenge", refused: "fixup without free" },
-    { name: "auth_challenge", params: ["str", "str"], kemi: "auth_challenge", refused: "fixup without free" },
-    { name: "has_credentials", params: ["str"], kemi: "has_credentials", refused: "fixup without free" },
-    { name: "pv_auth_check", params: ["str", "str", "str", "str"], kemi: "pv_auth_check", refused: "fixup without free" },
+    { name: "consume_credentials", params: [], routes: ["REQUEST_ROUTE"], kemi: "consume_credentials" },
+    { name: "www_challenge", params: ["str", "str"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE", "ONREPLY_ROUTE"], kemi: "www_challenge", refused: "fixup without free" },
+    { name: "proxy_challenge", params: ["str", "str"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE", "ONREPLY_ROUTE"], kemi: "proxy_challenge", refused: "fixup without free" },
+    { name: "auth_challenge", params: ["str", "str"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE", "ONREPLY_ROUTE"], kemi: "auth_challenge", refused: "fixup without free" },
+    { name: "has_credentials", params: ["str"], routes: ["REQUEST_ROUTE"], kemi: "has_credentials", refused: "fixup without free" },
+    { name: "pv_auth_check", params: ["str", "str", "str", "str"], routes: ["REQUEST_ROUTE"], kemi: "pv_auth_check", refused: "fixup without free" },
   ],
 };

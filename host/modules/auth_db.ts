@@ -142,12 +142,12 @@ export const authDbModule: KemiModule = {
   },
   // Native functions (Kamailio auth_db cmd exports) for KSR.x.modf.
   native: [
-    { name: "www_authorize", params: ["str", "str"], kemi: "www_authenticate", refused: "fixup without free" },
-    { name: "www_authenticate", params: ["str", "str"], kemi: "www_authenticate", refused: "fixup without free" },
-    { name: "www_authenticate", params: ["str", "str", "str"], kemi: "www_authenticate_method", refused: "fixup without free" },
-    { name: "proxy_authorize", params: ["str", "str"], kemi: "proxy_authenticate", refused: "fixup without free" },
-    { name: "proxy_authenticate", params: ["str", "str"], kemi: "proxy_authenticate", refused: "fixup without free" },
-    { name: "auth_check", params: ["str", "str", "str"], kemi: "auth_check", refused: "fixup without free" },
-    { name: "is_subscriber", params: ["str", "str", "str"], kemi: "is_subscriber", refused: "fixup without free" },
+    { name: "www_authorize", params: ["str", "str"], routes: ["REQUEST_ROUTE"], kemi: "www_authenticate", refused: "fixup without free" },
+    { name: "www_authenticate", params: ["str", "str"], routes: ["REQUEST_ROUTE"], kemi: "www_authenticate", refused: "fixup without free" },
+    { name: "www_authenticate", params: ["str", "str", "str"], routes: ["REQUEST_ROUTE"], kemi: "www_authenticate_method", refused: "fixup without free" },
+    { name: "proxy_authorize", params: ["str", "str"], routes: ["REQUEST_ROUTE"], kemi: "proxy_authenticate", refused: "fixup without free" },
+    { name: "proxy_authenticate", params: ["str", "str"], routes: ["REQUEST_ROUTE"], kemi: "proxy_authenticate", refused: "fixup without free" },
+    { name: "auth_check", params: ["str", "str", "str"], routes: ["REQUEST_ROUTE"], kemi: "auth_check", refused: "fixup without free" },
+    { name: "is_subscriber", params: ["str", "str", "str"], routes: ["ANY_ROUTE"], kemi: "is_subscriber", refused: "fixup without free" },
   ],
 };

@@ -10,6 +10,7 @@
  * not reach the host file system).
  */
 import type { MessageContext } from "../core/context.js";
+import { ContextSlot } from "../core/context.js";
 import type { KemiModule } from "./types.js";
 import { currentRuri, firstHeaderOf } from "./msgutil.js";
 import { appendBranch } from "../proxy/branch-set.js";
@@ -23,7 +24,7 @@ function appendBranchIn(ctx: MessageContext, uri: string | undefined, q: string 
   return appendBranch(ctx, uri, q) ? 1 : -1;
 }
 
-const xflags = new WeakMap<MessageContext, bigint>();
+const xflags = new ContextSlot<bigint>("corex.xflags");
 const MAX_XFLAG = 63;
 
 /** The extended flags of ctx as a 64-bit mask. */
@@ -110,12 +111,12 @@ export const corexModule: KemiModule = {
   },
   // Native functions (Kamailio corex cmd exports) for KSR.x.modf.
   native: [
-    { name: "append_branch", params: [], kemi: "append_branch" },
-    { name: "append_branch", params: ["str"], kemi: "append_branch_uri" },
-    { name: "append_branch", params: ["str", "str"], kemi: "append_branch_uri_q" },
-    { name: "setxflag", params: ["int"], kemi: "setxflag" },
-    { name: "resetxflag", params: ["int"], kemi: "resetxflag" },
-    { name: "isxflagset", params: ["int"], kemi: "isxflagset" },
-    { name: "is_faked_msg", params: [], kemi: "is_faked_msg" },
+    { name: "append_branch", params: [], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE"], kemi: "append_branch" },
+    { name: "append_branch", params: ["str"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE"], kemi: "append_branch_uri" },
+    { name: "append_branch", params: ["str", "str"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE"], kemi: "append_branch_uri_q" },
+    { name: "setxflag", params: ["int"], routes: ["ANY_ROUTE"], kemi: "setxflag" },
+    { name: "resetxflag", params: ["int"], routes: ["ANY_ROUTE"], kemi: "resetxflag" },
+    { name: "isxflagset", params: ["int"], routes: ["ANY_ROUTE"], kemi: "isxflagset" },
+    { name: "is_faked_msg", params: [], routes: ["ANY_ROUTE"], kemi: "is_faked_msg" },
   ],
 };

@@ -29,8 +29,8 @@
  */
 import type { MessageContext } from "../core/context.js";
 import { safeRegexTest } from "../core/safe-regex.js";
-import type { KemiModule, KemiValue } from "./types.js";
-import type { PvAccessor } from "./pv.js";
+import type { KemiModule, KemiValue, PvClass } from "./types.js";
+import { registerPvClasses, type PvAccessor } from "./pv.js";
 import { formatPvParts, parsePvFormat, type LookupPv, type PvFormatPart } from "./pv-format.js";
 import { xvalNull, type NullMode } from "./msgutil.js";
 import {
@@ -370,7 +370,27 @@ export function htablePvAccessor(cls: string, inner: string, lookupPv: LookupPv)
 
 // ------------------------------------------------------------- the module
 
+/** htable's pseudo-variables, each compiled by htablePvAccessor. */
+const HTABLE_PVS: readonly PvClass[] = (
+  [
+    ["sht", true, true, "item of a table: $sht(table=>key); assigning $null deletes it"],
+    ["shtex", true, true, "expiry of an item, seconds from now"],
+    ["shtinc", true, false, "increments an item and gives the new value"],
+    ["shtdec", true, false, "decrements an item and gives the new value"],
+    ["shtitkey", false, false, "key of an iterator's current item: $shtitkey(iterator)"],
+    ["shtitval", false, false, "value of an iterator's current item"],
+  ] as const
+).map(([name, nested, writable, doc]) => ({
+  names: [name],
+  form: "named" as const,
+  ...(nested ? { nestedInner: true as const } : {}),
+  writable,
+  doc,
+  compile: (inner: string | undefined, _index: unknown, cls: string, lookup: LookupPv) => htablePvAccessor(cls, inner!, lookup),
+}));
+
 export const htableModule: KemiModule = {
+  pvs: HTABLE_PVS,
   name: "htable",
   kamailioModule: "htable",
   functions: {
@@ -603,24 +623,26 @@ export const htableModule: KemiModule = {
   },
   // Native functions (Kamailio htable cmd exports) for KSR.x.modf.
   native: [
-    { name: "sht_rm", params: ["str", "str"], kemi: "sht_rm" },
-    { name: "sht_reset", params: ["str"], kemi: "sht_reset" },
-    { name: "sht_iterator_start", params: ["str", "str"], kemi: "sht_iterator_start" },
-    { name: "sht_iterator_next", params: ["str"], kemi: "sht_iterator_next" },
-    { name: "sht_iterator_end", params: ["str"], kemi: "sht_iterator_end" },
-    { name: "sht_iterator_rm", params: ["str"], kemi: "sht_iterator_rm" },
-    { name: "sht_iterator_sets", params: ["str", "str"], kemi: "sht_iterator_sets" },
-    { name: "sht_iterator_seti", params: ["str", "int"], kemi: "sht_iterator_seti" },
-    { name: "sht_iterator_setex", params: ["str", "int"], kemi: "sht_iterator_setex" },
-    { name: "sht_setxs", params: ["str", "str", "str", "int"], kemi: "sht_setxs" },
-    { name: "sht_setxi", params: ["str", "str", "int", "int"], kemi: "sht_setxi" },
-    { name: "sht_rm_name_re", params: ["str"], kemi: "sht_rm_name_re", refused: "fixup without free" },
-    { name: "sht_rm_value_re", params: ["str"], kemi: "sht_rm_value_re", refused: "fixup without free" },
-    { name: "sht_rm_name", params: ["str", "str", "str"], kemi: "sht_rm_name", refused: "fixup without free" },
-    { name: "sht_rm_value", params: ["str", "str", "str"], kemi: "sht_rm_value", refused: "fixup without free" },
-    { name: "sht_match_name", params: ["str", "str", "str"], kemi: "sht_match_name", refused: "fixup without free" },
-    { name: "sht_match_str_value", params: ["str", "str", "str"], kemi: "sht_match_str_value", refused: "fixup without free" },
-    { name: "sht_lock", params: ["str"], kemi: "sht_lock", refused: "fixup without free" },
-    { name: "sht_unlock", params: ["str"], kemi: "sht_unlock", refused: "fixup without free" },
+    { name: "sht_rm", params: ["str", "str"], routes: ["ANY_ROUTE"], kemi: "sht_rm" },
+    { name: "sht_reset", params: ["str"], routes: ["ANY_ROUTE"], kemi: "sht_reset" },
+    { name: "sht_iterator_start", params: ["str", "str"], routes: ["ANY_ROUTE"], kemi: "sht_iterator_start" },
+    { name: "sht_iterator_next", params: ["str"], routes: ["ANY_ROUTE"], kemi: "sht_iterator_next" },
+    { name: "sht_iterator_end", params: ["str"], routes: ["ANY_ROUTE"], kemi: "sht_iterator_end" },
+    { name: "sht_iterator_rm", params: ["str"], routes: ["ANY_ROUTE"], kemi: "sht_iterator_rm" },
+    { name: "sht_iterator_sets", params: ["str", "str"], routes: ["ANY_ROUTE"], kemi: "sht_iterator_sets" },
+    { name: "sht_iterator_seti", params: ["str", "int"], routes: ["ANY_ROUTE"], kemi: "sht_iterator_seti" },
+    { name: "sht_iterator_setex", params: ["str", "int"], routes: ["ANY_ROUTE"], kemi: "sht_iterator_setex" },
+    { name: "sht_setxs", params: ["str", "str", "str", "int"], routes: ["ANY_ROUTE"], kemi: "sht_setxs" },
+    { name: "sht_setxi", params: ["str", "str", "int", "int"], routes: ["ANY_ROUTE"], kemi: "sht_setxi" },
+    { name: "sht_rm_name_re", params: ["str"], routes: ["ANY_ROUTE"], kemi: "sht_rm_name_re", refused: "fixup without free" },
+    { name: "sht_rm_value_re", params: ["str"], routes: ["ANY_ROUTE"], kemi: "sht_rm_value_re", refused: "fixup without free" },
+    { name: "sht_rm_name", params: ["str", "str", "str"], routes: ["ANY_ROUTE"], kemi: "sht_rm_name", refused: "fixup without free" },
+    { name: "sht_rm_value", params: ["str", "str", "str"], routes: ["ANY_ROUTE"], kemi: "sht_rm_value", refused: "fixup without free" },
+    { name: "sht_match_name", params: ["str", "str", "str"], routes: ["ANY_ROUTE"], kemi: "sht_match_name", refused: "fixup without free" },
+    { name: "sht_match_str_value", params: ["str", "str", "str"], routes: ["ANY_ROUTE"], kemi: "sht_match_str_value", refused: "fixup without free" },
+    { name: "sht_lock", params: ["str"], routes: ["ANY_ROUTE"], kemi: "sht_lock", refused: "fixup without free" },
+    { name: "sht_unlock", params: ["str"], routes: ["ANY_ROUTE"], kemi: "sht_unlock", refused: "fixup without free" },
   ],
 };
+
+registerPvClasses(htableModule);

@@ -26,6 +26,7 @@ import { permissionsModule } from "./permissions.js";
 import { xhttpPromModule } from "./xhttp_prom.js";
 import { dispatcherModule } from "./dispatcher/module.js";
 import { tlsModule } from "./tls.js";
+import { registerPvClasses } from "./pv.js";
 
 export const KEMI_MODULES: readonly KemiModule[] = [
   coreModule,
@@ -52,3 +53,6 @@ export const KEMI_MODULES: readonly KemiModule[] = [
   dispatcherModule,
   tlsModule,
 ];
+
+// Every module's pseudo-variables (`pvs`) are looked up by host/modules/pv.ts.
+registerPvClasses(...KEMI_MODULES);

@@ -12,18 +12,7 @@ import type { MessageContext } from "../core/context.js";
 import { ContextSlot } from "../core/context.js";
 import type { KemiModule } from "./types.js";
 import { headerIndexes } from "./msgutil.js";
-
-/**
- * Kamailio's maxfwd "max_limit" (default 70): a received value above it is
- * lowered to it before forwarding, so that a huge value cannot make
- * requests loop for long.
- */
-let maxLimit = 70;
-
-export function setMaxfwdMaxLimit(limit: number): void {
-  if (!Number.isInteger(limit) || limit < 0 || limit > 255) throw new RangeError(`max_limit out of range: ${limit}`);
-  maxLimit = limit;
-}
+import { intParam } from "./modparams.js";
 
 /** Value after process_maxfwd changed it, per message. */
 const storedValue = new ContextSlot<number>("maxfwd.storedValue");
@@ -52,6 +41,15 @@ function limitValid(ctx: MessageContext, limit: number): boolean {
 }
 
 export const maxfwdModule: KemiModule = {
+  modparams: [
+    {
+      name: "max_limit",
+      type: "int",
+      default: 70,
+      doc: "a received Max-Forwards above it is lowered to it by process_maxfwd",
+      check: (v) => (typeof v === "number" && v >= 0 && v <= 255 ? undefined : "must be 0 to 255"),
+    },
+  ],
   name: "maxfwd",
   kamailioModule: "maxfwd",
   functions: {
@@ -69,6 +67,9 @@ export const maxfwdModule: KemiModule = {
         }
         if (value === -2) return -2;
         if (value === 0) return -1;
+        // max_limit: a received value above it is lowered to it before
+        // forwarding, so that a huge value cannot make requests loop for long.
+        const maxLimit = intParam(ctx, maxfwdModule, "max_limit");
         const next = (value > maxLimit ? maxLimit + 1 : value) - 1;
         storedValue.set(ctx, next);
         const h = ctx.msg.headers[index]!;
@@ -90,11 +91,11 @@ export const maxfwdModule: KemiModule = {
   },
   // Native functions (Kamailio maxfwd cmd exports) for KSR.x.modf.
   native: [
-    { name: "process_maxfwd", params: ["int"], kemi: "process_maxfwd" },
-    { name: "maxfwd_process", params: ["int"], kemi: "process_maxfwd" },
-    { name: "mf_process_maxfwd_header", params: ["int"], kemi: "process_maxfwd" },
-    { name: "is_maxfwd_lt", params: ["int"], kemi: "is_maxfwd_lt" },
-    { name: "maxfwd_at_least", params: ["int"], kemi: "is_maxfwd_lt" },
-    { name: "mf_lowlimit", params: ["int"], kemi: "is_maxfwd_lt" },
+    { name: "process_maxfwd", params: ["int"], routes: ["REQUEST_ROUTE"], kemi: "process_maxfwd" },
+    { name: "maxfwd_process", params: ["int"], routes: ["REQUEST_ROUTE"], kemi: "process_maxfwd" },
+    { name: "mf_process_maxfwd_header", params: ["int"], routes: ["REQUEST_ROUTE"], kemi: "process_maxfwd" },
+    { name: "is_maxfwd_lt", params: ["int"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE", "BRANCH_ROUTE"], kemi: "is_maxfwd_lt" },
+    { name: "maxfwd_at_least", params: ["int"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE", "BRANCH_ROUTE"], kemi: "is_maxfwd_lt" },
+    { name: "mf_lowlimit", params: ["int"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE", "BRANCH_ROUTE"], kemi: "is_maxfwd_lt" },
   ],
 };

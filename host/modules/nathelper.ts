@@ -19,6 +19,7 @@
  */
 import { isIP } from "node:net";
 import type { MessageContext } from "../core/context.js";
+import { ContextSlot } from "../core/context.js";
 import type { KemiModule } from "./types.js";
 import { parseVia, type Via } from "../sip/via.js";
 import { splitHeaderValues } from "../sip/headers.js";
@@ -174,7 +175,7 @@ interface ContactEdits {
   uriReplaced: boolean;
 }
 
-const contactEdits = new WeakMap<MessageContext, ContactEdits>();
+const contactEdits = new ContextSlot<ContactEdits>("nathelper.contactEdits");
 
 function editsOf(ctx: MessageContext): ContactEdits {
   let e = contactEdits.get(ctx);
@@ -471,7 +472,7 @@ function natUacTest(ctx: MessageContext, tests: number): number {
 
 // ------------------------------------------------------ fix_nated_register
 
-const receivedUris = new WeakMap<MessageContext, string>();
+const receivedUris = new ContextSlot<string>("nathelper.receivedUri");
 
 /**
  * The source URI fix_nated_register() recorded for this message
@@ -680,17 +681,17 @@ export const nathelperModule: KemiModule = {
   },
   // Native functions (Kamailio nathelper cmd exports) for KSR.x.modf.
   native: [
-    { name: "fix_nated_contact", params: [], kemi: "fix_nated_contact" },
-    { name: "add_contact_alias", params: [], kemi: "add_contact_alias" },
-    { name: "add_contact_alias", params: ["str", "str", "str"], kemi: "add_contact_alias_addr", refused: "fixup without free" },
-    { name: "set_contact_alias", params: [], kemi: "set_contact_alias" },
-    { name: "handle_ruri_alias", params: [], kemi: "handle_ruri_alias" },
-    { name: "handle_ruri_alias", params: ["int"], kemi: "handle_ruri_alias_mode" },
-    { name: "nat_uac_test", params: ["int"], kemi: "nat_uac_test" },
-    { name: "fix_nated_register", params: [], kemi: "fix_nated_register", refused: "fixup without free" },
-    { name: "add_rcv_param", params: ["int"], kemi: "add_rcv_param" },
-    { name: "is_rfc1918", params: ["str"], kemi: "is_rfc1918" },
-    { name: "set_alias_to_pv", params: ["str"], kemi: "set_alias_to_pv", literal: true },
+    { name: "fix_nated_contact", params: [], routes: ["REQUEST_ROUTE", "ONREPLY_ROUTE", "BRANCH_ROUTE", "LOCAL_ROUTE"], kemi: "fix_nated_contact" },
+    { name: "add_contact_alias", params: [], routes: ["REQUEST_ROUTE", "ONREPLY_ROUTE", "BRANCH_ROUTE", "LOCAL_ROUTE"], kemi: "add_contact_alias" },
+    { name: "add_contact_alias", params: ["str", "str", "str"], routes: ["REQUEST_ROUTE", "ONREPLY_ROUTE", "BRANCH_ROUTE", "FAILURE_ROUTE"], kemi: "add_contact_alias_addr", refused: "fixup without free" },
+    { name: "set_contact_alias", params: [], routes: ["REQUEST_ROUTE", "ONREPLY_ROUTE", "BRANCH_ROUTE", "LOCAL_ROUTE"], kemi: "set_contact_alias" },
+    { name: "handle_ruri_alias", params: [], routes: ["REQUEST_ROUTE", "BRANCH_ROUTE", "LOCAL_ROUTE"], kemi: "handle_ruri_alias" },
+    { name: "handle_ruri_alias", params: ["int"], routes: ["REQUEST_ROUTE", "BRANCH_ROUTE", "LOCAL_ROUTE"], kemi: "handle_ruri_alias_mode" },
+    { name: "nat_uac_test", params: ["int"], routes: ["REQUEST_ROUTE", "ONREPLY_ROUTE", "FAILURE_ROUTE", "BRANCH_ROUTE", "LOCAL_ROUTE"], kemi: "nat_uac_test" },
+    { name: "fix_nated_register", params: [], routes: ["REQUEST_ROUTE"], kemi: "fix_nated_register", refused: "fixup without free" },
+    { name: "add_rcv_param", params: ["int"], routes: ["REQUEST_ROUTE"], kemi: "add_rcv_param" },
+    { name: "is_rfc1918", params: ["str"], routes: ["ANY_ROUTE"], kemi: "is_rfc1918" },
+    { name: "set_alias_to_pv", params: ["str"], routes: ["ANY_ROUTE"], kemi: "set_alias_to_pv", literal: true },
   ],
 };
 

@@ -67,10 +67,10 @@ export const permissionsModule: KemiModule = {
   // Native functions (Kamailio permissions cmd exports) for KSR.x.modf.
   native: [
     // Without a parameter Kamailio checks group 1.
-    { name: "allow_source_address", params: [], run: (ctx) => allowSourceAddress(ctx, 1) },
-    { name: "allow_source_address", params: ["int"], kemi: "allow_source_address" },
-    { name: "allow_source_address_group", params: [], kemi: "allow_source_address_group" },
-    { name: "allow_address_group", params: ["str", "int"], kemi: "allow_address_group" },
-    { name: "allow_address", params: ["str", "str", "str"], kemi: "allow_address", refused: "fixup without free" },
+    { name: "allow_source_address", params: [], routes: ["ANY_ROUTE"], run: (ctx) => allowSourceAddress(ctx, 1) },
+    { name: "allow_source_address", params: ["int"], routes: ["ANY_ROUTE"], kemi: "allow_source_address" },
+    { name: "allow_source_address_group", params: [], routes: ["ANY_ROUTE"], kemi: "allow_source_address_group" },
+    { name: "allow_address_group", params: ["str", "int"], routes: ["ANY_ROUTE"], kemi: "allow_address_group" },
+    { name: "allow_address", params: ["str", "str", "str"], routes: ["ANY_ROUTE"], kemi: "allow_address", refused: "fixup without free" },
   ],
 };

@@ -1,15 +1,16 @@
 /**
  * KSR.pike (Kamailio pike module): flood detection per source address.
- * The counting windows and thresholds are in state/pike-store.ts
- * (configurePike sets Kamailio's sampling_time_unit, reqs_density_per_unit
- * and remove_latency per tenant or for all).
+ * The counting windows and thresholds are in state/pike-store.ts; its
+ * Kamailio modparams sampling_time_unit, reqs_density_per_unit and
+ * remove_latency are per tenant (configureTenantPike).
  *
  * Like Kamailio, pike only detects: the script decides what to do (the
  * basic example script bans the address in an htable and exits).
  */
 import type { MessageContext } from "../core/context.js";
 import type { KemiModule } from "./types.js";
-import { PIKE_NEWLY_FLOODING, tenantPike } from "./state/pike-store.js";
+import { configurePike, forgetTenantPikeSettings, PIKE_NEWLY_FLOODING, tenantPike } from "./state/pike-store.js";
+import { tenantParam, type ModParamValues } from "./modparams.js";
 import { isIP } from "node:net";
 import { canonicalIp } from "./nathelper.js";
 
@@ -20,9 +21,16 @@ function check(ctx: MessageContext, address: string): number {
   return result;
 }
 
+const positive = (v: number | string): string | undefined => (typeof v === "number" && v > 0 ? undefined : "must be a positive whole number");
+
 export const pikeModule: KemiModule = {
   name: "pike",
   kamailioModule: "pike",
+  modparams: [
+    { name: "sampling_time_unit", type: "int", default: 2, doc: "length of a counting window, seconds", check: positive },
+    { name: "reqs_density_per_unit", type: "int", default: 30, doc: "requests per window from one address that mark it as flooding", check: positive },
+    { name: "remove_latency", type: "int", default: 120, doc: "seconds after which an address not seen is forgotten", check: positive },
+  ],
   functions: {
     pike_check_req: {
       params: [],
@@ -49,7 +57,24 @@ export const pikeModule: KemiModule = {
   },
   // Native functions (Kamailio pike cmd exports) for KSR.x.modf.
   native: [
-    { name: "pike_check_req", params: [], kemi: "pike_check_req" },
-    { name: "pike_check_ip", params: ["str"], kemi: "pike_check_ip" },
+    { name: "pike_check_req", params: [], routes: ["REQUEST_ROUTE", "ONREPLY_ROUTE"], kemi: "pike_check_req" },
+    { name: "pike_check_ip", params: ["str"], routes: ["REQUEST_ROUTE", "ONREPLY_ROUTE"], kemi: "pike_check_ip" },
   ],
 };
+
+/** The tenant's pike modparams into its counting store (set up with the tenant, in every process running it). */
+export function configureTenantPike(tenantId: string, values: ModParamValues): void {
+  // A tenant that sets none follows the process-wide settings (Kamailio's defaults).
+  if (values.pike === undefined) {
+    forgetTenantPikeSettings(tenantId);
+    return;
+  }
+  configurePike(
+    {
+      samplingTimeUnitSec: tenantParam(values, pikeModule, "sampling_time_unit") as number,
+      reqsDensityPerUnit: tenantParam(values, pikeModule, "reqs_density_per_unit") as number,
+      removeLatencySec: tenantParam(values, pikeModule, "remove_latency") as number,
+    },
+    { tenantId },
+  );
+}

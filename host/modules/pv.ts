@@ -17,14 +17,14 @@
  * $avp values live per message context (see avpStore/setAvpStore for code
  * that must carry them into later routes of the same transaction).
  */
-import { TLS_ATTRIBUTES, tlsAttribute } from "./tls.js";
+
 import { formatPvParts, parsePvFormat } from "./pv-format.js";
 import { isIP } from "node:net";
 import { overQuota, valueBytes } from "../core/quota.js";
 import { hostname } from "node:os";
 import type { MessageContext } from "../core/context.js";
 import { ContextSlot } from "../core/context.js";
-import type { KemiModule, KemiValue } from "./types.js";
+import type { KemiModule, KemiValue, PvAccessor, PvClass, PvIndex, PvValue } from "./types.js";
 import { formatUri, type SipUri } from "../sip/uri.js";
 import {
   cloneUri,
@@ -42,19 +42,9 @@ import {
   type NullMode,
 } from "./msgutil.js";
 import { isLocalAddress, parseSocketSpec } from "./myself.js";
-import { tmPvAccessor } from "../proxy/tm-pv.js";
-import { htablePvAccessor } from "./htable.js";
 
-type PvValue = string | number | null;
-
-/** A compiled PV name. */
-export interface PvAccessor {
-  get(ctx: MessageContext): PvValue;
-  /** Integer view for KSR.pv.geti where Kamailio keeps a separate int (e.g. $rp, $rm). */
-  geti?(ctx: MessageContext): number | null;
-  /** null = unset. Returns false when the value cannot be assigned. Absent = read-only. */
-  set?(ctx: MessageContext, value: PvValue): boolean;
-}
+/** Re-exported for the modules that build accessors (htable, tm-pv). */
+export type { PvAccessor, PvValue };
 
 // ------------------------------------------------------------ $avp storage
 
@@ -160,7 +150,7 @@ function fromTo(key: "from" | "to", pick: (tb: NonNullable<ReturnType<typeof toB
   };
 }
 
-const contextTime = new WeakMap<MessageContext, number>();
+const contextTime = new ContextSlot<number>("pv.messageTime");
 
 /** Wall-clock ms fixed at the first time read of this message ($Ts, $TV(s) are per-message in Kamailio). */
 function messageTimeMs(ctx: MessageContext): number {
@@ -278,101 +268,94 @@ const fsAccessor: PvAccessor = {
   },
 };
 
-const SIMPLE: ReadonlyMap<string, PvAccessor> = (() => {
-  const m = new Map<string, PvAccessor>();
-  const add = (names: string[], a: PvAccessor) => names.forEach((n) => m.set(n, a));
-  add(["ru", "ruri"], ruAccessor);
-  add(["rU", "ruri.user"], rUAccessor);
-  add(["rd", "ruri.domain"], rdAccessor);
-  add(["rp"], rpAccessor);
-  add(
-    ["rz"],
+/** The core's plain PVs (Kamailio's pv module and core: $ru, $si ...). */
+const PLAIN_PVS: readonly PvClass[] = (() => {
+  const m: PvClass[] = [];
+  const add = (names: string[], doc: string, a: PvAccessor) => m.push({ names, form: "plain", writable: a.set !== undefined, doc, compile: () => a });
+  add(["ru", "ruri"], "Request-URI (as changed by the script)", ruAccessor);
+  add(["rU", "ruri.user"], "user part of the R-URI", rUAccessor);
+  add(["rd", "ruri.domain"], "host part of the R-URI", rdAccessor);
+  add(["rp"], "port of the R-URI (5060, 5061 for TLS, when not written)", rpAccessor);
+  add(["rz"], "R-URI scheme (int: 1 sip, 2 sips, 3 tel)",
     readOnly(ruriPart((u) => u.scheme), (ctx) => {
       const u = currentRuri(ctx);
       return u === null ? null : URI_TYPE_IDS.get(u.scheme) ?? 0;
     }),
   );
-  add(["ou", "ouri"], readOnly((ctx) => (ctx.isRequest ? ctx.msg.requestUri : null)));
-  add(["oU"], readOnly(ouriPart((u) => nonEmpty(u.user))));
-  add(["od"], readOnly(ouriPart((u) => nonEmpty(u.host))));
-  add(["du", "duri"], duAccessor);
-  add(["fu", "from"], readOnly(fromTo("from", (tb) => tb.nameAddr.uri)));
-  add(["fU", "from.user"], readOnly(fromTo("from", (tb) => nonEmpty(tb.uri?.user))));
-  add(["fd", "from.domain"], readOnly(fromTo("from", (tb) => (tb.uri === null ? null : nonEmpty(tb.uri.host)))));
-  add(["fn"], readOnly(fromTo("from", (tb) => nonEmpty(tb.rawDisplay))));
-  add(["ft"], readOnly(fromTo("from", (tb) => nonEmpty(tb.tag))));
-  add(["tu", "to"], readOnly(fromTo("to", (tb) => tb.nameAddr.uri)));
-  add(["tU", "to.user"], readOnly(fromTo("to", (tb) => nonEmpty(tb.uri?.user))));
-  add(["td", "to.domain"], readOnly(fromTo("to", (tb) => (tb.uri === null ? null : nonEmpty(tb.uri.host)))));
-  add(["tn"], readOnly(fromTo("to", (tb) => nonEmpty(tb.rawDisplay))));
-  add(["tt"], readOnly(fromTo("to", (tb) => nonEmpty(tb.tag))));
-  add(["ci"], readOnly((ctx) => firstHeaderOf(ctx.msg, "call-id")?.value ?? null));
-  add(
-    ["cs"],
+  add(["ou", "ouri"], "original Request-URI, as received", readOnly((ctx) => (ctx.isRequest ? ctx.msg.requestUri : null)));
+  add(["oU"], "user part of the original R-URI", readOnly(ouriPart((u) => nonEmpty(u.user))));
+  add(["od"], "host part of the original R-URI", readOnly(ouriPart((u) => nonEmpty(u.host))));
+  add(["du", "duri"], "destination URI (next hop), null when unset", duAccessor);
+  add(["fu", "from"], "From URI", readOnly(fromTo("from", (tb) => tb.nameAddr.uri)));
+  add(["fU", "from.user"], "From URI user", readOnly(fromTo("from", (tb) => nonEmpty(tb.uri?.user))));
+  add(["fd", "from.domain"], "From URI host", readOnly(fromTo("from", (tb) => (tb.uri === null ? null : nonEmpty(tb.uri.host)))));
+  add(["fn"], "From display name", readOnly(fromTo("from", (tb) => nonEmpty(tb.rawDisplay))));
+  add(["ft"], "From tag", readOnly(fromTo("from", (tb) => nonEmpty(tb.tag))));
+  add(["tu", "to"], "To URI", readOnly(fromTo("to", (tb) => tb.nameAddr.uri)));
+  add(["tU", "to.user"], "To URI user", readOnly(fromTo("to", (tb) => nonEmpty(tb.uri?.user))));
+  add(["td", "to.domain"], "To URI host", readOnly(fromTo("to", (tb) => (tb.uri === null ? null : nonEmpty(tb.uri.host)))));
+  add(["tn"], "To display name", readOnly(fromTo("to", (tb) => nonEmpty(tb.rawDisplay))));
+  add(["tt"], "To tag", readOnly(fromTo("to", (tb) => nonEmpty(tb.tag))));
+  add(["ci"], "Call-ID", readOnly((ctx) => firstHeaderOf(ctx.msg, "call-id")?.value ?? null));
+  add(["cs"], "CSeq number",
     readOnly((ctx) => {
       const v = firstHeaderOf(ctx.msg, "cseq")?.value;
       if (v === undefined) return null;
       return v.trim().split(/\s+/)[0] ?? null;
     }),
   );
-  add(
-    ["rm"],
+  add(["rm"], "method (int: Kamailio's method id)",
     readOnly(
       (ctx) => messageMethod(ctx.msg),
       (ctx) => METHOD_IDS.get(messageMethod(ctx.msg).toUpperCase()) ?? METHOD_OTHER,
     ),
   );
-  add(["rs"], readOnly((ctx) => (ctx.isRequest ? null : ctx.msg.status)));
-  add(["rr"], readOnly((ctx) => (ctx.isRequest ? null : ctx.msg.reason)));
-  add(["si", "src_ip"], readOnly((ctx) => ctx.rcv.srcIp));
-  add(["sp"], readOnly((ctx) => ctx.rcv.srcPort));
-  add(["Ri"], readOnly((ctx) => ctx.rcv.localIp));
-  add(["Rp"], readOnly((ctx) => ctx.rcv.localPort));
-  add(["pr", "proto"], readOnly((ctx) => ctx.rcv.proto, (ctx) => PROTO_IDS.get(ctx.rcv.proto) ?? 0));
+  add(["rs"], "reply status", readOnly((ctx) => (ctx.isRequest ? null : ctx.msg.status)));
+  add(["rr"], "reply reason", readOnly((ctx) => (ctx.isRequest ? null : ctx.msg.reason)));
+  add(["si", "src_ip"], "source IP address", readOnly((ctx) => ctx.rcv.srcIp));
+  add(["sp"], "source port", readOnly((ctx) => ctx.rcv.srcPort));
+  add(["Ri"], "IP address the message was received on", readOnly((ctx) => ctx.rcv.localIp));
+  add(["Rp"], "port the message was received on", readOnly((ctx) => ctx.rcv.localPort));
+  add(["pr", "proto"], "transport received over (int: 1 udp, 2 tcp, 3 tls...)", readOnly((ctx) => ctx.rcv.proto, (ctx) => PROTO_IDS.get(ctx.rcv.proto) ?? 0));
   // Kamailio $conid: the id of the stream connection (TCP, TLS, WebSocket) the message came on; null over UDP.
-  add(["conid"], readOnly((ctx) => (ctx.rcv.proto === "udp" || ctx.rcv.connectionId < 0 ? null : ctx.rcv.connectionId)));
+  add(["conid"], "id of the stream connection the message came on (null over UDP)", readOnly((ctx) => (ctx.rcv.proto === "udp" || ctx.rcv.connectionId < 0 ? null : ctx.rcv.connectionId)));
   // The websocket module's $ws_conid: the same id, for a message that came over ws or wss only.
-  add(["ws_conid"], readOnly((ctx) => ((ctx.rcv.proto === "ws" || ctx.rcv.proto === "wss") && ctx.rcv.connectionId >= 0 ? ctx.rcv.connectionId : null)));
-  add(["ua"], readOnly((ctx) => firstHeaderOf(ctx.msg, "user-agent")?.value ?? null));
+  add(["ws_conid"], "id of the WebSocket connection the message came on (null otherwise)", readOnly((ctx) => ((ctx.rcv.proto === "ws" || ctx.rcv.proto === "wss") && ctx.rcv.connectionId >= 0 ? ctx.rcv.connectionId : null)));
+  add(["ua"], "User-Agent", readOnly((ctx) => firstHeaderOf(ctx.msg, "user-agent")?.value ?? null));
   // The process serving the message (Kamailio $pp): with `ksr run --workers` one of the worker processes.
-  add(["pp"], readOnly(() => process.pid));
-  add(["ct"], readOnly((ctx) => nonEmpty(firstHeaderOf(ctx.msg, "contact")?.value)));
-  add(["rb"], readOnly((ctx) => ctx.msg.body));
-  add(
-    ["cl"],
+  add(["pp"], "pid of the serving process", readOnly(() => process.pid));
+  add(["ct"], "Contact header value", readOnly((ctx) => nonEmpty(firstHeaderOf(ctx.msg, "contact")?.value)));
+  add(["rb"], "message body", readOnly((ctx) => ctx.msg.body));
+  add(["cl"], "Content-Length",
     readOnly((ctx) => {
       const v = firstHeaderOf(ctx.msg, "content-length")?.value;
       return v === undefined ? null : str2sint(v.trim());
     }),
   );
-  add(["cT"], readOnly((ctx) => firstHeaderOf(ctx.msg, "content-type")?.value ?? null));
-  add(["mb"], readOnly((ctx) => ctx.msg.raw));
-  add(["ml"], readOnly((ctx) => ctx.msg.raw.length));
-  add(
-    ["au"],
+  add(["cT"], "Content-Type", readOnly((ctx) => firstHeaderOf(ctx.msg, "content-type")?.value ?? null));
+  add(["mb"], "whole message as received", readOnly((ctx) => ctx.msg.raw));
+  add(["ml"], "message length", readOnly((ctx) => ctx.msg.raw.length));
+  add(["au"], "user of the Authorization/Proxy-Authorization credentials",
     readOnly((ctx) => {
       const c = requestCredentials(ctx.msg);
       return c === null || c.username === undefined ? null : splitAuthUsername(c.username).user;
     }),
   );
-  add(
-    ["ad"],
+  add(["ad"], "domain of the credentials' username",
     readOnly((ctx) => {
       const c = requestCredentials(ctx.msg);
       return c === null || c.username === undefined ? null : splitAuthUsername(c.username).domain;
     }),
   );
-  add(["ar"], readOnly((ctx) => requestCredentials(ctx.msg)?.params.get("realm") ?? null));
-  add(["fs"], fsAccessor);
-  add(["Ts"], readOnly((ctx) => Math.floor(messageTimeMs(ctx) / 1000)));
-  add(["TS"], readOnly((ctx) => Math.floor(ctx.host.now() / 1000)));
-  add(["RANDOM"], readOnly(() => Math.floor(Math.random() * 0x80000000)));
-  // $tls_version, $tls_peer_subject_cn ...: the message's TLS connection (host/modules/tls.ts).
-  for (const name of TLS_ATTRIBUTES.keys()) add([name], readOnly((ctx) => tlsAttribute(ctx, name)));
+  add(["ar"], "realm of the credentials", readOnly((ctx) => requestCredentials(ctx.msg)?.params.get("realm") ?? null));
+  add(["fs"], "forced send socket (proto:ip:port)", fsAccessor);
+  add(["Ts"], "time of the message, seconds (fixed per message)", readOnly((ctx) => Math.floor(messageTimeMs(ctx) / 1000)));
+  add(["TS"], "current time, seconds", readOnly((ctx) => Math.floor(ctx.host.now() / 1000)));
+  add(["RANDOM"], "a random 31-bit number", readOnly(() => Math.floor(Math.random() * 0x80000000)));
   return m;
 })();
 
-// ------------------------------------------------------ PVs with a name
+// ------------------------------------------------ accessors with a name
 
 /** $var (per process) or $shv (shared): each counted against its tenant quota (host/core/quota.ts). */
 function varAccessor(kind: "var" | "shv", name: string): PvAccessor {
@@ -408,7 +391,7 @@ function avpValuesBytes(name: string, values: readonly (string | number)[]): num
   return n;
 }
 
-type Index = { kind: "none" } | { kind: "int"; i: number } | { kind: "all" };
+type Index = PvIndex;
 
 function avpAccessor(name: string, idx: Index): PvAccessor {
   return {
@@ -540,6 +523,75 @@ const SND_FIELDS: Readonly<Record<string, (o: Outgoing) => string | number>> = {
 const AF_INET = 2;
 const AF_INET6 = 10;
 
+// ------------------------------------------------------ PVs with a name
+
+/** The core's PVs with a name (Kamailio's pv module: $var(x), $hdr(Via) ...). */
+const NAMED_PVS: readonly PvClass[] = [
+  { names: ["var"], form: "named", writable: true, doc: "script variable, per tenant runner (Kamailio: per process)", compile: (inner) => varAccessor("var", inner!) },
+  { names: ["shv"], form: "named", writable: true, doc: "shared variable, per tenant", compile: (inner) => varAccessor("shv", inner!) },
+  {
+    names: ["avp"],
+    form: "named",
+    indexable: true,
+    writable: true,
+    doc: "AVP of the message (carried along its transaction); multi-valued, newest first",
+    compile: (inner, index) => avpAccessor(inner!.replace(/^s:/, ""), index),
+  },
+  { names: ["hdr"], form: "named", indexable: true, writable: false, doc: "header value by name (* for any)", compile: (inner, index) => hdrAccessor(inner!, index) },
+  { names: ["hdrc"], form: "named", writable: false, doc: "number of headers of that name", compile: (inner) => hdrcAccessor(inner!) },
+  {
+    names: ["snd", "sndto"],
+    form: "named",
+    writable: false,
+    doc: `in an onsend route, the send: ${Object.keys(SND_FIELDS).join(", ")}`,
+    compile: (inner) => sndAccessor(inner!),
+  },
+  { names: ["TV"], form: "named", writable: false, doc: "time: s, u (fixed per message), sn, un, Sn (now)", compile: (inner) => tvAccessor(inner!) },
+  { names: ["HN"], form: "named", writable: false, doc: "host name: n, f, d", compile: (inner) => hnAccessor(inner!) },
+];
+
+// ------------------------------------------------------- the registry
+
+/** PV class name → its class and the Kamailio module declaring it. */
+const pvClasses = new Map<string, { readonly cls: PvClass; readonly module: string }>();
+/** Classes whose inner name may hold PVs with parentheses. */
+const nestedInnerClasses = new Set<string>();
+/** Modules registered, in order, for `ksr api --pvs`. */
+const pvModules: KemiModule[] = [];
+
+/**
+ * Makes the PV classes of these modules' tables (`pvs`) known to PV name
+ * lookups. host/modules/index.ts registers every module of KEMI_MODULES; a
+ * module declaring PVs registers itself too, so that code loading it alone
+ * sees its PVs. Registering a module again changes nothing; a name two
+ * modules claim is an error, never a silent pick.
+ */
+export function registerPvClasses(...modules: readonly KemiModule[]): void {
+  for (const mod of modules) {
+    if (pvModules.includes(mod)) continue;
+    for (const cls of mod.pvs ?? []) {
+      for (const name of cls.names) {
+        const known = pvClasses.get(name);
+        if (known !== undefined && known.cls !== cls) throw new Error(`pseudo-variable $${name} is declared by ${known.module} and ${mod.kamailioModule}`);
+      }
+    }
+    for (const cls of mod.pvs ?? []) {
+      for (const name of cls.names) {
+        pvClasses.set(name, { cls, module: mod.kamailioModule });
+        if (cls.nestedInner === true) nestedInnerClasses.add(name);
+      }
+    }
+    pvModules.push(mod);
+    // A name compiled as unknown before may be known now.
+    compiled.clear();
+  }
+}
+
+/** The PV classes of each registered module that declares some, for `ksr api --pvs`. */
+export function pvClassesByModule(): { readonly module: string; readonly classes: readonly PvClass[] }[] {
+  return pvModules.filter((m) => (m.pvs ?? []).length > 0).map((m) => ({ module: m.kamailioModule, classes: m.pvs! }));
+}
+
 // ------------------------------------------------------- name compiler
 
 interface ParsedName {
@@ -549,9 +601,6 @@ interface ParsedName {
 }
 
 const CLASS_RE = /^[A-Za-z_][A-Za-z0-9_.]*$/;
-
-/** Classes whose inner name may itself hold PVs with parentheses: $sht(t=>$var(k)). */
-const NESTED_NAME_CLASSES: ReadonlySet<string> = new Set(["sht", "shtex", "shtinc", "shtdec"]);
 
 /** Split a PV name into class, inner name and index; null when malformed. */
 export function parsePvName(name: string): ParsedName | null {
@@ -575,48 +624,19 @@ export function parsePvName(name: string): ParsedName | null {
   if (!body.endsWith(")")) return null;
   const cls = body.slice(0, open);
   const inner = body.slice(open + 1, -1);
-  if (!CLASS_RE.test(cls) || inner.length === 0 || (inner.includes(")") && !NESTED_NAME_CLASSES.has(cls))) return null;
+  if (!CLASS_RE.test(cls) || inner.length === 0 || (inner.includes(")") && !nestedInnerClasses.has(cls))) return null;
   return { cls, inner, idx };
 }
 
 function compile(name: string): PvAccessor | null {
   const p = parsePvName(name);
   if (p === null) return null;
-  if (p.inner === undefined) {
-    if (p.idx.kind !== "none") return null;
-    // $T_* and $br belong to the stateful proxy (host/proxy/tm-pv.ts).
-    return SIMPLE.get(p.cls) ?? tmPvAccessor(p.cls, undefined, lookupPv);
-  }
-  const indexable = p.cls === "hdr" || p.cls === "avp";
-  if (p.idx.kind !== "none" && !indexable) return null;
-  switch (p.cls) {
-    case "var":
-      return varAccessor("var", p.inner);
-    case "shv":
-      return varAccessor("shv", p.inner);
-    case "avp":
-      return avpAccessor(p.inner.replace(/^s:/, ""), p.idx);
-    case "hdr":
-      return hdrAccessor(p.inner, p.idx);
-    case "hdrc":
-      return hdrcAccessor(p.inner);
-    case "snd":
-    case "sndto":
-      return sndAccessor(p.inner);
-    case "TV":
-      return tvAccessor(p.inner);
-    case "HN":
-      return hnAccessor(p.inner);
-    case "sht":
-    case "shtex":
-    case "shtinc":
-    case "shtdec":
-    case "shtitkey":
-    case "shtitval":
-      return htablePvAccessor(p.cls, p.inner, lookupPv);
-    default:
-      return tmPvAccessor(p.cls, p.inner, lookupPv);
-  }
+  const cls = pvClasses.get(p.cls)?.cls;
+  if (cls === undefined) return null;
+  // The form must match: $ru, not $ru(x); $var(x), not $var.
+  if ((cls.form === "plain") !== (p.inner === undefined)) return null;
+  if (p.idx.kind !== "none" && cls.indexable !== true) return null;
+  return cls.compile(p.inner, p.idx, p.cls, lookupPv);
 }
 
 const compiled = new Map<string, PvAccessor | null>();
@@ -758,9 +778,12 @@ export const pvModule: KemiModule = {
       },
     },
   },
+  pvs: [...PLAIN_PVS, ...NAMED_PVS],
   // Native functions (Kamailio pv cmd exports) for KSR.x.modf.
   native: [
-    { name: "pv_isset", params: ["str"], run: (ctx, name: string) => (pvModule.functions.is_null!.run(ctx, name) === true ? -1 : 1), literal: true },
-    { name: "pv_unset", params: ["str"], kemi: "unset", literal: true },
+    { name: "pv_isset", params: ["str"], routes: ["ANY_ROUTE"], run: (ctx, name: string) => (pvModule.functions.is_null!.run(ctx, name) === true ? -1 : 1), literal: true },
+    { name: "pv_unset", params: ["str"], routes: ["ANY_ROUTE"], kemi: "unset", literal: true },
   ],
 };
+
+registerPvClasses(pvModule);

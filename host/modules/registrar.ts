@@ -20,6 +20,7 @@
 import { overQuota } from "../core/quota.js";
 import { randomBytes } from "node:crypto";
 import type { MessageContext } from "../core/context.js";
+import { ContextSlot } from "../core/context.js";
 import type { Binding, DataServices, RegistrarSettings } from "../storage/index.js";
 import { splitHeaderValues } from "../sip/headers.js";
 import { headerParam, parseNameAddr } from "../sip/nameaddr.js";
@@ -274,8 +275,8 @@ interface PendingReply {
   readonly prepared: boolean;
 }
 
-const pendingReplies = new WeakMap<MessageContext, PendingReply>();
-const qOverrides = new WeakMap<MessageContext, number>();
+const pendingReplies = new ContextSlot<PendingReply>("registrar.pendingReply");
+const qOverrides = new ContextSlot<number>("registrar.qOverride");
 
 // ---------------------------------------------------------------- save
 
@@ -356,7 +357,7 @@ function applyContacts(
   const planned: Planned[] = req.contacts.map((c) => {
     const expires = contactExpires(c.expiresParam, expiresHdr, s);
     let q = qOverrides.get(ctx) ?? s.defaultQ;
-    if (!qOverrides.has(ctx) && c.qParam !== undefined && c.qParam !== "") {
+    if (!(qOverrides.get(ctx) !== undefined) && c.qParam !== undefined && c.qParam !== "") {
       const parsed = parseQValue(c.qParam);
       if (parsed === undefined) throw new RegistrarFailure(ERR.invalidQ);
       q = parsed;
@@ -795,18 +796,18 @@ export const registrarModule: KemiModule = {
   },
   // Native functions (Kamailio registrar cmd exports) for KSR.x.modf.
   native: [
-    { name: "save", params: ["str"], kemi: "save", refused: "fixup without free" },
-    { name: "save", params: ["str", "str"], kemi: "save", refused: "fixup without free" },
-    { name: "save", params: ["str", "str", "str"], kemi: "save_uri", refused: "fixup without free" },
-    { name: "lookup", params: ["str"], kemi: "lookup", refused: "fixup without free" },
-    { name: "lookup", params: ["str", "str"], kemi: "lookup_uri", refused: "fixup without free" },
-    { name: "lookup_to_dset", params: ["str"], kemi: "lookup_to_dset", refused: "fixup without free" },
-    { name: "lookup_to_dset", params: ["str", "str"], kemi: "lookup_to_dset", refused: "fixup without free" },
-    { name: "registered", params: ["str"], kemi: "registered", refused: "fixup without free" },
-    { name: "registered", params: ["str", "str"], kemi: "registered_uri", refused: "fixup without free" },
-    { name: "unregister", params: ["str", "str"], kemi: "unregister", refused: "fixup without free" },
-    { name: "unregister", params: ["str", "str", "str"], kemi: "unregister_ruid", refused: "fixup without free" },
-    { name: "lookup_branches", params: ["str"], kemi: "lookup_branches", refused: "fixup without free" },
-    { name: "reg_send_reply", params: [], kemi: "reg_send_reply" },
+    { name: "save", params: ["str"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE", "ONREPLY_ROUTE"], kemi: "save", refused: "fixup without free" },
+    { name: "save", params: ["str", "str"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE", "ONREPLY_ROUTE"], kemi: "save", refused: "fixup without free" },
+    { name: "save", params: ["str", "str", "str"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE", "ONREPLY_ROUTE"], kemi: "save_uri", refused: "fixup without free" },
+    { name: "lookup", params: ["str"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE"], kemi: "lookup", refused: "fixup without free" },
+    { name: "lookup", params: ["str", "str"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE"], kemi: "lookup_uri", refused: "fixup without free" },
+    { name: "lookup_to_dset", params: ["str"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE"], kemi: "lookup_to_dset", refused: "fixup without free" },
+    { name: "lookup_to_dset", params: ["str", "str"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE"], kemi: "lookup_to_dset", refused: "fixup without free" },
+    { name: "registered", params: ["str"], routes: ["ANY_ROUTE"], kemi: "registered", refused: "fixup without free" },
+    { name: "registered", params: ["str", "str"], routes: ["ANY_ROUTE"], kemi: "registered_uri", refused: "fixup without free" },
+    { name: "unregister", params: ["str", "str"], routes: ["ANY_ROUTE"], kemi: "unregister", refused: "fixup without free" },
+    { name: "unregister", params: ["str", "str", "str"], routes: ["ANY_ROUTE"], kemi: "unregister_ruid", refused: "fixup without free" },
+    { name: "lookup_branches", params: ["str"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE"], kemi: "lookup_branches", refused: "fixup without free" },
+    { name: "reg_send_reply", params: [], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE"], kemi: "reg_send_reply" },
   ],
 };

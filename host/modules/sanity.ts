@@ -39,6 +39,7 @@
  * (RFC 3261 §8.2.6.2 copies them into the response).
  */
 import type { MessageContext } from "../core/context.js";
+import { ContextSlot } from "../core/context.js";
 import type { KemiModule } from "./types.js";
 import { splitHeaderValues } from "../sip/headers.js";
 import { parseNameAddr } from "../sip/nameaddr.js";
@@ -51,28 +52,22 @@ import {
   toBody,
 } from "./msgutil.js";
 import { markNoReply, slReply } from "./sl.js";
+import { intParam, strParam } from "./modparams.js";
 
 export const SANITY_DEFAULT_MSG_CHECKS = 3047;
 export const SANITY_DEFAULT_URI_CHECKS = 7;
 
-/** Proxy-Require option tags this proxy supports (Kamailio "proxy_require" modparam, empty by default). */
-let supportedProxyRequire: ReadonlySet<string> = new Set();
-
-export function setSanityProxyRequire(options: Iterable<string>): void {
-  supportedProxyRequire = new Set([...options].map((o) => o.trim()).filter((o) => o.length > 0));
+/** The Proxy-Require option tags the tenant's proxy_require names as supported. */
+function supportedProxyRequire(ctx: MessageContext): ReadonlySet<string> {
+  return new Set(strParam(ctx, sanityModule, "proxy_require").split(",").map((o) => o.trim()).filter((o) => o.length > 0));
 }
 
-/**
- * Kamailio's "noreply" modparam: when on, failing checks only remember the
- * reply and the script sends it with sanity_reply().
- */
-let noReplyMode = false;
-
-export function setSanityNoReply(on: boolean): void {
-  noReplyMode = on;
+/** The tenant's noreply: failing checks only remember the reply, which the script sends with sanity_reply(). */
+function noReplyMode(ctx: MessageContext): boolean {
+  return intParam(ctx, sanityModule, "noreply") !== 0;
 }
 
-const pendingReply = new WeakMap<MessageContext, { status: number; reason: string }>();
+const pendingReply = new ContextSlot<{ status: number; reason: string }>("sanity.pendingReply");
 
 /** Outcome of one check: passed, or failed (with the reply to send, if any). */
 type Outcome = true | { status: number; reason: string; extraHeader?: string } | "silent";
@@ -80,7 +75,7 @@ type Outcome = true | { status: number; reason: string; extraHeader?: string } |
 /** Send (or, in noreply mode, remember) the failure reply; ACKs and replies get none. */
 function reject(ctx: MessageContext, status: number, reason: string, extraHeader?: string): void {
   if (!ctx.isRequest || ctx.msg.method === "ACK") return;
-  if (noReplyMode) {
+  if (noReplyMode(ctx)) {
     pendingReply.set(ctx, { status, reason });
     if (extraHeader !== undefined) ctx.replyHeaders.push(extraHeader);
     return;
@@ -204,7 +199,8 @@ function checkProxyRequire(ctx: MessageContext): Outcome {
   if (h.value.trim().length === 0) return bad(400, "Bad Proxy Require Header");
   // RFC 3261 §8.2.2.3: Unsupported lists every option tag not understood
   // (Kamailio 5.6 names the first one only).
-  const unsupported = options.filter((o) => !supportedProxyRequire.has(o));
+  const supported = supportedProxyRequire(ctx);
+  const unsupported = options.filter((o) => !supported.has(o));
   if (unsupported.length > 0) return bad(420, "Bad Proxy Require Extension", `Unsupported: ${unsupported.join(", ")}\r\n`);
   return true;
 }
@@ -306,6 +302,18 @@ export function sanityCheck(ctx: MessageContext, msgChecks: number, uriChecks: n
 }
 
 export const sanityModule: KemiModule = {
+  modparams: [
+    { name: "default_checks", type: "int", default: SANITY_DEFAULT_MSG_CHECKS, doc: "message checks of sanity_check() without parameters (bit mask)" },
+    { name: "uri_checks", type: "int", default: SANITY_DEFAULT_URI_CHECKS, doc: "URI checks when none are given (bit mask)" },
+    { name: "proxy_require", type: "str", default: "", doc: "Proxy-Require option tags accepted, comma-separated" },
+    {
+      name: "noreply",
+      type: "int",
+      default: 0,
+      doc: "1: a failing check sends no reply; the script sends it with sanity_reply()",
+      check: (v) => (v === 0 || v === 1 ? undefined : "must be 0 or 1"),
+    },
+  ],
   name: "sanity",
   kamailioModule: "sanity",
   functions: {
@@ -319,14 +327,14 @@ export const sanityModule: KemiModule = {
       params: [],
       returns: "int",
       doc: "sanity_check with the default flags (3047, 7).",
-      run: (ctx) => sanityCheck(ctx, SANITY_DEFAULT_MSG_CHECKS, SANITY_DEFAULT_URI_CHECKS),
+      run: (ctx) => sanityCheck(ctx, intParam(ctx, sanityModule, "default_checks"), intParam(ctx, sanityModule, "uri_checks")),
     },
     sanity_reply: {
       params: [],
       returns: "int",
       doc: "In noreply mode, send the reply of the last failed check (500 Server Sanity Failure if none). Returns 1; -1 if sending failed.",
       run(ctx) {
-        if (!ctx.isRequest || ctx.msg.method === "ACK" || !noReplyMode) return 1;
+        if (!ctx.isRequest || ctx.msg.method === "ACK" || !noReplyMode(ctx)) return 1;
         const r = pendingReply.get(ctx) ?? { status: 500, reason: "Server Sanity Failure" };
         const sent = slReply(ctx, r.status, r.reason);
         return sent === -1 ? -1 : 1;
@@ -335,9 +343,9 @@ export const sanityModule: KemiModule = {
   },
   // Native functions (Kamailio sanity cmd exports) for KSR.x.modf.
   native: [
-    { name: "sanity_check", params: [], kemi: "sanity_check_defaults" },
-    { name: "sanity_check", params: ["int"], run: (ctx, msgChecks: number) => sanityCheck(ctx, msgChecks, SANITY_DEFAULT_URI_CHECKS) },
-    { name: "sanity_check", params: ["int", "int"], kemi: "sanity_check" },
-    { name: "sanity_reply", params: [], kemi: "sanity_reply" },
+    { name: "sanity_check", params: [], routes: ["REQUEST_ROUTE", "ONREPLY_ROUTE"], kemi: "sanity_check_defaults" },
+    { name: "sanity_check", params: ["int"], routes: ["REQUEST_ROUTE", "ONREPLY_ROUTE"], run: (ctx, msgChecks: number) => sanityCheck(ctx, msgChecks, intParam(ctx, sanityModule, "uri_checks")) },
+    { name: "sanity_check", params: ["int", "int"], routes: ["REQUEST_ROUTE", "ONREPLY_ROUTE"], kemi: "sanity_check" },
+    { name: "sanity_reply", params: [], routes: ["REQUEST_ROUTE", "ONREPLY_ROUTE"], kemi: "sanity_reply" },
   ],
 };

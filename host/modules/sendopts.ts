@@ -11,8 +11,8 @@
  *   proxy writes in the Via (and Record-Route) it adds for this message
  *   instead of the sending socket's own (Kamailio set_global_address/port).
  *
- * Kept in a WeakMap keyed by the MessageContext so that the context class
- * does not grow fields for options most messages never use.
+ * Kept in a context slot so that the context class does not grow fields
+ * for options most messages never use.
  */
 import type { MessageContext } from "../core/context.js";
 import { ContextSlot } from "../core/context.js";
@@ -26,7 +26,8 @@ export interface SendOptions {
   advertisedPort: string | undefined;
 }
 
-const options = new ContextSlot<SendOptions>("sendopts.options");
+/** Options set in the request route apply to its branches and to what its failure route sends. */
+const options = new ContextSlot<SendOptions>("sendopts.options", { carry: { branch: (o) => ({ ...o }), failure: (o) => ({ ...o }) } });
 
 /** The options of ctx, creating the default (all off) record on first use. */
 export function sendOptions(ctx: MessageContext): SendOptions {

@@ -97,9 +97,9 @@ export const slModule: KemiModule = {
   },
   // Native functions (Kamailio sl cmd exports) for KSR.x.modf.
   native: [
-    { name: "sl_send_reply", params: ["int", "str"], kemi: "sl_send_reply", refused: "fixup without free" },
-    { name: "sl_reply", params: ["int", "str"], kemi: "sl_send_reply", refused: "fixup without free" },
-    { name: "send_reply", params: ["int", "str"], kemi: "send_reply", refused: "fixup without free" },
-    { name: "sl_reply_error", params: [], kemi: "sl_reply_error" },
+    { name: "sl_send_reply", params: ["int", "str"], routes: ["REQUEST_ROUTE"], kemi: "sl_send_reply", refused: "fixup without free" },
+    { name: "sl_reply", params: ["int", "str"], routes: ["REQUEST_ROUTE"], kemi: "sl_send_reply", refused: "fixup without free" },
+    { name: "send_reply", params: ["int", "str"], routes: ["REQUEST_ROUTE", "ONREPLY_ROUTE", "FAILURE_ROUTE"], kemi: "send_reply", refused: "fixup without free" },
+    { name: "sl_reply_error", params: [], routes: ["REQUEST_ROUTE"], kemi: "sl_reply_error" },
   ],
 };

@@ -17,6 +17,7 @@
  */
 import type { MessageContext, TlsCertificateFields, TlsConnectionInfo } from "../core/context.js";
 import type { KemiModule } from "./types.js";
+import { registerPvClasses } from "./pv.js";
 
 type TlsValue = string | number | null;
 type Field = (info: TlsConnectionInfo) => TlsValue;
@@ -77,6 +78,14 @@ export function tlsAttribute(ctx: MessageContext, name: string): TlsValue {
 }
 
 export const tlsModule: KemiModule = {
+  // $tls_version, $tls_peer_subject_cn ...: the message's TLS connection, null when not over TLS.
+  pvs: [...TLS_ATTRIBUTES.keys()].map((name) => ({
+    names: [name],
+    form: "plain" as const,
+    writable: false,
+    doc: "the TLS connection the message came over (tls module)",
+    compile: () => ({ get: (ctx: MessageContext) => tlsAttribute(ctx, name) }),
+  })),
   name: "tls",
   kamailioModule: "tls",
   functions: {
@@ -100,3 +109,5 @@ export const tlsModule: KemiModule = {
     },
   },
 };
+
+registerPvClasses(tlsModule);

@@ -14,10 +14,11 @@
 import { asTransportProto, type MessageContext, type TransportProto } from "../core/context.js";
 import type { StatefulProxy } from "../proxy/proxy.js";
 import { parseProxyAddress } from "../proxy/messages.js";
-import { branchIndexOf } from "../proxy/tm-pv.js";
+import { branchIndexOf, tmPvAccessor } from "../proxy/tm-pv.js";
+import { registerPvClasses } from "./pv.js";
 import type { ProxyTransaction } from "../proxy/proxy-transaction.js";
 import { isMarkedNoReply } from "./sl.js";
-import type { KemiModule } from "./types.js";
+import type { KemiModule, PvClass } from "./types.js";
 
 /** The proxy of ctx's host, or undefined (logged) when the host keeps no transaction state. */
 export function proxyOf(ctx: MessageContext): StatefulProxy | undefined {
@@ -107,7 +108,18 @@ function statusInRoute(ctx: MessageContext): number | undefined {
   }
 }
 
+/** tm's pseudo-variables (host/proxy/tm-pv.ts): Kamailio tm's $T_* and the core's $br. */
+const TM_PVS: readonly PvClass[] = [
+  { names: ["T_branch_idx"], form: "plain", writable: false, doc: "index of the branch in a branch, onreply or branch-failure route", compile: (_i, _x, cls, lookup) => tmPvAccessor(cls, undefined, lookup) },
+  { names: ["T_reply_code"], form: "plain", writable: false, doc: "status of the reply being handled or of the winning reply (failure route)", compile: (_i, _x, cls, lookup) => tmPvAccessor(cls, undefined, lookup) },
+  { names: ["T_reply_reason"], form: "plain", writable: false, doc: "reason phrase of that reply", compile: (_i, _x, cls, lookup) => tmPvAccessor(cls, undefined, lookup) },
+  { names: ["br"], form: "plain", writable: false, doc: "URI of the first branch appended (append_branch)", compile: (_i, _x, cls, lookup) => tmPvAccessor(cls, undefined, lookup) },
+  { names: ["T_req"], form: "named", writable: false, doc: "a PV of the transaction's request: $T_req($hdr(Via))", compile: (inner, _x, cls, lookup) => tmPvAccessor(cls, inner, lookup) },
+  { names: ["T_rpl"], form: "named", writable: false, doc: "a PV of the transaction's reply in a failure or onreply route", compile: (inner, _x, cls, lookup) => tmPvAccessor(cls, inner, lookup) },
+];
+
 export const tmModule: KemiModule = {
+  pvs: TM_PVS,
   name: "tm",
   kamailioModule: "tm",
   functions: {
@@ -330,27 +342,29 @@ export const tmModule: KemiModule = {
   },
   // Native functions (Kamailio tm cmd exports) for KSR.x.modf.
   native: [
-    { name: "t_newtran", params: [], kemi: "t_newtran" },
-    { name: "t_relay", params: [], kemi: "t_relay" },
-    { name: "t_relay", params: ["str", "str"], kemi: "t_relay_to_proxy", refused: "fixup without free" },
-    { name: "t_reply", params: ["int", "str"], kemi: "t_reply", refused: "fixup without free" },
-    { name: "t_send_reply", params: ["int", "str"], kemi: "t_send_reply", refused: "fixup without free" },
-    { name: "t_on_failure", params: ["str"], kemi: "t_on_failure", refused: "fixup without free" },
-    { name: "t_on_branch", params: ["str"], kemi: "t_on_branch", refused: "fixup without free" },
-    { name: "t_on_reply", params: ["str"], kemi: "t_on_reply", refused: "fixup without free" },
-    { name: "t_on_branch_failure", params: ["str"], kemi: "t_on_branch_failure", refused: "fixup without free" },
-    { name: "t_check_status", params: ["str"], kemi: "t_check_status", refused: "fixup without free" },
-    { name: "t_is_set", params: ["str"], kemi: "t_is_set", refused: "fixup without free" },
-    { name: "t_set_fr", params: ["int"], kemi: "t_set_fr_inv" },
-    { name: "t_set_fr", params: ["int", "int"], kemi: "t_set_fr" },
-    { name: "t_reset_fr", params: [], kemi: "t_reset_fr" },
-    { name: "t_set_disable_6xx", params: ["int"], kemi: "t_set_disable_6xx" },
-    { name: "t_branch_timeout", params: [], kemi: "t_branch_timeout" },
-    { name: "t_branch_replied", params: [], kemi: "t_branch_replied" },
-    { name: "t_any_timeout", params: [], kemi: "t_any_timeout" },
-    { name: "t_any_replied", params: [], kemi: "t_any_replied" },
-    { name: "t_is_canceled", params: [], kemi: "t_is_canceled" },
-    { name: "t_check_trans", params: [], kemi: "t_check_trans" },
-    { name: "t_get_status_code", params: [], kemi: "t_get_status_code" },
+    { name: "t_newtran", params: [], routes: ["REQUEST_ROUTE"], kemi: "t_newtran" },
+    { name: "t_relay", params: [], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE"], kemi: "t_relay" },
+    { name: "t_relay", params: ["str", "str"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE"], kemi: "t_relay_to_proxy", refused: "fixup without free" },
+    { name: "t_reply", params: ["int", "str"], routes: ["REQUEST_ROUTE", "ONREPLY_ROUTE", "FAILURE_ROUTE"], kemi: "t_reply", refused: "fixup without free" },
+    { name: "t_send_reply", params: ["int", "str"], routes: ["REQUEST_ROUTE", "ONREPLY_ROUTE", "FAILURE_ROUTE"], kemi: "t_send_reply", refused: "fixup without free" },
+    { name: "t_on_failure", params: ["str"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE", "TM_ONREPLY_ROUTE", "BRANCH_ROUTE"], kemi: "t_on_failure", refused: "fixup without free" },
+    { name: "t_on_branch", params: ["str"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE"], kemi: "t_on_branch", refused: "fixup without free" },
+    { name: "t_on_reply", params: ["str"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE", "TM_ONREPLY_ROUTE", "BRANCH_ROUTE"], kemi: "t_on_reply", refused: "fixup without free" },
+    { name: "t_on_branch_failure", params: ["str"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE", "TM_ONREPLY_ROUTE", "BRANCH_ROUTE"], kemi: "t_on_branch_failure", refused: "fixup without free" },
+    { name: "t_check_status", params: ["str"], routes: ["REQUEST_ROUTE", "FAILURE_ROUTE", "ONREPLY_ROUTE"], kemi: "t_check_status", refused: "fixup without free" },
+    { name: "t_is_set", params: ["str"], routes: ["ANY_ROUTE"], kemi: "t_is_set", refused: "fixup without free" },
+    { name: "t_set_fr", params: ["int"], routes: ["REQUEST_ROUTE", "TM_ONREPLY_ROUTE", "FAILURE_ROUTE", "BRANCH_ROUTE"], kemi: "t_set_fr_inv" },
+    { name: "t_set_fr", params: ["int", "int"], routes: ["REQUEST_ROUTE", "TM_ONREPLY_ROUTE", "FAILURE_ROUTE", "BRANCH_ROUTE"], kemi: "t_set_fr" },
+    { name: "t_reset_fr", params: [], routes: ["REQUEST_ROUTE", "TM_ONREPLY_ROUTE", "FAILURE_ROUTE", "BRANCH_ROUTE"], kemi: "t_reset_fr" },
+    { name: "t_set_disable_6xx", params: ["int"], routes: ["REQUEST_ROUTE", "TM_ONREPLY_ROUTE", "FAILURE_ROUTE", "BRANCH_ROUTE"], kemi: "t_set_disable_6xx" },
+    { name: "t_branch_timeout", params: [], routes: ["FAILURE_ROUTE", "EVENT_ROUTE"], kemi: "t_branch_timeout" },
+    { name: "t_branch_replied", params: [], routes: ["FAILURE_ROUTE", "EVENT_ROUTE"], kemi: "t_branch_replied" },
+    { name: "t_any_timeout", params: [], routes: ["REQUEST_ROUTE", "TM_ONREPLY_ROUTE", "FAILURE_ROUTE", "BRANCH_ROUTE"], kemi: "t_any_timeout" },
+    { name: "t_any_replied", params: [], routes: ["REQUEST_ROUTE", "TM_ONREPLY_ROUTE", "FAILURE_ROUTE", "BRANCH_ROUTE"], kemi: "t_any_replied" },
+    { name: "t_is_canceled", params: [], routes: ["REQUEST_ROUTE", "TM_ONREPLY_ROUTE", "FAILURE_ROUTE", "BRANCH_ROUTE"], kemi: "t_is_canceled" },
+    { name: "t_check_trans", params: [], routes: ["REQUEST_ROUTE", "ONREPLY_ROUTE", "BRANCH_ROUTE"], kemi: "t_check_trans" },
+    { name: "t_get_status_code", params: [], routes: ["REQUEST_ROUTE", "ONREPLY_ROUTE", "FAILURE_ROUTE", "BRANCH_ROUTE"], kemi: "t_get_status_code" },
   ],
 };
+
+registerPvClasses(tmModule);

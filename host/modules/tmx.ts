@@ -67,11 +67,11 @@ export const tmxModule: KemiModule = {
   },
   // Native functions (Kamailio tmx cmd exports) for KSR.x.modf.
   native: [
-    { name: "t_flush_flags", params: [], kemi: "t_flush_flags" },
-    { name: "t_is_failure_route", params: [], kemi: "t_is_failure_route" },
-    { name: "t_is_branch_route", params: [], kemi: "t_is_branch_route" },
-    { name: "t_is_reply_route", params: [], kemi: "t_is_reply_route" },
-    { name: "t_is_request_route", params: [], kemi: "t_is_request_route" },
-    { name: "t_precheck_trans", params: [], kemi: "t_precheck_trans" },
+    { name: "t_flush_flags", params: [], routes: ["ANY_ROUTE"], kemi: "t_flush_flags" },
+    { name: "t_is_failure_route", params: [], routes: ["ANY_ROUTE"], kemi: "t_is_failure_route" },
+    { name: "t_is_branch_route", params: [], routes: ["ANY_ROUTE"], kemi: "t_is_branch_route" },
+    { name: "t_is_reply_route", params: [], routes: ["ANY_ROUTE"], kemi: "t_is_reply_route" },
+    { name: "t_is_request_route", params: [], routes: ["ANY_ROUTE"], kemi: "t_is_request_route" },
+    { name: "t_precheck_trans", params: [], routes: ["REQUEST_ROUTE"], kemi: "t_precheck_trans" },
   ],
 };

@@ -16,6 +16,7 @@
  * unlike the native cfg append_branch()).
  */
 import type { MessageContext } from "../core/context.js";
+import { ContextSlot } from "../core/context.js";
 import { pathRouteOf, setPathRoute } from "./path-route.js";
 
 /** Kamailio's MAX_BRANCHES: a destination set holds at most this many branches, R-URI included. */
@@ -38,7 +39,7 @@ interface DestinationSet {
   readonly branches: BranchTarget[];
 }
 
-const sets = new WeakMap<MessageContext, DestinationSet>();
+const sets = new ContextSlot<DestinationSet>("tm.destinationSet");
 
 function setOf(ctx: MessageContext): DestinationSet {
   let s = sets.get(ctx);

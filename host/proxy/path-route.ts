@@ -11,20 +11,19 @@
  * replaced (a second lookup, or a branch with another binding's Path).
  */
 import type { MessageContext } from "../core/context.js";
+import { ContextSlot } from "../core/context.js";
 import { headerIndexes } from "../modules/msgutil.js";
 
-/** The Path vector whose Route line a context's edits carry ("" or absent: none). */
-const carried = new WeakMap<MessageContext, string>();
+/**
+ * The Path vector whose Route line a context's edits carry ("" or absent:
+ * none). A branch and the failure route get the request route's edits, so
+ * they carry its line too (a branch with another binding's Path replaces it).
+ */
+const carried = new ContextSlot<string>("tm.pathRoute", { carry: { branch: (p) => p, failure: (p) => p } });
 
 /** The Path vector of ctx's R-URI branch: "" when none. */
 export function pathRouteOf(ctx: MessageContext): string {
   return carried.get(ctx) ?? "";
-}
-
-/** `to` was given a copy of `from`'s edits: it carries the same Path Route line. */
-export function carryPathRoute(from: MessageContext, to: MessageContext): void {
-  const path = carried.get(from);
-  if (path !== undefined) carried.set(to, path);
 }
 
 /** Replaces the Path Route line of ctx's edits by one for `path` ("" removes it). */

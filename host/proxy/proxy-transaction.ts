@@ -6,11 +6,9 @@
  * "a stateful proxy ... maintains ... a response context").
  */
 import { ownCopy, type MessageEdits, type SipMessage } from "../sip/message.js";
-import { MessageContext } from "../core/context.js";
+import { carryMessageState, MessageContext } from "../core/context.js";
 import type { ListenSocket, ReceiveInfo } from "../core/context.js";
-import { sendOptions, peekSendOptions, type SendFlags } from "../modules/sendopts.js";
-import { carryPathRoute } from "./path-route.js";
-import { copyRecordRouteState } from "./record-route.js";
+import type { SendFlags } from "../modules/sendopts.js";
 import type { AvpStore } from "../modules/pv.js";
 import type { ClientTransaction, ServerTransaction, TimerHandle } from "../transaction/index.js";
 import type { NextHop, Upstream } from "../core/outbound.js";
@@ -35,23 +33,9 @@ export function defaultSettings(): TmSettings {
   return { onBranch: "", onFailure: "", onReply: "", onBranchFailure: "", frTimerMs: 0, frInvTimerMs: 0, disable6xx: false };
 }
 
-/**
- * Copy the per-message state other modules keep beside a context (the
- * Record-Route asked for, the Path Route its edits carry, advertised
- * address/port and connection options)
- * from one context to another: a branch or failure route works on the
- * request as its request route left it.
- */
-export function copyMessageState(from: MessageContext, to: MessageContext): void {
-  copyRecordRouteState(from, to);
-  carryPathRoute(from, to);
-  const options = peekSendOptions(from);
-  if (options !== undefined) Object.assign(sendOptions(to), options);
-}
-
 /** The request as the script left it at t_relay time: what failure routes start from. */
 export interface SavedRequest {
-  /** A detached context holding the module state of the request (see copyMessageState). */
+  /** A detached context holding the per-message state carried into failure routes (carryMessageState). */
   readonly moduleState: MessageContext;
   readonly requestUri: string | undefined;
   readonly dstUri: string | undefined;
@@ -63,7 +47,7 @@ export interface SavedRequest {
 
 export function saveRequest(ctx: MessageContext): SavedRequest {
   const moduleState = new MessageContext(ctx.msg, ctx.rcv, ctx.routeType, ctx.tenant, ctx.host);
-  copyMessageState(ctx, moduleState);
+  carryMessageState(ctx, moduleState, "failure");
   return {
     moduleState,
     requestUri: ctx.newRequestUri,

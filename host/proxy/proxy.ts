@@ -46,7 +46,7 @@ import type {
   TenantState,
   TransportProto,
 } from "../core/context.js";
-import { ContextSlot, MessageContext } from "../core/context.js";
+import { carryMessageState, ContextSlot, MessageContext } from "../core/context.js";
 import {
   buildForwardedRequest,
   buildLocalResponse,
@@ -88,7 +88,6 @@ import { appendedBranches, clearBranches, markRuriConsumed, ruriIsNew } from "./
 import { pathRouteOf, setPathRoute } from "./path-route.js";
 import { loadEdits } from "./messages.js";
 import {
-  copyMessageState,
   defaultSettings,
   ProxyBranch,
   ProxyTransaction,
@@ -225,9 +224,9 @@ export class StatefulProxy {
   private readonly waitTimerMs: number;
   private readonly timerConfig: TimerConfig;
   /** The transaction of each route context bound to one (a slot of the context, named for this proxy). */
-  private readonly bindings = new ContextSlot<TmBinding>(`tm.binding.${proxyInstances}`);
+  private readonly bindings = new ContextSlot<TmBinding>(`tm.binding.${proxyInstances}`, { instance: true });
   /** t_on_* / t_set_* made before the transaction of a request route exists. */
-  private readonly pending = new ContextSlot<TmSettings>(`tm.pending.${proxyInstances++}`);
+  private readonly pending = new ContextSlot<TmSettings>(`tm.pending.${proxyInstances++}`, { instance: true });
   /** The proxy transaction of each server transaction (a compacted one's record has none: the transaction is finished). */
   private readonly byServer = new WeakMap<ServerEntry, ProxyTransaction>();
   /** The proxy transaction of each branch's client transaction. */
@@ -688,7 +687,7 @@ export class StatefulProxy {
     bctx.forceRport = from.forceRport;
     bctx.addLocalRport = from.addLocalRport;
     loadEdits(bctx.edits, from.edits);
-    copyMessageState(from, bctx);
+    carryMessageState(from, bctx, "branch");
     if (path !== undefined && path !== pathRouteOf(from)) setPathRoute(bctx, path);
     return bctx;
   }
@@ -1267,7 +1266,7 @@ export class StatefulProxy {
     ctx.forceRport = saved.forceRport;
     ctx.addLocalRport = saved.addLocalRport;
     loadEdits(ctx.edits, saved.edits);
-    copyMessageState(saved.moduleState, ctx);
+    carryMessageState(saved.moduleState, ctx, "failure");
     return ctx;
   }
 

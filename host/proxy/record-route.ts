@@ -82,7 +82,8 @@ interface RecordRouteState {
   added: boolean;
 }
 
-const states = new ContextSlot<RecordRouteState>("rr.recordRoute");
+/** A branch and the failure route work on the request as its request route left it: each gets its own copy. */
+const states = new ContextSlot<RecordRouteState>("rr.recordRoute", { carry: { branch: (s) => ({ ...s }), failure: (s) => ({ ...s }) } });
 
 function stateOf(ctx: MessageContext): RecordRouteState {
   let s = states.get(ctx);
@@ -143,20 +144,6 @@ export function removeRecordRoute(ctx: MessageContext): void {
   if (s === undefined) return;
   s.request = undefined;
   s.laterParams = "";
-}
-
-/**
- * Give `to` an independent copy of `from`'s Record-Route state: for the
- * contexts of failure and branch routes, which in Kamailio work on the
- * request as the request route left it at t_relay() time.
- */
-export function copyRecordRouteState(from: MessageContext, to: MessageContext): void {
-  const s = states.get(from);
-  if (s === undefined) {
-    states.delete(to);
-    return;
-  }
-  states.set(to, { ...s });
 }
 
 /**

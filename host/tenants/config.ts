@@ -23,6 +23,8 @@
  *       shard: 3                         # or: this shard (0-based, below --shards); default hash(id) mod shards
  *       tls: { cert: acme.pem, key: acme.key }   # presented to TLS clients asking (SNI) for its domains
  *                                        # (or `names: [...]`); needs the server's --tls-cert/--tls-key
+ *       modparams:                       # module parameters, this tenant's only (host/modules/modparams.ts)
+ *         maxfwd: { max_limit: 30 }
  *
  * Within one rule every criterion given must match; a rule with no
  * criterion matches nothing. Tenants are tried in file order and the first
@@ -36,6 +38,8 @@ import { parse as parseYaml, YAMLParseError } from "yaml";
 import { z } from "zod";
 import { KEMI_MODULES } from "../modules/index.js";
 import { DEFAULT_KEMI_CALLBACKS, type KemiCallbacks, type TransportProto } from "../core/context.js";
+import { SETTING_ROUTES } from "../../runtime/interpreter.js";
+import { parseModParams, NO_MODPARAMS, type ModParamValues } from "../modules/modparams.js";
 import { DEFAULT_LIMITS } from "../../sandbox/types.js";
 import { DEFAULT_TENANT_QUOTAS, SINGLE_SCRIPT_QUOTAS, type TenantQuotas } from "../core/quota.js";
 import { DEFAULT_EGRESS_DENY, UNRESTRICTED_EGRESS, type EgressRules } from "../core/egress.js";
@@ -115,6 +119,8 @@ export interface TenantEntry {
   readonly dispatcher?: TenantDispatcherConfig;
   /** Its own TLS certificate (absolute paths) and the server names (SNI) it is presented for; undefined: the server's. */
   readonly tls?: TlsServerName;
+  /** Its module parameters (`modparams:`), checked against the modules' declarations (host/modules/modparams.ts). */
+  readonly modparams: ModParamValues;
 }
 
 /** Most worker processes one tenant (or `ksr run --workers`) may have. */
@@ -295,17 +301,14 @@ const callbackSchema = z
   .regex(/^[A-Za-z_$][A-Za-z0-9_$]*$/, 'must be a function name, or "none"')
   .transform((name) => (name.toLowerCase() === "none" ? "" : name));
 
+/** The kemi: block: one key per kemi.* setting of runtime/interpreter.ts, each defaulting to Kamailio's default. */
 const kemiSchema = z
-  .object({
-    onsend_route_callback: callbackSchema.default(DEFAULT_KEMI_CALLBACKS.onsend || "none"),
-    reply_route_callback: callbackSchema.default(DEFAULT_KEMI_CALLBACKS.reply || "none"),
-    event_route_callback: callbackSchema.default(DEFAULT_KEMI_CALLBACKS.event || "none"),
-  })
+  .object(Object.fromEntries(SETTING_ROUTES.map((r) => [r.naming.tenantKey, callbackSchema.default(r.naming.defaultName || "none")])))
   .strict();
 
 /** The kemi: block as the tenant's callbacks. */
-function kemiCallbacksOf(k: z.infer<typeof kemiSchema>): KemiCallbacks {
-  return { onsend: k.onsend_route_callback, reply: k.reply_route_callback, event: k.event_route_callback };
+function kemiCallbacksOf(k: Readonly<Record<string, string>>): KemiCallbacks {
+  return Object.fromEntries(SETTING_ROUTES.map((r) => [r.kind, k[r.naming.tenantKey]!])) as KemiCallbacks;
 }
 
 const tenantSchema = z
@@ -341,6 +344,8 @@ const tenantSchema = z
       .object({ cert: z.string().min(1), key: z.string().min(1), names: z.array(domainSchema).min(1).optional() })
       .strict()
       .optional(),
+    // module → parameter → value; names and types are checked against the modules' declarations below.
+    modparams: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
   })
   .strict()
   .superRefine((t, ctx) => {
@@ -454,6 +459,8 @@ export function loadTenantsFile(path: string, opts: LoadTenantsOptions = {}): Te
         if (!existsSync(file)) issue(field, `file not found: ${file}`);
       }
     }
+    const modparams = parseModParams(KEMI_MODULES, t.modparams);
+    for (const p of modparams.issues) issue(p.field === "" ? "modparams" : `modparams.${p.field}`, p.message);
     return {
       id: t.id,
       scriptPath,
@@ -470,6 +477,7 @@ export function loadTenantsFile(path: string, opts: LoadTenantsOptions = {}): Te
       shard: t.shard,
       ...(dispatcher !== undefined ? { dispatcher } : {}),
       ...(tls !== undefined ? { tls } : {}),
+      modparams: modparams.values,
     };
   });
   if (data.default !== undefined && !seen.has(data.default)) {
@@ -488,6 +496,8 @@ export interface SingleScriptSettings {
   readonly kemi?: KemiCallbacks;
   /** `--dispatcher-list` and `--dispatcher-param`. */
   readonly dispatcher?: TenantDispatcherConfig;
+  /** `--modparam module.name=value` (and the --pike-* flags), checked (host/modules/modparams.ts). */
+  readonly modparams?: ModParamValues;
 }
 
 /**
@@ -537,6 +547,7 @@ export function singleScriptConfig(
     ownProcess: true,
     shard: undefined,
     ...(settings.dispatcher !== undefined ? { dispatcher: settings.dispatcher } : {}),
+    modparams: settings.modparams ?? NO_MODPARAMS,
   };
   return { file: scriptPath, tenants: [entry], defaultTenant: tenantId, unmatched: 404 };
 }

@@ -29,6 +29,7 @@ import type { RouteOutcome } from "../../sandbox/types.js";
 import { TenantsConfigError, type TenantEntry, type TenantErrorPolicy, type TenantsConfig, type TenantsConfigIssue } from "./config.js";
 import { TenantSelector } from "./select.js";
 import { configureTenantDispatcher } from "../modules/dispatcher/tenants.js";
+import { configureTenantPike } from "../modules/pike.js";
 
 /** A route run, or the refusal to run it because the tenant is over its CPU budget. */
 export type TenantRouteOutcome = RouteOutcome | { readonly status: "over-budget" };
@@ -150,7 +151,8 @@ export class Tenant {
     budgetCpuNs?: (tenant: Tenant) => bigint,
   ) {
     this.id = config.id;
-    this.state = newTenantState(config.id, config.quotas, compileEgress(config.egress, config.id), config.kemi);
+    this.state = newTenantState(config.id, config.quotas, compileEgress(config.egress, config.id), config.kemi, config.modparams);
+    configureTenantPike(config.id, config.modparams);
     // Validated when the configuration was read; a list broken since makes the tenant fail to start, naming file:line.
     if (config.dispatcher !== undefined) configureTenantDispatcher(config.id, config.dispatcher);
     this.current = runner;

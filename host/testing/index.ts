@@ -405,8 +405,8 @@ class RecordingRunner implements TenantRunner {
     return this.inner.isDisposed;
   }
 
-  hasRoute(name: string): boolean {
-    return this.inner.hasRoute(name);
+  hasRoute(name: string, whenUnknown?: boolean): boolean {
+    return this.inner.hasRoute(name, whenUnknown);
   }
 
   runRoute(name: string, ctx: MessageContext): RouteOutcome {

@@ -82,7 +82,12 @@ describe("ksr run", () => {
     expect(density.stderr).toContain("--pike-reqs-density-per-unit");
     const workers = ksrSync(["run", "--tenants", "tenants.yaml", "--pike-remove-latency", "10"]);
     expect(workers.status).toBe(2);
-    expect(workers.stderr).toContain("--pike-remove-latency applies to a single script or to --isolation in-process");
+    expect(workers.stderr).toContain("--pike-remove-latency applies to a single script: set modparams: per tenant in the tenants file");
+    const modparam = ksrSync(["run", scriptPath("reply-ok.js"), "--modparam", "maxfwd.max_limit=300"]);
+    expect(modparam.status).toBe(2);
+    expect(modparam.stderr).toContain("--modparam maxfwd.max_limit: must be 0 to 255");
+    const unknownParam = ksrSync(["run", scriptPath("reply-ok.js"), "--modparam", "maxfwd.max_limt=30"]);
+    expect(unknownParam.stderr).toContain('--modparam maxfwd.max_limt: module maxfwd has no parameter "max_limt" (parameters: max_limit)');
     const onError = ksrSync(["run", scriptPath("reply-ok.js"), "--on-error", "200"]);
     expect(onError.status).not.toBe(0);
     expect(onError.stderr).toContain("--on-error");
@@ -254,7 +259,7 @@ describe("ksr api", () => {
   it("prints one line per function as text", () => {
     const r = ksrSync(["api"]);
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/^int KSR\.sl\.sl_send_reply\(int, str\)/m);
+    expect(r.stdout).toMatch(/^int KSR\.sl\.sl_send_reply\(int, str\) \[REQUEST_ROUTE\]/m);
     expect(r.stdout).toMatch(/^\d+ functions \(\d+ available, \d+ unavailable\)$/m);
   });
 
@@ -271,7 +276,8 @@ describe("ksr api", () => {
     // KEMI-only names have no native entry.
     expect(natives.some((n) => n.name === "get_ruri" || n.name === "sets")).toBe(false);
     const text = ksrSync(["api", "--native"]);
-    expect(text.stdout).toMatch(/^sanity: sanity_check\(int, int\)  → KSR\.sanity\.sanity_check$/m);
+    expect(text.stdout).toMatch(/^sanity: sanity_check\(int, int\) \[REQUEST_ROUTE\|ONREPLY_ROUTE\]  → KSR\.sanity\.sanity_check$/m);
+    expect(natives.find((n) => n.name === "t_relay" && n.params.length === 0)).toMatchObject({ routes: ["REQUEST_ROUTE", "FAILURE_ROUTE"] });
     expect(text.stdout).toMatch(/^\d+ native functions for KSR\.x\.modf \(\d+ callable, \d+ refused as in Kamailio 5\.6\)$/m);
   });
 });

@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { makeContext, request } from "../helpers/context.js";
+import { carryMessageState } from "../../host/core/context.js";
 import {
-  copyRecordRouteState,
   hasRecordRoute,
   isRecordRouteAdded,
   renderRecordRoute,
@@ -278,12 +278,12 @@ describe("record_route_advertised_address", () => {
   });
 });
 
-describe("copyRecordRouteState", () => {
+describe("the Record-Route state carried into failure and branch routes (carryMessageState)", () => {
   it("gives a failure/branch context the request's Record-Route, independently", () => {
     const { ctx, host } = makeContext(invite());
     rr("record_route", ctx);
     const failure = makeContext(invite(), { host, routeType: "failure" }).ctx;
-    copyRecordRouteState(ctx, failure);
+    carryMessageState(ctx, failure, "failure");
     expect(renderRecordRoute(failure, UDP, UDP)).toEqual(renderRecordRoute(ctx, UDP, UDP));
     expect(rr("record_route", failure)).toBe(-1);
     rr("add_rr_param", failure, ";retry=1");
@@ -295,7 +295,7 @@ describe("copyRecordRouteState", () => {
     const { ctx, host } = makeContext(invite());
     const other = makeContext(invite(), { host }).ctx;
     rr("record_route", other);
-    copyRecordRouteState(ctx, other);
+    carryMessageState(ctx, other, "branch");
     expect(renderRecordRoute(other, UDP, UDP)).toEqual([]);
   });
 });

@@ -267,6 +267,21 @@ describe("modes and demotion", () => {
     await looping;
   });
 
+  test("a name never asked is the caller's whenUnknown while busy; a route run answers it for later", async () => {
+    const runner = asyncRunner(`function ksr_request_route() { for (;;) {} }\nfunction ksr_other() {}`, { heapMb: 32, routeTimeoutMs: 200 });
+    const looping = runner.runRouteAsync("ksr_request_route", makeContext());
+    expect(runner.hasRoute("ksr_reply_route", true)).toBe(true);
+    expect(runner.hasRoute("ksr_other", true)).toBe(true);
+    const [missing, ran] = await Promise.all([runner.runRouteAsync("ksr_reply_route", makeContext()), runner.runRouteAsync("ksr_other", makeContext()), looping]);
+    expect(missing).toEqual({ status: "missing" });
+    expect(ran).toEqual({ status: "ok" });
+    // Known now, busy or not.
+    const again = runner.runRouteAsync("ksr_request_route", makeContext());
+    expect(runner.hasRoute("ksr_reply_route", true)).toBe(false);
+    expect(runner.hasRoute("ksr_other")).toBe(true);
+    await again;
+  });
+
   test("a disposed runner answers every async call with an error", async () => {
     const runner = asyncRunner(`function ksr_request_route() { for (;;) {} }`, { heapMb: 32, routeTimeoutMs: 2000 });
     const looping = runner.runRouteAsync("ksr_request_route", makeContext());

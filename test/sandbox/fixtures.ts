@@ -123,7 +123,7 @@ export const TEST_MODULES: readonly KemiModule[] = [
       },
     },
     // Callable here (in Kamailio 5.6 its fixup makes modf refuse it), so that modf's mechanics have a reply to show.
-    native: [{ name: "sl_send_reply", params: ["int", "str"], kemi: "sl_send_reply" }],
+    native: [{ name: "sl_send_reply", params: ["int", "str"], routes: ["REQUEST_ROUTE"], kemi: "sl_send_reply" }],
   },
   {
     name: "tk",
@@ -180,11 +180,11 @@ export const TEST_MODULES: readonly KemiModule[] = [
       rtp_check: { params: [], returns: "bool", reason: "no RTP proxy configured" },
     },
     native: [
-      { name: "tk_sum", params: ["int", "int"], kemi: "sum" },
-      { name: "is_even", params: ["int"], kemi: "is_even" },
-      { name: "boom", params: [], kemi: "boom" },
-      { name: "rtp_manage", params: ["str"], kemi: "rtp_manage" },
-      { name: "tk_refused", params: ["str"], kemi: "echo", refused: "fixup without free" },
+      { name: "tk_sum", params: ["int", "int"], routes: ["ANY_ROUTE"], kemi: "sum" },
+      { name: "is_even", params: ["int"], routes: ["ANY_ROUTE"], kemi: "is_even" },
+      { name: "boom", params: [], routes: ["ANY_ROUTE"], kemi: "boom" },
+      { name: "rtp_manage", params: ["str"], routes: ["ANY_ROUTE"], kemi: "rtp_manage" },
+      { name: "tk_refused", params: ["str"], routes: ["ANY_ROUTE"], kemi: "echo", refused: "fixup without free" },
     ],
   },
 ];

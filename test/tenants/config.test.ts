@@ -86,6 +86,7 @@ tenants:
       workers: 3,
       ownProcess: false,
       shard: undefined,
+      modparams: {},
     });
     expect(tb).toMatchObject({
       id: "b",

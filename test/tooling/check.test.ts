@@ -8,6 +8,8 @@ import { checkScript, checkScriptFully, checkSource, formatFinding } from "../..
 import { KEMI_MODULES } from "../../host/modules/index.js";
 import type { KemiModule } from "../../host/modules/types.js";
 import { ROOT, runKsr } from "./cli.js";
+import { BridgeTable } from "../../sandbox/bridge.js";
+import { routeAllows, routeFlags, type RouteFlagName } from "../../runtime/interpreter.js";
 
 const fixture = (name: string) => path.join(ROOT, "test/tooling/fixtures", name);
 
@@ -98,6 +100,68 @@ describe("ksr check: KSR calls", () => {
       "2:3: KSR.rtpproxy.rtpproxy_manage: not available here: no RTP proxy is configured",
       '3:3: KSR.x.modf("rtpproxy_manage") (KSR.rtpproxy.rtpproxy_manage): not available here: no RTP proxy is configured',
     ]);
+  });
+});
+
+describe("ksr check: route types (Kamailio's route flags)", () => {
+  it("reports a request-only function in the reply and onsend routes, and allows what Kamailio allows there", () => {
+    const source = [
+      route('KSR.sl.sl_send_reply(200, "OK");'),
+      "function ksr_reply_route() {",
+      '  KSR.sl.sl_send_reply(200, "OK");',
+      '  KSR.registrar.save("location", 0);', // REQUEST_ROUTE|FAILURE_ROUTE|ONREPLY_ROUTE
+      '  KSR.info("no flags: no finding");',
+      "}",
+      "function ksr_onsend_route() { KSR.rr.record_route(); KSR.siputils.has_totag(); }",
+    ].join("\n");
+    expect(check(source)).toEqual([
+      "6:3: KSR.sl.sl_send_reply in ksr_reply_route() (reply route, CORE_ONREPLY_ROUTE): Kamailio 5.6 allows it in REQUEST_ROUTE only; KEMI does not check, the call runs",
+      "10:31: KSR.rr.record_route in ksr_onsend_route() (onsend route, ONSEND_ROUTE): Kamailio 5.6 allows it in REQUEST_ROUTE, BRANCH_ROUTE, FAILURE_ROUTE only; KEMI does not check, the call runs",
+    ]);
+    expect(checkSource(source, "s.js").every((f) => f.kind === "route")).toBe(true);
+  });
+
+  it("checks the routes a script names with a literal, not the helpers they call (a sub-route is a request route to Kamailio's cfg parser); KSR.x.modf by its native's flags", () => {
+    const source = [
+      "function helper() { KSR.sl.sl_send_reply(500, \"x\"); }",
+      "function ksr_request_route() {",
+      '  KSR.tm.t_on_failure("on_fail"); KSR.tm.t_on_reply("on_reply");',
+      "  helper(); KSR.tm.t_relay();",
+      "}",
+      'function on_fail() { KSR.tm.t_reply(500, "x"); KSR.sl.sl_send_reply(500, "x"); helper(); }',
+      'var on_reply = function () { KSR.x.modf("t_relay"); KSR.x.modf("has_totag"); };',
+      "function not_a_route() { KSR.sl.sl_send_reply(500, \"x\"); }",
+    ].join("\n");
+    expect(check(source)).toEqual([
+      "6:48: KSR.sl.sl_send_reply in on_fail() (failure route, FAILURE_ROUTE): Kamailio 5.6 allows it in REQUEST_ROUTE only; KEMI does not check, the call runs",
+      '7:30: KSR.x.modf("t_relay") in on_reply() (onreply route, TM_ONREPLY_ROUTE): Kamailio 5.6 allows it in REQUEST_ROUTE, FAILURE_ROUTE only; KEMI does not check, the call runs',
+    ]);
+  });
+});
+
+describe("route flags as Kamailio's cfg parser matches them", () => {
+  it("needs every bit of the route's type, except that an event route takes request-route functions", () => {
+    const flags = (...names: RouteFlagName[]) => routeFlags(names);
+    expect(routeAllows(flags("ONREPLY_ROUTE"), "reply")).toBe(true);
+    expect(routeAllows(flags("ONREPLY_ROUTE"), "onreply")).toBe(true);
+    expect(routeAllows(flags("TM_ONREPLY_ROUTE"), "reply")).toBe(false);
+    expect(routeAllows(flags("REQUEST_ROUTE"), "event")).toBe(true);
+    expect(routeAllows(flags("FAILURE_ROUTE"), "event")).toBe(false);
+    expect(routeAllows(flags("ANY_ROUTE"), "branch_failure")).toBe(true);
+    expect(routeAllows(flags("REQUEST_ROUTE", "FAILURE_ROUTE"), "branch_failure")).toBe(false);
+  });
+
+  it("every native function declares its routes, and a KSR function a native runs has that native's", () => {
+    const table = new BridgeTable(KEMI_MODULES);
+    for (const native of table.natives) expect(native.routes.length, `${native.name}/${native.params.length}`).toBeGreaterThan(0);
+    const byName = new Map(table.entries.map((e) => [e.qualifiedName, e.routes]));
+    // Spot checks against Kamailio 5.6.3's cmd_exports (sl.c, tm.c, registrar.c).
+    expect(byName.get("KSR.sl.sl_send_reply")).toEqual(["REQUEST_ROUTE"]);
+    expect(byName.get("KSR.tm.t_relay")).toEqual(["REQUEST_ROUTE", "FAILURE_ROUTE"]);
+    expect(byName.get("KSR.registrar.save")).toEqual(["REQUEST_ROUTE", "FAILURE_ROUTE", "ONREPLY_ROUTE"]);
+    expect(byName.get("KSR.siputils.has_totag")).toEqual(["ANY_ROUTE"]);
+    // No native, no declaration: unknown, never reported.
+    expect(byName.get("KSR.info")).toBeUndefined();
   });
 });
 

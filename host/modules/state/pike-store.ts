@@ -88,6 +88,11 @@ export function configurePike(settings: Partial<PikeSettings>, opts: { tenantId?
   }
 }
 
+/** The tenant follows the settings for every tenant again. */
+export function forgetTenantPikeSettings(tenantId: string): void {
+  tenantSettings.delete(tenantId);
+}
+
 /** Back to Kamailio's defaults for everyone (tests). */
 export function resetPikeConfiguration(): void {
   globalSettings = DEFAULT_PIKE_SETTINGS;
