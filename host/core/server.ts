@@ -12,7 +12,6 @@
  * is derived from the incoming one (§16.11).
  */
 import type { EgressPolicy } from "./egress.js";
-import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import type { MessageEdits, SipMessage } from "../sip/message.js";
 import { parseMessage, statusForParseError, topVia, DEFAULT_PARSE_LIMITS, type ParseFailure, type ParseLimits } from "../sip/parser.js";
@@ -45,7 +44,8 @@ import {
 } from "./outbound.js";
 import { MessageContext, newTenantState } from "./context.js";
 import { runOnsendRoute, type OnsendRoutes } from "./onsend.js";
-import { HostNameCache, type KnownAddress } from "./name-cache.js";
+import { CachingDnsLookups, NextHopResolver, NodeDnsLookups, resolveOptionsFor, type KnownTargets } from "../dns/resolver.js";
+import type { DnsLookups, HopQuery, Target } from "../dns/rfc3263.js";
 import { advertisedVia, forwardSendFlags, replySendFlags, type SendFlags } from "../modules/sendopts.js";
 import type { HostServices, ListenSocket, LogLevel, ReceiveInfo, TenantState, TransportProto } from "./context.js";
 import { log as writeLog, logEnabled, type LogFields } from "./log.js";
@@ -66,8 +66,10 @@ export interface SipServerOptions {
   readonly parseLimits?: ParseLimits;
   /** Clock for HostServices.now (tests). */
   readonly now?: () => number;
-  /** Host name → IP address (default: the OS resolver via dns.lookup). */
-  readonly resolveHost?: (host: string, family: 4 | 6) => Promise<string>;
+  /** Where DNS answers come from (default: Node's resolver asking `dnsServers`). */
+  readonly dns?: DnsLookups;
+  /** DNS servers ("IP:PORT"), `--dns-server`; default: the system's. */
+  readonly dnsServers?: readonly string[];
   /**
    * Builds the transport (default: TransportLayer, real sockets). The
    * testing harness (host/testing) passes one that records what would be
@@ -139,8 +141,10 @@ export interface RouterHost extends HostServices {
     flags?: SendFlags,
     onUnresolved?: () => void,
   ): boolean;
-  /** What a recent lookup of a next-hop name answered, in the family of `from` (host/core/name-cache.ts). */
-  knownAddress(host: string, from: ListenSocket | undefined): KnownAddress;
+  /** What is cached of a next hop's RFC 3263 resolution (host/dns/resolver.ts): its targets in order, "unresolvable", or undefined. */
+  knownTargets(q: HopQuery): KnownTargets;
+  /** Resolve a next hop (RFC 3263 §4) in the background: its targets in order, empty when it does not resolve. */
+  resolveTargets(q: HopQuery): Promise<readonly Target[]>;
   /** A log line in another scope than the server's own (a tenant's), with its fields (host/core/log.ts). */
   logAs(scope: string, level: LogLevel, text: string, fields?: LogFields, script?: boolean): void;
   /** A request refused for overload: 503 with Retry-After, To tag `toTag` (host/core/overload.ts). */
@@ -154,11 +158,6 @@ export type ServerTransport = Pick<
 > &
   Partial<Pick<TransportLayer, "tcpCounterLine" | "tcpPolicyCounters" | "tcpConnections" | "tlsPolicyCounters" | "tlsConnectionCount" | "reloadTls">>;
 
-async function defaultResolve(host: string, family: 4 | 6): Promise<string> {
-  const r = await lookup(host, { family });
-  return r.address;
-}
-
 export class SipServer<R extends Router = Router> implements RouterHost {
   readonly tenant: TenantState;
   readonly aliases: readonly string[];
@@ -169,9 +168,8 @@ export class SipServer<R extends Router = Router> implements RouterHost {
   private readonly transport: ServerTransport;
   private readonly parseLimits: ParseLimits;
   private readonly clock: () => number;
-  private readonly resolveHost: (host: string, family: 4 | 6) => Promise<string>;
-  /** What recent lookups of next-hop names answered. */
-  private readonly names: HostNameCache;
+  /** RFC 3263 resolution of next hops and the DNS record cache (KSR.ipops reads it too). */
+  readonly resolver: NextHopResolver;
   private readonly configured: readonly ListenSocket[];
   private boundSockets: ListenSocket[] = [];
   /** One To tag per request context for every local reply to it (§8.2.6.2). */
@@ -192,8 +190,8 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     this.tenant = newTenantState(options.tenantId ?? "default");
     this.parseLimits = options.parseLimits ?? DEFAULT_PARSE_LIMITS;
     this.clock = options.now ?? Date.now;
-    this.resolveHost = options.resolveHost ?? defaultResolve;
-    this.names = new HostNameCache(() => this.clock());
+    const dns = new CachingDnsLookups(options.dns ?? new NodeDnsLookups(options.dnsServers), () => this.clock());
+    this.resolver = new NextHopResolver(dns, () => this.clock(), () => resolveOptionsFor(this.listen));
     this.data = options.data;
     const createTransport = options.transport ?? ((o: TransportOptions) => new TransportLayer(o));
     this.transport = createTransport({
@@ -405,11 +403,13 @@ export class SipServer<R extends Router = Router> implements RouterHost {
 
   /**
    * Stateless request forwarding (Kamailio `forward`, RFC 3261 §16.11).
-   * The destination URI gives host, port and transport; host names are
-   * resolved to an A/AAAA record of the sending socket's family (no NAPTR
-   * or SRV, RFC 3263 §4 is not applied). For a host name the request is
-   * built now and sent when the lookup finishes: forward() returns true and a
-   * failed lookup is logged.
+   * The destination URI gives host, port and transport; a host name is
+   * resolved by RFC 3263 §4 (host/dns/). A resolution in the cache is used
+   * now: the first target, and the next ones in turn when sending to one
+   * fails at once (§4.3). Otherwise the request is built now (for every
+   * transport the resolution may choose) and sent when the resolution
+   * ends: forward() returns true, and a name that does not resolve is
+   * logged.
    */
   private forwardRequest(ctx: MessageContext, target: string, viaParams: string | undefined, onsend: OnsendRoutes | undefined): boolean {
     const callId = ctx.msg.callId;
@@ -418,43 +418,78 @@ export class SipServer<R extends Router = Router> implements RouterHost {
       this.log("err", `forward: ${hop} (call-id=${callId})`);
       return false;
     }
-    const socket = this.sendingSocket(ctx, hop.proto, hop.host);
-    if (!socket) {
-      this.log("err", `forward: no ${hop.proto} listen socket to reach ${hop.host} (call-id=${callId})`);
-      return false;
-    }
-    const viaLine = ourViaLine({
-      socket,
-      aliases: this.aliases,
-      branch: statelessBranch(ctx.msg, ctx.requestUri, target),
-      rport: ctx.addLocalRport,
-      params: viaParams,
-      inbound: ctx.rcv,
-      ...advertisedVia(ctx),
-    });
-    const text = buildForwardedRequest({
-      msg: ctx.msg,
-      rcv: ctx.rcv,
-      edits: ctx.edits,
-      requestUri: ctx.newRequestUri,
-      viaLine,
-      forceRport: ctx.forceRport,
-      // Record-Route for the socket this copy leaves by (RFC 3261 §16.6 step 4, RFC 5658).
-      recordRoute: renderRecordRoute(ctx, socket, localSocketOf(ctx.rcv)),
-      decrementMaxForwards: false,
-      stream: hop.proto !== "udp", // Content-Length mandatory on streams (RFC 3261 §18.3)
-    });
-    // A name looked up lately is decided now: its address, or a failed forward
+    const build = (proto: TransportProto, host: string): { text: string; socket: ListenSocket } | undefined => {
+      const socket = this.sendingSocket(ctx, proto, host);
+      if (!socket) return undefined;
+      const viaLine = ourViaLine({
+        socket,
+        aliases: this.aliases,
+        branch: statelessBranch(ctx.msg, ctx.requestUri, target),
+        rport: ctx.addLocalRport,
+        params: viaParams,
+        inbound: ctx.rcv,
+        ...advertisedVia(ctx),
+      });
+      const text = buildForwardedRequest({
+        msg: ctx.msg,
+        rcv: ctx.rcv,
+        edits: ctx.edits,
+        requestUri: ctx.newRequestUri,
+        viaLine,
+        forceRport: ctx.forceRport,
+        // Record-Route for the socket this copy leaves by (RFC 3261 §16.6 step 4, RFC 5658).
+        recordRoute: renderRecordRoute(ctx, socket, localSocketOf(ctx.rcv)),
+        decrementMaxForwards: false,
+        stream: proto !== "udp", // Content-Length mandatory on streams (RFC 3261 §18.3)
+      });
+      return { text, socket };
+    };
+    const what = `${ctx.msg.method} request`;
+    const flags = forwardSendFlags(ctx);
+    const query = hop.query;
+    const known: KnownTargets = query === undefined ? [{ proto: hop.proto, ip: hop.host, port: hop.port }] : this.resolver.known(query);
+    // A name resolved lately is decided now: its targets, or a failed forward
     // (Kamailio's forward fails for an unresolvable destination).
-    const known = this.knownAddress(hop.host, socket);
     if (known === "unresolvable") {
       this.log("err", `forward: cannot resolve ${hop.host} (call-id=${callId})`);
       return false;
     }
-    // Kamailio forward_request: a drop in the onsend route fails the forward.
-    // A name not looked up lately is resolved after the route call: no onsend route for it.
-    if (known !== undefined && !runOnsendRoute(ctx, { proto: hop.proto, ip: known, port: hop.port, buf: text, from: socket }, onsend)) return false;
-    return this.send(hop, text, socket, `${ctx.msg.method} request`, ctx.tenant.egress, forwardSendFlags(ctx));
+    if (known !== undefined) {
+      // §4.3: on to the next target when one cannot be sent to.
+      for (const t of known) {
+        const built = build(t.proto, t.ip);
+        if (built === undefined) {
+          this.log("err", `forward: no ${t.proto} listen socket to reach ${t.ip} (call-id=${callId})`);
+          continue;
+        }
+        // Kamailio forward_request: a drop in the onsend route fails the forward.
+        if (!runOnsendRoute(ctx, { proto: t.proto, ip: t.ip, port: t.port, buf: built.text, from: built.socket }, onsend)) return false;
+        if (this.send({ proto: t.proto, host: t.ip, port: t.port }, built.text, built.socket, what, ctx.tenant.egress, flags)) return true;
+      }
+      return false;
+    }
+    // Not resolved lately: built now for each transport the resolution may
+    // pick (the context may change after this call), sent once it is known;
+    // no onsend route for it.
+    const texts = new Map<TransportProto, { text: string; socket: ListenSocket }>();
+    for (const proto of new Set(this.listen.map((l) => l.proto))) {
+      const built = build(proto, hop.host);
+      if (built !== undefined) texts.set(proto, built);
+    }
+    const egress = ctx.tenant.egress;
+    void this.resolver.resolve(query!).then((targets) => {
+      if (!this.transport.isStarted) return;
+      if (targets.length === 0) {
+        this.wire.dropped("unresolved");
+        this.logAs(this.tenant.id, "err", `cannot resolve ${hop.host} to send ${what}`, { dst: `${hop.proto}:${formatHostPort(hop.host, hop.port)}` });
+        return;
+      }
+      for (const t of targets) {
+        const built = texts.get(t.proto);
+        if (built !== undefined && this.send({ proto: t.proto, host: t.ip, port: t.port }, built.text, built.socket, `${what} (${hop.host})`, egress, flags)) return;
+      }
+    });
+    return true;
   }
 
   /**
@@ -529,11 +564,25 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     return true;
   }
 
-  knownAddress(host: string, from: ListenSocket | undefined): KnownAddress {
-    if (isIP(host) !== 0) return host;
-    return this.names.known(host, from && isIP(from.ip) === 6 ? 6 : 4);
+  knownTargets(q: HopQuery): KnownTargets {
+    return this.resolver.known(q);
   }
 
+  get dnsRecords(): CachingDnsLookups {
+    return this.resolver.dns;
+  }
+
+  resolveTargets(q: HopQuery): Promise<readonly Target[]> {
+    return this.resolver.resolve(q);
+  }
+
+  /**
+   * Hands a message to the transport. A host name in `dest` (a Via's
+   * sent-by, a CANCEL's hop) is resolved as a URI with its port and
+   * transport written (RFC 3263 §4.2: A/AAAA only), from the cache when it
+   * is there, else in the background (true is returned; a failure is
+   * logged and `onUnresolved` called).
+   */
   send(
     dest: Destination,
     text: string,
@@ -543,47 +592,46 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     flags?: SendFlags,
     onUnresolved?: () => void,
   ): boolean {
-    const known = this.knownAddress(dest.host, from);
+    if (isIP(dest.host) !== 0) return this.sendToAddress(dest, dest.host, text, from, what, egress, flags);
+    const query: HopQuery = { host: dest.host, port: dest.port, transport: dest.proto, secure: false };
+    const known = this.resolver.known(query);
     if (known === "unresolvable") {
       this.wire.dropped("unresolved");
       this.logAs(this.tenant.id, "err", `cannot resolve ${dest.host} to send ${what}`, { dst: `${dest.proto}:${formatHostPort(dest.host, dest.port)}` });
       return false;
     }
-    if (known !== undefined && known !== dest.host) dest = { ...dest, host: known };
-    if (isIP(dest.host) !== 0) {
-      if (this.egressRefused(egress, dest.host, what)) return false;
-      const ok = this.transport.send(dest.proto, dest.host, dest.port, text, dest.connectionId, from, flags);
-      if (ok) this.wire.sent(text);
-      else {
-        this.wire.dropped("send_failed");
-        const dst = `${dest.proto}:${formatHostPort(dest.host, dest.port)}`;
-        this.logAs(this.tenant.id, "err", `failed to send ${what} to ${dst}`, { dst });
-      }
-      return ok;
-    }
-    const family: 4 | 6 = from && isIP(from.ip) === 6 ? 6 : 4;
-    const name = dest.host;
-    this.resolveHost(name, family).then(
-      (ip) => {
-        this.names.remember(name, family, ip);
-        if (!this.transport.isStarted) return;
-        if (this.egressRefused(egress, ip, `${what} (${dest.host})`)) return;
-        if (this.transport.send(dest.proto, ip, dest.port, text, dest.connectionId, from, flags)) {
-          this.wire.sent(text);
-        } else {
-          this.wire.dropped("send_failed");
-          const dst = `${dest.proto}:${formatHostPort(ip, dest.port)}`;
-          this.logAs(this.tenant.id, "err", `failed to send ${what} to ${dst} (${dest.host})`, { dst });
-        }
-      },
-      (err) => {
-        this.names.remember(name, family, "unresolvable");
+    if (known !== undefined) return this.sendToAddress(dest, addressFor(known, from), text, from, what, egress, flags);
+    void this.resolver.resolve(query).then((targets) => {
+      if (!this.transport.isStarted) return;
+      if (targets.length === 0) {
         this.wire.dropped("unresolved");
-        this.logAs(this.tenant.id, "err", `cannot resolve ${name} to send ${what}: ${errorText(err)}`, { dst: `${dest.proto}:${formatHostPort(name, dest.port)}` });
+        this.logAs(this.tenant.id, "err", `cannot resolve ${dest.host} to send ${what}`, { dst: `${dest.proto}:${formatHostPort(dest.host, dest.port)}` });
         onUnresolved?.();
-      },
-    );
+        return;
+      }
+      this.sendToAddress(dest, addressFor(targets, from), text, from, `${what} (${dest.host})`, egress, flags);
+    });
     return true;
+  }
+
+  private sendToAddress(
+    dest: Destination,
+    ip: string,
+    text: string,
+    from: ListenSocket | undefined,
+    what: string,
+    egress: EgressPolicy | undefined,
+    flags: SendFlags | undefined,
+  ): boolean {
+    if (this.egressRefused(egress, ip, what)) return false;
+    const ok = this.transport.send(dest.proto, ip, dest.port, text, dest.connectionId, from, flags);
+    if (ok) this.wire.sent(text);
+    else {
+      this.wire.dropped("send_failed");
+      const dst = `${dest.proto}:${formatHostPort(ip, dest.port)}`;
+      this.logAs(this.tenant.id, "err", `failed to send ${what} to ${dst}`, { dst });
+    }
+    return ok;
   }
 
   private localTagFor(ctx: MessageContext): string {
@@ -594,6 +642,12 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     }
     return tag;
   }
+}
+
+/** The first target in the family of the socket sending (any, when none is of it). */
+function addressFor(targets: readonly Target[], from: ListenSocket | undefined): string {
+  const family = from !== undefined && isIP(from.ip) === 6 ? 6 : 4;
+  return (targets.find((t) => isIP(t.ip) === family) ?? targets[0]!).ip;
 }
 
 /** The log fields of a record about ctx's message: its tenant, route kind, Call-ID and source. */

@@ -5,6 +5,7 @@
  * addressing (RFC 3261 §18.2.2, RFC 3581), malformed input, stateless
  * forwarding of requests and responses.
  */
+import { TableDnsLookups } from "../../host/dns/table.js";
 import { describe, expect, it } from "vitest";
 import { HostRouteRunner, startServer, type HostRoutes, type RunningServer } from "./harness.js";
 import {
@@ -368,21 +369,14 @@ describe("stateless forwarding", () => {
   });
 
   it("resolves a host name before sending", async () => {
-    const asked: string[] = [];
-    const srv = await serve(
-      { ksr_request_route: (ctx) => void ctx.host.forward(ctx) },
-      {
-        resolveHost: async (host) => {
-          asked.push(host);
-          return "127.0.0.1";
-        },
-      },
-    );
+    const dns = new TableDnsLookups({ hosts: { "callee.example.test": "127.0.0.1" } });
+    const srv = await serve({ ksr_request_route: (ctx) => void ctx.host.forward(ctx) }, { dns });
     const caller = await udpPeer();
     const callee = await udpPeer();
     await caller.send(buildRequest({ uri: `sip:bob@callee.example.test:${callee.port}`, viaPort: caller.port }), srv.udpPort);
     expect(startLineOf((await callee.next()).data)).toContain("callee.example.test");
-    expect(asked).toEqual(["callee.example.test"]);
+    // The port is written: RFC 3263 §4.2 asks for the address only.
+    expect(dns.asked).toEqual(["a/callee.example.test"]);
   });
 
   it("forwards over TCP (Content-Length kept) and routes the response back over UDP", async () => {
