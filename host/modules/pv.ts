@@ -17,6 +17,7 @@
  * $avp values live per message context (see avpStore/setAvpStore for code
  * that must carry them into later routes of the same transaction).
  */
+import { ipopsPvAccessor, setIpopsPvWriter } from "./ipops.js";
 import { TLS_ATTRIBUTES, tlsAttribute } from "./tls.js";
 import { formatPvParts, parsePvFormat } from "./pv-format.js";
 import { isIP } from "node:net";
@@ -45,7 +46,7 @@ import { isLocalAddress, parseSocketSpec } from "./myself.js";
 import { tmPvAccessor } from "../proxy/tm-pv.js";
 import { htablePvAccessor } from "./htable.js";
 
-type PvValue = string | number | null;
+export type PvValue = string | number | null;
 
 /** A compiled PV name. */
 export interface PvAccessor {
@@ -547,7 +548,7 @@ interface ParsedName {
 const CLASS_RE = /^[A-Za-z_][A-Za-z0-9_.]*$/;
 
 /** Classes whose inner name may itself hold PVs with parentheses: $sht(t=>$var(k)). */
-const NESTED_NAME_CLASSES: ReadonlySet<string> = new Set(["sht", "shtex", "shtinc", "shtdec"]);
+const NESTED_NAME_CLASSES: ReadonlySet<string> = new Set(["sht", "shtex", "shtinc", "shtdec", "dns", "srvquery", "naptrquery"]);
 
 /** Split a PV name into class, inner name and index; null when malformed. */
 export function parsePvName(name: string): ParsedName | null {
@@ -603,6 +604,10 @@ function compile(name: string): PvAccessor | null {
       return tvAccessor(p.inner);
     case "HN":
       return hnAccessor(p.inner);
+    case "dns":
+    case "srvquery":
+    case "naptrquery":
+      return ipopsPvAccessor(p.cls, p.inner, lookupPv);
     case "sht":
     case "shtex":
     case "shtinc":
@@ -653,6 +658,9 @@ function getMode(ctx: MessageContext, name: string, mode: NullMode): KemiValue {
   const v = a.get(ctx);
   return v === null ? xvalNull(mode) : v;
 }
+
+// detailed_ip_type writes its result into a PV named by the script.
+setIpopsPvWriter((ctx, name, value) => assign(ctx, name, value));
 
 function assign(ctx: MessageContext, name: string, value: PvValue): boolean {
   const a = accessorOrLog(ctx, name);
