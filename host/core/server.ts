@@ -191,7 +191,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     this.parseLimits = options.parseLimits ?? DEFAULT_PARSE_LIMITS;
     this.clock = options.now ?? Date.now;
     const dns = new CachingDnsLookups(options.dns ?? new NodeDnsLookups(options.dnsServers), () => this.clock());
-    this.resolver = new NextHopResolver(dns, () => this.clock(), () => resolveOptionsFor(this.listen));
+    this.resolver = new NextHopResolver(dns, () => this.clock(), () => resolveOptionsFor(this.listen), Math.random, undefined, (text) => this.log("warn", text));
     this.data = options.data;
     const createTransport = options.transport ?? ((o: TransportOptions) => new TransportLayer(o));
     this.transport = createTransport({
@@ -446,7 +446,21 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     };
     const what = `${ctx.msg.method} request`;
     const flags = forwardSendFlags(ctx);
+    const egress = ctx.tenant.egress;
     const query = hop.query;
+    // The request for each transport with a listen socket: what a later
+    // target (failover, or a resolution that ends after this call) is sent.
+    let byProto: Map<TransportProto, { text: string; socket: ListenSocket }> | undefined;
+    const texts = (): Map<TransportProto, { text: string; socket: ListenSocket }> => {
+      if (byProto === undefined) {
+        byProto = new Map();
+        for (const proto of new Set(this.listen.map((l) => l.proto))) {
+          const b = build(proto, hop.host);
+          if (b !== undefined) byProto.set(proto, b);
+        }
+      }
+      return byProto;
+    };
     const known: KnownTargets = query === undefined ? [{ proto: hop.proto, ip: hop.host, port: hop.port }] : this.resolver.known(query);
     // A name resolved lately is decided now: its targets, or a failed forward
     // (Kamailio's forward fails for an unresolvable destination).
@@ -456,7 +470,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     }
     if (known !== undefined) {
       // §4.3: on to the next target when one cannot be sent to.
-      for (const t of known) {
+      for (const [i, t] of known.entries()) {
         const built = build(t.proto, t.ip);
         if (built === undefined) {
           this.log("err", `forward: no ${t.proto} listen socket to reach ${t.ip} (call-id=${callId})`);
@@ -464,19 +478,24 @@ export class SipServer<R extends Router = Router> implements RouterHost {
         }
         // Kamailio forward_request: a drop in the onsend route fails the forward.
         if (!runOnsendRoute(ctx, { proto: t.proto, ip: t.ip, port: t.port, buf: built.text, from: built.socket }, onsend)) return false;
-        if (this.send({ proto: t.proto, host: t.ip, port: t.port }, built.text, built.socket, what, ctx.tenant.egress, flags)) return true;
+        // After this call the onsend route can no longer run: a target
+        // tried later (its connection failed) goes without it, and only when
+        // the script has no onsend route to bypass.
+        const rest = known.slice(i + 1);
+        const viaOnsend = onsend?.hasRoute(ctx.tenant.kemiCallbacks.onsend) === true;
+        let later: (() => void) | undefined;
+        if (rest.length > 0 && !viaOnsend) {
+          const all = texts();
+          later = () => void this.sendToTargets(rest, all, what, egress, flags);
+        }
+        if (this.send({ proto: t.proto, host: t.ip, port: t.port }, built.text, built.socket, what, egress, this.withConnectFailover(flags, later, t, what))) return true;
       }
       return false;
     }
     // Not resolved lately: built now for each transport the resolution may
     // pick (the context may change after this call), sent once it is known;
     // no onsend route for it.
-    const texts = new Map<TransportProto, { text: string; socket: ListenSocket }>();
-    for (const proto of new Set(this.listen.map((l) => l.proto))) {
-      const built = build(proto, hop.host);
-      if (built !== undefined) texts.set(proto, built);
-    }
-    const egress = ctx.tenant.egress;
+    const built = texts();
     void this.resolver.resolve(query!).then((targets) => {
       if (!this.transport.isStarted) return;
       if (targets.length === 0) {
@@ -484,12 +503,44 @@ export class SipServer<R extends Router = Router> implements RouterHost {
         this.logAs(this.tenant.id, "err", `cannot resolve ${hop.host} to send ${what}`, { dst: `${hop.proto}:${formatHostPort(hop.host, hop.port)}` });
         return;
       }
-      for (const t of targets) {
-        const built = texts.get(t.proto);
-        if (built !== undefined && this.send({ proto: t.proto, host: t.ip, port: t.port }, built.text, built.socket, `${what} (${hop.host})`, egress, flags)) return;
-      }
+      this.sendToTargets(targets, built, `${what} (${hop.host})`, egress, flags);
     });
     return true;
+  }
+
+  /**
+   * Sends a built request to the first target it can, trying the next one
+   * when sending fails at once or, over a stream, when the connection opened
+   * for it fails (RFC 3263 §4.3). True when one took it (for now).
+   */
+  private sendToTargets(
+    targets: readonly Target[],
+    texts: ReadonlyMap<TransportProto, { text: string; socket: ListenSocket }>,
+    what: string,
+    egress: EgressPolicy | undefined,
+    flags: SendFlags | undefined,
+  ): boolean {
+    for (const [i, t] of targets.entries()) {
+      const built = texts.get(t.proto);
+      if (built === undefined) continue;
+      const rest = targets.slice(i + 1);
+      const next = rest.length === 0 ? undefined : () => void this.sendToTargets(rest, texts, what, egress, flags);
+      if (this.send({ proto: t.proto, host: t.ip, port: t.port }, built.text, built.socket, what, egress, this.withConnectFailover(flags, next, t, what))) return true;
+    }
+    return false;
+  }
+
+  /** `flags` plus, when there is a next target, going on to it when the connection opened for the message to `target` fails. */
+  private withConnectFailover(flags: SendFlags | undefined, next: (() => void) | undefined, target: Target, what: string): SendFlags | undefined {
+    if (next === undefined) return flags;
+    return {
+      ...flags,
+      onConnectFailed: () => {
+        if (!this.transport.isStarted) return;
+        this.logAs(this.tenant.id, "warn", `${what}: connection to ${target.proto}:${formatHostPort(target.ip, target.port)} failed, trying the next target (RFC 3263 §4.3)`);
+        next();
+      },
+    };
   }
 
   /**

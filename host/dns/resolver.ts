@@ -11,6 +11,7 @@
  */
 import { Resolver } from "node:dns/promises";
 import type { TransportProto } from "../core/context.js";
+import { isWildcardIp, sameIp } from "../transport/listen-socket.js";
 import { TtlCache } from "./cache.js";
 import {
   FAILED_LOOKUP_TTL_S,
@@ -193,6 +194,8 @@ export class NextHopResolver {
     private readonly options: () => ResolveOptions,
     private readonly random: () => number = Math.random,
     maxEntries = DNS_CACHE_MAX_ENTRIES,
+    /** Told of answers worth a log line (every target was ourselves). */
+    private readonly onWarning?: (text: string) => void,
   ) {
     this.plans = new TtlCache(now, maxEntries);
     this.unresolvable = new TtlCache(now, maxEntries);
@@ -201,8 +204,18 @@ export class NextHopResolver {
   known(q: HopQuery): KnownTargets {
     const key = queryKey(q);
     const plan = this.plans.get(key);
-    if (plan !== undefined) return materialize(plan, this.random);
+    if (plan !== undefined) {
+      const targets = this.usable(plan);
+      return targets.length > 0 ? targets : "unresolvable";
+    }
     return this.unresolvable.get(key) === true ? "unresolvable" : undefined;
+  }
+
+  /** The plan's targets in a fresh order, without this server's own sockets. */
+  private usable(plan: Plan): Target[] {
+    const own = this.options().isOwnSocket;
+    const targets = materialize(plan, this.random);
+    return own === undefined ? targets : targets.filter((t) => !own(t));
   }
 
   /** The targets of q in order (empty: it does not resolve); never rejects. */
@@ -220,7 +233,9 @@ export class NextHopResolver {
           return [];
         }
         this.plans.set(key, plan, plan.ttlS * 1000);
-        return materialize(plan, this.random);
+        const targets = this.usable(plan);
+        if (targets.length === 0) this.onWarning?.(`${q.host}: every target of its DNS answer is this server itself; not sent (it would loop)`);
+        return targets;
       },
       () => {
         this.inFlight.delete(key);
@@ -237,7 +252,16 @@ function queryKey(q: HopQuery): string {
   return `${q.secure ? "sips" : "sip"}|${q.host.toLowerCase()}|${q.port ?? ""}|${q.transport ?? ""}`;
 }
 
-/** Transports with a listen socket, and whether any is IPv6: what the resolver may choose from. */
-export function resolveOptionsFor(listen: ReadonlyArray<{ readonly proto: TransportProto; readonly ip: string }>): ResolveOptions {
-  return { transports: new Set(listen.map((l) => l.proto)), ipv6: listen.some((l) => l.ip.includes(":")) };
+/**
+ * Transports with a listen socket, whether any is IPv6, and which targets
+ * are our own sockets (same transport and port, and the same address, or
+ * a loopback one for a wildcard socket): what the resolver may choose from.
+ */
+export function resolveOptionsFor(listen: ReadonlyArray<{ readonly proto: TransportProto; readonly ip: string; readonly port: number }>): ResolveOptions {
+  return {
+    transports: new Set(listen.map((l) => l.proto)),
+    ipv6: listen.some((l) => l.ip.includes(":")),
+    isOwnSocket: (t) =>
+      listen.some((l) => l.proto === t.proto && l.port === t.port && (sameIp(l.ip, t.ip) || (isWildcardIp(l.ip) && (t.ip.startsWith("127.") || t.ip === "::1")))),
+  };
 }

@@ -97,6 +97,11 @@ export interface ResolveOptions {
   readonly transports: ReadonlySet<TransportProto>;
   /** Ask for AAAA records too (there is an IPv6 listen socket). */
   readonly ipv6: boolean;
+  /**
+   * A target that is this server itself (a DNS answer pointing back at
+   * us): left out, since sending there would loop until Max-Forwards ran out.
+   */
+  readonly isOwnSocket?: (t: Target) => boolean;
 }
 
 /**

@@ -379,6 +379,33 @@ describe("stateless forwarding", () => {
     expect(dns.asked).toEqual(["a/callee.example.test"]);
   });
 
+  it("a stateless forward whose TCP connection is refused goes on to the next SRV target (RFC 3263 §4.3)", async () => {
+    const dead = await TcpListenerPeer.open();
+    const deadPort = dead.port;
+    await dead.close(); // nothing listens there now: the connection is refused
+    const listener = await TcpListenerPeer.open();
+    closeAfter(() => listener.close());
+    const dns = new TableDnsLookups({
+      srv: {
+        "_sip._tcp.failover.test": [
+          { priority: 10, weight: 0, port: deadPort, name: "h.test" },
+          { priority: 20, weight: 0, port: listener.port, name: "h.test" },
+        ],
+      },
+      hosts: { "h.test": "127.0.0.1" },
+    });
+    const srv = await serve(forwardAll, { dns });
+    const caller = await udpPeer();
+    // Resolved after the route call the first time, from the cache the second; both times the dead target comes first.
+    await caller.send(buildRequest({ uri: "sip:bob@failover.test;transport=tcp", viaPort: caller.port, callId: "first@test" }), srv.udpPort);
+    const conn = await listener.nextConnection();
+    closeAfter(() => conn.close());
+    expect(headerValue(await conn.next(), "call-id")).toBe("first@test");
+    await caller.send(buildRequest({ uri: "sip:bob@failover.test;transport=tcp", viaPort: caller.port, callId: "second@test" }), srv.udpPort);
+    expect(headerValue(await conn.next(), "call-id")).toBe("second@test");
+    expect(logs.find((l) => l.includes(`connection to tcp:127.0.0.1:${deadPort} failed, trying the next target`))).toBeDefined();
+  });
+
   it("forwards over TCP (Content-Length kept) and routes the response back over UDP", async () => {
     const srv = await serve(forwardAll);
     const caller = await udpPeer();

@@ -28,6 +28,12 @@ const DNS = {
       { priority: 20, weight: 0, port: 5090, name: "two.test" },
     ],
     "_sip._tcp.svc.test": [{ priority: 10, weight: 0, port: 5070, name: "one.test" }],
+    // Hostile: answers that point back at the server itself (it listens on 127.0.0.1:5060).
+    "_sip._udp.loop.test": [
+      { priority: 10, weight: 0, port: 5060, name: "one.test" },
+      { priority: 20, weight: 0, port: 5090, name: "two.test" },
+    ],
+    "_sip._udp.selfonly.test": [{ priority: 10, weight: 0, port: 5060, name: "one.test" }],
   },
   naptr: {
     "tcpfirst.test": [
@@ -116,6 +122,22 @@ describe("RFC 3263 next hops of t_relay", () => {
   it("a name that does not resolve: the branch ends with 503 and the failure route sees it", async () => {
     const h = await proxy(RELAY, {});
     const r = await h.send({ method: "INVITE", ruri: "sip:bob@nowhere.test" });
+    expect(texts(r)).toContain("failure 503");
+    expect(r.forwarded.filter((f) => f.kind === "request")).toEqual([]);
+  });
+});
+
+describe("DNS answers that point back at the server", () => {
+  it("its own socket is left out: the next target gets the request", async () => {
+    const h = await proxy(RELAY, { "udp:127.0.0.2:5090": [{ status: 200, after: 0 }] });
+    const r = await h.send({ method: "INVITE", ruri: "sip:bob@loop.test" });
+    expect(requestsTo(r)).toEqual(["udp:127.0.0.2:5090"]);
+    expect(statuses(r)).toEqual([100, 200]);
+  });
+
+  it("nothing but itself: the name counts as unresolvable (503 to the failure route), nothing is sent", async () => {
+    const h = await proxy(RELAY, {});
+    const r = await h.send({ method: "INVITE", ruri: "sip:bob@selfonly.test" });
     expect(texts(r)).toContain("failure 503");
     expect(r.forwarded.filter((f) => f.kind === "request")).toEqual([]);
   });
