@@ -307,38 +307,42 @@ function dnsMatchIp(ctx: MessageContext, fn: string, hostname: string, ip: strin
   return found.some((f) => sameAddress(f.addr, unref(ip))) ? 1 : -1;
 }
 
-/** srv_query: 1 and the records sorted by priority and weight (RFC 2782); -2 no name; -3 no container; -1 not cached yet. */
-function srvQuery(ctx: MessageContext, name: string, pvid: string, random: () => number = Math.random): number {
+/**
+ * srv_query / naptr_query: 1 and the container filled with the cached
+ * records in `order`; -2 no name; -3 no container; -1 not cached yet (a
+ * lookup starts).
+ */
+function recordQuery<R>(
+  ctx: MessageContext,
+  type: "srv" | "naptr",
+  name: string,
+  containers: TenantScoped<Containers<{ records: R[] }>>,
+  pvid: string,
+  order: (records: R[]) => R[],
+): number {
   if (name === "") return -2;
-  const container = srvContainers.get(ctx.tenant.id).obtain(pvid);
+  const container = containers.get(ctx.tenant.id).obtain(pvid);
   if (container === undefined) return -3;
   container.records = [];
   const dns = recordsOf(ctx);
   if (dns === undefined) return -1;
-  const answer = dns.peek("srv", name);
+  const answer = dns.peek(type, name) as { records: readonly R[] } | undefined;
   if (answer === undefined) {
-    lookUpLater(ctx, dns, "srv_query", "srv", name);
+    lookUpLater(ctx, dns, `${type}_query`, type, name);
     return -1;
   }
-  container.records = orderSrv(answer.records.slice(0, MAX_RECORDS), random);
+  container.records = order(answer.records.slice(0, MAX_RECORDS));
   return 1;
 }
 
-/** naptr_query: 1 and the records sorted by order then preference; -2 no name; -3 no container; -1 not cached yet. */
+/** srv_query: records by priority, weighted within one (RFC 2782). */
+function srvQuery(ctx: MessageContext, name: string, pvid: string, random: () => number = Math.random): number {
+  return recordQuery(ctx, "srv", name, srvContainers, pvid, (records) => orderSrv(records, random));
+}
+
+/** naptr_query: records by order, then preference. */
 function naptrQuery(ctx: MessageContext, name: string, pvid: string): number {
-  if (name === "") return -2;
-  const container = naptrContainers.get(ctx.tenant.id).obtain(pvid);
-  if (container === undefined) return -3;
-  container.records = [];
-  const dns = recordsOf(ctx);
-  if (dns === undefined) return -1;
-  const answer = dns.peek("naptr", name);
-  if (answer === undefined) {
-    lookUpLater(ctx, dns, "naptr_query", "naptr", name);
-    return -1;
-  }
-  container.records = [...answer.records.slice(0, MAX_RECORDS)].sort((a, b) => a.order - b.order || a.preference - b.preference);
-  return 1;
+  return recordQuery(ctx, "naptr", name, naptrContainers, pvid, (records) => records.sort((a, b) => a.order - b.order || a.preference - b.preference));
 }
 
 // ------------------------------------------------------------ result PVs
