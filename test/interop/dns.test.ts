@@ -29,6 +29,7 @@ import os from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ensureBuilt, findFreePort, isListening, runSipp, sippMessageCounters, startKsr, startSipp, type SippProcess } from "../../bench/lib/sipp.mjs";
+import { CachingDnsLookups, NextHopResolver, NodeDnsLookups } from "../../host/dns/resolver.js";
 import { SIPP_SCENARIOS, calleeRunAfterCaller, describeSipp, expectAllCallsSucceeded, requireSipp, scriptWithSettings } from "./harness.js";
 
 const DNSMASQ = "/usr/sbin/dnsmasq";
@@ -237,6 +238,33 @@ describe("RFC 3263 next hops with dnsmasq and sipp", () => {
     // The others found it in the negative cache: no branch, t_relay -1 (its error reply would be 478, Kamailio's E_BAD_ADDRESS).
     const relayFailures = run.proxyOutput.split("\n").filter((l) => l.includes("relay failed: -1 for sip:callee@nowhere.test"));
     expect(relayFailures.length, run.diagnostics).toBe(CALLS - 1);
+  });
+
+  it("the cache keeps an answer for the TTL the server gave, then asks again (clock injected)", async () => {
+    const dns = await startDnsmasq(["--host-record=ttl.test,127.0.0.1,7", "--srv-host=_sip._udp.ttl.test,ttl.test,5062,10,0"]);
+    try {
+      let now = 0;
+      const cache = new CachingDnsLookups(new NodeDnsLookups([`127.0.0.1:${dns.port}`]), () => now);
+      const resolver = new NextHopResolver(cache, () => now, () => ({ transports: new Set(["udp" as const]), ipv6: false }));
+      const targets = await resolver.resolve({ host: "ttl.test", transport: "udp", secure: false });
+      expect(targets).toEqual([{ proto: "udp", ip: "127.0.0.1", port: 5062 }]);
+      expect((await cache.a("ttl.test")).ttlS).toBe(7);
+      // Asked of the server so far: the SRV record and the A record.
+      expect(cache.misses).toBe(2);
+      now = 6_999; // within the A record's 7 s: the resolution (its shortest TTL) and the record are cached
+      expect(resolver.known({ host: "ttl.test", transport: "udp", secure: false })).toEqual(targets);
+      await cache.a("ttl.test");
+      expect(cache.misses).toBe(2);
+      now = 7_000; // expired: the resolution is unknown again and the record is asked for again
+      expect(resolver.known({ host: "ttl.test", transport: "udp", secure: false })).toBeUndefined();
+      await resolver.resolve({ host: "ttl.test", transport: "udp", secure: false });
+      expect(cache.misses).toBe(3); // the A record again; the SRV record (kept 60 s) not
+      // A name the server does not have (NXDOMAIN under --local=/test/) is an empty answer, kept as such.
+      expect((await cache.a("missing.test")).records).toEqual([]);
+      expect(cache.peek("a", "missing.test")?.records).toEqual([]);
+    } finally {
+      await dns.stop();
+    }
   });
 
   it("a DNS server that does not answer: after the resolver's timeout the branch fails with 503", async () => {
