@@ -8,6 +8,8 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { loadScriptSource, type LoadScriptOptions, type ScriptHarness, type SendResult } from "../../host/testing/index.js";
+import type { Target } from "../../host/dns/rfc3263.js";
+import { cancelFor, ksr, ProxyTestBed, request } from "./testbed.js";
 
 const harnesses: ScriptHarness[] = [];
 afterEach(() => {
@@ -151,5 +153,50 @@ describe("RFC 3263 next hops of forward", () => {
     expect(requestsTo(first, "MESSAGE")).toEqual(["tcp:127.0.0.1:5070"]);
     const second = await h.send({ method: "MESSAGE", ruri: "sip:bob@tcpfirst.test" });
     expect(requestsTo(second, "MESSAGE")).toEqual(["tcp:127.0.0.1:5070"]);
+  });
+});
+
+describe("a branch waiting for its resolution", () => {
+  /** A test bed whose resolutions end when the test says. */
+  function bedWithPendingResolution(): { bed: ProxyTestBed; finish: (targets: readonly Target[]) => void } {
+    let finish: (targets: readonly Target[]) => void = () => undefined;
+    const pending = new Promise<readonly Target[]>((resolve) => (finish = resolve));
+    const bed = new ProxyTestBed(
+      {
+        ksr_request_route(ctx) {
+          const KSR = ksr(ctx);
+          if (KSR.is_CANCEL()) {
+            if (KSR.tm.t_check_trans() > 0) KSR.tm.t_relay();
+            return;
+          }
+          KSR.tm.t_relay();
+        },
+      },
+      { knownTargets: () => undefined, resolveTargets: () => pending },
+    );
+    return { bed, finish: (t) => finish(t) };
+  }
+  const flush = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+  it("is sent once the name resolves, the transaction staying open meanwhile", async () => {
+    const { bed, finish } = bedWithPendingResolution();
+    bed.receiveRequest(request({ uri: "sip:bob@svc.test" }));
+    expect(bed.statuses()).toEqual([100]);
+    expect(bed.sent.filter((s) => s.msg.kind === "request")).toEqual([]);
+    finish([{ proto: "udp", ip: "192.0.2.30", port: 5070 }]);
+    await flush();
+    expect(bed.requestsTo("192.0.2.30", "INVITE")).toHaveLength(1);
+    expect(bed.requestsTo("192.0.2.30", "INVITE")[0]!.dest.port).toBe(5070);
+  });
+
+  it("a CANCEL meanwhile: the INVITE is answered 487 once the resolution ends, and nothing is sent downstream", async () => {
+    const { bed, finish } = bedWithPendingResolution();
+    const invite = request({ uri: "sip:bob@svc.test" });
+    bed.receiveRequest(invite);
+    bed.receiveRequest(cancelFor(invite));
+    finish([{ proto: "udp", ip: "192.0.2.30", port: 5070 }]);
+    await flush();
+    expect(bed.sent.filter((s) => s.msg.kind === "request")).toEqual([]);
+    expect(bed.statuses()).toContain(487);
   });
 });
