@@ -45,7 +45,7 @@ import {
 import { MessageContext, newTenantState } from "./context.js";
 import { runOnsendRoute, type OnsendRoutes } from "./onsend.js";
 import { CachingDnsLookups, NextHopResolver, NodeDnsLookups, resolveOptionsFor, type KnownTargets } from "../dns/resolver.js";
-import type { DnsLookups, HopQuery, Target } from "../dns/rfc3263.js";
+import type { DnsLookups, HopQuery, ResolveOptions, Target } from "../dns/rfc3263.js";
 import { advertisedVia, forwardSendFlags, replySendFlags, type SendFlags } from "../modules/sendopts.js";
 import type { HostServices, ListenSocket, LogLevel, ReceiveInfo, TenantState, TransportProto } from "./context.js";
 import { log as writeLog, logEnabled, type LogFields } from "./log.js";
@@ -170,6 +170,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
   private readonly clock: () => number;
   /** RFC 3263 resolution of next hops and the DNS record cache (KSR.ipops reads it too). */
   readonly resolver: NextHopResolver;
+  private resolveOptionsCache: { readonly listen: readonly ListenSocket[]; readonly options: ResolveOptions } | undefined;
   private readonly configured: readonly ListenSocket[];
   private boundSockets: ListenSocket[] = [];
   /** One To tag per request context for every local reply to it (§8.2.6.2). */
@@ -191,7 +192,7 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     this.parseLimits = options.parseLimits ?? DEFAULT_PARSE_LIMITS;
     this.clock = options.now ?? Date.now;
     const dns = new CachingDnsLookups(options.dns ?? new NodeDnsLookups(options.dnsServers), () => this.clock());
-    this.resolver = new NextHopResolver(dns, () => this.clock(), () => resolveOptionsFor(this.listen), Math.random, undefined, (text) => this.log("warn", text));
+    this.resolver = new NextHopResolver(dns, () => this.clock(), () => this.resolveOptions(), Math.random, undefined, (text) => this.log("warn", text));
     this.data = options.data;
     const createTransport = options.transport ?? ((o: TransportOptions) => new TransportLayer(o));
     this.transport = createTransport({
@@ -613,6 +614,13 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     this.wire.dropped("egress_refused");
     this.logAs(this.tenant.id, "warn", `${what} to ${ip} not sent: ${why}`, { dst: ip });
     return true;
+  }
+
+  /** What the resolver may choose from, made anew only when the listen sockets change (at start). */
+  private resolveOptions(): ResolveOptions {
+    const listen = this.listen;
+    if (this.resolveOptionsCache?.listen !== listen) this.resolveOptionsCache = { listen, options: resolveOptionsFor(listen) };
+    return this.resolveOptionsCache.options;
   }
 
   knownTargets(q: HopQuery): KnownTargets {
