@@ -22,67 +22,21 @@
  * Needs dnsmasq (Debian package dnsmasq) and sipp (sip-tester); without
  * them the suite fails on purpose, as the other interop suites do.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import dgram from "node:dgram";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { DNSMASQ, dnsmasqInstalled, startDnsmasq } from "../../bench/lib/dnsmasq.mjs";
 import { ensureBuilt, findFreePort, isListening, runSipp, sippMessageCounters, startKsr, startSipp, type SippProcess } from "../../bench/lib/sipp.mjs";
 import { CachingDnsLookups, NextHopResolver, NodeDnsLookups } from "../../host/dns/resolver.js";
 import { SIPP_SCENARIOS, calleeRunAfterCaller, describeSipp, expectAllCallsSucceeded, requireSipp, scriptWithSettings } from "./harness.js";
 
-const DNSMASQ = "/usr/sbin/dnsmasq";
 const DNS_RELAY_TEMPLATE = path.join(path.dirname(new URL(import.meta.url).pathname), "scripts", "dns-relay.js");
 const CALLS = 3;
 const RATE = 5;
 const FR_TIMER_MS = 1500;
 const CALLEE_TIMEOUT_S = 30;
-
-interface Dnsmasq {
-  readonly port: number;
-  output(): string;
-  stop(): Promise<void>;
-}
-
-/** dnsmasq in the foreground on udp:127.0.0.1:port answering only from `records` (its options); names under .test it does not know are NXDOMAIN. */
-async function startDnsmasq(records: readonly string[]): Promise<Dnsmasq> {
-  const port = await findFreePort();
-  const args = [
-    "--no-daemon",
-    `--port=${port}`,
-    "--listen-address=127.0.0.1",
-    "--bind-interfaces",
-    "--no-resolv",
-    "--no-hosts",
-    "--conf-file=/dev/null",
-    "--pid-file=",
-    "--local=/test/",
-    "--log-queries",
-    ...records,
-  ];
-  const child: ChildProcess = spawn(DNSMASQ, args, { stdio: ["ignore", "pipe", "pipe"] });
-  let text = "";
-  child.stdout!.on("data", (d: Buffer) => (text = (text + d.toString("latin1")).slice(-20_000)));
-  child.stderr!.on("data", (d: Buffer) => (text = (text + d.toString("latin1")).slice(-20_000)));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  for (let i = 0; i < 50 && !isListening("udp", port); i++) {
-    if (child.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  if (!isListening("udp", port)) {
-    child.kill("SIGKILL");
-    throw new Error(`dnsmasq did not listen on udp:127.0.0.1:${port}:\n${text}`);
-  }
-  return {
-    port,
-    output: () => text,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      await exited;
-    },
-  };
-}
 
 interface CalleeSpec {
   readonly label: string;
@@ -161,7 +115,7 @@ const TWO_TARGETS = [
 describe("RFC 3263 next hops with dnsmasq and sipp", () => {
   beforeAll(() => {
     requireSipp();
-    if (!fs.existsSync(DNSMASQ)) throw new Error(`${DNSMASQ} is missing: the DNS interop suite cannot run (Debian/Ubuntu: apt-get install -y dnsmasq; .ci/run does)`);
+    if (!dnsmasqInstalled()) throw new Error(`${DNSMASQ} is missing: the DNS interop suite cannot run (Debian/Ubuntu: apt-get install -y dnsmasq; .ci/run does)`);
     ensureBuilt();
   });
 
