@@ -53,6 +53,8 @@ interface CaseSpec {
   readonly callerScenario: string;
   /** Point ksr at a UDP port that swallows queries instead of at dnsmasq. */
   readonly deafDnsServer?: boolean;
+  /** `ksr run --workers N`: the script (and the resolution) in N worker processes. */
+  readonly workers?: number;
 }
 
 async function startCallee(spec: CalleeSpec, port: number): Promise<SippProcess> {
@@ -78,7 +80,7 @@ async function runCase(spec: CaseSpec) {
   const script = path.join(dir, "dns-relay.js");
   fs.writeFileSync(script, scriptWithSettings(DNS_RELAY_TEMPLATE, { TARGET: JSON.stringify(spec.target), FR_TIMER_MS: String(FR_TIMER_MS) }));
   const proxyPort = await findFreePort();
-  const proxy = await startKsr({ script, port: proxyPort, readiness: "sockets", logLevel: "info", extraArgs: ["--dns-server", dnsServer] });
+  const proxy = await startKsr({ script, port: proxyPort, readiness: "sockets", logLevel: "info", extraArgs: ["--dns-server", dnsServer, ...(spec.workers !== undefined ? ["--workers", String(spec.workers)] : [])] });
   const callees: { spec: CalleeSpec; sipp: SippProcess }[] = [];
   try {
     for (const [i, c] of spec.callees.entries()) callees.push({ spec: c, sipp: await startCallee(c, ports[i]!) });
@@ -161,6 +163,23 @@ describe("RFC 3263 next hops with dnsmasq and sipp", () => {
         { label: "second", scenario: "uas-answer.xml" },
       ],
       callerScenario: "uac-call.xml",
+    });
+    expectAllCallsSucceeded("caller", run.caller, CALLS, run.diagnostics);
+    expectAllCallsSucceeded("unavailable", run.callees.unavailable!, CALLS, run.diagnostics);
+    expectAllCallsSucceeded("second", run.callees.second!, CALLS, run.diagnostics);
+    expect(failureRouteLines(run.proxyOutput), run.diagnostics).toEqual([]);
+  });
+
+  it("failover on 503 with --workers 2: each worker resolves through the DNS server given to the front", async () => {
+    const run = await runCase({
+      target: "svc.test",
+      records: TWO_TARGETS,
+      callees: [
+        { label: "unavailable", scenario: "uas-unavailable.xml" },
+        { label: "second", scenario: "uas-answer.xml" },
+      ],
+      callerScenario: "uac-call.xml",
+      workers: 2,
     });
     expectAllCallsSucceeded("caller", run.caller, CALLS, run.diagnostics);
     expectAllCallsSucceeded("unavailable", run.callees.unavailable!, CALLS, run.diagnostics);
