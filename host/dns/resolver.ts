@@ -36,6 +36,13 @@ export const RECORD_TTL_WITHOUT_TTL_S = 60;
 export const NEGATIVE_TTL_S = 30;
 /** Bounds of the caches: records (positive and negative each), next-hop resolutions (positive and negative each). */
 export const DNS_CACHE_MAX_ENTRIES = 10_000;
+/**
+ * Lookups waiting for the server at once, at most: names come from
+ * requests (any R-URI host), so a flood of made-up names must not queue
+ * unbounded work. Past it a lookup fails at once (the name counts as not
+ * resolving, for FAILED_LOOKUP_TTL_S).
+ */
+export const MAX_LOOKUPS_IN_FLIGHT = 1_000;
 /** Per query: how long to wait for a server and how many times to ask (c-ares). */
 export const DNS_TIMEOUT_MS = 1_000;
 export const DNS_TRIES = 2;
@@ -115,11 +122,14 @@ export class CachingDnsLookups implements DnsLookups {
   private readonly inFlight = new Map<string, Promise<Answer<unknown>>>();
   /** Lookups that went to the network (for tests and counters). */
   misses = 0;
+  /** Lookups refused because MAX_LOOKUPS_IN_FLIGHT were waiting. */
+  refusedBusy = 0;
 
   constructor(
     private readonly upstream: DnsLookups,
     now: () => number,
     maxEntries = DNS_CACHE_MAX_ENTRIES,
+    private readonly maxInFlight = MAX_LOOKUPS_IN_FLIGHT,
   ) {
     this.positive = new TtlCache(now, maxEntries);
     this.negative = new TtlCache(now, maxEntries);
@@ -137,6 +147,10 @@ export class CachingDnsLookups implements DnsLookups {
     if (cached !== undefined) return Promise.resolve(cached);
     const pending = this.inFlight.get(key);
     if (pending !== undefined) return pending as Promise<Answer<RecordOf<T>>>;
+    if (this.inFlight.size >= this.maxInFlight) {
+      this.refusedBusy++;
+      return Promise.reject(Object.assign(new Error(`${this.maxInFlight} DNS lookups already in flight: ${type} ${name} not asked`), { code: "EBUSY" }));
+    }
     this.misses++;
     const asked = (this.upstream[type] as (n: string) => Promise<Answer<unknown>>).call(this.upstream, name).then(
       (answer) => {

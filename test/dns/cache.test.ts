@@ -64,6 +64,29 @@ describe("CachingDnsLookups", () => {
     expect(dns.peek("a", "x.test")).toBeUndefined(); // pushed out by the bound
   });
 
+  it("past the bound on lookups in flight, a lookup fails at once instead of queueing", async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const slow = {
+      naptr: () => Promise.reject(new Error("x")),
+      srv: () => Promise.reject(new Error("x")),
+      a: async () => {
+        await gate;
+        return { records: ["192.0.2.1"], ttlS: 10 };
+      },
+      aaaa: () => Promise.reject(new Error("x")),
+    };
+    const dns = new CachingDnsLookups(slow, () => 0, 100, 2);
+    const first = dns.a("one.test");
+    const second = dns.a("two.test");
+    await expect(dns.a("three.test")).rejects.toMatchObject({ code: "EBUSY" });
+    expect(dns.refusedBusy).toBe(1);
+    release();
+    expect((await first).records).toEqual(["192.0.2.1"]);
+    await second;
+    expect((await dns.a("three.test")).records).toEqual(["192.0.2.1"]); // room again
+  });
+
   it("a failed lookup is remembered briefly (5 s) as no records", async () => {
     let now = 0;
     const failing = { naptr: () => Promise.reject(new Error("x")), srv: () => Promise.reject(new Error("x")), a: () => Promise.reject(new Error("ETIMEOUT")), aaaa: () => Promise.reject(new Error("x")) };
