@@ -1221,10 +1221,11 @@ export class StatefulProxy {
       tx.busy = false;
       tx.flags = fctx.flags;
       if (tx.finalSent) return;
-      if (tx.branches.length > branchesBefore) {
-        // Serial forking: new branches are out. Their responses wait for
-        // this route (see serialized), so they are normally still pending;
-        // if every one has ended already, completion is due now.
+      if (tx.branches.length > branchesBefore || tx.resolving > 0) {
+        // Serial forking: new branches are out (or wait for their next
+        // hop's DNS resolution). Their responses wait for this route (see
+        // serialized), so they are normally still pending; if every one has
+        // ended already, completion is due now.
         return this.checkCompletion(tx);
       }
       this.sendBestResponse(tx, picked);

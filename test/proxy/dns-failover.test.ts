@@ -129,6 +129,20 @@ describe("RFC 3263 next hops of t_relay", () => {
   });
 });
 
+describe("serial forking to a name from the failure route", () => {
+  it("the failure route's t_relay to a name not cached yet: the caller gets the new branch's answer, not the old failure", async () => {
+    const h = await proxy(
+      `function ksr_request_route() { KSR.tm.t_on_failure("retry"); KSR.tm.t_relay_to_proxy("udp:127.0.0.3:5099"); }
+       function retry() { KSR.seturi("sip:bob@svc.test"); KSR.info("retry " + KSR.tm.t_relay()); }`,
+      { "udp:127.0.0.3:5099": [{ status: 486, after: 0 }], "udp:127.0.0.1:5080": [{ status: 200, after: 0 }] },
+    );
+    const r = await h.send({ method: "INVITE", ruri: "sip:bob@example.com" });
+    expect(texts(r)).toContain("retry 1");
+    expect(requestsTo(r)).toEqual(["udp:127.0.0.3:5099", "udp:127.0.0.1:5080"]);
+    expect(statuses(r)).toEqual([100, 200]);
+  });
+});
+
 describe("DNS answers that point back at the server", () => {
   it("its own socket is left out: the next target gets the request", async () => {
     const h = await proxy(RELAY, { "udp:127.0.0.2:5090": [{ status: 200, after: 0 }] });
