@@ -824,7 +824,20 @@ export class StatefulProxy {
     }
     const branch = new ProxyBranch(index, ownCopy(uri), dstUri, bctx.branchFlags[0] ?? 0, hop, socket);
     if (remaining.length > 0) branch.failover = { targets: remaining, bctx, override };
-    const sendFlags = forwardSendFlags(bctx);
+    const scriptFlags = forwardSendFlags(bctx);
+    // Over TCP/TLS a connection that cannot be opened is a transport error
+    // (§16.9, RFC 3263 §4.3): the branch fails at once instead of waiting
+    // for timer B/F, and the next target, if any, is tried.
+    const sendFlags: SendFlags | undefined =
+      hop.proto === "udp"
+        ? scriptFlags
+        : {
+            ...scriptFlags,
+            onConnectFailed: () => {
+              branch.retransmissionsStopped = true;
+              this.serialized(tx, () => this.onBranchTransportError(tx, branch));
+            },
+          };
     // A name that turns out not to resolve ends the branch at once as a
     // transport error (§16.9: a 503), not fr_timer's 408 later.
     const unresolved = (): void => {

@@ -7,7 +7,7 @@
  */
 import { TableDnsLookups } from "../../host/dns/table.js";
 import { describe, expect, it } from "vitest";
-import { HostRouteRunner, startServer, type HostRoutes, type RunningServer } from "./harness.js";
+import { HostRouteRunner, startScript, startServer, type HostRoutes, type RunningServer } from "./harness.js";
 import {
   TcpListenerPeer,
   TcpPeer,
@@ -404,6 +404,35 @@ describe("stateless forwarding", () => {
     await caller.send(buildRequest({ uri: "sip:bob@failover.test;transport=tcp", viaPort: caller.port, callId: "second@test" }), srv.udpPort);
     expect(headerValue(await conn.next(), "call-id")).toBe("second@test");
     expect(logs.find((l) => l.includes(`connection to tcp:127.0.0.1:${deadPort} failed, trying the next target`))).toBeDefined();
+  });
+
+  it("a stateful branch whose TCP connection is refused fails at once and the next SRV target gets the INVITE (RFC 3263 §4.3)", async () => {
+    const dead = await TcpListenerPeer.open();
+    const deadPort = dead.port;
+    await dead.close();
+    const listener = await TcpListenerPeer.open();
+    closeAfter(() => listener.close());
+    const dns = new TableDnsLookups({
+      srv: {
+        "_sip._tcp.failover.test": [
+          { priority: 10, weight: 0, port: deadPort, name: "h.test" },
+          { priority: 20, weight: 0, port: listener.port, name: "h.test" },
+        ],
+      },
+      hosts: { "h.test": "127.0.0.1" },
+    });
+    const srv = bed.serve(await startScript("relay.js", { dns }));
+    const caller = await udpPeer();
+    await caller.send(buildRequest({ method: "INVITE", uri: "sip:bob@failover.test;transport=tcp", viaPort: caller.port, callId: "stateful-failover@test" }), srv.udpPort);
+    // Without the connection failure reported, the branch would wait for its timer (30 s) before the next target.
+    const conn = await listener.nextConnection();
+    closeAfter(() => conn.close());
+    const invite = await conn.next();
+    expect(startLineOf(invite)).toMatch(/^INVITE sip:bob@failover\.test;transport=tcp SIP\/2\.0/);
+    await conn.write(buildResponseTo(invite, 200, "OK"));
+    const answers: number[] = [];
+    for (let i = 0; i < 3 && !answers.includes(200); i++) answers.push(statusOf((await caller.next()).data));
+    expect(answers).toContain(200);
   });
 
   it("forwards over TCP (Content-Length kept) and routes the response back over UDP", async () => {
