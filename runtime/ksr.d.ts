@@ -556,6 +556,123 @@ declare namespace KSRTypes {
     sht_unlock(p1: string, p2: string): number;
   }
 
+  /** KSR.ipops: Kamailio module ipops. */
+  interface IpopsModule {
+    /**
+     * 1 if both are the same address (IPv6 references allowed); -1 if not or invalid.
+     * KSR.x.modf reaches it as "compare_ips" (2).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    compare_ips(p1: string, p2: string): number;
+    /**
+     * 1 if both are the same address (no references); -1 if not or invalid.
+     * KSR.x.modf reaches it as "compare_pure_ips" (2).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    compare_pure_ips(p1: string, p2: string): number;
+    /**
+     * 1 and the address's type (either family) in the PV named; -1 not an address.
+     * KSR.x.modf reaches it as "detailed_ip_type" (2).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    detailed_ip_type(p1: string, p2: string): number;
+    /**
+     * 1 and the IPv4 address's type (PUBLIC, PRIVATE, LOOPBACK, TEST-NET, ...) in the PV named; -1 not an IPv4 address.
+     * KSR.x.modf reaches it as "detailed_ipv4_type" (2).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    detailed_ipv4_type(p1: string, p2: string): number;
+    /**
+     * 1 and the IPv6 address's type (GLOBAL-UNICAST, LOOPBACK, DOCUMENTATION, ...) in the PV named; -1 not an IPv6 address.
+     * KSR.x.modf reaches it as "detailed_ipv6_type" (2).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    detailed_ipv6_type(p1: string, p2: string): number;
+    /**
+     * 1 if the name resolves to the address; -1 if not; -3 invalid address; -4 not resolved (or not in the DNS cache yet: looked up in the background).
+     * KSR.x.modf reaches it as "dns_int_match_ip" (2).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    dns_int_match_ip(p1: string, p2: string): number;
+    /**
+     * 1 and $dns(pvid=>addr[i]/type[i]/ipv4/ipv6/count) filled; -2 name too long; -3 too many containers; -4 not resolved (or not in the DNS cache yet).
+     * KSR.x.modf reaches it as "dns_query" (2).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    dns_query(p1: string, p2: string): number;
+    /**
+     * 1 if the name resolves to the address; -1 if not; -3 invalid address; -4 not resolved (or not in the DNS cache yet: looked up in the background).
+     * KSR.x.modf reaches it as "dns_sys_match_ip" (2).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    dns_sys_match_ip(p1: string, p2: string): number;
+    /**
+     * 1 if the address is in one of the comma-separated subnets (net/bits); -1 if not or invalid.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    ip_is_in_subnet(p1: string, p2: string): number;
+    /**
+     * 1 IPv4, 2 IPv6, 3 IPv6 reference, -1 not an address.
+     * KSR.x.modf reaches it as "ip_type" (1).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    ip_type(p1: string): number;
+    /**
+     * Same as ip_is_in_subnet.
+     * KSR.x.modf reaches it as "is_in_subnet" (2).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    is_in_subnet(p1: string, p2: string): number;
+    /**
+     * 1 if an IPv4 address, IPv6 address or IPv6 reference ([...]); -1 if not.
+     * KSR.x.modf reaches it as "is_ip" (1).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    is_ip(p1: string): number;
+    /**
+     * 1 if an IPv4 address; -1 if not.
+     * KSR.x.modf reaches it as "is_ipv4" (1).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    is_ip4(p1: string): number;
+    /**
+     * 1 if an IPv6 address (not a reference); -1 if not.
+     * KSR.x.modf reaches it as "is_ipv6" (1).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    is_ip6(p1: string): number;
+    /**
+     * 1 if an IPv6 reference ([...]); -1 if not.
+     * KSR.x.modf reaches it as "is_ipv6_reference" (1).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    is_ip6_reference(p1: string): number;
+    /**
+     * 1 if an IPv4 address in RFC 1918 private space; -1 if not.
+     * KSR.x.modf reaches it as "is_ip_rfc1918" (1).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    is_ip_rfc1918(p1: string): number;
+    /**
+     * 1 if an IPv4 or IPv6 address (no reference); -1 if not.
+     * KSR.x.modf reaches it as "is_pure_ip" (1).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    is_pure_ip(p1: string): number;
+    /**
+     * 1 and $naptrquery(pvid=>count/order[i]/pref[i]/flags[i]/services[i]/regex[i]/replace[i]) filled; -2 no name; -1 not in the DNS cache yet.
+     * KSR.x.modf reaches it as "naptr_query" (2).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    naptr_query(p1: string, p2: string): number;
+    /**
+     * 1 and $srvquery(pvid=>count/target[i]/port[i]/priority[i]/weight[i]) filled, RFC 2782 order; -2 no name; -1 not in the DNS cache yet.
+     * KSR.x.modf reaches it as "srv_query" (2).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    srv_query(p1: string, p2: string): number;
+  }
+
   /** KSR.kx: Kamailio module kemix. */
   interface KxModule {
     /**
@@ -1804,6 +1921,7 @@ declare namespace KSRTypes {
     readonly dispatcher: DispatcherModule;
     readonly hdr: HdrModule;
     readonly htable: HtableModule;
+    readonly ipops: IpopsModule;
     readonly kx: KxModule;
     readonly maxfwd: MaxfwdModule;
     readonly nathelper: NathelperModule;

@@ -9,7 +9,7 @@
 //                 [--isolation process|in-process] [--repeat 1] [--location memory|db]
 //                 [--clean-rate R] [--overload-delay-ms N] [--soak-minutes 10]
 //                 [--workers 1,2]
-//                 [--flood-rate 20000] [--call-rate 20]
+//                 [--flood-rate 20000] [--call-rate 20] [--relay-dns]
 //
 // 1. Builds dist/ if needed and starts `ksr run` on 127.0.0.1 (port 5060 when
 //    free, otherwise a free port) with the scenario's script:
@@ -50,6 +50,13 @@
 //    (OPTIONS sent → 200, or INVITE sent → 200) and the server's CPU (% of one
 //    core, and µs per call).
 // 3. Runs `vitest bench --run bench/` (bench/*.bench.ts: parser, route call).
+//
+// --relay-dns (stateful-relay): after the ksr ladder(s), one more ksr ladder
+// whose script relays to sip:uas.bench.test instead of 127.0.0.1:5080, a
+// name located by RFC 3263 through dnsmasq (bench/lib/dnsmasq.mjs; no
+// NAPTR, an SRV record _sip._udp.uas.bench.test → uas-host.bench.test:5080,
+// an A record 127.0.0.1), ksr run with --dns-server: what a next hop by name
+// costs once cached, against the same relay to the address in the same run.
 //
 // --workers N[,M...] (options, stateful-relay, basic-*): `ksr run --workers N`,
 // the script in N worker processes behind the front, one ksr ladder per
@@ -158,6 +165,7 @@ import { NOISY_VARIANTS, benchNoisyNeighbour } from "../bench/lib/noisy-sipp.mjs
 import { formatRssCurve, soakRelay } from "../bench/lib/soak.mjs";
 import { BENCH_PIKE_DENSITY, CALLS_SOURCE_IP, FLOOD_SCRIPT, FLOOD_SOURCE_IP, floodPhase } from "../bench/lib/flood.mjs";
 import { startKamailio } from "../bench/lib/kamailio.mjs";
+import { DNSMASQ, dnsmasqInstalled, startDnsmasq } from "../bench/lib/dnsmasq.mjs";
 import { benchDensity } from "../bench/lib/density.mjs";
 
 const { values: opts } = parseArgs({
@@ -190,6 +198,7 @@ const { values: opts } = parseArgs({
     "idle-dispose-s": { type: "string", default: "20" },
     shards: { type: "string" },
     "lazy-isolates": { type: "boolean", default: false },
+    "relay-dns": { type: "boolean", default: false },
   },
 });
 
@@ -556,22 +565,51 @@ async function stopBenchKsr(server, label = "ksr") {
   if (errors.length > 0) console.log(`\n${label} logged ${errors.length} error line(s), first ones:\n${errors.slice(0, 5).join("\n")}`);
 }
 
-async function benchKsr(basic, workers) {
+async function benchKsr(basic, workers, dns) {
   const built = ensureBuilt();
   if (built) console.log("built dist/ksr.js");
-  const script = basic ? basic.script : BENCH_SCRIPT;
+  const script = basic ? basic.script : dns?.script ?? BENCH_SCRIPT;
   const workerArgs = workers === undefined ? [] : ["--workers", String(workers)];
-  const extraArgs = [...(basic ? ["--db", writeKsrSubscriberDatabase(basic), "--location", KSR_LOCATION] : []), ...workerArgs];
+  const extraArgs = [
+    ...(basic ? ["--db", writeKsrSubscriberDatabase(basic), "--location", KSR_LOCATION] : []),
+    ...workerArgs,
+    ...(dns ? ["--dns-server", `127.0.0.1:${dns.server.port}`] : []),
+  ];
   const server = await startBenchKsr(script, extraArgs);
   try {
     console.log(`ksr run ${basic ? script : path.relative(REPO_ROOT, script)} ${workerArgs.join(" ")} on 127.0.0.1:${server.port} (pid ${server.pid})`);
     const location = basic ? `, --location ${KSR_LOCATION}${KSR_LOCATION === "memory" ? " (registrations in memory only)" : " (registrations written through to SQLite)"}` : "";
     const pool = workers === undefined ? "" : `, --workers ${workers}`;
-    return await rateLadder(`ksr (${path.basename(script)}${location}${pool})`, server.pid, makeLoad(server.port, basic), {
+    const byName = dns ? `, next hop ${RELAY_DNS_NAME} by RFC 3263` : "";
+    return await rateLadder(`ksr (${path.basename(script)}${location}${pool}${byName})`, server.pid, makeLoad(server.port, basic), {
       splitByProcess: workers !== undefined && workers > 1,
     });
   } finally {
     await stopBenchKsr(server);
+  }
+}
+
+const RELAY_DNS_NAME = "uas.bench.test";
+
+/** --relay-dns: the relay script with its UAS named, dnsmasq answering for the name, one ksr ladder. */
+async function benchKsrRelayByName() {
+  if (SCENARIO !== "stateful-relay") throw new Error("--relay-dns needs --scenario stateful-relay");
+  if (!dnsmasqInstalled()) throw new Error(`--relay-dns: ${DNSMASQ} is not installed`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ksr-bench-dns-"));
+  const script = path.join(dir, "stateful-relay.js");
+  const text = fs.readFileSync(BENCH_SCRIPT, "utf8");
+  if (!text.includes(`var UAS_URI = "sip:127.0.0.1:${RELAY_UAS_PORT}";`)) throw new Error(`${BENCH_SCRIPT}: no UAS_URI line to rewrite`);
+  fs.writeFileSync(script, text.replace(`var UAS_URI = "sip:127.0.0.1:${RELAY_UAS_PORT}";`, `var UAS_URI = "sip:${RELAY_DNS_NAME}";`));
+  const server = await startDnsmasq([
+    `--srv-host=_sip._udp.${RELAY_DNS_NAME},uas-host.bench.test,${RELAY_UAS_PORT},10,0`,
+    "--host-record=uas-host.bench.test,127.0.0.1",
+  ]);
+  try {
+    await sleep(PAUSE_BETWEEN_RATES_MS);
+    return await benchKsr(undefined, undefined, { script, server });
+  } finally {
+    await server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -842,13 +880,14 @@ function printWorkerRatios(ladders) {
   }
 }
 
-function printRatios(ksr, kamailio) {
+/** Ratios of a ksr ladder to a reference ladder (Kamailio's by default, or `referenceName`). */
+function printRatios(ksr, kamailio, referenceName = "Kamailio") {
   const ratio = (a, b) => (a > 0 && b > 0 ? fmt(a / b, 2) + "×" : "n/a");
   const cleanRates = (ladder) => new Set(ladder.rows.filter((r) => r.clean).map((r) => r.rate));
   const kamailioClean = cleanRates(kamailio);
   const common = [...cleanRates(ksr)].filter((rate) => kamailioClean.has(rate)).sort((a, b) => a - b).at(-1);
   const at = (ladder) => ladder.rows.find((r) => r.rate === common);
-  console.log(`\n## ${ksr.label} / Kamailio\n`);
+  console.log(`\n## ${ksr.label} / ${referenceName}\n`);
   console.log(`highest clean rate: ${ksr.bestClean?.rate ?? "none"} / ${kamailio.bestClean?.rate ?? "none"} = ${ratio(ksr.bestClean?.rate, kamailio.bestClean?.rate)}`);
   console.log(
     common === undefined
@@ -914,6 +953,12 @@ if (!opts["no-load"]) {
         if (WORKER_COUNTS.length > 1) await sleep(PAUSE_BETWEEN_RATES_MS);
       }
       if (ladders.length > 1) printWorkerRatios(ladders);
+      if (opts["relay-dns"]) {
+        const byName = await benchKsrRelayByName();
+        if (!byName.best) failed = true;
+        printRatios(byName, ladders[0], ladders[0].label);
+        ladders.push(byName);
+      }
       if (opts.kamailio) {
         const kamailio = await benchKamailio(basic);
         if (kamailio) for (const ksr of ladders) printRatios(ksr, kamailio);

@@ -25,6 +25,7 @@
  * registrations through the --db file (not ":memory:", not --location
  * memory) and one nonce secret.
  */
+import { parseDnsServer } from "../dns/resolver.js";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { resolve as resolvePath } from "node:path";
 import type { ListenSocket, LogLevel } from "../core/context.js";
@@ -109,6 +110,14 @@ function collect<T>(parse: (value: string) => T) {
 function listenOption(value: string): ListenSocket {
   try {
     return parseListenSocket(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+function dnsServerOption(value: string): string {
+  try {
+    return parseDnsServer(value);
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }
@@ -260,6 +269,8 @@ interface RunOptions {
   controlTokenFile?: string;
   listen?: ListenSocket[];
   alias?: string[];
+  /** `--dns-server IP:PORT`, repeatable: where next hops and KSR.ipops are resolved (default: the system's servers). */
+  dnsServer?: string[];
   /** Worker processes running the one script (1: the script runs in the server's process). */
   workers: number;
   heapMb: number;
@@ -474,6 +485,7 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
   const common = [
     ...sockets.flatMap((s) => ["--listen", s]),
     ...(opts.alias ?? []).flatMap((a) => ["--alias", a]),
+    ...(opts.dnsServer ?? []).flatMap((a) => ["--dns-server", a]),
     "--log-level",
     opts.logLevel,
     "--log-format",
@@ -610,6 +622,7 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
     {
       listen: opts.listen ?? DEFAULT_LISTEN.map(parseListenSocket),
       aliases: opts.alias ?? [],
+      dnsServers: opts.dnsServer,
       tenantId: tenant,
       data,
       overload: overloadOptions(opts),
@@ -825,6 +838,7 @@ async function startWorkerProcesses(
     ...(sharedState !== undefined ? { sharedStateFile: sharedState.file } : {}),
     listen: server!.listen,
     aliases: opts.alias ?? [],
+    dnsServers: opts.dnsServer ?? [],
     db: opts.db === ":memory:" ? opts.db : resolvePath(opts.db),
     location: opts.location,
     logLevel: opts.logLevel,
@@ -849,6 +863,7 @@ async function startWorkerProcesses(
   server = new SipServer((host) => processes.attach(host), {
     listen: opts.listen ?? DEFAULT_LISTEN.map(parseListenSocket),
     aliases: opts.alias ?? [],
+    dnsServers: opts.dnsServer,
     tenantId: "ksr",
     streamLimits: settingsFromFlags(opts, TCP_LIMIT_FLAGS),
       tls: tlsSettings(opts, config),
@@ -954,6 +969,7 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
     {
       listen: opts.listen ?? DEFAULT_LISTEN.map(parseListenSocket),
       aliases: opts.alias ?? [],
+      dnsServers: opts.dnsServer,
       tenantId: "ksr",
       data,
       overload: overloadOptions(opts),
@@ -1030,6 +1046,7 @@ export function buildProgram(): Command {
     .option("--ws-origin <origin>", "an Origin WebSocket handshakes may come from, repeatable (default: any, or none)", collect((v: string) => v))
     .option("--listen <proto:ip:port>", `listen socket, repeatable (default ${DEFAULT_LISTEN.join(" and ")})`, collect(listenOption))
     .option("--alias <host[:port]>", "another name of this server (is_myself, Via checks), repeatable", collect(aliasOption))
+    .option("--dns-server <ip:port>", "DNS server for next hops (RFC 3263) and KSR.ipops, repeatable (default: the system's)", collect(dnsServerOption))
     .option(
       "--workers <n>",
       `run the script in n worker processes behind one front, each call on worker hash(Call-ID) mod n (1 to ${MAX_WORKERS}; 1: in the server's process)`,

@@ -3,6 +3,7 @@
  * reaches it only through KSR functions, which the bridge addresses by
  * context id; no host object ever crosses into an isolate.
  */
+import type { CachingDnsLookups } from "../dns/resolver.js";
 import { DEFAULT_TENANT_QUOTAS, type TenantQuotas } from "./quota.js";
 import type { EgressPolicy } from "./egress.js";
 import type { SipMessage, MessageEdits } from "../sip/message.js";
@@ -99,6 +100,8 @@ export interface HostServices {
   readonly listen: readonly ListenSocket[];
   /** Extra names (host or host:port) treated as local by is_myself*. */
   readonly aliases: readonly string[];
+  /** The DNS record cache of the server (host/dns/resolver.ts), for KSR.ipops; absent where there is no resolver. */
+  readonly dnsRecords?: CachingDnsLookups;
   /**
    * A log line, about ctx's message when given (its tenant, route, Call-ID
    * and source become fields of the record); `script` marks text a routing

@@ -22,6 +22,7 @@ import { canonicalHeaderKey } from "../sip/headers.js";
 import { headerParam, parseNameAddr } from "../sip/nameaddr.js";
 import { parseUri, uriParam, uriTransport } from "../sip/uri.js";
 import type { Via } from "../sip/via.js";
+import type { HopQuery } from "../dns/rfc3263.js";
 import { formatVia, parseVia, setViaParam, viaParam } from "../sip/via.js";
 import { formatHostPort, isWildcardIp, sameIp, unbracket } from "../transport/listen-socket.js";
 
@@ -57,12 +58,19 @@ export interface NextHop {
   /** Host name or unbracketed IP literal. */
   readonly host: string;
   readonly port: number;
+  /**
+   * For a host name: what RFC 3263 §4 starts from (the port and transport
+   * as written); host/dns/ turns it into targets, which replace the
+   * presumed proto and port above.
+   */
+  readonly query?: HopQuery;
 }
 
 /**
  * The next hop of a target URI ($du, else the Request-URI): maddr, else
- * the host; the port written, else 5060; the transport parameter, else UDP
- * (RFC 3263 is not applied: no NAPTR/SRV). `proto` overrides the transport
+ * the host; the port written, else 5060; the transport parameter, else UDP.
+ * For a host name these are presumptions and `query` says what was
+ * written, for RFC 3263 resolution. `proto` overrides the transport
  * (t_relay_to_proto). Returns an error text when the URI cannot be routed
  * here.
  */
@@ -73,7 +81,10 @@ export function nextHopOf(target: string, proto?: TransportProto): NextHop | str
   if (transport === undefined) return `transport ${uriTransport(uri)} of ${target} is not supported`;
   const maddr = uriParam(uri, "maddr");
   const host = unbracket(maddr !== undefined && maddr !== "" ? maddr : uri.host);
-  return { proto: transport, host, port: uri.port ?? 5060 };
+  if (isIP(host) !== 0) return { proto: transport, host, port: uri.port ?? 5060 };
+  const written = proto ?? (uriParam(uri, "transport") !== undefined ? transport : undefined);
+  const query: HopQuery = { host, secure: uri.scheme === "sips", ...(uri.port !== undefined ? { port: uri.port } : {}), ...(written !== undefined ? { transport: written } : {}) };
+  return { proto: transport, host, port: uri.port ?? 5060, query };
 }
 
 // ------------------------------------------------------------ our Via

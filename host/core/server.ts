@@ -12,7 +12,6 @@
  * is derived from the incoming one (§16.11).
  */
 import type { EgressPolicy } from "./egress.js";
-import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import type { MessageEdits, SipMessage } from "../sip/message.js";
 import { parseMessage, statusForParseError, topVia, DEFAULT_PARSE_LIMITS, type ParseFailure, type ParseLimits } from "../sip/parser.js";
@@ -48,7 +47,8 @@ import { ContextSlot, MessageContext, newTenantState } from "./context.js";
 /** The To tag of the local replies to a request (one per request, RFC 3261 §8.2.6.2). */
 const localTags = new ContextSlot<string>("core.localTag");
 import { runOnsendRoute, type OnsendRoutes } from "./onsend.js";
-import { HostNameCache, type KnownAddress } from "./name-cache.js";
+import { CachingDnsLookups, NextHopResolver, NodeDnsLookups, resolveOptionsFor, type KnownTargets } from "../dns/resolver.js";
+import type { DnsLookups, HopQuery, ResolveOptions, Target } from "../dns/rfc3263.js";
 import { advertisedVia, forwardSendFlags, replySendFlags, type SendFlags } from "../modules/sendopts.js";
 import type { HostServices, ListenSocket, LogLevel, ReceiveInfo, TenantState, TransportProto } from "./context.js";
 import { log as writeLog, logEnabled, type LogFields } from "./log.js";
@@ -71,8 +71,10 @@ export interface SipServerOptions {
   readonly parseLimits?: ParseLimits;
   /** Clock for HostServices.now (tests). */
   readonly now?: () => number;
-  /** Host name → IP address (default: the OS resolver via dns.lookup). */
-  readonly resolveHost?: (host: string, family: 4 | 6) => Promise<string>;
+  /** Where DNS answers come from (default: Node's resolver asking `dnsServers`). */
+  readonly dns?: DnsLookups;
+  /** DNS servers ("IP:PORT"), `--dns-server`; default: the system's. */
+  readonly dnsServers?: readonly string[];
   /**
    * Builds the transport (default: TransportLayer, real sockets). The
    * testing harness (host/testing) passes one that records what would be
@@ -144,8 +146,10 @@ export interface RouterHost extends HostServices {
     flags?: SendFlags,
     onUnresolved?: () => void,
   ): boolean;
-  /** What a recent lookup of a next-hop name answered, in the family of `from` (host/core/name-cache.ts). */
-  knownAddress(host: string, from: ListenSocket | undefined): KnownAddress;
+  /** What is cached of a next hop's RFC 3263 resolution (host/dns/resolver.ts): its targets in order, "unresolvable", or undefined. */
+  knownTargets(q: HopQuery): KnownTargets;
+  /** Resolve a next hop (RFC 3263 §4) in the background: its targets in order, empty when it does not resolve. */
+  resolveTargets(q: HopQuery): Promise<readonly Target[]>;
   /** A log line in another scope than the server's own (a tenant's), with its fields (host/core/log.ts). */
   logAs(scope: string, level: LogLevel, text: string, fields?: LogFields, script?: boolean): void;
   /** A request refused for overload: 503 with Retry-After, To tag `toTag` (host/core/overload.ts). */
@@ -159,11 +163,6 @@ export type ServerTransport = Pick<
 > &
   Partial<Pick<TransportLayer, "tcpCounterLine" | "tcpPolicyCounters" | "tcpConnections" | "tlsPolicyCounters" | "tlsConnectionCount" | "reloadTls" | "wsConnectionCount" | "wsPolicyCounters">>;
 
-async function defaultResolve(host: string, family: 4 | 6): Promise<string> {
-  const r = await lookup(host, { family });
-  return r.address;
-}
-
 export class SipServer<R extends Router = Router> implements RouterHost {
   readonly tenant: TenantState;
   readonly aliases: readonly string[];
@@ -174,9 +173,9 @@ export class SipServer<R extends Router = Router> implements RouterHost {
   private readonly transport: ServerTransport;
   private readonly parseLimits: ParseLimits;
   private readonly clock: () => number;
-  private readonly resolveHost: (host: string, family: 4 | 6) => Promise<string>;
-  /** What recent lookups of next-hop names answered. */
-  private readonly names: HostNameCache;
+  /** RFC 3263 resolution of next hops and the DNS record cache (KSR.ipops reads it too). */
+  readonly resolver: NextHopResolver;
+  private resolveOptionsCache: { readonly listen: readonly ListenSocket[]; readonly options: ResolveOptions } | undefined;
   private readonly configured: readonly ListenSocket[];
   private boundSockets: ListenSocket[] = [];
   /** One To tag per request context for every local reply to it (§8.2.6.2). */
@@ -196,8 +195,8 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     this.tenant = newTenantState(options.tenantId ?? "default");
     this.parseLimits = options.parseLimits ?? DEFAULT_PARSE_LIMITS;
     this.clock = options.now ?? Date.now;
-    this.resolveHost = options.resolveHost ?? defaultResolve;
-    this.names = new HostNameCache(() => this.clock());
+    const dns = new CachingDnsLookups(options.dns ?? new NodeDnsLookups(options.dnsServers), () => this.clock());
+    this.resolver = new NextHopResolver(dns, () => this.clock(), () => this.resolveOptions(), Math.random, undefined, (text) => this.log("warn", text));
     this.data = options.data;
     const createTransport = options.transport ?? ((o: TransportOptions) => new TransportLayer(o));
     this.transport = createTransport({
@@ -420,11 +419,13 @@ export class SipServer<R extends Router = Router> implements RouterHost {
 
   /**
    * Stateless request forwarding (Kamailio `forward`, RFC 3261 §16.11).
-   * The destination URI gives host, port and transport; host names are
-   * resolved to an A/AAAA record of the sending socket's family (no NAPTR
-   * or SRV, RFC 3263 §4 is not applied). For a host name the request is
-   * built now and sent when the lookup finishes: forward() returns true and a
-   * failed lookup is logged.
+   * The destination URI gives host, port and transport; a host name is
+   * resolved by RFC 3263 §4 (host/dns/). A resolution in the cache is used
+   * now: the first target, and the next ones in turn when sending to one
+   * fails at once (§4.3). Otherwise the request is built now (for every
+   * transport the resolution may choose) and sent when the resolution
+   * ends: forward() returns true, and a name that does not resolve is
+   * logged.
    */
   private forwardRequest(ctx: MessageContext, target: string, viaParams: string | undefined, onsend: OnsendRoutes | undefined): boolean {
     const callId = ctx.msg.callId;
@@ -433,43 +434,129 @@ export class SipServer<R extends Router = Router> implements RouterHost {
       this.log("err", `forward: ${hop} (call-id=${callId})`);
       return false;
     }
-    const socket = this.sendingSocket(ctx, hop.proto, hop.host);
-    if (!socket) {
-      this.log("err", `forward: no ${hop.proto} listen socket to reach ${hop.host} (call-id=${callId})`);
-      return false;
-    }
-    const viaLine = ourViaLine({
-      socket,
-      aliases: this.aliases,
-      branch: statelessBranch(ctx.msg, ctx.requestUri, target),
-      rport: ctx.addLocalRport,
-      params: viaParams,
-      inbound: ctx.rcv,
-      ...advertisedVia(ctx),
-    });
-    const text = buildForwardedRequest({
-      msg: ctx.msg,
-      rcv: ctx.rcv,
-      edits: ctx.edits,
-      requestUri: ctx.newRequestUri,
-      viaLine,
-      forceRport: ctx.forceRport,
-      // Record-Route for the socket this copy leaves by (RFC 3261 §16.6 step 4, RFC 5658).
-      recordRoute: renderRecordRoute(ctx, socket, localSocketOf(ctx.rcv)),
-      decrementMaxForwards: false,
-      stream: hop.proto !== "udp", // Content-Length mandatory on streams (RFC 3261 §18.3)
-    });
-    // A name looked up lately is decided now: its address, or a failed forward
+    const build = (proto: TransportProto, host: string): { text: string; socket: ListenSocket } | undefined => {
+      const socket = this.sendingSocket(ctx, proto, host);
+      if (!socket) return undefined;
+      const viaLine = ourViaLine({
+        socket,
+        aliases: this.aliases,
+        branch: statelessBranch(ctx.msg, ctx.requestUri, target),
+        rport: ctx.addLocalRport,
+        params: viaParams,
+        inbound: ctx.rcv,
+        ...advertisedVia(ctx),
+      });
+      const text = buildForwardedRequest({
+        msg: ctx.msg,
+        rcv: ctx.rcv,
+        edits: ctx.edits,
+        requestUri: ctx.newRequestUri,
+        viaLine,
+        forceRport: ctx.forceRport,
+        // Record-Route for the socket this copy leaves by (RFC 3261 §16.6 step 4, RFC 5658).
+        recordRoute: renderRecordRoute(ctx, socket, localSocketOf(ctx.rcv)),
+        decrementMaxForwards: false,
+        stream: proto !== "udp", // Content-Length mandatory on streams (RFC 3261 §18.3)
+      });
+      return { text, socket };
+    };
+    const what = `${ctx.msg.method} request`;
+    const flags = forwardSendFlags(ctx);
+    const egress = ctx.tenant.egress;
+    const query = hop.query;
+    // The request for each transport with a listen socket: what a later
+    // target (failover, or a resolution that ends after this call) is sent.
+    let byProto: Map<TransportProto, { text: string; socket: ListenSocket }> | undefined;
+    const texts = (): Map<TransportProto, { text: string; socket: ListenSocket }> => {
+      if (byProto === undefined) {
+        byProto = new Map();
+        for (const proto of new Set(this.listen.map((l) => l.proto))) {
+          const b = build(proto, hop.host);
+          if (b !== undefined) byProto.set(proto, b);
+        }
+      }
+      return byProto;
+    };
+    const known: KnownTargets = query === undefined ? [{ proto: hop.proto, ip: hop.host, port: hop.port }] : this.resolver.known(query);
+    // A name resolved lately is decided now: its targets, or a failed forward
     // (Kamailio's forward fails for an unresolvable destination).
-    const known = this.knownAddress(hop.host, socket);
     if (known === "unresolvable") {
       this.log("err", `forward: cannot resolve ${hop.host} (call-id=${callId})`);
       return false;
     }
-    // Kamailio forward_request: a drop in the onsend route fails the forward.
-    // A name not looked up lately is resolved after the route call: no onsend route for it.
-    if (known !== undefined && !runOnsendRoute(ctx, { proto: hop.proto, ip: known, port: hop.port, buf: text, from: socket }, onsend)) return false;
-    return this.send(hop, text, socket, `${ctx.msg.method} request`, ctx.tenant.egress, forwardSendFlags(ctx));
+    if (known !== undefined) {
+      // §4.3: on to the next target when one cannot be sent to.
+      for (const [i, t] of known.entries()) {
+        const built = build(t.proto, t.ip);
+        if (built === undefined) {
+          this.log("err", `forward: no ${t.proto} listen socket to reach ${t.ip} (call-id=${callId})`);
+          continue;
+        }
+        // Kamailio forward_request: a drop in the onsend route fails the forward.
+        if (!runOnsendRoute(ctx, { proto: t.proto, ip: t.ip, port: t.port, buf: built.text, from: built.socket }, onsend)) return false;
+        // After this call the onsend route can no longer run: a target
+        // tried later (its connection failed) goes without it, and only when
+        // the script has no onsend route to bypass.
+        const rest = known.slice(i + 1);
+        const viaOnsend = onsend?.hasRoute(ctx.tenant.kemiCallbacks.onsend) === true;
+        let later: (() => void) | undefined;
+        if (rest.length > 0 && !viaOnsend) {
+          const all = texts();
+          later = () => void this.sendToTargets(rest, all, what, egress, flags);
+        }
+        if (this.send({ proto: t.proto, host: t.ip, port: t.port }, built.text, built.socket, what, egress, this.withConnectFailover(flags, later, t, what))) return true;
+      }
+      return false;
+    }
+    // Not resolved lately: built now for each transport the resolution may
+    // pick (the context may change after this call), sent once it is known;
+    // no onsend route for it.
+    const built = texts();
+    void this.resolver.resolve(query!).then((targets) => {
+      if (!this.transport.isStarted) return;
+      if (targets.length === 0) {
+        this.wire.dropped("unresolved");
+        this.logAs(this.tenant.id, "err", `cannot resolve ${hop.host} to send ${what}`, { dst: `${hop.proto}:${formatHostPort(hop.host, hop.port)}` });
+        return;
+      }
+      this.sendToTargets(targets, built, `${what} (${hop.host})`, egress, flags);
+    });
+    return true;
+  }
+
+  /**
+   * Sends a built request to the first target it can, trying the next one
+   * when sending fails at once or, over a stream, when the connection opened
+   * for it fails (RFC 3263 §4.3). True when one took it (for now).
+   */
+  private sendToTargets(
+    targets: readonly Target[],
+    texts: ReadonlyMap<TransportProto, { text: string; socket: ListenSocket }>,
+    what: string,
+    egress: EgressPolicy | undefined,
+    flags: SendFlags | undefined,
+  ): boolean {
+    for (const [i, t] of targets.entries()) {
+      const built = texts.get(t.proto);
+      if (built === undefined) continue;
+      const rest = targets.slice(i + 1);
+      const next = rest.length === 0 ? undefined : () => void this.sendToTargets(rest, texts, what, egress, flags);
+      if (this.send({ proto: t.proto, host: t.ip, port: t.port }, built.text, built.socket, what, egress, this.withConnectFailover(flags, next, t, what))) return true;
+    }
+    return false;
+  }
+
+  /** `flags` plus, when there is a next target, going on to it when the connection opened for the message to `target` fails. */
+  private withConnectFailover(flags: SendFlags | undefined, next: (() => void) | undefined, target: Target, what: string): SendFlags | undefined {
+    if (next === undefined) return flags;
+    return {
+      ...flags,
+      onConnectFailed: () => {
+        if (!this.transport.isStarted) return;
+        this.logAs(this.tenant.id, "warn", `${what}: connection to ${target.proto}:${formatHostPort(target.ip, target.port)} failed, trying the next target (RFC 3263 §4.3)`);
+        next();
+      },
+    };
   }
 
   /**
@@ -545,11 +632,32 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     return true;
   }
 
-  knownAddress(host: string, from: ListenSocket | undefined): KnownAddress {
-    if (isIP(host) !== 0) return host;
-    return this.names.known(host, from && isIP(from.ip) === 6 ? 6 : 4);
+  /** What the resolver may choose from, made anew only when the listen sockets change (at start). */
+  private resolveOptions(): ResolveOptions {
+    const listen = this.listen;
+    if (this.resolveOptionsCache?.listen !== listen) this.resolveOptionsCache = { listen, options: resolveOptionsFor(listen) };
+    return this.resolveOptionsCache.options;
   }
 
+  knownTargets(q: HopQuery): KnownTargets {
+    return this.resolver.known(q);
+  }
+
+  get dnsRecords(): CachingDnsLookups {
+    return this.resolver.dns;
+  }
+
+  resolveTargets(q: HopQuery): Promise<readonly Target[]> {
+    return this.resolver.resolve(q);
+  }
+
+  /**
+   * Hands a message to the transport. A host name in `dest` (a Via's
+   * sent-by, a CANCEL's hop) is resolved as a URI with its port and
+   * transport written (RFC 3263 §4.2: A/AAAA only), from the cache when it
+   * is there, else in the background (true is returned; a failure is
+   * logged and `onUnresolved` called).
+   */
   send(
     dest: Destination,
     text: string,
@@ -559,47 +667,48 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     flags?: SendFlags,
     onUnresolved?: () => void,
   ): boolean {
-    const known = this.knownAddress(dest.host, from);
+    if (isIP(dest.host) !== 0) return this.sendToAddress(dest, dest.host, text, from, what, egress, flags, onUnresolved);
+    const query: HopQuery = { host: dest.host, port: dest.port, transport: dest.proto, secure: false };
+    const known = this.resolver.known(query);
     if (known === "unresolvable") {
       this.wire.dropped("unresolved");
       this.logAs(this.tenant.id, "err", `cannot resolve ${dest.host} to send ${what}`, { dst: `${dest.proto}:${formatHostPort(dest.host, dest.port)}` });
       return false;
     }
-    if (known !== undefined && known !== dest.host) dest = { ...dest, host: known };
-    if (isIP(dest.host) !== 0) {
-      if (this.egressRefused(egress, dest.host, what)) return false;
-      const ok = this.transport.send(dest.proto, dest.host, dest.port, text, dest.connectionId, from, flags, onUnresolved);
-      if (ok) this.wire.sent(text);
-      else {
-        this.wire.dropped("send_failed");
-        const dst = `${dest.proto}:${formatHostPort(dest.host, dest.port)}`;
-        this.logAs(this.tenant.id, "err", `failed to send ${what} to ${dst}`, { dst });
-      }
-      return ok;
-    }
-    const family: 4 | 6 = from && isIP(from.ip) === 6 ? 6 : 4;
-    const name = dest.host;
-    this.resolveHost(name, family).then(
-      (ip) => {
-        this.names.remember(name, family, ip);
-        if (!this.transport.isStarted) return;
-        if (this.egressRefused(egress, ip, `${what} (${dest.host})`)) return;
-        if (this.transport.send(dest.proto, ip, dest.port, text, dest.connectionId, from, flags)) {
-          this.wire.sent(text);
-        } else {
-          this.wire.dropped("send_failed");
-          const dst = `${dest.proto}:${formatHostPort(ip, dest.port)}`;
-          this.logAs(this.tenant.id, "err", `failed to send ${what} to ${dst} (${dest.host})`, { dst });
-        }
-      },
-      (err) => {
-        this.names.remember(name, family, "unresolvable");
+    if (known !== undefined) return this.sendToAddress(dest, addressFor(known, from), text, from, what, egress, flags, onUnresolved);
+    void this.resolver.resolve(query).then((targets) => {
+      if (!this.transport.isStarted) return;
+      if (targets.length === 0) {
         this.wire.dropped("unresolved");
-        this.logAs(this.tenant.id, "err", `cannot resolve ${name} to send ${what}: ${errorText(err)}`, { dst: `${dest.proto}:${formatHostPort(name, dest.port)}` });
+        this.logAs(this.tenant.id, "err", `cannot resolve ${dest.host} to send ${what}`, { dst: `${dest.proto}:${formatHostPort(dest.host, dest.port)}` });
         onUnresolved?.();
-      },
-    );
+        return;
+      }
+      this.sendToAddress(dest, addressFor(targets, from), text, from, `${what} (${dest.host})`, egress, flags, onUnresolved);
+    });
     return true;
+  }
+
+  private sendToAddress(
+    dest: Destination,
+    ip: string,
+    text: string,
+    from: ListenSocket | undefined,
+    what: string,
+    egress: EgressPolicy | undefined,
+    flags: SendFlags | undefined,
+    onUnresolved?: () => void,
+  ): boolean {
+    if (this.egressRefused(egress, ip, what)) return false;
+    // onUnresolved also hears of a send a worker process's transport hands to the front and the front cannot make.
+    const ok = this.transport.send(dest.proto, ip, dest.port, text, dest.connectionId, from, flags, onUnresolved);
+    if (ok) this.wire.sent(text);
+    else {
+      this.wire.dropped("send_failed");
+      const dst = `${dest.proto}:${formatHostPort(ip, dest.port)}`;
+      this.logAs(this.tenant.id, "err", `failed to send ${what} to ${dst}`, { dst });
+    }
+    return ok;
   }
 
   private localTagFor(ctx: MessageContext): string {
@@ -610,6 +719,12 @@ export class SipServer<R extends Router = Router> implements RouterHost {
     }
     return tag;
   }
+}
+
+/** The first target in the family of the socket sending (any, when none is of it). */
+function addressFor(targets: readonly Target[], from: ListenSocket | undefined): string {
+  const family = from !== undefined && isIP(from.ip) === 6 ? 6 : 4;
+  return (targets.find((t) => isIP(t.ip) === family) ?? targets[0]!).ip;
 }
 
 /** The log fields of a record about ctx's message: its tenant, route kind, Call-ID and source. */

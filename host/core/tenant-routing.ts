@@ -168,6 +168,11 @@ class TenantHost implements HostServices {
     return this.server.aliases;
   }
 
+  /** The server's DNS cache (KSR.ipops): DNS answers are the same for every tenant. */
+  get dnsRecords(): HostServices["dnsRecords"] {
+    return this.server.dnsRecords;
+  }
+
   /** The server's data services; their tables are namespaced by ctx.tenant.id. */
   get data(): HostServices["data"] {
     return this.server.data;
@@ -271,7 +276,8 @@ export class TenantRouting implements Router {
         // responses go where RFC 3261 §18.2.2 sends them.
         send: (dest, data, from, what, flags, onUnresolved) =>
           server.send(dest, data, from, what, data.startsWith("SIP/2.0 ") ? undefined : tenant.state.egress, flags, onUnresolved),
-        knownAddress: (host, from) => server.knownAddress(host, from),
+        knownTargets: (q) => server.knownTargets(q),
+        resolveTargets: (q) => server.resolveTargets(q),
         viaParams,
       };
       // The tenant's quota bounds its transactions unless the server sets a bound for all.

@@ -27,6 +27,7 @@ import { xhttpPromModule } from "./xhttp_prom.js";
 import { dispatcherModule } from "./dispatcher/module.js";
 import { tlsModule } from "./tls.js";
 import { registerPvClasses } from "./pv.js";
+import { ipopsModule } from "./ipops.js";
 
 export const KEMI_MODULES: readonly KemiModule[] = [
   coreModule,
@@ -52,6 +53,7 @@ export const KEMI_MODULES: readonly KemiModule[] = [
   xhttpPromModule,
   dispatcherModule,
   tlsModule,
+  ipopsModule,
 ];
 
 // Every module's pseudo-variables (`pvs`) are looked up by host/modules/pv.ts.

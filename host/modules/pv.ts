@@ -17,7 +17,7 @@
  * $avp values live per message context (see avpStore/setAvpStore for code
  * that must carry them into later routes of the same transaction).
  */
-
+import { setIpopsPvWriter } from "./ipops.js";
 import { formatPvParts, parsePvFormat } from "./pv-format.js";
 import { isIP } from "node:net";
 import { overQuota, valueBytes } from "../core/quota.js";
@@ -677,6 +677,9 @@ function getMode(ctx: MessageContext, name: string, mode: NullMode): KemiValue {
   const v = a.get(ctx);
   return v === null ? xvalNull(mode) : v;
 }
+
+// detailed_ip_type writes its result into a PV named by the script.
+setIpopsPvWriter((ctx, name, value) => assign(ctx, name, value));
 
 function assign(ctx: MessageContext, name: string, value: PvValue): boolean {
   const a = accessorOrLog(ctx, name);

@@ -70,6 +70,13 @@ export function advertisedVia(ctx: MessageContext): { advertisedAddress?: string
 export interface SendFlags {
   readonly close?: boolean;
   readonly noConnect?: boolean;
+  /**
+   * Stream transports: called when the connection this message opened
+   * fails before it is established (refused, unreachable, TLS handshake
+   * failed), so the message never left. RFC 3263 §4.3 failover of a
+   * stateless forward uses it.
+   */
+  readonly onConnectFailed?: () => void;
 }
 
 /** The flags of a request forwarded for ctx (set_forward_close / set_forward_no_connect). */

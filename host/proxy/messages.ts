@@ -7,6 +7,7 @@
 import { nextHopOf, type NextHop } from "../core/outbound.js";
 import { asTransportProto } from "../core/context.js";
 import { emptyEdits, insertedAfterOf, insertedBeforeOf, replacedOf, type MessageEdits } from "../sip/message.js";
+import { isIP } from "node:net";
 import { unbracket } from "../transport/listen-socket.js";
 
 /**
@@ -22,7 +23,10 @@ export function parseProxyAddress(text: string): NextHop | string {
   if (proto === undefined) return `transport ${m[1]!.toLowerCase()} is not supported`;
   const port = m[3] === undefined ? 5060 : Number(m[3]);
   if (port < 1 || port > 65535) return `bad port in "${text}"`;
-  return { proto, host: unbracket(m[2]!), port };
+  const host = unbracket(m[2]!);
+  if (isIP(host) !== 0) return { proto, host, port };
+  // A name is resolved as sip:host[:port][;transport=proto] would be (RFC 3263 §4).
+  return { proto, host, port, query: { host, secure: false, ...(m[3] !== undefined ? { port } : {}), ...(m[1] !== undefined ? { transport: proto } : {}) } };
 }
 
 /** A deep copy of an edit set (routes of one transaction must not share their edits); maps only where the source has entries. */

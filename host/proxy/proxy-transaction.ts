@@ -14,6 +14,7 @@ import type { ClientTransaction, ServerTransaction, TimerHandle } from "../trans
 import type { NextHop, Upstream } from "../core/outbound.js";
 import { copyEdits } from "./messages.js";
 import type { RelayOverride, TransactionRoutes } from "./proxy.js";
+import type { Target } from "../dns/rfc3263.js";
 
 /** Per-transaction switches a script sets with t_on_* / t_set_* (before or after the transaction exists). */
 export interface TmSettings {
@@ -85,6 +86,8 @@ export class ProxyBranch {
   client: ClientTransaction | undefined;
   /** Reason header lines (RFC 3326) to put in a CANCEL sent later. */
   cancelReason: readonly string[] = [];
+  /** The targets left of this branch's RFC 3263 resolution, with what rebuilds the request for them (§4.3 failover). */
+  failover: { readonly targets: readonly Target[]; readonly bctx: MessageContext; readonly override: RelayOverride } | undefined;
 
   constructor(
     readonly index: number,
@@ -134,6 +137,8 @@ export class ProxyTransaction implements TmSettings {
   busy = false;
   /** The branch whose response was chosen (failure route), -1 before. */
   pickedBranch = -1;
+  /** Branches waiting for their next hop's DNS resolution: the transaction is not complete while any is. */
+  resolving = 0;
   /** At least one branch was sent (t_relay succeeded once). */
   relayed = false;
   /** The request route ended without relaying or answering statefully: the transaction only absorbs retransmissions until removed. */
@@ -211,6 +216,7 @@ export class ProxyTransaction implements TmSettings {
     this.requestValue = undefined;
     this.savedValue = undefined;
     for (const b of this.branches) {
+      b.failover = undefined;
       if (b.final !== undefined) b.final = { status: b.final.status, reason: b.final.reason, reply: undefined, edits: undefined };
     }
   }

@@ -35,7 +35,8 @@
  */
 import { isIP } from "node:net";
 import { runOnsendRoute } from "../core/onsend.js";
-import type { KnownAddress } from "../core/name-cache.js";
+import type { KnownTargets } from "../dns/resolver.js";
+import type { HopQuery, Target } from "../dns/rfc3263.js";
 import { advertisedVia, forwardSendFlags, replySendFlags, type SendFlags } from "../modules/sendopts.js";
 import type {
   HostServices,
@@ -158,8 +159,13 @@ export interface ProxyHost {
   /** Send bytes (host names resolved); false when they cannot be sent now. */
   /** `onUnresolved`: the message could not be sent after all, found after send() returned (a host name that does not resolve; a WebSocket connection a worker process's front no longer has). */
   send(dest: Destination, data: string, from: ListenSocket | undefined, what: string, flags?: SendFlags, onUnresolved?: () => void): boolean;
-  /** What a recent lookup of a next-hop name answered (host/core/name-cache.ts); absent: nothing is known. */
-  knownAddress?(host: string, from: ListenSocket | undefined): KnownAddress;
+  /**
+   * RFC 3263 resolution of a next hop named by a host name (host/dns/):
+   * what the cache knows now, and a resolution in the background. Absent:
+   * names are handed to send() as they are (a test bed without DNS).
+   */
+  knownTargets?(q: HopQuery): KnownTargets;
+  resolveTargets?(q: HopQuery): Promise<readonly Target[]>;
   /** Parameters added to our Via on every branch (";name=value..."), e.g. the tenant its responses belong to. */
   readonly viaParams?: string;
 }
@@ -426,7 +432,7 @@ export class StatefulProxy {
     tx.finishArmed = true;
     const check = (): void => {
       if (tx.server.terminated) return; // forget() ran
-      if (tx.busy || tx.pendingWork !== undefined || tx.branches.some((b) => !b.completed)) {
+      if (tx.busy || tx.pendingWork !== undefined || tx.resolving > 0 || tx.branches.some((b) => !b.completed)) {
         this.host.timers.setTimer(this.waitTimerMs, check);
         return;
       }
@@ -721,6 +727,8 @@ export class StatefulProxy {
         if (r === "sent") sent++;
         else if (r === "send-failed") sendFailures++;
         else if (r === "unresolvable") unresolved++;
+        // A name being resolved: the branch goes out when it is (Kamailio's t_relay would have sent it).
+        else if (r === "resolving") sent++;
       }
     } finally {
       tx.busy = wasBusy;
@@ -729,15 +737,47 @@ export class StatefulProxy {
     return { sent, sendFailures, unresolved };
   }
 
-  /** Build and send one branch from its context (§16.6 steps 2-11). */
-  private sendBranch(tx: ProxyTransaction, bctx: MessageContext, override: RelayOverride): "sent" | "error" | "send-failed" | "unresolvable" {
+  /**
+   * Build and send one branch from its context (§16.6 steps 2-11). A next
+   * hop named by a host name goes to the targets of its RFC 3263
+   * resolution: the first now, the others kept for failover (§4.3); one
+   * not resolved lately is resolved first ("resolving", the branch follows).
+   * `targets`: the targets left of an earlier branch's resolution.
+   */
+  private sendBranch(
+    tx: ProxyTransaction,
+    bctx: MessageContext,
+    override: RelayOverride,
+    targets?: readonly Target[],
+  ): "sent" | "error" | "send-failed" | "unresolvable" | "resolving" {
     const index = tx.branches.length;
     const uri = bctx.requestUri;
     const dstUri = bctx.dstUri;
-    const hop = override.hop ?? nextHopOf(dstUri ?? uri, override.proto);
-    if (typeof hop === "string") {
-      bctx.host.log("err", `t_relay: ${hop}\n`, bctx);
+    const written = override.hop ?? nextHopOf(dstUri ?? uri, override.proto);
+    if (typeof written === "string") {
+      bctx.host.log("err", `t_relay: ${written}\n`, bctx);
       return "error";
+    }
+    let remaining: readonly Target[] = [];
+    let hop: NextHop = written;
+    const query = written.query;
+    if (targets === undefined && query !== undefined && this.host.knownTargets !== undefined) {
+      const known = this.host.knownTargets(query);
+      // A name known not to resolve: no branch for it, as Kamailio's t_relay
+      // (E_BAD_ADDRESS, 478 from sl_reply_error).
+      if (known === "unresolvable") {
+        bctx.host.log("err", `t_relay: cannot resolve ${written.host}\n`, bctx);
+        return "unresolvable";
+      }
+      if (known === undefined) {
+        this.resolveBranch(tx, bctx, override, written, query);
+        return "resolving";
+      }
+      targets = known;
+    }
+    if (targets !== undefined && targets.length > 0) {
+      hop = { proto: targets[0]!.proto, host: targets[0]!.ip, port: targets[0]!.port };
+      remaining = targets.slice(1);
     }
     let forced: ListenSocket | undefined;
     if (bctx.sendSocket !== undefined) {
@@ -775,21 +815,28 @@ export class StatefulProxy {
       decrementMaxForwards: true,
       stream: hop.proto !== "udp",
     });
-    // A name looked up lately is decided now: no branch for one that does not
-    // resolve, as Kamailio's t_relay (E_BAD_ADDRESS, 478 from sl_reply_error).
-    const known = isIP(hop.host) !== 0 ? hop.host : this.host.knownAddress?.(hop.host, socket);
-    if (known === "unresolvable") {
-      bctx.host.log("err", `t_relay: cannot resolve ${hop.host}\n`, bctx);
-      return "unresolvable";
-    }
     // The onsend route sees the request as built and where it goes; a drop
     // there fails the branch as a send failure would (Kamailio t_send_branch).
-    // A name not looked up lately is resolved after this: no onsend route for it.
-    if (known !== undefined && !runOnsendRoute(bctx, { proto: hop.proto, ip: known, port: hop.port, buf: text, from: socket }, tx.routes)) {
+    // (A name is still one here only on a host without DNS: no onsend route then.)
+    if (isIP(hop.host) !== 0 && !runOnsendRoute(bctx, { proto: hop.proto, ip: hop.host, port: hop.port, buf: text, from: socket }, tx.routes)) {
       return "send-failed";
     }
     const branch = new ProxyBranch(index, ownCopy(uri), dstUri, bctx.branchFlags[0] ?? 0, hop, socket);
-    const sendFlags = forwardSendFlags(bctx);
+    if (remaining.length > 0) branch.failover = { targets: remaining, bctx, override };
+    const scriptFlags = forwardSendFlags(bctx);
+    // Over TCP/TLS a connection that cannot be opened is a transport error
+    // (§16.9, RFC 3263 §4.3): the branch fails at once instead of waiting
+    // for timer B/F, and the next target, if any, is tried.
+    const sendFlags: SendFlags | undefined =
+      hop.proto === "udp"
+        ? scriptFlags
+        : {
+            ...scriptFlags,
+            onConnectFailed: () => {
+              branch.retransmissionsStopped = true;
+              this.serialized(tx, () => this.onBranchTransportError(tx, branch));
+            },
+          };
     // A name that turns out not to resolve ends the branch at once as a
     // transport error (§16.9: a 503), not fr_timer's 408 later.
     const unresolved = (): void => {
@@ -843,11 +890,61 @@ export class StatefulProxy {
     starting = false;
     if (client.terminated) {
       bctx.host.log("err", `t_relay: sending to ${hop.proto}:${hop.host}:${hop.port} failed\n`, bctx);
-      return "send-failed";
+      // §4.3: a target that cannot be sent to is skipped for the next one.
+      return remaining.length > 0 ? this.sendBranch(tx, bctx, override, remaining) : "send-failed";
     }
     tx.branches.push(branch);
     this.startFrTimer(tx, branch, tx.frTimerMs || this.frTimerMs);
     return "sent";
+  }
+
+  /**
+   * A branch to a name not resolved lately: resolved in the background
+   * (RFC 3263 §4), then sent as any other. One that does not resolve, or
+   * cannot be sent, ends at once as a transport error (§16.9: a 503, its
+   * failure route runs then); one whose transaction was cancelled or
+   * answered meanwhile is not sent.
+   */
+  private resolveBranch(tx: ProxyTransaction, bctx: MessageContext, override: RelayOverride, hop: NextHop, query: HopQuery): void {
+    tx.resolving++;
+    void this.host.resolveTargets!(query).then((targets) =>
+      this.serialized(tx, () => {
+        tx.resolving--;
+        if (tx.finished || tx.finalSent) return;
+        if (tx.canceled) return this.failedBranch(tx, bctx, hop, { status: 487, reason: "Request Terminated", reply: undefined, edits: undefined });
+        if (targets.length === 0) bctx.host.log("err", `t_relay: cannot resolve ${hop.host}\n`, bctx);
+        const sent = targets.length > 0 && this.sendBranch(tx, bctx, override, targets) === "sent";
+        if (!sent) return this.failedBranch(tx, bctx, hop, { status: 503, reason: "Service Unavailable", reply: undefined, edits: undefined });
+        return this.checkCompletion(tx);
+      }),
+    );
+  }
+
+  /** A branch that ended before anything was sent on it, with the outcome given. */
+  private failedBranch(tx: ProxyTransaction, bctx: MessageContext, hop: NextHop, final: BranchFinal): void | Promise<void> {
+    const socket = this.host.socketFor(hop.proto, hop.host, undefined) ?? localSocketOf(tx.rcv);
+    const branch = new ProxyBranch(tx.branches.length, ownCopy(bctx.requestUri), bctx.dstUri, bctx.branchFlags[0] ?? 0, hop, socket);
+    tx.branches.push(branch);
+    return this.completeBranch(tx, branch, final);
+  }
+
+  /**
+   * RFC 3263 §4.3: a branch whose target failed (503, transport error, or
+   * no response at all) is retried at the next target of the same
+   * resolution, as a new branch of the transaction (Kamailio's DNS
+   * failover adds one the same way). True when one was sent.
+   */
+  private failover(tx: ProxyTransaction, branch: ProxyBranch): boolean {
+    const next = branch.failover;
+    branch.failover = undefined;
+    if (next === undefined || tx.canceled || tx.finalSent || tx.finished) return false;
+    const wasBusy = tx.busy;
+    tx.busy = true;
+    try {
+      return this.sendBranch(tx, next.bctx, next.override, next.targets) === "sent";
+    } finally {
+      tx.busy = wasBusy;
+    }
   }
 
   // ------------------------------------------------------------- replies
@@ -1010,6 +1107,7 @@ export class StatefulProxy {
       this.onSuccess(tx, branch, reply, edits);
     } else {
       if (branch.completed) return; // already given up on (timeout): the client transaction ACKs it
+      if (status === 503) this.failover(tx, branch);
       return this.completeBranch(tx, branch, { status, reason: reply.reason, reply, edits });
     }
   }
@@ -1111,7 +1209,7 @@ export class StatefulProxy {
    * the best response goes upstream.
    */
   private checkCompletion(tx: ProxyTransaction): void | Promise<void> {
-    if (tx.busy || tx.finalSent || tx.branches.length === 0) return;
+    if (tx.busy || tx.finalSent || tx.resolving > 0 || tx.branches.length === 0) return;
     if (tx.branches.some((b) => !b.completed)) return;
     const finals = tx.branches.map((b) => b.final!);
     const picked = pickBestResponse(finals);
@@ -1135,10 +1233,11 @@ export class StatefulProxy {
       tx.busy = false;
       tx.flags = fctx.flags;
       if (tx.finalSent) return;
-      if (tx.branches.length > branchesBefore) {
-        // Serial forking: new branches are out. Their responses wait for
-        // this route (see serialized), so they are normally still pending;
-        // if every one has ended already, completion is due now.
+      if (tx.branches.length > branchesBefore || tx.resolving > 0) {
+        // Serial forking: new branches are out (or wait for their next
+        // hop's DNS resolution). Their responses wait for this route (see
+        // serialized), so they are normally still pending; if every one has
+        // ended already, completion is due now.
         return this.checkCompletion(tx);
       }
       this.sendBestResponse(tx, picked);
@@ -1198,12 +1297,15 @@ export class StatefulProxy {
     branch.timedOut = true;
     if (tx.isInvite && branch.provisional > 0) this.sendCancel(branch);
     else branch.retransmissionsStopped = true;
+    // §4.3: no response at all is a failed target; a ringing one is not.
+    if (branch.provisional === 0) this.failover(tx, branch);
     return this.completeBranch(tx, branch, { status: 408, reason: "Request Timeout", reply: undefined, edits: undefined });
   }
 
   /** §16.9: a transport error counts as a 503 from that branch. */
   private onBranchTransportError(tx: ProxyTransaction, branch: ProxyBranch): void | Promise<void> {
     if (branch.completed) return;
+    this.failover(tx, branch);
     return this.completeBranch(tx, branch, { status: 503, reason: "Service Unavailable", reply: undefined, edits: undefined });
   }
 

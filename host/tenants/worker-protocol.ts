@@ -147,6 +147,8 @@ export interface WorkerConfig {
   /** The front's sockets as bound: the worker's Via, Record-Route and sending-socket choices use them. */
   readonly listen: readonly ListenSocket[];
   readonly aliases: readonly string[];
+  /** --dns-server of the front process (empty: the system's). */
+  readonly dnsServers?: readonly string[];
   readonly db: string;
   /** Where registrations live (`ksr run --location`). */
   readonly location: LocationMode;

@@ -417,7 +417,7 @@ export async function runTenantWorker(
   const channel = new IpcTransport(config.listen, outbox);
   const server = tenantServer(
     registry,
-    { listen: config.listen, aliases: config.aliases, tenantId: `ksr/${label}`, data, transport: (options) => channel.attach(options) },
+    { listen: config.listen, aliases: config.aliases, dnsServers: config.dnsServers, tenantId: `ksr/${label}`, data, transport: (options) => channel.attach(options) },
     // The front routes responses to this worker by the tenant our Vias name;
     // a single script's front has one tenant, found without it.
     // kemi.event_route_callback's core:worker-one-init: in the pool's first worker only, as Kamailio's first worker.

@@ -34,6 +34,8 @@
  *   const later = await h.advance(2000);
  *   later.replies; later.forwarded; later.routes;  // 486 / failure route outcome
  */
+import { TableDnsLookups, type DnsTable } from "../dns/table.js";
+import type { DnsLookups } from "../dns/rfc3263.js";
 import { randomBytes } from "node:crypto";
 import { isIP } from "node:net";
 import type { ListenSocket, LogLevel, MessageContext, ReceiveInfo, TenantState, TransportProto } from "../core/context.js";
@@ -79,8 +81,10 @@ export interface LoadScriptOptions {
   readonly limits?: Partial<ScriptLimits>;
   /** Tenant id (log scope, TenantState id). Default "test". */
   readonly tenant?: string;
-  /** Host name → IP address for forwarding to names (no DNS is asked). */
+  /** Host name → IP address for forwarding to names (no DNS is asked; an A record, or AAAA for an IPv6 address). */
   readonly hosts?: Readonly<Record<string, string>>;
+  /** DNS records beyond `hosts` (SRV, NAPTR) for RFC 3263 resolution of next hops; names absent do not exist. */
+  readonly dns?: DnsTable;
   /** Default source of sent messages. Default udp 192.0.2.10:5060 (TEST-NET-1, RFC 5737). */
   readonly source?: SourceAddress;
   /** Initial $var values. */
@@ -764,12 +768,7 @@ class Harness implements ScriptHarness {
       tenantId: this.tenantId,
       now: () => this.now(),
       transport: () => this.transport,
-      resolveHost: (host) => {
-        const ip = Object.hasOwn(hosts, host) ? hosts[host] : undefined;
-        const lookup = ip !== undefined ? Promise.resolve(ip) : Promise.reject(new Error(`${host} is not in the harness's hosts table`));
-        this.pendingLookups.add(lookup);
-        return lookup;
-      },
+      dns: trackedLookups(new TableDnsLookups({ ...opts.dns, hosts: { ...opts.dns?.hosts, ...hosts } }), (lookup) => this.pendingLookups.add(lookup)),
     });
     this.server.printLogs = opts.printLogs ?? false;
     for (const [k, v] of Object.entries(opts.vars ?? {})) this.state.vars.set(k, v);
@@ -1048,4 +1047,18 @@ export async function loadScriptSource(source: string, filename: string, opts: L
 export function headerValues(message: { readonly headers: readonly MessageHeader[] }, name: string): string[] {
   const wanted = canonicalHeaderKey(name);
   return message.headers.filter((h) => canonicalHeaderKey(h.name) === wanted).map((h) => h.value);
+}
+
+/** Lookups from `table`, each handed to `track` so that the harness can wait for forwards that wait for them. */
+function trackedLookups(table: TableDnsLookups, track: (lookup: Promise<unknown>) => void): DnsLookups {
+  const tracked = <T>(p: Promise<T>): Promise<T> => {
+    track(p);
+    return p;
+  };
+  return {
+    naptr: (name) => tracked(table.naptr(name)),
+    srv: (name) => tracked(table.srv(name)),
+    a: (name) => tracked(table.a(name)),
+    aaaa: (name) => tracked(table.aaaa(name)),
+  };
 }

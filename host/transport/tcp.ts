@@ -153,7 +153,8 @@ export class TcpTransport {
    * can be had; errors after that point are logged. `flags.noConnect`: no
    * new connection is opened (Kamailio SND_F_FORCE_CON_REUSE), the send
    * fails instead; `flags.close`: the connection is ended once the message
-   * is written (SND_F_CON_CLOSE).
+   * is written (SND_F_CON_CLOSE); `flags.onConnectFailed`: told when a
+   * connection opened for this message fails before it is established.
    */
   send(ip: string, port: number, data: string, connectionId?: number, from?: ListenSocket, flags?: SendFlags): boolean {
     if (this.stopping) return false;
@@ -167,7 +168,10 @@ export class TcpTransport {
       log("info", "transport", `${this.proto}: no open connection to ${formatHostPort(ip, port)} and the message may not open one: not sent`);
       return false;
     }
-    if (!conn) conn = this.connect(ip, port, from);
+    if (!conn) {
+      conn = this.connect(ip, port, from);
+      if (conn && flags?.onConnectFailed !== undefined) this.reportConnectFailure(conn.socket, flags.onConnectFailed);
+    }
     if (!conn) return false;
     const bytes = Buffer.from(data, "latin1");
     if (!conn.guard.admitOutput(bytes.length, "message")) return false;
@@ -176,6 +180,20 @@ export class TcpTransport {
     // end(): the queued bytes are flushed first, then our side closes.
     if (flags?.close === true) conn.socket.end();
     return true;
+  }
+
+  /** Calls `failed` once if `socket` errs before it is connected (and, for TLS, before its handshake is done). */
+  private reportConnectFailure(socket: net.Socket, failed: () => void): void {
+    const established = this.options.credentials === undefined ? "connect" : "secureConnect";
+    const onError = (): void => {
+      socket.off(established, onEstablished);
+      failed();
+    };
+    const onEstablished = (): void => {
+      socket.off("error", onError);
+    };
+    socket.once("error", onError);
+    socket.once(established, onEstablished);
   }
 
   async stop(): Promise<void> {

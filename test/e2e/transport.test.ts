@@ -5,8 +5,9 @@
  * addressing (RFC 3261 §18.2.2, RFC 3581), malformed input, stateless
  * forwarding of requests and responses.
  */
+import { TableDnsLookups } from "../../host/dns/table.js";
 import { describe, expect, it } from "vitest";
-import { HostRouteRunner, startServer, type HostRoutes, type RunningServer } from "./harness.js";
+import { HostRouteRunner, startScript, startServer, type HostRoutes, type RunningServer } from "./harness.js";
 import {
   TcpListenerPeer,
   TcpPeer,
@@ -368,21 +369,70 @@ describe("stateless forwarding", () => {
   });
 
   it("resolves a host name before sending", async () => {
-    const asked: string[] = [];
-    const srv = await serve(
-      { ksr_request_route: (ctx) => void ctx.host.forward(ctx) },
-      {
-        resolveHost: async (host) => {
-          asked.push(host);
-          return "127.0.0.1";
-        },
-      },
-    );
+    const dns = new TableDnsLookups({ hosts: { "callee.example.test": "127.0.0.1" } });
+    const srv = await serve({ ksr_request_route: (ctx) => void ctx.host.forward(ctx) }, { dns });
     const caller = await udpPeer();
     const callee = await udpPeer();
     await caller.send(buildRequest({ uri: `sip:bob@callee.example.test:${callee.port}`, viaPort: caller.port }), srv.udpPort);
     expect(startLineOf((await callee.next()).data)).toContain("callee.example.test");
-    expect(asked).toEqual(["callee.example.test"]);
+    // The port is written: RFC 3263 §4.2 asks for the address only.
+    expect(dns.asked).toEqual(["a/callee.example.test"]);
+  });
+
+  it("a stateless forward whose TCP connection is refused goes on to the next SRV target (RFC 3263 §4.3)", async () => {
+    const dead = await TcpListenerPeer.open();
+    const deadPort = dead.port;
+    await dead.close(); // nothing listens there now: the connection is refused
+    const listener = await TcpListenerPeer.open();
+    closeAfter(() => listener.close());
+    const dns = new TableDnsLookups({
+      srv: {
+        "_sip._tcp.failover.test": [
+          { priority: 10, weight: 0, port: deadPort, name: "h.test" },
+          { priority: 20, weight: 0, port: listener.port, name: "h.test" },
+        ],
+      },
+      hosts: { "h.test": "127.0.0.1" },
+    });
+    const srv = await serve(forwardAll, { dns });
+    const caller = await udpPeer();
+    // Resolved after the route call the first time, from the cache the second; both times the dead target comes first.
+    await caller.send(buildRequest({ uri: "sip:bob@failover.test;transport=tcp", viaPort: caller.port, callId: "first@test" }), srv.udpPort);
+    const conn = await listener.nextConnection();
+    closeAfter(() => conn.close());
+    expect(headerValue(await conn.next(), "call-id")).toBe("first@test");
+    await caller.send(buildRequest({ uri: "sip:bob@failover.test;transport=tcp", viaPort: caller.port, callId: "second@test" }), srv.udpPort);
+    expect(headerValue(await conn.next(), "call-id")).toBe("second@test");
+    expect(logs.find((l) => l.includes(`connection to tcp:127.0.0.1:${deadPort} failed, trying the next target`))).toBeDefined();
+  });
+
+  it("a stateful branch whose TCP connection is refused fails at once and the next SRV target gets the INVITE (RFC 3263 §4.3)", async () => {
+    const dead = await TcpListenerPeer.open();
+    const deadPort = dead.port;
+    await dead.close();
+    const listener = await TcpListenerPeer.open();
+    closeAfter(() => listener.close());
+    const dns = new TableDnsLookups({
+      srv: {
+        "_sip._tcp.failover.test": [
+          { priority: 10, weight: 0, port: deadPort, name: "h.test" },
+          { priority: 20, weight: 0, port: listener.port, name: "h.test" },
+        ],
+      },
+      hosts: { "h.test": "127.0.0.1" },
+    });
+    const srv = bed.serve(await startScript("relay.js", { dns }));
+    const caller = await udpPeer();
+    await caller.send(buildRequest({ method: "INVITE", uri: "sip:bob@failover.test;transport=tcp", viaPort: caller.port, callId: "stateful-failover@test" }), srv.udpPort);
+    // Without the connection failure reported, the branch would wait for its timer (30 s) before the next target.
+    const conn = await listener.nextConnection();
+    closeAfter(() => conn.close());
+    const invite = await conn.next();
+    expect(startLineOf(invite)).toMatch(/^INVITE sip:bob@failover\.test;transport=tcp SIP\/2\.0/);
+    await conn.write(buildResponseTo(invite, 200, "OK"));
+    const answers: number[] = [];
+    for (let i = 0; i < 3 && !answers.includes(200); i++) answers.push(statusOf((await caller.next()).data));
+    expect(answers).toContain(200);
   });
 
   it("forwards over TCP (Content-Length kept) and routes the response back over UDP", async () => {

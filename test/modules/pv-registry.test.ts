@@ -14,8 +14,15 @@ describe("the PV registry", () => {
     for (const mod of KEMI_MODULES) {
       for (const cls of mod.pvs ?? []) {
         for (const name of cls.names) {
-          // htable's names need table=>key, $T_req/$T_rpl a PV, the others any inner name.
-          const inner = name.startsWith("sht") && !name.startsWith("shtit") ? "t=>k" : name.startsWith("T_r") ? "$ci" : "x";
+          // htable's names need table=>key, $T_req/$T_rpl a PV, ipops' container=>key, the others any inner name.
+          const inner =
+            name.startsWith("sht") && !name.startsWith("shtit")
+              ? "t=>k"
+              : name.startsWith("T_r")
+                ? "$ci"
+                : ["dns", "srvquery", "naptrquery"].includes(name)
+                  ? "pv=>count"
+                  : "x";
           const good = cls.form === "plain" ? `$${name}` : `$${name}(${inner})`;
           const wrongForm = cls.form === "plain" ? `$${name}(${inner})` : `$${name}`;
           if (name === "snd" || name === "sndto" || name === "TV" || name === "HN") continue; // inner names of their own, below

@@ -12,7 +12,7 @@ import { MessageContext, newTenantState, type HostServices, type ListenSocket, t
 import type { Destination } from "../../host/core/outbound.js";
 import { KEMI_MODULES } from "../../host/modules/index.js";
 import type { KemiValue } from "../../host/modules/types.js";
-import { StatefulProxy, type ProxyOptions } from "../../host/proxy/proxy.js";
+import { StatefulProxy, type ProxyHost, type ProxyOptions } from "../../host/proxy/proxy.js";
 import { parseMessage } from "../../host/sip/parser.js";
 import type { SipMessage } from "../../host/sip/message.js";
 import { FakeClock } from "../../host/transaction/index.js";
@@ -79,6 +79,9 @@ export function ksr(ctx: MessageContext): KsrObject {
 
 export interface TestBedOptions extends ProxyOptions {
   readonly listen?: readonly ListenSocket[];
+  /** RFC 3263 resolution of named next hops (the proxy's host hooks); absent: names go to send() as they are. */
+  readonly knownTargets?: ProxyHost["knownTargets"];
+  readonly resolveTargets?: ProxyHost["resolveTargets"];
 }
 
 export class ProxyTestBed {
@@ -127,6 +130,8 @@ export class ProxyTestBed {
         currentRunner: () => this.runner,
         timers: this.clock,
         socketFor: (proto) => listen.find((l) => l.proto === proto),
+        knownTargets: options.knownTargets,
+        resolveTargets: options.resolveTargets,
         send: (dest, data) => {
           if (!this.sendResult) return false;
           const parsed = parseMessage(data);

@@ -9,6 +9,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { compileEgress, DEFAULT_EGRESS_DENY } from "../../host/core/egress.js";
+import { TableDnsLookups } from "../../host/dns/table.js";
 import { UdpPeer } from "../e2e/sip-client.js";
 import { LogCapture, ask, startTenants, type TenantServer } from "./harness.js";
 
@@ -65,6 +66,35 @@ describe("egress policy", () => {
     srv = await startTenants({ "t.js": relayTo("10.0.0.1", 5060) }, `tenants:\n  - id: t\n    script: t.js\n    match: { domains: [t.example] }\n`);
     expect((await ask(caller!, srv.udpPort, { uri: "sip:x@t.example" })).status).toBe(500);
     await logs.waitFor((l) => l.includes("to 10.0.0.1 not sent: denied by tenant t's egress policy"));
+  });
+
+  it("holds the addresses a name resolves to (RFC 3263) to the policy: refused on loopback, sent where allowed", async () => {
+    const relayByName = `function ksr_request_route() { KSR.tm.t_on_failure("failed"); if (KSR.tm.t_relay_to_proxy("udp:peer.test:${target!.port}") < 0) KSR.sl.sl_send_reply(500, "Not Relayed"); }
+function failed() { KSR.tm.t_reply(502, "Refused " + KSR.pv.get("$T_reply_code")); }\n`;
+    srv = await startTenants(
+      { "closed.js": relayByName, "open.js": relayByName },
+      `tenants:
+  - id: closed
+    script: closed.js
+    match: { domains: [closed.example] }
+  - id: open
+    script: open.js
+    egress: { allow: [127.0.0.0/8] }
+    match: { domains: [open.example] }
+`,
+      { server: { dns: new TableDnsLookups({ hosts: { "peer.test": "127.0.0.1" } }) } },
+    );
+    // The name is resolved while the transaction waits; the refused send ends the branch as a transport error (503) and the failure route answers.
+    const refused = await ask(caller!, srv.udpPort, { uri: "sip:x@closed.example" });
+    expect(`${refused.status} ${refused.reason}`).toBe("502 Refused 503");
+    await logs.waitFor((l) => l.includes(`to 127.0.0.1 not sent: denied by tenant closed's egress policy`));
+    expect(await target!.poll(300)).toBeUndefined();
+    await caller!.send(
+      `OPTIONS sip:x@open.example SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${caller!.port};branch=z9hG4bK-egress-dns\r\nFrom: <sip:a@open.example>;tag=1\r\nTo: <sip:x@open.example>\r\nCall-ID: egress-dns-open\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n`,
+      srv.udpPort,
+    );
+    const relayed = await target!.poll(2000);
+    expect(relayed).toBeDefined();
   });
 
   it("the default deny list covers loopback, link-local, private and shared ranges; public addresses pass; allow wins", () => {
