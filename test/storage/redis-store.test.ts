@@ -1,0 +1,129 @@
+/**
+ * The parts of the shared store (host/storage/redis) that need no Redis:
+ * store URLs, the tenant key layout, the pending-write rule that keeps a
+ * replica from stepping back, htable definitions in modparam syntax, and
+ * what the registrar answers while the store is unavailable. The store
+ * against a real redis-server: test/interop/redis-store.test.ts.
+ */
+import { describe, expect, it } from "vitest";
+import { parseRedisUrl, PendingWrites, splitTenantKey, StoreUnavailableError, tenantKey, tenantPrefix } from "../../host/storage/redis/keys.js";
+import { parseHtableModparam } from "../../host/modules/state/htable-store.js";
+import { registrarModule } from "../../host/modules/registrar.js";
+import type { LocationStore } from "../../host/storage/index.js";
+import { caller } from "../modules/call.js";
+import { contextOn, invite, makeDataHost, register } from "../registrar/helpers.js";
+
+describe("store URLs", () => {
+  it("reads host, port and database, defaulting to 6379 and 0", () => {
+    expect(parseRedisUrl("redis://127.0.0.1:6390/2")).toMatchObject({ host: "127.0.0.1", port: 6390, db: 2 });
+    expect(parseRedisUrl("redis://cache.example")).toMatchObject({ host: "cache.example", port: 6379, db: 0 });
+  });
+
+  it("keeps the password out of the text used in log lines", () => {
+    const target = parseRedisUrl("redis://user:s3cret@127.0.0.1:6390/1");
+    expect(target).toMatchObject({ username: "user", password: "s3cret" });
+    expect(target.display).not.toContain("s3cret");
+  });
+
+  it("refuses other schemes and a path that is not a database number", () => {
+    expect(() => parseRedisUrl("http://127.0.0.1:6379")).toThrow(/only redis:\/\//);
+    expect(() => parseRedisUrl("redis://127.0.0.1:6379/cache")).toThrow(/database number/);
+    expect(() => parseRedisUrl("127.0.0.1:6379")).toThrow();
+  });
+});
+
+describe("tenant keys", () => {
+  it("give every tenant its own prefix, whatever its id and the parts contain", () => {
+    const key = tenantKey("a:b", "loc", "location", "alice:x@example.com");
+    expect(key.startsWith(tenantPrefix("a:b"))).toBe(true);
+    expect(key.startsWith(tenantPrefix("a"))).toBe(false);
+    expect(splitTenantKey(key)).toEqual({ tenant: "a:b", kind: "loc", parts: ["location", "alice:x@example.com"] });
+  });
+
+  it("never map two different items to one key", () => {
+    expect(tenantKey("t", "ht", "a:b", "c")).not.toBe(tenantKey("t", "ht", "a", "b:c"));
+    expect(tenantKey("t:ht", "x")).not.toBe(tenantKey("t", "ht", "x"));
+  });
+
+  it("recognise only keys of this layout", () => {
+    expect(splitTenantKey("other:t:loc:x")).toBeUndefined();
+    expect(splitTenantKey("ksr:t")).toBeUndefined();
+  });
+});
+
+describe("pending writes of a replica", () => {
+  it("install a key's state only when no write of ours to it is unannounced", () => {
+    const pending = new PendingWrites();
+    expect(pending.settle("k", false)).toBe(true);
+    pending.begin("k");
+    pending.begin("k");
+    // Another server's write came before ours ran: our announcement will carry it.
+    expect(pending.settle("k", false)).toBe(false);
+    // Our first write's state is older than our second's: skipped.
+    expect(pending.settle("k", true)).toBe(false);
+    expect(pending.settle("k", true)).toBe(true);
+    expect(pending.settle("k", false)).toBe(true);
+  });
+
+  it("forget a write Redis refused, so later announcements are installed again", () => {
+    const pending = new PendingWrites();
+    pending.begin("k");
+    pending.abandon("k");
+    expect(pending.settle("k", false)).toBe(true);
+  });
+});
+
+describe("htable definitions in Kamailio's modparam syntax", () => {
+  it("read name, autoexpire, initval, updateexpire and shared", () => {
+    expect(parseHtableModparam("calls=>size=8;autoexpire=60;initval=0;updateexpire=0;shared=1")).toEqual({
+      name: "calls",
+      size: 8,
+      autoExpireSec: 60,
+      initVal: 0,
+      updateExpire: false,
+      shared: true,
+    });
+    expect(parseHtableModparam("plain")).toEqual({ name: "plain" });
+  });
+
+  it("refuse unknown attributes, values that are not integers and a missing name", () => {
+    expect(() => parseHtableModparam("t=>dbtable=x")).toThrow(/unknown attribute dbtable/);
+    expect(() => parseHtableModparam("t=>autoexpire=soon")).toThrow(/integer/);
+    expect(() => parseHtableModparam("=>shared=1")).toThrow(/no table name/);
+    expect(() => parseHtableModparam("t=>autoexpire=-5")).toThrow(/non-negative/);
+  });
+});
+
+describe("the registrar while the shared store is unavailable", () => {
+  const reg = caller(registrarModule);
+  const unavailable = (): never => {
+    throw new StoreUnavailableError();
+  };
+  const awayStore: LocationStore = {
+    bindings: unavailable,
+    replace: unavailable,
+    findByRuid: unavailable,
+    sweepExpired: () => 0,
+    aorCount: () => 0,
+    entries: () => [],
+  };
+  function awayHost() {
+    const host = makeDataHost();
+    return Object.assign(host, { data: { ...host.data, locations: awayStore } });
+  }
+
+  it("save fails with -1 and answers 500 (Kamailio: error while getting the record)", () => {
+    const host = awayHost();
+    const { ctx } = contextOn(host, register());
+    expect(reg("save", ctx, "location", 0)).toBe(-1);
+    expect(host.replies.at(-1)?.status).toBe(500);
+  });
+
+  it("lookup fails with -3, registered with -1, unregister with -2", () => {
+    const host = awayHost();
+    expect(reg("lookup", contextOn(host, invite("sip:alice@example.com")).ctx, "location")).toBe(-3);
+    expect(reg("registered", contextOn(host, invite("sip:alice@example.com")).ctx, "location")).toBe(-1);
+    expect(reg("unregister", contextOn(host, invite("sip:alice@example.com")).ctx, "location", "sip:alice@example.com")).toBe(-2);
+    expect(host.logs.some((l) => /registrar: lookup\(\): the shared store \(Redis\) is unavailable/.test(l.text))).toBe(true);
+  });
+});
