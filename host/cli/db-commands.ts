@@ -107,7 +107,7 @@ async function withTables<T>(opts: DbOptions, fn: (tables: Tables) => T): Promis
   // The connection's state lines are for servers; a command prints its result only.
   setLogLevel("warn");
   const { openRedisDataServices } = await import("../storage/redis/index.js");
-  const data = await openRedisDataServices({ url: opts.store, htables: false }).catch((err: unknown) => {
+  const data = await openRedisDataServices({ url: opts.store, htables: false, ndbRedisTimeoutMs: 0 }).catch((err: unknown) => {
     throw new Error(`--store: ${(err as Error)?.message ?? String(err)}`);
   });
   try {

@@ -26,6 +26,7 @@ import { permissionsModule } from "./permissions.js";
 import { xhttpPromModule } from "./xhttp_prom.js";
 import { dispatcherModule } from "./dispatcher/module.js";
 import { tlsModule } from "./tls.js";
+import { ndbRedisModule } from "./ndb_redis.js";
 
 export const KEMI_MODULES: readonly KemiModule[] = [
   coreModule,
@@ -51,4 +52,5 @@ export const KEMI_MODULES: readonly KemiModule[] = [
   xhttpPromModule,
   dispatcherModule,
   tlsModule,
+  ndbRedisModule,
 ];

@@ -44,6 +44,7 @@ import {
 import { isLocalAddress, parseSocketSpec } from "./myself.js";
 import { tmPvAccessor } from "../proxy/tm-pv.js";
 import { htablePvAccessor } from "./htable.js";
+import { ndbRedisPvAccessor } from "./ndb_redis.js";
 
 type PvValue = string | number | null;
 
@@ -610,6 +611,9 @@ function compile(name: string): PvAccessor | null {
     case "shtitkey":
     case "shtitval":
       return htablePvAccessor(p.cls, p.inner, lookupPv);
+    case "redis":
+    case "redisd":
+      return ndbRedisPvAccessor(p.cls, p.inner);
     default:
       return tmPvAccessor(p.cls, p.inner, lookupPv);
   }

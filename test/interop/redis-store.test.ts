@@ -325,9 +325,35 @@ describe("two tenants on two servers sharing one Redis", () => {
     expect(await probe(serverD!, "red", "get", "mine", "n")).toBe("value 0");
   });
 
+  /** The probe's answer to a KSR.ndb_redis command line run for the tenant through the server. */
+  async function redisCmd(server: KsrProcess, tenant: string, line: string): Promise<string> {
+    const request = buildRequest({ method: "OPTIONS", uri: `sip:redis@${tenant}.test`, viaPort: peer.port, headers: [`X-Command: ${line}`] });
+    await peer.send(request, server.port);
+    const answer = await peer.next(5_000);
+    expect(statusOf(answer.data), answer.data).toBe(200);
+    return reasonOf(answer.data);
+  }
+
+  it("KSR.ndb_redis: a value set through C is read through D within the tenant's prefix; other keys and commands are refused", async () => {
+    const prefix = "ksr:red:ndb:";
+    expect(await probe(serverC!, "red", "prefix", "-", "-")).toBe(prefix);
+    // redis_cmd answers 0 as Kamailio 5.6's KEMI function; type 5 = status, 1 = string (hiredis).
+    expect(await redisCmd(serverC!, "red", `SET ${prefix}greeting hello`)).toBe("redis 0 5 null");
+    expect(await redisCmd(serverD!, "red", `GET ${prefix}greeting`)).toBe("redis 0 1 hello");
+    expect(await redisCmd(serverD!, "red", `INCR ${prefix}n`)).toBe("redis 0 3 1");
+    // Outside the tenant's prefix (another tenant's, the server's own keys), or a command without a key table entry: refused, nothing sent.
+    expect(await redisCmd(serverD!, "blue", `GET ${prefix}greeting`)).toBe("redis -1 null null");
+    expect(await redisCmd(serverC!, "red", "GET ksr:red:ht:calls:count")).toBe("redis -1 null null");
+    expect(await redisCmd(serverC!, "red", `MSET ${prefix}a 1 ksr:blue:ndb:a 2`)).toBe("redis -1 null null");
+    expect(await redisCmd(serverC!, "red", "KEYS *")).toBe("redis -1 null null");
+    expect(await redisCommand(redis!.port, "EXISTS", "ksr:blue:ndb:a")).toBe(":0\r\n");
+    // An error reply: -1, the reply kept with type 6.
+    expect(await redisCmd(serverC!, "red", `INCR ${prefix}greeting`)).toBe("redis -1 6 null");
+  });
+
   it("every key a tenant wrote lies under its own prefix", async () => {
     const keys = bulkStrings(await redisCommand(redis!.port, "KEYS", "*")).filter((k) => k !== "ksr:nonce-lane");
     expect(keys.length).toBeGreaterThan(0);
-    for (const key of keys) expect(key).toMatch(/^ksr:red:ht:(calls|carriers):/);
+    for (const key of keys) expect(key).toMatch(/^ksr:red:(ht:(calls|carriers)|ndb):/);
   });
 });

@@ -2,7 +2,8 @@
  * The parts of the shared store (host/storage/redis) that need no Redis:
  * store URLs, the tenant key layout, the pending-write rule that keeps a
  * replica from stepping back, htable definitions in modparam syntax, and
- * what the registrar answers while the store is unavailable. The store
+ * what the registrar answers while the store is unavailable, KSR.ndb_redis
+ * over a stand-in for the round trip. The store
  * against a real redis-server: test/interop/redis-store.test.ts.
  */
 import { describe, expect, it } from "vitest";
@@ -12,6 +13,10 @@ import { registrarModule } from "../../host/modules/registrar.js";
 import type { LocationStore } from "../../host/storage/index.js";
 import { caller } from "../modules/call.js";
 import { contextOn, invite, makeDataHost, register } from "../registrar/helpers.js";
+import { commandArgs, commandKeys, ndbRedisModule, ndbRedisPrefix } from "../../host/modules/ndb_redis.js";
+import type { RedisReply } from "../../host/storage/redis/sync-command.js";
+import { lookupPv } from "../../host/modules/pv.js";
+import type { MessageContext } from "../../host/core/context.js";
 
 describe("store URLs", () => {
   it("reads host, port and database, defaulting to 6379 and 0", () => {
@@ -125,5 +130,75 @@ describe("the registrar while the shared store is unavailable", () => {
     expect(reg("registered", contextOn(host, invite("sip:alice@example.com")).ctx, "location")).toBe(-1);
     expect(reg("unregister", contextOn(host, invite("sip:alice@example.com")).ctx, "location", "sip:alice@example.com")).toBe(-2);
     expect(host.logs.some((l) => /registrar: lookup\(\): the shared store \(Redis\) is unavailable/.test(l.text))).toBe(true);
+  });
+});
+
+describe("KSR.ndb_redis without a store round trip", () => {
+  const ndb = caller(ndbRedisModule);
+  function hostAnswering(reply: RedisReply) {
+    const host = makeDataHost();
+    const sent: (readonly string[])[] = [];
+    const ndbRedis = {
+      run(args: readonly string[]): RedisReply {
+        sent.push(args);
+        return reply;
+      },
+    };
+    return { host: Object.assign(host, { data: { ...host.data, ndbRedis } }), sent };
+  }
+  const pv = (ctx: MessageContext, name: string) => lookupPv(name)!.get(ctx);
+
+  it("builds the arguments as hiredis does: split at spaces, %s replaced inside an argument too", () => {
+    expect(commandArgs("HSET ksr:t:ndb:user:%s name %s", ["alice", "Alice Liddell"])).toEqual(["HSET", "ksr:t:ndb:user:alice", "name", "Alice Liddell"]);
+    expect(commandArgs("GET %s", [])).toBeUndefined();
+    expect(commandArgs("SET k 100%%", [])).toEqual(["SET", "k", "100%"]);
+  });
+
+  it("finds every key of the commands it allows, and allows no other command", () => {
+    expect(commandKeys(["MSET", "a", "1", "b", "2"])).toEqual(["a", "b"]);
+    expect(commandKeys(["del", "a", "b", "c"])).toEqual(["a", "b", "c"]);
+    expect(commandKeys(["HSET", "h", "f", "v"])).toEqual(["h"]);
+    expect(commandKeys(["PING"])).toEqual([]);
+    for (const refused of ["KEYS", "SCAN", "EVAL", "FLUSHALL", "CONFIG", "RENAME", "SELECT"]) expect(commandKeys([refused, "x"])).toBeUndefined();
+  });
+
+  it("sends a command within the tenant's prefix and keeps the reply for $redis", () => {
+    const { host, sent } = hostAnswering({ type: "array", elements: [{ type: "string", value: "a" }, { type: "integer", value: 7 }] });
+    const { ctx } = contextOn(host, invite("sip:bob@example.com"), "red");
+    expect(ndb("redis_cmd_p1", ctx, "srv", "LRANGE %s 0 -1", `${ndbRedisPrefix("red")}list`, "r")).toBe(0);
+    expect(sent).toEqual([["LRANGE", "ksr:red:ndb:list", "0", "-1"]]);
+    expect(pv(ctx, "$redis(r=>type)")).toBe(2);
+    expect(pv(ctx, "$redis(r=>size)")).toBe(2);
+    expect(pv(ctx, "$redis(r=>value[0])")).toBe("a");
+    expect(pv(ctx, "$redis(r=>value[1])")).toBe(7);
+    expect(pv(ctx, "$redis(r=>type[1])")).toBe(3);
+    expect(pv(ctx, "$redisd(prefix)")).toBe("ksr:red:ndb:");
+    expect(ndb("redis_free", ctx, "r")).toBe(1);
+    expect(pv(ctx, "$redis(r=>type)")).toBeNull();
+    expect(ndb("redis_free", ctx, "r")).toBe(-1);
+  });
+
+  it("refuses a key outside the tenant's prefix and a command it has no key table for, sending nothing", () => {
+    const { host, sent } = hostAnswering({ type: "status", value: "OK" });
+    const { ctx } = contextOn(host, invite("sip:bob@example.com"), "red");
+    expect(ndb("redis_cmd", ctx, "srv", "GET ksr:blue:ndb:x", "r")).toBe(-1);
+    expect(ndb("redis_cmd", ctx, "srv", "DEL ksr:red:ndb:x ksr:red:loc:location:alice", "r")).toBe(-1);
+    expect(ndb("redis_cmd", ctx, "srv", "FLUSHALL", "r")).toBe(-1);
+    expect(sent).toEqual([]);
+    expect(host.logs.some((l) => /outside the tenant's prefix ksr:red:ndb:/.test(l.text))).toBe(true);
+  });
+
+  it("answers -1 to an error reply and keeps it ($redis(r=>info))", () => {
+    const { host } = hostAnswering({ type: "error", value: "WRONGTYPE Operation against a key holding the wrong kind of value" });
+    const { ctx } = contextOn(host, invite("sip:bob@example.com"), "red");
+    expect(ndb("redis_cmd", ctx, "srv", "INCR ksr:red:ndb:s", "r")).toBe(-1);
+    expect(pv(ctx, "$redis(r=>type)")).toBe(6);
+    expect(pv(ctx, "$redis(r=>info)")).toMatch(/^WRONGTYPE/);
+  });
+
+  it("fails with -1 without a shared store", () => {
+    const host = makeDataHost();
+    const { ctx } = contextOn(host, invite("sip:bob@example.com"), "red");
+    expect(ndb("redis_cmd", ctx, "srv", "GET ksr:red:ndb:x", "r")).toBe(-1);
   });
 });

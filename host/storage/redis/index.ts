@@ -12,6 +12,7 @@ import { RedisLocationStore } from "./location.js";
 import { RedisHtableReplica, RedisTenantHtables } from "./htable.js";
 import { RedisNonceService } from "./nonce.js";
 import { RedisAddressStore, RedisSubscriberStore } from "./tables.js";
+import { SyncRedisCommands } from "./sync-command.js";
 
 export interface RedisDataServicesOptions extends Omit<DataServicesOptions, "file" | "location" | "sharedBy"> {
   /** `redis://HOST:PORT[/DB]`. */
@@ -25,6 +26,8 @@ export interface RedisDataServicesOptions extends Omit<DataServicesOptions, "fil
   /** Serve the tenants' shared htables from Redis (default true). */
   readonly htables?: boolean;
   readonly connection?: RedisConnectionOptions;
+  /** Longest wait for a KSR.ndb_redis command's reply, ms (default 100); 0: no KSR.ndb_redis. */
+  readonly ndbRedisTimeoutMs?: number;
 }
 
 export interface RedisDataServices extends DataServices {
@@ -54,6 +57,8 @@ export async function openRedisDataServices(options: RedisDataServicesOptions): 
     throw new Error(`cannot connect to ${connection.target.display}: ${(err as Error)?.message ?? String(err)}`);
   }
   await connection.connect();
+  const ndbRedisTimeoutMs = options.ndbRedisTimeoutMs ?? 100;
+  const ndbRedis = ndbRedisTimeoutMs > 0 ? new SyncRedisCommands(connection.target, ndbRedisTimeoutMs) : undefined;
   const intervalMs = options.sweepIntervalMs ?? 10_000;
   const batch = options.sweepBatch ?? 1000;
   let timer: NodeJS.Timeout | undefined;
@@ -66,6 +71,7 @@ export async function openRedisDataServices(options: RedisDataServicesOptions): 
     registrar: { ...DEFAULT_REGISTRAR_SETTINGS, ...options.registrar },
     auth: { ...DEFAULT_AUTH_SETTINGS, ...options.auth },
     nonces,
+    ...(ndbRedis !== undefined ? { ndbRedis } : {}),
     startSweeper() {
       if (timer !== undefined || closed) return;
       timer = setInterval(() => locations.sweepExpired(now(), batch), intervalMs);
@@ -75,6 +81,7 @@ export async function openRedisDataServices(options: RedisDataServicesOptions): 
       if (closed) return;
       closed = true;
       if (timer !== undefined) clearInterval(timer);
+      ndbRedis?.close();
       connection.close();
     },
   };
