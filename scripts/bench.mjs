@@ -46,6 +46,8 @@
 //      loopback port (`ksr run --store redis://…`, subscribers added with
 //      `ksr subscriber add --store`); the redis ladder's server CPU counts
 //      redis-server's too. Ratios of the second and third to the first.
+//      With --kamailio also Kamailio with usrloc on db_redis (db_mode 3, its
+//      own redis-server; package kamailio-redis-modules), against ksr's.
 // 2. Runs the load at increasing rates, each for a bounded duration, until a
 //    rate has a failure (a failed call, or fewer completed calls than
 //    started) or a backlog (p99 response time over 1 s). Reports the highest
@@ -159,12 +161,12 @@ import {
   udpReceiveBufferErrors,
 } from "../bench/lib/sipp.mjs";
 import { obtainBasicKemiScript } from "../bench/lib/kamailio-example.mjs";
-import { makeKamailioBasicDbDir, startKamailioBasic, writeKamailioBasicDatabase } from "../bench/lib/kamailio-basic.mjs";
+import { KAMAILIO_REDIS_LOCATION_VERSION, makeKamailioBasicDbDir, startKamailioBasic, writeKamailioBasicDatabase } from "../bench/lib/kamailio-basic.mjs";
 import { NOISY_VARIANTS, benchNoisyNeighbour } from "../bench/lib/noisy-sipp.mjs";
 import { formatRssCurve, soakRelay } from "../bench/lib/soak.mjs";
 import { BENCH_PIKE_DENSITY, CALLS_SOURCE_IP, FLOOD_SCRIPT, FLOOD_SOURCE_IP, floodPhase } from "../bench/lib/flood.mjs";
 import { startKamailio } from "../bench/lib/kamailio.mjs";
-import { REDIS_SERVER, redisServerInstalled, startRedis } from "../bench/lib/redis.mjs";
+import { REDIS_SERVER, redisCommand, redisServerInstalled, startRedis } from "../bench/lib/redis.mjs";
 import { benchDensity } from "../bench/lib/density.mjs";
 
 const { values: opts } = parseArgs({
@@ -628,6 +630,31 @@ async function benchKamailioBasic(basic) {
   }
 }
 
+/** Kamailio with the basic script and usrloc on db_redis (db_mode 3) in a redis-server of its own: --store redis. */
+async function benchKamailioBasicRedis(basic) {
+  const dbDir = makeKamailioBasicDbDir();
+  writeKamailioBasicDatabase(dbDir, basic.subscribers);
+  const redis = await startRedis(await findFreePort(), fs.mkdtempSync(path.join(basic.workDir, "redis-kamailio-")));
+  try {
+    await redisCommand(redis.port, ...KAMAILIO_REDIS_LOCATION_VERSION);
+    const server = await startKamailioBasic({ script: basic.script, port: await findFreePort(), dbDir, redisUrl: redis.url });
+    try {
+      console.log(`kamailio ${path.basename(basic.script)} with usrloc on db_redis (${redis.url}, db_mode 3) on 127.0.0.1:${server.port} (pid ${server.pid})`);
+      return await rateLadder(
+        `kamailio 5.6 app_jsdt (${path.basename(basic.script)}, usrloc db_redis db_mode 3; server CPU includes redis-server's)`,
+        server.pid,
+        makeLoad(server.port, basic),
+        { alsoCpuOf: [redis.pid] },
+      );
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    await redis.kill();
+    fs.rmSync(dbDir, { recursive: true, force: true });
+  }
+}
+
 async function benchKamailio(basic) {
   if (basic) {
     if (spawnSync("kamailio", ["-v"], { timeout: 10_000 }).error) {
@@ -887,7 +914,7 @@ function printRatios(ksr, kamailio) {
   const kamailioClean = cleanRates(kamailio);
   const common = [...cleanRates(ksr)].filter((rate) => kamailioClean.has(rate)).sort((a, b) => a - b).at(-1);
   const at = (ladder) => ladder.rows.find((r) => r.rate === common);
-  console.log(`\n## ${ksr.label} / Kamailio\n`);
+  console.log(`\n## ${ksr.label} / ${kamailio.label}\n`);
   console.log(`highest clean rate: ${ksr.bestClean?.rate ?? "none"} / ${kamailio.bestClean?.rate ?? "none"} = ${ratio(ksr.bestClean?.rate, kamailio.bestClean?.rate)}`);
   console.log(
     common === undefined
@@ -958,6 +985,15 @@ if (!opts["no-load"]) {
       if (opts.kamailio) {
         const kamailio = await benchKamailio(basic);
         if (kamailio) for (const ksr of ladders) printRatios(ksr, kamailio);
+        // With --store redis: Redis against Redis, when kamailio-redis-modules is installed.
+        if (kamailio && KSR_STORES.includes("redis")) {
+          if (!fs.existsSync("/usr/lib/x86_64-linux-gnu/kamailio/modules/db_redis.so")) {
+            console.log("\n--kamailio --store redis: db_redis.so is missing (apt-get install -y kamailio-redis-modules); Kamailio on Redis skipped");
+          } else {
+            const kamailioRedis = await benchKamailioBasicRedis(basic);
+            printRatios(ladders[KSR_STORES.indexOf("redis")], kamailioRedis);
+          }
+        }
       }
     } finally {
       if (basic) fs.rmSync(basic.workDir, { recursive: true, force: true });

@@ -10,6 +10,7 @@
  *   - bob registers through A; alice's call through B reaches bob (sipp UAS);
  *   - a nonce A issued verifies on B, and is refused as used on A after B accepted it;
  *   - bob unregisters through B; alice's call through A gets 404;
+ *   - `ksr ctl ul lookup|rm` on B sees and removes a binding saved through A;
  *   - Redis stopped: REGISTER through A → 401 then 500, a call through B → 404,
  *     one "unreachable" log line per server; Redis restarted (its dump
  *     reloaded): bob's binding, saved before the stop, routes a call again.
@@ -74,6 +75,8 @@ describe("two servers sharing one Redis (`ksr run --store redis://…`)", () => 
   let portB: number;
   let bobPort: number;
   let alicePort: number;
+  let controlA: string;
+  let controlB: string;
 
   beforeAll(async () => {
     requireSipp();
@@ -88,9 +91,10 @@ describe("two servers sharing one Redis (`ksr run --store redis://…`)", () => 
     for (const [user, password] of Object.entries(SUBSCRIBERS)) ksrCli(["subscriber", "add", `${user}@${DOMAIN}`, password, "--store", storeUrl]);
     [portA, portB, bobPort, alicePort] = [await findFreePort(), await findFreePort(), await findFreePort(), await findFreePort()];
     const args = ["--store", storeUrl, "--nonce-secret-file", secretFile];
+    [controlA, controlB] = [path.join(workDir, "a.ctl"), path.join(workDir, "b.ctl")];
     [serverA, serverB] = await Promise.all([
-      startKsr({ script, port: portA, logLevel: "notice", extraArgs: args }),
-      startKsr({ script, port: portB, logLevel: "notice", extraArgs: args }),
+      startKsr({ script, port: portA, logLevel: "notice", extraArgs: [...args, "--control", controlA] }),
+      startKsr({ script, port: portB, logLevel: "notice", extraArgs: [...args, "--control", controlB] }),
     ]);
   });
 
@@ -198,6 +202,25 @@ describe("two servers sharing one Redis (`ksr run --store redis://…`)", () => 
   it("unregister through B: the next call through A gets 404", async () => {
     const { run, diagnostics } = await register("bob", portB, bobPort, redisScenario("unregister.xml"));
     expectAllCallsSucceeded("unREGISTER bob through B", run, 1, diagnostics);
+    await callBobExpecting404(portA);
+  });
+
+  /** `ksr ctl` against a server's control socket: exit status and output. */
+  function ctl(control: string, ...args: string[]): { status: number | null; output: string } {
+    const r = spawnSync(process.execPath, [KSR_BIN, "ctl", "--control", control, ...args], { cwd: REPO_ROOT, encoding: "utf8", timeout: 30_000 });
+    return { status: r.status, output: `${r.stdout}${r.stderr}` };
+  }
+
+  it("`ksr ctl ul` works against the shared store: a binding saved through A is listed by B, removed through B, gone from A", async () => {
+    const { run, diagnostics } = await register("bob", portA, bobPort);
+    expectAllCallsSucceeded("REGISTER bob through A", run, 1, diagnostics);
+    const listed = ctl(controlB, "ul", "lookup", "bob");
+    expect(listed.status, listed.output).toBe(0);
+    expect(listed.output).toContain(`sip:bob@127.0.0.1:${bobPort}`);
+    const removed = ctl(controlB, "ul", "rm", "bob");
+    expect(removed.status, removed.output).toBe(0);
+    await until("A no longer lists bob", () => ctl(controlA, "ul", "lookup", "bob").status !== 0, 10_000);
+    expect(ctl(controlA, "ul", "lookup", "bob").output).toMatch(/not found/);
     await callBobExpecting404(portA);
   });
 
