@@ -374,6 +374,15 @@ describe("two tenants on two servers sharing one Redis", () => {
     expect(await redisCmd(serverC!, "red", `INCR ${prefix}greeting`)).toBe("redis -1 6 null");
   });
 
+  it("`ksr address` works against the shared store, per tenant", () => {
+    const store = ["--store", redis!.url];
+    ksrCli(["address", "add", "1", "192.0.2.0/24", "--port", "5060", "--tag", "gw", "--tenant", "red", ...store]);
+    expect(ksrCli(["address", "list", "--tenant", "red", ...store])).toMatch(/^1\t192\.0\.2\.0\/24\t5060\tgw$/m);
+    expect(ksrCli(["address", "list", "--tenant", "blue", ...store])).toBe("");
+    expect(ksrCli(["address", "rm", "1", "192.0.2.0/24", "--tenant", "red", ...store])).toContain("1 address entry removed");
+    expect(ksrCli(["address", "list", "--tenant", "red", ...store])).toBe("");
+  });
+
   it("every key a tenant wrote lies under its own prefix", async () => {
     const keys = bulkStrings(await redisCommand(redis!.port, "KEYS", "*")).filter((k) => k !== "ksr:nonce-lane");
     expect(keys.length).toBeGreaterThan(0);

@@ -126,7 +126,6 @@ export class RedisConnection {
         (async () => {
           if (this.commands.status === "wait") await this.commands.connect();
           if (this.subscriber.status === "wait") await this.subscriber.connect();
-          await this.subscriber.subscribe(CHANNEL);
           await this.maybeResync();
           if (!this.synced) throw new Error("the connection did not stay up");
         })(),
@@ -164,7 +163,8 @@ export class RedisConnection {
 
   private lost(): void {
     this.synced = false;
-    if (this.closing) return;
+    // Before the first connection the start-up error says it (connect() rejects).
+    if (this.closing || this.reported === undefined) return;
     if (this.reported !== "down") {
       this.reported = "down";
       log("err", "redis", `${this.target.display} unreachable: shared registrations and tables unavailable until it is back (reconnecting)`);
@@ -187,6 +187,10 @@ export class RedisConnection {
     // them in order over the loaded data ends at the newest state.
     this.buffered = [];
     try {
+      // Subscribed before anything is read (again after a reconnect, where
+      // ioredis resubscribes on its own; a second SUBSCRIBE changes nothing),
+      // so that no write after a read can go unheard.
+      await this.subscriber.subscribe(CHANNEL);
       for (const replica of this.replicas.values()) await replica.reload(this.commands);
     } catch (err) {
       this.buffered = undefined;
