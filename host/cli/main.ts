@@ -52,7 +52,7 @@ import { startControlServer, type ControlServer } from "../control/server.js";
 import { DEFAULT_CONTROL_PATH, resolveControlPath, type ControlTarget } from "../control/types.js";
 import { fork } from "node:child_process";
 import type { TenantsConfig } from "../tenants/config.js";
-import { isLocationMode, LOCATION_MODES, sharingProblem, type DataServices, type LocationMode } from "../storage/index.js";
+import { isLocationMode, LOCATION_MODES, sharingProblem, type DataServices, type LocationMode, type SharingWorkers } from "../storage/index.js";
 import { parseRedisUrl } from "../storage/redis/keys.js";
 import { configureHtables, parseHtableModparam, type HtableDefinition } from "../modules/state/htable-store.js";
 import { randomBytes } from "node:crypto";
@@ -463,7 +463,6 @@ function runUsageProblem(scriptPath: string | undefined, opts: RunOptions, fromC
   }
   if (opts.store !== undefined) {
     if (opts.tenants === undefined && opts.workers >= 2) return "--store with --workers: run one server process per core against the shared store instead (each a --store server of its own)";
-    if (opts.tenants !== undefined && opts.isolation !== "in-process") return "--store applies to a single script or to --tenants with --isolation in-process";
   } else if (opts.nonceSecretFile !== undefined) return "--nonce-secret-file applies with --store";
   if (opts.tenants === undefined && fromCli("isolation")) return "--isolation separates the tenants of a tenants file: use it with --tenants";
   if (opts.tenants === undefined && fromCli("idleDisposeS")) return "--idle-dispose-s disposes idle tenants' isolates: use it with --tenants";
@@ -502,11 +501,21 @@ function runUsageProblem(scriptPath: string | undefined, opts: RunOptions, fromC
  */
 async function openRunData(opts: RunOptions): Promise<DataServices> {
   if (opts.store === undefined) return openRunDatabase(opts.db, opts.location);
-  if (opts.nonceSecretFile === undefined) log("warn", "redis", "no --nonce-secret-file: digest nonces verify only on the server that issued them");
+  return openStoreOrExit(opts.store, opts.nonceSecretFile);
+}
+
+/** A tenant worker process's data services: the front's --store, else the run database. */
+function openWorkerData(config: WorkerConfig, sharedBy: SharingWorkers | undefined): DataServices | Promise<DataServices> {
+  if (config.store === undefined) return openRunDatabase(config.db, config.location, sharedBy);
+  return openStoreOrExit(config.store, config.nonceSecretFile);
+}
+
+async function openStoreOrExit(url: string, nonceSecretFile: string | undefined): Promise<DataServices> {
+  if (nonceSecretFile === undefined) log("warn", "redis", "no --nonce-secret-file: digest nonces verify only on the server that issued them");
   try {
     // Loaded only when a store is used: the Redis client adds to every start otherwise.
     const { openRedisDataServices } = await import("../storage/redis/index.js");
-    const data = await openRedisDataServices({ url: opts.store, ...(opts.nonceSecretFile !== undefined ? { nonceSecret: readNonceSecret(opts.nonceSecretFile) } : {}) });
+    const data = await openRedisDataServices({ url, ...(nonceSecretFile !== undefined ? { nonceSecret: readNonceSecret(nonceSecretFile) } : {}) });
     data.startSweeper();
     return data;
   } catch (err) {
@@ -683,6 +692,11 @@ function loadTenantsOrExit(tenantsFile: string): TenantsConfig {
 async function runTenantProcesses(tenantsFile: string, opts: RunOptions): Promise<void> {
   const config = loadTenantsOrExit(tenantsFile);
   for (const entry of config.tenants) {
+    if (entry.workers > 1 && opts.store !== undefined) {
+      // A pool shares htables and $shv through a SQLite file of the server; with a store its workers would not.
+      process.stderr.write(`ksr: ${config.file}: tenant "${entry.id}", field workers: ${entry.workers}: a pool of workers does not run on --store; give it workers: 1 and run more servers instead\n`);
+      process.exit(2);
+    }
     const problem = entry.workers > 1 ? sharingProblem(opts.db, opts.location) : undefined;
     if (problem !== undefined) {
       process.stderr.write(`ksr: ${config.file}: tenant "${entry.id}", field workers: ${entry.workers} workers need shared registrations: ${problem}\n`);
@@ -761,6 +775,9 @@ async function startWorkerProcesses(
     aliases: opts.alias ?? [],
     db: opts.db === ":memory:" ? opts.db : resolvePath(opts.db),
     location: opts.location,
+    ...(opts.store !== undefined ? { store: opts.store } : {}),
+    ...(opts.nonceSecretFile !== undefined ? { nonceSecretFile: resolvePath(opts.nonceSecretFile) } : {}),
+    ...(opts.htable !== undefined ? { htables: opts.htable } : {}),
     logLevel: opts.logLevel,
     logFormat: opts.logFormat,
     watch: opts.watch === true,
@@ -1051,7 +1068,7 @@ export function buildProgram(): Command {
   program
     .command(WORKER_COMMAND, { hidden: true })
     .argument("<config>", "worker configuration (JSON)")
-    .action((config: string) => runTenantWorker(JSON.parse(config) as WorkerConfig, openRunDatabase));
+    .action((config: string) => runTenantWorker(JSON.parse(config) as WorkerConfig, openWorkerData));
 
   return program;
 }

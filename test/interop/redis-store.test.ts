@@ -14,9 +14,9 @@
  *   - Redis stopped: REGISTER through A → 401 then 500, a call through B → 404,
  *     one "unreachable" log line per server; Redis restarted (its dump
  *     reloaded): bob's binding, saved before the stop, routes a call again.
- * Servers C and D serve two tenants each (red.test, blue.test) from one
- * tenants file with a probe script (scripts/shared-htable.js) and a shared
- * htable: a value set through C for red is read through D for red, never
+ * Servers C (tenants in its own process) and D (tenants in worker
+ * processes) serve two tenants each (red.test, blue.test) from one tenants
+ * file with a probe script (scripts/shared-htable.js) and a shared htable: a value set through C for red is read through D for red, never
  * for blue; increments through both servers add up; a table not marked
  * shared stays on its server; no key of red's lies outside red's prefix.
  */
@@ -272,8 +272,6 @@ describe("two tenants on two servers sharing one Redis", () => {
       ].join("\n"),
     );
     const args = [
-      "--isolation",
-      "in-process",
       "--store",
       redis.url,
       "--htable",
@@ -285,7 +283,11 @@ describe("two tenants on two servers sharing one Redis", () => {
     ];
     const [portC, portD] = [await findFreePort(), await findFreePort()];
     // startKsr runs `ksr run <script>`; a tenants server is `ksr run --tenants <file>`.
-    [serverC, serverD] = await Promise.all([portC, portD].map((port) => startTenantsServer(tenants, port, args)));
+    // C runs its tenants in its own process, D in worker processes (the default): both paths reach the store.
+    [serverC, serverD] = await Promise.all([
+      startTenantsServer(tenants, portC, ["--isolation", "in-process", ...args]),
+      startTenantsServer(tenants, portD, args),
+    ]);
     peer = await UdpPeer.open();
   });
 
