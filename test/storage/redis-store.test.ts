@@ -12,7 +12,10 @@ import { parseHtableModparam } from "../../host/modules/state/htable-store.js";
 import { registrarModule } from "../../host/modules/registrar.js";
 import type { LocationStore } from "../../host/storage/index.js";
 import { caller } from "../modules/call.js";
-import { contextOn, invite, makeDataHost, register } from "../registrar/helpers.js";
+import { contextOn, invite, makeDataHost, register, T0 } from "../registrar/helpers.js";
+import { RedisLocationStore } from "../../host/storage/redis/location.js";
+import type { RedisConnection } from "../../host/storage/redis/connection.js";
+import type { Binding } from "../../host/storage/types.js";
 import { commandArgs, commandKeys, ndbRedisModule, ndbRedisPrefix } from "../../host/modules/ndb_redis.js";
 import type { RedisReply } from "../../host/storage/redis/sync-command.js";
 import { lookupPv } from "../../host/modules/pv.js";
@@ -200,5 +203,107 @@ describe("KSR.ndb_redis without a store round trip", () => {
     const host = makeDataHost();
     const { ctx } = contextOn(host, invite("sip:bob@example.com"), "red");
     expect(ndb("redis_cmd", ctx, "srv", "GET ksr:red:ndb:x", "r")).toBe(-1);
+  });
+});
+
+describe("the location replica (RedisLocationStore) over a stand-in connection", () => {
+  interface Write {
+    key: string;
+    args: (string | number)[];
+  }
+  function replicaWith(available = true) {
+    const writes: Write[] = [];
+    const commands = {
+      defineCommand() {},
+      ksrWriteAor: (key: string, ...args: (string | number)[]) => {
+        writes.push({ key, args });
+        return Promise.resolve(1);
+      },
+    };
+    const connection = {
+      origin: "me",
+      commands,
+      register() {},
+      ensureAvailable() {
+        if (!available) throw new StoreUnavailableError();
+      },
+    };
+    const store = new RedisLocationStore(connection as unknown as RedisConnection, () => T0);
+    return { store, writes };
+  }
+  const binding = (ruid: string, contact: string, extra: Partial<Binding> = {}): Binding => ({
+    ruid,
+    aor: "alice",
+    contact,
+    expires: T0 + 3_600_000,
+    q: -1,
+    callId: `call-${ruid}`,
+    cseq: 1,
+    path: "",
+    received: "",
+    instance: "",
+    regId: 0,
+    userAgent: "",
+    socket: "",
+    branchFlags: 0,
+    methods: [],
+    lastModified: T0,
+    seq: 0,
+    memoryOnly: false,
+    ...extra,
+  });
+  /** The announcement Redis would publish: the AoR hash as a flat [field, value, …] list. */
+  const announce = (origin: string, bindings: Binding[]) => ({
+    r: "loc",
+    o: origin,
+    k: tenantKey("t1", "loc", "location", "alice"),
+    v: bindings.flatMap((b) => [b.ruid, JSON.stringify(b)]),
+  });
+
+  it("writes only the changed bindings of the AoR, to the tenant's key, with the longest expiry as TTL", () => {
+    const { store, writes } = replicaWith();
+    store.replace("t1", "location", "alice", [binding("a", "sip:alice@10.0.0.1")]);
+    expect(writes).toHaveLength(1);
+    expect(writes[0]!.key).toBe("ksr:t1:loc:location:alice");
+    // channel, origin, ttl, deletions count, then ruid/JSON pairs
+    expect(writes[0]!.args.slice(1, 4)).toEqual(["me", 3_600_000, 0]);
+    expect(writes[0]!.args[4]).toBe("a");
+    store.replace("t1", "location", "alice", []);
+    expect(writes[1]!.args.slice(3)).toEqual([1, "a"]);
+  });
+
+  it("keeps its own newer state while its writes are unannounced, then installs Redis's state with the other server's bindings", () => {
+    const { store } = replicaWith();
+    const mine = binding("a", "sip:alice@10.0.0.1");
+    store.replace("t1", "location", "alice", [mine]);
+    const theirs = binding("b", "sip:alice@10.0.0.2");
+    // Another server's write ran before ours: its announcement lacks our binding and is skipped.
+    store.apply(announce("other", [theirs]));
+    expect(store.bindings("t1", "location", "alice").map((b) => b.ruid)).toEqual(["a"]);
+    // Our echo carries Redis's state after our write: both bindings.
+    store.apply(announce("me", [theirs, mine]));
+    expect(store.bindings("t1", "location", "alice").map((b) => b.ruid).sort()).toEqual(["a", "b"]);
+    // With nothing of ours pending, another server's removal is installed at once.
+    store.apply(announce("other", [mine]));
+    expect(store.bindings("t1", "location", "alice").map((b) => b.ruid)).toEqual(["a"]);
+  });
+
+  it("keeps a binding saved with flag 0x01 (memory only) out of Redis and through announcements", () => {
+    const { store, writes } = replicaWith();
+    store.replace("t1", "location", "alice", [binding("m", "sip:alice@10.0.0.3", { memoryOnly: true })]);
+    expect(writes).toHaveLength(0);
+    store.apply(announce("other", [binding("b", "sip:alice@10.0.0.2")]));
+    expect(store.bindings("t1", "location", "alice").map((b) => b.ruid).sort()).toEqual(["b", "m"]);
+  });
+
+  it("refuses reads and changes while unavailable, and sweeps expired bindings from the replica without writing", () => {
+    const away = replicaWith(false);
+    expect(() => away.store.bindings("t1", "location", "alice")).toThrow(StoreUnavailableError);
+    expect(() => away.store.replace("t1", "location", "alice", [])).toThrow(StoreUnavailableError);
+    const { store, writes } = replicaWith();
+    store.apply(announce("other", [binding("old", "sip:alice@10.0.0.9", { expires: T0 - 1 })]));
+    expect(store.sweepExpired(T0, 10)).toBe(1);
+    expect(writes).toHaveLength(0);
+    expect(store.bindings("t1", "location", "alice")).toEqual([]);
   });
 });
