@@ -1120,6 +1120,35 @@ declare namespace KSRTypes {
     set_contact_alias_trim(): number;
   }
 
+  /** KSR.ndb_redis: Kamailio module ndb_redis. */
+  interface NdbRedisModule {
+    /**
+     * Run a Redis command line (server, command, reply name) on the shared store; keys must start with $redisd(prefix). 0 answered, -1 error.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    redis_cmd(p1: string, p2: string, p3: string): number;
+    /**
+     * redis_cmd with one %s parameter (server, command, p1, reply name).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    redis_cmd_p1(p1: string, p2: string, p3: string, p4: string): number;
+    /**
+     * redis_cmd with two %s parameters (server, command, p1, p2, reply name).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    redis_cmd_p2(p1: string, p2: string, p3: string, p4: string, p5: string): number;
+    /**
+     * redis_cmd with three %s parameters (server, command, p1, p2, p3, reply name).
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    redis_cmd_p3(p1: string, p2: string, p3: string, p4: string, p5: string, p6: string): number;
+    /**
+     * Forget the reply kept under that name. 1, or -1 when there is none.
+     * @returns > 0 on success, < 0 on failure (Kamailio's int convention).
+     */
+    redis_free(p1: string): number;
+  }
+
   /** KSR.permissions: Kamailio module permissions. */
   interface PermissionsModule {
     /**
@@ -1925,6 +1954,7 @@ declare namespace KSRTypes {
     readonly kx: KxModule;
     readonly maxfwd: MaxfwdModule;
     readonly nathelper: NathelperModule;
+    readonly ndb_redis: NdbRedisModule;
     readonly permissions: PermissionsModule;
     readonly pike: PikeModule;
     readonly pv: PvModule;

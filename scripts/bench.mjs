@@ -6,7 +6,7 @@
 //                 [--port 5060] [--users 10] [--no-micro] [--no-load] [--kamailio]
 //                 [--noisy loop,heap,crash] [--noisy-rate 20] [--noisy-cpu-share x] [--noisy-mode sync|async] [--same-shard]
 //                 [--tenants 1000] [--idle-dispose-s 20] [--shards n] [--lazy-isolates]
-//                 [--isolation process|in-process] [--repeat 1] [--location memory|db]
+//                 [--isolation process|in-process] [--repeat 1] [--location memory|db] [--store redis]
 //                 [--clean-rate R] [--overload-delay-ms N] [--soak-minutes 10]
 //                 [--workers 1,2]
 //                 [--flood-rate 20000] [--call-rate 20] [--relay-dns]
@@ -40,6 +40,14 @@
 //      that the comparison is like for like; --location db writes them
 //      through to the SQLite file (ksr's default). The header of the ksr
 //      ladder says which.
+//      --store redis (basic-*): three ksr ladders in one run, registrations
+//      in memory only (--location memory), written through to SQLite
+//      (--location db), and in a redis-server this run starts on a free
+//      loopback port (`ksr run --store redis://…`, subscribers added with
+//      `ksr subscriber add --store`); the redis ladder's server CPU counts
+//      redis-server's too. Ratios of the second and third to the first.
+//      With --kamailio also Kamailio with usrloc on db_redis (db_mode 3, its
+//      own redis-server; package kamailio-redis-modules), against ksr's.
 // 2. Runs the load at increasing rates, each for a bounded duration, until a
 //    rate has a failure (a failed call, or fewer completed calls than
 //    started) or a backlog (p99 response time over 1 s). Reports the highest
@@ -160,12 +168,13 @@ import {
   udpReceiveBufferErrors,
 } from "../bench/lib/sipp.mjs";
 import { obtainBasicKemiScript } from "../bench/lib/kamailio-example.mjs";
-import { makeKamailioBasicDbDir, startKamailioBasic, writeKamailioBasicDatabase } from "../bench/lib/kamailio-basic.mjs";
+import { KAMAILIO_REDIS_LOCATION_VERSION, makeKamailioBasicDbDir, startKamailioBasic, writeKamailioBasicDatabase } from "../bench/lib/kamailio-basic.mjs";
 import { NOISY_VARIANTS, benchNoisyNeighbour } from "../bench/lib/noisy-sipp.mjs";
 import { formatRssCurve, soakRelay } from "../bench/lib/soak.mjs";
 import { BENCH_PIKE_DENSITY, CALLS_SOURCE_IP, FLOOD_SCRIPT, FLOOD_SOURCE_IP, floodPhase } from "../bench/lib/flood.mjs";
 import { startKamailio } from "../bench/lib/kamailio.mjs";
 import { DNSMASQ, dnsmasqInstalled, startDnsmasq } from "../bench/lib/dnsmasq.mjs";
+import { REDIS_SERVER, redisCommand, redisServerInstalled, startRedis } from "../bench/lib/redis.mjs";
 import { benchDensity } from "../bench/lib/density.mjs";
 
 const { values: opts } = parseArgs({
@@ -190,6 +199,7 @@ const { values: opts } = parseArgs({
     "clean-rate": { type: "string" },
     "overload-delay-ms": { type: "string" },
     location: { type: "string", default: "memory" },
+    store: { type: "string" },
     workers: { type: "string" },
     "flood-rate": { type: "string", default: "20000" },
     "call-rate": { type: "string", default: "20" },
@@ -224,6 +234,10 @@ const IS_BASIC = SCENARIO === "basic-register" || SCENARIO === "basic-call";
 const USERS = Number(opts.users);
 const KSR_LOCATION = opts.location;
 if (KSR_LOCATION !== "memory" && KSR_LOCATION !== "db") throw new Error("--location must be memory or db");
+if (opts.store !== undefined && (opts.store !== "redis" || !IS_BASIC)) throw new Error("--store: only redis, with --scenario basic-register or basic-call");
+if (opts.store !== undefined && opts.workers !== undefined) throw new Error("--store redis compares one-process servers: leave out --workers");
+/** The ksr ladders' storage: [undefined] = --location as given; with --store redis, memory, SQLite and Redis in turn. */
+const KSR_STORES = opts.store === "redis" ? ["memory", "db", "redis"] : [undefined];
 if (!(SCENARIO in DEFAULT_RATES)) throw new Error(`--scenario must be one of ${Object.keys(DEFAULT_RATES).join(", ")}`);
 const RATES = (opts.rates ?? DEFAULT_RATES[SCENARIO]).split(",").map(Number);
 const DURATION_S = Number(opts.duration);
@@ -452,13 +466,14 @@ async function rateLadder(label, serverPid, load, opts = {}) {
   const rows = [];
   for (const rate of RATES) {
     const calls = rate * DURATION_S;
-    const cpuBefore = processTreeCpuSeconds(serverPid);
+    const serverCpu = () => [serverPid, ...(opts.alsoCpuOf ?? [])].reduce((sum, pid) => sum + processTreeCpuSeconds(pid), 0);
+    const cpuBefore = serverCpu();
     const byProcessBefore = opts.splitByProcess ? processTreeCpuByProcess(serverPid) : undefined;
     const dropsBefore = udpReceiveBufferErrors();
     const started = performance.now();
     const result = await load.run(calls, rate);
     const wallS = (performance.now() - started) / 1000;
-    const cpuS = processTreeCpuSeconds(serverPid) - cpuBefore;
+    const cpuS = serverCpu() - cpuBefore;
     const byProcess = byProcessBefore === undefined ? undefined : cpuByProcess(byProcessBefore, processTreeCpuByProcess(serverPid), calls);
     const udpDrops = udpReceiveBufferErrors() - dropsBefore;
     const noFailure = result.exitCode === 0 && result.failed === 0 && result.successful === calls;
@@ -525,20 +540,34 @@ function prepareBasic() {
   return { script, version, workDir, subscribers: basicSubscribers() };
 }
 
-/** A SQLite database for `ksr run --db` holding the subscriber pool (`ksr subscriber add`, one process each). */
-function writeKsrSubscriberDatabase(basic) {
-  const database = path.join(basic.workDir, "ksr.sqlite");
+/** The subscriber pool added with `ksr subscriber add` (one process each) to the store the arguments name. */
+function addKsrSubscribers(basic, storeArgs) {
   const started = performance.now();
   for (const { user, domain, password } of basic.subscribers) {
-    const add = spawnSync(process.execPath, [path.join(REPO_ROOT, "bin", "ksr.js"), "subscriber", "add", `${user}@${domain}`, password, "--db", database], {
+    const add = spawnSync(process.execPath, [path.join(REPO_ROOT, "bin", "ksr.js"), "subscriber", "add", `${user}@${domain}`, password, ...storeArgs], {
       cwd: REPO_ROOT,
       encoding: "utf8",
       timeout: 30_000,
     });
     if (add.status !== 0) throw new Error(`ksr subscriber add ${user}@${domain} failed:\n${add.stdout}${add.stderr}`);
   }
-  console.log(`${basic.subscribers.length} subscribers added with \`ksr subscriber add\` in ${fmt((performance.now() - started) / 1000, 1)} s`);
+  console.log(`${basic.subscribers.length} subscribers added with \`ksr subscriber add ${storeArgs.join(" ")}\` in ${fmt((performance.now() - started) / 1000, 1)} s`);
+}
+
+/** A SQLite database for `ksr run --db` holding the subscriber pool. */
+function writeKsrSubscriberDatabase(basic) {
+  const database = path.join(basic.workDir, `ksr-${Date.now()}.sqlite`);
+  addKsrSubscribers(basic, ["--db", database]);
   return database;
+}
+
+/** A redis-server of this run, holding the subscriber pool; its server is stopped by the caller. */
+async function startKsrRedis(basic) {
+  if (!redisServerInstalled()) throw new Error(`--store redis: ${REDIS_SERVER} is missing (apt-get install -y redis-server)`);
+  const dir = fs.mkdtempSync(path.join(basic.workDir, "redis-"));
+  const redis = await startRedis(await findFreePort(), dir);
+  addKsrSubscribers(basic, ["--store", redis.url]);
+  return redis;
 }
 
 /** `ksr run script` on 127.0.0.1: --port, else 5060 when free, else a free port. */
@@ -565,27 +594,36 @@ async function stopBenchKsr(server, label = "ksr") {
   if (errors.length > 0) console.log(`\n${label} logged ${errors.length} error line(s), first ones:\n${errors.slice(0, 5).join("\n")}`);
 }
 
-async function benchKsr(basic, workers, dns) {
+/** One ksr ladder; `store` is "memory", "db" or "redis" (--store redis), else --location as given; `dns` names the relay's next hop (--relay-dns). */
+async function benchKsr(basic, workers, store, dns) {
   const built = ensureBuilt();
   if (built) console.log("built dist/ksr.js");
   const script = basic ? basic.script : dns?.script ?? BENCH_SCRIPT;
   const workerArgs = workers === undefined ? [] : ["--workers", String(workers)];
-  const extraArgs = [
-    ...(basic ? ["--db", writeKsrSubscriberDatabase(basic), "--location", KSR_LOCATION] : []),
-    ...workerArgs,
-    ...(dns ? ["--dns-server", `127.0.0.1:${dns.server.port}`] : []),
-  ];
-  const server = await startBenchKsr(script, extraArgs);
+  const location = store === undefined || store === "redis" ? KSR_LOCATION : store;
+  const redis = store === "redis" ? await startKsrRedis(basic) : undefined;
+  const storeArgs = !basic ? [] : redis !== undefined ? ["--store", redis.url] : ["--db", writeKsrSubscriberDatabase(basic), "--location", location];
+  const dnsArgs = dns ? ["--dns-server", `127.0.0.1:${dns.server.port}`] : [];
   try {
-    console.log(`ksr run ${basic ? script : path.relative(REPO_ROOT, script)} ${workerArgs.join(" ")} on 127.0.0.1:${server.port} (pid ${server.pid})`);
-    const location = basic ? `, --location ${KSR_LOCATION}${KSR_LOCATION === "memory" ? " (registrations in memory only)" : " (registrations written through to SQLite)"}` : "";
-    const pool = workers === undefined ? "" : `, --workers ${workers}`;
-    const byName = dns ? `, next hop ${RELAY_DNS_NAME} by RFC 3263` : "";
-    return await rateLadder(`ksr (${path.basename(script)}${location}${pool}${byName})`, server.pid, makeLoad(server.port, basic), {
-      splitByProcess: workers !== undefined && workers > 1,
-    });
+    const server = await startBenchKsr(script, [...storeArgs, ...workerArgs, ...dnsArgs]);
+    try {
+      console.log(`ksr run ${basic ? script : path.relative(REPO_ROOT, script)} ${[...storeArgs, ...workerArgs].join(" ")} on 127.0.0.1:${server.port} (pid ${server.pid})`);
+      const where = !basic
+        ? ""
+        : redis !== undefined
+          ? ", --store redis (registrations in Redis; server CPU includes redis-server's)"
+          : `, --location ${location}${location === "memory" ? " (registrations in memory only)" : " (registrations written through to SQLite)"}`;
+      const pool = workers === undefined ? "" : `, --workers ${workers}`;
+      const byName = dns ? `, next hop ${RELAY_DNS_NAME} by RFC 3263` : "";
+      return await rateLadder(`ksr (${path.basename(script)}${where}${pool}${byName})`, server.pid, makeLoad(server.port, basic), {
+        splitByProcess: workers !== undefined && workers > 1,
+        ...(redis !== undefined ? { alsoCpuOf: [redis.pid] } : {}),
+      });
+    } finally {
+      await stopBenchKsr(server);
+    }
   } finally {
-    await stopBenchKsr(server);
+    await redis?.kill();
   }
 }
 
@@ -606,7 +644,7 @@ async function benchKsrRelayByName() {
   ]);
   try {
     await sleep(PAUSE_BETWEEN_RATES_MS);
-    return await benchKsr(undefined, undefined, { script, server });
+    return await benchKsr(undefined, undefined, undefined, { script, server });
   } finally {
     await server.stop();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -623,6 +661,31 @@ async function benchKamailioBasic(basic) {
     return await rateLadder(`kamailio 5.6 app_jsdt (${path.basename(basic.script)})`, server.pid, makeLoad(server.port, basic));
   } finally {
     await server.stop();
+    fs.rmSync(dbDir, { recursive: true, force: true });
+  }
+}
+
+/** Kamailio with the basic script and usrloc on db_redis (db_mode 3) in a redis-server of its own: --store redis. */
+async function benchKamailioBasicRedis(basic) {
+  const dbDir = makeKamailioBasicDbDir();
+  writeKamailioBasicDatabase(dbDir, basic.subscribers);
+  const redis = await startRedis(await findFreePort(), fs.mkdtempSync(path.join(basic.workDir, "redis-kamailio-")));
+  try {
+    await redisCommand(redis.port, ...KAMAILIO_REDIS_LOCATION_VERSION);
+    const server = await startKamailioBasic({ script: basic.script, port: await findFreePort(), dbDir, redisUrl: redis.url });
+    try {
+      console.log(`kamailio ${path.basename(basic.script)} with usrloc on db_redis (${redis.url}, db_mode 3) on 127.0.0.1:${server.port} (pid ${server.pid})`);
+      return await rateLadder(
+        `kamailio 5.6 app_jsdt (${path.basename(basic.script)}, usrloc db_redis db_mode 3; server CPU includes redis-server's)`,
+        server.pid,
+        makeLoad(server.port, basic),
+        { alsoCpuOf: [redis.pid] },
+      );
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    await redis.kill();
     fs.rmSync(dbDir, { recursive: true, force: true });
   }
 }
@@ -880,14 +943,14 @@ function printWorkerRatios(ladders) {
   }
 }
 
-/** Ratios of a ksr ladder to a reference ladder (Kamailio's by default, or `referenceName`). */
-function printRatios(ksr, kamailio, referenceName = "Kamailio") {
+/** Ratios of a ksr ladder to a reference ladder (Kamailio's, or another ksr ladder), each named by its label. */
+function printRatios(ksr, kamailio) {
   const ratio = (a, b) => (a > 0 && b > 0 ? fmt(a / b, 2) + "×" : "n/a");
   const cleanRates = (ladder) => new Set(ladder.rows.filter((r) => r.clean).map((r) => r.rate));
   const kamailioClean = cleanRates(kamailio);
   const common = [...cleanRates(ksr)].filter((rate) => kamailioClean.has(rate)).sort((a, b) => a - b).at(-1);
   const at = (ladder) => ladder.rows.find((r) => r.rate === common);
-  console.log(`\n## ${ksr.label} / ${referenceName}\n`);
+  console.log(`\n## ${ksr.label} / ${kamailio.label}\n`);
   console.log(`highest clean rate: ${ksr.bestClean?.rate ?? "none"} / ${kamailio.bestClean?.rate ?? "none"} = ${ratio(ksr.bestClean?.rate, kamailio.bestClean?.rate)}`);
   console.log(
     common === undefined
@@ -947,21 +1010,32 @@ if (!opts["no-load"]) {
     try {
       const ladders = [];
       for (const workers of WORKER_COUNTS) {
-        const ksr = await benchKsr(basic, workers);
-        if (!ksr.best) failed = true;
-        ladders.push(ksr);
-        if (WORKER_COUNTS.length > 1) await sleep(PAUSE_BETWEEN_RATES_MS);
+        for (const store of KSR_STORES) {
+          const ksr = await benchKsr(basic, workers, store);
+          if (!ksr.best) failed = true;
+          ladders.push(ksr);
+          if (WORKER_COUNTS.length > 1 || KSR_STORES.length > 1) await sleep(PAUSE_BETWEEN_RATES_MS);
+        }
       }
       if (ladders.length > 1) printWorkerRatios(ladders);
       if (opts["relay-dns"]) {
         const byName = await benchKsrRelayByName();
         if (!byName.best) failed = true;
-        printRatios(byName, ladders[0], ladders[0].label);
+        printRatios(byName, ladders[0]);
         ladders.push(byName);
       }
       if (opts.kamailio) {
         const kamailio = await benchKamailio(basic);
         if (kamailio) for (const ksr of ladders) printRatios(ksr, kamailio);
+        // With --store redis: Redis against Redis, when kamailio-redis-modules is installed.
+        if (kamailio && KSR_STORES.includes("redis")) {
+          if (!fs.existsSync("/usr/lib/x86_64-linux-gnu/kamailio/modules/db_redis.so")) {
+            console.log("\n--kamailio --store redis: db_redis.so is missing (apt-get install -y kamailio-redis-modules); Kamailio on Redis skipped");
+          } else {
+            const kamailioRedis = await benchKamailioBasicRedis(basic);
+            printRatios(ladders[KSR_STORES.indexOf("redis")], kamailioRedis);
+          }
+        }
       }
     } finally {
       if (basic) fs.rmSync(basic.workDir, { recursive: true, force: true });

@@ -19,7 +19,12 @@ export declare function startKamailioBasic(options: {
   children?: number;
   /** usrloc db_mode 1 on the db_text location table: bindings survive a restart. */
   persistentLocation?: boolean;
+  /** redis://127.0.0.1:PORT/0: usrloc db_mode 3 on db_redis (the Redis holding KAMAILIO_REDIS_LOCATION_VERSION). */
+  redisUrl?: string;
   readyTimeoutMs?: number;
 }): Promise<KsrProcess>;
+
+/** The command that gives a fresh Redis the location table's version row db_redis reads. */
+export declare const KAMAILIO_REDIS_LOCATION_VERSION: readonly string[];
 
 export declare function makeKamailioBasicDbDir(): string;

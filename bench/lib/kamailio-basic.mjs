@@ -59,19 +59,32 @@ export function writeKamailioBasicDatabase(dir, subscribers) {
  * Starts Kamailio with the basic script on UDP 127.0.0.1:port against the
  * db_text database in dbDir (written with writeKamailioBasicDatabase).
  * persistentLocation makes usrloc write bindings through to that database
- * (db_mode 1), so that a restart on the same dbDir keeps them. Returns the
- * handle of startKamailio.
+ * (db_mode 1), so that a restart on the same dbDir keeps them; redisUrl
+ * (redis://127.0.0.1:PORT/0) keeps them in that Redis through db_redis
+ * instead (db_mode 3; the Redis must hold KAMAILIO_REDIS_LOCATION_VERSION).
+ * Returns the handle of startKamailio.
  */
-export function startKamailioBasic({ script, port, dbDir, children, persistentLocation = false, readyTimeoutMs }) {
+export function startKamailioBasic({ script, port, dbDir, children, persistentLocation = false, redisUrl, readyTimeoutMs }) {
   return startKamailio({
     script,
     port,
     children,
     readyTimeoutMs,
     cfgTemplate: KAMAILIO_BASIC_CFG,
-    defines: [`DBURL="text://${path.resolve(dbDir)}"`, ...(persistentLocation ? ["WITH_USRLOCDB"] : [])],
+    defines: [
+      `DBURL="text://${path.resolve(dbDir)}"`,
+      ...(persistentLocation ? ["WITH_USRLOCDB"] : []),
+      ...(redisUrl !== undefined ? [`REDISURL="${redisUrl}"`] : []),
+    ],
   });
 }
+
+/**
+ * What db_redis needs in a fresh Redis before usrloc starts on it: the
+ * version row of the location table (usrloc checks it), as db_redis keys
+ * it (table:keyname::value, a hash of the row's columns).
+ */
+export const KAMAILIO_REDIS_LOCATION_VERSION = ["HSET", "version:entry::location", "table_name", "location", "table_version", "9"];
 
 /** A fresh temporary directory for a db_text database. */
 export function makeKamailioBasicDbDir() {

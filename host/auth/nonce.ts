@@ -52,7 +52,7 @@ export const DEFAULT_NONCE_OPTIONS: NonceOptions = { expireSec: 300, maxDriftSec
 export type NonceVerdict = "ok" | "invalid" | "stale" | "reused";
 
 /** A nonce whose response was verified at least once. */
-interface UsedNonce {
+export interface UsedNonce {
   readonly expiresAtMs: number;
   /** Highest nonce-count accepted so far (0: used without qop). */
   lastNc: number;
@@ -117,7 +117,7 @@ export interface NonceIdLane {
 
 export class NonceService {
   /** Used nonces by tenant and id, oldest commit first. */
-  private readonly used = new Map<string, UsedNonce>();
+  protected readonly used = new Map<string, UsedNonce>();
   /** Nonces expiring at or before this were forgotten from `used`: stale. */
   private forgottenUntilMs = 0;
   private nextId: number;
@@ -168,8 +168,7 @@ export class NonceService {
     if (!timingSafeEqual(raw.subarray(PAYLOAD_BYTES), this.mac(tenant, payload))) return "invalid";
     const expiresAtMs = payload.readUInt32BE(0) * 1000;
     const id = payload.readUInt32BE(4);
-    // Another worker's nonce: only the issuer tracks its use.
-    if (id % this.lane.count !== this.lane.index) return "stale";
+    if (!this.tracksUseOf(id)) return "stale";
     if (expiresAtMs <= nowMs || expiresAtMs <= this.forgottenUntilMs) return "stale";
     const issuedMs = expiresAtMs - this.options.expireSec * 1000;
     if (issuedMs - this.options.maxDriftSec * 1000 > nowMs) return "stale";
@@ -182,8 +181,22 @@ export class NonceService {
     return { key, expiresAtMs, nc };
   }
 
+  /**
+   * Whether this service tracks the use of a nonce with that id: a worker
+   * of a pool only its own lane's (the issuer tracks the use); a service
+   * whose table is shared through Redis every id.
+   */
+  protected tracksUseOf(id: number): boolean {
+    return id % this.lane.count === this.lane.index;
+  }
+
   /** The response computed with a checked nonce was right: record its use. */
   commit(checked: CheckedNonce, nowMs: number): void {
+    this.record(checked, nowMs);
+  }
+
+  /** Enter a use in the table (a commit here, or one another server announced). */
+  protected record(checked: CheckedNonce, nowMs: number): void {
     this.forgetExpired(nowMs);
     const state = this.used.get(checked.key);
     if (state !== undefined && state.expiresAtMs === checked.expiresAtMs) {

@@ -22,7 +22,8 @@ import { computeHa1, toBinary } from "../auth/digest.js";
 import { openSqlite, parseCidr, SqliteAddressStore, SqliteDispatcherStore, SqliteSubscriberStore } from "../storage/sqlite.js";
 import { DispatcherListError, parseDispatcherList } from "../modules/dispatcher/list.js";
 import { rowLine } from "../modules/dispatcher/db.js";
-import type { Subscriber } from "../storage/types.js";
+import type { AddressStore, Subscriber, SubscriberStore } from "../storage/types.js";
+import { setLogLevel } from "../core/log.js";
 import { openDataServices, type DataServices, type LocationMode, type SharingWorkers } from "../storage/index.js";
 
 /** The database file `ksr run` and these commands use unless --db says otherwise. */
@@ -32,6 +33,8 @@ export const DEFAULT_TENANT = "default";
 
 interface DbOptions {
   db: string;
+  /** redis://HOST:PORT[/DB]: the shared store's tables instead of the --db file. */
+  store?: string;
   tenant: string;
 }
 
@@ -93,7 +96,35 @@ function withDb<T>(file: string, fn: (db: ReturnType<typeof openSqlite>) => T): 
 function dbOptions(cmd: Command): Command {
   return cmd
     .option("--db <file>", "SQLite database file", DEFAULT_DB_FILE)
+    .option("--store <url>", "redis://HOST:PORT[/DB]: the tables of the shared store (ksr run --store) instead of --db")
     .option("--tenant <id>", "tenant whose table to use", DEFAULT_TENANT);
+}
+
+interface Tables {
+  readonly subscribers: SubscriberStore;
+  readonly addresses: AddressStore;
+}
+
+/**
+ * Run fn over the tables of --store (connected and loaded; fn's writes are
+ * acknowledged by Redis before this resolves) or of the --db file.
+ */
+async function withTables<T>(opts: DbOptions, fn: (tables: Tables) => T): Promise<T> {
+  if (opts.store === undefined) return withDb(opts.db, (db) => fn({ subscribers: new SqliteSubscriberStore(db), addresses: new SqliteAddressStore(db) }));
+  // The connection's state lines are for servers; a command prints its result only.
+  setLogLevel("warn");
+  const { openRedisDataServices } = await import("../storage/redis/index.js");
+  const data = await openRedisDataServices({ url: opts.store, htables: false, ndbRedisTimeoutMs: 0 }).catch((err: unknown) => {
+    throw new Error(`--store: ${(err as Error)?.message ?? String(err)}`);
+  });
+  try {
+    const result = fn(data);
+    // Commands run in order on one connection: once PING answers, every write before it is done.
+    await data.connection.commands.ping();
+    return result;
+  } finally {
+    data.close();
+  }
 }
 
 function formatCidr(ip: string, mask: number): string {
@@ -117,17 +148,17 @@ export function registerDbCommands(program: Command, out: (line: string) => void
       .argument("<password>", "password")
       .option("--realm <realm>", "digest realm the stored HA1 values are for (default: the domain)")
       .option("--store-password", "also keep the plain-text password (authenticates for any realm)"),
-  ).action((who: string, password: string, opts: DbOptions & { realm?: string; storePassword?: boolean }) => {
+  ).action(async (who: string, password: string, opts: DbOptions & { realm?: string; storePassword?: boolean }) => {
     splitUserDomain(who);
     const row = subscriberRow(who, password, opts.realm, opts.storePassword === true);
-    withDb(opts.db, (db) => new SqliteSubscriberStore(db).put(opts.tenant, row));
+    await withTables(opts, (t) => t.subscribers.put(opts.tenant, row));
     out(`subscriber ${who} saved for tenant ${opts.tenant}`);
   });
 
   dbOptions(subscriber.command("rm").description("remove a subscriber").argument("<user@domain>", "user name and domain")).action(
-    (who: string, opts: DbOptions) => {
+    async (who: string, opts: DbOptions) => {
       const { username, domain } = splitUserDomain(who);
-      const removed = withDb(opts.db, (db) => new SqliteSubscriberStore(db).remove(opts.tenant, username, domain));
+      const removed = await withTables(opts, (t) => t.subscribers.remove(opts.tenant, username, domain));
       if (!removed) {
         process.stderr.write(`ksr: no subscriber ${who} for tenant ${opts.tenant}\n`);
         process.exitCode = 1;
@@ -137,8 +168,8 @@ export function registerDbCommands(program: Command, out: (line: string) => void
     },
   );
 
-  dbOptions(subscriber.command("list").description("list the subscribers of a tenant")).action((opts: DbOptions) => {
-    const rows = withDb(opts.db, (db) => new SqliteSubscriberStore(db).list(opts.tenant));
+  dbOptions(subscriber.command("list").description("list the subscribers of a tenant")).action(async (opts: DbOptions) => {
+    const rows = await withTables(opts, (t) => t.subscribers.list(opts.tenant));
     for (const r of rows) {
       const user = Buffer.from(`${r.username}@${r.domain}`, "latin1").toString("utf8");
       out(`${user}${r.password !== "" ? " (password stored)" : ""}`);
@@ -155,10 +186,8 @@ export function registerDbCommands(program: Command, out: (line: string) => void
       .argument("<cidr>", "IP address or CIDR block (10.0.0.0/8, 2001:db8::/32)", cidrArg)
       .option("--port <port>", "source port to require (0 = any)", portArg, 0)
       .option("--tag <tag>", "free text kept with the entry", ""),
-  ).action((group: number, net: { ip: string; mask: number }, opts: DbOptions & { port: number; tag: string }) => {
-    const entry = withDb(opts.db, (db) =>
-      new SqliteAddressStore(db).add(opts.tenant, { group, ip: net.ip, mask: net.mask, port: opts.port, tag: opts.tag }),
-    );
+  ).action(async (group: number, net: { ip: string; mask: number }, opts: DbOptions & { port: number; tag: string }) => {
+    const entry = await withTables(opts, (t) => t.addresses.add(opts.tenant, { group, ip: net.ip, mask: net.mask, port: opts.port, tag: opts.tag }));
     out(`address ${formatCidr(entry.ip, entry.mask)} port ${entry.port} added to group ${group} (id ${entry.id})`);
   });
 
@@ -169,8 +198,8 @@ export function registerDbCommands(program: Command, out: (line: string) => void
       .argument("<group>", "group number", groupArg)
       .argument("<cidr>", "IP address or CIDR block as added", cidrArg)
       .option("--port <port>", "remove only the entry with this port", portArg),
-  ).action((group: number, net: { ip: string; mask: number }, opts: DbOptions & { port?: number }) => {
-    const n = withDb(opts.db, (db) => new SqliteAddressStore(db).remove(opts.tenant, group, net.ip, net.mask, opts.port));
+  ).action(async (group: number, net: { ip: string; mask: number }, opts: DbOptions & { port?: number }) => {
+    const n = await withTables(opts, (t) => t.addresses.remove(opts.tenant, group, net.ip, net.mask, opts.port));
     if (n === 0) {
       process.stderr.write(`ksr: no such address in group ${group} for tenant ${opts.tenant}\n`);
       process.exitCode = 1;
@@ -179,8 +208,8 @@ export function registerDbCommands(program: Command, out: (line: string) => void
     out(`${n} address entr${n === 1 ? "y" : "ies"} removed`);
   });
 
-  dbOptions(address.command("list").description("list the address table of a tenant")).action((opts: DbOptions) => {
-    const rows = withDb(opts.db, (db) => new SqliteAddressStore(db).list(opts.tenant));
+  dbOptions(address.command("list").description("list the address table of a tenant")).action(async (opts: DbOptions) => {
+    const rows = await withTables(opts, (t) => t.addresses.list(opts.tenant));
     for (const r of rows) out(`${r.group}\t${formatCidr(r.ip, r.mask)}\t${r.port}\t${r.tag}`);
   });
 

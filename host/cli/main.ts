@@ -67,11 +67,13 @@ import { CONTROL_HTTP_PATH, controlHttpHandler, readControlToken } from "../cont
 import { DEFAULT_CONTROL_PATH, resolveControlPath, type ControlTarget } from "../control/types.js";
 import { fork } from "node:child_process";
 import type { TenantsConfig } from "../tenants/config.js";
-import { isLocationMode, LOCATION_MODES, sharingProblem, type LocationMode } from "../storage/index.js";
+import { isLocationMode, LOCATION_MODES, sharingProblem, type DataServices, type LocationMode, type SharingWorkers } from "../storage/index.js";
+import { parseRedisUrl } from "../storage/redis/keys.js";
+import { configureHtables, parseHtableModparam, type HtableDefinition } from "../modules/state/htable-store.js";
 import { randomBytes } from "node:crypto";
 import { MAX_SHARDS, MAX_WORKERS } from "../tenants/config.js";
 import { defaultShardCount, planProcesses, shardProblem, type ProcessPlan } from "../tenants/shards.js";
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import { openSharedStateFile } from "../modules/state/shared-sqlite.js";
@@ -121,6 +123,35 @@ function dnsServerOption(value: string): string {
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }
+}
+
+function storeOption(value: string): string {
+  try {
+    parseRedisUrl(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return value;
+}
+
+function htableOption(value: string): HtableDefinition {
+  try {
+    return parseHtableModparam(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+/** The modparam text of a definition (for the server process's arguments). */
+function formatHtableModparam(d: HtableDefinition): string {
+  const attrs = [
+    d.size === undefined ? undefined : `size=${d.size}`,
+    d.autoExpireSec === undefined ? undefined : `autoexpire=${d.autoExpireSec}`,
+    d.initVal === undefined ? undefined : `initval=${d.initVal}`,
+    d.updateExpire === undefined ? undefined : `updateexpire=${d.updateExpire ? 1 : 0}`,
+    d.shared === undefined ? undefined : `shared=${d.shared ? 1 : 0}`,
+  ].filter((a) => a !== undefined);
+  return `${d.name}=>${attrs.join(";")}`;
 }
 
 function aliasOption(value: string): string {
@@ -284,6 +315,12 @@ interface RunOptions {
   db: string;
   /** Registrations written through to the file (db) or in memory only. */
   location: LocationMode;
+  /** redis://HOST:PORT[/DB]: the shared store instead of the --db file (host/storage/redis). */
+  store?: string;
+  /** File holding the digest nonce secret every server of a shared store uses. */
+  nonceSecretFile?: string;
+  /** htable definitions in Kamailio's modparam syntax. */
+  htable?: HtableDefinition[];
   /** RFC 3261 §17 timers T1, T2, T4 and tm's fr_timer / fr_inv_timer, in ms. */
   t1Ms?: number;
   t2Ms?: number;
@@ -494,6 +531,9 @@ function serverArgs(scriptPath: string | undefined, opts: RunOptions, listen: re
     opts.db,
     "--location",
     opts.location,
+    ...(opts.store === undefined ? [] : ["--store", opts.store]),
+    ...(opts.nonceSecretFile === undefined ? [] : ["--nonce-secret-file", resolvePath(opts.nonceSecretFile)]),
+    ...(opts.htable ?? []).flatMap((d) => ["--htable", formatHtableModparam(d)]),
     ...TIMER_FLAGS.flatMap(([key, flag]) => (opts[key] === undefined ? [] : [flag, String(opts[key])])),
     "--overload-delay-ms",
     String(opts.overloadDelayMs),
@@ -542,6 +582,9 @@ function runUsageProblem(scriptPath: string | undefined, opts: RunOptions, fromC
     const problem = sharingProblem(opts.db, opts.location);
     if (problem !== undefined) return `--workers ${opts.workers}: ${problem}`;
   }
+  if (opts.store !== undefined) {
+    if (opts.tenants === undefined && opts.workers >= 2) return "--store with --workers: run one server process per core against the shared store instead (each a --store server of its own)";
+  } else if (opts.nonceSecretFile !== undefined) return "--nonce-secret-file applies with --store";
   if (opts.tenants === undefined && fromCli("isolation")) return "--isolation separates the tenants of a tenants file: use it with --tenants";
   if (opts.tenants === undefined && fromCli("idleDisposeS")) return "--idle-dispose-s disposes idle tenants' isolates: use it with --tenants";
   if (opts.tenants === undefined && opts.lazyIsolates === true) return "--lazy-isolates builds tenants' isolates at their first message: use it with --tenants";
@@ -586,6 +629,42 @@ function runUsageProblem(scriptPath: string | undefined, opts: RunOptions, fromC
   return undefined;
 }
 
+/**
+ * The data services of a server: the shared store of --store (connected
+ * and loaded, or the process exits naming the URL), else the --db file.
+ */
+async function openRunData(opts: RunOptions): Promise<DataServices> {
+  if (opts.store === undefined) return openRunDatabase(opts.db, opts.location);
+  return openStoreOrExit(opts.store, opts.nonceSecretFile);
+}
+
+/** A tenant worker process's data services: the front's --store, else the run database. */
+function openWorkerData(config: WorkerConfig, sharedBy: SharingWorkers | undefined): DataServices | Promise<DataServices> {
+  if (config.store === undefined) return openRunDatabase(config.db, config.location, sharedBy);
+  return openStoreOrExit(config.store, config.nonceSecretFile);
+}
+
+async function openStoreOrExit(url: string, nonceSecretFile: string | undefined): Promise<DataServices> {
+  if (nonceSecretFile === undefined) log("warn", "redis", "no --nonce-secret-file: digest nonces verify only on the server that issued them");
+  try {
+    // Loaded only when a store is used: the Redis client adds to every start otherwise.
+    const { openRedisDataServices } = await import("../storage/redis/index.js");
+    const data = await openRedisDataServices({ url, ...(nonceSecretFile !== undefined ? { nonceSecret: readNonceSecret(nonceSecretFile) } : {}) });
+    data.startSweeper();
+    return data;
+  } catch (err) {
+    process.stderr.write(`ksr: --store: ${(err as Error)?.message ?? String(err)}\n`);
+    process.exit(1);
+  }
+}
+
+/** The nonce secret file's bytes (surrounding white space dropped), at least 16 of them. */
+function readNonceSecret(file: string): Buffer {
+  const secret = Buffer.from(readFileSync(file, "utf8").trim(), "utf8");
+  if (secret.length < 16) throw new Error(`${file}: the nonce secret must be at least 16 bytes`);
+  return secret;
+}
+
 async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (option: string) => boolean): Promise<void> {
   const problem = runUsageProblem(scriptPath, opts, fromCli);
   if (problem !== undefined) {
@@ -594,6 +673,7 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
   }
   setLogLevel(opts.logLevel);
   setLogFormat(opts.logFormat);
+  if (opts.htable !== undefined) configureHtables(opts.htable);
   if (opts.supervise && !isServerProcess()) {
     const entry = fileURLToPath(import.meta.url);
     process.exit(await supervise({ entry, argsFor: (listen) => serverArgs(scriptPath, opts, listen) }));
@@ -616,7 +696,7 @@ async function run(scriptPath: string | undefined, opts: RunOptions, fromCli: (o
     process.stderr.write(`ksr: cannot load script: ${text}\n`);
     process.exit(1);
   }
-  const data = openRunDatabase(opts.db, opts.location);
+  const data = await openRunData(opts);
   const server = tenantServer(
     registry,
     {
@@ -762,6 +842,11 @@ function loadTenantsOrExit(tenantsFile: string, opts: RunOptions): TenantsConfig
 async function runTenantProcesses(tenantsFile: string, opts: RunOptions): Promise<void> {
   const config = loadTenantsOrExit(tenantsFile, opts);
   for (const entry of config.tenants) {
+    if (entry.workers > 1 && opts.store !== undefined) {
+      // A pool shares htables and $shv through a SQLite file of the server; with a store its workers would not.
+      process.stderr.write(`ksr: ${config.file}: tenant "${entry.id}", field workers: ${entry.workers}: a pool of workers does not run on --store; give it workers: 1 and run more servers instead\n`);
+      process.exit(2);
+    }
     const problem = entry.workers > 1 ? sharingProblem(opts.db, opts.location) : undefined;
     if (problem !== undefined) {
       process.stderr.write(`ksr: ${config.file}: tenant "${entry.id}", field workers: ${entry.workers} workers need shared registrations: ${problem}\n`);
@@ -841,6 +926,9 @@ async function startWorkerProcesses(
     dnsServers: opts.dnsServer ?? [],
     db: opts.db === ":memory:" ? opts.db : resolvePath(opts.db),
     location: opts.location,
+    ...(opts.store !== undefined ? { store: opts.store } : {}),
+    ...(opts.nonceSecretFile !== undefined ? { nonceSecretFile: resolvePath(opts.nonceSecretFile) } : {}),
+    ...(opts.htable !== undefined ? { htables: opts.htable } : {}),
     logLevel: opts.logLevel,
     logFormat: opts.logFormat,
     watch: opts.watch === true,
@@ -963,7 +1051,7 @@ async function runTenants(tenantsFile: string, opts: RunOptions): Promise<void> 
     process.stderr.write(`ksr: cannot load the tenants: ${text}\n`);
     process.exit(1);
   }
-  const data = openRunDatabase(opts.db, opts.location);
+  const data = await openRunData(opts);
   const server = tenantServer(
     registry,
     {
@@ -1065,6 +1153,9 @@ export function buildProgram(): Command {
       locationOption,
       "db" as LocationMode,
     )
+    .option("--store <url>", "redis://HOST:PORT[/DB]: keep registrations, subscribers, addresses, shared htables and nonce uses in this Redis, shared with every server using it (instead of --db)", storeOption)
+    .option("--nonce-secret-file <file>", "with --store: the digest nonce secret every server of the service shares (16 bytes or more)")
+    .option("--htable <definition>", "an htable definition in Kamailio's modparam syntax, name=>autoexpire=60;initval=0;updateexpire=1;shared=1, repeatable", collect(htableOption))
     .option("--t1-ms <n>", "RFC 3261 timer T1, the round-trip estimate (default 500)", positiveInt)
     .option("--t2-ms <n>", "RFC 3261 timer T2, the longest retransmit interval (default 4000)", positiveInt)
     .option("--t4-ms <n>", "RFC 3261 timer T4, how long a message may live in the network (default 5000)", positiveInt)
@@ -1168,7 +1259,7 @@ export function buildProgram(): Command {
   program
     .command(WORKER_COMMAND, { hidden: true })
     .argument("<config>", "worker configuration (JSON)")
-    .action((config: string) => runTenantWorker(JSON.parse(config) as WorkerConfig, openRunDatabase));
+    .action((config: string) => runTenantWorker(JSON.parse(config) as WorkerConfig, openWorkerData));
 
   return program;
 }

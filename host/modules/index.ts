@@ -28,6 +28,7 @@ import { dispatcherModule } from "./dispatcher/module.js";
 import { tlsModule } from "./tls.js";
 import { registerPvClasses } from "./pv.js";
 import { ipopsModule } from "./ipops.js";
+import { ndbRedisModule } from "./ndb_redis.js";
 
 export const KEMI_MODULES: readonly KemiModule[] = [
   coreModule,
@@ -54,6 +55,7 @@ export const KEMI_MODULES: readonly KemiModule[] = [
   dispatcherModule,
   tlsModule,
   ipopsModule,
+  ndbRedisModule,
 ];
 
 // Every module's pseudo-variables (`pvs`) are looked up by host/modules/pv.ts.

@@ -32,6 +32,7 @@ import { firstHeaderOf, headerIndexes, parseUriCached, toBody } from "./msgutil.
 import { receivedFor } from "./nathelper.js";
 import { replyWithHeaders } from "./local-reply.js";
 import type { KemiModule } from "./types.js";
+import { StoreUnavailableError } from "../storage/redis/keys.js";
 
 // ------------------------------------------------------------ save flags
 
@@ -75,6 +76,8 @@ const ERR = {
   // The tenant's quota of AoRs (host/core/quota.ts): the binding cannot be
   // stored, as when Kamailio's usrloc cannot insert (500 by sl_reply_error).
   tenantQuota: { status: 500, info: "Server Internal Error" },
+  // The shared location store (Redis) is away: usrloc cannot get the record.
+  storeUnavailable: { status: 500, info: "Error while getting record" },
 } as const satisfies Record<string, RegistrarError>;
 
 class RegistrarFailure extends Error {
@@ -492,7 +495,8 @@ function save(ctx: MessageContext, table: string, flags: number, uri: string): n
       pendingReplies.set(ctx, { lines, prepared });
     }
     return outcome.code;
-  } catch (err) {
+  } catch (caught) {
+    const err = caught instanceof StoreUnavailableError ? new RegistrarFailure(ERR.storeUnavailable) : caught;
     if (!(err instanceof RegistrarFailure)) throw err;
     const e = err.error;
     const reason = REASONS[e.status] ?? "Error";
@@ -656,6 +660,21 @@ function lookupBranches(ctx: MessageContext, table: string): number {
   return found ? 1 : ret;
 }
 
+/**
+ * Run a location read or change; when the shared store is unavailable the
+ * call fails with `code` (Kamailio's "internal error" code of the function),
+ * logged.
+ */
+function withStore(ctx: MessageContext, fn: string, code: number, body: () => number): number {
+  try {
+    return body();
+  } catch (err) {
+    if (!(err instanceof StoreUnavailableError)) throw err;
+    ctx.host.log("err", `registrar: ${fn}(): ${err.message}\n`, ctx);
+    return code;
+  }
+}
+
 // ------------------------------------------------------------ registered
 
 function registered(ctx: MessageContext, table: string, uri: string): number {
@@ -720,49 +739,49 @@ export const registrarModule: KemiModule = {
       params: ["str"],
       returns: "int",
       doc: "R-URI := best binding of the R-URI's AoR (its Path/received as $du), the others appended as branches by q. 1 found, -1 none, -2 none accepts the method, -3 error.",
-      run: (ctx, table: string) => lookup(ctx, table, "", false),
+      run: (ctx, table: string) => withStore(ctx, "lookup", -3, () => lookup(ctx, table, "", false)),
     },
     lookup_uri: {
       params: ["str", "str"],
       returns: "int",
       doc: "lookup() for the AoR of the given URI.",
-      run: (ctx, table: string, uri: string) => lookup(ctx, table, uri, false),
+      run: (ctx, table: string, uri: string) => withStore(ctx, "lookup", -3, () => lookup(ctx, table, uri, false)),
     },
     lookup_to_dset: {
       params: ["str", "str"],
       returns: "int",
       doc: "Append every binding of the URI's AoR (R-URI when \"\") as branches; the R-URI stays. Codes as lookup().",
-      run: (ctx, table: string, uri: string) => lookup(ctx, table, uri, true),
+      run: (ctx, table: string, uri: string) => withStore(ctx, "lookup_to_dset", -3, () => lookup(ctx, table, uri, true)),
     },
     lookup_branches: {
       params: ["str"],
       returns: "int",
       doc: "lookup() for the R-URI and every appended branch that has only a URI. 1 if any was found, else the last lookup's code.",
-      run: (ctx, table: string) => lookupBranches(ctx, table),
+      run: (ctx, table: string) => withStore(ctx, "lookup_branches", -3, () => lookupBranches(ctx, table)),
     },
     registered: {
       params: ["str"],
       returns: "int",
       doc: "1 if the R-URI's AoR (To URI for replies) has a valid binding, -1 otherwise.",
-      run: (ctx, table: string) => registered(ctx, table, ""),
+      run: (ctx, table: string) => withStore(ctx, "registered", -1, () => registered(ctx, table, "")),
     },
     registered_uri: {
       params: ["str", "str"],
       returns: "int",
       doc: "1 if the URI's AoR has a valid binding, -1 otherwise.",
-      run: (ctx, table: string, uri: string) => registered(ctx, table, uri),
+      run: (ctx, table: string, uri: string) => withStore(ctx, "registered", -1, () => registered(ctx, table, uri)),
     },
     unregister: {
       params: ["str", "str"],
       returns: "int",
       doc: "Remove every binding of the URI's AoR (To URI when \"\"). 1 done, -1 bad AoR.",
-      run: (ctx, table: string, uri: string) => unregister(ctx, table, uri, ""),
+      run: (ctx, table: string, uri: string) => withStore(ctx, "unregister", -2, () => unregister(ctx, table, uri, "")),
     },
     unregister_ruid: {
       params: ["str", "str", "str"],
       returns: "int",
       doc: "Remove the binding with that ruid (of the URI's AoR, or any AoR when the URI is \"\"). 1 done, -1 bad AoR, -3 not found.",
-      run: (ctx, table: string, uri: string, ruid: string) => unregister(ctx, table, uri, ruid),
+      run: (ctx, table: string, uri: string, ruid: string) => withStore(ctx, "unregister", -2, () => unregister(ctx, table, uri, ruid)),
     },
     reg_send_reply: {
       params: [],

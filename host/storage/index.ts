@@ -9,6 +9,7 @@ import { CachedLocationStore, SharedLocationStore } from "./location.js";
 import { openSqlite, SqliteAddressStore, SqliteLocationPersistence, SqliteSubscriberStore } from "./sqlite.js";
 import type { AddressStore, LocationStore, SubscriberStore } from "./types.js";
 import { log } from "../core/log.js";
+import type { RedisReply } from "./redis/sync-command.js";
 
 export type { AddressEntry, AddressStore, Binding, LocationStore, Subscriber, SubscriberStore } from "./types.js";
 
@@ -103,6 +104,8 @@ export interface DataServices {
   readonly registrar: RegistrarSettings;
   readonly auth: AuthSettings;
   readonly nonces: NonceService;
+  /** Commands of KSR.ndb_redis, answered before returning; only with a shared store (--store). */
+  readonly ndbRedis?: { run(args: readonly string[]): RedisReply };
   /** Start the periodic sweep of expired bindings (unref'd timer); idempotent. */
   startSweeper(): void;
   /** Stop the sweeper and close the database. */

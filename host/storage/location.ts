@@ -52,24 +52,39 @@ export class CachedLocationStore implements LocationStore {
 
   /** (Re)fills the cache with the backend's bindings valid at `now`. */
   protected load(now: number): void {
+    if (this.persistence !== undefined) this.fill(this.persistence.loadValid(now));
+    else this.fill([]);
+  }
+
+  /** Replace the whole cache with these bindings (a backend's contents). */
+  protected fill(stored: Iterable<StoredBinding>): void {
     this.records.clear();
     this.aorsPerTenant.clear();
     this.sweepCursor = undefined;
-    const persistence = this.persistence;
-    if (persistence !== undefined) {
-      for (const { tenant, table, binding } of persistence.loadValid(now)) {
-        const key = keyOf(tenant, table, binding.aor);
-        let list = this.records.get(key);
-        if (list === undefined) {
-          list = [];
-          this.records.set(key, list);
-          this.bumpAors(tenant, 1);
-        }
-        list.push(binding);
-        if (binding.seq >= this.nextSeq) this.nextSeq = binding.seq + 1;
+    for (const { tenant, table, binding } of stored) {
+      const key = keyOf(tenant, table, binding.aor);
+      let list = this.records.get(key);
+      if (list === undefined) {
+        list = [];
+        this.records.set(key, list);
+        this.bumpAors(tenant, 1);
       }
-      for (const list of this.records.values()) list.sort(byPriority);
+      list.push(binding);
+      if (binding.seq >= this.nextSeq) this.nextSeq = binding.seq + 1;
     }
+    for (const list of this.records.values()) list.sort(byPriority);
+  }
+
+  /** Make the cache hold exactly `list` for the AoR, writing nothing to the backend (a change made elsewhere). */
+  protected install(tenant: string, table: string, aor: string, list: readonly Binding[]): void {
+    const key = keyOf(tenant, table, aor);
+    for (const b of list) if (b.seq >= this.nextSeq) this.nextSeq = b.seq + 1;
+    if (list.length === 0) {
+      if (this.records.delete(key)) this.bumpAors(tenant, -1);
+      return;
+    }
+    if (!this.records.has(key)) this.bumpAors(tenant, 1);
+    this.records.set(key, [...list].sort(byPriority));
   }
 
   bindings(tenant: string, table: string, aor: string): readonly Binding[] {
@@ -94,15 +109,22 @@ export class CachedLocationStore implements LocationStore {
       }
       upserts.push({ tenant, table, binding: b });
     }
-    if (this.persistence !== undefined && (upserts.length > 0 || deletions.length > 0)) {
-      this.persistence.apply(upserts, deletions);
-    }
+    if (upserts.length > 0 || deletions.length > 0) this.persist(tenant, table, aor, upserts, deletions);
     if (list.length === 0) {
       if (this.records.delete(key)) this.bumpAors(tenant, -1);
     } else {
       if (!this.records.has(key)) this.bumpAors(tenant, 1);
       this.records.set(key, list);
     }
+  }
+
+  /**
+   * Write one AoR's changes to the backend before the cache takes them (a
+   * throw leaves the cache as it was): the persistent bindings that are new
+   * or changed, and the ruids of those that went.
+   */
+  protected persist(_tenant: string, _table: string, _aor: string, upserts: readonly StoredBinding[], deletions: readonly string[]): void {
+    this.persistence?.apply(upserts, deletions);
   }
 
   findByRuid(tenant: string, table: string, ruid: string): Binding | undefined {

@@ -13,7 +13,7 @@ import type { LocationPersistence, StoredBinding } from "./location.js";
 import type { AddressEntry, AddressStore, Binding, Subscriber, SubscriberStore } from "./types.js";
 import { normalizeIp } from "../transport/listen-socket.js";
 
-type Db = Database.Database;
+export type Db = Database.Database;
 
 /** Bumped when the schema changes; older files are migrated in openSqlite. */
 const SCHEMA_VERSION = 1;

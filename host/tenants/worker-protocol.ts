@@ -12,6 +12,7 @@
 import type { SingleScriptSettings } from "./config.js";
 import type { SendFlags } from "../modules/sendopts.js";
 import type { LocationMode } from "../storage/index.js";
+import type { HtableDefinition } from "../modules/state/htable-store.js";
 import type { ListenSocket, ReceiveInfo, TransportProto } from "../core/context.js";
 import type { ProxyTimerSettings } from "../proxy/proxy.js";
 import type { ReloadResult } from "./registry.js";
@@ -152,6 +153,12 @@ export interface WorkerConfig {
   readonly db: string;
   /** Where registrations live (`ksr run --location`). */
   readonly location: LocationMode;
+  /** `ksr run --store`: the shared store's URL, used instead of db (never with pools). */
+  readonly store?: string;
+  /** `ksr run --nonce-secret-file`, an absolute path. */
+  readonly nonceSecretFile?: string;
+  /** `ksr run --htable` definitions. */
+  readonly htables?: readonly HtableDefinition[];
   readonly logLevel: string;
   /** `ksr run --log-format`: text or json. */
   readonly logFormat?: string;

@@ -32,6 +32,7 @@ import { proxyOptionsFromTimers } from "../proxy/proxy.js";
 import type { DataServices, LocationMode, SharingWorkers } from "../storage/index.js";
 import { dividePikeDensity } from "../modules/state/pike-store.js";
 import { useSharedState } from "../modules/state/shared-sqlite.js";
+import { configureHtables } from "../modules/state/htable-store.js";
 import { loadTenantsFile, singleScriptConfig, TenantsConfigError, type TenantsConfig } from "./config.js";
 import { TenantRegistry } from "./registry.js";
 import { workerOps } from "../ops/worker-ops.js";
@@ -380,15 +381,17 @@ function sharing(config: WorkerConfig, opened: (db: { close(): void }) => void):
 
 /**
  * Runs the worker until the front goes away. `openData` opens the tenant's
- * data services (the run database). Exits with code 1 when the script does
- * not load (the error, file:line, goes to stderr first).
+ * data services (the run database, or the shared store of config.store).
+ * Exits with code 1 when the script does not load (the error, file:line,
+ * goes to stderr first).
  */
 export async function runTenantWorker(
   config: WorkerConfig,
-  openData: (file: string, location: LocationMode, sharedBy: SharingWorkers | undefined) => DataServices,
+  openData: (config: WorkerConfig, sharedBy: SharingWorkers | undefined) => DataServices | Promise<DataServices>,
 ): Promise<void> {
   if (isLogLevel(config.logLevel)) setLogLevel(config.logLevel);
   if (config.logFormat !== undefined && isLogFormat(config.logFormat)) setLogFormat(config.logFormat);
+  if (config.htables !== undefined) configureHtables(config.htables);
   const post = (msg: WorkerMessage): void => {
     // The channel is gone only when the front is; 'disconnect' ends us then.
     if (process.connected) process.send!(msg);
@@ -412,7 +415,7 @@ export async function runTenantWorker(
   }
   // A flood from one address spreads over the pool by Call-ID: each worker sees 1/poolSize of it.
   dividePikeDensity(config.poolSize);
-  const data = openData(config.db, config.location, sharedBy);
+  const data = await openData(config, sharedBy);
   const outbox = new Outbox(post);
   const channel = new IpcTransport(config.listen, outbox);
   const server = tenantServer(

@@ -64,6 +64,18 @@ describe("ksr run", () => {
     expect(r.stderr).not.toMatch(/^\s+at /m);
   });
 
+  it("refuses --store with --workers, a store URL that is not redis://, and a nonce secret without a store, saying why", () => {
+    const workers = ksrSync(["run", scriptPath("reply-ok.js"), "--store", "redis://127.0.0.1:6379", "--workers", "2"]);
+    expect(workers.status).toBe(2);
+    expect(workers.stderr).toContain("--store with --workers");
+    const url = ksrSync(["run", scriptPath("reply-ok.js"), "--store", "http://127.0.0.1:6379"]);
+    expect(url.status).not.toBe(0);
+    expect(url.stderr).toMatch(/--store.*only redis:\/\/ stores/);
+    const secret = ksrSync(["run", scriptPath("reply-ok.js"), "--nonce-secret-file", "secret"]);
+    expect(secret.status).toBe(2);
+    expect(secret.stderr).toContain("--nonce-secret-file applies with --store");
+  });
+
   it("names the option when a value is bad", () => {
     const heap = ksrSync(["run", scriptPath("reply-ok.js"), "--heap-mb", "lots"]);
     expect(heap.status).not.toBe(0);

@@ -14,11 +14,12 @@ const TSV = path.join(path.dirname(fileURLToPath(import.meta.url)), "../fixtures
 /** hdr.append_hf: alias that Kamailio's own JS example calls (not exported by 5.6). */
 const NOT_IN_KAMAILIO = new Set(["KSR.hdr.append_hf"]);
 /**
- * Modules the reference list was made without (they need a database, or
- * tls its certificates), and auth functions newer than 5.6.3; their names
- * and parameter types follow Kamailio's source instead.
+ * Modules the reference list was made without (they need a database,
+ * ndb_redis a Redis server, tls its certificates), and auth functions newer
+ * than 5.6.3; their names and parameter types follow Kamailio's source
+ * instead (ndb_redis: sr_kemi_ndb_redis_exports in ndb_redis_mod.c).
  */
-const NOT_IN_REFERENCE_LIST = new Set(["auth_db", "permissions", "tls"]);
+const NOT_IN_REFERENCE_LIST = new Set(["auth_db", "permissions", "tls", "ndb_redis"]);
 const NEWER_THAN_5_6_3 = new Set(["KSR.auth.www_challenge", "KSR.auth.proxy_challenge"]);
 
 function loadExports(): Map<string, { returns: string; params: string[] }> {

@@ -22,7 +22,11 @@ describe("the PV registry", () => {
                 ? "$ci"
                 : ["dns", "srvquery", "naptrquery"].includes(name)
                   ? "pv=>count"
-                  : "x";
+                  : name === "redis"
+                    ? "r=>value"
+                    : name === "redisd"
+                      ? "prefix"
+                      : "x";
           const good = cls.form === "plain" ? `$${name}` : `$${name}(${inner})`;
           const wrongForm = cls.form === "plain" ? `$${name}(${inner})` : `$${name}`;
           if (name === "snd" || name === "sndto" || name === "TV" || name === "HN") continue; // inner names of their own, below

@@ -42,6 +42,13 @@ export interface HtableDefinition {
    * from a kamailio.cfg; it limits nothing there either.
    */
   readonly size?: number;
+  /**
+   * The table lives in the shared store (`ksr run --store redis://…`) and
+   * every server using that store sees the same items (like Kamailio's
+   * `dmqreplicate=1`, through Redis). Without a shared store it is an
+   * ordinary table.
+   */
+  readonly shared?: boolean;
 }
 
 export interface HtableLimits {
@@ -63,9 +70,10 @@ export interface ResolvedDefinition {
   readonly autoExpireMs: number;
   readonly updateExpire: boolean;
   readonly initVal: number | undefined;
+  readonly shared: boolean;
 }
 
-const NO_EXPIRY_DEFINITION: ResolvedDefinition = { autoExpireMs: 0, updateExpire: true, initVal: undefined };
+const NO_EXPIRY_DEFINITION: ResolvedDefinition = { autoExpireMs: 0, updateExpire: true, initVal: undefined, shared: false };
 
 const globalDefinitions = new Map<string, ResolvedDefinition>();
 const tenantDefinitions = new Map<string, Map<string, ResolvedDefinition>>();
@@ -76,7 +84,7 @@ function resolve(def: HtableDefinition): ResolvedDefinition {
   const expire = def.autoExpireSec ?? 0;
   if (!Number.isInteger(expire) || expire < 0) throw new Error(`htable ${def.name}: autoExpireSec must be a non-negative integer`);
   if (def.initVal !== undefined && !Number.isInteger(def.initVal)) throw new Error(`htable ${def.name}: initVal must be an integer`);
-  return { autoExpireMs: expire * 1000, updateExpire: def.updateExpire ?? true, initVal: def.initVal };
+  return { autoExpireMs: expire * 1000, updateExpire: def.updateExpire ?? true, initVal: def.initVal, shared: def.shared ?? false };
 }
 
 /**
@@ -94,6 +102,50 @@ export function configureHtables(defs: readonly HtableDefinition[], opts: { tena
     tenantDefinitions.set(opts.tenantId, target);
   }
   for (const [name, def] of resolved) target.set(name, def);
+}
+
+const HTABLE_MODPARAM_ATTRIBUTES = ["size", "autoexpire", "initval", "updateexpire", "shared"];
+
+/**
+ * A table definition in Kamailio's htable modparam syntax,
+ * `name=>size=8;autoexpire=60;initval=0;updateexpire=1;shared=1`
+ * (`shared` here plays Kamailio's `dmqreplicate`: the table is kept in the
+ * shared store). Throws naming what is wrong.
+ */
+export function parseHtableModparam(text: string): HtableDefinition {
+  const arrow = text.indexOf("=>");
+  const name = (arrow < 0 ? text : text.slice(0, arrow)).trim();
+  if (name.length === 0) throw new Error(`"${text}": no table name (expected name=>attr=value;...)`);
+  const def: { -readonly [K in keyof HtableDefinition]: HtableDefinition[K] } = { name };
+  const attrs = arrow < 0 ? "" : text.slice(arrow + 2);
+  for (const pair of attrs.split(";")) {
+    if (pair.trim().length === 0) continue;
+    const eq = pair.indexOf("=");
+    const attr = (eq < 0 ? pair : pair.slice(0, eq)).trim();
+    const value = eq < 0 ? "" : pair.slice(eq + 1).trim();
+    if (!HTABLE_MODPARAM_ATTRIBUTES.includes(attr)) throw new Error(`"${text}": unknown attribute ${attr} (${HTABLE_MODPARAM_ATTRIBUTES.join(", ")})`);
+    if (!/^-?\d+$/.test(value)) throw new Error(`"${text}": ${attr} needs an integer value`);
+    const n = Number(value);
+    switch (attr) {
+      case "size":
+        def.size = n;
+        break;
+      case "autoexpire":
+        def.autoExpireSec = n;
+        break;
+      case "initval":
+        def.initVal = n;
+        break;
+      case "updateexpire":
+        def.updateExpire = n !== 0;
+        break;
+      case "shared":
+        def.shared = n !== 0;
+        break;
+    }
+  }
+  resolve(def);
+  return def;
 }
 
 /** Change the per-tenant memory bounds (all tenants). */
@@ -131,7 +183,7 @@ export interface HtableItem {
 }
 
 /** Why a write was refused. */
-export type WriteFailure = "items" | "bytes" | "tables";
+export type WriteFailure = "items" | "bytes" | "tables" | "unavailable";
 
 export function describeWriteFailure(failure: WriteFailure): string {
   switch (failure) {
@@ -141,6 +193,8 @@ export function describeWriteFailure(failure: WriteFailure): string {
       return `the tenant's htable items would exceed ${limits.maxBytesPerTenant} bytes`;
     case "tables":
       return `the tenant already has ${limits.maxTablesPerTenant} htables`;
+    case "unavailable":
+      return "the shared store (Redis) is unavailable";
   }
 }
 
@@ -273,6 +327,25 @@ export class TenantHtables implements HtableStore {
     item.value = (item.value + delta) | 0;
     if (def.updateExpire && def.autoExpireMs > 0) item.expiresAt = now + def.autoExpireMs;
     return item.value;
+  }
+
+  /**
+   * Make the item exactly this (undefined: absent), outside the limits: a
+   * change another server made to a shared table.
+   */
+  install(table: string, key: string, item: HtableItem | undefined): void {
+    const items = this.tables.get(table);
+    const existing = items?.get(key);
+    if (existing !== undefined) this.removeItem(table, items!, key, existing);
+    if (item === undefined) return;
+    let target = this.tables.get(table);
+    if (target === undefined) {
+      target = new Map();
+      this.tables.set(table, target);
+    }
+    target.set(key, item);
+    this.itemCount++;
+    this.byteCount += itemBytes(key, item.value);
   }
 
   /** Give an item a new expiry: seconds from now, or never for 0 or less. False when missing. */
