@@ -57,6 +57,13 @@ export interface ScriptRunnerOptions {
   /** Called once when the runner moves to async mode, with the reason. */
   readonly onDemote?: (reason: string) => void;
   /**
+   * Called when a route ran the isolate out of memory, in either mode, as
+   * soon as the runner knows it and before any later call could re-create
+   * the isolate: a shard moves such a tenant out rather than rebuild it on
+   * its neighbours' process (host/tenants/worker.ts). May dispose the runner.
+   */
+  readonly onOutOfMemory?: () => void;
+  /**
    * Count which lines and functions of the script run (takeCoverage()); default
    * false, and then no inspector is attached. Needs loadAsync/fromSourceAsync.
    * Counts cover the current isolate: one re-created after an out-of-memory
@@ -320,6 +327,20 @@ export class ScriptRunner implements RouteRunner {
   }
 
   /**
+   * Moves an async runner back to sync execution (a tenant that proved
+   * itself on probation, host/tenants/registry.ts). Only when nothing is in
+   * flight or being rebuilt: a sync call on an isolate busy with async
+   * executions would block the calling thread behind them. True when the
+   * runner now runs sync.
+   */
+  promote(): boolean {
+    if (this.currentMode === "sync") return true;
+    if (this.disposed || this.inFlightCount > 0 || this.pendingInstance !== undefined || this.hostCallDepth > 0) return false;
+    this.currentMode = "sync";
+    return true;
+  }
+
+  /**
    * True if the script defines a global function of that name. While async
    * executions are in flight the isolate cannot be asked without waiting
    * for them, so the answer is the last one known for that name (false if
@@ -507,7 +528,9 @@ export class ScriptRunner implements RouteRunner {
       // The discarded isolate's CPU can no longer be read: count the fatal
       // execution's wall time, which it spent allocating on one thread.
       if (this.instance === instance) instance.lastCpuNs += BigInt(Math.round((performance.now() - startedMs) * 1e6));
+      const first = this.instance === instance;
       this.noteFailure(instance);
+      if (first) this.notifyOutOfMemory();
       return {
         status: "error",
         kind: "oom",
@@ -519,6 +542,15 @@ export class ScriptRunner implements RouteRunner {
       return { status: "error", kind: "timeout", message: `route exceeded its ${this.opts.limits.routeTimeoutMs} ms time limit` };
     }
     return { status: "error", kind: "exception", message };
+  }
+
+  /** Tells onOutOfMemory (once per isolate lost: the executions queued behind it report the same loss). */
+  private notifyOutOfMemory(): void {
+    try {
+      this.opts.onOutOfMemory?.();
+    } catch (e) {
+      log("err", this.logScope, `out-of-memory listener failed: ${errorMessage(e)}`);
+    }
   }
 
   /** After a failed facade call: forget a disposed isolate so the next call re-creates it. */
