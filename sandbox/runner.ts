@@ -384,6 +384,8 @@ export class ScriptRunner implements RouteRunner {
       // One retry: an execution queued behind one that ran the isolate out of
       // memory never started, so it runs on the re-created isolate.
       for (let attempt = 0; ; attempt++) {
+        // Disposed meanwhile (onOutOfMemory may dispose it): no isolate is re-created.
+        if (this.disposed) return { status: "error", kind: "exception", message: "script runner disposed" };
         let instance: IsolateInstance;
         try {
           instance = this.instance ?? (await this.restartAsync());
@@ -528,9 +530,7 @@ export class ScriptRunner implements RouteRunner {
       // The discarded isolate's CPU can no longer be read: count the fatal
       // execution's wall time, which it spent allocating on one thread.
       if (this.instance === instance) instance.lastCpuNs += BigInt(Math.round((performance.now() - startedMs) * 1e6));
-      const first = this.instance === instance;
       this.noteFailure(instance);
-      if (first) this.notifyOutOfMemory();
       return {
         status: "error",
         kind: "oom",
@@ -553,9 +553,18 @@ export class ScriptRunner implements RouteRunner {
     }
   }
 
-  /** After a failed facade call: forget a disposed isolate so the next call re-creates it. */
+  /**
+   * After a failed call: forget a disposed isolate so the next call
+   * re-creates it. The runner disposes its isolates only through
+   * releaseInstance, which forgets them first, so a current isolate found
+   * disposed was discarded by isolated-vm for running out of memory:
+   * onOutOfMemory hears of it here, once per isolate, whichever execution
+   * finds out first (with several queued, one that never started may).
+   */
   private noteFailure(instance: IsolateInstance): void {
-    if (this.instance === instance && instance.isolate.isDisposed) this.releaseInstance();
+    if (this.instance !== instance || !instance.isolate.isDisposed) return;
+    this.releaseInstance();
+    this.notifyOutOfMemory();
   }
 
   private liveInstance(): IsolateInstance | undefined {

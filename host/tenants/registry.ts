@@ -644,10 +644,7 @@ export class TenantRegistry {
     if (outcome.status === "error") {
       c.routeErrors++;
       if (outcome.kind === "timeout") c.timeouts++;
-      else if (outcome.kind === "oom") {
-        c.oomRestarts++;
-        if (this.cpuBudgets && this.opts.throttleRepeatedOutOfMemory === true) this.throttleRepeatedOutOfMemory(tenant);
-      }
+      else if (outcome.kind === "oom") c.oomRestarts++;
     }
     if (ctx.replied !== undefined) this.recordReply(tenant, ctx.replied.status);
     return outcome;
@@ -687,7 +684,12 @@ export class TenantRegistry {
       // On probation (until it has proved itself) a sync tenant's runner starts async.
       mode: this.onProbation(entry) && (tenant()?.probationLeft ?? 1) > 0 ? "async" : entry.mode,
       autoDemote: this.autoDemote,
-      onOutOfMemory: () => this.opts.onOutOfMemory?.(entry.id),
+      // Once per isolate lost (the executions queued on it each report an oom outcome).
+      onOutOfMemory: () => {
+        const t = tenant();
+        if (t !== undefined && this.cpuBudgets && this.opts.throttleRepeatedOutOfMemory === true) this.throttleRepeatedOutOfMemory(t);
+        this.opts.onOutOfMemory?.(entry.id);
+      },
       onDemote: (reason) => {
         const t = tenant();
         if (t !== undefined) t.counters.demotions++;

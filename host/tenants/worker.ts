@@ -12,7 +12,10 @@
  * processes, transactions and data. A shard writes the index of the tenant
  * whose route starts into its running file (only when it is another tenant
  * than the last one: one pwrite, no IPC message), so the front knows whom
- * to quarantine when the shard dies.
+ * to quarantine when the shard dies. A shard's tenants share its main
+ * thread, so a new tenant runs its first routes off it (probation,
+ * SHARD_PROBATION_ROUTES), and one whose route runs out of memory is moved
+ * into a process of its own at once (shardEviction).
  *
  * Inside, it is the in-process server unchanged: a SipServer over a
  * TenantRegistry holding this worker's tenants, whose transport is the IPC
