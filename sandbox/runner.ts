@@ -64,6 +64,14 @@ export interface ScriptRunnerOptions {
    */
   readonly onOutOfMemory?: () => void;
   /**
+   * Asked when an async execution queued behind one that ran the isolate
+   * out of memory never started: true (the default) runs it on a
+   * re-created isolate, false fails it without (a tenant throttled for
+   * running out of memory repeatedly, host/tenants/registry.ts, whose
+   * queued requests would each fill a new heap).
+   */
+  readonly retryQueuedAfterOutOfMemory?: () => boolean;
+  /**
    * Count which lines and functions of the script run (takeCoverage()); default
    * false, and then no inspector is attached. Needs loadAsync/fromSourceAsync.
    * Counts cover the current isolate: one re-created after an out-of-memory
@@ -412,6 +420,9 @@ export class ScriptRunner implements RouteRunner {
           if (this.disposed) return { status: "error", kind: "exception", message: "script runner disposed" };
           if (errorMessage(e) === DISPOSED_BEFORE_START && attempt === 0) {
             this.noteFailure(instance);
+            if (this.opts.retryQueuedAfterOutOfMemory?.() === false) {
+              return { status: "error", kind: "exception", message: "not run: the isolate ran out of memory before this route started, and the tenant is throttled" };
+            }
             continue;
           }
           return this.routeAbort(instance, e, started);

@@ -690,6 +690,8 @@ export class TenantRegistry {
         if (t !== undefined && this.cpuBudgets && this.opts.throttleRepeatedOutOfMemory === true) this.throttleRepeatedOutOfMemory(t);
         this.opts.onOutOfMemory?.(entry.id);
       },
+      // A route queued behind an out-of-memory is admitted again: a throttled tenant's is not run.
+      ...(this.cpuBudgets && this.opts.throttleRepeatedOutOfMemory === true ? { retryQueuedAfterOutOfMemory: () => tenant()?.budget.admit() !== false } : {}),
       onDemote: (reason) => {
         const t = tenant();
         if (t !== undefined) t.counters.demotions++;
