@@ -86,6 +86,17 @@ export class CpuBudget {
     this.tokens -= Number(delta) / 1e6;
   }
 
+  /**
+   * Empties the bucket and puts it `debtMs` in debt (a penalty for what
+   * the tenant made the host do outside its measured CPU, e.g. rebuilding
+   * an isolate it ran out of memory again): admit() answers false until
+   * the refill has paid it back, debtMs / share ms of wall time.
+   */
+  penalize(debtMs: number): void {
+    this.refill();
+    this.tokens = Math.min(this.tokens, 0) - debtMs;
+  }
+
   private refill(): void {
     const now = this.nowMs();
     const elapsed = now - this.lastRefillMs;

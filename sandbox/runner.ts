@@ -59,6 +59,21 @@ export interface ScriptRunnerOptions {
   /** Called once when the runner moves to async mode, with the reason. */
   readonly onDemote?: (reason: string) => void;
   /**
+   * Called when a route ran the isolate out of memory, in either mode, as
+   * soon as the runner knows it and before any later call could re-create
+   * the isolate: a shard moves such a tenant out rather than rebuild it on
+   * its neighbours' process (host/tenants/worker.ts). May dispose the runner.
+   */
+  readonly onOutOfMemory?: () => void;
+  /**
+   * Asked when an async execution queued behind one that ran the isolate
+   * out of memory never started: true (the default) runs it on a
+   * re-created isolate, false fails it without (a tenant throttled for
+   * running out of memory repeatedly, host/tenants/registry.ts, whose
+   * queued requests would each fill a new heap).
+   */
+  readonly retryQueuedAfterOutOfMemory?: () => boolean;
+  /**
    * Count which lines and functions of the script run (takeCoverage()); default
    * false, and then no inspector is attached. Needs loadAsync/fromSourceAsync.
    * Counts cover the current isolate: one re-created after an out-of-memory
@@ -322,6 +337,20 @@ export class ScriptRunner implements RouteRunner {
   }
 
   /**
+   * Moves an async runner back to sync execution (a tenant that proved
+   * itself on probation, host/tenants/registry.ts). Only when nothing is in
+   * flight or being rebuilt: a sync call on an isolate busy with async
+   * executions would block the calling thread behind them. True when the
+   * runner now runs sync.
+   */
+  promote(): boolean {
+    if (this.currentMode === "sync") return true;
+    if (this.disposed || this.inFlightCount > 0 || this.pendingInstance !== undefined || this.hostCallDepth > 0) return false;
+    this.currentMode = "sync";
+    return true;
+  }
+
+  /**
    * True if the script defines a global function of that name. The isolate
    * is asked once per name; a route run also answers it (a "missing"
    * outcome is false). While async executions are in flight the isolate
@@ -367,6 +396,8 @@ export class ScriptRunner implements RouteRunner {
       // One retry: an execution queued behind one that ran the isolate out of
       // memory never started, so it runs on the re-created isolate.
       for (let attempt = 0; ; attempt++) {
+        // Disposed meanwhile (onOutOfMemory may dispose it): no isolate is re-created.
+        if (this.disposed) return { status: "error", kind: "exception", message: "script runner disposed" };
         let instance: IsolateInstance;
         try {
           instance = this.instance ?? (await this.restartAsync());
@@ -394,6 +425,9 @@ export class ScriptRunner implements RouteRunner {
           if (this.disposed) return { status: "error", kind: "exception", message: "script runner disposed" };
           if (errorMessage(e) === DISPOSED_BEFORE_START && attempt === 0) {
             this.noteFailure(instance);
+            if (this.opts.retryQueuedAfterOutOfMemory?.() === false) {
+              return { status: "error", kind: "exception", message: "not run: the isolate ran out of memory before this route started, and the tenant is throttled" };
+            }
             continue;
           }
           return this.routeAbort(instance, e, started);
@@ -527,9 +561,27 @@ export class ScriptRunner implements RouteRunner {
     return { status: "error", kind: "exception", message };
   }
 
-  /** After a failed facade call: forget a disposed isolate so the next call re-creates it. */
+  /** Tells onOutOfMemory (once per isolate lost: the executions queued behind it report the same loss). */
+  private notifyOutOfMemory(): void {
+    try {
+      this.opts.onOutOfMemory?.();
+    } catch (e) {
+      log("err", this.logScope, `out-of-memory listener failed: ${errorMessage(e)}`);
+    }
+  }
+
+  /**
+   * After a failed call: forget a disposed isolate so the next call
+   * re-creates it. The runner disposes its isolates only through
+   * releaseInstance, which forgets them first, so a current isolate found
+   * disposed was discarded by isolated-vm for running out of memory:
+   * onOutOfMemory hears of it here, once per isolate, whichever execution
+   * finds out first (with several queued, one that never started may).
+   */
   private noteFailure(instance: IsolateInstance): void {
-    if (this.instance === instance && instance.isolate.isDisposed) this.releaseInstance();
+    if (this.instance !== instance || !instance.isolate.isDisposed) return;
+    this.releaseInstance();
+    this.notifyOutOfMemory();
   }
 
   private liveInstance(): IsolateInstance | undefined {

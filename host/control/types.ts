@@ -31,7 +31,7 @@ export interface TenantStatus {
   readonly pid?: number;
   /** Times the tenant's process was restarted after dying. */
   readonly restarts?: number;
-  /** Execution mode of the current script: sync, or async once demoted. */
+  /** Execution mode of the current script: sync, async once demoted, or probation (async until proven, in a shard). */
   readonly mode?: string;
   /** Index of this worker in the tenant's pool, when the tenant has several worker processes (one status each). */
   readonly worker?: number;

@@ -23,9 +23,10 @@
  * process of its own, and the shard restarts without it. A tenant that
  * aborts V8 every time it runs thus costs its shard neighbours their
  * in-memory state once; afterwards it only ends its own process. A shard
- * also asks (`evict`) to move out a tenant demoted for running out of
- * memory: it gets a process of its own at once, its messages held until
- * that process is ready.
+ * also asks (`evict`) to move out a tenant at its first out-of-memory: it
+ * gets a process of its own at once, its messages held until that process
+ * is ready; messages the shard received for it meanwhile come back
+ * (`return`, each names its tenant) and go on to that process.
  *
  * A worker that dies (a V8 abort, a kill) is restarted alone, after 100 ms,
  * four times longer (up to 30 s) each time it dies again within 10 s of its
@@ -330,7 +331,10 @@ class TenantProcess {
         // Only a shard's own tenant, and never its last one.
         if (this.kind !== "shard" || this.tenantIds.length <= 1 || !this.tenantIds.includes(msg.tenant)) return;
         this.tenantIds = this.tenantIds.filter((id) => id !== msg.tenant);
-        this.front.moveOut(msg.tenant, this, `${this.label} asked to move it out (${msg.reason}): its out-of-memory recoveries cost its neighbours`);
+        this.front.moveOut(msg.tenant, this, `${this.label} asked to move it out (${msg.reason}): its out-of-memory recoveries would cost its neighbours`);
+        return;
+      case "return":
+        for (const item of msg.items) this.front.redeliver(item, this);
         return;
       case "reloaded":
       case "counters":
@@ -417,12 +421,14 @@ class TenantProcess {
   /**
    * Posts a SIP message to the worker, or holds it while the worker starts;
    * false when it can be neither (no worker, or `limit` messages queued).
+   * A shard's messages carry the tenant they are for (it hands back those
+   * of a tenant it moved out).
    */
-  deliver(item: ReceivedItem, limit: number): boolean {
+  deliver(item: ReceivedItem, limit: number, tenantId?: string): boolean {
     if (this.queued >= limit) return false;
     const running = this.state === "running" && this.child?.connected === true;
     if (!running && this.state !== "starting") return false;
-    this.outbox.push(item);
+    this.outbox.push(this.kind === "shard" && tenantId !== undefined ? { ...item, tenant: tenantId } : item);
     if (running) this.scheduleFlush();
     this.queued++;
     if (this.state === "running") this.queueDelay.enter();
@@ -577,6 +583,25 @@ export class TenantProcesses implements Router {
   }
 
   /**
+   * @internal A message a shard handed back (`return`): it was posted to
+   * the shard before the tenant moved out. It goes to the tenant's process
+   * now (held while that starts); when that cannot take it, it is dropped
+   * and counted, like a message lost with a worker (the peer retransmits).
+   */
+  redeliver(item: ReceivedItem, from: TenantProcess): void {
+    const pool = item.tenant === undefined ? undefined : this.pools.get(item.tenant);
+    const proc = pool?.length === 1 ? pool[0]! : undefined;
+    const { tenant: _, ...plain } = item;
+    if (proc !== undefined && proc !== from && proc.deliver(plain, this.maxQueue)) return;
+    from.counters.dropped++;
+    if (item.tenant !== undefined) {
+      const counters = this.tenantCounters.get(item.tenant);
+      if (counters !== undefined) counters.dropped++;
+    }
+    log("dbg", from.label, `a message handed back for tenant ${item.tenant ?? "?"} dropped: no process of its own to take it`);
+  }
+
+  /**
    * The server whose sockets the workers use (it answers unmatched and
    * refused requests itself): `new SipServer((host) => processes.attach(host), ...)`.
    */
@@ -661,7 +686,7 @@ export class TenantProcesses implements Router {
   private deliver(tenantId: string, msg: SipMessage, data: string, rcv: ReceiveInfo): void {
     const proc = this.ownerIn(this.pools.get(tenantId)!, msg);
     if (proc.shedder?.intercept(msg, rcv) === true) return;
-    if (proc.deliver({ data, rcv }, this.maxQueue)) {
+    if (proc.deliver({ data, rcv }, this.maxQueue, tenantId)) {
       if (proc.shedder !== undefined && isInitialRequest(msg)) proc.recent.add(msg);
       return;
     }

@@ -34,13 +34,16 @@ import { configureTenantPike } from "../modules/pike.js";
 /** A route run, or the refusal to run it because the tenant is over its CPU budget. */
 export type TenantRouteOutcome = RouteOutcome | { readonly status: "over-budget" };
 
+/** A tenant's execution mode as reported (counters, `ksr ctl status`): its runner's, or "probation" while it runs async until proven. */
+export type TenantMode = ExecutionMode | "probation";
+
 export type ReplyClass = "1xx" | "2xx" | "3xx" | "4xx" | "5xx" | "6xx";
 
 export type ReloadResult = { readonly ok: true } | { readonly ok: false; readonly error: string };
 
 /** What the registry needs of a tenant's script runner; ScriptRunner is the real one. */
 export type TenantRunner = Pick<ScriptRunner, "scriptPath" | "mode" | "inFlight" | "cpuTimeNs" | "isDisposed" | "hasRoute" | "runRoute" | "runRouteAny" | "demote" | "dispose"> &
-  Partial<Pick<ScriptRunner, "hibernate">>;
+  Partial<Pick<ScriptRunner, "hibernate" | "promote">>;
 
 export interface TenantRegistryOptions {
   /**
@@ -93,7 +96,42 @@ export interface TenantRegistryOptions {
    * Default false.
    */
   readonly lazyIsolates?: boolean;
+  /**
+   * Probation: a tenant of `mode: sync` runs its first N route calls
+   * asynchronously, off the calling thread, and moves to sync only once
+   * they all completed without a timeout, out-of-memory or CPU-budget
+   * overrun (a failure there demotes it for good, as in sync mode). A
+   * script that misbehaves from its first message — a heap bomb, a loop —
+   * then never holds the main thread that its neighbours share (a shard,
+   * host/tenants/worker.ts). 0 or undefined: no probation.
+   */
+  readonly probationRoutes?: number;
+  /**
+   * Told when a route of the tenant ran its isolate out of memory, before
+   * the isolate could be re-created (ScriptRunnerOptions.onOutOfMemory); may
+   * call evict().
+   */
+  readonly onOutOfMemory?: (tenantId: string) => void;
+  /**
+   * Throttle a tenant that runs out of memory repeatedly (see
+   * REPEATED_OUT_OF_MEMORY_WINDOW_MS); default false. Worker processes turn
+   * it on (host/tenants/worker.ts).
+   */
+  readonly throttleRepeatedOutOfMemory?: boolean;
 }
+
+/**
+ * A tenant whose routes run out of memory twice within this time is
+ * throttled: each such out-of-memory empties its CPU bucket and puts it a
+ * whole bucket in debt, so its requests are refused (503, Retry-After)
+ * until the refill has paid it back — at cpuShare 1 and the default burst,
+ * one second. A heap bomb hit on every message then fills its heap about
+ * once every bucket's worth of time instead of at the rate its requests
+ * arrive: each fill is hundreds of ms of CPU, and an isolate rebuild, that
+ * its neighbours share the cores with. One out-of-memory now and then is
+ * not throttled.
+ */
+export const REPEATED_OUT_OF_MEMORY_WINDOW_MS = 10_000;
 
 /** How often the idle sweep runs, as a fraction of the shortest idle time: a tenant is disposed between 1× and 1.25× its idle time. */
 const IDLE_SWEEPS_PER_IDLE_TIME = 4;
@@ -142,6 +180,12 @@ export class Tenant {
   disposedCpuNs = 0n;
   /** @internal Route calls counted at the idle sweep that first saw none since (see TenantRegistry's idle sweep). */
   idleMark = -1;
+  /** @internal Route calls still to complete cleanly before a tenant on probation runs sync; 0 when not on probation. */
+  probationLeft = 0;
+  /** @internal The tenant runs in another process now (evict()): its runners are disposed and none is built again here. */
+  evicted = false;
+  /** @internal When a route of it last ran out of memory (the budget's clock), for the repeated out-of-memory throttle. */
+  lastOutOfMemoryMs: number | undefined;
 
   /** @internal */
   constructor(
@@ -171,8 +215,14 @@ export class Tenant {
     return this.current;
   }
 
-  get mode(): ExecutionMode {
-    return this.current.mode;
+  /** Where its routes run: "sync", "async" (demoted, or `mode: async`), or "probation" (async until it has proved itself, TenantRegistryOptions.probationRoutes). */
+  get mode(): TenantMode {
+    return this.probationLeft > 0 ? "probation" : this.current.mode;
+  }
+
+  /** Route calls it must still complete cleanly before it runs sync (probation; 0 when not on it). */
+  get probation(): number {
+    return this.probationLeft;
   }
 
   /** What to answer when a route of this tenant fails. */
@@ -257,7 +307,9 @@ export class TenantRegistry {
         issues.push({ file: config.file, tenant: entry.id, field: "script", message: e instanceof Error ? e.message : String(e) });
         continue;
       }
-      this.byId.set(entry.id, new Tenant(entry, runner, opts.nowMs, opts.budgetCpuNs));
+      const tenant = new Tenant(entry, runner, opts.nowMs, opts.budgetCpuNs);
+      if (this.onProbation(entry)) tenant.probationLeft = opts.probationRoutes!;
+      this.byId.set(entry.id, tenant);
       // One at a time: the next load reuses the memory of the isolate just disposed.
       if (opts.lazyIsolates === true) runner.hibernate?.();
     }
@@ -266,6 +318,26 @@ export class TenantRegistry {
       throw new TenantsConfigError(issues);
     }
     this.startIdleSweep();
+  }
+
+  /** Whether a tenant starts on probation: it is meant to run sync and the registry keeps a probation. */
+  private onProbation(entry: TenantEntry): boolean {
+    return entry.mode === "sync" && this.autoDemote && (this.opts.probationRoutes ?? 0) > 0;
+  }
+
+  /**
+   * The tenant runs elsewhere from now on (a shard moved it into a process
+   * of its own): its runners are disposed — executions still queued end
+   * with an error, and no isolate of it is built here again —, and its
+   * route calls fail without running. Its counters stay.
+   */
+  evict(tenantId: string): void {
+    const tenant = this.byId.get(tenantId);
+    if (tenant === undefined || tenant.evicted) return;
+    tenant.evicted = true;
+    tenant.probationLeft = 0;
+    for (const r of [...tenant.live]) this.disposeRunner(tenant, r);
+    log("info", LOG_SCOPE, `tenant ${tenant.id}: runs in another process now; its isolate here is disposed`);
   }
 
   /** Idle seconds of a tenant: its own limit, else the registry's default; 0 never. */
@@ -292,7 +364,7 @@ export class TenantRegistry {
       const now = Date.now();
       for (const tenant of this.byId.values()) {
         const idleS = this.idleSecondsOf(tenant);
-        if (idleS === 0) continue;
+        if (idleS === 0 || tenant.evicted) continue;
         const calls = tenant.counters.messages;
         if (calls !== tenant.idleMark) {
           tenant.idleMark = calls;
@@ -353,10 +425,11 @@ export class TenantRegistry {
    * promise once it is demoted. Never throws or rejects.
    */
   run(tenant: Tenant, routeName: string, ctx: MessageContext): TenantRouteOutcome | Promise<TenantRouteOutcome> {
+    if (tenant.evicted) return { status: "error", kind: "exception", message: `tenant ${tenant.id} runs in another process now` };
     if (this.cpuBudgets && !tenant.budget.admit()) {
       tenant.counters.messages++;
       tenant.counters.overBudget++;
-      if (this.autoDemote) tenant.current.demote("CPU budget exceeded");
+      if (this.autoDemote) this.demote(tenant, "CPU budget exceeded");
       return { status: "over-budget" };
     }
     // A lease without the lease object: this is the per-message path.
@@ -390,6 +463,38 @@ export class TenantRegistry {
     };
   }
 
+  /**
+   * Moves the tenant to async execution for good: its sync runner is
+   * demoted (which counts and reports it, see runnerOptions); a tenant on
+   * probation already runs async, so ending its probation is its demotion.
+   */
+  private demote(tenant: Tenant, reason: string): void {
+    if (tenant.probationLeft > 0) {
+      tenant.probationLeft = 0;
+      tenant.counters.demotions++;
+      log("warn", LOG_SCOPE, `tenant ${tenant.id}: failed its probation (${reason}); its routes keep running asynchronously off the main thread`);
+      this.opts.onDemote?.(tenant.id, reason);
+      return;
+    }
+    tenant.current.demote(reason);
+  }
+
+  /** A route of a tenant on probation completed: one fewer to go; at the last, its runner moves to sync (once nothing is in flight). */
+  private proveRoute(tenant: Tenant, outcome: RouteOutcome): void {
+    if (outcome.status === "error" && (outcome.kind === "timeout" || outcome.kind === "oom")) {
+      this.demote(tenant, outcome.kind === "timeout" ? "route timed out" : "route ran out of memory");
+      return;
+    }
+    if (tenant.probationLeft > 1) {
+      tenant.probationLeft--;
+      return;
+    }
+    // The last one: kept at 1 until the runner can switch (no execution in flight).
+    if (tenant.current.promote?.() !== true) return;
+    tenant.probationLeft = 0;
+    log("info", LOG_SCOPE, `tenant ${tenant.id}: passed its probation (${this.opts.probationRoutes} route calls); its routes now run synchronously`);
+  }
+
   private hold(runner: TenantRunner): void {
     this.users.set(runner, (this.users.get(runner) ?? 0) + 1);
   }
@@ -419,6 +524,7 @@ export class TenantRegistry {
   reload(tenantId: string): Promise<ReloadResult> {
     const tenant = this.byId.get(tenantId);
     if (tenant === undefined) return Promise.resolve({ ok: false, error: `no tenant "${tenantId}"` });
+    if (tenant.evicted) return Promise.resolve({ ok: false, error: `tenant ${tenantId} runs in another process now` });
     const pending = this.reloading.get(tenantId);
     if (pending !== undefined) return pending;
     const job = this.doReload(tenant).finally(() => this.reloading.delete(tenantId));
@@ -504,9 +610,9 @@ export class TenantRegistry {
       log("err", LOG_SCOPE, `tenant ${tenant.id}: reload failed, the previous script keeps running: ${error}`);
       return { ok: false, error };
     }
-    if (this.disposed) {
+    if (this.disposed || tenant.evicted) {
       fresh.dispose();
-      return { ok: false, error: "tenant registry disposed" };
+      return { ok: false, error: this.disposed ? "tenant registry disposed" : `tenant ${tenant.id} runs in another process now` };
     }
     const old = tenant.current;
     tenant.current = fresh;
@@ -535,6 +641,7 @@ export class TenantRegistry {
 
   private account(tenant: Tenant, ctx: MessageContext, outcome: RouteOutcome): RouteOutcome {
     if (this.cpuBudgets) tenant.budget.charge();
+    if (tenant.probationLeft > 0) this.proveRoute(tenant, outcome);
     const c = tenant.counters;
     if (outcome.status === "error") {
       c.routeErrors++;
@@ -543,6 +650,21 @@ export class TenantRegistry {
     }
     if (ctx.replied !== undefined) this.recordReply(tenant, ctx.replied.status);
     return outcome;
+  }
+
+  /** See REPEATED_OUT_OF_MEMORY_WINDOW_MS. */
+  private throttleRepeatedOutOfMemory(tenant: Tenant): void {
+    const now = (this.opts.nowMs ?? performance.now.bind(performance))();
+    const last = tenant.lastOutOfMemoryMs;
+    tenant.lastOutOfMemoryMs = now;
+    if (last === undefined || now - last >= REPEATED_OUT_OF_MEMORY_WINDOW_MS) return;
+    const budget = tenant.budget;
+    budget.penalize(budget.capacityMs);
+    log(
+      "warn",
+      LOG_SCOPE,
+      `tenant ${tenant.id}: ran out of memory again within ${REPEATED_OUT_OF_MEMORY_WINDOW_MS / 1000} s: its CPU budget is put ${budget.capacityMs.toFixed(0)} ms in debt; its requests are refused until it is paid back`,
+    );
   }
 
   private disposeRunner(tenant: Tenant, runner: TenantRunner): void {
@@ -561,8 +683,17 @@ export class TenantRegistry {
       // Core functions (KSR.is_INVITE, KSR.setflag, ...) and KSR.x are always there; a module not
       // allowed is absent from the KSR object, so calling it fails like any undefined function.
       modules: allowed === undefined ? this.modules : this.modules.filter((m) => m.name === "" || allowed.has(m.name)),
-      mode: entry.mode,
+      // On probation (until it has proved itself) a sync tenant's runner starts async.
+      mode: this.onProbation(entry) && (tenant()?.probationLeft ?? 1) > 0 ? "async" : entry.mode,
       autoDemote: this.autoDemote,
+      // Once per isolate lost (the executions queued on it each report an oom outcome).
+      onOutOfMemory: () => {
+        const t = tenant();
+        if (t !== undefined && this.cpuBudgets && this.opts.throttleRepeatedOutOfMemory === true) this.throttleRepeatedOutOfMemory(t);
+        this.opts.onOutOfMemory?.(entry.id);
+      },
+      // A route queued behind an out-of-memory is admitted again: a throttled tenant's is not run.
+      ...(this.cpuBudgets && this.opts.throttleRepeatedOutOfMemory === true ? { retryQueuedAfterOutOfMemory: () => tenant()?.budget.admit() !== false } : {}),
       onDemote: (reason) => {
         const t = tenant();
         if (t !== undefined) t.counters.demotions++;

@@ -21,6 +21,8 @@ import type { ReloadResult } from "./registry.js";
 export interface ReceivedItem {
   readonly data: string;
   readonly rcv: ReceiveInfo;
+  /** The tenant the front chose, on messages to a shard (which hands back those of a tenant it moved out). */
+  readonly tenant?: string;
 }
 
 /** Bytes the worker asks the front to send (TransportLayer.send's arguments). */
@@ -95,6 +97,8 @@ export type WorkerMessage =
   | { readonly t: "ops"; readonly id: number; readonly result?: unknown; readonly error?: string }
   /** A shard asks that one of its tenants be moved into a process of its own (it ran out of memory). */
   | { readonly t: "evict"; readonly tenant: string; readonly reason: string }
+  /** Messages a shard received for a tenant it moved out (evict): the front passes them on to the tenant's process. */
+  | { readonly t: "return"; readonly items: readonly ReceivedItem[] }
   /** Each tenant's execution mode. */
   | { readonly t: "status"; readonly id: number; readonly modes: Readonly<Record<string, string>> };
 

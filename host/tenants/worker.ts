@@ -12,7 +12,10 @@
  * processes, transactions and data. A shard writes the index of the tenant
  * whose route starts into its running file (only when it is another tenant
  * than the last one: one pwrite, no IPC message), so the front knows whom
- * to quarantine when the shard dies.
+ * to quarantine when the shard dies. A shard's tenants share its main
+ * thread, so a new tenant runs its first routes off it (probation,
+ * SHARD_PROBATION_ROUTES), and one whose route runs out of memory is moved
+ * into a process of its own at once (shardEviction).
  *
  * Inside, it is the in-process server unchanged: a SipServer over a
  * TenantRegistry holding this worker's tenants, whose transport is the IPC
@@ -42,6 +45,7 @@ import {
   NONCE_SECRET_ENV,
   isFrontMessage,
   type FrontMessage,
+  type ReceivedItem,
   type SendItem,
   type WorkerConfig,
   type WorkerMessage,
@@ -136,27 +140,57 @@ function yieldIsolateThreads(): number {
   return lowered;
 }
 
-/** The demotion reason of a route that ran out of memory (ScriptRunner.runRoute). */
-const OUT_OF_MEMORY_DEMOTION = "route ran out of memory";
+/**
+ * Route calls a tenant of a shard runs off the main thread before it runs
+ * there (TenantRegistryOptions.probationRoutes): a few hundred ms of a
+ * busy tenant's traffic, enough that a script that misbehaves from its
+ * first messages (a heap bomb fills its heap for hundreds of ms, a loop
+ * runs to its timeout) does so on isolated-vm's lowered threads, not on
+ * the thread its neighbours share.
+ */
+export const SHARD_PROBATION_ROUTES = 100;
 
 /**
- * Once a shard tenant is demoted: isolated-vm's threads at MISBEHAVING_NICE,
- * now and as new ones start. A tenant demoted for running out of memory is
- * also reported to the front (`evict`), which moves it into a process of
- * its own: rebuilding its isolate after each out-of-memory costs the
- * shard's main thread, and so its neighbours, whatever the threads' priority.
+ * A shard's isolated-vm threads run its tenants on probation and its
+ * demoted ones, never the proven ones (those run on the main thread): they
+ * are kept at MISBEHAVING_NICE from the start, as the pool starts them.
+ * A demotion is logged.
  */
-function shardYield(post: (msg: WorkerMessage) => void): (tenantId: string, reason: string) => void {
-  let interval: NodeJS.Timeout | undefined;
+function shardYield(): (tenantId: string, reason: string) => void {
+  yieldIsolateThreads();
+  setInterval(yieldIsolateThreads, SHARD_YIELD_INTERVAL_MS).unref();
   return (tenantId, reason) => {
-    if (reason === OUT_OF_MEMORY_DEMOTION) post({ t: "evict", tenant: tenantId, reason });
     const lowered = yieldIsolateThreads();
     log("notice", tenantId, `tenant ${tenantId} demoted (${reason}): its routes run on isolated-vm's threads at nice ${MISBEHAVING_NICE} (${lowered} lowered now); the shard's main thread keeps its priority`);
-    if (interval !== undefined) return;
-    interval = setInterval(yieldIsolateThreads, SHARD_YIELD_INTERVAL_MS);
-    interval.unref();
   };
 }
+
+/**
+ * A shard moves a tenant out at its first out-of-memory, before its isolate
+ * is rebuilt here: every rebuild costs the shard's main thread, and so its
+ * neighbours, whatever the threads' priority. Its runners here are
+ * disposed, the front is asked (`evict`) to start a process of its own, and
+ * its messages that reach the shard from now on are handed back to the
+ * front (`return`), which passes them on to that process. Never the shard's
+ * last tenant (the front refuses that too). `isEvicted` is what the
+ * shard's message loop asks.
+ */
+function shardEviction(post: (msg: WorkerMessage) => void, registry: () => TenantRegistry): { onOutOfMemory: (tenantId: string) => void; isEvicted: (tenantId: string) => boolean } {
+  const evicted = new Set<string>();
+  return {
+    onOutOfMemory: (tenantId) => {
+      const reg = registry();
+      if (evicted.has(tenantId) || reg.tenants.length - evicted.size <= 1) return;
+      evicted.add(tenantId);
+      reg.evict(tenantId);
+      post({ t: "evict", tenant: tenantId, reason: OUT_OF_MEMORY_REASON });
+    },
+    isEvicted: (tenantId) => evicted.has(tenantId),
+  };
+}
+
+/** Why a shard asks to move a tenant out. */
+const OUT_OF_MEMORY_REASON = "route ran out of memory";
 
 /**
  * The tenants file reduced to some tenants (in file order), with the
@@ -332,7 +366,11 @@ export class IpcTransport implements ServerTransport {
 }
 
 /** The registry of this worker's tenants: from the tenants file, or the single script of `ksr run --workers`. */
-function workerRegistry(config: WorkerConfig, recordRunning: ((index: number) => void) | undefined, post: (msg: WorkerMessage) => void): TenantRegistry {
+function workerRegistry(
+  config: WorkerConfig,
+  recordRunning: ((index: number) => void) | undefined,
+  eviction: ReturnType<typeof shardEviction> | undefined,
+): TenantRegistry {
   if (config.script !== undefined) {
     const { path, heapMb, routeTimeoutMs, settings } = config.script;
     // As `ksr run script.js` in one process: no CPU budgets, no demotion.
@@ -346,7 +384,10 @@ function workerRegistry(config: WorkerConfig, recordRunning: ((index: number) =>
     const position = new Map(config.tenantIds.map((id, i) => [id, i]));
     return new TenantRegistry(tenants, {
       ...idle,
-      onDemote: shardYield(post),
+      onDemote: shardYield(),
+      probationRoutes: SHARD_PROBATION_ROUTES,
+      throttleRepeatedOutOfMemory: true,
+      ...(eviction !== undefined ? { onOutOfMemory: eviction.onOutOfMemory } : {}),
       ...(recordRunning !== undefined ? { onTenantSwitch: (t) => recordRunning(position.get(t.id)!) } : {}),
     });
   }
@@ -355,6 +396,7 @@ function workerRegistry(config: WorkerConfig, recordRunning: ((index: number) =>
     // Alone in this process, the tenant's CPU share covers all of it: its
     // script, isolate rebuilds, garbage collection and SIP processing.
     budgetCpuNs: processCpuNs,
+    throttleRepeatedOutOfMemory: true,
     onDemote: (tenantId, reason) => yieldCpu(tenantId, `tenant ${tenantId} demoted (${reason})`),
   });
 }
@@ -401,10 +443,12 @@ export async function runTenantWorker(
   let sharedBy: SharingWorkers | undefined;
   let sharedState: { close(): void } | undefined;
   let running: ReturnType<typeof runningRecorder> | undefined;
+  let eviction: ReturnType<typeof shardEviction> | undefined;
   try {
     sharedBy = sharing(config, (db) => (sharedState = db));
     if (config.runningFile !== undefined) running = runningRecorder(config.runningFile);
-    registry = workerRegistry(config, running?.record, post);
+    if (config.kind === "shard" && config.script === undefined) eviction = shardEviction(post, () => registry);
+    registry = workerRegistry(config, running?.record, eviction);
   } catch (err) {
     const text =
       err instanceof TenantsConfigError
@@ -441,14 +485,19 @@ export async function runTenantWorker(
       case "sendResults":
         channel.sendResults(msg.sent, msg.failed);
         return;
-      case "sip":
+      case "sip": {
+        // Messages of a tenant moved out meanwhile go back to the front, for its new process.
+        let returned: ReceivedItem[] | undefined;
         for (const item of msg.items) {
-          channel.deliver(item.data, item.rcv);
+          if (item.tenant !== undefined && eviction?.isEvicted(item.tenant) === true) (returned ??= []).push(item);
+          else channel.deliver(item.data, item.rcv);
           outbox.handledOne();
         }
+        if (returned !== undefined) post({ t: "return", items: returned });
         return;
+      }
       case "reload": {
-        const ids = msg.tenant === undefined ? registry.tenants.map((t) => t.id) : [msg.tenant];
+        const ids = msg.tenant === undefined ? registry.tenants.filter((t) => eviction?.isEvicted(t.id) !== true).map((t) => t.id) : [msg.tenant];
         void Promise.all(ids.map((id) => registry.reload(id))).then((results) =>
           post({ t: "reloaded", id: msg.id, results: Object.fromEntries(ids.map((id, i) => [id, results[i]!])) }),
         );

@@ -84,6 +84,21 @@ describe("CpuBudget", () => {
     expect(budget.tokensMs).toBeCloseTo(380);
   });
 
+  test("a penalty empties the bucket and leaves it that much in debt, paid back by the refill", () => {
+    const { budget, state } = harness(0.5, 1000); // a 500 ms bucket, refilled at 0.5 ms per ms
+    budget.penalize(500);
+    expect(budget.tokensMs).toBe(-500);
+    state.nowMs += 999;
+    expect(budget.admit()).toBe(false);
+    state.nowMs += 2;
+    expect(budget.admit()).toBe(true);
+    // Already in debt: the penalty adds to it.
+    state.cpuNs += 100_000_000n;
+    budget.charge();
+    budget.penalize(500);
+    expect(budget.tokensMs).toBeCloseTo(-599.5, 6);
+  });
+
   test("rejects shares and windows that are not positive numbers", () => {
     const readCpuNs = () => 0n;
     expect(() => new CpuBudget({ share: 0, readCpuNs })).toThrow(RangeError);

@@ -50,7 +50,7 @@ describe("tenants in shards", () => {
     expect(occurrences(ksr.stderr(), /running \(pid \d+\)/)).toBe(1);
     ksr.child.kill("SIGUSR2");
     await ksr.waitFor(/INFO \[counters\] shard-0 tenants=3: process state=running pid=\d+ restarts=0 /);
-    await ksr.waitFor(/INFO \[counters\] tenant c: mode=sync messages=1 /);
+    await ksr.waitFor(/INFO \[counters\] tenant c: mode=probation messages=1 /);
     expect(await ksr.stop()).toBe(0);
   }, 60_000);
 
@@ -161,6 +161,53 @@ describe("tenants in shards", () => {
     expect(await ksr.stop()).toBe(0);
   }, 60_000);
 
+  it("a tenant of mode: async is moved out of its shard at its first out-of-memory, not rebuilt there; its neighbour keeps its state", async () => {
+    const dir = tenantDir();
+    dir.write("good.js", COUNTING);
+    dir.write("evil.js", hostile("const hoard = []; for (;;) hoard.push(new Array(1 << 20).fill(hoard.length));"));
+    const file = dir.write(
+      "tenants.yaml",
+      "tenants:\n  - id: good\n    script: good.js\n    match: { domains: [good.example] }\n" +
+        "  - id: evil\n    script: evil.js\n    mode: async\n    match: { domains: [evil.example] }\n    limits: { heapMb: 32, routeTimeoutMs: 2000 }\n",
+    );
+    const ksr = await startKsr(["--tenants", file, "--db", ":memory:", "--shards", "1"]);
+    const good = await peer();
+    const evil = await peer();
+    expect(await expectOptions200(good, ksr.udpPort, "good.example")).toBe("seen=1");
+    expect((await ask(evil, ksr.udpPort, { method: "INFO", uri: "sip:x@evil.example" }, 10_000)).status).toBe(500);
+    await ksr.waitFor(/NOTICE \[evil\] tenant moved into a process of its own: shard-0 asked to move it out \(route ran out of memory\)/);
+    await ksr.waitFor(/INFO \[evil\] tenant worker running \(pid \d+\)/);
+    expect(await answered(evil, ksr.udpPort, "evil.example")).toBe("evil ok");
+    // A second out-of-memory happens in its own process: the shard never rebuilt its isolate.
+    expect((await ask(evil, ksr.udpPort, { method: "INFO", uri: "sip:x@evil.example" }, 10_000)).status).toBe(500);
+    expect(await expectOptions200(good, ksr.udpPort, "good.example")).toBe("seen=2");
+    expect(occurrences(ksr.stderr(), /tenant moved into a process of its own/)).toBe(1);
+    expect(ksr.stderr()).not.toMatch(/process ended unexpectedly/);
+    ksr.child.kill("SIGUSR2");
+    // Its one out-of-memory since the move is counted in its own process.
+    await ksr.waitFor(/INFO \[counters\] tenant evil: mode=async messages=2 route-errors=1 timeouts=0 oom-restarts=1 /);
+    await ksr.waitFor(/INFO \[counters\] tenant good: mode=probation messages=2 route-errors=0 timeouts=0 oom-restarts=0 /);
+    expect(await ksr.stop()).toBe(0);
+  }, 60_000);
+
+  it("a tenant's first route calls in a shard run off the main thread (probation); after 100 it runs on the main thread", async () => {
+    const dir = tenantDir();
+    dir.write("good.js", COUNTING);
+    const file = dir.write("tenants.yaml", "tenants:\n  - id: good\n    script: good.js\n    match: { domains: [good.example] }\n");
+    const ksr = await startKsr(["--tenants", file, "--db", ":memory:", "--shards", "1"]);
+    const good = await peer();
+    for (let i = 1; i <= 99; i++) expect(await expectOptions200(good, ksr.udpPort, "good.example")).toBe(`seen=${i}`);
+    ksr.child.kill("SIGUSR2");
+    await ksr.waitFor(/INFO \[counters\] tenant good: mode=probation messages=99 /);
+    expect(await expectOptions200(good, ksr.udpPort, "good.example")).toBe("seen=100");
+    await ksr.waitFor(/tenant good: passed its probation \(100 route calls\); its routes now run synchronously/);
+    // The same isolate: its state carries over.
+    expect(await expectOptions200(good, ksr.udpPort, "good.example")).toBe("seen=101");
+    ksr.child.kill("SIGUSR2");
+    await ksr.waitFor(/INFO \[counters\] tenant good: mode=sync messages=101 .*demotions=0 /);
+    expect(await ksr.stop()).toBe(0);
+  }, 60_000);
+
   it("disposes an idle tenant's isolate and rebuilds it at its next message", async () => {
     const dir = tenantDir();
     dir.write("idle.js", COUNTING);
@@ -170,7 +217,7 @@ describe("tenants in shards", () => {
     expect(await expectOptions200(client, ksr.udpPort, "idle.example")).toBe("seen=1");
     expect(await expectOptions200(client, ksr.udpPort, "idle.example")).toBe("seen=2");
     const deadline = Date.now() + 20_000;
-    while (!/tenant idle: mode=sync messages=2 .*idle-disposals=1 /.test(ksr.stderr())) {
+    while (!/tenant idle: mode=probation messages=2 .*idle-disposals=1 /.test(ksr.stderr())) {
       if (Date.now() > deadline) throw new Error(`the isolate was not disposed:\n${ksr.stderr()}`);
       ksr.child.kill("SIGUSR2");
       await new Promise((r) => setTimeout(r, 300));

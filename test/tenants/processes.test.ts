@@ -333,6 +333,67 @@ describe("TenantProcesses with shards", () => {
   });
 });
 
+describe("TenantProcesses: a tenant a shard moves out", () => {
+  it("starts a process of its own at the shard's evict, and passes on the messages the shard hands back to it", async () => {
+    const dir = tenantDir();
+    for (const id of ["a", "b"]) dir.write(`${id}.js`, REPLY_200);
+    const config = loadTenantsFile(
+      dir.write("tenants.yaml", `tenants:\n${["a", "b"].map((id) => `  - id: ${id}\n    script: ${id}.js\n    match: { domains: [${id}.example] }\n`).join("")}`),
+    );
+    const spawned: { label: string; tenantIds: readonly string[]; worker: FakeWorker }[] = [];
+    let pid = 4_000_000_000; // fake pids far above any real one
+    const lowered: number[] = [];
+    const front = new TenantProcesses(config, {
+      plan: [{ label: "shard-0", tenantIds: ["a", "b"], kind: "shard", index: 0, poolSize: 1 }],
+      spawn: (w) => {
+        const worker = new FakeWorker(pid++);
+        spawned.push({ label: w.label, tenantIds: w.tenantIds, worker });
+        return worker as unknown as ChildProcess;
+      },
+      lowerPriority: (p) => lowered.push(p),
+    });
+    const ipc = new IpcTransport(LISTEN, { send: () => {} });
+    new SipServer((host) => front.attach(host), { listen: LISTEN, tenantId: "ksr", transport: (o) => ipc.attach(o) });
+    const start = front.start();
+    const shard = spawned[0]!.worker;
+    shard.say({ t: "ready" });
+    await start;
+    front.route(request({ ruri: "sip:x@a.example" }), "a1", rcv());
+    front.route(request({ ruri: "sip:x@b.example" }), "b1", rcv());
+    await new Promise((r) => setImmediate(r));
+    // A shard's messages name their tenant, for it to hand back those of a tenant it moved out.
+    const items = shard.received.flatMap((m) => (m.t === "sip" ? m.items : []));
+    expect(items.map((i) => [i.data, i.tenant])).toEqual([
+      ["a1", "a"],
+      ["b1", "b"],
+    ]);
+    shard.say({ t: "evict", tenant: "a", reason: "route ran out of memory" });
+    expect(spawned.map((s) => [s.label, [...s.tenantIds]])).toEqual([
+      ["shard-0", ["a", "b"]],
+      ["a", ["a"]],
+    ]);
+    const own = spawned[1]!.worker;
+    // It misbehaved: its process starts at the lowered priority.
+    expect(lowered).toEqual([own.pid]);
+    // The shard hands back a's message it received after moving a out; held while a's process starts.
+    shard.say({ t: "return", items: [items[0]!] });
+    front.route(request({ ruri: "sip:x@a.example" }), "a2", rcv());
+    front.route(request({ ruri: "sip:x@b.example" }), "b2", rcv());
+    await new Promise((r) => setImmediate(r));
+    expect(own.sipTexts()).toEqual([]);
+    own.say({ t: "ready" });
+    await new Promise((r) => setImmediate(r));
+    expect(own.sipTexts()).toEqual(["a1", "a2"]);
+    // Messages to a process of its own carry no tenant name.
+    expect(own.received.flatMap((m) => (m.t === "sip" ? m.items.map((i) => i.tenant) : []))).toEqual([undefined, undefined]);
+    expect(shard.sipTexts()).toEqual(["a1", "b1", "b2"]);
+    // The shard's last tenant is never moved out.
+    shard.say({ t: "evict", tenant: "b", reason: "route ran out of memory" });
+    expect(spawned).toHaveLength(2);
+    await front.stop();
+  });
+});
+
 describe("onlyTenants", () => {
   it("keeps the tenants named, in file order, and the default only when it is one of them", () => {
     const dir = tenantDir();

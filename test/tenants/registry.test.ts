@@ -411,3 +411,113 @@ function ksr_request_route() {
     expect(switches).toEqual(["a", "b", "a"]);
   });
 });
+
+describe("probation", () => {
+  const HEAP_BOMB = `function ksr_request_route() { const a = []; for (;;) a.push(new Array(100000).fill(1)); }\n`;
+
+  test("a sync tenant runs its first routes asynchronously and runs sync once they all completed", async () => {
+    const { registry: reg, tenant } = setup(replyWith("hi"), "", { probationRoutes: 3 });
+    expect([tenant.mode, tenant.runner.mode, tenant.probation]).toEqual(["probation", "async", 3]);
+    for (let i = 0; i < 2; i++) {
+      const result = reg.run(tenant, "ksr_request_route", contextFor(tenant));
+      expect(result).toBeInstanceOf(Promise);
+      expect(await result).toEqual({ status: "ok" });
+    }
+    expect([tenant.mode, tenant.probation]).toEqual(["probation", 1]);
+    expect(await reg.run(tenant, "ksr_request_route", contextFor(tenant))).toEqual({ status: "ok" });
+    expect([tenant.mode, tenant.probation]).toEqual(["sync", 0]);
+    // Proven: the next route runs on the calling thread.
+    expect(reg.run(tenant, "ksr_request_route", contextFor(tenant))).toEqual({ status: "ok" });
+    expect(tenant.counters.demotions).toBe(0);
+  });
+
+  test("a tenant that runs out of memory on probation stays async, demoted, and its first out-of-memory is reported", async () => {
+    const demoted: string[] = [];
+    const outOfMemory: string[] = [];
+    const { registry: reg, tenant } = setup(HEAP_BOMB, "    limits: { heapMb: 32, routeTimeoutMs: 5000 }\n", {
+      probationRoutes: 100,
+      onDemote: (id, reason) => demoted.push(`${id}: ${reason}`),
+      onOutOfMemory: (id) => outOfMemory.push(id),
+    });
+    expect(await runOnce(reg, tenant)).toMatchObject({ status: "error", kind: "oom" });
+    expect([tenant.mode, tenant.probation, tenant.counters.demotions, tenant.counters.oomRestarts]).toEqual(["async", 0, 1, 1]);
+    expect(demoted).toEqual(["t: route ran out of memory"]);
+    expect(outOfMemory).toEqual(["t"]);
+  });
+
+  test("explicit mode: async and autoDemote off keep no probation", () => {
+    expect(setup(replyWith("hi"), "    mode: async\n", { probationRoutes: 3 }).tenant.probation).toBe(0);
+    registry?.dispose();
+    const { tenant } = setup(replyWith("hi"), "", { probationRoutes: 3, autoDemote: false });
+    expect([tenant.mode, tenant.probation]).toEqual(["sync", 0]);
+  });
+});
+
+describe("eviction", () => {
+  test("at the first out-of-memory an evicted tenant's isolate is never rebuilt here: queued and later routes fail without running", async () => {
+    let reg!: TenantRegistry;
+    const dir = tenantDir();
+    dir.write("bomb.js", `function ksr_request_route() { const a = []; for (;;) a.push(new Array(100000).fill(1)); }\n`);
+    dir.write("good.js", replyWith("good"));
+    const config = loadTenantsFile(
+      dir.write(
+        "tenants.yaml",
+        "tenants:\n  - id: bomb\n    script: bomb.js\n    mode: async\n    match: { domains: [bomb.example] }\n    limits: { heapMb: 32, routeTimeoutMs: 5000 }\n" +
+          "  - id: good\n    script: good.js\n    match: { domains: [good.example] }\n",
+      ),
+    );
+    reg = registry = new TenantRegistry(config, { onOutOfMemory: (id) => reg.evict(id) });
+    const bomb = reg.get("bomb")!;
+    const runner = bomb.runner as ScriptRunner;
+    // Three queued on the isolate: the first runs it out of memory; the others must not re-create it.
+    const outcomes = await Promise.all([0, 1, 2].map(() => reg.run(bomb, "ksr_request_route", contextFor(bomb))));
+    expect(outcomes[0]).toMatchObject({ status: "error", kind: "oom" });
+    for (const o of outcomes.slice(1)) expect(o).toMatchObject({ status: "error" });
+    expect(runner.isDisposed).toBe(true);
+    expect(runner.restarts).toBe(0);
+    expect(await runOnce(reg, bomb)).toMatchObject({ status: "error", kind: "exception", message: "tenant bomb runs in another process now" });
+    expect(await reg.reload("bomb")).toEqual({ ok: false, error: "tenant bomb runs in another process now" });
+    expect(bomb.counters.oomRestarts).toBe(1);
+    // Its neighbour is untouched.
+    const good = reg.get("good")!;
+    const host = makeRecordingHost();
+    expect(await runOnce(reg, good, host)).toEqual({ status: "ok" });
+    expect(host.replies.map((r) => r.reason)).toEqual(["good"]);
+  });
+});
+
+describe("repeated out-of-memory", () => {
+  test("a second out-of-memory within the window puts the CPU bucket a whole bucket in debt: requests are refused until it is paid back", async () => {
+    const clock = { ms: 0 };
+    const { registry: reg, tenant } = setup(
+      `function ksr_request_route() { if (KSR.pv.gete("$rU") === "ok") { KSR.sl.sl_send_reply(200, "OK"); return; } const a = []; for (;;) a.push(new Array(100000).fill(1)); }\n`,
+      "    mode: async\n    limits: { heapMb: 32, routeTimeoutMs: 5000 }\n",
+      { nowMs: () => clock.ms, throttleRepeatedOutOfMemory: true },
+    );
+    const ok = (): Promise<TenantRouteOutcome> =>
+      Promise.resolve(reg.run(tenant, "ksr_request_route", new MessageContext(request({ ruri: "sip:ok@example.com" }), rcv(), "request", tenant.state, makeRecordingHost())));
+    // One out-of-memory is not throttled: the next request runs on a fresh isolate.
+    expect(await runOnce(reg, tenant)).toMatchObject({ status: "error", kind: "oom" });
+    clock.ms += 3000; // the bucket refills whatever the heap bomb's fill cost
+    expect(await ok()).toEqual({ status: "ok" });
+    const runner = tenant.runner as ScriptRunner;
+    expect(runner.restarts).toBe(1);
+    // A second one within 10 s: refused until a whole bucket (cpuShare 1 × 1000 ms) is paid back;
+    // the routes queued behind it are not run on a new isolate either (each would fill a new heap).
+    const burst = await Promise.all([0, 1, 2].map(() => runOnce(reg, tenant)));
+    expect(burst[0]).toMatchObject({ status: "error", kind: "oom" });
+    for (const o of burst.slice(1)) expect(o).toMatchObject({ status: "error" });
+    expect(runner.restarts).toBe(1);
+    expect(tenant.budget.tokensMs).toBeLessThanOrEqual(-tenant.budget.capacityMs);
+    expect(await ok()).toEqual({ status: "over-budget" });
+    clock.ms += 900;
+    expect(await ok()).toEqual({ status: "over-budget" });
+    clock.ms += 10_000;
+    expect(await ok()).toEqual({ status: "ok" });
+    // Out of memory again only after the window: not throttled.
+    clock.ms += 10_000;
+    expect(await runOnce(reg, tenant)).toMatchObject({ status: "error", kind: "oom" });
+    expect(await ok()).toEqual({ status: "ok" });
+    expect(tenant.counters.overBudget).toBe(2);
+  });
+});
