@@ -259,16 +259,7 @@ function checkCompiled(compiled: CompiledScript, api: ApiIndex): CheckFinding[] 
         continue;
       }
     }
-    const children: EsNode[] = [];
-    for (const key of Object.keys(node)) {
-      if (key === "loc") continue;
-      const value = node[key];
-      if (Array.isArray(value)) {
-        for (const item of value) if (isNode(item)) children.push(item);
-      } else if (isNode(value)) {
-        children.push(value);
-      }
-    }
+    const children = childrenOf(node);
     // Reverse so findings come out in source order.
     for (let i = children.length - 1; i >= 0; i--) stack.push({ node: children[i]!, parent: node });
   }

@@ -3,7 +3,7 @@
  * `udp:127.0.0.1:5060`, `tcp:[::1]:5060` (IPv6 in brackets, as in a SIP
  * URI host, RFC 3261 §25.1).
  */
-import { isIP } from "node:net";
+import { isIP, type AddressInfo, type Server } from "node:net";
 import { TRANSPORT_PROTOS as PROTOS, type ListenSocket, type TransportProto } from "../core/context.js";
 
 /** Parse `proto:ip:port`. Throws an Error whose message says what is wrong. */
@@ -64,4 +64,19 @@ export function normalizeIp(ip: string): string {
 
 export function isWildcardIp(ip: string): boolean {
   return ip === "0.0.0.0" || ip === "::";
+}
+
+/**
+ * Binds a stream server (TCP, TLS handshake front, WebSocket's HTTP server)
+ * to `config`; resolves with the socket bound (port 0 resolved). A wildcard
+ * "::" also accepts IPv4 (ipv6Only off).
+ */
+export function listenStream(server: Server, config: ListenSocket, proto: TransportProto): Promise<ListenSocket> {
+  return new Promise<ListenSocket>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host: config.ip, port: config.port, ipv6Only: config.ip === "::" ? false : undefined }, () => {
+      server.off("error", reject);
+      resolve({ proto, ip: config.ip, port: (server.address() as AddressInfo).port });
+    });
+  });
 }

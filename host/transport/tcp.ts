@@ -28,7 +28,7 @@ import type { ListenSocket, ReceiveInfo, TlsConnectionInfo } from "../core/conte
 import { log } from "../core/log.js";
 import { StreamFramer } from "../sip/framing.js";
 import type { ParseLimits } from "../sip/parser.js";
-import { formatHostPort, formatListenSocket, isWildcardIp, normalizeIp } from "./listen-socket.js";
+import { formatHostPort, formatListenSocket, isWildcardIp, listenStream, normalizeIp } from "./listen-socket.js";
 import type { MessageHandler } from "./udp.js";
 import { ConnectionPolicy, takeConnectionId, type ConnectionGuard } from "./connection-policy.js";
 import { connectionInfo, type TlsCredentials } from "./tls.js";
@@ -131,15 +131,7 @@ export class TcpTransport {
       const server = net.createServer((socket) => this.accept(socket, entry.bound));
       const entry = { server, bound: config };
       server.on("error", (err) => log("err", "transport", `${this.proto} ${formatListenSocket(entry.bound)}: ${err.message}`));
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
-        server.listen({ host: config.ip, port: config.port, ipv6Only: config.ip === "::" ? false : undefined }, () => {
-          server.off("error", reject);
-          const addr = server.address() as net.AddressInfo;
-          entry.bound = { proto: this.proto, ip: config.ip, port: addr.port };
-          resolve();
-        });
-      });
+      entry.bound = await listenStream(server, config, this.proto);
       this.servers.push(entry);
     }
     return this.bound;

@@ -48,7 +48,7 @@ import { log } from "../core/log.js";
 import type { ParseLimits } from "../sip/parser.js";
 import type { SendFlags } from "../modules/sendopts.js";
 import { ConnectionPolicy, takeConnectionId, type ConnectionGuard } from "./connection-policy.js";
-import { formatHostPort, formatListenSocket, normalizeIp } from "./listen-socket.js";
+import { formatHostPort, formatListenSocket, listenStream, normalizeIp } from "./listen-socket.js";
 import { connectionInfo, type TlsCredentials } from "./tls.js";
 import type { MessageHandler } from "./udp.js";
 import type { TcpConnectionEntry } from "./tcp.js";
@@ -218,15 +218,7 @@ export class WsTransport {
         socket.destroy();
       });
       server.on("error", (err) => log("err", "transport", `${this.proto} ${formatListenSocket(entry.bound)}: ${err.message}`));
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
-        server.listen({ host: config.ip, port: config.port, ipv6Only: config.ip === "::" ? false : undefined }, () => {
-          server.off("error", reject);
-          const addr = server.address() as net.AddressInfo;
-          entry.bound = { proto: this.proto, ip: config.ip, port: addr.port };
-          resolve();
-        });
-      });
+      entry.bound = await listenStream(server, config, this.proto);
       this.servers.push(entry);
     }
     return this.bound;
